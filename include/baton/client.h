@@ -1,0 +1,102 @@
+// Client: start, signal, inspect and manage orchestration instances.
+//
+// The Client talks to a Store directly (in-process). Every write it makes is
+// acknowledged only once it is durable (see store.h). It does not need a
+// running Worker to schedule or query; instances make progress when a Worker
+// serves the same store.
+//
+// Thread-safety: all methods may be called concurrently.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "baton/clock.h"
+#include "baton/history.h"
+#include "baton/instance.h"
+#include "baton/json.h"
+#include "baton/status.h"
+#include "baton/store.h"
+
+namespace baton {
+
+struct ScheduleOptions {
+  std::string instance_id;                // "" = a new random UUID
+  std::optional<TimePoint> start_at;      // nullopt = now; Pending until then
+  std::string version;
+  std::map<std::string, std::string> tags;
+  // Statuses in which an existing instance with the same id may be replaced.
+  // Empty: any existing instance makes ScheduleNewOrchestration fail.
+  std::vector<OrchestrationStatus> replaceable_statuses;
+};
+
+class Client {
+ public:
+  // `store` must outlive the client.
+  explicit Client(Store& store, std::shared_ptr<Clock> clock = nullptr);
+
+  // Schedules orchestrator `name` (it need not be registered anywhere yet).
+  // Returns the instance id. AlreadyExists: the id is taken (see
+  // ScheduleOptions::replaceable_statuses). InvalidArgument: empty name or an
+  // instance id that is longer than 256 characters or contains control characters.
+  Result<std::string> ScheduleNewOrchestration(std::string_view name, const Json& input = nullptr,
+                                               const ScheduleOptions& options = {});
+
+  // Raises event `name` with `data`. NotFound: no such instance.
+  // FailedPrecondition: the instance is terminal.
+  Status RaiseEvent(const std::string& instance_id, const std::string& name,
+                    const Json& data = nullptr);
+
+  // Terminates the instance with `output`. With `recursive`, its running
+  // sub-orchestrations are terminated too. NotFound; FailedPrecondition if terminal.
+  Status Terminate(const std::string& instance_id, const Json& output = nullptr,
+                   bool recursive = true);
+
+  // Suspends / resumes the instance. Events raised while it is suspended are
+  // kept and delivered, in order, after it resumes. NotFound; FailedPrecondition if terminal.
+  Status Suspend(const std::string& instance_id, const std::string& reason = "");
+  Status Resume(const std::string& instance_id, const std::string& reason = "");
+
+  // The instance's state. NotFound when it does not exist.
+  Result<InstanceState> GetState(const std::string& instance_id, bool include_payloads = true);
+
+  // Block until the instance started / reached a terminal status, or until
+  // `timeout`. NotFound; DeadlineExceeded on timeout.
+  Result<InstanceState> WaitForStart(const std::string& instance_id,
+                                     std::chrono::milliseconds timeout,
+                                     bool include_payloads = false);
+  Result<InstanceState> WaitForCompletion(const std::string& instance_id,
+                                          std::chrono::milliseconds timeout,
+                                          bool include_payloads = true);
+
+  // One page of instances; see InstanceQuery for filters and paging.
+  Result<QueryPage> Query(const InstanceQuery& query);
+
+  // The current execution's history, oldest first. NotFound.
+  Result<std::vector<HistoryEvent>> GetHistory(const std::string& instance_id);
+
+  // Deletes a terminal instance and its history. Returns 1.
+  // NotFound; FailedPrecondition when it is not terminal.
+  Result<int> Purge(const std::string& instance_id);
+  // Deletes every terminal instance that matches; returns how many.
+  Result<int> Purge(const PurgeFilter& filter);
+
+  // Starts the instance again with its name and input (after continue-as-new,
+  // the latest generation's input): under the
+  // same id (which must be terminal: FailedPrecondition otherwise) or, with
+  // `new_instance_id`, under a fresh id. Returns the id. NotFound.
+  Result<std::string> Restart(const std::string& instance_id, bool new_instance_id = false);
+
+ private:
+  Status Send(const std::string& instance_id, HistoryEvent event);
+
+  Store& store_;
+  std::shared_ptr<Clock> clock_;
+};
+
+}  // namespace baton

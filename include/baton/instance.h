@@ -1,0 +1,62 @@
+// What Baton knows about an orchestration instance, and how to ask for many.
+//
+// `InstanceState` is the metadata row of one instance (the Durable Task
+// protocol's OrchestrationState). `InstanceQuery` and `PurgeFilter` select
+// instances for listing and purging. These are plain values shared by the
+// Client (client.h) and every Store (store.h).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "baton/clock.h"
+#include "baton/history.h"
+
+namespace baton {
+
+struct InstanceState {
+  std::string instance_id;
+  std::string name;
+  std::string version;
+  std::string execution_id;  // changes at every continue-as-new
+  OrchestrationStatus status = OrchestrationStatus::kPending;
+  TimePoint created_at;
+  TimePoint last_updated_at;
+  std::optional<TimePoint> completed_at;      // set once terminal
+  std::optional<TimePoint> scheduled_start;   // when asked to start later
+  // Payloads (serialized JSON; "" = none). Left empty when the caller asked
+  // for state without inputs and outputs.
+  std::string input;
+  std::string output;
+  std::string custom_status;
+  std::optional<FailureDetails> failure;  // set when status is kFailed
+  std::string parent_instance_id;         // "" for top-level instances
+};
+
+// Which instances to list. Empty/unset fields do not filter.
+struct InstanceQuery {
+  std::vector<OrchestrationStatus> statuses;   // any of these
+  std::optional<TimePoint> created_from;       // inclusive
+  std::optional<TimePoint> created_to;         // exclusive
+  std::string instance_id_prefix;
+  int page_size = 100;                         // 1..1000
+  // Opaque token from the previous page's QueryPage::continuation_token.
+  std::string continuation_token;
+  bool include_payloads = false;  // fill input/output/custom_status/failure
+};
+
+struct QueryPage {
+  std::vector<InstanceState> instances;  // ordered by instance id
+  std::string continuation_token;        // "" when this is the last page
+};
+
+// Which instances to purge. Only terminal instances are ever purged.
+struct PurgeFilter {
+  std::optional<TimePoint> created_from;     // inclusive
+  std::optional<TimePoint> created_to;       // exclusive
+  std::vector<OrchestrationStatus> statuses;  // empty = every terminal status
+};
+
+}  // namespace baton

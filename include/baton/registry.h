@@ -1,0 +1,37 @@
+// Registry: the named orchestrators and activities a worker can run.
+//
+// Names are case-sensitive and unique per kind. Register everything before
+// handing the registry to a Worker; after that the registry is read-only and
+// may be shared by any number of threads.
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "baton/activity.h"
+#include "baton/orchestration.h"
+#include "baton/status.h"
+
+namespace baton {
+
+class Registry {
+ public:
+  // InvalidArgument: empty name or empty function. AlreadyExists: name taken.
+  Status AddOrchestrator(std::string name, OrchestratorFn fn);
+  Status AddActivity(std::string name, ActivityFn fn);
+
+  // Null when not registered. The pointer lives as long as the registry.
+  const OrchestratorFn* FindOrchestrator(std::string_view name) const;
+  const ActivityFn* FindActivity(std::string_view name) const;
+
+  std::vector<std::string> OrchestratorNames() const;
+  std::vector<std::string> ActivityNames() const;
+
+ private:
+  std::map<std::string, OrchestratorFn, std::less<>> orchestrators_;
+  std::map<std::string, ActivityFn, std::less<>> activities_;
+};
+
+}  // namespace baton

@@ -1,0 +1,52 @@
+// SqliteStore: the embedded, zero-set-up Store (store.h) on one SQLite file.
+//
+// One process owns the file at a time (an advisory lock on "<path>.lock";
+// a second opener gets FailedPrecondition naming the holder). The database
+// runs in WAL mode with one writer thread that group-commits: every write
+// queued while a transaction is in flight goes into the next transaction, so
+// concurrent commits share one fsync. Readers use their own connections and
+// never block the writer. The schema is src/store/sqlite/schema.sql.
+//
+// Work queues (which instance has visible messages, which activity tasks are
+// waiting) are mirrored in memory and rebuilt from the file at open, so a
+// fetch never scans the database and a fetcher is woken the moment a commit
+// makes work visible. Leases therefore live in memory: they end with the
+// process, which is also the only process that could hold them.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "baton/clock.h"
+#include "baton/status.h"
+#include "baton/store.h"
+
+namespace baton {
+
+enum class Durability {
+  // Every commit is fsync'ed before it is acknowledged or its effects are
+  // visible (SQLite synchronous=FULL for every transaction).
+  kFull,
+  // Acknowledged client writes and work-item commits that ask for it
+  // (OrchestrationUpdate::sync, e.g. an orchestration's completion) are
+  // fsync'ed; intermediate episode and activity commits ride on the next
+  // fsync. Survives SIGKILL with nothing lost; a power cut may re-run
+  // in-flight episodes (activities are at-least-once in any mode).
+  kAcknowledged,
+};
+
+struct SqliteStoreOptions {
+  std::string path;  // database file; created with its schema when missing
+  std::shared_ptr<Clock> clock;  // null = SystemClock()
+  std::chrono::milliseconds lease_duration{std::chrono::minutes(2)};
+  Durability durability = Durability::kFull;
+  int max_batch = 1024;  // most writes per group-committed transaction
+};
+
+// Opens (creating if needed) the store at options.path.
+// FailedPrecondition: another process holds the file. Unavailable/Internal:
+// SQLite could not open or migrate the file (message names the cause).
+Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteStoreOptions& options);
+
+}  // namespace baton

@@ -1,0 +1,219 @@
+// Store: the durable task hub behind the engine.
+//
+// A Store holds everything that must survive a crash: instances and their
+// histories, each instance's inbox of pending messages (new events, due
+// timers), and the queue of activity tasks. The engine (worker.h) drives it
+// through work items:
+//
+//   1. FetchOrchestrationWorkItem() leases one instance that has visible
+//      messages and returns them. The instance stays locked to that work item
+//      until Complete/Abandon or until the lease expires.
+//   2. The engine runs one *episode* of the orchestrator over those messages.
+//   3. CompleteOrchestrationWorkItem() commits, in ONE transaction, the new
+//      history, the instance's new metadata, the removal of the consumed
+//      messages, and every message and activity task the episode sends. Only
+//      after that commit are the sent messages and tasks visible to fetchers.
+//
+// Activities work the same way with FetchActivityWorkItem /
+// CompleteActivityWorkItem, whose commit removes the task and delivers its
+// result message to the orchestration in one transaction.
+//
+// Durability: every call documented as "acknowledged" returns only after its
+// transaction is on disk (fsync'ed) when the store was opened with
+// `Durability::kFull` (the default). Concurrent commits share one fsync (group
+// commit). Work-item commits may set `sync = false` to ride on the next fsync:
+// a crash of the process never loses them (the OS holds the data); a power cut
+// may, and then the episode runs again (activities are at-least-once).
+//
+// "No work" is not an error: fetches return an empty optional.
+//
+// Implementations: SqliteStore (sqlite_store.h). Every implementation must
+// pass the conformance suite in tests/store/store_conformance_test.cc.
+//
+// Thread-safety: every method may be called concurrently from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "baton/clock.h"
+#include "baton/history.h"
+#include "baton/instance.h"
+#include "baton/status.h"
+
+namespace baton {
+
+// An event addressed to one instance's inbox.
+struct Message {
+  uint64_t seq = 0;          // assigned by the store on insert; FIFO order
+  std::string instance_id;   // the target instance
+  // The target execution: messages that answer an action (TaskCompleted,
+  // TimerFired, SubOrchestrationInstance*) name it, and the engine drops them
+  // when the instance has moved on (continue-as-new). "" = any execution.
+  std::string execution_id;
+  TimePoint visible_at;      // not delivered before this time (timers, delayed starts)
+  HistoryEvent event;
+};
+
+// A unit of activity work: the TaskScheduled action of one orchestration.
+struct ActivityTask {
+  uint64_t seq = 0;  // assigned by the store on insert
+  std::string instance_id;
+  std::string execution_id;
+  int32_t task_id = -1;  // the TaskScheduled event id
+  std::string name;
+  std::string version;
+  std::string input;
+  TimePoint visible_at;  // not delivered before this time
+};
+
+struct OrchestrationWorkItem {
+  std::string instance_id;
+  uint64_t lock_token = 0;  // proves ownership to Complete/Abandon
+  TimePoint locked_until;
+  // The instance's metadata as committed (payloads omitted).
+  InstanceState instance;
+  // Number of events in the current execution's committed history. The engine
+  // compares it with its cached copy to know whether the cache is current.
+  int64_t history_size = 0;
+  std::vector<Message> messages;  // visible messages, in seq order; never empty
+  int dequeue_count = 1;          // how many times these messages were fetched
+};
+
+struct ActivityWorkItem {
+  ActivityTask task;
+  uint64_t lock_token = 0;
+  TimePoint locked_until;
+  int dequeue_count = 1;
+};
+
+// The result of one orchestration episode, committed atomically.
+struct OrchestrationUpdate {
+  // Instance metadata after the episode.
+  std::string execution_id;  // differs from the item's after continue-as-new
+  OrchestrationStatus status = OrchestrationStatus::kRunning;
+  std::string input;         // only written when reset_history (continue-as-new)
+  std::string output;
+  std::string custom_status;
+  std::optional<FailureDetails> failure;
+  // When true the committed history is replaced by `new_events` (continue-as-
+  // new); otherwise `new_events` are appended.
+  bool reset_history = false;
+  std::vector<HistoryEvent> new_events;
+  // Messages to any instance, this one included (timers). A message whose
+  // event is ExecutionStarted creates its target instance (a
+  // sub-orchestration): if the target exists and is not terminal, the store
+  // instead sends SubOrchestrationInstanceFailed (error type
+  // "InstanceAlreadyExists") back to the parent named in the event. Messages to
+  // instances that do not exist (other than ExecutionStarted) are dropped.
+  std::vector<Message> outbox;
+  std::vector<ActivityTask> tasks;
+  bool sync = true;  // fsync before the callback (see Durability above)
+};
+
+// Called once the commit is durable (or failed). Runs on a store thread: keep
+// it short and never call back into the store synchronously from it. For
+// CompleteOrchestrationWorkItem it runs BEFORE the instance's lease is
+// released, so the caller can update what it caches about the instance before
+// any other work item for that instance can be fetched.
+using CommitCallback = std::function<void(const Status&)>;
+
+struct CreateInstanceRequest {
+  std::string instance_id;  // required, 1..256 characters
+  std::string name;         // required
+  std::string version;
+  std::string input;
+  std::string execution_id;  // required: the first execution's id
+  std::optional<TimePoint> scheduled_start;  // nullopt = now
+  std::map<std::string, std::string> tags;
+  // If an instance with this id exists and its status is one of these, it is
+  // replaced (its history and inbox are deleted). Otherwise AlreadyExists.
+  std::vector<OrchestrationStatus> replaceable_statuses;
+};
+
+enum class WaitCondition { kStarted, kCompleted };
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // ---- Client side. Each is acknowledged (see Durability). ----
+
+  // Creates an instance in Pending state with an ExecutionStarted message.
+  // AlreadyExists: the id is taken and its status is not replaceable.
+  // InvalidArgument: empty id or name.
+  virtual Status CreateInstance(const CreateInstanceRequest& request) = 0;
+
+  // Appends `message` to the inbox of message.instance_id (EventRaised,
+  // ExecutionTerminated, ExecutionSuspended, ExecutionResumed).
+  // NotFound: no such instance. FailedPrecondition: the instance is terminal.
+  virtual Status SendMessage(Message message) = 0;
+
+  // NotFound when the instance does not exist.
+  virtual Result<InstanceState> GetInstance(const std::string& instance_id,
+                                            bool include_payloads) = 0;
+  // InvalidArgument: a malformed continuation token or page size.
+  virtual Result<QueryPage> QueryInstances(const InstanceQuery& query) = 0;
+  // The current execution's committed history, oldest first.
+  // NotFound when the instance does not exist.
+  virtual Result<std::vector<HistoryEvent>> GetHistory(const std::string& instance_id) = 0;
+
+  // Deletes a terminal instance, its history and inbox. Returns 1.
+  // NotFound: no such instance. FailedPrecondition: not terminal.
+  virtual Result<int> PurgeInstance(const std::string& instance_id) = 0;
+  // Deletes every terminal instance matching `filter`; returns how many.
+  virtual Result<int> PurgeInstances(const PurgeFilter& filter) = 0;
+
+  // Blocks until the instance has started (status not Pending) or is
+  // terminal (kCompleted), or until `timeout`. Wakes on commit, never polls.
+  // NotFound: no such instance. DeadlineExceeded: timed out.
+  virtual Result<InstanceState> WaitForInstance(const std::string& instance_id,
+                                                WaitCondition condition,
+                                                std::chrono::milliseconds timeout,
+                                                bool include_payloads) = 0;
+
+  // ---- Engine side. ----
+
+  // Leases one instance with visible messages, waiting up to `max_wait` for
+  // one to become ready. Empty optional on timeout or after Interrupt().
+  virtual Result<std::optional<OrchestrationWorkItem>> FetchOrchestrationWorkItem(
+      std::chrono::milliseconds max_wait) = 0;
+
+  // Commits an episode (see OrchestrationUpdate) and releases the lease.
+  // `done` receives: OK; Aborted if the lease was lost (expired and taken by
+  // another work item, or the instance was purged) — nothing was written.
+  virtual void CompleteOrchestrationWorkItem(const OrchestrationWorkItem& item,
+                                             OrchestrationUpdate update,
+                                             CommitCallback done) = 0;
+
+  // Releases the lease without consuming the messages; they become visible
+  // again after `delay`. Stale tokens are ignored.
+  virtual void AbandonOrchestrationWorkItem(const OrchestrationWorkItem& item,
+                                            std::chrono::milliseconds delay) = 0;
+
+  // Leases one visible activity task, waiting up to `max_wait`.
+  virtual Result<std::optional<ActivityWorkItem>> FetchActivityWorkItem(
+      std::chrono::milliseconds max_wait) = 0;
+
+  // Deletes the task and delivers `result` (TaskCompleted or TaskFailed,
+  // addressed to the task's instance and execution) in one transaction.
+  // `done` receives OK or Aborted (lease lost: nothing written).
+  virtual void CompleteActivityWorkItem(const ActivityWorkItem& item, Message result,
+                                        CommitCallback done) = 0;
+
+  // Releases the lease; the task becomes visible again after `delay`.
+  virtual void AbandonActivityWorkItem(const ActivityWorkItem& item,
+                                       std::chrono::milliseconds delay) = 0;
+
+  // Wakes every blocked Fetch*/WaitForInstance call; fetches return empty
+  // until ResumeFetching(). Used for graceful shutdown.
+  virtual void Interrupt() = 0;
+  virtual void ResumeFetching() = 0;
+};
+
+}  // namespace baton

@@ -1,0 +1,90 @@
+// Worker: runs orchestrations and activities from a Store.
+//
+// A Worker fetches work items from its Store and runs them with the functions
+// of its Registry:
+//   - orchestration episodes on `orchestration_threads` threads. A live
+//     orchestration keeps its coroutine in an in-memory cache between
+//     episodes, so its next episode costs O(new events), not O(history);
+//     the least recently used are evicted when the cache exceeds its budget
+//     and are rebuilt by replay when they next have work;
+//   - activities on `activity_threads` threads (the concurrency limit for
+//     activities).
+// Fetchers sleep until the store signals new work: there is no polling delay.
+//
+// Several Workers (in one or more processes) may share a store that supports
+// it; with SqliteStore there is one process per file.
+//
+// An orchestrator name that is not registered fails its instance with
+// error type "OrchestratorNotFound"; an unregistered activity fails the task
+// with "ActivityNotFound" (which the orchestrator sees as TaskFailedError).
+//
+// Thread-safety: Start/Stop/Stats may be called from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "baton/clock.h"
+#include "baton/registry.h"
+#include "baton/status.h"
+#include "baton/store.h"
+
+namespace baton {
+
+struct WorkerOptions {
+  int orchestration_threads = 2;
+  int activity_threads = 8;
+  // Orchestration cache budget: estimated bytes of cached instances, and a cap
+  // on their number. 0 disables the cache (every episode replays).
+  size_t cache_max_bytes = 256u << 20;
+  size_t cache_max_instances = 100000;
+  // Commit intermediate episodes without waiting for fsync (see
+  // Durability::kAcknowledged in sqlite_store.h); completions always sync.
+  bool sync_every_episode = false;
+  // Delay before a work item that failed unexpectedly is retried.
+  std::chrono::milliseconds abandon_delay{1000};
+  // Upper bound on continue-as-new generations run back to back in one episode.
+  int max_continue_as_new_per_episode = 20;
+  std::shared_ptr<Clock> clock;  // null = SystemClock()
+};
+
+// Counters since Start(), for tests, benchmarks and metrics.
+struct WorkerStats {
+  uint64_t episodes = 0;
+  uint64_t cache_hits = 0;
+  uint64_t cache_misses = 0;
+  uint64_t cache_evictions = 0;
+  uint64_t replayed_events = 0;   // history events re-applied to rebuild orchestrators
+  uint64_t applied_events = 0;    // new events applied in episodes
+  uint64_t activities_executed = 0;
+  uint64_t commit_failures = 0;   // episodes whose commit was rejected (lease lost)
+  size_t cached_instances = 0;
+  size_t cached_bytes = 0;
+};
+
+class Worker {
+ public:
+  // `store` and `registry` must outlive the worker.
+  Worker(Store& store, const Registry& registry, WorkerOptions options = {});
+  ~Worker();  // Stop()s if running
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Starts the threads. FailedPrecondition if already started.
+  Status Start();
+
+  // Graceful shutdown: stops fetching, lets running episodes and activities
+  // finish and commit, then joins the threads. Work not yet fetched stays in
+  // the store for the next start. Idempotent.
+  void Stop();
+
+  WorkerStats Stats() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace baton

@@ -1,0 +1,118 @@
+#include "baton/client.h"
+
+#include "util/uuid.h"
+
+namespace baton {
+namespace {
+
+Status ValidateInstanceId(std::string_view id) {
+  if (id.empty()) return InvalidArgumentError("instance id must not be empty");
+  if (id.size() > 256) return InvalidArgumentError("instance id is longer than 256 characters");
+  for (char c : id) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      return InvalidArgumentError("instance id contains a control character");
+    }
+  }
+  return Status::Ok();
+}
+
+std::string ReasonPayload(const std::string& reason) {
+  return reason.empty() ? std::string() : Json(reason).dump();
+}
+
+}  // namespace
+
+Client::Client(Store& store, std::shared_ptr<Clock> clock)
+    : store_(store), clock_(clock ? std::move(clock) : SystemClock()) {}
+
+Result<std::string> Client::ScheduleNewOrchestration(std::string_view name, const Json& input,
+                                                     const ScheduleOptions& options) {
+  if (name.empty()) return InvalidArgumentError("orchestrator name must not be empty");
+  std::string id = options.instance_id.empty() ? util::NewRandomUuid() : options.instance_id;
+  BATON_RETURN_IF_ERROR(ValidateInstanceId(id));
+  CreateInstanceRequest request;
+  request.instance_id = id;
+  request.name = std::string(name);
+  request.version = options.version;
+  request.input = ToPayload(input);
+  request.execution_id = util::NewRandomUuid();
+  request.scheduled_start = options.start_at;
+  request.tags = options.tags;
+  request.replaceable_statuses = options.replaceable_statuses;
+  BATON_RETURN_IF_ERROR(store_.CreateInstance(request));
+  return id;
+}
+
+Status Client::Send(const std::string& instance_id, HistoryEvent event) {
+  BATON_RETURN_IF_ERROR(ValidateInstanceId(instance_id));
+  TimePoint now = clock_->Now();
+  event.timestamp = now;
+  return store_.SendMessage(Message{0, instance_id, "", now, std::move(event)});
+}
+
+Status Client::RaiseEvent(const std::string& instance_id, const std::string& name,
+                          const Json& data) {
+  if (name.empty()) return InvalidArgumentError("event name must not be empty");
+  return Send(instance_id, HistoryEvent{-1, {}, events::EventRaised{name, ToPayload(data)}});
+}
+
+Status Client::Terminate(const std::string& instance_id, const Json& output, bool recursive) {
+  return Send(instance_id, HistoryEvent{-1, {}, events::ExecutionTerminated{ToPayload(output), recursive}});
+}
+
+Status Client::Suspend(const std::string& instance_id, const std::string& reason) {
+  return Send(instance_id, HistoryEvent{-1, {}, events::ExecutionSuspended{ReasonPayload(reason)}});
+}
+
+Status Client::Resume(const std::string& instance_id, const std::string& reason) {
+  return Send(instance_id, HistoryEvent{-1, {}, events::ExecutionResumed{ReasonPayload(reason)}});
+}
+
+Result<InstanceState> Client::GetState(const std::string& instance_id, bool include_payloads) {
+  return store_.GetInstance(instance_id, include_payloads);
+}
+
+Result<InstanceState> Client::WaitForStart(const std::string& instance_id,
+                                           std::chrono::milliseconds timeout,
+                                           bool include_payloads) {
+  return store_.WaitForInstance(instance_id, WaitCondition::kStarted, timeout, include_payloads);
+}
+
+Result<InstanceState> Client::WaitForCompletion(const std::string& instance_id,
+                                                std::chrono::milliseconds timeout,
+                                                bool include_payloads) {
+  return store_.WaitForInstance(instance_id, WaitCondition::kCompleted, timeout, include_payloads);
+}
+
+Result<QueryPage> Client::Query(const InstanceQuery& query) { return store_.QueryInstances(query); }
+
+Result<std::vector<HistoryEvent>> Client::GetHistory(const std::string& instance_id) {
+  return store_.GetHistory(instance_id);
+}
+
+Result<int> Client::Purge(const std::string& instance_id) {
+  return store_.PurgeInstance(instance_id);
+}
+
+Result<int> Client::Purge(const PurgeFilter& filter) { return store_.PurgeInstances(filter); }
+
+Result<std::string> Client::Restart(const std::string& instance_id, bool new_instance_id) {
+  BATON_ASSIGN_OR_RETURN(InstanceState state, store_.GetInstance(instance_id, true));
+  if (!new_instance_id && !IsTerminal(state.status)) {
+    return FailedPreconditionError("instance '" + instance_id + "' is " +
+                                   std::string(OrchestrationStatusName(state.status)) +
+                                   "; only a terminal instance can be restarted under the same id");
+  }
+  CreateInstanceRequest request;
+  request.instance_id = new_instance_id ? util::NewRandomUuid() : instance_id;
+  request.name = state.name;
+  request.version = state.version;
+  request.input = state.input;
+  request.execution_id = util::NewRandomUuid();
+  request.replaceable_statuses = {OrchestrationStatus::kCompleted, OrchestrationStatus::kFailed,
+                                  OrchestrationStatus::kTerminated, OrchestrationStatus::kCanceled};
+  BATON_RETURN_IF_ERROR(store_.CreateInstance(request));
+  return request.instance_id;
+}
+
+}  // namespace baton

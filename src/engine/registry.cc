@@ -1,0 +1,43 @@
+#include "baton/registry.h"
+
+namespace baton {
+
+Status Registry::AddOrchestrator(std::string name, OrchestratorFn fn) {
+  if (name.empty()) return InvalidArgumentError("orchestrator name must not be empty");
+  if (!fn) return InvalidArgumentError("orchestrator '" + name + "' has no function");
+  auto [it, inserted] = orchestrators_.emplace(std::move(name), std::move(fn));
+  if (!inserted) return AlreadyExistsError("orchestrator '" + it->first + "' is already registered");
+  return Status::Ok();
+}
+
+Status Registry::AddActivity(std::string name, ActivityFn fn) {
+  if (name.empty()) return InvalidArgumentError("activity name must not be empty");
+  if (!fn) return InvalidArgumentError("activity '" + name + "' has no function");
+  auto [it, inserted] = activities_.emplace(std::move(name), std::move(fn));
+  if (!inserted) return AlreadyExistsError("activity '" + it->first + "' is already registered");
+  return Status::Ok();
+}
+
+const OrchestratorFn* Registry::FindOrchestrator(std::string_view name) const {
+  auto it = orchestrators_.find(name);
+  return it == orchestrators_.end() ? nullptr : &it->second;
+}
+
+const ActivityFn* Registry::FindActivity(std::string_view name) const {
+  auto it = activities_.find(name);
+  return it == activities_.end() ? nullptr : &it->second;
+}
+
+std::vector<std::string> Registry::OrchestratorNames() const {
+  std::vector<std::string> out;
+  for (const auto& [name, fn] : orchestrators_) out.push_back(name);
+  return out;
+}
+
+std::vector<std::string> Registry::ActivityNames() const {
+  std::vector<std::string> out;
+  for (const auto& [name, fn] : activities_) out.push_back(name);
+  return out;
+}
+
+}  // namespace baton

@@ -1,0 +1,437 @@
+#include "baton/worker.h"
+
+#include <cxxabi.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <typeinfo>
+#include <variant>
+
+#include "core/executor.h"
+#include "engine/orchestration_cache.h"
+#include "util/log.h"
+#include "util/uuid.h"
+
+namespace baton {
+namespace {
+
+template <class... Fs>
+struct Overloaded : Fs... {
+  using Fs::operator()...;
+};
+template <class... Fs>
+Overloaded(Fs...) -> Overloaded<Fs...>;
+
+std::string Demangle(const char* name) {
+  int status = 0;
+  char* d = abi::__cxa_demangle(name, nullptr, nullptr, &status);
+  std::string out = (status == 0 && d) ? d : name;
+  std::free(d);
+  return out;
+}
+
+// A generation may continue-as-new this many times in one episode without
+// awaiting anything; beyond that it is a runaway loop.
+constexpr int kMaxContinueAsNewGenerations = 1000;
+
+constexpr std::chrono::milliseconds kFetchWait{500};
+
+}  // namespace
+
+class Worker::Impl {
+ public:
+  Impl(Store& store, const Registry& registry, WorkerOptions options)
+      : store_(store),
+        registry_(registry),
+        options_(std::move(options)),
+        clock_(options_.clock ? options_.clock : SystemClock()),
+        cache_(options_.cache_max_bytes, options_.cache_max_bytes == 0 ? 0 : options_.cache_max_instances),
+        lookup_([this](std::string_view name) { return registry_.FindOrchestrator(name); }) {}
+
+  ~Impl() { Stop(); }
+
+  Status Start() {
+    std::lock_guard lock(lifecycle_mu_);
+    if (running_) return FailedPreconditionError("worker already started");
+    if (options_.orchestration_threads < 1 || options_.activity_threads < 0) {
+      return InvalidArgumentError("orchestration_threads must be >= 1 and activity_threads >= 0");
+    }
+    running_ = true;
+    store_.ResumeFetching();
+    for (int i = 0; i < options_.orchestration_threads; ++i) {
+      threads_.emplace_back([this] { OrchestrationLoop(); });
+    }
+    for (int i = 0; i < options_.activity_threads; ++i) {
+      threads_.emplace_back([this] { ActivityLoop(); });
+    }
+    return Status::Ok();
+  }
+
+  void Stop() {
+    std::lock_guard lock(lifecycle_mu_);
+    if (!running_) return;
+    running_ = false;
+    store_.Interrupt();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    // Wait for the commits of the last episodes and activities.
+    std::unique_lock inflight_lock(inflight_mu_);
+    inflight_cv_.wait(inflight_lock, [this] { return inflight_ == 0; });
+  }
+
+  WorkerStats Stats() const {
+    WorkerStats s;
+    s.episodes = episodes_.load();
+    s.cache_hits = cache_hits_.load();
+    s.cache_misses = cache_misses_.load();
+    s.cache_evictions = cache_evictions_.load();
+    s.replayed_events = replayed_events_.load();
+    s.applied_events = applied_events_.load();
+    s.activities_executed = activities_executed_.load();
+    s.commit_failures = commit_failures_.load();
+    s.cached_instances = cache_.size();
+    s.cached_bytes = cache_.bytes();
+    return s;
+  }
+
+ private:
+  void OrchestrationLoop() {
+    while (running_) {
+      auto item = store_.FetchOrchestrationWorkItem(kFetchWait);
+      if (!item.ok()) {
+        util::Log().error("fetching orchestration work failed: {}", item.status().ToString());
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        continue;
+      }
+      if (!item->has_value()) continue;
+      OrchestrationWorkItem work = std::move(**item);
+      try {
+        ProcessOrchestration(work);
+      } catch (const std::exception& e) {
+        util::Log().error("episode of '{}' failed unexpectedly ({}); retrying later",
+                          work.instance_id, e.what());
+        store_.AbandonOrchestrationWorkItem(work, options_.abandon_delay);
+      }
+    }
+  }
+
+  void ActivityLoop() {
+    while (running_) {
+      auto item = store_.FetchActivityWorkItem(kFetchWait);
+      if (!item.ok()) {
+        util::Log().error("fetching activity work failed: {}", item.status().ToString());
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        continue;
+      }
+      if (!item->has_value()) continue;
+      RunActivity(std::move(**item));
+    }
+  }
+
+  void RunActivity(ActivityWorkItem item) {
+    const ActivityTask& task = item.task;
+    HistoryEvent result;
+    const ActivityFn* fn = registry_.FindActivity(task.name);
+    if (fn == nullptr) {
+      result.body = events::TaskFailed{
+          task.task_id, FailureDetails{"ActivityNotFound", "no activity named '" + task.name +
+                                                               "' is registered with this worker"}};
+    } else {
+      ActivityContext ctx(task.name, task.instance_id, task.execution_id, task.task_id, task.input,
+                          item.dequeue_count);
+      try {
+        Json out = (*fn)(ctx);
+        result.body = events::TaskCompleted{task.task_id, ToPayload(out)};
+      } catch (const DurableError& e) {
+        result.body = events::TaskFailed{task.task_id, e.details()};
+      } catch (const std::exception& e) {
+        result.body = events::TaskFailed{task.task_id, FailureDetails{Demangle(typeid(e).name()), e.what()}};
+      } catch (...) {
+        result.body = events::TaskFailed{
+            task.task_id, FailureDetails{"UnknownError", "the activity threw a value that is not a std::exception"}};
+      }
+    }
+    ++activities_executed_;
+    TimePoint now = clock_->Now();
+    result.timestamp = now;
+    Message message{0, task.instance_id, task.execution_id, now, std::move(result)};
+    BeginCommit();
+    store_.CompleteActivityWorkItem(item, std::move(message), [this](const Status& st) {
+      if (!st.ok()) util::Log().warn("activity result not recorded: {}", st.ToString());
+      EndCommit();
+    });
+  }
+
+  void ProcessOrchestration(OrchestrationWorkItem& item) {
+    const std::string& id = item.instance_id;
+    std::shared_ptr<engine::CachedOrchestration> entry = cache_.Take(id);
+    if (entry && entry->execution_id == item.instance.execution_id &&
+        entry->history_size == item.history_size) {
+      ++cache_hits_;
+    } else {
+      ++cache_misses_;
+      auto history = store_.GetHistory(id);
+      if (!history.ok()) {
+        util::Log().warn("cannot load history of '{}': {}", id, history.status().ToString());
+        store_.AbandonOrchestrationWorkItem(item, options_.abandon_delay);
+        return;
+      }
+      entry = std::make_shared<engine::CachedOrchestration>();
+      entry->executor = std::make_unique<core::Executor>(lookup_, id);
+      for (const HistoryEvent& e : *history) entry->executor->Apply(e, /*replaying=*/true);
+      entry->execution_id = item.instance.execution_id;
+      entry->history_size = static_cast<int64_t>(history->size());
+      replayed_events_ += history->size();
+    }
+    core::Executor& executor = *entry->executor;
+
+    if (IsTerminal(item.instance.status)) {
+      // Late messages for a finished instance (a result of an abandoned
+      // timer, an event raced with completion): consume them, change nothing.
+      ConsumeOnly(item);
+      return;
+    }
+
+    const TimePoint now = clock_->Now();
+    std::vector<HistoryEvent> new_events;
+    new_events.reserve(item.messages.size() + 2);
+    new_events.push_back(HistoryEvent{-1, now, events::OrchestratorStarted{}});
+    bool has_start = false;
+    bool has_terminate = false;
+    for (const Message& m : item.messages) {
+      if (!m.execution_id.empty() && m.execution_id != item.instance.execution_id) continue;
+      if (std::holds_alternative<events::ExecutionStarted>(m.event.body)) {
+        if (executor.Started() || has_start) continue;  // duplicate delivery
+        has_start = true;
+      }
+      if (std::holds_alternative<events::ExecutionTerminated>(m.event.body)) has_terminate = true;
+      new_events.push_back(m.event);
+    }
+    if (!executor.Started() && !has_start && !has_terminate) {
+      // Events for an instance whose start is scheduled later wait for it.
+      auto delay = std::chrono::milliseconds(1000);
+      if (item.instance.scheduled_start && *item.instance.scheduled_start > now) {
+        delay = std::chrono::duration_cast<std::chrono::milliseconds>(*item.instance.scheduled_start - now);
+      }
+      cache_.Put(id, std::move(entry));
+      store_.AbandonOrchestrationWorkItem(item, delay);
+      return;
+    }
+
+    for (const HistoryEvent& e : new_events) executor.Apply(e, /*replaying=*/false);
+    applied_events_ += new_events.size();
+    ++episodes_;
+    core::Episode episode = executor.TakeEpisode();
+
+    OrchestrationUpdate update;
+    update.execution_id = item.instance.execution_id;
+    update.new_events = std::move(new_events);
+    AddActions(episode, id, update.execution_id, executor.Name(), now, update);
+
+    int generations = 0;
+    while (episode.completion &&
+           episode.completion->status == OrchestrationStatus::kContinuedAsNew) {
+      if (++generations > kMaxContinueAsNewGenerations) {
+        episode.completion = core::Completion{};
+        episode.completion->status = OrchestrationStatus::kFailed;
+        episode.completion->failure = FailureDetails{
+            "ContinueAsNewLoop", "the orchestrator continued as new " +
+                                     std::to_string(kMaxContinueAsNewGenerations) +
+                                     " times in one episode without awaiting anything"};
+        break;
+      }
+      episode = StartNextGeneration(*entry, id, *episode.completion, now, update);
+    }
+    FinishEpisode(episode, *entry, id, now, update);
+
+    const bool terminal = IsTerminal(update.status);
+    entry->execution_id = update.execution_id;
+    entry->history_size = (update.reset_history ? 0 : item.history_size) +
+                          static_cast<int64_t>(update.new_events.size());
+    BeginCommit();
+    store_.CompleteOrchestrationWorkItem(
+        item, std::move(update), [this, id, entry, terminal](const Status& st) {
+          if (st.ok()) {
+            if (!terminal) cache_evictions_ += cache_.Put(id, entry);
+          } else {
+            ++commit_failures_;
+            util::Log().warn("episode of '{}' was not committed: {}", id, st.ToString());
+          }
+          EndCommit();
+        });
+  }
+
+  // Runs the next generation of a continued-as-new instance in place: its
+  // history replaces the old one in the same commit. Messages and tasks the
+  // old generation sent in this episode are still sent.
+  core::Episode StartNextGeneration(engine::CachedOrchestration& entry, const std::string& instance_id,
+                                    const core::Completion& completion, TimePoint now,
+                                    OrchestrationUpdate& update) {
+    const core::Executor& old = *entry.executor;
+    events::ExecutionStarted started;
+    started.name = old.Name();
+    started.version = old.Version();
+    started.input = completion.result;
+    started.instance_id = instance_id;
+    started.execution_id = util::NewRandomUuid();
+    started.parent = old.Parent();
+    std::vector<HistoryEvent> history;
+    history.reserve(2 + completion.carryover_events.size());
+    history.push_back(HistoryEvent{-1, now, events::OrchestratorStarted{}});
+    history.push_back(HistoryEvent{-1, now, started});
+    for (const HistoryEvent& e : completion.carryover_events) history.push_back(e);
+
+    auto fresh = std::make_unique<core::Executor>(lookup_, instance_id);
+    for (const HistoryEvent& e : history) fresh->Apply(e, /*replaying=*/false);
+    applied_events_ += history.size();
+    core::Episode episode = fresh->TakeEpisode();
+
+    update.reset_history = true;
+    update.new_events = std::move(history);
+    update.execution_id = started.execution_id;
+    update.input = started.input;
+    entry.executor = std::move(fresh);
+    AddActions(episode, instance_id, update.execution_id, started.name, now, update);
+    return episode;
+  }
+
+  // Turns each new action into its history event and the message or task it sends.
+  void AddActions(const core::Episode& episode, const std::string& instance_id,
+                  const std::string& execution_id, const std::string& orchestrator_name,
+                  TimePoint now, OrchestrationUpdate& update) {
+    for (const core::Action& action : episode.actions) {
+      HistoryEvent recorded;
+      recorded.event_id = action.id;
+      recorded.timestamp = now;
+      std::visit(
+          Overloaded{
+              [&](const core::actions::ScheduleTask& a) {
+                recorded.body = events::TaskScheduled{a.name, a.version, a.input};
+                update.tasks.push_back(ActivityTask{0, instance_id, execution_id, action.id, a.name,
+                                                    a.version, a.input, now});
+              },
+              [&](const core::actions::CreateTimer& a) {
+                recorded.body = events::TimerCreated{a.fire_at};
+                update.outbox.push_back(
+                    Message{0, instance_id, execution_id, a.fire_at,
+                            HistoryEvent{-1, a.fire_at, events::TimerFired{a.fire_at, action.id}}});
+              },
+              [&](const core::actions::CreateSubOrchestration& a) {
+                recorded.body =
+                    events::SubOrchestrationInstanceCreated{a.instance_id, a.name, a.version, a.input};
+                events::ExecutionStarted started;
+                started.name = a.name;
+                started.version = a.version;
+                started.input = a.input;
+                started.instance_id = a.instance_id;
+                started.execution_id = util::NewRandomUuid();
+                started.parent = ParentInstance{action.id, orchestrator_name, instance_id, execution_id};
+                std::string child_execution = started.execution_id;
+                update.outbox.push_back(Message{0, a.instance_id, std::move(child_execution), now,
+                                                HistoryEvent{-1, now, std::move(started)}});
+              },
+              [&](const core::actions::SendEvent& a) {
+                recorded.body = events::EventSent{a.instance_id, a.name, a.input};
+                update.outbox.push_back(
+                    Message{0, a.instance_id, "", now,
+                            HistoryEvent{-1, now, events::EventRaised{a.name, a.input}}});
+              },
+          },
+          action.body);
+      update.new_events.push_back(std::move(recorded));
+    }
+  }
+
+  // Closes the episode: completion (and what it tells parent and children),
+  // status, custom status.
+  void FinishEpisode(const core::Episode& episode, const engine::CachedOrchestration& entry,
+                     const std::string& instance_id, TimePoint now, OrchestrationUpdate& update) {
+    if (episode.completion) {
+      const core::Completion& c = *episode.completion;
+      update.new_events.push_back(
+          HistoryEvent{-1, now, events::ExecutionCompleted{c.status, c.result, c.failure}});
+      update.status = c.status;
+      update.output = c.result;
+      update.failure = c.failure;
+      update.sync = true;
+      if (const auto& parent = entry.executor->Parent()) {
+        HistoryEvent note{-1, now, events::OrchestratorStarted{}};
+        if (c.status == OrchestrationStatus::kCompleted) {
+          note.body = events::SubOrchestrationInstanceCompleted{parent->task_scheduled_id, c.result};
+        } else {
+          FailureDetails failure =
+              c.failure ? *c.failure
+                        : FailureDetails{"OrchestrationTerminated",
+                                         "sub-orchestration '" + instance_id + "' was terminated"};
+          note.body = events::SubOrchestrationInstanceFailed{parent->task_scheduled_id, std::move(failure)};
+        }
+        update.outbox.push_back(Message{0, parent->instance_id, parent->execution_id, now, std::move(note)});
+      }
+      for (const std::string& child : c.terminate_children) {
+        update.outbox.push_back(Message{0, child, "", now,
+                                        HistoryEvent{-1, now, events::ExecutionTerminated{c.result, true}}});
+      }
+    } else {
+      update.status = episode.suspended ? OrchestrationStatus::kSuspended : OrchestrationStatus::kRunning;
+      update.sync = options_.sync_every_episode;
+    }
+    update.custom_status = episode.custom_status;
+    update.new_events.push_back(HistoryEvent{-1, now, events::OrchestratorCompleted{}});
+  }
+
+  // Commits the removal of `item`'s messages and nothing else.
+  void ConsumeOnly(const OrchestrationWorkItem& item) {
+    auto state = store_.GetInstance(item.instance_id, /*include_payloads=*/true);
+    if (!state.ok()) {
+      store_.AbandonOrchestrationWorkItem(item, options_.abandon_delay);
+      return;
+    }
+    OrchestrationUpdate update;
+    update.execution_id = state->execution_id;
+    update.status = state->status;
+    update.output = state->output;
+    update.custom_status = state->custom_status;
+    update.failure = state->failure;
+    update.sync = false;
+    BeginCommit();
+    store_.CompleteOrchestrationWorkItem(item, std::move(update), [this](const Status&) { EndCommit(); });
+  }
+
+  void BeginCommit() {
+    std::lock_guard lock(inflight_mu_);
+    ++inflight_;
+  }
+  void EndCommit() {
+    std::lock_guard lock(inflight_mu_);
+    if (--inflight_ == 0) inflight_cv_.notify_all();
+  }
+
+  Store& store_;
+  const Registry& registry_;
+  const WorkerOptions options_;
+  std::shared_ptr<Clock> clock_;
+  engine::OrchestrationCache cache_;
+  core::OrchestratorLookup lookup_;
+
+  std::mutex lifecycle_mu_;
+  std::atomic<bool> running_{false};
+  std::vector<std::thread> threads_;
+
+  std::mutex inflight_mu_;
+  std::condition_variable inflight_cv_;
+  int64_t inflight_ = 0;
+
+  std::atomic<uint64_t> episodes_{0}, cache_hits_{0}, cache_misses_{0}, cache_evictions_{0},
+      replayed_events_{0}, applied_events_{0}, activities_executed_{0}, commit_failures_{0};
+};
+
+Worker::Worker(Store& store, const Registry& registry, WorkerOptions options)
+    : impl_(std::make_unique<Impl>(store, registry, std::move(options))) {}
+Worker::~Worker() = default;
+Status Worker::Start() { return impl_->Start(); }
+void Worker::Stop() { impl_->Stop(); }
+WorkerStats Worker::Stats() const { return impl_->Stats(); }
+
+}  // namespace baton

@@ -1,0 +1,662 @@
+// Semantics of the durable engine, end to end: Client -> SqliteStore -> Worker
+// -> orchestrator coroutines, on a real SQLite file in a temp dir.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "baton/client.h"
+#include "baton/registry.h"
+#include "baton/sqlite_store.h"
+#include "baton/worker.h"
+#include "testing/test_util.h"
+
+namespace baton {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::Eventually;
+using testing::TempDir;
+
+constexpr auto kWait = 60s;
+
+class EngineTest : public ::testing::Test {
+ protected:
+  // Opens the store and starts a worker. `clock` null = system clock.
+  void Open(WorkerOptions options = {}) {
+    SqliteStoreOptions store_options;
+    store_options.path = dir_.File("baton.db");
+    store_options.clock = clock_;
+    auto store = OpenSqliteStore(store_options);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    store_ = std::move(*store);
+    options.clock = clock_;
+    worker_ = std::make_unique<Worker>(*store_, registry_, options);
+    BATON_ASSERT_OK(worker_->Start());
+    client_ = std::make_unique<Client>(*store_, clock_);
+  }
+
+  void Close() {
+    if (worker_) worker_->Stop();
+    worker_.reset();
+    client_.reset();
+    store_.reset();
+  }
+
+  void TearDown() override { Close(); }
+
+  std::string Start(const std::string& name, const Json& input = nullptr,
+                    const ScheduleOptions& options = {}) {
+    auto id = client_->ScheduleNewOrchestration(name, input, options);
+    EXPECT_TRUE(id.ok()) << id.status().ToString();
+    return id.ok() ? *id : std::string();
+  }
+
+  InstanceState Await(const std::string& id) {
+    auto state = client_->WaitForCompletion(id, kWait);
+    EXPECT_TRUE(state.ok()) << id << ": " << state.status().ToString();
+    return state.ok() ? *state : InstanceState{};
+  }
+
+  // Waits until the instance's custom status equals `expected`.
+  bool AwaitCustomStatus(const std::string& id, const Json& expected) {
+    return Eventually([&] {
+      auto s = client_->GetState(id);
+      return s.ok() && FromPayload(s->custom_status) == expected;
+    });
+  }
+
+  std::vector<HistoryEvent> History(const std::string& id) {
+    auto h = client_->GetHistory(id);
+    EXPECT_TRUE(h.ok()) << h.status().ToString();
+    return h.ok() ? *h : std::vector<HistoryEvent>{};
+  }
+
+  template <typename E>
+  static int Count(const std::vector<HistoryEvent>& history) {
+    int n = 0;
+    for (const auto& e : history) n += std::holds_alternative<E>(e.body) ? 1 : 0;
+    return n;
+  }
+
+  TempDir dir_;
+  std::shared_ptr<Clock> clock_;  // null = system clock
+  Registry registry_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Worker> worker_;
+  std::unique_ptr<Client> client_;
+};
+
+Json Hello(ActivityContext& ctx) { return "Hello, " + ctx.GetInput<std::string>() + "!"; }
+
+TEST_F(EngineTest, SequenceOfActivities) {
+  BATON_ASSERT_OK(registry_.AddActivity("Hello", Hello));
+  BATON_ASSERT_OK(registry_.AddOrchestrator("Seq", [](OrchestrationContext& ctx) -> Task<Json> {
+    std::vector<std::string> out;
+    for (const char* city : {"Tokyo", "Seattle", "London"}) {
+      out.push_back(co_await ctx.CallActivity<std::string>("Hello", city));
+    }
+    co_return out;
+  }));
+  Open();
+  std::string id = Start("Seq");
+  InstanceState s = Await(id);
+  ASSERT_EQ(s.status, OrchestrationStatus::kCompleted);
+  EXPECT_EQ(FromPayload(s.output),
+            Json({"Hello, Tokyo!", "Hello, Seattle!", "Hello, London!"}));
+  auto history = History(id);
+  EXPECT_EQ(Count<events::TaskScheduled>(history), 3);
+  EXPECT_EQ(Count<events::TaskCompleted>(history), 3);
+  EXPECT_EQ(Count<events::ExecutionCompleted>(history), 1);
+  // Action ids start at 1 and completions refer to them.
+  for (const auto& e : history) {
+    if (auto* c = std::get_if<events::TaskCompleted>(&e.body)) {
+      EXPECT_GE(c->task_scheduled_id, 1);
+      EXPECT_LE(c->task_scheduled_id, 3);
+    }
+  }
+}
+
+TEST_F(EngineTest, FanOutFanInOfAThousandActivities) {
+  BATON_ASSERT_OK(registry_.AddActivity("Square", [](ActivityContext& ctx) -> Json {
+    int x = ctx.GetInput<int>();
+    return x * x;
+  }));
+  BATON_ASSERT_OK(registry_.AddOrchestrator("FanOut", [](OrchestrationContext& ctx) -> Task<Json> {
+    std::vector<Task<int>> tasks;
+    for (int i = 1; i <= 1000; ++i) tasks.push_back(ctx.CallActivity<int>("Square", i));
+    std::vector<int> results = co_await WhenAll(std::move(tasks));
+    int64_t sum = 0;
+    for (int r : results) sum += r;
+    co_return sum;
+  }));
+  Open();
+  InstanceState s = Await(Start("FanOut"));
+  ASSERT_EQ(s.status, OrchestrationStatus::kCompleted) << s.output;
+  int64_t expected = 0;
+  for (int64_t i = 1; i <= 1000; ++i) expected += i * i;
+  EXPECT_EQ(FromPayload(s.output).get<int64_t>(), expected);
+}
+
+TEST_F(EngineTest, SubOrchestrationResultAndFailurePropagation) {
+  BATON_ASSERT_OK(registry_.AddActivity("Validate", [](ActivityContext& ctx) -> Json {
+    if (ctx.GetInput<int>() < 0) {
+      throw DurableError("InvalidInput", "value must not be negative", Json{{"field", "value"}});
+    }
+    return ctx.GetInput<int>() * 10;
+  }));
+  BATON_ASSERT_OK(registry_.AddOrchestrator("Child", [](OrchestrationContext& ctx) -> Task<Json> {
+    co_return co_await ctx.CallActivity("Validate", ctx.GetInput());
+  }));
+  BATON_ASSERT_OK(registry_.AddOrchestrator("Parent", [](OrchestrationContext& ctx) -> Task<Json> {
+    Json ok = co_await ctx.CallSubOrchestrator("Child", 4);
+    try {
+      co_await ctx.CallSubOrchestrator("Child", -1);
+    } catch (const TaskFailedError& e) {
+      co_return Json{{"ok", ok},
+                     {"type", e.details().error_type},
+                     {"message", e.details().error_message},
+                     {"details", FromPayload(e.details().details)}};
+    }
+    co_return "not reached";
+  }));
+  BATON_ASSERT_OK(registry_.AddOrchestrator("UncaughtParent", [](OrchestrationContext& ctx) -> Task<Json> {
+    co_return co_await ctx.CallSubOrchestrator("Child", -5);
+  }));
+  Open();
+  InstanceState s = Await(Start("Parent"));
+  ASSERT_EQ(s.status, OrchestrationStatus::kCompleted) << s.output;
+  Json out = FromPayload(s.output);
+  EXPECT_EQ(out["ok"], 40);
+  EXPECT_EQ(out["type"], "InvalidInput");
+  EXPECT_EQ(out["message"], "value must not be negative");
+  EXPECT_EQ(out["details"], Json({{"field", "value"}}));
+
+  InstanceState failed = Await(Start("UncaughtParent"));
+  ASSERT_EQ(failed.status, OrchestrationStatus::kFailed);
+  ASSERT_TRUE(failed.failure.has_value());
+  EXPECT_EQ(failed.failure->error_type, "InvalidInput");
+  EXPECT_EQ(failed.failure->error_message, "value must not be negative");
+  EXPECT_EQ(FromPayload(failed.failure->details), Json({{"field", "value"}}));
+
+  // The children exist as instances of their own, linked to the parent.
+  auto page = client_->Query(InstanceQuery{});
+  ASSERT_TRUE(page.ok());
+  int children = 0;
+  for (const auto& i : page->instances) children += i.parent_instance_id.empty() ? 0 : 1;
+  EXPECT_EQ(children, 3);
+}
+
+TEST_F(EngineTest, DurableTimerFiresAtItsTimeAndNotBefore) {
+  auto clock = std::make_shared<ManualClock>(std::chrono::system_clock::now());
+  clock_ = clock;
+  BATON_ASSERT_OK(registry_.AddOrchestrator("Sleep", [](OrchestrationContext& ctx) -> Task<Json> {
+    TimePoint before = ctx.CurrentUtcDateTime();
+    co_await ctx.CreateTimer(std::chrono::hours(1));
+    co_return std::chrono::duration_cast<std::chrono::seconds>(ctx.CurrentUtcDateTime() - before).count();
+  }));
+  Open();
+  std::string id = Start("Sleep");
+  ASSERT_TRUE(client_->WaitForStart(id, kWait).ok());
+  // Not due yet: nothing completes however long we wait in real time.
+  EXPECT_EQ(client_->WaitForCompletion(id, 200ms).status().code(), StatusCode::kDeadlineExceeded);
+  clock->Advance(std::chrono::minutes(59));
+  EXPECT_EQ(client_->WaitForCompletion(id, 200ms).status().code(), StatusCode::kDeadlineExceeded);
+  clock->Advance(std::chrono::minutes(1));
+  InstanceState s = Await(id);
+  ASSERT_EQ(s.status, OrchestrationStatus::kCompleted);
+  EXPECT_GE(FromPayload(s.output).get<int64_t>(), 3600);
+}
+
+TEST_F(EngineTest, TimerThatCameDueWhileDownFiresAtRestart) {
+  auto clock = std::make_shared<ManualClock>(std::chrono::system_clock::now());
+  clock_ = clock;
+  BATON_ASSERT_OK(registry_.AddOrchestrator("Sleep", [](OrchestrationContext& ctx) -> Task<Json> {
+    co_await ctx.CreateTimer(std::chrono::hours(2));
+    co_return "woke";
+  }));
+  Open();
+  std::string id = Start("Sleep");
+  ASSERT_TRUE(client_->WaitForStart(id, kWait).ok());
+  Close();                         // the process is "down"...
+  clock->Advance(std::chrono::hours(3));  // ...while the timer comes due
+  Open();
+  InstanceState s = Await(id);
+  ASSERT_EQ(s.status, OrchestrationStatus::kCompleted);
+  EXPECT_EQ(FromPayload(s.output), "woke");
+}
+
+TEST_F(EngineTest, ExternalEventsRaisedBeforeAndAfterTheWait) {
+  BATON_ASSERT_OK(registry_.AddOrchestrator("Waiter", [](OrchestrationContext& ctx) -> Task<Json> {
+    ctx.SetCustomStatus("waiting-for-early");
+    Json early = co_await ctx.WaitForExternalEvent("Early");
+    ctx.SetCustomStatus("waiting-for-late");
+    Json late = co_await ctx.WaitForExternalEvent("late");  // names are case-insensitive
+    co_return Json{early, late};
+  }));
+  Open();
+  ScheduleOptions later;
+  std::string id = Start("Waiter");
+  // Raised before the orchestrator waits (typically before it even started).
+  BATON_ASSERT_OK(client_->RaiseEvent(id, "early", 1));
+  ASSERT_TRUE(AwaitCustomStatus(id, "waiting-for-late"));
+  BATON_ASSERT_OK(client_->RaiseEvent(id, "LATE", 2));
+  InstanceState s = Await(id);
+  ASSERT_EQ(s.status, OrchestrationStatus::kCompleted);
+  EXPECT_EQ(FromPayload(s.output), Json({1, 2}));
+  EXPECT_EQ(client_->RaiseEvent(id, "late", 3).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(client_->RaiseEvent("no-such-instance", "x", 3).code(), StatusCode::kNotFound);
+}
+
+TEST_F(EngineTest, WhenAnyOfAnEventAndATimer) {
+  auto clock = std::make_shared<ManualClock>(std::chrono::system_clock::now());
+  clock_ = clock;
+  BATON_ASSERT_OK(registry_.AddOrchestrator("Approval", [](OrchestrationContext& ctx) -> Task<Json> {
+    Task<Json> approval = ctx.WaitForExternalEvent("Approve");
+    Task<void> deadline = ctx.CreateTimer(std::chrono::hours(24));
+    size_t winner = co_await WhenAny(approval, deadline);
+    if (winner == 0) {
+      Json who = co_await approval;  // g++ 12: no co_await inside a braced list
+      co_return Json{{"approved", who}};
+    }
+    co_return "timed out";
+  }));
+  BATON_ASSERT_OK(registry_.AddOrchestrator("TimedWait", [](OrchestrationContext& ctx) -> Task<Json> {
+    try {
+      co_await ctx.WaitForExternalEvent("Never", std::chrono::minutes(5));
+    } catch (const TaskFailedError& e) {
+      co_return e.details().error_type;
+    }
+    co_return "received";
+  }));
+  Open();
+  std::string approved = Start("Approval");
+  std::string expired = Start("Approval");
+  std::string timed = Start("TimedWait");
+  ASSERT_TRUE(client_->WaitForStart(approved, kWait).ok());
+  ASSERT_TRUE(client_->WaitForStart(expired, kWait).ok());
+  ASSERT_TRUE(client_->WaitForStart(timed, kWait).ok());
+  BATON_ASSERT_OK(client_->RaiseEvent(approved, "Approve", "alice"));
+  InstanceState a = Await(approved);
+  EXPECT_EQ(FromPayload(a.output), Json({{"approved", "alice"}}));
+  EXPECT_EQ(client_->WaitForCompletion(expired, 100ms).status().code(), StatusCode::kDeadlineExceeded);
+  clock->Advance(std::chrono::hours(25));
+  EXPECT_EQ(FromPayload(Await(expired).output), "timed out");
+  EXPECT_EQ(FromPayload(Await(timed).output), "TimeoutError");
+}
+
+TEST_F(EngineTest, ContinueAsNewCarriesUnprocessedEvents) {
+  BATON_ASSERT_OK(registry_.AddOrchestrator("Counter", [](OrchestrationContext& ctx) -> Task<Json> {
+    Json state = ctx.GetInput();
+    int total = state.value("total", 0);
+    int generation = state.value("generation", 0);
+    if (generation == 5) co_return total;
+    ctx.SetCustomStatus(generation);
+    int add = co_await ctx.WaitForExternalEvent<int>("add");
+    ctx.ContinueAsNew(Json{{"total", total + add}, {"generation", generation + 1}});
+    co_return nullptr;
+  }));
+  Open();
+  std::string id = Start("Counter", Json{{"total", 0}, {"generation", 0}});
+  ASSERT_TRUE(client_->WaitForStart(id, kWait).ok());
+  // Five events in a burst: most arrive while an earlier generation runs and
+  // must be carried into the next one.
+  for (int i = 1; i <= 5; ++i) BATON_ASSERT_OK(client_->RaiseEvent(id, "add", i));
+  InstanceState s = Await(id);
+  ASSERT_EQ(s.status, OrchestrationStatus::kCompleted);
+  EXPECT_EQ(FromPayload(s.output), 15);
+  // The history is that of the last generation only.
+  auto history = History(id);
+  EXPECT_EQ(Count<events::ExecutionStarted>(history), 1);
+  EXPECT_LT(history.size(), 10u);
+}
+
+TEST_F(EngineTest, RetryWithBackoffIsVisibleInHistory) {
+  auto attempts = std::make_shared<std::atomic<int>>(0);
+  BATON_ASSERT_OK(registry_.AddActivity("Flaky", [attempts](ActivityContext&) -> Json {
+    if (++*attempts < 3) throw std::runtime_error("transient");
+    return "finally";
+  }));
+  BATON_ASSERT_OK(registry_.AddActivity("AlwaysFails", [](ActivityContext&) -> Json {
+    throw DurableError("Broken", "always");
+  }));
+  BATON_ASSERT_OK(registry_.AddOrchestrator("Retry", [](OrchestrationContext& ctx) -> Task<Json> {
+    RetryPolicy retry;
+    retry.max_attempts = 5;
+    retry.first_retry_interval = 5ms;
+    retry.backoff_coefficient = 2.0;
+    std::string result = co_await ctx.CallActivity<std::string>("Flaky", nullptr, retry);
+    retry.max_attempts = 2;
+    try {
+      co_await ctx.CallActivity("AlwaysFails", nullptr, retry);
+    } catch (const TaskFailedError& e) {
+      co_return Json{result, e.details().error_type};
+    }
+    co_return "not reached";
+  }));
+  Open();
+  std::string id = Start("Retry");
+  InstanceState s = Await(id);
+  ASSERT_EQ(s.status, OrchestrationStatus::kCompleted);
+  EXPECT_EQ(FromPayload(s.output), Json({"finally", "Broken"}));
+  EXPECT_EQ(attempts->load(), 3);
+  auto history = History(id);
+  EXPECT_EQ(Count<events::TaskScheduled>(history), 3 + 2);
+  EXPECT_EQ(Count<events::TaskFailed>(history), 2 + 2);
+  // One backoff timer per retry; the second waits twice as long as the first.
+  std::vector<Duration> delays;
+  TimePoint last_failure{};
+  for (const auto& e : history) {
+    if (std::holds_alternative<events::TaskFailed>(e.body)) last_failure = e.timestamp;
+    if (auto* t = std::get_if<events::TimerCreated>(&e.body)) delays.push_back(t->fire_at - e.timestamp);
+  }
+  ASSERT_EQ(delays.size(), 3u);
+  EXPECT_EQ(std::chrono::duration_cast<std::chrono::milliseconds>(delays[0]).count(), 5);
+  EXPECT_EQ(std::chrono::duration_cast<std::chrono::milliseconds>(delays[1]).count(), 10);
+  (void)last_failure;
+}
+
+TEST_F(EngineTest, RecursiveTerminateStopsChildren) {
+  BATON_ASSERT_OK(registry_.AddOrchestrator("Forever", [](OrchestrationContext& ctx) -> Task<Json> {
+    co_await ctx.WaitForExternalEvent("never");
+    co_return nullptr;
+  }));
+  BATON_ASSERT_OK(registry_.AddOrchestrator("Tree", [](OrchestrationContext& ctx) -> Task<Json> {
+    std::vector<Task<Json>> children;
+    children.push_back(ctx.CallSubOrchestrator("Forever", nullptr, SubOrchestratorOptions(ctx.InstanceId() + "-a")));
+    children.push_back(ctx.CallSubOrchestrator("Forever", nullptr, SubOrchestratorOptions(ctx.InstanceId() + "-b")));
+    co_await WhenAll(std::move(children));
+    co_return nullptr;
+  }));
+  Open();
+  std::string id = Start("Tree", nullptr, {.instance_id = "tree"});
+  // The children exist once the parent's first episode committed.
+  ASSERT_TRUE(Eventually([&] { return client_->GetState("tree-b").ok(); }));
+  ASSERT_TRUE(client_->WaitForStart("tree-a", kWait).ok());
+  ASSERT_TRUE(client_->WaitForStart("tree-b", kWait).ok());
+  BATON_ASSERT_OK(client_->Terminate(id, "enough", /*recursive=*/true));
+  InstanceState s = Await(id);
+  EXPECT_EQ(s.status, OrchestrationStatus::kTerminated);
+  EXPECT_EQ(FromPayload(s.output), "enough");
+  EXPECT_EQ(Await("tree-a").status, OrchestrationStatus::kTerminated);
+  EXPECT_EQ(Await("tree-b").status, OrchestrationStatus::kTerminated);
+  EXPECT_EQ(client_->Terminate(id).code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(EngineTest, SuspendBuffersEventsUntilResume) {
+  BATON_ASSERT_OK(registry_.AddOrchestrator("Collect", [](OrchestrationContext& ctx) -> Task<Json> {
+    ctx.SetCustomStatus("ready");
+    Json a = co_await ctx.WaitForExternalEvent("item");
+    Json b = co_await ctx.WaitForExternalEvent("item");
+    co_return Json{a, b};
+  }));
+  Open();
+  std::string id = Start("Collect");
+  ASSERT_TRUE(AwaitCustomStatus(id, "ready"));
+  BATON_ASSERT_OK(client_->Suspend(id, "maintenance"));
+  ASSERT_TRUE(Eventually([&] { return client_->GetState(id)->status == OrchestrationStatus::kSuspended; }));
+  BATON_ASSERT_OK(client_->RaiseEvent(id, "item", "first"));
+  BATON_ASSERT_OK(client_->RaiseEvent(id, "item", "second"));
+  // Events are kept, not consumed, while suspended.
+  EXPECT_EQ(client_->WaitForCompletion(id, 200ms).status().code(), StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(client_->GetState(id)->status, OrchestrationStatus::kSuspended);
+  BATON_ASSERT_OK(client_->Resume(id));
+  InstanceState s = Await(id);
+  ASSERT_EQ(s.status, OrchestrationStatus::kCompleted);
+  EXPECT_EQ(FromPayload(s.output), Json({"first", "second"}));
+}
+
+TEST_F(EngineTest, PurgeOneAndByFilter) {
+  BATON_ASSERT_OK(registry_.AddOrchestrator("Quick", [](OrchestrationContext& ctx) -> Task<Json> {
+    co_return ctx.GetInput();
+  }));
+  BATON_ASSERT_OK(registry_.AddOrchestrator("Forever", [](OrchestrationContext& ctx) -> Task<Json> {
+    co_await ctx.WaitForExternalEvent("never");
+    co_return nullptr;
+  }));
+  Open();
+  std::string a = Start("Quick", 1), b = Start("Quick", 2), c = Start("Quick", 3);
+  std::string running = Start("Forever");
+  for (const auto& id : {a, b, c}) Await(id);
+  ASSERT_TRUE(client_->WaitForStart(running, kWait).ok());
+
+  EXPECT_EQ(client_->Purge(running).status().code(), StatusCode::kFailedPrecondition);
+  auto one = client_->Purge(a);
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(*one, 1);
+  EXPECT_EQ(client_->GetState(a).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(client_->GetHistory(a).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(client_->Purge(a).status().code(), StatusCode::kNotFound);
+
+  auto many = client_->Purge(PurgeFilter{});
+  ASSERT_TRUE(many.ok());
+  EXPECT_EQ(*many, 2);
+  EXPECT_TRUE(client_->GetState(running).ok());  // never purges a running instance
+}
+
+TEST_F(EngineTest, RestartUnderSameAndNewId) {
+  BATON_ASSERT_OK(registry_.AddActivity("Hello", Hello));
+  BATON_ASSERT_OK(registry_.AddOrchestrator("Greet", [](OrchestrationContext& ctx) -> Task<Json> {
+    co_return co_await ctx.CallActivity("Hello", ctx.GetInput());
+  }));
+  Open();
+  std::string id = Start("Greet", "Ada", {.instance_id = "greet-1"});
+  Await(id);
+  auto same = client_->Restart(id);
+  ASSERT_TRUE(same.ok()) << same.status().ToString();
+  EXPECT_EQ(*same, id);
+  EXPECT_EQ(FromPayload(Await(id).output), "Hello, Ada!");
+  auto fresh = client_->Restart(id, /*new_instance_id=*/true);
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_NE(*fresh, id);
+  EXPECT_EQ(FromPayload(Await(*fresh).output), "Hello, Ada!");
+  EXPECT_EQ(client_->Restart("missing").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(client_->ScheduleNewOrchestration("Greet", "x", {.instance_id = id}).status().code(),
+            StatusCode::kAlreadyExists);
+}
+
+TEST_F(EngineTest, CustomStatusIsVisibleWhileRunning) {
+  BATON_ASSERT_OK(registry_.AddOrchestrator("Progress", [](OrchestrationContext& ctx) -> Task<Json> {
+    ctx.SetCustomStatus(Json{{"step", 1}, {"of", 2}});
+    co_await ctx.WaitForExternalEvent("next");
+    ctx.SetCustomStatus(Json{{"step", 2}, {"of", 2}});
+    co_return "done";
+  }));
+  Open();
+  std::string id = Start("Progress");
+  ASSERT_TRUE(AwaitCustomStatus(id, Json{{"step", 1}, {"of", 2}}));
+  EXPECT_EQ(client_->GetState(id)->status, OrchestrationStatus::kRunning);
+  BATON_ASSERT_OK(client_->RaiseEvent(id, "next"));
+  InstanceState s = Await(id);
+  EXPECT_EQ(FromPayload(s.custom_status), Json({{"step", 2}, {"of", 2}}));
+}
+
+TEST_F(EngineTest, TimeAndGuidsAreDeterministicAcrossReplay) {
+  BATON_ASSERT_OK(registry_.AddActivity("Echo", [](ActivityContext& ctx) -> Json { return ctx.GetInput(); }));
+  BATON_ASSERT_OK(registry_.AddOrchestrator("Ids", [](OrchestrationContext& ctx) -> Task<Json> {
+    // Computed in the first episode, then recomputed by every replay.
+    std::string guid = ctx.NewGuid();
+    std::string time = FormatIso8601(ctx.CurrentUtcDateTime());
+    std::string guid2 = ctx.NewGuid();
+    Json ids = Json{guid, time, guid2};  // g++ 12: no braced list inside a co_await
+    Json first = co_await ctx.CallActivity("Echo", ids);
+    co_await ctx.CallActivity("Echo", 0);
+    co_await ctx.CallActivity("Echo", 0);
+    co_return Json{{"recorded", first}, {"replayed", Json{guid, time, guid2}},
+                   {"replaying_at_end", ctx.IsReplaying()}};
+  }));
+  WorkerOptions no_cache;
+  no_cache.cache_max_bytes = 0;  // every episode rebuilds the orchestrator by replay
+  Open(no_cache);
+  InstanceState s = Await(Start("Ids"));
+  ASSERT_EQ(s.status, OrchestrationStatus::kCompleted);
+  Json out = FromPayload(s.output);
+  EXPECT_EQ(out["recorded"], out["replayed"]);
+  EXPECT_NE(out["recorded"][0], out["recorded"][2]);  // successive GUIDs differ
+  EXPECT_EQ(out["replaying_at_end"], false);
+  EXPECT_GT(worker_->Stats().replayed_events, 0u);
+  EXPECT_EQ(worker_->Stats().cache_hits, 0u);
+}
+
+// Which activity the "Evolving" orchestrator calls second: stands for a code
+// change deployed while an instance is in flight.
+std::atomic<int> g_code_version{1};
+
+TEST_F(EngineTest, ChangedOrchestratorCodeFailsWithNamedNonDeterminismError) {
+  BATON_ASSERT_OK(registry_.AddActivity("A", [](ActivityContext&) -> Json { return "a"; }));
+  BATON_ASSERT_OK(registry_.AddActivity("B", [](ActivityContext&) -> Json { return "b"; }));
+  BATON_ASSERT_OK(registry_.AddOrchestrator("Evolving", [](OrchestrationContext& ctx) -> Task<Json> {
+    co_await ctx.CallActivity(g_code_version == 1 ? "A" : "B");
+    co_await ctx.WaitForExternalEvent("continue");
+    co_return "done";
+  }));
+  g_code_version = 1;
+  Open();
+  std::string id = Start("Evolving", nullptr, {.instance_id = "evolving-1"});
+  ASSERT_TRUE(Eventually([&] { return Count<events::TaskCompleted>(History(id)) == 1; }));
+  Close();
+  g_code_version = 2;  // "deploy" new code; the cache is gone with the process
+  Open();
+  BATON_ASSERT_OK(client_->RaiseEvent(id, "continue"));
+  InstanceState s = Await(id);
+  ASSERT_EQ(s.status, OrchestrationStatus::kFailed);
+  ASSERT_TRUE(s.failure.has_value());
+  EXPECT_EQ(s.failure->error_type, "NonDeterminismError");
+  const std::string& m = s.failure->error_message;
+  EXPECT_NE(m.find("'evolving-1'"), std::string::npos) << m;
+  EXPECT_NE(m.find("TaskScheduled, eventId 1"), std::string::npos) << m;
+  EXPECT_NE(m.find("expected ScheduleTask 'A'"), std::string::npos) << m;
+  EXPECT_NE(m.find("produced ScheduleTask 'B'"), std::string::npos) << m;
+  // The recorded history is intact and ends with the failure.
+  auto history = History(id);
+  ASSERT_FALSE(history.empty());
+  EXPECT_EQ(Count<events::TaskScheduled>(history), 1);
+  EXPECT_EQ(std::get<events::TaskScheduled>(
+                std::find_if(history.begin(), history.end(),
+                             [](const HistoryEvent& e) { return std::holds_alternative<events::TaskScheduled>(e.body); })
+                    ->body)
+                .name,
+            "A");
+  EXPECT_EQ(Count<events::ExecutionCompleted>(history), 1);
+}
+
+TEST_F(EngineTest, UnknownOrchestratorAndActivityFailClearly) {
+  BATON_ASSERT_OK(registry_.AddOrchestrator("CallsMissing", [](OrchestrationContext& ctx) -> Task<Json> {
+    co_return co_await ctx.CallActivity("NoSuchActivity");
+  }));
+  Open();
+  InstanceState a = Await(Start("NoSuchOrchestrator"));
+  ASSERT_EQ(a.status, OrchestrationStatus::kFailed);
+  EXPECT_EQ(a.failure->error_type, "OrchestratorNotFound");
+  InstanceState b = Await(Start("CallsMissing"));
+  ASSERT_EQ(b.status, OrchestrationStatus::kFailed);
+  EXPECT_EQ(b.failure->error_type, "ActivityNotFound");
+}
+
+TEST_F(EngineTest, CachedOrchestrationDoesNotReplayItsHistory) {
+  BATON_ASSERT_OK(registry_.AddActivity("Id", [](ActivityContext& ctx) -> Json { return ctx.GetInput(); }));
+  BATON_ASSERT_OK(registry_.AddOrchestrator("Big", [](OrchestrationContext& ctx) -> Task<Json> {
+    std::vector<Task<Json>> tasks;
+    for (int i = 0; i < 5000; ++i) tasks.push_back(ctx.CallActivity("Id", i));
+    co_await WhenAll(std::move(tasks));
+    ctx.SetCustomStatus("big");
+    int sum = 0;
+    for (int i = 0; i < 3; ++i) sum += co_await ctx.WaitForExternalEvent<int>("n");
+    co_return sum;
+  }));
+  Open();
+  std::string id = Start("Big");
+  ASSERT_TRUE(AwaitCustomStatus(id, "big"));
+  const size_t history_size = History(id).size();
+  ASSERT_GE(history_size, 10000u);
+  const uint64_t replayed_before = worker_->Stats().replayed_events;
+  for (int i = 1; i <= 3; ++i) BATON_ASSERT_OK(client_->RaiseEvent(id, "n", i));
+  InstanceState s = Await(id);
+  EXPECT_EQ(FromPayload(s.output), 6);
+  // Three more episodes, none of which re-applied the >10,000 recorded events.
+  EXPECT_EQ(worker_->Stats().replayed_events, replayed_before);
+  EXPECT_GT(worker_->Stats().cache_hits, 0u);
+}
+
+TEST_F(EngineTest, EvictedOrchestrationIsRebuiltByReplay) {
+  BATON_ASSERT_OK(registry_.AddActivity("Add", [](ActivityContext& ctx) -> Json {
+    return ctx.GetInput()[0].get<int>() + ctx.GetInput()[1].get<int>();
+  }));
+  BATON_ASSERT_OK(registry_.AddOrchestrator("Sum", [](OrchestrationContext& ctx) -> Task<Json> {
+    int total = 0;
+    for (int i = 1; i <= 20; ++i) {
+      Json operands = Json{total, i};  // g++ 12: no braced list inside a co_await
+      total = co_await ctx.CallActivity<int>("Add", operands);
+    }
+    co_return total;
+  }));
+  WorkerOptions tiny;
+  tiny.cache_max_instances = 1;  // 8 instances compete for one slot
+  Open(tiny);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 8; ++i) ids.push_back(Start("Sum"));
+  for (const auto& id : ids) {
+    InstanceState s = Await(id);
+    ASSERT_EQ(s.status, OrchestrationStatus::kCompleted);
+    EXPECT_EQ(FromPayload(s.output), 210);
+  }
+  WorkerStats stats = worker_->Stats();
+  EXPECT_GT(stats.cache_evictions, 0u);
+  EXPECT_GT(stats.replayed_events, 0u);
+  EXPECT_LE(stats.cached_instances, 1u);
+}
+
+TEST_F(EngineTest, QueryByStatusPrefixAndPages) {
+  BATON_ASSERT_OK(registry_.AddOrchestrator("Quick", [](OrchestrationContext& ctx) -> Task<Json> {
+    co_return 1;
+  }));
+  BATON_ASSERT_OK(registry_.AddOrchestrator("Forever", [](OrchestrationContext& ctx) -> Task<Json> {
+    co_await ctx.WaitForExternalEvent("never");
+    co_return nullptr;
+  }));
+  Open();
+  for (int i = 0; i < 7; ++i) Await(Start("Quick", nullptr, {.instance_id = "job-" + std::to_string(i)}));
+  std::string running = Start("Forever", nullptr, {.instance_id = "other-1"});
+  ASSERT_TRUE(client_->WaitForStart(running, kWait).ok());
+
+  InstanceQuery q;
+  q.instance_id_prefix = "job-";
+  q.page_size = 3;
+  std::set<std::string> seen;
+  int pages = 0;
+  do {
+    auto page = client_->Query(q);
+    ASSERT_TRUE(page.ok()) << page.status().ToString();
+    for (const auto& i : page->instances) seen.insert(i.instance_id);
+    q.continuation_token = page->continuation_token;
+    ++pages;
+  } while (!q.continuation_token.empty() && pages < 10);
+  EXPECT_EQ(seen.size(), 7u);
+  EXPECT_EQ(pages, 3);
+
+  InstanceQuery by_status;
+  by_status.statuses = {OrchestrationStatus::kRunning};
+  auto page = client_->Query(by_status);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->instances.size(), 1u);
+  EXPECT_EQ(page->instances[0].instance_id, "other-1");
+}
+
+TEST_F(EngineTest, DelayedStartStaysPendingUntilDue) {
+  auto clock = std::make_shared<ManualClock>(std::chrono::system_clock::now());
+  clock_ = clock;
+  BATON_ASSERT_OK(registry_.AddOrchestrator("Quick", [](OrchestrationContext& ctx) -> Task<Json> {
+    co_return "ran";
+  }));
+  Open();
+  std::string id = Start("Quick", nullptr, {.start_at = clock->Now() + std::chrono::minutes(10)});
+  EXPECT_EQ(client_->WaitForStart(id, 200ms).status().code(), StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(client_->GetState(id)->status, OrchestrationStatus::kPending);
+  clock->Advance(std::chrono::minutes(10));
+  EXPECT_EQ(FromPayload(Await(id).output), "ran");
+}
+
+}  // namespace
+}  // namespace baton

@@ -1,0 +1,263 @@
+// SqliteStore specifics beyond the Store conformance suite: the file lock,
+// the schema and journal mode on disk, group commit, and recovery details.
+
+#include "baton/sqlite_store.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <future>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "store/sqlite/sqlite_store_impl.h"
+#include "store/store_conformance.h"
+
+namespace baton::sqlite {
+namespace {
+
+using baton::testing::TempDir;
+using std::chrono::milliseconds;
+
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  SqliteStoreOptions Options(Durability durability = Durability::kFull) {
+    SqliteStoreOptions o;
+    o.path = dir_.path() + "/baton.db";
+    o.clock = clock_;
+    o.durability = durability;
+    return o;
+  }
+
+  std::unique_ptr<Store> MustOpen(const SqliteStoreOptions& options) {
+    Result<std::unique_ptr<Store>> store = OpenSqliteStore(options);
+    EXPECT_TRUE(store.ok()) << store.status().ToString();
+    return store.ok() ? std::move(store).value() : nullptr;
+  }
+
+  // A plain sqlite3 connection for looking at the file from outside.
+  struct RawDb {
+    explicit RawDb(const std::string& path) {
+      EXPECT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
+    }
+    ~RawDb() { sqlite3_close_v2(db); }
+    std::vector<std::string> Column(const std::string& sql) {
+      std::vector<std::string> out;
+      sqlite3_stmt* st = nullptr;
+      EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr), SQLITE_OK)
+          << sqlite3_errmsg(db);
+      while (sqlite3_step(st) == SQLITE_ROW) {
+        const unsigned char* text = sqlite3_column_text(st, 0);
+        out.emplace_back(text ? reinterpret_cast<const char*>(text) : "");
+      }
+      sqlite3_finalize(st);
+      return out;
+    }
+    void Exec(const std::string& sql) {
+      EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
+          << sqlite3_errmsg(db);
+    }
+    sqlite3* db = nullptr;
+  };
+
+  Status Create(Store& store, const std::string& id) {
+    CreateInstanceRequest r;
+    r.instance_id = id;
+    r.name = "Orch";
+    r.execution_id = id + "-e1";
+    return store.CreateInstance(r);
+  }
+
+  TempDir dir_;
+  std::shared_ptr<ManualClock> clock_ =
+      std::make_shared<ManualClock>(FromUnixMicros(1'767'225'600'000'000));
+};
+
+TEST_F(SqliteStoreTest, SecondOpenerGetsFailedPreconditionNamingTheHolder) {
+  std::unique_ptr<Store> first = MustOpen(Options());
+  ASSERT_NE(first, nullptr);
+  Result<std::unique_ptr<Store>> second = OpenSqliteStore(Options());
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(second.status().message().find(std::to_string(::getpid())), std::string::npos)
+      << second.status().message();
+
+  // Closing releases the lock.
+  first.reset();
+  EXPECT_NE(MustOpen(Options()), nullptr);
+}
+
+TEST_F(SqliteStoreTest, OpenRejectsBadOptions) {
+  SqliteStoreOptions o = Options();
+  o.path = "";
+  EXPECT_EQ(OpenSqliteStore(o).status().code(), StatusCode::kInvalidArgument);
+  o = Options();
+  o.max_batch = 0;
+  EXPECT_EQ(OpenSqliteStore(o).status().code(), StatusCode::kInvalidArgument);
+  o = Options();
+  o.path = dir_.path() + "/no/such/dir/baton.db";
+  Result<std::unique_ptr<Store>> store = OpenSqliteStore(o);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kUnavailable) << store.status().ToString();
+}
+
+TEST_F(SqliteStoreTest, CreatesTheSchemaInWalMode) {
+  std::unique_ptr<Store> store = MustOpen(Options());
+  ASSERT_NE(store, nullptr);
+  RawDb raw(Options().path);
+  std::vector<std::string> tables =
+      raw.Column("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name");
+  EXPECT_EQ(tables,
+            (std::vector<std::string>{"activity_tasks", "history", "inbox", "instances", "meta"}));
+  std::vector<std::string> indexes = raw.Column(
+      "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' "
+      "ORDER BY name");
+  EXPECT_EQ(indexes, (std::vector<std::string>{"activity_tasks_by_instance", "inbox_by_instance",
+                                               "instances_by_created_at", "instances_by_status"}));
+  EXPECT_EQ(raw.Column("PRAGMA journal_mode"), std::vector<std::string>{"wal"});
+  EXPECT_EQ(raw.Column("SELECT value FROM meta WHERE key = 'schema_version'"),
+            std::vector<std::string>{"1"});
+}
+
+TEST_F(SqliteStoreTest, HistoryIsOneRowPerEpisode) {
+  std::unique_ptr<Store> store = MustOpen(Options());
+  ASSERT_TRUE(Create(*store, "h").ok());
+  for (int episode = 0; episode < 3; ++episode) {
+    if (episode > 0) {
+      Message m;
+      m.instance_id = "h";
+      m.event.body = events::EventRaised{"Go", ""};
+      ASSERT_TRUE(store->SendMessage(m).ok());
+    }
+    auto item = store->FetchOrchestrationWorkItem(milliseconds(0));
+    ASSERT_TRUE(item.ok() && item->has_value());
+    OrchestrationUpdate u;
+    u.execution_id = "h-e1";
+    u.new_events = {HistoryEvent{-1, clock_->Now(), events::OrchestratorStarted{}},
+                    (*item)->messages[0].event,
+                    HistoryEvent{-1, clock_->Now(), events::OrchestratorCompleted{}}};
+    std::promise<Status> done;
+    store->CompleteOrchestrationWorkItem(**item, u, [&](const Status& s) { done.set_value(s); });
+    ASSERT_TRUE(done.get_future().get().ok());
+  }
+  RawDb raw(Options().path);
+  EXPECT_EQ(raw.Column("SELECT chunk FROM history WHERE instance_id = 'h' ORDER BY chunk"),
+            (std::vector<std::string>{"0", "3", "6"}));
+  EXPECT_EQ(raw.Column("SELECT history_size FROM instances WHERE instance_id = 'h'"),
+            std::vector<std::string>{"9"});
+  EXPECT_EQ(store->GetHistory("h")->size(), 9u);
+}
+
+TEST_F(SqliteStoreTest, ConcurrentSyncCommitsShareTransactions) {
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 250;
+  std::unique_ptr<Store> store = MustOpen(Options());
+  ASSERT_NE(store, nullptr);
+  for (int i = 0; i < kThreads * kPerThread; ++i) {
+    ASSERT_TRUE(Create(*store, "g-" + std::to_string(i)).ok());
+  }
+  std::vector<OrchestrationWorkItem> items;
+  for (;;) {
+    auto r = store->FetchOrchestrationWorkItem(milliseconds(0));
+    ASSERT_TRUE(r.ok());
+    if (!r->has_value()) break;
+    items.push_back(std::move(**r));
+  }
+  ASSERT_EQ(items.size(), static_cast<size_t>(kThreads * kPerThread));
+
+  WriterStats before = GetWriterStats(*store);
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<std::future<Status>> pending;
+      for (int i = t; i < kThreads * kPerThread; i += kThreads) {
+        OrchestrationUpdate u;
+        u.execution_id = items[i].instance.execution_id;
+        u.status = OrchestrationStatus::kCompleted;
+        u.output = "1";
+        u.sync = true;
+        auto done = std::make_shared<std::promise<Status>>();
+        pending.push_back(done->get_future());
+        store->CompleteOrchestrationWorkItem(items[i], std::move(u),
+                                             [done](const Status& s) { done->set_value(s); });
+      }
+      for (auto& f : pending) {
+        if (f.get().ok()) ++ok;
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  ASSERT_EQ(ok.load(), kThreads * kPerThread);
+
+  WriterStats after = GetWriterStats(*store);
+  uint64_t commits = after.ops - before.ops;
+  uint64_t transactions = after.transactions - before.transactions;
+  EXPECT_EQ(commits, static_cast<uint64_t>(kThreads * kPerThread));
+  ASSERT_GT(transactions, 0u);
+  EXPECT_GT(commits / transactions, 2u)
+      << commits << " commits in " << transactions << " transactions";
+}
+
+TEST_F(SqliteStoreTest, AcknowledgedDurabilityCommitsAndSurvivesReopen) {
+  {
+    std::unique_ptr<Store> store = MustOpen(Options(Durability::kAcknowledged));
+    ASSERT_TRUE(Create(*store, "ack").ok());
+    auto item = store->FetchOrchestrationWorkItem(milliseconds(0));
+    ASSERT_TRUE(item.ok() && item->has_value());
+    OrchestrationUpdate u;
+    u.execution_id = "ack-e1";
+    u.sync = false;  // rides on the next fsync, or on the OS at close
+    std::promise<Status> done;
+    store->CompleteOrchestrationWorkItem(**item, u, [&](const Status& s) { done.set_value(s); });
+    ASSERT_TRUE(done.get_future().get().ok());
+  }
+  std::unique_ptr<Store> store = MustOpen(Options());
+  EXPECT_EQ(store->GetInstance("ack", false)->status, OrchestrationStatus::kRunning);
+}
+
+TEST_F(SqliteStoreTest, UnreadableInboxRowIsSkippedAtOpenAndTheRestLoads) {
+  {
+    std::unique_ptr<Store> store = MustOpen(Options());
+    ASSERT_TRUE(Create(*store, "good").ok());
+    ASSERT_TRUE(Create(*store, "bad").ok());
+  }
+  {
+    RawDb raw(Options().path);
+    raw.Exec("UPDATE inbox SET event = '{not json' WHERE instance_id = 'bad'");
+  }
+  std::unique_ptr<Store> store = MustOpen(Options());
+  ASSERT_NE(store, nullptr);
+  auto item = store->FetchOrchestrationWorkItem(milliseconds(0));
+  ASSERT_TRUE(item.ok() && item->has_value());
+  EXPECT_EQ((*item)->instance_id, "good");
+  item = store->FetchOrchestrationWorkItem(milliseconds(0));
+  ASSERT_TRUE(item.ok());
+  EXPECT_FALSE(item->has_value());
+}
+
+TEST_F(SqliteStoreTest, MessagesToAVanishedInstanceAreDropped) {
+  {
+    std::unique_ptr<Store> store = MustOpen(Options());
+    ASSERT_TRUE(Create(*store, "vanish").ok());
+  }
+  {
+    // Only possible by editing the file behind the store's back.
+    RawDb raw(Options().path);
+    raw.Exec("DELETE FROM instances WHERE instance_id = 'vanish'");
+  }
+  std::unique_ptr<Store> store = MustOpen(Options());
+  auto item = store->FetchOrchestrationWorkItem(milliseconds(0));
+  ASSERT_TRUE(item.ok());
+  EXPECT_FALSE(item->has_value());
+  store.reset();  // drains the queued delete
+  RawDb raw(Options().path);
+  EXPECT_EQ(raw.Column("SELECT count(*) FROM inbox"), std::vector<std::string>{"0"});
+}
+
+}  // namespace
+}  // namespace baton::sqlite

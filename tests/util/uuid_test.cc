@@ -1,0 +1,28 @@
+#include "util/uuid.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+namespace baton::util {
+namespace {
+
+TEST(UuidTest, RandomUuidsAreVersion4AndDistinct) {
+  std::set<std::string> seen;
+  for (int i = 0; i < 1000; ++i) {
+    std::string u = NewRandomUuid();
+    ASSERT_EQ(u.size(), 36u);
+    EXPECT_EQ(u[14], '4');
+    seen.insert(u);
+  }
+  EXPECT_EQ(seen.size(), 1000u);
+}
+
+TEST(UuidTest, NameBasedUuidMatchesRfc4122Vector) {
+  // RFC 4122 / Python uuid.uuid5(uuid.NAMESPACE_DNS, "python.org").
+  EXPECT_EQ(NameBasedUuid("6ba7b810-9dad-11d1-80b4-00c04fd430c8", "python.org"),
+            "886313e1-3b8a-5372-9b90-0c9aee199e5d");
+}
+
+}  // namespace
+}  // namespace baton::util
