@@ -116,11 +116,10 @@ struct OrchestrationUpdate {
   bool sync = true;  // fsync before the callback (see Durability above)
 };
 
-// Called once the commit is durable (or failed). Runs on a store thread: keep
-// it short and never call back into the store synchronously from it. For
-// CompleteOrchestrationWorkItem it runs BEFORE the instance's lease is
-// released, so the caller can update what it caches about the instance before
-// any other work item for that instance can be fetched.
+// Called once the commit is durable (or failed), after its effects are
+// visible (the lease released, sent messages fetchable). Runs on a store
+// thread: keep it short and never call back into the store synchronously
+// from it.
 using CommitCallback = std::function<void(const Status&)>;
 
 struct CreateInstanceRequest {

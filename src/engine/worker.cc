@@ -7,6 +7,7 @@
 #include <mutex>
 #include <thread>
 #include <typeinfo>
+#include <unordered_set>
 #include <variant>
 
 #include "core/executor.h"
@@ -166,6 +167,13 @@ class Worker::Impl {
 
   void ProcessOrchestration(OrchestrationWorkItem& item) {
     const std::string& id = item.instance_id;
+    {
+      // The previous episode's commit may be visible to the store (the lease
+      // is released) before its callback has put the executor back in the
+      // cache; wait for that callback rather than rebuild by replay.
+      std::unique_lock lock(committing_mu_);
+      committing_cv_.wait(lock, [&] { return !committing_.contains(id); });
+    }
     std::shared_ptr<engine::CachedOrchestration> entry = cache_.Take(id);
     if (entry && entry->execution_id == item.instance.execution_id &&
         entry->history_size == item.history_size) {
@@ -251,6 +259,10 @@ class Worker::Impl {
     entry->history_size = (update.reset_history ? 0 : item.history_size) +
                           static_cast<int64_t>(update.new_events.size());
     BeginCommit();
+    {
+      std::lock_guard lock(committing_mu_);
+      committing_.insert(id);
+    }
     store_.CompleteOrchestrationWorkItem(
         item, std::move(update), [this, id, entry, terminal](const Status& st) {
           if (st.ok()) {
@@ -259,6 +271,11 @@ class Worker::Impl {
             ++commit_failures_;
             util::Log().warn("episode of '{}' was not committed: {}", id, st.ToString());
           }
+          {
+            std::lock_guard lock(committing_mu_);
+            committing_.erase(id);
+          }
+          committing_cv_.notify_all();
           EndCommit();
         });
   }
@@ -418,6 +435,11 @@ class Worker::Impl {
   std::mutex lifecycle_mu_;
   std::atomic<bool> running_{false};
   std::vector<std::thread> threads_;
+
+  // Instances whose episode commit has not yet called back.
+  std::mutex committing_mu_;
+  std::condition_variable committing_cv_;
+  std::unordered_set<std::string> committing_;
 
   std::mutex inflight_mu_;
   std::condition_variable inflight_cv_;
