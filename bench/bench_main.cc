@@ -49,12 +49,21 @@ class Hub {
     dir_ = mkdtemp(tmpl.data());
     SqliteStoreOptions store_options;
     store_options.path = dir_ + "/hub.db";
+    // BATON_BENCH_DURABILITY=acknowledged|full compares against the shipped default.
+    if (const char* d = std::getenv("BATON_BENCH_DURABILITY")) {
+      store_options.durability =
+          std::string(d) == "acknowledged" ? Durability::kAcknowledged : Durability::kFull;
+    }
     auto store = OpenSqliteStore(store_options);
     if (!store.ok()) {
       std::fprintf(stderr, "open store: %s\n", store.status().ToString().c_str());
       std::exit(1);
     }
     store_ = std::move(*store);
+    if (const char* n = std::getenv("BATON_BENCH_ACTIVITY_THREADS")) options.activity_threads = std::atoi(n);
+    if (const char* n = std::getenv("BATON_BENCH_ORCHESTRATION_THREADS")) {
+      options.orchestration_threads = std::atoi(n);
+    }
     worker_ = std::make_unique<Worker>(*store_, registry, options);
     if (!worker_->Start().ok()) std::exit(1);
     client_ = std::make_unique<Client>(*store_);

@@ -2,6 +2,7 @@
 
 #include <cxxabi.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -120,6 +121,13 @@ class Worker::Impl {
 
   void ActivityLoop() {
     while (running_) {
+      {
+        // Bound the results waiting for their commit: a crash loses (and so
+        // re-runs) at most that many executed activities. Four per thread
+        // keeps the threads busy while a group commit is in flight.
+        std::unique_lock lock(activity_results_mu_);
+        activity_results_cv_.wait(lock, [this] { return activity_results_pending_ < MaxPendingActivityResults(); });
+      }
       auto item = store_.FetchActivityWorkItem(kFetchWait);
       if (!item.ok()) {
         util::Log().error("fetching activity work failed: {}", item.status().ToString());
@@ -159,8 +167,17 @@ class Worker::Impl {
     result.timestamp = now;
     Message message{0, task.instance_id, task.execution_id, now, std::move(result)};
     BeginCommit();
+    {
+      std::lock_guard lock(activity_results_mu_);
+      ++activity_results_pending_;
+    }
     store_.CompleteActivityWorkItem(item, std::move(message), [this](const Status& st) {
       if (!st.ok()) util::Log().warn("activity result not recorded: {}", st.ToString());
+      {
+        std::lock_guard lock(activity_results_mu_);
+        --activity_results_pending_;
+      }
+      activity_results_cv_.notify_one();
       EndCommit();
     });
   }
@@ -435,6 +452,12 @@ class Worker::Impl {
   std::mutex lifecycle_mu_;
   std::atomic<bool> running_{false};
   std::vector<std::thread> threads_;
+
+  int MaxPendingActivityResults() const { return std::max(1, 4 * options_.activity_threads); }
+
+  std::mutex activity_results_mu_;
+  std::condition_variable activity_results_cv_;
+  int activity_results_pending_ = 0;
 
   // Instances whose episode commit has not yet called back.
   std::mutex committing_mu_;
