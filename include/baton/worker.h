@@ -77,7 +77,9 @@ class Worker {
 
   // Graceful shutdown: stops fetching, lets running episodes and activities
   // finish and commit, then joins the threads. Work not yet fetched stays in
-  // the store for the next start. Idempotent.
+  // the store for the next start. It interrupts the store's blocking calls
+  // to do so (Store::Interrupt), so a Client::WaitFor* running at that moment
+  // on the same store may return Cancelled. Idempotent.
   void Stop();
 
   WorkerStats Stats() const;

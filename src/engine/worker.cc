@@ -78,6 +78,7 @@ class Worker::Impl {
     store_.Interrupt();
     for (auto& t : threads_) t.join();
     threads_.clear();
+    store_.ResumeFetching();  // the store may serve another worker after this one
     // Wait for the commits of the last episodes and activities.
     std::unique_lock inflight_lock(inflight_mu_);
     inflight_cv_.wait(inflight_lock, [this] { return inflight_ == 0; });
