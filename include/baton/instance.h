@@ -9,12 +9,25 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "baton/clock.h"
 #include "baton/history.h"
 
 namespace baton {
+
+// Task hubs. An instance id of the form "<hub>::<id>" belongs to task hub
+// <hub> (a tenant, for the HTTP API); an id without "::" to the default hub.
+// Orchestrations stay inside their hub: the ids they give to
+// sub-orchestrations and to SendEvent are taken relative to it.
+inline constexpr std::string_view kHubSeparator = "::";
+
+// The hub part of `instance_id` ("" for the default hub).
+std::string_view HubOf(std::string_view instance_id);
+// `id` as seen from an orchestration whose own id is `instance_id`: prefixed
+// with that instance's hub unless it already is.
+std::string QualifyInHub(std::string_view instance_id, std::string_view id);
 
 struct InstanceState {
   std::string instance_id;
@@ -54,6 +67,7 @@ struct QueryPage {
 
 // Which instances to purge. Only terminal instances are ever purged.
 struct PurgeFilter {
+  std::string instance_id_prefix;            // "" = any (used to confine a purge to a hub)
   std::optional<TimePoint> created_from;     // inclusive
   std::optional<TimePoint> created_to;       // exclusive
   std::vector<OrchestrationStatus> statuses;  // empty = every terminal status

@@ -10,6 +10,7 @@
 #include <deque>
 #include <typeinfo>
 
+#include "baton/instance.h"
 #include "util/uuid.h"
 
 namespace baton::core {
@@ -319,7 +320,10 @@ class Executor::Context final : public OrchestrationContext {
         std::snprintf(suffix, sizeof suffix, ":%04x", static_cast<unsigned>(id));
         sub->instance_id = execution_id_ + suffix;
       }
+      sub->instance_id = QualifyInHub(instance_id_, sub->instance_id);
       open_children_[id] = sub->instance_id;
+    } else if (auto* send = std::get_if<actions::SendEvent>(&body)) {
+      send->instance_id = QualifyInHub(instance_id_, send->instance_id);
     }
     known_.insert(id);
     unconfirmed_.emplace(id, Action{id, std::move(body)});

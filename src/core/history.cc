@@ -1,4 +1,5 @@
 #include "baton/history.h"
+#include "baton/instance.h"
 
 #include <array>
 #include <cctype>
@@ -553,6 +554,23 @@ Result<FailureDetails> ParseFailure(std::string_view text) {
   r.FailureFields(&f, 0);
   if (!r.ok()) return DataLossError(r.error());
   return f;
+}
+
+}  // namespace baton
+
+namespace baton {
+
+std::string_view HubOf(std::string_view instance_id) {
+  size_t pos = instance_id.find(kHubSeparator);
+  return pos == std::string_view::npos ? std::string_view() : instance_id.substr(0, pos);
+}
+
+std::string QualifyInHub(std::string_view instance_id, std::string_view id) {
+  std::string_view hub = HubOf(instance_id);
+  if (hub.empty()) return std::string(id);
+  std::string prefix = std::string(hub) + std::string(kHubSeparator);
+  if (id.substr(0, prefix.size()) == prefix) return std::string(id);
+  return prefix + std::string(id);
 }
 
 }  // namespace baton

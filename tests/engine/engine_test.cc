@@ -658,5 +658,40 @@ TEST_F(EngineTest, DelayedStartStaysPendingUntilDue) {
   EXPECT_EQ(FromPayload(Await(id).output), "ran");
 }
 
+TEST_F(EngineTest, OrchestrationsStayInsideTheirTaskHub) {
+  BATON_ASSERT_OK(registry_.AddOrchestrator("Child", [](OrchestrationContext& ctx) -> Task<Json> {
+    co_return ctx.InstanceId();
+  }));
+  BATON_ASSERT_OK(registry_.AddOrchestrator("Parent", [](OrchestrationContext& ctx) -> Task<Json> {
+    Json derived = co_await ctx.CallSubOrchestrator("Child");
+    Json named = co_await ctx.CallSubOrchestrator("Child", nullptr, SubOrchestratorOptions("kid"));
+    // An id naming another hub is still taken inside this one.
+    Json escaped = co_await ctx.CallSubOrchestrator("Child", nullptr, SubOrchestratorOptions("other::kid"));
+    ctx.SendEvent("listener", "ping", 1);
+    co_return Json{derived, named, escaped};
+  }));
+  BATON_ASSERT_OK(registry_.AddOrchestrator("Listener", [](OrchestrationContext& ctx) -> Task<Json> {
+    co_return co_await ctx.WaitForExternalEvent("ping");
+  }));
+  Open();
+  std::string listener = Start("Listener", nullptr, {.instance_id = "acme::listener"});
+  std::string other = Start("Listener", nullptr, {.instance_id = "listener"});
+  InstanceState s = Await(Start("Parent", nullptr, {.instance_id = "acme::parent"}));
+  ASSERT_EQ(s.status, OrchestrationStatus::kCompleted) << s.output;
+  Json out = FromPayload(s.output);
+  EXPECT_EQ(HubOf(out[0].get<std::string>()), "acme");
+  EXPECT_EQ(out[1], "acme::kid");
+  EXPECT_EQ(out[2], "acme::other::kid");
+  EXPECT_EQ(FromPayload(Await(listener).output), 1);
+  EXPECT_EQ(client_->WaitForCompletion(other, 100ms).status().code(), StatusCode::kDeadlineExceeded);
+
+  PurgeFilter in_acme;
+  in_acme.instance_id_prefix = "acme::";
+  auto purged = client_->Purge(in_acme);
+  ASSERT_TRUE(purged.ok());
+  EXPECT_EQ(*purged, 5);  // parent, three children, listener
+  EXPECT_TRUE(client_->GetState(other).ok());
+}
+
 }  // namespace
 }  // namespace baton

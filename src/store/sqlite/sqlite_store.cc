@@ -1179,6 +1179,7 @@ Result<int> SqliteStore::PurgeInstances(const PurgeFilter& filter) {
   sql += ")";
   if (filter.created_from) sql += " AND created_at >= ?1";
   if (filter.created_to) sql += " AND created_at < ?2";
+  if (!filter.instance_id_prefix.empty()) sql += " AND substr(instance_id, 1, length(?3)) = ?3";
   sql += " LIMIT " + std::to_string(kPurgeChunk);
 
   int total = 0;
@@ -1193,6 +1194,7 @@ Result<int> SqliteStore::PurgeInstances(const PurgeFilter& filter) {
             BATON_ASSIGN_OR_RETURN(Statement st, c.Prepare(sql));
             if (filter.created_from) st.Bind(1, ToUnixMicros(*filter.created_from));
             if (filter.created_to) st.Bind(2, ToUnixMicros(*filter.created_to));
+            if (!filter.instance_id_prefix.empty()) st.Bind(3, filter.instance_id_prefix);
             for (;;) {
               BATON_ASSIGN_OR_RETURN(bool row, st.Step("select instances to purge"));
               if (!row) break;
