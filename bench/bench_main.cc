@@ -4,6 +4,9 @@
 //   scripts/bench fanout [N]       one orchestration fanning out to N activities
 //   scripts/bench replay [N]       full replay of an N-event history, and the
 //                                  memory of cached idle orchestrations
+//   scripts/bench hello5-http [N] [C]  hello5 started and awaited through the
+//                                  HTTP API of a real `baton serve`
+//   scripts/bench http-rate [S] [C]  wrk: status GETs and starts per second
 //
 // Every run uses a fresh SQLite task hub in a temp dir with the durable
 // settings Baton ships with. Figures are printed, never asserted.
@@ -27,6 +30,12 @@
 #include "baton/sqlite_store.h"
 #include "baton/worker.h"
 #include "core/executor.h"
+#include "testing/server_process.h"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 
 using namespace baton;
 using Clock_ = std::chrono::steady_clock;
@@ -243,6 +252,140 @@ int Replay(int n) {
   return 0;
 }
 
+// One keep-alive HTTP connection to the server.
+class HttpConnection {
+ public:
+  explicit HttpConnection(unsigned short port) : stream_(io_) {
+    boost::asio::ip::tcp::resolver resolver(io_);
+    stream_.connect(resolver.resolve("127.0.0.1", std::to_string(port)));
+  }
+  // Returns the status code and fills `body`.
+  int Call(boost::beast::http::verb method, const std::string& target, const std::string& key,
+           const std::string& body_in, std::string* body) {
+    namespace http = boost::beast::http;
+    http::request<http::string_body> req{method, target, 11};
+    req.set(http::field::host, "127.0.0.1");
+    req.set(http::field::authorization, "Bearer " + key);
+    req.set(http::field::content_type, "application/json");
+    req.keep_alive(true);
+    req.body() = body_in;
+    req.prepare_payload();
+    http::write(stream_, req);
+    http::response<http::string_body> res;
+    http::read(stream_, buffer_, res);
+    *body = std::move(res.body());
+    return res.result_int();
+  }
+
+ private:
+  boost::asio::io_context io_;
+  boost::beast::tcp_stream stream_;
+  boost::beast::flat_buffer buffer_;
+};
+
+// hello5 through the HTTP API: each orchestration is started with
+// ?timeout= so the same request waits for its result (DF "start and wait").
+int Hello5Http(int n, int c) {
+  namespace http = boost::beast::http;
+  std::string tmpl = (std::filesystem::temp_directory_path() / "baton-bench-XXXXXX").string();
+  std::string dir = mkdtemp(tmpl.data());
+  int rc = 0;
+  {
+    testing::ServerProcess server(BATON_BINARY, dir + "/data");
+    HttpConnection admin(server.port());
+    std::string body;
+    admin.Call(http::verb::post, "/api/v1/admin/tenants", server.admin_key(), R"({"id":"bench"})", &body);
+    admin.Call(http::verb::post, "/api/v1/admin/tenants/bench/keys", server.admin_key(), "{}", &body);
+    const std::string key = Json::parse(body)["key"];
+    const std::string target = "/runtime/webhooks/durabletask/orchestrators/Hello5?timeout=60&pollingInterval=1";
+    auto run_one = [&](HttpConnection& conn) {
+      std::string out;
+      auto t0 = Clock_::now();
+      int status = conn.Call(http::verb::post, target, key, "", &out);
+      if (status != 200) {
+        std::fprintf(stderr, "start-and-wait answered %d: %s\n", status, out.c_str());
+        std::exit(1);
+      }
+      return Ms(Clock_::now() - t0);
+    };
+    HttpConnection warm(server.port());
+    for (int i = 0; i < 200; ++i) run_one(warm);
+    std::vector<double> c1;
+    for (int i = 0; i < 200; ++i) c1.push_back(run_one(warm));
+
+    std::atomic<int> next{0};
+    std::mutex mu;
+    std::vector<double> latencies;
+    auto t0 = Clock_::now();
+    std::vector<std::thread> clients;
+    for (int k = 0; k < c; ++k) {
+      clients.emplace_back([&] {
+        HttpConnection conn(server.port());
+        std::vector<double> mine;
+        while (next.fetch_add(1) < n) mine.push_back(run_one(conn));
+        std::lock_guard lock(mu);
+        latencies.insert(latencies.end(), mine.begin(), mine.end());
+      });
+    }
+    for (auto& t : clients) t.join();
+    double seconds = std::chrono::duration<double>(Clock_::now() - t0).count();
+    std::printf("baton hello5-http: N=%d C=%d thr=%.0f/s p50=%.2fms p95=%.2fms p99=%.2fms c1_p50=%.2fms\n", n, c,
+                n / seconds, Percentile(latencies, 0.50), Percentile(latencies, 0.95), Percentile(latencies, 0.99),
+                Percentile(c1, 0.50));
+    if (server.Terminate() != 0) rc = 1;
+  }
+  std::filesystem::remove_all(dir);
+  return rc;
+}
+
+// Runs wrk (Debian's package) against a fresh server and returns its
+// "Requests/sec" figure, or -1.
+double RunWrk(unsigned short port, const std::string& script, const std::string& key, const std::string& instance,
+              int seconds, int connections) {
+  std::string cmd = "BATON_KEY=" + key + " BATON_INSTANCE=" + instance + " wrk -t2 -c" + std::to_string(connections) +
+                    " -d" + std::to_string(seconds) + "s --timeout 10s -s " + script + " http://127.0.0.1:" +
+                    std::to_string(port) + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return -1;
+  char line[512];
+  double rate = -1;
+  int non2xx = 0;
+  while (std::fgets(line, sizeof line, p)) {
+    std::string l(line);
+    if (l.rfind("Requests/sec:", 0) == 0) rate = std::atof(l.c_str() + 13);
+    if (l.find("Non-2xx") != std::string::npos) non2xx = std::atoi(l.c_str() + l.find(':') + 1);
+  }
+  pclose(p);
+  if (non2xx > 0) std::fprintf(stderr, "wrk: %d non-2xx answers\n", non2xx);
+  return rate;
+}
+
+// Request rates of status GETs and of starts, measured with wrk over
+// keep-alive connections on loopback (bounded: `seconds` per phase).
+int HttpRate(int seconds, int connections) {
+  namespace http = boost::beast::http;
+  std::string tmpl = (std::filesystem::temp_directory_path() / "baton-bench-XXXXXX").string();
+  std::string dir = mkdtemp(tmpl.data());
+  {
+    testing::ServerProcess server(BATON_BINARY, dir + "/data");
+    HttpConnection admin(server.port());
+    std::string body;
+    admin.Call(http::verb::post, "/api/v1/admin/tenants", server.admin_key(), R"({"id":"bench"})", &body);
+    admin.Call(http::verb::post, "/api/v1/admin/tenants/bench/keys", server.admin_key(), "{}", &body);
+    const std::string key = Json::parse(body)["key"];
+    admin.Call(http::verb::post, "/runtime/webhooks/durabletask/orchestrators/Hello5/probe?timeout=60", key, "",
+               &body);
+    const std::string wrk_dir = BATON_SOURCE_DIR "/bench/wrk/";
+    double status_rate = RunWrk(server.port(), wrk_dir + "status.lua", key, "probe", seconds, connections);
+    double start_rate = RunWrk(server.port(), wrk_dir + "start.lua", key, "", seconds, connections);
+    std::printf("baton http-rate: connections=%d duration=%ds status_get=%.0f req/s start=%.0f req/s\n", connections,
+                seconds, status_rate, start_rate);
+    server.Terminate();
+  }
+  std::filesystem::remove_all(dir);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -251,6 +394,10 @@ int main(int argc, char** argv) {
   if (what == "hello5") return Hello5(arg(2, 2000), arg(3, 50));
   if (what == "fanout") return FanOut(arg(2, 10000));
   if (what == "replay") return Replay(arg(2, 10000));
-  std::fprintf(stderr, "usage: %s hello5 [N] [C] | fanout [N] | replay [N]\n", argv[0]);
+  if (what == "hello5-http") return Hello5Http(arg(2, 2000), arg(3, 50));
+  if (what == "http-rate") return HttpRate(arg(2, 10), arg(3, 32));
+  std::fprintf(stderr, "usage: %s hello5 [N] [C] | hello5-http [N] [C] | http-rate [SECONDS] [CONNECTIONS] | fanout [N] | "
+               "replay [N]\n",
+               argv[0]);
   return 2;
 }

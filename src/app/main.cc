@@ -1,19 +1,25 @@
 // The `baton` binary: wiring of store, worker and client, and the CLI.
 //
 //   baton demo  [--db FILE]   run the sample orchestration and print its history
-//   baton serve [--db FILE]   run a worker with the sample orchestrations until SIGINT/SIGTERM
+//   baton serve [--data-dir DIR] [--port N] …   the HTTP API and a worker, until SIGINT/SIGTERM
+//   baton instance|tenant|key …                  client verbs (src/app/cli/, docs/cli.md)
 //   baton version
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
+#include "api/http/http_server.h"
+#include "api/http/management_api.h"
+#include "app/cli/commands.h"
 #include "app/samples.h"
 #include "baton/client.h"
 #include "baton/registry.h"
 #include "baton/sqlite_store.h"
 #include "baton/worker.h"
+#include "tenancy/tenant_directory.h"
 
 namespace baton::app {
 namespace {
@@ -78,7 +84,19 @@ int Demo(const std::string& db) {
   return state->status == OrchestrationStatus::kCompleted ? 0 : 1;
 }
 
-int Serve(const std::string& db) {
+struct ServeOptions {
+  std::string data_dir = "baton-data";
+  std::string listen = "127.0.0.1";
+  int port = 8080;
+  size_t max_body_bytes = 1 << 20;
+  int http_threads = 2;
+  int handler_threads = 64;
+  int orchestration_threads = 2;
+  int activity_threads = 8;
+  int read_timeout_s = 30;
+};
+
+int Serve(const ServeOptions& o) {
   // Block the shutdown signals before any thread starts, then wait for one.
   sigset_t signals;
   sigemptyset(&signals);
@@ -86,23 +104,75 @@ int Serve(const std::string& db) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  auto store = Open(db);
-  if (!store.ok()) {
-    std::fprintf(stderr, "baton: cannot open %s: %s\n", db.c_str(), store.status().ToString().c_str());
+  std::error_code ec;
+  std::filesystem::create_directories(o.data_dir, ec);
+  if (ec) {
+    std::fprintf(stderr, "baton: cannot create data dir %s: %s\n", o.data_dir.c_str(), ec.message().c_str());
     return 1;
   }
+  auto store = Open(o.data_dir + "/baton.db");
+  if (!store.ok()) {
+    std::fprintf(stderr, "baton: %s\n", store.status().ToString().c_str());
+    return 1;
+  }
+  auto directory = tenancy::TenantDirectory::Open(o.data_dir + "/tenants.db");
+  if (!directory.ok()) {
+    std::fprintf(stderr, "baton: %s\n", directory.status().ToString().c_str());
+    return 1;
+  }
+  auto has_admin = (*directory)->HasAdminKey();
+  if (!has_admin.ok()) {
+    std::fprintf(stderr, "baton: %s\n", has_admin.status().ToString().c_str());
+    return 1;
+  }
+  if (!*has_admin) {
+    auto key = (*directory)->CreateKey("", "bootstrap");
+    if (!key.ok()) {
+      std::fprintf(stderr, "baton: %s\n", key.status().ToString().c_str());
+      return 1;
+    }
+    std::printf("admin key: %s\n", key->second.c_str());
+    std::printf("(shown once: keep it; create more with `baton key create --admin`)\n");
+  }
+
   Registry registry;
   RegisterSamples(registry);
-  Worker worker(**store, registry);
+  WorkerOptions worker_options;
+  worker_options.orchestration_threads = o.orchestration_threads;
+  worker_options.activity_threads = o.activity_threads;
+  Worker worker(**store, registry, worker_options);
   if (Status s = worker.Start(); !s.ok()) {
     std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
     return 1;
   }
-  std::printf("baton: serving task hub %s (Ctrl-C to stop)\n", db.c_str());
+  Client client(**store);
+  api::Router router;
+  api::ManagementApiOptions api_options;
+  api_options.is_known_orchestrator = [&registry](std::string_view name) {
+    return registry.FindOrchestrator(name) != nullptr;
+  };
+  api::AddManagementApi(router, client, **directory, api_options);
+  api::HttpServerOptions http_options;
+  http_options.address = o.listen;
+  http_options.port = static_cast<unsigned short>(o.port);
+  http_options.max_body_bytes = o.max_body_bytes;
+  http_options.io_threads = o.http_threads;
+  http_options.handler_threads = o.handler_threads;
+  http_options.read_timeout = std::chrono::seconds(o.read_timeout_s);
+  api::HttpServer server(http_options, router);
+  if (Status s = server.Start(); !s.ok()) {
+    std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
+    worker.Stop();
+    return 1;
+  }
+  std::printf("baton: data dir %s\n", o.data_dir.c_str());
+  std::printf("listening on http://%s:%u\n", o.listen.c_str(), server.port());
   std::fflush(stdout);
   int sig = 0;
   sigwait(&signals, &sig);
-  std::printf("baton: signal %d, finishing in-flight work...\n", sig);
+  std::printf("baton: signal %d: draining requests and in-flight work...\n", sig);
+  std::fflush(stdout);
+  server.Stop(std::chrono::seconds(10));
   worker.Stop();
   std::printf("baton: stopped\n");
   return 0;
@@ -114,17 +184,59 @@ int Serve(const std::string& db) {
 int main(int argc, char** argv) {
   CLI::App app{"Baton: durable functions and serverless batch jobs"};
   app.require_subcommand(1);
-  std::string db = "baton.db";
+  app.set_config("--config", "", "Read settings from a TOML/INI file (flags and environment override it)");
 
-  auto* demo = app.add_subcommand("demo", "Run the sample orchestration and print its result and history");
+  std::string db = "baton.db";
+  auto* demo = app.add_subcommand("demo", "Run the sample orchestration on an embedded task hub and print its history");
   demo->add_option("--db", db, "SQLite task hub file")->capture_default_str();
-  auto* serve = app.add_subcommand("serve", "Run a worker with the sample orchestrations until SIGINT/SIGTERM");
-  serve->add_option("--db", db, "SQLite task hub file")->capture_default_str();
+
+  baton::app::ServeOptions serve_options;
+  auto* serve = app.add_subcommand("serve", "Run the HTTP API and a worker until SIGINT/SIGTERM");
+  serve->add_option("--data-dir", serve_options.data_dir, "Directory of the task hub and the tenant directory")
+      ->envname("BATON_DATA_DIR")
+      ->capture_default_str();
+  serve->add_option("--listen", serve_options.listen, "Address to listen on")
+      ->envname("BATON_LISTEN")
+      ->capture_default_str();
+  serve->add_option("--port", serve_options.port, "Port to listen on (0 = any free port)")
+      ->envname("BATON_PORT")
+      ->check(CLI::Range(0, 65535))
+      ->capture_default_str();
+  serve->add_option("--max-body-bytes", serve_options.max_body_bytes, "Largest accepted request body")
+      ->envname("BATON_MAX_BODY_BYTES")
+      ->capture_default_str();
+  serve->add_option("--http-threads", serve_options.http_threads, "Threads serving connections")
+      ->envname("BATON_HTTP_THREADS")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  serve->add_option("--handler-threads", serve_options.handler_threads, "Threads running API requests")
+      ->envname("BATON_HANDLER_THREADS")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  serve->add_option("--orchestration-threads", serve_options.orchestration_threads, "Orchestration episode threads")
+      ->envname("BATON_ORCHESTRATION_THREADS")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  serve->add_option("--activity-threads", serve_options.activity_threads, "Activity threads")
+      ->envname("BATON_ACTIVITY_THREADS")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  serve->add_option("--read-timeout", serve_options.read_timeout_s, "Seconds a client has to send a request")
+      ->envname("BATON_READ_TIMEOUT")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
   app.add_subcommand("version", "Print the version");
 
-  CLI11_PARSE(app, argc, argv);
+  int exit_code = 0;
+  baton::cli::ClientCommands client = baton::cli::AddClientCommands(app, &exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return baton::cli::ExitForParseError(app, e);
+  }
+  if (client.parsed()) return exit_code;
   if (demo->parsed()) return baton::app::Demo(db);
-  if (serve->parsed()) return baton::app::Serve(db);
+  if (serve->parsed()) return baton::app::Serve(serve_options);
   std::printf("baton 0.1.0\n");
   return 0;
 }

@@ -8,6 +8,10 @@ namespace baton::app {
 
 // "HelloCities": calls activity "SayHello" once per city of its input (a JSON
 // array of strings), one after the other, and returns the greetings.
+// "Hello5": five "SayHello" calls in sequence (the benchmark workload).
+// "AwaitApproval": waits for an event named "approve" and returns it.
+// "FailWith": fails with error type "SampleFailure" and its input (a string)
+// as the message.
 void RegisterSamples(Registry& registry);
 
 }  // namespace baton::app

@@ -104,7 +104,8 @@ Result<std::string> Client::Restart(const std::string& instance_id, bool new_ins
                                    "; only a terminal instance can be restarted under the same id");
   }
   CreateInstanceRequest request;
-  request.instance_id = new_instance_id ? util::NewRandomUuid() : instance_id;
+  // A fresh id stays in the instance's task hub.
+  request.instance_id = new_instance_id ? QualifyInHub(instance_id, util::NewRandomUuid()) : instance_id;
   request.name = state.name;
   request.version = state.version;
   request.input = state.input;

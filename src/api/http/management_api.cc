@@ -1,0 +1,681 @@
+#include "api/http/management_api.h"
+
+#include <algorithm>
+#include <cctype>
+#include <optional>
+#include <variant>
+
+#include "baton/json.h"
+#include "util/uuid.h"
+
+namespace baton::api {
+namespace {
+
+namespace http = boost::beast::http;
+using http::verb;
+
+constexpr std::string_view kBase = "/runtime/webhooks/durabletask";
+
+// Who is calling and which task hub they act on.
+struct Caller {
+  tenancy::Principal principal;
+  std::string hub;  // "" = the whole store (admin without taskHub)
+};
+
+template <class... Fs>
+struct Overloaded : Fs... {
+  using Fs::operator()...;
+};
+template <class... Fs>
+Overloaded(Fs...) -> Overloaded<Fs...>;
+
+std::string DfTime(TimePoint t) { return FormatIso8601(t).substr(0, 19) + "Z"; }
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+class Api : public std::enable_shared_from_this<Api> {
+ public:
+  Api(Client& client, tenancy::TenantDirectory& directory, ManagementApiOptions options)
+      : client_(client), directory_(directory), options_(std::move(options)) {}
+
+  void Register(Router& r) {
+    const std::string b(kBase);
+    r.Add(verb::post, b + "/orchestrators/{name}/{instanceId?}", Bind(&Api::Start));
+    r.Add(verb::get, b + "/instances", Bind(&Api::List));
+    r.Add(verb::delete_, b + "/instances", Bind(&Api::PurgeByFilter));
+    r.Add(verb::get, b + "/instances/{id}", Bind(&Api::GetStatus));
+    r.Add(verb::delete_, b + "/instances/{id}", Bind(&Api::PurgeOne));
+    r.Add(verb::post, b + "/instances/{id}/raiseEvent/{event}", Bind(&Api::RaiseEvent));
+    r.Add(verb::post, b + "/instances/{id}/terminate", Bind(&Api::Terminate));
+    r.Add(verb::post, b + "/instances/{id}/suspend", Bind(&Api::Suspend));
+    r.Add(verb::post, b + "/instances/{id}/resume", Bind(&Api::Resume));
+    r.Add(verb::post, b + "/instances/{id}/rewind", Bind(&Api::Rewind));
+    r.Add(verb::post, b + "/instances/{id}/restart", Bind(&Api::Restart));
+
+    r.Add(verb::post, "/api/v1/admin/tenants", Bind(&Api::CreateTenant));
+    r.Add(verb::get, "/api/v1/admin/tenants", Bind(&Api::ListTenants));
+    r.Add(verb::post, "/api/v1/admin/tenants/{tenant}/disable", Bind(&Api::DisableTenant));
+    r.Add(verb::post, "/api/v1/admin/tenants/{tenant}/keys", Bind(&Api::CreateTenantKey));
+    r.Add(verb::get, "/api/v1/admin/tenants/{tenant}/keys", Bind(&Api::ListTenantKeys));
+    r.Add(verb::post, "/api/v1/admin/keys", Bind(&Api::CreateAdminKey));
+    r.Add(verb::delete_, "/api/v1/admin/keys/{key}", Bind(&Api::RevokeKey));
+    r.Add(verb::get, "/healthz", [](const HttpRequest&, const RouteMatch&) {
+      return JsonResponse(200, R"({"status":"ok"})");
+    });
+  }
+
+ private:
+  using Method = HttpResponse (Api::*)(const HttpRequest&, const RouteMatch&);
+  // Routes hold the Api alive.
+  Handler Bind(Method m) {
+    return [self = shared_from_this(), m](const HttpRequest& req, const RouteMatch& match) {
+      return ((*self).*m)(req, match);
+    };
+  }
+
+  // ---- Authentication and ids ----
+
+  std::variant<Caller, HttpResponse> Authenticate(const HttpRequest& req, const RouteMatch& match,
+                                                  bool admin_only) {
+    std::string_view auth = req[http::field::authorization];
+    constexpr std::string_view kBearer = "Bearer ";
+    if (auth.size() <= kBearer.size() || !EqualsIgnoreCase(auth.substr(0, kBearer.size()), kBearer)) {
+      return ErrorResponse(401, "Unauthenticated", "an 'Authorization: Bearer <API key>' header is required",
+                           "Authorization");
+    }
+    auto principal = directory_.Authenticate(auth.substr(kBearer.size()));
+    if (!principal.ok()) return ErrorResponse(principal.status(), "Authorization");
+    Caller caller{*principal, ""};
+    if (admin_only && !caller.principal.admin) {
+      return ErrorResponse(403, "PermissionDenied", "this endpoint needs an admin key", "Authorization");
+    }
+    if (caller.principal.admin) {
+      std::string hub = match.Query("taskHub");
+      if (!hub.empty() && !tenancy::IsValidTenantId(hub)) {
+        return ErrorResponse(400, "InvalidArgument", "taskHub '" + hub + "' is not a valid tenant id", "taskHub");
+      }
+      caller.hub = hub;
+    } else {
+      caller.hub = caller.principal.tenant_id;  // a tenant key acts on its own hub, whatever taskHub says
+    }
+    return caller;
+  }
+
+  static std::string HubPrefix(const Caller& c) {
+    return c.hub.empty() ? std::string() : c.hub + std::string(kHubSeparator);
+  }
+
+  // Validates an id from a URL; empty optional (and `error` set) when invalid.
+  static std::optional<std::string> Internal(const Caller& c, const std::string& id, HttpResponse* error,
+                                             std::string_view field = "instanceId") {
+    if (id.empty() || id.size() > 200) {
+      *error = ErrorResponse(400, "InvalidArgument", "an instance id has 1 to 200 characters", field);
+      return std::nullopt;
+    }
+    for (char ch : id) {
+      if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) {
+        *error = ErrorResponse(400, "InvalidArgument", "an instance id has no control characters", field);
+        return std::nullopt;
+      }
+    }
+    if (!c.hub.empty() && id.find(kHubSeparator) != std::string::npos) {
+      *error = ErrorResponse(400, "InvalidArgument", "an instance id cannot contain '::'", field);
+      return std::nullopt;
+    }
+    return HubPrefix(c) + id;
+  }
+
+  static std::string External(const Caller& c, const std::string& internal_id) {
+    std::string prefix = HubPrefix(c);
+    return internal_id.substr(0, prefix.size()) == prefix ? internal_id.substr(prefix.size()) : internal_id;
+  }
+
+  // ---- Shared pieces ----
+
+  static std::optional<bool> ParseBool(const RouteMatch& m, const std::string& name, bool fallback,
+                                       HttpResponse* error) {
+    if (!m.Has(name)) return fallback;
+    std::string v = m.Query(name);
+    if (EqualsIgnoreCase(v, "true") || v == "1" || v.empty()) return true;
+    if (EqualsIgnoreCase(v, "false") || v == "0") return false;
+    *error = ErrorResponse(400, "InvalidArgument", name + " must be true or false", name);
+    return std::nullopt;
+  }
+
+  static std::optional<int64_t> ParseInt(const RouteMatch& m, const std::string& name, int64_t fallback,
+                                         int64_t min, int64_t max, HttpResponse* error) {
+    if (!m.Has(name)) return fallback;
+    const std::string v = m.Query(name);
+    int64_t out = 0;
+    bool ok = !v.empty() && v.size() < 18 && std::all_of(v.begin(), v.end(), ::isdigit);
+    if (ok) out = std::stoll(v);
+    if (!ok || out < min || out > max) {
+      *error = ErrorResponse(400, "InvalidArgument",
+                             name + " must be an integer from " + std::to_string(min) + " to " + std::to_string(max),
+                             name);
+      return std::nullopt;
+    }
+    return out;
+  }
+
+  static std::optional<std::optional<TimePoint>> ParseTime(const RouteMatch& m, const std::string& name,
+                                                           HttpResponse* error) {
+    if (!m.Has(name)) return std::optional<TimePoint>();
+    TimePoint t;
+    if (!ParseIso8601(m.Query(name), &t)) {
+      *error = ErrorResponse(400, "InvalidArgument", name + " must be an ISO 8601 UTC time such as 2026-01-31T12:00:00Z",
+                             name);
+      return std::nullopt;
+    }
+    return std::optional<TimePoint>(t);
+  }
+
+  static std::optional<std::vector<OrchestrationStatus>> ParseStatuses(const RouteMatch& m, HttpResponse* error) {
+    std::vector<OrchestrationStatus> out;
+    std::string v = m.Query("runtimeStatus");
+    size_t i = 0;
+    while (i < v.size()) {
+      size_t j = v.find(',', i);
+      if (j == std::string::npos) j = v.size();
+      std::string name = v.substr(i, j - i);
+      name.erase(std::remove_if(name.begin(), name.end(), ::isspace), name.end());
+      OrchestrationStatus s;
+      if (!name.empty()) {
+        if (!ParseOrchestrationStatus(name, &s)) {
+          *error = ErrorResponse(400, "InvalidArgument",
+                                 "unknown runtimeStatus '" + name +
+                                     "' (Running, Pending, Completed, Failed, Terminated, Canceled, ContinuedAsNew, Suspended)",
+                                 "runtimeStatus");
+          return std::nullopt;
+        }
+        out.push_back(s);
+      }
+      i = j + 1;
+    }
+    return out;
+  }
+
+  // Parses a JSON body; "" is JSON null.
+  static std::optional<Json> ParseBody(const HttpRequest& req, HttpResponse* error) {
+    const std::string& body = req.body();
+    if (std::all_of(body.begin(), body.end(), ::isspace)) return Json();
+    Json value = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+    if (value.is_discarded()) {
+      *error = ErrorResponse(400, "InvalidJson", "the request body is not valid JSON", "body");
+      return std::nullopt;
+    }
+    return value;
+  }
+
+  static std::string BaseUrl(const HttpRequest& req) {
+    std::string host(req[http::field::host]);
+    if (host.empty()) host = "127.0.0.1";
+    return "http://" + host + std::string(kBase);
+  }
+
+  static std::string HubQuery(const Caller& c, char sep) {
+    return c.principal.admin && !c.hub.empty() ? std::string(1, sep) + "taskHub=" + c.hub : std::string();
+  }
+
+  static Json CheckStatus(const HttpRequest& req, const Caller& c, const std::string& external_id) {
+    std::string i = BaseUrl(req) + "/instances/" + external_id;
+    return Json{{"id", external_id},
+                {"statusQueryGetUri", i + HubQuery(c, '?')},
+                {"sendEventPostUri", i + "/raiseEvent/{eventName}" + HubQuery(c, '?')},
+                {"terminatePostUri", i + "/terminate?reason={text}" + HubQuery(c, '&')},
+                {"purgeHistoryDeleteUri", i + HubQuery(c, '?')},
+                {"restartPostUri", i + "/restart" + HubQuery(c, '?')},
+                {"suspendPostUri", i + "/suspend?reason={text}" + HubQuery(c, '&')},
+                {"resumePostUri", i + "/resume?reason={text}" + HubQuery(c, '&')}};
+  }
+
+  static HttpResponse Accepted(const HttpRequest& req, const Caller& c, const std::string& external_id) {
+    Json body = CheckStatus(req, c, external_id);
+    HttpResponse res = JsonResponse(202, body.dump());
+    res.set(http::field::location, body["statusQueryGetUri"].get<std::string>());
+    res.set(http::field::retry_after, "10");
+    return res;
+  }
+
+  static Json HistoryJson(const std::vector<HistoryEvent>& history, bool show_output, bool show_input) {
+    Json out = Json::array();
+    for (const HistoryEvent& e : history) {
+      Json j = {{"EventType", EventKindName(e.body)}, {"EventId", e.event_id}, {"Timestamp", DfTime(e.timestamp)}};
+      std::visit(Overloaded{
+                     [&](const events::ExecutionStarted& b) {
+                       j["FunctionName"] = b.name;
+                       if (show_input) j["Input"] = FromPayload(b.input);
+                     },
+                     [&](const events::ExecutionCompleted& b) {
+                       j["OrchestrationStatus"] = OrchestrationStatusName(b.status);
+                       if (show_output) j["Result"] = FromPayload(b.result);
+                       if (b.failure) j["FailureDetails"] = FromPayload(SerializeFailure(*b.failure));
+                     },
+                     [&](const events::ExecutionTerminated& b) {
+                       if (show_output) j["Result"] = FromPayload(b.input);
+                     },
+                     [&](const events::TaskScheduled& b) {
+                       j["FunctionName"] = b.name;
+                       if (show_input) j["Input"] = FromPayload(b.input);
+                     },
+                     [&](const events::TaskCompleted& b) {
+                       j["TaskScheduledId"] = b.task_scheduled_id;
+                       if (show_output) j["Result"] = FromPayload(b.result);
+                     },
+                     [&](const events::TaskFailed& b) {
+                       j["TaskScheduledId"] = b.task_scheduled_id;
+                       j["FailureDetails"] = FromPayload(SerializeFailure(b.failure));
+                     },
+                     [&](const events::SubOrchestrationInstanceCreated& b) { j["FunctionName"] = b.name; },
+                     [&](const events::SubOrchestrationInstanceCompleted& b) {
+                       j["TaskScheduledId"] = b.task_scheduled_id;
+                       if (show_output) j["Result"] = FromPayload(b.result);
+                     },
+                     [&](const events::SubOrchestrationInstanceFailed& b) {
+                       j["TaskScheduledId"] = b.task_scheduled_id;
+                       j["FailureDetails"] = FromPayload(SerializeFailure(b.failure));
+                     },
+                     [&](const events::TimerCreated& b) { j["ScheduledTime"] = DfTime(b.fire_at); },
+                     [&](const events::TimerFired& b) {
+                       j["TimerId"] = b.timer_id;
+                       j["ScheduledTime"] = DfTime(b.fire_at);
+                     },
+                     [&](const events::OrchestratorStarted&) {},
+                     [&](const events::OrchestratorCompleted&) {},
+                     [&](const events::EventSent& b) { j["Name"] = b.name; },
+                     [&](const events::EventRaised& b) {
+                       j["Name"] = b.name;
+                       if (show_input) j["Input"] = FromPayload(b.input);
+                     },
+                     [&](const events::ContinueAsNew&) {},
+                     [&](const events::ExecutionSuspended&) {},
+                     [&](const events::ExecutionResumed&) {},
+                 },
+                 e.body);
+      out.push_back(std::move(j));
+    }
+    return out;
+  }
+
+  static Json StatusJson(const Caller& c, const InstanceState& s, bool show_input) {
+    Json j = {{"name", s.name},
+              {"instanceId", External(c, s.instance_id)},
+              {"runtimeStatus", OrchestrationStatusName(s.status)},
+              {"input", show_input ? FromPayload(s.input) : Json()},
+              {"customStatus", FromPayload(s.custom_status)},
+              {"output", FromPayload(s.output)},
+              {"createdTime", DfTime(s.created_at)},
+              {"lastUpdatedTime", DfTime(s.last_updated_at)}};
+    if (s.failure) {
+      j["output"] = s.failure->error_message;
+      j["failureDetails"] = {{"errorType", s.failure->error_type},
+                             {"errorMessage", s.failure->error_message},
+                             {"details", FromPayload(s.failure->details)}};
+    }
+    return j;
+  }
+
+  // ---- Instances ----
+
+  HttpResponse Start(const HttpRequest& req, const RouteMatch& m) {
+    auto auth = Authenticate(req, m, false);
+    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
+    const Caller& c = std::get<Caller>(auth);
+    HttpResponse error;
+    const std::string& name = m.params.at("name");
+    if (options_.is_known_orchestrator && !options_.is_known_orchestrator(name)) {
+      return ErrorResponse(400, "UnknownOrchestrator", "no orchestrator named '" + name + "' is registered",
+                           "functionName");
+    }
+    ScheduleOptions schedule;
+    std::string external_id;
+    if (auto it = m.params.find("instanceId"); it != m.params.end()) {
+      auto internal = Internal(c, it->second, &error);
+      if (!internal) return error;
+      schedule.instance_id = *internal;
+      external_id = it->second;
+    } else {
+      // Durable Functions mints "N"-format GUIDs: 32 hex digits, no dashes.
+      std::string guid = util::NewRandomUuid();
+      guid.erase(std::remove(guid.begin(), guid.end(), '-'), guid.end());
+      schedule.instance_id = HubPrefix(c) + guid;
+      external_id = guid;
+    }
+    auto timeout = ParseInt(m, "timeout", -1, 0, options_.max_wait.count(), &error);
+    if (!timeout) return error;
+    auto polling = ParseInt(m, "pollingInterval", 1, 0, 3600, &error);
+    if (!polling) return error;
+    auto input = ParseBody(req, &error);
+    if (!input) return error;
+    auto id = client_.ScheduleNewOrchestration(name, *input, schedule);
+    if (!id.ok()) return ErrorResponse(id.status(), "instanceId");
+    if (*timeout >= 0) return WaitAndAnswer(req, c, *id, external_id, std::chrono::seconds(*timeout));
+    return Accepted(req, c, external_id);
+  }
+
+  HttpResponse WaitAndAnswer(const HttpRequest& req, const Caller& c, const std::string& internal_id,
+                             const std::string& external_id, std::chrono::seconds timeout) {
+    auto state = client_.WaitForCompletion(internal_id, timeout, /*include_payloads=*/true);
+    if (!state.ok()) return Accepted(req, c, external_id);  // still running when the wait ended
+    if (state->status == OrchestrationStatus::kCompleted) {
+      std::string out = state->output.empty() ? "null" : state->output;
+      return JsonResponse(200, out);
+    }
+    return JsonResponse(200, StatusJson(c, *state, true).dump());
+  }
+
+  HttpResponse GetStatus(const HttpRequest& req, const RouteMatch& m) {
+    auto auth = Authenticate(req, m, false);
+    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
+    const Caller& c = std::get<Caller>(auth);
+    HttpResponse error;
+    auto internal = Internal(c, m.params.at("id"), &error);
+    if (!internal) return error;
+    auto show_history = ParseBool(m, "showHistory", false, &error);
+    if (!show_history) return error;
+    auto show_history_output = ParseBool(m, "showHistoryOutput", false, &error);
+    if (!show_history_output) return error;
+    auto show_input = ParseBool(m, "showInput", true, &error);
+    if (!show_input) return error;
+    auto ise_on_failure = ParseBool(m, "returnInternalServerErrorOnFailure", false, &error);
+    if (!ise_on_failure) return error;
+
+    auto state = client_.GetState(*internal, true);
+    if (!state.ok()) return ErrorResponse(state.status(), "instanceId");
+    Json body = StatusJson(c, *state, *show_input);
+    if (*show_history) {
+      auto history = client_.GetHistory(*internal);
+      if (history.ok()) body["historyEvents"] = HistoryJson(*history, *show_history_output, *show_input);
+    }
+    unsigned code = 200;
+    switch (state->status) {
+      case OrchestrationStatus::kRunning:
+      case OrchestrationStatus::kPending:
+      case OrchestrationStatus::kSuspended:
+      case OrchestrationStatus::kContinuedAsNew:
+        code = 202;
+        break;
+      case OrchestrationStatus::kFailed:
+        code = *ise_on_failure ? 500 : 200;
+        break;
+      default:
+        code = 200;
+    }
+    HttpResponse res = JsonResponse(code, body.dump());
+    if (code == 202) {
+      res.set(http::field::location, BaseUrl(req) + "/instances/" + m.params.at("id") + HubQuery(c, '?'));
+      res.set(http::field::retry_after, "5");
+    }
+    return res;
+  }
+
+  HttpResponse List(const HttpRequest& req, const RouteMatch& m) {
+    auto auth = Authenticate(req, m, false);
+    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
+    const Caller& c = std::get<Caller>(auth);
+    HttpResponse error;
+    InstanceQuery q;
+    auto statuses = ParseStatuses(m, &error);
+    if (!statuses) return error;
+    q.statuses = *statuses;
+    auto from = ParseTime(m, "createdTimeFrom", &error);
+    if (!from) return error;
+    auto to = ParseTime(m, "createdTimeTo", &error);
+    if (!to) return error;
+    q.created_from = *from;
+    q.created_to = *to;
+    auto top = ParseInt(m, "top", 100, 1, 1000, &error);
+    if (!top) return error;
+    q.page_size = static_cast<int>(*top);
+    auto show_input = ParseBool(m, "showInput", false, &error);
+    if (!show_input) return error;
+    q.include_payloads = true;
+    q.instance_id_prefix = HubPrefix(c) + m.Query("instanceIdPrefix");
+    q.continuation_token = std::string(req["x-ms-continuation-token"]);
+    auto page = client_.Query(q);
+    if (!page.ok()) return ErrorResponse(page.status(), "x-ms-continuation-token");
+    Json out = Json::array();
+    for (const InstanceState& s : page->instances) out.push_back(StatusJson(c, s, *show_input));
+    HttpResponse res = JsonResponse(200, out.dump());
+    if (!page->continuation_token.empty()) res.set("x-ms-continuation-token", page->continuation_token);
+    return res;
+  }
+
+  // Sends terminate/suspend/resume; 410 when the instance already finished.
+  HttpResponse Control(const HttpRequest& req, const RouteMatch& m,
+                       const std::function<Status(const std::string&, const std::string&)>& action) {
+    auto auth = Authenticate(req, m, false);
+    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
+    const Caller& c = std::get<Caller>(auth);
+    HttpResponse error;
+    auto internal = Internal(c, m.params.at("id"), &error);
+    if (!internal) return error;
+    Status s = action(*internal, m.Query("reason"));
+    if (s.code() == StatusCode::kFailedPrecondition) return ErrorResponse(410, "Gone", s.message(), "instanceId");
+    if (!s.ok()) return ErrorResponse(s, "instanceId");
+    HttpResponse res{http::status::accepted, 11};
+    res.set(http::field::server, "baton");
+    return res;
+  }
+
+  HttpResponse Terminate(const HttpRequest& req, const RouteMatch& m) {
+    return Control(req, m, [this](const std::string& id, const std::string& reason) {
+      return client_.Terminate(id, reason.empty() ? Json() : Json(reason), /*recursive=*/true);
+    });
+  }
+  HttpResponse Suspend(const HttpRequest& req, const RouteMatch& m) {
+    return Control(req, m, [this](const std::string& id, const std::string& reason) {
+      return client_.Suspend(id, reason);
+    });
+  }
+  HttpResponse Resume(const HttpRequest& req, const RouteMatch& m) {
+    return Control(req, m, [this](const std::string& id, const std::string& reason) {
+      return client_.Resume(id, reason);
+    });
+  }
+
+  HttpResponse RaiseEvent(const HttpRequest& req, const RouteMatch& m) {
+    auto auth = Authenticate(req, m, false);
+    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
+    const Caller& c = std::get<Caller>(auth);
+    HttpResponse error;
+    auto internal = Internal(c, m.params.at("id"), &error);
+    if (!internal) return error;
+    std::string_view type = req[http::field::content_type];
+    if (type.substr(0, 16) != "application/json") {
+      return ErrorResponse(400, "UnsupportedContentType", "raiseEvent needs 'Content-Type: application/json'",
+                           "Content-Type");
+    }
+    auto data = ParseBody(req, &error);
+    if (!data) return error;
+    Status s = client_.RaiseEvent(*internal, m.params.at("event"), *data);
+    if (s.code() == StatusCode::kFailedPrecondition) return ErrorResponse(410, "Gone", s.message(), "instanceId");
+    if (!s.ok()) return ErrorResponse(s, "instanceId");
+    HttpResponse res{http::status::accepted, 11};
+    res.set(http::field::server, "baton");
+    return res;
+  }
+
+  HttpResponse Rewind(const HttpRequest& req, const RouteMatch& m) {
+    auto auth = Authenticate(req, m, false);
+    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
+    const Caller& c = std::get<Caller>(auth);
+    HttpResponse error;
+    auto internal = Internal(c, m.params.at("id"), &error);
+    if (!internal) return error;
+    auto state = client_.GetState(*internal, false);
+    if (!state.ok()) return ErrorResponse(state.status(), "instanceId");
+    if (state->status != OrchestrationStatus::kFailed) {
+      return ErrorResponse(412, "FailedPrecondition", "only a Failed instance can be rewound", "instanceId");
+    }
+    return ErrorResponse(501, "Unimplemented", "rewind is not supported by this Baton version; use restart",
+                         "instanceId");
+  }
+
+  HttpResponse Restart(const HttpRequest& req, const RouteMatch& m) {
+    auto auth = Authenticate(req, m, false);
+    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
+    const Caller& c = std::get<Caller>(auth);
+    HttpResponse error;
+    auto internal = Internal(c, m.params.at("id"), &error);
+    if (!internal) return error;
+    auto new_id = ParseBool(m, "restartWithNewInstanceId", true, &error);
+    if (!new_id) return error;
+    auto timeout = ParseInt(m, "timeout", -1, 0, options_.max_wait.count(), &error);
+    if (!timeout) return error;
+    auto restarted = client_.Restart(*internal, *new_id);
+    if (restarted.status().code() == StatusCode::kFailedPrecondition) {
+      return ErrorResponse(409, "Conflict", restarted.status().message(), "instanceId");
+    }
+    if (!restarted.ok()) return ErrorResponse(restarted.status(), "instanceId");
+    std::string external = External(c, *restarted);
+    if (*timeout >= 0) return WaitAndAnswer(req, c, *restarted, external, std::chrono::seconds(*timeout));
+    return Accepted(req, c, external);
+  }
+
+  HttpResponse PurgeOne(const HttpRequest& req, const RouteMatch& m) {
+    auto auth = Authenticate(req, m, false);
+    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
+    const Caller& c = std::get<Caller>(auth);
+    HttpResponse error;
+    auto internal = Internal(c, m.params.at("id"), &error);
+    if (!internal) return error;
+    auto purged = client_.Purge(*internal);
+    if (!purged.ok()) return ErrorResponse(purged.status(), "instanceId");
+    return JsonResponse(200, Json{{"instancesDeleted", *purged}}.dump());
+  }
+
+  HttpResponse PurgeByFilter(const HttpRequest& req, const RouteMatch& m) {
+    auto auth = Authenticate(req, m, false);
+    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
+    const Caller& c = std::get<Caller>(auth);
+    HttpResponse error;
+    if (!m.Has("createdTimeFrom")) {
+      return ErrorResponse(400, "InvalidArgument", "createdTimeFrom is required to purge by filter",
+                           "createdTimeFrom");
+    }
+    PurgeFilter filter;
+    auto from = ParseTime(m, "createdTimeFrom", &error);
+    if (!from) return error;
+    auto to = ParseTime(m, "createdTimeTo", &error);
+    if (!to) return error;
+    auto statuses = ParseStatuses(m, &error);
+    if (!statuses) return error;
+    filter.created_from = *from;
+    filter.created_to = *to;
+    filter.statuses = *statuses;
+    filter.instance_id_prefix = HubPrefix(c);
+    auto purged = client_.Purge(filter);
+    if (!purged.ok()) return ErrorResponse(purged.status());
+    if (*purged == 0) return ErrorResponse(404, "NotFound", "no terminal instance matches the filter");
+    return JsonResponse(200, Json{{"instancesDeleted", *purged}}.dump());
+  }
+
+  // ---- Admin ----
+
+  static Json TenantJson(const tenancy::Tenant& t) {
+    return {{"id", t.id}, {"displayName", t.display_name}, {"disabled", t.disabled}, {"createdTime", DfTime(t.created_at)}};
+  }
+  static Json KeyJson(const tenancy::ApiKey& k) {
+    return {{"keyId", k.key_id}, {"tenantId", k.tenant_id}, {"name", k.name}, {"createdTime", DfTime(k.created_at)},
+            {"revoked", k.revoked}};
+  }
+
+  HttpResponse CreateTenant(const HttpRequest& req, const RouteMatch& m) {
+    auto auth = Authenticate(req, m, true);
+    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
+    HttpResponse error;
+    auto body = ParseBody(req, &error);
+    if (!body) return error;
+    if (!body->is_object() || !(*body)["id"].is_string()) {
+      return ErrorResponse(400, "InvalidArgument", "the body must be {\"id\": \"<tenant id>\", \"displayName\": \"…\"}",
+                           "id");
+    }
+    std::string display = body->value("displayName", "");
+    auto tenant = directory_.CreateTenant((*body)["id"].get<std::string>(), display);
+    if (!tenant.ok()) return ErrorResponse(tenant.status(), "id");
+    return JsonResponse(201, TenantJson(*tenant).dump());
+  }
+
+  HttpResponse ListTenants(const HttpRequest& req, const RouteMatch& m) {
+    auto auth = Authenticate(req, m, true);
+    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
+    auto tenants = directory_.ListTenants();
+    if (!tenants.ok()) return ErrorResponse(tenants.status());
+    Json out = Json::array();
+    for (const auto& t : *tenants) out.push_back(TenantJson(t));
+    return JsonResponse(200, out.dump());
+  }
+
+  HttpResponse DisableTenant(const HttpRequest& req, const RouteMatch& m) {
+    auto auth = Authenticate(req, m, true);
+    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
+    Status s = directory_.DisableTenant(m.params.at("tenant"));
+    if (!s.ok()) return ErrorResponse(s, "tenant");
+    auto tenant = directory_.GetTenant(m.params.at("tenant"));
+    if (!tenant.ok()) return ErrorResponse(tenant.status(), "tenant");
+    return JsonResponse(200, TenantJson(*tenant).dump());
+  }
+
+  HttpResponse CreateKey(const HttpRequest& req, const RouteMatch& m, const std::string& tenant_id) {
+    HttpResponse error;
+    auto body = ParseBody(req, &error);
+    if (!body) return error;
+    std::string name = body->is_object() ? body->value("name", "") : "";
+    auto key = directory_.CreateKey(tenant_id, name);
+    if (!key.ok()) return ErrorResponse(key.status(), "tenant");
+    Json out = KeyJson(key->first);
+    out["key"] = key->second;
+    return JsonResponse(201, out.dump());
+  }
+
+  HttpResponse CreateTenantKey(const HttpRequest& req, const RouteMatch& m) {
+    auto auth = Authenticate(req, m, true);
+    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
+    return CreateKey(req, m, m.params.at("tenant"));
+  }
+
+  HttpResponse CreateAdminKey(const HttpRequest& req, const RouteMatch& m) {
+    auto auth = Authenticate(req, m, true);
+    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
+    return CreateKey(req, m, "");
+  }
+
+  HttpResponse ListTenantKeys(const HttpRequest& req, const RouteMatch& m) {
+    auto auth = Authenticate(req, m, true);
+    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
+    auto tenant = directory_.GetTenant(m.params.at("tenant"));
+    if (!tenant.ok()) return ErrorResponse(tenant.status(), "tenant");
+    auto keys = directory_.ListKeys(tenant->id);
+    if (!keys.ok()) return ErrorResponse(keys.status());
+    Json out = Json::array();
+    for (const auto& k : *keys) out.push_back(KeyJson(k));
+    return JsonResponse(200, out.dump());
+  }
+
+  HttpResponse RevokeKey(const HttpRequest& req, const RouteMatch& m) {
+    auto auth = Authenticate(req, m, true);
+    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
+    Status s = directory_.RevokeKey(m.params.at("key"));
+    if (!s.ok()) return ErrorResponse(s, "keyId");
+    return JsonResponse(200, Json{{"keyId", m.params.at("key")}, {"revoked", true}}.dump());
+  }
+
+  Client& client_;
+  tenancy::TenantDirectory& directory_;
+  ManagementApiOptions options_;
+};
+
+}  // namespace
+
+void AddManagementApi(Router& router, Client& client, tenancy::TenantDirectory& directory,
+                      ManagementApiOptions options) {
+  auto api = std::make_shared<Api>(client, directory, std::move(options));
+  api->Register(router);
+}
+
+}  // namespace baton::api

@@ -1,0 +1,1114 @@
+#include "app/cli/commands.h"
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+
+#include "app/cli/http_client.h"
+#include "baton/clock.h"
+#include "util/uuid.h"
+
+namespace baton::cli {
+namespace {
+
+// Keeps the server's member order, so --output json shows what it sent.
+using OJson = nlohmann::ordered_json;
+
+constexpr std::string_view kDurableBase = "/runtime/webhooks/durabletask";
+constexpr std::string_view kAdminBase = "/api/v1/admin";
+constexpr std::string_view kDefaultServer = "http://127.0.0.1:8080";
+// `list --all` follows continuation tokens at most this many times, so a
+// server that keeps answering with a token cannot keep the CLI forever.
+constexpr int kMaxListPages = 10000;
+// With --wait the server holds the request for up to the wait; allow for the
+// rest of the exchange on top.
+constexpr std::chrono::seconds kWaitMargin{30};
+
+// The Durable Functions runtime status names, as the server spells them.
+constexpr std::string_view kRuntimeStatuses[] = {"Pending",  "Running",  "Completed",
+                                                 "ContinuedAsNew", "Failed", "Canceled",
+                                                 "Terminated", "Suspended"};
+
+// ---- Small JSON helpers that never throw on unexpected shapes ----
+
+// A member as display text: strings as they are, other values as JSON, ""
+// when missing or null.
+std::string Text(const OJson& object, std::string_view key) {
+  if (!object.is_object()) return "";
+  auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return "";
+  if (it->is_string()) return it->get<std::string>();
+  return it->dump(-1, ' ', false, OJson::error_handler_t::replace);
+}
+
+// A member as JSON text (strings keep their quotes, so a string output "42"
+// is told apart from the number 42); "" when missing or null.
+std::string JsonText(const OJson& object, std::string_view key) {
+  if (!object.is_object()) return "";
+  auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return "";
+  return it->dump(-1, ' ', false, OJson::error_handler_t::replace);
+}
+
+std::string YesNo(const OJson& object, std::string_view key) {
+  if (!object.is_object()) return "";
+  auto it = object.find(key);
+  if (it == object.end() || !it->is_boolean()) return Text(object, key);
+  return it->get<bool>() ? "yes" : "no";
+}
+
+std::optional<OJson> ParseJson(std::string_view text) {
+  OJson value = OJson::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (value.is_discarded()) return std::nullopt;
+  return value;
+}
+
+// Why `text` is not JSON, without nlohmann's "[json.exception...]" prefix;
+// "" when it is JSON.
+std::string JsonError(std::string_view text) {
+  try {
+    OJson parsed = OJson::parse(text.begin(), text.end());
+    (void)parsed;
+    return "";
+  } catch (const OJson::parse_error& e) {
+    std::string what = e.what();
+    if (size_t close = what.find("] "); what.starts_with("[json.exception") && close != std::string::npos) {
+      what.erase(0, close + 2);
+    }
+    return what;
+  }
+}
+
+size_t DisplayWidth(std::string_view s) {
+  return static_cast<size_t>(
+      std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+}
+
+std::string OneLine(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+  }
+  return out;
+}
+
+std::string Lowercase(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+// ---- Options shared by every verb ----
+
+struct GlobalOptions {
+  std::string server = std::string(kDefaultServer);
+  std::string key;
+  std::string output = "table";
+  std::string task_hub;  // instance verbs only
+};
+
+void AddGlobalOptions(CLI::App* verb, GlobalOptions* g, bool task_hub) {
+  verb->add_option("--server", g->server, "URL of the Baton server (http:// only)")
+      ->envname("BATON_SERVER")
+      ->type_name("URL")
+      ->capture_default_str();
+  verb->add_option("--key", g->key, "API key (admin or tenant)")
+      ->envname("BATON_KEY")
+      ->type_name("KEY");
+  verb->add_option("--output,-o", g->output, "Output format")
+      ->check(CLI::IsMember({"table", "json"}))
+      ->type_name("FORMAT")
+      ->capture_default_str();
+  if (task_hub) {
+    verb->add_option("--task-hub", g->task_hub,
+                     "Act on tenant T's task hub (admin keys; sends taskHub=T)")
+        ->type_name("T");
+  }
+}
+
+// ---- Validators: bad values are usage errors, reported by CLI11 ----
+
+CLI::Validator JsonValidator() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        std::string why = JsonError(text);
+        if (why.empty()) return "";
+        std::string hint;
+        if (!text.empty() && std::isalpha(static_cast<unsigned char>(text.front())) &&
+            text != "true" && text != "false" && text != "null") {
+          hint = " (a JSON string needs quotes: '\"" + text + "\"')";
+        }
+        return "not valid JSON: " + why + hint;
+      },
+      "");
+}
+
+CLI::Validator StatusListValidator() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        std::string normalized, error;
+        if (!NormalizeRuntimeStatuses(text, &normalized, &error)) return error;
+        text = normalized;
+        return "";
+      },
+      "");
+}
+
+CLI::Validator TimeValidator() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        std::string normalized, error;
+        if (!NormalizeTime(text, &normalized, &error)) return error;
+        text = normalized;
+        return "";
+      },
+      "");
+}
+
+// ---- One invocation of a verb ----
+
+struct Io {
+  std::ostream* out;
+  std::ostream* err;
+  int* exit_code;
+};
+
+class Session {
+ public:
+  Session(const GlobalOptions& g, const Io& io) : g_(g), io_(io) { *io_.exit_code = kExitOk; }
+
+  // Parses --server; false (exit code set) when it is not a usable URL.
+  bool Init() {
+    auto url = ParseServerUrl(g_.server);
+    if (!url.ok()) {
+      Fail(kExitUsage, "--server: " + url.status().message());
+      return false;
+    }
+    HttpClientOptions options;
+    options.api_key = g_.key;
+    client_.emplace(*std::move(url), std::move(options));
+    return true;
+  }
+
+  bool json() const { return g_.output == "json"; }
+  std::ostream& out() { return *io_.out; }
+  const GlobalOptions& global() const { return g_; }
+
+  void Fail(int exit_code, const std::string& message) {
+    *io_.err << "baton: " << message << '\n';
+    *io_.exit_code = exit_code;
+  }
+  void Warn(const std::string& message) { *io_.err << "baton: " << message << '\n'; }
+  void SetExitCode(int code) { *io_.exit_code = code; }
+
+  // Sends `spec`. Returns the response when the server answered 2xx;
+  // otherwise prints why and sets the exit code.
+  std::optional<HttpResponse> Call(const HttpRequestSpec& spec) {
+    auto res = client_->Send(spec);
+    if (!res.ok()) {
+      Fail(kExitError, res.status().message());
+      return std::nullopt;
+    }
+    if (res->status < 200 || res->status > 299) {
+      std::string message = DescribeErrorResponse(res->status, res->body);
+      if ((res->status == 401) && g_.key.empty()) {
+        message += "; no API key was given: pass --key or set BATON_KEY";
+      }
+      Fail(ExitCodeForHttpStatus(res->status), message);
+      return std::nullopt;
+    }
+    return std::move(*res);
+  }
+
+  // Call(), then the body as JSON of the expected kind (`array` or object).
+  std::optional<OJson> CallForJson(const HttpRequestSpec& spec, bool array) {
+    auto res = Call(spec);
+    if (!res) return std::nullopt;
+    return ExpectJson(*res, array);
+  }
+
+  std::optional<OJson> ExpectJson(const HttpResponse& res, bool array) {
+    auto body = ParseJson(res.body);
+    if (!body || (array ? !body->is_array() : !body->is_object())) {
+      Fail(kExitError, "unexpected answer from the server (HTTP " + std::to_string(res.status) +
+                           "): expected a JSON " + (array ? "array" : "object") + ", got: " +
+                           OneLine(res.body.substr(0, 200)));
+      return std::nullopt;
+    }
+    return body;
+  }
+
+  void PrintJson(const OJson& value) {
+    out() << value.dump(2, ' ', false, OJson::error_handler_t::replace) << '\n';
+  }
+
+  // Query parameters of an instance verb, starting with taskHub when given.
+  std::vector<std::pair<std::string, std::string>> HubQuery() const {
+    std::vector<std::pair<std::string, std::string>> q;
+    if (!g_.task_hub.empty()) q.emplace_back("taskHub", g_.task_hub);
+    return q;
+  }
+
+ private:
+  const GlobalOptions& g_;
+  Io io_;
+  std::optional<HttpClient> client_;
+};
+
+std::string InstancePath(const std::string& id, std::string_view suffix = "") {
+  return std::string(kDurableBase) + "/instances/" + PercentEncode(id) + std::string(suffix);
+}
+
+// ---- Rendering ----
+
+std::vector<std::pair<std::string, std::string>> StatusFields(const OJson& s) {
+  std::vector<std::pair<std::string, std::string>> f = {
+      {"Instance ID", Text(s, "instanceId")},
+      {"Name", Text(s, "name")},
+      {"Status", Text(s, "runtimeStatus")},
+      {"Created", Text(s, "createdTime")},
+      {"Last updated", Text(s, "lastUpdatedTime")},
+  };
+  auto add_json = [&](const char* label, const char* key) {
+    if (std::string v = JsonText(s, key); !v.empty()) f.emplace_back(label, v);
+  };
+  add_json("Input", "input");
+  add_json("Custom status", "customStatus");
+  if (s.contains("failureDetails") && s["failureDetails"].is_object()) {
+    const OJson& fd = s["failureDetails"];
+    f.emplace_back("Error type", Text(fd, "errorType"));
+    f.emplace_back("Error message", Text(fd, "errorMessage"));
+    if (std::string d = JsonText(fd, "details"); !d.empty()) f.emplace_back("Error details", d);
+  } else {
+    add_json("Output", "output");
+  }
+  return f;
+}
+
+std::string HistoryTable(const OJson& events) {
+  static const std::vector<std::string> kShown = {"EventType", "EventId", "Timestamp", "FunctionName",
+                                                  "Name"};
+  std::vector<std::vector<std::string>> rows;
+  for (const OJson& e : events) {
+    std::string id = Text(e, "EventId");
+    if (id == "-1") id = "-";  // inbound events have no sequence number
+    std::string name = Text(e, "FunctionName");
+    if (name.empty()) name = Text(e, "Name");
+    std::string details;
+    if (e.is_object()) {
+      for (const auto& [key, value] : e.items()) {
+        if (std::find(kShown.begin(), kShown.end(), key) != kShown.end() || value.is_null()) continue;
+        if (!details.empty()) details += "  ";
+        // Times and statuses read better bare; payloads stay JSON.
+        bool bare = value.is_string() && (key.ends_with("Time") || key == "OrchestrationStatus");
+        details += key + "=" +
+                   (bare ? value.get<std::string>()
+                         : value.dump(-1, ' ', false, OJson::error_handler_t::replace));
+      }
+    }
+    rows.push_back({id, Text(e, "EventType"), Text(e, "Timestamp"), name, details});
+  }
+  return FormatTable({"ID", "EVENT", "TIMESTAMP", "NAME", "DETAILS"}, rows);
+}
+
+std::vector<std::vector<std::string>> InstanceRows(const OJson& list) {
+  std::vector<std::vector<std::string>> rows;
+  for (const OJson& s : list) {
+    rows.push_back({Text(s, "instanceId"), Text(s, "name"), Text(s, "runtimeStatus"),
+                    Text(s, "createdTime"), Text(s, "lastUpdatedTime")});
+  }
+  return rows;
+}
+
+std::vector<std::pair<std::string, std::string>> TenantFields(const OJson& t) {
+  return {{"Tenant ID", Text(t, "id")},
+          {"Display name", Text(t, "displayName")},
+          {"Disabled", YesNo(t, "disabled")},
+          {"Created", Text(t, "createdTime")}};
+}
+
+// ---- Instance verbs ----
+
+struct StartOptions {
+  GlobalOptions g;
+  std::string name;
+  std::string id;
+  std::string input;
+  std::string input_file;
+  int wait = 0;
+};
+
+// Reads --input or --input-file ("-" = stdin). False (exit code set) when
+// the file cannot be read or is not JSON.
+bool ReadInput(Session& s, const StartOptions& o, std::optional<std::string>* body) {
+  if (!o.input.empty()) {
+    *body = o.input;  // validated by JsonValidator
+    return true;
+  }
+  if (o.input_file.empty()) return true;
+  std::string text;
+  if (o.input_file == "-") {
+    text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  } else {
+    std::ifstream file(o.input_file, std::ios::binary);
+    if (!file) {
+      s.Fail(kExitUsage, "--input-file: cannot read '" + o.input_file + "'");
+      return false;
+    }
+    text.assign(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+  }
+  if (std::string why = JsonError(text); !why.empty()) {
+    s.Fail(kExitUsage, "--input-file: '" + o.input_file + "' is not valid JSON: " + why);
+    return false;
+  }
+  *body = std::move(text);
+  return true;
+}
+
+void PrintCheckStatus(Session& s, const OJson& check, const std::string& orchestrator) {
+  if (s.json()) {
+    s.PrintJson(check);
+    return;
+  }
+  s.out() << FormatKeyValues({{"Instance ID", Text(check, "id")},
+                              {"Orchestrator", orchestrator},
+                              {"Status URI", Text(check, "statusQueryGetUri")}});
+}
+
+void RunStart(Session& s, const StartOptions& o) {
+  std::optional<std::string> input;
+  if (!ReadInput(s, o, &input)) return;
+
+  // Waiting needs the id to fetch the final status afterwards (the 200 answer
+  // carries only the output), so mint it here the way the server would.
+  std::string id = o.id;
+  if (o.wait > 0 && id.empty()) {
+    id = util::NewRandomUuid();
+    id.erase(std::remove(id.begin(), id.end(), '-'), id.end());
+  }
+
+  auto query = s.HubQuery();
+  HttpRequestSpec spec;
+  spec.method = HttpMethod::kPost;
+  if (o.wait > 0) {
+    query.emplace_back("timeout", std::to_string(o.wait));
+    query.emplace_back("pollingInterval", "1");
+    spec.timeout = std::chrono::seconds(o.wait) + kWaitMargin;
+  }
+  spec.target = std::string(kDurableBase) + "/orchestrators/" + PercentEncode(o.name) +
+                (id.empty() ? "" : "/" + PercentEncode(id)) + BuildQueryString(query);
+  if (input) {
+    spec.has_body = true;
+    spec.body = *input;
+  }
+  auto res = s.Call(spec);
+  if (!res) return;
+
+  if (res->status == 202) {
+    auto check = s.ExpectJson(*res, /*array=*/false);
+    if (!check) return;
+    PrintCheckStatus(s, *check, o.name);
+    if (o.wait > 0) {
+      s.Warn("instance " + Text(*check, "id") + " is still running after " + std::to_string(o.wait) +
+             " s");
+      s.SetExitCode(kExitNotCompleted);
+    }
+    return;
+  }
+  if (o.wait == 0) {
+    // Without a wait the server answers 202; show any other success as sent.
+    if (auto body = ParseJson(res->body)) s.PrintJson(*body);
+    return;
+  }
+
+  // Done within the wait: show the final status, which also holds the output.
+  HttpRequestSpec get;
+  get.target = InstancePath(id) + BuildQueryString(s.HubQuery());
+  auto status = s.CallForJson(get, /*array=*/false);
+  if (!status) return;
+  if (s.json()) {
+    s.PrintJson(*status);
+  } else {
+    s.out() << FormatKeyValues(StatusFields(*status));
+  }
+  std::string runtime_status = Text(*status, "runtimeStatus");
+  if (runtime_status != "Completed") {
+    s.Warn("instance " + id + " ended " + runtime_status);
+    s.SetExitCode(kExitNotCompleted);
+  }
+}
+
+struct StatusOptions {
+  GlobalOptions g;
+  std::string id;
+  bool history = false;
+  bool history_output = false;
+};
+
+void RunStatus(Session& s, const StatusOptions& o) {
+  auto query = s.HubQuery();
+  bool history = o.history || o.history_output;
+  if (history) query.emplace_back("showHistory", "true");
+  if (o.history_output) query.emplace_back("showHistoryOutput", "true");
+  HttpRequestSpec spec;
+  spec.target = InstancePath(o.id) + BuildQueryString(query);
+  auto status = s.CallForJson(spec, /*array=*/false);
+  if (!status) return;
+  if (s.json()) {
+    s.PrintJson(*status);
+    return;
+  }
+  s.out() << FormatKeyValues(StatusFields(*status));
+  if (history && status->contains("historyEvents") && (*status)["historyEvents"].is_array()) {
+    s.out() << "\nHistory:\n" << HistoryTable((*status)["historyEvents"]);
+  }
+}
+
+struct HistoryOptions {
+  GlobalOptions g;
+  std::string id;
+};
+
+void RunHistory(Session& s, const HistoryOptions& o) {
+  auto query = s.HubQuery();
+  query.emplace_back("showHistory", "true");
+  query.emplace_back("showHistoryOutput", "true");
+  HttpRequestSpec spec;
+  spec.target = InstancePath(o.id) + BuildQueryString(query);
+  auto status = s.CallForJson(spec, /*array=*/false);
+  if (!status) return;
+  OJson events = status->contains("historyEvents") ? (*status)["historyEvents"] : OJson::array();
+  if (!events.is_array()) {
+    s.Fail(kExitError, "unexpected answer from the server: historyEvents is not an array");
+    return;
+  }
+  if (s.json()) {
+    s.PrintJson(events);
+  } else {
+    s.out() << HistoryTable(events);
+  }
+}
+
+struct ListOptions {
+  GlobalOptions g;
+  std::string statuses;
+  std::string prefix;
+  std::string created_from;
+  std::string created_to;
+  int top = 0;
+  bool all = false;
+};
+
+void RunList(Session& s, const ListOptions& o) {
+  auto query = s.HubQuery();
+  if (!o.statuses.empty()) query.emplace_back("runtimeStatus", o.statuses);
+  if (!o.prefix.empty()) query.emplace_back("instanceIdPrefix", o.prefix);
+  if (!o.created_from.empty()) query.emplace_back("createdTimeFrom", o.created_from);
+  if (!o.created_to.empty()) query.emplace_back("createdTimeTo", o.created_to);
+  if (o.top > 0) query.emplace_back("top", std::to_string(o.top));
+  HttpRequestSpec spec;
+  spec.target = std::string(kDurableBase) + "/instances" + BuildQueryString(query);
+
+  OJson all = OJson::array();
+  std::string token;
+  int pages = 0;
+  do {
+    spec.continuation_token = token;
+    auto res = s.Call(spec);
+    if (!res) return;
+    auto page = s.ExpectJson(*res, /*array=*/true);
+    if (!page) return;
+    for (auto& item : *page) all.push_back(std::move(item));
+    token = res->continuation_token;
+    ++pages;
+  } while (o.all && !token.empty() && pages < kMaxListPages);
+
+  if (s.json()) {
+    s.PrintJson(all);
+  } else {
+    s.out() << FormatTable({"INSTANCE ID", "NAME", "STATUS", "CREATED", "UPDATED"}, InstanceRows(all));
+  }
+  if (!token.empty()) {
+    s.Warn(o.all ? "stopped after " + std::to_string(kMaxListPages) + " pages; more instances match"
+                 : "more instances match; pass --all to fetch every page");
+  }
+}
+
+struct RaiseOptions {
+  GlobalOptions g;
+  std::string id;
+  std::string event;
+  std::string data;
+};
+
+void RunRaise(Session& s, const RaiseOptions& o) {
+  HttpRequestSpec spec;
+  spec.method = HttpMethod::kPost;
+  spec.target = InstancePath(o.id, "/raiseEvent/" + PercentEncode(o.event)) + BuildQueryString(s.HubQuery());
+  spec.has_body = true;  // the server requires a JSON content type, even for no data
+  spec.body = o.data.empty() ? "null" : o.data;
+  if (!s.Call(spec)) return;
+  if (!s.json()) s.out() << "Raised event '" << o.event << "' on instance " << o.id << ".\n";
+}
+
+struct ControlOptions {
+  GlobalOptions g;
+  std::string id;
+  std::string reason;
+};
+
+// terminate, suspend and resume: accepted (202) and applied asynchronously.
+void RunControl(Session& s, const ControlOptions& o, std::string_view action) {
+  auto query = s.HubQuery();
+  if (!o.reason.empty()) query.emplace_back("reason", o.reason);
+  HttpRequestSpec spec;
+  spec.method = HttpMethod::kPost;
+  spec.target = InstancePath(o.id, "/" + std::string(action)) + BuildQueryString(query);
+  auto res = s.Call(spec);
+  if (!res) return;
+  if (s.json()) {
+    if (auto body = ParseJson(res->body)) s.PrintJson(*body);
+    return;
+  }
+  s.out() << "Requested " << action << " of instance " << o.id << ".\n";
+}
+
+struct RestartOptions {
+  GlobalOptions g;
+  std::string id;
+  bool new_id = false;
+};
+
+void RunRestart(Session& s, const RestartOptions& o) {
+  auto query = s.HubQuery();
+  // The server's default is a new id; the CLI restarts in place unless asked.
+  query.emplace_back("restartWithNewInstanceId", o.new_id ? "true" : "false");
+  HttpRequestSpec spec;
+  spec.method = HttpMethod::kPost;
+  spec.target = InstancePath(o.id, "/restart") + BuildQueryString(query);
+  auto check = s.CallForJson(spec, /*array=*/false);
+  if (!check) return;
+  if (s.json()) {
+    s.PrintJson(*check);
+    return;
+  }
+  s.out() << FormatKeyValues({{"Instance ID", Text(*check, "id")},
+                              {"Restarted from", o.id},
+                              {"Status URI", Text(*check, "statusQueryGetUri")}});
+}
+
+struct PurgeOptions {
+  GlobalOptions g;
+  std::string id;
+  std::string created_from;
+  std::string created_to;
+  std::string statuses;
+};
+
+void RunPurge(Session& s, const PurgeOptions& o) {
+  bool filter = !o.created_from.empty() || !o.created_to.empty() || !o.statuses.empty();
+  if (!o.id.empty() && filter) {
+    s.Fail(kExitUsage, "purge takes an instance id or a filter (--created-from ...), not both");
+    return;
+  }
+  if (o.id.empty() && o.created_from.empty()) {
+    s.Fail(kExitUsage,
+           filter ? "purging by filter needs --created-from"
+                  : "give an instance id, or --created-from (with optional --created-to, --status) to "
+                    "purge by filter");
+    return;
+  }
+  auto query = s.HubQuery();
+  HttpRequestSpec spec;
+  spec.method = HttpMethod::kDelete;
+  if (!o.id.empty()) {
+    spec.target = InstancePath(o.id) + BuildQueryString(query);
+  } else {
+    query.emplace_back("createdTimeFrom", o.created_from);
+    if (!o.created_to.empty()) query.emplace_back("createdTimeTo", o.created_to);
+    if (!o.statuses.empty()) query.emplace_back("runtimeStatus", o.statuses);
+    spec.target = std::string(kDurableBase) + "/instances" + BuildQueryString(query);
+  }
+  auto body = s.CallForJson(spec, /*array=*/false);
+  if (!body) return;
+  if (s.json()) {
+    s.PrintJson(*body);
+    return;
+  }
+  std::string n = Text(*body, "instancesDeleted");
+  s.out() << "Purged " << n << (n == "1" ? " instance.\n" : " instances.\n");
+}
+
+// ---- Admin verbs ----
+
+struct TenantCreateOptions {
+  GlobalOptions g;
+  std::string id;
+  std::string display_name;
+};
+
+void RunTenantCreate(Session& s, const TenantCreateOptions& o) {
+  OJson body = {{"id", o.id}};
+  if (!o.display_name.empty()) body["displayName"] = o.display_name;
+  HttpRequestSpec spec;
+  spec.method = HttpMethod::kPost;
+  spec.target = std::string(kAdminBase) + "/tenants";
+  spec.has_body = true;
+  spec.body = body.dump();
+  auto tenant = s.CallForJson(spec, /*array=*/false);
+  if (!tenant) return;
+  if (s.json()) {
+    s.PrintJson(*tenant);
+  } else {
+    s.out() << FormatKeyValues(TenantFields(*tenant));
+  }
+}
+
+struct PlainOptions {
+  GlobalOptions g;
+};
+
+void RunTenantList(Session& s, const PlainOptions&) {
+  HttpRequestSpec spec;
+  spec.target = std::string(kAdminBase) + "/tenants";
+  auto tenants = s.CallForJson(spec, /*array=*/true);
+  if (!tenants) return;
+  if (s.json()) {
+    s.PrintJson(*tenants);
+    return;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const OJson& t : *tenants) {
+    rows.push_back({Text(t, "id"), Text(t, "displayName"), YesNo(t, "disabled"), Text(t, "createdTime")});
+  }
+  s.out() << FormatTable({"TENANT ID", "DISPLAY NAME", "DISABLED", "CREATED"}, rows);
+}
+
+struct IdOptions {
+  GlobalOptions g;
+  std::string id;
+};
+
+void RunTenantDisable(Session& s, const IdOptions& o) {
+  HttpRequestSpec spec;
+  spec.method = HttpMethod::kPost;
+  spec.target = std::string(kAdminBase) + "/tenants/" + PercentEncode(o.id) + "/disable";
+  auto tenant = s.CallForJson(spec, /*array=*/false);
+  if (!tenant) return;
+  if (s.json()) {
+    s.PrintJson(*tenant);
+  } else {
+    s.out() << FormatKeyValues(TenantFields(*tenant));
+  }
+}
+
+struct KeyCreateOptions {
+  GlobalOptions g;
+  std::string tenant;
+  bool admin = false;
+  std::string name;
+};
+
+void RunKeyCreate(Session& s, const KeyCreateOptions& o) {
+  if (o.tenant.empty() == !o.admin) {
+    s.Fail(kExitUsage, "key create needs exactly one of --tenant ID (a tenant key) or --admin (an admin key)");
+    return;
+  }
+  OJson body = OJson::object();
+  if (!o.name.empty()) body["name"] = o.name;
+  HttpRequestSpec spec;
+  spec.method = HttpMethod::kPost;
+  spec.target = std::string(kAdminBase) + (o.admin ? "/keys" : "/tenants/" + PercentEncode(o.tenant) + "/keys");
+  spec.has_body = true;
+  spec.body = body.dump();
+  auto key = s.CallForJson(spec, /*array=*/false);
+  if (!key) return;
+  if (s.json()) {
+    s.PrintJson(*key);
+  } else {
+    std::string tenant = Text(*key, "tenantId");
+    s.out() << FormatKeyValues({{"Key ID", Text(*key, "keyId")},
+                                {"Tenant", tenant.empty() ? "(admin key)" : tenant},
+                                {"Name", Text(*key, "name")},
+                                {"Created", Text(*key, "createdTime")},
+                                {"Key", Text(*key, "key")}});
+  }
+  s.Warn("the key is shown only this once and cannot be shown again: store it now");
+}
+
+void RunKeyList(Session& s, const IdOptions& o) {
+  HttpRequestSpec spec;
+  spec.target = std::string(kAdminBase) + "/tenants/" + PercentEncode(o.id) + "/keys";
+  auto keys = s.CallForJson(spec, /*array=*/true);
+  if (!keys) return;
+  if (s.json()) {
+    s.PrintJson(*keys);
+    return;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const OJson& k : *keys) {
+    rows.push_back({Text(k, "keyId"), Text(k, "name"), Text(k, "createdTime"), YesNo(k, "revoked")});
+  }
+  s.out() << FormatTable({"KEY ID", "NAME", "CREATED", "REVOKED"}, rows);
+}
+
+void RunKeyRevoke(Session& s, const IdOptions& o) {
+  HttpRequestSpec spec;
+  spec.method = HttpMethod::kDelete;
+  spec.target = std::string(kAdminBase) + "/keys/" + PercentEncode(o.id);
+  auto body = s.CallForJson(spec, /*array=*/false);
+  if (!body) return;
+  if (s.json()) {
+    s.PrintJson(*body);
+  } else {
+    s.out() << "Revoked key " << o.id << ".\n";
+  }
+}
+
+// ---- Registration ----
+
+std::string Footer() { return ExitCodesHelp(); }
+
+// Adds a verb whose options live in a shared `Opts` (owned by the callback,
+// hence by the app) and runs `run` when it is parsed.
+template <typename Opts, typename Run>
+std::pair<CLI::App*, std::shared_ptr<Opts>> AddVerb(CLI::App* group, const char* name, const char* help,
+                                                    bool task_hub, const Io& io, Run run) {
+  auto opts = std::make_shared<Opts>();
+  CLI::App* verb = group->add_subcommand(name, help);
+  verb->footer(Footer());
+  AddGlobalOptions(verb, &opts->g, task_hub);
+  verb->callback([opts, io, run] {
+    Session session(opts->g, io);
+    // Nothing below is expected to throw; this keeps a surprise (bad_alloc,
+    // a JSON library type error) from escaping through CLI11's parse().
+    try {
+      if (session.Init()) run(session, *opts);
+    } catch (const std::exception& e) {
+      session.Fail(kExitError, std::string("internal error: ") + e.what());
+    }
+  });
+  return {verb, opts};
+}
+
+CLI::App* AddGroup(CLI::App& app, const char* name, const char* help) {
+  CLI::App* group = app.add_subcommand(name, help);
+  group->require_subcommand(1);
+  group->footer(Footer());
+  return group;
+}
+
+void AddInstanceVerbs(CLI::App& app, const Io& io) {
+  CLI::App* g = AddGroup(app, "instance", "Start, inspect and control orchestration instances");
+
+  {
+    auto [v, o] = AddVerb<StartOptions>(g, "start", "Start an orchestration (POST /orchestrators/NAME[/ID])",
+                                        true, io, RunStart);
+    v->add_option("name", o->name, "Orchestrator name")->required();
+    v->add_option("id", o->id, "Instance id (the server mints one when omitted)");
+    auto* input = v->add_option("--input", o->input, "Input as JSON text")->type_name("JSON")->check(JsonValidator());
+    v->add_option("--input-file", o->input_file, "Read the JSON input from file F ('-' = stdin)")
+        ->type_name("F")
+        ->excludes(input);
+    v->add_option("--wait", o->wait,
+                  "Wait up to SECONDS for the instance to finish and show its final status")
+        ->type_name("SECONDS")
+        ->check(CLI::Range(1, 3600));
+  }
+  {
+    auto [v, o] = AddVerb<StatusOptions>(g, "status", "Show an instance's status (GET /instances/ID)", true,
+                                         io, RunStatus);
+    v->add_option("id", o->id, "Instance id")->required();
+    v->add_flag("--history", o->history, "Include the history events");
+    v->add_flag("--history-output", o->history_output,
+                "Include the history events with their results (implies --history)");
+  }
+  {
+    auto [v, o] = AddVerb<ListOptions>(g, "list", "List instances (GET /instances)", true, io, RunList);
+    v->add_option("--status", o->statuses, "Only these runtime statuses, e.g. Running,Failed")
+        ->type_name("STATUS[,...]")->transform(StatusListValidator());
+    v->add_option("--prefix", o->prefix, "Only instance ids starting with this prefix");
+    v->add_option("--created-from", o->created_from, "Only instances created at or after this UTC time")
+        ->type_name("TIME")->transform(TimeValidator());
+    v->add_option("--created-to", o->created_to, "Only instances created at or before this UTC time")
+        ->type_name("TIME")->transform(TimeValidator());
+    v->add_option("--top", o->top, "Page size (server default 100); without --all, at most this many")
+        ->type_name("N")
+        ->check(CLI::Range(1, 1000));
+    v->add_flag("--all", o->all,
+                "Follow continuation tokens to fetch every page (at most " + std::to_string(kMaxListPages) +
+                    " pages)");
+  }
+  {
+    auto [v, o] = AddVerb<RaiseOptions>(g, "raise", "Raise an external event (POST .../raiseEvent/EVENT)",
+                                        true, io, RunRaise);
+    v->add_option("id", o->id, "Instance id")->required();
+    v->add_option("event", o->event, "Event name")->required();
+    v->add_option("--data", o->data, "Event data as JSON text (default null)")->type_name("JSON")->check(JsonValidator());
+  }
+  struct Control {
+    const char* name;
+    const char* help;
+  };
+  for (const Control& c : {Control{"terminate", "Terminate a running instance (POST .../terminate)"},
+                           Control{"suspend", "Suspend a running instance (POST .../suspend)"},
+                           Control{"resume", "Resume a suspended instance (POST .../resume)"}}) {
+    std::string action = c.name;
+    auto [v, o] = AddVerb<ControlOptions>(g, c.name, c.help, true, io,
+                                          [action](Session& s, const ControlOptions& opts) {
+                                            RunControl(s, opts, action);
+                                          });
+    v->add_option("id", o->id, "Instance id")->required();
+    v->add_option("--reason", o->reason, "Why (recorded in the history)");
+  }
+  {
+    auto [v, o] = AddVerb<RestartOptions>(g, "restart", "Restart an instance with its original input",
+                                          true, io, RunRestart);
+    v->add_option("id", o->id, "Instance id")->required();
+    v->add_flag("--new-id", o->new_id, "Start the new run under a new instance id");
+  }
+  {
+    auto [v, o] = AddVerb<PurgeOptions>(
+        g, "purge", "Delete a finished instance, or every finished instance matching a filter", true, io,
+        RunPurge);
+    v->add_option("id", o->id, "Instance id (omit to purge by filter)");
+    v->add_option("--created-from", o->created_from, "Filter: created at or after this UTC time (required)")
+        ->type_name("TIME")->transform(TimeValidator());
+    v->add_option("--created-to", o->created_to, "Filter: created at or before this UTC time")
+        ->type_name("TIME")->transform(TimeValidator());
+    v->add_option("--status", o->statuses, "Filter: only these runtime statuses")
+        ->type_name("STATUS[,...]")->transform(StatusListValidator());
+  }
+  {
+    auto [v, o] = AddVerb<HistoryOptions>(g, "history", "Print an instance's history events with results",
+                                          true, io, RunHistory);
+    v->add_option("id", o->id, "Instance id")->required();
+  }
+}
+
+void AddTenantVerbs(CLI::App& app, const Io& io) {
+  CLI::App* g = AddGroup(app, "tenant", "Manage tenants (admin key)");
+  {
+    auto [v, o] = AddVerb<TenantCreateOptions>(g, "create", "Create a tenant", false, io, RunTenantCreate);
+    v->add_option("id", o->id, "Tenant id")->required();
+    v->add_option("--display-name", o->display_name, "Human-readable name");
+  }
+  AddVerb<PlainOptions>(g, "list", "List tenants", false, io, RunTenantList);
+  {
+    auto [v, o] = AddVerb<IdOptions>(g, "disable", "Disable a tenant: its keys stop working", false, io,
+                                     RunTenantDisable);
+    v->add_option("id", o->id, "Tenant id")->required();
+  }
+}
+
+void AddKeyVerbs(CLI::App& app, const Io& io) {
+  CLI::App* g = AddGroup(app, "key", "Manage API keys (admin key)");
+  {
+    auto [v, o] = AddVerb<KeyCreateOptions>(g, "create", "Create an API key; prints the secret once", false,
+                                            io, RunKeyCreate);
+    auto* tenant = v->add_option("--tenant", o->tenant, "Create a key of tenant ID");
+    v->add_flag("--admin", o->admin, "Create an admin key")->excludes(tenant);
+    v->add_option("--name", o->name, "A name to recognise the key by");
+  }
+  {
+    auto [v, o] = AddVerb<IdOptions>(g, "list", "List a tenant's keys (never their secrets)", false, io,
+                                     RunKeyList);
+    v->add_option("--tenant", o->id, "Tenant id")->required();
+  }
+  {
+    auto [v, o] = AddVerb<IdOptions>(g, "revoke", "Revoke a key by its key id", false, io, RunKeyRevoke);
+    v->add_option("key_id", o->id, "Key id (as shown by key list)")->required();
+  }
+}
+
+}  // namespace
+
+int ExitCodeForHttpStatus(int http_status) {
+  if (http_status >= 200 && http_status <= 299) return kExitOk;
+  switch (http_status) {
+    case 404:
+      return kExitNotFound;
+    case 409:
+    case 410:
+    case 412:
+      return kExitConflict;
+    case 401:
+    case 403:
+      return kExitUnauthenticated;
+    default:
+      break;
+  }
+  if (http_status >= 400 && http_status <= 499) return kExitBadRequest;
+  return kExitError;
+}
+
+std::string ExitCodesHelp() {
+  return "Environment:\n"
+         "  BATON_SERVER  server URL, used when --server is not given (default " +
+         std::string(kDefaultServer) +
+         ")\n"
+         "  BATON_KEY     API key, used when --key is not given\n"
+         "Exit codes:\n"
+         "  0  success\n"
+         "  1  server error (5xx), unexpected answer, or server unreachable / not answering\n"
+         "  2  usage error (bad arguments, invalid JSON for --input/--data, bad --server URL)\n"
+         "  3  not found (404)\n"
+         "  4  conflict or failed precondition (409, 410, 412)\n"
+         "  5  unauthenticated or forbidden (401, 403)\n"
+         "  6  other rejected request (400, 405, 413, ...)\n"
+         "  7  instance start --wait: the instance ended Failed/Terminated/Canceled or is still "
+         "running\n";
+}
+
+bool ClientCommands::parsed() const {
+  return std::any_of(groups.begin(), groups.end(), [](const CLI::App* g) { return g->parsed(); });
+}
+
+ClientCommands AddClientCommands(CLI::App& app, int* exit_code, std::ostream& out, std::ostream& err) {
+  Io io{&out, &err, exit_code};
+  AddInstanceVerbs(app, io);
+  AddTenantVerbs(app, io);
+  AddKeyVerbs(app, io);
+  return ClientCommands{{app.get_subcommand("instance"), app.get_subcommand("tenant"), app.get_subcommand("key")}};
+}
+
+ClientCommands AddClientCommands(CLI::App& app, int* exit_code) {
+  return AddClientCommands(app, exit_code, std::cout, std::cerr);
+}
+
+int ExitForParseError(CLI::App& app, const CLI::ParseError& error, std::ostream& out, std::ostream& err) {
+  int code = app.exit(error, out, err);
+  return code == static_cast<int>(CLI::ExitCodes::Success) ? kExitOk : kExitUsage;
+}
+
+int ExitForParseError(CLI::App& app, const CLI::ParseError& error) {
+  return ExitForParseError(app, error, std::cout, std::cerr);
+}
+
+std::string FormatTable(const std::vector<std::string>& headers,
+                        const std::vector<std::vector<std::string>>& rows) {
+  const size_t columns = headers.size();
+  std::vector<std::vector<std::string>> cells;
+  cells.reserve(rows.size() + 1);
+  cells.push_back(headers);
+  for (const auto& row : rows) {
+    std::vector<std::string> line(columns);
+    for (size_t c = 0; c < columns && c < row.size(); ++c) line[c] = OneLine(row[c]);
+    cells.push_back(std::move(line));
+  }
+  std::vector<size_t> width(columns, 0);
+  for (const auto& line : cells) {
+    for (size_t c = 0; c < columns; ++c) width[c] = std::max(width[c], DisplayWidth(line[c]));
+  }
+  std::string out;
+  for (const auto& line : cells) {
+    std::string text;
+    for (size_t c = 0; c < columns; ++c) {
+      text += line[c];
+      if (c + 1 < columns) text.append(width[c] - DisplayWidth(line[c]) + 2, ' ');
+    }
+    while (!text.empty() && text.back() == ' ') text.pop_back();
+    out += text;
+    out += '\n';
+  }
+  return out;
+}
+
+std::string FormatKeyValues(const std::vector<std::pair<std::string, std::string>>& fields) {
+  size_t key_width = 0;
+  for (const auto& [key, value] : fields) key_width = std::max(key_width, DisplayWidth(key) + 1);
+  const size_t indent = key_width + 2;
+  std::string out;
+  for (const auto& [key, value] : fields) {
+    std::string line = key + ":";
+    line.append(indent - DisplayWidth(line), ' ');
+    std::string_view rest = value;
+    bool first = true;
+    do {
+      size_t nl = rest.find('\n');
+      std::string_view part = rest.substr(0, nl);
+      if (!first) line.append(indent, ' ');
+      line += part;
+      while (!line.empty() && line.back() == ' ') line.pop_back();
+      out += line;
+      out += '\n';
+      line.clear();
+      first = false;
+      rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+      if (nl == std::string_view::npos) break;
+    } while (true);
+  }
+  return out;
+}
+
+std::string DescribeErrorResponse(int http_status, std::string_view body) {
+  const std::string status = "HTTP " + std::to_string(http_status);
+  auto json = ParseJson(body);
+  if (json && json->is_object() && json->contains("error") && (*json)["error"].is_object()) {
+    const OJson& e = (*json)["error"];
+    std::string code = Text(e, "code");
+    std::string message = Text(e, "message");
+    std::string field = Text(e, "field");
+    std::string detail = status + (code.empty() ? "" : " " + code);
+    if (!field.empty()) detail += "; field: " + field;
+    return (message.empty() ? code : message) + " (" + detail + ")";
+  }
+  std::string text = OneLine(body.substr(0, 200));
+  if (body.size() > 200) text += "...";
+  return text.empty() ? status : status + ": " + text;
+}
+
+bool NormalizeRuntimeStatuses(std::string_view list, std::string* out, std::string* error) {
+  std::string result;
+  size_t start = 0;
+  while (start <= list.size()) {
+    size_t comma = list.find(',', start);
+    std::string_view name = list.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    while (!name.empty() && std::isspace(static_cast<unsigned char>(name.front()))) name.remove_prefix(1);
+    while (!name.empty() && std::isspace(static_cast<unsigned char>(name.back()))) name.remove_suffix(1);
+    if (!name.empty()) {
+      auto it = std::find_if(std::begin(kRuntimeStatuses), std::end(kRuntimeStatuses),
+                             [&](std::string_view known) { return Lowercase(known) == Lowercase(name); });
+      if (it == std::end(kRuntimeStatuses)) {
+        std::string names;
+        for (std::string_view known : kRuntimeStatuses) names += (names.empty() ? "" : ", ") + std::string(known);
+        *error = "unknown runtime status '" + std::string(name) + "' (known: " + names + ")";
+        return false;
+      }
+      if (!result.empty()) result += ',';
+      result += *it;
+    }
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  if (result.empty()) {
+    *error = "no runtime status given";
+    return false;
+  }
+  *out = std::move(result);
+  return true;
+}
+
+bool NormalizeTime(std::string_view text, std::string* out, std::string* error) {
+  std::string candidate(text);
+  // A bare date means its midnight UTC.
+  if (candidate.size() == 10 && candidate[4] == '-' && candidate[7] == '-') candidate += "T00:00:00Z";
+  TimePoint parsed;
+  if (!ParseIso8601(candidate, &parsed)) {
+    *error = "'" + std::string(text) +
+             "' is not an ISO 8601 UTC time such as 2026-01-31T12:00:00Z or a date such as 2026-01-31";
+    return false;
+  }
+  *out = std::move(candidate);
+  return true;
+}
+
+}  // namespace baton::cli

@@ -1,0 +1,414 @@
+// The HTTP API against a real `baton serve` on a random loopback port:
+// every endpoint's success and error codes, tenant isolation, restart safety.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <set>
+
+#include "baton/json.h"
+#include "testing/http_client.h"
+#include "testing/server_process.h"
+#include "testing/test_util.h"
+
+namespace baton {
+namespace {
+
+using testing::HttpCall;
+using testing::HttpResult;
+
+const std::string kBase = "/runtime/webhooks/durabletask";
+
+class HttpApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = std::make_unique<testing::ServerProcess>(BATON_BINARY, dir_.File("data"));
+    admin_ = server_->admin_key();
+    ASSERT_FALSE(admin_.empty());
+    acme_ = CreateTenantWithKey("acme");
+    globex_ = CreateTenantWithKey("globex");
+  }
+
+  HttpResult Call(const std::string& key, const std::string& method, const std::string& target,
+                  const std::string& body = "", std::map<std::string, std::string> headers = {}) {
+    if (!key.empty()) headers["Authorization"] = "Bearer " + key;
+    if (!body.empty() && !headers.count("Content-Type")) headers["Content-Type"] = "application/json";
+    return HttpCall(server_->port(), method, target, body, headers);
+  }
+
+  std::string CreateTenantWithKey(const std::string& id) {
+    HttpResult t = Call(admin_, "POST", "/api/v1/admin/tenants", Json{{"id", id}}.dump());
+    EXPECT_EQ(t.status, 201) << t.body;
+    HttpResult k = Call(admin_, "POST", "/api/v1/admin/tenants/" + id + "/keys", R"({"name":"test"})");
+    EXPECT_EQ(k.status, 201) << k.body;
+    return Json::parse(k.body)["key"].get<std::string>();
+  }
+
+  // Starts `name` for `key` and returns the instance id.
+  std::string Start(const std::string& key, const std::string& name, const std::string& id = "",
+                    const std::string& input = "") {
+    HttpResult r = Call(key, "POST", kBase + "/orchestrators/" + name + (id.empty() ? "" : "/" + id), input);
+    EXPECT_EQ(r.status, 202) << r.body;
+    return Json::parse(r.body)["id"].get<std::string>();
+  }
+
+  Json Status(const std::string& key, const std::string& id) {
+    HttpResult r = Call(key, "GET", kBase + "/instances/" + id);
+    return r.status == 0 || r.body.empty() ? Json() : Json::parse(r.body);
+  }
+
+  // Waits until the instance reaches `status`.
+  bool AwaitStatus(const std::string& key, const std::string& id, const std::string& status) {
+    return testing::Eventually([&] { return Status(key, id).value("runtimeStatus", "") == status; });
+  }
+
+  static std::string ErrorField(const HttpResult& r) {
+    Json j = Json::parse(r.body, nullptr, false);
+    return j.is_object() && j.contains("error") ? j["error"].value("field", "?") : "?";
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<testing::ServerProcess> server_;
+  std::string admin_, acme_, globex_;
+};
+
+TEST_F(HttpApiTest, HealthAndAuthentication) {
+  EXPECT_EQ(Call("", "GET", "/healthz").status, 200);
+  HttpResult none = Call("", "GET", kBase + "/instances");
+  EXPECT_EQ(none.status, 401);
+  EXPECT_EQ(ErrorField(none), "Authorization");
+  EXPECT_EQ(Call("bk_000000000000_" + std::string(48, '0'), "GET", kBase + "/instances").status, 401);
+  EXPECT_EQ(Call("not-a-key", "GET", kBase + "/instances").status, 401);
+  // A tenant key is no admin key.
+  HttpResult forbidden = Call(acme_, "GET", "/api/v1/admin/tenants");
+  EXPECT_EQ(forbidden.status, 403);
+  EXPECT_EQ(Call(acme_, "GET", "/no/such/route").status, 404);
+  EXPECT_EQ(Call(acme_, "PUT", kBase + "/instances").status, 405);
+}
+
+TEST_F(HttpApiTest, AdminManagesTenantsAndKeys) {
+  HttpResult dup = Call(admin_, "POST", "/api/v1/admin/tenants", R"({"id":"acme"})");
+  EXPECT_EQ(dup.status, 409);
+  HttpResult bad = Call(admin_, "POST", "/api/v1/admin/tenants", R"({"id":"Not Valid!"})");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(ErrorField(bad), "id");
+  EXPECT_EQ(Call(admin_, "POST", "/api/v1/admin/tenants", "{oops").status, 400);
+
+  HttpResult list = Call(admin_, "GET", "/api/v1/admin/tenants");
+  ASSERT_EQ(list.status, 200);
+  EXPECT_EQ(Json::parse(list.body).size(), 2u);
+
+  HttpResult keys = Call(admin_, "GET", "/api/v1/admin/tenants/acme/keys");
+  ASSERT_EQ(keys.status, 200);
+  Json key_list = Json::parse(keys.body);
+  ASSERT_EQ(key_list.size(), 1u);
+  EXPECT_FALSE(key_list[0].contains("key"));  // secrets are never shown again
+  EXPECT_EQ(Call(admin_, "GET", "/api/v1/admin/tenants/nobody/keys").status, 404);
+
+  // A second key; revoking it stops it, and only it.
+  HttpResult second = Call(admin_, "POST", "/api/v1/admin/tenants/acme/keys", R"({"name":"ci"})");
+  ASSERT_EQ(second.status, 201);
+  std::string key2 = Json::parse(second.body)["key"];
+  std::string key2_id = Json::parse(second.body)["keyId"];
+  EXPECT_EQ(Call(key2, "GET", kBase + "/instances").status, 200);
+  EXPECT_EQ(Call(admin_, "DELETE", "/api/v1/admin/keys/" + key2_id).status, 200);
+  EXPECT_EQ(Call(key2, "GET", kBase + "/instances").status, 401);
+  EXPECT_EQ(Call(acme_, "GET", kBase + "/instances").status, 200);
+  EXPECT_EQ(Call(admin_, "DELETE", "/api/v1/admin/keys/ffffffffffff").status, 404);
+
+  // Another admin key works as admin.
+  HttpResult admin2 = Call(admin_, "POST", "/api/v1/admin/keys", R"({"name":"ops"})");
+  ASSERT_EQ(admin2.status, 201);
+  EXPECT_EQ(Call(Json::parse(admin2.body)["key"], "GET", "/api/v1/admin/tenants").status, 200);
+
+  // Disabling a tenant disables its keys and refuses new ones.
+  EXPECT_EQ(Call(admin_, "POST", "/api/v1/admin/tenants/globex/disable").status, 200);
+  EXPECT_EQ(Call(globex_, "GET", kBase + "/instances").status, 401);
+  EXPECT_EQ(Call(admin_, "POST", "/api/v1/admin/tenants/globex/keys", "{}").status, 412);
+  EXPECT_EQ(Call(admin_, "POST", "/api/v1/admin/tenants/nobody/disable").status, 404);
+}
+
+TEST_F(HttpApiTest, StartAndStatus) {
+  HttpResult r = Call(acme_, "POST", kBase + "/orchestrators/HelloCities/order-1", R"(["Oslo","Rome"])");
+  ASSERT_EQ(r.status, 202) << r.body;
+  EXPECT_EQ(r.headers["retry-after"], "10");
+  Json body = Json::parse(r.body);
+  EXPECT_EQ(body["id"], "order-1");
+  EXPECT_EQ(r.headers["location"], body["statusQueryGetUri"]);
+  for (const char* uri : {"statusQueryGetUri", "sendEventPostUri", "terminatePostUri", "purgeHistoryDeleteUri",
+                          "restartPostUri", "suspendPostUri", "resumePostUri"}) {
+    EXPECT_TRUE(body[uri].is_string()) << uri;
+  }
+  ASSERT_TRUE(AwaitStatus(acme_, "order-1", "Completed"));
+  HttpResult done = Call(acme_, "GET", kBase + "/instances/order-1?showHistory=true&showHistoryOutput=true");
+  ASSERT_EQ(done.status, 200);
+  Json s = Json::parse(done.body);
+  EXPECT_EQ(s["name"], "HelloCities");
+  EXPECT_EQ(s["input"], Json({"Oslo", "Rome"}));
+  EXPECT_EQ(s["output"], Json({"Hello, Oslo!", "Hello, Rome!"}));
+  EXPECT_EQ(s["createdTime"].get<std::string>().size(), 20u);  // yyyy-MM-ddTHH:mm:ssZ
+  ASSERT_TRUE(s["historyEvents"].is_array());
+  EXPECT_GE(s["historyEvents"].size(), 8u);
+  EXPECT_EQ(Json::parse(Call(acme_, "GET", kBase + "/instances/order-1?showInput=false").body)["input"], nullptr);
+
+  // Duplicate id, unknown orchestrator, malformed JSON, bad parameters.
+  EXPECT_EQ(Call(acme_, "POST", kBase + "/orchestrators/HelloCities/order-1", "[]").status, 409);
+  HttpResult unknown = Call(acme_, "POST", kBase + "/orchestrators/NoSuchThing");
+  EXPECT_EQ(unknown.status, 400);
+  EXPECT_EQ(ErrorField(unknown), "functionName");
+  HttpResult bad_json = Call(acme_, "POST", kBase + "/orchestrators/HelloCities", "[\"x\"");
+  EXPECT_EQ(bad_json.status, 400);
+  EXPECT_EQ(ErrorField(bad_json), "body");
+  EXPECT_EQ(ErrorField(Call(acme_, "POST", kBase + "/orchestrators/Hello5?timeout=abc")), "timeout");
+  EXPECT_EQ(ErrorField(Call(acme_, "POST", kBase + "/orchestrators/Hello5/a::b")), "instanceId");
+  EXPECT_EQ(ErrorField(Call(acme_, "GET", kBase + "/instances/order-1?showHistory=maybe")), "showHistory");
+  EXPECT_EQ(Call(acme_, "GET", kBase + "/instances/missing").status, 404);
+  // Nothing was created by the rejected requests.
+  EXPECT_EQ(Json::parse(Call(acme_, "GET", kBase + "/instances").body).size(), 1u);
+
+  // Start and wait: 200 with the output itself.
+  HttpResult waited = Call(acme_, "POST", kBase + "/orchestrators/Hello5?timeout=60&pollingInterval=1");
+  ASSERT_EQ(waited.status, 200) << waited.body;
+  EXPECT_EQ(Json::parse(waited.body).size(), 5u);
+
+  // Running: 202 with Location and Retry-After.
+  Start(acme_, "AwaitApproval", "waiting-1");
+  ASSERT_TRUE(AwaitStatus(acme_, "waiting-1", "Running"));
+  HttpResult running = Call(acme_, "GET", kBase + "/instances/waiting-1");
+  EXPECT_EQ(running.status, 202);
+  EXPECT_EQ(running.headers["retry-after"], "5");
+  EXPECT_FALSE(running.headers["location"].empty());
+  EXPECT_EQ(Json::parse(running.body)["customStatus"], "waiting for the 'approve' event");
+}
+
+TEST_F(HttpApiTest, FailedInstanceAndRewind) {
+  Start(acme_, "FailWith", "boom", R"("it broke")");
+  ASSERT_TRUE(AwaitStatus(acme_, "boom", "Failed"));
+  HttpResult s = Call(acme_, "GET", kBase + "/instances/boom");
+  EXPECT_EQ(s.status, 200);
+  EXPECT_EQ(Json::parse(s.body)["failureDetails"]["errorMessage"], "it broke");
+  EXPECT_EQ(Call(acme_, "GET", kBase + "/instances/boom?returnInternalServerErrorOnFailure=true").status, 500);
+  EXPECT_EQ(Call(acme_, "POST", kBase + "/instances/boom/rewind").status, 501);
+  Start(acme_, "AwaitApproval", "alive");
+  EXPECT_EQ(Call(acme_, "POST", kBase + "/instances/alive/rewind").status, 412);
+  EXPECT_EQ(Call(acme_, "POST", kBase + "/instances/ghost/rewind").status, 404);
+}
+
+TEST_F(HttpApiTest, EventsAndControl) {
+  Start(acme_, "AwaitApproval", "ev");
+  ASSERT_TRUE(AwaitStatus(acme_, "ev", "Running"));
+  HttpResult wrong_type = Call(acme_, "POST", kBase + "/instances/ev/raiseEvent/approve", "true",
+                               {{"Content-Type", "text/plain"}});
+  EXPECT_EQ(wrong_type.status, 400);
+  EXPECT_EQ(ErrorField(wrong_type), "Content-Type");
+  EXPECT_EQ(Call(acme_, "POST", kBase + "/instances/ev/raiseEvent/approve", "{bad").status, 400);
+  EXPECT_EQ(Call(acme_, "POST", kBase + "/instances/ghost/raiseEvent/approve", "true").status, 404);
+
+  EXPECT_EQ(Call(acme_, "POST", kBase + "/instances/ev/suspend?reason=lunch").status, 202);
+  ASSERT_TRUE(AwaitStatus(acme_, "ev", "Suspended"));
+  EXPECT_EQ(Call(acme_, "POST", kBase + "/instances/ev/raiseEvent/approve", R"({"by":"ann"})").status, 202);
+  EXPECT_EQ(Call(acme_, "POST", kBase + "/instances/ev/resume").status, 202);
+  ASSERT_TRUE(AwaitStatus(acme_, "ev", "Completed"));
+  EXPECT_EQ(Status(acme_, "ev")["output"]["approval"], Json({{"by", "ann"}}));
+  // Finished: 410 Gone.
+  EXPECT_EQ(Call(acme_, "POST", kBase + "/instances/ev/raiseEvent/approve", "true").status, 410);
+  EXPECT_EQ(Call(acme_, "POST", kBase + "/instances/ev/terminate").status, 410);
+  EXPECT_EQ(Call(acme_, "POST", kBase + "/instances/ev/suspend").status, 410);
+  EXPECT_EQ(Call(acme_, "POST", kBase + "/instances/ev/resume").status, 410);
+  EXPECT_EQ(Call(acme_, "POST", kBase + "/instances/ghost/terminate").status, 404);
+
+  Start(acme_, "AwaitApproval", "term");
+  EXPECT_EQ(Call(acme_, "POST", kBase + "/instances/term/terminate?reason=enough").status, 202);
+  ASSERT_TRUE(AwaitStatus(acme_, "term", "Terminated"));
+  EXPECT_EQ(Status(acme_, "term")["output"], "enough");
+}
+
+TEST_F(HttpApiTest, RestartAndPurge) {
+  Start(acme_, "HelloCities", "r1", R"(["Kyiv"])");
+  ASSERT_TRUE(AwaitStatus(acme_, "r1", "Completed"));
+  HttpResult fresh = Call(acme_, "POST", kBase + "/instances/r1/restart");
+  ASSERT_EQ(fresh.status, 202);
+  std::string new_id = Json::parse(fresh.body)["id"];
+  EXPECT_NE(new_id, "r1");
+  ASSERT_TRUE(AwaitStatus(acme_, new_id, "Completed"));
+  EXPECT_EQ(Status(acme_, new_id)["output"], Json({"Hello, Kyiv!"}));
+  HttpResult same = Call(acme_, "POST", kBase + "/instances/r1/restart?restartWithNewInstanceId=false");
+  ASSERT_EQ(same.status, 202);
+  ASSERT_TRUE(AwaitStatus(acme_, "r1", "Completed"));
+  Start(acme_, "AwaitApproval", "busy");
+  EXPECT_EQ(Call(acme_, "POST", kBase + "/instances/busy/restart?restartWithNewInstanceId=false").status, 409);
+  EXPECT_EQ(Call(acme_, "POST", kBase + "/instances/ghost/restart").status, 404);
+
+  EXPECT_EQ(Call(acme_, "DELETE", kBase + "/instances/busy").status, 412);
+  HttpResult purged = Call(acme_, "DELETE", kBase + "/instances/r1");
+  ASSERT_EQ(purged.status, 200);
+  EXPECT_EQ(Json::parse(purged.body)["instancesDeleted"], 1);
+  EXPECT_EQ(Call(acme_, "DELETE", kBase + "/instances/r1").status, 404);
+
+  HttpResult no_from = Call(acme_, "DELETE", kBase + "/instances");
+  EXPECT_EQ(no_from.status, 400);
+  EXPECT_EQ(ErrorField(no_from), "createdTimeFrom");
+  EXPECT_EQ(ErrorField(Call(acme_, "DELETE", kBase + "/instances?createdTimeFrom=yesterday")), "createdTimeFrom");
+  HttpResult by_filter = Call(acme_, "DELETE", kBase + "/instances?createdTimeFrom=2020-01-01T00:00:00Z");
+  ASSERT_EQ(by_filter.status, 200) << by_filter.body;
+  EXPECT_EQ(Json::parse(by_filter.body)["instancesDeleted"], 1);  // new_id; "busy" is running
+  EXPECT_EQ(Call(acme_, "DELETE", kBase + "/instances?createdTimeFrom=2020-01-01T00:00:00Z").status, 404);
+}
+
+TEST_F(HttpApiTest, ListFiltersAndPages) {
+  for (int i = 0; i < 5; ++i) Start(acme_, "HelloCities", "batch-" + std::to_string(i), R"(["A"])");
+  Start(acme_, "AwaitApproval", "other");
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(AwaitStatus(acme_, "batch-" + std::to_string(i), "Completed"));
+  ASSERT_TRUE(AwaitStatus(acme_, "other", "Running"));
+
+  std::set<std::string> seen;
+  std::string token;
+  int pages = 0;
+  do {
+    std::map<std::string, std::string> h;
+    if (!token.empty()) h["x-ms-continuation-token"] = token;
+    HttpResult page = Call(acme_, "GET", kBase + "/instances?instanceIdPrefix=batch-&top=2", "", h);
+    ASSERT_EQ(page.status, 200) << page.body;
+    for (const Json& s : Json::parse(page.body)) seen.insert(s["instanceId"]);
+    token = page.headers["x-ms-continuation-token"];
+    ++pages;
+  } while (!token.empty() && pages < 10);
+  EXPECT_EQ(seen.size(), 5u);
+  EXPECT_EQ(pages, 3);
+
+  HttpResult running = Call(acme_, "GET", kBase + "/instances?runtimeStatus=Running,Pending");
+  ASSERT_EQ(running.status, 200);
+  ASSERT_EQ(Json::parse(running.body).size(), 1u);
+  EXPECT_EQ(Json::parse(running.body)[0]["instanceId"], "other");
+  EXPECT_EQ(ErrorField(Call(acme_, "GET", kBase + "/instances?runtimeStatus=Sleeping")), "runtimeStatus");
+  EXPECT_EQ(ErrorField(Call(acme_, "GET", kBase + "/instances?top=0")), "top");
+  EXPECT_EQ(ErrorField(Call(acme_, "GET", kBase + "/instances?createdTimeTo=soon")), "createdTimeTo");
+  // The admin sees every hub with qualified ids, or one hub with taskHub.
+  HttpResult all = Call(admin_, "GET", kBase + "/instances?instanceIdPrefix=acme::batch-");
+  EXPECT_EQ(Json::parse(all.body).size(), 5u);
+  HttpResult hub = Call(admin_, "GET", kBase + "/instances?taskHub=acme&instanceIdPrefix=batch-");
+  EXPECT_EQ(Json::parse(hub.body).size(), 5u);
+}
+
+TEST_F(HttpApiTest, OversizeBodiesAreRefused) {
+  std::string big = "\"" + std::string(2 << 20, 'x') + "\"";
+  HttpResult r = Call(acme_, "POST", kBase + "/orchestrators/HelloCities/huge", big);
+  EXPECT_EQ(r.status, 413);
+  EXPECT_EQ(Call(acme_, "GET", kBase + "/instances/huge").status, 404);
+}
+
+TEST_F(HttpApiTest, AStalledClientHoldsNoThread) {
+  // Connections that send half a request and stall...
+  boost::asio::io_context io;
+  std::vector<std::unique_ptr<boost::asio::ip::tcp::socket>> stalled;
+  for (int i = 0; i < 40; ++i) {
+    auto s = std::make_unique<boost::asio::ip::tcp::socket>(io);
+    s->connect({boost::asio::ip::make_address("127.0.0.1"), server_->port()});
+    std::string partial = "POST " + kBase + "/orchestrators/Hello5 HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{";
+    boost::asio::write(*s, boost::asio::buffer(partial));
+    stalled.push_back(std::move(s));
+  }
+  // ...do not keep others from being served (more stalled clients than threads).
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(Call(acme_, "GET", kBase + "/instances").status, 200);
+}
+
+// Tenant A's key on tenant B's instance is refused on every endpoint, and the
+// answer is the same 404 a missing instance gets.
+TEST_F(HttpApiTest, TenantsCannotSeeOrTouchEachOthersInstances) {
+  Start(globex_, "AwaitApproval", "secret");
+  ASSERT_TRUE(AwaitStatus(globex_, "secret", "Running"));
+  Start(globex_, "HelloCities", "done", R"(["X"])");
+  ASSERT_TRUE(AwaitStatus(globex_, "done", "Completed"));
+
+  struct Attempt {
+    std::string method, target, body;
+  };
+  const std::string i = kBase + "/instances/";
+  std::vector<Attempt> attempts = {
+      {"GET", i + "secret", ""},
+      {"GET", i + "secret?showHistory=true", ""},
+      {"POST", i + "secret/raiseEvent/approve", "true"},
+      {"POST", i + "secret/terminate", ""},
+      {"POST", i + "secret/suspend", ""},
+      {"POST", i + "secret/resume", ""},
+      {"POST", i + "secret/rewind", ""},
+      {"POST", i + "done/restart", ""},
+      {"POST", i + "done/restart?restartWithNewInstanceId=false", ""},
+      {"DELETE", i + "done", ""},
+      {"GET", i + "secret?taskHub=globex", ""},
+      {"POST", i + "secret/terminate?taskHub=globex", ""},
+  };
+  int denied = 0;
+  for (const Attempt& a : attempts) {
+    HttpResult r = Call(acme_, a.method, a.target, a.body);
+    if (r.status == 404) ++denied;
+    EXPECT_EQ(r.status, 404) << a.method << " " << a.target << " -> " << r.body;
+  }
+  // Listing and purging by filter never reach the other hub.
+  int list_attempts = 0;
+  for (const char* q : {"", "?instanceIdPrefix=globex", "?instanceIdPrefix=secret", "?taskHub=globex"}) {
+    ++list_attempts;
+    HttpResult r = Call(acme_, "GET", kBase + "/instances" + q);
+    if (r.status == 200 && Json::parse(r.body).empty()) ++denied;
+  }
+  ++list_attempts;
+  if (Call(acme_, "DELETE", kBase + "/instances?createdTimeFrom=2020-01-01T00:00:00Z").status == 404) ++denied;
+  // Starting with the other's id creates an instance in our own hub only.
+  ++list_attempts;
+  if (Call(acme_, "POST", kBase + "/orchestrators/HelloCities/done", R"(["mine"])").status == 202) ++denied;
+
+  const int total = static_cast<int>(attempts.size()) + list_attempts;
+  std::printf("cross-tenant: %d attempts, %d denied\n", total, denied);
+  EXPECT_EQ(denied, total);
+  // The other tenant's instances are untouched.
+  EXPECT_EQ(Status(globex_, "secret")["runtimeStatus"], "Running");
+  EXPECT_EQ(Status(globex_, "done")["output"], Json({"Hello, X!"}));
+}
+
+TEST(HttpRestartTest, EveryAcknowledgedStartCompletesAfterSigkill) {
+  testing::TempDir dir;
+  std::string admin;
+  std::string key;
+  std::vector<std::string> ids;
+  {
+    testing::ServerProcess server(BATON_BINARY, dir.File("data"));
+    admin = server.admin_key();
+    auto call = [&](const std::string& k, const std::string& m, const std::string& t, const std::string& b = "") {
+      return HttpCall(server.port(), m, t, b, {{"Authorization", "Bearer " + k}, {"Content-Type", "application/json"}});
+    };
+    ASSERT_EQ(call(admin, "POST", "/api/v1/admin/tenants", R"({"id":"acme"})").status, 201);
+    key = Json::parse(call(admin, "POST", "/api/v1/admin/tenants/acme/keys", "{}").body)["key"];
+    for (int n = 0; n < 200; ++n) {
+      HttpResult r = call(key, "POST", kBase + "/orchestrators/Hello5/start-" + std::to_string(n));
+      ASSERT_EQ(r.status, 202) << r.body;  // acknowledged: it must survive the kill
+      ids.push_back("start-" + std::to_string(n));
+    }
+    server.Kill();  // SIGKILL, right after the last acknowledgement
+  }
+  testing::ServerProcess server(BATON_BINARY, dir.File("data"));
+  EXPECT_TRUE(server.admin_key().empty());  // the admin key is printed once, at the first start
+  int completed = 0;
+  for (const std::string& id : ids) {
+    bool done = testing::Eventually([&] {
+      HttpResult r = HttpCall(server.port(), "GET", kBase + "/instances/" + id, "",
+                              {{"Authorization", "Bearer " + key}});
+      return r.status == 200 && Json::parse(r.body)["runtimeStatus"] == "Completed";
+    });
+    completed += done ? 1 : 0;
+  }
+  std::printf("restart safety: %zu starts acknowledged, %d completed after SIGKILL and restart\n", ids.size(),
+              completed);
+  EXPECT_EQ(completed, 200);
+}
+
+TEST(HttpShutdownTest, SigtermDrainsAndExitsCleanly) {
+  testing::TempDir dir;
+  testing::ServerProcess server(BATON_BINARY, dir.File("data"));
+  EXPECT_EQ(HttpCall(server.port(), "GET", "/healthz").status, 200);
+  int status = server.Terminate();
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+}  // namespace
+}  // namespace baton
