@@ -56,10 +56,10 @@ TEST(ParseServerUrlTest, RejectsHttpsWithAClearMessage) {
 }
 
 TEST(ParseServerUrlTest, RejectsMalformedUrls) {
-  for (const char* bad : {"ftp://host", "http://", "http://:8080", "http://host:", "http://host:0",
-                          "http://host:65536", "http://host:80x", "http://user:pw@host", "http://host/?q=1",
-                          "http://host/#frag", "http://::1:8080", "http://[::1", "http://[::1]x",
-                          "http://ho st"}) {
+  for (const char* bad :
+       {"ftp://host", "http://", "http://:8080", "http://host:", "http://host:0",
+        "http://host:65536", "http://host:80x", "http://user:pw@host", "http://host/?q=1",
+        "http://host/#frag", "http://::1:8080", "http://[::1", "http://[::1]x", "http://ho st"}) {
     auto url = ParseServerUrl(bad);
     ASSERT_FALSE(url.ok()) << bad;
     EXPECT_EQ(url.status().code(), StatusCode::kInvalidArgument) << bad;
@@ -117,8 +117,9 @@ TEST(ExitCodeForHttpStatusTest, ConstantsMatchTheDocumentedValues) {
 // ---- Formatting ----
 
 TEST(FormatTableTest, AlignsColumnsWithoutTrailingSpaces) {
-  std::string table = FormatTable({"INSTANCE ID", "NAME", "STATUS"},
-                                  {{"a", "HelloCities", "Running"}, {"order-17", "Pay", "Completed"}});
+  std::string table =
+      FormatTable({"INSTANCE ID", "NAME", "STATUS"},
+                  {{"a", "HelloCities", "Running"}, {"order-17", "Pay", "Completed"}});
   EXPECT_EQ(table,
             "INSTANCE ID  NAME         STATUS\n"
             "a            HelloCities  Running\n"
@@ -142,7 +143,8 @@ TEST(FormatTableTest, ShortRowsGetEmptyCells) {
 }
 
 TEST(FormatKeyValuesTest, AlignsValuesAndIndentsContinuationLines) {
-  std::string text = FormatKeyValues({{"Instance ID", "abc"}, {"Status", "Failed"}, {"Error", "one\ntwo"}});
+  std::string text =
+      FormatKeyValues({{"Instance ID", "abc"}, {"Status", "Failed"}, {"Error", "one\ntwo"}});
   EXPECT_EQ(text,
             "Instance ID:  abc\n"
             "Status:       Failed\n"
@@ -155,10 +157,13 @@ TEST(FormatKeyValuesTest, EmptyValueHasNoTrailingSpaces) {
 }
 
 TEST(DescribeErrorResponseTest, UsesTheServersErrorBody) {
+  EXPECT_EQ(
+      DescribeErrorResponse(
+          404,
+          R"({"error":{"code":"NotFound","message":"instance 'x' was not found","field":"instanceId"}})"),
+      "instance 'x' was not found (HTTP 404 NotFound; field: instanceId)");
   EXPECT_EQ(DescribeErrorResponse(
-                404, R"({"error":{"code":"NotFound","message":"instance 'x' was not found","field":"instanceId"}})"),
-            "instance 'x' was not found (HTTP 404 NotFound; field: instanceId)");
-  EXPECT_EQ(DescribeErrorResponse(409, R"({"error":{"code":"AlreadyExists","message":"taken","field":""}})"),
+                409, R"({"error":{"code":"AlreadyExists","message":"taken","field":""}})"),
             "taken (HTTP 409 AlreadyExists)");
 }
 
@@ -244,7 +249,8 @@ TEST_F(ParseTest, HttpsServerIsAUsageErrorFromTheVerb) {
 
 TEST_F(ParseTest, PurgeNeedsAnIdOrCreatedFrom) {
   EXPECT_EQ(Run({"instance", "purge", "--server", "http://127.0.0.1:1"}), kExitUsage);
-  EXPECT_EQ(Run({"instance", "purge", "x", "--created-from", "2026-01-01", "--server", "http://127.0.0.1:1"}),
+  EXPECT_EQ(Run({"instance", "purge", "x", "--created-from", "2026-01-01", "--server",
+                 "http://127.0.0.1:1"}),
             kExitUsage);
 }
 
@@ -256,7 +262,8 @@ TEST_F(ParseTest, KeyCreateNeedsTenantOrAdmin) {
 TEST_F(ParseTest, UnreachableServerIsExitOne) {
   // Port 1 on loopback: nothing listens, so the connection is refused at once.
   EXPECT_EQ(Run({"tenant", "list", "--server", "http://127.0.0.1:1"}), kExitError);
-  EXPECT_NE(err_.str().find("cannot reach Baton at http://127.0.0.1:1"), std::string::npos) << err_.str();
+  EXPECT_NE(err_.str().find("cannot reach Baton at http://127.0.0.1:1"), std::string::npos)
+      << err_.str();
 }
 
 }  // namespace

@@ -32,9 +32,9 @@ constexpr int kMaxListPages = 10000;
 constexpr std::chrono::seconds kWaitMargin{30};
 
 // The Durable Functions runtime status names, as the server spells them.
-constexpr std::string_view kRuntimeStatuses[] = {"Pending",  "Running",  "Completed",
-                                                 "ContinuedAsNew", "Failed", "Canceled",
-                                                 "Terminated", "Suspended"};
+constexpr std::string_view kRuntimeStatuses[] = {"Pending",        "Running",  "Completed",
+                                                 "ContinuedAsNew", "Failed",   "Canceled",
+                                                 "Terminated",     "Suspended"};
 
 // ---- Small JSON helpers that never throw on unexpected shapes ----
 
@@ -79,7 +79,8 @@ std::string JsonError(std::string_view text) {
     return "";
   } catch (const OJson::parse_error& e) {
     std::string what = e.what();
-    if (size_t close = what.find("] "); what.starts_with("[json.exception") && close != std::string::npos) {
+    if (size_t close = what.find("] ");
+        what.starts_with("[json.exception") && close != std::string::npos) {
       what.erase(0, close + 2);
     }
     return what;
@@ -87,8 +88,8 @@ std::string JsonError(std::string_view text) {
 }
 
 size_t DisplayWidth(std::string_view s) {
-  return static_cast<size_t>(
-      std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+  return static_cast<size_t>(std::count_if(
+      s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
 }
 
 std::string OneLine(std::string_view s) {
@@ -239,8 +240,8 @@ class Session {
     auto body = ParseJson(res.body);
     if (!body || (array ? !body->is_array() : !body->is_object())) {
       Fail(kExitError, "unexpected answer from the server (HTTP " + std::to_string(res.status) +
-                           "): expected a JSON " + (array ? "array" : "object") + ", got: " +
-                           OneLine(res.body.substr(0, 200)));
+                           "): expected a JSON " + (array ? "array" : "object") +
+                           ", got: " + OneLine(res.body.substr(0, 200)));
       return std::nullopt;
     }
     return body;
@@ -271,10 +272,8 @@ std::string InstancePath(const std::string& id, std::string_view suffix = "") {
 
 std::vector<std::pair<std::string, std::string>> StatusFields(const OJson& s) {
   std::vector<std::pair<std::string, std::string>> f = {
-      {"Instance ID", Text(s, "instanceId")},
-      {"Name", Text(s, "name")},
-      {"Status", Text(s, "runtimeStatus")},
-      {"Created", Text(s, "createdTime")},
+      {"Instance ID", Text(s, "instanceId")},       {"Name", Text(s, "name")},
+      {"Status", Text(s, "runtimeStatus")},         {"Created", Text(s, "createdTime")},
       {"Last updated", Text(s, "lastUpdatedTime")},
   };
   auto add_json = [&](const char* label, const char* key) {
@@ -294,8 +293,8 @@ std::vector<std::pair<std::string, std::string>> StatusFields(const OJson& s) {
 }
 
 std::string HistoryTable(const OJson& events) {
-  static const std::vector<std::string> kShown = {"EventType", "EventId", "Timestamp", "FunctionName",
-                                                  "Name"};
+  static const std::vector<std::string> kShown = {"EventType", "EventId", "Timestamp",
+                                                  "FunctionName", "Name"};
   std::vector<std::vector<std::string>> rows;
   for (const OJson& e : events) {
     std::string id = Text(e, "EventId");
@@ -305,7 +304,8 @@ std::string HistoryTable(const OJson& events) {
     std::string details;
     if (e.is_object()) {
       for (const auto& [key, value] : e.items()) {
-        if (std::find(kShown.begin(), kShown.end(), key) != kShown.end() || value.is_null()) continue;
+        if (std::find(kShown.begin(), kShown.end(), key) != kShown.end() || value.is_null())
+          continue;
         if (!details.empty()) details += "  ";
         // Times and statuses read better bare; payloads stay JSON.
         bool bare = value.is_string() && (key.ends_with("Time") || key == "OrchestrationStatus");
@@ -417,8 +417,8 @@ void RunStart(Session& s, const StartOptions& o) {
     if (!check) return;
     PrintCheckStatus(s, *check, o.name);
     if (o.wait > 0) {
-      s.Warn("instance " + Text(*check, "id") + " is still running after " + std::to_string(o.wait) +
-             " s");
+      s.Warn("instance " + Text(*check, "id") + " is still running after " +
+             std::to_string(o.wait) + " s");
       s.SetExitCode(kExitNotCompleted);
     }
     return;
@@ -534,7 +534,8 @@ void RunList(Session& s, const ListOptions& o) {
   if (s.json()) {
     s.PrintJson(all);
   } else {
-    s.out() << FormatTable({"INSTANCE ID", "NAME", "STATUS", "CREATED", "UPDATED"}, InstanceRows(all));
+    s.out() << FormatTable({"INSTANCE ID", "NAME", "STATUS", "CREATED", "UPDATED"},
+                           InstanceRows(all));
   }
   if (!token.empty()) {
     s.Warn(o.all ? "stopped after " + std::to_string(kMaxListPages) + " pages; more instances match"
@@ -552,7 +553,8 @@ struct RaiseOptions {
 void RunRaise(Session& s, const RaiseOptions& o) {
   HttpRequestSpec spec;
   spec.method = HttpMethod::kPost;
-  spec.target = InstancePath(o.id, "/raiseEvent/" + PercentEncode(o.event)) + BuildQueryString(s.HubQuery());
+  spec.target =
+      InstancePath(o.id, "/raiseEvent/" + PercentEncode(o.event)) + BuildQueryString(s.HubQuery());
   spec.has_body = true;  // the server requires a JSON content type, even for no data
   spec.body = o.data.empty() ? "null" : o.data;
   if (!s.Call(spec)) return;
@@ -621,9 +623,10 @@ void RunPurge(Session& s, const PurgeOptions& o) {
   }
   if (o.id.empty() && o.created_from.empty()) {
     s.Fail(kExitUsage,
-           filter ? "purging by filter needs --created-from"
-                  : "give an instance id, or --created-from (with optional --created-to, --status) to "
-                    "purge by filter");
+           filter
+               ? "purging by filter needs --created-from"
+               : "give an instance id, or --created-from (with optional --created-to, --status) to "
+                 "purge by filter");
     return;
   }
   auto query = s.HubQuery();
@@ -687,7 +690,8 @@ void RunTenantList(Session& s, const PlainOptions&) {
   }
   std::vector<std::vector<std::string>> rows;
   for (const OJson& t : *tenants) {
-    rows.push_back({Text(t, "id"), Text(t, "displayName"), YesNo(t, "disabled"), Text(t, "createdTime")});
+    rows.push_back(
+        {Text(t, "id"), Text(t, "displayName"), YesNo(t, "disabled"), Text(t, "createdTime")});
   }
   s.out() << FormatTable({"TENANT ID", "DISPLAY NAME", "DISABLED", "CREATED"}, rows);
 }
@@ -719,14 +723,16 @@ struct KeyCreateOptions {
 
 void RunKeyCreate(Session& s, const KeyCreateOptions& o) {
   if (o.tenant.empty() == !o.admin) {
-    s.Fail(kExitUsage, "key create needs exactly one of --tenant ID (a tenant key) or --admin (an admin key)");
+    s.Fail(kExitUsage,
+           "key create needs exactly one of --tenant ID (a tenant key) or --admin (an admin key)");
     return;
   }
   OJson body = OJson::object();
   if (!o.name.empty()) body["name"] = o.name;
   HttpRequestSpec spec;
   spec.method = HttpMethod::kPost;
-  spec.target = std::string(kAdminBase) + (o.admin ? "/keys" : "/tenants/" + PercentEncode(o.tenant) + "/keys");
+  spec.target = std::string(kAdminBase) +
+                (o.admin ? "/keys" : "/tenants/" + PercentEncode(o.tenant) + "/keys");
   spec.has_body = true;
   spec.body = body.dump();
   auto key = s.CallForJson(spec, /*array=*/false);
@@ -755,7 +761,8 @@ void RunKeyList(Session& s, const IdOptions& o) {
   }
   std::vector<std::vector<std::string>> rows;
   for (const OJson& k : *keys) {
-    rows.push_back({Text(k, "keyId"), Text(k, "name"), Text(k, "createdTime"), YesNo(k, "revoked")});
+    rows.push_back(
+        {Text(k, "keyId"), Text(k, "name"), Text(k, "createdTime"), YesNo(k, "revoked")});
   }
   s.out() << FormatTable({"KEY ID", "NAME", "CREATED", "REVOKED"}, rows);
 }
@@ -780,8 +787,9 @@ std::string Footer() { return ExitCodesHelp(); }
 // Adds a verb whose options live in a shared `Opts` (owned by the callback,
 // hence by the app) and runs `run` when it is parsed.
 template <typename Opts, typename Run>
-std::pair<CLI::App*, std::shared_ptr<Opts>> AddVerb(CLI::App* group, const char* name, const char* help,
-                                                    bool task_hub, const Io& io, Run run) {
+std::pair<CLI::App*, std::shared_ptr<Opts>> AddVerb(CLI::App* group, const char* name,
+                                                    const char* help, bool task_hub, const Io& io,
+                                                    Run run) {
   auto opts = std::make_shared<Opts>();
   CLI::App* verb = group->add_subcommand(name, help);
   verb->footer(Footer());
@@ -810,11 +818,13 @@ void AddInstanceVerbs(CLI::App& app, const Io& io) {
   CLI::App* g = AddGroup(app, "instance", "Start, inspect and control orchestration instances");
 
   {
-    auto [v, o] = AddVerb<StartOptions>(g, "start", "Start an orchestration (POST /orchestrators/NAME[/ID])",
-                                        true, io, RunStart);
+    auto [v, o] = AddVerb<StartOptions>(
+        g, "start", "Start an orchestration (POST /orchestrators/NAME[/ID])", true, io, RunStart);
     v->add_option("name", o->name, "Orchestrator name")->required();
     v->add_option("id", o->id, "Instance id (the server mints one when omitted)");
-    auto* input = v->add_option("--input", o->input, "Input as JSON text")->type_name("JSON")->check(JsonValidator());
+    auto* input = v->add_option("--input", o->input, "Input as JSON text")
+                      ->type_name("JSON")
+                      ->check(JsonValidator());
     v->add_option("--input-file", o->input_file, "Read the JSON input from file F ('-' = stdin)")
         ->type_name("F")
         ->excludes(input);
@@ -824,72 +834,85 @@ void AddInstanceVerbs(CLI::App& app, const Io& io) {
         ->check(CLI::Range(1, 3600));
   }
   {
-    auto [v, o] = AddVerb<StatusOptions>(g, "status", "Show an instance's status (GET /instances/ID)", true,
-                                         io, RunStatus);
+    auto [v, o] = AddVerb<StatusOptions>(
+        g, "status", "Show an instance's status (GET /instances/ID)", true, io, RunStatus);
     v->add_option("id", o->id, "Instance id")->required();
     v->add_flag("--history", o->history, "Include the history events");
     v->add_flag("--history-output", o->history_output,
                 "Include the history events with their results (implies --history)");
   }
   {
-    auto [v, o] = AddVerb<ListOptions>(g, "list", "List instances (GET /instances)", true, io, RunList);
+    auto [v, o] =
+        AddVerb<ListOptions>(g, "list", "List instances (GET /instances)", true, io, RunList);
     v->add_option("--status", o->statuses, "Only these runtime statuses, e.g. Running,Failed")
-        ->type_name("STATUS[,...]")->transform(StatusListValidator());
+        ->type_name("STATUS[,...]")
+        ->transform(StatusListValidator());
     v->add_option("--prefix", o->prefix, "Only instance ids starting with this prefix");
-    v->add_option("--created-from", o->created_from, "Only instances created at or after this UTC time")
-        ->type_name("TIME")->transform(TimeValidator());
-    v->add_option("--created-to", o->created_to, "Only instances created at or before this UTC time")
-        ->type_name("TIME")->transform(TimeValidator());
-    v->add_option("--top", o->top, "Page size (server default 100); without --all, at most this many")
+    v->add_option("--created-from", o->created_from,
+                  "Only instances created at or after this UTC time")
+        ->type_name("TIME")
+        ->transform(TimeValidator());
+    v->add_option("--created-to", o->created_to,
+                  "Only instances created at or before this UTC time")
+        ->type_name("TIME")
+        ->transform(TimeValidator());
+    v->add_option("--top", o->top,
+                  "Page size (server default 100); without --all, at most this many")
         ->type_name("N")
         ->check(CLI::Range(1, 1000));
     v->add_flag("--all", o->all,
-                "Follow continuation tokens to fetch every page (at most " + std::to_string(kMaxListPages) +
-                    " pages)");
+                "Follow continuation tokens to fetch every page (at most " +
+                    std::to_string(kMaxListPages) + " pages)");
   }
   {
-    auto [v, o] = AddVerb<RaiseOptions>(g, "raise", "Raise an external event (POST .../raiseEvent/EVENT)",
-                                        true, io, RunRaise);
+    auto [v, o] = AddVerb<RaiseOptions>(
+        g, "raise", "Raise an external event (POST .../raiseEvent/EVENT)", true, io, RunRaise);
     v->add_option("id", o->id, "Instance id")->required();
     v->add_option("event", o->event, "Event name")->required();
-    v->add_option("--data", o->data, "Event data as JSON text (default null)")->type_name("JSON")->check(JsonValidator());
+    v->add_option("--data", o->data, "Event data as JSON text (default null)")
+        ->type_name("JSON")
+        ->check(JsonValidator());
   }
   struct Control {
     const char* name;
     const char* help;
   };
-  for (const Control& c : {Control{"terminate", "Terminate a running instance (POST .../terminate)"},
-                           Control{"suspend", "Suspend a running instance (POST .../suspend)"},
-                           Control{"resume", "Resume a suspended instance (POST .../resume)"}}) {
+  for (const Control& c :
+       {Control{"terminate", "Terminate a running instance (POST .../terminate)"},
+        Control{"suspend", "Suspend a running instance (POST .../suspend)"},
+        Control{"resume", "Resume a suspended instance (POST .../resume)"}}) {
     std::string action = c.name;
-    auto [v, o] = AddVerb<ControlOptions>(g, c.name, c.help, true, io,
-                                          [action](Session& s, const ControlOptions& opts) {
-                                            RunControl(s, opts, action);
-                                          });
+    auto [v, o] = AddVerb<ControlOptions>(
+        g, c.name, c.help, true, io,
+        [action](Session& s, const ControlOptions& opts) { RunControl(s, opts, action); });
     v->add_option("id", o->id, "Instance id")->required();
     v->add_option("--reason", o->reason, "Why (recorded in the history)");
   }
   {
-    auto [v, o] = AddVerb<RestartOptions>(g, "restart", "Restart an instance with its original input",
-                                          true, io, RunRestart);
+    auto [v, o] = AddVerb<RestartOptions>(
+        g, "restart", "Restart an instance with its original input", true, io, RunRestart);
     v->add_option("id", o->id, "Instance id")->required();
     v->add_flag("--new-id", o->new_id, "Start the new run under a new instance id");
   }
   {
     auto [v, o] = AddVerb<PurgeOptions>(
-        g, "purge", "Delete a finished instance, or every finished instance matching a filter", true, io,
-        RunPurge);
+        g, "purge", "Delete a finished instance, or every finished instance matching a filter",
+        true, io, RunPurge);
     v->add_option("id", o->id, "Instance id (omit to purge by filter)");
-    v->add_option("--created-from", o->created_from, "Filter: created at or after this UTC time (required)")
-        ->type_name("TIME")->transform(TimeValidator());
+    v->add_option("--created-from", o->created_from,
+                  "Filter: created at or after this UTC time (required)")
+        ->type_name("TIME")
+        ->transform(TimeValidator());
     v->add_option("--created-to", o->created_to, "Filter: created at or before this UTC time")
-        ->type_name("TIME")->transform(TimeValidator());
+        ->type_name("TIME")
+        ->transform(TimeValidator());
     v->add_option("--status", o->statuses, "Filter: only these runtime statuses")
-        ->type_name("STATUS[,...]")->transform(StatusListValidator());
+        ->type_name("STATUS[,...]")
+        ->transform(StatusListValidator());
   }
   {
-    auto [v, o] = AddVerb<HistoryOptions>(g, "history", "Print an instance's history events with results",
-                                          true, io, RunHistory);
+    auto [v, o] = AddVerb<HistoryOptions>(
+        g, "history", "Print an instance's history events with results", true, io, RunHistory);
     v->add_option("id", o->id, "Instance id")->required();
   }
 }
@@ -897,14 +920,15 @@ void AddInstanceVerbs(CLI::App& app, const Io& io) {
 void AddTenantVerbs(CLI::App& app, const Io& io) {
   CLI::App* g = AddGroup(app, "tenant", "Manage tenants (admin key)");
   {
-    auto [v, o] = AddVerb<TenantCreateOptions>(g, "create", "Create a tenant", false, io, RunTenantCreate);
+    auto [v, o] =
+        AddVerb<TenantCreateOptions>(g, "create", "Create a tenant", false, io, RunTenantCreate);
     v->add_option("id", o->id, "Tenant id")->required();
     v->add_option("--display-name", o->display_name, "Human-readable name");
   }
   AddVerb<PlainOptions>(g, "list", "List tenants", false, io, RunTenantList);
   {
-    auto [v, o] = AddVerb<IdOptions>(g, "disable", "Disable a tenant: its keys stop working", false, io,
-                                     RunTenantDisable);
+    auto [v, o] = AddVerb<IdOptions>(g, "disable", "Disable a tenant: its keys stop working", false,
+                                     io, RunTenantDisable);
     v->add_option("id", o->id, "Tenant id")->required();
   }
 }
@@ -912,19 +936,20 @@ void AddTenantVerbs(CLI::App& app, const Io& io) {
 void AddKeyVerbs(CLI::App& app, const Io& io) {
   CLI::App* g = AddGroup(app, "key", "Manage API keys (admin key)");
   {
-    auto [v, o] = AddVerb<KeyCreateOptions>(g, "create", "Create an API key; prints the secret once", false,
-                                            io, RunKeyCreate);
+    auto [v, o] = AddVerb<KeyCreateOptions>(
+        g, "create", "Create an API key; prints the secret once", false, io, RunKeyCreate);
     auto* tenant = v->add_option("--tenant", o->tenant, "Create a key of tenant ID");
     v->add_flag("--admin", o->admin, "Create an admin key")->excludes(tenant);
     v->add_option("--name", o->name, "A name to recognise the key by");
   }
   {
-    auto [v, o] = AddVerb<IdOptions>(g, "list", "List a tenant's keys (never their secrets)", false, io,
-                                     RunKeyList);
+    auto [v, o] = AddVerb<IdOptions>(g, "list", "List a tenant's keys (never their secrets)", false,
+                                     io, RunKeyList);
     v->add_option("--tenant", o->id, "Tenant id")->required();
   }
   {
-    auto [v, o] = AddVerb<IdOptions>(g, "revoke", "Revoke a key by its key id", false, io, RunKeyRevoke);
+    auto [v, o] =
+        AddVerb<IdOptions>(g, "revoke", "Revoke a key by its key id", false, io, RunKeyRevoke);
     v->add_option("key_id", o->id, "Key id (as shown by key list)")->required();
   }
 }
@@ -972,19 +997,22 @@ bool ClientCommands::parsed() const {
   return std::any_of(groups.begin(), groups.end(), [](const CLI::App* g) { return g->parsed(); });
 }
 
-ClientCommands AddClientCommands(CLI::App& app, int* exit_code, std::ostream& out, std::ostream& err) {
+ClientCommands AddClientCommands(CLI::App& app, int* exit_code, std::ostream& out,
+                                 std::ostream& err) {
   Io io{&out, &err, exit_code};
   AddInstanceVerbs(app, io);
   AddTenantVerbs(app, io);
   AddKeyVerbs(app, io);
-  return ClientCommands{{app.get_subcommand("instance"), app.get_subcommand("tenant"), app.get_subcommand("key")}};
+  return ClientCommands{
+      {app.get_subcommand("instance"), app.get_subcommand("tenant"), app.get_subcommand("key")}};
 }
 
 ClientCommands AddClientCommands(CLI::App& app, int* exit_code) {
   return AddClientCommands(app, exit_code, std::cout, std::cerr);
 }
 
-int ExitForParseError(CLI::App& app, const CLI::ParseError& error, std::ostream& out, std::ostream& err) {
+int ExitForParseError(CLI::App& app, const CLI::ParseError& error, std::ostream& out,
+                      std::ostream& err) {
   int code = app.exit(error, out, err);
   return code == static_cast<int>(CLI::ExitCodes::Success) ? kExitOk : kExitUsage;
 }
@@ -1071,15 +1099,20 @@ bool NormalizeRuntimeStatuses(std::string_view list, std::string* out, std::stri
   size_t start = 0;
   while (start <= list.size()) {
     size_t comma = list.find(',', start);
-    std::string_view name = list.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
-    while (!name.empty() && std::isspace(static_cast<unsigned char>(name.front()))) name.remove_prefix(1);
-    while (!name.empty() && std::isspace(static_cast<unsigned char>(name.back()))) name.remove_suffix(1);
+    std::string_view name = list.substr(
+        start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    while (!name.empty() && std::isspace(static_cast<unsigned char>(name.front())))
+      name.remove_prefix(1);
+    while (!name.empty() && std::isspace(static_cast<unsigned char>(name.back())))
+      name.remove_suffix(1);
     if (!name.empty()) {
-      auto it = std::find_if(std::begin(kRuntimeStatuses), std::end(kRuntimeStatuses),
-                             [&](std::string_view known) { return Lowercase(known) == Lowercase(name); });
+      auto it =
+          std::find_if(std::begin(kRuntimeStatuses), std::end(kRuntimeStatuses),
+                       [&](std::string_view known) { return Lowercase(known) == Lowercase(name); });
       if (it == std::end(kRuntimeStatuses)) {
         std::string names;
-        for (std::string_view known : kRuntimeStatuses) names += (names.empty() ? "" : ", ") + std::string(known);
+        for (std::string_view known : kRuntimeStatuses)
+          names += (names.empty() ? "" : ", ") + std::string(known);
         *error = "unknown runtime status '" + std::string(name) + "' (known: " + names + ")";
         return false;
       }
@@ -1100,11 +1133,13 @@ bool NormalizeRuntimeStatuses(std::string_view list, std::string* out, std::stri
 bool NormalizeTime(std::string_view text, std::string* out, std::string* error) {
   std::string candidate(text);
   // A bare date means its midnight UTC.
-  if (candidate.size() == 10 && candidate[4] == '-' && candidate[7] == '-') candidate += "T00:00:00Z";
+  if (candidate.size() == 10 && candidate[4] == '-' && candidate[7] == '-')
+    candidate += "T00:00:00Z";
   TimePoint parsed;
   if (!ParseIso8601(candidate, &parsed)) {
-    *error = "'" + std::string(text) +
-             "' is not an ISO 8601 UTC time such as 2026-01-31T12:00:00Z or a date such as 2026-01-31";
+    *error =
+        "'" + std::string(text) +
+        "' is not an ISO 8601 UTC time such as 2026-01-31T12:00:00Z or a date such as 2026-01-31";
     return false;
   }
   *out = std::move(candidate);

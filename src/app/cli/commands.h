@@ -44,10 +44,10 @@ inline constexpr int kExitError = 1;
 // The command line is wrong: CLI11 parse errors, invalid JSON given to
 // --input/--data, an unreadable --input-file, an invalid --server URL.
 inline constexpr int kExitUsage = 2;
-inline constexpr int kExitNotFound = 3;            // 404
-inline constexpr int kExitConflict = 4;            // 409, 410, 412
-inline constexpr int kExitUnauthenticated = 5;     // 401, 403
-inline constexpr int kExitBadRequest = 6;          // any other 4xx (400, 405, 413, ...)
+inline constexpr int kExitNotFound = 3;         // 404
+inline constexpr int kExitConflict = 4;         // 409, 410, 412
+inline constexpr int kExitUnauthenticated = 5;  // 401, 403
+inline constexpr int kExitBadRequest = 6;       // any other 4xx (400, 405, 413, ...)
 // `instance start --wait`: the request succeeded but the instance did not end
 // Completed (it ended Failed, Terminated or Canceled, or was still running
 // when the wait ran out).
@@ -83,7 +83,8 @@ ClientCommands AddClientCommands(CLI::App& app, int* exit_code);
 // way CLI11 does, and returns the process exit code: 0 for --help, otherwise
 // kExitUsage.
 int ExitForParseError(CLI::App& app, const CLI::ParseError& error);
-int ExitForParseError(CLI::App& app, const CLI::ParseError& error, std::ostream& out, std::ostream& err);
+int ExitForParseError(CLI::App& app, const CLI::ParseError& error, std::ostream& out,
+                      std::ostream& err);
 
 // ---- Formatting, exposed for tests ----
 

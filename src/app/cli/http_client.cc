@@ -106,7 +106,8 @@ class Exchange {
     } else {
       auto [rec, results] =
           co_await resolver_.async_resolve(server_.host, std::to_string(server_.port), kAsTuple);
-      if (rec) co_return CannotReach("cannot resolve host '" + server_.host + "': " + rec.message());
+      if (rec)
+        co_return CannotReach("cannot resolve host '" + server_.host + "': " + rec.message());
       for (const auto& entry : results) endpoints.push_back(entry.endpoint());
     }
 
@@ -117,12 +118,15 @@ class Exchange {
     }
     if (cec) co_return CannotReach(cec.message());
 
-    http::request<http::string_body> req{ToVerb(spec_.method), server_.base_path + spec_.target, 11};
+    http::request<http::string_body> req{ToVerb(spec_.method), server_.base_path + spec_.target,
+                                         11};
     req.set(http::field::host, HostHeader(server_));
     req.set(http::field::user_agent, kUserAgent);
     req.set(http::field::accept, "application/json");
-    if (!options_.api_key.empty()) req.set(http::field::authorization, "Bearer " + options_.api_key);
-    if (!spec_.continuation_token.empty()) req.set("x-ms-continuation-token", spec_.continuation_token);
+    if (!options_.api_key.empty())
+      req.set(http::field::authorization, "Bearer " + options_.api_key);
+    if (!spec_.continuation_token.empty())
+      req.set("x-ms-continuation-token", spec_.continuation_token);
     if (spec_.has_body) {
       req.set(http::field::content_type, "application/json");
       req.body() = spec_.body;
@@ -227,27 +231,31 @@ Result<ServerUrl> ParseServerUrl(std::string_view url) {
     std::string_view after = authority.substr(close + 1);
     if (!after.empty()) {
       if (after.front() != ':') {
-        return InvalidArgumentError("server URL " + quoted + " has text after ']' that is not a port");
+        return InvalidArgumentError("server URL " + quoted +
+                                    " has text after ']' that is not a port");
       }
       port_text = after.substr(1);
-      if (port_text.empty()) return InvalidArgumentError("server URL " + quoted + " has an empty port");
+      if (port_text.empty())
+        return InvalidArgumentError("server URL " + quoted + " has an empty port");
     }
   } else {
     size_t colon = authority.find(':');
-    if (colon != std::string_view::npos && authority.find(':', colon + 1) != std::string_view::npos) {
+    if (colon != std::string_view::npos &&
+        authority.find(':', colon + 1) != std::string_view::npos) {
       return InvalidArgumentError("server URL " + quoted +
                                   ": write an IPv6 address in brackets, e.g. http://[::1]:8080");
     }
     out.host = std::string(authority.substr(0, colon));
     if (colon != std::string_view::npos) {
       port_text = authority.substr(colon + 1);
-      if (port_text.empty()) return InvalidArgumentError("server URL " + quoted + " has an empty port");
+      if (port_text.empty())
+        return InvalidArgumentError("server URL " + quoted + " has an empty port");
     }
   }
   if (out.host.empty()) return InvalidArgumentError("server URL " + quoted + " has no host");
   if (!port_text.empty()) {
-    bool digits = port_text.size() <= 5 &&
-                  std::all_of(port_text.begin(), port_text.end(), [](char c) { return c >= '0' && c <= '9'; });
+    bool digits = port_text.size() <= 5 && std::all_of(port_text.begin(), port_text.end(),
+                                                       [](char c) { return c >= '0' && c <= '9'; });
     int port = digits ? std::stoi(std::string(port_text)) : 0;
     if (port < 1 || port > 65535) {
       return InvalidArgumentError("server URL " + quoted + " has an invalid port '" +
