@@ -179,6 +179,49 @@ int Serve(const ServeOptions& o) {
 }
 
 }  // namespace
+
+// Environment variables override the config file but not flags: CLI11 ranks
+// a config file above the environment, so the environment is applied here,
+// for every setting not given as a flag. False (after a message) on a bad value.
+bool ApplyEnvironment(int argc, char** argv, ServeOptions& o) {
+  auto on_command_line = [&](std::string_view flag) {
+    for (int i = 1; i < argc; ++i) {
+      std::string_view a = argv[i];
+      if (a == flag || (a.size() > flag.size() && a.substr(0, flag.size()) == flag && a[flag.size()] == '=')) {
+        return true;
+      }
+    }
+    return false;
+  };
+  bool ok = true;
+  auto number = [&](const char* env, std::string_view flag, long min, long max, auto* target) {
+    const char* v = std::getenv(env);
+    if (v == nullptr || on_command_line(flag)) return;
+    char* end = nullptr;
+    long n = std::strtol(v, &end, 10);
+    if (*v == '\0' || *end != '\0' || n < min || n > max) {
+      std::fprintf(stderr, "baton: %s=%s: expected an integer from %ld to %ld\n", env, v, min, max);
+      ok = false;
+      return;
+    }
+    *target = static_cast<std::remove_pointer_t<decltype(target)>>(n);
+  };
+  auto text = [&](const char* env, std::string_view flag, std::string* target) {
+    const char* v = std::getenv(env);
+    if (v != nullptr && !on_command_line(flag)) *target = v;
+  };
+  text("BATON_DATA_DIR", "--data-dir", &o.data_dir);
+  text("BATON_LISTEN", "--listen", &o.listen);
+  number("BATON_PORT", "--port", 0, 65535, &o.port);
+  number("BATON_MAX_BODY_BYTES", "--max-body-bytes", 1, 1L << 30, &o.max_body_bytes);
+  number("BATON_HTTP_THREADS", "--http-threads", 1, 64, &o.http_threads);
+  number("BATON_HANDLER_THREADS", "--handler-threads", 1, 1024, &o.handler_threads);
+  number("BATON_ORCHESTRATION_THREADS", "--orchestration-threads", 1, 64, &o.orchestration_threads);
+  number("BATON_ACTIVITY_THREADS", "--activity-threads", 1, 1024, &o.activity_threads);
+  number("BATON_READ_TIMEOUT", "--read-timeout", 1, 3600, &o.read_timeout_s);
+  return ok;
+}
+
 }  // namespace baton::app
 
 int main(int argc, char** argv) {
@@ -192,37 +235,31 @@ int main(int argc, char** argv) {
 
   baton::app::ServeOptions serve_options;
   auto* serve = app.add_subcommand("serve", "Run the HTTP API and a worker until SIGINT/SIGTERM");
+  serve->footer(
+      "Each --flag has an environment variable BATON_<FLAG> (BATON_DATA_DIR, BATON_PORT, ...).\n"
+      "Precedence: flag > environment > config file (--config FILE, a [serve] section).");
   serve->add_option("--data-dir", serve_options.data_dir, "Directory of the task hub and the tenant directory")
-      ->envname("BATON_DATA_DIR")
       ->capture_default_str();
   serve->add_option("--listen", serve_options.listen, "Address to listen on")
-      ->envname("BATON_LISTEN")
       ->capture_default_str();
   serve->add_option("--port", serve_options.port, "Port to listen on (0 = any free port)")
-      ->envname("BATON_PORT")
       ->check(CLI::Range(0, 65535))
       ->capture_default_str();
   serve->add_option("--max-body-bytes", serve_options.max_body_bytes, "Largest accepted request body")
-      ->envname("BATON_MAX_BODY_BYTES")
       ->capture_default_str();
   serve->add_option("--http-threads", serve_options.http_threads, "Threads serving connections")
-      ->envname("BATON_HTTP_THREADS")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
   serve->add_option("--handler-threads", serve_options.handler_threads, "Threads running API requests")
-      ->envname("BATON_HANDLER_THREADS")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
   serve->add_option("--orchestration-threads", serve_options.orchestration_threads, "Orchestration episode threads")
-      ->envname("BATON_ORCHESTRATION_THREADS")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
   serve->add_option("--activity-threads", serve_options.activity_threads, "Activity threads")
-      ->envname("BATON_ACTIVITY_THREADS")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
   serve->add_option("--read-timeout", serve_options.read_timeout_s, "Seconds a client has to send a request")
-      ->envname("BATON_READ_TIMEOUT")
       ->check(CLI::Range(1, 3600))
       ->capture_default_str();
   app.add_subcommand("version", "Print the version");
@@ -236,7 +273,10 @@ int main(int argc, char** argv) {
   }
   if (client.parsed()) return exit_code;
   if (demo->parsed()) return baton::app::Demo(db);
-  if (serve->parsed()) return baton::app::Serve(serve_options);
+  if (serve->parsed()) {
+    if (!baton::app::ApplyEnvironment(argc, argv, serve_options)) return 2;
+    return baton::app::Serve(serve_options);
+  }
   std::printf("baton 0.1.0\n");
   return 0;
 }
