@@ -241,7 +241,8 @@ class HttpServer::Impl {
         res.prepare_payload();
         stream.expires_after(options_.write_timeout);
         co_await http::async_write(stream, res, kTuple);
-        break;
+        co_await LingeringClose(stream);
+        co_return;
       }
       if (ec) break;  // end of stream, timeout, reset, malformed request
       HttpRequest request = parser.release();
@@ -259,6 +260,22 @@ class HttpServer::Impl {
     }
     boost::system::error_code ignored;
     stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+  // Closing a socket with unread data resets the connection, and the client,
+  // still sending its oversize body, may never see our answer. So stop
+  // sending, then read and discard what is still coming, within bounds.
+  asio::awaitable<void> LingeringClose(beast::tcp_stream& stream) {
+    boost::system::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    std::vector<char> sink(64 * 1024);
+    size_t drained = 0;
+    stream.expires_after(std::chrono::seconds(5));
+    while (drained < (64u << 20)) {
+      auto [ec, n] = co_await stream.async_read_some(asio::buffer(sink), kTuple);
+      if (ec) break;
+      drained += n;
+    }
   }
 
   HttpResponse Handle(const HttpRequest& request) {
