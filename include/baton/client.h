@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "baton/clock.h"
+#include "baton/entity_id.h"
 #include "baton/history.h"
 #include "baton/instance.h"
 #include "baton/json.h"
@@ -33,6 +34,33 @@ struct ScheduleOptions {
   // Statuses in which an existing instance with the same id may be replaced.
   // Empty: any existing instance makes ScheduleNewOrchestration fail.
   std::vector<OrchestrationStatus> replaceable_statuses;
+};
+
+// What a client sees of a durable entity.
+struct EntityState {
+  std::string instance_id;  // "[hub::]@name@key"
+  EntityId id;
+  bool has_state = false;
+  std::string state;      // serialized JSON; "" without state
+  std::string locked_by;  // the orchestration holding its lock, "" if none
+  int backlog = 0;        // operations waiting for the lock
+  TimePoint last_modified;
+};
+
+struct EntityQuery {
+  std::string hub;                  // "" = the default hub
+  std::string name_prefix;          // entity names starting with this ("" = all)
+  std::optional<TimePoint> last_modified_from;  // inclusive
+  std::optional<TimePoint> last_modified_to;    // exclusive
+  bool include_state = true;
+  bool include_empty = false;       // entities with no state and no lock
+  int page_size = 100;              // 1..1000
+  std::string continuation_token;
+};
+
+struct EntityPage {
+  std::vector<EntityState> entities;  // may be fewer than page_size before the last page
+  std::string continuation_token;     // "" on the last page
 };
 
 class Client {
@@ -85,6 +113,24 @@ class Client {
   Result<int> Purge(const std::string& instance_id);
   // Deletes every terminal instance that matches; returns how many.
   Result<int> Purge(const PurgeFilter& filter);
+
+  // ---- Durable entities (entity.h) ----
+
+  // Sends `operation` to the entity (one-way), not before `at` if given.
+  // Acknowledged like RaiseEvent. `entity_instance_id` is
+  // EntityId::ToInstanceId(), optionally with a task hub prefix.
+  // InvalidArgument: not an entity id.
+  Status SignalEntity(const std::string& entity_instance_id, const std::string& operation,
+                      const Json& input = nullptr, std::optional<TimePoint> at = std::nullopt);
+  Status SignalEntity(const EntityId& entity, const std::string& operation, const Json& input = nullptr,
+                      std::optional<TimePoint> at = std::nullopt) {
+    return SignalEntity(entity.ToInstanceId(), operation, input, at);
+  }
+  // The entity's state. NotFound when it was never signalled.
+  Result<EntityState> GetEntity(const std::string& entity_instance_id);
+  Result<EntityState> GetEntity(const EntityId& entity) { return GetEntity(entity.ToInstanceId()); }
+  // One page of entities, by name prefix and last-modified time.
+  Result<EntityPage> QueryEntities(const EntityQuery& query);
 
   // Starts the instance again with its name and input (after continue-as-new,
   // the latest generation's input): under the

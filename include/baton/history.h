@@ -173,6 +173,59 @@ struct ExecutionResumed {
   friend bool operator==(const ExecutionResumed&, const ExecutionResumed&) = default;
 };
 
+// ---- Durable entities (entity.h). Entity instance ids are "@name@key". ----
+
+// A one-way operation on an entity.
+struct EntityOperationSignaled {
+  std::string request_id;  // unique per operation
+  std::string operation;
+  std::optional<TimePoint> scheduled_time;  // not delivered before
+  std::string input;
+  std::string target_instance_id;  // "@name@key"
+  friend bool operator==(const EntityOperationSignaled&, const EntityOperationSignaled&) = default;
+};
+// A request/response operation on an entity, from an orchestration.
+struct EntityOperationCalled {
+  std::string request_id;
+  std::string operation;
+  std::optional<TimePoint> scheduled_time;
+  std::string input;
+  std::string parent_instance_id;   // the caller, who gets the answer
+  std::string parent_execution_id;
+  std::string target_instance_id;
+  friend bool operator==(const EntityOperationCalled&, const EntityOperationCalled&) = default;
+};
+// The answer to an EntityOperationCalled, delivered to the caller.
+struct EntityOperationCompleted {
+  std::string request_id;
+  std::string output;
+  friend bool operator==(const EntityOperationCompleted&, const EntityOperationCompleted&) = default;
+};
+struct EntityOperationFailed {
+  std::string request_id;
+  FailureDetails failure;
+  friend bool operator==(const EntityOperationFailed&, const EntityOperationFailed&) = default;
+};
+// Asks the entity at lock_set[position] to join a critical section; the last
+// one answers the orchestration with EntityLockGranted.
+struct EntityLockRequested {
+  std::string critical_section_id;
+  std::vector<std::string> lock_set;  // entity instance ids, sorted, distinct
+  int32_t position = 0;
+  std::string parent_instance_id;  // the orchestration that asked
+  friend bool operator==(const EntityLockRequested&, const EntityLockRequested&) = default;
+};
+struct EntityLockGranted {
+  std::string critical_section_id;
+  friend bool operator==(const EntityLockGranted&, const EntityLockGranted&) = default;
+};
+struct EntityUnlockSent {
+  std::string critical_section_id;
+  std::string parent_instance_id;
+  std::string target_instance_id;
+  friend bool operator==(const EntityUnlockSent&, const EntityUnlockSent&) = default;
+};
+
 }  // namespace events
 
 using EventBody =
@@ -182,7 +235,10 @@ using EventBody =
                  events::SubOrchestrationInstanceFailed, events::TimerCreated, events::TimerFired,
                  events::OrchestratorStarted, events::OrchestratorCompleted, events::EventSent,
                  events::EventRaised, events::ContinueAsNew, events::ExecutionSuspended,
-                 events::ExecutionResumed>;
+                 events::ExecutionResumed, events::EntityOperationSignaled,
+                 events::EntityOperationCalled, events::EntityOperationCompleted,
+                 events::EntityOperationFailed, events::EntityLockRequested,
+                 events::EntityLockGranted, events::EntityUnlockSent>;
 
 struct HistoryEvent {
   int32_t event_id = -1;

@@ -25,6 +25,9 @@ inline constexpr std::string_view kHubSeparator = "::";
 
 // The hub part of `instance_id` ("" for the default hub).
 std::string_view HubOf(std::string_view instance_id);
+// True for the instance id of a durable entity: "@name@key", with or without
+// a hub prefix (entity.h).
+bool IsEntityInstanceId(std::string_view instance_id);
 // `id` as seen from an orchestration whose own id is `instance_id`: prefixed
 // with that instance's hub unless it already is.
 std::string QualifyInHub(std::string_view instance_id, std::string_view id);

@@ -37,8 +37,10 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "baton/clock.h"
+#include "baton/entity_id.h"
 #include "baton/history.h"
 #include "baton/json.h"
 #include "baton/task.h"
@@ -181,6 +183,37 @@ class OrchestrationContext {
   virtual void SendEvent(const std::string& instance_id, const std::string& name,
                          const Json& data = nullptr) = 0;
 
+  // ---- Durable entities (entity.h) ----
+
+  // Runs `operation` on the entity and yields its result. Throws
+  // TaskFailedError when the operation throws (its state change is rolled
+  // back). Inside a critical section, only entities of the lock set may be
+  // called (DurableError "LockingRulesViolation" otherwise).
+  template <typename R = Json>
+  Task<R> CallEntity(EntityId entity, std::string operation, Json input = nullptr) {
+    std::string raw = co_await CallEntityRaw(std::move(entity), std::move(operation), ToPayload(input));
+    if constexpr (std::is_same_v<R, Json>) {
+      co_return FromPayload(raw);
+    } else {
+      co_return FromPayload(raw).template get<R>();
+    }
+  }
+
+  // Sends `operation` to the entity without waiting (optionally not before `at`).
+  virtual void SignalEntity(const EntityId& entity, const std::string& operation,
+                            const Json& input = nullptr, std::optional<TimePoint> at = std::nullopt) = 0;
+
+  // Locks every entity of `entities` for this orchestration and completes
+  // once all are held: a critical section. Until UnlockEntities() (or the end
+  // of the orchestration, whatever its outcome) those entities run only this
+  // orchestration's calls. Locks are taken in sorted order, so critical
+  // sections never deadlock. DurableError "LockingRulesViolation" when
+  // already inside a critical section or when `entities` is empty.
+  virtual Task<void> LockEntities(std::vector<EntityId> entities) = 0;
+  // Ends the critical section (no-op outside one).
+  virtual void UnlockEntities() = 0;
+  virtual bool IsInCriticalSection() const = 0;
+
   // Sets the custom status visible to clients (any JSON; null clears it).
   virtual void SetCustomStatus(const Json& status) = 0;
 
@@ -197,6 +230,7 @@ class OrchestrationContext {
                                                    SubOrchestratorOptions options) = 0;
   virtual Task<std::string> WaitForExternalEventRaw(std::string name,
                                                     std::optional<Duration> timeout) = 0;
+  virtual Task<std::string> CallEntityRaw(EntityId entity, std::string operation, std::string input) = 0;
 };
 
 // The shape of an orchestrator function: returns the output (JSON).

@@ -1,4 +1,4 @@
-// Registry: the named orchestrators and activities a worker can run.
+// Registry: the named orchestrators, activities and entities a worker can run.
 //
 // Names are case-sensitive and unique per kind. Register everything before
 // handing the registry to a Worker; after that the registry is read-only and
@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "baton/activity.h"
+#include "baton/entity.h"
 #include "baton/orchestration.h"
 #include "baton/status.h"
 
@@ -21,10 +22,13 @@ class Registry {
   // InvalidArgument: empty name or empty function. AlreadyExists: name taken.
   Status AddOrchestrator(std::string name, OrchestratorFn fn);
   Status AddActivity(std::string name, ActivityFn fn);
+  // Entity names are case-insensitive (kept lower-cased, like EntityId).
+  Status AddEntity(std::string name, EntityFn fn);
 
   // Null when not registered. The pointer lives as long as the registry.
   const OrchestratorFn* FindOrchestrator(std::string_view name) const;
   const ActivityFn* FindActivity(std::string_view name) const;
+  const EntityFn* FindEntity(std::string_view name) const;
 
   std::vector<std::string> OrchestratorNames() const;
   std::vector<std::string> ActivityNames() const;
@@ -32,6 +36,7 @@ class Registry {
  private:
   std::map<std::string, OrchestratorFn, std::less<>> orchestrators_;
   std::map<std::string, ActivityFn, std::less<>> activities_;
+  std::map<std::string, EntityFn, std::less<>> entities_;
 };
 
 }  // namespace baton

@@ -149,7 +149,9 @@ class Store {
   virtual Status CreateInstance(const CreateInstanceRequest& request) = 0;
 
   // Appends `message` to the inbox of message.instance_id (EventRaised,
-  // ExecutionTerminated, ExecutionSuspended, ExecutionResumed).
+  // ExecutionTerminated, ExecutionSuspended, ExecutionResumed, entity
+  // operations). A message to a durable entity that has no row yet creates
+  // it (IsEntityInstanceId), here and in an episode's outbox alike.
   // NotFound: no such instance. FailedPrecondition: the instance is terminal.
   virtual Status SendMessage(Message message) = 0;
 

@@ -10,6 +10,7 @@
 #include <deque>
 #include <typeinfo>
 
+#include "baton/entity_id.h"
 #include "baton/instance.h"
 #include "util/uuid.h"
 
@@ -49,6 +50,20 @@ std::string DescribeAction(const ActionBody& body) {
                         },
                         [](const actions::SendEvent& a) {
                           return "SendEvent '" + a.name + "' to '" + a.instance_id + "'";
+                        },
+                        [](const actions::SignalEntity& a) {
+                          return "SignalEntity '" + a.operation + "' to '" + a.target_instance_id + "'";
+                        },
+                        [](const actions::CallEntity& a) {
+                          return "CallEntity '" + a.operation + "' on '" + a.target_instance_id + "'";
+                        },
+                        [](const actions::LockEntities& a) {
+                          std::string set;
+                          for (const auto& id : a.lock_set) set += (set.empty() ? "" : ", ") + id;
+                          return "LockEntities [" + set + "]";
+                        },
+                        [](const actions::UnlockEntity& a) {
+                          return "UnlockEntity '" + a.target_instance_id + "'";
                         },
                     },
                     body);
@@ -99,6 +114,51 @@ class Executor::Context final : public OrchestrationContext {
     continue_as_new_input_ = ToPayload(input);
     preserve_events_ = preserve_unprocessed_events;
   }
+
+  void SignalEntity(const EntityId& entity, const std::string& operation, const Json& input,
+                    std::optional<TimePoint> at) override {
+    Submit(actions::SignalEntity{NewGuid(), entity.ToInstanceId(), operation, ToPayload(input), at});
+  }
+
+  Task<std::string> CallEntityRaw(EntityId entity, std::string operation, std::string input) override {
+    std::string target = QualifyInHub(instance_id_, entity.ToInstanceId());
+    if (!held_locks_.empty() &&
+        std::find(held_locks_.begin(), held_locks_.end(), target) == held_locks_.end()) {
+      throw DurableError("LockingRulesViolation",
+                         "inside a critical section only its locked entities may be called; '" + target +
+                             "' is not locked");
+    }
+    ActionBody action = actions::CallEntity{NewGuid(), target, operation, input};
+    co_return co_await OpAwaiter(this, std::move(action));
+  }
+
+  Task<void> LockEntities(std::vector<EntityId> entities) override {
+    if (!held_locks_.empty() || lock_pending_) {
+      throw DurableError("LockingRulesViolation", "LockEntities inside a critical section");
+    }
+    if (entities.empty()) throw DurableError("LockingRulesViolation", "LockEntities needs at least one entity");
+    std::vector<std::string> ids;
+    for (const EntityId& e : entities) ids.push_back(QualifyInHub(instance_id_, e.ToInstanceId()));
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    lock_pending_ = true;
+    ActionBody action = actions::LockEntities{NewGuid(), ids};
+    co_await OpAwaiter(this, std::move(action));
+    lock_pending_ = false;
+    held_locks_ = std::move(ids);
+    critical_section_id_ = last_lock_request_id_;
+  }
+
+  void UnlockEntities() override {
+    if (completion_) return;  // released by the end of the execution already
+    for (const std::string& target : held_locks_) {
+      Submit(actions::UnlockEntity{critical_section_id_, target});
+    }
+    held_locks_.clear();
+    critical_section_id_.clear();
+  }
+
+  bool IsInCriticalSection() const override { return !held_locks_.empty(); }
 
   Task<std::string> CallActivityRaw(std::string name, std::string input,
                                     std::optional<RetryPolicy> retry) override {
@@ -291,7 +351,10 @@ class Executor::Context final : public OrchestrationContext {
            std::holds_alternative<events::TaskFailed>(body) ||
            std::holds_alternative<events::TimerFired>(body) ||
            std::holds_alternative<events::SubOrchestrationInstanceCompleted>(body) ||
-           std::holds_alternative<events::SubOrchestrationInstanceFailed>(body);
+           std::holds_alternative<events::SubOrchestrationInstanceFailed>(body) ||
+           std::holds_alternative<events::EntityOperationCompleted>(body) ||
+           std::holds_alternative<events::EntityOperationFailed>(body) ||
+           std::holds_alternative<events::EntityLockGranted>(body);
   }
 
   bool ShouldRetry(const std::optional<RetryPolicy>& retry, int attempt,
@@ -324,6 +387,14 @@ class Executor::Context final : public OrchestrationContext {
       open_children_[id] = sub->instance_id;
     } else if (auto* send = std::get_if<actions::SendEvent>(&body)) {
       send->instance_id = QualifyInHub(instance_id_, send->instance_id);
+    } else if (auto* signal = std::get_if<actions::SignalEntity>(&body)) {
+      signal->target_instance_id = QualifyInHub(instance_id_, signal->target_instance_id);
+    } else if (auto* call = std::get_if<actions::CallEntity>(&body)) {
+      entity_requests_[call->request_id] = id;
+    } else if (auto* lock = std::get_if<actions::LockEntities>(&body)) {
+      entity_requests_[lock->critical_section_id] = id;
+      last_lock_request_id_ = lock->critical_section_id;
+      pending_lock_set_ = lock->lock_set;
     }
     known_.insert(id);
     unconfirmed_.emplace(id, Action{id, std::move(body)});
@@ -364,6 +435,7 @@ class Executor::Context final : public OrchestrationContext {
               }
               unconfirmed_.clear();
               completion_ = std::move(c);
+              ReleaseHeldLocks();
               DestroyRoot();
             },
             [&](const events::TaskScheduled& e) {
@@ -423,6 +495,33 @@ class Executor::Context final : public OrchestrationContext {
                 Dispatch(e);
               }
             },
+            [&](const events::EntityOperationSignaled& e) {
+              Confirm(event, [&](const ActionBody& a) {
+                const auto* x = std::get_if<actions::SignalEntity>(&a);
+                return x && x->operation == e.operation && x->target_instance_id == e.target_instance_id;
+              }, "SignalEntity '" + e.operation + "' to '" + e.target_instance_id + "'");
+            },
+            [&](const events::EntityOperationCalled& e) {
+              Confirm(event, [&](const ActionBody& a) {
+                const auto* x = std::get_if<actions::CallEntity>(&a);
+                return x && x->operation == e.operation && x->target_instance_id == e.target_instance_id;
+              }, "CallEntity '" + e.operation + "' on '" + e.target_instance_id + "'");
+            },
+            [&](const events::EntityLockRequested& e) {
+              Confirm(event, [&](const ActionBody& a) {
+                const auto* x = std::get_if<actions::LockEntities>(&a);
+                return x && x->lock_set == e.lock_set;
+              }, "LockEntities");
+            },
+            [&](const events::EntityUnlockSent& e) {
+              Confirm(event, [&](const ActionBody& a) {
+                const auto* x = std::get_if<actions::UnlockEntity>(&a);
+                return x && x->target_instance_id == e.target_instance_id;
+              }, "UnlockEntity '" + e.target_instance_id + "'");
+            },
+            [&](const events::EntityOperationCompleted& e) { ResolveEntity(event, e.request_id, e.output, std::nullopt); },
+            [&](const events::EntityOperationFailed& e) { ResolveEntity(event, e.request_id, "", e.failure); },
+            [&](const events::EntityLockGranted& e) { ResolveEntity(event, e.critical_section_id, "", std::nullopt); },
         },
         event.body);
   }
@@ -490,6 +589,33 @@ class Executor::Context final : public OrchestrationContext {
     CheckRoot();
   }
 
+  // An entity's answer, matched to its call or lock request by request id.
+  // An answer to a request this execution did not make (one sent before a
+  // continue-as-new) is ignored.
+  void ResolveEntity(const HistoryEvent& event, const std::string& request_id, std::string result,
+                     std::optional<FailureDetails> failure) {
+    auto it = entity_requests_.find(request_id);
+    if (it == entity_requests_.end()) return;
+    int32_t id = it->second;
+    entity_requests_.erase(it);
+    Resolve(event, id, std::move(result), std::move(failure));
+  }
+
+  // At the end of the execution, whatever its outcome: every lock it holds,
+  // or asked for, is released (an unlock for a lock not taken yet is ignored
+  // by the entity; a grant that arrives later is answered by the engine).
+  void ReleaseHeldLocks() {
+    std::vector<std::string> targets = !held_locks_.empty() ? held_locks_ : std::vector<std::string>();
+    std::string cs = critical_section_id_;
+    if (targets.empty() && lock_pending_) {
+      targets = pending_lock_set_;
+      cs = last_lock_request_id_;
+    }
+    for (const std::string& target : targets) Submit(actions::UnlockEntity{cs, target});
+    held_locks_.clear();
+    lock_pending_ = false;
+  }
+
   void DeliverEvent(const events::EventRaised& e) {
     std::string key = Lower(e.name);
     auto it = event_waiters_.find(key);
@@ -523,6 +649,7 @@ class Executor::Context final : public OrchestrationContext {
         c.result = ToPayload(out);
       }
       completion_ = std::move(c);
+      ReleaseHeldLocks();
     } catch (...) {
       FailFromException(std::current_exception());
     }
@@ -547,6 +674,7 @@ class Executor::Context final : public OrchestrationContext {
     c.failure = std::move(failure);
     unconfirmed_.clear();
     completion_ = std::move(c);
+    ReleaseHeldLocks();
   }
 
   void NonDeterminism(const HistoryEvent& event, const std::string& expected,
@@ -595,6 +723,14 @@ class Executor::Context final : public OrchestrationContext {
   std::string custom_status_;
   std::optional<std::string> continue_as_new_input_;
   bool preserve_events_ = true;
+
+  // Entities: call and lock requests awaiting an answer, by request id.
+  std::unordered_map<std::string, int32_t> entity_requests_;
+  std::vector<std::string> held_locks_;  // the critical section's lock set
+  std::string critical_section_id_;
+  bool lock_pending_ = false;
+  std::string last_lock_request_id_;
+  std::vector<std::string> pending_lock_set_;
 
   Task<Json> root_;  // last member: destroyed first (see ~Context)
 };

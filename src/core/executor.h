@@ -58,10 +58,33 @@ struct SendEvent {
   std::string name;
   std::string input;
 };
+struct SignalEntity {
+  std::string request_id;
+  std::string target_instance_id;
+  std::string operation;
+  std::string input;
+  std::optional<TimePoint> scheduled_time;
+};
+struct CallEntity {
+  std::string request_id;
+  std::string target_instance_id;
+  std::string operation;
+  std::string input;
+};
+struct LockEntities {
+  std::string critical_section_id;
+  std::vector<std::string> lock_set;  // sorted, distinct entity instance ids
+};
+struct UnlockEntity {
+  std::string critical_section_id;
+  std::string target_instance_id;
+};
 }  // namespace actions
 
-using ActionBody = std::variant<actions::ScheduleTask, actions::CreateTimer,
-                                actions::CreateSubOrchestration, actions::SendEvent>;
+using ActionBody =
+    std::variant<actions::ScheduleTask, actions::CreateTimer, actions::CreateSubOrchestration,
+                 actions::SendEvent, actions::SignalEntity, actions::CallEntity,
+                 actions::LockEntities, actions::UnlockEntity>;
 
 struct Action {
   int32_t id = 0;

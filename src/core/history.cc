@@ -1,4 +1,5 @@
 #include "baton/history.h"
+#include "baton/entity_id.h"
 #include "baton/instance.h"
 
 #include <array>
@@ -161,6 +162,44 @@ OJson EventToJson(const HistoryEvent& event) {
                  [&](const events::ContinueAsNew& e) { PutString(j, "input", e.input); },
                  [&](const events::ExecutionSuspended& e) { PutString(j, "input", e.input); },
                  [&](const events::ExecutionResumed& e) { PutString(j, "input", e.input); },
+                 [&](const events::EntityOperationSignaled& e) {
+                   PutString(j, "requestId", e.request_id);
+                   PutString(j, "operation", e.operation);
+                   if (e.scheduled_time) PutTime(j, "scheduledTime", *e.scheduled_time);
+                   PutString(j, "input", e.input);
+                   PutString(j, "targetInstanceId", e.target_instance_id);
+                 },
+                 [&](const events::EntityOperationCalled& e) {
+                   PutString(j, "requestId", e.request_id);
+                   PutString(j, "operation", e.operation);
+                   if (e.scheduled_time) PutTime(j, "scheduledTime", *e.scheduled_time);
+                   PutString(j, "input", e.input);
+                   PutString(j, "parentInstanceId", e.parent_instance_id);
+                   PutString(j, "parentExecutionId", e.parent_execution_id);
+                   PutString(j, "targetInstanceId", e.target_instance_id);
+                 },
+                 [&](const events::EntityOperationCompleted& e) {
+                   PutString(j, "requestId", e.request_id);
+                   PutString(j, "output", e.output);
+                 },
+                 [&](const events::EntityOperationFailed& e) {
+                   PutString(j, "requestId", e.request_id);
+                   j["failure"] = FailureToJson(e.failure);
+                 },
+                 [&](const events::EntityLockRequested& e) {
+                   PutString(j, "criticalSectionId", e.critical_section_id);
+                   j["lockSet"] = e.lock_set;
+                   j["position"] = e.position;
+                   PutString(j, "parentInstanceId", e.parent_instance_id);
+                 },
+                 [&](const events::EntityLockGranted& e) {
+                   PutString(j, "criticalSectionId", e.critical_section_id);
+                 },
+                 [&](const events::EntityUnlockSent& e) {
+                   PutString(j, "criticalSectionId", e.critical_section_id);
+                   PutString(j, "parentInstanceId", e.parent_instance_id);
+                   PutString(j, "targetInstanceId", e.target_instance_id);
+                 },
              },
              event.body);
   return j;
@@ -211,6 +250,16 @@ class FieldReader {
     TimePoint t;
     Time(key, &t);
     if (ok()) *out = t;
+  }
+
+  void StringList(const char* key, std::vector<std::string>* out) {
+    const OJson* v = Find(key);
+    if (v == nullptr) return;
+    if (!v->is_array()) return Fail(key, "an array of strings");
+    for (const auto& item : *v) {
+      if (!item.is_string()) return Fail(key, "an array of strings");
+      out->push_back(item.get<std::string>());
+    }
   }
 
   void StringMap(const char* key, std::map<std::string, std::string>* out) {
@@ -426,6 +475,42 @@ Result<HistoryEvent> EventFromJson(const OJson& j, const std::string& what) {
                  [&](events::ContinueAsNew& e) { r.String("input", &e.input); },
                  [&](events::ExecutionSuspended& e) { r.String("input", &e.input); },
                  [&](events::ExecutionResumed& e) { r.String("input", &e.input); },
+                 [&](events::EntityOperationSignaled& e) {
+                   r.String("requestId", &e.request_id);
+                   r.String("operation", &e.operation);
+                   r.OptionalTime("scheduledTime", &e.scheduled_time);
+                   r.String("input", &e.input);
+                   r.String("targetInstanceId", &e.target_instance_id);
+                 },
+                 [&](events::EntityOperationCalled& e) {
+                   r.String("requestId", &e.request_id);
+                   r.String("operation", &e.operation);
+                   r.OptionalTime("scheduledTime", &e.scheduled_time);
+                   r.String("input", &e.input);
+                   r.String("parentInstanceId", &e.parent_instance_id);
+                   r.String("parentExecutionId", &e.parent_execution_id);
+                   r.String("targetInstanceId", &e.target_instance_id);
+                 },
+                 [&](events::EntityOperationCompleted& e) {
+                   r.String("requestId", &e.request_id);
+                   r.String("output", &e.output);
+                 },
+                 [&](events::EntityOperationFailed& e) {
+                   r.String("requestId", &e.request_id);
+                   r.Failure("failure", &e.failure, 0);
+                 },
+                 [&](events::EntityLockRequested& e) {
+                   r.String("criticalSectionId", &e.critical_section_id);
+                   r.StringList("lockSet", &e.lock_set);
+                   r.Int32("position", &e.position);
+                   r.String("parentInstanceId", &e.parent_instance_id);
+                 },
+                 [&](events::EntityLockGranted& e) { r.String("criticalSectionId", &e.critical_section_id); },
+                 [&](events::EntityUnlockSent& e) {
+                   r.String("criticalSectionId", &e.critical_section_id);
+                   r.String("parentInstanceId", &e.parent_instance_id);
+                   r.String("targetInstanceId", &e.target_instance_id);
+                 },
              },
              body);
   if (!r.ok()) return DataLossError(r.error());
@@ -511,6 +596,21 @@ std::string_view EventKindName(const EventBody& body) {
             return "ExecutionSuspended";
           },
           [](const events::ExecutionResumed&) -> std::string_view { return "ExecutionResumed"; },
+          [](const events::EntityOperationSignaled&) -> std::string_view {
+            return "EntityOperationSignaled";
+          },
+          [](const events::EntityOperationCalled&) -> std::string_view {
+            return "EntityOperationCalled";
+          },
+          [](const events::EntityOperationCompleted&) -> std::string_view {
+            return "EntityOperationCompleted";
+          },
+          [](const events::EntityOperationFailed&) -> std::string_view {
+            return "EntityOperationFailed";
+          },
+          [](const events::EntityLockRequested&) -> std::string_view { return "EntityLockRequested"; },
+          [](const events::EntityLockGranted&) -> std::string_view { return "EntityLockGranted"; },
+          [](const events::EntityUnlockSent&) -> std::string_view { return "EntityUnlockSent"; },
       },
       body);
 }
@@ -561,8 +661,16 @@ Result<FailureDetails> ParseFailure(std::string_view text) {
 namespace baton {
 
 std::string_view HubOf(std::string_view instance_id) {
+  // An entity id ("@name@key") has no hub even if its key holds "::".
+  if (!instance_id.empty() && instance_id[0] == '@') return std::string_view();
   size_t pos = instance_id.find(kHubSeparator);
   return pos == std::string_view::npos ? std::string_view() : instance_id.substr(0, pos);
+}
+
+bool IsEntityInstanceId(std::string_view instance_id) {
+  std::string_view hub = HubOf(instance_id);
+  std::string_view local = hub.empty() ? instance_id : instance_id.substr(hub.size() + kHubSeparator.size());
+  return local.size() >= 2 && local[0] == '@' && local.find('@', 1) != std::string_view::npos;
 }
 
 std::string QualifyInHub(std::string_view instance_id, std::string_view id) {
@@ -571,6 +679,26 @@ std::string QualifyInHub(std::string_view instance_id, std::string_view id) {
   std::string prefix = std::string(hub) + std::string(kHubSeparator);
   if (id.substr(0, prefix.size()) == prefix) return std::string(id);
   return prefix + std::string(id);
+}
+
+}  // namespace baton
+
+namespace baton {
+
+EntityId::EntityId(std::string entity_name, std::string entity_key)
+    : name(std::move(entity_name)), key(std::move(entity_key)) {
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+}
+
+std::string EntityId::ToInstanceId() const { return "@" + name + "@" + key; }
+
+std::optional<EntityId> EntityId::FromInstanceId(std::string_view instance_id) {
+  std::string_view hub = HubOf(instance_id);
+  std::string_view local = hub.empty() ? instance_id : instance_id.substr(hub.size() + kHubSeparator.size());
+  if (local.size() < 2 || local[0] != '@') return std::nullopt;
+  size_t second = local.find('@', 1);
+  if (second == std::string_view::npos) return std::nullopt;
+  return EntityId(std::string(local.substr(1, second - 1)), std::string(local.substr(second + 1)));
 }
 
 }  // namespace baton

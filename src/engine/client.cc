@@ -1,5 +1,6 @@
 #include "baton/client.h"
 
+#include "engine/entity_executor.h"
 #include "util/uuid.h"
 
 namespace baton {
@@ -114,6 +115,62 @@ Result<std::string> Client::Restart(const std::string& instance_id, bool new_ins
                                   OrchestrationStatus::kTerminated, OrchestrationStatus::kCanceled};
   BATON_RETURN_IF_ERROR(store_.CreateInstance(request));
   return request.instance_id;
+}
+
+Status Client::SignalEntity(const std::string& entity_instance_id, const std::string& operation,
+                            const Json& input, std::optional<TimePoint> at) {
+  if (!IsEntityInstanceId(entity_instance_id)) {
+    return InvalidArgumentError("'" + entity_instance_id + "' is not an entity id (@name@key)");
+  }
+  if (operation.empty()) return InvalidArgumentError("operation name must not be empty");
+  TimePoint now = clock_->Now();
+  events::EntityOperationSignaled e{util::NewRandomUuid(), operation, at, ToPayload(input), entity_instance_id};
+  return store_.SendMessage(Message{0, entity_instance_id, "", at.value_or(now), HistoryEvent{-1, now, std::move(e)}});
+}
+
+namespace {
+EntityState ToEntityState(const InstanceState& row, bool include_state) {
+  EntityState e;
+  e.instance_id = row.instance_id;
+  e.id = EntityId::FromInstanceId(row.instance_id).value_or(EntityId());
+  engine::EntityView view = engine::ViewEntityState(row.output);
+  e.has_state = view.has_state;
+  if (include_state) e.state = std::move(view.state);
+  e.locked_by = std::move(view.locked_by);
+  e.backlog = view.backlog;
+  e.last_modified = row.last_updated_at;
+  return e;
+}
+}  // namespace
+
+Result<EntityState> Client::GetEntity(const std::string& entity_instance_id) {
+  if (!IsEntityInstanceId(entity_instance_id)) {
+    return InvalidArgumentError("'" + entity_instance_id + "' is not an entity id (@name@key)");
+  }
+  BATON_ASSIGN_OR_RETURN(InstanceState row, store_.GetInstance(entity_instance_id, true));
+  return ToEntityState(row, true);
+}
+
+Result<EntityPage> Client::QueryEntities(const EntityQuery& query) {
+  InstanceQuery q;
+  std::string name = query.name_prefix;
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  q.instance_id_prefix = (query.hub.empty() ? std::string() : query.hub + std::string(kHubSeparator)) + "@" + name;
+  q.page_size = query.page_size;
+  q.continuation_token = query.continuation_token;
+  q.include_payloads = true;
+  BATON_ASSIGN_OR_RETURN(QueryPage page, store_.QueryInstances(q));
+  EntityPage out;
+  out.continuation_token = page.continuation_token;
+  for (const InstanceState& row : page.instances) {
+    if (!IsEntityInstanceId(row.instance_id)) continue;
+    if (query.last_modified_from && row.last_updated_at < *query.last_modified_from) continue;
+    if (query.last_modified_to && row.last_updated_at >= *query.last_modified_to) continue;
+    EntityState e = ToEntityState(row, query.include_state);
+    if (!query.include_empty && !e.has_state && e.locked_by.empty() && e.backlog == 0) continue;
+    out.entities.push_back(std::move(e));
+  }
+  return out;
 }
 
 }  // namespace baton

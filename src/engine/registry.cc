@@ -18,6 +18,24 @@ Status Registry::AddActivity(std::string name, ActivityFn fn) {
   return Status::Ok();
 }
 
+Status Registry::AddEntity(std::string name, EntityFn fn) {
+  if (name.empty() || name.find('@') != std::string::npos) {
+    return InvalidArgumentError("entity name must be non-empty and contain no '@'");
+  }
+  if (!fn) return InvalidArgumentError("entity '" + name + "' has no function");
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  auto [it, inserted] = entities_.emplace(std::move(name), std::move(fn));
+  if (!inserted) return AlreadyExistsError("entity '" + it->first + "' is already registered");
+  return Status::Ok();
+}
+
+const EntityFn* Registry::FindEntity(std::string_view name) const {
+  std::string lower(name);
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  auto it = entities_.find(lower);
+  return it == entities_.end() ? nullptr : &it->second;
+}
+
 const OrchestratorFn* Registry::FindOrchestrator(std::string_view name) const {
   auto it = orchestrators_.find(name);
   return it == orchestrators_.end() ? nullptr : &it->second;

@@ -12,6 +12,7 @@
 #include <variant>
 
 #include "core/executor.h"
+#include "engine/entity_executor.h"
 #include "engine/orchestration_cache.h"
 #include "util/log.h"
 #include "util/uuid.h"
@@ -183,8 +184,39 @@ class Worker::Impl {
     });
   }
 
+  // One batch of a durable entity's messages, committed like an episode.
+  void ProcessEntity(OrchestrationWorkItem& item) {
+    auto row = store_.GetInstance(item.instance_id, /*include_payloads=*/true);
+    if (!row.ok()) {
+      store_.AbandonOrchestrationWorkItem(item, options_.abandon_delay);
+      return;
+    }
+    const TimePoint now = clock_->Now();
+    engine::EntityBatch batch = engine::RunEntityBatch(registry_, item.instance_id, row->output, item.messages, now);
+    ++episodes_;
+    applied_events_ += item.messages.size();
+    OrchestrationUpdate update;
+    update.execution_id = item.instance.execution_id;
+    update.status = OrchestrationStatus::kRunning;
+    update.output = std::move(batch.state);
+    update.outbox = std::move(batch.outbox);
+    update.sync = options_.sync_every_episode;
+    BeginCommit();
+    store_.CompleteOrchestrationWorkItem(item, std::move(update), [this, id = item.instance_id](const Status& st) {
+      if (!st.ok()) {
+        ++commit_failures_;
+        util::Log().warn("batch of entity '{}' was not committed: {}", id, st.ToString());
+      }
+      EndCommit();
+    });
+  }
+
   void ProcessOrchestration(OrchestrationWorkItem& item) {
     const std::string& id = item.instance_id;
+    if (IsEntityInstanceId(id)) {
+      ProcessEntity(item);
+      return;
+    }
     {
       // The previous episode's commit may be visible to the store (the lease
       // is released) before its callback has put the executor back in the
@@ -373,6 +405,33 @@ class Worker::Impl {
                     Message{0, a.instance_id, "", now,
                             HistoryEvent{-1, now, events::EventRaised{a.name, a.input}}});
               },
+              [&](const core::actions::SignalEntity& a) {
+                events::EntityOperationSignaled e{a.request_id, a.operation, a.scheduled_time, a.input,
+                                                  a.target_instance_id};
+                recorded.body = e;
+                update.outbox.push_back(Message{0, a.target_instance_id, "", a.scheduled_time.value_or(now),
+                                                HistoryEvent{-1, now, std::move(e)}});
+              },
+              [&](const core::actions::CallEntity& a) {
+                events::EntityOperationCalled e{a.request_id, a.operation,  std::nullopt,
+                                                a.input,      instance_id,  execution_id,
+                                                a.target_instance_id};
+                recorded.body = e;
+                update.outbox.push_back(
+                    Message{0, a.target_instance_id, "", now, HistoryEvent{-1, now, std::move(e)}});
+              },
+              [&](const core::actions::LockEntities& a) {
+                events::EntityLockRequested e{a.critical_section_id, a.lock_set, 0, instance_id};
+                recorded.body = e;
+                update.outbox.push_back(
+                    Message{0, a.lock_set.front(), "", now, HistoryEvent{-1, now, std::move(e)}});
+              },
+              [&](const core::actions::UnlockEntity& a) {
+                events::EntityUnlockSent e{a.critical_section_id, instance_id, a.target_instance_id};
+                recorded.body = e;
+                update.outbox.push_back(
+                    Message{0, a.target_instance_id, "", now, HistoryEvent{-1, now, std::move(e)}});
+              },
           },
           action.body);
       update.new_events.push_back(std::move(recorded));
@@ -430,8 +489,36 @@ class Worker::Impl {
     update.custom_status = state->custom_status;
     update.failure = state->failure;
     update.sync = false;
+    ReleaseLateLocks(item, update);
     BeginCommit();
     store_.CompleteOrchestrationWorkItem(item, std::move(update), [this](const Status&) { EndCommit(); });
+  }
+
+  // A lock granted to an orchestration that has already ended (it asked,
+  // then was terminated) is released at once, so the entities stay usable.
+  void ReleaseLateLocks(const OrchestrationWorkItem& item, OrchestrationUpdate& update) {
+    std::vector<std::string> granted;
+    for (const Message& m : item.messages) {
+      if (const auto* g = std::get_if<events::EntityLockGranted>(&m.event.body)) {
+        granted.push_back(g->critical_section_id);
+      }
+    }
+    if (granted.empty()) return;
+    auto history = store_.GetHistory(item.instance_id);
+    if (!history.ok()) return;
+    const TimePoint now = clock_->Now();
+    for (const HistoryEvent& e : *history) {
+      const auto* request = std::get_if<events::EntityLockRequested>(&e.body);
+      if (request == nullptr ||
+          std::find(granted.begin(), granted.end(), request->critical_section_id) == granted.end()) {
+        continue;
+      }
+      for (const std::string& target : request->lock_set) {
+        update.outbox.push_back(Message{
+            0, target, "", now,
+            HistoryEvent{-1, now, events::EntityUnlockSent{request->critical_section_id, item.instance_id, target}}});
+      }
+    }
   }
 
   void BeginCommit() {

@@ -52,6 +52,17 @@ std::vector<HistoryEvent> OneOfEachKind() {
   events.push_back({-1, At(t0 + 15), events::ContinueAsNew{R"({"n":2})"}});
   events.push_back({-1, At(t0 + 16), events::ExecutionSuspended{R"("pause")"}});
   events.push_back({-1, At(t0 + 17), events::ExecutionResumed{R"("go")"}});
+  events.push_back({5, At(t0 + 18),
+                    events::EntityOperationSignaled{"req-1", "add", At(t0 + 1000), "1", "@counter@k"}});
+  events.push_back({6, At(t0 + 19),
+                    events::EntityOperationCalled{"req-2", "get", std::nullopt, "", "orch-1", "exec-1", "@counter@k"}});
+  events.push_back({-1, At(t0 + 20), events::EntityOperationCompleted{"req-2", "42"}});
+  events.push_back({-1, At(t0 + 21),
+                    events::EntityOperationFailed{"req-3", FailureDetails{"Rejected", "no", "", "{}", true, {}}}});
+  events.push_back({7, At(t0 + 22),
+                    events::EntityLockRequested{"cs-1", {"@a@1", "@b@2"}, 1, "orch-1"}});
+  events.push_back({-1, At(t0 + 23), events::EntityLockGranted{"cs-1"}});
+  events.push_back({8, At(t0 + 24), events::EntityUnlockSent{"cs-1", "orch-1", "@a@1"}});
   return events;
 }
 

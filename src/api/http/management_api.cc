@@ -294,6 +294,28 @@ class Api : public std::enable_shared_from_this<Api> {
                      [&](const events::ContinueAsNew&) {},
                      [&](const events::ExecutionSuspended&) {},
                      [&](const events::ExecutionResumed&) {},
+                     [&](const events::EntityOperationSignaled& b) {
+                       j["Operation"] = b.operation;
+                       j["TargetInstanceId"] = b.target_instance_id;
+                       if (b.scheduled_time) j["ScheduledTime"] = DfTime(*b.scheduled_time);
+                       if (show_input) j["Input"] = FromPayload(b.input);
+                     },
+                     [&](const events::EntityOperationCalled& b) {
+                       j["Operation"] = b.operation;
+                       j["TargetInstanceId"] = b.target_instance_id;
+                       if (show_input) j["Input"] = FromPayload(b.input);
+                     },
+                     [&](const events::EntityOperationCompleted& b) {
+                       j["RequestId"] = b.request_id;
+                       if (show_output) j["Result"] = FromPayload(b.output);
+                     },
+                     [&](const events::EntityOperationFailed& b) {
+                       j["RequestId"] = b.request_id;
+                       j["FailureDetails"] = FromPayload(SerializeFailure(b.failure));
+                     },
+                     [&](const events::EntityLockRequested& b) { j["LockSet"] = b.lock_set; },
+                     [&](const events::EntityLockGranted& b) { j["CriticalSectionId"] = b.critical_section_id; },
+                     [&](const events::EntityUnlockSent& b) { j["TargetInstanceId"] = b.target_instance_id; },
                  },
                  e.body);
       out.push_back(std::move(j));

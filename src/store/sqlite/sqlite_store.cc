@@ -533,6 +533,18 @@ Status SqliteStore::InsertInstanceRow(Connection& c, const events::ExecutionStar
   return st.Run("insert instance");
 }
 
+Status SqliteStore::CreateEntityRow(Connection& c, const std::string& instance_id, TimePoint now) {
+  // "[hub::]@name@key": the row is named after the entity.
+  std::string_view hub = HubOf(instance_id);
+  std::string_view local = std::string_view(instance_id).substr(hub.empty() ? 0 : hub.size() + kHubSeparator.size());
+  size_t second = local.find('@', 1);
+  events::ExecutionStarted row;
+  row.instance_id = instance_id;
+  row.name = std::string(local.substr(1, second - 1));
+  row.execution_id = "entity";
+  return InsertInstanceRow(c, row, now);
+}
+
 Status SqliteStore::InsertInbox(Connection& c, Message& message, const std::string& event_json) {
   message.seq = next_seq_++;
   BATON_ASSIGN_OR_RETURN(Statement st, c.Prepare(kInsertInbox));
@@ -602,7 +614,9 @@ Status SqliteStore::DeliverMessage(Connection& c, Message message, const std::st
     effects->status_changed.push_back(message.instance_id);
   } else {
     BATON_ASSIGN_OR_RETURN(std::optional<RowHead> head, ReadHead(c, message.instance_id));
-    if (!head) {
+    if (!head && IsEntityInstanceId(message.instance_id)) {
+      BATON_RETURN_IF_ERROR(CreateEntityRow(c, message.instance_id, now));
+    } else if (!head) {
       util::Log().debug("dropping {} to instance '{}', which does not exist",
                         EventKindName(message.event.body), message.instance_id);
       return Status::Ok();
@@ -1010,6 +1024,11 @@ Status SqliteStore::SendMessage(Message message) {
   return RunSync(
       [&, effects](Connection& c) -> Status {
         BATON_ASSIGN_OR_RETURN(std::optional<RowHead> head, ReadHead(c, message.instance_id));
+        if (!head && IsEntityInstanceId(message.instance_id)) {
+          BATON_RETURN_IF_ERROR(CreateEntityRow(c, message.instance_id, now));
+          head = RowHead{};
+          head->status = OrchestrationStatus::kPending;
+        }
         if (!head) return NotFoundError("instance '" + message.instance_id + "' does not exist");
         if (IsTerminal(head->status)) {
           return FailedPreconditionError("instance '" + message.instance_id + "' is " +

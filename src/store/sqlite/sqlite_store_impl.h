@@ -200,6 +200,8 @@ class SqliteStore final : public Store {
   Result<std::optional<RowHead>> ReadHead(Connection& c, const std::string& id);
   Status DeleteInstanceRows(Connection& c, const std::string& id);
   Status InsertInstanceRow(Connection& c, const events::ExecutionStarted& e, TimePoint now);
+  // The row of a durable entity, created by the first message sent to it.
+  Status CreateEntityRow(Connection& c, const std::string& instance_id, TimePoint now);
   // Assign the next seq to the message/task and insert it.
   Status InsertInbox(Connection& c, Message& message, const std::string& event_json);
   Status InsertTask(Connection& c, ActivityTask& task);
