@@ -43,6 +43,7 @@ struct EntityState {
   bool has_state = false;
   std::string state;      // serialized JSON; "" without state
   std::string locked_by;  // the orchestration holding its lock, "" if none
+  std::string critical_section;  // id of that lock's critical section
   int backlog = 0;        // operations waiting for the lock
   TimePoint last_modified;
 };
@@ -131,6 +132,16 @@ class Client {
   Result<EntityState> GetEntity(const EntityId& entity) { return GetEntity(entity.ToInstanceId()); }
   // One page of entities, by name prefix and last-modified time.
   Result<EntityPage> QueryEntities(const EntityQuery& query);
+
+  struct EntityCleanup {
+    int empty_entities_removed = 0;
+    int orphaned_locks_released = 0;
+  };
+  // Over every entity of `hub` ("" = the default hub): deletes those with no
+  // state, no lock and nothing pending; releases locks whose owner no longer
+  // runs (terminal, or purged). Safe to run at any time.
+  Result<EntityCleanup> CleanEntityStorage(const std::string& hub, bool remove_empty,
+                                           bool release_orphaned_locks);
 
   // Starts the instance again with its name and input (after continue-as-new,
   // the latest generation's input): under the

@@ -164,8 +164,10 @@ class Store {
   // NotFound when the instance does not exist.
   virtual Result<std::vector<HistoryEvent>> GetHistory(const std::string& instance_id) = 0;
 
-  // Deletes a terminal instance, its history and inbox. Returns 1.
-  // NotFound: no such instance. FailedPrecondition: not terminal.
+  // Deletes a terminal instance, its history and inbox. Returns 1. A durable
+  // entity (never terminal) may be deleted when no message is pending for it.
+  // NotFound: no such instance. FailedPrecondition: not terminal (an entity:
+  // messages pending).
   virtual Result<int> PurgeInstance(const std::string& instance_id) = 0;
   // Deletes every terminal instance matching `filter`; returns how many.
   virtual Result<int> PurgeInstances(const PurgeFilter& filter) = 0;

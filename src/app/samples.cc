@@ -40,6 +40,40 @@ void RegisterSamples(Registry& registry) {
                          co_return Json{{"input", ctx.GetInput()}, {"approval", approval}};
                        })
       .IgnoreError();
+  // A counter entity: "add" (input: a number), "reset", "get", "delete".
+  registry
+      .AddEntity("Counter",
+                 [](EntityContext& ctx) -> Json {
+                   int64_t value = ctx.GetState<int64_t>(0);
+                   const std::string& op = ctx.OperationName();
+                   if (op == "add") {
+                     ctx.SetState(value + ctx.GetInput<int64_t>());
+                   } else if (op == "reset") {
+                     ctx.SetState(0);
+                   } else if (op == "get") {
+                     return value;
+                   } else if (op == "delete") {
+                     ctx.DeleteState();
+                   } else {
+                     throw DurableError("UnknownOperation", "Counter has no operation '" + op + "'");
+                   }
+                   return nullptr;
+                 })
+      .IgnoreError();
+  // Locks Counter/<input>, waits for the event "release", adds 1, unlocks.
+  registry
+      .AddOrchestrator("LockAndWait",
+                       [](OrchestrationContext& ctx) -> Task<Json> {
+                         EntityId counter("Counter", ctx.GetInput<std::string>());
+                         std::vector<EntityId> lock_set{counter};
+                         co_await ctx.LockEntities(std::move(lock_set));
+                         ctx.SetCustomStatus("locked");
+                         co_await ctx.WaitForExternalEvent("release");
+                         co_await ctx.CallEntity(counter, "add", 1);
+                         ctx.UnlockEntities();
+                         co_return co_await ctx.CallEntity(counter, "get");
+                       })
+      .IgnoreError();
   // Fails with its input as the message, for trying out failure handling.
   registry
       .AddOrchestrator("FailWith",

@@ -10,6 +10,8 @@ namespace baton::app {
 // array of strings), one after the other, and returns the greetings.
 // "Hello5": five "SayHello" calls in sequence (the benchmark workload).
 // "AwaitApproval": waits for an event named "approve" and returns it.
+// Entity "Counter": operations "add" (a number), "reset", "get", "delete".
+// "LockAndWait": locks Counter/<input>, waits for event "release", adds 1.
 // "FailWith": fails with error type "SampleFailure" and its input (a string)
 // as the message.
 void RegisterSamples(Registry& registry);

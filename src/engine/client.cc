@@ -137,6 +137,7 @@ EntityState ToEntityState(const InstanceState& row, bool include_state) {
   e.has_state = view.has_state;
   if (include_state) e.state = std::move(view.state);
   e.locked_by = std::move(view.locked_by);
+  e.critical_section = std::move(view.critical_section);
   e.backlog = view.backlog;
   e.last_modified = row.last_updated_at;
   return e;
@@ -169,6 +170,40 @@ Result<EntityPage> Client::QueryEntities(const EntityQuery& query) {
     EntityState e = ToEntityState(row, query.include_state);
     if (!query.include_empty && !e.has_state && e.locked_by.empty() && e.backlog == 0) continue;
     out.entities.push_back(std::move(e));
+  }
+  return out;
+}
+
+Result<Client::EntityCleanup> Client::CleanEntityStorage(const std::string& hub, bool remove_empty,
+                                                        bool release_orphaned_locks) {
+  EntityCleanup out;
+  EntityQuery q;
+  q.hub = hub;
+  q.include_empty = true;
+  q.include_state = false;
+  q.page_size = 500;
+  for (int pages = 0; pages < 100000; ++pages) {
+    BATON_ASSIGN_OR_RETURN(EntityPage page, QueryEntities(q));
+    for (const EntityState& e : page.entities) {
+      if (release_orphaned_locks && !e.locked_by.empty()) {
+        auto owner = store_.GetInstance(e.locked_by, false);
+        bool orphaned = (!owner.ok() && owner.status().code() == StatusCode::kNotFound) ||
+                        (owner.ok() && IsTerminal(owner->status));
+        if (orphaned) {
+          TimePoint now = clock_->Now();
+          events::EntityUnlockSent unlock{e.critical_section, e.locked_by, e.instance_id};
+          BATON_RETURN_IF_ERROR(
+              store_.SendMessage(Message{0, e.instance_id, "", now, HistoryEvent{-1, now, std::move(unlock)}}));
+          ++out.orphaned_locks_released;
+        }
+      } else if (remove_empty && !e.has_state && e.locked_by.empty() && e.backlog == 0) {
+        auto purged = store_.PurgeInstance(e.instance_id);
+        // Pending operations (or a purge that raced with us) keep the entity.
+        if (purged.ok()) ++out.empty_entities_removed;
+      }
+    }
+    if (page.continuation_token.empty()) break;
+    q.continuation_token = page.continuation_token;
   }
   return out;
 }

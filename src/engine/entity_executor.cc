@@ -262,6 +262,7 @@ EntityView ViewEntityState(const std::string& persisted) {
   v.has_state = s.has_state;
   v.state = s.has_state ? s.state.dump() : std::string();
   v.locked_by = s.lock_owner;
+  v.critical_section = s.lock_section;
   v.backlog = static_cast<int>(s.queue.size());
   return v;
 }

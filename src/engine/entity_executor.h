@@ -35,6 +35,7 @@ struct EntityView {
   bool has_state = false;
   std::string state;       // JSON text ("" without state)
   std::string locked_by;   // owner instance id, "" when unlocked
+  std::string critical_section;  // the lock's critical section id
   int backlog = 0;         // messages waiting for the lock
 };
 EntityView ViewEntityState(const std::string& persisted);

@@ -5,6 +5,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <set>
+#include <thread>
 
 #include "baton/json.h"
 #include "testing/http_client.h"
@@ -365,6 +366,40 @@ TEST_F(HttpApiTest, TenantsCannotSeeOrTouchEachOthersInstances) {
   EXPECT_EQ(Status(globex_, "done")["output"], Json({"Hello, X!"}));
 }
 
+TEST_F(HttpApiTest, Entities) {
+  const std::string e = kBase + "/entities/";
+  EXPECT_EQ(Call(acme_, "GET", e + "Counter/k1").status, 404);
+  EXPECT_EQ(Call(acme_, "POST", e + "Counter/k1?op=add", "5").status, 202);
+  EXPECT_EQ(Call(acme_, "POST", e + "counter/k1?op=add", "2").status, 202);  // names are case-insensitive
+  EXPECT_EQ(Call(acme_, "POST", e + "Counter/k2?op=add", "1").status, 202);
+  ASSERT_TRUE(testing::Eventually([&] { return Call(acme_, "GET", e + "Counter/k1").body == "7"; }));
+  ASSERT_TRUE(testing::Eventually([&] { return Call(acme_, "GET", e + "Counter/k2").status == 200; }));
+  HttpResult no_op = Call(acme_, "POST", e + "Counter/k1", "1");
+  EXPECT_EQ(no_op.status, 400);
+  EXPECT_EQ(ErrorField(no_op), "op");
+  EXPECT_EQ(ErrorField(Call(acme_, "POST", e + "Count@er/k1?op=add", "1")), "entityName");
+  EXPECT_EQ(Call(acme_, "POST", e + "Counter/k1?op=add", "{bad").status, 400);
+
+  HttpResult list = Call(acme_, "GET", e + "Counter?fetchState=true");
+  ASSERT_EQ(list.status, 200);
+  Json entities = Json::parse(list.body);
+  ASSERT_EQ(entities.size(), 2u);
+  EXPECT_EQ(entities[0]["entityId"], Json({{"name", "counter"}, {"key", "k1"}}));
+  EXPECT_EQ(entities[0]["state"], 7);
+  EXPECT_EQ(ErrorField(Call(acme_, "GET", e + "Counter?top=0")), "top");
+
+  // Another tenant sees none of it.
+  EXPECT_EQ(Call(globex_, "GET", e + "Counter/k1").status, 404);
+  EXPECT_EQ(Json::parse(Call(globex_, "GET", e + "Counter").body).size(), 0u);
+
+  EXPECT_EQ(Call(acme_, "DELETE", e + "Counter/k2").status, 202);
+  ASSERT_TRUE(testing::Eventually([&] { return Call(acme_, "GET", e + "Counter/k2").status == 404; }));
+  HttpResult cleaned = Call(acme_, "POST", e + "clean", R"({"removeEmptyEntities":true})");
+  ASSERT_EQ(cleaned.status, 200) << cleaned.body;
+  EXPECT_EQ(Json::parse(cleaned.body)["emptyEntitiesRemoved"], 1);
+  EXPECT_EQ(Json::parse(Call(acme_, "GET", e + "Counter").body).size(), 1u);
+}
+
 TEST(HttpRestartTest, EveryAcknowledgedStartCompletesAfterSigkill) {
   testing::TempDir dir;
   std::string admin;
@@ -399,6 +434,48 @@ TEST(HttpRestartTest, EveryAcknowledgedStartCompletesAfterSigkill) {
   std::printf("restart safety: %zu starts acknowledged, %d completed after SIGKILL and restart\n", ids.size(),
               completed);
   EXPECT_EQ(completed, 200);
+}
+
+// A lock held across a SIGKILL stays held by its (durable) owner, which
+// resumes after the restart and releases it; a terminated owner releases it
+// at once. Either way the entity becomes usable again.
+TEST(HttpEntityLockTest, LocksSurviveSigkillAndAreReleased) {
+  testing::TempDir dir;
+  std::string key;
+  auto call = [&](unsigned short port, const std::string& m, const std::string& t, const std::string& b = "") {
+    return HttpCall(port, m, t, b, {{"Authorization", "Bearer " + key}, {"Content-Type", "application/json"}});
+  };
+  const std::string e = kBase + "/entities/Counter/";
+  auto locked_by = [&](unsigned short port, const std::string& k) {
+    HttpResult r = call(port, "GET", kBase + "/entities/Counter");
+    for (const Json& j : Json::parse(r.body)) {
+      if (j["entityId"]["key"] == k) return j.value("lockedBy", "");
+    }
+    return std::string();
+  };
+  {
+    testing::ServerProcess server(BATON_BINARY, dir.File("data"));
+    key = server.admin_key();
+    ASSERT_EQ(call(server.port(), "POST", kBase + "/orchestrators/LockAndWait/holder", R"("k")").status, 202);
+    ASSERT_EQ(call(server.port(), "POST", kBase + "/orchestrators/LockAndWait/doomed", R"("t")").status, 202);
+    ASSERT_TRUE(testing::Eventually([&] { return locked_by(server.port(), "k") == "holder"; }));
+    ASSERT_TRUE(testing::Eventually([&] { return locked_by(server.port(), "t") == "doomed"; }));
+    // Signals wait for the lock.
+    ASSERT_EQ(call(server.port(), "POST", e + "k?op=add", "5").status, 202);
+    ASSERT_EQ(call(server.port(), "POST", e + "t?op=add", "5").status, 202);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    EXPECT_EQ(call(server.port(), "GET", e + "k").status, 404);  // no state yet: the add waits
+    server.Kill();
+  }
+  testing::ServerProcess server(BATON_BINARY, dir.File("data"));
+  EXPECT_EQ(locked_by(server.port(), "k"), "holder");  // still held after the restart
+  ASSERT_EQ(call(server.port(), "POST", kBase + "/instances/doomed/terminate").status, 202);
+  ASSERT_TRUE(testing::Eventually([&] { return call(server.port(), "GET", e + "t").body == "5"; }));
+  EXPECT_EQ(locked_by(server.port(), "t"), "");
+  ASSERT_EQ(call(server.port(), "POST", kBase + "/instances/holder/raiseEvent/release", "true").status, 202);
+  ASSERT_TRUE(testing::Eventually([&] { return call(server.port(), "GET", e + "k").body == "6"; }));
+  EXPECT_EQ(locked_by(server.port(), "k"), "");
+  std::printf("entity locks: held across SIGKILL, released by completion and by terminate\n");
 }
 
 TEST(HttpShutdownTest, SigtermDrainsAndExitsCleanly) {

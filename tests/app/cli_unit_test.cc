@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <sstream>
 
 #include "app/cli/commands.h"
@@ -201,6 +202,20 @@ TEST(NormalizeTimeTest, AcceptsIso8601AndBareDates) {
   EXPECT_FALSE(NormalizeTime("2026-01-31T12:00:00+02:00", &out, &error));
 }
 
+// ---- EntityPath ----
+
+TEST(EntityPathTest, EncodesNameAndKey) {
+  EXPECT_EQ(EntityPath("counter", "k1"), "/runtime/webhooks/durabletask/entities/counter/k1");
+  EXPECT_EQ(EntityPath("my counter", "a/b?c"),
+            "/runtime/webhooks/durabletask/entities/my%20counter/a%2Fb%3Fc");
+}
+
+TEST(EntityPathTest, EmptyKeyIsDollar) {
+  EXPECT_EQ(EntityPath("counter", ""), "/runtime/webhooks/durabletask/entities/counter/$");
+  EXPECT_EQ(EntityPath("counter", "$"), "/runtime/webhooks/durabletask/entities/counter/$");
+  EXPECT_EQ(EntityPath("counter", "$x"), "/runtime/webhooks/durabletask/entities/counter/%24x");
+}
+
 // ---- Command-line parsing (no request is sent: each case fails first) ----
 
 class ParseTest : public ::testing::Test {
@@ -257,6 +272,51 @@ TEST_F(ParseTest, PurgeNeedsAnIdOrCreatedFrom) {
 TEST_F(ParseTest, KeyCreateNeedsTenantOrAdmin) {
   EXPECT_EQ(Run({"key", "create", "--server", "http://127.0.0.1:1"}), kExitUsage);
   EXPECT_EQ(Run({"key", "create", "--admin", "--tenant", "acme"}), kExitUsage);
+}
+
+TEST_F(ParseTest, EntityVerbsNeedTheirArguments) {
+  EXPECT_EQ(Run({"entity"}), kExitUsage);
+  EXPECT_EQ(Run({"entity", "get", "counter"}), kExitUsage);
+  EXPECT_EQ(Run({"entity", "signal", "counter", "k1"}), kExitUsage);
+  EXPECT_EQ(Run({"entity", "list"}), kExitUsage);
+  EXPECT_EQ(exit_code_, -1);  // no verb ran
+}
+
+TEST_F(ParseTest, EntitySignalValidatesItsInput) {
+  EXPECT_EQ(Run({"entity", "signal", "counter", "k1", "add", "--input", "{not json"}), kExitUsage);
+  EXPECT_EQ(
+      Run({"entity", "signal", "counter", "k1", "add", "--input", "1", "--input-file", "f.json"}),
+      kExitUsage);
+  EXPECT_EQ(Run({"entity", "signal", "counter", "k1", "add", "--at", "2026-01-31T12:00:00Z"}),
+            kExitUsage);  // the server has no scheduled signals over HTTP
+  EXPECT_EQ(exit_code_, -1);
+  EXPECT_EQ(Run({"entity", "signal", "counter", "k1", "add", "--input-file",
+                 "/nonexistent/input.json", "--server", "http://127.0.0.1:1"}),
+            kExitUsage);
+  EXPECT_NE(err_.str().find("--input-file: cannot read"), std::string::npos) << err_.str();
+}
+
+TEST_F(ParseTest, EntityListValidatesTimesAndTop) {
+  EXPECT_EQ(Run({"entity", "list", "counter", "--from", "yesterday"}), kExitUsage);
+  EXPECT_EQ(Run({"entity", "list", "counter", "--top", "0"}), kExitUsage);
+}
+
+TEST_F(ParseTest, EntityHelpShowsTheExitCodes) {
+  EXPECT_EQ(Run({"entity", "clean", "--help"}), kExitOk);
+  EXPECT_NE(out_.str().find("Exit codes:"), std::string::npos) << out_.str();
+  EXPECT_NE(out_.str().find("--release-orphaned-locks"), std::string::npos) << out_.str();
+}
+
+TEST_F(ParseTest, EntityVerbsAreClientCommands) {
+  CLI::App app{"test"};
+  int exit_code = -1;
+  std::ostringstream out, err;
+  ClientCommands client = AddClientCommands(app, &exit_code, out, err);
+  std::vector<std::string> args = {"entity", "list", "counter", "--server", "http://127.0.0.1:1"};
+  std::reverse(args.begin(), args.end());  // CLI11 takes them last-first
+  app.parse(args);
+  EXPECT_TRUE(client.parsed());
+  EXPECT_EQ(exit_code, kExitError);  // nothing listens on port 1
 }
 
 TEST_F(ParseTest, UnreachableServerIsExitOne) {

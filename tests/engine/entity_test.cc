@@ -302,5 +302,30 @@ TEST_F(EntityTest, LockingRulesAreEnforced) {
   }));
 }
 
+TEST_F(EntityTest, CleanupRemovesEmptyEntitiesAndReleasesOrphanedLocks) {
+  Open();
+  // A lock whose owner never existed (as if its instance had been purged).
+  TimePoint now = std::chrono::system_clock::now();
+  events::EntityLockRequested orphan{"cs-ghost", {"@counter@orphan"}, 0, "ghost-orchestration"};
+  BATON_ASSERT_OK(store_->SendMessage(Message{0, "@counter@orphan", "", now, HistoryEvent{-1, now, orphan}}));
+  BATON_ASSERT_OK(client_->SignalEntity(EntityId("Counter", "orphan"), "add", 3));  // waits for the lock
+  BATON_ASSERT_OK(client_->SignalEntity(EntityId("Counter", "empty"), "delete"));
+  BATON_ASSERT_OK(client_->SignalEntity(EntityId("Counter", "kept"), "add", 1));
+  ASSERT_TRUE(Eventually([&] {
+    auto o = client_->GetEntity(EntityId("Counter", "orphan"));
+    return o.ok() && o->locked_by == "ghost-orchestration" && o->backlog == 1;
+  }));
+  ASSERT_TRUE(Eventually([&] { return client_->GetEntity(EntityId("Counter", "empty")).ok() && StateOf(EntityId("Counter", "kept")) == 1; }));
+
+  auto cleaned = client_->CleanEntityStorage("", true, true);
+  ASSERT_TRUE(cleaned.ok()) << cleaned.status().ToString();
+  EXPECT_EQ(cleaned->orphaned_locks_released, 1);
+  EXPECT_EQ(cleaned->empty_entities_removed, 1);
+  EXPECT_EQ(client_->GetEntity(EntityId("Counter", "empty")).status().code(), StatusCode::kNotFound);
+  // Released: the operation that waited runs.
+  ASSERT_TRUE(Eventually([&] { return StateOf(EntityId("Counter", "orphan")) == 3; }));
+  EXPECT_EQ(StateOf(EntityId("Counter", "kept")), 1);
+}
+
 }  // namespace
 }  // namespace baton

@@ -56,6 +56,12 @@ class Api : public std::enable_shared_from_this<Api> {
     r.Add(verb::post, b + "/instances/{id}/rewind", Bind(&Api::Rewind));
     r.Add(verb::post, b + "/instances/{id}/restart", Bind(&Api::Restart));
 
+    r.Add(verb::post, b + "/entities/clean", Bind(&Api::CleanEntities));
+    r.Add(verb::get, b + "/entities/{name}", Bind(&Api::ListEntities));
+    r.Add(verb::get, b + "/entities/{name}/{key}", Bind(&Api::GetEntity));
+    r.Add(verb::post, b + "/entities/{name}/{key}", Bind(&Api::SignalEntity));
+    r.Add(verb::delete_, b + "/entities/{name}/{key}", Bind(&Api::DeleteEntity));
+
     r.Add(verb::post, "/api/v1/admin/tenants", Bind(&Api::CreateTenant));
     r.Add(verb::get, "/api/v1/admin/tenants", Bind(&Api::ListTenants));
     r.Add(verb::post, "/api/v1/admin/tenants/{tenant}/disable", Bind(&Api::DisableTenant));
@@ -595,6 +601,131 @@ class Api : public std::enable_shared_from_this<Api> {
     if (!purged.ok()) return ErrorResponse(purged.status());
     if (*purged == 0) return ErrorResponse(404, "NotFound", "no terminal instance matches the filter");
     return JsonResponse(200, Json{{"instancesDeleted", *purged}}.dump());
+  }
+
+  // ---- Entities ----
+
+  // The store id of entity {name}/{key} in the caller's hub, or an error.
+  static std::optional<std::string> EntityInternal(const Caller& c, const RouteMatch& m, HttpResponse* error) {
+    const std::string& name = m.params.at("name");
+    std::string key = m.params.count("key") ? m.params.at("key") : std::string();
+    if (key == "$") key.clear();
+    auto bad = [](std::string_view v) {
+      return std::any_of(v.begin(), v.end(), [](char ch) { return static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f; });
+    };
+    if (name.empty() || name.size() > 100 || name.find('@') != std::string::npos || bad(name)) {
+      *error = ErrorResponse(400, "InvalidArgument", "an entity name has 1 to 100 characters and no '@'", "entityName");
+      return std::nullopt;
+    }
+    if (key.size() > 200 || bad(key)) {
+      *error = ErrorResponse(400, "InvalidArgument", "an entity key has at most 200 characters and no control characters",
+                             "entityKey");
+      return std::nullopt;
+    }
+    return HubPrefix(c) + EntityId(name, key).ToInstanceId();
+  }
+
+  HttpResponse GetEntity(const HttpRequest& req, const RouteMatch& m) {
+    auto auth = Authenticate(req, m, false);
+    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
+    const Caller& c = std::get<Caller>(auth);
+    HttpResponse error;
+    auto id = EntityInternal(c, m, &error);
+    if (!id) return error;
+    auto entity = client_.GetEntity(*id);
+    if (!entity.ok() || !entity->has_state) {
+      return ErrorResponse(404, "NotFound", "entity '" + m.params.at("name") + "/" + m.params.at("key") + "' has no state",
+                           "entityKey");
+    }
+    return JsonResponse(200, entity->state);
+  }
+
+  HttpResponse ListEntities(const HttpRequest& req, const RouteMatch& m) {
+    auto auth = Authenticate(req, m, false);
+    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
+    const Caller& c = std::get<Caller>(auth);
+    HttpResponse error;
+    const std::string& name = m.params.at("name");
+    if (name.empty() || name.find('@') != std::string::npos) {
+      return ErrorResponse(400, "InvalidArgument", "an entity name has no '@'", "entityName");
+    }
+    EntityQuery q;
+    q.hub = c.hub;
+    std::string lower = name;
+    for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    q.name_prefix = lower + "@";  // exactly this name
+    auto from = ParseTime(m, "lastOperationTimeFrom", &error);
+    if (!from) return error;
+    auto to = ParseTime(m, "lastOperationTimeTo", &error);
+    if (!to) return error;
+    q.last_modified_from = *from;
+    q.last_modified_to = *to;
+    auto fetch_state = ParseBool(m, "fetchState", false, &error);
+    if (!fetch_state) return error;
+    q.include_state = *fetch_state;
+    auto top = ParseInt(m, "top", 100, 1, 1000, &error);
+    if (!top) return error;
+    q.page_size = static_cast<int>(*top);
+    q.continuation_token = std::string(req["x-ms-continuation-token"]);
+    auto page = client_.QueryEntities(q);
+    if (!page.ok()) return ErrorResponse(page.status(), "x-ms-continuation-token");
+    Json out = Json::array();
+    for (const EntityState& e : page->entities) {
+      Json j = {{"entityId", {{"name", e.id.name}, {"key", e.id.key}}}, {"lastOperationTime", DfTime(e.last_modified)}};
+      if (*fetch_state) j["state"] = FromPayload(e.state);
+      if (!e.locked_by.empty()) j["lockedBy"] = External(c, e.locked_by);
+      out.push_back(std::move(j));
+    }
+    HttpResponse res = JsonResponse(200, out.dump());
+    if (!page->continuation_token.empty()) res.set("x-ms-continuation-token", page->continuation_token);
+    return res;
+  }
+
+  HttpResponse Signal(const HttpRequest& req, const RouteMatch& m, const std::string& operation, bool has_body) {
+    auto auth = Authenticate(req, m, false);
+    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
+    const Caller& c = std::get<Caller>(auth);
+    HttpResponse error;
+    auto id = EntityInternal(c, m, &error);
+    if (!id) return error;
+    if (operation.empty()) return ErrorResponse(400, "InvalidArgument", "the operation is required: ?op=<name>", "op");
+    Json input;
+    if (has_body) {
+      std::string_view type = req[http::field::content_type];
+      if (type.substr(0, 16) == "application/json") {
+        auto parsed = ParseBody(req, &error);
+        if (!parsed) return error;
+        input = std::move(*parsed);
+      } else if (!req.body().empty()) {
+        input = req.body();
+      }
+    }
+    Status s = client_.SignalEntity(*id, operation, input);
+    if (!s.ok()) return ErrorResponse(s, "entityKey");
+    HttpResponse res{http::status::accepted, 11};
+    res.set(http::field::server, "baton");
+    return res;
+  }
+
+  HttpResponse SignalEntity(const HttpRequest& req, const RouteMatch& m) {
+    return Signal(req, m, m.Query("op"), true);
+  }
+  HttpResponse DeleteEntity(const HttpRequest& req, const RouteMatch& m) { return Signal(req, m, "delete", false); }
+
+  HttpResponse CleanEntities(const HttpRequest& req, const RouteMatch& m) {
+    auto auth = Authenticate(req, m, false);
+    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
+    const Caller& c = std::get<Caller>(auth);
+    HttpResponse error;
+    auto body = ParseBody(req, &error);
+    if (!body) return error;
+    bool remove_empty = body->is_object() ? body->value("removeEmptyEntities", true) : true;
+    bool release_locks = body->is_object() ? body->value("releaseOrphanedLocks", true) : true;
+    auto cleaned = client_.CleanEntityStorage(c.hub, remove_empty, release_locks);
+    if (!cleaned.ok()) return ErrorResponse(cleaned.status());
+    return JsonResponse(200, Json{{"emptyEntitiesRemoved", cleaned->empty_entities_removed},
+                                  {"orphanedLocksReleased", cleaned->orphaned_locks_released}}
+                                 .dump());
   }
 
   // ---- Admin ----

@@ -251,7 +251,8 @@ class Session {
     out() << value.dump(2, ' ', false, OJson::error_handler_t::replace) << '\n';
   }
 
-  // Query parameters of an instance verb, starting with taskHub when given.
+  // Query parameters of an instance or entity verb, starting with taskHub
+  // when given.
   std::vector<std::pair<std::string, std::string>> HubQuery() const {
     std::vector<std::pair<std::string, std::string>> q;
     if (!g_.task_hub.empty()) q.emplace_back("taskHub", g_.task_hub);
@@ -348,25 +349,26 @@ struct StartOptions {
 
 // Reads --input or --input-file ("-" = stdin). False (exit code set) when
 // the file cannot be read or is not JSON.
-bool ReadInput(Session& s, const StartOptions& o, std::optional<std::string>* body) {
-  if (!o.input.empty()) {
-    *body = o.input;  // validated by JsonValidator
+bool ReadInput(Session& s, const std::string& input, const std::string& input_file,
+               std::optional<std::string>* body) {
+  if (!input.empty()) {
+    *body = input;  // validated by JsonValidator
     return true;
   }
-  if (o.input_file.empty()) return true;
+  if (input_file.empty()) return true;
   std::string text;
-  if (o.input_file == "-") {
+  if (input_file == "-") {
     text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
   } else {
-    std::ifstream file(o.input_file, std::ios::binary);
+    std::ifstream file(input_file, std::ios::binary);
     if (!file) {
-      s.Fail(kExitUsage, "--input-file: cannot read '" + o.input_file + "'");
+      s.Fail(kExitUsage, "--input-file: cannot read '" + input_file + "'");
       return false;
     }
     text.assign(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
   }
   if (std::string why = JsonError(text); !why.empty()) {
-    s.Fail(kExitUsage, "--input-file: '" + o.input_file + "' is not valid JSON: " + why);
+    s.Fail(kExitUsage, "--input-file: '" + input_file + "' is not valid JSON: " + why);
     return false;
   }
   *body = std::move(text);
@@ -385,7 +387,7 @@ void PrintCheckStatus(Session& s, const OJson& check, const std::string& orchest
 
 void RunStart(Session& s, const StartOptions& o) {
   std::optional<std::string> input;
-  if (!ReadInput(s, o, &input)) return;
+  if (!ReadInput(s, o.input, o.input_file, &input)) return;
 
   // Waiting needs the id to fetch the final status afterwards (the 200 answer
   // carries only the output), so mint it here the way the server would.
@@ -648,6 +650,144 @@ void RunPurge(Session& s, const PurgeOptions& o) {
   }
   std::string n = Text(*body, "instancesDeleted");
   s.out() << "Purged " << n << (n == "1" ? " instance.\n" : " instances.\n");
+}
+
+// ---- Entity verbs ----
+
+struct EntityGetOptions {
+  GlobalOptions g;
+  std::string name;
+  std::string key;
+};
+
+// The state may be any JSON value (a number, a string, ...), so it is not
+// read with CallForJson, which expects an object or an array.
+void RunEntityGet(Session& s, const EntityGetOptions& o) {
+  HttpRequestSpec spec;
+  spec.target = EntityPath(o.name, o.key) + BuildQueryString(s.HubQuery());
+  auto res = s.Call(spec);
+  if (!res) return;
+  auto state = ParseJson(res->body);
+  if (!state) {
+    s.Fail(kExitError,
+           "unexpected answer from the server (HTTP " + std::to_string(res->status) +
+               "): expected the entity's state as JSON, got: " + OneLine(res->body.substr(0, 200)));
+    return;
+  }
+  // The state is the whole answer, so both formats print it the same way.
+  s.PrintJson(*state);
+}
+
+struct EntitySignalOptions {
+  GlobalOptions g;
+  std::string name;
+  std::string key;
+  std::string operation;
+  std::string input;
+  std::string input_file;
+};
+
+void RunEntitySignal(Session& s, const EntitySignalOptions& o) {
+  std::optional<std::string> input;
+  if (!ReadInput(s, o.input, o.input_file, &input)) return;
+  auto query = s.HubQuery();
+  query.emplace_back("op", o.operation);
+  HttpRequestSpec spec;
+  spec.method = HttpMethod::kPost;
+  spec.target = EntityPath(o.name, o.key) + BuildQueryString(query);
+  // Always JSON: without the JSON content type the server would take the
+  // body as a string.
+  spec.has_body = true;
+  spec.body = input ? *input : "null";
+  auto res = s.Call(spec);
+  if (!res) return;
+  if (s.json()) {
+    if (auto body = ParseJson(res->body)) s.PrintJson(*body);
+    return;
+  }
+  s.out() << "Signalled '" << o.operation << "' to entity " << o.name << "/"
+          << (o.key.empty() ? "$" : o.key) << ".\n";
+}
+
+struct EntityListOptions {
+  GlobalOptions g;
+  std::string name;
+  bool state = false;
+  std::string from;
+  std::string to;
+  int top = 0;
+  bool all = false;
+};
+
+void RunEntityList(Session& s, const EntityListOptions& o) {
+  auto query = s.HubQuery();
+  query.emplace_back("fetchState", o.state ? "true" : "false");
+  if (!o.from.empty()) query.emplace_back("lastOperationTimeFrom", o.from);
+  if (!o.to.empty()) query.emplace_back("lastOperationTimeTo", o.to);
+  if (o.top > 0) query.emplace_back("top", std::to_string(o.top));
+  HttpRequestSpec spec;
+  spec.target =
+      std::string(kDurableBase) + "/entities/" + PercentEncode(o.name) + BuildQueryString(query);
+
+  OJson all = OJson::array();
+  std::string token;
+  int pages = 0;
+  do {
+    spec.continuation_token = token;
+    auto res = s.Call(spec);
+    if (!res) return;
+    auto page = s.ExpectJson(*res, /*array=*/true);
+    if (!page) return;
+    for (auto& item : *page) all.push_back(std::move(item));
+    token = res->continuation_token;
+    ++pages;
+  } while (o.all && !token.empty() && pages < kMaxListPages);
+
+  if (s.json()) {
+    s.PrintJson(all);
+  } else {
+    std::vector<std::string> headers = {"NAME", "KEY", "LAST OPERATION", "LOCKED BY"};
+    if (o.state) headers.push_back("STATE");
+    std::vector<std::vector<std::string>> rows;
+    for (const OJson& e : all) {
+      const OJson& id = e.is_object() && e.contains("entityId") ? e["entityId"] : OJson();
+      std::vector<std::string> row = {Text(id, "name"), Text(id, "key"),
+                                      Text(e, "lastOperationTime"), Text(e, "lockedBy")};
+      if (o.state) row.push_back(JsonText(e, "state"));
+      rows.push_back(std::move(row));
+    }
+    s.out() << FormatTable(headers, rows);
+  }
+  if (!token.empty()) {
+    s.Warn(o.all ? "stopped after " + std::to_string(kMaxListPages) + " pages; more entities match"
+                 : "more entities match; pass --all to fetch every page");
+  }
+}
+
+struct EntityCleanOptions {
+  GlobalOptions g;
+  bool remove_empty = false;
+  bool release_orphaned_locks = false;
+};
+
+void RunEntityClean(Session& s, const EntityCleanOptions& o) {
+  // Neither flag means both: a bare `entity clean` does the whole job.
+  bool both = !o.remove_empty && !o.release_orphaned_locks;
+  OJson body = {{"removeEmptyEntities", both || o.remove_empty},
+                {"releaseOrphanedLocks", both || o.release_orphaned_locks}};
+  HttpRequestSpec spec;
+  spec.method = HttpMethod::kPost;
+  spec.target = std::string(kDurableBase) + "/entities/clean" + BuildQueryString(s.HubQuery());
+  spec.has_body = true;
+  spec.body = body.dump();
+  auto counts = s.CallForJson(spec, /*array=*/false);
+  if (!counts) return;
+  if (s.json()) {
+    s.PrintJson(*counts);
+    return;
+  }
+  s.out() << FormatKeyValues({{"Empty entities removed", Text(*counts, "emptyEntitiesRemoved")},
+                              {"Orphaned locks released", Text(*counts, "orphanedLocksReleased")}});
 }
 
 // ---- Admin verbs ----
@@ -954,6 +1094,62 @@ void AddKeyVerbs(CLI::App& app, const Io& io) {
   }
 }
 
+void AddEntityVerbs(CLI::App& app, const Io& io) {
+  CLI::App* g = AddGroup(app, "entity", "Read, signal, list and clean durable entities");
+  auto add_id = [](CLI::App* v, std::string* name, std::string* key) {
+    v->add_option("name", *name, "Entity name")->required();
+    v->add_option("key", *key, "Entity key ('' or '$' for the empty key)")->required();
+  };
+  {
+    auto [v, o] = AddVerb<EntityGetOptions>(
+        g, "get", "Print an entity's state as JSON (GET /entities/NAME/KEY)", true, io,
+        RunEntityGet);
+    add_id(v, &o->name, &o->key);
+  }
+  {
+    auto [v, o] = AddVerb<EntitySignalOptions>(
+        g, "signal", "Signal an operation to an entity (POST /entities/NAME/KEY?op=OPERATION)",
+        true, io, RunEntitySignal);
+    add_id(v, &o->name, &o->key);
+    v->add_option("operation", o->operation, "Operation name")->required();
+    auto* input = v->add_option("--input", o->input, "Operation input as JSON text (default null)")
+                      ->type_name("JSON")
+                      ->check(JsonValidator());
+    v->add_option("--input-file", o->input_file, "Read the JSON input from file F ('-' = stdin)")
+        ->type_name("F")
+        ->excludes(input);
+  }
+  {
+    auto [v, o] = AddVerb<EntityListOptions>(
+        g, "list", "List the entities of one name (GET /entities/NAME)", true, io, RunEntityList);
+    v->add_option("name", o->name, "Entity name")->required();
+    v->add_flag("--state", o->state, "Fetch and show each entity's state");
+    v->add_option("--from", o->from, "Only entities last operated on at or after this UTC time")
+        ->type_name("TIME")
+        ->transform(TimeValidator());
+    v->add_option("--to", o->to, "Only entities last operated on at or before this UTC time")
+        ->type_name("TIME")
+        ->transform(TimeValidator());
+    v->add_option("--top", o->top,
+                  "Page size (server default 100); without --all, at most this many")
+        ->type_name("N")
+        ->check(CLI::Range(1, 1000));
+    v->add_flag("--all", o->all,
+                "Follow continuation tokens to fetch every page (at most " +
+                    std::to_string(kMaxListPages) + " pages)");
+  }
+  {
+    auto [v, o] = AddVerb<EntityCleanOptions>(
+        g, "clean",
+        "Remove empty entities and release orphaned locks (POST /entities/clean); "
+        "without flags, both",
+        true, io, RunEntityClean);
+    v->add_flag("--remove-empty", o->remove_empty, "Remove entities that have no state");
+    v->add_flag("--release-orphaned-locks", o->release_orphaned_locks,
+                "Release locks held by orchestrations that no longer run");
+  }
+}
+
 }  // namespace
 
 int ExitCodeForHttpStatus(int http_status) {
@@ -1003,8 +1199,9 @@ ClientCommands AddClientCommands(CLI::App& app, int* exit_code, std::ostream& ou
   AddInstanceVerbs(app, io);
   AddTenantVerbs(app, io);
   AddKeyVerbs(app, io);
-  return ClientCommands{
-      {app.get_subcommand("instance"), app.get_subcommand("tenant"), app.get_subcommand("key")}};
+  AddEntityVerbs(app, io);
+  return ClientCommands{{app.get_subcommand("instance"), app.get_subcommand("tenant"),
+                         app.get_subcommand("key"), app.get_subcommand("entity")}};
 }
 
 ClientCommands AddClientCommands(CLI::App& app, int* exit_code) {
@@ -1144,6 +1341,11 @@ bool NormalizeTime(std::string_view text, std::string* out, std::string* error) 
   }
   *out = std::move(candidate);
   return true;
+}
+
+std::string EntityPath(std::string_view name, std::string_view key) {
+  return std::string(kDurableBase) + "/entities/" + PercentEncode(name) + "/" +
+         (key.empty() || key == "$" ? std::string("$") : PercentEncode(key));
 }
 
 }  // namespace baton::cli

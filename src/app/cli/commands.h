@@ -4,6 +4,7 @@
 //   baton instance start|status|list|raise|terminate|suspend|resume|restart|purge|history
 //   baton tenant   create|list|disable
 //   baton key      create|list|revoke
+//   baton entity   get|signal|list|clean
 //
 // Every verb takes --server URL (env BATON_SERVER), --key KEY (env BATON_KEY)
 // and --output table|json. Results go to stdout (aligned tables or
@@ -62,14 +63,14 @@ std::string ExitCodesHelp();
 
 // The verb groups that AddClientCommands registered.
 struct ClientCommands {
-  std::vector<CLI::App*> groups;  // instance, tenant, key; owned by the app
+  std::vector<CLI::App*> groups;  // instance, tenant, key, entity; owned by the app
 
   // Whether one of the verbs was on the command line (and so has run and set
   // the exit code). Meaningful after app.parse() returned.
   bool parsed() const;
 };
 
-// Registers the `instance`, `tenant` and `key` subcommands on `app`. When a
+// Registers the `instance`, `tenant`, `key` and `entity` subcommands on `app`. When a
 // verb is parsed, it runs and stores its exit code in `*exit_code`. Results
 // are written to `out`, errors to `err`.
 // REQUIRES: `exit_code`, `out` and `err` outlive `app`; `app` has no
@@ -115,5 +116,11 @@ bool NormalizeRuntimeStatuses(std::string_view list, std::string* out, std::stri
 // ("2026-01-31T12:00:00Z", fractions allowed) or a date ("2026-01-31", meaning
 // its midnight UTC). Returns the text to send, or false and sets `*error`.
 bool NormalizeTime(std::string_view text, std::string* out, std::string* error);
+
+// The request path of entity NAME@KEY relative to the server's base path:
+// "/runtime/webhooks/durabletask/entities/<name>/<key>", both percent-encoded,
+// except that the empty key, given as "" or "$", is sent as a literal "$" (the
+// API's spelling of it).
+std::string EntityPath(std::string_view name, std::string_view key);
 
 }  // namespace baton::cli

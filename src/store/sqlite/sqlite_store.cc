@@ -1169,7 +1169,14 @@ Result<int> SqliteStore::PurgeInstance(const std::string& instance_id) {
       [&, effects](Connection& c) -> Status {
         BATON_ASSIGN_OR_RETURN(std::optional<RowHead> head, ReadHead(c, instance_id));
         if (!head) return NotFoundError("instance '" + instance_id + "' does not exist");
-        if (!IsTerminal(head->status)) {
+        if (IsEntityInstanceId(instance_id)) {
+          // An entity never ends; it may go when nothing is pending for it.
+          std::lock_guard lock(mu_);
+          auto it = instances_.find(instance_id);
+          if (it != instances_.end() && (!it->second.messages.empty() || it->second.locked)) {
+            return FailedPreconditionError("entity '" + instance_id + "' has operations pending");
+          }
+        } else if (!IsTerminal(head->status)) {
           return FailedPreconditionError("instance '" + instance_id + "' is " +
                                          std::string(OrchestrationStatusName(head->status)) +
                                          "; only terminal instances can be purged");
