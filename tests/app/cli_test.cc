@@ -194,6 +194,29 @@ TEST_F(CliTest, InstanceVerbs) {
   EXPECT_EQ(As(key, {"instance", "purge", "--created-from", "2020-01-01T00:00:00Z"}).exit_code, 3);
 }
 
+TEST_F(CliTest, EntityVerbs) {
+  std::string key = TenantKey("acme");
+  EXPECT_EQ(As(key, {"entity", "get", "Counter", "c1"}).exit_code, 3);
+  EXPECT_EQ(As(key, {"entity", "signal", "Counter", "c1", "add", "--input", "4"}).exit_code, 0);
+  EXPECT_EQ(As(key, {"entity", "signal", "Counter", "c2", "add", "--input", "1"}).exit_code, 0);
+  EXPECT_EQ(As(key, {"entity", "signal", "Counter", "c1", "add", "--input", "{oops"}).exit_code, 2);
+  ASSERT_TRUE(testing::Eventually([&] {
+    CliResult r = As(key, {"entity", "get", "Counter", "c1", "--output", "json"});
+    return r.exit_code == 0 && Json::parse(r.out) == 4;
+  }));
+  ASSERT_TRUE(testing::Eventually([&] { return As(key, {"entity", "get", "Counter", "c2"}).exit_code == 0; }));
+  CliResult list = As(key, {"entity", "list", "Counter", "--state", "--output", "json"});
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_EQ(Json::parse(list.out).size(), 2u);
+  CliResult table = As(key, {"entity", "list", "Counter", "--state"});
+  EXPECT_NE(table.out.find("c2"), std::string::npos) << table.out;
+  EXPECT_EQ(As(key, {"entity", "signal", "Counter", "c2", "delete"}).exit_code, 0);
+  ASSERT_TRUE(testing::Eventually([&] { return As(key, {"entity", "get", "Counter", "c2"}).exit_code == 3; }));
+  CliResult clean = As(key, {"entity", "clean", "--output", "json"});
+  ASSERT_EQ(clean.exit_code, 0) << clean.err;
+  EXPECT_EQ(Json::parse(clean.out)["emptyEntitiesRemoved"], 1);
+}
+
 TEST_F(CliTest, AuthenticationAndConnectionErrors) {
   EXPECT_EQ(RunCli(url_, "", {"instance", "list"}).exit_code, 5);
   EXPECT_EQ(RunCli(url_, "bk_000000000000_" + std::string(48, '0'), {"instance", "list"}).exit_code, 5);
@@ -212,6 +235,7 @@ TEST_F(CliTest, EveryVerbHasHelp) {
       {"instance", "terminate"}, {"instance", "suspend"}, {"instance", "resume"}, {"instance", "restart"},
       {"instance", "purge"},   {"instance", "history"},   {"tenant", "create"},   {"tenant", "list"},
       {"tenant", "disable"},   {"key", "create"},         {"key", "list"},        {"key", "revoke"},
+      {"entity", "get"},       {"entity", "signal"},      {"entity", "list"},     {"entity", "clean"},
       {"serve"},               {"demo"}};
   for (auto verb : verbs) {
     std::string label;
