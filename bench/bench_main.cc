@@ -7,6 +7,7 @@
 //   scripts/bench hello5-http [N] [C]  hello5 started and awaited through the
 //                                  HTTP API of a real `baton serve`
 //   scripts/bench http-rate [S] [C]  wrk: status GETs and starts per second
+//   scripts/bench entity-signals [N] [C]  signals/s to one entity and to 1,000
 //
 // Every run uses a fresh SQLite task hub in a temp dir with the durable
 // settings Baton ships with. Figures are printed, never asserted.
@@ -26,6 +27,7 @@
 #include <vector>
 
 #include "baton/client.h"
+#include "baton/entity.h"
 #include "baton/registry.h"
 #include "baton/sqlite_store.h"
 #include "baton/worker.h"
@@ -386,6 +388,56 @@ int HttpRate(int seconds, int connections) {
   return 0;
 }
 
+// Signals per second, end to end (acknowledged by the store, then applied by
+// the entity), from C client threads to `entities` entities.
+double SignalRate(int total, int entities, int clients) {
+  Registry registry;
+  registry.AddEntity("Counter", [](EntityContext& ctx) -> Json {
+    ctx.SetState(ctx.GetState<int64_t>(0) + ctx.GetInput<int64_t>());
+    return nullptr;
+  }).IgnoreError();
+  Hub hub(registry);
+  std::atomic<int> next{0};
+  auto t0 = Clock_::now();
+  std::vector<std::thread> threads;
+  for (int c = 0; c < clients; ++c) {
+    threads.emplace_back([&] {
+      for (int i; (i = next.fetch_add(1)) < total;) {
+        Status s = hub.client().SignalEntity(EntityId("Counter", "k" + std::to_string(i % entities)), "add", 1);
+        if (!s.ok()) {
+          std::fprintf(stderr, "signal: %s\n", s.ToString().c_str());
+          std::exit(1);
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  // Applied: every entity reached its share (bounded wait).
+  const int64_t share = total / entities;
+  auto deadline = Clock_::now() + std::chrono::minutes(5);
+  for (int k = 0; k < entities; ++k) {
+    for (;;) {
+      auto e = hub.client().GetEntity(EntityId("Counter", "k" + std::to_string(k)));
+      if (e.ok() && e->has_state && FromPayload(e->state).get<int64_t>() == share) break;
+      if (Clock_::now() > deadline) {
+        std::fprintf(stderr, "entity k%d did not reach %lld\n", k, static_cast<long long>(share));
+        std::exit(1);
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  }
+  double seconds = std::chrono::duration<double>(Clock_::now() - t0).count();
+  return total / seconds;
+}
+
+int EntitySignals(int total, int clients) {
+  double one = SignalRate(total, 1, clients);
+  double thousand = SignalRate(total, 1000, clients);
+  std::printf("baton entity-signals: N=%d C=%d one_entity=%.0f signals/s thousand_entities=%.0f signals/s\n", total,
+              clients, one, thousand);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -396,7 +448,8 @@ int main(int argc, char** argv) {
   if (what == "replay") return Replay(arg(2, 10000));
   if (what == "hello5-http") return Hello5Http(arg(2, 2000), arg(3, 50));
   if (what == "http-rate") return HttpRate(arg(2, 10), arg(3, 32));
-  std::fprintf(stderr, "usage: %s hello5 [N] [C] | hello5-http [N] [C] | http-rate [SECONDS] [CONNECTIONS] | fanout [N] | "
+  if (what == "entity-signals") return EntitySignals(arg(2, 20000), arg(3, 16));
+  std::fprintf(stderr, "usage: %s hello5 [N] [C] | hello5-http [N] [C] | http-rate [SECONDS] [CONNECTIONS] | entity-signals [N] [C] | fanout [N] | "
                "replay [N]\n",
                argv[0]);
   return 2;
