@@ -1,6 +1,6 @@
 #include "core/executor.h"
-
-#include <cxxabi.h>
+#include "util/demangle.h"
+#include "util/overloaded.h"
 
 #include <algorithm>
 #include <cassert>
@@ -17,12 +17,9 @@
 namespace baton::core {
 namespace {
 
-template <class... Fs>
-struct Overloaded : Fs... {
-  using Fs::operator()...;
-};
-template <class... Fs>
-Overloaded(Fs...) -> Overloaded<Fs...>;
+using util::Demangle;
+
+using util::Overloaded;
 
 // The namespace Durable Functions uses for deterministic GUIDs.
 constexpr std::string_view kGuidNamespace = "9e952958-5e33-4daf-827f-2fa12937b875";
@@ -30,14 +27,6 @@ constexpr std::string_view kGuidNamespace = "9e952958-5e33-4daf-827f-2fa12937b87
 std::string Lower(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::string Demangle(const char* name) {
-  int status = 0;
-  char* d = abi::__cxa_demangle(name, nullptr, nullptr, &status);
-  std::string out = (status == 0 && d) ? d : name;
-  std::free(d);
   return out;
 }
 

@@ -1,4 +1,5 @@
 #include "baton/history.h"
+#include "util/overloaded.h"
 #include "baton/entity_id.h"
 #include "baton/instance.h"
 
@@ -21,12 +22,7 @@ namespace {
 // so its linear key lookup costs nothing.
 using OJson = nlohmann::ordered_json;
 
-template <class... Ts>
-struct Overloaded : Ts... {
-  using Ts::operator()...;
-};
-template <class... Ts>
-Overloaded(Ts...) -> Overloaded<Ts...>;
+using util::Overloaded;
 
 // Guards the recursion over FailureDetails::inner against hostile input.
 constexpr int kMaxFailureDepth = 32;

@@ -1,6 +1,5 @@
 #include "engine/entity_executor.h"
-
-#include <cxxabi.h>
+#include "util/demangle.h"
 
 #include <deque>
 #include <typeinfo>
@@ -11,13 +10,7 @@
 namespace baton::engine {
 namespace {
 
-std::string Demangle(const char* name) {
-  int status = 0;
-  char* d = abi::__cxa_demangle(name, nullptr, nullptr, &status);
-  std::string out = (status == 0 && d) ? d : name;
-  std::free(d);
-  return out;
-}
+using util::Demangle;
 
 // The durable state of an entity.
 struct SchedulerState {

@@ -1,7 +1,5 @@
 #include "baton/worker.h"
 
-#include <cxxabi.h>
-
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -12,6 +10,8 @@
 #include <variant>
 
 #include "core/executor.h"
+#include "util/demangle.h"
+#include "util/overloaded.h"
 #include "engine/entity_executor.h"
 #include "engine/orchestration_cache.h"
 #include "util/log.h"
@@ -20,20 +20,9 @@
 namespace baton {
 namespace {
 
-template <class... Fs>
-struct Overloaded : Fs... {
-  using Fs::operator()...;
-};
-template <class... Fs>
-Overloaded(Fs...) -> Overloaded<Fs...>;
+using util::Demangle;
 
-std::string Demangle(const char* name) {
-  int status = 0;
-  char* d = abi::__cxa_demangle(name, nullptr, nullptr, &status);
-  std::string out = (status == 0 && d) ? d : name;
-  std::free(d);
-  return out;
-}
+using util::Overloaded;
 
 // A generation may continue-as-new this many times in one episode without
 // awaiting anything; beyond that it is a runaway loop.

@@ -1,4 +1,5 @@
 #include "api/http/management_api.h"
+#include "util/overloaded.h"
 
 #include <algorithm>
 #include <cctype>
@@ -11,6 +12,8 @@
 namespace baton::api {
 namespace {
 
+using util::Overloaded;
+
 namespace http = boost::beast::http;
 using http::verb;
 
@@ -21,13 +24,6 @@ struct Caller {
   tenancy::Principal principal;
   std::string hub;  // "" = the whole store (admin without taskHub)
 };
-
-template <class... Fs>
-struct Overloaded : Fs... {
-  using Fs::operator()...;
-};
-template <class... Fs>
-Overloaded(Fs...) -> Overloaded<Fs...>;
 
 std::string DfTime(TimePoint t) { return FormatIso8601(t).substr(0, 19) + "Z"; }
 
@@ -62,24 +58,26 @@ class Api : public std::enable_shared_from_this<Api> {
     r.Add(verb::post, b + "/entities/{name}/{key}", Bind(&Api::SignalEntity));
     r.Add(verb::delete_, b + "/entities/{name}/{key}", Bind(&Api::DeleteEntity));
 
-    r.Add(verb::post, "/api/v1/admin/tenants", Bind(&Api::CreateTenant));
-    r.Add(verb::get, "/api/v1/admin/tenants", Bind(&Api::ListTenants));
-    r.Add(verb::post, "/api/v1/admin/tenants/{tenant}/disable", Bind(&Api::DisableTenant));
-    r.Add(verb::post, "/api/v1/admin/tenants/{tenant}/keys", Bind(&Api::CreateTenantKey));
-    r.Add(verb::get, "/api/v1/admin/tenants/{tenant}/keys", Bind(&Api::ListTenantKeys));
-    r.Add(verb::post, "/api/v1/admin/keys", Bind(&Api::CreateAdminKey));
-    r.Add(verb::delete_, "/api/v1/admin/keys/{key}", Bind(&Api::RevokeKey));
+    r.Add(verb::post, "/api/v1/admin/tenants", Bind(&Api::CreateTenant, /*admin_only=*/true));
+    r.Add(verb::get, "/api/v1/admin/tenants", Bind(&Api::ListTenants, /*admin_only=*/true));
+    r.Add(verb::post, "/api/v1/admin/tenants/{tenant}/disable", Bind(&Api::DisableTenant, /*admin_only=*/true));
+    r.Add(verb::post, "/api/v1/admin/tenants/{tenant}/keys", Bind(&Api::CreateTenantKey, /*admin_only=*/true));
+    r.Add(verb::get, "/api/v1/admin/tenants/{tenant}/keys", Bind(&Api::ListTenantKeys, /*admin_only=*/true));
+    r.Add(verb::post, "/api/v1/admin/keys", Bind(&Api::CreateAdminKey, /*admin_only=*/true));
+    r.Add(verb::delete_, "/api/v1/admin/keys/{key}", Bind(&Api::RevokeKey, /*admin_only=*/true));
     r.Add(verb::get, "/healthz", [](const HttpRequest&, const RouteMatch&) {
       return JsonResponse(200, R"({"status":"ok"})");
     });
   }
 
  private:
-  using Method = HttpResponse (Api::*)(const HttpRequest&, const RouteMatch&);
-  // Routes hold the Api alive.
-  Handler Bind(Method m) {
-    return [self = shared_from_this(), m](const HttpRequest& req, const RouteMatch& match) {
-      return ((*self).*m)(req, match);
+  using Method = HttpResponse (Api::*)(const HttpRequest&, const RouteMatch&, const Caller&);
+  // Authenticates, then runs the handler as the caller. Routes hold the Api alive.
+  Handler Bind(Method m, bool admin_only = false) {
+    return [self = shared_from_this(), m, admin_only](const HttpRequest& req, const RouteMatch& match) {
+      auto auth = self->Authenticate(req, match, admin_only);
+      if (auto* refused = std::get_if<HttpResponse>(&auth)) return std::move(*refused);
+      return ((*self).*m)(req, match, std::get<Caller>(auth));
     };
   }
 
@@ -349,10 +347,7 @@ class Api : public std::enable_shared_from_this<Api> {
 
   // ---- Instances ----
 
-  HttpResponse Start(const HttpRequest& req, const RouteMatch& m) {
-    auto auth = Authenticate(req, m, false);
-    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
-    const Caller& c = std::get<Caller>(auth);
+  HttpResponse Start(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
     HttpResponse error;
     const std::string& name = m.params.at("name");
     if (options_.is_known_orchestrator && !options_.is_known_orchestrator(name)) {
@@ -396,10 +391,7 @@ class Api : public std::enable_shared_from_this<Api> {
     return JsonResponse(200, StatusJson(c, *state, true).dump());
   }
 
-  HttpResponse GetStatus(const HttpRequest& req, const RouteMatch& m) {
-    auto auth = Authenticate(req, m, false);
-    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
-    const Caller& c = std::get<Caller>(auth);
+  HttpResponse GetStatus(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
     HttpResponse error;
     auto internal = Internal(c, m.params.at("id"), &error);
     if (!internal) return error;
@@ -441,10 +433,7 @@ class Api : public std::enable_shared_from_this<Api> {
     return res;
   }
 
-  HttpResponse List(const HttpRequest& req, const RouteMatch& m) {
-    auto auth = Authenticate(req, m, false);
-    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
-    const Caller& c = std::get<Caller>(auth);
+  HttpResponse List(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
     HttpResponse error;
     InstanceQuery q;
     auto statuses = ParseStatuses(m, &error);
@@ -474,11 +463,8 @@ class Api : public std::enable_shared_from_this<Api> {
   }
 
   // Sends terminate/suspend/resume; 410 when the instance already finished.
-  HttpResponse Control(const HttpRequest& req, const RouteMatch& m,
+  HttpResponse Control(const HttpRequest& req, const RouteMatch& m, const Caller& c,
                        const std::function<Status(const std::string&, const std::string&)>& action) {
-    auto auth = Authenticate(req, m, false);
-    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
-    const Caller& c = std::get<Caller>(auth);
     HttpResponse error;
     auto internal = Internal(c, m.params.at("id"), &error);
     if (!internal) return error;
@@ -490,26 +476,23 @@ class Api : public std::enable_shared_from_this<Api> {
     return res;
   }
 
-  HttpResponse Terminate(const HttpRequest& req, const RouteMatch& m) {
-    return Control(req, m, [this](const std::string& id, const std::string& reason) {
+  HttpResponse Terminate(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
+    return Control(req, m, c, [this](const std::string& id, const std::string& reason) {
       return client_.Terminate(id, reason.empty() ? Json() : Json(reason), /*recursive=*/true);
     });
   }
-  HttpResponse Suspend(const HttpRequest& req, const RouteMatch& m) {
-    return Control(req, m, [this](const std::string& id, const std::string& reason) {
+  HttpResponse Suspend(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
+    return Control(req, m, c, [this](const std::string& id, const std::string& reason) {
       return client_.Suspend(id, reason);
     });
   }
-  HttpResponse Resume(const HttpRequest& req, const RouteMatch& m) {
-    return Control(req, m, [this](const std::string& id, const std::string& reason) {
+  HttpResponse Resume(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
+    return Control(req, m, c, [this](const std::string& id, const std::string& reason) {
       return client_.Resume(id, reason);
     });
   }
 
-  HttpResponse RaiseEvent(const HttpRequest& req, const RouteMatch& m) {
-    auto auth = Authenticate(req, m, false);
-    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
-    const Caller& c = std::get<Caller>(auth);
+  HttpResponse RaiseEvent(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
     HttpResponse error;
     auto internal = Internal(c, m.params.at("id"), &error);
     if (!internal) return error;
@@ -528,10 +511,7 @@ class Api : public std::enable_shared_from_this<Api> {
     return res;
   }
 
-  HttpResponse Rewind(const HttpRequest& req, const RouteMatch& m) {
-    auto auth = Authenticate(req, m, false);
-    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
-    const Caller& c = std::get<Caller>(auth);
+  HttpResponse Rewind(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
     HttpResponse error;
     auto internal = Internal(c, m.params.at("id"), &error);
     if (!internal) return error;
@@ -544,10 +524,7 @@ class Api : public std::enable_shared_from_this<Api> {
                          "instanceId");
   }
 
-  HttpResponse Restart(const HttpRequest& req, const RouteMatch& m) {
-    auto auth = Authenticate(req, m, false);
-    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
-    const Caller& c = std::get<Caller>(auth);
+  HttpResponse Restart(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
     HttpResponse error;
     auto internal = Internal(c, m.params.at("id"), &error);
     if (!internal) return error;
@@ -565,10 +542,7 @@ class Api : public std::enable_shared_from_this<Api> {
     return Accepted(req, c, external);
   }
 
-  HttpResponse PurgeOne(const HttpRequest& req, const RouteMatch& m) {
-    auto auth = Authenticate(req, m, false);
-    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
-    const Caller& c = std::get<Caller>(auth);
+  HttpResponse PurgeOne(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
     HttpResponse error;
     auto internal = Internal(c, m.params.at("id"), &error);
     if (!internal) return error;
@@ -577,10 +551,7 @@ class Api : public std::enable_shared_from_this<Api> {
     return JsonResponse(200, Json{{"instancesDeleted", *purged}}.dump());
   }
 
-  HttpResponse PurgeByFilter(const HttpRequest& req, const RouteMatch& m) {
-    auto auth = Authenticate(req, m, false);
-    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
-    const Caller& c = std::get<Caller>(auth);
+  HttpResponse PurgeByFilter(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
     HttpResponse error;
     if (!m.Has("createdTimeFrom")) {
       return ErrorResponse(400, "InvalidArgument", "createdTimeFrom is required to purge by filter",
@@ -625,10 +596,7 @@ class Api : public std::enable_shared_from_this<Api> {
     return HubPrefix(c) + EntityId(name, key).ToInstanceId();
   }
 
-  HttpResponse GetEntity(const HttpRequest& req, const RouteMatch& m) {
-    auto auth = Authenticate(req, m, false);
-    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
-    const Caller& c = std::get<Caller>(auth);
+  HttpResponse GetEntity(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
     HttpResponse error;
     auto id = EntityInternal(c, m, &error);
     if (!id) return error;
@@ -640,10 +608,7 @@ class Api : public std::enable_shared_from_this<Api> {
     return JsonResponse(200, entity->state);
   }
 
-  HttpResponse ListEntities(const HttpRequest& req, const RouteMatch& m) {
-    auto auth = Authenticate(req, m, false);
-    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
-    const Caller& c = std::get<Caller>(auth);
+  HttpResponse ListEntities(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
     HttpResponse error;
     const std::string& name = m.params.at("name");
     if (name.empty() || name.find('@') != std::string::npos) {
@@ -681,10 +646,8 @@ class Api : public std::enable_shared_from_this<Api> {
     return res;
   }
 
-  HttpResponse Signal(const HttpRequest& req, const RouteMatch& m, const std::string& operation, bool has_body) {
-    auto auth = Authenticate(req, m, false);
-    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
-    const Caller& c = std::get<Caller>(auth);
+  HttpResponse Signal(const HttpRequest& req, const RouteMatch& m, const Caller& c, const std::string& operation,
+                      bool has_body) {
     HttpResponse error;
     auto id = EntityInternal(c, m, &error);
     if (!id) return error;
@@ -707,15 +670,12 @@ class Api : public std::enable_shared_from_this<Api> {
     return res;
   }
 
-  HttpResponse SignalEntity(const HttpRequest& req, const RouteMatch& m) {
-    return Signal(req, m, m.Query("op"), true);
+  HttpResponse SignalEntity(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
+    return Signal(req, m, c, m.Query("op"), true);
   }
-  HttpResponse DeleteEntity(const HttpRequest& req, const RouteMatch& m) { return Signal(req, m, "delete", false); }
+  HttpResponse DeleteEntity(const HttpRequest& req, const RouteMatch& m, const Caller& c) { return Signal(req, m, c, "delete", false); }
 
-  HttpResponse CleanEntities(const HttpRequest& req, const RouteMatch& m) {
-    auto auth = Authenticate(req, m, false);
-    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
-    const Caller& c = std::get<Caller>(auth);
+  HttpResponse CleanEntities(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
     HttpResponse error;
     auto body = ParseBody(req, &error);
     if (!body) return error;
@@ -738,9 +698,7 @@ class Api : public std::enable_shared_from_this<Api> {
             {"revoked", k.revoked}};
   }
 
-  HttpResponse CreateTenant(const HttpRequest& req, const RouteMatch& m) {
-    auto auth = Authenticate(req, m, true);
-    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
+  HttpResponse CreateTenant(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
     HttpResponse error;
     auto body = ParseBody(req, &error);
     if (!body) return error;
@@ -754,9 +712,7 @@ class Api : public std::enable_shared_from_this<Api> {
     return JsonResponse(201, TenantJson(*tenant).dump());
   }
 
-  HttpResponse ListTenants(const HttpRequest& req, const RouteMatch& m) {
-    auto auth = Authenticate(req, m, true);
-    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
+  HttpResponse ListTenants(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
     auto tenants = directory_.ListTenants();
     if (!tenants.ok()) return ErrorResponse(tenants.status());
     Json out = Json::array();
@@ -764,9 +720,7 @@ class Api : public std::enable_shared_from_this<Api> {
     return JsonResponse(200, out.dump());
   }
 
-  HttpResponse DisableTenant(const HttpRequest& req, const RouteMatch& m) {
-    auto auth = Authenticate(req, m, true);
-    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
+  HttpResponse DisableTenant(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
     Status s = directory_.DisableTenant(m.params.at("tenant"));
     if (!s.ok()) return ErrorResponse(s, "tenant");
     auto tenant = directory_.GetTenant(m.params.at("tenant"));
@@ -774,7 +728,7 @@ class Api : public std::enable_shared_from_this<Api> {
     return JsonResponse(200, TenantJson(*tenant).dump());
   }
 
-  HttpResponse CreateKey(const HttpRequest& req, const RouteMatch& m, const std::string& tenant_id) {
+  HttpResponse CreateKey(const HttpRequest& req, const std::string& tenant_id) {
     HttpResponse error;
     auto body = ParseBody(req, &error);
     if (!body) return error;
@@ -786,21 +740,15 @@ class Api : public std::enable_shared_from_this<Api> {
     return JsonResponse(201, out.dump());
   }
 
-  HttpResponse CreateTenantKey(const HttpRequest& req, const RouteMatch& m) {
-    auto auth = Authenticate(req, m, true);
-    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
-    return CreateKey(req, m, m.params.at("tenant"));
+  HttpResponse CreateTenantKey(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
+    return CreateKey(req, m.params.at("tenant"));
   }
 
-  HttpResponse CreateAdminKey(const HttpRequest& req, const RouteMatch& m) {
-    auto auth = Authenticate(req, m, true);
-    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
-    return CreateKey(req, m, "");
+  HttpResponse CreateAdminKey(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
+    return CreateKey(req, "");
   }
 
-  HttpResponse ListTenantKeys(const HttpRequest& req, const RouteMatch& m) {
-    auto auth = Authenticate(req, m, true);
-    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
+  HttpResponse ListTenantKeys(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
     auto tenant = directory_.GetTenant(m.params.at("tenant"));
     if (!tenant.ok()) return ErrorResponse(tenant.status(), "tenant");
     auto keys = directory_.ListKeys(tenant->id);
@@ -810,9 +758,7 @@ class Api : public std::enable_shared_from_this<Api> {
     return JsonResponse(200, out.dump());
   }
 
-  HttpResponse RevokeKey(const HttpRequest& req, const RouteMatch& m) {
-    auto auth = Authenticate(req, m, true);
-    if (auto* res = std::get_if<HttpResponse>(&auth)) return std::move(*res);
+  HttpResponse RevokeKey(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
     Status s = directory_.RevokeKey(m.params.at("key"));
     if (!s.ok()) return ErrorResponse(s, "keyId");
     return JsonResponse(200, Json{{"keyId", m.params.at("key")}, {"revoked", true}}.dump());

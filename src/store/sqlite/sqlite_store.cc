@@ -14,6 +14,7 @@
 
 #include "baton/json.h"
 #include "store/sqlite/schema.h"
+#include "util/overloaded.h"
 #include "store/sqlite/sqlite_store_impl.h"
 #include "util/log.h"
 
@@ -21,12 +22,7 @@ namespace baton {
 namespace sqlite {
 namespace {
 
-template <class... Ts>
-struct Overloaded : Ts... {
-  using Ts::operator()...;
-};
-template <class... Ts>
-Overloaded(Ts...) -> Overloaded<Ts...>;
+using util::Overloaded;
 
 constexpr int kSchemaVersion = 1;
 constexpr size_t kMaxInstanceIdLength = 256;
