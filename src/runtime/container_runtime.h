@@ -1,0 +1,145 @@
+// ContainerRuntime: container groups, the unit a batch job runs in.
+//
+// A container group is one or more containers that share a network namespace
+// and a lifetime (like an ACI container group or a pod): the first container
+// owns the namespace ("none", "host" or its own bridge network with ports
+// published on 127.0.0.1 only) and the others join it, so they talk over
+// localhost. Each container has its own CPU (fractional cores) and memory
+// limits, env and secret env, command, working dir.
+//
+// Every object Baton creates carries labels ("baton.group", "baton.container"
+// and the caller's, e.g. "baton.job", "baton.tenant", "baton.attempt"), so a
+// reconciler can find what exists and remove what should not.
+//
+// Secret env values are passed to the container and to nothing else: no
+// method returns them, no error or log line contains them.
+//
+// Implementations: DockerRuntime (docker/docker_runtime.h), over the Docker
+// Engine API. Thread-safety: every method may be called concurrently.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "baton/clock.h"
+#include "baton/status.h"
+
+namespace baton::runtime {
+
+enum class NetworkMode { kNone, kHost, kBridge };
+
+struct PortMapping {
+  uint16_t container_port = 0;
+  uint16_t host_port = 0;  // on 127.0.0.1; 0 = any free port
+};
+
+struct ContainerSpec {
+  std::string name;  // unique within the group: [a-z0-9-]+
+  std::string image;  // reference or digest ("127.0.0.1:5000/jobs/x@sha256:…")
+  std::vector<std::string> command;  // replaces the image's entrypoint when not empty
+  std::vector<std::string> args;     // replaces the image's cmd when not empty
+  std::map<std::string, std::string> env;
+  std::map<std::string, std::string> secret_env;  // never echoed anywhere
+  std::string working_dir;
+  double cpus = 0;             // fractional cores; 0 = no limit
+  int64_t memory_bytes = 0;    // 0 = no limit; no swap beyond it
+  std::vector<PortMapping> ports;  // kBridge only
+};
+
+struct GroupSpec {
+  std::string name;  // deterministic, unique per host: [a-z0-9][a-z0-9_.-]*
+  std::map<std::string, std::string> labels;
+  NetworkMode network = NetworkMode::kNone;
+  bool scratch_volume = false;  // a volume mounted at /scratch in every container
+  std::vector<ContainerSpec> containers;  // at least one
+};
+
+struct ContainerState {
+  std::string id;
+  std::string name;       // the container spec's name
+  std::string status;     // "created", "running", "exited", …
+  bool running = false;
+  int exit_code = 0;
+  bool oom_killed = false;
+  std::optional<TimePoint> started_at;
+  std::optional<TimePoint> finished_at;
+  double cpus = 0;
+  int64_t memory_bytes = 0;
+  std::map<uint16_t, uint16_t> published_ports;  // container port -> 127.0.0.1 port
+  std::map<std::string, std::string> labels;
+};
+
+struct GroupState {
+  std::string name;
+  std::vector<ContainerState> containers;  // in spec order
+};
+
+struct LogLine {
+  enum class Stream { kStdout, kStderr };
+  Stream stream = Stream::kStdout;
+  TimePoint time;
+  std::string text;  // without the trailing newline
+};
+
+struct Usage {
+  double cpu_seconds = 0;
+  int64_t memory_bytes = 0;       // now
+  int64_t memory_peak_bytes = 0;  // 0 when the kernel does not report it
+};
+
+struct RegistryCredentials {
+  std::string server;  // "127.0.0.1:5000"
+  std::string username;
+  std::string password;
+};
+
+class ContainerRuntime {
+ public:
+  virtual ~ContainerRuntime() = default;
+
+  // Creates the group's containers (not started). Idempotent: when a group of
+  // that name exists, returns it unchanged. InvalidArgument: a bad spec.
+  // NotFound: an image is not present (pull it first).
+  virtual Result<GroupState> CreateGroup(const GroupSpec& spec) = 0;
+  // Starts every container (the namespace owner first). NotFound.
+  virtual Status StartGroup(const std::string& group) = 0;
+  // Stops every container: SIGTERM, then SIGKILL after `grace`. NotFound.
+  virtual Status StopGroup(const std::string& group, std::chrono::seconds grace) = 0;
+  virtual Status RestartGroup(const std::string& group, std::chrono::seconds grace) = 0;
+  // Removes the containers (killing them) and the scratch volume. OK when
+  // nothing is left, including when the group did not exist.
+  virtual Status DeleteGroup(const std::string& group) = 0;
+  // NotFound when no container of the group exists.
+  virtual Result<GroupState> InspectGroup(const std::string& group) = 0;
+
+  // Blocks until the container exits (or `timeout`); returns its exit code.
+  // DeadlineExceeded on timeout.
+  virtual Result<int> WaitContainer(const std::string& container_id, std::chrono::milliseconds timeout) = 0;
+  // The container's output so far, stdout and stderr kept apart, oldest first.
+  virtual Result<std::vector<LogLine>> Logs(const std::string& container_id) = 0;
+  virtual Result<Usage> Stats(const std::string& container_id) = 0;
+
+  // Every container Baton created whose labels include all of `selector`.
+  virtual Result<std::vector<ContainerState>> ListByLabels(const std::map<std::string, std::string>& selector) = 0;
+
+  // Pulls `image` with the platform's credentials and returns its digest
+  // reference ("repo@sha256:…"). NotFound: no such image or tag.
+  // Unauthenticated: the registry refused the credentials. Unavailable: the
+  // registry (or dockerd) cannot be reached. Never hangs past `timeout`.
+  virtual Result<std::string> PullImage(const std::string& image, const RegistryCredentials& credentials,
+                                        std::chrono::milliseconds timeout) = 0;
+};
+
+// The reconciler primitive: removes every Baton group (label "baton.group",
+// plus `selector`) for which `keep(group name)` is false. Returns the names
+// of the groups removed.
+Result<std::vector<std::string>> RemoveOrphanGroups(ContainerRuntime& runtime,
+                                                    const std::map<std::string, std::string>& selector,
+                                                    const std::function<bool(const std::string&)>& keep);
+
+}  // namespace baton::runtime

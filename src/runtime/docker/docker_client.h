@@ -1,0 +1,44 @@
+// DockerClient: HTTP/1.1 to the Docker Engine API over its unix socket, with
+// deadlines on everything (Beast + Asio). Used by DockerRuntime only.
+//
+// Thread-safety: thread-safe; each request uses its own connection.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "baton/status.h"
+
+namespace baton::runtime::docker {
+
+struct DockerResponse {
+  int status = 0;
+  std::string body;
+};
+
+class DockerClient {
+ public:
+  // `api_version` prefixes every path ("/v1.41/containers/json").
+  explicit DockerClient(std::string socket_path = "/var/run/docker.sock", std::string api_version = "v1.41");
+
+  // Sends one request; the whole exchange must finish within `timeout`.
+  // Unavailable: the socket cannot be reached. DeadlineExceeded: no complete
+  // answer in time. Any HTTP status is returned as is.
+  Result<DockerResponse> Request(std::string_view method, const std::string& path, const std::string& body = "",
+                                 const std::map<std::string, std::string>& headers = {},
+                                 std::chrono::milliseconds timeout = std::chrono::seconds(30)) const;
+
+  const std::string& socket_path() const { return socket_path_; }
+
+ private:
+  std::string socket_path_;
+  std::string api_version_;
+};
+
+// Percent-encodes a query parameter value.
+std::string QueryEscape(std::string_view value);
+
+}  // namespace baton::runtime::docker

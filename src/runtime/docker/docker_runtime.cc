@@ -1,0 +1,476 @@
+#include "runtime/docker/docker_runtime.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+namespace baton::runtime::docker {
+namespace {
+
+using Json = nlohmann::json;
+
+constexpr char kGroupLabel[] = "baton.group";
+constexpr char kContainerLabel[] = "baton.container";
+
+bool ValidName(std::string_view s, bool allow_dots) {
+  if (s.empty() || s.size() > 100) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (i > 0 && (c == '-' || c == '_')) ||
+              (allow_dots && i > 0 && c == '.');
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// Docker's error message from a non-2xx answer.
+std::string MessageOf(const DockerResponse& r) {
+  Json j = Json::parse(r.body, nullptr, false);
+  if (j.is_object() && j.contains("message") && j["message"].is_string()) return j["message"];
+  return r.body.substr(0, 300);
+}
+
+// Replaces every secret value in `text` (errors may quote what was sent).
+std::string Scrub(std::string text, const std::vector<std::string>& secrets) {
+  for (const std::string& secret : secrets) {
+    if (secret.size() < 2) continue;
+    for (size_t pos; (pos = text.find(secret)) != std::string::npos;) text.replace(pos, secret.size(), "***");
+  }
+  return text;
+}
+
+Status FromDocker(const DockerResponse& r, const std::string& what, const std::vector<std::string>& secrets = {}) {
+  std::string message = what + ": " + Scrub(MessageOf(r), secrets);
+  switch (r.status) {
+    case 400: return InvalidArgumentError(message);
+    case 404: return NotFoundError(message);
+    case 409: return FailedPreconditionError(message);
+    default: return InternalError(message + " (HTTP " + std::to_string(r.status) + ")");
+  }
+}
+
+std::optional<TimePoint> DockerTime(const Json& j, const char* key) {
+  if (!j.contains(key) || !j[key].is_string()) return std::nullopt;
+  const std::string& text = j[key].get_ref<const std::string&>();
+  if (text.rfind("0001-01-01", 0) == 0) return std::nullopt;  // Docker's "never"
+  TimePoint t;
+  if (!ParseIso8601(text, &t)) return std::nullopt;
+  return t;
+}
+
+std::string Base64Url(const std::string& in) {
+  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
+  out.resize(n);
+  for (char& c : out) {
+    if (c == '+') c = '-';
+    if (c == '/') c = '_';
+  }
+  return out;
+}
+
+std::string RegistryAuthHeader(const RegistryCredentials& c) {
+  return Base64Url(Json{{"username", c.username}, {"password", c.password}, {"serveraddress", c.server}}.dump());
+}
+
+// "host:5000/a/b:tag" -> ("host:5000/a/b", "tag"); "repo@sha256:…" -> ("repo", "sha256:…").
+std::pair<std::string, std::string> SplitReference(const std::string& image) {
+  size_t at = image.find('@');
+  if (at != std::string::npos) return {image.substr(0, at), image.substr(at + 1)};
+  size_t slash = image.rfind('/');
+  size_t colon = image.rfind(':');
+  if (colon != std::string::npos && (slash == std::string::npos || colon > slash)) {
+    return {image.substr(0, colon), image.substr(colon + 1)};
+  }
+  return {image, "latest"};
+}
+
+// Scans a JSON-lines progress stream (pull, push, build) for an error.
+std::optional<std::string> StreamError(const std::string& body) {
+  size_t i = 0;
+  while (i < body.size()) {
+    size_t j = body.find('\n', i);
+    if (j == std::string::npos) j = body.size();
+    Json line = Json::parse(body.substr(i, j - i), nullptr, false);
+    if (line.is_object() && line.contains("error")) {
+      return line["error"].is_string() ? line["error"].get<std::string>() : line["error"].dump();
+    }
+    i = j + 1;
+  }
+  return std::nullopt;
+}
+
+// Maps a registry error text to a status, so callers can tell wrong
+// credentials from a missing image from an unreachable registry.
+Status RegistryStatus(const std::string& image, const std::string& error) {
+  std::string lower = error;
+  std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+  std::string message = "image '" + image + "': " + error;
+  if (lower.find("unauthorized") != std::string::npos || lower.find("authentication required") != std::string::npos ||
+      lower.find("no basic auth") != std::string::npos || lower.find("denied") != std::string::npos) {
+    return Status(StatusCode::kUnauthenticated, message);
+  }
+  if (lower.find("not found") != std::string::npos || lower.find("manifest unknown") != std::string::npos ||
+      lower.find("does not exist") != std::string::npos) {
+    return NotFoundError(message);
+  }
+  if (lower.find("connection refused") != std::string::npos || lower.find("dial tcp") != std::string::npos ||
+      lower.find("no such host") != std::string::npos || lower.find("timeout") != std::string::npos ||
+      lower.find("connection reset") != std::string::npos) {
+    return UnavailableError(message);
+  }
+  return InternalError(message);
+}
+
+std::string FilterJson(const std::map<std::string, std::string>& labels) {
+  Json l = Json::array();
+  for (const auto& [k, v] : labels) l.push_back(k + "=" + v);
+  return QueryEscape(Json{{"label", l}}.dump());
+}
+
+ContainerState StateFromInspect(const Json& j) {
+  ContainerState s;
+  s.id = j.value("Id", "");
+  const Json& state = j.contains("State") ? j["State"] : Json::object();
+  s.status = state.value("Status", "");
+  s.running = state.value("Running", false);
+  s.exit_code = state.value("ExitCode", 0);
+  s.oom_killed = state.value("OOMKilled", false);
+  s.started_at = DockerTime(state, "StartedAt");
+  s.finished_at = DockerTime(state, "FinishedAt");
+  if (j.contains("HostConfig")) {
+    s.cpus = static_cast<double>(j["HostConfig"].value("NanoCpus", int64_t{0})) / 1e9;
+    s.memory_bytes = j["HostConfig"].value("Memory", int64_t{0});
+  }
+  if (j.contains("Config") && j["Config"].contains("Labels") && j["Config"]["Labels"].is_object()) {
+    for (const auto& [k, v] : j["Config"]["Labels"].items()) {
+      if (v.is_string()) s.labels[k] = v.get<std::string>();
+    }
+  }
+  s.name = s.labels.count(kContainerLabel) ? s.labels[kContainerLabel] : "";
+  if (j.contains("NetworkSettings") && j["NetworkSettings"].contains("Ports") &&
+      j["NetworkSettings"]["Ports"].is_object()) {
+    for (const auto& [port, bindings] : j["NetworkSettings"]["Ports"].items()) {
+      if (!bindings.is_array() || bindings.empty()) continue;
+      uint16_t container_port = static_cast<uint16_t>(std::atoi(port.c_str()));
+      uint16_t host_port = static_cast<uint16_t>(std::atoi(bindings[0].value("HostPort", "0").c_str()));
+      s.published_ports[container_port] = host_port;
+    }
+  }
+  return s;
+}
+
+}  // namespace
+
+DockerRuntime::DockerRuntime(std::string socket_path) : client_(std::move(socket_path)) {}
+
+Status DockerRuntime::Ping(std::chrono::milliseconds timeout) {
+  BATON_ASSIGN_OR_RETURN(DockerResponse r, client_.Request("GET", "/_ping", "", {}, timeout));
+  if (r.status != 200) return UnavailableError("dockerd answered /_ping with HTTP " + std::to_string(r.status));
+  return Status::Ok();
+}
+
+Result<ContainerState> DockerRuntime::InspectContainer(const std::string& id_or_name) {
+  BATON_ASSIGN_OR_RETURN(DockerResponse r, client_.Request("GET", "/containers/" + QueryEscape(id_or_name) + "/json"));
+  if (r.status != 200) return FromDocker(r, "inspect container '" + id_or_name + "'");
+  Json j = Json::parse(r.body, nullptr, false);
+  if (!j.is_object()) return InternalError("dockerd sent an unreadable inspect answer");
+  return StateFromInspect(j);
+}
+
+Result<std::vector<ContainerState>> DockerRuntime::ListByLabels(const std::map<std::string, std::string>& selector) {
+  std::map<std::string, std::string> labels = selector;
+  BATON_ASSIGN_OR_RETURN(DockerResponse r,
+                         client_.Request("GET", "/containers/json?all=1&filters=" + FilterJson(labels)));
+  if (r.status != 200) return FromDocker(r, "list containers");
+  Json list = Json::parse(r.body, nullptr, false);
+  std::vector<ContainerState> out;
+  if (!list.is_array()) return out;
+  for (const Json& c : list) {
+    auto state = InspectContainer(c.value("Id", ""));
+    if (state.ok()) out.push_back(std::move(*state));  // a container removed meanwhile is skipped
+  }
+  return out;
+}
+
+Result<std::vector<ContainerState>> DockerRuntime::GroupContainers(const std::string& group) {
+  std::map<std::string, std::string> selector{{kGroupLabel, group}};
+  BATON_ASSIGN_OR_RETURN(std::vector<ContainerState> all, ListByLabels(selector));
+  // Spec order: the namespace owner was created first.
+  std::sort(all.begin(), all.end(), [](const ContainerState& a, const ContainerState& b) {
+    return a.labels.at("baton.index") < b.labels.at("baton.index");
+  });
+  return all;
+}
+
+Result<GroupState> DockerRuntime::CreateGroup(const GroupSpec& spec) {
+  if (!ValidName(spec.name, /*allow_dots=*/true)) {
+    return InvalidArgumentError("group name '" + spec.name + "' must be [a-z0-9][a-z0-9_.-]*, at most 100 characters");
+  }
+  if (spec.containers.empty()) return InvalidArgumentError("a group has at least one container");
+  std::vector<std::string> secrets;
+  for (const ContainerSpec& c : spec.containers) {
+    if (!ValidName(c.name, false)) return InvalidArgumentError("container name '" + c.name + "' must be [a-z0-9-]+");
+    if (c.image.empty()) return InvalidArgumentError("container '" + c.name + "' has no image");
+    if (c.cpus < 0 || c.memory_bytes < 0) return InvalidArgumentError("container '" + c.name + "': negative limits");
+    if (c.memory_bytes > 0 && c.memory_bytes < 6 * 1024 * 1024) {
+      return InvalidArgumentError("container '" + c.name + "': memory must be at least 6 MiB");
+    }
+    if (!c.ports.empty() && spec.network != NetworkMode::kBridge) {
+      return InvalidArgumentError("container '" + c.name + "': ports need the bridge network mode");
+    }
+    for (const auto& [k, v] : c.secret_env) secrets.push_back(v);
+  }
+
+  std::string owner_id;
+  for (size_t i = 0; i < spec.containers.size(); ++i) {
+    const ContainerSpec& c = spec.containers[i];
+    const std::string name = spec.name + "." + c.name;
+    // Idempotent: a container that exists (an earlier attempt) is kept.
+    auto existing = InspectContainer(name);
+    if (existing.ok()) {
+      if (i == 0) owner_id = existing->id;
+      continue;
+    }
+    if (existing.status().code() != StatusCode::kNotFound) return existing.status();
+
+    Json labels = Json::object();
+    for (const auto& [k, v] : spec.labels) labels[k] = v;
+    labels[kGroupLabel] = spec.name;
+    labels[kContainerLabel] = c.name;
+    labels["baton.index"] = std::to_string(1000 + i);  // sortable
+    Json env = Json::array();
+    for (const auto& [k, v] : c.env) env.push_back(k + "=" + v);
+    for (const auto& [k, v] : c.secret_env) env.push_back(k + "=" + v);
+    Json host = {{"NanoCpus", static_cast<int64_t>(c.cpus * 1e9)}, {"Init", false}};
+    if (c.memory_bytes > 0) {
+      host["Memory"] = c.memory_bytes;
+      host["MemorySwap"] = c.memory_bytes;  // no swap beyond the limit
+    }
+    if (i == 0) {
+      host["NetworkMode"] = spec.network == NetworkMode::kHost ? "host"
+                            : spec.network == NetworkMode::kBridge ? "bridge"
+                                                                  : "none";
+    } else {
+      host["NetworkMode"] = "container:" + owner_id;
+    }
+    Json exposed = Json::object();
+    Json bindings = Json::object();
+    for (const PortMapping& p : c.ports) {
+      std::string key = std::to_string(p.container_port) + "/tcp";
+      exposed[key] = Json::object();
+      bindings[key] = Json::array({{{"HostIp", "127.0.0.1"}, {"HostPort", p.host_port ? std::to_string(p.host_port) : ""}}});
+    }
+    if (!bindings.empty()) host["PortBindings"] = bindings;
+    if (spec.scratch_volume) host["Binds"] = Json::array({spec.name + ".scratch:/scratch"});
+    Json body = {{"Image", c.image}, {"Env", env}, {"Labels", labels}, {"HostConfig", host}, {"Tty", false}};
+    if (!c.command.empty()) body["Entrypoint"] = c.command;
+    if (!c.args.empty()) body["Cmd"] = c.args;
+    if (!c.working_dir.empty()) body["WorkingDir"] = c.working_dir;
+    if (!exposed.empty()) body["ExposedPorts"] = exposed;
+
+    BATON_ASSIGN_OR_RETURN(DockerResponse r,
+                           client_.Request("POST", "/containers/create?name=" + QueryEscape(name), body.dump()));
+    if (r.status == 409) {  // created concurrently by another attempt: keep it
+      BATON_ASSIGN_OR_RETURN(ContainerState s, InspectContainer(name));
+      if (i == 0) owner_id = s.id;
+      continue;
+    }
+    if (r.status != 201) return FromDocker(r, "create container '" + name + "'", secrets);
+    Json created = Json::parse(r.body, nullptr, false);
+    if (i == 0) owner_id = created.value("Id", "");
+  }
+  return InspectGroup(spec.name);
+}
+
+Result<GroupState> DockerRuntime::InspectGroup(const std::string& group) {
+  BATON_ASSIGN_OR_RETURN(std::vector<ContainerState> containers, GroupContainers(group));
+  if (containers.empty()) return NotFoundError("container group '" + group + "' does not exist");
+  return GroupState{group, std::move(containers)};
+}
+
+Status DockerRuntime::StartGroup(const std::string& group) {
+  BATON_ASSIGN_OR_RETURN(GroupState g, InspectGroup(group));
+  for (const ContainerState& c : g.containers) {
+    BATON_ASSIGN_OR_RETURN(DockerResponse r, client_.Request("POST", "/containers/" + c.id + "/start"));
+    if (r.status != 204 && r.status != 304) return FromDocker(r, "start container '" + c.name + "' of '" + group + "'");
+  }
+  return Status::Ok();
+}
+
+Status DockerRuntime::StopGroup(const std::string& group, std::chrono::seconds grace) {
+  BATON_ASSIGN_OR_RETURN(GroupState g, InspectGroup(group));
+  const auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(grace) + std::chrono::seconds(30);
+  for (auto it = g.containers.rbegin(); it != g.containers.rend(); ++it) {
+    BATON_ASSIGN_OR_RETURN(
+        DockerResponse r,
+        client_.Request("POST", "/containers/" + it->id + "/stop?t=" + std::to_string(grace.count()), "", {}, timeout));
+    if (r.status != 204 && r.status != 304) return FromDocker(r, "stop container '" + it->name + "' of '" + group + "'");
+  }
+  return Status::Ok();
+}
+
+Status DockerRuntime::RestartGroup(const std::string& group, std::chrono::seconds grace) {
+  BATON_RETURN_IF_ERROR(StopGroup(group, grace));
+  return StartGroup(group);
+}
+
+Status DockerRuntime::DeleteGroup(const std::string& group) {
+  BATON_ASSIGN_OR_RETURN(std::vector<ContainerState> containers, GroupContainers(group));
+  for (auto it = containers.rbegin(); it != containers.rend(); ++it) {
+    BATON_ASSIGN_OR_RETURN(DockerResponse r, client_.Request("DELETE", "/containers/" + it->id + "?force=1&v=1"));
+    if (r.status != 204 && r.status != 404) return FromDocker(r, "remove container '" + it->name + "' of '" + group + "'");
+  }
+  BATON_ASSIGN_OR_RETURN(DockerResponse v, client_.Request("DELETE", "/volumes/" + QueryEscape(group + ".scratch")));
+  if (v.status != 204 && v.status != 404) return FromDocker(v, "remove the scratch volume of '" + group + "'");
+  return Status::Ok();
+}
+
+Result<int> DockerRuntime::WaitContainer(const std::string& container_id, std::chrono::milliseconds timeout) {
+  BATON_ASSIGN_OR_RETURN(DockerResponse r,
+                         client_.Request("POST", "/containers/" + container_id + "/wait", "", {}, timeout));
+  if (r.status != 200) return FromDocker(r, "wait for container " + container_id);
+  Json j = Json::parse(r.body, nullptr, false);
+  return j.is_object() ? j.value("StatusCode", -1) : -1;
+}
+
+Result<std::vector<LogLine>> DockerRuntime::Logs(const std::string& container_id) {
+  BATON_ASSIGN_OR_RETURN(DockerResponse r, client_.Request("GET", "/containers/" + container_id +
+                                                                     "/logs?stdout=1&stderr=1&timestamps=1"));
+  if (r.status != 200) return FromDocker(r, "logs of container " + container_id);
+  // Multiplexed frames: [stream, 0, 0, 0, size (big-endian u32)] + payload.
+  std::vector<LogLine> lines;
+  std::string partial[3];
+  const std::string& b = r.body;
+  size_t i = 0;
+  auto emit = [&](LogLine::Stream stream, std::string text) {
+    LogLine line;
+    line.stream = stream;
+    size_t space = text.find(' ');
+    if (space != std::string::npos && ParseIso8601(std::string_view(text).substr(0, space), &line.time)) {
+      text.erase(0, space + 1);
+    }
+    line.text = std::move(text);
+    lines.push_back(std::move(line));
+  };
+  while (i + 8 <= b.size()) {
+    int type = static_cast<unsigned char>(b[i]);
+    uint32_t size = (static_cast<uint32_t>(static_cast<unsigned char>(b[i + 4])) << 24) |
+                    (static_cast<uint32_t>(static_cast<unsigned char>(b[i + 5])) << 16) |
+                    (static_cast<uint32_t>(static_cast<unsigned char>(b[i + 6])) << 8) |
+                    static_cast<uint32_t>(static_cast<unsigned char>(b[i + 7]));
+    if (i + 8 + size > b.size() || (type != 1 && type != 2)) break;
+    std::string& acc = partial[type];
+    acc.append(b, i + 8, size);
+    for (size_t nl; (nl = acc.find('\n')) != std::string::npos;) {
+      emit(type == 1 ? LogLine::Stream::kStdout : LogLine::Stream::kStderr, acc.substr(0, nl));
+      acc.erase(0, nl + 1);
+    }
+    i += 8 + size;
+  }
+  for (int t : {1, 2}) {
+    if (!partial[t].empty()) emit(t == 1 ? LogLine::Stream::kStdout : LogLine::Stream::kStderr, partial[t]);
+  }
+  return lines;
+}
+
+Result<Usage> DockerRuntime::Stats(const std::string& container_id) {
+  BATON_ASSIGN_OR_RETURN(DockerResponse r,
+                         client_.Request("GET", "/containers/" + container_id + "/stats?stream=false"));
+  if (r.status != 200) return FromDocker(r, "stats of container " + container_id);
+  Json j = Json::parse(r.body, nullptr, false);
+  Usage u;
+  if (!j.is_object()) return u;
+  if (j.contains("cpu_stats") && j["cpu_stats"].contains("cpu_usage")) {
+    u.cpu_seconds = static_cast<double>(j["cpu_stats"]["cpu_usage"].value("total_usage", int64_t{0})) / 1e9;
+  }
+  if (j.contains("memory_stats")) {
+    u.memory_bytes = j["memory_stats"].value("usage", int64_t{0});
+    u.memory_peak_bytes = j["memory_stats"].value("max_usage", int64_t{0});
+  }
+  return u;
+}
+
+Result<std::string> DockerRuntime::PullImage(const std::string& image, const RegistryCredentials& credentials,
+                                             std::chrono::milliseconds timeout) {
+  auto [repo, tag] = SplitReference(image);
+  // A digest reference goes whole in fromImage; a tag goes apart.
+  std::string path = image.find('@') != std::string::npos
+                         ? "/images/create?fromImage=" + QueryEscape(image)
+                         : "/images/create?fromImage=" + QueryEscape(repo) + "&tag=" + QueryEscape(tag);
+  BATON_ASSIGN_OR_RETURN(
+      DockerResponse r,
+      client_.Request("POST", path, "", {{"X-Registry-Auth", RegistryAuthHeader(credentials)}}, timeout));
+  if (r.status != 200) return RegistryStatus(image, MessageOf(r));
+  if (auto error = StreamError(r.body)) return RegistryStatus(image, *error);
+  BATON_ASSIGN_OR_RETURN(DockerResponse inspect, client_.Request("GET", "/images/" + image + "/json"));
+  if (inspect.status != 200) return FromDocker(inspect, "inspect image '" + image + "'");
+  Json j = Json::parse(inspect.body, nullptr, false);
+  if (j.is_object() && j.contains("RepoDigests")) {
+    for (const Json& d : j["RepoDigests"]) {
+      std::string digest = d.get<std::string>();
+      if (digest.rfind(repo + "@", 0) == 0) return digest;
+    }
+  }
+  return InternalError("image '" + image + "' was pulled but has no digest for " + repo);
+}
+
+Status DockerRuntime::BuildImage(const std::string& tag, const std::string& tar_context) {
+  BATON_ASSIGN_OR_RETURN(DockerResponse r,
+                         client_.Request("POST", "/build?rm=1&forcerm=1&t=" + QueryEscape(tag), tar_context,
+                                         {{"Content-Type", "application/x-tar"}}, std::chrono::minutes(5)));
+  if (r.status != 200) return FromDocker(r, "build image '" + tag + "'");
+  if (auto error = StreamError(r.body)) return InvalidArgumentError("build image '" + tag + "': " + *error);
+  return Status::Ok();
+}
+
+Status DockerRuntime::PushImage(const std::string& image, const RegistryCredentials& credentials,
+                                std::chrono::milliseconds timeout) {
+  auto [repo, tag] = SplitReference(image);
+  BATON_ASSIGN_OR_RETURN(DockerResponse r, client_.Request("POST", "/images/" + repo + "/push?tag=" + QueryEscape(tag),
+                                                           "", {{"X-Registry-Auth", RegistryAuthHeader(credentials)}},
+                                                           timeout));
+  if (r.status != 200) return RegistryStatus(image, MessageOf(r));
+  if (auto error = StreamError(r.body)) return RegistryStatus(image, *error);
+  return Status::Ok();
+}
+
+Status DockerRuntime::RemoveImage(const std::string& image) {
+  BATON_ASSIGN_OR_RETURN(DockerResponse r, client_.Request("DELETE", "/images/" + image + "?force=1"));
+  if (r.status != 200 && r.status != 404) return FromDocker(r, "remove image '" + image + "'");
+  return Status::Ok();
+}
+
+std::string MakeTar(const std::map<std::string, std::string>& files, const std::vector<std::string>& executables) {
+  std::string out;
+  for (const auto& [name, content] : files) {
+    char header[512] = {};
+    std::snprintf(header, 100, "%s", name.c_str());
+    bool exec = std::find(executables.begin(), executables.end(), name) != executables.end();
+    std::snprintf(header + 100, 8, "%07o", exec ? 0755 : 0644);
+    std::snprintf(header + 108, 8, "%07o", 0);
+    std::snprintf(header + 116, 8, "%07o", 0);
+    std::snprintf(header + 124, 12, "%011llo", static_cast<unsigned long long>(content.size()));
+    std::snprintf(header + 136, 12, "%011o", 0);
+    header[156] = '0';
+    std::memcpy(header + 257, "ustar", 6);
+    std::memcpy(header + 263, "00", 2);
+    std::memset(header + 148, ' ', 8);
+    unsigned sum = 0;
+    for (unsigned char c : header) sum += c;
+    std::snprintf(header + 148, 8, "%06o", sum);
+    header[155] = ' ';
+    out.append(header, 512);
+    out.append(content);
+    out.append((512 - content.size() % 512) % 512, '\0');
+  }
+  out.append(1024, '\0');
+  return out;
+}
+
+}  // namespace baton::runtime::docker
+

@@ -1,0 +1,279 @@
+// DockerRuntime against the real dockerd and the local registry started by
+// scripts/docker-up (scripts/test runs it first). Test images are built here,
+// FROM scratch with the static testjob program; nothing comes from the internet.
+#include "runtime/docker/docker_runtime.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace baton::runtime::docker {
+namespace {
+
+using namespace std::chrono_literals;
+
+const std::string kRepo = "127.0.0.1:5000/baton-test/testjob";
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+RegistryCredentials Credentials() {
+  std::string password = ReadFile(std::string(BATON_RUN_DIR) + "/registry/password");
+  while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) password.pop_back();
+  return RegistryCredentials{"127.0.0.1:5000", "baton", password};
+}
+
+// A name unique to this process and test, for groups and labels.
+std::string Unique(const std::string& what) {
+  std::string name = "t" + std::to_string(getpid()) + "-" + what;
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return name;
+}
+
+class DockerRuntimeTest : public ::testing::Test {
+ protected:
+  // Builds the test image once, pushes it with the platform's credentials,
+  // drops the local copy and pulls it back, like a job would. A failure
+  // fails every test (never skips it).
+  static void SetUpTestSuite() {
+    runtime_ = new DockerRuntime();
+    setup_ = new Status(PrepareImage());
+  }
+  static Status PrepareImage() {
+    Status ping = runtime_->Ping();
+    if (!ping.ok()) return UnavailableError(ping.ToString() + " — run scripts/docker-up (scripts/test does)");
+    std::string tar = MakeTar({{"Dockerfile", "FROM scratch\nCOPY testjob /testjob\nENTRYPOINT [\"/testjob\"]\n"},
+                               {"testjob", ReadFile(BATON_TESTJOB)}},
+                              {"testjob"});
+    const std::string tag = kRepo + ":" + std::to_string(getpid());
+    BATON_RETURN_IF_ERROR(runtime_->BuildImage(tag, tar));
+    BATON_RETURN_IF_ERROR(runtime_->PushImage(tag, Credentials()));
+    BATON_RETURN_IF_ERROR(runtime_->RemoveImage(tag));
+    auto digest = runtime_->PullImage(tag, Credentials(), 60s);
+    if (!digest.ok()) return digest.status();
+    image_ = new std::string(*digest);
+    tag_ = new std::string(tag);
+    return Status::Ok();
+  }
+  void SetUp() override { ASSERT_TRUE(setup_->ok()) << setup_->ToString(); }
+  static void TearDownTestSuite() {
+    if (image_) runtime_->RemoveImage(*image_).IgnoreError();
+    if (tag_) runtime_->RemoveImage(*tag_).IgnoreError();
+    delete image_;
+    delete tag_;
+    delete runtime_;
+    delete setup_;
+  }
+
+  void TearDown() override {
+    for (const auto& g : groups_) runtime_->DeleteGroup(g).IgnoreError();
+  }
+
+  // One container running `args` of testjob.
+  ContainerSpec Job(const std::string& name, std::vector<std::string> args) {
+    ContainerSpec c;
+    c.name = name;
+    c.image = *image_;
+    c.args = std::move(args);
+    return c;
+  }
+
+  GroupState Create(GroupSpec spec) {
+    groups_.push_back(spec.name);
+    auto g = runtime_->CreateGroup(spec);
+    EXPECT_TRUE(g.ok()) << g.status().ToString();
+    return g.ok() ? *g : GroupState{};
+  }
+
+  std::string Output(const std::string& id, LogLine::Stream stream) {
+    auto logs = runtime_->Logs(id);
+    EXPECT_TRUE(logs.ok()) << logs.status().ToString();
+    std::string out;
+    if (logs.ok()) {
+      for (const LogLine& l : *logs) {
+        if (l.stream == stream) out += l.text + "\n";
+      }
+    }
+    return out;
+  }
+
+  static DockerRuntime* runtime_;
+  static std::string* image_;  // the pulled digest reference
+  static std::string* tag_;    // the tag it was pushed as
+  static Status* setup_;
+  std::vector<std::string> groups_;
+};
+
+DockerRuntime* DockerRuntimeTest::runtime_ = nullptr;
+std::string* DockerRuntimeTest::image_ = nullptr;
+std::string* DockerRuntimeTest::tag_ = nullptr;
+Status* DockerRuntimeTest::setup_ = nullptr;
+
+TEST_F(DockerRuntimeTest, TwoContainersOfAGroupTalkOverLocalhost) {
+  GroupSpec spec;
+  spec.name = Unique("pair");
+  spec.network = NetworkMode::kNone;  // no network at all, but a shared loopback
+  spec.containers = {Job("server", {"serve", "8080"}), Job("client", {"fetch", "127.0.0.1", "8080", "/ping"})};
+  GroupState g = Create(spec);
+  ASSERT_EQ(g.containers.size(), 2u);
+  EXPECT_EQ(g.containers[0].name, "server");
+  ASSERT_TRUE(runtime_->StartGroup(spec.name).ok());
+  auto code = runtime_->WaitContainer(g.containers[1].id, 60s);
+  ASSERT_TRUE(code.ok()) << code.status().ToString();
+  EXPECT_EQ(*code, 0);
+  EXPECT_NE(Output(g.containers[1].id, LogLine::Stream::kStdout).find("pong"), std::string::npos);
+  ASSERT_TRUE(runtime_->StopGroup(spec.name, 2s).ok());
+  auto stopped = runtime_->InspectGroup(spec.name);
+  ASSERT_TRUE(stopped.ok());
+  EXPECT_FALSE(stopped->containers[0].running);
+}
+
+TEST_F(DockerRuntimeTest, CreateIsIdempotent) {
+  GroupSpec spec;
+  spec.name = Unique("idem");
+  spec.containers = {Job("main", {"sleep", "1"})};
+  GroupState first = Create(spec);
+  auto second = runtime_->CreateGroup(spec);
+  ASSERT_TRUE(second.ok());
+  ASSERT_EQ(second->containers.size(), 1u);
+  EXPECT_EQ(second->containers[0].id, first.containers[0].id);
+}
+
+TEST_F(DockerRuntimeTest, MemoryLimitIsEnforcedAndCpuLimitVisible) {
+  GroupSpec spec;
+  spec.name = Unique("oom");
+  ContainerSpec hog = Job("hog", {"alloc", "512"});
+  hog.memory_bytes = 32 << 20;
+  hog.cpus = 0.5;
+  spec.containers = {hog};
+  GroupState g = Create(spec);
+  ASSERT_TRUE(runtime_->StartGroup(spec.name).ok());
+  auto code = runtime_->WaitContainer(g.containers[0].id, 60s);
+  ASSERT_TRUE(code.ok());
+  auto state = runtime_->InspectGroup(spec.name);
+  ASSERT_TRUE(state.ok());
+  const ContainerState& c = state->containers[0];
+  EXPECT_TRUE(c.oom_killed) << "exit code " << c.exit_code;
+  EXPECT_NE(c.exit_code, 0);
+  EXPECT_DOUBLE_EQ(c.cpus, 0.5);
+  EXPECT_EQ(c.memory_bytes, 32 << 20);
+}
+
+TEST_F(DockerRuntimeTest, SecretEnvReachesTheContainerAndNothingElse) {
+  const std::string secret = "s3cr3t-" + std::to_string(getpid()) + "-value";
+  GroupSpec spec;
+  spec.name = Unique("secret");
+  ContainerSpec c = Job("main", {"env", "TOKEN", "PLAIN"});
+  c.secret_env["TOKEN"] = secret;
+  c.env["PLAIN"] = "visible";
+  spec.containers = {c};
+  GroupState g = Create(spec);
+  ASSERT_TRUE(runtime_->StartGroup(spec.name).ok());
+  ASSERT_TRUE(runtime_->WaitContainer(g.containers[0].id, 60s).ok());
+  // The container got it...
+  EXPECT_NE(Output(g.containers[0].id, LogLine::Stream::kStdout).find("TOKEN=" + secret), std::string::npos);
+  // ...but nothing Baton returns shows it.
+  auto state = runtime_->InspectGroup(spec.name);
+  ASSERT_TRUE(state.ok());
+  std::string dump;
+  for (const auto& cs : state->containers) {
+    dump += cs.id + cs.name + cs.status;
+    for (const auto& [k, v] : cs.labels) dump += k + v;
+  }
+  EXPECT_EQ(dump.find(secret), std::string::npos);
+  // An error about this spec does not quote it either.
+  GroupSpec bad = spec;
+  bad.name = Unique("secret-bad");
+  bad.containers[0].image = "127.0.0.1:5000/baton-test/does-not-exist:1";
+  groups_.push_back(bad.name);
+  auto failed = runtime_->CreateGroup(bad);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.status().message().find(secret), std::string::npos) << failed.status().message();
+}
+
+TEST_F(DockerRuntimeTest, LogsKeepStdoutAndStderrApartAndStatsAreReported) {
+  GroupSpec spec;
+  spec.name = Unique("logs");
+  spec.containers = {Job("main", {"print", "3"})};
+  GroupState g = Create(spec);
+  ASSERT_TRUE(runtime_->StartGroup(spec.name).ok());
+  ASSERT_TRUE(runtime_->WaitContainer(g.containers[0].id, 60s).ok());
+  std::string out = Output(g.containers[0].id, LogLine::Stream::kStdout);
+  std::string err = Output(g.containers[0].id, LogLine::Stream::kStderr);
+  EXPECT_NE(out.find("progress 3/3"), std::string::npos) << out;
+  EXPECT_EQ(out.find("warning"), std::string::npos) << out;
+  EXPECT_NE(err.find("warning 1/3"), std::string::npos) << err;
+  EXPECT_EQ(err.find("progress"), std::string::npos) << err;
+
+  GroupSpec running;
+  running.name = Unique("stats");
+  running.containers = {Job("main", {"sleep", "30"})};
+  GroupState r = Create(running);
+  ASSERT_TRUE(runtime_->StartGroup(running.name).ok());
+  auto usage = runtime_->Stats(r.containers[0].id);
+  ASSERT_TRUE(usage.ok()) << usage.status().ToString();
+  EXPECT_GT(usage->memory_bytes, 0);
+  auto started = runtime_->InspectGroup(running.name);
+  ASSERT_TRUE(started.ok());
+  EXPECT_TRUE(started->containers[0].running);
+  EXPECT_TRUE(started->containers[0].started_at.has_value());
+}
+
+TEST_F(DockerRuntimeTest, PullErrorsAreClearAndQuick) {
+  RegistryCredentials wrong = Credentials();
+  wrong.password = "not-the-password";
+  // By tag: a digest already present locally is not checked against the registry.
+  auto unauthorized = runtime_->PullImage(*tag_, wrong, 30s);
+  EXPECT_EQ(unauthorized.status().code(), StatusCode::kUnauthenticated) << unauthorized.status().ToString();
+  auto missing = runtime_->PullImage(kRepo + ":no-such-tag", Credentials(), 30s);
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound) << missing.status().ToString();
+  // Nothing listens on this port: a registry that is down.
+  auto t0 = std::chrono::steady_clock::now();
+  auto down = runtime_->PullImage("127.0.0.1:5999/baton-test/testjob:1", Credentials(), 30s);
+  EXPECT_EQ(down.status().code(), StatusCode::kUnavailable) << down.status().ToString();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 30s);  // bounded by the timeout given, never a hang
+  // dockerd itself down: a socket nobody serves.
+  DockerRuntime nowhere("/tmp/baton-no-such-docker.sock");
+  EXPECT_EQ(nowhere.Ping(2s).code(), StatusCode::kUnavailable);
+  EXPECT_EQ(nowhere.InspectGroup("x").status().code(), StatusCode::kUnavailable);
+}
+
+TEST_F(DockerRuntimeTest, ReconcilerRemovesOrphansAndLeavesOthersAlone) {
+  const std::string owner = Unique("reconcile");
+  GroupSpec keep, orphan;
+  keep.name = owner + "-keep";
+  orphan.name = owner + "-orphan";
+  keep.labels = orphan.labels = {{"baton.test", owner}};
+  keep.containers = {Job("main", {"sleep", "30"})};
+  orphan.containers = {Job("main", {"sleep", "30"})};
+  Create(keep);
+  Create(orphan);
+  // A container that is not Baton's (no labels), created through the API.
+  DockerClient client;
+  nlohmann::json body = {{"Image", *image_}, {"Cmd", {"sleep", "30"}}, {"Labels", {{"baton.test", owner}}}};
+  auto plain = client.Request("POST", "/containers/create?name=" + owner + "-plain", body.dump());
+  ASSERT_TRUE(plain.ok());
+  ASSERT_EQ(plain->status, 201) << plain->body;
+  std::string plain_id = nlohmann::json::parse(plain->body)["Id"];
+
+  auto removed = RemoveOrphanGroups(*runtime_, {{"baton.test", owner}},
+                                    [&](const std::string& g) { return g == keep.name; });
+  ASSERT_TRUE(removed.ok()) << removed.status().ToString();
+  EXPECT_EQ(*removed, std::vector<std::string>{orphan.name});
+  EXPECT_EQ(runtime_->InspectGroup(orphan.name).status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(runtime_->InspectGroup(keep.name).ok());
+  auto still = client.Request("GET", "/containers/" + plain_id + "/json");
+  ASSERT_TRUE(still.ok());
+  EXPECT_EQ(still->status, 200);  // left alone
+  client.Request("DELETE", "/containers/" + plain_id + "?force=1").status().IgnoreError();
+}
+
+}  // namespace
+}  // namespace baton::runtime::docker

@@ -1,0 +1,424 @@
+// baton_testjob: the one process of the test containers, whose images are built
+// FROM scratch (see docs/test-images.md). It is linked fully static and uses only
+// syscalls and POSIX sockets with numeric addresses: a scratch image has no shell,
+// no /etc/hosts and no NSS modules.
+//
+// Usage (argv[1] picks the mode):
+//   sleep SECONDS          sleep, then exit 0
+//   exit CODE              print "exiting with CODE", exit CODE (0..255)
+//   print N                N lines "progress i/N" on stdout and N "warning i/N" on stderr,
+//                          alternating, then exit 0
+//   env NAME...            print NAME=value (or "NAME unset") for each name
+//   alloc MEGABYTES        allocate and touch memory 1 MiB at a time, progress every 16 MiB;
+//                          exit 0 if not OOM-killed first
+//   serve PORT [ADDR]      HTTP/1.1 on ADDR:PORT (default 0.0.0.0, as it runs in its own
+//                          network namespace): GET /status, POST /start, GET /ping
+//   fetch HOST PORT PATH   GET PATH from HOST:PORT (numeric IPv4), print the body; exit 0
+//                          on HTTP 200, else 1; retries connecting for up to 10 s
+// Bad arguments print this usage and exit 2.
+//
+// SIGTERM and SIGINT end every mode at once: `serve` exits 0, the others 143 (what a
+// shell reports for a TERM death). The handler matters because the process is PID 1 in
+// its container, and PID 1 does not die of a signal it has no handler for, so without
+// it `docker stop` would wait out its whole grace period.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace {
+
+constexpr int kUsageExitCode = 2;
+constexpr int kTermExitCode = 143;
+constexpr size_t kMiB = 1024 * 1024;
+constexpr int kAllocReportEveryMiB = 16;
+constexpr int64_t kFakeJobMillis = 2000;
+constexpr int64_t kFetchConnectDeadlineMillis = 10000;
+constexpr size_t kMaxRequestHeaderBytes = 16 * 1024;
+
+constexpr const char* kUsage =
+    "usage: baton_testjob MODE ARGS...\n"
+    "  sleep SECONDS\n"
+    "  exit CODE\n"
+    "  print N\n"
+    "  env NAME...\n"
+    "  alloc MEGABYTES\n"
+    "  serve PORT [ADDR]\n"
+    "  fetch HOST PORT PATH\n";
+
+int Usage() {
+  std::fputs(kUsage, stderr);
+  return kUsageExitCode;
+}
+
+// Prints one line and flushes, so a log reader sees each line as soon as it is written,
+// whatever the buffering of a pipe or a container log driver.
+void Line(std::FILE* out, const char* format, ...) __attribute__((format(printf, 2, 3)));
+void Line(std::FILE* out, const char* format, ...) {
+  va_list args;
+  va_start(args, format);
+  std::vfprintf(out, format, args);
+  va_end(args);
+  std::fputc('\n', out);
+  std::fflush(out);
+}
+
+// Parses the whole of `text` as a base-10 integer in [min, max].
+bool ParseInt(std::string_view text, int64_t min, int64_t max, int64_t* value) {
+  if (text.empty()) return false;
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, *value);
+  return ec == std::errc() && ptr == end && *value >= min && *value <= max;
+}
+
+int64_t NowMillis() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1000000;
+}
+
+void SleepMillis(int64_t millis) {
+  timespec ts{static_cast<time_t>(millis / 1000), static_cast<long>(millis % 1000) * 1000000};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+volatile sig_atomic_t term_exit_code = kTermExitCode;
+
+extern "C" void OnTerm(int) { _exit(term_exit_code); }
+
+void InstallTermHandler(int exit_code) {
+  term_exit_code = exit_code;
+  struct sigaction action {};
+  action.sa_handler = OnTerm;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+bool ParseIpv4(const char* host, int64_t port, sockaddr_in* addr) {
+  *addr = sockaddr_in{};
+  addr->sin_family = AF_INET;
+  addr->sin_port = htons(static_cast<uint16_t>(port));
+  return inet_pton(AF_INET, host, &addr->sin_addr) == 1;
+}
+
+bool SendAll(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+// ---- sleep, exit, print, env, alloc ----
+
+int RunSleep(int argc, char** argv) {
+  int64_t seconds = 0;
+  if (argc != 3 || !ParseInt(argv[2], 0, 365LL * 24 * 3600, &seconds)) return Usage();
+  SleepMillis(seconds * 1000);
+  return 0;
+}
+
+int RunExit(int argc, char** argv) {
+  int64_t code = 0;
+  if (argc != 3 || !ParseInt(argv[2], 0, 255, &code)) return Usage();
+  Line(stdout, "exiting with %d", static_cast<int>(code));
+  return static_cast<int>(code);
+}
+
+int RunPrint(int argc, char** argv) {
+  int64_t n = 0;
+  if (argc != 3 || !ParseInt(argv[2], 0, 10000000, &n)) return Usage();
+  for (int64_t i = 1; i <= n; ++i) {
+    Line(stdout, "progress %lld/%lld", static_cast<long long>(i), static_cast<long long>(n));
+    Line(stderr, "warning %lld/%lld", static_cast<long long>(i), static_cast<long long>(n));
+  }
+  return 0;
+}
+
+int RunEnv(int argc, char** argv) {
+  if (argc < 3) return Usage();
+  for (int i = 2; i < argc; ++i) {
+    const char* value = std::getenv(argv[i]);
+    if (value == nullptr) {
+      Line(stdout, "%s unset", argv[i]);
+    } else {
+      Line(stdout, "%s=%s", argv[i], value);
+    }
+  }
+  return 0;
+}
+
+int RunAlloc(int argc, char** argv) {
+  int64_t megabytes = 0;
+  if (argc != 3 || !ParseInt(argv[2], 0, 1024 * 1024, &megabytes)) return Usage();
+  // Blocks are kept (never freed) so the resident set only grows, and every page is
+  // written, so the kernel really backs it and a memory limit really triggers.
+  std::vector<char*> blocks;
+  blocks.reserve(static_cast<size_t>(megabytes));
+  for (int64_t i = 1; i <= megabytes; ++i) {
+    char* block = static_cast<char*>(std::malloc(kMiB));
+    if (block == nullptr) {
+      Line(stderr, "malloc failed after %lld MiB", static_cast<long long>(i - 1));
+      return 1;
+    }
+    std::memset(block, static_cast<int>(i & 0xff) | 1, kMiB);
+    blocks.push_back(block);
+    if (i % kAllocReportEveryMiB == 0) {
+      Line(stdout, "allocated %lld MiB", static_cast<long long>(i));
+    }
+  }
+  Line(stdout, "allocated %lld MiB, done", static_cast<long long>(megabytes));
+  return 0;
+}
+
+// ---- serve ----
+
+// The fake job: idle until the first POST /start, then running for kFakeJobMillis with
+// progress 0..100, then done. Later POSTs are accepted and change nothing, so a caller
+// that retries /start (at-least-once delivery) does not restart the job.
+class FakeJob {
+ public:
+  void Start() {
+    if (started_at_ < 0) started_at_ = NowMillis();
+  }
+
+  std::string StatusJson() const {
+    const char* state = "idle";
+    int64_t progress = 0;
+    if (started_at_ >= 0) {
+      int64_t elapsed = NowMillis() - started_at_;
+      if (elapsed >= kFakeJobMillis) {
+        state = "done";
+        progress = 100;
+      } else {
+        state = "running";
+        progress = elapsed * 100 / kFakeJobMillis;
+      }
+    }
+    return std::string("{\"state\":\"") + state + "\",\"progress\":" + std::to_string(progress) +
+           "}";
+  }
+
+ private:
+  int64_t started_at_ = -1;
+};
+
+void Respond(int fd, int code, const char* reason, const char* content_type,
+             const std::string& body) {
+  std::string response =
+      "HTTP/1.1 " + std::to_string(code) + " " + reason + "\r\nContent-Type: " + content_type +
+      "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+  SendAll(fd, response);
+}
+
+// Reads one request's header block (and discards a Content-Length body so closing the
+// socket does not reset the connection under the client). Returns false on a malformed,
+// oversized or abandoned request.
+bool ReadRequest(int fd, std::string* method, std::string* target) {
+  std::string buffer;
+  size_t header_end = std::string::npos;
+  char chunk[4096];
+  while ((header_end = buffer.find("\r\n\r\n")) == std::string::npos) {
+    if (buffer.size() > kMaxRequestHeaderBytes) return false;
+    ssize_t n = recv(fd, chunk, sizeof chunk, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    buffer.append(chunk, static_cast<size_t>(n));
+  }
+  size_t line_end = buffer.find("\r\n");
+  std::string_view line(buffer.data(), line_end);
+  size_t sp1 = line.find(' ');
+  size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
+  if (sp2 == std::string_view::npos) return false;
+  *method = std::string(line.substr(0, sp1));
+  *target = std::string(line.substr(sp1 + 1, sp2 - sp1 - 1));
+
+  int64_t content_length = 0;
+  std::string headers = buffer.substr(0, header_end);
+  for (char& c : headers) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  size_t at = headers.find("\r\ncontent-length:");
+  if (at != std::string::npos) {
+    size_t value = at + std::strlen("\r\ncontent-length:");
+    while (value < headers.size() && headers[value] == ' ') ++value;
+    size_t value_end = headers.find("\r\n", value);
+    std::string_view digits(headers.data() + value,
+                            (value_end == std::string::npos ? headers.size() : value_end) - value);
+    if (!ParseInt(digits, 0, 1 << 20, &content_length)) return false;
+  }
+  int64_t remaining = content_length - static_cast<int64_t>(buffer.size() - header_end - 4);
+  while (remaining > 0) {
+    ssize_t n = recv(fd, chunk, sizeof chunk, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    remaining -= n;
+  }
+  return true;
+}
+
+void HandleConnection(int fd, FakeJob* job) {
+  // A client that connects and says nothing must not block the server for long.
+  timeval timeout{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  std::string method, target;
+  if (!ReadRequest(fd, &method, &target)) {
+    Respond(fd, 400, "Bad Request", "text/plain", "bad request\n");
+    return;
+  }
+  std::string path = target.substr(0, target.find('?'));
+  if (method == "GET" && path == "/status") {
+    Respond(fd, 200, "OK", "application/json", job->StatusJson());
+  } else if (method == "POST" && path == "/start") {
+    job->Start();
+    Respond(fd, 202, "Accepted", "application/json", job->StatusJson());
+  } else if (method == "GET" && path == "/ping") {
+    Respond(fd, 200, "OK", "text/plain", "pong");
+  } else {
+    Respond(fd, 404, "Not Found", "text/plain", "not found\n");
+  }
+  Line(stdout, "%s %s", method.c_str(), target.c_str());
+}
+
+int RunServe(int argc, char** argv) {
+  int64_t port = 0;
+  if (argc < 3 || argc > 4 || !ParseInt(argv[2], 1, 65535, &port)) return Usage();
+  sockaddr_in addr;
+  if (!ParseIpv4(argc == 4 ? argv[3] : "0.0.0.0", port, &addr)) return Usage();
+  InstallTermHandler(0);
+
+  int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  if (listener < 0 || setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+      bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      listen(listener, 64) != 0) {
+    Line(stderr, "serve: cannot listen on port %lld: %s", static_cast<long long>(port),
+         std::strerror(errno));
+    return 1;
+  }
+  Line(stdout, "listening on %s:%lld", argc == 4 ? argv[3] : "0.0.0.0",
+       static_cast<long long>(port));
+  FakeJob job;
+  // One connection at a time is plenty for a test peer, and keeps the process
+  // single-threaded, so the signal handler's _exit is always safe.
+  for (;;) {
+    int fd = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      Line(stderr, "serve: accept: %s", std::strerror(errno));
+      return 1;
+    }
+    HandleConnection(fd, &job);
+    close(fd);
+  }
+}
+
+// ---- fetch ----
+
+int ConnectWithRetry(const sockaddr_in& addr) {
+  int64_t deadline = NowMillis() + kFetchConnectDeadlineMillis;
+  for (;;) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    if (connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0) return fd;
+    int error = errno;
+    close(fd);
+    if (NowMillis() >= deadline) {
+      errno = error;
+      return -1;
+    }
+    SleepMillis(200);
+  }
+}
+
+int RunFetch(int argc, char** argv) {
+  int64_t port = 0;
+  sockaddr_in addr;
+  if (argc != 5 || !ParseInt(argv[3], 1, 65535, &port) || !ParseIpv4(argv[2], port, &addr) ||
+      argv[4][0] != '/') {
+    return Usage();
+  }
+  int fd = ConnectWithRetry(addr);
+  if (fd < 0) {
+    Line(stderr, "fetch: cannot connect to %s:%lld: %s", argv[2], static_cast<long long>(port),
+         std::strerror(errno));
+    return 1;
+  }
+  timeval timeout{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  std::string request = std::string("GET ") + argv[4] + " HTTP/1.0\r\nHost: " + argv[2] + ":" +
+                        argv[3] + "\r\nConnection: close\r\n\r\n";
+  if (!SendAll(fd, request)) {
+    Line(stderr, "fetch: send: %s", std::strerror(errno));
+    close(fd);
+    return 1;
+  }
+  // HTTP/1.0: the server closes the connection after the body, so read to EOF.
+  std::string response;
+  char chunk[4096];
+  for (;;) {
+    ssize_t n = recv(fd, chunk, sizeof chunk, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      Line(stderr, "fetch: recv: %s", std::strerror(errno));
+      close(fd);
+      return 1;
+    }
+    if (n == 0) break;
+    response.append(chunk, static_cast<size_t>(n));
+  }
+  close(fd);
+
+  size_t header_end = response.find("\r\n\r\n");
+  size_t sp = response.find(' ');
+  int64_t status = 0;
+  if (header_end == std::string::npos || sp == std::string::npos || sp + 4 > response.size() ||
+      !ParseInt(std::string_view(response).substr(sp + 1, 3), 100, 599, &status)) {
+    Line(stderr, "fetch: malformed HTTP response (%zu bytes)", response.size());
+    return 1;
+  }
+  std::string body = response.substr(header_end + 4);
+  std::fwrite(body.data(), 1, body.size(), stdout);
+  if (body.empty() || body.back() != '\n') std::fputc('\n', stdout);
+  std::fflush(stdout);
+  if (status != 200) {
+    Line(stderr, "fetch: HTTP %lld", static_cast<long long>(status));
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) return Usage();
+  std::string_view mode = argv[1];
+  if (mode == "serve") return RunServe(argc, argv);
+  InstallTermHandler(kTermExitCode);
+  if (mode == "sleep") return RunSleep(argc, argv);
+  if (mode == "exit") return RunExit(argc, argv);
+  if (mode == "print") return RunPrint(argc, argv);
+  if (mode == "env") return RunEnv(argc, argv);
+  if (mode == "alloc") return RunAlloc(argc, argv);
+  if (mode == "fetch") return RunFetch(argc, argv);
+  return Usage();
+}
