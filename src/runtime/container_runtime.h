@@ -86,6 +86,15 @@ struct LogLine {
   std::string text;  // without the trailing newline
 };
 
+// A change of one of Baton's containers, from the runtime's event stream.
+struct ContainerEvent {
+  std::string container_id;
+  std::string action;  // "create", "start", "die", "oom", "destroy", …
+  int exit_code = -1;  // for "die"
+  std::map<std::string, std::string> labels;
+  TimePoint time;
+};
+
 struct Usage {
   double cpu_seconds = 0;
   int64_t memory_bytes = 0;       // now
@@ -123,6 +132,16 @@ class ContainerRuntime {
   // The container's output so far, stdout and stderr kept apart, oldest first.
   virtual Result<std::vector<LogLine>> Logs(const std::string& container_id) = 0;
   virtual Result<Usage> Stats(const std::string& container_id) = 0;
+  // Streams the container's output as it comes (past lines first) to
+  // `on_line` until it returns false, the container stops, or `timeout`.
+  virtual Status FollowLogs(const std::string& container_id, const std::function<bool(const LogLine&)>& on_line,
+                            std::chrono::milliseconds timeout) = 0;
+  // Streams events of the containers whose labels include all of
+  // `selector` — from `since` (past events are replayed) or from now — until
+  // `on_event` returns false or `timeout`.
+  virtual Status WatchEvents(const std::map<std::string, std::string>& selector,
+                             const std::function<bool(const ContainerEvent&)>& on_event,
+                             std::chrono::milliseconds timeout, std::optional<TimePoint> since = std::nullopt) = 0;
 
   // Every container Baton created whose labels include all of `selector`.
   virtual Result<std::vector<ContainerState>> ListByLabels(const std::map<std::string, std::string>& selector) = 0;

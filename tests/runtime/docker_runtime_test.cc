@@ -3,8 +3,14 @@
 // FROM scratch with the static testjob program; nothing comes from the internet.
 #include "runtime/docker/docker_runtime.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <optional>
+#include <thread>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -273,6 +279,87 @@ TEST_F(DockerRuntimeTest, ReconcilerRemovesOrphansAndLeavesOthersAlone) {
   ASSERT_TRUE(still.ok());
   EXPECT_EQ(still->status, 200);  // left alone
   client.Request("DELETE", "/containers/" + plain_id + "?force=1").status().IgnoreError();
+}
+
+TEST_F(DockerRuntimeTest, EventsStreamReportsDieWithExitCodeAndLogsCanBeFollowed) {
+  GroupSpec spec;
+  spec.name = Unique("events");
+  spec.containers = {Job("main", {"exit", "3"})};
+  GroupState g = Create(spec);
+  std::optional<ContainerEvent> died;
+  const TimePoint before_start = std::chrono::system_clock::now() - 1s;
+  ASSERT_TRUE(runtime_->StartGroup(spec.name).ok());
+  // Events since before the start are replayed, so no race with the subscription.
+  Status watched = runtime_->WatchEvents({{"baton.group", spec.name}},
+                                         [&](const ContainerEvent& e) {
+                                           if (e.action != "die") return true;
+                                           died = e;
+                                           return false;
+                                         },
+                                         60s, before_start);
+  EXPECT_TRUE(watched.ok()) << watched.ToString();
+  ASSERT_TRUE(died.has_value());
+  EXPECT_EQ(died->exit_code, 3);
+  EXPECT_EQ(died->container_id, g.containers[0].id);
+  EXPECT_EQ(died->labels["baton.group"], spec.name);
+
+  // Following the logs of a running job: past lines, then new ones, to its end.
+  GroupSpec printer;
+  printer.name = Unique("follow");
+  printer.containers = {Job("main", {"print", "4"})};
+  GroupState p = Create(printer);
+  ASSERT_TRUE(runtime_->StartGroup(printer.name).ok());
+  std::vector<LogLine> lines;
+  Status followed = runtime_->FollowLogs(p.containers[0].id,
+                                         [&](const LogLine& l) {
+                                           lines.push_back(l);
+                                           return true;
+                                         },
+                                         60s);  // returns when the container stops
+  EXPECT_TRUE(followed.ok()) << followed.ToString();
+  int out = 0, err = 0;
+  for (const LogLine& l : lines) (l.stream == LogLine::Stream::kStdout ? out : err)++;
+  EXPECT_EQ(out, 4);
+  EXPECT_EQ(err, 4);
+}
+
+TEST_F(DockerRuntimeTest, BridgeGroupPublishesPortsOnLoopbackOnly) {
+  GroupSpec spec;
+  spec.name = Unique("bridge");
+  spec.network = NetworkMode::kBridge;
+  spec.scratch_volume = true;
+  ContainerSpec server = Job("server", {"serve", "8080"});
+  server.ports = {PortMapping{8080, 0}};
+  spec.containers = {server};
+  GroupState g = Create(spec);
+  ASSERT_TRUE(runtime_->StartGroup(spec.name).ok());
+  auto state = runtime_->InspectGroup(spec.name);
+  ASSERT_TRUE(state.ok());
+  ASSERT_TRUE(state->containers[0].published_ports.count(8080));
+  uint16_t port = state->containers[0].published_ports.at(8080);
+  ASSERT_GT(port, 0);
+  // Reached through 127.0.0.1 only, never the bridge address.
+  std::string body;
+  bool answered = false;
+  for (int i = 0; i < 100 && !answered; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+      const char req[] = "GET /ping HTTP/1.0\r\n\r\n";
+      if (write(fd, req, sizeof req - 1) > 0) {
+        char buf[512];
+        ssize_t n;
+        while ((n = read(fd, buf, sizeof buf)) > 0) body.append(buf, n);
+        answered = body.find("pong") != std::string::npos;
+      }
+    }
+    close(fd);
+    if (!answered) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_TRUE(answered) << body;
 }
 
 }  // namespace

@@ -31,6 +31,15 @@ class DockerClient {
                                  const std::map<std::string, std::string>& headers = {},
                                  std::chrono::milliseconds timeout = std::chrono::seconds(30)) const;
 
+  // Sends one request and passes the response body to `on_data` piece by
+  // piece as it arrives (streaming endpoints: events, logs with follow,
+  // progress), until `on_data` returns false, the body ends, or `timeout`
+  // passes. Returns the HTTP status; Unavailable when the socket cannot be
+  // reached; reaching `timeout` is not an error (the caller chose it).
+  Result<int> Stream(std::string_view method, const std::string& path,
+                     const std::function<bool(std::string_view)>& on_data, std::chrono::milliseconds timeout,
+                     const std::map<std::string, std::string>& headers = {}) const;
+
   const std::string& socket_path() const { return socket_path_; }
 
  private:

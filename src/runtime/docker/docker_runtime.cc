@@ -338,44 +338,140 @@ Result<int> DockerRuntime::WaitContainer(const std::string& container_id, std::c
   return j.is_object() ? j.value("StatusCode", -1) : -1;
 }
 
-Result<std::vector<LogLine>> DockerRuntime::Logs(const std::string& container_id) {
-  BATON_ASSIGN_OR_RETURN(DockerResponse r, client_.Request("GET", "/containers/" + container_id +
-                                                                     "/logs?stdout=1&stderr=1&timestamps=1"));
-  if (r.status != 200) return FromDocker(r, "logs of container " + container_id);
-  // Multiplexed frames: [stream, 0, 0, 0, size (big-endian u32)] + payload.
-  std::vector<LogLine> lines;
-  std::string partial[3];
-  const std::string& b = r.body;
-  size_t i = 0;
-  auto emit = [&](LogLine::Stream stream, std::string text) {
+namespace {
+
+// Splits Docker's multiplexed log stream ([stream, 0, 0, 0, size as
+// big-endian u32] + payload frames) into lines, stdout and stderr apart.
+// Frames may arrive cut anywhere: Feed() keeps what it cannot use yet.
+class LogDemuxer {
+ public:
+  explicit LogDemuxer(std::function<bool(LogLine)> emit) : emit_(std::move(emit)) {}
+
+  bool Feed(std::string_view data) {
+    pending_.append(data);
+    size_t i = 0;
+    while (i + 8 <= pending_.size()) {
+      int type = static_cast<unsigned char>(pending_[i]);
+      uint32_t size = (static_cast<uint32_t>(static_cast<unsigned char>(pending_[i + 4])) << 24) |
+                      (static_cast<uint32_t>(static_cast<unsigned char>(pending_[i + 5])) << 16) |
+                      (static_cast<uint32_t>(static_cast<unsigned char>(pending_[i + 6])) << 8) |
+                      static_cast<uint32_t>(static_cast<unsigned char>(pending_[i + 7]));
+      if (i + 8 + size > pending_.size()) break;
+      if (type == 1 || type == 2) {
+        std::string& acc = partial_[type];
+        acc.append(pending_, i + 8, size);
+        for (size_t nl; (nl = acc.find('\n')) != std::string::npos;) {
+          std::string text = acc.substr(0, nl);
+          acc.erase(0, nl + 1);
+          if (!Emit(type, std::move(text))) return false;
+        }
+      }
+      i += 8 + size;
+    }
+    pending_.erase(0, i);
+    return true;
+  }
+
+  void Finish() {
+    for (int t : {1, 2}) {
+      if (!partial_[t].empty()) Emit(t, std::move(partial_[t]));
+      partial_[t].clear();
+    }
+  }
+
+ private:
+  bool Emit(int type, std::string text) {
     LogLine line;
-    line.stream = stream;
+    line.stream = type == 1 ? LogLine::Stream::kStdout : LogLine::Stream::kStderr;
     size_t space = text.find(' ');
     if (space != std::string::npos && ParseIso8601(std::string_view(text).substr(0, space), &line.time)) {
       text.erase(0, space + 1);
     }
     line.text = std::move(text);
+    return emit_(std::move(line));
+  }
+
+  std::function<bool(LogLine)> emit_;
+  std::string pending_;
+  std::string partial_[3];
+};
+
+}  // namespace
+
+Result<std::vector<LogLine>> DockerRuntime::Logs(const std::string& container_id) {
+  BATON_ASSIGN_OR_RETURN(DockerResponse r, client_.Request("GET", "/containers/" + container_id +
+                                                                     "/logs?stdout=1&stderr=1&timestamps=1"));
+  if (r.status != 200) return FromDocker(r, "logs of container " + container_id);
+  std::vector<LogLine> lines;
+  LogDemuxer demux([&](LogLine line) {
     lines.push_back(std::move(line));
-  };
-  while (i + 8 <= b.size()) {
-    int type = static_cast<unsigned char>(b[i]);
-    uint32_t size = (static_cast<uint32_t>(static_cast<unsigned char>(b[i + 4])) << 24) |
-                    (static_cast<uint32_t>(static_cast<unsigned char>(b[i + 5])) << 16) |
-                    (static_cast<uint32_t>(static_cast<unsigned char>(b[i + 6])) << 8) |
-                    static_cast<uint32_t>(static_cast<unsigned char>(b[i + 7]));
-    if (i + 8 + size > b.size() || (type != 1 && type != 2)) break;
-    std::string& acc = partial[type];
-    acc.append(b, i + 8, size);
-    for (size_t nl; (nl = acc.find('\n')) != std::string::npos;) {
-      emit(type == 1 ? LogLine::Stream::kStdout : LogLine::Stream::kStderr, acc.substr(0, nl));
-      acc.erase(0, nl + 1);
-    }
-    i += 8 + size;
-  }
-  for (int t : {1, 2}) {
-    if (!partial[t].empty()) emit(t == 1 ? LogLine::Stream::kStdout : LogLine::Stream::kStderr, partial[t]);
-  }
+    return true;
+  });
+  demux.Feed(r.body);
+  demux.Finish();
   return lines;
+}
+
+Status DockerRuntime::FollowLogs(const std::string& container_id, const std::function<bool(const LogLine&)>& on_line,
+                                 std::chrono::milliseconds timeout) {
+  bool stopped = false;
+  LogDemuxer demux([&](LogLine line) {
+    if (!on_line(line)) stopped = true;
+    return !stopped;
+  });
+  BATON_ASSIGN_OR_RETURN(
+      int status, client_.Stream("GET", "/containers/" + container_id + "/logs?stdout=1&stderr=1&timestamps=1&follow=1",
+                                 [&](std::string_view data) { return demux.Feed(data); }, timeout));
+  if (status == 404) return NotFoundError("container " + container_id + " does not exist");
+  if (status != 200) return InternalError("following the logs of " + container_id + ": HTTP " + std::to_string(status));
+  if (!stopped) demux.Finish();
+  return Status::Ok();
+}
+
+Status DockerRuntime::WatchEvents(const std::map<std::string, std::string>& selector,
+                                  const std::function<bool(const ContainerEvent&)>& on_event,
+                                  std::chrono::milliseconds timeout, std::optional<TimePoint> since) {
+  Json labels = Json::array();
+  for (const auto& [k, v] : selector) labels.push_back(k + "=" + v);
+  Json filters = {{"type", {"container"}}};
+  if (!labels.empty()) filters["label"] = labels;
+  std::string path = "/events?filters=" + QueryEscape(filters.dump());
+  if (since) {
+    int64_t us = ToUnixMicros(*since);
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%lld.%06lld", static_cast<long long>(us / 1000000),
+                  static_cast<long long>(us % 1000000));
+    path += std::string("&since=") + buf;
+  }
+  std::string pending;
+  BATON_ASSIGN_OR_RETURN(int status, client_.Stream("GET", path,
+                                                    [&](std::string_view data) {
+                                                      pending.append(data);
+                                                      for (size_t nl; (nl = pending.find('\n')) != std::string::npos;) {
+                                                        Json j = Json::parse(pending.substr(0, nl), nullptr, false);
+                                                        pending.erase(0, nl + 1);
+                                                        if (!j.is_object()) continue;
+                                                        ContainerEvent e;
+                                                        e.container_id = j.value("id", "");
+                                                        e.action = j.value("Action", j.value("status", ""));
+                                                        if (j.contains("Actor") && j["Actor"].contains("Attributes")) {
+                                                          for (const auto& [k, v] : j["Actor"]["Attributes"].items()) {
+                                                            if (!v.is_string()) continue;
+                                                            if (k == "exitCode") {
+                                                              e.exit_code = std::atoi(v.get<std::string>().c_str());
+                                                            } else {
+                                                              e.labels[k] = v.get<std::string>();
+                                                            }
+                                                          }
+                                                        }
+                                                        e.time = FromUnixMicros(j.value("timeNano", int64_t{0}) / 1000);
+                                                        if (!on_event(e)) return false;
+                                                      }
+                                                      return true;
+                                                    },
+                                                    timeout));
+  if (status != 200) return InternalError("watching events: HTTP " + std::to_string(status));
+  return Status::Ok();
 }
 
 Result<Usage> DockerRuntime::Stats(const std::string& container_id) {

@@ -33,6 +33,11 @@ class DockerRuntime final : public ContainerRuntime {
   Result<int> WaitContainer(const std::string& container_id, std::chrono::milliseconds timeout) override;
   Result<std::vector<LogLine>> Logs(const std::string& container_id) override;
   Result<Usage> Stats(const std::string& container_id) override;
+  Status FollowLogs(const std::string& container_id, const std::function<bool(const LogLine&)>& on_line,
+                    std::chrono::milliseconds timeout) override;
+  Status WatchEvents(const std::map<std::string, std::string>& selector,
+                     const std::function<bool(const ContainerEvent&)>& on_event,
+                     std::chrono::milliseconds timeout, std::optional<TimePoint> since = std::nullopt) override;
   Result<std::vector<ContainerState>> ListByLabels(const std::map<std::string, std::string>& selector) override;
   Result<std::string> PullImage(const std::string& image, const RegistryCredentials& credentials,
                                 std::chrono::milliseconds timeout) override;
