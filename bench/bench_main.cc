@@ -8,6 +8,7 @@
 //                                  HTTP API of a real `baton serve`
 //   scripts/bench http-rate [S] [C]  wrk: status GETs and starts per second
 //   scripts/bench entity-signals [N] [C]  signals/s to one entity and to 1,000
+//   scripts/bench container-run [N]  DockerRuntime create+start+wait+remove vs `docker run --rm`
 //
 // Every run uses a fresh SQLite task hub in a temp dir with the durable
 // settings Baton ships with. Figures are printed, never asserted.
@@ -21,6 +22,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -32,6 +34,7 @@
 #include "baton/sqlite_store.h"
 #include "baton/worker.h"
 #include "core/executor.h"
+#include "runtime/docker/docker_runtime.h"
 #include "testing/server_process.h"
 
 #include <boost/asio/connect.hpp>
@@ -438,6 +441,67 @@ int EntitySignals(int total, int clients) {
   return 0;
 }
 
+std::string ReadBinary(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// create + start + wait + remove of a trivial container through DockerRuntime,
+// against `docker run --rm` of the same image, interleaved in one run.
+int ContainerRun(int n) {
+  runtime::docker::DockerRuntime docker;
+  if (Status s = docker.Ping(); !s.ok()) {
+    std::fprintf(stderr, "%s (run scripts/docker-up)\n", s.ToString().c_str());
+    return 1;
+  }
+  const std::string image = "baton-bench/testjob:" + std::to_string(getpid());
+  std::string tar = runtime::docker::MakeTar(
+      {{"Dockerfile", "FROM scratch\nCOPY testjob /testjob\nENTRYPOINT [\"/testjob\"]\n"},
+       {"testjob", ReadBinary(BATON_TESTJOB)}},
+      {"testjob"});
+  if (Status s = docker.BuildImage(image, tar); !s.ok()) {
+    std::fprintf(stderr, "%s\n", s.ToString().c_str());
+    return 1;
+  }
+  std::vector<double> ours, cli;
+  for (int i = 0; i < n + 2; ++i) {  // the first two of each are warm-up
+    runtime::GroupSpec spec;
+    spec.name = "bench-" + std::to_string(getpid()) + "-" + std::to_string(i);
+    runtime::ContainerSpec c;
+    c.name = "main";
+    c.image = image;
+    c.args = {"exit", "0"};
+    spec.containers = {c};
+    auto t0 = Clock_::now();
+    auto group = docker.CreateGroup(spec);
+    if (!group.ok() || !docker.StartGroup(spec.name).ok() ||
+        !docker.WaitContainer(group->containers[0].id, std::chrono::seconds(60)).ok() ||
+        !docker.DeleteGroup(spec.name).ok()) {
+      std::fprintf(stderr, "a container run failed\n");
+      return 1;
+    }
+    double ms_ours = Ms(Clock_::now() - t0);
+    t0 = Clock_::now();
+    std::string cmd = "docker run --rm --network none " + image + " exit 0 >/dev/null 2>&1";
+    if (std::system(cmd.c_str()) != 0) {
+      std::fprintf(stderr, "docker run failed\n");
+      return 1;
+    }
+    double ms_cli = Ms(Clock_::now() - t0);
+    if (i >= 2) {
+      ours.push_back(ms_ours);
+      cli.push_back(ms_cli);
+    }
+  }
+  docker.RemoveImage(image).IgnoreError();
+  double p_ours = Percentile(ours, 0.5), p_cli = Percentile(cli, 0.5);
+  std::printf("baton container-run: N=%d baton_p50=%.1fms docker_run_rm_p50=%.1fms ratio=%.2f\n", n, p_ours, p_cli,
+              p_ours / p_cli);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -449,7 +513,8 @@ int main(int argc, char** argv) {
   if (what == "hello5-http") return Hello5Http(arg(2, 2000), arg(3, 50));
   if (what == "http-rate") return HttpRate(arg(2, 10), arg(3, 32));
   if (what == "entity-signals") return EntitySignals(arg(2, 20000), arg(3, 16));
-  std::fprintf(stderr, "usage: %s hello5 [N] [C] | hello5-http [N] [C] | http-rate [SECONDS] [CONNECTIONS] | entity-signals [N] [C] | fanout [N] | "
+  if (what == "container-run") return ContainerRun(arg(2, 20));
+  std::fprintf(stderr, "usage: %s hello5 [N] [C] | hello5-http [N] [C] | http-rate [SECONDS] [CONNECTIONS] | entity-signals [N] [C] | container-run [N] | fanout [N] | "
                "replay [N]\n",
                argv[0]);
   return 2;

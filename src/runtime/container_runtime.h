@@ -150,8 +150,11 @@ class ContainerRuntime {
   // reference ("repo@sha256:…"). NotFound: no such image or tag.
   // Unauthenticated: the registry refused the credentials. Unavailable: the
   // registry (or dockerd) cannot be reached. Never hangs past `timeout`.
+  // `progress`, when given, receives each progress line of the pull
+  // ("Pulling fs layer", "Downloading 1.2MB/3.4MB", …) as it happens.
   virtual Result<std::string> PullImage(const std::string& image, const RegistryCredentials& credentials,
-                                        std::chrono::milliseconds timeout) = 0;
+                                        std::chrono::milliseconds timeout,
+                                        const std::function<void(const std::string&)>& progress = nullptr) = 0;
 };
 
 // The reconciler primitive: removes every Baton group (label "baton.group",

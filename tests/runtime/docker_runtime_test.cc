@@ -55,14 +55,22 @@ class DockerRuntimeTest : public ::testing::Test {
   static Status PrepareImage() {
     Status ping = runtime_->Ping();
     if (!ping.ok()) return UnavailableError(ping.ToString() + " — run scripts/docker-up (scripts/test does)");
-    std::string tar = MakeTar({{"Dockerfile", "FROM scratch\nCOPY testjob /testjob\nENTRYPOINT [\"/testjob\"]\n"},
+    // Each test process builds its own image (the first layer holds its pid):
+    // identical concurrent builds would share image ids, and one process's
+    // clean-up would pull the image from under another's build.
+    std::string tar = MakeTar({{"Dockerfile", "FROM scratch\nLABEL baton.test.owner=" + std::to_string(getpid()) +
+                                              "\nCOPY owner /owner\nCOPY testjob /testjob\n"
+                                              "ENTRYPOINT [\"/testjob\"]\n"},
+                               {"owner", std::to_string(getpid()) + "\n"},
                                {"testjob", ReadFile(BATON_TESTJOB)}},
                               {"testjob"});
     const std::string tag = kRepo + ":" + std::to_string(getpid());
     BATON_RETURN_IF_ERROR(runtime_->BuildImage(tag, tar));
     BATON_RETURN_IF_ERROR(runtime_->PushImage(tag, Credentials()));
     BATON_RETURN_IF_ERROR(runtime_->RemoveImage(tag));
-    auto digest = runtime_->PullImage(tag, Credentials(), 60s);
+    int progress_lines = 0;
+    auto digest = runtime_->PullImage(tag, Credentials(), 60s, [&](const std::string&) { ++progress_lines; });
+    if (digest.ok() && progress_lines == 0) return InternalError("the pull reported no progress");
     if (!digest.ok()) return digest.status();
     image_ = new std::string(*digest);
     tag_ = new std::string(tag);
@@ -72,6 +80,18 @@ class DockerRuntimeTest : public ::testing::Test {
   static void TearDownTestSuite() {
     if (image_) runtime_->RemoveImage(*image_).IgnoreError();
     if (tag_) runtime_->RemoveImage(*tag_).IgnoreError();
+    // And the build's intermediate images: every image labelled as ours.
+    DockerClient client;
+    nlohmann::json filters = {{"label", {"baton.test.owner=" + std::to_string(getpid())}}};
+    auto ours = client.Request("GET", "/images/json?all=1&filters=" + QueryEscape(filters.dump()));
+    if (ours.ok() && ours->status == 200) {
+      nlohmann::json list = nlohmann::json::parse(ours->body, nullptr, false);
+      if (list.is_array()) {
+        for (const auto& image : list) {
+          client.Request("DELETE", "/images/" + image.value("Id", "") + "?force=1").status().IgnoreError();
+        }
+      }
+    }
     delete image_;
     delete tag_;
     delete runtime_;
@@ -360,6 +380,55 @@ TEST_F(DockerRuntimeTest, BridgeGroupPublishesPortsOnLoopbackOnly) {
     if (!answered) std::this_thread::sleep_for(50ms);
   }
   EXPECT_TRUE(answered) << body;
+}
+
+// Connects to 127.0.0.1:port and GETs /ping; true on "pong" (retries ~5 s).
+bool PingLoopback(uint16_t port) {
+  for (int i = 0; i < 100; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    std::string body;
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+      const char req[] = "GET /ping HTTP/1.0\r\n\r\n";
+      if (write(fd, req, sizeof req - 1) > 0) {
+        char buf[512];
+        ssize_t n;
+        while ((n = read(fd, buf, sizeof buf)) > 0) body.append(buf, n);
+      }
+    }
+    close(fd);
+    if (body.find("pong") != std::string::npos) return true;
+    std::this_thread::sleep_for(50ms);
+  }
+  return false;
+}
+
+TEST_F(DockerRuntimeTest, HostNetworkGroupRestartsAndServesAgain) {
+  const uint16_t port = static_cast<uint16_t>(20000 + getpid() % 20000);
+  GroupSpec spec;
+  spec.name = Unique("host");
+  spec.network = NetworkMode::kHost;
+  spec.containers = {Job("server", {"serve", std::to_string(port), "127.0.0.1"})};  // loopback only
+  GroupState g = Create(spec);
+  ASSERT_TRUE(runtime_->StartGroup(spec.name).ok());
+  ASSERT_TRUE(PingLoopback(port));
+  auto first = runtime_->InspectGroup(spec.name);
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(runtime_->RestartGroup(spec.name, 2s).ok());
+  auto second = runtime_->InspectGroup(spec.name);
+  ASSERT_TRUE(second.ok());
+  EXPECT_TRUE(second->containers[0].running);
+  EXPECT_NE(second->containers[0].started_at, first->containers[0].started_at);
+  EXPECT_TRUE(PingLoopback(port));
+  // Stop: SIGTERM within the grace period (testjob exits at once on it).
+  ASSERT_TRUE(runtime_->StopGroup(spec.name, 10s).ok());
+  auto stopped = runtime_->InspectGroup(spec.name);
+  ASSERT_TRUE(stopped.ok());
+  EXPECT_FALSE(stopped->containers[0].running);
+  EXPECT_EQ(stopped->containers[0].exit_code, 0);
 }
 
 }  // namespace

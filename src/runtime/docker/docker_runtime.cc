@@ -492,17 +492,48 @@ Result<Usage> DockerRuntime::Stats(const std::string& container_id) {
 }
 
 Result<std::string> DockerRuntime::PullImage(const std::string& image, const RegistryCredentials& credentials,
-                                             std::chrono::milliseconds timeout) {
+                                             std::chrono::milliseconds timeout,
+                                             const std::function<void(const std::string&)>& progress) {
   auto [repo, tag] = SplitReference(image);
   // A digest reference goes whole in fromImage; a tag goes apart.
   std::string path = image.find('@') != std::string::npos
                          ? "/images/create?fromImage=" + QueryEscape(image)
                          : "/images/create?fromImage=" + QueryEscape(repo) + "&tag=" + QueryEscape(tag);
+  // The answer is a stream of JSON progress lines, the last of which may be
+  // an error; an HTTP error status carries one JSON message instead.
+  std::string pending, body;
+  std::optional<std::string> error;
+  const auto started = std::chrono::steady_clock::now();
   BATON_ASSIGN_OR_RETURN(
-      DockerResponse r,
-      client_.Request("POST", path, "", {{"X-Registry-Auth", RegistryAuthHeader(credentials)}}, timeout));
-  if (r.status != 200) return RegistryStatus(image, MessageOf(r));
-  if (auto error = StreamError(r.body)) return RegistryStatus(image, *error);
+      int status, client_.Stream(
+                      "POST", path,
+                      [&](std::string_view data) {
+                        body.append(data.substr(0, std::min<size_t>(data.size(), 64 * 1024 - std::min<size_t>(body.size(), 64 * 1024))));
+                        pending.append(data);
+                        for (size_t nl; (nl = pending.find('\n')) != std::string::npos;) {
+                          Json line = Json::parse(pending.substr(0, nl), nullptr, false);
+                          pending.erase(0, nl + 1);
+                          if (!line.is_object()) continue;
+                          if (line.contains("error")) {
+                            error = line["error"].is_string() ? line["error"].get<std::string>() : line["error"].dump();
+                          } else if (progress && line.contains("status")) {
+                            std::string text = line.value("status", "");
+                            if (line.contains("progress") && line["progress"].is_string()) {
+                              text += " " + line["progress"].get<std::string>();
+                            }
+                            if (line.contains("id") && line["id"].is_string()) text = line["id"].get<std::string>() + ": " + text;
+                            progress(text);
+                          }
+                        }
+                        return true;
+                      },
+                      timeout, {{"X-Registry-Auth", RegistryAuthHeader(credentials)}}));
+  if (status != 200) return RegistryStatus(image, MessageOf(DockerResponse{status, body}));
+  if (error) return RegistryStatus(image, *error);
+  if (std::chrono::steady_clock::now() - started >= timeout) {
+    return DeadlineExceededError("pulling image '" + image + "' took longer than " +
+                                 std::to_string(timeout.count()) + " ms");
+  }
   BATON_ASSIGN_OR_RETURN(DockerResponse inspect, client_.Request("GET", "/images/" + image + "/json"));
   if (inspect.status != 200) return FromDocker(inspect, "inspect image '" + image + "'");
   Json j = Json::parse(inspect.body, nullptr, false);
@@ -536,7 +567,8 @@ Status DockerRuntime::PushImage(const std::string& image, const RegistryCredenti
 }
 
 Status DockerRuntime::RemoveImage(const std::string& image) {
-  BATON_ASSIGN_OR_RETURN(DockerResponse r, client_.Request("DELETE", "/images/" + image + "?force=1"));
+  // Not forced: an image still used by a container, or tagged elsewhere, stays.
+  BATON_ASSIGN_OR_RETURN(DockerResponse r, client_.Request("DELETE", "/images/" + image));
   if (r.status != 200 && r.status != 404) return FromDocker(r, "remove image '" + image + "'");
   return Status::Ok();
 }

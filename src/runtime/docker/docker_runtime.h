@@ -40,7 +40,8 @@ class DockerRuntime final : public ContainerRuntime {
                      std::chrono::milliseconds timeout, std::optional<TimePoint> since = std::nullopt) override;
   Result<std::vector<ContainerState>> ListByLabels(const std::map<std::string, std::string>& selector) override;
   Result<std::string> PullImage(const std::string& image, const RegistryCredentials& credentials,
-                                std::chrono::milliseconds timeout) override;
+                                std::chrono::milliseconds timeout,
+                                const std::function<void(const std::string&)>& progress = nullptr) override;
 
   // ---- Images (platform operations; tests build their images with these) ----
 
@@ -49,7 +50,8 @@ class DockerRuntime final : public ContainerRuntime {
   // Pushes `image` to its registry with `credentials`.
   Status PushImage(const std::string& image, const RegistryCredentials& credentials,
                    std::chrono::milliseconds timeout = std::chrono::seconds(60));
-  // Removes a local image (OK when absent).
+  // Removes a local image reference (OK when absent); the image itself goes
+  // when no other reference or container uses it.
   Status RemoveImage(const std::string& image);
 
  private:
