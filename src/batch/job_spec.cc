@@ -1,0 +1,312 @@
+#include "batch/job_spec.h"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+namespace baton::batch {
+namespace {
+
+Status FieldError(const std::string& field, const std::string& reason) {
+  return InvalidArgumentError(field + ": " + reason);
+}
+
+bool ValidName(const std::string& s, size_t max) {
+  if (s.empty() || s.size() > max) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (i > 0 && c == '-');
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool ValidEnvName(const std::string& s) {
+  if (s.empty() || s.size() > 256 || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+}
+
+// Rejects members a spec does not have: a typo must not pass silently.
+Status OnlyKnown(const Json& object, const std::string& path, const std::set<std::string>& known) {
+  for (const auto& [key, value] : object.items()) {
+    if (!known.count(key)) return FieldError(path + key, "unknown field");
+  }
+  return Status::Ok();
+}
+
+Status StringList(const Json& j, const std::string& field, std::vector<std::string>* out) {
+  if (!j.is_array()) return FieldError(field, "must be an array of strings");
+  for (size_t i = 0; i < j.size(); ++i) {
+    if (!j[i].is_string()) return FieldError(field + "[" + std::to_string(i) + "]", "must be a string");
+    out->push_back(j[i].get<std::string>());
+  }
+  return Status::Ok();
+}
+
+Status EnvMap(const Json& j, const std::string& field, std::map<std::string, std::string>* out) {
+  if (!j.is_object()) return FieldError(field, "must be an object of strings");
+  for (const auto& [k, v] : j.items()) {
+    if (!ValidEnvName(k)) return FieldError(field + "." + k, "is not a valid environment variable name");
+    if (k.rfind("BATON_", 0) == 0) return FieldError(field + "." + k, "names starting with BATON_ are reserved");
+    if (!v.is_string()) return FieldError(field + "." + k, "must be a string");
+    (*out)[k] = v.get<std::string>();
+  }
+  return Status::Ok();
+}
+
+Status ParseContainer(const Json& j, const std::string& path, bool is_main, JobContainer* c) {
+  static const std::set<std::string> kFields = {"name", "image", "command", "args", "env", "secretEnv",
+                                                "workingDir", "cpu", "memoryMb", "ports"};
+  static const std::set<std::string> kJobOnly = {"sidecars", "network", "timeoutSeconds", "restartPolicy",
+                                                 "completion", "labels", "priority"};
+  if (!j.is_object()) return FieldError(path.empty() ? "body" : path.substr(0, path.size() - 1), "must be an object");
+  if (!is_main) BATON_RETURN_IF_ERROR(OnlyKnown(j, path, kFields));
+  if (is_main) {
+    std::set<std::string> all = kFields;
+    all.insert(kJobOnly.begin(), kJobOnly.end());
+    BATON_RETURN_IF_ERROR(OnlyKnown(j, path, all));
+  }
+  if (!is_main) {
+    if (!j.contains("name") || !j["name"].is_string() || !ValidName(j["name"].get<std::string>(), 40)) {
+      return FieldError(path + "name", "must be 1-40 characters of a-z, 0-9 and '-'");
+    }
+    c->name = j["name"];
+    if (c->name == "main") return FieldError(path + "name", "'main' is the job's own container");
+  } else {
+    c->name = "main";
+  }
+  if (!j.contains("image") || !j["image"].is_string() || j["image"].get<std::string>().empty()) {
+    return FieldError(path + "image", "is required: an image reference such as 127.0.0.1:5000/team/job:1");
+  }
+  c->image = j["image"];
+  if (c->image.size() > 512 || c->image.find(' ') != std::string::npos) {
+    return FieldError(path + "image", "is not a valid image reference");
+  }
+  if (j.contains("command")) BATON_RETURN_IF_ERROR(StringList(j["command"], path + "command", &c->command));
+  if (j.contains("args")) BATON_RETURN_IF_ERROR(StringList(j["args"], path + "args", &c->args));
+  if (j.contains("env")) BATON_RETURN_IF_ERROR(EnvMap(j["env"], path + "env", &c->env));
+  if (j.contains("secretEnv")) BATON_RETURN_IF_ERROR(EnvMap(j["secretEnv"], path + "secretEnv", &c->secret_env));
+  for (const auto& [k, v] : c->secret_env) {
+    if (c->env.count(k)) return FieldError(path + "secretEnv." + k, "is also in env");
+  }
+  if (j.contains("workingDir")) {
+    if (!j["workingDir"].is_string() || j["workingDir"].get<std::string>().rfind('/', 0) != 0) {
+      return FieldError(path + "workingDir", "must be an absolute path");
+    }
+    c->working_dir = j["workingDir"];
+  }
+  if (j.contains("cpu")) {
+    if (!j["cpu"].is_number() || !(j["cpu"].get<double>() >= 0.01) || !std::isfinite(j["cpu"].get<double>())) {
+      return FieldError(path + "cpu", "must be a number of cores, at least 0.01");
+    }
+    c->cpu = j["cpu"];
+  }
+  if (j.contains("memoryMb")) {
+    if (!j["memoryMb"].is_number_integer() || j["memoryMb"].get<int64_t>() < 6 ||
+        j["memoryMb"].get<int64_t>() > (1 << 22)) {
+      return FieldError(path + "memoryMb", "must be an integer number of MiB, at least 6");
+    }
+    c->memory_bytes = j["memoryMb"].get<int64_t>() << 20;
+  }
+  if (j.contains("ports")) {
+    if (!j["ports"].is_array()) return FieldError(path + "ports", "must be an array of port numbers");
+    for (size_t i = 0; i < j["ports"].size(); ++i) {
+      const Json& p = j["ports"][i];
+      if (!p.is_number_integer() || p.get<int>() < 1 || p.get<int>() > 65535) {
+        return FieldError(path + "ports[" + std::to_string(i) + "]", "must be a port number 1-65535");
+      }
+      c->ports.push_back(static_cast<uint16_t>(p.get<int>()));
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+double JobSpec::TotalCpu() const {
+  double total = 0;
+  for (const auto& c : containers) total += c.cpu;
+  return total;
+}
+
+int64_t JobSpec::TotalMemoryBytes() const {
+  int64_t total = 0;
+  for (const auto& c : containers) total += c.memory_bytes;
+  return total;
+}
+
+std::string FieldOf(const Status& status) {
+  const std::string& m = status.message();
+  size_t colon = m.find(": ");
+  return colon == std::string::npos ? std::string() : m.substr(0, colon);
+}
+
+Result<JobSpec> ParseJobSpec(const Json& j) {
+  JobSpec spec;
+  if (!j.is_object()) return FieldError("body", "a job spec is a JSON object");
+  if (!j.contains("name") || !j["name"].is_string() || !ValidName(j["name"].get<std::string>(), 63)) {
+    return FieldError("name", "is required: 1-63 characters of a-z, 0-9 and '-'");
+  }
+  spec.name = j["name"];
+  JobContainer main;
+  BATON_RETURN_IF_ERROR(ParseContainer(j, "", /*is_main=*/true, &main));
+  spec.containers.push_back(std::move(main));
+  if (j.contains("sidecars")) {
+    if (!j["sidecars"].is_array()) return FieldError("sidecars", "must be an array of containers");
+    std::set<std::string> names = {"main"};
+    for (size_t i = 0; i < j["sidecars"].size(); ++i) {
+      JobContainer sidecar;
+      std::string path = "sidecars[" + std::to_string(i) + "].";
+      BATON_RETURN_IF_ERROR(ParseContainer(j["sidecars"][i], path, false, &sidecar));
+      if (!names.insert(sidecar.name).second) return FieldError(path + "name", "is not unique within the job");
+      spec.containers.push_back(std::move(sidecar));
+    }
+    if (spec.containers.size() > 8) return FieldError("sidecars", "at most 7 sidecars");
+  }
+  if (j.contains("network")) {
+    std::string n = j["network"].is_string() ? j["network"].get<std::string>() : "";
+    if (n == "none") spec.network = runtime::NetworkMode::kNone;
+    else if (n == "host") spec.network = runtime::NetworkMode::kHost;
+    else if (n == "bridge") spec.network = runtime::NetworkMode::kBridge;
+    else return FieldError("network", "must be \"none\", \"host\" or \"bridge\"");
+  }
+  for (size_t i = 0; i < spec.containers.size(); ++i) {
+    if (!spec.containers[i].ports.empty() && spec.network != runtime::NetworkMode::kBridge) {
+      return FieldError(i == 0 ? "ports" : "sidecars[" + std::to_string(i - 1) + "].ports",
+                        "ports are published only with network \"bridge\"");
+    }
+  }
+  if (j.contains("timeoutSeconds")) {
+    if (!j["timeoutSeconds"].is_number_integer() || j["timeoutSeconds"].get<int64_t>() < 1 ||
+        j["timeoutSeconds"].get<int64_t>() > 7 * 24 * 3600) {
+      return FieldError("timeoutSeconds", "must be an integer from 1 to 604800 (7 days)");
+    }
+    spec.timeout_seconds = j["timeoutSeconds"];
+  }
+  if (j.contains("restartPolicy")) {
+    const Json& r = j["restartPolicy"];
+    std::string policy;
+    if (r.is_string()) {
+      policy = r;
+    } else if (r.is_object()) {
+      BATON_RETURN_IF_ERROR(OnlyKnown(r, "restartPolicy.", {"policy", "maxAttempts", "backoffSeconds"}));
+      policy = r.value("policy", "");
+      if (r.contains("maxAttempts")) {
+        if (!r["maxAttempts"].is_number_integer() || r["maxAttempts"].get<int>() < 1 || r["maxAttempts"].get<int>() > 100) {
+          return FieldError("restartPolicy.maxAttempts", "must be an integer from 1 to 100");
+        }
+        spec.max_attempts = r["maxAttempts"];
+      }
+      if (r.contains("backoffSeconds")) {
+        if (!r["backoffSeconds"].is_number_integer() || r["backoffSeconds"].get<int64_t>() < 0 ||
+            r["backoffSeconds"].get<int64_t>() > 3600) {
+          return FieldError("restartPolicy.backoffSeconds", "must be an integer from 0 to 3600");
+        }
+        spec.backoff_seconds = r["backoffSeconds"];
+      }
+    } else {
+      return FieldError("restartPolicy", "must be a policy name or {\"policy\", \"maxAttempts\", \"backoffSeconds\"}");
+    }
+    if (policy == "Never") spec.restart = RestartPolicy::kNever;
+    else if (policy == "OnFailure") spec.restart = RestartPolicy::kOnFailure;
+    else if (policy == "Always") spec.restart = RestartPolicy::kAlways;
+    else return FieldError(r.is_string() ? "restartPolicy" : "restartPolicy.policy", "must be Never, OnFailure or Always");
+    if (spec.restart == RestartPolicy::kNever && spec.max_attempts > 1) {
+      return FieldError("restartPolicy.maxAttempts", "must be 1 with the policy Never");
+    }
+    if (spec.restart != RestartPolicy::kNever && !(r.is_object() && r.contains("maxAttempts"))) {
+      spec.max_attempts = spec.restart == RestartPolicy::kAlways ? 100 : 3;
+    }
+  }
+  if (j.contains("completion")) {
+    const Json& c = j["completion"];
+    std::string mode = c.is_string() ? c.get<std::string>() : c.is_object() ? c.value("mode", "") : "";
+    if (mode == "exitCode") {
+      spec.completion = CompletionMode::kExitCode;
+    } else if (mode == "callback") {
+      spec.completion = CompletionMode::kCallback;
+    } else if (mode == "jobUrl") {
+      spec.completion = CompletionMode::kJobUrl;
+      if (!c.is_object() || !c.contains("port") || !c["port"].is_number_integer() || c["port"].get<int>() < 1 ||
+          c["port"].get<int>() > 65535) {
+        return FieldError("completion.port", "the job URL's port is required with mode jobUrl");
+      }
+      spec.job_port = static_cast<uint16_t>(c["port"].get<int>());
+      if (spec.network == runtime::NetworkMode::kNone) {
+        return FieldError("network", "mode jobUrl needs network \"host\" or \"bridge\" to reach the job");
+      }
+    } else {
+      return FieldError(c.is_object() ? "completion.mode" : "completion", "must be exitCode, callback or jobUrl");
+    }
+  }
+  if (j.contains("labels")) {
+    if (!j["labels"].is_object()) return FieldError("labels", "must be an object of strings");
+    for (const auto& [k, v] : j["labels"].items()) {
+      if (k.empty() || k.size() > 63 || k.rfind("baton.", 0) == 0) {
+        return FieldError("labels." + k, "must be 1-63 characters and not start with 'baton.'");
+      }
+      if (!v.is_string() || v.get<std::string>().size() > 256) return FieldError("labels." + k, "must be a string");
+      spec.labels[k] = v.get<std::string>();
+    }
+  }
+  if (j.contains("priority")) {
+    if (!j["priority"].is_number_integer() || j["priority"].get<int>() < -100 || j["priority"].get<int>() > 100) {
+      return FieldError("priority", "must be an integer from -100 to 100");
+    }
+    spec.priority = j["priority"];
+  }
+  return spec;
+}
+
+Json RedactedJson(const JobSpec& spec) {
+  auto container = [](const JobContainer& c) {
+    Json j = {{"image", c.image}, {"cpu", c.cpu}, {"memoryMb", c.memory_bytes >> 20}};
+    if (c.name != "main") j["name"] = c.name;
+    if (!c.command.empty()) j["command"] = c.command;
+    if (!c.args.empty()) j["args"] = c.args;
+    if (!c.env.empty()) j["env"] = c.env;
+    if (!c.secret_env.empty()) {
+      Json secrets = Json::object();
+      for (const auto& [k, v] : c.secret_env) secrets[k] = "***";
+      j["secretEnv"] = secrets;
+    }
+    if (!c.working_dir.empty()) j["workingDir"] = c.working_dir;
+    if (!c.ports.empty()) j["ports"] = c.ports;
+    return j;
+  };
+  Json j = container(spec.containers[0]);
+  j["name"] = spec.name;
+  for (size_t i = 1; i < spec.containers.size(); ++i) j["sidecars"].push_back(container(spec.containers[i]));
+  j["network"] = spec.network == runtime::NetworkMode::kNone ? "none"
+                 : spec.network == runtime::NetworkMode::kHost ? "host"
+                                                               : "bridge";
+  j["timeoutSeconds"] = spec.timeout_seconds;
+  j["restartPolicy"] = {{"policy", spec.restart == RestartPolicy::kNever       ? "Never"
+                                   : spec.restart == RestartPolicy::kOnFailure ? "OnFailure"
+                                                                               : "Always"},
+                        {"maxAttempts", spec.max_attempts},
+                        {"backoffSeconds", spec.backoff_seconds}};
+  if (spec.completion == CompletionMode::kJobUrl) {
+    j["completion"] = {{"mode", "jobUrl"}, {"port", spec.job_port}};
+  } else {
+    j["completion"] = spec.completion == CompletionMode::kCallback ? "callback" : "exitCode";
+  }
+  if (!spec.labels.empty()) j["labels"] = spec.labels;
+  j["priority"] = spec.priority;
+  return j;
+}
+
+Status FitsWithin(const JobSpec& spec, const Capacity& limit, const std::string& what) {
+  if (limit.cpu > 0 && spec.TotalCpu() > limit.cpu + 1e-9) {
+    return FailedPreconditionError("cpu: the job needs " + std::to_string(spec.TotalCpu()) + " cores but " + what +
+                                   " allows at most " + std::to_string(limit.cpu) + "; it could never run");
+  }
+  if (limit.memory_bytes > 0 && spec.TotalMemoryBytes() > limit.memory_bytes) {
+    return FailedPreconditionError("memoryMb: the job needs " + std::to_string(spec.TotalMemoryBytes() >> 20) +
+                                   " MiB but " + what + " allows at most " + std::to_string(limit.memory_bytes >> 20) +
+                                   " MiB; it could never run");
+  }
+  return Status::Ok();
+}
+
+}  // namespace baton::batch

@@ -1,0 +1,79 @@
+// JobSpec: what a tenant submits to run a batch job (docs/job-spec.md).
+//
+// Parsing validates everything a job needs before anything is stored: each
+// rejection names the offending field with its JSON path ("containers[1].cpu")
+// and says why, so an API can answer 400 with {"field": …}. A job that could
+// never run on this node or within the tenant's largest quota is rejected too
+// (FitsWithin), with 422 semantics, rather than queued forever.
+//
+// Thread-safety: values; ParseJobSpec is pure.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "baton/json.h"
+#include "baton/status.h"
+#include "runtime/container_runtime.h"
+
+namespace baton::batch {
+
+enum class RestartPolicy { kNever, kOnFailure, kAlways };
+enum class CompletionMode { kExitCode, kCallback, kJobUrl };
+
+struct JobContainer {
+  std::string name;  // "main" for the first; sidecars name themselves
+  std::string image;
+  std::vector<std::string> command;
+  std::vector<std::string> args;
+  std::map<std::string, std::string> env;
+  std::map<std::string, std::string> secret_env;
+  std::string working_dir;
+  double cpu = 0.5;              // cores, > 0
+  int64_t memory_bytes = 256 << 20;
+  std::vector<uint16_t> ports;   // container ports (network "bridge" only)
+};
+
+struct JobSpec {
+  std::string name;
+  std::vector<JobContainer> containers;  // containers[0] is the main container
+  runtime::NetworkMode network = runtime::NetworkMode::kNone;
+  int64_t timeout_seconds = 3600;
+  RestartPolicy restart = RestartPolicy::kNever;
+  int max_attempts = 1;           // attempts in all, >= 1
+  int64_t backoff_seconds = 10;   // before the 2nd attempt; doubles after, capped at 1 h
+  CompletionMode completion = CompletionMode::kExitCode;
+  uint16_t job_port = 0;          // kJobUrl: the port serving POST /start and GET /status
+  std::map<std::string, std::string> labels;
+  int priority = 0;               // higher first within the tenant's queue
+
+  double TotalCpu() const;
+  int64_t TotalMemoryBytes() const;
+};
+
+// A field-named validation error: InvalidArgument whose message is
+// "<field>: <reason>". FieldOf() returns the field part.
+std::string FieldOf(const Status& status);
+
+// Parses and validates a job spec (JSON object). InvalidArgument names the
+// field, e.g. "containers[0].memoryMb: must be at least 6".
+Result<JobSpec> ParseJobSpec(const Json& json);
+
+// The spec as JSON, secret env values replaced by "***" (for status, events
+// and any output a tenant or an operator can see).
+Json RedactedJson(const JobSpec& spec);
+
+// Limits a job can never exceed.
+struct Capacity {
+  double cpu = 0;
+  int64_t memory_bytes = 0;
+};
+// FailedPrecondition naming the field ("cpu" or "memoryMb") when the job's
+// total needs exceed `limit` (the node's capacity or the tenant's quota):
+// such a job would wait forever. `what` names the limit in the message.
+Status FitsWithin(const JobSpec& spec, const Capacity& limit, const std::string& what);
+
+}  // namespace baton::batch

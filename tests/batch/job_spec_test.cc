@@ -1,0 +1,116 @@
+// Job spec parsing: every rejection names its field.
+#include "batch/job_spec.h"
+
+#include <gtest/gtest.h>
+
+namespace baton::batch {
+namespace {
+
+Json Minimal() { return Json{{"name", "render"}, {"image", "127.0.0.1:5000/team/render:1"}}; }
+
+std::string FieldFor(Json spec) {
+  auto parsed = ParseJobSpec(spec);
+  EXPECT_FALSE(parsed.ok()) << spec.dump();
+  return parsed.ok() ? "" : FieldOf(parsed.status());
+}
+
+TEST(JobSpecTest, MinimalSpecGetsDefaults) {
+  auto spec = ParseJobSpec(Minimal());
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  ASSERT_EQ(spec->containers.size(), 1u);
+  EXPECT_EQ(spec->containers[0].name, "main");
+  EXPECT_EQ(spec->restart, RestartPolicy::kNever);
+  EXPECT_EQ(spec->max_attempts, 1);
+  EXPECT_EQ(spec->network, runtime::NetworkMode::kNone);
+  EXPECT_EQ(spec->completion, CompletionMode::kExitCode);
+}
+
+TEST(JobSpecTest, FullSpecRoundTripsWithSecretsRedacted) {
+  Json j = Minimal();
+  j["args"] = {"exit", "0"};
+  j["env"] = {{"MODE", "fast"}};
+  j["secretEnv"] = {{"TOKEN", "hunter2"}};
+  j["cpu"] = 1.5;
+  j["memoryMb"] = 512;
+  j["network"] = "bridge";
+  j["ports"] = {8080};
+  j["timeoutSeconds"] = 60;
+  j["restartPolicy"] = {{"policy", "OnFailure"}, {"maxAttempts", 4}, {"backoffSeconds", 2}};
+  j["completion"] = {{"mode", "jobUrl"}, {"port", 8080}};
+  j["sidecars"] = {{{"name", "proxy"}, {"image", "127.0.0.1:5000/team/proxy:1"}, {"cpu", 0.25}, {"memoryMb", 64}}};
+  j["labels"] = {{"team", "vfx"}};
+  j["priority"] = 5;
+  auto spec = ParseJobSpec(j);
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  EXPECT_DOUBLE_EQ(spec->TotalCpu(), 1.75);
+  EXPECT_EQ(spec->TotalMemoryBytes(), (512 + 64) << 20);
+  EXPECT_EQ(spec->max_attempts, 4);
+  Json redacted = RedactedJson(*spec);
+  EXPECT_EQ(redacted["secretEnv"]["TOKEN"], "***");
+  EXPECT_EQ(redacted.dump().find("hunter2"), std::string::npos);
+  // The redacted form parses back (with the placeholder as the value).
+  EXPECT_TRUE(ParseJobSpec(redacted).ok());
+}
+
+TEST(JobSpecTest, RejectionsNameTheField) {
+  EXPECT_EQ(FieldFor(Json::array()), "body");
+  Json j = Minimal();
+  j.erase("name");
+  EXPECT_EQ(FieldFor(j), "name");
+  j = Minimal();
+  j.erase("image");
+  EXPECT_EQ(FieldFor(j), "image");
+  j = Minimal();
+  j["cpu"] = 0;
+  EXPECT_EQ(FieldFor(j), "cpu");
+  j = Minimal();
+  j["memoryMb"] = 2;
+  EXPECT_EQ(FieldFor(j), "memoryMb");
+  j = Minimal();
+  j["memroyMb"] = 64;  // a typo is an error, not ignored
+  EXPECT_EQ(FieldFor(j), "memroyMb");
+  j = Minimal();
+  j["env"] = {{"BATON_JOB_TOKEN", "x"}};
+  EXPECT_EQ(FieldFor(j), "env.BATON_JOB_TOKEN");
+  j = Minimal();
+  j["restartPolicy"] = "Sometimes";
+  EXPECT_EQ(FieldFor(j), "restartPolicy");
+  j = Minimal();
+  j["restartPolicy"] = {{"policy", "Never"}, {"maxAttempts", 3}};
+  EXPECT_EQ(FieldFor(j), "restartPolicy.maxAttempts");
+  j = Minimal();
+  j["ports"] = {8080};
+  EXPECT_EQ(FieldFor(j), "ports");  // needs bridge
+  j = Minimal();
+  j["completion"] = "jobUrl";
+  EXPECT_EQ(FieldFor(j), "completion.port");
+  j = Minimal();
+  j["sidecars"] = {{{"name", "main"}, {"image", "x"}}};
+  EXPECT_EQ(FieldFor(j), "sidecars[0].name");
+  j = Minimal();
+  j["sidecars"] = {{{"name", "a"}, {"image", "x"}, {"cpu", -1}}};
+  EXPECT_EQ(FieldFor(j), "sidecars[0].cpu");
+  j = Minimal();
+  j["labels"] = {{"baton.job", "x"}};
+  EXPECT_EQ(FieldFor(j), "labels.baton.job");
+  j = Minimal();
+  j["timeoutSeconds"] = 0;
+  EXPECT_EQ(FieldFor(j), "timeoutSeconds");
+}
+
+TEST(JobSpecTest, AJobThatCanNeverFitIsRejectedWithTheField) {
+  Json j = Minimal();
+  j["cpu"] = 3;
+  j["memoryMb"] = 128;
+  auto spec = ParseJobSpec(j);
+  ASSERT_TRUE(spec.ok());
+  Status cpu = FitsWithin(*spec, Capacity{2, 1LL << 30}, "this node");
+  EXPECT_EQ(cpu.code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(FieldOf(cpu), "cpu");
+  Status mem = FitsWithin(*spec, Capacity{8, 64 << 20}, "the tenant's quota");
+  EXPECT_EQ(FieldOf(mem), "memoryMb");
+  EXPECT_TRUE(FitsWithin(*spec, Capacity{4, 1LL << 30}, "this node").ok());
+}
+
+}  // namespace
+}  // namespace baton::batch
