@@ -93,6 +93,9 @@ class EntityContext {
   virtual void SignalEntity(const EntityId& target, const std::string& operation,
                             const Json& input = nullptr,
                             std::optional<TimePoint> at = std::nullopt) = 0;
+  // Raises event `name` on orchestration `instance_id` (inside this entity's
+  // task hub) after this operation succeeds; dropped if it does not exist.
+  virtual void RaiseEvent(const std::string& instance_id, const std::string& name, const Json& data = nullptr) = 0;
   // Starts an orchestration after this operation succeeds. Returns its id
   // ("" = a new random id; inside a task hub, taken relative to it).
   virtual std::string StartNewOrchestration(const std::string& name, const Json& input = nullptr,

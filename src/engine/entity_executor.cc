@@ -92,6 +92,11 @@ class EntityContextImpl final : public EntityContext {
     events::EntityOperationSignaled e{util::NewRandomUuid(), operation, at, ToPayload(input), target_id};
     pending_.push_back(Message{0, target_id, "", at.value_or(now_), HistoryEvent{-1, now_, std::move(e)}});
   }
+  void RaiseEvent(const std::string& instance_id, const std::string& name, const Json& data) override {
+    std::string target = QualifyInHub(instance_id_, instance_id);
+    pending_.push_back(
+        Message{0, target, "", now_, HistoryEvent{-1, now_, events::EventRaised{name, ToPayload(data)}}});
+  }
   std::string StartNewOrchestration(const std::string& name, const Json& input,
                                     const std::string& instance_id) override {
     std::string id = QualifyInHub(instance_id_, instance_id.empty() ? util::NewRandomUuid() : instance_id);

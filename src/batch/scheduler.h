@@ -1,0 +1,39 @@
+// The capacity scheduler: a durable entity that decides which job runs when.
+//
+// One entity ("@scheduler@node") holds the node's capacity, each tenant's
+// quota (CPU, memory, concurrent jobs) and weight, what runs, and the queue.
+// A job orchestration asks for its job's resources with the operation
+// "request"; it is granted at once when its tenant's quota and the node allow
+// and nobody with a better claim is waiting, and otherwise queued. Each time
+// resources free up ("release"), queued jobs are granted by weighted fair
+// share: among tenants whose next job fits, the one with the lowest dominant
+// share (its largest fraction of the node's CPU or memory in use, divided by
+// its weight) goes first, so a tenant with a long backlog cannot starve a small
+// one. Within a tenant, higher priority first, then arrival order. A job
+// granted later is told by the event "QuotaGranted" raised on its
+// orchestration.
+//
+// Operations (inputs and results are JSON):
+//   setCapacity {cpu, memoryMb}
+//   setTenant   {tenant, cpu, memoryMb, jobs, weight}   quota; 0 = unlimited
+//   request     {job, tenant, instance, cpu, memoryMb, priority}
+//               -> {granted: bool, position: n}   (idempotent per job)
+//   release     {job}
+//   position    {job} -> {granted, position}      (1-based place in the node's
+//               queue, in arrival order; 0 when granted or unknown)
+//   snapshot    -> the whole state (for status pages and tests)
+#pragma once
+
+#include "baton/entity.h"
+#include "baton/registry.h"
+
+namespace baton::batch {
+
+inline constexpr char kSchedulerEntity[] = "scheduler";
+inline constexpr char kSchedulerKey[] = "node";
+inline constexpr char kQuotaGrantedEvent[] = "QuotaGranted";
+
+// The scheduler's code, to register as entity kSchedulerEntity.
+Json SchedulerEntity(EntityContext& ctx);
+
+}  // namespace baton::batch
