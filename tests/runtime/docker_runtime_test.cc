@@ -2,6 +2,7 @@
 // scripts/docker-up (scripts/test runs it first). Test images are built here,
 // FROM scratch with the static testjob program; nothing comes from the internet.
 #include "runtime/docker/docker_runtime.h"
+#include "testing/test_image.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -23,18 +24,7 @@ using namespace std::chrono_literals;
 
 const std::string kRepo = "127.0.0.1:5000/baton-test/testjob";
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-RegistryCredentials Credentials() {
-  std::string password = ReadFile(std::string(BATON_RUN_DIR) + "/registry/password");
-  while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) password.pop_back();
-  return RegistryCredentials{"127.0.0.1:5000", "baton", password};
-}
+RegistryCredentials Credentials() { return testing::LocalRegistryCredentials(BATON_RUN_DIR); }
 
 // A name unique to this process and test, for groups and labels.
 std::string Unique(const std::string& what) {
@@ -53,45 +43,15 @@ class DockerRuntimeTest : public ::testing::Test {
     setup_ = new Status(PrepareImage());
   }
   static Status PrepareImage() {
-    Status ping = runtime_->Ping();
-    if (!ping.ok()) return UnavailableError(ping.ToString() + " — run scripts/docker-up (scripts/test does)");
-    // Each test process builds its own image (the first layer holds its pid):
-    // identical concurrent builds would share image ids, and one process's
-    // clean-up would pull the image from under another's build.
-    std::string tar = MakeTar({{"Dockerfile", "FROM scratch\nLABEL baton.test.owner=" + std::to_string(getpid()) +
-                                              "\nCOPY owner /owner\nCOPY testjob /testjob\n"
-                                              "ENTRYPOINT [\"/testjob\"]\n"},
-                               {"owner", std::to_string(getpid()) + "\n"},
-                               {"testjob", ReadFile(BATON_TESTJOB)}},
-                              {"testjob"});
-    const std::string tag = kRepo + ":" + std::to_string(getpid());
-    BATON_RETURN_IF_ERROR(runtime_->BuildImage(tag, tar));
-    BATON_RETURN_IF_ERROR(runtime_->PushImage(tag, Credentials()));
-    BATON_RETURN_IF_ERROR(runtime_->RemoveImage(tag));
-    int progress_lines = 0;
-    auto digest = runtime_->PullImage(tag, Credentials(), 60s, [&](const std::string&) { ++progress_lines; });
-    if (digest.ok() && progress_lines == 0) return InternalError("the pull reported no progress");
-    if (!digest.ok()) return digest.status();
-    image_ = new std::string(*digest);
-    tag_ = new std::string(tag);
+    auto image = testing::PrepareTestImage(*runtime_, BATON_TESTJOB, BATON_RUN_DIR);
+    if (!image.ok()) return image.status();
+    image_ = new std::string(image->digest);
+    tag_ = new std::string(image->tag);
     return Status::Ok();
   }
   void SetUp() override { ASSERT_TRUE(setup_->ok()) << setup_->ToString(); }
   static void TearDownTestSuite() {
-    if (image_) runtime_->RemoveImage(*image_).IgnoreError();
-    if (tag_) runtime_->RemoveImage(*tag_).IgnoreError();
-    // And the build's intermediate images: every image labelled as ours.
-    DockerClient client;
-    nlohmann::json filters = {{"label", {"baton.test.owner=" + std::to_string(getpid())}}};
-    auto ours = client.Request("GET", "/images/json?all=1&filters=" + QueryEscape(filters.dump()));
-    if (ours.ok() && ours->status == 200) {
-      nlohmann::json list = nlohmann::json::parse(ours->body, nullptr, false);
-      if (list.is_array()) {
-        for (const auto& image : list) {
-          client.Request("DELETE", "/images/" + image.value("Id", "") + "?force=1").status().IgnoreError();
-        }
-      }
-    }
+    if (image_ && tag_) testing::RemoveTestImage(*runtime_, testing::TestImage{*tag_, *image_});
     delete image_;
     delete tag_;
     delete runtime_;

@@ -1,0 +1,176 @@
+// The job orchestration against the real dockerd (scripts/docker-up): exit
+// codes, restart policies, OOM, timeout, cancel, secrets kept out of history,
+// and no container left behind.
+#include "batch/job_orchestration.h"
+
+#include <gtest/gtest.h>
+
+#include "baton/client.h"
+#include "baton/sqlite_store.h"
+#include "baton/worker.h"
+#include "batch/scheduler.h"
+#include "testing/test_image.h"
+#include "testing/test_util.h"
+
+namespace baton::batch {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::Eventually;
+
+class JobTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    docker_ = new runtime::docker::DockerRuntime();
+    auto image = testing::PrepareTestImage(*docker_, BATON_TESTJOB, BATON_RUN_DIR);
+    setup_ = new Status(image.ok() ? Status::Ok() : image.status());
+    if (image.ok()) image_ = new testing::TestImage(*image);
+  }
+  static void TearDownTestSuite() {
+    if (image_) testing::RemoveTestImage(*docker_, *image_);
+    delete image_;
+    delete setup_;
+    delete docker_;
+  }
+
+  void SetUp() override {
+    ASSERT_TRUE(setup_->ok()) << setup_->ToString();
+    auto vault = SecretVault::Open(dir_.File("secrets.db"));
+    ASSERT_TRUE(vault.ok()) << vault.status().ToString();
+    vault_ = std::move(*vault);
+    BATON_ASSERT_OK(registry_.AddEntity(kSchedulerEntity, SchedulerEntity));
+    BATON_ASSERT_OK(RegisterJobFunctions(registry_, *docker_, *vault_));
+    SqliteStoreOptions options;
+    options.path = dir_.File("hub.db");
+    auto store = OpenSqliteStore(options);
+    ASSERT_TRUE(store.ok());
+    store_ = std::move(*store);
+    WorkerOptions worker_options;
+    worker_options.activity_threads = 16;  // waiting on a container holds one
+    worker_ = std::make_unique<Worker>(*store_, registry_, worker_options);
+    BATON_ASSERT_OK(worker_->Start());
+    client_ = std::make_unique<Client>(*store_);
+    BATON_ASSERT_OK(client_->SignalEntity(EntityId(kSchedulerEntity, kSchedulerKey), "setCapacity",
+                                          Json{{"cpu", 2}, {"memoryMb", 4096}}));
+  }
+  void TearDown() override {
+    if (worker_) worker_->Stop();
+  }
+
+  // Submits a job (the main container runs testjob with `args`).
+  std::string Submit(const std::string& job, std::vector<std::string> args, Json extra = Json::object()) {
+    Json j = {{"name", job}, {"image", image_->digest}, {"args", args}, {"cpu", 0.5}, {"memoryMb", 64}};
+    for (auto& [k, v] : extra.items()) j[k] = v;
+    auto spec = ParseJobSpec(j);
+    EXPECT_TRUE(spec.ok()) << spec.status().ToString();
+    EXPECT_TRUE(vault_->Put(job, *spec).ok());
+    ScheduleOptions o;
+    o.instance_id = "job-" + job;
+    auto id = client_->ScheduleNewOrchestration(kJobOrchestrator, JobInput(job, "acme", *spec), o);
+    EXPECT_TRUE(id.ok()) << id.status().ToString();
+    return o.instance_id;
+  }
+  Json Result(const std::string& instance) {
+    auto s = client_->WaitForCompletion(instance, 120s);
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    if (!s.ok()) return Json();
+    EXPECT_EQ(s->status, OrchestrationStatus::kCompleted) << s->output << (s->failure ? s->failure->error_message : "");
+    return FromPayload(s->output);
+  }
+  size_t ContainersOf(const std::string& job) {
+    auto list = docker_->ListByLabels({{"baton.job", job}});
+    return list.ok() ? list->size() : 999;
+  }
+
+  static runtime::docker::DockerRuntime* docker_;
+  static testing::TestImage* image_;
+  static Status* setup_;
+  testing::TempDir dir_;
+  std::unique_ptr<SecretVault> vault_;
+  Registry registry_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Worker> worker_;
+  std::unique_ptr<Client> client_;
+};
+
+runtime::docker::DockerRuntime* JobTest::docker_ = nullptr;
+testing::TestImage* JobTest::image_ = nullptr;
+Status* JobTest::setup_ = nullptr;
+
+std::string Unique(const std::string& what) { return "t" + std::to_string(getpid()) + "-" + what; }
+
+TEST_F(JobTest, ACompletedJobReportsItsExitCodeAndLogsAndLeavesNoContainer) {
+  const std::string job = Unique("ok");
+  Json r = Result(Submit(job, {"print", "2"}));
+  EXPECT_EQ(r["status"], "Completed");
+  EXPECT_EQ(r["exitCode"], 0);
+  EXPECT_EQ(r["attempts"], 1);
+  EXPECT_EQ(r["oomKilled"], false);
+  EXPECT_NE(r["logsTail"].dump().find("progress 2/2"), std::string::npos) << r.dump();
+  EXPECT_NE(r["logsTail"].dump().find("stderr: warning 1/2"), std::string::npos) << r.dump();
+  EXPECT_TRUE(r["durations"].contains("finished"));
+  EXPECT_EQ(ContainersOf(job), 0u);
+}
+
+TEST_F(JobTest, OnFailureRunsExactlyTheConfiguredAttempts) {
+  const std::string job = Unique("fail");
+  Json r = Result(Submit(job, {"exit", "3"},
+                         Json{{"restartPolicy", {{"policy", "OnFailure"}, {"maxAttempts", 3}, {"backoffSeconds", 0}}}}));
+  EXPECT_EQ(r["status"], "Failed");
+  EXPECT_EQ(r["exitCode"], 3);
+  EXPECT_EQ(r["attempts"], 3);
+  EXPECT_EQ(r["attemptResults"].size(), 3u);
+  EXPECT_EQ(ContainersOf(job), 0u);
+}
+
+TEST_F(JobTest, AnOomKilledJobSaysSo) {
+  const std::string job = Unique("oom");
+  Json r = Result(Submit(job, {"alloc", "256"}, Json{{"memoryMb", 32}}));
+  EXPECT_EQ(r["status"], "Failed");
+  EXPECT_EQ(r["oomKilled"], true) << r.dump();
+}
+
+TEST_F(JobTest, TimeoutAndCancelStopTheContainer) {
+  const std::string slow = Unique("slow");
+  Json timed_out = Result(Submit(slow, {"sleep", "120"}, Json{{"timeoutSeconds", 1}}));
+  EXPECT_EQ(timed_out["status"], "Failed");
+  EXPECT_EQ(timed_out["attemptResults"][0]["timedOut"], true);
+  EXPECT_EQ(ContainersOf(slow), 0u);
+
+  const std::string job = Unique("cancel");
+  std::string instance = Submit(job, {"sleep", "120"});
+  ASSERT_TRUE(Eventually([&] {
+    auto s = client_->GetState(instance);
+    Json status = s.ok() ? FromPayload(s->custom_status) : Json();
+    return status.is_object() && status.value("phase", "") == "running";
+  }));
+  BATON_ASSERT_OK(client_->RaiseEvent(instance, kCancelEvent));
+  Json r = Result(instance);
+  EXPECT_EQ(r["status"], "Canceled");
+  EXPECT_EQ(ContainersOf(job), 0u);
+}
+
+TEST_F(JobTest, SecretsReachTheJobButNeverItsHistory) {
+  const std::string job = Unique("secret");
+  const std::string secret = "pw-" + std::to_string(getpid()) + "-xyzzy";
+  std::string instance = Submit(job, {"env", "TOKEN"}, Json{{"secretEnv", {{"TOKEN", secret}}}});
+  Json r = Result(instance);
+  EXPECT_EQ(r["status"], "Completed");
+  EXPECT_NE(r["logsTail"].dump().find("TOKEN=" + secret), std::string::npos);  // the job saw it
+  // The job's own output (its logs, in the result) is the job's business;
+  // Baton's records of the job — its input and the scheduled work — never hold it.
+  auto history = client_->GetHistory(instance);
+  ASSERT_TRUE(history.ok());
+  auto state = client_->GetState(instance);
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(state->input.find(secret), std::string::npos);
+  for (const HistoryEvent& e : *history) {
+    if (std::holds_alternative<events::ExecutionStarted>(e.body) ||
+        std::holds_alternative<events::TaskScheduled>(e.body)) {
+      EXPECT_EQ(SerializeEvent(e).find(secret), std::string::npos) << SerializeEvent(e);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace baton::batch

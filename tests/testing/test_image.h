@@ -1,0 +1,76 @@
+// The FROM-scratch test image (docs/test-images.md), built through the Engine
+// API from the static testjob program, pushed to the local registry with the
+// platform's credentials and pulled back, as a job's image would be.
+#pragma once
+
+#include <unistd.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+#include "runtime/docker/docker_runtime.h"
+
+namespace baton::testing {
+
+inline std::string ReadWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// The registry credentials scripts/docker-up created.
+inline runtime::RegistryCredentials LocalRegistryCredentials(const std::string& run_dir) {
+  std::string password = ReadWholeFile(run_dir + "/registry/password");
+  while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) password.pop_back();
+  return runtime::RegistryCredentials{"127.0.0.1:5000", "baton", password};
+}
+
+struct TestImage {
+  std::string tag;     // 127.0.0.1:5000/baton-test/testjob:<pid>
+  std::string digest;  // the pulled digest reference
+};
+
+// Builds the image for this process (its first layer holds the pid, so that
+// concurrent test processes never share image ids), pushes, pulls back.
+inline Result<TestImage> PrepareTestImage(runtime::docker::DockerRuntime& docker, const std::string& testjob_path,
+                                          const std::string& run_dir) {
+  Status ping = docker.Ping();
+  if (!ping.ok()) return UnavailableError(ping.ToString() + " — run scripts/docker-up (scripts/test does)");
+  const std::string pid = std::to_string(getpid());
+  std::string tar = runtime::docker::MakeTar(
+      {{"Dockerfile", "FROM scratch\nLABEL baton.test.owner=" + pid +
+                          "\nCOPY owner /owner\nCOPY testjob /testjob\nENTRYPOINT [\"/testjob\"]\n"},
+       {"owner", pid + "\n"},
+       {"testjob", ReadWholeFile(testjob_path)}},
+      {"testjob"});
+  TestImage image;
+  image.tag = "127.0.0.1:5000/baton-test/testjob:" + pid;
+  BATON_RETURN_IF_ERROR(docker.BuildImage(image.tag, tar));
+  BATON_RETURN_IF_ERROR(docker.PushImage(image.tag, LocalRegistryCredentials(run_dir)));
+  BATON_RETURN_IF_ERROR(docker.RemoveImage(image.tag));
+  int progress_lines = 0;
+  auto digest = docker.PullImage(image.tag, LocalRegistryCredentials(run_dir), std::chrono::seconds(60),
+                                 [&](const std::string&) { ++progress_lines; });
+  if (!digest.ok()) return digest.status();
+  if (progress_lines == 0) return InternalError("the pull reported no progress");
+  image.digest = *digest;
+  return image;
+}
+
+// Removes the image and every intermediate image of this process's build.
+inline void RemoveTestImage(runtime::docker::DockerRuntime& docker, const TestImage& image) {
+  docker.RemoveImage(image.digest).IgnoreError();
+  docker.RemoveImage(image.tag).IgnoreError();
+  runtime::docker::DockerClient client;
+  nlohmann::json filters = {{"label", {"baton.test.owner=" + std::to_string(getpid())}}};
+  auto ours = client.Request("GET", "/images/json?all=1&filters=" + runtime::docker::QueryEscape(filters.dump()));
+  if (!ours.ok() || ours->status != 200) return;
+  nlohmann::json list = nlohmann::json::parse(ours->body, nullptr, false);
+  if (!list.is_array()) return;
+  for (const auto& i : list) client.Request("DELETE", "/images/" + i.value("Id", "") + "?force=1").status().IgnoreError();
+}
+
+}  // namespace baton::testing
