@@ -157,10 +157,15 @@ TEST_F(SchedulerTest, TenantQuotaHoldsEvenWithFreeCapacity) {
   Configure(Json{{"tenant", "capped"}, {"jobs", 1}, {"cpu", 0}, {"memoryMb", 0}, {"weight", 1}}, "setTenant");
   Submit("c-1", "capped", 1);
   Submit("c-2", "capped", 1);
-  ASSERT_TRUE(Eventually([&] { return Running("c-1") && Waiting("c-2"); }));
-  Finish("c-1");
-  ASSERT_TRUE(Eventually([&] { return Running("c-2"); }));
-  Finish("c-2");
+  // Whichever request arrived first runs; the other waits for the quota.
+  ASSERT_TRUE(Eventually([&] {
+    return (Running("c-1") && Waiting("c-2")) || (Running("c-2") && Waiting("c-1"));
+  })) << Dump();
+  const std::string first = Running("c-1") ? "c-1" : "c-2";
+  const std::string second = first == "c-1" ? "c-2" : "c-1";
+  Finish(first);
+  ASSERT_TRUE(Eventually([&] { return Running(second); })) << Dump();
+  Finish(second);
 }
 
 }  // namespace
