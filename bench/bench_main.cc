@@ -288,6 +288,15 @@ class HttpConnection {
   boost::beast::flat_buffer buffer_;
 };
 
+// Creates the tenant "bench" and returns a key for it.
+std::string BenchTenantKey(HttpConnection& admin, const std::string& admin_key) {
+  namespace http = boost::beast::http;
+  std::string body;
+  admin.Call(http::verb::post, "/api/v1/admin/tenants", admin_key, R"({"id":"bench"})", &body);
+  admin.Call(http::verb::post, "/api/v1/admin/tenants/bench/keys", admin_key, "{}", &body);
+  return Json::parse(body)["key"];
+}
+
 // hello5 through the HTTP API: each orchestration is started with
 // ?timeout= so the same request waits for its result (DF "start and wait").
 int Hello5Http(int n, int c) {
@@ -299,9 +308,7 @@ int Hello5Http(int n, int c) {
     testing::ServerProcess server(BATON_BINARY, dir + "/data");
     HttpConnection admin(server.port());
     std::string body;
-    admin.Call(http::verb::post, "/api/v1/admin/tenants", server.admin_key(), R"({"id":"bench"})", &body);
-    admin.Call(http::verb::post, "/api/v1/admin/tenants/bench/keys", server.admin_key(), "{}", &body);
-    const std::string key = Json::parse(body)["key"];
+    const std::string key = BenchTenantKey(admin, server.admin_key());
     const std::string target = "/runtime/webhooks/durabletask/orchestrators/Hello5?timeout=60&pollingInterval=1";
     auto run_one = [&](HttpConnection& conn) {
       std::string out;
@@ -375,9 +382,7 @@ int HttpRate(int seconds, int connections) {
     testing::ServerProcess server(BATON_BINARY, dir + "/data");
     HttpConnection admin(server.port());
     std::string body;
-    admin.Call(http::verb::post, "/api/v1/admin/tenants", server.admin_key(), R"({"id":"bench"})", &body);
-    admin.Call(http::verb::post, "/api/v1/admin/tenants/bench/keys", server.admin_key(), "{}", &body);
-    const std::string key = Json::parse(body)["key"];
+    const std::string key = BenchTenantKey(admin, server.admin_key());
     admin.Call(http::verb::post, "/runtime/webhooks/durabletask/orchestrators/Hello5/probe?timeout=60", key, "",
                &body);
     const std::string wrk_dir = BATON_SOURCE_DIR "/bench/wrk/";

@@ -33,6 +33,30 @@ std::string Unique(const std::string& what) {
   return name;
 }
 
+// Connects to 127.0.0.1:port and GETs /ping; true on "pong" (retries ~5 s).
+bool PingLoopback(uint16_t port) {
+  for (int i = 0; i < 100; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    std::string body;
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+      const char req[] = "GET /ping HTTP/1.0\r\n\r\n";
+      if (write(fd, req, sizeof req - 1) > 0) {
+        char buf[512];
+        ssize_t n;
+        while ((n = read(fd, buf, sizeof buf)) > 0) body.append(buf, n);
+      }
+    }
+    close(fd);
+    if (body.find("pong") != std::string::npos) return true;
+    std::this_thread::sleep_for(50ms);
+  }
+  return false;
+}
+
 class DockerRuntimeTest : public ::testing::Test {
  protected:
   // Builds the test image once, pushes it with the platform's credentials,
@@ -319,51 +343,7 @@ TEST_F(DockerRuntimeTest, BridgeGroupPublishesPortsOnLoopbackOnly) {
   uint16_t port = state->containers[0].published_ports.at(8080);
   ASSERT_GT(port, 0);
   // Reached through 127.0.0.1 only, never the bridge address.
-  std::string body;
-  bool answered = false;
-  for (int i = 0; i < 100 && !answered; ++i) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-      const char req[] = "GET /ping HTTP/1.0\r\n\r\n";
-      if (write(fd, req, sizeof req - 1) > 0) {
-        char buf[512];
-        ssize_t n;
-        while ((n = read(fd, buf, sizeof buf)) > 0) body.append(buf, n);
-        answered = body.find("pong") != std::string::npos;
-      }
-    }
-    close(fd);
-    if (!answered) std::this_thread::sleep_for(50ms);
-  }
-  EXPECT_TRUE(answered) << body;
-}
-
-// Connects to 127.0.0.1:port and GETs /ping; true on "pong" (retries ~5 s).
-bool PingLoopback(uint16_t port) {
-  for (int i = 0; i < 100; ++i) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    std::string body;
-    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-      const char req[] = "GET /ping HTTP/1.0\r\n\r\n";
-      if (write(fd, req, sizeof req - 1) > 0) {
-        char buf[512];
-        ssize_t n;
-        while ((n = read(fd, buf, sizeof buf)) > 0) body.append(buf, n);
-      }
-    }
-    close(fd);
-    if (body.find("pong") != std::string::npos) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return false;
+  EXPECT_TRUE(PingLoopback(port));
 }
 
 TEST_F(DockerRuntimeTest, HostNetworkGroupRestartsAndServesAgain) {

@@ -15,17 +15,24 @@ constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 DockerClient::DockerClient(std::string socket_path, std::string api_version)
     : socket_path_(std::move(socket_path)), api_version_(std::move(api_version)) {}
 
-Result<DockerResponse> DockerClient::Request(std::string_view method, const std::string& path,
-                                             const std::string& body,
-                                             const std::map<std::string, std::string>& headers,
-                                             std::chrono::milliseconds timeout) const {
+namespace {
+
+struct Exchanged {
+  int status = 0;
+  bool complete = false;  // the whole body was read (or on_data stopped it)
+};
+
+// One request on a fresh connection; the response body goes to `on_data`
+// piece by piece. Everything must happen within `timeout`.
+Result<Exchanged> Exchange(const std::string& socket_path, const std::string& target, std::string_view method,
+                           const std::string& body, const std::map<std::string, std::string>& headers,
+                           const std::function<bool(std::string_view)>& on_data, std::chrono::milliseconds timeout) {
   asio::io_context io;
   Socket socket(io);
   std::optional<Status> failure;
-  DockerResponse response;
-  bool done = false;
+  Exchanged result;
 
-  http::request<http::string_body> req{http::string_to_verb(method), "/" + api_version_ + path, 11};
+  http::request<http::string_body> req{http::string_to_verb(method), target, 11};
   req.set(http::field::host, "docker");
   req.set(http::field::user_agent, "baton");
   for (const auto& [k, v] : headers) req.set(k, v);
@@ -36,63 +43,9 @@ Result<DockerResponse> DockerClient::Request(std::string_view method, const std:
   asio::co_spawn(
       io,
       [&]() -> asio::awaitable<void> {
-        auto [cec] = co_await socket.async_connect(asio::local::stream_protocol::endpoint(socket_path_), kTuple);
+        auto [cec] = co_await socket.async_connect(asio::local::stream_protocol::endpoint(socket_path), kTuple);
         if (cec) {
-          failure = UnavailableError("cannot reach dockerd at " + socket_path_ + ": " + cec.message());
-          co_return;
-        }
-        auto [wec, wn] = co_await http::async_write(socket, req, kTuple);
-        if (wec) {
-          failure = UnavailableError("dockerd closed the connection: " + wec.message());
-          co_return;
-        }
-        beast::flat_buffer buffer;
-        http::response_parser<http::string_body> parser;
-        parser.body_limit(512u << 20);
-        auto [rec, rn] = co_await http::async_read(socket, buffer, parser, kTuple);
-        if (rec) {
-          failure = UnavailableError("reading dockerd's answer failed: " + rec.message());
-          co_return;
-        }
-        response.status = parser.get().result_int();
-        response.body = std::move(parser.get().body());
-        done = true;
-      },
-      asio::detached);
-  io.run_for(timeout);
-  if (!done && !failure) {
-    boost::system::error_code ignored;
-    socket.close(ignored);
-    io.restart();
-    io.run_for(std::chrono::seconds(1));  // let the cancelled coroutine unwind
-    return DeadlineExceededError(std::string(method) + " " + path + ": dockerd did not answer within " +
-                                 std::to_string(timeout.count()) + " ms");
-  }
-  if (failure) return *failure;
-  return response;
-}
-
-Result<int> DockerClient::Stream(std::string_view method, const std::string& path,
-                                 const std::function<bool(std::string_view)>& on_data,
-                                 std::chrono::milliseconds timeout,
-                                 const std::map<std::string, std::string>& headers) const {
-  asio::io_context io;
-  Socket socket(io);
-  std::optional<Status> failure;
-  int status = 0;
-
-  http::request<http::empty_body> req{http::string_to_verb(method), "/" + api_version_ + path, 11};
-  req.set(http::field::host, "docker");
-  req.set(http::field::user_agent, "baton");
-  for (const auto& [k, v] : headers) req.set(k, v);
-  req.prepare_payload();
-
-  asio::co_spawn(
-      io,
-      [&]() -> asio::awaitable<void> {
-        auto [cec] = co_await socket.async_connect(asio::local::stream_protocol::endpoint(socket_path_), kTuple);
-        if (cec) {
-          failure = UnavailableError("cannot reach dockerd at " + socket_path_ + ": " + cec.message());
+          failure = UnavailableError("cannot reach dockerd at " + socket_path + ": " + cec.message());
           co_return;
         }
         auto [wec, wn] = co_await http::async_write(socket, req, kTuple);
@@ -108,27 +61,65 @@ Result<int> DockerClient::Stream(std::string_view method, const std::string& pat
           failure = UnavailableError("reading dockerd's answer failed: " + hec.message());
           co_return;
         }
-        status = parser.get().result_int();
+        result.status = parser.get().result_int();
         char chunk[16 * 1024];
         while (!parser.is_done()) {
           parser.get().body().data = chunk;
           parser.get().body().size = sizeof chunk;
           // read_some: hand over whatever arrived, not wait for a full buffer.
           auto [rec, rn] = co_await http::async_read_some(socket, buffer, parser, kTuple);
-          if (rec && rec != http::error::need_buffer) co_return;  // closed, or cancelled at the deadline
+          if (rec && rec != http::error::need_buffer) {
+            // Our own close at the deadline aborts the read; anything else is dockerd's doing.
+            if (rec != asio::error::operation_aborted && rec != asio::error::bad_descriptor) {
+              failure = UnavailableError("dockerd broke off its answer: " + rec.message());
+            }
+            co_return;
+          }
           size_t got = sizeof chunk - parser.get().body().size;
-          if (got > 0 && !on_data(std::string_view(chunk, got))) co_return;
+          if (got > 0 && !on_data(std::string_view(chunk, got))) break;
         }
+        result.complete = true;
       },
       asio::detached);
   io.run_for(timeout);
   boost::system::error_code ignored;
   socket.close(ignored);
-  // Let the cancelled coroutine unwind before its locals go out of scope.
+  // Let a cancelled coroutine unwind before its locals go out of scope.
   io.restart();
   io.run_for(std::chrono::seconds(1));
   if (failure) return *failure;
-  return status;
+  return result;
+}
+
+}  // namespace
+
+Result<DockerResponse> DockerClient::Request(std::string_view method, const std::string& path,
+                                             const std::string& body,
+                                             const std::map<std::string, std::string>& headers,
+                                             std::chrono::milliseconds timeout) const {
+  DockerResponse response;
+  constexpr size_t kMaxBody = 512u << 20;
+  BATON_ASSIGN_OR_RETURN(Exchanged x, Exchange(socket_path_, "/" + api_version_ + path, method, body, headers,
+                                               [&](std::string_view data) {
+                                                 response.body.append(data);
+                                                 return response.body.size() <= kMaxBody;
+                                               },
+                                               timeout));
+  if (!x.complete) {
+    return DeadlineExceededError(std::string(method) + " " + path + ": dockerd did not answer within " +
+                                 std::to_string(timeout.count()) + " ms");
+  }
+  response.status = x.status;
+  return response;
+}
+
+Result<int> DockerClient::Stream(std::string_view method, const std::string& path,
+                                 const std::function<bool(std::string_view)>& on_data,
+                                 std::chrono::milliseconds timeout,
+                                 const std::map<std::string, std::string>& headers) const {
+  BATON_ASSIGN_OR_RETURN(Exchanged x, Exchange(socket_path_, "/" + api_version_ + path, method, "", headers, on_data,
+                                               timeout));
+  return x.status;
 }
 
 std::string QueryEscape(std::string_view value) {
