@@ -509,6 +509,33 @@ struct ListOptions {
   bool all = false;
 };
 
+// One page of a list endpoint, or with `all` every page (following
+// x-ms-continuation-token, at most kMaxListPages). Empty when a request
+// failed (already reported). `*more`: pages were left unread.
+std::optional<OJson> FetchPages(Session& s, HttpRequestSpec spec, bool all, bool* more) {
+  OJson items = OJson::array();
+  std::string token;
+  int pages = 0;
+  do {
+    spec.continuation_token = token;
+    auto res = s.Call(spec);
+    if (!res) return std::nullopt;
+    auto page = s.ExpectJson(*res, /*array=*/true);
+    if (!page) return std::nullopt;
+    for (auto& item : *page) items.push_back(std::move(item));
+    token = res->continuation_token;
+    ++pages;
+  } while (all && !token.empty() && pages < kMaxListPages);
+  *more = !token.empty();
+  return items;
+}
+
+void WarnIfMore(Session& s, bool more, bool all, const std::string& what) {
+  if (!more) return;
+  s.Warn(all ? "stopped after " + std::to_string(kMaxListPages) + " pages; more " + what + " match"
+             : "more " + what + " match; pass --all to fetch every page");
+}
+
 void RunList(Session& s, const ListOptions& o) {
   auto query = s.HubQuery();
   if (!o.statuses.empty()) query.emplace_back("runtimeStatus", o.statuses);
@@ -519,19 +546,10 @@ void RunList(Session& s, const ListOptions& o) {
   HttpRequestSpec spec;
   spec.target = std::string(kDurableBase) + "/instances" + BuildQueryString(query);
 
-  OJson all = OJson::array();
-  std::string token;
-  int pages = 0;
-  do {
-    spec.continuation_token = token;
-    auto res = s.Call(spec);
-    if (!res) return;
-    auto page = s.ExpectJson(*res, /*array=*/true);
-    if (!page) return;
-    for (auto& item : *page) all.push_back(std::move(item));
-    token = res->continuation_token;
-    ++pages;
-  } while (o.all && !token.empty() && pages < kMaxListPages);
+  bool more = false;
+  std::optional<OJson> fetched = FetchPages(s, spec, o.all, &more);
+  if (!fetched) return;
+  const OJson& all = *fetched;
 
   if (s.json()) {
     s.PrintJson(all);
@@ -539,10 +557,7 @@ void RunList(Session& s, const ListOptions& o) {
     s.out() << FormatTable({"INSTANCE ID", "NAME", "STATUS", "CREATED", "UPDATED"},
                            InstanceRows(all));
   }
-  if (!token.empty()) {
-    s.Warn(o.all ? "stopped after " + std::to_string(kMaxListPages) + " pages; more instances match"
-                 : "more instances match; pass --all to fetch every page");
-  }
+  WarnIfMore(s, more, o.all, "instances");
 }
 
 struct RaiseOptions {
@@ -729,19 +744,10 @@ void RunEntityList(Session& s, const EntityListOptions& o) {
   spec.target =
       std::string(kDurableBase) + "/entities/" + PercentEncode(o.name) + BuildQueryString(query);
 
-  OJson all = OJson::array();
-  std::string token;
-  int pages = 0;
-  do {
-    spec.continuation_token = token;
-    auto res = s.Call(spec);
-    if (!res) return;
-    auto page = s.ExpectJson(*res, /*array=*/true);
-    if (!page) return;
-    for (auto& item : *page) all.push_back(std::move(item));
-    token = res->continuation_token;
-    ++pages;
-  } while (o.all && !token.empty() && pages < kMaxListPages);
+  bool more = false;
+  std::optional<OJson> fetched = FetchPages(s, spec, o.all, &more);
+  if (!fetched) return;
+  const OJson& all = *fetched;
 
   if (s.json()) {
     s.PrintJson(all);
@@ -758,10 +764,7 @@ void RunEntityList(Session& s, const EntityListOptions& o) {
     }
     s.out() << FormatTable(headers, rows);
   }
-  if (!token.empty()) {
-    s.Warn(o.all ? "stopped after " + std::to_string(kMaxListPages) + " pages; more entities match"
-                 : "more entities match; pass --all to fetch every page");
-  }
+  WarnIfMore(s, more, o.all, "entities");
 }
 
 struct EntityCleanOptions {
