@@ -3,7 +3,11 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <thread>
 
+#include "batch/job_logs.h"
+#include "batch/job_token.h"
+#include "batch/loopback_http.h"
 #include "batch/scheduler.h"
 
 namespace baton::batch {
@@ -11,17 +15,15 @@ namespace {
 
 using namespace std::chrono_literals;
 
+constexpr char kResolveImages[] = "baton.ResolveImages";
 constexpr char kCreateGroup[] = "baton.CreateGroup";
 constexpr char kStartGroup[] = "baton.StartGroup";
-constexpr char kWaitGroup[] = "baton.WaitGroup";
+constexpr char kStartJobUrl[] = "baton.StartJobUrl";
 constexpr char kFinishGroup[] = "baton.FinishGroup";
 constexpr int kLogsTail = 20;
-
-std::string GroupName(const std::string& job, int attempt) {
-  std::string name;
-  for (char c : job) name.push_back(std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(c)) : '-');
-  return name + "-a" + std::to_string(attempt);
-}
+// How long a job that reported its completion through the callback has to
+// exit on its own before it is stopped.
+constexpr int kExitAfterCallbackSeconds = 10;
 
 // Activities fail with a DurableError whose type says what went wrong.
 [[noreturn]] void Throw(const Status& s, const std::string& what, bool non_retriable = false) {
@@ -31,10 +33,34 @@ std::string GroupName(const std::string& job, int attempt) {
                      : s.code() == StatusCode::kInvalidArgument ? "InvalidArgument"
                                                                 : "RuntimeError";
   throw DurableError(type, what + ": " + s.message(), nullptr,
-                     non_retriable || s.code() == StatusCode::kNotFound || s.code() == StatusCode::kInvalidArgument);
+                     non_retriable || s.code() == StatusCode::kNotFound || s.code() == StatusCode::kInvalidArgument ||
+                         s.code() == StatusCode::kUnauthenticated);
 }
 
 Json Now(const OrchestrationContext& ctx) { return FormatIso8601(ctx.CurrentUtcDateTime()); }
+
+std::string CompletionName(CompletionMode m) {
+  return m == CompletionMode::kCallback ? "callback" : m == CompletionMode::kJobUrl ? "jobUrl" : "exitCode";
+}
+
+// The images of a spec, main container first (the JSON form, as in the input).
+std::vector<std::string> ImagesOf(const Json& spec) {
+  std::vector<std::string> images{spec.value("image", "")};
+  for (const Json& s : spec.value("sidecars", Json::array())) images.push_back(s.value("image", ""));
+  return images;
+}
+
+Json WithImages(Json spec, const Json& images) {
+  spec["image"] = images[0];
+  for (size_t i = 0; i + 1 < images.size() && i < spec["sidecars"].size(); ++i) spec["sidecars"][i]["image"] = images[i + 1];
+  return spec;
+}
+
+// Sets the custom status, keeping the last progress the job reported.
+void SetPhase(OrchestrationContext& ctx, Json status, const Json& progress) {
+  if (!progress.is_null()) status["progress"] = progress;
+  ctx.SetCustomStatus(status);
+}
 
 Task<Json> JobOrchestration(OrchestrationContext& ctx) {
   Json in = ctx.GetInput();
@@ -46,75 +72,140 @@ Task<Json> JobOrchestration(OrchestrationContext& ctx) {
   const EntityId scheduler(kSchedulerEntity, kSchedulerKey);
   Json durations = Json::object();
   durations["submitted"] = Now(ctx);
+  Json progress;
+  RetryPolicy transient(3, 2s);
+
+  // 0. Images, pinned to digests for every attempt.
+  ctx.SetCustomStatus(Json{{"phase", "pulling"}, {"image", in["spec"]["image"]}});
+  Json pinned_spec = in["spec"];
+  std::string fatal;
+  try {
+    Json images_in = {{"images", ImagesOf(in["spec"])}};
+    Json resolved = co_await ctx.CallActivity(kResolveImages, images_in, transient);
+    pinned_spec = WithImages(in["spec"], resolved["images"]);
+    durations["imageResolved"] = Now(ctx);
+  } catch (const TaskFailedError& e) {
+    fatal = e.details().error_type + ": " + e.details().error_message;
+  }
 
   // 1. Capacity.
-  Json request = {{"job", job},
-                  {"tenant", tenant},
-                  {"instance", ctx.InstanceId()},
-                  {"cpu", spec.TotalCpu()},
-                  {"memoryMb", spec.TotalMemoryBytes() >> 20},
-                  {"priority", spec.priority}};
-  Json answer = co_await ctx.CallEntity(scheduler, "request", request);
   bool canceled = false;
-  if (!answer.value("granted", false)) {
-    ctx.SetCustomStatus(Json{{"phase", "queued"}, {"waitingOn", "quota"}, {"position", answer["position"]}});
-    Task<Json> granted = ctx.WaitForExternalEvent(kQuotaGrantedEvent);
-    Task<Json> cancel = ctx.WaitForExternalEvent(kCancelEvent);
-    size_t first = co_await WhenAny(granted, cancel);
-    canceled = first == 1;
+  if (fatal.empty()) {
+    Json request = {{"job", job},
+                    {"tenant", tenant},
+                    {"instance", ctx.InstanceId()},
+                    {"cpu", spec.TotalCpu()},
+                    {"memoryMb", spec.TotalMemoryBytes() >> 20},
+                    {"priority", spec.priority}};
+    Json answer = co_await ctx.CallEntity(scheduler, "request", request);
+    if (!answer.value("granted", false)) {
+      ctx.SetCustomStatus(Json{{"phase", "queued"}, {"position", answer["position"]}});
+      Task<Json> granted = ctx.WaitForExternalEvent(kQuotaGrantedEvent);
+      Task<Json> cancel = ctx.WaitForExternalEvent(kCancelEvent);
+      size_t first = co_await WhenAny(granted, cancel);
+      canceled = first == 1;
+    }
+    durations["granted"] = Now(ctx);
   }
-  durations["granted"] = Now(ctx);
 
   // 2.–3. Attempts.
   Json last = Json::object();
   std::string status = canceled ? "Canceled" : "Failed";
   int attempt = 0;
   Json attempts = Json::array();
-  while (!canceled && attempt < spec.max_attempts) {
+  while (fatal.empty() && !canceled && attempt < spec.max_attempts) {
     ++attempt;
-    const std::string group = GroupName(job, attempt);
-    ctx.SetCustomStatus(Json{{"phase", "starting"}, {"waitingOn", "container"}, {"attempt", attempt}});
-    Json create = {{"job", job},       {"tenant", tenant}, {"attempt", attempt},
-                   {"group", group},   {"instance", ctx.InstanceId()}, {"spec", in["spec"]}};
-    RetryPolicy transient(3, 2s);
+    const std::string group = JobGroupName(job, attempt);
+    SetPhase(ctx, Json{{"phase", "starting"}, {"attempt", attempt}}, progress);
+    Json create = {{"job", job},     {"id", in.value("id", "")},      {"tenant", tenant}, {"attempt", attempt},
+                   {"group", group}, {"instance", ctx.InstanceId()}, {"spec", pinned_spec}};
     bool created = true;
     std::string create_error;
     try {
       co_await ctx.CallActivity(kCreateGroup, create, transient);
       Json start = {{"group", group}};
       co_await ctx.CallActivity(kStartGroup, start, transient);
+      if (spec.completion == CompletionMode::kJobUrl) {
+        Json url = {{"group", group}, {"port", spec.job_port}, {"host", spec.network == runtime::NetworkMode::kHost}};
+        co_await ctx.CallActivity(kStartJobUrl, url);
+      }
     } catch (const TaskFailedError& e) {
       created = false;
       create_error = e.details().error_type + ": " + e.details().error_message;
     }
-    Json outcome;
+    Json outcome = Json::object();
     bool stopped = false;
+    Json reported = Json::object();  // the event that ended the attempt
     if (created) {
-      ctx.SetCustomStatus(Json{{"phase", "running"}, {"attempt", attempt}, {"startedAt", Now(ctx)}});
-      Json wait_in = {{"group", group}, {"timeoutSeconds", spec.timeout_seconds}};
-      Task<Json> exited = ctx.CallActivity(kWaitGroup, wait_in);
+      SetPhase(ctx, Json{{"phase", "running"}, {"attempt", attempt}, {"startedAt", Now(ctx)}}, progress);
       Task<void> deadline = ctx.CreateTimer(std::chrono::seconds(spec.timeout_seconds));
-      Task<Json> cancel = ctx.WaitForExternalEvent(kCancelEvent);
-      size_t first = co_await WhenAny(exited, deadline, cancel);
-      stopped = first != 0;
-      canceled = first == 2;
-      Json finish_in = {{"group", group}, {"stop", stopped}};
+      size_t first = 0;
+      for (;;) {
+        Task<Json> completed = ctx.WaitForExternalEvent(kCompletedEvent);
+        Task<Json> failed = ctx.WaitForExternalEvent(kFailedEvent);
+        Task<Json> lost = ctx.WaitForExternalEvent(kContainerLostEvent);
+        Task<Json> reports = ctx.WaitForExternalEvent(kProgressEvent);
+        Task<Json> cancel = ctx.WaitForExternalEvent(kCancelEvent);
+        first = co_await WhenAny(completed, failed, lost, reports, deadline, cancel);
+        if (first >= 4) break;  // the deadline or a cancel
+        Json event = Json::object();  // g++ 12: no ?: inside co_await
+        if (first == 0) {
+          event = co_await completed;
+        } else if (first == 1) {
+          event = co_await failed;
+        } else if (first == 2) {
+          event = co_await lost;
+        } else {
+          event = co_await reports;
+        }
+        if (!event.is_object() || event.value("attempt", 0) != attempt) continue;  // about another attempt
+        if (first == 3) {
+          progress = event.value("progress", Json());
+          SetPhase(ctx, Json{{"phase", "running"}, {"attempt", attempt}}, progress);
+          continue;
+        }
+        reported = event;
+        break;
+      }
+      stopped = first >= 4;
+      canceled = first == 5;
+      const bool by_callback = reported.value("source", "") != "docker" && first < 2;
+      Json finish_in = {{"job", job},
+                        {"attempt", attempt},
+                        {"group", group},
+                        {"stop", stopped},
+                        {"waitExitSeconds", by_callback ? kExitAfterCallbackSeconds : 0}};
       outcome = co_await ctx.CallActivity(kFinishGroup, finish_in, transient);
-      if (first == 1) outcome["timedOut"] = true;
+      if (first == 4) outcome["timedOut"] = true;
+      if (first == 2) outcome["error"] = "ContainerLost: the attempt's container vanished";
+      if (first < 2) {
+        outcome["source"] = reported.value("source", "callback");
+        if (by_callback) {
+          outcome["reported"] = first == 0 ? "Completed" : "Failed";
+          if (reported.contains("message")) outcome["message"] = reported["message"];
+        }
+      }
     } else {
-      outcome = {{"error", create_error}};
+      outcome["error"] = create_error;
     }
     outcome["attempt"] = attempt;
     attempts.push_back(outcome);
     last = outcome;
-    const bool success = created && !stopped && outcome.value("exitCode", -1) == 0 && !outcome.value("oomKilled", false);
+    bool success = false;
+    if (created && !stopped && !outcome.value("oomKilled", false) && outcome.value("reported", "") != "Failed") {
+      success = outcome.value("reported", "") == "Completed" || outcome.value("exitCode", -1) == 0;
+      if (outcome.contains("error")) success = false;
+    }
     status = canceled ? "Canceled" : success ? "Completed" : "Failed";
     const bool again = !canceled && attempt < spec.max_attempts &&
                        (spec.restart == RestartPolicy::kAlways || (spec.restart == RestartPolicy::kOnFailure && !success));
     if (!again) break;
     int64_t backoff = std::min<int64_t>(spec.backoff_seconds << std::min(attempt - 1, 20), 3600);
-    ctx.SetCustomStatus(Json{{"phase", "backoff"}, {"waitingOn", "backoff"}, {"attempt", attempt},
-                             {"retryAt", FormatIso8601(ctx.CurrentUtcDateTime() + std::chrono::seconds(backoff))}});
+    SetPhase(ctx,
+             Json{{"phase", "backoff"},
+                  {"attempt", attempt},
+                  {"retryAt", FormatIso8601(ctx.CurrentUtcDateTime() + std::chrono::seconds(backoff))}},
+             progress);
     Task<void> pause = ctx.CreateTimer(std::chrono::seconds(backoff));
     Task<Json> cancel = ctx.WaitForExternalEvent(kCancelEvent);
     if (co_await WhenAny(pause, cancel) == 1) {
@@ -124,20 +215,47 @@ Task<Json> JobOrchestration(OrchestrationContext& ctx) {
   }
 
   // 4. Release and report.
-  Json release = {{"job", job}};
-  ctx.SignalEntity(scheduler, "release", release);
+  if (fatal.empty()) {
+    Json release = {{"job", job}};
+    ctx.SignalEntity(scheduler, "release", release);
+  }
   durations["finished"] = Now(ctx);
-  ctx.SetCustomStatus(Json{{"phase", "done"}, {"status", status}});
-  co_return Json{{"status", status},
+  Json result = {{"status", status},
                  {"exitCode", last.value("exitCode", Json())},
                  {"oomKilled", last.value("oomKilled", false)},
                  {"attempts", attempt},
                  {"attemptResults", attempts},
                  {"durations", durations},
+                 {"progress", progress},
                  {"logsTail", last.value("logsTail", Json::array())}};
+  if (!fatal.empty()) result["error"] = fatal;
+  else if (last.contains("error")) result["error"] = last["error"];
+  SetPhase(ctx, Json{{"phase", "done"}, {"status", status}, {"attempt", attempt}}, progress);
+  co_return result;
+}
+
+// The credentials for `image`'s registry (its first path segment when that
+// looks like a host: has a '.' or a ':' or is "localhost").
+runtime::RegistryCredentials CredentialsFor(const JobServices& s, const std::string& image) {
+  size_t slash = image.find('/');
+  std::string host = slash == std::string::npos ? "" : image.substr(0, slash);
+  bool is_host = host.find_first_of(".:") != std::string::npos || host == "localhost";
+  if (is_host) {
+    for (const auto& c : s.registries) {
+      if (c.server == host) return c;
+    }
+    return runtime::RegistryCredentials{host, "", ""};
+  }
+  return runtime::RegistryCredentials{};
 }
 
 }  // namespace
+
+std::string JobGroupName(const std::string& job, int attempt) {
+  std::string name;
+  for (char c : job) name.push_back(std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(c)) : '-');
+  return name + "-a" + std::to_string(attempt);
+}
 
 // ---- SecretVault ----
 
@@ -218,26 +336,56 @@ Status SecretVault::DeleteLocked(const std::string& job_id) {
   return rc == SQLITE_DONE ? Status::Ok() : InternalError("secret vault: cannot delete");
 }
 
-Json JobInput(const std::string& job_id, const std::string& tenant, const JobSpec& spec) {
-  return Json{{"job", job_id}, {"tenant", tenant}, {"spec", RedactedJson(spec)}};
+Json JobInput(const std::string& job, const std::string& tenant, const JobSpec& spec, const std::string& id) {
+  Json in = {{"job", job}, {"tenant", tenant}, {"spec", RedactedJson(spec)}};
+  if (!id.empty()) in["id"] = id;
+  return in;
 }
 
 Status RegisterJobFunctions(Registry& registry, runtime::ContainerRuntime& rt, SecretVault& vault) {
+  JobServices services;
+  services.runtime = &rt;
+  services.vault = &vault;
+  return RegisterJobFunctions(registry, services);
+}
+
+Status RegisterJobFunctions(Registry& registry, const JobServices& services) {
+  if (services.runtime == nullptr || services.vault == nullptr) {
+    return InvalidArgumentError("job functions need a container runtime and a secret vault");
+  }
+  const JobServices s = services;
+  runtime::ContainerRuntime& rt = *s.runtime;
   BATON_RETURN_IF_ERROR(registry.AddOrchestrator(kJobOrchestrator, JobOrchestration));
-  BATON_RETURN_IF_ERROR(registry.AddActivity(kCreateGroup, [&rt, &vault](ActivityContext& ctx) -> Json {
+  BATON_RETURN_IF_ERROR(registry.AddActivity(kResolveImages, [s, &rt](ActivityContext& ctx) -> Json {
+    const Json in = ctx.GetInput();  // a range-for over a temporary's member would dangle
+    Json out = Json::array();
+    for (const Json& image : in["images"]) {
+      const std::string ref = image.get<std::string>();
+      auto digest = rt.PullImage(ref, CredentialsFor(s, ref), s.pull_timeout);
+      if (!digest.ok()) Throw(digest.status(), "pulling '" + ref + "'");
+      out.push_back(*digest);
+    }
+    return Json{{"images", out}};
+  }));
+  BATON_RETURN_IF_ERROR(registry.AddActivity(kCreateGroup, [s, &rt](ActivityContext& ctx) -> Json {
     Json in = ctx.GetInput();
     auto spec = ParseJobSpec(in["spec"]);
     if (!spec.ok()) throw DurableError("InvalidJobSpec", spec.status().message(), nullptr, true);
-    Status filled = vault.Fill(in["job"], &*spec);
+    Status filled = s.vault->Fill(in["job"], &*spec);
     if (!filled.ok()) Throw(filled, "reading the job's secrets");
+    const int attempt = in["attempt"].get<int>();
     runtime::GroupSpec group;
     group.name = in["group"];
     group.network = spec->network;
     group.labels = {{"baton.job", in["job"]},
                     {"baton.tenant", in["tenant"]},
-                    {"baton.attempt", std::to_string(in["attempt"].get<int>())},
-                    {"baton.instance", in["instance"]}};
+                    {"baton.attempt", std::to_string(attempt)},
+                    {"baton.instance", in["instance"]},
+                    {"baton.completion", CompletionName(spec->completion)}};
+    if (!s.node_id.empty()) group.labels["baton.node"] = s.node_id;
+    if (spec->completion == CompletionMode::kJobUrl) group.labels["baton.jobPort"] = std::to_string(spec->job_port);
     for (const auto& [k, v] : spec->labels) group.labels["job." + k] = v;
+    const std::string id = in.value("id", "");
     for (const JobContainer& c : spec->containers) {
       runtime::ContainerSpec cs;
       cs.name = c.name;
@@ -246,6 +394,12 @@ Status RegisterJobFunctions(Registry& registry, runtime::ContainerRuntime& rt, S
       cs.args = c.args;
       cs.env = c.env;
       cs.secret_env = c.secret_env;
+      cs.env["BATON_JOB_ID"] = id.empty() ? in["job"].get<std::string>() : id;
+      cs.env["BATON_JOB_ATTEMPT"] = std::to_string(attempt);
+      if (spec->completion == CompletionMode::kCallback && s.tokens != nullptr && !id.empty()) {
+        cs.env["BATON_CALLBACK_URL"] = s.callback_base + "/api/v1/jobs/" + id + "/callback";
+        cs.secret_env["BATON_JOB_TOKEN"] = s.tokens->Sign(in["instance"], attempt);
+      }
       cs.working_dir = c.working_dir;
       cs.cpus = c.cpu;
       cs.memory_bytes = c.memory_bytes;
@@ -258,35 +412,69 @@ Status RegisterJobFunctions(Registry& registry, runtime::ContainerRuntime& rt, S
     for (const auto& c : created->containers) ids.push_back(c.id);
     return Json{{"containers", ids}};
   }));
+  // Starts the group unless its main container was started before (this
+  // activity may run again after a crash): no attempt runs twice.
   BATON_RETURN_IF_ERROR(registry.AddActivity(kStartGroup, [&rt](ActivityContext& ctx) -> Json {
     std::string group = ctx.GetInput()["group"];
-    Status s = rt.StartGroup(group);
-    if (!s.ok()) Throw(s, "starting '" + group + "'");
-    return nullptr;
-  }));
-  // Blocks until the main container exits. After a crash it runs again and
-  // simply waits on the same container.
-  BATON_RETURN_IF_ERROR(registry.AddActivity(kWaitGroup, [&rt](ActivityContext& ctx) -> Json {
-    Json in = ctx.GetInput();
-    std::string group = in["group"];
     auto g = rt.InspectGroup(group);
     if (!g.ok()) Throw(g.status(), "inspecting '" + group + "'");
-    auto code = rt.WaitContainer(g->containers[0].id, std::chrono::seconds(in.value("timeoutSeconds", 3600)) + 60s);
-    if (!code.ok()) Throw(code.status(), "waiting for '" + group + "'");
-    return Json{{"exitCode", *code}};
+    const runtime::ContainerState& main = g->containers[0];
+    if (main.status != "created") return Json{{"alreadyStarted", true}, {"state", main.status}};
+    Status started = rt.StartGroup(group);
+    if (!started.ok()) Throw(started, "starting '" + group + "'");
+    return Json{{"alreadyStarted", false}};
   }));
-  BATON_RETURN_IF_ERROR(registry.AddActivity(kFinishGroup, [&rt](ActivityContext& ctx) -> Json {
+  // POST /start on the job's URL, retried while the job starts listening.
+  BATON_RETURN_IF_ERROR(registry.AddActivity(kStartJobUrl, [&rt](ActivityContext& ctx) -> Json {
     Json in = ctx.GetInput();
     std::string group = in["group"];
-    auto g = rt.InspectGroup(group);
-    if (!g.ok() && g.status().code() == StatusCode::kNotFound) return Json{{"error", "the container group vanished"}};
-    if (!g.ok()) Throw(g.status(), "inspecting '" + group + "'");
-    if (in.value("stop", false)) {
-      Status s = rt.StopGroup(group, 10s);
-      if (!s.ok()) Throw(s, "stopping '" + group + "'");
-      g = rt.InspectGroup(group);
+    const uint16_t port = in["port"].get<uint16_t>();
+    const auto until = std::chrono::steady_clock::now() + 60s;
+    Status last = UnavailableError("the job never answered");
+    while (std::chrono::steady_clock::now() < until) {
+      auto g = rt.InspectGroup(group);
       if (!g.ok()) Throw(g.status(), "inspecting '" + group + "'");
+      const runtime::ContainerState& main = g->containers[0];
+      if (!main.running) throw DurableError("JobExited", "the job exited before POST /start", nullptr, true);
+      uint16_t host_port = port;
+      if (!in.value("host", false)) {
+        auto it = main.published_ports.find(port);
+        if (it == main.published_ports.end()) {
+          throw DurableError("InvalidJobSpec", "the job port is not published", nullptr, true);
+        }
+        host_port = it->second;
+      }
+      auto answer = LoopbackHttp("POST", host_port, "/start", "{}", 5s);
+      if (answer.ok() && answer->status / 100 == 2) return Json{{"port", host_port}};
+      last = answer.ok() ? FailedPreconditionError("POST /start answered HTTP " + std::to_string(answer->status))
+                         : answer.status();
+      if (answer.ok() && answer->status / 100 == 4) break;
+      std::this_thread::sleep_for(200ms);
     }
+    throw DurableError("JobUrlUnavailable", last.message(), nullptr, true);
+  }));
+  BATON_RETURN_IF_ERROR(registry.AddActivity(kFinishGroup, [s, &rt](ActivityContext& ctx) -> Json {
+    Json in = ctx.GetInput();
+    std::string group = in["group"];
+    auto g = rt.InspectGroup(group);
+    if (!g.ok() && g.status().code() == StatusCode::kNotFound) {
+      return Json{{"error", "ContainerLost: the container group vanished"}, {"logsTail", Json::array()}};
+    }
+    if (!g.ok()) Throw(g.status(), "inspecting '" + group + "'");
+    int wait = in.value("waitExitSeconds", 0);
+    if (wait > 0 && g->containers[0].running) {
+      (void)rt.WaitContainer(g->containers[0].id, std::chrono::seconds(wait));
+    }
+    if (in.value("stop", false) || wait > 0) {
+      Status stopped = rt.StopGroup(group, s.stop_grace);
+      if (!stopped.ok()) Throw(stopped, "stopping '" + group + "'");
+    } else {
+      // Sidecars end with the main container.
+      Status stopped = rt.StopGroup(group, 2s);
+      if (!stopped.ok()) Throw(stopped, "stopping '" + group + "'");
+    }
+    g = rt.InspectGroup(group);
+    if (!g.ok()) Throw(g.status(), "inspecting '" + group + "'");
     const runtime::ContainerState& main = g->containers[0];
     Json out = {{"exitCode", main.exit_code}, {"oomKilled", main.oom_killed}};
     if (main.started_at) out["startedAt"] = FormatIso8601(*main.started_at);
@@ -298,6 +486,10 @@ Status RegisterJobFunctions(Registry& registry, runtime::ContainerRuntime& rt, S
       for (size_t i = from; i < logs->size(); ++i) {
         const runtime::LogLine& l = (*logs)[i];
         tail.push_back((l.stream == runtime::LogLine::Stream::kStderr ? "stderr: " : "stdout: ") + l.text);
+      }
+      if (s.logs != nullptr) {
+        Status saved = s.logs->Save(in["job"], in["attempt"].get<int>(), *logs);
+        if (!saved.ok()) Throw(saved, "keeping the logs of '" + group + "'");
       }
     }
     out["logsTail"] = tail;

@@ -1,19 +1,29 @@
-// The job orchestration: runs one batch job, durably, from its quota to its
+// The job orchestration: runs one batch job, durably, from its image to its
 // result. It is an ordinary Baton orchestration, written with the public SDK.
 //
+//   0. Resolve every image to a digest (pulling it with the platform's
+//      registry credentials): all attempts run exactly that image.
 //   1. Ask the capacity scheduler (scheduler.h) for the job's resources; wait
-//      for "QuotaGranted" when queued. The custom status says what the job is
-//      waiting on: {"phase":"queued","position":n}.
+//      for "QuotaGranted" when queued.
 //   2. For each attempt: create the container group (deterministic name
-//      "<job>-a<attempt>", labels baton.job/tenant/attempt/instance: creating
-//      it again after a crash finds the same group), start it, and wait for
-//      its main container to exit, for the job's timeout (a durable timer), or
-//      for a "Cancel" event — whichever comes first.
-//   3. Keep the logs' tail and the exit code / OOM kill, delete the group,
-//      and apply the restart policy (OnFailure / Always, with backoff on a
-//      durable timer) or finish.
-//   4. Release the resources and complete with
-//      {status, exitCode, oomKilled, attempts, durations, logsTail}.
+//      "<job>-a<attempt>", labels baton.job/tenant/attempt/instance/completion:
+//      creating it again after a crash finds the same group), start it unless
+//      it was started already (a container is never started twice), call
+//      POST /start on a job URL, then wait for the first of: the external
+//      event "Completed" or "Failed" (from Docker's die event through the
+//      JobMonitor, or from the job's own callback), "ContainerLost" (the
+//      reconciler found no container), the job's timeout (a durable timer)
+//      or "Cancel". "Progress" events update the custom status on the way.
+//      Events carry {"attempt": n}; those of another attempt are ignored.
+//   3. Keep the attempt's logs (JobLogs) and exit code / OOM kill, delete the
+//      group, and apply the restart policy (OnFailure / Always, with backoff
+//      on a durable timer) or finish.
+//   4. Release the resources and complete with {status, exitCode, oomKilled,
+//      attempts, attemptResults, durations, progress, logsTail, error}.
+//
+// The custom status always says where the job is:
+//   {"phase": "pulling" | "queued" | "starting" | "running" | "backoff" | "done",
+//    "attempt", "position" (queued), "retryAt" (backoff), "progress"}.
 //
 // Secret env values never enter the orchestration's input or history: they
 // are kept in a SecretVault and read by the activity that creates the group.
@@ -22,6 +32,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "baton/registry.h"
 #include "batch/job_spec.h"
@@ -33,6 +44,15 @@ namespace baton::batch {
 
 inline constexpr char kJobOrchestrator[] = "baton.Job";
 inline constexpr char kCancelEvent[] = "Cancel";
+inline constexpr char kCompletedEvent[] = "Completed";
+inline constexpr char kFailedEvent[] = "Failed";
+inline constexpr char kProgressEvent[] = "Progress";
+inline constexpr char kContainerLostEvent[] = "ContainerLost";
+// Job orchestration instance ids: "job.<tenant>.<job id>".
+inline constexpr char kJobInstancePrefix[] = "job.";
+
+// The container group of a job's attempt ("job-acme-0a1b…-a2").
+std::string JobGroupName(const std::string& job_instance, int attempt);
 
 // Secret env values of jobs, by job id, in their own SQLite file.
 // Thread-safe.
@@ -53,12 +73,36 @@ class SecretVault {
   sqlite3* db_;
 };
 
-// The input of a job orchestration: the job's identity and its spec with
+// The input of a job orchestration: the job's identity (`job`: the instance
+// id, unique on the node; `id`: the id its tenant sees) and its spec with
 // secret values redacted (RedactedJson).
-Json JobInput(const std::string& job_id, const std::string& tenant, const JobSpec& spec);
+Json JobInput(const std::string& job, const std::string& tenant, const JobSpec& spec, const std::string& id = "");
 
-// Registers the job orchestration and its activities. `runtime` and `vault`
-// must outlive the workers that run them.
+class JobLogs;
+class JobTokens;
+
+// What the job activities use. Everything pointed to must outlive the
+// workers that run them.
+struct JobServices {
+  runtime::ContainerRuntime* runtime = nullptr;
+  SecretVault* vault = nullptr;
+  JobLogs* logs = nullptr;        // null: logs are not kept beyond logsTail
+  const JobTokens* tokens = nullptr;  // null: no callback completion
+  // BATON_CALLBACK_URL is callback_base + "/api/v1/jobs/<id>/callback".
+  std::string callback_base;
+  // Credentials by registry host ("127.0.0.1:5000"); images of other
+  // registries are pulled without credentials.
+  std::vector<runtime::RegistryCredentials> registries;
+  std::chrono::seconds pull_timeout{600};
+  std::chrono::seconds stop_grace{10};
+  // Labels every group "baton.node=<node_id>", so that the JobMonitor of a
+  // node looks only at its own containers ("" = no such label).
+  std::string node_id;
+};
+
+// Registers the job orchestration and its activities.
+Status RegisterJobFunctions(Registry& registry, const JobServices& services);
+// The same with only a runtime and a vault (no logs kept, no callbacks).
 Status RegisterJobFunctions(Registry& registry, runtime::ContainerRuntime& runtime, SecretVault& vault);
 
 }  // namespace baton::batch

@@ -8,6 +8,8 @@
 #include "baton/client.h"
 #include "baton/sqlite_store.h"
 #include "baton/worker.h"
+#include "batch/job_logs.h"
+#include "batch/job_monitor.h"
 #include "batch/scheduler.h"
 #include "testing/test_image.h"
 #include "testing/test_util.h"
@@ -39,21 +41,34 @@ class JobTest : public ::testing::Test {
     ASSERT_TRUE(vault.ok()) << vault.status().ToString();
     vault_ = std::move(*vault);
     BATON_ASSERT_OK(registry_.AddEntity(kSchedulerEntity, SchedulerEntity));
-    BATON_ASSERT_OK(RegisterJobFunctions(registry_, *docker_, *vault_));
+    auto logs = JobLogs::Open(dir_.File("jobs.db"));
+    ASSERT_TRUE(logs.ok()) << logs.status().ToString();
+    logs_ = std::move(*logs);
+    JobServices services;
+    services.runtime = docker_;
+    services.vault = vault_.get();
+    services.logs = logs_.get();
+    services.node_id = node_;
+    services.registries = {testing::LocalRegistryCredentials(BATON_RUN_DIR)};
+    BATON_ASSERT_OK(RegisterJobFunctions(registry_, services));
     SqliteStoreOptions options;
     options.path = dir_.File("hub.db");
     auto store = OpenSqliteStore(options);
     ASSERT_TRUE(store.ok());
     store_ = std::move(*store);
     WorkerOptions worker_options;
-    worker_options.activity_threads = 16;  // waiting on a container holds one
     worker_ = std::make_unique<Worker>(*store_, registry_, worker_options);
     BATON_ASSERT_OK(worker_->Start());
     client_ = std::make_unique<Client>(*store_);
+    JobMonitorOptions monitor_options;
+    monitor_options.node_id = node_;
+    monitor_ = std::make_unique<JobMonitor>(*docker_, *client_, monitor_options);
+    monitor_->Start();
     BATON_ASSERT_OK(client_->SignalEntity(EntityId(kSchedulerEntity, kSchedulerKey), "setCapacity",
                                           Json{{"cpu", 2}, {"memoryMb", 4096}}));
   }
   void TearDown() override {
+    if (monitor_) monitor_->Stop();
     if (worker_) worker_->Stop();
   }
 
@@ -63,10 +78,10 @@ class JobTest : public ::testing::Test {
     for (auto& [k, v] : extra.items()) j[k] = v;
     auto spec = ParseJobSpec(j);
     EXPECT_TRUE(spec.ok()) << spec.status().ToString();
-    EXPECT_TRUE(vault_->Put(job, *spec).ok());
     ScheduleOptions o;
-    o.instance_id = "job-" + job;
-    auto id = client_->ScheduleNewOrchestration(kJobOrchestrator, JobInput(job, "acme", *spec), o);
+    o.instance_id = std::string(kJobInstancePrefix) + "acme." + job;
+    EXPECT_TRUE(vault_->Put(o.instance_id, *spec).ok());
+    auto id = client_->ScheduleNewOrchestration(kJobOrchestrator, JobInput(o.instance_id, "acme", *spec, job), o);
     EXPECT_TRUE(id.ok()) << id.status().ToString();
     return o.instance_id;
   }
@@ -78,7 +93,7 @@ class JobTest : public ::testing::Test {
     return FromPayload(s->output);
   }
   size_t ContainersOf(const std::string& job) {
-    auto list = docker_->ListByLabels({{"baton.job", job}});
+    auto list = docker_->ListByLabels({{"baton.job", std::string(kJobInstancePrefix) + "acme." + job}});
     return list.ok() ? list->size() : 999;
   }
 
@@ -86,7 +101,10 @@ class JobTest : public ::testing::Test {
   static testing::TestImage* image_;
   static Status* setup_;
   testing::TempDir dir_;
+  const std::string node_ = "test-" + std::to_string(getpid());
   std::unique_ptr<SecretVault> vault_;
+  std::unique_ptr<JobLogs> logs_;
+  std::unique_ptr<JobMonitor> monitor_;
   Registry registry_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<Worker> worker_;
@@ -110,6 +128,74 @@ TEST_F(JobTest, ACompletedJobReportsItsExitCodeAndLogsAndLeavesNoContainer) {
   EXPECT_NE(r["logsTail"].dump().find("stderr: warning 1/2"), std::string::npos) << r.dump();
   EXPECT_TRUE(r["durations"].contains("finished"));
   EXPECT_EQ(ContainersOf(job), 0u);
+}
+
+TEST_F(JobTest, TheImageIsPinnedToADigestAndTheLogsAreKept) {
+  const std::string job = Unique("pinned");
+  Json r = Result(Submit(job, {"print", "30"}));
+  EXPECT_EQ(r["status"], "Completed");
+  auto lines = logs_->Read(std::string(kJobInstancePrefix) + "acme." + job, 1, 0, 1000);
+  ASSERT_TRUE(lines.ok()) << lines.status().ToString();
+  EXPECT_EQ(lines->size(), 60u);  // more than the tail
+  size_t stderr_lines = 0;
+  for (const runtime::LogLine& l : *lines) stderr_lines += l.stream == runtime::LogLine::Stream::kStderr;
+  EXPECT_EQ(stderr_lines, 30u);
+  auto history = client_->GetHistory(std::string(kJobInstancePrefix) + "acme." + job);
+  ASSERT_TRUE(history.ok());
+  bool pinned = false;
+  for (const HistoryEvent& e : *history) {
+    if (auto* t = std::get_if<events::TaskScheduled>(&e.body); t && t->name == "baton.CreateGroup") {
+      pinned = t->input.find(image_->digest) != std::string::npos;
+    }
+  }
+  EXPECT_TRUE(pinned);
+}
+
+TEST_F(JobTest, AVanishedContainerIsReportedLostAndThePolicyRestartsTheJob) {
+  const std::string job = Unique("lost");
+  std::string instance = Submit(job, {"sleep", "120"},
+                                Json{{"restartPolicy", {{"policy", "OnFailure"}, {"maxAttempts", 2}, {"backoffSeconds", 0}}},
+                                     {"timeoutSeconds", 20}});
+  auto phase = [&] {
+    auto s = client_->GetState(instance);
+    Json status = s.ok() ? FromPayload(s->custom_status) : Json();
+    return status.is_object() ? status : Json::object();
+  };
+  ASSERT_TRUE(Eventually([&] { return phase().value("phase", "") == "running"; }));
+  // Remove the attempt's container behind Baton's back, without a die event
+  // reaching the orchestration first: stop the monitor's watcher by removing
+  // the group while the monitor is stopped.
+  monitor_->Stop();
+  BATON_ASSERT_OK(docker_->DeleteGroup(JobGroupName(instance, 1)));
+  // The die event was missed; the reconciler finds the attempt without a container.
+  ASSERT_TRUE(Eventually([&] {
+    auto report = monitor_->ReconcileOnce();
+    return report.ok() && report->containers_lost == 1;
+  }));
+  ASSERT_TRUE(Eventually([&] { return phase().value("attempt", 0) == 2 && phase().value("phase", "") == "running"; },
+                         60s));
+  BATON_ASSERT_OK(client_->RaiseEvent(instance, kCancelEvent));
+  Json r = Result(instance);
+  EXPECT_EQ(r["status"], "Canceled");
+  EXPECT_EQ(r["attempts"], 2);
+  EXPECT_NE(r["attemptResults"][0].value("error", "").find("ContainerLost"), std::string::npos) << r.dump();
+  EXPECT_EQ(ContainersOf(job), 0u);
+}
+
+TEST_F(JobTest, TheReconcilerRemovesGroupsNoLiveAttemptOwns) {
+  runtime::GroupSpec orphan;
+  orphan.name = "t" + std::to_string(getpid()) + "-orphan-a1";
+  orphan.labels = {{"baton.node", node_}, {"baton.instance", "job.acme.ghost"}, {"baton.attempt", "1"}};
+  runtime::ContainerSpec c;
+  c.name = "main";
+  c.image = image_->digest;
+  c.args = {"sleep", "60"};
+  orphan.containers.push_back(c);
+  ASSERT_TRUE(docker_->CreateGroup(orphan).ok());
+  auto report = monitor_->ReconcileOnce();
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->groups_removed, 1);
+  EXPECT_EQ(docker_->InspectGroup(orphan.name).status().code(), StatusCode::kNotFound);
 }
 
 TEST_F(JobTest, OnFailureRunsExactlyTheConfiguredAttempts) {

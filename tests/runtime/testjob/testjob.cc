@@ -15,6 +15,20 @@
 //                          network namespace): GET /status, POST /start, GET /ping
 //   fetch HOST PORT PATH   GET PATH from HOST:PORT (numeric IPv4), print the body; exit 0
 //                          on HTTP 200, else 1; retries connecting for up to 10 s
+//   callback N [STATUS [EXITCODE]]
+//                          a batch job with callback completion: POSTs N progress reports
+//                          {"progress":{"step":i,"of":N}} ~200 ms apart to
+//                          $BATON_CALLBACK_URL with "Authorization: Bearer $BATON_JOB_TOKEN",
+//                          then {"status":STATUS,"exitCode":EXITCODE} (default Completed, 0;
+//                          STATUS "none" sends no final report); prints "callback WHAT: HTTP
+//                          CODE" per report, and the answer's body when it is not 2xx; exits
+//                          EXITCODE, or 1 if a report could not be delivered (each retries
+//                          connecting for up to 10 s), or 2 if either variable is missing or
+//                          the URL is not http://A.B.C.D[:PORT][/PATH]
+//   callback-raw TOKEN BODY
+//                          one POST of BODY to $BATON_CALLBACK_URL with "Authorization: Bearer
+//                          TOKEN" (taken literally, to forge tokens); prints "HTTP CODE" and the
+//                          body; exits 0 on 2xx, else 1 (2 for a missing or malformed URL)
 // Bad arguments print this usage and exit 2.
 //
 // SIGTERM and SIGINT end every mode at once: `serve` exits 0, the others 143 (what a
@@ -23,6 +37,7 @@
 // it `docker stop` would wait out its whole grace period.
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -30,6 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <charconv>
@@ -49,7 +65,10 @@ constexpr int kTermExitCode = 143;
 constexpr size_t kMiB = 1024 * 1024;
 constexpr int kAllocReportEveryMiB = 16;
 constexpr int64_t kFakeJobMillis = 2000;
-constexpr int64_t kFetchConnectDeadlineMillis = 10000;
+constexpr int64_t kConnectDeadlineMillis = 10000;
+constexpr int64_t kConnectRetryMillis = 200;
+constexpr int64_t kMinConnectAttemptMillis = 100;
+constexpr int64_t kCallbackIntervalMillis = 200;
 constexpr size_t kMaxRequestHeaderBytes = 16 * 1024;
 
 constexpr const char* kUsage =
@@ -60,7 +79,9 @@ constexpr const char* kUsage =
     "  env NAME...\n"
     "  alloc MEGABYTES\n"
     "  serve PORT [ADDR]\n"
-    "  fetch HOST PORT PATH\n";
+    "  fetch HOST PORT PATH\n"
+    "  callback N [STATUS [EXITCODE]]   (env BATON_CALLBACK_URL, BATON_JOB_TOKEN)\n"
+    "  callback-raw TOKEN BODY          (env BATON_CALLBACK_URL)\n";
 
 int Usage() {
   std::fputs(kUsage, stderr);
@@ -332,56 +353,89 @@ int RunServe(int argc, char** argv) {
   }
 }
 
-// ---- fetch ----
+// ---- HTTP client: fetch, callback, callback-raw ----
 
-int ConnectWithRetry(const sockaddr_in& addr) {
-  int64_t deadline = NowMillis() + kFetchConnectDeadlineMillis;
+std::string AddrText(const sockaddr_in& addr) {
+  char host[INET_ADDRSTRLEN] = "?";
+  inet_ntop(AF_INET, &addr.sin_addr, host, sizeof host);
+  return std::string(host) + ":" + std::to_string(ntohs(addr.sin_port));
+}
+
+// Connects to `addr`, retrying every 200 ms until `deadline_millis`: a peer container's
+// server may not listen yet. Each attempt is bounded by the time left, so an address that
+// drops SYNs cannot hold it for the kernel's two-minute connect timeout. Returns a
+// blocking socket, or -1 with errno set.
+int ConnectWithRetry(const sockaddr_in& addr, int64_t deadline_millis) {
   for (;;) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) return -1;
-    if (connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0) return fd;
-    int error = errno;
+    int error = 0;
+    if (connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+      error = errno;
+      if (error == EINPROGRESS) {
+        pollfd pending{fd, POLLOUT, 0};
+        int64_t wait = std::max(deadline_millis - NowMillis(), kMinConnectAttemptMillis);
+        int ready = poll(&pending, 1, static_cast<int>(wait));
+        socklen_t size = sizeof error;
+        if (ready < 0) {
+          error = errno;
+        } else if (ready == 0) {
+          error = ETIMEDOUT;
+        } else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &size) != 0) {
+          error = errno;
+        }
+      }
+    }
+    if (error == 0) {
+      if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) == 0) return fd;
+      error = errno;
+    }
     close(fd);
-    if (NowMillis() >= deadline) {
+    int64_t left = deadline_millis - NowMillis();
+    if (left <= 0) {
       errno = error;
       return -1;
     }
-    SleepMillis(200);
+    SleepMillis(std::min(left, kConnectRetryMillis));
   }
 }
 
-int RunFetch(int argc, char** argv) {
-  int64_t port = 0;
-  sockaddr_in addr;
-  if (argc != 5 || !ParseInt(argv[3], 1, 65535, &port) || !ParseIpv4(argv[2], port, &addr) ||
-      argv[4][0] != '/') {
-    return Usage();
-  }
-  int fd = ConnectWithRetry(addr);
+// The outcome of one HTTP exchange: `status` is 0 when no well-formed response came back,
+// and then `error` says why.
+struct HttpResult {
+  int status = 0;
+  std::string body;
+  std::string error;
+};
+
+// Sends `request`, which must ask for "Connection: close" (or be HTTP/1.0), to `addr`,
+// retrying the connect for up to 10 s, and reads the response to EOF. The body is
+// returned as sent: chunked transfer coding is not decoded (neither `serve` nor Baton
+// uses it for a response with a known length).
+HttpResult HttpExchange(const sockaddr_in& addr, std::string_view request) {
+  HttpResult result;
+  int fd = ConnectWithRetry(addr, NowMillis() + kConnectDeadlineMillis);
   if (fd < 0) {
-    Line(stderr, "fetch: cannot connect to %s:%lld: %s", argv[2], static_cast<long long>(port),
-         std::strerror(errno));
-    return 1;
+    result.error = "cannot connect to " + AddrText(addr) + ": " + std::strerror(errno);
+    return result;
   }
   timeval timeout{10, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  std::string request = std::string("GET ") + argv[4] + " HTTP/1.0\r\nHost: " + argv[2] + ":" +
-                        argv[3] + "\r\nConnection: close\r\n\r\n";
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
   if (!SendAll(fd, request)) {
-    Line(stderr, "fetch: send: %s", std::strerror(errno));
+    result.error = std::string("send: ") + std::strerror(errno);
     close(fd);
-    return 1;
+    return result;
   }
-  // HTTP/1.0: the server closes the connection after the body, so read to EOF.
   std::string response;
   char chunk[4096];
   for (;;) {
     ssize_t n = recv(fd, chunk, sizeof chunk, 0);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      Line(stderr, "fetch: recv: %s", std::strerror(errno));
+      result.error = std::string("recv: ") + std::strerror(errno);
       close(fd);
-      return 1;
+      return result;
     }
     if (n == 0) break;
     response.append(chunk, static_cast<size_t>(n));
@@ -391,20 +445,187 @@ int RunFetch(int argc, char** argv) {
   size_t header_end = response.find("\r\n\r\n");
   size_t sp = response.find(' ');
   int64_t status = 0;
-  if (header_end == std::string::npos || sp == std::string::npos || sp + 4 > response.size() ||
+  if (header_end == std::string::npos || response.compare(0, 5, "HTTP/") != 0 ||
+      sp == std::string::npos || sp + 4 > response.size() ||
       !ParseInt(std::string_view(response).substr(sp + 1, 3), 100, 599, &status)) {
-    Line(stderr, "fetch: malformed HTTP response (%zu bytes)", response.size());
+    result.error = "malformed HTTP response (" + std::to_string(response.size()) + " bytes)";
+    return result;
+  }
+  result.status = static_cast<int>(status);
+  result.body = response.substr(header_end + 4);
+  return result;
+}
+
+bool IsSuccess(int status) { return status >= 200 && status <= 299; }
+
+// Writes a response body as lines: nothing when empty, a newline added when missing.
+void PrintBody(std::FILE* out, const std::string& body) {
+  if (body.empty()) return;
+  std::fwrite(body.data(), 1, body.size(), out);
+  if (body.back() != '\n') std::fputc('\n', out);
+  std::fflush(out);
+}
+
+int RunFetch(int argc, char** argv) {
+  int64_t port = 0;
+  sockaddr_in addr;
+  if (argc != 5 || !ParseInt(argv[3], 1, 65535, &port) || !ParseIpv4(argv[2], port, &addr) ||
+      argv[4][0] != '/') {
+    return Usage();
+  }
+  std::string request = std::string("GET ") + argv[4] + " HTTP/1.0\r\nHost: " + argv[2] + ":" +
+                        argv[3] + "\r\nConnection: close\r\n\r\n";
+  HttpResult result = HttpExchange(addr, request);
+  if (result.status == 0) {
+    Line(stderr, "fetch: %s", result.error.c_str());
     return 1;
   }
-  std::string body = response.substr(header_end + 4);
-  std::fwrite(body.data(), 1, body.size(), stdout);
-  if (body.empty() || body.back() != '\n') std::fputc('\n', stdout);
+  std::fwrite(result.body.data(), 1, result.body.size(), stdout);
+  if (result.body.empty() || result.body.back() != '\n') std::fputc('\n', stdout);
   std::fflush(stdout);
-  if (status != 200) {
-    Line(stderr, "fetch: HTTP %lld", static_cast<long long>(status));
+  if (result.status != 200) {
+    Line(stderr, "fetch: HTTP %d", result.status);
     return 1;
   }
   return 0;
+}
+
+// Where a job reports, from $BATON_CALLBACK_URL.
+struct CallbackUrl {
+  sockaddr_in addr;
+  std::string authority;  // "A.B.C.D:PORT" as written in the URL, for the Host header
+  std::string path;
+};
+
+// Parses http://A.B.C.D[:PORT][/PATH] (port 80 and path "/" when left out). Returns false
+// for anything else: another scheme, a host name, a bad port, or a path holding spaces or
+// control characters, which would break the request line.
+bool ParseCallbackUrl(std::string_view url, CallbackUrl* out) {
+  constexpr std::string_view kScheme = "http://";
+  if (url.substr(0, kScheme.size()) != kScheme) return false;
+  url.remove_prefix(kScheme.size());
+  size_t slash = url.find('/');
+  std::string_view authority = url.substr(0, slash);
+  std::string_view path = slash == std::string_view::npos ? "/" : url.substr(slash);
+  size_t colon = authority.find(':');
+  std::string host(authority.substr(0, colon));
+  int64_t port = 80;
+  if (colon != std::string_view::npos && !ParseInt(authority.substr(colon + 1), 1, 65535, &port)) {
+    return false;
+  }
+  if (!ParseIpv4(host.c_str(), port, &out->addr)) return false;
+  for (char c : path) {
+    if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) return false;
+  }
+  out->authority = std::string(authority);
+  out->path = std::string(path);
+  return true;
+}
+
+// Reads $BATON_CALLBACK_URL into *url; when it is missing or malformed, says so on stderr
+// (prefixed with `mode`) and returns false.
+bool CallbackUrlFromEnv(const char* mode, CallbackUrl* url) {
+  const char* value = std::getenv("BATON_CALLBACK_URL");
+  if (value == nullptr || value[0] == '\0') {
+    Line(stderr, "%s: BATON_CALLBACK_URL is not set", mode);
+    return false;
+  }
+  if (!ParseCallbackUrl(value, url)) {
+    Line(stderr, "%s: BATON_CALLBACK_URL \"%s\" is not http://A.B.C.D[:PORT][/PATH]", mode, value);
+    return false;
+  }
+  return true;
+}
+
+HttpResult PostCallback(const CallbackUrl& url, std::string_view token, std::string_view body) {
+  std::string request = "POST " + url.path + " HTTP/1.1\r\n";
+  request += "Host: " + url.authority + "\r\n";
+  request += "Authorization: Bearer " + std::string(token) + "\r\n";
+  request += "Content-Type: application/json\r\n";
+  request += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  request += "Connection: close\r\n\r\n";
+  request += body;
+  return HttpExchange(url.addr, request);
+}
+
+// `text` as a JSON string literal, quotes included.
+std::string JsonString(std::string_view text) {
+  std::string json = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') {
+      json += '\\';
+      json += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned>(c));
+      json += escaped;
+    } else {
+      json += c;
+    }
+  }
+  return json + "\"";
+}
+
+int RunCallback(int argc, char** argv) {
+  int64_t steps = 0;
+  int64_t exit_code = 0;
+  if (argc < 3 || argc > 5 || !ParseInt(argv[2], 0, 100000, &steps) ||
+      (argc == 5 && !ParseInt(argv[4], 0, 255, &exit_code))) {
+    return Usage();
+  }
+  std::string status = argc >= 4 ? argv[3] : "Completed";
+  CallbackUrl url;
+  if (!CallbackUrlFromEnv("callback", &url)) return kUsageExitCode;
+  const char* token = std::getenv("BATON_JOB_TOKEN");
+  if (token == nullptr || token[0] == '\0') {
+    Line(stderr, "callback: BATON_JOB_TOKEN is not set");
+    return kUsageExitCode;
+  }
+
+  // Sends one report; false when no answer came back at all. A non-2xx answer is printed
+  // and the job goes on, so a test can see every answer of a rejected job.
+  auto report = [&](const std::string& what, const std::string& body) {
+    HttpResult result = PostCallback(url, token, body);
+    if (result.status == 0) {
+      Line(stderr, "callback %s: %s", what.c_str(), result.error.c_str());
+      return false;
+    }
+    Line(stdout, "callback %s: HTTP %d", what.c_str(), result.status);
+    if (!IsSuccess(result.status)) PrintBody(stdout, result.body);
+    return true;
+  };
+  for (int64_t i = 1; i <= steps; ++i) {
+    if (i > 1) SleepMillis(kCallbackIntervalMillis);
+    std::string of = std::to_string(steps);
+    std::string step = std::to_string(i);
+    if (!report("progress " + step + "/" + of,
+                "{\"progress\":{\"step\":" + step + ",\"of\":" + of + "}}")) {
+      return 1;
+    }
+  }
+  if (status != "none") {
+    if (steps > 0) SleepMillis(kCallbackIntervalMillis);
+    if (!report("status " + status, "{\"status\":" + JsonString(status) +
+                                        ",\"exitCode\":" + std::to_string(exit_code) + "}")) {
+      return 1;
+    }
+  }
+  // The container's exit code agrees with the reported status.
+  return static_cast<int>(exit_code);
+}
+
+int RunCallbackRaw(int argc, char** argv) {
+  if (argc != 4) return Usage();
+  CallbackUrl url;
+  if (!CallbackUrlFromEnv("callback-raw", &url)) return kUsageExitCode;
+  HttpResult result = PostCallback(url, argv[2], argv[3]);
+  if (result.status == 0) {
+    Line(stderr, "callback-raw: %s", result.error.c_str());
+    return 1;
+  }
+  Line(stdout, "HTTP %d", result.status);
+  PrintBody(stdout, result.body);
+  return IsSuccess(result.status) ? 0 : 1;
 }
 
 }  // namespace
@@ -420,5 +641,7 @@ int main(int argc, char** argv) {
   if (mode == "env") return RunEnv(argc, argv);
   if (mode == "alloc") return RunAlloc(argc, argv);
   if (mode == "fetch") return RunFetch(argc, argv);
+  if (mode == "callback") return RunCallback(argc, argv);
+  if (mode == "callback-raw") return RunCallbackRaw(argc, argv);
   return Usage();
 }

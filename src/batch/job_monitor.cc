@@ -1,0 +1,262 @@
+#include "batch/job_monitor.h"
+
+#include "batch/job_orchestration.h"
+#include "batch/loopback_http.h"
+#include "util/log.h"
+
+namespace baton::batch {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr char kMainIndex[] = "1000";  // the "baton.index" of a group's first container
+
+struct Phase {
+  std::string phase;
+  int attempt = 0;
+};
+
+Phase PhaseOf(const InstanceState& s) {
+  Phase p;
+  Json status = FromPayload(s.custom_status);
+  if (status.is_object()) {
+    p.phase = status.value("phase", "");
+    p.attempt = status.value("attempt", 0);
+  }
+  return p;
+}
+
+bool Live(const InstanceState& s) {
+  return s.status == OrchestrationStatus::kRunning || s.status == OrchestrationStatus::kPending ||
+         s.status == OrchestrationStatus::kSuspended;
+}
+
+int AttemptOf(const runtime::ContainerState& c) {
+  auto it = c.labels.find("baton.attempt");
+  if (it == c.labels.end()) return 0;
+  try {
+    return std::stoi(it->second);
+  } catch (...) {
+    return 0;
+  }
+}
+
+std::string Label(const runtime::ContainerState& c, const std::string& key) {
+  auto it = c.labels.find(key);
+  return it == c.labels.end() ? "" : it->second;
+}
+
+}  // namespace
+
+JobMonitor::JobMonitor(runtime::ContainerRuntime& runtime, Client& client, JobMonitorOptions options)
+    : runtime_(runtime), client_(client), options_(std::move(options)) {}
+
+JobMonitor::~JobMonitor() { Stop(); }
+
+std::map<std::string, std::string> JobMonitor::Selector() const {
+  std::map<std::string, std::string> selector;
+  if (!options_.node_id.empty()) selector["baton.node"] = options_.node_id;
+  return selector;
+}
+
+void JobMonitor::Start() {
+  auto first = ReconcileOnce();
+  if (!first.ok()) {
+    util::Log().warn("job monitor: first reconcile pass: {}", first.status().ToString());
+  } else if (first->groups_removed + first->exits_reported + first->containers_lost > 0) {
+    util::Log().info("job monitor: removed {} orphan groups, reported {} missed exits, {} lost containers",
+                     first->groups_removed, first->exits_reported, first->containers_lost);
+  }
+  std::lock_guard lock(mu_);
+  stopping_ = false;
+  watcher_ = std::thread([this] { WatchLoop(); });
+  poller_ = std::thread([this] { PollLoop(); });
+}
+
+void JobMonitor::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (watcher_.joinable()) watcher_.join();
+  if (poller_.joinable()) poller_.join();
+}
+
+bool JobMonitor::SleepFor(std::chrono::milliseconds d) {
+  std::unique_lock lock(mu_);
+  return !cv_.wait_for(lock, d, [this] { return stopping_; });
+}
+
+void JobMonitor::Raise(const std::string& instance, const std::string& name, const Json& data) {
+  Status s = client_.RaiseEvent(instance, name, data);
+  if (!s.ok() && s.code() != StatusCode::kNotFound && s.code() != StatusCode::kFailedPrecondition) {
+    util::Log().warn("job monitor: raising {} on {}: {}", name, instance, s.ToString());
+  }
+}
+
+void JobMonitor::WatchLoop() {
+  std::map<std::string, std::string> selector = Selector();
+  selector["baton.index"] = kMainIndex;
+  TimePoint since = std::chrono::system_clock::now() - 2s;
+  for (;;) {
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return;
+    }
+    const TimePoint call_start = std::chrono::system_clock::now();
+    TimePoint newest = since;
+    Status s = runtime_.WatchEvents(
+        selector,
+        [&](const runtime::ContainerEvent& e) {
+          newest = std::max(newest, e.time);
+          if (e.action != "die") return true;
+          auto instance = e.labels.find("baton.instance");
+          if (instance == e.labels.end()) return true;
+          auto attempt = e.labels.find("baton.attempt");
+          Json data = {{"attempt", attempt == e.labels.end() ? 0 : std::atoi(attempt->second.c_str())},
+                       {"exitCode", e.exit_code},
+                       {"source", "docker"}};
+          Raise(instance->second, e.exit_code == 0 ? kCompletedEvent : kFailedEvent, data);
+          std::lock_guard lock(mu_);
+          return !stopping_;
+        },
+        1s, since);
+    if (!s.ok() && s.code() != StatusCode::kDeadlineExceeded) {
+      util::Log().warn("job monitor: watching container events: {}", s.ToString());
+      if (!SleepFor(1s)) return;
+      continue;  // the same `since` again: nothing is missed
+    }
+    // Everything up to the start of this call was seen; overlap a little,
+    // since events are stamped by the daemon (duplicates are harmless).
+    since = std::max(newest, call_start - 1s);
+  }
+}
+
+void JobMonitor::PollLoop() {
+  auto next_reconcile = std::chrono::steady_clock::now() + options_.reconcile_interval;
+  while (SleepFor(std::min(options_.job_url_poll_interval, options_.reconcile_interval))) {
+    PollJobUrls();
+    if (std::chrono::steady_clock::now() >= next_reconcile) {
+      auto report = ReconcileOnce();
+      if (!report.ok()) util::Log().warn("job monitor: reconcile: {}", report.status().ToString());
+      next_reconcile = std::chrono::steady_clock::now() + options_.reconcile_interval;
+    }
+  }
+}
+
+void JobMonitor::PollJobUrls() {
+  std::map<std::string, std::string> selector = Selector();
+  selector["baton.completion"] = "jobUrl";
+  selector["baton.index"] = kMainIndex;
+  auto containers = runtime_.ListByLabels(selector);
+  if (!containers.ok()) return;
+  for (const runtime::ContainerState& c : *containers) {
+    if (!c.running) continue;
+    const std::string instance = Label(c, "baton.instance");
+    const int attempt = AttemptOf(c);
+    const std::string key = instance + "/" + std::to_string(attempt);
+    if (instance.empty() || reported_.count(key)) continue;
+    uint16_t port = static_cast<uint16_t>(std::atoi(Label(c, "baton.jobPort").c_str()));
+    if (auto it = c.published_ports.find(port); it != c.published_ports.end()) port = it->second;
+    auto answer = LoopbackHttp("GET", port, "/status", "", 2s);
+    if (!answer.ok() || answer->status != 200) continue;
+    Json body = Json::parse(answer->body, nullptr, false);
+    if (!body.is_object()) continue;
+    if (body.contains("progress")) {
+      std::string progress = body["progress"].dump();
+      if (last_progress_[key] != progress) {
+        last_progress_[key] = progress;
+        Raise(instance, kProgressEvent, Json{{"attempt", attempt}, {"progress", body["progress"]}});
+      }
+    }
+    std::string status = body.value("status", "");
+    if (status == "Completed" || status == "Failed") {
+      reported_.insert(key);
+      Json data = {{"attempt", attempt}, {"source", "jobUrl"}};
+      if (body.contains("exitCode")) data["exitCode"] = body["exitCode"];
+      if (body.contains("message")) data["message"] = body["message"];
+      Raise(instance, status == "Completed" ? kCompletedEvent : kFailedEvent, data);
+    }
+  }
+}
+
+Result<ReconcileReport> JobMonitor::ReconcileOnce() {
+  ReconcileReport report;
+  // 1. The attempts that should be running, read before the containers: a
+  //    group that vanishes afterwards belongs to an attempt already over.
+  std::map<std::string, Phase> running;
+  InstanceQuery q;
+  q.instance_id_prefix = kJobInstancePrefix;
+  q.statuses = {OrchestrationStatus::kRunning};
+  q.include_payloads = true;
+  q.page_size = 500;
+  for (int pages = 0; pages < 1000; ++pages) {
+    BATON_ASSIGN_OR_RETURN(QueryPage page, client_.Query(q));
+    for (const InstanceState& s : page.instances) {
+      if (s.name == kJobOrchestrator) running[s.instance_id] = PhaseOf(s);
+    }
+    if (page.continuation_token.empty()) break;
+    q.continuation_token = page.continuation_token;
+  }
+  // 2. This node's job containers, by group.
+  BATON_ASSIGN_OR_RETURN(std::vector<runtime::ContainerState> containers, runtime_.ListByLabels(Selector()));
+  struct Group {
+    std::string instance;
+    int attempt = 0;
+    const runtime::ContainerState* main = nullptr;
+  };
+  std::map<std::string, Group> groups;
+  for (const runtime::ContainerState& c : containers) {
+    const std::string instance = Label(c, "baton.instance");
+    if (instance.empty()) continue;  // not a job's
+    Group& g = groups[Label(c, "baton.group")];
+    g.instance = instance;
+    g.attempt = AttemptOf(c);
+    if (Label(c, "baton.index") == kMainIndex) g.main = &c;
+  }
+  std::set<std::string> present;  // "<instance>/<attempt>"
+  for (const auto& [name, g] : groups) {
+    present.insert(g.instance + "/" + std::to_string(g.attempt));
+    // Who owns it now? Read after the listing: a group is created only after
+    // its attempt shows in the custom status.
+    auto state = client_.GetState(g.instance, /*include_payloads=*/true);
+    bool owned = false;
+    Phase phase;
+    if (state.ok() && Live(*state)) {
+      phase = PhaseOf(*state);
+      owned = phase.attempt == g.attempt && (phase.phase == "starting" || phase.phase == "running");
+    } else if (!state.ok() && state.status().code() != StatusCode::kNotFound) {
+      continue;  // cannot tell: leave it for the next pass
+    }
+    if (!owned) {
+      Status s = runtime_.DeleteGroup(name);
+      if (s.ok()) {
+        ++report.groups_removed;
+        util::Log().info("job monitor: removed group {} (no live attempt owns it)", name);
+      }
+      continue;
+    }
+    if (phase.phase == "running" && g.main != nullptr && !g.main->running && g.main->status == "exited") {
+      Json data = {{"attempt", g.attempt}, {"exitCode", g.main->exit_code}, {"source", "docker"}};
+      Raise(g.instance, g.main->exit_code == 0 ? kCompletedEvent : kFailedEvent, data);
+      ++report.exits_reported;
+    }
+  }
+  // 3. Running attempts without a container.
+  for (const auto& [instance, phase] : running) {
+    if (phase.phase != "running" || present.count(instance + "/" + std::to_string(phase.attempt))) continue;
+    auto group = runtime_.InspectGroup(JobGroupName(instance, phase.attempt));
+    if (group.ok() || group.status().code() != StatusCode::kNotFound) continue;
+    auto now = client_.GetState(instance, true);
+    if (!now.ok() || !Live(*now)) continue;
+    Phase p = PhaseOf(*now);
+    if (p.phase != "running" || p.attempt != phase.attempt) continue;
+    Raise(instance, kContainerLostEvent, Json{{"attempt", phase.attempt}});
+    ++report.containers_lost;
+    util::Log().warn("job monitor: the container of {} attempt {} vanished", instance, phase.attempt);
+  }
+  return report;
+}
+
+}  // namespace baton::batch

@@ -1,0 +1,84 @@
+// JobMonitor: turns what happens to job containers into the job
+// orchestrations' external events, and cleans up what nobody owns.
+//
+//   - Docker's "die" event of a job's main container becomes "Completed"
+//     (exit code 0) or "Failed" on its orchestration, with {"attempt",
+//     "exitCode", "source": "docker"}.
+//   - Job-URL jobs are polled (GET /status): a changed "progress" becomes a
+//     "Progress" event, a final "status" a "Completed" / "Failed" event.
+//   - The reconciler, at Start and every `reconcile_interval`:
+//       * removes every group of this node that no live attempt owns (its
+//         instance is gone or finished, or is on another attempt);
+//       * reports the exit of a main container whose die event was missed
+//         (the server was down);
+//       * raises "ContainerLost" for a running attempt whose group vanished;
+//         the orchestration's restart policy decides what follows.
+// Events may be raised more than once: the orchestration ignores those of
+// an attempt it is no longer waiting on.
+//
+// Thread-safety: Start/Stop from one thread; ReconcileOnce may be called
+// concurrently with the monitor's own threads.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "baton/client.h"
+#include "runtime/container_runtime.h"
+
+namespace baton::batch {
+
+struct JobMonitorOptions {
+  std::string node_id;  // the "baton.node" label of this node's groups
+  std::chrono::milliseconds reconcile_interval{std::chrono::seconds(30)};
+  std::chrono::milliseconds job_url_poll_interval{std::chrono::seconds(2)};
+};
+
+struct ReconcileReport {
+  int groups_removed = 0;
+  int exits_reported = 0;
+  int containers_lost = 0;
+};
+
+class JobMonitor {
+ public:
+  JobMonitor(runtime::ContainerRuntime& runtime, Client& client, JobMonitorOptions options);
+  ~JobMonitor();
+  JobMonitor(const JobMonitor&) = delete;
+  JobMonitor& operator=(const JobMonitor&) = delete;
+
+  // Runs a first reconcile pass, then starts watching.
+  void Start();
+  void Stop();
+
+  Result<ReconcileReport> ReconcileOnce();
+
+ private:
+  void WatchLoop();
+  void PollLoop();
+  void PollJobUrls();
+  // Raises an event about `attempt` on `instance`; errors are logged.
+  void Raise(const std::string& instance, const std::string& name, const Json& data);
+  std::map<std::string, std::string> Selector() const;
+  bool SleepFor(std::chrono::milliseconds d);  // false when stopping
+
+  runtime::ContainerRuntime& runtime_;
+  Client& client_;
+  JobMonitorOptions options_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::thread watcher_;
+  std::thread poller_;
+  // Job-URL state seen last, by "<instance>/<attempt>".
+  std::map<std::string, std::string> last_progress_;
+  std::set<std::string> reported_;
+};
+
+}  // namespace baton::batch
