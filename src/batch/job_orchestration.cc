@@ -56,9 +56,10 @@ Json WithImages(Json spec, const Json& images) {
   return spec;
 }
 
-// Sets the custom status, keeping the last progress the job reported.
-void SetPhase(OrchestrationContext& ctx, Json status, const Json& progress) {
-  if (!progress.is_null()) status["progress"] = progress;
+// Sets the custom status: the phase, plus what stays shown throughout (the
+// pinned image, the last progress the job reported).
+void SetPhase(OrchestrationContext& ctx, Json status, const Json& shown) {
+  for (const auto& [k, v] : shown.items()) status[k] = v;
   ctx.SetCustomStatus(status);
 }
 
@@ -72,7 +73,7 @@ Task<Json> JobOrchestration(OrchestrationContext& ctx) {
   const EntityId scheduler(kSchedulerEntity, kSchedulerKey);
   Json durations = Json::object();
   durations["submitted"] = Now(ctx);
-  Json progress;
+  Json shown = Json::object();  // {"image", "progress"}
   RetryPolicy transient(3, 2s);
 
   // 0. Images, pinned to digests for every attempt.
@@ -83,6 +84,7 @@ Task<Json> JobOrchestration(OrchestrationContext& ctx) {
     Json images_in = {{"images", ImagesOf(in["spec"])}};
     Json resolved = co_await ctx.CallActivity(kResolveImages, images_in, transient);
     pinned_spec = WithImages(in["spec"], resolved["images"]);
+    shown["image"] = pinned_spec["image"];
     durations["imageResolved"] = Now(ctx);
   } catch (const TaskFailedError& e) {
     fatal = e.details().error_type + ": " + e.details().error_message;
@@ -99,7 +101,7 @@ Task<Json> JobOrchestration(OrchestrationContext& ctx) {
                     {"priority", spec.priority}};
     Json answer = co_await ctx.CallEntity(scheduler, "request", request);
     if (!answer.value("granted", false)) {
-      ctx.SetCustomStatus(Json{{"phase", "queued"}, {"position", answer["position"]}});
+      SetPhase(ctx, Json{{"phase", "queued"}, {"position", answer["position"]}}, shown);
       Task<Json> granted = ctx.WaitForExternalEvent(kQuotaGrantedEvent);
       Task<Json> cancel = ctx.WaitForExternalEvent(kCancelEvent);
       size_t first = co_await WhenAny(granted, cancel);
@@ -116,7 +118,7 @@ Task<Json> JobOrchestration(OrchestrationContext& ctx) {
   while (fatal.empty() && !canceled && attempt < spec.max_attempts) {
     ++attempt;
     const std::string group = JobGroupName(job, attempt);
-    SetPhase(ctx, Json{{"phase", "starting"}, {"attempt", attempt}}, progress);
+    SetPhase(ctx, Json{{"phase", "starting"}, {"attempt", attempt}}, shown);
     Json create = {{"job", job},     {"id", in.value("id", "")},      {"tenant", tenant}, {"attempt", attempt},
                    {"group", group}, {"instance", ctx.InstanceId()}, {"spec", pinned_spec}};
     bool created = true;
@@ -137,7 +139,7 @@ Task<Json> JobOrchestration(OrchestrationContext& ctx) {
     bool stopped = false;
     Json reported = Json::object();  // the event that ended the attempt
     if (created) {
-      SetPhase(ctx, Json{{"phase", "running"}, {"attempt", attempt}, {"startedAt", Now(ctx)}}, progress);
+      SetPhase(ctx, Json{{"phase", "running"}, {"attempt", attempt}, {"startedAt", Now(ctx)}}, shown);
       Task<void> deadline = ctx.CreateTimer(std::chrono::seconds(spec.timeout_seconds));
       size_t first = 0;
       for (;;) {
@@ -160,8 +162,8 @@ Task<Json> JobOrchestration(OrchestrationContext& ctx) {
         }
         if (!event.is_object() || event.value("attempt", 0) != attempt) continue;  // about another attempt
         if (first == 3) {
-          progress = event.value("progress", Json());
-          SetPhase(ctx, Json{{"phase", "running"}, {"attempt", attempt}}, progress);
+          shown["progress"] = event.value("progress", Json());
+          SetPhase(ctx, Json{{"phase", "running"}, {"attempt", attempt}}, shown);
           continue;
         }
         reported = event;
@@ -205,7 +207,7 @@ Task<Json> JobOrchestration(OrchestrationContext& ctx) {
              Json{{"phase", "backoff"},
                   {"attempt", attempt},
                   {"retryAt", FormatIso8601(ctx.CurrentUtcDateTime() + std::chrono::seconds(backoff))}},
-             progress);
+             shown);
     Task<void> pause = ctx.CreateTimer(std::chrono::seconds(backoff));
     Task<Json> cancel = ctx.WaitForExternalEvent(kCancelEvent);
     if (co_await WhenAny(pause, cancel) == 1) {
@@ -226,11 +228,11 @@ Task<Json> JobOrchestration(OrchestrationContext& ctx) {
                  {"attempts", attempt},
                  {"attemptResults", attempts},
                  {"durations", durations},
-                 {"progress", progress},
+                 {"progress", shown.value("progress", Json())},
                  {"logsTail", last.value("logsTail", Json::array())}};
   if (!fatal.empty()) result["error"] = fatal;
   else if (last.contains("error")) result["error"] = last["error"];
-  SetPhase(ctx, Json{{"phase", "done"}, {"status", status}, {"attempt", attempt}}, progress);
+  SetPhase(ctx, Json{{"phase", "done"}, {"status", status}, {"attempt", attempt}}, shown);
   co_return result;
 }
 

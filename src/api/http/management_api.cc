@@ -1,4 +1,5 @@
 #include "api/http/management_api.h"
+#include "api/http/request_util.h"
 #include "util/overloaded.h"
 
 #include <algorithm>
@@ -26,12 +27,6 @@ struct Caller {
 };
 
 std::string DfTime(TimePoint t) { return FormatIso8601(t).substr(0, 19) + "Z"; }
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
-}
 
 class Api : public std::enable_shared_from_this<Api> {
  public:
@@ -85,15 +80,9 @@ class Api : public std::enable_shared_from_this<Api> {
 
   std::variant<Caller, HttpResponse> Authenticate(const HttpRequest& req, const RouteMatch& match,
                                                   bool admin_only) {
-    std::string_view auth = req[http::field::authorization];
-    constexpr std::string_view kBearer = "Bearer ";
-    if (auth.size() <= kBearer.size() || !EqualsIgnoreCase(auth.substr(0, kBearer.size()), kBearer)) {
-      return ErrorResponse(401, "Unauthenticated", "an 'Authorization: Bearer <API key>' header is required",
-                           "Authorization");
-    }
-    auto principal = directory_.Authenticate(auth.substr(kBearer.size()));
-    if (!principal.ok()) return ErrorResponse(principal.status(), "Authorization");
-    Caller caller{*principal, ""};
+    auto principal = AuthenticateBearer(req, directory_);
+    if (auto* refused = std::get_if<HttpResponse>(&principal)) return std::move(*refused);
+    Caller caller{std::get<tenancy::Principal>(principal), ""};
     if (admin_only && !caller.principal.admin) {
       return ErrorResponse(403, "PermissionDenied", "this endpoint needs an admin key", "Authorization");
     }
@@ -140,44 +129,6 @@ class Api : public std::enable_shared_from_this<Api> {
 
   // ---- Shared pieces ----
 
-  static std::optional<bool> ParseBool(const RouteMatch& m, const std::string& name, bool fallback,
-                                       HttpResponse* error) {
-    if (!m.Has(name)) return fallback;
-    std::string v = m.Query(name);
-    if (EqualsIgnoreCase(v, "true") || v == "1" || v.empty()) return true;
-    if (EqualsIgnoreCase(v, "false") || v == "0") return false;
-    *error = ErrorResponse(400, "InvalidArgument", name + " must be true or false", name);
-    return std::nullopt;
-  }
-
-  static std::optional<int64_t> ParseInt(const RouteMatch& m, const std::string& name, int64_t fallback,
-                                         int64_t min, int64_t max, HttpResponse* error) {
-    if (!m.Has(name)) return fallback;
-    const std::string v = m.Query(name);
-    int64_t out = 0;
-    bool ok = !v.empty() && v.size() < 18 && std::all_of(v.begin(), v.end(), ::isdigit);
-    if (ok) out = std::stoll(v);
-    if (!ok || out < min || out > max) {
-      *error = ErrorResponse(400, "InvalidArgument",
-                             name + " must be an integer from " + std::to_string(min) + " to " + std::to_string(max),
-                             name);
-      return std::nullopt;
-    }
-    return out;
-  }
-
-  static std::optional<std::optional<TimePoint>> ParseTime(const RouteMatch& m, const std::string& name,
-                                                           HttpResponse* error) {
-    if (!m.Has(name)) return std::optional<TimePoint>();
-    TimePoint t;
-    if (!ParseIso8601(m.Query(name), &t)) {
-      *error = ErrorResponse(400, "InvalidArgument", name + " must be an ISO 8601 UTC time such as 2026-01-31T12:00:00Z",
-                             name);
-      return std::nullopt;
-    }
-    return std::optional<TimePoint>(t);
-  }
-
   static std::optional<std::vector<OrchestrationStatus>> ParseStatuses(const RouteMatch& m, HttpResponse* error) {
     std::vector<OrchestrationStatus> out;
     std::string v = m.Query("runtimeStatus");
@@ -201,18 +152,6 @@ class Api : public std::enable_shared_from_this<Api> {
       i = j + 1;
     }
     return out;
-  }
-
-  // Parses a JSON body; "" is JSON null.
-  static std::optional<Json> ParseBody(const HttpRequest& req, HttpResponse* error) {
-    const std::string& body = req.body();
-    if (std::all_of(body.begin(), body.end(), ::isspace)) return Json();
-    Json value = Json::parse(body, nullptr, /*allow_exceptions=*/false);
-    if (value.is_discarded()) {
-      *error = ErrorResponse(400, "InvalidJson", "the request body is not valid JSON", "body");
-      return std::nullopt;
-    }
-    return value;
   }
 
   static std::string BaseUrl(const HttpRequest& req) {

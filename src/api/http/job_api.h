@@ -1,0 +1,37 @@
+// The batch job API (/api/v1/jobs, docs/http-api.md#batch-jobs) and the
+// admin endpoints for quotas and the scheduler, as routes on a Router.
+//
+// Jobs belong to the tenant whose key submitted them: their orchestrations
+// run as "job.<tenant>.<id>" in the platform's own hub, which no tenant key
+// reaches through the management API, and every job route looks only under
+// the caller's prefix, so another tenant's job answers 404. The callback
+// route is the exception: a job's container authenticates with its job token
+// (job_token.h), which is good for its own attempt only.
+#pragma once
+
+#include <chrono>
+
+#include "api/http/http_server.h"
+#include "baton/client.h"
+#include "batch/job_logs.h"
+#include "batch/job_orchestration.h"
+#include "batch/job_token.h"
+#include "runtime/container_runtime.h"
+#include "tenancy/tenant_directory.h"
+
+namespace baton::api {
+
+struct JobApiServices {
+  Client* client = nullptr;
+  tenancy::TenantDirectory* directory = nullptr;
+  batch::SecretVault* vault = nullptr;
+  batch::JobLogs* logs = nullptr;
+  const batch::JobTokens* tokens = nullptr;
+  runtime::ContainerRuntime* runtime = nullptr;  // live logs
+  std::chrono::seconds max_follow{60};           // upper bound of ?timeout= on logs
+};
+
+// Registers the routes. Everything in `services` must outlive the router.
+void AddJobApi(Router& router, const JobApiServices& services);
+
+}  // namespace baton::api

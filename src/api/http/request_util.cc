@@ -1,0 +1,85 @@
+#include "api/http/request_util.h"
+
+#include <algorithm>
+#include <cctype>
+
+namespace baton::api {
+
+namespace http = boost::beast::http;
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+std::string BearerToken(const HttpRequest& req) {
+  std::string_view auth = req[http::field::authorization];
+  constexpr std::string_view kBearer = "Bearer ";
+  if (auth.size() <= kBearer.size() || !EqualsIgnoreCase(auth.substr(0, kBearer.size()), kBearer)) return "";
+  return std::string(auth.substr(kBearer.size()));
+}
+
+std::variant<tenancy::Principal, HttpResponse> AuthenticateBearer(const HttpRequest& req,
+                                                                  tenancy::TenantDirectory& directory) {
+  std::string token = BearerToken(req);
+  if (token.empty()) {
+    return ErrorResponse(401, "Unauthenticated", "an 'Authorization: Bearer <API key>' header is required",
+                         "Authorization");
+  }
+  auto principal = directory.Authenticate(token);
+  if (!principal.ok()) return ErrorResponse(principal.status(), "Authorization");
+  return *principal;
+}
+
+std::optional<bool> ParseBool(const RouteMatch& m, const std::string& name, bool fallback,
+                                     HttpResponse* error) {
+  if (!m.Has(name)) return fallback;
+  std::string v = m.Query(name);
+  if (EqualsIgnoreCase(v, "true") || v == "1" || v.empty()) return true;
+  if (EqualsIgnoreCase(v, "false") || v == "0") return false;
+  *error = ErrorResponse(400, "InvalidArgument", name + " must be true or false", name);
+  return std::nullopt;
+}
+
+std::optional<int64_t> ParseInt(const RouteMatch& m, const std::string& name, int64_t fallback,
+                                       int64_t min, int64_t max, HttpResponse* error) {
+  if (!m.Has(name)) return fallback;
+  const std::string v = m.Query(name);
+  int64_t out = 0;
+  bool ok = !v.empty() && v.size() < 18 && std::all_of(v.begin(), v.end(), ::isdigit);
+  if (ok) out = std::stoll(v);
+  if (!ok || out < min || out > max) {
+    *error = ErrorResponse(400, "InvalidArgument",
+                           name + " must be an integer from " + std::to_string(min) + " to " + std::to_string(max),
+                           name);
+    return std::nullopt;
+  }
+  return out;
+}
+
+std::optional<std::optional<TimePoint>> ParseTime(const RouteMatch& m, const std::string& name,
+                                                         HttpResponse* error) {
+  if (!m.Has(name)) return std::optional<TimePoint>();
+  TimePoint t;
+  if (!ParseIso8601(m.Query(name), &t)) {
+    *error = ErrorResponse(400, "InvalidArgument", name + " must be an ISO 8601 UTC time such as 2026-01-31T12:00:00Z",
+                           name);
+    return std::nullopt;
+  }
+  return std::optional<TimePoint>(t);
+}
+
+// Parses a JSON body; "" is JSON null.
+std::optional<Json> ParseBody(const HttpRequest& req, HttpResponse* error) {
+  const std::string& body = req.body();
+  if (std::all_of(body.begin(), body.end(), ::isspace)) return Json();
+  Json value = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (value.is_discarded()) {
+    *error = ErrorResponse(400, "InvalidJson", "the request body is not valid JSON", "body");
+    return std::nullopt;
+  }
+  return value;
+}
+
+}  // namespace baton::api

@@ -1,0 +1,222 @@
+#include "batch/job_view.h"
+
+#include <openssl/rand.h>
+
+#include <chrono>
+#include <cstdio>
+#include <map>
+
+#include "batch/job_orchestration.h"
+#include "batch/scheduler.h"
+#include "util/overloaded.h"
+
+namespace baton::batch {
+namespace {
+
+Json Parsed(const std::string& payload) {
+  Json j = FromPayload(payload);
+  return j.is_object() ? j : Json::object();
+}
+
+}  // namespace
+
+std::string JobInstanceId(const std::string& tenant, const std::string& id) {
+  return std::string(kJobInstancePrefix) + tenant + "." + id;
+}
+
+std::string NewJobId() {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+  unsigned char r[3] = {0, 0, 0};
+  RAND_bytes(r, sizeof r);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%011llx%05x", static_cast<unsigned long long>(ms) & 0xfffffffffffULL,
+                ((r[0] << 16) | (r[1] << 8) | r[2]) & 0xfffff);
+  return buf;
+}
+
+bool IsJobId(const std::string& id) {
+  return id.size() == 16 && id.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+std::string JobStatusOf(const InstanceState& s) {
+  switch (s.status) {
+    case OrchestrationStatus::kCompleted: {
+      Json out = FromPayload(s.output);
+      return out.is_object() ? out.value("status", "Failed") : "Failed";
+    }
+    case OrchestrationStatus::kFailed:
+      return "Failed";
+    case OrchestrationStatus::kTerminated:
+    case OrchestrationStatus::kCanceled:
+      return "Canceled";
+    case OrchestrationStatus::kPending:
+      return "Pending";
+    default:
+      break;
+  }
+  const std::string phase = Parsed(s.custom_status).value("phase", "");
+  if (phase == "queued") return "Queued";
+  if (phase == "starting") return "Starting";
+  if (phase == "running") return "Running";
+  if (phase == "backoff") return "BackingOff";
+  return "Pending";  // pulling, or not yet picked up
+}
+
+Json JobView(const InstanceState& s, const Json& scheduler_state, bool brief) {
+  Json in = Parsed(s.input);
+  Json custom = Parsed(s.custom_status);
+  const std::string id = in.value("id", "");
+  const std::string status = JobStatusOf(s);
+  Json view = {{"id", id},
+               {"name", in.contains("spec") ? in["spec"].value("name", "") : ""},
+               {"status", status},
+               {"waitingOn", nullptr},
+               {"attempt", custom.value("attempt", 0)},
+               {"progress", custom.value("progress", Json())},
+               {"image", custom.value("image", Json())},
+               {"createdAt", FormatIso8601(s.created_at)},
+               {"lastUpdatedAt", FormatIso8601(s.last_updated_at)}};
+  if (status == "Pending") {
+    view["waitingOn"] = custom.value("phase", "") == "pulling"
+                            ? Json{{"reason", "imagePull"}, {"image", custom.value("image", Json())}}
+                            : Json{{"reason", "worker"}};
+  } else if (status == "Queued") {
+    int position = custom.value("position", 0);
+    if (scheduler_state.is_object() && scheduler_state.contains("queue")) {
+      position = 0;
+      const Json& q = scheduler_state["queue"];
+      for (size_t i = 0; i < q.size(); ++i) {
+        if (q[i].value("job", "") == s.instance_id) position = static_cast<int>(i) + 1;
+      }
+    }
+    view["waitingOn"] = Json{{"reason", "quota"}, {"position", position}};
+  } else if (status == "Starting") {
+    view["waitingOn"] = Json{{"reason", "container"}, {"attempt", custom.value("attempt", 0)}};
+  } else if (status == "BackingOff") {
+    view["waitingOn"] = Json{{"reason", "backoff"}, {"retryAt", custom.value("retryAt", Json())}};
+  }
+  if (!brief) view["spec"] = in.value("spec", Json());
+  Json result = nullptr;
+  if (s.status == OrchestrationStatus::kCompleted) {
+    result = FromPayload(s.output);
+    if (brief && result.is_object()) {
+      result.erase("attemptResults");
+      result.erase("logsTail");
+    }
+    if (result.is_object() && view["progress"].is_null()) view["progress"] = result.value("progress", Json());
+  } else if (s.status == OrchestrationStatus::kFailed) {
+    result = {{"status", "Failed"},
+              {"error", s.failure ? s.failure->error_type + ": " + s.failure->error_message : "the job failed"}};
+  } else if (s.status == OrchestrationStatus::kTerminated || s.status == OrchestrationStatus::kCanceled) {
+    result = {{"status", "Canceled"}, {"error", "the job's orchestration was terminated by an operator"}};
+  }
+  if (s.completed_at) view["finishedAt"] = FormatIso8601(*s.completed_at);
+  view["result"] = result;
+  const std::string self = "/api/v1/jobs/" + id;
+  view["urls"] = {{"self", self}, {"events", self + "/events"}, {"logs", self + "/logs"}, {"cancel", self + "/cancel"}};
+  return view;
+}
+
+Json JobTimeline(const std::vector<HistoryEvent>& history) {
+  Json out = Json::array();
+  std::map<int32_t, std::string> scheduled;  // task id -> activity name
+  std::map<int32_t, int> attempt_of;         // task id -> attempt
+  int attempt = 0;
+  bool after_finish = false;  // the next timer is a backoff
+  std::string entity_request;  // the scheduler request's id
+  auto add = [&](const HistoryEvent& e, const std::string& type, Json fields = Json::object()) {
+    Json item = {{"time", FormatIso8601(e.timestamp)}, {"type", type}};
+    for (auto& [k, v] : fields.items()) item[k] = v;
+    out.push_back(std::move(item));
+  };
+  for (const HistoryEvent& e : history) {
+    std::visit(util::Overloaded{
+                   [&](const events::ExecutionStarted&) { add(e, "Submitted"); },
+                   [&](const events::TaskScheduled& t) {
+                     scheduled[e.event_id] = t.name;
+                     Json input = FromPayload(t.input);
+                     if (input.is_object() && input.contains("attempt")) {
+                       attempt = input["attempt"].get<int>();
+                     }
+                     attempt_of[e.event_id] = attempt;
+                   },
+                   [&](const events::TaskCompleted& t) {
+                     const std::string& name = scheduled[t.task_scheduled_id];
+                     Json result = FromPayload(t.result);
+                     int a = attempt_of[t.task_scheduled_id];
+                     if (name == "baton.ResolveImages" && result.is_object()) {
+                       add(e, "ImageResolved", Json{{"image", result["images"][0]}});
+                     } else if (name == "baton.StartGroup") {
+                       add(e, "AttemptStarted", Json{{"attempt", a}});
+                     } else if (name == "baton.FinishGroup" && result.is_object()) {
+                       Json f = {{"attempt", a},
+                                 {"exitCode", result.value("exitCode", Json())},
+                                 {"oomKilled", result.value("oomKilled", false)}};
+                       if (result.contains("error")) f["error"] = result["error"];
+                       add(e, "AttemptEnded", f);
+                       after_finish = true;
+                     }
+                   },
+                   [&](const events::TaskFailed& t) {
+                     add(e, "Error", Json{{"activity", scheduled[t.task_scheduled_id]},
+                                          {"attempt", attempt_of[t.task_scheduled_id]},
+                                          {"error", t.failure.error_type + ": " + t.failure.error_message}});
+                   },
+                   [&](const events::EntityOperationCalled& c) {
+                     if (c.operation == "request") entity_request = c.request_id;
+                   },
+                   [&](const events::EntityOperationCompleted& c) {
+                     if (c.request_id != entity_request) return;
+                     Json answer = FromPayload(c.output);
+                     if (answer.is_object() && answer.value("granted", false)) {
+                       add(e, "QuotaGranted");
+                     } else if (answer.is_object()) {
+                       add(e, "Queued", Json{{"position", answer.value("position", 0)}});
+                     }
+                   },
+                   [&](const events::TimerCreated& t) {
+                     if (after_finish) add(e, "BackoffStarted", Json{{"retryAt", FormatIso8601(t.fire_at)}});
+                     after_finish = false;
+                   },
+                   [&](const events::EventRaised& r) {
+                     Json data = FromPayload(r.input);
+                     int a = data.is_object() ? data.value("attempt", 0) : 0;
+                     if (r.name == kQuotaGrantedEvent) {
+                       add(e, "QuotaGranted");
+                     } else if (r.name == kProgressEvent) {
+                       add(e, "Progress", Json{{"attempt", a}, {"progress", data.value("progress", Json())}});
+                     } else if (r.name == kCompletedEvent || r.name == kFailedEvent) {
+                       Json f = {{"attempt", a}, {"status", r.name}, {"source", data.value("source", "callback")}};
+                       if (data.contains("exitCode")) f["exitCode"] = data["exitCode"];
+                       add(e, "Reported", f);
+                     } else if (r.name == kContainerLostEvent) {
+                       add(e, "ContainerLost", Json{{"attempt", a}});
+                     } else if (r.name == kCancelEvent) {
+                       add(e, "CancelRequested");
+                     }
+                   },
+                   [&](const events::ExecutionCompleted& c) {
+                     Json result = FromPayload(c.result);
+                     std::string status = c.status == OrchestrationStatus::kCompleted && result.is_object()
+                                              ? result.value("status", "Failed")
+                                              : "Failed";
+                     Json f = Json::object();
+                     if (result.is_object()) {
+                       f["exitCode"] = result.value("exitCode", Json());
+                       f["attempts"] = result.value("attempts", 0);
+                       if (result.contains("error")) f["error"] = result["error"];
+                     }
+                     if (c.failure) f["error"] = c.failure->error_type + ": " + c.failure->error_message;
+                     add(e, status, f);
+                   },
+                   [&](const events::ExecutionTerminated&) { add(e, "Canceled", Json{{"error", "terminated"}}); },
+                   [](const auto&) {},
+               },
+               e.body);
+  }
+  return out;
+}
+
+}  // namespace baton::batch
