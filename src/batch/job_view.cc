@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <set>
 
 #include "batch/job_orchestration.h"
 #include "batch/scheduler.h"
@@ -126,6 +127,7 @@ Json JobTimeline(const std::vector<HistoryEvent>& history) {
   int attempt = 0;
   bool after_finish = false;  // the next timer is a backoff
   std::string entity_request;  // the scheduler request's id
+  std::set<int> reported;      // attempts whose end was reported (later reports are ignored)
   auto add = [&](const HistoryEvent& e, const std::string& type, Json fields = Json::object()) {
     Json item = {{"time", FormatIso8601(e.timestamp)}, {"type", type}};
     for (auto& [k, v] : fields.items()) item[k] = v;
@@ -187,7 +189,7 @@ Json JobTimeline(const std::vector<HistoryEvent>& history) {
                        add(e, "QuotaGranted");
                      } else if (r.name == kProgressEvent) {
                        add(e, "Progress", Json{{"attempt", a}, {"progress", data.value("progress", Json())}});
-                     } else if (r.name == kCompletedEvent || r.name == kFailedEvent) {
+                     } else if ((r.name == kCompletedEvent || r.name == kFailedEvent) && reported.insert(a).second) {
                        Json f = {{"attempt", a}, {"status", r.name}, {"source", data.value("source", "callback")}};
                        if (data.contains("exitCode")) f["exitCode"] = data["exitCode"];
                        add(e, "Reported", f);
