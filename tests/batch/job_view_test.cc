@@ -1,0 +1,143 @@
+// Job tokens, job ids, the job view and the timeline: pure functions.
+#include "batch/job_view.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "batch/job_token.h"
+#include "testing/test_util.h"
+
+namespace baton::batch {
+namespace {
+
+TEST(JobToken, VerifiesItsOwnAndRefusesForgeries) {
+  JobTokens tokens(std::string(32, 'k'));
+  const std::string token = tokens.Sign("job.acme.0123456789abcdef", 2);
+  auto claims = tokens.Verify(token);
+  ASSERT_TRUE(claims.ok()) << claims.status().ToString();
+  EXPECT_EQ(claims->instance, "job.acme.0123456789abcdef");
+  EXPECT_EQ(claims->attempt, 2);
+  EXPECT_EQ(tokens.Sign("job.acme.0123456789abcdef", 2), token);  // deterministic
+
+  // Another key, a changed attempt, a changed job, a truncated MAC, garbage.
+  EXPECT_FALSE(JobTokens(std::string(32, 'x')).Verify(token).ok());
+  std::string other_attempt = token;
+  other_attempt.replace(other_attempt.find("_2_"), 3, "_3_");
+  EXPECT_FALSE(tokens.Verify(other_attempt).ok());
+  std::string other_job = tokens.Sign("job.acme.fedcba9876543210", 2);
+  other_job.replace(other_job.rfind('_') + 1, std::string::npos, token.substr(token.rfind('_') + 1));
+  EXPECT_FALSE(tokens.Verify(other_job).ok());
+  EXPECT_FALSE(tokens.Verify(token.substr(0, token.size() - 1)).ok());
+  for (const char* bad : {"", "bjt_", "bjt_zz_1_00", "bk_123_456", "bjt_6a_x_00"}) {
+    auto r = tokens.Verify(bad);
+    EXPECT_EQ(r.status().code(), StatusCode::kUnauthenticated) << bad;
+  }
+}
+
+TEST(JobToken, TheKeyFileIsCreatedOnceAndReused) {
+  testing::TempDir dir;
+  auto first = JobTokens::OpenOrCreateKey(dir.File("key"));
+  ASSERT_TRUE(first.ok());
+  auto again = JobTokens::OpenOrCreateKey(dir.File("key"));
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->Verify(first->Sign("job.a.b", 1)).ok());
+}
+
+TEST(JobId, IsTimeOrderedHexAndUnique) {
+  std::set<std::string> ids;
+  std::string last;
+  for (int i = 0; i < 1000; ++i) {
+    std::string id = NewJobId();
+    EXPECT_TRUE(IsJobId(id)) << id;
+    EXPECT_GE(id.substr(0, 11), last.substr(0, std::min<size_t>(11, last.size())));
+    last = id;
+    ids.insert(id);
+  }
+  EXPECT_EQ(ids.size(), 1000u);
+  EXPECT_FALSE(IsJobId("0123456789ABCDEF"));
+  EXPECT_FALSE(IsJobId("../../etc/passwd"));
+}
+
+InstanceState Running(const Json& custom) {
+  InstanceState s;
+  s.instance_id = "job.acme.0123456789abcdef";
+  s.name = "baton.Job";
+  s.status = OrchestrationStatus::kRunning;
+  s.input = Json{{"id", "0123456789abcdef"}, {"spec", {{"name", "render"}}}}.dump();
+  s.custom_status = custom.dump();
+  return s;
+}
+
+TEST(JobView, SaysWhatTheJobWaitsOn) {
+  Json scheduler = {{"queue", {{{"job", "job.other.1"}}, {{"job", "job.acme.0123456789abcdef"}}}}};
+  Json queued = JobView(Running(Json{{"phase", "queued"}, {"position", 7}}), scheduler);
+  EXPECT_EQ(queued["status"], "Queued");
+  EXPECT_EQ(queued["waitingOn"], (Json{{"reason", "quota"}, {"position", 2}}));  // live, not the stale 7
+  EXPECT_EQ(queued["name"], "render");
+  EXPECT_EQ(queued["urls"]["logs"], "/api/v1/jobs/0123456789abcdef/logs");
+
+  EXPECT_EQ(JobView(Running(Json{{"phase", "pulling"}, {"image", "r/x:1"}}), Json())["waitingOn"]["reason"],
+            "imagePull");
+  EXPECT_EQ(JobView(Running(Json{{"phase", "starting"}, {"attempt", 2}}), Json())["waitingOn"],
+            (Json{{"reason", "container"}, {"attempt", 2}}));
+  Json backoff = JobView(Running(Json{{"phase", "backoff"}, {"retryAt", "2026-01-01T00:00:00Z"}}), Json());
+  EXPECT_EQ(backoff["status"], "BackingOff");
+  EXPECT_EQ(backoff["waitingOn"]["retryAt"], "2026-01-01T00:00:00Z");
+  Json running = JobView(Running(Json{{"phase", "running"}, {"attempt", 1}, {"progress", {{"pct", 5}}}}), Json());
+  EXPECT_EQ(running["status"], "Running");
+  EXPECT_TRUE(running["waitingOn"].is_null());
+  EXPECT_EQ(running["progress"], (Json{{"pct", 5}}));
+
+  InstanceState done = Running(Json{{"phase", "done"}});
+  done.status = OrchestrationStatus::kCompleted;
+  done.output = Json{{"status", "Canceled"}, {"attempts", 1}, {"attemptResults", Json::array()}}.dump();
+  Json brief = JobView(done, Json(), /*brief=*/true);
+  EXPECT_EQ(brief["status"], "Canceled");
+  EXPECT_FALSE(brief.contains("spec"));
+  EXPECT_FALSE(brief["result"].contains("attemptResults"));
+  done.status = OrchestrationStatus::kTerminated;
+  EXPECT_EQ(JobStatusOf(done), "Canceled");
+}
+
+TEST(JobTimeline, TellsTheJobsStoryFromItsHistory) {
+  TimePoint t0 = std::chrono::system_clock::now();
+  int id = 0;
+  std::vector<HistoryEvent> h;
+  auto add = [&](EventBody body, int event_id = -1) {
+    h.push_back(HistoryEvent{event_id, t0 + std::chrono::milliseconds(++id), std::move(body)});
+  };
+  add(events::ExecutionStarted{"baton.Job", "", "{}", "job.acme.x", "e1", std::nullopt, std::nullopt, {}});
+  add(events::TaskScheduled{"baton.ResolveImages", "", R"({"images":["r/x:1"]})"}, 0);
+  add(events::TaskCompleted{0, R"({"images":["r/x@sha256:ab"]})"});
+  add(events::EntityOperationCalled{"req1", "request", std::nullopt, "{}", "job.acme.x", "e1", "@scheduler@node"});
+  add(events::EntityOperationCompleted{"req1", R"({"granted":false,"position":3})"});
+  add(events::EventRaised{"QuotaGranted", "{}"});
+  add(events::TaskScheduled{"baton.CreateGroup", "", R"({"attempt":1})"}, 1);
+  add(events::TaskCompleted{1, "{}"});
+  add(events::TaskScheduled{"baton.StartGroup", "", R"({"group":"g"})"}, 2);
+  add(events::TaskCompleted{2, "{}"});
+  add(events::TimerCreated{t0 + std::chrono::hours(1)}, 3);
+  add(events::EventRaised{"Progress", R"({"attempt":1,"progress":{"pct":50}})"});
+  add(events::EventRaised{"Failed", R"({"attempt":1,"exitCode":3,"source":"docker"})"});
+  add(events::EventRaised{"Failed", R"({"attempt":1,"exitCode":3,"source":"docker"})"});  // a repeat
+  add(events::TaskScheduled{"baton.FinishGroup", "", R"({"attempt":1})"}, 4);
+  add(events::TaskCompleted{4, R"({"exitCode":3,"oomKilled":false})"});
+  add(events::TimerCreated{t0 + std::chrono::seconds(10)}, 5);
+  add(events::EventRaised{"Cancel", "{}"});
+  add(events::ExecutionCompleted{OrchestrationStatus::kCompleted, R"({"status":"Canceled","attempts":1})", std::nullopt});
+  Json timeline = JobTimeline(h);
+  std::vector<std::string> types;
+  for (const Json& e : timeline) types.push_back(e["type"]);
+  EXPECT_EQ(types, (std::vector<std::string>{"Submitted", "ImageResolved", "Queued", "QuotaGranted", "AttemptStarted",
+                                             "Progress", "Reported", "AttemptEnded", "BackoffStarted",
+                                             "CancelRequested", "Canceled"}))
+      << timeline.dump(1);
+  EXPECT_EQ(timeline[1]["image"], "r/x@sha256:ab");
+  EXPECT_EQ(timeline[2]["position"], 3);
+  EXPECT_EQ(timeline[4]["attempt"], 1);
+  EXPECT_EQ(timeline[7]["exitCode"], 3);
+}
+
+}  // namespace
+}  // namespace baton::batch
