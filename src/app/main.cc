@@ -9,9 +9,12 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <thread>
 #include <string>
 
 #include "api/http/http_server.h"
+#include "api/http/job_api.h"
 #include "api/http/management_api.h"
 #include "app/cli/commands.h"
 #include "app/samples.h"
@@ -19,7 +22,14 @@
 #include "baton/registry.h"
 #include "baton/sqlite_store.h"
 #include "baton/worker.h"
+#include "batch/job_logs.h"
+#include "batch/job_monitor.h"
+#include "batch/job_orchestration.h"
+#include "batch/job_token.h"
+#include "batch/scheduler.h"
+#include "runtime/docker/docker_runtime.h"
 #include "tenancy/tenant_directory.h"
+#include "util/uuid.h"
 
 namespace baton::app {
 namespace {
@@ -94,7 +104,61 @@ struct ServeOptions {
   int orchestration_threads = 2;
   int activity_threads = 8;
   int read_timeout_s = 30;
+  // Batch jobs.
+  std::string docker_socket = "/var/run/docker.sock";
+  double job_cpu = 0;       // 0 = the machine's cores
+  int64_t job_memory_mb = 0;  // 0 = 80 % of the machine's memory
+  std::string registry;     // host:port whose credentials follow
+  std::string registry_user;
+  std::string registry_password_file;
+  int reconcile_interval_s = 30;
+  std::string sample_tenant;  // created at start with a key in <data-dir>/<tenant>.key
 };
+
+// The machine's memory in MiB (MemTotal), or 0.
+int64_t MachineMemoryMb() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  int64_t kb = 0;
+  while (in >> key >> kb) {
+    if (key == "MemTotal:") return kb / 1024;
+    in.ignore(256, '\n');
+  }
+  return 0;
+}
+
+// A stable id of this data dir's node (labels its containers).
+std::string NodeId(const std::string& data_dir) {
+  const std::string path = data_dir + "/node-id";
+  std::ifstream in(path);
+  std::string id;
+  if (in >> id && !id.empty()) return id;
+  id = "n" + util::NewRandomUuid().substr(0, 8);
+  std::ofstream(path) << id << "\n";
+  return id;
+}
+
+// Ensures the sample tenant exists, with a key in <data-dir>/<tenant>.key and
+// a quota, so that the README's demo works from the first start.
+Status EnsureSampleTenant(tenancy::TenantDirectory& directory, Client& client, const std::string& data_dir,
+                          const std::string& tenant) {
+  const std::string key_path = data_dir + "/" + tenant + ".key";
+  if (!directory.GetTenant(tenant).ok()) {
+    BATON_RETURN_IF_ERROR(directory.CreateTenant(tenant, "sample tenant").status());
+  }
+  if (!std::filesystem::exists(key_path)) {
+    BATON_ASSIGN_OR_RETURN(auto key, directory.CreateKey(tenant, "sample"));
+    std::ofstream out(key_path);
+    out << key.second << "\n";
+    out.close();
+    std::filesystem::permissions(key_path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    BATON_RETURN_IF_ERROR(client.SignalEntity(EntityId(batch::kSchedulerEntity, batch::kSchedulerKey), "setTenant",
+                                              Json{{"tenant", tenant}, {"cpu", 2}, {"memoryMb", 2048}, {"jobs", 4},
+                                                   {"weight", 1}}));
+    std::printf("sample tenant '%s': key in %s\n", tenant.c_str(), key_path.c_str());
+  }
+  return Status::Ok();
+}
 
 int Serve(const ServeOptions& o) {
   // Block the shutdown signals before any thread starts, then wait for one.
@@ -135,23 +199,63 @@ int Serve(const ServeOptions& o) {
     std::printf("(shown once: keep it; create more with `baton key create --admin`)\n");
   }
 
+  // Batch jobs: the container runtime, secrets, kept logs, job tokens.
+  runtime::docker::DockerRuntime docker(o.docker_socket);
+  if (Status ping = docker.Ping(); !ping.ok()) {
+    std::fprintf(stderr, "baton: warning: %s (jobs will wait for it; scripts/docker-up starts one)\n",
+                 ping.ToString().c_str());
+  }
+  auto vault = batch::SecretVault::Open(o.data_dir + "/secrets.db");
+  auto job_logs = batch::JobLogs::Open(o.data_dir + "/job-logs.db");
+  auto tokens = batch::JobTokens::OpenOrCreateKey(o.data_dir + "/job-token.key");
+  for (const Status& s : {vault.status(), job_logs.status(), tokens.status()}) {
+    if (!s.ok()) {
+      std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
+      return 1;
+    }
+  }
+  batch::JobServices job_services;
+  job_services.runtime = &docker;
+  job_services.vault = vault->get();
+  job_services.logs = job_logs->get();
+  job_services.tokens = &*tokens;
+  job_services.node_id = NodeId(o.data_dir);
+  if (!o.registry.empty()) {
+    std::ifstream in(o.registry_password_file);
+    std::string password;
+    std::getline(in, password);
+    if (!in && password.empty()) {
+      std::fprintf(stderr, "baton: cannot read --registry-password-file %s\n", o.registry_password_file.c_str());
+      return 1;
+    }
+    job_services.registries.push_back(runtime::RegistryCredentials{o.registry, o.registry_user, password});
+  }
+
   Registry registry;
   RegisterSamples(registry);
-  WorkerOptions worker_options;
-  worker_options.orchestration_threads = o.orchestration_threads;
-  worker_options.activity_threads = o.activity_threads;
-  Worker worker(**store, registry, worker_options);
-  if (Status s = worker.Start(); !s.ok()) {
+  if (Status s = registry.AddEntity(batch::kSchedulerEntity, batch::SchedulerEntity); !s.ok()) {
     std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
     return 1;
   }
+  WorkerOptions worker_options;
+  worker_options.orchestration_threads = o.orchestration_threads;
+  worker_options.activity_threads = o.activity_threads;
   Client client(**store);
   api::Router router;
   api::ManagementApiOptions api_options;
   api_options.is_known_orchestrator = [&registry](std::string_view name) {
-    return registry.FindOrchestrator(name) != nullptr;
+    // Platform functions ("baton.Job", …) are started by the platform only.
+    return name.substr(0, 6) != "baton." && registry.FindOrchestrator(name) != nullptr;
   };
   api::AddManagementApi(router, client, **directory, api_options);
+  api::JobApiServices job_api;
+  job_api.client = &client;
+  job_api.directory = directory->get();
+  job_api.vault = vault->get();
+  job_api.logs = job_logs->get();
+  job_api.tokens = &*tokens;
+  job_api.runtime = &docker;
+  api::AddJobApi(router, job_api);
   api::HttpServerOptions http_options;
   http_options.address = o.listen;
   http_options.port = static_cast<unsigned short>(o.port);
@@ -162,9 +266,40 @@ int Serve(const ServeOptions& o) {
   api::HttpServer server(http_options, router);
   if (Status s = server.Start(); !s.ok()) {
     std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
-    worker.Stop();
     return 1;
   }
+  // Jobs call back to the address the API listens on.
+  job_services.callback_base = "http://" + (o.listen == "0.0.0.0" ? std::string("127.0.0.1") : o.listen) + ":" +
+                               std::to_string(server.port());
+  if (Status s = batch::RegisterJobFunctions(registry, job_services); !s.ok()) {
+    std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
+    server.Stop();
+    return 1;
+  }
+  Worker worker(**store, registry, worker_options);
+  if (Status s = worker.Start(); !s.ok()) {
+    std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
+    server.Stop();
+    return 1;
+  }
+  // The node's capacity for jobs.
+  const double job_cpu = o.job_cpu > 0 ? o.job_cpu : static_cast<double>(std::thread::hardware_concurrency());
+  const int64_t job_memory = o.job_memory_mb > 0 ? o.job_memory_mb : MachineMemoryMb() * 8 / 10;
+  if (Status s = client.SignalEntity(EntityId(batch::kSchedulerEntity, batch::kSchedulerKey), "setCapacity",
+                                     Json{{"cpu", job_cpu}, {"memoryMb", job_memory}});
+      !s.ok()) {
+    std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
+  }
+  if (!o.sample_tenant.empty()) {
+    if (Status s = EnsureSampleTenant(**directory, client, o.data_dir, o.sample_tenant); !s.ok()) {
+      std::fprintf(stderr, "baton: sample tenant: %s\n", s.ToString().c_str());
+    }
+  }
+  batch::JobMonitorOptions monitor_options;
+  monitor_options.node_id = job_services.node_id;
+  monitor_options.reconcile_interval = std::chrono::seconds(o.reconcile_interval_s);
+  batch::JobMonitor monitor(docker, client, monitor_options);
+  monitor.Start();
   std::printf("baton: data dir %s\n", o.data_dir.c_str());
   std::printf("listening on http://%s:%u\n", o.listen.c_str(), server.port());
   std::fflush(stdout);
@@ -173,6 +308,7 @@ int Serve(const ServeOptions& o) {
   std::printf("baton: signal %d: draining requests and in-flight work...\n", sig);
   std::fflush(stdout);
   server.Stop(std::chrono::seconds(10));
+  monitor.Stop();
   worker.Stop();
   std::printf("baton: stopped\n");
   return 0;
@@ -219,6 +355,23 @@ bool ApplyEnvironment(int argc, char** argv, ServeOptions& o) {
   number("BATON_ORCHESTRATION_THREADS", "--orchestration-threads", 1, 64, &o.orchestration_threads);
   number("BATON_ACTIVITY_THREADS", "--activity-threads", 1, 1024, &o.activity_threads);
   number("BATON_READ_TIMEOUT", "--read-timeout", 1, 3600, &o.read_timeout_s);
+  text("BATON_DOCKER_SOCKET", "--docker-socket", &o.docker_socket);
+  number("BATON_JOB_MEMORY_MB", "--job-memory-mb", 0, 1L << 40, &o.job_memory_mb);
+  text("BATON_REGISTRY", "--registry", &o.registry);
+  text("BATON_REGISTRY_USER", "--registry-user", &o.registry_user);
+  text("BATON_REGISTRY_PASSWORD_FILE", "--registry-password-file", &o.registry_password_file);
+  number("BATON_RECONCILE_INTERVAL", "--reconcile-interval", 1, 86400, &o.reconcile_interval_s);
+  text("BATON_SAMPLE_TENANT", "--sample-tenant", &o.sample_tenant);
+  if (const char* v = std::getenv("BATON_JOB_CPU"); v != nullptr && !on_command_line("--job-cpu")) {
+    char* end = nullptr;
+    double cpu = std::strtod(v, &end);
+    if (*v == '\0' || *end != '\0' || cpu < 0 || cpu > 4096) {
+      std::fprintf(stderr, "baton: BATON_JOB_CPU=%s: expected cores from 0 to 4096\n", v);
+      ok = false;
+    } else {
+      o.job_cpu = cpu;
+    }
+  }
   return ok;
 }
 
@@ -262,6 +415,24 @@ int main(int argc, char** argv) {
   serve->add_option("--read-timeout", serve_options.read_timeout_s, "Seconds a client has to send a request")
       ->check(CLI::Range(1, 3600))
       ->capture_default_str();
+  serve->add_option("--docker-socket", serve_options.docker_socket, "Docker Engine API socket (batch jobs)")
+      ->capture_default_str();
+  serve->add_option("--job-cpu", serve_options.job_cpu, "Cores jobs may use on this node (0 = all)")
+      ->check(CLI::Range(0.0, 4096.0))
+      ->capture_default_str();
+  serve->add_option("--job-memory-mb", serve_options.job_memory_mb, "Memory jobs may use, MiB (0 = 80% of the machine)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  serve->add_option("--registry", serve_options.registry, "Registry host:port whose credentials follow");
+  serve->add_option("--registry-user", serve_options.registry_user, "User name for --registry");
+  serve->add_option("--registry-password-file", serve_options.registry_password_file,
+                    "File holding the password for --registry");
+  serve->add_option("--reconcile-interval", serve_options.reconcile_interval_s,
+                    "Seconds between passes of the job reconciler")
+      ->check(CLI::Range(1, 86400))
+      ->capture_default_str();
+  serve->add_option("--sample-tenant", serve_options.sample_tenant,
+                    "Create this tenant at start, with a key in <data-dir>/<tenant>.key and a small quota");
   app.add_subcommand("version", "Print the version");
 
   int exit_code = 0;

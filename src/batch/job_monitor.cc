@@ -225,11 +225,13 @@ Result<ReconcileReport> JobMonitor::ReconcileOnce() {
     Phase phase;
     if (state.ok() && Live(*state)) {
       phase = PhaseOf(*state);
-      owned = phase.attempt == g.attempt && (phase.phase == "starting" || phase.phase == "running");
+      owned = phase.attempt == g.attempt &&
+              (phase.phase == "starting" || phase.phase == "running" || phase.phase == "finishing");
     } else if (!state.ok() && state.status().code() != StatusCode::kNotFound) {
       continue;  // cannot tell: leave it for the next pass
     }
     if (!owned) {
+      if (runtime_.InspectGroup(name).status().code() == StatusCode::kNotFound) continue;  // gone meanwhile
       Status s = runtime_.DeleteGroup(name);
       if (s.ok()) {
         ++report.groups_removed;

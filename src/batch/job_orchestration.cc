@@ -19,7 +19,8 @@ constexpr char kResolveImages[] = "baton.ResolveImages";
 constexpr char kCreateGroup[] = "baton.CreateGroup";
 constexpr char kStartGroup[] = "baton.StartGroup";
 constexpr char kStartJobUrl[] = "baton.StartJobUrl";
-constexpr char kFinishGroup[] = "baton.FinishGroup";
+constexpr char kCollectGroup[] = "baton.CollectGroup";
+constexpr char kDeleteGroup[] = "baton.DeleteGroup";
 constexpr int kLogsTail = 20;
 // How long a job that reported its completion through the callback has to
 // exit on its own before it is stopped.
@@ -177,13 +178,22 @@ Task<Json> JobOrchestration(OrchestrationContext& ctx) {
                         {"group", group},
                         {"stop", stopped},
                         {"waitExitSeconds", by_callback ? kExitAfterCallbackSeconds : 0}};
-      outcome = co_await ctx.CallActivity(kFinishGroup, finish_in, transient);
+      // Collect (stop, exit code, logs), then delete: each is safe to run
+      // again after a crash, which one activity doing both was not.
+      SetPhase(ctx, Json{{"phase", "finishing"}, {"attempt", attempt}}, shown);
+      outcome = co_await ctx.CallActivity(kCollectGroup, finish_in, transient);
+      Json delete_in = {{"group", group}};
+      co_await ctx.CallActivity(kDeleteGroup, delete_in, transient);
       if (first == 4) outcome["timedOut"] = true;
       if (first == 2) outcome["error"] = "ContainerLost: the attempt's container vanished";
       if (first < 2) {
         outcome["source"] = reported.value("source", "callback");
         if (by_callback) {
           outcome["reported"] = first == 0 ? "Completed" : "Failed";
+          if (reported.contains("exitCode")) {  // the job's own word over how its container ended
+            outcome["containerExitCode"] = outcome.value("exitCode", Json());
+            outcome["exitCode"] = reported["exitCode"];
+          }
           if (reported.contains("message")) outcome["message"] = reported["message"];
         }
       }
@@ -455,7 +465,10 @@ Status RegisterJobFunctions(Registry& registry, const JobServices& services) {
     }
     throw DurableError("JobUrlUnavailable", last.message(), nullptr, true);
   }));
-  BATON_RETURN_IF_ERROR(registry.AddActivity(kFinishGroup, [s, &rt](ActivityContext& ctx) -> Json {
+  // Stops the group if asked (or after the callback's grace), and collects
+  // the main container's exit and logs. Leaves the group: a second run (after
+  // a crash) finds the same container and returns the same outcome.
+  BATON_RETURN_IF_ERROR(registry.AddActivity(kCollectGroup, [s, &rt](ActivityContext& ctx) -> Json {
     Json in = ctx.GetInput();
     std::string group = in["group"];
     auto g = rt.InspectGroup(group);
@@ -467,14 +480,9 @@ Status RegisterJobFunctions(Registry& registry, const JobServices& services) {
     if (wait > 0 && g->containers[0].running) {
       (void)rt.WaitContainer(g->containers[0].id, std::chrono::seconds(wait));
     }
-    if (in.value("stop", false) || wait > 0) {
-      Status stopped = rt.StopGroup(group, s.stop_grace);
-      if (!stopped.ok()) Throw(stopped, "stopping '" + group + "'");
-    } else {
-      // Sidecars end with the main container.
-      Status stopped = rt.StopGroup(group, 2s);
-      if (!stopped.ok()) Throw(stopped, "stopping '" + group + "'");
-    }
+    // Stopping a stopped group is a no-op; sidecars end with the main container.
+    Status stopped = rt.StopGroup(group, in.value("stop", false) || wait > 0 ? s.stop_grace : std::chrono::seconds(2));
+    if (!stopped.ok()) Throw(stopped, "stopping '" + group + "'");
     g = rt.InspectGroup(group);
     if (!g.ok()) Throw(g.status(), "inspecting '" + group + "'");
     const runtime::ContainerState& main = g->containers[0];
@@ -495,9 +503,13 @@ Status RegisterJobFunctions(Registry& registry, const JobServices& services) {
       }
     }
     out["logsTail"] = tail;
-    Status deleted = rt.DeleteGroup(group);
-    if (!deleted.ok()) Throw(deleted, "deleting '" + group + "'");
     return out;
+  }));
+  BATON_RETURN_IF_ERROR(registry.AddActivity(kDeleteGroup, [&rt](ActivityContext& ctx) -> Json {
+    std::string group = ctx.GetInput()["group"];
+    Status deleted = rt.DeleteGroup(group);  // OK when already gone
+    if (!deleted.ok()) Throw(deleted, "deleting '" + group + "'");
+    return nullptr;
   }));
   return Status::Ok();
 }

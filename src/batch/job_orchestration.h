@@ -15,14 +15,15 @@
 //      reconciler found no container), the job's timeout (a durable timer)
 //      or "Cancel". "Progress" events update the custom status on the way.
 //      Events carry {"attempt": n}; those of another attempt are ignored.
-//   3. Keep the attempt's logs (JobLogs) and exit code / OOM kill, delete the
-//      group, and apply the restart policy (OnFailure / Always, with backoff
+//   3. Keep the attempt's logs (JobLogs) and exit code / OOM kill, then
+//      delete the group (two activities, each safe to repeat after a crash), and apply the restart policy (OnFailure / Always, with backoff
 //      on a durable timer) or finish.
 //   4. Release the resources and complete with {status, exitCode, oomKilled,
 //      attempts, attemptResults, durations, progress, logsTail, error}.
 //
 // The custom status always says where the job is:
-//   {"phase": "pulling" | "queued" | "starting" | "running" | "backoff" | "done",
+//   {"phase": "pulling" | "queued" | "starting" | "running" | "finishing" |
+//    "backoff" | "done",
 //    "attempt", "position" (queued), "retryAt" (backoff), "progress"}.
 //
 // Secret env values never enter the orchestration's input or history: they

@@ -60,7 +60,7 @@ std::string JobStatusOf(const InstanceState& s) {
   const std::string phase = Parsed(s.custom_status).value("phase", "");
   if (phase == "queued") return "Queued";
   if (phase == "starting") return "Starting";
-  if (phase == "running") return "Running";
+  if (phase == "running" || phase == "finishing") return "Running";
   if (phase == "backoff") return "BackingOff";
   return "Pending";  // pulling, or not yet picked up
 }
@@ -152,7 +152,7 @@ Json JobTimeline(const std::vector<HistoryEvent>& history) {
                        add(e, "ImageResolved", Json{{"image", result["images"][0]}});
                      } else if (name == "baton.StartGroup") {
                        add(e, "AttemptStarted", Json{{"attempt", a}});
-                     } else if (name == "baton.FinishGroup" && result.is_object()) {
+                     } else if (name == "baton.CollectGroup" && result.is_object()) {
                        Json f = {{"attempt", a},
                                  {"exitCode", result.value("exitCode", Json())},
                                  {"oomKilled", result.value("oomKilled", false)}};

@@ -121,7 +121,7 @@ TEST(JobTimeline, TellsTheJobsStoryFromItsHistory) {
   add(events::EventRaised{"Progress", R"({"attempt":1,"progress":{"pct":50}})"});
   add(events::EventRaised{"Failed", R"({"attempt":1,"exitCode":3,"source":"docker"})"});
   add(events::EventRaised{"Failed", R"({"attempt":1,"exitCode":3,"source":"docker"})"});  // a repeat
-  add(events::TaskScheduled{"baton.FinishGroup", "", R"({"attempt":1})"}, 4);
+  add(events::TaskScheduled{"baton.CollectGroup", "", R"({"attempt":1})"}, 4);
   add(events::TaskCompleted{4, R"({"exitCode":3,"oomKilled":false})"});
   add(events::TimerCreated{t0 + std::chrono::seconds(10)}, 5);
   add(events::EventRaised{"Cancel", "{}"});

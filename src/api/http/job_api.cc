@@ -219,9 +219,9 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
     if (auto* e = std::get_if<HttpResponse>(&found)) return std::move(*e);
     InstanceState s = std::get<InstanceState>(found);
     HttpResponse error;
-    const int latest = FromPayload(s.custom_status).is_object() ? FromPayload(s.custom_status).value("attempt", 0) : 0;
-    auto attempt = ParseInt(m, "attempt", latest, 0, 1000, &error);
-    if (!attempt) return error;
+    auto requested = ParseInt(m, "attempt", 0, 1, 1000, &error);
+    if (!requested) return error;
+    const bool pinned = m.Has("attempt");  // else: the latest attempt, as it changes
     auto after = ParseInt(m, "after", 0, 0, 1LL << 40, &error);
     if (!after) return error;
     auto follow = ParseBool(m, "follow", false, &error);
@@ -230,18 +230,21 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
     if (!timeout) return error;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(*timeout);
     for (;;) {
+      Json custom = FromPayload(s.custom_status);
+      const int latest = custom.is_object() ? custom.value("attempt", 0) : 0;
+      const int attempt = pinned ? static_cast<int>(*requested) : latest;
       Json lines = Json::array();
       bool done = false;
-      if (s_.logs != nullptr) {
-        auto kept = s_.logs->Read(s.instance_id, static_cast<int>(*attempt), static_cast<size_t>(*after), 5000);
+      if (s_.logs != nullptr && attempt > 0) {
+        auto kept = s_.logs->Read(s.instance_id, attempt, static_cast<size_t>(*after), 5000);
         if (kept.ok()) {
           for (const auto& l : *kept) lines.push_back(LogLineJson(l));
           done = kept->size() < 5000;
         }
       }
       bool from_container = false;
-      if (lines.empty() && !done && *attempt > 0) {
-        auto group = s_.runtime->InspectGroup(batch::JobGroupName(s.instance_id, static_cast<int>(*attempt)));
+      if (lines.empty() && !done && attempt > 0) {
+        auto group = s_.runtime->InspectGroup(batch::JobGroupName(s.instance_id, attempt));
         if (group.ok()) {
           from_container = true;
           auto all = s_.runtime->Logs(group->containers[0].id);
@@ -254,11 +257,11 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
       }
       if (lines.empty() && !done && !from_container) {
         // Neither kept nor running: over if the job ended or moved on.
-        done = IsTerminal(s.status) || latest > *attempt;
+        done = IsTerminal(s.status) || latest > attempt;
       }
       const bool wait = *follow && lines.empty() && !done && std::chrono::steady_clock::now() < deadline;
       if (!wait) {
-        Json out = {{"attempt", *attempt},
+        Json out = {{"attempt", attempt},
                     {"lines", lines},
                     {"next", *after + static_cast<int64_t>(lines.size())},
                     {"done", done && lines.empty()}};

@@ -3,136 +3,29 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
-#include <fstream>
 #include <iostream>
-#include <iterator>
-#include <memory>
-#include <nlohmann/json.hpp>
 #include <optional>
-#include <sstream>
 
 #include "app/cli/http_client.h"
+#include "app/cli/job_commands.h"
+#include "app/cli/verb.h"
 #include "baton/clock.h"
 #include "util/uuid.h"
 
 namespace baton::cli {
 namespace {
 
-// Keeps the server's member order, so --output json shows what it sent.
-using OJson = nlohmann::ordered_json;
-
 constexpr std::string_view kDurableBase = "/runtime/webhooks/durabletask";
 constexpr std::string_view kAdminBase = "/api/v1/admin";
-constexpr std::string_view kDefaultServer = "http://127.0.0.1:8080";
-// `list --all` follows continuation tokens at most this many times, so a
-// server that keeps answering with a token cannot keep the CLI forever.
-constexpr int kMaxListPages = 10000;
-// With --wait the server holds the request for up to the wait; allow for the
-// rest of the exchange on top.
-constexpr std::chrono::seconds kWaitMargin{30};
 
 // The Durable Functions runtime status names, as the server spells them.
 constexpr std::string_view kRuntimeStatuses[] = {"Pending",        "Running",  "Completed",
                                                  "ContinuedAsNew", "Failed",   "Canceled",
                                                  "Terminated",     "Suspended"};
 
-// ---- Small JSON helpers that never throw on unexpected shapes ----
-
-// A member as display text: strings as they are, other values as JSON, ""
-// when missing or null.
-std::string Text(const OJson& object, std::string_view key) {
-  if (!object.is_object()) return "";
-  auto it = object.find(key);
-  if (it == object.end() || it->is_null()) return "";
-  if (it->is_string()) return it->get<std::string>();
-  return it->dump(-1, ' ', false, OJson::error_handler_t::replace);
-}
-
-// A member as JSON text (strings keep their quotes, so a string output "42"
-// is told apart from the number 42); "" when missing or null.
-std::string JsonText(const OJson& object, std::string_view key) {
-  if (!object.is_object()) return "";
-  auto it = object.find(key);
-  if (it == object.end() || it->is_null()) return "";
-  return it->dump(-1, ' ', false, OJson::error_handler_t::replace);
-}
-
-std::string YesNo(const OJson& object, std::string_view key) {
-  if (!object.is_object()) return "";
-  auto it = object.find(key);
-  if (it == object.end() || !it->is_boolean()) return Text(object, key);
-  return it->get<bool>() ? "yes" : "no";
-}
-
-std::optional<OJson> ParseJson(std::string_view text) {
-  OJson value = OJson::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (value.is_discarded()) return std::nullopt;
-  return value;
-}
-
-// Why `text` is not JSON, without nlohmann's "[json.exception...]" prefix;
-// "" when it is JSON.
-std::string JsonError(std::string_view text) {
-  try {
-    OJson parsed = OJson::parse(text.begin(), text.end());
-    (void)parsed;
-    return "";
-  } catch (const OJson::parse_error& e) {
-    std::string what = e.what();
-    if (size_t close = what.find("] ");
-        what.starts_with("[json.exception") && close != std::string::npos) {
-      what.erase(0, close + 2);
-    }
-    return what;
-  }
-}
-
 size_t DisplayWidth(std::string_view s) {
   return static_cast<size_t>(std::count_if(
       s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
-}
-
-std::string OneLine(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
-  }
-  return out;
-}
-
-std::string Lowercase(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
-// ---- Options shared by every verb ----
-
-struct GlobalOptions {
-  std::string server = std::string(kDefaultServer);
-  std::string key;
-  std::string output = "table";
-  std::string task_hub;  // instance verbs only
-};
-
-void AddGlobalOptions(CLI::App* verb, GlobalOptions* g, bool task_hub) {
-  verb->add_option("--server", g->server, "URL of the Baton server (http:// only)")
-      ->envname("BATON_SERVER")
-      ->type_name("URL")
-      ->capture_default_str();
-  verb->add_option("--key", g->key, "API key (admin or tenant)")
-      ->envname("BATON_KEY")
-      ->type_name("KEY");
-  verb->add_option("--output,-o", g->output, "Output format")
-      ->check(CLI::IsMember({"table", "json"}))
-      ->type_name("FORMAT")
-      ->capture_default_str();
-  if (task_hub) {
-    verb->add_option("--task-hub", g->task_hub,
-                     "Act on tenant T's task hub (admin keys; sends taskHub=T)")
-        ->type_name("T");
-  }
 }
 
 // ---- Validators: bad values are usage errors, reported by CLI11 ----
@@ -173,97 +66,6 @@ CLI::Validator TimeValidator() {
       },
       "");
 }
-
-// ---- One invocation of a verb ----
-
-struct Io {
-  std::ostream* out;
-  std::ostream* err;
-  int* exit_code;
-};
-
-class Session {
- public:
-  Session(const GlobalOptions& g, const Io& io) : g_(g), io_(io) { *io_.exit_code = kExitOk; }
-
-  // Parses --server; false (exit code set) when it is not a usable URL.
-  bool Init() {
-    auto url = ParseServerUrl(g_.server);
-    if (!url.ok()) {
-      Fail(kExitUsage, "--server: " + url.status().message());
-      return false;
-    }
-    HttpClientOptions options;
-    options.api_key = g_.key;
-    client_.emplace(*std::move(url), std::move(options));
-    return true;
-  }
-
-  bool json() const { return g_.output == "json"; }
-  std::ostream& out() { return *io_.out; }
-  const GlobalOptions& global() const { return g_; }
-
-  void Fail(int exit_code, const std::string& message) {
-    *io_.err << "baton: " << message << '\n';
-    *io_.exit_code = exit_code;
-  }
-  void Warn(const std::string& message) { *io_.err << "baton: " << message << '\n'; }
-  void SetExitCode(int code) { *io_.exit_code = code; }
-
-  // Sends `spec`. Returns the response when the server answered 2xx;
-  // otherwise prints why and sets the exit code.
-  std::optional<HttpResponse> Call(const HttpRequestSpec& spec) {
-    auto res = client_->Send(spec);
-    if (!res.ok()) {
-      Fail(kExitError, res.status().message());
-      return std::nullopt;
-    }
-    if (res->status < 200 || res->status > 299) {
-      std::string message = DescribeErrorResponse(res->status, res->body);
-      if ((res->status == 401) && g_.key.empty()) {
-        message += "; no API key was given: pass --key or set BATON_KEY";
-      }
-      Fail(ExitCodeForHttpStatus(res->status), message);
-      return std::nullopt;
-    }
-    return std::move(*res);
-  }
-
-  // Call(), then the body as JSON of the expected kind (`array` or object).
-  std::optional<OJson> CallForJson(const HttpRequestSpec& spec, bool array) {
-    auto res = Call(spec);
-    if (!res) return std::nullopt;
-    return ExpectJson(*res, array);
-  }
-
-  std::optional<OJson> ExpectJson(const HttpResponse& res, bool array) {
-    auto body = ParseJson(res.body);
-    if (!body || (array ? !body->is_array() : !body->is_object())) {
-      Fail(kExitError, "unexpected answer from the server (HTTP " + std::to_string(res.status) +
-                           "): expected a JSON " + (array ? "array" : "object") +
-                           ", got: " + OneLine(res.body.substr(0, 200)));
-      return std::nullopt;
-    }
-    return body;
-  }
-
-  void PrintJson(const OJson& value) {
-    out() << value.dump(2, ' ', false, OJson::error_handler_t::replace) << '\n';
-  }
-
-  // Query parameters of an instance or entity verb, starting with taskHub
-  // when given.
-  std::vector<std::pair<std::string, std::string>> HubQuery() const {
-    std::vector<std::pair<std::string, std::string>> q;
-    if (!g_.task_hub.empty()) q.emplace_back("taskHub", g_.task_hub);
-    return q;
-  }
-
- private:
-  const GlobalOptions& g_;
-  Io io_;
-  std::optional<HttpClient> client_;
-};
 
 std::string InstancePath(const std::string& id, std::string_view suffix = "") {
   return std::string(kDurableBase) + "/instances/" + PercentEncode(id) + std::string(suffix);
@@ -357,15 +159,9 @@ bool ReadInput(Session& s, const std::string& input, const std::string& input_fi
   }
   if (input_file.empty()) return true;
   std::string text;
-  if (input_file == "-") {
-    text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-  } else {
-    std::ifstream file(input_file, std::ios::binary);
-    if (!file) {
-      s.Fail(kExitUsage, "--input-file: cannot read '" + input_file + "'");
-      return false;
-    }
-    text.assign(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+  if (!ReadFileOrStdin(input_file, &text)) {
+    s.Fail(kExitUsage, "--input-file: cannot read '" + input_file + "'");
+    return false;
   }
   if (std::string why = JsonError(text); !why.empty()) {
     s.Fail(kExitUsage, "--input-file: '" + input_file + "' is not valid JSON: " + why);
@@ -508,33 +304,6 @@ struct ListOptions {
   int top = 0;
   bool all = false;
 };
-
-// One page of a list endpoint, or with `all` every page (following
-// x-ms-continuation-token, at most kMaxListPages). Empty when a request
-// failed (already reported). `*more`: pages were left unread.
-std::optional<OJson> FetchPages(Session& s, HttpRequestSpec spec, bool all, bool* more) {
-  OJson items = OJson::array();
-  std::string token;
-  int pages = 0;
-  do {
-    spec.continuation_token = token;
-    auto res = s.Call(spec);
-    if (!res) return std::nullopt;
-    auto page = s.ExpectJson(*res, /*array=*/true);
-    if (!page) return std::nullopt;
-    for (auto& item : *page) items.push_back(std::move(item));
-    token = res->continuation_token;
-    ++pages;
-  } while (all && !token.empty() && pages < kMaxListPages);
-  *more = !token.empty();
-  return items;
-}
-
-void WarnIfMore(Session& s, bool more, bool all, const std::string& what) {
-  if (!more) return;
-  s.Warn(all ? "stopped after " + std::to_string(kMaxListPages) + " pages; more " + what + " match"
-             : "more " + what + " match; pass --all to fetch every page");
-}
 
 void RunList(Session& s, const ListOptions& o) {
   auto query = s.HubQuery();
@@ -925,38 +694,6 @@ void RunKeyRevoke(Session& s, const IdOptions& o) {
 
 // ---- Registration ----
 
-std::string Footer() { return ExitCodesHelp(); }
-
-// Adds a verb whose options live in a shared `Opts` (owned by the callback,
-// hence by the app) and runs `run` when it is parsed.
-template <typename Opts, typename Run>
-std::pair<CLI::App*, std::shared_ptr<Opts>> AddVerb(CLI::App* group, const char* name,
-                                                    const char* help, bool task_hub, const Io& io,
-                                                    Run run) {
-  auto opts = std::make_shared<Opts>();
-  CLI::App* verb = group->add_subcommand(name, help);
-  verb->footer(Footer());
-  AddGlobalOptions(verb, &opts->g, task_hub);
-  verb->callback([opts, io, run] {
-    Session session(opts->g, io);
-    // Nothing below is expected to throw; this keeps a surprise (bad_alloc,
-    // a JSON library type error) from escaping through CLI11's parse().
-    try {
-      if (session.Init()) run(session, *opts);
-    } catch (const std::exception& e) {
-      session.Fail(kExitError, std::string("internal error: ") + e.what());
-    }
-  });
-  return {verb, opts};
-}
-
-CLI::App* AddGroup(CLI::App& app, const char* name, const char* help) {
-  CLI::App* group = app.add_subcommand(name, help);
-  group->require_subcommand(1);
-  group->footer(Footer());
-  return group;
-}
-
 void AddInstanceVerbs(CLI::App& app, const Io& io) {
   CLI::App* g = AddGroup(app, "instance", "Start, inspect and control orchestration instances");
 
@@ -1074,6 +811,7 @@ void AddTenantVerbs(CLI::App& app, const Io& io) {
                                      io, RunTenantDisable);
     v->add_option("id", o->id, "Tenant id")->required();
   }
+  AddTenantQuotaVerb(g, io);
 }
 
 void AddKeyVerbs(CLI::App& app, const Io& io) {
@@ -1188,8 +926,8 @@ std::string ExitCodesHelp() {
          "  4  conflict or failed precondition (409, 410, 412)\n"
          "  5  unauthenticated or forbidden (401, 403)\n"
          "  6  other rejected request (400, 405, 413, ...)\n"
-         "  7  instance start --wait: the instance ended Failed/Terminated/Canceled or is still "
-         "running\n";
+         "  7  instance start --wait, job wait, job submit --wait: it ended Failed/Terminated/\n"
+         "     Canceled or is still running\n";
 }
 
 bool ClientCommands::parsed() const {
@@ -1203,8 +941,10 @@ ClientCommands AddClientCommands(CLI::App& app, int* exit_code, std::ostream& ou
   AddTenantVerbs(app, io);
   AddKeyVerbs(app, io);
   AddEntityVerbs(app, io);
+  AddJobVerbs(app, io);
   return ClientCommands{{app.get_subcommand("instance"), app.get_subcommand("tenant"),
-                         app.get_subcommand("key"), app.get_subcommand("entity")}};
+                         app.get_subcommand("key"), app.get_subcommand("entity"),
+                         app.get_subcommand("job")}};
 }
 
 ClientCommands AddClientCommands(CLI::App& app, int* exit_code) {
@@ -1295,39 +1035,7 @@ std::string DescribeErrorResponse(int http_status, std::string_view body) {
 }
 
 bool NormalizeRuntimeStatuses(std::string_view list, std::string* out, std::string* error) {
-  std::string result;
-  size_t start = 0;
-  while (start <= list.size()) {
-    size_t comma = list.find(',', start);
-    std::string_view name = list.substr(
-        start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
-    while (!name.empty() && std::isspace(static_cast<unsigned char>(name.front())))
-      name.remove_prefix(1);
-    while (!name.empty() && std::isspace(static_cast<unsigned char>(name.back())))
-      name.remove_suffix(1);
-    if (!name.empty()) {
-      auto it =
-          std::find_if(std::begin(kRuntimeStatuses), std::end(kRuntimeStatuses),
-                       [&](std::string_view known) { return Lowercase(known) == Lowercase(name); });
-      if (it == std::end(kRuntimeStatuses)) {
-        std::string names;
-        for (std::string_view known : kRuntimeStatuses)
-          names += (names.empty() ? "" : ", ") + std::string(known);
-        *error = "unknown runtime status '" + std::string(name) + "' (known: " + names + ")";
-        return false;
-      }
-      if (!result.empty()) result += ',';
-      result += *it;
-    }
-    if (comma == std::string_view::npos) break;
-    start = comma + 1;
-  }
-  if (result.empty()) {
-    *error = "no runtime status given";
-    return false;
-  }
-  *out = std::move(result);
-  return true;
+  return NormalizeNameList(list, kRuntimeStatuses, "runtime status", out, error);
 }
 
 bool NormalizeTime(std::string_view text, std::string* out, std::string* error) {

@@ -2,9 +2,10 @@
 // (docs/http-api.md; user guide in docs/cli.md):
 //
 //   baton instance start|status|list|raise|terminate|suspend|resume|restart|purge|history
-//   baton tenant   create|list|disable
+//   baton tenant   create|list|disable|quota
 //   baton key      create|list|revoke
 //   baton entity   get|signal|list|clean
+//   baton job      submit|list|get|logs|cancel|wait|events   (job_commands.h)
 //
 // Every verb takes --server URL (env BATON_SERVER), --key KEY (env BATON_KEY)
 // and --output table|json. Results go to stdout (aligned tables or
@@ -49,9 +50,9 @@ inline constexpr int kExitNotFound = 3;         // 404
 inline constexpr int kExitConflict = 4;         // 409, 410, 412
 inline constexpr int kExitUnauthenticated = 5;  // 401, 403
 inline constexpr int kExitBadRequest = 6;       // any other 4xx (400, 405, 413, ...)
-// `instance start --wait`: the request succeeded but the instance did not end
-// Completed (it ended Failed, Terminated or Canceled, or was still running
-// when the wait ran out).
+// `instance start --wait`, `job wait`, `job submit --wait`: the request
+// succeeded but the instance or job did not end Completed (it ended Failed,
+// Terminated or Canceled, or was still running when the wait ran out).
 inline constexpr int kExitNotCompleted = 7;
 
 // The exit code for an HTTP status: kExitOk for 2xx, then as above; 1xx, 3xx
@@ -63,14 +64,14 @@ std::string ExitCodesHelp();
 
 // The verb groups that AddClientCommands registered.
 struct ClientCommands {
-  std::vector<CLI::App*> groups;  // instance, tenant, key, entity; owned by the app
+  std::vector<CLI::App*> groups;  // instance, tenant, key, entity, job; owned by the app
 
   // Whether one of the verbs was on the command line (and so has run and set
   // the exit code). Meaningful after app.parse() returned.
   bool parsed() const;
 };
 
-// Registers the `instance`, `tenant`, `key` and `entity` subcommands on `app`. When a
+// Registers the `instance`, `tenant`, `key`, `entity` and `job` subcommands on `app`. When a
 // verb is parsed, it runs and stores its exit code in `*exit_code`. Results
 // are written to `out`, errors to `err`.
 // REQUIRES: `exit_code`, `out` and `err` outlive `app`; `app` has no

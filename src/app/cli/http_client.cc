@@ -52,6 +52,8 @@ http::verb ToVerb(HttpMethod m) {
       return http::verb::get;
     case HttpMethod::kPost:
       return http::verb::post;
+    case HttpMethod::kPut:
+      return http::verb::put;
     case HttpMethod::kDelete:
       return http::verb::delete_;
   }
@@ -133,8 +135,11 @@ class Exchange {
     }
     req.keep_alive(false);
     req.prepare_payload();
-    // A body-less POST still needs a length, or some servers wait for a body.
-    if (spec_.method == HttpMethod::kPost && !spec_.has_body) req.content_length(0);
+    // A body-less POST or PUT still needs a length, or some servers wait for a body.
+    if ((spec_.method == HttpMethod::kPost || spec_.method == HttpMethod::kPut) &&
+        !spec_.has_body) {
+      req.content_length(0);
+    }
 
     stream_.expires_at(deadline);
     auto [wec, written] = co_await http::async_write(stream_, req, kAsTuple);

@@ -53,7 +53,7 @@ std::string PercentEncode(std::string_view text);
 // "?a=1&b=x%20y" for {{"a","1"},{"b","x y"}}, in the given order; "" for none.
 std::string BuildQueryString(const std::vector<std::pair<std::string, std::string>>& params);
 
-enum class HttpMethod { kGet, kPost, kDelete };
+enum class HttpMethod { kGet, kPost, kPut, kDelete };
 
 struct HttpRequestSpec {
   HttpMethod method = HttpMethod::kGet;
@@ -61,8 +61,8 @@ struct HttpRequestSpec {
   // "/runtime/webhooks/durabletask/instances/abc?showHistory=true".
   // REQUIRES: starts with '/' and is already percent-encoded.
   std::string target;
-  // Sent with "Content-Type: application/json" when `has_body`; a POST
-  // without a body is sent with "Content-Length: 0".
+  // Sent with "Content-Type: application/json" when `has_body`; a POST or
+  // PUT without a body is sent with "Content-Length: 0".
   bool has_body = false;
   std::string body;
   // Sent as the x-ms-continuation-token header when not empty.

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 namespace baton::runtime::docker {
@@ -275,9 +276,20 @@ Result<GroupState> DockerRuntime::CreateGroup(const GroupSpec& spec) {
 
     BATON_ASSIGN_OR_RETURN(DockerResponse r,
                            client_.Request("POST", "/containers/create?name=" + QueryEscape(name), body.dump()));
-    if (r.status == 409) {  // created concurrently by another attempt: keep it
-      BATON_ASSIGN_OR_RETURN(ContainerState s, InspectContainer(name));
-      if (i == 0) owner_id = s.id;
+    if (r.status == 409) {
+      // Created concurrently — e.g. by a request of a process that died, which
+      // dockerd is still carrying out: the name is taken before the container
+      // can be inspected, so wait (bounded) for it to appear, and keep it.
+      Result<ContainerState> s = InspectContainer(name);
+      for (int tries = 0; !s.ok() && s.status().code() == StatusCode::kNotFound && tries < 100; ++tries) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        s = InspectContainer(name);
+      }
+      if (!s.ok() && s.status().code() == StatusCode::kNotFound) {
+        return UnavailableError("container '" + name + "' is being created by another request; try again");
+      }
+      if (!s.ok()) return s.status();
+      if (i == 0) owner_id = s->id;
       continue;
     }
     if (r.status != 201) return FromDocker(r, "create container '" + name + "'", secrets);
@@ -323,6 +335,14 @@ Status DockerRuntime::DeleteGroup(const std::string& group) {
   BATON_ASSIGN_OR_RETURN(std::vector<ContainerState> containers, GroupContainers(group));
   for (auto it = containers.rbegin(); it != containers.rend(); ++it) {
     BATON_ASSIGN_OR_RETURN(DockerResponse r, client_.Request("DELETE", "/containers/" + it->id + "?force=1&v=1"));
+    if (r.status == 409) {
+      // "removal already in progress" (a request of a process that died):
+      // done once the container is gone.
+      for (int tries = 0; tries < 300 && r.status != 404; ++tries) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        BATON_ASSIGN_OR_RETURN(r, client_.Request("GET", "/containers/" + it->id + "/json"));
+      }
+    }
     if (r.status != 204 && r.status != 404) return FromDocker(r, "remove container '" + it->name + "' of '" + group + "'");
   }
   BATON_ASSIGN_OR_RETURN(DockerResponse v, client_.Request("DELETE", "/volumes/" + QueryEscape(group + ".scratch")));

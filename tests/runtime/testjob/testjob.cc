@@ -67,6 +67,7 @@ constexpr int kAllocReportEveryMiB = 16;
 constexpr int64_t kFakeJobMillis = 2000;
 constexpr int64_t kConnectDeadlineMillis = 10000;
 constexpr int64_t kConnectRetryMillis = 200;
+constexpr int64_t kCallbackResendMillis = 30000;
 constexpr int64_t kMinConnectAttemptMillis = 100;
 constexpr int64_t kCallbackIntervalMillis = 200;
 constexpr size_t kMaxRequestHeaderBytes = 16 * 1024;
@@ -584,8 +585,16 @@ int RunCallback(int argc, char** argv) {
 
   // Sends one report; false when no answer came back at all. A non-2xx answer is printed
   // and the job goes on, so a test can see every answer of a rejected job.
+  // A report that got no answer (the server restarting, say) is sent again for up to
+  // 30 s: reports are idempotent for Baton, so a duplicate does no harm.
   auto report = [&](const std::string& what, const std::string& body) {
     HttpResult result = PostCallback(url, token, body);
+    const int64_t give_up = NowMillis() + kCallbackResendMillis;
+    while (result.status == 0 && NowMillis() < give_up) {
+      Line(stderr, "callback %s: %s (sending again)", what.c_str(), result.error.c_str());
+      SleepMillis(500);
+      result = PostCallback(url, token, body);
+    }
     if (result.status == 0) {
       Line(stderr, "callback %s: %s", what.c_str(), result.error.c_str());
       return false;

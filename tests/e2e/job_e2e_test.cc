@@ -1,0 +1,810 @@
+// Batch jobs end to end: a real `baton serve` child process (HTTP API, worker,
+// capacity scheduler, job monitor), the real dockerd and the local registry
+// (scripts/docker-up; scripts/test runs it). Each test has its own data dir and
+// its own server. What the tests claim about containers they read from Docker
+// itself (by the "baton.node" label of the test's server), not from Baton.
+//
+// No assertion is about timing: every wait is a liveness bound, and the
+// figures a test measures are printed for the ctest log.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "batch/job_token.h"
+#include "batch/job_view.h"
+#include "baton/clock.h"
+#include "baton/json.h"
+#include "runtime/container_runtime.h"
+#include "runtime/docker/docker_runtime.h"
+#include "testing/http_client.h"
+#include "testing/server_process.h"
+#include "testing/test_image.h"
+#include "testing/test_util.h"
+
+namespace baton {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::HttpResult;
+using SteadyClock = std::chrono::steady_clock;
+
+constexpr char kMainIndex[] = "1000";  // the "baton.index" label of a group's main container
+
+bool IsEnded(const std::string& status) {
+  return status == "Completed" || status == "Failed" || status == "Canceled";
+}
+
+double SecondsSince(SteadyClock::time_point t) {
+  return std::chrono::duration<double>(SteadyClock::now() - t).count();
+}
+
+// Re-checks `condition` every `interval` until it holds or `timeout` passes;
+// returns whether it held. Unlike testing::Eventually it paces itself for
+// conditions that cost an HTTP or Docker round trip.
+bool PollUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout,
+               std::chrono::milliseconds interval = 200ms) {
+  const auto deadline = SteadyClock::now() + timeout;
+  while (SteadyClock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(interval);
+  }
+  return condition();
+}
+
+Json ParseOrNull(const std::string& body) {
+  Json j = Json::parse(body, nullptr, false);
+  return j.is_discarded() ? Json() : j;
+}
+
+std::string ErrorField(const HttpResult& r) {
+  Json j = ParseOrNull(r.body);
+  return j.is_object() && j.contains("error") ? j["error"].value("field", "?") : "?";
+}
+
+std::string ErrorCode(const HttpResult& r) {
+  Json j = ParseOrNull(r.body);
+  return j.is_object() && j.contains("error") ? j["error"].value("code", "?") : "?";
+}
+
+std::string Label(const runtime::ContainerState& c, const std::string& name) {
+  auto it = c.labels.find(name);
+  return it == c.labels.end() ? "" : it->second;
+}
+
+// Seconds from `from` to the ISO 8601 time `to` (as the API writes them); -1
+// when `to` is missing or malformed.
+double SecondsBetween(TimePoint from, const Json& to) {
+  TimePoint t;
+  if (!to.is_string() || !ParseIso8601(to.get<std::string>(), &t)) return -1;
+  return std::chrono::duration<double>(t - from).count();
+}
+
+class JobE2eTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    docker_ = new runtime::docker::DockerRuntime();
+    auto image = testing::PrepareTestImage(*docker_, BATON_TESTJOB, BATON_RUN_DIR);
+    setup_ = new Status(image.ok() ? Status::Ok() : image.status());
+    if (image.ok()) image_ = new testing::TestImage(*image);
+  }
+  static void TearDownTestSuite() {
+    if (image_) testing::RemoveTestImage(*docker_, *image_);
+    delete image_;
+    delete setup_;
+    delete docker_;
+    image_ = nullptr;
+    setup_ = nullptr;
+    docker_ = nullptr;
+  }
+
+  void SetUp() override { ASSERT_TRUE(setup_->ok()) << setup_->ToString(); }
+
+  void TearDown() override {
+    server_.reset();  // SIGKILL
+    // Whatever a test left behind goes with its server.
+    if (!node_.empty()) {
+      runtime::RemoveOrphanGroups(*docker_, {{"baton.node", node_}},
+                                  [](const std::string&) { return false; })
+          .status()
+          .IgnoreError();
+    }
+  }
+
+  std::string DataDir() const { return dir_.File("data"); }
+
+  // Starts this test's server with `cpu` cores and `memory_mb` MiB for jobs.
+  void StartServer(double cpu, int memory_mb) {
+    char cpu_text[32];
+    std::snprintf(cpu_text, sizeof cpu_text, "%g", cpu);
+    args_ = {"--registry",
+             "127.0.0.1:5000",
+             "--registry-user",
+             "baton",
+             "--registry-password-file",
+             std::string(BATON_RUN_DIR) + "/registry/password",
+             "--job-cpu",
+             cpu_text,
+             "--job-memory-mb",
+             std::to_string(memory_mb),
+             "--reconcile-interval",
+             "2"};
+    server_ = std::make_unique<testing::ServerProcess>(BATON_BINARY, DataDir(), args_);
+    admin_ = server_->admin_key();
+    ASSERT_FALSE(admin_.empty());
+    std::ifstream in(DataDir() + "/node-id");
+    in >> node_;
+    ASSERT_FALSE(node_.empty());
+  }
+
+  // SIGKILLs the server and starts it again on the same data dir (its port
+  // may change; Call always uses the current one).
+  void KillAndRestart() {
+    server_->Kill();
+    server_.reset();
+    server_ = std::make_unique<testing::ServerProcess>(BATON_BINARY, DataDir(), args_);
+  }
+
+  HttpResult Call(const std::string& bearer, const std::string& method, const std::string& target,
+                  const std::string& body = "") {
+    std::map<std::string, std::string> headers;
+    if (!bearer.empty()) headers["Authorization"] = "Bearer " + bearer;
+    if (!body.empty()) headers["Content-Type"] = "application/json";
+    return testing::HttpCall(server_->port(), method, target, body, headers);
+  }
+
+  // Creates tenant `id` with `quota` and returns a key of it.
+  std::string CreateTenant(const std::string& id, const Json& quota) {
+    HttpResult t = Call(admin_, "POST", "/api/v1/admin/tenants", Json{{"id", id}}.dump());
+    EXPECT_EQ(t.status, 201) << t.body;
+    HttpResult q = Call(admin_, "PUT", "/api/v1/admin/tenants/" + id + "/quota", quota.dump());
+    EXPECT_EQ(q.status, 200) << q.body;
+    HttpResult k =
+        Call(admin_, "POST", "/api/v1/admin/tenants/" + id + "/keys", R"({"name":"e2e"})");
+    EXPECT_EQ(k.status, 201) << k.body;
+    Json j = ParseOrNull(k.body);
+    return j.is_object() ? j.value("key", "") : "";
+  }
+
+  // A small job running the test image with `args`.
+  static Json Spec(const std::string& name, const std::vector<std::string>& args,
+                   const Json& extra = Json::object()) {
+    Json j = {
+        {"name", name}, {"image", image_->digest}, {"args", args}, {"cpu", 0.5}, {"memoryMb", 32}};
+    for (const auto& [k, v] : extra.items()) j[k] = v;
+    return j;
+  }
+
+  // Submits `spec`; returns the job id ("", and a test failure, when refused).
+  std::string Submit(const std::string& key, const Json& spec) {
+    HttpResult r = Call(key, "POST", "/api/v1/jobs", spec.dump());
+    EXPECT_EQ(r.status, 202) << r.body;
+    Json j = ParseOrNull(r.body);
+    return r.status == 202 && j.is_object() ? j.value("id", "") : "";
+  }
+
+  // The job's view; null when the server did not answer 200.
+  Json GetJob(const std::string& key, const std::string& id) {
+    HttpResult r = Call(key, "GET", "/api/v1/jobs/" + id);
+    return r.status == 200 ? ParseOrNull(r.body) : Json();
+  }
+
+  // Polls the job until `done(view)`; returns the last view read.
+  Json AwaitJob(const std::string& key, const std::string& id,
+                const std::function<bool(const Json&)>& done,
+                std::chrono::milliseconds timeout = 120s) {
+    Json view;
+    PollUntil(
+        [&] {
+          view = GetJob(key, id);
+          return view.is_object() && done(view);
+        },
+        timeout);
+    return view;
+  }
+  Json AwaitEnd(const std::string& key, const std::string& id,
+                std::chrono::milliseconds timeout = 120s) {
+    return AwaitJob(
+        key, id, [](const Json& v) { return IsEnded(v.value("status", "")); }, timeout);
+  }
+  Json AwaitStatus(const std::string& key, const std::string& id, const std::string& status,
+                   std::chrono::milliseconds timeout = 120s) {
+    return AwaitJob(
+        key, id, [&](const Json& v) { return v.value("status", "") == status; }, timeout);
+  }
+
+  // How many containers of this test's server exist (any state); 999 when
+  // Docker cannot answer, so that a wait for none keeps waiting.
+  size_t NodeContainers() {
+    auto list = docker_->ListByLabels({{"baton.node", node_}});
+    return list.ok() ? list->size() : 999;
+  }
+  size_t JobContainers(const std::string& tenant, const std::string& id) {
+    auto list = docker_->ListByLabels(
+        {{"baton.node", node_}, {"baton.job", batch::JobInstanceId(tenant, id)}});
+    return list.ok() ? list->size() : 999;
+  }
+
+  static runtime::docker::DockerRuntime* docker_;
+  static testing::TestImage* image_;
+  static Status* setup_;
+  testing::TempDir dir_;
+  std::vector<std::string> args_;
+  std::unique_ptr<testing::ServerProcess> server_;
+  std::string admin_;
+  std::string node_;
+};
+
+runtime::docker::DockerRuntime* JobE2eTest::docker_ = nullptr;
+testing::TestImage* JobE2eTest::image_ = nullptr;
+Status* JobE2eTest::setup_ = nullptr;
+
+// ---- Quotas and fair share ----
+
+TEST_F(JobE2eTest, ThirtyJobsFromThreeTenantsRespectQuotasAndFairShare) {
+  constexpr double kNodeCpu = 2;
+  StartServer(kNodeCpu, 2048);
+  struct Plan {
+    std::string tenant;
+    double quota;
+    int jobs;
+  };
+  const std::vector<Plan> plan = {{"big", 1.5, 18}, {"mid", 1.0, 8}, {"small", 0.5, 4}};
+  std::map<std::string, std::string> keys;
+  for (const Plan& p : plan)
+    keys[p.tenant] = CreateTenant(p.tenant, Json{{"cpu", p.quota}, {"weight", 1}});
+
+  // The sampler: what Docker runs, every ~100 ms, by tenant.
+  std::atomic<bool> stop{false};
+  std::mutex mu;
+  std::map<std::string, double> max_cpu;
+  std::map<std::string, int> max_running;
+  double max_node_cpu = 0;
+  int samples = 0;
+  int sample_errors = 0;
+  std::thread sampler([&] {
+    const auto deadline = SteadyClock::now() + 300s;
+    while (!stop && SteadyClock::now() < deadline) {
+      auto list = docker_->ListByLabels({{"baton.node", node_}});
+      std::map<std::string, double> cpu;
+      std::map<std::string, int> running;
+      double node_cpu = 0;
+      if (list.ok()) {
+        for (const runtime::ContainerState& c : *list) {
+          if (!c.running || Label(c, "baton.index") != kMainIndex) continue;
+          cpu[Label(c, "baton.tenant")] += c.cpus;
+          running[Label(c, "baton.tenant")] += 1;
+          node_cpu += c.cpus;
+        }
+      }
+      {
+        std::lock_guard lock(mu);
+        if (!list.ok()) {
+          ++sample_errors;
+        } else {
+          ++samples;
+          for (const auto& [t, v] : cpu) max_cpu[t] = std::max(max_cpu[t], v);
+          for (const auto& [t, n] : running) max_running[t] = std::max(max_running[t], n);
+          max_node_cpu = std::max(max_node_cpu, node_cpu);
+        }
+      }
+      std::this_thread::sleep_for(100ms);
+    }
+  });
+
+  struct Submitted {
+    std::string tenant;
+    std::string id;
+  };
+  std::vector<Submitted> jobs;
+  for (const Plan& p : plan) {
+    for (int i = 0; i < p.jobs; ++i) {
+      std::string id =
+          Submit(keys[p.tenant], Spec(p.tenant + "-" + std::to_string(i), {"sleep", "1"}));
+      if (!id.empty()) jobs.push_back({p.tenant, id});
+    }
+  }
+  ASSERT_EQ(jobs.size(), 30u);
+
+  std::map<std::string, Json> ended;  // by job id
+  PollUntil(
+      [&] {
+        for (const Submitted& j : jobs) {
+          if (ended.count(j.id)) continue;
+          Json v = GetJob(keys[j.tenant], j.id);
+          if (v.is_object() && IsEnded(v.value("status", ""))) ended[j.id] = v;
+        }
+        return ended.size() == jobs.size();
+      },
+      240s, 250ms);
+  stop = true;
+  sampler.join();
+  ASSERT_EQ(ended.size(), jobs.size()) << "not every job ended within the bound";
+
+  // Times are relative to the first job's creation (the server's clock).
+  TimePoint first_created = TimePoint::max();
+  for (const auto& [id, v] : ended) {
+    TimePoint t;
+    if (ParseIso8601(v.value("createdAt", ""), &t)) first_created = std::min(first_created, t);
+  }
+  std::map<std::string, double> last_finish;
+  std::map<std::string, double> first_finish;
+  for (const Submitted& j : jobs) {
+    const Json& v = ended[j.id];
+    EXPECT_EQ(v.value("status", ""), "Completed") << j.tenant << " " << j.id << ": " << v.dump();
+    double finished = SecondsBetween(first_created, v.value("finishedAt", Json()));
+    EXPECT_GE(finished, 0) << "no finishedAt: " << v.dump();
+    last_finish[j.tenant] = std::max(last_finish[j.tenant], finished);
+    first_finish[j.tenant] =
+        first_finish.count(j.tenant) ? std::min(first_finish[j.tenant], finished) : finished;
+  }
+
+  std::lock_guard lock(mu);
+  std::printf("fair share: %d Docker samples (%d failed); node max %.2f cpu (capacity %.2f)\n",
+              samples, sample_errors, max_node_cpu, kNodeCpu);
+  for (const Plan& p : plan) {
+    std::printf(
+        "  %-5s quota %.1f cpu, %2d jobs: max %d running = %.2f cpu; finished %.2f s .. %.2f s "
+        "after the first submit\n",
+        p.tenant.c_str(), p.quota, p.jobs, max_running[p.tenant], max_cpu[p.tenant],
+        first_finish[p.tenant], last_finish[p.tenant]);
+  }
+  EXPECT_GT(samples, 0);
+  EXPECT_GT(max_node_cpu, 0) << "the sampler never saw a running job: it proves nothing";
+  for (const Plan& p : plan) {
+    EXPECT_LE(max_cpu[p.tenant], p.quota + 1e-6) << p.tenant << " ran beyond its quota";
+  }
+  EXPECT_LE(max_node_cpu, kNodeCpu + 1e-6) << "the node ran beyond its capacity";
+  // Weighted fair share: the small tenant is not starved behind big's backlog.
+  EXPECT_LT(last_finish["small"], last_finish["big"]);
+}
+
+// ---- Crash safety ----
+
+TEST_F(JobE2eTest, SurvivesThreeSigkillsWithEachAttemptStartedOnce) {
+  const auto test_start = SteadyClock::now();
+  const TimePoint since = std::chrono::system_clock::now() - 1s;
+  StartServer(2, 2048);
+  const std::vector<std::string> tenants = {"alpha", "beta", "gamma"};
+  std::map<std::string, std::string> keys;
+  for (const std::string& t : tenants) keys[t] = CreateTenant(t, Json{{"cpu", 1}, {"weight", 1}});
+
+  // The watcher: Docker's "start" events of this node's containers, by
+  // container id. It reconnects every second from the last event seen
+  // (replays are told apart by their exact time), so it can stop promptly.
+  std::atomic<bool> stop{false};
+  std::mutex mu;
+  std::map<std::string, int> starts;
+  std::set<std::string> seen;
+  int watch_errors = 0;
+  std::thread watcher([&] {
+    const auto deadline = SteadyClock::now() + 400s;
+    TimePoint from = since;
+    while (!stop && SteadyClock::now() < deadline) {
+      Status s = docker_->WatchEvents(
+          {{"baton.node", node_}},
+          [&](const runtime::ContainerEvent& e) {
+            std::lock_guard lock(mu);
+            const std::string key =
+                e.container_id + "/" + e.action + "/" + std::to_string(ToUnixMicros(e.time));
+            if (seen.insert(key).second && e.action == "start") ++starts[e.container_id];
+            from = std::max(from, e.time);
+            return true;
+          },
+          1s, from);
+      if (!s.ok()) {
+        std::lock_guard lock(mu);
+        ++watch_errors;
+        std::this_thread::sleep_for(100ms);
+      }
+    }
+  });
+
+  std::mt19937 rng(std::random_device{}());
+  std::uniform_int_distribution<int> sleep_seconds(1, 2);
+  struct Submitted {
+    std::string tenant;
+    std::string id;
+  };
+  std::vector<Submitted> jobs;
+  for (int i = 0; i < 8; ++i) {
+    for (const std::string& t : tenants) {
+      std::string id = Submit(keys[t], Spec(t + "-" + std::to_string(i),
+                                            {"sleep", std::to_string(sleep_seconds(rng))}));
+      if (!id.empty()) jobs.push_back({t, id});
+    }
+  }
+  ASSERT_EQ(jobs.size(), 24u);
+
+  // Three SIGKILLs at random moments, 0.5-3 s apart.
+  std::uniform_int_distribution<int> gap_ms(500, 3000);
+  int kills = 0;
+  std::vector<double> kill_times;
+  std::vector<std::string> kill_clock;  // to read beside the jobs' timelines
+  for (int i = 0; i < 3; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(gap_ms(rng)));
+    kill_times.push_back(SecondsSince(test_start));
+    kill_clock.push_back(FormatIso8601(std::chrono::system_clock::now()));
+    KillAndRestart();
+    ++kills;
+  }
+
+  std::map<std::string, Json> ended;
+  PollUntil(
+      [&] {
+        for (const Submitted& j : jobs) {
+          if (ended.count(j.id)) continue;
+          Json v = GetJob(keys[j.tenant], j.id);
+          if (v.is_object() && IsEnded(v.value("status", ""))) ended[j.id] = v;
+        }
+        return ended.size() == jobs.size();
+      },
+      300s, 250ms);
+  const double all_ended = SecondsSince(test_start);
+  const bool no_leftovers = PollUntil([&] { return NodeContainers() == 0; }, 60s, 500ms);
+  const size_t leftovers = NodeContainers();
+  stop = true;
+  watcher.join();
+
+  int attempts = 0;
+  int completed = 0;
+  for (const Submitted& j : jobs) {
+    const Json& v = ended[j.id];
+    // A kill can cut any activity short; each is safe to run again (the
+    // group is collected before it is deleted, and a create that dockerd
+    // was still carrying out for the dead server is found, not failed).
+    EXPECT_EQ(v.value("status", ""), "Completed")
+        << j.tenant << " " << j.id << ": " << v.dump()
+        << "\ntimeline: " << Call(keys[j.tenant], "GET", "/api/v1/jobs/" + j.id + "/events").body;
+    completed += v.value("status", "") == "Completed";
+    if (v.contains("result") && v["result"].is_object())
+      attempts += v["result"].value("attempts", 0);
+  }
+  std::lock_guard lock(mu);
+  int container_starts = 0;
+  int duplicates = 0;
+  for (const auto& [id, n] : starts) {
+    container_starts += n;
+    if (n > 1) {
+      ++duplicates;
+      ADD_FAILURE() << "container " << id << " was started " << n << " times";
+    }
+  }
+  std::printf(
+      "sigkill: %zu jobs, %d completed, %d attempts; %zu containers started %d times, %d started "
+      "more than "
+      "once; %zu left over; %d kills at",
+      jobs.size(), completed, attempts, starts.size(), container_starts, duplicates, leftovers,
+      kills);
+  for (size_t i = 0; i < kill_times.size(); ++i)
+    std::printf(" %.1f s (%s)", kill_times[i], kill_clock[i].c_str());
+  std::printf("; all ended at %.1f s; %d watch errors\n", all_ended, watch_errors);
+  EXPECT_EQ(ended.size(), jobs.size()) << "not every job ended within the bound";
+  EXPECT_EQ(kills, 3);
+  EXPECT_EQ(duplicates, 0);
+  // Each attempt's (one) container was started, once.
+  EXPECT_EQ(static_cast<int>(starts.size()), attempts);
+  EXPECT_TRUE(no_leftovers) << leftovers << " containers of this node remain";
+}
+
+// ---- Restart policies ----
+
+TEST_F(JobE2eTest, OnFailureRunsTheConfiguredAttemptsAndAlwaysRestartsUntilCanceled) {
+  StartServer(2, 1024);
+  const std::string key = CreateTenant("acme", Json{{"cpu", 2}});
+
+  const auto start = SteadyClock::now();
+  std::string failing = Submit(
+      key, Spec("on-failure", {"exit", "3"},
+                Json{{"restartPolicy",
+                      {{"policy", "OnFailure"}, {"maxAttempts", 3}, {"backoffSeconds", 0}}}}));
+  std::string always = Submit(
+      key, Spec("always", {"exit", "0"},
+                Json{{"restartPolicy",
+                      {{"policy", "Always"}, {"maxAttempts", 100}, {"backoffSeconds", 0}}}}));
+  ASSERT_FALSE(failing.empty());
+  ASSERT_FALSE(always.empty());
+
+  Json f = AwaitEnd(key, failing);
+  const double failing_s = SecondsSince(start);
+  ASSERT_TRUE(f.is_object());
+  EXPECT_EQ(f.value("status", ""), "Failed") << f.dump();
+  ASSERT_TRUE(f["result"].is_object()) << f.dump();
+  EXPECT_EQ(f["result"].value("exitCode", Json()), 3) << f.dump();
+  EXPECT_EQ(f["result"].value("attempts", 0), 3) << f.dump();
+  EXPECT_EQ(f["result"]["attemptResults"].size(), 3u) << f.dump();
+
+  Json running = AwaitJob(key, always, [](const Json& v) { return v.value("attempt", 0) >= 3; });
+  ASSERT_GE(running.value("attempt", 0), 3) << running.dump();
+  HttpResult cancel = Call(key, "POST", "/api/v1/jobs/" + always + "/cancel");
+  EXPECT_EQ(cancel.status, 202) << cancel.body;
+  Json a = AwaitEnd(key, always);
+  const double always_s = SecondsSince(start);
+  EXPECT_EQ(a.value("status", ""), "Canceled") << a.dump();
+  ASSERT_TRUE(a["result"].is_object()) << a.dump();
+  EXPECT_GE(a["result"].value("attempts", 0), 3) << a.dump();
+  EXPECT_EQ(Call(key, "POST", "/api/v1/jobs/" + always + "/cancel").status, 409);
+  EXPECT_TRUE(PollUntil([&] { return NodeContainers() == 0; }, 30s, 250ms));
+  std::printf(
+      "restart policies: OnFailure ended Failed after %d attempts (%.1f s); Always was canceled "
+      "after %d "
+      "attempts (%.1f s)\n",
+      f["result"].value("attempts", 0), failing_s, a["result"].value("attempts", 0), always_s);
+}
+
+// ---- Timeout and cancel ----
+
+TEST_F(JobE2eTest, TimeoutAndCancelStopTheContainerWithinSeconds) {
+  StartServer(2, 1024);
+  const std::string key = CreateTenant("acme", Json{{"cpu", 2}});
+
+  auto start = SteadyClock::now();
+  std::string timed = Submit(key, Spec("timeout", {"sleep", "300"}, Json{{"timeoutSeconds", 2}}));
+  ASSERT_FALSE(timed.empty());
+  Json t = AwaitEnd(key, timed, 90s);
+  const double timeout_s = SecondsSince(start);
+  EXPECT_EQ(t.value("status", ""), "Failed") << t.dump();
+  ASSERT_TRUE(t["result"].is_object()) << t.dump();
+  ASSERT_GE(t["result"]["attemptResults"].size(), 1u) << t.dump();
+  EXPECT_EQ(t["result"]["attemptResults"][0].value("timedOut", false), true) << t.dump();
+  EXPECT_TRUE(PollUntil([&] { return JobContainers("acme", timed) == 0; }, 30s, 100ms));
+  const double timeout_gone_s = SecondsSince(start);
+
+  std::string canceled = Submit(key, Spec("cancel", {"sleep", "300"}));
+  ASSERT_FALSE(canceled.empty());
+  Json r = AwaitStatus(key, canceled, "Running", 90s);
+  ASSERT_EQ(r.value("status", ""), "Running") << r.dump();
+  EXPECT_EQ(JobContainers("acme", canceled), 1u);
+  start = SteadyClock::now();
+  HttpResult c = Call(key, "POST", "/api/v1/jobs/" + canceled + "/cancel");
+  EXPECT_EQ(c.status, 202) << c.body;
+  Json v = AwaitEnd(key, canceled, 90s);
+  const double cancel_s = SecondsSince(start);
+  EXPECT_EQ(v.value("status", ""), "Canceled") << v.dump();
+  EXPECT_TRUE(PollUntil([&] { return JobContainers("acme", canceled) == 0; }, 30s, 100ms));
+  const double cancel_gone_s = SecondsSince(start);
+  std::printf(
+      "timeout 2 s: Failed %.1f s after submit, its container gone at %.1f s; cancel: Canceled "
+      "%.1f s after "
+      "the request, its container gone at %.1f s\n",
+      timeout_s, timeout_gone_s, cancel_s, cancel_gone_s);
+}
+
+// ---- Callbacks ----
+
+TEST_F(JobE2eTest, CallbackProgressShowsAndForeignTokensAreRefused) {
+  StartServer(2, 1024);
+  const std::string key = CreateTenant("acme", Json{{"cpu", 2}});
+
+  // A job that reports three steps of progress and its completion.
+  std::string reporter = Submit(key, Spec("reporter", {"callback", "3"},
+                                          Json{{"network", "host"}, {"completion", "callback"}}));
+  ASSERT_FALSE(reporter.empty());
+  Json done = AwaitEnd(key, reporter);
+  EXPECT_EQ(done.value("status", ""), "Completed") << done.dump();
+  EXPECT_EQ(done.value("progress", Json()), (Json{{"step", 3}, {"of", 3}})) << done.dump();
+  HttpResult events = Call(key, "GET", "/api/v1/jobs/" + reporter + "/events");
+  ASSERT_EQ(events.status, 200) << events.body;
+  int progress_events = 0;
+  const Json reporter_events = ParseOrNull(events.body);
+  for (const Json& e : reporter_events.value("events", Json::array())) {
+    progress_events += e.value("type", "") == "Progress";
+  }
+  EXPECT_GE(progress_events, 1) << events.body;
+
+  // Two jobs that stay running; the test plays their containers.
+  const Json waits = {{"completion", "callback"}};
+  std::string a = Submit(key, Spec("job-a", {"sleep", "300"}, waits));
+  std::string b = Submit(key, Spec("job-b", {"sleep", "300"}, waits));
+  ASSERT_FALSE(a.empty());
+  ASSERT_FALSE(b.empty());
+  ASSERT_EQ(AwaitStatus(key, a, "Running").value("status", ""), "Running");
+  ASSERT_EQ(AwaitStatus(key, b, "Running").value("status", ""), "Running");
+  auto tokens = batch::JobTokens::OpenOrCreateKey(DataDir() + "/job-token.key");
+  ASSERT_TRUE(tokens.ok()) << tokens.status().ToString();
+  const std::string callback_a = "/api/v1/jobs/" + a + "/callback";
+  const std::string progress = R"({"progress":{"pct":50}})";
+
+  HttpResult forged = Call("bjt_forged", "POST", callback_a, progress);
+  EXPECT_EQ(forged.status, 401) << forged.body;
+  HttpResult foreign =
+      Call(tokens->Sign(batch::JobInstanceId("acme", b), 1), "POST", callback_a, progress);
+  EXPECT_EQ(foreign.status, 403) << foreign.body;
+  HttpResult other_attempt =
+      Call(tokens->Sign(batch::JobInstanceId("acme", a), 2), "POST", callback_a, progress);
+  EXPECT_EQ(other_attempt.status, 409) << other_attempt.body;
+  const std::string token_a = tokens->Sign(batch::JobInstanceId("acme", a), 1);
+  HttpResult accepted = Call(token_a, "POST", callback_a, progress);
+  EXPECT_EQ(accepted.status, 202) << accepted.body;
+  Json shown = AwaitJob(
+      key, a,
+      [](const Json& v) {
+        return v.value("progress", Json()) == Json{{"pct", 50}};
+      },
+      30s);
+  EXPECT_EQ(shown.value("progress", Json()), (Json{{"pct", 50}})) << shown.dump();
+  // Nothing the refused calls carried reached the job.
+  HttpResult timeline = Call(key, "GET", "/api/v1/jobs/" + a + "/events");
+  int a_progress = 0;
+  const Json a_events = ParseOrNull(timeline.body);
+  for (const Json& e : a_events.value("events", Json::array()))
+    a_progress += e.value("type", "") == "Progress";
+  EXPECT_EQ(a_progress, 1) << timeline.body;
+
+  const auto verdict = SteadyClock::now();
+  HttpResult failed = Call(token_a, "POST", callback_a, R"({"status":"Failed","exitCode":4})");
+  EXPECT_EQ(failed.status, 202) << failed.body;
+  EXPECT_EQ(Call(key, "POST", "/api/v1/jobs/" + b + "/cancel").status, 202);
+  Json end_a = AwaitEnd(key, a, 90s);
+  const double a_s = SecondsSince(verdict);
+  EXPECT_EQ(end_a.value("status", ""), "Failed") << end_a.dump();
+  EXPECT_EQ(end_a["result"].value("exitCode", -1), 4) << "the job's own word, not how Baton stopped it";
+  Json end_b = AwaitEnd(key, b, 90s);
+  EXPECT_EQ(end_b.value("status", ""), "Canceled") << end_b.dump();
+  // The attempt is over: its token is good for nothing now.
+  EXPECT_EQ(Call(token_a, "POST", callback_a, progress).status, 409);
+  EXPECT_TRUE(PollUntil([&] { return NodeContainers() == 0; }, 30s, 250ms));
+  std::printf(
+      "callback: reporter Completed with %d Progress events, progress %s; A Failed %.1f s after "
+      "its verdict "
+      "(result exitCode %s); B %s\n",
+      progress_events, done.value("progress", Json()).dump().c_str(), a_s,
+      end_a["result"].is_object() ? end_a["result"].value("exitCode", Json()).dump().c_str() : "?",
+      end_b.value("status", "").c_str());
+}
+
+// ---- OOM ----
+
+TEST_F(JobE2eTest, AnOomKilledJobReportsIt) {
+  StartServer(2, 1024);
+  const std::string key = CreateTenant("acme", Json{{"cpu", 2}});
+  std::string id = Submit(key, Spec("oom", {"alloc", "256"}, Json{{"memoryMb", 32}}));
+  ASSERT_FALSE(id.empty());
+  Json v = AwaitEnd(key, id);
+  EXPECT_EQ(v.value("status", ""), "Failed") << v.dump();
+  ASSERT_TRUE(v["result"].is_object()) << v.dump();
+  EXPECT_EQ(v["result"].value("oomKilled", false), true) << v.dump();
+  std::printf("oom: %s, exitCode %s, oomKilled %s\n", v.value("status", "").c_str(),
+              v["result"].value("exitCode", Json()).dump().c_str(),
+              v["result"].value("oomKilled", Json()).dump().c_str());
+}
+
+// ---- Validation and isolation at the API ----
+
+TEST_F(JobE2eTest, NeverFittingAndInvalidJobsAreRejectedAtSubmit) {
+  StartServer(2, 1024);
+  const std::string acme = CreateTenant("acme", Json{{"cpu", 1}, {"memoryMb", 256}});
+  const std::string globex = CreateTenant("globex", Json{{"cpu", 1}});
+
+  HttpResult too_many_cores =
+      Call(acme, "POST", "/api/v1/jobs", Spec("big", {"exit", "0"}, Json{{"cpu", 64}}).dump());
+  EXPECT_EQ(too_many_cores.status, 422) << too_many_cores.body;
+  EXPECT_EQ(ErrorCode(too_many_cores), "NeverFits");
+  EXPECT_EQ(ErrorField(too_many_cores), "cpu");
+
+  HttpResult too_much_memory = Call(acme, "POST", "/api/v1/jobs",
+                                    Spec("fat", {"exit", "0"}, Json{{"memoryMb", 512}}).dump());
+  EXPECT_EQ(too_much_memory.status, 422) << too_much_memory.body;
+  EXPECT_EQ(ErrorCode(too_much_memory), "NeverFits");
+  EXPECT_EQ(ErrorField(too_much_memory), "memoryMb");
+
+  HttpResult nameless = Call(acme, "POST", "/api/v1/jobs", R"({"image":"x"})");
+  EXPECT_EQ(nameless.status, 400) << nameless.body;
+  EXPECT_EQ(ErrorField(nameless), "name");
+
+  // Nothing was created by the refused submissions.
+  HttpResult none = Call(acme, "GET", "/api/v1/jobs");
+  ASSERT_EQ(none.status, 200) << none.body;
+  EXPECT_EQ(ParseOrNull(none.body)["jobs"].size(), 0u) << none.body;
+
+  std::string id = Submit(acme, Spec("mine", {"exit", "0"}));
+  ASSERT_FALSE(id.empty());
+  EXPECT_EQ(Call(acme, "GET", "/api/v1/jobs/" + id).status, 200);
+  EXPECT_EQ(Call(globex, "GET", "/api/v1/jobs/" + id).status, 404);
+  EXPECT_EQ(Call(globex, "POST", "/api/v1/jobs/" + id + "/cancel").status, 404);
+  EXPECT_EQ(ParseOrNull(Call(globex, "GET", "/api/v1/jobs").body)["jobs"].size(), 0u);
+
+  HttpResult admin_list = Call(admin_, "GET", "/api/v1/jobs");
+  EXPECT_EQ(admin_list.status, 403) << admin_list.body;
+  EXPECT_EQ(Call(admin_, "POST", "/api/v1/jobs", Spec("admin", {"exit", "0"}).dump()).status, 403);
+
+  HttpResult bad_status = Call(acme, "GET", "/api/v1/jobs?status=Nope");
+  EXPECT_EQ(bad_status.status, 400) << bad_status.body;
+  EXPECT_EQ(ErrorField(bad_status), "status");
+
+  EXPECT_EQ(AwaitEnd(acme, id).value("status", ""), "Completed");
+}
+
+// ---- Lists and kept logs ----
+
+TEST_F(JobE2eTest, ListFiltersAndPagesAndKeptLogsEnd) {
+  StartServer(2, 1024);
+  const std::string key = CreateTenant("acme", Json{{"cpu", 1}});
+  std::string printer = Submit(key, Spec("printer", {"print", "5"}));
+  std::string failer = Submit(key, Spec("failer", {"exit", "1"}));
+  std::vector<std::string> ids = {printer, failer};
+  for (int i = 0; i < 3; ++i)
+    ids.push_back(Submit(key, Spec("ok-" + std::to_string(i), {"exit", "0"})));
+  for (const std::string& id : ids) ASSERT_FALSE(id.empty());
+  for (const std::string& id : ids) ASSERT_TRUE(IsEnded(AwaitEnd(key, id).value("status", "")));
+
+  auto ids_of = [](const Json& page) {
+    std::set<std::string> out;
+    for (const Json& j : page.value("jobs", Json::array())) out.insert(j.value("id", ""));
+    return out;
+  };
+  HttpResult failed = Call(key, "GET", "/api/v1/jobs?status=Failed");
+  ASSERT_EQ(failed.status, 200) << failed.body;
+  EXPECT_EQ(ids_of(ParseOrNull(failed.body)), std::set<std::string>{failer});
+  HttpResult completed = Call(key, "GET", "/api/v1/jobs?status=Completed,Canceled");
+  ASSERT_EQ(completed.status, 200) << completed.body;
+  EXPECT_EQ(ids_of(ParseOrNull(completed.body)).size(), 4u) << completed.body;
+  HttpResult active = Call(key, "GET", "/api/v1/jobs?status=Running,Queued");
+  EXPECT_EQ(ids_of(ParseOrNull(active.body)).size(), 0u) << active.body;
+  HttpResult by_name = Call(key, "GET", "/api/v1/jobs?name=printer");
+  EXPECT_EQ(ids_of(ParseOrNull(by_name.body)), std::set<std::string>{printer});
+
+  // Pages of 2 over 5 jobs: the continuation tokens lead through all of them.
+  std::set<std::string> paged;
+  std::string token;
+  int pages = 0;
+  for (; pages < 10; ++pages) {
+    HttpResult r =
+        Call(key, "GET",
+             "/api/v1/jobs?pageSize=2" + (token.empty() ? "" : "&continuationToken=" + token));
+    ASSERT_EQ(r.status, 200) << r.body;
+    Json page = ParseOrNull(r.body);
+    EXPECT_LE(page["jobs"].size(), 2u);
+    for (const std::string& id : ids_of(page))
+      EXPECT_TRUE(paged.insert(id).second) << id << " shown twice";
+    token = page.value("continuationToken", "");
+    if (token.empty()) break;
+  }
+  EXPECT_EQ(paged, std::set<std::string>(ids.begin(), ids.end()));
+  EXPECT_TRUE(token.empty()) << "still a continuation token after " << pages << " pages";
+
+  // The kept logs of a finished job, then the end.
+  HttpResult logs = Call(key, "GET", "/api/v1/jobs/" + printer + "/logs");
+  ASSERT_EQ(logs.status, 200) << logs.body;
+  Json l = ParseOrNull(logs.body);
+  ASSERT_EQ(l["lines"].size(), 10u) << logs.body;
+  // Each stream in its order (Docker does not order lines across the two).
+  std::vector<std::string> stdout_lines;
+  std::vector<std::string> stderr_lines;
+  for (const Json& line : l["lines"]) {
+    (line.value("stream", "") == "stdout" ? stdout_lines : stderr_lines)
+        .push_back(line.value("text", ""));
+  }
+  const int out = static_cast<int>(stdout_lines.size());
+  EXPECT_EQ(stdout_lines, (std::vector<std::string>{"progress 1/5", "progress 2/5", "progress 3/5",
+                                                    "progress 4/5", "progress 5/5"}));
+  EXPECT_EQ(stderr_lines, (std::vector<std::string>{"warning 1/5", "warning 2/5", "warning 3/5",
+                                                    "warning 4/5", "warning 5/5"}));
+  EXPECT_EQ(l.value("attempt", 0), 1);
+  EXPECT_EQ(l.value("next", 0), 10);
+  HttpResult rest = Call(
+      key, "GET", "/api/v1/jobs/" + printer + "/logs?after=" + std::to_string(l.value("next", 0)));
+  ASSERT_EQ(rest.status, 200) << rest.body;
+  Json r = ParseOrNull(rest.body);
+  EXPECT_EQ(r["lines"].size(), 0u) << rest.body;
+  EXPECT_EQ(r.value("done", false), true) << rest.body;
+  std::printf(
+      "lists: %d pages of 2 showed %zu of 5 jobs; logs: %zu lines (%d stdout), then done=%s\n",
+      pages + 1, paged.size(), l["lines"].size(), out, r.value("done", false) ? "true" : "false");
+}
+
+}  // namespace
+}  // namespace baton
