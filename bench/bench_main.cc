@@ -9,9 +9,12 @@
 //   scripts/bench http-rate [S] [C]  wrk: status GETs and starts per second
 //   scripts/bench entity-signals [N] [C]  signals/s to one entity and to 1,000
 //   scripts/bench container-run [N]  DockerRuntime create+start+wait+remove vs `docker run --rm`
+//   scripts/bench job-latency [N]  batch job submit -> container running, by phase
+//   scripts/bench job-throughput [N] [Q]  tiny batch jobs per second under a quota of Q jobs
 //
 // Every run uses a fresh SQLite task hub in a temp dir with the durable
-// settings Baton ships with. Figures are printed, never asserted.
+// settings Baton ships with. Figures are printed, never asserted. The job
+// benchmarks are in job_bench.h.
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -33,28 +36,16 @@
 #include "baton/registry.h"
 #include "baton/sqlite_store.h"
 #include "baton/worker.h"
+#include "bench_util.h"
 #include "core/executor.h"
+#include "job_bench.h"
 #include "runtime/docker/docker_runtime.h"
 #include "testing/server_process.h"
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-
 using namespace baton;
-using Clock_ = std::chrono::steady_clock;
+using namespace baton::bench;
 
 namespace {
-
-double Ms(Clock_::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
-
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  size_t i = std::min(v.size() - 1, static_cast<size_t>(p * (v.size() - 1) + 0.5));
-  return v[i];
-}
 
 class Hub {
  public:
@@ -255,46 +246,6 @@ int Replay(int n) {
               static_cast<double>(after - before) / idle,
               stats.cached_instances ? stats.cached_bytes / 1024.0 / stats.cached_instances : 0.0);
   return 0;
-}
-
-// One keep-alive HTTP connection to the server.
-class HttpConnection {
- public:
-  explicit HttpConnection(unsigned short port) : stream_(io_) {
-    boost::asio::ip::tcp::resolver resolver(io_);
-    stream_.connect(resolver.resolve("127.0.0.1", std::to_string(port)));
-  }
-  // Returns the status code and fills `body`.
-  int Call(boost::beast::http::verb method, const std::string& target, const std::string& key,
-           const std::string& body_in, std::string* body) {
-    namespace http = boost::beast::http;
-    http::request<http::string_body> req{method, target, 11};
-    req.set(http::field::host, "127.0.0.1");
-    req.set(http::field::authorization, "Bearer " + key);
-    req.set(http::field::content_type, "application/json");
-    req.keep_alive(true);
-    req.body() = body_in;
-    req.prepare_payload();
-    http::write(stream_, req);
-    http::response<http::string_body> res;
-    http::read(stream_, buffer_, res);
-    *body = std::move(res.body());
-    return res.result_int();
-  }
-
- private:
-  boost::asio::io_context io_;
-  boost::beast::tcp_stream stream_;
-  boost::beast::flat_buffer buffer_;
-};
-
-// Creates the tenant "bench" and returns a key for it.
-std::string BenchTenantKey(HttpConnection& admin, const std::string& admin_key) {
-  namespace http = boost::beast::http;
-  std::string body;
-  admin.Call(http::verb::post, "/api/v1/admin/tenants", admin_key, R"({"id":"bench"})", &body);
-  admin.Call(http::verb::post, "/api/v1/admin/tenants/bench/keys", admin_key, "{}", &body);
-  return Json::parse(body)["key"];
 }
 
 // hello5 through the HTTP API: each orchestration is started with
@@ -519,8 +470,10 @@ int main(int argc, char** argv) {
   if (what == "http-rate") return HttpRate(arg(2, 10), arg(3, 32));
   if (what == "entity-signals") return EntitySignals(arg(2, 20000), arg(3, 16));
   if (what == "container-run") return ContainerRun(arg(2, 20));
-  std::fprintf(stderr, "usage: %s hello5 [N] [C] | hello5-http [N] [C] | http-rate [SECONDS] [CONNECTIONS] | entity-signals [N] [C] | container-run [N] | fanout [N] | "
-               "replay [N]\n",
+  if (what == "job-latency") return JobLatency(arg(2, 20));
+  if (what == "job-throughput") return JobThroughput(arg(2, 100), arg(3, 8));
+  std::fprintf(stderr, "usage: %s hello5 [N] [C] | hello5-http [N] [C] | http-rate [SECONDS] [CONNECTIONS] | entity-signals [N] [C] | container-run [N] | "
+               "job-latency [N] | job-throughput [N] [Q] | fanout [N] | replay [N]\n",
                argv[0]);
   return 2;
 }

@@ -249,7 +249,8 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
           from_container = true;
           auto all = s_.runtime->Logs(group->containers[0].id);
           if (all.ok()) {
-            for (size_t i = static_cast<size_t>(*after); i < all->size() && i < *after + 5000; ++i) {
+            const size_t from = static_cast<size_t>(*after);
+            for (size_t i = from; i < all->size() && i < from + 5000; ++i) {
               lines.push_back(LogLineJson((*all)[i]));
             }
           }
