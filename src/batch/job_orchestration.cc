@@ -172,12 +172,16 @@ Task<Json> JobOrchestration(OrchestrationContext& ctx) {
       }
       stopped = first >= 4;
       canceled = first == 5;
+      // The job's own verdict (callback or job URL) rather than its exit.
       const bool by_callback = reported.value("source", "") != "docker" && first < 2;
+      // A job that called back is given time to exit on its own; a job-URL
+      // server is expected to run until stopped.
+      const bool let_exit = by_callback && reported.value("source", "") == "callback";
       Json finish_in = {{"job", job},
                         {"attempt", attempt},
                         {"group", group},
-                        {"stop", stopped},
-                        {"waitExitSeconds", by_callback ? kExitAfterCallbackSeconds : 0}};
+                        {"stop", stopped || by_callback},
+                        {"waitExitSeconds", let_exit ? kExitAfterCallbackSeconds : 0}};
       // Collect (stop, exit code, logs), then delete: each is safe to run
       // again after a crash, which one activity doing both was not.
       SetPhase(ctx, Json{{"phase", "finishing"}, {"attempt", attempt}}, shown);

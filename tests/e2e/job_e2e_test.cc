@@ -682,6 +682,33 @@ TEST_F(JobE2eTest, AnOomKilledJobReportsIt) {
               v["result"].value("oomKilled", Json()).dump().c_str());
 }
 
+// ---- Job URL ----
+
+TEST_F(JobE2eTest, AJobUrlIsStartedPolledForProgressAndEndsTheAttempt) {
+  StartServer(2, 1024);
+  const std::string key = CreateTenant("acme", Json{{"cpu", 2}});
+  // testjob `serve` answers POST /start, then GET /status with progress for
+  // 2 s and "Completed"; Baton reaches it on the port it publishes on 127.0.0.1.
+  std::string id = Submit(key, Spec("joburl", {"serve", "8080"},
+                                    Json{{"network", "bridge"},
+                                         {"ports", {8080}},
+                                         {"completion", {{"mode", "jobUrl"}, {"port", 8080}}}}));
+  ASSERT_FALSE(id.empty());
+  Json v = AwaitEnd(key, id);
+  EXPECT_EQ(v.value("status", ""), "Completed") << v.dump();
+  ASSERT_TRUE(v["result"].is_object()) << v.dump();
+  EXPECT_EQ(v["result"]["attemptResults"][0].value("source", ""), "jobUrl") << v.dump();
+  EXPECT_EQ(v["result"]["attemptResults"][0].value("reported", ""), "Completed") << v.dump();
+  Json events = Json::parse(Call(key, "GET", "/api/v1/jobs/" + id + "/events").body, nullptr, false);
+  int progress_events = 0;
+  for (const Json& e : events.value("events", Json::array())) progress_events += e.value("type", "") == "Progress";
+  EXPECT_GE(progress_events, 1) << events.dump();
+  EXPECT_EQ(v["progress"], (Json{{"pct", 100}})) << v.dump();
+  EXPECT_TRUE(PollUntil([&] { return NodeContainers() == 0; }, 30s, 250ms));
+  std::printf("job URL: %s with %d Progress events, final progress %s\n", v.value("status", "").c_str(),
+              progress_events, v["progress"].dump().c_str());
+}
+
 // ---- Validation and isolation at the API ----
 
 TEST_F(JobE2eTest, NeverFittingAndInvalidJobsAreRejectedAtSubmit) {

@@ -225,21 +225,23 @@ class FakeJob {
     if (started_at_ < 0) started_at_ = NowMillis();
   }
 
+  // The job-URL protocol's answer (docs/job-protocol.md): {"status": "Idle" |
+  // "Running" | "Completed", "progress": {"pct": 0..100}}.
   std::string StatusJson() const {
-    const char* state = "idle";
+    const char* state = "Idle";
     int64_t progress = 0;
     if (started_at_ >= 0) {
       int64_t elapsed = NowMillis() - started_at_;
       if (elapsed >= kFakeJobMillis) {
-        state = "done";
+        state = "Completed";
         progress = 100;
       } else {
-        state = "running";
+        state = "Running";
         progress = elapsed * 100 / kFakeJobMillis;
       }
     }
-    return std::string("{\"state\":\"") + state + "\",\"progress\":" + std::to_string(progress) +
-           "}";
+    return std::string("{\"status\":\"") + state + "\",\"progress\":{\"pct\":" + std::to_string(progress) +
+           "}}";
   }
 
  private:
