@@ -14,6 +14,7 @@
 #include <string>
 
 #include "api/http/http_server.h"
+#include "api/grpc/sidecar.h"
 #include "api/http/job_api.h"
 #include "api/http/management_api.h"
 #include "app/cli/commands.h"
@@ -113,6 +114,9 @@ struct ServeOptions {
   std::string registry_password_file;
   int reconcile_interval_s = 30;
   std::string sample_tenant;  // created at start with a key in <data-dir>/<tenant>.key
+  // The Durable Task sidecar (gRPC).
+  int grpc_port = 4001;  // 0 = any free port, -1 = off
+  bool grpc_allow_anonymous = false;
 };
 
 // The machine's memory in MiB (MemTotal), or 0.
@@ -295,12 +299,26 @@ int Serve(const ServeOptions& o) {
       std::fprintf(stderr, "baton: sample tenant: %s\n", s.ToString().c_str());
     }
   }
+  sidecar::SidecarOptions sidecar_options;
+  sidecar_options.address = o.listen;
+  sidecar_options.port = o.grpc_port;
+  sidecar_options.allow_anonymous = o.grpc_allow_anonymous;
+  sidecar::Sidecar grpc_sidecar(client, **directory, sidecar_options);
+  if (o.grpc_port >= 0) {
+    if (Status s = grpc_sidecar.Start(); !s.ok()) {
+      std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
+      server.Stop();
+      worker.Stop();
+      return 1;
+    }
+  }
   batch::JobMonitorOptions monitor_options;
   monitor_options.node_id = job_services.node_id;
   monitor_options.reconcile_interval = std::chrono::seconds(o.reconcile_interval_s);
   batch::JobMonitor monitor(docker, client, monitor_options);
   monitor.Start();
   std::printf("baton: data dir %s\n", o.data_dir.c_str());
+  if (o.grpc_port >= 0) std::printf("gRPC sidecar on %s:%d\n", o.listen.c_str(), grpc_sidecar.port());
   std::printf("listening on http://%s:%u\n", o.listen.c_str(), server.port());
   std::fflush(stdout);
   int sig = 0;
@@ -308,6 +326,7 @@ int Serve(const ServeOptions& o) {
   std::printf("baton: signal %d: draining requests and in-flight work...\n", sig);
   std::fflush(stdout);
   server.Stop(std::chrono::seconds(10));
+  grpc_sidecar.Stop();
   monitor.Stop();
   worker.Stop();
   std::printf("baton: stopped\n");
@@ -362,6 +381,7 @@ bool ApplyEnvironment(int argc, char** argv, ServeOptions& o) {
   text("BATON_REGISTRY_PASSWORD_FILE", "--registry-password-file", &o.registry_password_file);
   number("BATON_RECONCILE_INTERVAL", "--reconcile-interval", 1, 86400, &o.reconcile_interval_s);
   text("BATON_SAMPLE_TENANT", "--sample-tenant", &o.sample_tenant);
+  number("BATON_GRPC_PORT", "--grpc-port", -1, 65535, &o.grpc_port);
   if (const char* v = std::getenv("BATON_JOB_CPU"); v != nullptr && !on_command_line("--job-cpu")) {
     char* end = nullptr;
     double cpu = std::strtod(v, &end);
@@ -433,6 +453,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   serve->add_option("--sample-tenant", serve_options.sample_tenant,
                     "Create this tenant at start, with a key in <data-dir>/<tenant>.key and a small quota");
+  serve->add_option("--grpc-port", serve_options.grpc_port,
+                    "Port of the Durable Task sidecar (gRPC) on --listen (0 = any free port, -1 = off)")
+      ->check(CLI::Range(-1, 65535))
+      ->capture_default_str();
+  serve->add_flag("--grpc-allow-anonymous", serve_options.grpc_allow_anonymous,
+                  "Let gRPC calls without an API key act on the task hub their 'taskhub' metadata names");
   app.add_subcommand("version", "Print the version");
 
   int exit_code = 0;

@@ -28,7 +28,7 @@ class ServerProcess {
       dup2(out[1], STDOUT_FILENO);
       close(out[0]);
       close(out[1]);
-      std::vector<std::string> args = {binary, "serve", "--data-dir", data_dir, "--port", "0"};
+      std::vector<std::string> args = {binary, "serve", "--data-dir", data_dir, "--port", "0", "--grpc-port", "0"};
       args.insert(args.end(), extra_args.begin(), extra_args.end());
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());

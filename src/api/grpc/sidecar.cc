@@ -1,0 +1,450 @@
+#include "api/grpc/sidecar.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <set>
+
+#include "api/grpc/convert.h"
+#include "baton/json.h"
+#include "orchestrator_service.grpc.pb.h"
+#include "util/uuid.h"
+
+namespace baton::sidecar {
+namespace {
+
+using ::grpc::ServerContext;
+using GrpcStatus = ::grpc::Status;
+using ::google::protobuf::Empty;
+
+GrpcStatus ToGrpc(const Status& s) {
+  // Baton's StatusCode uses gRPC's numbering (status.h).
+  return GrpcStatus(static_cast<::grpc::StatusCode>(static_cast<int>(s.code())), s.message());
+}
+
+GrpcStatus Invalid(const std::string& message) { return GrpcStatus(::grpc::StatusCode::INVALID_ARGUMENT, message); }
+
+// A payload as Baton's Client takes it: JSON; text that is not JSON is kept
+// as a JSON string. "" (no value) is null.
+Json Payload(const std::string& text) {
+  if (text.empty()) return nullptr;
+  Json j = Json::parse(text, nullptr, false);
+  return j.is_discarded() ? Json(text) : j;
+}
+
+std::string Metadata(const ServerContext* ctx, const std::string& key) {
+  auto range = ctx->client_metadata().equal_range(key);
+  if (range.first == range.second) return "";
+  return std::string(range.first->second.data(), range.first->second.size());
+}
+
+class Service final : public ::TaskHubSidecarService::Service {
+ public:
+  Service(Client& client, tenancy::TenantDirectory& directory, SidecarOptions options)
+      : client_(client), directory_(directory), options_(std::move(options)) {}
+
+  // ---- Caller and hub ----
+
+  // The hub prefix ("<tenant>::", or "" for the default hub) the call acts on.
+  GrpcStatus Hub(ServerContext* ctx, std::string* prefix) {
+    const std::string auth = Metadata(ctx, "authorization");
+    const std::string taskhub = Metadata(ctx, "taskhub");
+    constexpr std::string_view kBearer = "Bearer ";
+    if (auth.empty()) {
+      if (!options_.allow_anonymous) {
+        return GrpcStatus(::grpc::StatusCode::UNAUTHENTICATED,
+                          "an 'authorization: Bearer <API key>' metadata entry is required");
+      }
+      return HubPrefix(taskhub, prefix);
+    }
+    if (auth.size() <= kBearer.size() || auth.compare(0, kBearer.size(), kBearer) != 0) {
+      return GrpcStatus(::grpc::StatusCode::UNAUTHENTICATED, "authorization must be 'Bearer <API key>'");
+    }
+    auto principal = directory_.Authenticate(auth.substr(kBearer.size()));
+    if (!principal.ok()) return ToGrpc(principal.status());
+    if (principal->admin) return HubPrefix(taskhub, prefix);
+    if (!taskhub.empty() && taskhub != principal->tenant_id) {
+      return GrpcStatus(::grpc::StatusCode::PERMISSION_DENIED,
+                        "a tenant key acts on its own task hub ('" + principal->tenant_id + "') only");
+    }
+    *prefix = principal->tenant_id + std::string(kHubSeparator);
+    return GrpcStatus::OK;
+  }
+
+  static GrpcStatus HubPrefix(const std::string& taskhub, std::string* prefix) {
+    if (!taskhub.empty() && !tenancy::IsValidTenantId(taskhub)) {
+      return Invalid("taskhub '" + taskhub + "' is not a valid task hub name");
+    }
+    *prefix = taskhub.empty() ? "" : taskhub + std::string(kHubSeparator);
+    return GrpcStatus::OK;
+  }
+
+  // The store id of a hub-local id; INVALID_ARGUMENT for a bad one.
+  static GrpcStatus Qualify(const std::string& prefix, const std::string& id, std::string* out) {
+    if (id.empty() || id.size() > 200) return Invalid("an instance id has 1 to 200 characters");
+    if (id.find(kHubSeparator) != std::string::npos) return Invalid("an instance id cannot contain '::'");
+    *out = prefix + id;
+    return GrpcStatus::OK;
+  }
+
+  static bool InHub(const std::string& prefix, const std::string& id) {
+    if (prefix.empty()) return id.find(kHubSeparator) == std::string::npos;
+    return id.compare(0, prefix.size(), prefix) == 0;
+  }
+
+#define BATON_GRPC_HUB(ctx, prefix)                    \
+  std::string prefix;                                  \
+  if (GrpcStatus s_ = Hub(ctx, &prefix); !s_.ok()) return s_
+
+#define BATON_GRPC_ID(prefix, local, out)                       \
+  std::string out;                                              \
+  if (GrpcStatus s_ = Qualify(prefix, local, &out); !s_.ok()) return s_
+
+  // ---- RPCs ----
+
+  GrpcStatus Hello(ServerContext*, const Empty*, Empty*) override { return GrpcStatus::OK; }
+
+  GrpcStatus StartInstance(ServerContext* ctx, const ::CreateInstanceRequest* req,
+                           ::CreateInstanceResponse* resp) override {
+    BATON_GRPC_HUB(ctx, prefix);
+    if (req->name().empty()) return Invalid("name is required");
+    const std::string local = req->instanceid().empty() ? util::NewRandomUuid() : req->instanceid();
+    BATON_GRPC_ID(prefix, local, id);
+    ScheduleOptions o;
+    o.instance_id = id;
+    if (req->has_version()) o.version = req->version().value();
+    if (req->has_scheduledstarttimestamp() && IsSet(req->scheduledstarttimestamp())) {
+      o.start_at = FromProto(req->scheduledstarttimestamp());
+    }
+    for (const auto& [k, v] : req->tags()) o.tags[k] = v;
+    if (req->has_orchestrationidreusepolicy()) {
+      for (int s : req->orchestrationidreusepolicy().replaceablestatus()) {
+        o.replaceable_statuses.push_back(FromProto(static_cast<::OrchestrationStatus>(s)));
+      }
+    }
+    auto started = client_.ScheduleNewOrchestration(req->name(), Payload(req->has_input() ? req->input().value() : ""), o);
+    if (!started.ok()) return ToGrpc(started.status());
+    resp->set_instanceid(local);
+    return GrpcStatus::OK;
+  }
+
+  GrpcStatus GetInstance(ServerContext* ctx, const ::GetInstanceRequest* req, ::GetInstanceResponse* resp) override {
+    BATON_GRPC_HUB(ctx, prefix);
+    BATON_GRPC_ID(prefix, req->instanceid(), id);
+    auto s = client_.GetState(id, req->getinputsandoutputs());
+    if (!s.ok() && s.status().code() == StatusCode::kNotFound) {
+      resp->set_exists(false);
+      return GrpcStatus::OK;
+    }
+    if (!s.ok()) return ToGrpc(s.status());
+    resp->set_exists(true);
+    ToProto(*s, prefix, resp->mutable_orchestrationstate());
+    return GrpcStatus::OK;
+  }
+
+  GrpcStatus Wait(ServerContext* ctx, const ::GetInstanceRequest* req, ::GetInstanceResponse* resp, bool completion) {
+    BATON_GRPC_HUB(ctx, prefix);
+    BATON_GRPC_ID(prefix, req->instanceid(), id);
+    auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(options_.max_wait);
+    if (ctx->deadline() != std::chrono::system_clock::time_point::max()) {
+      timeout = std::min(timeout, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      ctx->deadline() - std::chrono::system_clock::now()));
+    }
+    if (timeout.count() <= 0) return GrpcStatus(::grpc::StatusCode::DEADLINE_EXCEEDED, "the deadline passed");
+    auto s = completion ? client_.WaitForCompletion(id, timeout, req->getinputsandoutputs())
+                        : client_.WaitForStart(id, timeout, req->getinputsandoutputs());
+    if (!s.ok()) return ToGrpc(s.status());
+    resp->set_exists(true);
+    ToProto(*s, prefix, resp->mutable_orchestrationstate());
+    return GrpcStatus::OK;
+  }
+
+  GrpcStatus WaitForInstanceStart(ServerContext* ctx, const ::GetInstanceRequest* req,
+                                  ::GetInstanceResponse* resp) override {
+    return Wait(ctx, req, resp, false);
+  }
+  GrpcStatus WaitForInstanceCompletion(ServerContext* ctx, const ::GetInstanceRequest* req,
+                                       ::GetInstanceResponse* resp) override {
+    return Wait(ctx, req, resp, true);
+  }
+
+  GrpcStatus RaiseEvent(ServerContext* ctx, const ::RaiseEventRequest* req, ::RaiseEventResponse*) override {
+    BATON_GRPC_HUB(ctx, prefix);
+    BATON_GRPC_ID(prefix, req->instanceid(), id);
+    if (req->name().empty()) return Invalid("name is required");
+    return ToGrpc(client_.RaiseEvent(id, req->name(), Payload(req->has_input() ? req->input().value() : "")));
+  }
+
+  GrpcStatus TerminateInstance(ServerContext* ctx, const ::TerminateRequest* req, ::TerminateResponse*) override {
+    BATON_GRPC_HUB(ctx, prefix);
+    BATON_GRPC_ID(prefix, req->instanceid(), id);
+    return ToGrpc(client_.Terminate(id, Payload(req->has_output() ? req->output().value() : ""), req->recursive()));
+  }
+
+  GrpcStatus SuspendInstance(ServerContext* ctx, const ::SuspendRequest* req, ::SuspendResponse*) override {
+    BATON_GRPC_HUB(ctx, prefix);
+    BATON_GRPC_ID(prefix, req->instanceid(), id);
+    return ToGrpc(client_.Suspend(id, req->has_reason() ? req->reason().value() : ""));
+  }
+
+  GrpcStatus ResumeInstance(ServerContext* ctx, const ::ResumeRequest* req, ::ResumeResponse*) override {
+    BATON_GRPC_HUB(ctx, prefix);
+    BATON_GRPC_ID(prefix, req->instanceid(), id);
+    return ToGrpc(client_.Resume(id, req->has_reason() ? req->reason().value() : ""));
+  }
+
+  GrpcStatus RewindInstance(ServerContext*, const ::RewindInstanceRequest*, ::RewindInstanceResponse*) override {
+    return GrpcStatus(::grpc::StatusCode::UNIMPLEMENTED, "rewind is not supported yet");
+  }
+
+  GrpcStatus RestartInstance(ServerContext* ctx, const ::RestartInstanceRequest* req,
+                             ::RestartInstanceResponse* resp) override {
+    BATON_GRPC_HUB(ctx, prefix);
+    BATON_GRPC_ID(prefix, req->instanceid(), id);
+    auto restarted = client_.Restart(id, req->restartwithnewinstanceid());
+    if (!restarted.ok()) return ToGrpc(restarted.status());
+    resp->set_instanceid(restarted->substr(std::min(prefix.size(), restarted->size())));
+    return GrpcStatus::OK;
+  }
+
+  GrpcStatus QueryInstances(ServerContext* ctx, const ::QueryInstancesRequest* req,
+                            ::QueryInstancesResponse* resp) override {
+    BATON_GRPC_HUB(ctx, prefix);
+    const ::InstanceQuery& in = req->query();
+    InstanceQuery q;
+    for (int s : in.runtimestatus()) q.statuses.push_back(FromProto(static_cast<::OrchestrationStatus>(s)));
+    if (in.has_createdtimefrom()) q.created_from = FromProto(in.createdtimefrom());
+    if (in.has_createdtimeto()) q.created_to = FromProto(in.createdtimeto());
+    q.instance_id_prefix = prefix + (in.has_instanceidprefix() ? in.instanceidprefix().value() : "");
+    q.page_size = in.maxinstancecount() <= 0 ? 100 : std::min(in.maxinstancecount(), 1000);
+    if (in.has_continuationtoken()) q.continuation_token = in.continuationtoken().value();
+    q.include_payloads = in.fetchinputsandoutputs();
+    auto page = client_.Query(q);
+    if (!page.ok()) return ToGrpc(page.status());
+    for (const InstanceState& s : page->instances) {
+      if (!InHub(prefix, s.instance_id) || IsEntityInstanceId(s.instance_id)) continue;
+      ToProto(s, prefix, resp->add_orchestrationstate());
+    }
+    if (!page->continuation_token.empty()) resp->mutable_continuationtoken()->set_value(page->continuation_token);
+    return GrpcStatus::OK;
+  }
+
+  GrpcStatus ListInstanceIds(ServerContext* ctx, const ::ListInstanceIdsRequest* req,
+                             ::ListInstanceIdsResponse* resp) override {
+    BATON_GRPC_HUB(ctx, prefix);
+    InstanceQuery q;
+    for (int s : req->runtimestatus()) q.statuses.push_back(FromProto(static_cast<::OrchestrationStatus>(s)));
+    q.instance_id_prefix = prefix;
+    q.page_size = req->pagesize() <= 0 ? 100 : std::min(req->pagesize(), 1000);
+    if (req->has_lastinstancekey()) q.continuation_token = req->lastinstancekey().value();
+    auto page = client_.Query(q);
+    if (!page.ok()) return ToGrpc(page.status());
+    const bool from = req->has_completedtimefrom(), to = req->has_completedtimeto();
+    for (const InstanceState& s : page->instances) {
+      if (!InHub(prefix, s.instance_id) || IsEntityInstanceId(s.instance_id)) continue;
+      if ((from || to) && !s.completed_at) continue;
+      if (from && *s.completed_at < FromProto(req->completedtimefrom())) continue;
+      if (to && *s.completed_at >= FromProto(req->completedtimeto())) continue;
+      resp->add_instanceids(s.instance_id.substr(prefix.size()));
+    }
+    if (!page->continuation_token.empty()) resp->mutable_lastinstancekey()->set_value(page->continuation_token);
+    return GrpcStatus::OK;
+  }
+
+  GrpcStatus PurgeInstances(ServerContext* ctx, const ::PurgeInstancesRequest* req,
+                            ::PurgeInstancesResponse* resp) override {
+    BATON_GRPC_HUB(ctx, prefix);
+    int deleted = 0;
+    auto purge_one = [&](const std::string& local) -> GrpcStatus {
+      BATON_GRPC_ID(prefix, local, id);
+      auto n = client_.Purge(id);
+      if (!n.ok() && n.status().code() != StatusCode::kNotFound) return ToGrpc(n.status());
+      if (n.ok()) deleted += *n;
+      return GrpcStatus::OK;
+    };
+    switch (req->request_case()) {
+      case ::PurgeInstancesRequest::kInstanceId:
+        if (GrpcStatus s = purge_one(req->instanceid()); !s.ok()) return s;
+        break;
+      case ::PurgeInstancesRequest::kInstanceBatch:
+        if (req->instancebatch().instanceids_size() > 500) return Invalid("a batch holds at most 500 instance ids");
+        for (const std::string& local : req->instancebatch().instanceids()) {
+          if (GrpcStatus s = purge_one(local); !s.ok()) return s;
+        }
+        break;
+      case ::PurgeInstancesRequest::kPurgeInstanceFilter: {
+        const ::PurgeInstanceFilter& f = req->purgeinstancefilter();
+        PurgeFilter filter;
+        filter.instance_id_prefix = prefix;
+        if (f.has_createdtimefrom()) filter.created_from = FromProto(f.createdtimefrom());
+        if (f.has_createdtimeto()) filter.created_to = FromProto(f.createdtimeto());
+        for (int s : f.runtimestatus()) filter.statuses.push_back(FromProto(static_cast<::OrchestrationStatus>(s)));
+        auto n = client_.Purge(filter);
+        if (!n.ok()) return ToGrpc(n.status());
+        deleted += *n;
+        break;
+      }
+      default:
+        return Invalid("give instanceId, purgeInstanceFilter or instanceBatch");
+    }
+    resp->set_deletedinstancecount(deleted);
+    resp->mutable_iscomplete()->set_value(true);
+    return GrpcStatus::OK;
+  }
+
+  GrpcStatus StreamInstanceHistory(ServerContext* ctx, const ::StreamInstanceHistoryRequest* req,
+                                   ::grpc::ServerWriter<::HistoryChunk>* writer) override {
+    BATON_GRPC_HUB(ctx, prefix);
+    BATON_GRPC_ID(prefix, req->instanceid(), id);
+    auto history = client_.GetHistory(id);
+    if (!history.ok()) return ToGrpc(history.status());
+    constexpr size_t kChunk = 500;
+    for (size_t i = 0; i < history->size(); i += kChunk) {
+      ::HistoryChunk chunk;
+      for (size_t j = i; j < std::min(history->size(), i + kChunk); ++j) {
+        ToProto((*history)[j], prefix, chunk.add_events());
+      }
+      if (!writer->Write(chunk)) return GrpcStatus(::grpc::StatusCode::CANCELLED, "the client went away");
+    }
+    return GrpcStatus::OK;
+  }
+
+  GrpcStatus CreateTaskHub(ServerContext* ctx, const ::CreateTaskHubRequest*, ::CreateTaskHubResponse*) override {
+    BATON_GRPC_HUB(ctx, prefix);
+    return GrpcStatus::OK;  // hubs exist with their tenants
+  }
+  GrpcStatus DeleteTaskHub(ServerContext* ctx, const ::DeleteTaskHubRequest*, ::DeleteTaskHubResponse*) override {
+    BATON_GRPC_HUB(ctx, prefix);
+    return GrpcStatus(::grpc::StatusCode::FAILED_PRECONDITION,
+                      "a task hub is deleted with its tenant (baton tenant disable), not over the sidecar");
+  }
+
+  // ---- Entities ----
+
+  GrpcStatus SignalEntity(ServerContext* ctx, const ::SignalEntityRequest* req, ::SignalEntityResponse*) override {
+    BATON_GRPC_HUB(ctx, prefix);
+    if (!IsEntityInstanceId(req->instanceid())) return Invalid("an entity instance id is '@name@key'");
+    BATON_GRPC_ID(prefix, req->instanceid(), id);
+    std::optional<TimePoint> at;
+    if (req->has_scheduledtime() && IsSet(req->scheduledtime())) at = FromProto(req->scheduledtime());
+    return ToGrpc(client_.SignalEntity(id, req->name(), Payload(req->has_input() ? req->input().value() : ""), at));
+  }
+
+  GrpcStatus GetEntity(ServerContext* ctx, const ::GetEntityRequest* req, ::GetEntityResponse* resp) override {
+    BATON_GRPC_HUB(ctx, prefix);
+    if (!IsEntityInstanceId(req->instanceid())) return Invalid("an entity instance id is '@name@key'");
+    BATON_GRPC_ID(prefix, req->instanceid(), id);
+    auto e = client_.GetEntity(id);
+    if (!e.ok() && e.status().code() == StatusCode::kNotFound) {
+      resp->set_exists(false);
+      return GrpcStatus::OK;
+    }
+    if (!e.ok()) return ToGrpc(e.status());
+    resp->set_exists(e->has_state);
+    if (e->has_state) Fill(*e, prefix, req->includestate(), resp->mutable_entity());
+    return GrpcStatus::OK;
+  }
+
+  static void Fill(const EntityState& e, const std::string& prefix, bool include_state, ::EntityMetadata* out) {
+    out->set_instanceid(e.instance_id.substr(std::min(prefix.size(), e.instance_id.size())));
+    ToProto(e.last_modified, out->mutable_lastmodifiedtime());
+    out->set_backlogqueuesize(e.backlog);
+    if (!e.locked_by.empty()) out->mutable_lockedby()->set_value(e.locked_by.substr(std::min(prefix.size(), e.locked_by.size())));
+    if (include_state && e.has_state) out->mutable_serializedstate()->set_value(e.state);
+  }
+
+  GrpcStatus QueryEntities(ServerContext* ctx, const ::QueryEntitiesRequest* req,
+                           ::QueryEntitiesResponse* resp) override {
+    BATON_GRPC_HUB(ctx, prefix);
+    const ::EntityQuery& in = req->query();
+    EntityQuery q;
+    q.hub = prefix.empty() ? "" : prefix.substr(0, prefix.size() - kHubSeparator.size());
+    if (in.has_instanceidstartswith()) {
+      std::string start = in.instanceidstartswith().value();  // "@name" or "@name@key-prefix"
+      if (!start.empty() && start[0] == '@') start = start.substr(1);
+      if (start.find('@') != std::string::npos) start = start.substr(0, start.find('@'));
+      q.name_prefix = start;
+    }
+    if (in.has_lastmodifiedfrom()) q.last_modified_from = FromProto(in.lastmodifiedfrom());
+    if (in.has_lastmodifiedto()) q.last_modified_to = FromProto(in.lastmodifiedto());
+    q.include_state = in.includestate();
+    q.include_empty = in.includetransient();
+    if (in.has_pagesize() && in.pagesize().value() > 0) q.page_size = std::min(in.pagesize().value(), 1000);
+    if (in.has_continuationtoken()) q.continuation_token = in.continuationtoken().value();
+    auto page = client_.QueryEntities(q);
+    if (!page.ok()) return ToGrpc(page.status());
+    const std::string starts = in.has_instanceidstartswith() ? in.instanceidstartswith().value() : "";
+    for (const EntityState& e : page->entities) {
+      std::string local = e.instance_id.substr(std::min(prefix.size(), e.instance_id.size()));
+      if (!starts.empty() && local.compare(0, starts.size(), starts) != 0) continue;
+      Fill(e, prefix, q.include_state, resp->add_entities());
+    }
+    if (!page->continuation_token.empty()) resp->mutable_continuationtoken()->set_value(page->continuation_token);
+    return GrpcStatus::OK;
+  }
+
+  GrpcStatus CleanEntityStorage(ServerContext* ctx, const ::CleanEntityStorageRequest* req,
+                                ::CleanEntityStorageResponse* resp) override {
+    BATON_GRPC_HUB(ctx, prefix);
+    const std::string hub = prefix.empty() ? "" : prefix.substr(0, prefix.size() - kHubSeparator.size());
+    auto r = client_.CleanEntityStorage(hub, req->removeemptyentities(), req->releaseorphanedlocks());
+    if (!r.ok()) return ToGrpc(r.status());
+    resp->set_emptyentitiesremoved(r->empty_entities_removed);
+    resp->set_orphanedlocksreleased(r->orphaned_locks_released);
+    return GrpcStatus::OK;
+  }
+
+  // ---- Worker RPCs: not yet ----
+
+  GrpcStatus GetWorkItems(ServerContext*, const ::GetWorkItemsRequest*, ::grpc::ServerWriter<::WorkItem>*) override {
+    return GrpcStatus(::grpc::StatusCode::UNIMPLEMENTED,
+                      "external workers are not served yet: run orchestrations with Baton's C++ SDK");
+  }
+
+#undef BATON_GRPC_HUB
+#undef BATON_GRPC_ID
+
+ private:
+  Client& client_;
+  tenancy::TenantDirectory& directory_;
+  SidecarOptions options_;
+};
+
+}  // namespace
+
+class Sidecar::Impl {
+ public:
+  Impl(Client& client, tenancy::TenantDirectory& directory, SidecarOptions options)
+      : options_(options), service_(client, directory, options) {}
+
+  Status Start() {
+    ::grpc::ServerBuilder builder;
+    builder.AddListeningPort(options_.address + ":" + std::to_string(options_.port),
+                             ::grpc::InsecureServerCredentials(), &port_);
+    builder.SetMaxReceiveMessageSize(64 << 20);  // the SDKs set no limit
+    builder.RegisterService(&service_);
+    server_ = builder.BuildAndStart();
+    if (!server_ || port_ == 0) {
+      return UnavailableError("cannot listen for gRPC on " + options_.address + ":" + std::to_string(options_.port));
+    }
+    return Status::Ok();
+  }
+  void Stop() {
+    if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    server_.reset();
+  }
+
+  SidecarOptions options_;
+  Service service_;
+  std::unique_ptr<::grpc::Server> server_;
+  int port_ = 0;
+};
+
+Sidecar::Sidecar(Client& client, tenancy::TenantDirectory& directory, SidecarOptions options)
+    : impl_(std::make_unique<Impl>(client, directory, std::move(options))) {}
+Sidecar::~Sidecar() { Stop(); }
+Status Sidecar::Start() { return impl_->Start(); }
+int Sidecar::port() const { return impl_->port_; }
+void Sidecar::Stop() { impl_->Stop(); }
+
+}  // namespace baton::sidecar

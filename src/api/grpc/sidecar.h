@@ -1,0 +1,51 @@
+// The Durable Task sidecar: serves TaskHubSidecarService (protos/
+// orchestrator_service.proto, the protocol the official Durable Task SDKs
+// speak) over gRPC, translating between protobuf and Baton's core types at
+// this edge only.
+//
+// Task hubs and tenants: a call's `authorization: Bearer <key>` metadata names
+// the caller; a tenant key acts on its tenant's hub only (ids in requests and
+// answers are local to it, like the HTTP API's), an admin key on the hub named
+// by the `taskhub` metadata (or the default hub). With `allow_anonymous`, a
+// call without a key acts on the `taskhub` it names.
+//
+// Status: the client RPCs (start, get, wait, raise, terminate, suspend,
+// resume, query, list ids, purge, restart, history, entities, task hubs) are
+// served. The worker RPCs (GetWorkItems, Complete…/Abandon…) answer
+// UNIMPLEMENTED for now; see NOTES.md.
+//
+// Thread-safety: Start/Stop from one thread.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "baton/client.h"
+#include "baton/status.h"
+#include "tenancy/tenant_directory.h"
+
+namespace baton::sidecar {
+
+struct SidecarOptions {
+  std::string address = "127.0.0.1";
+  int port = 4001;  // 0 = any free port
+  bool allow_anonymous = false;
+  // Upper bound of a WaitForInstance… call (the SDKs send no deadline).
+  std::chrono::seconds max_wait{std::chrono::minutes(10)};
+};
+
+class Sidecar {
+ public:
+  Sidecar(Client& client, tenancy::TenantDirectory& directory, SidecarOptions options);
+  ~Sidecar();
+  // Unavailable when the address cannot be bound.
+  Status Start();
+  int port() const;
+  void Stop();
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace baton::sidecar

@@ -1,0 +1,306 @@
+// The Durable Task sidecar's client RPCs, in process, over a real gRPC
+// channel on loopback: a C++ worker runs the orchestrations, a generated stub
+// plays the SDK's client.
+#include "api/grpc/sidecar.h"
+
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include "baton/client.h"
+#include "baton/registry.h"
+#include "baton/sqlite_store.h"
+#include "baton/worker.h"
+#include "orchestrator_service.grpc.pb.h"
+#include "testing/test_util.h"
+
+namespace baton::sidecar {
+namespace {
+
+using namespace std::chrono_literals;
+
+class SidecarTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    BATON_ASSERT_OK(registry_.AddActivity("SayHello", [](ActivityContext& ctx) -> Json {
+      return "Hello, " + ctx.GetInput<std::string>() + "!";
+    }));
+    BATON_ASSERT_OK(registry_.AddOrchestrator("Hello", [](OrchestrationContext& ctx) -> Task<Json> {
+      std::string greeting = co_await ctx.CallActivity<std::string>("SayHello", ctx.GetInput<std::string>());
+      co_return greeting;
+    }));
+    BATON_ASSERT_OK(registry_.AddOrchestrator("Approval", [](OrchestrationContext& ctx) -> Task<Json> {
+      ctx.SetCustomStatus("waiting");
+      Json approval = co_await ctx.WaitForExternalEvent("approve");
+      co_return approval;
+    }));
+    BATON_ASSERT_OK(registry_.AddEntity("counter", [](EntityContext& ctx) -> Json {
+      int64_t value = ctx.GetState<int64_t>(0);
+      if (ctx.OperationName() == "add") ctx.SetState(value + ctx.GetInput<int64_t>());
+      return value;
+    }));
+    SqliteStoreOptions options;
+    options.path = dir_.File("hub.db");
+    auto store = OpenSqliteStore(options);
+    ASSERT_TRUE(store.ok());
+    store_ = std::move(*store);
+    worker_ = std::make_unique<Worker>(*store_, registry_);
+    BATON_ASSERT_OK(worker_->Start());
+    client_ = std::make_unique<Client>(*store_);
+    auto directory = tenancy::TenantDirectory::Open(dir_.File("tenants.db"));
+    ASSERT_TRUE(directory.ok());
+    directory_ = std::move(*directory);
+    for (const char* t : {"acme", "other"}) {
+      ASSERT_TRUE(directory_->CreateTenant(t, t).ok());
+      auto key = directory_->CreateKey(t, "test");
+      ASSERT_TRUE(key.ok());
+      keys_[t] = key->second;
+    }
+    SidecarOptions sidecar_options;
+    sidecar_options.port = 0;
+    sidecar_ = std::make_unique<Sidecar>(*client_, *directory_, sidecar_options);
+    BATON_ASSERT_OK(sidecar_->Start());
+    auto channel = ::grpc::CreateChannel("127.0.0.1:" + std::to_string(sidecar_->port()),
+                                         ::grpc::InsecureChannelCredentials());
+    stub_ = ::TaskHubSidecarService::NewStub(channel);
+  }
+  void TearDown() override {
+    if (sidecar_) sidecar_->Stop();
+    if (worker_) worker_->Stop();
+  }
+
+  // A call context as tenant `tenant` ("" = no key).
+  std::unique_ptr<::grpc::ClientContext> As(const std::string& tenant, std::chrono::seconds deadline = 30s) {
+    auto ctx = std::make_unique<::grpc::ClientContext>();
+    if (!tenant.empty()) ctx->AddMetadata("authorization", "Bearer " + keys_[tenant]);
+    ctx->set_deadline(std::chrono::system_clock::now() + deadline);
+    return ctx;
+  }
+
+  ::grpc::Status Start(const std::string& tenant, const std::string& name, const std::string& id,
+                       const std::string& input, std::string* got_id = nullptr) {
+    ::CreateInstanceRequest req;
+    req.set_name(name);
+    req.set_instanceid(id);
+    req.mutable_input()->set_value(input);
+    ::CreateInstanceResponse resp;
+    auto s = stub_->StartInstance(As(tenant).get(), req, &resp);
+    if (got_id) *got_id = resp.instanceid();
+    return s;
+  }
+
+  ::GetInstanceResponse WaitDone(const std::string& tenant, const std::string& id) {
+    ::GetInstanceRequest req;
+    req.set_instanceid(id);
+    req.set_getinputsandoutputs(true);
+    ::GetInstanceResponse resp;
+    auto s = stub_->WaitForInstanceCompletion(As(tenant).get(), req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return resp;
+  }
+
+  testing::TempDir dir_;
+  Registry registry_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Worker> worker_;
+  std::unique_ptr<Client> client_;
+  std::unique_ptr<tenancy::TenantDirectory> directory_;
+  std::map<std::string, std::string> keys_;
+  std::unique_ptr<Sidecar> sidecar_;
+  std::unique_ptr<::TaskHubSidecarService::Stub> stub_;
+};
+
+TEST_F(SidecarTest, StartsWaitsGetsAndStreamsTheHistory) {
+  ::google::protobuf::Empty empty;
+  ASSERT_TRUE(stub_->Hello(As("acme").get(), empty, &empty).ok());
+  std::string id;
+  ASSERT_TRUE(Start("acme", "Hello", "", "\"Tokyo\"", &id).ok());
+  EXPECT_FALSE(id.empty());  // a new id, local to the hub
+  EXPECT_EQ(id.find("::"), std::string::npos);
+  ::GetInstanceResponse done = WaitDone("acme", id);
+  ASSERT_TRUE(done.exists());
+  EXPECT_EQ(done.orchestrationstate().orchestrationstatus(), ::ORCHESTRATION_STATUS_COMPLETED);
+  EXPECT_EQ(done.orchestrationstate().output().value(), "\"Hello, Tokyo!\"");
+  EXPECT_EQ(done.orchestrationstate().input().value(), "\"Tokyo\"");
+  EXPECT_EQ(done.orchestrationstate().instanceid(), id);
+  EXPECT_TRUE(done.orchestrationstate().has_completedtimestamp());
+
+  ::StreamInstanceHistoryRequest hreq;
+  hreq.set_instanceid(id);
+  auto ctx = As("acme");
+  auto reader = stub_->StreamInstanceHistory(ctx.get(), hreq);
+  ::HistoryChunk chunk;
+  std::vector<::HistoryEvent::EventTypeCase> kinds;
+  while (reader->Read(&chunk)) {
+    for (const auto& e : chunk.events()) kinds.push_back(e.eventType_case());
+  }
+  ASSERT_TRUE(reader->Finish().ok());
+  ASSERT_GE(kinds.size(), 4u);
+  EXPECT_NE(std::find(kinds.begin(), kinds.end(), ::HistoryEvent::kExecutionStarted), kinds.end());
+  EXPECT_NE(std::find(kinds.begin(), kinds.end(), ::HistoryEvent::kTaskScheduled), kinds.end());
+  EXPECT_NE(std::find(kinds.begin(), kinds.end(), ::HistoryEvent::kTaskCompleted), kinds.end());
+  EXPECT_EQ(kinds[kinds.size() - 2], ::HistoryEvent::kExecutionCompleted);  // the episode's last event
+  EXPECT_EQ(kinds.back(), ::HistoryEvent::kOrchestratorCompleted);
+}
+
+TEST_F(SidecarTest, ErrorCodesAreTheOnesTheSdksExpect) {
+  ASSERT_TRUE(Start("acme", "Approval", "order-1", "1").ok());
+  EXPECT_EQ(Start("acme", "Approval", "order-1", "1").error_code(), ::grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(Start("acme", "", "x", "1").error_code(), ::grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Start("acme", "Hello", "bad::id", "1").error_code(), ::grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Start("", "Hello", "x", "1").error_code(), ::grpc::StatusCode::UNAUTHENTICATED);
+  ::RaiseEventRequest raise;
+  raise.set_instanceid("nope");
+  raise.set_name("approve");
+  ::RaiseEventResponse raised;
+  EXPECT_EQ(stub_->RaiseEvent(As("acme").get(), raise, &raised).error_code(), ::grpc::StatusCode::NOT_FOUND);
+  ::RewindInstanceRequest rewind;
+  rewind.set_instanceid("order-1");
+  ::RewindInstanceResponse rewound;
+  EXPECT_EQ(stub_->RewindInstance(As("acme").get(), rewind, &rewound).error_code(),
+            ::grpc::StatusCode::UNIMPLEMENTED);
+  // A tenant key naming another hub.
+  auto ctx = As("acme");
+  ctx->AddMetadata("taskhub", "other");
+  ::GetInstanceRequest get;
+  get.set_instanceid("order-1");
+  ::GetInstanceResponse got;
+  EXPECT_EQ(stub_->GetInstance(ctx.get(), get, &got).error_code(), ::grpc::StatusCode::PERMISSION_DENIED);
+  // A wait that runs out.
+  ::GetInstanceResponse waited;
+  EXPECT_EQ(stub_->WaitForInstanceCompletion(As("acme", 1s).get(), get, &waited).error_code(),
+            ::grpc::StatusCode::DEADLINE_EXCEEDED);
+}
+
+TEST_F(SidecarTest, EventsSuspendResumeAndTerminate) {
+  ASSERT_TRUE(Start("acme", "Approval", "a1", "1").ok());
+  ::GetInstanceRequest get;
+  get.set_instanceid("a1");
+  ::GetInstanceResponse started;
+  ASSERT_TRUE(stub_->WaitForInstanceStart(As("acme").get(), get, &started).ok());
+  ::SuspendRequest suspend;
+  suspend.set_instanceid("a1");
+  ::SuspendResponse suspended;
+  ASSERT_TRUE(stub_->SuspendInstance(As("acme").get(), suspend, &suspended).ok());
+  ASSERT_TRUE(testing::Eventually([&] {
+    ::GetInstanceResponse r;
+    return stub_->GetInstance(As("acme").get(), get, &r).ok() &&
+           r.orchestrationstate().orchestrationstatus() == ::ORCHESTRATION_STATUS_SUSPENDED;
+  }));
+  ::ResumeRequest resume;
+  resume.set_instanceid("a1");
+  ::ResumeResponse resumed;
+  ASSERT_TRUE(stub_->ResumeInstance(As("acme").get(), resume, &resumed).ok());
+  ::RaiseEventRequest raise;
+  raise.set_instanceid("a1");
+  raise.set_name("approve");
+  raise.mutable_input()->set_value(R"({"by":"ops"})");
+  ::RaiseEventResponse raised;
+  ASSERT_TRUE(stub_->RaiseEvent(As("acme").get(), raise, &raised).ok());
+  EXPECT_EQ(WaitDone("acme", "a1").orchestrationstate().output().value(), R"({"by":"ops"})");
+
+  ASSERT_TRUE(Start("acme", "Approval", "a2", "1").ok());
+  ::TerminateRequest terminate;
+  terminate.set_instanceid("a2");
+  terminate.mutable_output()->set_value("\"enough\"");
+  terminate.set_recursive(true);
+  ::TerminateResponse terminated;
+  ASSERT_TRUE(stub_->TerminateInstance(As("acme").get(), terminate, &terminated).ok());
+  ::GetInstanceResponse end = WaitDone("acme", "a2");
+  EXPECT_EQ(end.orchestrationstate().orchestrationstatus(), ::ORCHESTRATION_STATUS_TERMINATED);
+}
+
+TEST_F(SidecarTest, TenantsSeeOnlyTheirOwnHub) {
+  ASSERT_TRUE(Start("acme", "Hello", "mine", "\"A\"").ok());
+  WaitDone("acme", "mine");
+  ::GetInstanceRequest get;
+  get.set_instanceid("mine");
+  ::GetInstanceResponse theirs;
+  ASSERT_TRUE(stub_->GetInstance(As("other").get(), get, &theirs).ok());
+  EXPECT_FALSE(theirs.exists());
+  ::QueryInstancesRequest query;
+  ::QueryInstancesResponse listed;
+  ASSERT_TRUE(stub_->QueryInstances(As("other").get(), query, &listed).ok());
+  EXPECT_EQ(listed.orchestrationstate_size(), 0);
+  // The same id in another hub is another instance.
+  ASSERT_TRUE(Start("other", "Hello", "mine", "\"B\"").ok());
+  EXPECT_EQ(WaitDone("other", "mine").orchestrationstate().output().value(), "\"Hello, B!\"");
+  EXPECT_EQ(WaitDone("acme", "mine").orchestrationstate().output().value(), "\"Hello, A!\"");
+}
+
+TEST_F(SidecarTest, QueryListPageAndPurge) {
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(Start("acme", "Hello", "q" + std::to_string(i), "\"x\"").ok());
+  for (int i = 0; i < 5; ++i) WaitDone("acme", "q" + std::to_string(i));
+  std::set<std::string> seen;
+  ::ListInstanceIdsRequest list;
+  list.set_pagesize(2);
+  for (int pages = 0; pages < 10; ++pages) {
+    ::ListInstanceIdsResponse page;
+    ASSERT_TRUE(stub_->ListInstanceIds(As("acme").get(), list, &page).ok());
+    for (const std::string& id : page.instanceids()) seen.insert(id);
+    if (!page.has_lastinstancekey()) break;
+    *list.mutable_lastinstancekey() = page.lastinstancekey();
+  }
+  EXPECT_EQ(seen, (std::set<std::string>{"q0", "q1", "q2", "q3", "q4"}));
+
+  ::QueryInstancesRequest query;
+  query.mutable_query()->add_runtimestatus(::ORCHESTRATION_STATUS_COMPLETED);
+  query.mutable_query()->mutable_instanceidprefix()->set_value("q1");
+  query.mutable_query()->set_fetchinputsandoutputs(true);
+  ::QueryInstancesResponse found;
+  ASSERT_TRUE(stub_->QueryInstances(As("acme").get(), query, &found).ok());
+  ASSERT_EQ(found.orchestrationstate_size(), 1);
+  EXPECT_EQ(found.orchestrationstate(0).output().value(), "\"Hello, x!\"");
+
+  ::PurgeInstancesRequest one;
+  one.set_instanceid("q0");
+  ::PurgeInstancesResponse purged;
+  ASSERT_TRUE(stub_->PurgeInstances(As("acme").get(), one, &purged).ok());
+  EXPECT_EQ(purged.deletedinstancecount(), 1);
+  ::PurgeInstancesRequest by_filter;
+  by_filter.mutable_purgeinstancefilter()->add_runtimestatus(::ORCHESTRATION_STATUS_COMPLETED);
+  ASSERT_TRUE(stub_->PurgeInstances(As("other").get(), by_filter, &purged).ok());
+  EXPECT_EQ(purged.deletedinstancecount(), 0);  // another hub's purge touches nothing here
+  ASSERT_TRUE(stub_->PurgeInstances(As("acme").get(), by_filter, &purged).ok());
+  EXPECT_EQ(purged.deletedinstancecount(), 4);
+}
+
+TEST_F(SidecarTest, EntitiesSignalGetQueryAndClean) {
+  for (int i = 1; i <= 3; ++i) {
+    ::SignalEntityRequest signal;
+    signal.set_instanceid("@counter@a");
+    signal.set_name("add");
+    signal.mutable_input()->set_value(std::to_string(i));
+    signal.set_requestid("r" + std::to_string(i));
+    ::SignalEntityResponse signaled;
+    ASSERT_TRUE(stub_->SignalEntity(As("acme").get(), signal, &signaled).ok());
+  }
+  ::GetEntityRequest get;
+  get.set_instanceid("@counter@a");
+  get.set_includestate(true);
+  ASSERT_TRUE(testing::Eventually([&] {
+    ::GetEntityResponse e;
+    return stub_->GetEntity(As("acme").get(), get, &e).ok() && e.exists() && e.entity().serializedstate().value() == "6";
+  }));
+  ::GetEntityResponse from_other;
+  ASSERT_TRUE(stub_->GetEntity(As("other").get(), get, &from_other).ok());
+  EXPECT_FALSE(from_other.exists());
+  ::QueryEntitiesRequest query;
+  query.mutable_query()->mutable_instanceidstartswith()->set_value("@counter");
+  query.mutable_query()->set_includestate(true);
+  ::QueryEntitiesResponse found;
+  ASSERT_TRUE(stub_->QueryEntities(As("acme").get(), query, &found).ok());
+  ASSERT_EQ(found.entities_size(), 1);
+  EXPECT_EQ(found.entities(0).instanceid(), "@counter@a");
+  ::CleanEntityStorageRequest clean;
+  clean.set_removeemptyentities(true);
+  clean.set_releaseorphanedlocks(true);
+  ::CleanEntityStorageResponse cleaned;
+  EXPECT_TRUE(stub_->CleanEntityStorage(As("acme").get(), clean, &cleaned).ok());
+  ::SignalEntityRequest bad;
+  bad.set_instanceid("counter-a");
+  ::SignalEntityResponse r;
+  EXPECT_EQ(stub_->SignalEntity(As("acme").get(), bad, &r).error_code(), ::grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+}  // namespace
+}  // namespace baton::sidecar
