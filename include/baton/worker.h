@@ -33,6 +33,8 @@
 
 namespace baton {
 
+class ExternalDispatcher;
+
 struct WorkerOptions {
   int orchestration_threads = 2;
   int activity_threads = 8;
@@ -48,6 +50,34 @@ struct WorkerOptions {
   // Upper bound on continue-as-new generations run back to back in one episode.
   int max_continue_as_new_per_episode = 20;
   std::shared_ptr<Clock> clock;  // null = SystemClock()
+  // Takes the work of orchestrators and activities this worker's registry
+  // does not know (see ExternalDispatcher). Not owned; null = such work fails
+  // as "not registered".
+  ExternalDispatcher* external = nullptr;
+};
+
+// ---- Work for workers outside this process ----
+//
+// The worker fetches every work item. One whose orchestrator or activity is
+// not registered here goes, when an ExternalDispatcher is set, to that
+// dispatcher — the gRPC sidecar, which hands it to a connected Durable Task
+// SDK worker. The dispatcher owns the item from then on and must complete or
+// abandon it with the store (an item it sits on is fetched again when its
+// lease expires).
+
+// One orchestration episode for an external worker.
+struct ExternalOrchestrationWork {
+  OrchestrationWorkItem item;
+  std::vector<HistoryEvent> past_events;  // the current execution's committed history
+  std::vector<HistoryEvent> new_events;   // OrchestratorStarted (the episode's time) first
+};
+
+class ExternalDispatcher {
+ public:
+  virtual ~ExternalDispatcher() = default;
+  // Called on a worker thread; must not block for long.
+  virtual void DispatchOrchestration(ExternalOrchestrationWork work) = 0;
+  virtual void DispatchActivity(ActivityWorkItem item) = 0;
 };
 
 // Counters since Start(), for tests, benchmarks and metrics.

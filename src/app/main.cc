@@ -280,6 +280,14 @@ int Serve(const ServeOptions& o) {
     server.Stop();
     return 1;
   }
+  // The Durable Task sidecar: SDK workers connected over gRPC run what the
+  // registry does not know.
+  sidecar::SidecarOptions sidecar_options;
+  sidecar_options.address = o.listen;
+  sidecar_options.port = o.grpc_port;
+  sidecar_options.allow_anonymous = o.grpc_allow_anonymous;
+  sidecar::Sidecar grpc_sidecar(client, **store, **directory, sidecar_options);
+  if (o.grpc_port >= 0) worker_options.external = grpc_sidecar.dispatcher();
   Worker worker(**store, registry, worker_options);
   if (Status s = worker.Start(); !s.ok()) {
     std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
@@ -299,11 +307,6 @@ int Serve(const ServeOptions& o) {
       std::fprintf(stderr, "baton: sample tenant: %s\n", s.ToString().c_str());
     }
   }
-  sidecar::SidecarOptions sidecar_options;
-  sidecar_options.address = o.listen;
-  sidecar_options.port = o.grpc_port;
-  sidecar_options.allow_anonymous = o.grpc_allow_anonymous;
-  sidecar::Sidecar grpc_sidecar(client, **directory, sidecar_options);
   if (o.grpc_port >= 0) {
     if (Status s = grpc_sidecar.Start(); !s.ok()) {
       std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());

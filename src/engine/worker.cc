@@ -13,6 +13,7 @@
 #include "util/demangle.h"
 #include "util/overloaded.h"
 #include "engine/entity_executor.h"
+#include "engine/episode_update.h"
 #include "engine/orchestration_cache.h"
 #include "util/log.h"
 #include "util/uuid.h"
@@ -134,6 +135,10 @@ class Worker::Impl {
     const ActivityTask& task = item.task;
     HistoryEvent result;
     const ActivityFn* fn = registry_.FindActivity(task.name);
+    if (fn == nullptr && options_.external != nullptr) {
+      options_.external->DispatchActivity(std::move(item));
+      return;
+    }
     if (fn == nullptr) {
       result.body = events::TaskFailed{
           task.task_id, FailureDetails{"ActivityNotFound", "no activity named '" + task.name +
@@ -206,6 +211,10 @@ class Worker::Impl {
       ProcessEntity(item);
       return;
     }
+    if (options_.external != nullptr && registry_.FindOrchestrator(item.instance.name) == nullptr) {
+      DispatchExternal(item);
+      return;
+    }
     {
       // The previous episode's commit may be visible to the store (the lease
       // is released) before its callback has put the executor back in the
@@ -275,7 +284,7 @@ class Worker::Impl {
     OrchestrationUpdate update;
     update.execution_id = item.instance.execution_id;
     update.new_events = std::move(new_events);
-    AddActions(episode, id, update.execution_id, executor.Name(), now, update);
+    engine::AddActions(episode.actions, id, update.execution_id, executor.Name(), now, update);
 
     int generations = 0;
     while (episode.completion &&
@@ -291,7 +300,7 @@ class Worker::Impl {
       }
       episode = StartNextGeneration(*entry, id, *episode.completion, now, update);
     }
-    FinishEpisode(episode, *entry, id, now, update);
+    engine::FinishEpisode(episode, entry->executor->Parent(), id, now, options_.sync_every_episode, update);
 
     const bool terminal = IsTerminal(update.status);
     entry->execution_id = update.execution_id;
@@ -317,6 +326,54 @@ class Worker::Impl {
           committing_cv_.notify_all();
           EndCommit();
         });
+  }
+
+  // An episode for an external worker: the same checks as a local one, then
+  // the dispatcher owns the item.
+  void DispatchExternal(OrchestrationWorkItem& item) {
+    if (IsTerminal(item.instance.status)) {
+      ConsumeOnly(item);
+      return;
+    }
+    auto history = store_.GetHistory(item.instance_id);
+    if (!history.ok()) {
+      util::Log().warn("cannot load history of '{}': {}", item.instance_id, history.status().ToString());
+      store_.AbandonOrchestrationWorkItem(item, options_.abandon_delay);
+      return;
+    }
+    const bool started = std::any_of(history->begin(), history->end(), [](const HistoryEvent& e) {
+      return std::holds_alternative<events::ExecutionStarted>(e.body);
+    });
+    const TimePoint now = clock_->Now();
+    ExternalOrchestrationWork work;
+    work.new_events.push_back(HistoryEvent{-1, now, events::OrchestratorStarted{}});
+    bool has_start = false;
+    bool has_terminate = false;
+    for (const Message& m : item.messages) {
+      if (!m.execution_id.empty() && m.execution_id != item.instance.execution_id) continue;
+      if (std::holds_alternative<events::ExecutionStarted>(m.event.body)) {
+        if (started || has_start) continue;  // duplicate delivery
+        has_start = true;
+      }
+      if (std::holds_alternative<events::ExecutionTerminated>(m.event.body)) has_terminate = true;
+      work.new_events.push_back(m.event);
+    }
+    if (!started && !has_start && !has_terminate) {
+      auto delay = std::chrono::milliseconds(1000);
+      if (item.instance.scheduled_start && *item.instance.scheduled_start > now) {
+        delay = std::chrono::duration_cast<std::chrono::milliseconds>(*item.instance.scheduled_start - now);
+      }
+      store_.AbandonOrchestrationWorkItem(item, delay);
+      return;
+    }
+    if (work.new_events.size() == 1) {  // only stale messages: consume them
+      ConsumeOnly(item);
+      return;
+    }
+    ++episodes_;
+    work.past_events = std::move(*history);
+    work.item = std::move(item);
+    options_.external->DispatchOrchestration(std::move(work));
   }
 
   // Runs the next generation of a continued-as-new instance in place: its
@@ -349,119 +406,8 @@ class Worker::Impl {
     update.execution_id = started.execution_id;
     update.input = started.input;
     entry.executor = std::move(fresh);
-    AddActions(episode, instance_id, update.execution_id, started.name, now, update);
+    engine::AddActions(episode.actions, instance_id, update.execution_id, started.name, now, update);
     return episode;
-  }
-
-  // Turns each new action into its history event and the message or task it sends.
-  void AddActions(const core::Episode& episode, const std::string& instance_id,
-                  const std::string& execution_id, const std::string& orchestrator_name,
-                  TimePoint now, OrchestrationUpdate& update) {
-    for (const core::Action& action : episode.actions) {
-      HistoryEvent recorded;
-      recorded.event_id = action.id;
-      recorded.timestamp = now;
-      std::visit(
-          Overloaded{
-              [&](const core::actions::ScheduleTask& a) {
-                recorded.body = events::TaskScheduled{a.name, a.version, a.input};
-                update.tasks.push_back(ActivityTask{0, instance_id, execution_id, action.id, a.name,
-                                                    a.version, a.input, now});
-              },
-              [&](const core::actions::CreateTimer& a) {
-                recorded.body = events::TimerCreated{a.fire_at};
-                update.outbox.push_back(
-                    Message{0, instance_id, execution_id, a.fire_at,
-                            HistoryEvent{-1, a.fire_at, events::TimerFired{a.fire_at, action.id}}});
-              },
-              [&](const core::actions::CreateSubOrchestration& a) {
-                recorded.body =
-                    events::SubOrchestrationInstanceCreated{a.instance_id, a.name, a.version, a.input};
-                events::ExecutionStarted started;
-                started.name = a.name;
-                started.version = a.version;
-                started.input = a.input;
-                started.instance_id = a.instance_id;
-                started.execution_id = util::NewRandomUuid();
-                started.parent = ParentInstance{action.id, orchestrator_name, instance_id, execution_id};
-                std::string child_execution = started.execution_id;
-                update.outbox.push_back(Message{0, a.instance_id, std::move(child_execution), now,
-                                                HistoryEvent{-1, now, std::move(started)}});
-              },
-              [&](const core::actions::SendEvent& a) {
-                recorded.body = events::EventSent{a.instance_id, a.name, a.input};
-                update.outbox.push_back(
-                    Message{0, a.instance_id, "", now,
-                            HistoryEvent{-1, now, events::EventRaised{a.name, a.input}}});
-              },
-              [&](const core::actions::SignalEntity& a) {
-                events::EntityOperationSignaled e{a.request_id, a.operation, a.scheduled_time, a.input,
-                                                  a.target_instance_id};
-                recorded.body = e;
-                update.outbox.push_back(Message{0, a.target_instance_id, "", a.scheduled_time.value_or(now),
-                                                HistoryEvent{-1, now, std::move(e)}});
-              },
-              [&](const core::actions::CallEntity& a) {
-                events::EntityOperationCalled e{a.request_id, a.operation,  std::nullopt,
-                                                a.input,      instance_id,  execution_id,
-                                                a.target_instance_id};
-                recorded.body = e;
-                update.outbox.push_back(
-                    Message{0, a.target_instance_id, "", now, HistoryEvent{-1, now, std::move(e)}});
-              },
-              [&](const core::actions::LockEntities& a) {
-                events::EntityLockRequested e{a.critical_section_id, a.lock_set, 0, instance_id};
-                recorded.body = e;
-                update.outbox.push_back(
-                    Message{0, a.lock_set.front(), "", now, HistoryEvent{-1, now, std::move(e)}});
-              },
-              [&](const core::actions::UnlockEntity& a) {
-                events::EntityUnlockSent e{a.critical_section_id, instance_id, a.target_instance_id};
-                recorded.body = e;
-                update.outbox.push_back(
-                    Message{0, a.target_instance_id, "", now, HistoryEvent{-1, now, std::move(e)}});
-              },
-          },
-          action.body);
-      update.new_events.push_back(std::move(recorded));
-    }
-  }
-
-  // Closes the episode: completion (and what it tells parent and children),
-  // status, custom status.
-  void FinishEpisode(const core::Episode& episode, const engine::CachedOrchestration& entry,
-                     const std::string& instance_id, TimePoint now, OrchestrationUpdate& update) {
-    if (episode.completion) {
-      const core::Completion& c = *episode.completion;
-      update.new_events.push_back(
-          HistoryEvent{-1, now, events::ExecutionCompleted{c.status, c.result, c.failure}});
-      update.status = c.status;
-      update.output = c.result;
-      update.failure = c.failure;
-      update.sync = true;
-      if (const auto& parent = entry.executor->Parent()) {
-        HistoryEvent note{-1, now, events::OrchestratorStarted{}};
-        if (c.status == OrchestrationStatus::kCompleted) {
-          note.body = events::SubOrchestrationInstanceCompleted{parent->task_scheduled_id, c.result};
-        } else {
-          FailureDetails failure =
-              c.failure ? *c.failure
-                        : FailureDetails{"OrchestrationTerminated",
-                                         "sub-orchestration '" + instance_id + "' was terminated"};
-          note.body = events::SubOrchestrationInstanceFailed{parent->task_scheduled_id, std::move(failure)};
-        }
-        update.outbox.push_back(Message{0, parent->instance_id, parent->execution_id, now, std::move(note)});
-      }
-      for (const std::string& child : c.terminate_children) {
-        update.outbox.push_back(Message{0, child, "", now,
-                                        HistoryEvent{-1, now, events::ExecutionTerminated{c.result, true}}});
-      }
-    } else {
-      update.status = episode.suspended ? OrchestrationStatus::kSuspended : OrchestrationStatus::kRunning;
-      update.sync = options_.sync_every_episode;
-    }
-    update.custom_status = episode.custom_status;
-    update.new_events.push_back(HistoryEvent{-1, now, events::OrchestratorCompleted{}});
   }
 
   // Commits the removal of `item`'s messages and nothing else.

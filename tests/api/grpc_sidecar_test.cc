@@ -57,7 +57,7 @@ class SidecarTest : public ::testing::Test {
     }
     SidecarOptions sidecar_options;
     sidecar_options.port = 0;
-    sidecar_ = std::make_unique<Sidecar>(*client_, *directory_, sidecar_options);
+    sidecar_ = std::make_unique<Sidecar>(*client_, *store_, *directory_, sidecar_options);
     BATON_ASSERT_OK(sidecar_->Start());
     auto channel = ::grpc::CreateChannel("127.0.0.1:" + std::to_string(sidecar_->port()),
                                          ::grpc::InsecureChannelCredentials());

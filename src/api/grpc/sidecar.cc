@@ -3,11 +3,19 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <future>
 #include <set>
 
 #include "api/grpc/convert.h"
 #include "baton/json.h"
+#include "baton/worker.h"
+#include "engine/episode_update.h"
 #include "orchestrator_service.grpc.pb.h"
+#include "util/log.h"
 #include "util/uuid.h"
 
 namespace baton::sidecar {
@@ -38,10 +46,15 @@ std::string Metadata(const ServerContext* ctx, const std::string& key) {
   return std::string(range.first->second.data(), range.first->second.size());
 }
 
-class Service final : public ::TaskHubSidecarService::Service {
+std::string PrefixOf(const std::string& instance_id) {
+  std::string_view hub = HubOf(instance_id);
+  return hub.empty() ? std::string() : std::string(hub) + std::string(kHubSeparator);
+}
+
+class Service final : public ::TaskHubSidecarService::Service, public ExternalDispatcher {
  public:
-  Service(Client& client, tenancy::TenantDirectory& directory, SidecarOptions options)
-      : client_(client), directory_(directory), options_(std::move(options)) {}
+  Service(Client& client, Store& store, tenancy::TenantDirectory& directory, SidecarOptions options)
+      : client_(client), store_(store), directory_(directory), options_(std::move(options)) {}
 
   // ---- Caller and hub ----
 
@@ -394,28 +407,374 @@ class Service final : public ::TaskHubSidecarService::Service {
     return GrpcStatus::OK;
   }
 
-  // ---- Worker RPCs: not yet ----
+  // ---- Worker RPCs: external SDK workers ----
+  //
+  // A GetWorkItems stream is a connected worker of one task hub. Work items
+  // of orchestrators and activities the in-process registry does not know
+  // come here (ExternalDispatcher), go to a stream of their hub, and are
+  // remembered by completion token until the worker completes or abandons
+  // them. A stream that ends gives its unfinished items back to the store.
 
-  GrpcStatus GetWorkItems(ServerContext*, const ::GetWorkItemsRequest*, ::grpc::ServerWriter<::WorkItem>*) override {
-    return GrpcStatus(::grpc::StatusCode::UNIMPLEMENTED,
-                      "external workers are not served yet: run orchestrations with Baton's C++ SDK");
+  struct WorkerStream {
+    uint64_t id = 0;
+    std::string prefix;
+    int max_orchestrations = 0;  // 0 = no limit
+    int max_activities = 0;
+    int orchestrations = 0;      // pending on this stream
+    int activities = 0;
+    std::deque<::WorkItem> queue;
+    bool closed = false;
+  };
+
+  struct PendingWork {
+    uint64_t stream = 0;
+    std::optional<OrchestrationWorkItem> orchestration;
+    std::optional<ActivityWorkItem> activity;
+    std::vector<HistoryEvent> new_events;  // an episode's events, to record verbatim
+    std::string name;                       // the orchestrator
+    std::optional<ParentInstance> parent;
+  };
+
+  // Picks a stream of `prefix` with room, round robin; null when none.
+  std::shared_ptr<WorkerStream> PickLocked(const std::string& prefix, bool orchestration) {
+    auto fits = [&](const WorkerStream& stream) {
+      if (stream.closed || stream.prefix != prefix) return false;
+      const int limit = orchestration ? stream.max_orchestrations : stream.max_activities;
+      const int used = orchestration ? stream.orchestrations : stream.activities;
+      return limit <= 0 || used < limit;
+    };
+    for (auto it = streams_.upper_bound(last_pick_); it != streams_.end(); ++it) {
+      if (fits(*it->second)) {
+        last_pick_ = it->first;
+        return it->second;
+      }
+    }
+    for (auto it = streams_.begin(); it != streams_.end() && it->first <= last_pick_; ++it) {
+      if (fits(*it->second)) {
+        last_pick_ = it->first;
+        return it->second;
+      }
+    }
+    return nullptr;
+  }
+
+  void DispatchOrchestration(ExternalOrchestrationWork work) override {
+    const std::string& id = work.item.instance_id;
+    const std::string prefix = PrefixOf(id);
+    ::WorkItem item;
+    item.set_completiontoken(util::NewRandomUuid());
+    ::OrchestratorRequest* req = item.mutable_orchestratorrequest();
+    req->set_instanceid(id.substr(prefix.size()));
+    req->mutable_executionid()->set_value(work.item.instance.execution_id);
+    PendingWork pending;
+    for (const HistoryEvent& e : work.past_events) {
+      ToProto(e, prefix, req->add_pastevents());
+      if (auto* started = std::get_if<events::ExecutionStarted>(&e.body)) {
+        pending.name = started->name;
+        pending.parent = started->parent;
+      }
+    }
+    for (const HistoryEvent& e : work.new_events) {
+      ToProto(e, prefix, req->add_newevents());
+      if (auto* started = std::get_if<events::ExecutionStarted>(&e.body)) {
+        pending.name = started->name;
+        pending.parent = started->parent;
+      }
+    }
+    pending.new_events = std::move(work.new_events);
+    std::unique_lock lock(mu_);
+    std::shared_ptr<WorkerStream> stream = PickLocked(prefix, true);
+    if (!stream) {
+      lock.unlock();
+      store_.AbandonOrchestrationWorkItem(work.item, kNoWorkerRetry);
+      return;
+    }
+    pending.stream = stream->id;
+    pending.orchestration = std::move(work.item);
+    ++stream->orchestrations;
+    pending_[item.completiontoken()] = std::move(pending);
+    stream->queue.push_back(std::move(item));
+    cv_.notify_all();
+  }
+
+  void DispatchActivity(ActivityWorkItem work) override {
+    const std::string prefix = PrefixOf(work.task.instance_id);
+    ::WorkItem item;
+    item.set_completiontoken(util::NewRandomUuid());
+    ::ActivityRequest* req = item.mutable_activityrequest();
+    req->set_name(work.task.name);
+    if (!work.task.version.empty()) req->mutable_version()->set_value(work.task.version);
+    if (!work.task.input.empty()) req->mutable_input()->set_value(work.task.input);
+    req->mutable_orchestrationinstance()->set_instanceid(work.task.instance_id.substr(prefix.size()));
+    req->mutable_orchestrationinstance()->mutable_executionid()->set_value(work.task.execution_id);
+    req->set_taskid(work.task.task_id);
+    std::unique_lock lock(mu_);
+    std::shared_ptr<WorkerStream> stream = PickLocked(prefix, false);
+    if (!stream) {
+      lock.unlock();
+      store_.AbandonActivityWorkItem(work, kNoWorkerRetry);
+      return;
+    }
+    PendingWork pending;
+    pending.stream = stream->id;
+    pending.activity = std::move(work);
+    ++stream->activities;
+    pending_[item.completiontoken()] = std::move(pending);
+    stream->queue.push_back(std::move(item));
+    cv_.notify_all();
+  }
+
+  GrpcStatus GetWorkItems(ServerContext* ctx, const ::GetWorkItemsRequest* req,
+                          ::grpc::ServerWriter<::WorkItem>* writer) override {
+    BATON_GRPC_HUB(ctx, prefix);
+    auto stream = std::make_shared<WorkerStream>();
+    stream->prefix = prefix;
+    stream->max_orchestrations = std::max(0, req->maxconcurrentorchestrationworkitems());
+    stream->max_activities = std::max(0, req->maxconcurrentactivityworkitems());
+    {
+      std::lock_guard lock(mu_);
+      stream->id = ++next_stream_;
+      streams_[stream->id] = stream;
+    }
+    util::Log().info("sidecar: worker stream {} connected (task hub '{}')", stream->id, prefix);
+    for (;;) {
+      ::WorkItem next;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait_for(lock, std::chrono::milliseconds(500),
+                     [&] { return !stream->queue.empty() || stopping_ || ctx->IsCancelled(); });
+        if (stopping_ || ctx->IsCancelled()) break;
+        if (stream->queue.empty()) continue;
+        next = std::move(stream->queue.front());
+        stream->queue.pop_front();
+      }
+      if (!writer->Write(next)) break;
+    }
+    DropStream(stream);
+    util::Log().info("sidecar: worker stream {} ended", stream->id);
+    return GrpcStatus::OK;
+  }
+
+  // Gives the unfinished work of a stream back to the store, at once.
+  void DropStream(const std::shared_ptr<WorkerStream>& stream) {
+    std::vector<PendingWork> orphans;
+    {
+      std::lock_guard lock(mu_);
+      stream->closed = true;
+      streams_.erase(stream->id);
+      for (auto it = pending_.begin(); it != pending_.end();) {
+        if (it->second.stream == stream->id) {
+          orphans.push_back(std::move(it->second));
+          it = pending_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    for (PendingWork& w : orphans) {
+      if (w.orchestration) store_.AbandonOrchestrationWorkItem(*w.orchestration, std::chrono::milliseconds(0));
+      if (w.activity) store_.AbandonActivityWorkItem(*w.activity, std::chrono::milliseconds(0));
+    }
+  }
+
+  // Takes the pending work of `token`; NOT_FOUND when unknown or stale.
+  GrpcStatus Take(const std::string& token, PendingWork* out) {
+    std::lock_guard lock(mu_);
+    auto it = pending_.find(token);
+    if (it == pending_.end()) {
+      return GrpcStatus(::grpc::StatusCode::NOT_FOUND,
+                        "no work item has this completion token (completed, abandoned, or its stream ended)");
+    }
+    *out = std::move(it->second);
+    pending_.erase(it);
+    if (auto s = streams_.find(out->stream); s != streams_.end()) {
+      if (out->orchestration) --s->second->orchestrations;
+      if (out->activity) --s->second->activities;
+    }
+    return GrpcStatus::OK;
+  }
+
+  static GrpcStatus Commit(std::function<void(CommitCallback)> commit) {
+    auto done = std::make_shared<std::promise<Status>>();
+    auto result = done->get_future();
+    commit([done](const Status& s) { done->set_value(s); });
+    Status s = result.get();
+    if (s.code() == StatusCode::kAborted) {
+      return GrpcStatus(::grpc::StatusCode::NOT_FOUND, "the work item's lease was lost: " + s.message());
+    }
+    return ToGrpc(s);
+  }
+
+  GrpcStatus CompleteActivityTask(ServerContext*, const ::ActivityResponse* resp, ::CompleteTaskResponse*) override {
+    PendingWork work;
+    if (GrpcStatus s = Take(resp->completiontoken(), &work); !s.ok()) return s;
+    if (!work.activity) return Invalid("the completion token is an orchestration's");
+    const ActivityTask& task = work.activity->task;
+    const TimePoint now = std::chrono::system_clock::now();
+    HistoryEvent result{-1, now, events::OrchestratorStarted{}};
+    if (resp->has_failuredetails()) {
+      result.body = events::TaskFailed{task.task_id, FromProto(resp->failuredetails())};
+    } else {
+      result.body = events::TaskCompleted{task.task_id, resp->has_result() ? resp->result().value() : ""};
+    }
+    Message message{0, task.instance_id, task.execution_id, now, std::move(result)};
+    ActivityWorkItem item = *work.activity;
+    return Commit([&](CommitCallback done) { store_.CompleteActivityWorkItem(item, std::move(message), done); });
+  }
+
+  GrpcStatus CompleteOrchestratorTask(ServerContext*, const ::OrchestratorResponse* resp,
+                                      ::CompleteTaskResponse*) override {
+    PendingWork work;
+    if (GrpcStatus s = Take(resp->completiontoken(), &work); !s.ok()) return s;
+    if (!work.orchestration) return Invalid("the completion token is an activity's");
+    const OrchestrationWorkItem& item = *work.orchestration;
+    const std::string& id = item.instance_id;
+    const TimePoint now = work.new_events.front().timestamp;
+    core::Episode episode;
+    episode.custom_status = resp->has_customstatus() ? resp->customstatus().value() : "";
+    std::vector<std::string> terminate;  // other instances to terminate
+    std::vector<bool> terminate_recurse;
+    for (const ::OrchestratorAction& a : resp->actions()) {
+      core::Action action;
+      action.id = a.id();
+      switch (a.orchestratorActionType_case()) {
+        case ::OrchestratorAction::kScheduleTask: {
+          const auto& t = a.scheduletask();
+          action.body = core::actions::ScheduleTask{t.name(), t.has_version() ? t.version().value() : "",
+                                                    t.has_input() ? t.input().value() : ""};
+          break;
+        }
+        case ::OrchestratorAction::kCreateSubOrchestration: {
+          const auto& t = a.createsuborchestration();
+          action.body = core::actions::CreateSubOrchestration{
+              QualifyInHub(id, t.instanceid().empty() ? util::NewRandomUuid() : t.instanceid()), t.name(),
+              t.has_version() ? t.version().value() : "", t.has_input() ? t.input().value() : ""};
+          break;
+        }
+        case ::OrchestratorAction::kCreateTimer:
+          action.body = core::actions::CreateTimer{FromProto(a.createtimer().fireat())};
+          break;
+        case ::OrchestratorAction::kSendEvent: {
+          const auto& t = a.sendevent();
+          action.body = core::actions::SendEvent{QualifyInHub(id, t.instance().instanceid()), t.name(),
+                                                 t.has_data() ? t.data().value() : ""};
+          break;
+        }
+        case ::OrchestratorAction::kSendEntityMessage: {
+          const auto& m = a.sendentitymessage();
+          if (m.has_entityoperationsignaled()) {
+            const auto& e = m.entityoperationsignaled();
+            std::optional<TimePoint> at;
+            if (e.has_scheduledtime() && IsSet(e.scheduledtime())) at = FromProto(e.scheduledtime());
+            action.body = core::actions::SignalEntity{e.requestid(), QualifyInHub(id, e.targetinstanceid().value()),
+                                                      e.operation(), e.has_input() ? e.input().value() : "", at};
+          } else if (m.has_entityoperationcalled()) {
+            const auto& e = m.entityoperationcalled();
+            action.body = core::actions::CallEntity{e.requestid(), QualifyInHub(id, e.targetinstanceid().value()),
+                                                    e.operation(), e.has_input() ? e.input().value() : ""};
+          } else if (m.has_entitylockrequested()) {
+            const auto& e = m.entitylockrequested();
+            std::vector<std::string> lock_set;
+            for (const std::string& target : e.lockset()) lock_set.push_back(QualifyInHub(id, target));
+            std::sort(lock_set.begin(), lock_set.end());
+            action.body = core::actions::LockEntities{e.criticalsectionid(), std::move(lock_set)};
+          } else if (m.has_entityunlocksent()) {
+            const auto& e = m.entityunlocksent();
+            action.body = core::actions::UnlockEntity{e.criticalsectionid(), QualifyInHub(id, e.targetinstanceid().value())};
+          } else {
+            continue;
+          }
+          break;
+        }
+        case ::OrchestratorAction::kTerminateOrchestration:
+          terminate.push_back(QualifyInHub(id, a.terminateorchestration().instanceid()));
+          terminate_recurse.push_back(a.terminateorchestration().recurse());
+          continue;
+        case ::OrchestratorAction::kCompleteOrchestration: {
+          const auto& c = a.completeorchestration();
+          core::Completion completion;
+          completion.status = FromProto(c.orchestrationstatus());
+          completion.result = c.has_result() ? c.result().value() : "";
+          if (c.has_failuredetails()) completion.failure = FromProto(c.failuredetails());
+          if (completion.status == OrchestrationStatus::kFailed && !completion.failure) {
+            completion.failure = FailureDetails{"OrchestrationFailed", completion.result};
+          }
+          if (completion.status == OrchestrationStatus::kContinuedAsNew) {
+            completion.status = OrchestrationStatus::kFailed;
+            completion.failure = FailureDetails{
+                "Unsupported", "continue-as-new from an external worker is not supported by this Baton version yet"};
+          }
+          episode.completion = std::move(completion);
+          continue;
+        }
+        default:
+          continue;  // rewind and unknown actions
+      }
+      episode.actions.push_back(std::move(action));
+    }
+    OrchestrationUpdate update;
+    update.execution_id = item.instance.execution_id;
+    update.new_events = std::move(work.new_events);
+    engine::AddActions(episode.actions, id, update.execution_id, work.name, now, update);
+    engine::FinishEpisode(episode, work.parent, id, now, /*sync_every_episode=*/false, update);
+    if (!episode.completion && item.instance.status == OrchestrationStatus::kSuspended) {
+      update.status = OrchestrationStatus::kSuspended;
+    }
+    for (size_t i = 0; i < terminate.size(); ++i) {
+      update.outbox.push_back(Message{0, terminate[i], "", now,
+                                      HistoryEvent{-1, now, events::ExecutionTerminated{"", terminate_recurse[i]}}});
+    }
+    return Commit([&](CommitCallback done) { store_.CompleteOrchestrationWorkItem(item, std::move(update), done); });
+  }
+
+  GrpcStatus AbandonTaskOrchestratorWorkItem(ServerContext*, const ::AbandonOrchestrationTaskRequest* req,
+                                             ::AbandonOrchestrationTaskResponse*) override {
+    PendingWork work;
+    if (GrpcStatus s = Take(req->completiontoken(), &work); !s.ok()) return s;
+    if (work.orchestration) store_.AbandonOrchestrationWorkItem(*work.orchestration, kAbandonRetry);
+    return GrpcStatus::OK;
+  }
+
+  GrpcStatus AbandonTaskActivityWorkItem(ServerContext*, const ::AbandonActivityTaskRequest* req,
+                                         ::AbandonActivityTaskResponse*) override {
+    PendingWork work;
+    if (GrpcStatus s = Take(req->completiontoken(), &work); !s.ok()) return s;
+    if (work.activity) store_.AbandonActivityWorkItem(*work.activity, kAbandonRetry);
+    return GrpcStatus::OK;
+  }
+
+  void StopStreams() {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    cv_.notify_all();
   }
 
 #undef BATON_GRPC_HUB
 #undef BATON_GRPC_ID
 
  private:
+  static constexpr std::chrono::milliseconds kNoWorkerRetry{1000};
+  static constexpr std::chrono::milliseconds kAbandonRetry{1000};
+
   Client& client_;
+  Store& store_;
   tenancy::TenantDirectory& directory_;
   SidecarOptions options_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<uint64_t, std::shared_ptr<WorkerStream>> streams_;
+  std::map<std::string, PendingWork> pending_;
+  uint64_t next_stream_ = 0;
+  uint64_t last_pick_ = 0;
+  bool stopping_ = false;
 };
 
 }  // namespace
 
 class Sidecar::Impl {
  public:
-  Impl(Client& client, tenancy::TenantDirectory& directory, SidecarOptions options)
-      : options_(options), service_(client, directory, options) {}
+  Impl(Client& client, Store& store, tenancy::TenantDirectory& directory, SidecarOptions options)
+      : options_(options), service_(client, store, directory, options) {}
 
   Status Start() {
     ::grpc::ServerBuilder builder;
@@ -430,6 +789,7 @@ class Sidecar::Impl {
     return Status::Ok();
   }
   void Stop() {
+    service_.StopStreams();
     if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
     server_.reset();
   }
@@ -440,8 +800,9 @@ class Sidecar::Impl {
   int port_ = 0;
 };
 
-Sidecar::Sidecar(Client& client, tenancy::TenantDirectory& directory, SidecarOptions options)
-    : impl_(std::make_unique<Impl>(client, directory, std::move(options))) {}
+Sidecar::Sidecar(Client& client, Store& store, tenancy::TenantDirectory& directory, SidecarOptions options)
+    : impl_(std::make_unique<Impl>(client, store, directory, std::move(options))) {}
+ExternalDispatcher* Sidecar::dispatcher() { return &impl_->service_; }
 Sidecar::~Sidecar() { Stop(); }
 Status Sidecar::Start() { return impl_->Start(); }
 int Sidecar::port() const { return impl_->port_; }

@@ -9,10 +9,14 @@
 // by the `taskhub` metadata (or the default hub). With `allow_anonymous`, a
 // call without a key acts on the `taskhub` it names.
 //
-// Status: the client RPCs (start, get, wait, raise, terminate, suspend,
-// resume, query, list ids, purge, restart, history, entities, task hubs) are
-// served. The worker RPCs (GetWorkItems, Complete…/Abandon…) answer
-// UNIMPLEMENTED for now; see NOTES.md.
+// Client RPCs (start, get, wait, raise, terminate, suspend, resume, query,
+// list ids, purge, restart, history, entities, task hubs) act through the
+// Client. Worker RPCs: set dispatcher() as the in-process Worker's
+// WorkerOptions::external, and the orchestrators and activities it does not
+// know go to the SDK workers connected with GetWorkItems (per task hub),
+// whose Complete… calls commit the episode or the activity result with the
+// same store and durability. Not yet: continue-as-new and entities run by
+// external workers, rewind.
 //
 // Thread-safety: Start/Stop from one thread.
 #pragma once
@@ -22,6 +26,8 @@
 
 #include "baton/client.h"
 #include "baton/status.h"
+#include "baton/store.h"
+#include "baton/worker.h"
 #include "tenancy/tenant_directory.h"
 
 namespace baton::sidecar {
@@ -36,12 +42,15 @@ struct SidecarOptions {
 
 class Sidecar {
  public:
-  Sidecar(Client& client, tenancy::TenantDirectory& directory, SidecarOptions options);
+  // Everything given must outlive the sidecar.
+  Sidecar(Client& client, Store& store, tenancy::TenantDirectory& directory, SidecarOptions options);
   ~Sidecar();
   // Unavailable when the address cannot be bound.
   Status Start();
   int port() const;
   void Stop();
+  // Hands work to the connected SDK workers (WorkerOptions::external).
+  ExternalDispatcher* dispatcher();
 
  private:
   class Impl;
