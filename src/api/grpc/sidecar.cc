@@ -430,7 +430,8 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     uint64_t stream = 0;
     std::optional<OrchestrationWorkItem> orchestration;
     std::optional<ActivityWorkItem> activity;
-    std::vector<HistoryEvent> new_events;  // an episode's events, to record verbatim
+    std::vector<HistoryEvent> past_events;  // the committed history (sub-orchestrations, for terminate)
+    std::vector<HistoryEvent> new_events;   // an episode's events, to record verbatim
     std::string name;                       // the orchestrator
     std::optional<ParentInstance> parent;
   };
@@ -482,6 +483,7 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
       }
     }
     pending.new_events = std::move(work.new_events);
+    pending.past_events = std::move(work.past_events);
     std::unique_lock lock(mu_);
     std::shared_ptr<WorkerStream> stream = PickLocked(prefix, true);
     if (!stream) {
@@ -712,14 +714,34 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
       }
       episode.actions.push_back(std::move(action));
     }
+    // What the core executor tracks for in-process orchestrations: whether
+    // the instance is suspended, and on a recursive terminate, which
+    // sub-orchestrations are still running.
+    bool suspended = item.instance.status == OrchestrationStatus::kSuspended;
+    bool recursive_terminate = false;
+    for (const HistoryEvent& e : work.new_events) {
+      if (std::holds_alternative<events::ExecutionSuspended>(e.body)) suspended = true;
+      if (std::holds_alternative<events::ExecutionResumed>(e.body)) suspended = false;
+      if (auto* t = std::get_if<events::ExecutionTerminated>(&e.body)) recursive_terminate |= t->recurse;
+    }
+    if (recursive_terminate && episode.completion &&
+        episode.completion->status == OrchestrationStatus::kTerminated) {
+      std::map<int32_t, std::string> children;  // created and not yet ended
+      for (const auto* list : {&work.past_events, &work.new_events}) {
+        for (const HistoryEvent& e : *list) {
+          if (auto* c = std::get_if<events::SubOrchestrationInstanceCreated>(&e.body)) children[e.event_id] = c->instance_id;
+          if (auto* c = std::get_if<events::SubOrchestrationInstanceCompleted>(&e.body)) children.erase(c->task_scheduled_id);
+          if (auto* c = std::get_if<events::SubOrchestrationInstanceFailed>(&e.body)) children.erase(c->task_scheduled_id);
+        }
+      }
+      for (const auto& [task, child] : children) episode.completion->terminate_children.push_back(child);
+    }
     OrchestrationUpdate update;
     update.execution_id = item.instance.execution_id;
     update.new_events = std::move(work.new_events);
     engine::AddActions(episode.actions, id, update.execution_id, work.name, now, update);
     engine::FinishEpisode(episode, work.parent, id, now, /*sync_every_episode=*/false, update);
-    if (!episode.completion && item.instance.status == OrchestrationStatus::kSuspended) {
-      update.status = OrchestrationStatus::kSuspended;
-    }
+    if (!episode.completion && suspended) update.status = OrchestrationStatus::kSuspended;
     for (size_t i = 0; i < terminate.size(); ++i) {
       update.outbox.push_back(Message{0, terminate[i], "", now,
                                       HistoryEvent{-1, now, events::ExecutionTerminated{"", terminate_recurse[i]}}});
