@@ -111,6 +111,9 @@ struct OrchestrationUpdate {
   // instead sends SubOrchestrationInstanceFailed (error type
   // "InstanceAlreadyExists") back to the parent named in the event. Messages to
   // instances that do not exist (other than ExecutionStarted) are dropped.
+  // An ExecutionStarted to the committing instance itself, naming the
+  // update's new execution id, with reset_history and no new_events, starts
+  // that generation (continue-as-new whose first episode runs later).
   std::vector<Message> outbox;
   std::vector<ActivityTask> tasks;
   bool sync = true;  // fsync before the callback (see Durability above)

@@ -268,6 +268,42 @@ TEST_P(StoreConformanceTest, ResetHistoryReplacesTheExecution) {
   EXPECT_EQ(store().GetInstance("can", true)->input, "2");
 }
 
+TEST_P(StoreConformanceTest, ContinueAsNewCanSendItsOwnStartToRunLater) {
+  // How an external worker's continue-as-new is committed: the history is
+  // reset to nothing and the new generation's start goes to the inbox.
+  ASSERT_TRUE(Create("ext", "Orch", "1").ok());
+  std::optional<OrchestrationWorkItem> item = FetchNow();
+  ASSERT_TRUE(item.has_value());
+  ASSERT_TRUE(Commit(*item, Running(*item, {Event(events::OrchestratorStarted{}), item->messages[0].event,
+                                            Event(events::OrchestratorCompleted{})}))
+                  .ok());
+  ASSERT_TRUE(Raise("ext", "Next").ok());
+  item = FetchNow();
+  ASSERT_TRUE(item.has_value());
+  events::ExecutionStarted next{"Orch", "", "2", "ext", "ext-e2", std::nullopt, std::nullopt, {}};
+  OrchestrationUpdate u = Running(*item, {});
+  u.execution_id = "ext-e2";
+  u.input = "2";
+  u.reset_history = true;
+  u.outbox.push_back(To("ext", next, "ext-e2"));
+  ASSERT_TRUE(Commit(*item, u).ok());
+  EXPECT_TRUE(store().GetHistory("ext")->empty());
+  item = FetchNow();
+  ASSERT_TRUE(item.has_value());
+  EXPECT_EQ(item->history_size, 0);
+  EXPECT_EQ(item->instance.execution_id, "ext-e2");
+  ASSERT_EQ(item->messages.size(), 1u);
+  EXPECT_TRUE(std::holds_alternative<events::ExecutionStarted>(item->messages[0].event.body));
+  // A start for an execution id the instance does not have is not its own.
+  OrchestrationUpdate stray = Running(*item, {Event(events::OrchestratorStarted{}), item->messages[0].event});
+  stray.execution_id = "ext-e2";
+  stray.outbox.push_back(To("ext", events::ExecutionStarted{"Orch", "", "3", "ext", "ext-e3", std::nullopt,
+                                                             std::nullopt, {}},
+                            "ext-e3"));
+  ASSERT_TRUE(Commit(*item, stray).ok());
+  EXPECT_FALSE(FetchNow().has_value());  // dropped (no parent to tell)
+}
+
 TEST_P(StoreConformanceTest, OutboxReachesOtherInstancesAndDropsMessagesToMissingOnes) {
   ASSERT_TRUE(Create("sender").ok());
   ASSERT_TRUE(Create("receiver").ok());

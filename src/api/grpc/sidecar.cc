@@ -634,6 +634,8 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     const TimePoint now = work.new_events.front().timestamp;
     core::Episode episode;
     episode.custom_status = resp->has_customstatus() ? resp->customstatus().value() : "";
+    std::optional<std::string> next_version;  // continue-as-new
+    std::vector<events::EventRaised> carryover;
     std::vector<std::string> terminate;  // other instances to terminate
     std::vector<bool> terminate_recurse;
     for (const ::OrchestratorAction& a : resp->actions()) {
@@ -702,9 +704,13 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
             completion.failure = FailureDetails{"OrchestrationFailed", completion.result};
           }
           if (completion.status == OrchestrationStatus::kContinuedAsNew) {
-            completion.status = OrchestrationStatus::kFailed;
-            completion.failure = FailureDetails{
-                "Unsupported", "continue-as-new from an external worker is not supported by this Baton version yet"};
+            if (c.has_newversion()) next_version = c.newversion().value();
+            for (const ::HistoryEvent& e : c.carryoverevents()) {
+              if (e.has_eventraised()) {
+                carryover.push_back(events::EventRaised{
+                    e.eventraised().name(), e.eventraised().has_input() ? e.eventraised().input().value() : ""});
+              }
+            }
           }
           episode.completion = std::move(completion);
           continue;
@@ -740,7 +746,31 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     update.execution_id = item.instance.execution_id;
     update.new_events = std::move(work.new_events);
     engine::AddActions(episode.actions, id, update.execution_id, work.name, now, update);
-    engine::FinishEpisode(episode, work.parent, id, now, /*sync_every_episode=*/false, update);
+    if (episode.completion && episode.completion->status == OrchestrationStatus::kContinuedAsNew) {
+      // The next generation starts from nothing; its first episode runs on
+      // the worker as usual, from the ExecutionStarted sent here. What the
+      // old one sent in this episode is still sent.
+      events::ExecutionStarted started;
+      started.name = work.name;
+      started.version = next_version.value_or(item.instance.version);
+      started.input = episode.completion->result;
+      started.instance_id = id;
+      started.execution_id = util::NewRandomUuid();
+      started.parent = work.parent;
+      update.reset_history = true;
+      update.new_events.clear();
+      update.execution_id = started.execution_id;
+      update.input = started.input;
+      update.status = OrchestrationStatus::kRunning;
+      update.custom_status = episode.custom_status;
+      update.sync = true;
+      update.outbox.push_back(Message{0, id, started.execution_id, now, HistoryEvent{-1, now, started}});
+      for (events::EventRaised& e : carryover) {
+        update.outbox.push_back(Message{0, id, "", now, HistoryEvent{-1, now, std::move(e)}});
+      }
+    } else {
+      engine::FinishEpisode(episode, work.parent, id, now, /*sync_every_episode=*/false, update);
+    }
     if (!episode.completion && suspended) update.status = OrchestrationStatus::kSuspended;
     for (size_t i = 0; i < terminate.size(); ++i) {
       update.outbox.push_back(Message{0, terminate[i], "", now,

@@ -39,7 +39,7 @@ constexpr int kPurgeChunk = 1000;
 // ---- SQL ----
 // Writer statements.
 constexpr const char* kSelectHead =
-    "SELECT status, history_size FROM instances WHERE instance_id = ?1";
+    "SELECT status, history_size, execution_id FROM instances WHERE instance_id = ?1";
 constexpr const char* kInsertInstance =
     "INSERT INTO instances (instance_id, name, version, execution_id, status, created_at, "
     "updated_at, scheduled_start, input, parent_instance_id, tags, history_size) "
@@ -492,6 +492,7 @@ Result<std::optional<SqliteStore::RowHead>> SqliteStore::ReadHead(Connection& c,
     return DataLossError("instance '" + id + "' has unknown status '" + std::string(status) + "'");
   }
   head.history_size = st.Int(1);
+  head.execution_id = std::string(st.TextView(2));
   return std::optional<RowHead>(head);
 }
 
@@ -571,6 +572,16 @@ Status SqliteStore::DeliverMessage(Connection& c, Message message, const std::st
   if (const auto* started = std::get_if<events::ExecutionStarted>(&message.event.body)) {
     // A sub-orchestration (or any instance started by an orchestration).
     BATON_ASSIGN_OR_RETURN(std::optional<RowHead> head, ReadHead(c, message.instance_id));
+    // The first event of a generation the instance itself just began (a
+    // continue-as-new run by an external worker: its history was reset to
+    // nothing under this execution id in the same commit) goes to its inbox.
+    const bool own_new_generation = head && !IsTerminal(head->status) && head->history_size == 0 &&
+                                    !message.execution_id.empty() && head->execution_id == message.execution_id;
+    if (own_new_generation) {
+      BATON_RETURN_IF_ERROR(InsertInbox(c, message, event_json));
+      effects->steps.emplace_back(std::move(message));
+      return Status::Ok();
+    }
     if (head && !IsTerminal(head->status)) {
       if (!started->parent) {
         util::Log().warn(

@@ -169,6 +169,7 @@ class SqliteStore final : public Store {
   struct RowHead {
     OrchestrationStatus status = OrchestrationStatus::kPending;
     int64_t history_size = 0;
+    std::string execution_id;
   };
 
   // An instance replaced or purged: its queue, lease and tasks go.

@@ -110,6 +110,14 @@ test("terminate is recursive", async () => {
   assert.equal(OrchestrationStatus[childState.runtimeStatus], "TERMINATED");
 });
 
+test("continue-as-new", async () => {
+  const state = await run(f.rounds, 0);
+  assert.equal(output(state), 3);
+  assert.equal(state.serializedInput, "3");
+  const history = await client.getOrchestrationHistory(state.instanceId);
+  assert.ok(history.length < 10, `the last generation's history only (${history.length} events)`);
+});
+
 test("retry policy", async () => {
   assert.equal(output(await run(f.retrying, `k-${Date.now()}`)), 3);
 });

@@ -79,11 +79,21 @@ const slowSequence = async function* (ctx, n) {
   return total;
 };
 
+// Continues as new until its input reaches 3, keeping unprocessed events.
+const rounds = async function* (ctx, n) {
+  if (n < 3) {
+    yield ctx.callActivity(sayHello, `round ${n}`);
+    ctx.continueAsNew(n + 1, true);
+    return;
+  }
+  return n;
+};
+
 function register(worker) {
-  for (const o of [sequence, fanOut, child, parent, timer, approval, longParent, retrying, guids, slowSequence]) {
+  for (const o of [sequence, fanOut, child, parent, timer, approval, longParent, retrying, guids, slowSequence, rounds]) {
     worker.addOrchestrator(o);
   }
   for (const a of [sayHello, flaky, slow]) worker.addActivity(a);
 }
 
-module.exports = { register, sequence, fanOut, parent, timer, approval, longParent, retrying, guids, slowSequence };
+module.exports = { register, rounds, sequence, fanOut, parent, timer, approval, longParent, retrying, guids, slowSequence };
