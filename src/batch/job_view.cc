@@ -2,6 +2,7 @@
 
 #include <openssl/rand.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -26,14 +27,19 @@ std::string JobInstanceId(const std::string& tenant, const std::string& id) {
 }
 
 std::string NewJobId() {
+  // The time in ms, then a counter that starts at a random value: ids of one
+  // process never repeat (up to 2^20 per millisecond), and sort by creation.
+  static std::atomic<uint32_t> counter = [] {
+    unsigned char r[4] = {0, 0, 0, 0};
+    RAND_bytes(r, sizeof r);
+    return static_cast<uint32_t>(r[0] << 24 | r[1] << 16 | r[2] << 8 | r[3]);
+  }();
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                       std::chrono::system_clock::now().time_since_epoch())
                       .count();
-  unsigned char r[3] = {0, 0, 0};
-  RAND_bytes(r, sizeof r);
   char buf[32];
   std::snprintf(buf, sizeof buf, "%011llx%05x", static_cast<unsigned long long>(ms) & 0xfffffffffffULL,
-                ((r[0] << 16) | (r[1] << 8) | r[2]) & 0xfffff);
+                counter.fetch_add(1) & 0xfffff);
   return buf;
 }
 

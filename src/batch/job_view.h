@@ -17,8 +17,8 @@ namespace baton::batch {
 // "job.<tenant>.<id>"
 std::string JobInstanceId(const std::string& tenant, const std::string& id);
 
-// A new job id: 16 hex digits, the first 11 the creation time in ms, so that
-// ids sort by creation.
+// A new job id: 16 hex digits, the first 11 the creation time in ms (ids sort
+// by creation), then a per-process counter (ids never repeat). Thread-safe.
 std::string NewJobId();
 bool IsJobId(const std::string& id);
 
