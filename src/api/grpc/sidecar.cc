@@ -270,6 +270,10 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     int deleted = 0;
     auto purge_one = [&](const std::string& local) -> GrpcStatus {
       BATON_GRPC_ID(prefix, local, id);
+      if (req->recursive()) {
+        Status s = PurgeChildren(id, /*depth=*/0, &deleted);
+        if (!s.ok()) return ToGrpc(s);
+      }
       auto n = client_.Purge(id);
       if (!n.ok() && n.status().code() != StatusCode::kNotFound) return ToGrpc(n.status());
       if (n.ok()) deleted += *n;
@@ -303,6 +307,22 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     resp->set_deletedinstancecount(deleted);
     resp->mutable_iscomplete()->set_value(true);
     return GrpcStatus::OK;
+  }
+
+  // Purges the sub-orchestrations `id` created, theirs first (recursive purge).
+  Status PurgeChildren(const std::string& id, int depth, int* deleted) {
+    if (depth > 16) return Status::Ok();
+    auto history = client_.GetHistory(id);
+    if (!history.ok()) return history.status().code() == StatusCode::kNotFound ? Status::Ok() : history.status();
+    for (const HistoryEvent& e : *history) {
+      const auto* created = std::get_if<events::SubOrchestrationInstanceCreated>(&e.body);
+      if (created == nullptr) continue;
+      BATON_RETURN_IF_ERROR(PurgeChildren(created->instance_id, depth + 1, deleted));
+      auto n = client_.Purge(created->instance_id);
+      if (!n.ok() && n.status().code() != StatusCode::kNotFound) return n.status();
+      if (n.ok()) *deleted += *n;
+    }
+    return Status::Ok();
   }
 
   GrpcStatus StreamInstanceHistory(ServerContext* ctx, const ::StreamInstanceHistoryRequest* req,

@@ -173,6 +173,28 @@ test("entities: signal and read a C++ entity from the JS client", async () => {
   }, "the counter to reach 7");
 });
 
+test("entities: an orchestration signals, calls and locks an entity", async () => {
+  const key = `orch-${Date.now()}`;
+  const out = output(await run(f.counterWork, key));
+  assert.deepEqual(out, { before: 10, after: 11, locked: true });
+  const e = await client.getEntity(new EntityInstanceId("counter", key), true);
+  assert.equal(e.state, 11);
+  assert.equal(e.lockedBy, undefined);
+  const found = [];
+  for await (const m of client.getEntities({ instanceIdStartsWith: "@counter@orch-", includeState: true })) found.push(m.id.key);
+  assert.ok(found.includes(key), `query found ${found}`);
+  const cleaned = await client.cleanEntityStorage();
+  assert.ok(cleaned !== undefined);
+});
+
+test("recursive purge removes sub-orchestrations", async () => {
+  const id = `purgeparent-${Date.now()}`;
+  output(await run(f.parent, ["p", "q"], id));
+  const result = await client.purgeOrchestration(id, { recursive: true });
+  assert.equal(result.deletedInstanceCount, 3);
+  assert.equal(await client.getOrchestrationState(`${id}-child-0`), undefined);
+});
+
 test("error codes", async () => {
   const id = `dup-${Date.now()}`;
   await client.scheduleNewOrchestration(f.approval, null, id);

@@ -1,7 +1,7 @@
 // The orchestrations and activities the e2e tests run, registered by the
 // in-test worker and by worker.js (a worker process the tests kill).
 "use strict";
-const { whenAll, RetryPolicy } = require("@microsoft/durabletask-js");
+const { whenAll, RetryPolicy, EntityInstanceId } = require("@microsoft/durabletask-js");
 
 const sayHello = async (_ctx, name) => `Hello, ${name}!`;
 
@@ -89,11 +89,25 @@ const rounds = async function* (ctx, n) {
   return n;
 };
 
+// Calls and locks the C++ sample entity Counter (registered by baton serve).
+const counterWork = async function* (ctx, key) {
+  const counter = new EntityInstanceId("counter", key);
+  ctx.entities.signalEntity(counter, "add", 10);
+  const before = yield ctx.entities.callEntity(counter, "get");
+  const lock = yield ctx.entities.lockEntities(counter);
+  const locked = ctx.entities.isInCriticalSection().inSection;
+  yield ctx.entities.callEntity(counter, "add", 1);
+  const after = yield ctx.entities.callEntity(counter, "get");
+  lock.release();
+  return { before, after, locked };
+};
+
 function register(worker) {
+  worker.addOrchestrator(counterWork);
   for (const o of [sequence, fanOut, child, parent, timer, approval, longParent, retrying, guids, slowSequence, rounds]) {
     worker.addOrchestrator(o);
   }
   for (const a of [sayHello, flaky, slow]) worker.addActivity(a);
 }
 
-module.exports = { register, rounds, sequence, fanOut, parent, timer, approval, longParent, retrying, guids, slowSequence };
+module.exports = { register, counterWork, rounds, sequence, fanOut, parent, timer, approval, longParent, retrying, guids, slowSequence };
