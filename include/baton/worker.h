@@ -25,6 +25,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 
 #include "baton/clock.h"
 #include "baton/registry.h"
@@ -78,6 +79,14 @@ class ExternalDispatcher {
   // Called on a worker thread; must not block for long.
   virtual void DispatchOrchestration(ExternalOrchestrationWork work) = 0;
   virtual void DispatchActivity(ActivityWorkItem item) = 0;
+  // The instance's committed history when the dispatcher still holds it (it
+  // committed the last episode itself) and it matches the execution and size
+  // the store reports; nullopt, and the worker reads the store.
+  virtual std::optional<std::vector<HistoryEvent>> CachedHistory(const std::string& instance_id,
+                                                                 const std::string& execution_id,
+                                                                 int64_t history_size) {
+    return std::nullopt;
+  }
 };
 
 // Counters since Start(), for tests, benchmarks and metrics.

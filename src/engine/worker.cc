@@ -335,7 +335,10 @@ class Worker::Impl {
       ConsumeOnly(item);
       return;
     }
-    auto history = store_.GetHistory(item.instance_id);
+    Result<std::vector<HistoryEvent>> history =
+        options_.external->CachedHistory(item.instance_id, item.instance.execution_id, item.history_size)
+            .value_or(std::vector<HistoryEvent>{});
+    if (history->empty() && item.history_size > 0) history = store_.GetHistory(item.instance_id);
     if (!history.ok()) {
       util::Log().warn("cannot load history of '{}': {}", item.instance_id, history.status().ToString());
       store_.AbandonOrchestrationWorkItem(item, options_.abandon_delay);

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <future>
 #include <set>
+#include <unordered_map>
 
 #include "api/grpc/convert.h"
 #include "baton/json.h"
@@ -796,7 +797,46 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
       update.outbox.push_back(Message{0, terminate[i], "", now,
                                       HistoryEvent{-1, now, events::ExecutionTerminated{"", terminate_recurse[i]}}});
     }
-    return Commit([&](CommitCallback done) { store_.CompleteOrchestrationWorkItem(item, std::move(update), done); });
+    // What the history will be after the commit, for the next dispatch
+    // (events round-tripped through their stored form, as a read would give).
+    std::optional<HistoryCacheEntry> next;
+    if (!update.reset_history && !IsTerminal(update.status)) {
+      next.emplace();
+      next->execution_id = update.execution_id;
+      next->events = std::move(work.past_events);
+      for (const HistoryEvent& e : update.new_events) {
+        auto stored = ParseEvent(SerializeEvent(e));
+        if (!stored.ok()) {
+          next.reset();
+          break;
+        }
+        next->events.push_back(std::move(*stored));
+      }
+    }
+    GrpcStatus committed =
+        Commit([&](CommitCallback done) { store_.CompleteOrchestrationWorkItem(item, std::move(update), done); });
+    std::lock_guard lock(history_mu_);
+    if (committed.ok() && next) {
+      if (histories_.size() >= kHistoryCacheInstances) histories_.clear();
+      histories_[id] = std::move(*next);
+    } else {
+      histories_.erase(id);
+    }
+    return committed;
+  }
+
+  std::optional<std::vector<HistoryEvent>> CachedHistory(const std::string& instance_id,
+                                                         const std::string& execution_id,
+                                                         int64_t history_size) override {
+    std::lock_guard lock(history_mu_);
+    auto it = histories_.find(instance_id);
+    if (it == histories_.end()) return std::nullopt;
+    if (it->second.execution_id != execution_id ||
+        static_cast<int64_t>(it->second.events.size()) != history_size) {
+      histories_.erase(it);
+      return std::nullopt;
+    }
+    return it->second.events;
   }
 
   GrpcStatus AbandonTaskOrchestratorWorkItem(ServerContext*, const ::AbandonOrchestrationTaskRequest* req,
@@ -826,6 +866,12 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
 
  private:
   static constexpr std::chrono::milliseconds kNoWorkerRetry{1000};
+  static constexpr size_t kHistoryCacheInstances = 10000;
+
+  struct HistoryCacheEntry {
+    std::string execution_id;
+    std::vector<HistoryEvent> events;
+  };
   static constexpr std::chrono::milliseconds kAbandonRetry{1000};
 
   Client& client_;
@@ -839,6 +885,8 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
   uint64_t next_stream_ = 0;
   uint64_t last_pick_ = 0;
   bool stopping_ = false;
+  std::mutex history_mu_;
+  std::unordered_map<std::string, HistoryCacheEntry> histories_;  // external instances' histories
 };
 
 }  // namespace

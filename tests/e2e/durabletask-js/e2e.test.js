@@ -177,9 +177,11 @@ test("entities: an orchestration signals, calls and locks an entity", async () =
   const key = `orch-${Date.now()}`;
   const out = output(await run(f.counterWork, key));
   assert.deepEqual(out, { before: 10, after: 11, locked: true });
-  const e = await client.getEntity(new EntityInstanceId("counter", key), true);
-  assert.equal(e.state, 11);
-  assert.equal(e.lockedBy, undefined);
+  // The unlock reaches the entity as a message after the orchestration ended.
+  await until(async () => {
+    const e = await client.getEntity(new EntityInstanceId("counter", key), true);
+    return e && e.state === 11 && e.lockedBy === undefined;
+  }, "the entity to be unlocked with state 11");
   const found = [];
   for await (const m of client.getEntities({ instanceIdStartsWith: "@counter@orch-", includeState: true })) found.push(m.id.key);
   assert.ok(found.includes(key), `query found ${found}`);
