@@ -172,6 +172,11 @@ TEST_F(DockerRuntimeTest, MemoryLimitIsEnforcedAndCpuLimitVisible) {
   const ContainerState& c = state->containers[0];
   EXPECT_TRUE(c.oom_killed) << "exit code " << c.exit_code;
   EXPECT_NE(c.exit_code, 0);
+  // The event that backs up State.OOMKilled, which cgroup v1 dockerd can miss.
+  ASSERT_TRUE(c.started_at && c.finished_at);
+  auto saw = runtime_->SawOomEvent(c.id, *c.started_at, *c.finished_at + 2s);
+  ASSERT_TRUE(saw.ok()) << saw.status().ToString();
+  EXPECT_TRUE(*saw);
   EXPECT_DOUBLE_EQ(c.cpus, 0.5);
   EXPECT_EQ(c.memory_bytes, 32 << 20);
 }

@@ -180,7 +180,34 @@ Result<ContainerState> DockerRuntime::InspectContainer(const std::string& id_or_
   if (r.status != 200) return FromDocker(r, "inspect container '" + id_or_name + "'");
   Json j = Json::parse(r.body, nullptr, false);
   if (!j.is_object()) return InternalError("dockerd sent an unreadable inspect answer");
-  return StateFromInspect(j);
+  ContainerState state = StateFromInspect(j);
+  // With cgroup v1, dockerd sometimes records an OOM kill only as its "oom"
+  // event, not in State.OOMKilled (the event races the exit). A container
+  // with a memory limit that died of SIGKILL is checked against its events.
+  if (!state.running && state.exit_code == 137 && !state.oom_killed && state.memory_bytes > 0 && state.started_at &&
+      state.finished_at) {
+    auto oom = SawOomEvent(state.id, *state.started_at, *state.finished_at + std::chrono::seconds(2));
+    if (oom.ok()) state.oom_killed = *oom;
+  }
+  return state;
+}
+
+Result<bool> DockerRuntime::SawOomEvent(const std::string& id, TimePoint from, TimePoint to) {
+  auto stamp = [](TimePoint t) {
+    int64_t us = ToUnixMicros(t);
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%lld.%06lld", static_cast<long long>(us / 1000000),
+                  static_cast<long long>(us % 1000000));
+    return std::string(buf);
+  };
+  Json filters = {{"type", {"container"}}, {"container", {id}}, {"event", {"oom"}}};
+  // With `until` not in the future the daemon answers at once with what it has.
+  to = std::min(to, std::chrono::system_clock::now());
+  BATON_ASSIGN_OR_RETURN(DockerResponse r,
+                         client_.Request("GET", "/events?filters=" + QueryEscape(filters.dump()) + "&since=" +
+                                                    stamp(from - std::chrono::seconds(1)) + "&until=" + stamp(to)));
+  if (r.status != 200) return FromDocker(r, "read the events of container " + id);
+  return r.body.find("\"oom\"") != std::string::npos;
 }
 
 Result<std::vector<ContainerState>> DockerRuntime::ListByLabels(const std::map<std::string, std::string>& selector) {

@@ -23,6 +23,10 @@ class DockerRuntime final : public ContainerRuntime {
 
   // OK when dockerd answers /_ping. Unavailable otherwise, within `timeout`.
   Status Ping(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  // Whether dockerd reported an "oom" event for the container between the
+  // times (InspectContainer falls back on it: cgroup v1 dockerd can leave
+  // State.OOMKilled false when the event races the exit).
+  Result<bool> SawOomEvent(const std::string& id, TimePoint from, TimePoint to);
 
   Result<GroupState> CreateGroup(const GroupSpec& spec) override;
   Status StartGroup(const std::string& group) override;
