@@ -247,9 +247,12 @@ int Serve(const ServeOptions& o) {
   Client client(**store);
   api::Router router;
   api::ManagementApiOptions api_options;
-  api_options.is_known_orchestrator = [&registry](std::string_view name) {
-    // Platform functions ("baton.Job", …) are started by the platform only.
-    return name.substr(0, 6) != "baton." && registry.FindOrchestrator(name) != nullptr;
+  // Known: registered here, or run by an SDK worker over the sidecar since the
+  // start. Platform functions ("baton.Job", …) are started by the platform only.
+  sidecar::Sidecar* sdk_workers = nullptr;
+  api_options.is_known_orchestrator = [&registry, &sdk_workers](std::string_view name) {
+    if (name.substr(0, 6) == "baton.") return false;
+    return registry.FindOrchestrator(name) != nullptr || (sdk_workers != nullptr && sdk_workers->HasRunOrchestrator(name));
   };
   api::AddManagementApi(router, client, **directory, api_options);
   api::JobApiServices job_api;
@@ -287,7 +290,10 @@ int Serve(const ServeOptions& o) {
   sidecar_options.port = o.grpc_port;
   sidecar_options.allow_anonymous = o.grpc_allow_anonymous;
   sidecar::Sidecar grpc_sidecar(client, **store, **directory, sidecar_options);
-  if (o.grpc_port >= 0) worker_options.external = grpc_sidecar.dispatcher();
+  if (o.grpc_port >= 0) {
+    worker_options.external = grpc_sidecar.dispatcher();
+    sdk_workers = &grpc_sidecar;
+  }
   Worker worker(**store, registry, worker_options);
   if (Status s = worker.Start(); !s.ok()) {
     std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());

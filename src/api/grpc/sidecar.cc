@@ -816,6 +816,7 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     GrpcStatus committed =
         Commit([&](CommitCallback done) { store_.CompleteOrchestrationWorkItem(item, std::move(update), done); });
     std::lock_guard lock(history_mu_);
+    if (committed.ok() && !work.name.empty()) external_names_.insert(work.name);
     if (committed.ok() && next) {
       if (histories_.size() >= kHistoryCacheInstances) histories_.clear();
       histories_[id] = std::move(*next);
@@ -887,6 +888,13 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
   bool stopping_ = false;
   std::mutex history_mu_;
   std::unordered_map<std::string, HistoryCacheEntry> histories_;  // external instances' histories
+  std::set<std::string, std::less<>> external_names_;  // orchestrators SDK workers have run
+
+ public:
+  bool HasRunOrchestrator(std::string_view name) {
+    std::lock_guard lock(history_mu_);
+    return external_names_.find(name) != external_names_.end();
+  }
 };
 
 }  // namespace
@@ -923,6 +931,7 @@ class Sidecar::Impl {
 Sidecar::Sidecar(Client& client, Store& store, tenancy::TenantDirectory& directory, SidecarOptions options)
     : impl_(std::make_unique<Impl>(client, store, directory, std::move(options))) {}
 ExternalDispatcher* Sidecar::dispatcher() { return &impl_->service_; }
+bool Sidecar::HasRunOrchestrator(std::string_view name) const { return impl_->service_.HasRunOrchestrator(name); }
 Sidecar::~Sidecar() { Stop(); }
 Status Sidecar::Start() { return impl_->Start(); }
 int Sidecar::port() const { return impl_->port_; }

@@ -51,6 +51,9 @@ class Sidecar {
   void Stop();
   // Hands work to the connected SDK workers (WorkerOptions::external).
   ExternalDispatcher* dispatcher();
+  // Whether an SDK worker has run an orchestrator of this name since the
+  // start (so the HTTP API can start it too). Thread-safe.
+  bool HasRunOrchestrator(std::string_view name) const;
 
  private:
   class Impl;

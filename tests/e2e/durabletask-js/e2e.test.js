@@ -55,6 +55,23 @@ test("activity sequence", async () => {
   assert.deepEqual(output(state), ["Hello, Tokyo!", "Hello, Seattle!", "Hello, London!"]);
 });
 
+test("the HTTP API starts an orchestration an SDK worker has run", async () => {
+  output(await run(f.sequence, ["warm"]));  // the worker has now run "sequence"
+  const url = `http://${process.env.BATON_HTTP}/runtime/webhooks/durabletask/orchestrators/sequence`;
+  const res = await fetch(url, {
+    method: "POST",
+    headers: { authorization: `Bearer ${process.env.BATON_KEY}`, "content-type": "application/json" },
+    body: JSON.stringify(["HTTP"]),
+  });
+  assert.equal(res.status, 202);
+  const { id } = await res.json();
+  assert.deepEqual(output(await client.waitForOrchestrationCompletion(id, true, WAIT_S)), ["Hello, HTTP!"]);
+  const unknown = await fetch(url.replace("sequence", "neverRun"), {
+    method: "POST", headers: { authorization: `Bearer ${process.env.BATON_KEY}` }, body: "1",
+  });
+  assert.equal(unknown.status, 400);
+});
+
 test("fan-out / fan-in", async () => {
   assert.equal(output(await run(f.fanOut, 50)), 50);
 });

@@ -13,7 +13,7 @@ if [ ! -d node_modules/@microsoft/durabletask-js ]; then
 fi
 trap serve_tmp_stop EXIT
 serve_tmp_start "$1"
-export BATON_GRPC="$SERVE_GRPC"
+export BATON_GRPC="$SERVE_GRPC" BATON_HTTP="$SERVE_HTTP"
 BATON_KEY="$(serve_tmp_tenant_key jsacme)"
 BATON_OTHER_KEY="$(serve_tmp_tenant_key jsother)"
 export BATON_KEY BATON_OTHER_KEY
