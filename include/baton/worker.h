@@ -26,6 +26,8 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "baton/clock.h"
 #include "baton/registry.h"

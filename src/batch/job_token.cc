@@ -11,45 +11,20 @@
 #include <fstream>
 #include <sstream>
 
+#include "util/hex.h"
+
 namespace baton::batch {
 namespace {
 
 constexpr char kPrefix[] = "bjt_";
 constexpr size_t kKeyBytes = 32;
 
-std::string Hex(const unsigned char* data, size_t n) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(n * 2);
-  for (size_t i = 0; i < n; ++i) {
-    out.push_back(kDigits[data[i] >> 4]);
-    out.push_back(kDigits[data[i] & 15]);
-  }
-  return out;
-}
-
-bool Unhex(const std::string& hex, std::string* out) {
-  if (hex.size() % 2 != 0) return false;
-  auto digit = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-  };
-  out->clear();
-  for (size_t i = 0; i < hex.size(); i += 2) {
-    int hi = digit(hex[i]), lo = digit(hex[i + 1]);
-    if (hi < 0 || lo < 0) return false;
-    out->push_back(static_cast<char>(hi * 16 + lo));
-  }
-  return true;
-}
-
 std::string Mac(const std::string& key, const std::string& message) {
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(message.data()),
        message.size(), mac, &len);
-  return Hex(mac, len);
+  return util::HexEncode(std::string_view(reinterpret_cast<const char*>(mac), len));
 }
 
 }  // namespace
@@ -75,7 +50,7 @@ Result<JobTokens> JobTokens::OpenOrCreateKey(const std::string& path) {
 
 std::string JobTokens::Sign(const std::string& instance, int attempt) const {
   const std::string message = instance + "|" + std::to_string(attempt);
-  return kPrefix + Hex(reinterpret_cast<const unsigned char*>(instance.data()), instance.size()) + "_" +
+  return kPrefix + util::HexEncode(instance) + "_" +
          std::to_string(attempt) + "_" + Mac(key_, message);
 }
 
@@ -87,7 +62,10 @@ Result<JobTokenClaims> JobTokens::Verify(const std::string& token) const {
   size_t b = a == std::string::npos ? a : token.find('_', a + 1);
   if (b == std::string::npos) return invalid();
   JobTokenClaims claims;
-  if (!Unhex(token.substr(prefix.size(), a - prefix.size()), &claims.instance) || claims.instance.empty()) {
+  const std::string instance_hex = token.substr(prefix.size(), a - prefix.size());
+  // Only the canonical (lower-case) spelling Sign() writes.
+  if (!util::HexDecode(instance_hex, &claims.instance) || claims.instance.empty() ||
+      util::HexEncode(claims.instance) != instance_hex) {
     return invalid();
   }
   const std::string attempt = token.substr(a + 1, b - a - 1);

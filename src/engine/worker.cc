@@ -251,30 +251,14 @@ class Worker::Impl {
     }
 
     const TimePoint now = clock_->Now();
-    std::vector<HistoryEvent> new_events;
-    new_events.reserve(item.messages.size() + 2);
-    new_events.push_back(HistoryEvent{-1, now, events::OrchestratorStarted{}});
-    bool has_start = false;
-    bool has_terminate = false;
-    for (const Message& m : item.messages) {
-      if (!m.execution_id.empty() && m.execution_id != item.instance.execution_id) continue;
-      if (std::holds_alternative<events::ExecutionStarted>(m.event.body)) {
-        if (executor.Started() || has_start) continue;  // duplicate delivery
-        has_start = true;
-      }
-      if (std::holds_alternative<events::ExecutionTerminated>(m.event.body)) has_terminate = true;
-      new_events.push_back(m.event);
-    }
-    if (!executor.Started() && !has_start && !has_terminate) {
-      // Events for an instance whose start is scheduled later wait for it.
-      auto delay = std::chrono::milliseconds(1000);
-      if (item.instance.scheduled_start && *item.instance.scheduled_start > now) {
-        delay = std::chrono::duration_cast<std::chrono::milliseconds>(*item.instance.scheduled_start - now);
-      }
+    std::chrono::milliseconds wait{0};
+    std::optional<std::vector<HistoryEvent>> episode_events = EpisodeEvents(item, executor.Started(), now, &wait);
+    if (!episode_events) {
       cache_.Put(id, std::move(entry));
-      store_.AbandonOrchestrationWorkItem(item, delay);
+      store_.AbandonOrchestrationWorkItem(item, wait);
       return;
     }
+    std::vector<HistoryEvent> new_events = std::move(*episode_events);
 
     for (const HistoryEvent& e : new_events) executor.Apply(e, /*replaying=*/false);
     applied_events_ += new_events.size();
@@ -328,6 +312,37 @@ class Worker::Impl {
         });
   }
 
+  // The events of the next episode: OrchestratorStarted at `now`, then the
+  // messages that belong to the current execution (a repeated start
+  // dropped). Nullopt when the instance has not started and nothing in the
+  // messages starts or ends it: events that arrived before a scheduled start
+  // wait for it, and `*wait` says how long (abandon the item for that long).
+  std::optional<std::vector<HistoryEvent>> EpisodeEvents(const OrchestrationWorkItem& item, bool started,
+                                                         TimePoint now, std::chrono::milliseconds* wait) {
+    std::vector<HistoryEvent> new_events;
+    new_events.reserve(item.messages.size() + 2);
+    new_events.push_back(HistoryEvent{-1, now, events::OrchestratorStarted{}});
+    bool has_start = false;
+    bool has_terminate = false;
+    for (const Message& m : item.messages) {
+      if (!m.execution_id.empty() && m.execution_id != item.instance.execution_id) continue;
+      if (std::holds_alternative<events::ExecutionStarted>(m.event.body)) {
+        if (started || has_start) continue;  // duplicate delivery
+        has_start = true;
+      }
+      if (std::holds_alternative<events::ExecutionTerminated>(m.event.body)) has_terminate = true;
+      new_events.push_back(m.event);
+    }
+    if (!started && !has_start && !has_terminate) {
+      *wait = std::chrono::milliseconds(1000);
+      if (item.instance.scheduled_start && *item.instance.scheduled_start > now) {
+        *wait = std::chrono::duration_cast<std::chrono::milliseconds>(*item.instance.scheduled_start - now);
+      }
+      return std::nullopt;
+    }
+    return new_events;
+  }
+
   // An episode for an external worker: the same checks as a local one, then
   // the dispatcher owns the item.
   void DispatchExternal(OrchestrationWorkItem& item) {
@@ -347,28 +362,14 @@ class Worker::Impl {
     const bool started = std::any_of(history->begin(), history->end(), [](const HistoryEvent& e) {
       return std::holds_alternative<events::ExecutionStarted>(e.body);
     });
-    const TimePoint now = clock_->Now();
-    ExternalOrchestrationWork work;
-    work.new_events.push_back(HistoryEvent{-1, now, events::OrchestratorStarted{}});
-    bool has_start = false;
-    bool has_terminate = false;
-    for (const Message& m : item.messages) {
-      if (!m.execution_id.empty() && m.execution_id != item.instance.execution_id) continue;
-      if (std::holds_alternative<events::ExecutionStarted>(m.event.body)) {
-        if (started || has_start) continue;  // duplicate delivery
-        has_start = true;
-      }
-      if (std::holds_alternative<events::ExecutionTerminated>(m.event.body)) has_terminate = true;
-      work.new_events.push_back(m.event);
-    }
-    if (!started && !has_start && !has_terminate) {
-      auto delay = std::chrono::milliseconds(1000);
-      if (item.instance.scheduled_start && *item.instance.scheduled_start > now) {
-        delay = std::chrono::duration_cast<std::chrono::milliseconds>(*item.instance.scheduled_start - now);
-      }
-      store_.AbandonOrchestrationWorkItem(item, delay);
+    std::chrono::milliseconds wait{0};
+    std::optional<std::vector<HistoryEvent>> episode_events = EpisodeEvents(item, started, clock_->Now(), &wait);
+    if (!episode_events) {
+      store_.AbandonOrchestrationWorkItem(item, wait);
       return;
     }
+    ExternalOrchestrationWork work;
+    work.new_events = std::move(*episode_events);
     if (work.new_events.size() == 1) {  // only stale messages: consume them
       ConsumeOnly(item);
       return;

@@ -7,6 +7,8 @@
 
 #include <cstdio>
 
+#include "util/hex.h"
+
 namespace baton::tenancy {
 namespace {
 
@@ -29,30 +31,19 @@ CREATE TABLE IF NOT EXISTS api_keys (
 );
 )SQL";
 
-std::string Hex(const unsigned char* data, size_t n) {
-  static const char* kDigits = "0123456789abcdef";
-  std::string out;
-  out.reserve(n * 2);
-  for (size_t i = 0; i < n; ++i) {
-    out.push_back(kDigits[data[i] >> 4]);
-    out.push_back(kDigits[data[i] & 15]);
-  }
-  return out;
-}
-
 Result<std::string> RandomHex(size_t bytes) {
   std::vector<unsigned char> buf(bytes);
   if (RAND_bytes(buf.data(), static_cast<int>(bytes)) != 1) {
     return InternalError("the system random generator failed");
   }
-  return Hex(buf.data(), bytes);
+  return util::HexEncode(std::string_view(reinterpret_cast<const char*>(buf.data()), bytes));
 }
 
 std::string Sha256Hex(std::string_view text) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_Digest(text.data(), text.size(), digest, &len, EVP_sha256(), nullptr);
-  return Hex(digest, len);
+  return util::HexEncode(std::string_view(reinterpret_cast<const char*>(digest), len));
 }
 
 // A prepared statement that finalizes itself.

@@ -22,21 +22,12 @@ using testing::Eventually;
 
 class JobTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    docker_ = new runtime::docker::DockerRuntime();
-    auto image = testing::PrepareTestImage(*docker_, BATON_TESTJOB, BATON_RUN_DIR);
-    setup_ = new Status(image.ok() ? Status::Ok() : image.status());
-    if (image.ok()) image_ = new testing::TestImage(*image);
-  }
-  static void TearDownTestSuite() {
-    if (image_) testing::RemoveTestImage(*docker_, *image_);
-    delete image_;
-    delete setup_;
-    delete docker_;
-  }
+  static void SetUpTestSuite() { suite_.Prepare(BATON_TESTJOB, BATON_RUN_DIR); }
+  static void TearDownTestSuite() { suite_.Release(); }
+
 
   void SetUp() override {
-    ASSERT_TRUE(setup_->ok()) << setup_->ToString();
+    ASSERT_TRUE(suite_.setup->ok()) << suite_.setup->ToString();
     auto vault = SecretVault::Open(dir_.File("secrets.db"));
     ASSERT_TRUE(vault.ok()) << vault.status().ToString();
     vault_ = std::move(*vault);
@@ -45,7 +36,7 @@ class JobTest : public ::testing::Test {
     ASSERT_TRUE(logs.ok()) << logs.status().ToString();
     logs_ = std::move(*logs);
     JobServices services;
-    services.runtime = docker_;
+    services.runtime = suite_.docker;
     services.vault = vault_.get();
     services.logs = logs_.get();
     services.node_id = node_;
@@ -62,7 +53,7 @@ class JobTest : public ::testing::Test {
     client_ = std::make_unique<Client>(*store_);
     JobMonitorOptions monitor_options;
     monitor_options.node_id = node_;
-    monitor_ = std::make_unique<JobMonitor>(*docker_, *client_, monitor_options);
+    monitor_ = std::make_unique<JobMonitor>(*suite_.docker, *client_, monitor_options);
     monitor_->Start();
     BATON_ASSERT_OK(client_->SignalEntity(EntityId(kSchedulerEntity, kSchedulerKey), "setCapacity",
                                           Json{{"cpu", 2}, {"memoryMb", 4096}}));
@@ -74,7 +65,7 @@ class JobTest : public ::testing::Test {
 
   // Submits a job (the main container runs testjob with `args`).
   std::string Submit(const std::string& job, std::vector<std::string> args, Json extra = Json::object()) {
-    Json j = {{"name", job}, {"image", image_->digest}, {"args", args}, {"cpu", 0.5}, {"memoryMb", 64}};
+    Json j = {{"name", job}, {"image", suite_.image->digest}, {"args", args}, {"cpu", 0.5}, {"memoryMb", 64}};
     for (auto& [k, v] : extra.items()) j[k] = v;
     auto spec = ParseJobSpec(j);
     EXPECT_TRUE(spec.ok()) << spec.status().ToString();
@@ -93,13 +84,11 @@ class JobTest : public ::testing::Test {
     return FromPayload(s->output);
   }
   size_t ContainersOf(const std::string& job) {
-    auto list = docker_->ListByLabels({{"baton.job", std::string(kJobInstancePrefix) + "acme." + job}});
+    auto list = suite_.docker->ListByLabels({{"baton.job", std::string(kJobInstancePrefix) + "acme." + job}});
     return list.ok() ? list->size() : 999;
   }
 
-  static runtime::docker::DockerRuntime* docker_;
-  static testing::TestImage* image_;
-  static Status* setup_;
+  static testing::SuiteImage suite_;
   testing::TempDir dir_;
   const std::string node_ = "test-" + std::to_string(getpid());
   std::unique_ptr<SecretVault> vault_;
@@ -111,9 +100,7 @@ class JobTest : public ::testing::Test {
   std::unique_ptr<Client> client_;
 };
 
-runtime::docker::DockerRuntime* JobTest::docker_ = nullptr;
-testing::TestImage* JobTest::image_ = nullptr;
-Status* JobTest::setup_ = nullptr;
+testing::SuiteImage JobTest::suite_;
 
 std::string Unique(const std::string& what) { return "t" + std::to_string(getpid()) + "-" + what; }
 
@@ -145,7 +132,7 @@ TEST_F(JobTest, TheImageIsPinnedToADigestAndTheLogsAreKept) {
   bool pinned = false;
   for (const HistoryEvent& e : *history) {
     if (auto* t = std::get_if<events::TaskScheduled>(&e.body); t && t->name == "baton.CreateGroup") {
-      pinned = t->input.find(image_->digest) != std::string::npos;
+      pinned = t->input.find(suite_.image->digest) != std::string::npos;
     }
   }
   EXPECT_TRUE(pinned);
@@ -166,7 +153,7 @@ TEST_F(JobTest, AVanishedContainerIsReportedLostAndThePolicyRestartsTheJob) {
   // reaching the orchestration first: stop the monitor's watcher by removing
   // the group while the monitor is stopped.
   monitor_->Stop();
-  BATON_ASSERT_OK(docker_->DeleteGroup(JobGroupName(instance, 1)));
+  BATON_ASSERT_OK(suite_.docker->DeleteGroup(JobGroupName(instance, 1)));
   // The die event was missed; the reconciler finds the attempt without a container.
   ASSERT_TRUE(Eventually([&] {
     auto report = monitor_->ReconcileOnce();
@@ -188,14 +175,14 @@ TEST_F(JobTest, TheReconcilerRemovesGroupsNoLiveAttemptOwns) {
   orphan.labels = {{"baton.node", node_}, {"baton.instance", "job.acme.ghost"}, {"baton.attempt", "1"}};
   runtime::ContainerSpec c;
   c.name = "main";
-  c.image = image_->digest;
+  c.image = suite_.image->digest;
   c.args = {"sleep", "60"};
   orphan.containers.push_back(c);
-  ASSERT_TRUE(docker_->CreateGroup(orphan).ok());
+  ASSERT_TRUE(suite_.docker->CreateGroup(orphan).ok());
   auto report = monitor_->ReconcileOnce();
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   EXPECT_EQ(report->groups_removed, 1);
-  EXPECT_EQ(docker_->InspectGroup(orphan.name).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(suite_.docker->InspectGroup(orphan.name).status().code(), StatusCode::kNotFound);
 }
 
 TEST_F(JobTest, OnFailureRunsExactlyTheConfiguredAttempts) {

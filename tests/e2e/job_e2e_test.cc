@@ -95,29 +95,16 @@ double SecondsBetween(TimePoint from, const Json& to) {
 
 class JobE2eTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    docker_ = new runtime::docker::DockerRuntime();
-    auto image = testing::PrepareTestImage(*docker_, BATON_TESTJOB, BATON_RUN_DIR);
-    setup_ = new Status(image.ok() ? Status::Ok() : image.status());
-    if (image.ok()) image_ = new testing::TestImage(*image);
-  }
-  static void TearDownTestSuite() {
-    if (image_) testing::RemoveTestImage(*docker_, *image_);
-    delete image_;
-    delete setup_;
-    delete docker_;
-    image_ = nullptr;
-    setup_ = nullptr;
-    docker_ = nullptr;
-  }
+  static void SetUpTestSuite() { suite_.Prepare(BATON_TESTJOB, BATON_RUN_DIR); }
+  static void TearDownTestSuite() { suite_.Release(); }
 
-  void SetUp() override { ASSERT_TRUE(setup_->ok()) << setup_->ToString(); }
+  void SetUp() override { ASSERT_TRUE(suite_.setup->ok()) << suite_.setup->ToString(); }
 
   void TearDown() override {
     server_.reset();  // SIGKILL
     // Whatever a test left behind goes with its server.
     if (!node_.empty()) {
-      runtime::RemoveOrphanGroups(*docker_, {{"baton.node", node_}},
+      runtime::RemoveOrphanGroups(*suite_.docker, {{"baton.node", node_}},
                                   [](const std::string&) { return false; })
           .status()
           .IgnoreError();
@@ -183,7 +170,7 @@ class JobE2eTest : public ::testing::Test {
   static Json Spec(const std::string& name, const std::vector<std::string>& args,
                    const Json& extra = Json::object()) {
     Json j = {
-        {"name", name}, {"image", image_->digest}, {"args", args}, {"cpu", 0.5}, {"memoryMb", 32}};
+        {"name", name}, {"image", suite_.image->digest}, {"args", args}, {"cpu", 0.5}, {"memoryMb", 32}};
     for (const auto& [k, v] : extra.items()) j[k] = v;
     return j;
   }
@@ -200,6 +187,29 @@ class JobE2eTest : public ::testing::Test {
   Json GetJob(const std::string& key, const std::string& id) {
     HttpResult r = Call(key, "GET", "/api/v1/jobs/" + id);
     return r.status == 200 ? ParseOrNull(r.body) : Json();
+  }
+
+  struct Submitted {
+    std::string tenant;
+    std::string id;
+  };
+
+  // Polls every job until it ended (or `timeout`); their last views by id.
+  std::map<std::string, Json> AwaitAllEnded(const std::vector<Submitted>& jobs,
+                                            std::map<std::string, std::string>& keys,
+                                            std::chrono::milliseconds timeout) {
+    std::map<std::string, Json> ended;
+    PollUntil(
+        [&] {
+          for (const Submitted& j : jobs) {
+            if (ended.count(j.id)) continue;
+            Json v = GetJob(keys[j.tenant], j.id);
+            if (v.is_object() && IsEnded(v.value("status", ""))) ended[j.id] = v;
+          }
+          return ended.size() == jobs.size();
+        },
+        timeout, 250ms);
+    return ended;
   }
 
   // Polls the job until `done(view)`; returns the last view read.
@@ -229,18 +239,16 @@ class JobE2eTest : public ::testing::Test {
   // How many containers of this test's server exist (any state); 999 when
   // Docker cannot answer, so that a wait for none keeps waiting.
   size_t NodeContainers() {
-    auto list = docker_->ListByLabels({{"baton.node", node_}});
+    auto list = suite_.docker->ListByLabels({{"baton.node", node_}});
     return list.ok() ? list->size() : 999;
   }
   size_t JobContainers(const std::string& tenant, const std::string& id) {
-    auto list = docker_->ListByLabels(
+    auto list = suite_.docker->ListByLabels(
         {{"baton.node", node_}, {"baton.job", batch::JobInstanceId(tenant, id)}});
     return list.ok() ? list->size() : 999;
   }
 
-  static runtime::docker::DockerRuntime* docker_;
-  static testing::TestImage* image_;
-  static Status* setup_;
+  static testing::SuiteImage suite_;
   testing::TempDir dir_;
   std::vector<std::string> args_;
   std::unique_ptr<testing::ServerProcess> server_;
@@ -248,9 +256,7 @@ class JobE2eTest : public ::testing::Test {
   std::string node_;
 };
 
-runtime::docker::DockerRuntime* JobE2eTest::docker_ = nullptr;
-testing::TestImage* JobE2eTest::image_ = nullptr;
-Status* JobE2eTest::setup_ = nullptr;
+testing::SuiteImage JobE2eTest::suite_;
 
 // ---- Quotas and fair share ----
 
@@ -278,7 +284,7 @@ TEST_F(JobE2eTest, ThirtyJobsFromThreeTenantsRespectQuotasAndFairShare) {
   std::thread sampler([&] {
     const auto deadline = SteadyClock::now() + 300s;
     while (!stop && SteadyClock::now() < deadline) {
-      auto list = docker_->ListByLabels({{"baton.node", node_}});
+      auto list = suite_.docker->ListByLabels({{"baton.node", node_}});
       std::map<std::string, double> cpu;
       std::map<std::string, int> running;
       double node_cpu = 0;
@@ -305,10 +311,6 @@ TEST_F(JobE2eTest, ThirtyJobsFromThreeTenantsRespectQuotasAndFairShare) {
     }
   });
 
-  struct Submitted {
-    std::string tenant;
-    std::string id;
-  };
   std::vector<Submitted> jobs;
   for (const Plan& p : plan) {
     for (int i = 0; i < p.jobs; ++i) {
@@ -319,17 +321,7 @@ TEST_F(JobE2eTest, ThirtyJobsFromThreeTenantsRespectQuotasAndFairShare) {
   }
   ASSERT_EQ(jobs.size(), 30u);
 
-  std::map<std::string, Json> ended;  // by job id
-  PollUntil(
-      [&] {
-        for (const Submitted& j : jobs) {
-          if (ended.count(j.id)) continue;
-          Json v = GetJob(keys[j.tenant], j.id);
-          if (v.is_object() && IsEnded(v.value("status", ""))) ended[j.id] = v;
-        }
-        return ended.size() == jobs.size();
-      },
-      240s, 250ms);
+  std::map<std::string, Json> ended = AwaitAllEnded(jobs, keys, 240s);  // by job id
   stop = true;
   sampler.join();
   ASSERT_EQ(ended.size(), jobs.size()) << "not every job ended within the bound";
@@ -394,7 +386,7 @@ TEST_F(JobE2eTest, SurvivesThreeSigkillsWithEachAttemptStartedOnce) {
     const auto deadline = SteadyClock::now() + 400s;
     TimePoint from = since;
     while (!stop && SteadyClock::now() < deadline) {
-      Status s = docker_->WatchEvents(
+      Status s = suite_.docker->WatchEvents(
           {{"baton.node", node_}},
           [&](const runtime::ContainerEvent& e) {
             std::lock_guard lock(mu);
@@ -415,10 +407,6 @@ TEST_F(JobE2eTest, SurvivesThreeSigkillsWithEachAttemptStartedOnce) {
 
   std::mt19937 rng(std::random_device{}());
   std::uniform_int_distribution<int> sleep_seconds(1, 2);
-  struct Submitted {
-    std::string tenant;
-    std::string id;
-  };
   std::vector<Submitted> jobs;
   for (int i = 0; i < 8; ++i) {
     for (const std::string& t : tenants) {
@@ -442,17 +430,7 @@ TEST_F(JobE2eTest, SurvivesThreeSigkillsWithEachAttemptStartedOnce) {
     ++kills;
   }
 
-  std::map<std::string, Json> ended;
-  PollUntil(
-      [&] {
-        for (const Submitted& j : jobs) {
-          if (ended.count(j.id)) continue;
-          Json v = GetJob(keys[j.tenant], j.id);
-          if (v.is_object() && IsEnded(v.value("status", ""))) ended[j.id] = v;
-        }
-        return ended.size() == jobs.size();
-      },
-      300s, 250ms);
+  std::map<std::string, Json> ended = AwaitAllEnded(jobs, keys, 300s);  // by job id
   const double all_ended = SecondsSince(test_start);
   const bool no_leftovers = PollUntil([&] { return NodeContainers() == 0; }, 60s, 500ms);
   const size_t leftovers = NodeContainers();

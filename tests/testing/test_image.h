@@ -73,4 +73,30 @@ inline void RemoveTestImage(runtime::docker::DockerRuntime& docker, const TestIm
   for (const auto& i : list) client.Request("DELETE", "/images/" + i.value("Id", "") + "?force=1").status().IgnoreError();
 }
 
+// What a test suite that runs the test image shares: the runtime, the image,
+// and the status of its preparation (a failure fails every test of the suite
+// in SetUp, never skips it). Prepare() in SetUpTestSuite, Release() in
+// TearDownTestSuite.
+struct SuiteImage {
+  runtime::docker::DockerRuntime* docker = nullptr;
+  TestImage* image = nullptr;
+  Status* setup = nullptr;
+
+  void Prepare(const std::string& testjob_path, const std::string& run_dir) {
+    docker = new runtime::docker::DockerRuntime();
+    auto prepared = PrepareTestImage(*docker, testjob_path, run_dir);
+    setup = new Status(prepared.ok() ? Status::Ok() : prepared.status());
+    if (prepared.ok()) image = new TestImage(*prepared);
+  }
+  void Release() {
+    if (image) RemoveTestImage(*docker, *image);
+    delete image;
+    delete setup;
+    delete docker;
+    image = nullptr;
+    setup = nullptr;
+    docker = nullptr;
+  }
+};
+
 }  // namespace baton::testing

@@ -33,14 +33,6 @@ GrpcStatus ToGrpc(const Status& s) {
 
 GrpcStatus Invalid(const std::string& message) { return GrpcStatus(::grpc::StatusCode::INVALID_ARGUMENT, message); }
 
-// A payload as Baton's Client takes it: JSON; text that is not JSON is kept
-// as a JSON string. "" (no value) is null.
-Json Payload(const std::string& text) {
-  if (text.empty()) return nullptr;
-  Json j = Json::parse(text, nullptr, false);
-  return j.is_discarded() ? Json(text) : j;
-}
-
 std::string Metadata(const ServerContext* ctx, const std::string& key) {
   auto range = ctx->client_metadata().equal_range(key);
   if (range.first == range.second) return "";
@@ -136,7 +128,7 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
         o.replaceable_statuses.push_back(FromProto(static_cast<::OrchestrationStatus>(s)));
       }
     }
-    auto started = client_.ScheduleNewOrchestration(req->name(), Payload(req->has_input() ? req->input().value() : ""), o);
+    auto started = client_.ScheduleNewOrchestration(req->name(), FromPayload(req->has_input() ? req->input().value() : ""), o);
     if (!started.ok()) return ToGrpc(started.status());
     resp->set_instanceid(local);
     return GrpcStatus::OK;
@@ -186,13 +178,13 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     BATON_GRPC_HUB(ctx, prefix);
     BATON_GRPC_ID(prefix, req->instanceid(), id);
     if (req->name().empty()) return Invalid("name is required");
-    return ToGrpc(client_.RaiseEvent(id, req->name(), Payload(req->has_input() ? req->input().value() : "")));
+    return ToGrpc(client_.RaiseEvent(id, req->name(), FromPayload(req->has_input() ? req->input().value() : "")));
   }
 
   GrpcStatus TerminateInstance(ServerContext* ctx, const ::TerminateRequest* req, ::TerminateResponse*) override {
     BATON_GRPC_HUB(ctx, prefix);
     BATON_GRPC_ID(prefix, req->instanceid(), id);
-    return ToGrpc(client_.Terminate(id, Payload(req->has_output() ? req->output().value() : ""), req->recursive()));
+    return ToGrpc(client_.Terminate(id, FromPayload(req->has_output() ? req->output().value() : ""), req->recursive()));
   }
 
   GrpcStatus SuspendInstance(ServerContext* ctx, const ::SuspendRequest* req, ::SuspendResponse*) override {
@@ -361,7 +353,7 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     BATON_GRPC_ID(prefix, req->instanceid(), id);
     std::optional<TimePoint> at;
     if (req->has_scheduledtime() && IsSet(req->scheduledtime())) at = FromProto(req->scheduledtime());
-    return ToGrpc(client_.SignalEntity(id, req->name(), Payload(req->has_input() ? req->input().value() : ""), at));
+    return ToGrpc(client_.SignalEntity(id, req->name(), FromPayload(req->has_input() ? req->input().value() : ""), at));
   }
 
   GrpcStatus GetEntity(ServerContext* ctx, const ::GetEntityRequest* req, ::GetEntityResponse* resp) override {

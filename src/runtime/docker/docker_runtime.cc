@@ -11,6 +11,15 @@
 namespace baton::runtime::docker {
 namespace {
 
+// A time as the events API takes it: "<unix seconds>.<microseconds>".
+std::string EventTime(TimePoint t) {
+  int64_t us = ToUnixMicros(t);
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%lld.%06lld", static_cast<long long>(us / 1000000),
+                static_cast<long long>(us % 1000000));
+  return buf;
+}
+
 using Json = nlohmann::json;
 
 constexpr char kGroupLabel[] = "baton.group";
@@ -193,19 +202,12 @@ Result<ContainerState> DockerRuntime::InspectContainer(const std::string& id_or_
 }
 
 Result<bool> DockerRuntime::SawOomEvent(const std::string& id, TimePoint from, TimePoint to) {
-  auto stamp = [](TimePoint t) {
-    int64_t us = ToUnixMicros(t);
-    char buf[40];
-    std::snprintf(buf, sizeof buf, "%lld.%06lld", static_cast<long long>(us / 1000000),
-                  static_cast<long long>(us % 1000000));
-    return std::string(buf);
-  };
   Json filters = {{"type", {"container"}}, {"container", {id}}, {"event", {"oom"}}};
   // With `until` not in the future the daemon answers at once with what it has.
   to = std::min(to, std::chrono::system_clock::now());
   BATON_ASSIGN_OR_RETURN(DockerResponse r,
                          client_.Request("GET", "/events?filters=" + QueryEscape(filters.dump()) + "&since=" +
-                                                    stamp(from - std::chrono::seconds(1)) + "&until=" + stamp(to)));
+                                                    EventTime(from - std::chrono::seconds(1)) + "&until=" + EventTime(to)));
   if (r.status != 200) return FromDocker(r, "read the events of container " + id);
   return r.body.find("\"oom\"") != std::string::npos;
 }
@@ -483,13 +485,7 @@ Status DockerRuntime::WatchEvents(const std::map<std::string, std::string>& sele
   Json filters = {{"type", {"container"}}};
   if (!labels.empty()) filters["label"] = labels;
   std::string path = "/events?filters=" + QueryEscape(filters.dump());
-  if (since) {
-    int64_t us = ToUnixMicros(*since);
-    char buf[40];
-    std::snprintf(buf, sizeof buf, "%lld.%06lld", static_cast<long long>(us / 1000000),
-                  static_cast<long long>(us % 1000000));
-    path += std::string("&since=") + buf;
-  }
+  if (since) path += "&since=" + EventTime(*since);
   std::string pending;
   BATON_ASSIGN_OR_RETURN(int status, client_.Stream("GET", path,
                                                     [&](std::string_view data) {

@@ -16,6 +16,7 @@
 #include "store/sqlite/schema.h"
 #include "util/overloaded.h"
 #include "store/sqlite/sqlite_store_impl.h"
+#include "util/hex.h"
 #include "util/log.h"
 
 namespace baton {
@@ -80,35 +81,6 @@ constexpr const char* kPayloadColumns = ", input, output, custom_status, failure
 TimePoint TruncateToMicros(TimePoint t) { return FromUnixMicros(ToUnixMicros(t)); }
 
 bool IsUnset(TimePoint t) { return t == TimePoint{}; }
-
-std::string HexEncode(std::string_view s) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(s.size() * 2);
-  for (unsigned char c : s) {
-    out.push_back(kDigits[c >> 4]);
-    out.push_back(kDigits[c & 0xf]);
-  }
-  return out;
-}
-
-bool HexDecode(std::string_view s, std::string* out) {
-  if (s.size() % 2 != 0) return false;
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  out->clear();
-  out->reserve(s.size() / 2);
-  for (size_t i = 0; i < s.size(); i += 2) {
-    int hi = nibble(s[i]), lo = nibble(s[i + 1]);
-    if (hi < 0 || lo < 0) return false;
-    out->push_back(static_cast<char>(hi << 4 | lo));
-  }
-  return true;
-}
 
 // The smallest string greater than every string starting with `prefix`, or
 // "" when there is none (the prefix is all 0xff bytes).
@@ -1065,7 +1037,7 @@ Result<QueryPage> SqliteStore::QueryInstances(const InstanceQuery& query) {
                                 std::to_string(query.page_size));
   }
   std::string after;
-  if (!query.continuation_token.empty() && !HexDecode(query.continuation_token, &after)) {
+  if (!query.continuation_token.empty() && !util::HexDecode(query.continuation_token, &after)) {
     return InvalidArgumentError("malformed continuation token");
   }
 
@@ -1126,7 +1098,7 @@ Result<QueryPage> SqliteStore::QueryInstances(const InstanceQuery& query) {
     BATON_ASSIGN_OR_RETURN(bool row, st.Step("query instances"));
     if (!row) break;
     if (static_cast<int>(page.instances.size()) == query.page_size) {
-      page.continuation_token = HexEncode(page.instances.back().instance_id);
+      page.continuation_token = util::HexEncode(page.instances.back().instance_id);
       break;
     }
     BATON_ASSIGN_OR_RETURN(InstanceState state, DecodeState(st, query.include_payloads, nullptr));
