@@ -3,9 +3,11 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <thread>
+
 #include <nlohmann/json.hpp>
 
 namespace baton::runtime::docker {
@@ -190,13 +192,32 @@ Result<ContainerState> DockerRuntime::InspectContainer(const std::string& id_or_
   Json j = Json::parse(r.body, nullptr, false);
   if (!j.is_object()) return InternalError("dockerd sent an unreadable inspect answer");
   ContainerState state = StateFromInspect(j);
-  // With cgroup v1, dockerd sometimes records an OOM kill only as its "oom"
-  // event, not in State.OOMKilled (the event races the exit). A container
-  // with a memory limit that died of SIGKILL is checked against its events.
+  // With cgroup v1, containerd reports an OOM kill and the exit on separate
+  // paths: dockerd may process the exit first, answer State.OOMKilled false,
+  // and only afterwards set it and log its "oom" event. A container with a
+  // memory limit that died of SIGKILL moments ago is therefore watched for a
+  // little while (kOomGrace after it finished) before it is called not OOM.
   if (!state.running && state.exit_code == 137 && !state.oom_killed && state.memory_bytes > 0 && state.started_at &&
       state.finished_at) {
-    auto oom = SawOomEvent(state.id, *state.started_at, *state.finished_at + std::chrono::seconds(2));
-    if (oom.ok()) state.oom_killed = *oom;
+    constexpr auto kOomGrace = std::chrono::milliseconds(1500);
+    const TimePoint deadline = *state.finished_at + kOomGrace;
+    for (;;) {
+      auto oom = SawOomEvent(state.id, *state.started_at, deadline);
+      if (oom.ok() && *oom) {
+        state.oom_killed = true;
+        break;
+      }
+      if (std::chrono::system_clock::now() >= deadline) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      BATON_ASSIGN_OR_RETURN(DockerResponse again,
+                             client_.Request("GET", "/containers/" + QueryEscape(id_or_name) + "/json"));
+      if (again.status != 200) break;  // removed meanwhile: keep what the first answer said
+      Json k = Json::parse(again.body, nullptr, false);
+      if (k.is_object() && k.contains("State") && k["State"].value("OOMKilled", false)) {
+        state.oom_killed = true;
+        break;
+      }
+    }
   }
   return state;
 }
