@@ -24,6 +24,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -61,8 +62,8 @@ struct WorkerOptions {
 
 // ---- Work for workers outside this process ----
 //
-// The worker fetches every work item. One whose orchestrator or activity is
-// not registered here goes, when an ExternalDispatcher is set, to that
+// The worker fetches every work item. One whose orchestrator, activity or
+// entity is not registered here goes, when an ExternalDispatcher is set, to that
 // dispatcher — the gRPC sidecar, which hands it to a connected Durable Task
 // SDK worker. The dispatcher owns the item from then on and must complete or
 // abandon it with the store (an item it sits on is fetched again when its
@@ -75,12 +76,45 @@ struct ExternalOrchestrationWork {
   std::vector<HistoryEvent> new_events;   // OrchestratorStarted (the episode's time) first
 };
 
+// One operation of an entity batch, in the order it must run.
+struct EntityOperationRequest {
+  std::string operation;
+  std::string input;       // payload ("" = none)
+  std::string request_id;
+  bool is_call = false;    // a call is answered; a signal is not
+  std::string caller_instance_id;   // calls only
+  std::string caller_execution_id;
+};
+
+// What running one operation gave. A failed operation leaves the state as it
+// found it and sends nothing.
+struct EntityOperationResult {
+  std::optional<std::string> output;     // payload, on success
+  std::optional<FailureDetails> failure;
+  std::vector<Message> sends;            // signals and starts, on success
+};
+
+// One entity batch for an external worker. Baton keeps the entity's lock and
+// queue; the worker runs `operations` against `state` in order and returns
+// the new state and one result per operation it ran (operations it did not
+// reach are queued again). `finish` turns that into the commit.
+struct ExternalEntityWork {
+  OrchestrationWorkItem item;
+  bool has_state = false;
+  std::string state;  // JSON text of the user state
+  std::vector<EntityOperationRequest> operations;
+  std::function<OrchestrationUpdate(bool has_state, std::string state, std::vector<EntityOperationResult> results)>
+      finish;
+};
+
 class ExternalDispatcher {
  public:
   virtual ~ExternalDispatcher() = default;
   // Called on a worker thread; must not block for long.
   virtual void DispatchOrchestration(ExternalOrchestrationWork work) = 0;
   virtual void DispatchActivity(ActivityWorkItem item) = 0;
+  // A batch of an entity whose name is not registered here.
+  virtual void DispatchEntity(ExternalEntityWork work) = 0;
   // The instance's committed history when the dispatcher still holds it (it
   // committed the last episode itself) and it matches the execution and size
   // the store reports; nullopt, and the worker reads the store.

@@ -12,6 +12,12 @@ namespace {
 
 using util::Demangle;
 
+// The user's part of an entity's state.
+struct UserState {
+  bool has_state = false;
+  Json state;
+};
+
 // The durable state of an entity.
 struct SchedulerState {
   bool has_state = false;
@@ -60,7 +66,7 @@ struct SchedulerState {
 
 class EntityContextImpl final : public EntityContext {
  public:
-  EntityContextImpl(const EntityId& id, const std::string& instance_id, SchedulerState& s, TimePoint now)
+  EntityContextImpl(const EntityId& id, const std::string& instance_id, UserState& s, TimePoint now)
       : id_(id), instance_id_(instance_id), s_(s), now_(now) {}
 
   void Begin(const std::string& operation, const std::string& input) {
@@ -114,144 +120,180 @@ class EntityContextImpl final : public EntityContext {
  private:
   EntityId id_;
   std::string instance_id_;
-  SchedulerState& s_;
+  UserState& s_;
   TimePoint now_;
   std::string operation_;
   std::string input_;
   std::vector<Message> pending_;
 };
 
-class BatchRunner {
+// Decides what each message does to the lock, and which operations run.
+class Planner {
  public:
-  BatchRunner(const Registry& registry, const std::string& instance_id, SchedulerState& s, TimePoint now)
-      : registry_(registry),
-        instance_id_(instance_id),
-        id_(EntityId::FromInstanceId(instance_id).value_or(EntityId())),
-        s_(s),
-        now_(now),
-        ctx_(id_, instance_id, s, now) {}
+  Planner(EntityBatchPlan& plan, TimePoint now) : p_(plan), now_(now) {}
 
   // Handles `e`; false when it must wait for the lock to be released.
-  bool Handle(const HistoryEvent& e, std::vector<Message>& outbox, int& ops) {
+  bool Handle(const HistoryEvent& e) {
+    const TimePoint now = now_;
     if (const auto* signal = std::get_if<events::EntityOperationSignaled>(&e.body)) {
-      if (!s_.lock_owner.empty()) return false;  // only the owner's calls run while locked
-      Run(signal->operation, signal->input, nullptr, outbox);
-      ++ops;
+      if (!p_.lock_owner.empty()) return false;  // only the owner's calls run while locked
+      Add(EntityOperationRequest{signal->operation, signal->input, signal->request_id, false, "", ""}, e);
       return true;
     }
     if (const auto* call = std::get_if<events::EntityOperationCalled>(&e.body)) {
-      if (!s_.lock_owner.empty() && call->parent_instance_id != s_.lock_owner) return false;
-      Run(call->operation, call->input, call, outbox);
-      ++ops;
+      if (!p_.lock_owner.empty() && call->parent_instance_id != p_.lock_owner) return false;
+      Add(EntityOperationRequest{call->operation, call->input, call->request_id, true, call->parent_instance_id,
+                                 call->parent_execution_id},
+          e);
       return true;
     }
     if (const auto* lock = std::get_if<events::EntityLockRequested>(&e.body)) {
-      if (!s_.lock_owner.empty()) return false;
-      s_.lock_owner = lock->parent_instance_id;
-      s_.lock_section = lock->critical_section_id;
+      if (!p_.lock_owner.empty()) return false;
+      p_.lock_owner = lock->parent_instance_id;
+      p_.lock_section = lock->critical_section_id;
       size_t next = static_cast<size_t>(lock->position) + 1;
       if (next < lock->lock_set.size()) {
         events::EntityLockRequested forward = *lock;
         forward.position = static_cast<int32_t>(next);
         const std::string& target = lock->lock_set[next];
-        outbox.push_back(Message{0, target, "", now_, HistoryEvent{-1, now_, std::move(forward)}});
+        p_.lock_messages.push_back(Message{0, target, "", now, HistoryEvent{-1, now, std::move(forward)}});
       } else {
-        outbox.push_back(Message{0, lock->parent_instance_id, "", now_,
-                                 HistoryEvent{-1, now_, events::EntityLockGranted{lock->critical_section_id}}});
+        p_.lock_messages.push_back(Message{0, lock->parent_instance_id, "", now,
+                                           HistoryEvent{-1, now, events::EntityLockGranted{lock->critical_section_id}}});
       }
       return true;
     }
     if (const auto* unlock = std::get_if<events::EntityUnlockSent>(&e.body)) {
-      if (unlock->critical_section_id == s_.lock_section && !s_.lock_section.empty()) {
-        s_.lock_owner.clear();
-        s_.lock_section.clear();
+      if (unlock->critical_section_id == p_.lock_section && !p_.lock_section.empty()) {
+        p_.lock_owner.clear();
+        p_.lock_section.clear();
       }
       return true;  // an unlock of a section not held is stale: dropped
     }
-    util::Log().warn("entity '{}' dropped an unexpected {} message", instance_id_, EventKindName(e.body));
+    util::Log().warn("entity '{}' dropped an unexpected {} message", p_.instance_id, EventKindName(e.body));
     return true;
   }
 
  private:
-  void Run(const std::string& operation, const std::string& input, const events::EntityOperationCalled* call,
-           std::vector<Message>& outbox) {
-    const EntityFn* fn = registry_.FindEntity(id_.name);
-    std::optional<FailureDetails> failure;
-    Json result;
-    // An operation that throws leaves the state as it found it.
-    bool had_state = s_.has_state;
-    Json before = s_.state;
-    if (fn == nullptr) {
-      failure = FailureDetails{"EntityNotFound", "no entity named '" + id_.name + "' is registered with this worker"};
-    } else {
-      ctx_.Begin(operation, input);
-      try {
-        result = (*fn)(ctx_);
-      } catch (const DurableError& e) {
-        failure = e.details();
-      } catch (const std::exception& e) {
-        failure = FailureDetails{Demangle(typeid(e).name()), e.what()};
-      } catch (...) {
-        failure = FailureDetails{"UnknownError", "the entity threw a value that is not a std::exception"};
-      }
-      if (failure) {
-        s_.has_state = had_state;
-        s_.state = std::move(before);
-        ctx_.TakePending();  // the failed operation sends nothing
-      } else {
-        for (Message& m : ctx_.TakePending()) outbox.push_back(std::move(m));
-      }
-    }
-    if (call != nullptr) {
-      HistoryEvent answer{-1, now_, events::EntityOperationCompleted{call->request_id, ToPayload(result)}};
-      if (failure) answer.body = events::EntityOperationFailed{call->request_id, *failure};
-      outbox.push_back(Message{0, call->parent_instance_id, call->parent_execution_id, now_, std::move(answer)});
-    } else if (failure) {
-      util::Log().info("signal '{}' to entity '{}' failed: {}: {}", operation, instance_id_, failure->error_type,
-                       failure->error_message);
-    }
+  void Add(EntityOperationRequest op, const HistoryEvent& source) {
+    p_.operations.push_back(std::move(op));
+    p_.sources.push_back(source);
   }
 
-  const Registry& registry_;
-  std::string instance_id_;
-  EntityId id_;
-  SchedulerState& s_;
+  EntityBatchPlan& p_;
   TimePoint now_;
-  EntityContextImpl ctx_;
 };
+
+// Runs one operation with a registered entity function.
+EntityOperationResult RunLocal(const EntityFn* fn, const EntityId& id, EntityContextImpl& ctx, UserState& s,
+                               const EntityOperationRequest& op) {
+  EntityOperationResult r;
+  if (fn == nullptr) {
+    r.failure = FailureDetails{"EntityNotFound", "no entity named '" + id.name + "' is registered with this worker"};
+    return r;
+  }
+  // An operation that throws leaves the state as it found it.
+  UserState before = s;
+  ctx.Begin(op.operation, op.input);
+  try {
+    r.output = ToPayload((*fn)(ctx));
+  } catch (const DurableError& e) {
+    r.failure = e.details();
+  } catch (const std::exception& e) {
+    r.failure = FailureDetails{Demangle(typeid(e).name()), e.what()};
+  } catch (...) {
+    r.failure = FailureDetails{"UnknownError", "the entity threw a value that is not a std::exception"};
+  }
+  if (r.failure) {
+    s = std::move(before);
+    ctx.TakePending();  // the failed operation sends nothing
+  } else {
+    r.sends = ctx.TakePending();
+  }
+  return r;
+}
 
 }  // namespace
 
-EntityBatch RunEntityBatch(const Registry& registry, const std::string& instance_id,
-                           const std::string& persisted, const std::vector<Message>& messages,
-                           TimePoint now) {
+EntityBatchPlan PlanEntityBatch(const std::string& instance_id, const std::string& persisted,
+                                const std::vector<Message>& messages, TimePoint now) {
   SchedulerState s = SchedulerState::Parse(persisted);
+  EntityBatchPlan plan;
+  plan.instance_id = instance_id;
+  plan.has_state = s.has_state;
+  plan.state = std::move(s.state);
+  plan.lock_owner = std::move(s.lock_owner);
+  plan.lock_section = std::move(s.lock_section);
   std::deque<HistoryEvent> pending(s.queue.begin(), s.queue.end());
   for (const Message& m : messages) pending.push_back(m.event);
-  s.queue.clear();
 
-  EntityBatch batch;
-  BatchRunner runner(registry, instance_id, s, now);
+  Planner planner(plan, now);
   // Messages run in arrival order; those that must wait for the lock keep
   // their order, and get another chance each time the lock is released.
   std::deque<HistoryEvent> waiting;
   while (!pending.empty()) {
     HistoryEvent e = std::move(pending.front());
     pending.pop_front();
-    const bool was_locked = !s.lock_owner.empty();
-    if (!runner.Handle(e, batch.outbox, batch.operations_run)) {
+    const bool was_locked = !plan.lock_owner.empty();
+    if (!planner.Handle(e)) {
       waiting.push_back(std::move(e));
       continue;
     }
-    if (was_locked && s.lock_owner.empty() && !waiting.empty()) {
+    if (was_locked && plan.lock_owner.empty() && !waiting.empty()) {
       // Released: what waited goes first, ahead of what came after it.
       for (auto it = waiting.rbegin(); it != waiting.rend(); ++it) pending.push_front(std::move(*it));
       waiting.clear();
     }
   }
-  s.queue.assign(std::make_move_iterator(waiting.begin()), std::make_move_iterator(waiting.end()));
+  plan.queue.assign(std::make_move_iterator(waiting.begin()), std::make_move_iterator(waiting.end()));
+  return plan;
+}
+
+EntityBatch FinishEntityBatch(EntityBatchPlan plan, bool has_state, Json state,
+                              std::vector<EntityOperationResult> results, TimePoint now) {
+  EntityBatch batch;
+  const size_t ran = std::min(results.size(), plan.operations.size());
+  for (size_t i = 0; i < ran; ++i) {
+    const EntityOperationRequest& op = plan.operations[i];
+    EntityOperationResult& r = results[i];
+    ++batch.operations_run;
+    if (!r.failure) {
+      for (Message& m : r.sends) batch.outbox.push_back(std::move(m));
+    }
+    if (op.is_call) {
+      HistoryEvent answer{-1, now, events::EntityOperationCompleted{op.request_id, r.output.value_or("")}};
+      if (r.failure) answer.body = events::EntityOperationFailed{op.request_id, *r.failure};
+      batch.outbox.push_back(Message{0, op.caller_instance_id, op.caller_execution_id, now, std::move(answer)});
+    } else if (r.failure) {
+      util::Log().info("signal '{}' to entity '{}' failed: {}: {}", op.operation, plan.instance_id,
+                       r.failure->error_type, r.failure->error_message);
+    }
+  }
+  for (Message& m : plan.lock_messages) batch.outbox.push_back(std::move(m));
+  SchedulerState s;
+  s.has_state = has_state;
+  if (has_state) s.state = std::move(state);
+  s.lock_owner = std::move(plan.lock_owner);
+  s.lock_section = std::move(plan.lock_section);
+  // Operations the worker did not reach run in a later batch, first.
+  for (size_t i = ran; i < plan.sources.size(); ++i) s.queue.push_back(std::move(plan.sources[i]));
+  for (HistoryEvent& e : plan.queue) s.queue.push_back(std::move(e));
   batch.state = s.Serialize();
   return batch;
+}
+
+EntityBatch RunEntityBatch(const Registry& registry, const std::string& instance_id,
+                           const std::string& persisted, const std::vector<Message>& messages,
+                           TimePoint now) {
+  EntityBatchPlan plan = PlanEntityBatch(instance_id, persisted, messages, now);
+  const EntityId id = EntityId::FromInstanceId(instance_id).value_or(EntityId());
+  const EntityFn* fn = registry.FindEntity(id.name);
+  UserState s{plan.has_state, plan.state};
+  EntityContextImpl ctx(id, instance_id, s, now);
+  std::vector<EntityOperationResult> results;
+  results.reserve(plan.operations.size());
+  for (const EntityOperationRequest& op : plan.operations) results.push_back(RunLocal(fn, id, ctx, s, op));
+  return FinishEntityBatch(std::move(plan), s.has_state, std::move(s.state), std::move(results), now);
 }
 
 EntityView ViewEntityState(const std::string& persisted) {

@@ -16,6 +16,7 @@
 
 #include "baton/registry.h"
 #include "baton/store.h"
+#include "baton/worker.h"
 
 namespace baton::engine {
 
@@ -25,7 +26,32 @@ struct EntityBatch {
   int operations_run = 0;
 };
 
+// A batch decided but not yet run: which operations run, in which order,
+// and what the lock protocol sends. Operations cannot take or release
+// locks, so the plan does not depend on what they do.
+struct EntityBatchPlan {
+  std::string instance_id;
+  bool has_state = false;
+  Json state;                                   // the user state before the batch
+  std::vector<EntityOperationRequest> operations;
+  std::vector<HistoryEvent> sources;            // the message of each operation
+  std::vector<Message> lock_messages;           // grants and forwarded lock requests
+  std::string lock_owner;                       // after the batch
+  std::string lock_section;
+  std::vector<HistoryEvent> queue;              // waiting for the lock after the batch
+};
+
 // `persisted` is the entity's durable state ("" for a new entity).
+EntityBatchPlan PlanEntityBatch(const std::string& instance_id, const std::string& persisted,
+                                const std::vector<Message>& messages, TimePoint now);
+
+// The batch's durable state and outbox from the operations' results
+// (index-aligned with plan.operations; operations without a result are
+// queued again, ahead of what waits for the lock).
+EntityBatch FinishEntityBatch(EntityBatchPlan plan, bool has_state, Json state,
+                              std::vector<EntityOperationResult> results, TimePoint now);
+
+// Plans, runs the operations with the registry's entity, and finishes.
 EntityBatch RunEntityBatch(const Registry& registry, const std::string& instance_id,
                            const std::string& persisted, const std::vector<Message>& messages,
                            TimePoint now);

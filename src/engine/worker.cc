@@ -9,6 +9,7 @@
 #include <unordered_set>
 #include <variant>
 
+#include "baton/entity_id.h"
 #include "core/executor.h"
 #include "util/demangle.h"
 #include "util/overloaded.h"
@@ -186,15 +187,57 @@ class Worker::Impl {
       return;
     }
     const TimePoint now = clock_->Now();
-    engine::EntityBatch batch = engine::RunEntityBatch(registry_, item.instance_id, row->output, item.messages, now);
     ++episodes_;
     applied_events_ += item.messages.size();
+    if (options_.external != nullptr) {
+      auto name = EntityId::FromInstanceId(item.instance_id);
+      if (name && registry_.FindEntity(name->name) == nullptr) {
+        engine::EntityBatchPlan plan = engine::PlanEntityBatch(item.instance_id, row->output, item.messages, now);
+        if (!plan.operations.empty()) {
+          DispatchExternalEntity(item, std::move(plan), now);
+          return;
+        }
+        // Only the lock protocol moved: nothing for a worker to run.
+        const bool has_state = plan.has_state;
+        Json state = plan.state;
+        CommitEntityBatch(item, engine::FinishEntityBatch(std::move(plan), has_state, std::move(state), {}, now));
+        return;
+      }
+    }
+    CommitEntityBatch(item, engine::RunEntityBatch(registry_, item.instance_id, row->output, item.messages, now));
+  }
+
+  OrchestrationUpdate EntityUpdate(const OrchestrationWorkItem& item, engine::EntityBatch batch) const {
     OrchestrationUpdate update;
     update.execution_id = item.instance.execution_id;
     update.status = OrchestrationStatus::kRunning;
     update.output = std::move(batch.state);
     update.outbox = std::move(batch.outbox);
     update.sync = options_.sync_every_episode;
+    return update;
+  }
+
+  void DispatchExternalEntity(const OrchestrationWorkItem& item, engine::EntityBatchPlan plan, TimePoint now) {
+    ExternalEntityWork work;
+    work.item = item;
+    work.has_state = plan.has_state;
+    work.state = plan.has_state ? plan.state.dump() : std::string();
+    work.operations = plan.operations;
+    auto shared = std::make_shared<engine::EntityBatchPlan>(std::move(plan));
+    work.finish = [this, shared, item, now](bool has_state, std::string state,
+                                            std::vector<EntityOperationResult> results) {
+      Json parsed;
+      if (has_state) {
+        parsed = Json::parse(state, nullptr, false);
+        if (parsed.is_discarded()) parsed = Json(state);  // not JSON: kept as a string
+      }
+      return EntityUpdate(item, engine::FinishEntityBatch(*shared, has_state, std::move(parsed), std::move(results), now));
+    };
+    options_.external->DispatchEntity(std::move(work));
+  }
+
+  void CommitEntityBatch(OrchestrationWorkItem& item, engine::EntityBatch batch) {
+    OrchestrationUpdate update = EntityUpdate(item, std::move(batch));
     BeginCommit();
     store_.CompleteOrchestrationWorkItem(item, std::move(update), [this, id = item.instance_id](const Status& st) {
       if (!st.ok()) {

@@ -433,8 +433,10 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     std::string prefix;
     int max_orchestrations = 0;  // 0 = no limit
     int max_activities = 0;
+    int max_entities = 0;
     int orchestrations = 0;      // pending on this stream
     int activities = 0;
+    int entities = 0;
     std::deque<::WorkItem> queue;
     bool closed = false;
   };
@@ -443,19 +445,29 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     uint64_t stream = 0;
     std::optional<OrchestrationWorkItem> orchestration;
     std::optional<ActivityWorkItem> activity;
+    std::optional<ExternalEntityWork> entity;
     std::vector<HistoryEvent> past_events;  // the committed history (sub-orchestrations, for terminate)
     std::vector<HistoryEvent> new_events;   // an episode's events, to record verbatim
     std::string name;                       // the orchestrator
     std::optional<ParentInstance> parent;
   };
 
+  enum class Kind { kOrchestration, kActivity, kEntity };
+
+  static int& Used(WorkerStream& stream, Kind kind) {
+    return kind == Kind::kOrchestration ? stream.orchestrations
+           : kind == Kind::kActivity    ? stream.activities
+                                        : stream.entities;
+  }
+
   // Picks a stream of `prefix` with room, round robin; null when none.
-  std::shared_ptr<WorkerStream> PickLocked(const std::string& prefix, bool orchestration) {
-    auto fits = [&](const WorkerStream& stream) {
+  std::shared_ptr<WorkerStream> PickLocked(const std::string& prefix, Kind kind) {
+    auto fits = [&](WorkerStream& stream) {
       if (stream.closed || stream.prefix != prefix) return false;
-      const int limit = orchestration ? stream.max_orchestrations : stream.max_activities;
-      const int used = orchestration ? stream.orchestrations : stream.activities;
-      return limit <= 0 || used < limit;
+      const int limit = kind == Kind::kOrchestration ? stream.max_orchestrations
+                        : kind == Kind::kActivity    ? stream.max_activities
+                                                     : stream.max_entities;
+      return limit <= 0 || Used(stream, kind) < limit;
     };
     for (auto it = streams_.upper_bound(last_pick_); it != streams_.end(); ++it) {
       if (fits(*it->second)) {
@@ -498,7 +510,7 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     pending.new_events = std::move(work.new_events);
     pending.past_events = std::move(work.past_events);
     std::unique_lock lock(mu_);
-    std::shared_ptr<WorkerStream> stream = PickLocked(prefix, true);
+    std::shared_ptr<WorkerStream> stream = PickLocked(prefix, Kind::kOrchestration);
     if (!stream) {
       lock.unlock();
       store_.AbandonOrchestrationWorkItem(work.item, kNoWorkerRetry);
@@ -524,7 +536,7 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     req->mutable_orchestrationinstance()->mutable_executionid()->set_value(work.task.execution_id);
     req->set_taskid(work.task.task_id);
     std::unique_lock lock(mu_);
-    std::shared_ptr<WorkerStream> stream = PickLocked(prefix, false);
+    std::shared_ptr<WorkerStream> stream = PickLocked(prefix, Kind::kActivity);
     if (!stream) {
       lock.unlock();
       store_.AbandonActivityWorkItem(work, kNoWorkerRetry);
@@ -539,6 +551,38 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     cv_.notify_all();
   }
 
+  // An entity batch goes out in the older form (EntityBatchRequest): Baton
+  // remembers which operations were calls and who called.
+  void DispatchEntity(ExternalEntityWork work) override {
+    const std::string& id = work.item.instance_id;
+    const std::string prefix = PrefixOf(id);
+    ::WorkItem item;
+    item.set_completiontoken(util::NewRandomUuid());
+    ::EntityBatchRequest* req = item.mutable_entityrequest();
+    req->set_instanceid(id.substr(prefix.size()));
+    if (work.has_state) req->mutable_entitystate()->set_value(work.state);
+    for (const EntityOperationRequest& op : work.operations) {
+      ::OperationRequest* o = req->add_operations();
+      o->set_operation(op.operation);
+      o->set_requestid(op.request_id);
+      if (!op.input.empty()) o->mutable_input()->set_value(op.input);
+    }
+    std::unique_lock lock(mu_);
+    std::shared_ptr<WorkerStream> stream = PickLocked(prefix, Kind::kEntity);
+    if (!stream) {
+      lock.unlock();
+      store_.AbandonOrchestrationWorkItem(work.item, kNoWorkerRetry);
+      return;
+    }
+    PendingWork pending;
+    pending.stream = stream->id;
+    pending.entity = std::move(work);
+    ++stream->entities;
+    pending_[item.completiontoken()] = std::move(pending);
+    stream->queue.push_back(std::move(item));
+    cv_.notify_all();
+  }
+
   GrpcStatus GetWorkItems(ServerContext* ctx, const ::GetWorkItemsRequest* req,
                           ::grpc::ServerWriter<::WorkItem>* writer) override {
     BATON_GRPC_HUB(ctx, prefix);
@@ -546,6 +590,7 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     stream->prefix = prefix;
     stream->max_orchestrations = std::max(0, req->maxconcurrentorchestrationworkitems());
     stream->max_activities = std::max(0, req->maxconcurrentactivityworkitems());
+    stream->max_entities = std::max(0, req->maxconcurrententityworkitems());
     {
       std::lock_guard lock(mu_);
       stream->id = ++next_stream_;
@@ -589,6 +634,7 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     for (PendingWork& w : orphans) {
       if (w.orchestration) store_.AbandonOrchestrationWorkItem(*w.orchestration, std::chrono::milliseconds(0));
       if (w.activity) store_.AbandonActivityWorkItem(*w.activity, std::chrono::milliseconds(0));
+      if (w.entity) store_.AbandonOrchestrationWorkItem(w.entity->item, std::chrono::milliseconds(0));
     }
   }
 
@@ -605,6 +651,7 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     if (auto s = streams_.find(out->stream); s != streams_.end()) {
       if (out->orchestration) --s->second->orchestrations;
       if (out->activity) --s->second->activities;
+      if (out->entity) --s->second->entities;
     }
     return GrpcStatus::OK;
   }
@@ -623,7 +670,7 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
   GrpcStatus CompleteActivityTask(ServerContext*, const ::ActivityResponse* resp, ::CompleteTaskResponse*) override {
     PendingWork work;
     if (GrpcStatus s = Take(resp->completiontoken(), &work); !s.ok()) return s;
-    if (!work.activity) return Invalid("the completion token is an orchestration's");
+    if (!work.activity) return Invalid("the completion token is not an activity's");
     const ActivityTask& task = work.activity->task;
     const TimePoint now = std::chrono::system_clock::now();
     HistoryEvent result{-1, now, events::OrchestratorStarted{}};
@@ -641,7 +688,7 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
                                       ::CompleteTaskResponse*) override {
     PendingWork work;
     if (GrpcStatus s = Take(resp->completiontoken(), &work); !s.ok()) return s;
-    if (!work.orchestration) return Invalid("the completion token is an activity's");
+    if (!work.orchestration) return Invalid("the completion token is not an orchestration's");
     const OrchestrationWorkItem& item = *work.orchestration;
     const std::string& id = item.instance_id;
     const TimePoint now = work.new_events.front().timestamp;
@@ -837,6 +884,77 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     PendingWork work;
     if (GrpcStatus s = Take(req->completiontoken(), &work); !s.ok()) return s;
     if (work.orchestration) store_.AbandonOrchestrationWorkItem(*work.orchestration, kAbandonRetry);
+    return GrpcStatus::OK;
+  }
+
+  GrpcStatus CompleteEntityTask(ServerContext*, const ::EntityBatchResult* resp, ::CompleteTaskResponse*) override {
+    PendingWork work;
+    if (GrpcStatus s = Take(resp->completiontoken(), &work); !s.ok()) return s;
+    if (!work.entity) return Invalid("the completion token is not an entity's");
+    const OrchestrationWorkItem& item = work.entity->item;
+    if (resp->has_failuredetails()) {
+      // The whole batch failed in the worker's framework: run it again later.
+      const FailureDetails f = FromProto(resp->failuredetails());
+      util::Log().warn("sidecar: entity batch of '{}' failed in the worker ({}: {}); retrying", item.instance_id,
+                       f.error_type, f.error_message);
+      store_.AbandonOrchestrationWorkItem(item, kAbandonRetry);
+      return GrpcStatus::OK;
+    }
+    const std::string& id = item.instance_id;
+    const TimePoint now = std::chrono::system_clock::now();
+    std::vector<EntityOperationResult> results;
+    for (const ::OperationResult& r : resp->results()) {
+      EntityOperationResult out;
+      if (r.has_failure()) {
+        out.failure = FromProto(r.failure().failuredetails());
+      } else {
+        out.output = r.success().has_result() ? r.success().result().value() : "";
+      }
+      results.push_back(std::move(out));
+    }
+    // What the operations sent (the SDK reports them for the whole batch).
+    std::vector<Message> sends;
+    for (const ::OperationAction& a : resp->actions()) {
+      if (a.has_sendsignal()) {
+        const auto& t = a.sendsignal();
+        if (!IsEntityInstanceId(t.instanceid())) continue;
+        const std::string target = QualifyInHub(id, t.instanceid());
+        std::optional<TimePoint> at;
+        if (t.has_scheduledtime() && IsSet(t.scheduledtime())) at = FromProto(t.scheduledtime());
+        events::EntityOperationSignaled e{util::NewRandomUuid(), t.name(), at, t.has_input() ? t.input().value() : "",
+                                          target};
+        sends.push_back(Message{0, target, "", at.value_or(now), HistoryEvent{-1, now, std::move(e)}});
+      } else if (a.has_startneworchestration()) {
+        const auto& t = a.startneworchestration();
+        events::ExecutionStarted started;
+        started.name = t.name();
+        if (t.has_version()) started.version = t.version().value();
+        started.input = t.has_input() ? t.input().value() : "";
+        started.instance_id = QualifyInHub(id, t.instanceid().empty() ? util::NewRandomUuid() : t.instanceid());
+        started.execution_id = util::NewRandomUuid();
+        TimePoint at = now;
+        if (t.has_scheduledtime() && IsSet(t.scheduledtime())) at = FromProto(t.scheduledtime());
+        std::string target = started.instance_id, execution = started.execution_id;
+        sends.push_back(Message{0, target, execution, at, HistoryEvent{-1, now, std::move(started)}});
+      }
+    }
+    // The SDK rolls back what a failed operation sent, so the batch's sends
+    // belong to operations that succeeded; they go with the last of them.
+    auto succeeded = std::find_if(results.rbegin(), results.rend(), [](const auto& r) { return !r.failure; });
+    if (succeeded != results.rend()) {
+      for (Message& m : sends) succeeded->sends.push_back(std::move(m));
+    }
+    OrchestrationUpdate update =
+        work.entity->finish(resp->has_entitystate(), resp->has_entitystate() ? resp->entitystate().value() : "",
+                            std::move(results));
+    return Commit([&](CommitCallback done) { store_.CompleteOrchestrationWorkItem(item, std::move(update), done); });
+  }
+
+  GrpcStatus AbandonTaskEntityWorkItem(ServerContext*, const ::AbandonEntityTaskRequest* req,
+                                       ::AbandonEntityTaskResponse*) override {
+    PendingWork work;
+    if (GrpcStatus s = Take(req->completiontoken(), &work); !s.ok()) return s;
+    if (work.entity) store_.AbandonOrchestrationWorkItem(work.entity->item, kAbandonRetry);
     return GrpcStatus::OK;
   }
 

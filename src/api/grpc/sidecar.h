@@ -14,9 +14,10 @@
 // Client. Worker RPCs: set dispatcher() as the in-process Worker's
 // WorkerOptions::external, and the orchestrators and activities it does not
 // know go to the SDK workers connected with GetWorkItems (per task hub),
-// whose Complete… calls commit the episode or the activity result with the
-// same store and durability. Not yet: continue-as-new and entities run by
-// external workers, rewind.
+// whose Complete… calls commit the episode, the activity result or the
+// entity batch with the same store and durability. Entities whose name the
+// registry does not know run in the SDK workers too; Baton keeps their locks
+// and queues and hands the workers only the operations that may run.
 //
 // Thread-safety: Start/Stop from one thread.
 #pragma once

@@ -206,6 +206,39 @@ test("entities: an orchestration signals, calls and locks an entity", async () =
   assert.ok(cleaned !== undefined);
 });
 
+test("entities written with the SDK: signal, call, failure, lock", async () => {
+  const key = `js-${Date.now()}`;
+  const out = output(await run(f.tallyWork, key));
+  assert.equal(out.first, 6);
+  assert.match(out.failed, /tally refuses/);
+  assert.equal(out.locked, true);
+  assert.equal(out.inside, 16);
+  const id = new EntityInstanceId("tally", key);
+  await until(async () => {
+    const e = await client.getEntity(id, true);
+    return e && e.lockedBy === undefined && e.state && e.state.total === 16;
+  }, "the tally to be unlocked at 16");
+  const e = await client.getEntity(id, true);
+  assert.deepEqual(e.state.log, [5, 1, 10], "the failed operation left no trace in the state");
+});
+
+test("entities written with the SDK: signals from the client, and an entity that signals and starts", async () => {
+  const from = new EntityInstanceId("tally", `from-${Date.now()}`);
+  const to = `to-${Date.now()}`;
+  await Promise.all([1, 2, 3, 4].map((n) => client.signalEntity(from, "add", n)));
+  await client.signalEntity(from, "forward", { to, n: 7 });
+  await until(async () => {
+    const e = await client.getEntity(new EntityInstanceId("tally", to), true);
+    return e && e.state && e.state.total === 7;
+  }, "the forwarded signal to arrive");
+  const e = await client.getEntity(from, true);
+  assert.equal(e.state.total, 10);
+  const started = await client.waitForOrchestrationCompletion(`fwd-${to}`, true, 30);
+  assert.equal(started.runtimeStatus, OrchestrationStatus.COMPLETED);
+  await client.signalEntity(from, "delete");
+  await until(async () => (await client.getEntity(from, true)) === undefined, "the deleted tally to be gone");
+});
+
 test("recursive purge removes sub-orchestrations", async () => {
   const id = `purgeparent-${Date.now()}`;
   output(await run(f.parent, ["p", "q"], id));

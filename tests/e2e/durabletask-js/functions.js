@@ -1,7 +1,7 @@
 // The orchestrations and activities the e2e tests run, registered by the
 // in-test worker and by worker.js (a worker process the tests kill).
 "use strict";
-const { whenAll, RetryPolicy, EntityInstanceId } = require("@microsoft/durabletask-js");
+const { whenAll, RetryPolicy, EntityInstanceId, TaskEntity } = require("@microsoft/durabletask-js");
 
 const sayHello = async (_ctx, name) => `Hello, ${name}!`;
 
@@ -102,7 +102,42 @@ const counterWork = async function* (ctx, key) {
   return { before, after, locked };
 };
 
+// An entity written with the SDK: it runs in this worker, while Baton keeps
+// its state, its lock and its queue.
+class Tally extends TaskEntity {
+  initializeState() { return { total: 0, log: [] }; }
+  add(n) { this.state.total += n; this.state.log.push(n); return this.state.total; }
+  get() { return this.state.total; }
+  fail() { this.state.total = -999; throw new Error("tally refuses"); }
+  // Passes an amount on to another tally and starts an orchestration.
+  forward(input) {
+    this.context.signalEntity(new EntityInstanceId("tally", input.to), "add", input.n);
+    this.context.scheduleNewOrchestration("sequence", [input.to], { instanceId: `fwd-${input.to}` });
+  }
+}
+
+// Signals, calls and locks the SDK entity Tally; a failed operation reaches
+// the caller as an error and leaves the state as it was.
+const tallyWork = async function* (ctx, key) {
+  const tally = new EntityInstanceId("tally", key);
+  ctx.entities.signalEntity(tally, "add", 5);
+  const first = yield ctx.entities.callEntity(tally, "add", 1);
+  let failed = "";
+  try {
+    yield ctx.entities.callEntity(tally, "fail");
+  } catch (e) {
+    failed = e.message;
+  }
+  const lock = yield ctx.entities.lockEntities(tally);
+  const locked = ctx.entities.isInCriticalSection().inSection;
+  const inside = yield ctx.entities.callEntity(tally, "add", 10);
+  lock.release();
+  return { first, failed, locked, inside };
+};
+
 function register(worker) {
+  worker.addNamedEntity("tally", () => new Tally());
+  worker.addOrchestrator(tallyWork);
   worker.addOrchestrator(counterWork);
   for (const o of [sequence, fanOut, child, parent, timer, approval, longParent, retrying, guids, slowSequence, rounds]) {
     worker.addOrchestrator(o);
@@ -110,4 +145,4 @@ function register(worker) {
   for (const a of [sayHello, flaky, slow]) worker.addActivity(a);
 }
 
-module.exports = { register, counterWork, rounds, sequence, fanOut, parent, timer, approval, longParent, retrying, guids, slowSequence };
+module.exports = { register, counterWork, tallyWork, rounds, sequence, fanOut, parent, timer, approval, longParent, retrying, guids, slowSequence };
