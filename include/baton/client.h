@@ -143,6 +143,14 @@ class Client {
   Result<EntityCleanup> CleanEntityStorage(const std::string& hub, bool remove_empty,
                                            bool release_orphaned_locks);
 
+  // Rewinds a Failed orchestration: its failed activities and failed
+  // sub-orchestrations (rewound too, recursively) run again, and what
+  // succeeded is kept (core/rewind.h). The instance is Pending at once (a
+  // WaitForCompletion waits for the rewound run) and Running once a worker
+  // has rewound it. NotFound; FailedPrecondition unless Failed;
+  // InvalidArgument for an entity.
+  Status Rewind(const std::string& instance_id, const std::string& reason = "");
+
   // Starts the instance again with its name and input (after continue-as-new,
   // the latest generation's input): under the
   // same id (which must be terminal: FailedPrecondition otherwise) or, with

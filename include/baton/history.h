@@ -172,6 +172,13 @@ struct ExecutionResumed {
   std::string input;  // reason
   friend bool operator==(const ExecutionResumed&, const ExecutionResumed&) = default;
 };
+// Asks a Failed instance to rewind: its failed tasks and sub-orchestrations
+// are taken out of the history (core/rewind.h) and it runs again. In a
+// running instance's history it records that the rewind happened.
+struct ExecutionRewound {
+  std::string reason;  // plain text
+  friend bool operator==(const ExecutionRewound&, const ExecutionRewound&) = default;
+};
 
 // ---- Durable entities (entity.h). Entity instance ids are "@name@key". ----
 
@@ -235,7 +242,7 @@ using EventBody =
                  events::SubOrchestrationInstanceFailed, events::TimerCreated, events::TimerFired,
                  events::OrchestratorStarted, events::OrchestratorCompleted, events::EventSent,
                  events::EventRaised, events::ContinueAsNew, events::ExecutionSuspended,
-                 events::ExecutionResumed, events::EntityOperationSignaled,
+                 events::ExecutionResumed, events::ExecutionRewound, events::EntityOperationSignaled,
                  events::EntityOperationCalled, events::EntityOperationCompleted,
                  events::EntityOperationFailed, events::EntityLockRequested,
                  events::EntityLockGranted, events::EntityUnlockSent>;

@@ -155,7 +155,9 @@ class Store {
   // ExecutionTerminated, ExecutionSuspended, ExecutionResumed, entity
   // operations). A message to a durable entity that has no row yet creates
   // it (IsEntityInstanceId), here and in an episode's outbox alike.
-  // NotFound: no such instance. FailedPrecondition: the instance is terminal.
+  // NotFound: no such instance. FailedPrecondition: the instance is terminal
+  // (except an ExecutionRewound to a Failed instance, which is what rewinds
+  // it: the instance is Pending from then until a worker has rewound it).
   virtual Status SendMessage(Message message) = 0;
 
   // NotFound when the instance does not exist.

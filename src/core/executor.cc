@@ -475,6 +475,7 @@ class Executor::Context final : public OrchestrationContext {
             [&](const events::EventRaised& e) { DeliverEvent(e); },
             [&](const events::ContinueAsNew&) {},
             [&](const events::ExecutionSuspended&) { suspended_ = true; },
+            [&](const events::ExecutionRewound&) {},  // the rewrite already happened (core/rewind.h)
             [&](const events::ExecutionResumed&) {
               suspended_ = false;
               std::deque<HistoryEvent> deferred;

@@ -158,6 +158,7 @@ OJson EventToJson(const HistoryEvent& event) {
                  [&](const events::ContinueAsNew& e) { PutString(j, "input", e.input); },
                  [&](const events::ExecutionSuspended& e) { PutString(j, "input", e.input); },
                  [&](const events::ExecutionResumed& e) { PutString(j, "input", e.input); },
+                 [&](const events::ExecutionRewound& e) { PutString(j, "reason", e.reason); },
                  [&](const events::EntityOperationSignaled& e) {
                    PutString(j, "requestId", e.request_id);
                    PutString(j, "operation", e.operation);
@@ -471,6 +472,7 @@ Result<HistoryEvent> EventFromJson(const OJson& j, const std::string& what) {
                  [&](events::ContinueAsNew& e) { r.String("input", &e.input); },
                  [&](events::ExecutionSuspended& e) { r.String("input", &e.input); },
                  [&](events::ExecutionResumed& e) { r.String("input", &e.input); },
+                 [&](events::ExecutionRewound& e) { r.String("reason", &e.reason); },
                  [&](events::EntityOperationSignaled& e) {
                    r.String("requestId", &e.request_id);
                    r.String("operation", &e.operation);
@@ -592,6 +594,7 @@ std::string_view EventKindName(const EventBody& body) {
             return "ExecutionSuspended";
           },
           [](const events::ExecutionResumed&) -> std::string_view { return "ExecutionResumed"; },
+          [](const events::ExecutionRewound&) -> std::string_view { return "ExecutionRewound"; },
           [](const events::EntityOperationSignaled&) -> std::string_view {
             return "EntityOperationSignaled";
           },

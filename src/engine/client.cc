@@ -69,6 +69,17 @@ Status Client::Resume(const std::string& instance_id, const std::string& reason)
   return Send(instance_id, HistoryEvent{-1, {}, events::ExecutionResumed{ReasonPayload(reason)}});
 }
 
+Status Client::Rewind(const std::string& instance_id, const std::string& reason) {
+  if (IsEntityInstanceId(instance_id)) return InvalidArgumentError("an entity cannot be rewound");
+  BATON_ASSIGN_OR_RETURN(InstanceState state, store_.GetInstance(instance_id, /*include_payloads=*/false));
+  if (state.status != OrchestrationStatus::kFailed) {
+    return FailedPreconditionError("instance '" + instance_id + "' is " +
+                                   std::string(OrchestrationStatusName(state.status)) +
+                                   "; only a Failed instance can be rewound");
+  }
+  return Send(instance_id, HistoryEvent{-1, {}, events::ExecutionRewound{reason}});
+}
+
 Result<InstanceState> Client::GetState(const std::string& instance_id, bool include_payloads) {
   return store_.GetInstance(instance_id, include_payloads);
 }

@@ -11,6 +11,7 @@
 
 #include "baton/entity_id.h"
 #include "core/executor.h"
+#include "core/rewind.h"
 #include "util/demangle.h"
 #include "util/overloaded.h"
 #include "engine/entity_executor.h"
@@ -254,6 +255,10 @@ class Worker::Impl {
       ProcessEntity(item);
       return;
     }
+    if (RewindRequested(item) && item.history_size > 0 &&
+        (item.instance.status == OrchestrationStatus::kPending || item.instance.status == OrchestrationStatus::kFailed)) {
+      if (Rewind(item)) return;  // false: nothing ended, nothing to rewind (a repeated request)
+    }
     if (options_.external != nullptr && registry_.FindOrchestrator(item.instance.name) == nullptr) {
       DispatchExternal(item);
       return;
@@ -458,6 +463,54 @@ class Worker::Impl {
   }
 
   // Commits the removal of `item`'s messages and nothing else.
+  static const events::ExecutionRewound* RewindRequested(const OrchestrationWorkItem& item) {
+    for (const Message& m : item.messages) {
+      if (const auto* r = std::get_if<events::ExecutionRewound>(&m.event.body)) return r;
+    }
+    return nullptr;
+  }
+
+  // Rewinds a Failed instance (core/rewind.h), for in-process and external
+  // orchestrators alike: commits the rewritten history with the instance
+  // Running again, and sends the instance an ExecutionRewound that starts
+  // its next episode (the orchestrator replays and schedules again what
+  // failed), and one to each failed child.
+  bool Rewind(const OrchestrationWorkItem& item) {
+    const std::string& id = item.instance_id;
+    auto history = store_.GetHistory(id);
+    auto state = store_.GetInstance(id, /*include_payloads=*/true);
+    if (!history.ok() || !state.ok()) {
+      store_.AbandonOrchestrationWorkItem(item, options_.abandon_delay);
+      return true;
+    }
+    const bool ended = std::any_of(history->begin(), history->end(), [](const HistoryEvent& e) {
+      return std::holds_alternative<events::ExecutionCompleted>(e.body);
+    });
+    if (!ended) return false;
+    const std::string reason = RewindRequested(item)->reason;
+    core::RewoundHistory rewound = core::RewindHistory(*history);
+    cache_.Take(id);  // the failed run's executor, if any, is stale
+    const TimePoint now = clock_->Now();
+    OrchestrationUpdate update;
+    update.execution_id = item.instance.execution_id;
+    update.status = OrchestrationStatus::kRunning;
+    update.custom_status = state->custom_status;
+    update.reset_history = true;
+    update.new_events = std::move(rewound.events);
+    update.outbox.push_back(Message{0, id, update.execution_id, now, HistoryEvent{-1, now, events::ExecutionRewound{reason}}});
+    for (const std::string& child : rewound.failed_children) {
+      update.outbox.push_back(Message{0, child, "", now, HistoryEvent{-1, now, events::ExecutionRewound{reason}}});
+    }
+    update.sync = true;
+    util::Log().info("rewinding '{}' ({} failed children)", id, rewound.failed_children.size());
+    BeginCommit();
+    store_.CompleteOrchestrationWorkItem(item, std::move(update), [this, id](const Status& st) {
+      if (!st.ok()) util::Log().warn("rewind of '{}' was not committed: {}", id, st.ToString());
+      EndCommit();
+    });
+    return true;
+  }
+
   void ConsumeOnly(const OrchestrationWorkItem& item) {
     auto state = store_.GetInstance(item.instance_id, /*include_payloads=*/true);
     if (!state.ok()) {

@@ -154,10 +154,12 @@ TEST_F(SidecarTest, ErrorCodesAreTheOnesTheSdksExpect) {
   ::RaiseEventResponse raised;
   EXPECT_EQ(stub_->RaiseEvent(As("acme").get(), raise, &raised).error_code(), ::grpc::StatusCode::NOT_FOUND);
   ::RewindInstanceRequest rewind;
-  rewind.set_instanceid("order-1");
+  rewind.set_instanceid("order-1");  // Running: only a Failed instance can be rewound
   ::RewindInstanceResponse rewound;
   EXPECT_EQ(stub_->RewindInstance(As("acme").get(), rewind, &rewound).error_code(),
-            ::grpc::StatusCode::UNIMPLEMENTED);
+            ::grpc::StatusCode::FAILED_PRECONDITION);
+  rewind.set_instanceid("nope");
+  EXPECT_EQ(stub_->RewindInstance(As("acme").get(), rewind, &rewound).error_code(), ::grpc::StatusCode::NOT_FOUND);
   // A tenant key naming another hub.
   auto ctx = As("acme");
   ctx->AddMetadata("taskhub", "other");

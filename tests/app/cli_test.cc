@@ -127,7 +127,10 @@ TEST_F(CliTest, InstanceVerbs) {
   EXPECT_EQ(As(key, {"instance", "start", "HelloCities", "c1", "--input", "[]"}).exit_code, 4);  // 409
   EXPECT_EQ(As(key, {"instance", "start", "NoSuchOrchestrator"}).exit_code, 6);                 // 400
   EXPECT_EQ(As(key, {"instance", "start", "HelloCities", "--input", "{not json"}).exit_code, 2);
-  EXPECT_EQ(As(key, {"instance", "start", "FailWith", "--input", R"("no")", "--wait", "60"}).exit_code, 7);
+  EXPECT_EQ(As(key, {"instance", "start", "FailWith", "f1", "--input", R"("no")", "--wait", "60"}).exit_code, 7);
+  EXPECT_EQ(As(key, {"instance", "rewind", "f1", "--reason", "try again"}).exit_code, 0);
+  EXPECT_EQ(As(key, {"instance", "rewind", "c1"}).exit_code, 4);  // 412: not Failed
+  EXPECT_EQ(As(key, {"instance", "rewind", "missing"}).exit_code, 3);
 
   CliResult status = As(key, {"instance", "status", "c1", "--history"});
   EXPECT_EQ(status.exit_code, 0) << status.err;
@@ -232,7 +235,7 @@ TEST_F(CliTest, AuthenticationAndConnectionErrors) {
 TEST_F(CliTest, EveryVerbHasHelp) {
   const std::vector<std::vector<std::string>> verbs = {
       {"instance", "start"},   {"instance", "status"},    {"instance", "list"},   {"instance", "raise"},
-      {"instance", "terminate"}, {"instance", "suspend"}, {"instance", "resume"}, {"instance", "restart"},
+      {"instance", "terminate"}, {"instance", "suspend"}, {"instance", "resume"}, {"instance", "rewind"}, {"instance", "restart"},
       {"instance", "purge"},   {"instance", "history"},   {"tenant", "create"},   {"tenant", "list"},
       {"tenant", "disable"},   {"key", "create"},         {"key", "list"},        {"key", "revoke"},
       {"entity", "get"},       {"entity", "signal"},      {"entity", "list"},     {"entity", "clean"},

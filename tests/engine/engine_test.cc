@@ -457,6 +457,94 @@ TEST_F(EngineTest, RestartUnderSameAndNewId) {
             StatusCode::kAlreadyExists);
 }
 
+// A Failed instance rewound: only what failed runs again (a fan-out's failed
+// branch, a failed child's failed activity), and it completes.
+TEST_F(EngineTest, RewindRunsAgainOnlyWhatFailedIncludingInAChild) {
+  static std::atomic<bool> healed{false};
+  static std::mutex mu;
+  static std::map<std::string, int> runs;
+  healed = false;
+  runs.clear();
+  BATON_ASSERT_OK(registry_.AddActivity("Part", [](ActivityContext& ctx) -> Json {
+    std::string part = ctx.GetInput<std::string>();
+    {
+      std::lock_guard lock(mu);
+      ++runs[part];
+    }
+    if (part.starts_with("bad") && !healed) throw std::runtime_error("part " + part + " is broken");
+    return part + "!";
+  }));
+  BATON_ASSERT_OK(registry_.AddOrchestrator("Child", [](OrchestrationContext& ctx) -> Task<Json> {
+    std::string first = co_await ctx.CallActivity<std::string>("Part", "c1");
+    std::string second = co_await ctx.CallActivity<std::string>("Part", "bad-c2");
+    co_return first + second;
+  }));
+  BATON_ASSERT_OK(registry_.AddOrchestrator("Parent", [](OrchestrationContext& ctx) -> Task<Json> {
+    std::vector<Task<std::string>> parts;
+    parts.push_back(ctx.CallActivity<std::string>("Part", "p1"));
+    parts.push_back(ctx.CallActivity<std::string>("Part", "bad-p2"));
+    parts.push_back(ctx.CallActivity<std::string>("Part", "p3"));
+    std::vector<std::string> done = co_await WhenAll(std::move(parts));
+    SubOrchestratorOptions child;
+    child.instance_id = ctx.InstanceId() + "-child";
+    std::string c = co_await ctx.CallSubOrchestrator<std::string>("Child", nullptr, child);
+    co_return done[0] + done[1] + done[2] + c;
+  }));
+  Open();
+  std::string id = Start("Parent", nullptr, {.instance_id = "rewind-1"});
+  ASSERT_EQ(Await(id).status, OrchestrationStatus::kFailed);
+  EXPECT_EQ(client_->Rewind("missing").code(), StatusCode::kNotFound);
+
+  healed = true;
+  BATON_ASSERT_OK(client_->Rewind(id, "fixed p2"));
+  EXPECT_EQ(client_->GetState(id)->status, OrchestrationStatus::kPending);  // until a worker rewinds it
+  InstanceState s = Await(id);
+  ASSERT_EQ(s.status, OrchestrationStatus::kCompleted) << s.output << (s.failure ? s.failure->error_message : "");
+  EXPECT_EQ(FromPayload(s.output), "p1!bad-p2!p3!c1!bad-c2!");
+  std::lock_guard lock(mu);
+  EXPECT_EQ(runs["p1"], 1);
+  EXPECT_EQ(runs["p3"], 1);
+  EXPECT_EQ(runs["bad-p2"], 2);
+  EXPECT_EQ(runs["c1"], 1);
+  EXPECT_EQ(runs["bad-c2"], 1);  // the first run failed in the parent's fan-out; the child never started
+  EXPECT_EQ(Count<events::ExecutionRewound>(History(id)), 1);
+  EXPECT_EQ(client_->Rewind(id).code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(EngineTest, RewindOfAFailedChildIsRecursive) {
+  static std::atomic<bool> healed{false};
+  static std::atomic<int> c1_runs{0};
+  healed = false;
+  c1_runs = 0;
+  BATON_ASSERT_OK(registry_.AddActivity("Step", [](ActivityContext& ctx) -> Json {
+    std::string step = ctx.GetInput<std::string>();
+    if (step == "c1") ++c1_runs;
+    if (step == "c2" && !healed) throw std::runtime_error("c2 is broken");
+    return step;
+  }));
+  BATON_ASSERT_OK(registry_.AddOrchestrator("Kid", [](OrchestrationContext& ctx) -> Task<Json> {
+    std::string a = co_await ctx.CallActivity<std::string>("Step", "c1");
+    std::string b = co_await ctx.CallActivity<std::string>("Step", "c2");
+    co_return a + b;
+  }));
+  BATON_ASSERT_OK(registry_.AddOrchestrator("Mom", [](OrchestrationContext& ctx) -> Task<Json> {
+    SubOrchestratorOptions child;
+    child.instance_id = ctx.InstanceId() + "-kid";
+    co_return co_await ctx.CallSubOrchestrator<std::string>("Kid", nullptr, child);
+  }));
+  Open();
+  std::string id = Start("Mom", nullptr, {.instance_id = "rewind-2"});
+  ASSERT_EQ(Await(id).status, OrchestrationStatus::kFailed);
+  ASSERT_EQ(Await(id + "-kid").status, OrchestrationStatus::kFailed);
+  healed = true;
+  BATON_ASSERT_OK(client_->Rewind(id));
+  InstanceState s = Await(id);
+  ASSERT_EQ(s.status, OrchestrationStatus::kCompleted) << s.output;
+  EXPECT_EQ(FromPayload(s.output), "c1c2");
+  EXPECT_EQ(Await(id + "-kid").status, OrchestrationStatus::kCompleted);
+  EXPECT_EQ(c1_runs, 1);  // the child kept what had succeeded
+}
+
 TEST_F(EngineTest, CustomStatusIsVisibleWhileRunning) {
   BATON_ASSERT_OK(registry_.AddOrchestrator("Progress", [](OrchestrationContext& ctx) -> Task<Json> {
     ctx.SetCustomStatus(Json{{"step", 1}, {"of", 2}});

@@ -158,6 +158,7 @@ void ToProto(const HistoryEvent& e, const std::string& strip, ::HistoryEvent* ou
           [&](const events::ContinueAsNew& b) { str(b.input, out->mutable_continueasnew()->mutable_input()); },
           [&](const events::ExecutionSuspended& b) { str(b.input, out->mutable_executionsuspended()->mutable_input()); },
           [&](const events::ExecutionResumed& b) { str(b.input, out->mutable_executionresumed()->mutable_input()); },
+          [&](const events::ExecutionRewound& b) { out->mutable_executionrewound()->mutable_reason()->set_value(b.reason); },
           [&](const events::EntityOperationSignaled& b) {
             auto* p = out->mutable_entityoperationsignaled();
             p->set_requestid(b.request_id);

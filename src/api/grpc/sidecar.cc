@@ -199,8 +199,11 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     return ToGrpc(client_.Resume(id, req->has_reason() ? req->reason().value() : ""));
   }
 
-  GrpcStatus RewindInstance(ServerContext*, const ::RewindInstanceRequest*, ::RewindInstanceResponse*) override {
-    return GrpcStatus(::grpc::StatusCode::UNIMPLEMENTED, "rewind is not supported yet");
+  GrpcStatus RewindInstance(ServerContext* ctx, const ::RewindInstanceRequest* req,
+                            ::RewindInstanceResponse*) override {
+    BATON_GRPC_HUB(ctx, prefix);
+    BATON_GRPC_ID(prefix, req->instanceid(), id);
+    return ToGrpc(client_.Rewind(id, req->has_reason() ? req->reason().value() : ""));
   }
 
   GrpcStatus RestartInstance(ServerContext* ctx, const ::RestartInstanceRequest* req,

@@ -237,6 +237,7 @@ class Api : public std::enable_shared_from_this<Api> {
                      [&](const events::ContinueAsNew&) {},
                      [&](const events::ExecutionSuspended&) {},
                      [&](const events::ExecutionResumed&) {},
+                     [&](const events::ExecutionRewound& b) { j["Reason"] = b.reason; },
                      [&](const events::EntityOperationSignaled& b) {
                        j["Operation"] = b.operation;
                        j["TargetInstanceId"] = b.target_instance_id;
@@ -454,13 +455,14 @@ class Api : public std::enable_shared_from_this<Api> {
     HttpResponse error;
     auto internal = Internal(c, m.params.at("id"), &error);
     if (!internal) return error;
-    auto state = client_.GetState(*internal, false);
-    if (!state.ok()) return ErrorResponse(state.status(), "instanceId");
-    if (state->status != OrchestrationStatus::kFailed) {
-      return ErrorResponse(412, "FailedPrecondition", "only a Failed instance can be rewound", "instanceId");
+    Status s = client_.Rewind(*internal, m.Query("reason"));
+    if (s.code() == StatusCode::kFailedPrecondition) {
+      return ErrorResponse(412, "FailedPrecondition", s.message(), "instanceId");
     }
-    return ErrorResponse(501, "Unimplemented", "rewind is not supported by this Baton version; use restart",
-                         "instanceId");
+    if (!s.ok()) return ErrorResponse(s, "instanceId");
+    HttpResponse res{http::status::accepted, 11};
+    res.set(http::field::server, "baton");
+    return res;
   }
 
   HttpResponse Restart(const HttpRequest& req, const RouteMatch& m, const Caller& c) {

@@ -353,7 +353,7 @@ struct ControlOptions {
   std::string reason;
 };
 
-// terminate, suspend and resume: accepted (202) and applied asynchronously.
+// terminate, suspend, resume and rewind: accepted (202) and applied asynchronously.
 void RunControl(Session& s, const ControlOptions& o, std::string_view action) {
   auto query = s.HubQuery();
   if (!o.reason.empty()) query.emplace_back("reason", o.reason);
@@ -760,7 +760,8 @@ void AddInstanceVerbs(CLI::App& app, const Io& io) {
   for (const Control& c :
        {Control{"terminate", "Terminate a running instance (POST .../terminate)"},
         Control{"suspend", "Suspend a running instance (POST .../suspend)"},
-        Control{"resume", "Resume a suspended instance (POST .../resume)"}}) {
+        Control{"resume", "Resume a suspended instance (POST .../resume)"},
+        Control{"rewind", "Run again what failed in a Failed instance (POST .../rewind)"}}) {
     std::string action = c.name;
     auto [v, o] = AddVerb<ControlOptions>(
         g, c.name, c.help, true, io,

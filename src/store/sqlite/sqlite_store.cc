@@ -49,6 +49,8 @@ constexpr const char* kUpdateInstance =
     "UPDATE instances SET execution_id = ?2, status = ?3, output = ?4, custom_status = ?5, "
     "failure = ?6, updated_at = ?7, completed_at = ?8, history_size = ?9, "
     "input = CASE WHEN ?10 THEN ?11 ELSE input END WHERE instance_id = ?1";
+constexpr const char* kMarkRewinding =
+    "UPDATE instances SET status = 'Pending', completed_at = NULL, updated_at = ?2 WHERE instance_id = ?1";
 constexpr const char* kDeleteInstance = "DELETE FROM instances WHERE instance_id = ?1";
 constexpr const char* kDeleteHistory = "DELETE FROM history WHERE instance_id = ?1";
 constexpr const char* kDeleteInboxOfInstance = "DELETE FROM inbox WHERE instance_id = ?1";
@@ -1009,9 +1011,18 @@ Status SqliteStore::SendMessage(Message message) {
           head->status = OrchestrationStatus::kPending;
         }
         if (!head) return NotFoundError("instance '" + message.instance_id + "' does not exist");
-        if (IsTerminal(head->status)) {
+        const bool rewind = std::holds_alternative<events::ExecutionRewound>(message.event.body) &&
+                            head->status == OrchestrationStatus::kFailed;
+        if (IsTerminal(head->status) && !rewind) {
           return FailedPreconditionError("instance '" + message.instance_id + "' is " +
                                          std::string(OrchestrationStatusName(head->status)));
+        }
+        if (rewind) {
+          // Pending until a worker rewrites the history (worker.cc Rewind),
+          // so that waiters for completion wait for the rewound run.
+          BATON_ASSIGN_OR_RETURN(Statement st, c.Prepare(kMarkRewinding));
+          BATON_RETURN_IF_ERROR(st.Bind(1, message.instance_id).Bind(2, ToUnixMicros(now)).Run("mark rewinding"));
+          effects->status_changed.push_back(message.instance_id);
         }
         Message m = message;
         BATON_RETURN_IF_ERROR(InsertInbox(c, m, event_json));

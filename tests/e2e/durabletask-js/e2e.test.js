@@ -239,6 +239,25 @@ test("entities written with the SDK: signals from the client, and an entity that
   await until(async () => (await client.getEntity(from, true)) === undefined, "the deleted tally to be gone");
 });
 
+test("rewind: a failed orchestration and its failed child run again only what failed", async () => {
+  const key = `rw-${Date.now()}`;
+  f.switches.healed = false;
+  const id = await client.scheduleNewOrchestration(f.rewindable, key, key);
+  const failed = await client.waitForOrchestrationCompletion(id, true, WAIT_S);
+  assert.equal(OrchestrationStatus[failed.runtimeStatus], "FAILED");
+  assert.equal(OrchestrationStatus[(await client.getOrchestrationState(`${id}-child`)).runtimeStatus], "FAILED");
+  f.switches.healed = true;
+  await client.rewindInstance(id, "the dependency is back");
+  const done = await client.waitForOrchestrationCompletion(id, true, WAIT_S);
+  assert.deepEqual(output(done), [`${key}-a`, `${key}-c1`, `${key}-c2`, `${key}-c`]);
+  const runs = (k) => f.switches.runs.get(`${key}-${k}`);
+  assert.deepEqual([runs("a"), runs("c1"), runs("c2"), runs("c")], [1, 1, 2, 1], "only the failed activity ran twice");
+  const history = await client.getOrchestrationHistory(id);
+  assert.ok(history.some((e) => /rewound/i.test(String(e.type ?? e.eventType ?? JSON.stringify(e)))),
+            "the history records the rewind");
+  await assert.rejects(client.rewindInstance(id, "again"), (e) => /Failed|FAILED_PRECONDITION|precondition/i.test(String(e.message || e)));
+});
+
 test("recursive purge removes sub-orchestrations", async () => {
   const id = `purgeparent-${Date.now()}`;
   output(await run(f.parent, ["p", "q"], id));

@@ -102,6 +102,29 @@ const counterWork = async function* (ctx, key) {
   return { before, after, locked };
 };
 
+// Rewind: `brittle` fails until the test heals it; `counted` counts its runs.
+const switches = { healed: false, runs: new Map() };
+const counted = async (_ctx, key) => {
+  switches.runs.set(key, (switches.runs.get(key) || 0) + 1);
+  return key;
+};
+const brittle = async (_ctx, key) => {
+  switches.runs.set(key, (switches.runs.get(key) || 0) + 1);
+  if (!switches.healed) throw new Error(`${key} is broken`);
+  return key;
+};
+const brittleChild = async function* (ctx, key) {
+  const first = yield ctx.callActivity(counted, `${key}-c1`);
+  const second = yield ctx.callActivity(brittle, `${key}-c2`);
+  return [first, second];
+};
+const rewindable = async function* (ctx, key) {
+  const a = yield ctx.callActivity(counted, `${key}-a`);
+  const b = yield ctx.callSubOrchestrator(brittleChild, key, { instanceId: `${ctx.instanceId}-child` });
+  const c = yield ctx.callActivity(counted, `${key}-c`);
+  return [a, ...b, c];
+};
+
 // An entity written with the SDK: it runs in this worker, while Baton keeps
 // its state, its lock and its queue.
 class Tally extends TaskEntity {
@@ -138,6 +161,10 @@ const tallyWork = async function* (ctx, key) {
 function register(worker) {
   worker.addNamedEntity("tally", () => new Tally());
   worker.addOrchestrator(tallyWork);
+  worker.addOrchestrator(rewindable);
+  worker.addOrchestrator(brittleChild);
+  worker.addActivity(counted);
+  worker.addActivity(brittle);
   worker.addOrchestrator(counterWork);
   for (const o of [sequence, fanOut, child, parent, timer, approval, longParent, retrying, guids, slowSequence, rounds]) {
     worker.addOrchestrator(o);
@@ -145,4 +172,4 @@ function register(worker) {
   for (const a of [sayHello, flaky, slow]) worker.addActivity(a);
 }
 
-module.exports = { register, counterWork, tallyWork, rounds, sequence, fanOut, parent, timer, approval, longParent, retrying, guids, slowSequence };
+module.exports = { register, counterWork, tallyWork, rewindable, switches, rounds, sequence, fanOut, parent, timer, approval, longParent, retrying, guids, slowSequence };
