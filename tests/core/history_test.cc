@@ -52,6 +52,7 @@ std::vector<HistoryEvent> OneOfEachKind() {
   events.push_back({-1, At(t0 + 15), events::ContinueAsNew{R"({"n":2})"}});
   events.push_back({-1, At(t0 + 16), events::ExecutionSuspended{R"("pause")"}});
   events.push_back({-1, At(t0 + 17), events::ExecutionResumed{R"("go")"}});
+  events.push_back({-1, At(t0 + 17), events::ExecutionRewound{"the service is back"}});
   events.push_back({5, At(t0 + 18),
                     events::EntityOperationSignaled{"req-1", "add", At(t0 + 1000), "1", "@counter@k"}});
   events.push_back({6, At(t0 + 19),
