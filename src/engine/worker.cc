@@ -208,13 +208,13 @@ class Worker::Impl {
     CommitEntityBatch(item, engine::RunEntityBatch(registry_, item.instance_id, row->output, item.messages, now));
   }
 
-  OrchestrationUpdate EntityUpdate(const OrchestrationWorkItem& item, engine::EntityBatch batch) const {
+  static OrchestrationUpdate EntityUpdate(const OrchestrationWorkItem& item, engine::EntityBatch batch, bool sync) {
     OrchestrationUpdate update;
     update.execution_id = item.instance.execution_id;
     update.status = OrchestrationStatus::kRunning;
     update.output = std::move(batch.state);
     update.outbox = std::move(batch.outbox);
-    update.sync = options_.sync_every_episode;
+    update.sync = sync;
     return update;
   }
 
@@ -225,20 +225,23 @@ class Worker::Impl {
     work.state = plan.has_state ? plan.state.dump() : std::string();
     work.operations = plan.operations;
     auto shared = std::make_shared<engine::EntityBatchPlan>(std::move(plan));
-    work.finish = [this, shared, item, now](bool has_state, std::string state,
-                                            std::vector<EntityOperationResult> results) {
+    // Called by the dispatcher, possibly after this worker stopped: it
+    // captures nothing of the worker.
+    work.finish = [shared, item, now, sync = options_.sync_every_episode](
+                      bool has_state, std::string state, std::vector<EntityOperationResult> results) {
       Json parsed;
       if (has_state) {
         parsed = Json::parse(state, nullptr, false);
         if (parsed.is_discarded()) parsed = Json(state);  // not JSON: kept as a string
       }
-      return EntityUpdate(item, engine::FinishEntityBatch(*shared, has_state, std::move(parsed), std::move(results), now));
+      return EntityUpdate(item, engine::FinishEntityBatch(*shared, has_state, std::move(parsed), std::move(results), now),
+                          sync);
     };
     options_.external->DispatchEntity(std::move(work));
   }
 
   void CommitEntityBatch(OrchestrationWorkItem& item, engine::EntityBatch batch) {
-    OrchestrationUpdate update = EntityUpdate(item, std::move(batch));
+    OrchestrationUpdate update = EntityUpdate(item, std::move(batch), options_.sync_every_episode);
     BeginCommit();
     store_.CompleteOrchestrationWorkItem(item, std::move(update), [this, id = item.instance_id](const Status& st) {
       if (!st.ok()) {
