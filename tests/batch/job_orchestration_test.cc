@@ -198,7 +198,8 @@ TEST_F(JobTest, OnFailureRunsExactlyTheConfiguredAttempts) {
 
 TEST_F(JobTest, AnOomKilledJobSaysSo) {
   const std::string job = Unique("oom");
-  Json r = Result(Submit(job, {"alloc", "256"}, Json{{"memoryMb", 32}}));
+  // The delay: see DockerRuntimeTest.MemoryLimitIsEnforcedAndCpuLimitVisible.
+  Json r = Result(Submit(job, {"alloc", "256", "300"}, Json{{"memoryMb", 32}}));
   EXPECT_EQ(r["status"], "Failed");
   EXPECT_EQ(r["oomKilled"], true) << r.dump();
 }

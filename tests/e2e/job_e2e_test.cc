@@ -649,7 +649,7 @@ TEST_F(JobE2eTest, CallbackProgressShowsAndForeignTokensAreRefused) {
 TEST_F(JobE2eTest, AnOomKilledJobReportsIt) {
   StartServer(2, 1024);
   const std::string key = CreateTenant("acme", Json{{"cpu", 2}});
-  std::string id = Submit(key, Spec("oom", {"alloc", "256"}, Json{{"memoryMb", 32}}));
+  std::string id = Submit(key, Spec("oom", {"alloc", "256", "300"}, Json{{"memoryMb", 32}}));
   ASSERT_FALSE(id.empty());
   Json v = AwaitEnd(key, id);
   EXPECT_EQ(v.value("status", ""), "Failed") << v.dump();

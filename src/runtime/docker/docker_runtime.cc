@@ -612,7 +612,9 @@ Result<std::string> DockerRuntime::PullImage(const std::string& image, const Reg
 
 Status DockerRuntime::BuildImage(const std::string& tag, const std::string& tar_context) {
   BATON_ASSIGN_OR_RETURN(DockerResponse r,
-                         client_.Request("POST", "/build?rm=1&forcerm=1&t=" + QueryEscape(tag), tar_context,
+                         // nocache: the classic builder's cache probe walks other builds' images and
+                         // fails ("unable to find image") when one is removed meanwhile.
+                         client_.Request("POST", "/build?rm=1&forcerm=1&nocache=1&t=" + QueryEscape(tag), tar_context,
                                          {{"Content-Type", "application/x-tar"}}, std::chrono::minutes(5)));
   if (r.status != 200) return FromDocker(r, "build image '" + tag + "'");
   if (auto error = StreamError(r.body)) return InvalidArgumentError("build image '" + tag + "': " + *error);

@@ -9,8 +9,9 @@
 //   print N                N lines "progress i/N" on stdout and N "warning i/N" on stderr,
 //                          alternating, then exit 0
 //   env NAME...            print NAME=value (or "NAME unset") for each name
-//   alloc MEGABYTES        allocate and touch memory 1 MiB at a time, progress every 16 MiB;
-//                          exit 0 if not OOM-killed first
+//   alloc MEGABYTES [DELAY_MS]
+//                          after DELAY_MS (default 0), allocate and touch memory 1 MiB at a
+//                          time, progress every 16 MiB; exit 0 if not OOM-killed first
 //   serve PORT [ADDR]      HTTP/1.1 on ADDR:PORT (default 0.0.0.0, as it runs in its own
 //                          network namespace): GET /status, POST /start, GET /ping
 //   fetch HOST PORT PATH   GET PATH from HOST:PORT (numeric IPv4), print the body; exit 0
@@ -49,6 +50,7 @@
 #include <cctype>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cstdarg>
 #include <cstdint>
 #include <cstdio>
@@ -56,6 +58,7 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -78,7 +81,7 @@ constexpr const char* kUsage =
     "  exit CODE\n"
     "  print N\n"
     "  env NAME...\n"
-    "  alloc MEGABYTES\n"
+    "  alloc MEGABYTES [DELAY_MS]\n"
     "  serve PORT [ADDR]\n"
     "  fetch HOST PORT PATH\n"
     "  callback N [STATUS [EXITCODE]]   (env BATON_CALLBACK_URL, BATON_JOB_TOKEN)\n"
@@ -193,7 +196,10 @@ int RunEnv(int argc, char** argv) {
 
 int RunAlloc(int argc, char** argv) {
   int64_t megabytes = 0;
-  if (argc != 3 || !ParseInt(argv[2], 0, 1024 * 1024, &megabytes)) return Usage();
+  int64_t delay_ms = 0;
+  if (argc < 3 || argc > 4 || !ParseInt(argv[2], 0, 1024 * 1024, &megabytes)) return Usage();
+  if (argc == 4 && !ParseInt(argv[3], 0, 60000, &delay_ms)) return Usage();
+  if (delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
   // Blocks are kept (never freed) so the resident set only grows, and every page is
   // written, so the kernel really backs it and a memory limit really triggers.
   std::vector<char*> blocks;
