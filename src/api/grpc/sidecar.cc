@@ -463,6 +463,11 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
                                         : stream.entities;
   }
 
+  bool ConnectedLocked(const std::string& prefix) const {
+    return std::any_of(streams_.begin(), streams_.end(),
+                       [&](const auto& s) { return !s.second->closed && s.second->prefix == prefix; });
+  }
+
   // Picks a stream of `prefix` with room, round robin; null when none.
   std::shared_ptr<WorkerStream> PickLocked(const std::string& prefix, Kind kind) {
     auto fits = [&](WorkerStream& stream) {
@@ -515,7 +520,9 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     std::unique_lock lock(mu_);
     std::shared_ptr<WorkerStream> stream = PickLocked(prefix, Kind::kOrchestration);
     if (!stream) {
+      const bool connected = ConnectedLocked(prefix);
       lock.unlock();
+      if (!connected) WarnNoWorker(prefix, "orchestrator '" + pending.name + "'");
       store_.AbandonOrchestrationWorkItem(work.item, kNoWorkerRetry);
       return;
     }
@@ -541,7 +548,9 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     std::unique_lock lock(mu_);
     std::shared_ptr<WorkerStream> stream = PickLocked(prefix, Kind::kActivity);
     if (!stream) {
+      const bool connected = ConnectedLocked(prefix);
       lock.unlock();
+      if (!connected) WarnNoWorker(prefix, "activity '" + work.task.name + "'");
       store_.AbandonActivityWorkItem(work, kNoWorkerRetry);
       return;
     }
@@ -573,7 +582,9 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     std::unique_lock lock(mu_);
     std::shared_ptr<WorkerStream> stream = PickLocked(prefix, Kind::kEntity);
     if (!stream) {
+      const bool connected = ConnectedLocked(prefix);
       lock.unlock();
+      if (!connected) WarnNoWorker(prefix, "entity '" + id.substr(prefix.size()) + "'");
       store_.AbandonOrchestrationWorkItem(work.item, kNoWorkerRetry);
       return;
     }
@@ -639,6 +650,23 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
       if (w.activity) store_.AbandonActivityWorkItem(*w.activity, std::chrono::milliseconds(0));
       if (w.entity) store_.AbandonOrchestrationWorkItem(w.entity->item, std::chrono::milliseconds(0));
     }
+  }
+
+  // Work that neither the in-process registry nor a connected SDK worker can
+  // run waits (retried every kNoWorkerRetry): an SDK worker may be restarting.
+  // Says so at most once a minute per hub, so a misspelt name is noticed.
+  void WarnNoWorker(const std::string& prefix, const std::string& what) {
+    const auto now = std::chrono::steady_clock::now();
+    {
+      std::lock_guard lock(mu_);
+      auto [it, fresh] = last_no_worker_warning_.try_emplace(prefix, now);
+      if (!fresh && now - it->second < std::chrono::minutes(1)) return;
+      it->second = now;
+    }
+    util::Log().warn(
+        "sidecar: {} is not registered in this process and no SDK worker is connected for task hub '{}'; "
+        "its work waits for one (retried every second)",
+        what, prefix.empty() ? std::string("(default)") : prefix.substr(0, prefix.size() - kHubSeparator.size()));
   }
 
   // Takes the pending work of `token`; NOT_FOUND when unknown or stale.
@@ -997,6 +1025,7 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
   std::map<uint64_t, std::shared_ptr<WorkerStream>> streams_;
   std::map<std::string, PendingWork> pending_;
   uint64_t next_stream_ = 0;
+  std::map<std::string, std::chrono::steady_clock::time_point> last_no_worker_warning_;  // by hub prefix
   uint64_t last_pick_ = 0;
   bool stopping_ = false;
   std::mutex history_mu_;
