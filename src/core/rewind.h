@@ -3,6 +3,9 @@
 // The rewritten history is the failed one without
 //   - each TaskFailed and the TaskScheduled it answers (the activity runs
 //     again when the orchestrator, replaying, schedules it anew),
+//   - each TaskScheduled and TimerCreated still unanswered when the run
+//     failed (a fan-out's other branches): answers that reach a Failed
+//     instance are dropped, so these are scheduled anew too,
 //   - each SubOrchestrationInstanceFailed (the SubOrchestrationInstanceCreated
 //     stays: the child is rewound too and answers again when it finishes),
 //   - ExecutionCompleted,
@@ -13,8 +16,10 @@
 // worker/rewind.js), except that the execution id is kept, so that messages
 // addressed to the execution (timers, children's answers) still arrive.
 //
-// Limitation shared with the SDKs: an activity retried by a retry policy
-// leaves its retry timers in the history, and the replay may not line up.
+// Limitations: an activity retried by a retry policy leaves its retry
+// timers in the history, and the replay may not line up (as in the SDKs); a
+// child still running when the parent failed is not restarted, and its
+// answer is lost if it came while the parent was Failed.
 // Pure; thread-safety: none needed.
 #pragma once
 

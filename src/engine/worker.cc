@@ -501,6 +501,14 @@ class Worker::Impl {
     update.reset_history = true;
     update.new_events = std::move(rewound.events);
     update.outbox.push_back(Message{0, id, update.execution_id, now, HistoryEvent{-1, now, events::ExecutionRewound{reason}}});
+    // What else arrived meanwhile (an event, a terminate) is for the rewound
+    // run: sent again, after the jump-start, rather than consumed here.
+    for (const Message& m : item.messages) {
+      if (std::holds_alternative<events::ExecutionRewound>(m.event.body)) continue;
+      Message again = m;
+      again.seq = 0;
+      update.outbox.push_back(std::move(again));
+    }
     for (const std::string& child : rewound.failed_children) {
       update.outbox.push_back(Message{0, child, "", now, HistoryEvent{-1, now, events::ExecutionRewound{reason}}});
     }

@@ -39,6 +39,29 @@ TEST(RewindHistory, DropsFailuresTheirSchedulesAndTheEndButKeepsWhatSucceeded) {
   EXPECT_EQ(r.failed_children, (std::vector<std::string>{"kid"}));
 }
 
+TEST(RewindHistory, TasksAndTimersStillOutstandingWhenTheRunFailedAreScheduledAnew) {
+  const TimePoint t{};
+  const FailureDetails boom{"Boom", "no", "", "", false, {}};
+  std::vector<HistoryEvent> h = {
+      {-1, t, events::OrchestratorStarted{}},
+      {-1, t, events::ExecutionStarted{}},
+      {1, t, events::TaskScheduled{"Slow", "", ""}},
+      {2, t, events::TaskScheduled{"Bad", "", ""}},
+      {3, t, events::TimerCreated{t}},
+      {4, t, events::TimerCreated{t}},
+      {-1, t, events::OrchestratorCompleted{}},
+      {-1, t, events::OrchestratorStarted{}},
+      {-1, t, events::TimerFired{t, 4}},
+      {-1, t, events::TaskFailed{2, boom}},
+      {-1, t, events::ExecutionCompleted{OrchestrationStatus::kFailed, "", boom}},
+      {-1, t, events::OrchestratorCompleted{}},
+  };
+  RewoundHistory r = RewindHistory(h);
+  EXPECT_EQ(Kinds(r.events), (std::vector<std::string>{"OrchestratorStarted", "ExecutionStarted", "TimerCreated",
+                                                       "OrchestratorStarted", "TimerFired"}));
+  EXPECT_EQ(r.events[2].event_id, 4);
+}
+
 TEST(RewindHistory, AHistoryWithoutFailuresOnlyLosesItsEnd) {
   const TimePoint t{};
   std::vector<HistoryEvent> h = {
