@@ -147,8 +147,9 @@ class Client {
   // sub-orchestrations (rewound too, recursively) run again, and what
   // succeeded is kept (core/rewind.h). The instance is Pending at once (a
   // WaitForCompletion waits for the rewound run) and Running once a worker
-  // has rewound it. NotFound; FailedPrecondition unless Failed;
-  // InvalidArgument for an entity.
+  // has rewound it. NotFound; FailedPrecondition unless Failed, or when the
+  // run failed inside a critical section or waiting for an entity (restart
+  // it instead); InvalidArgument for an entity.
   Status Rewind(const std::string& instance_id, const std::string& reason = "");
 
   // Starts the instance again with its name and input (after continue-as-new,

@@ -1,5 +1,7 @@
 #include "baton/client.h"
 
+#include "core/rewind.h"
+
 #include "engine/entity_executor.h"
 #include "util/uuid.h"
 
@@ -77,6 +79,9 @@ Status Client::Rewind(const std::string& instance_id, const std::string& reason)
                                    std::string(OrchestrationStatusName(state.status)) +
                                    "; only a Failed instance can be rewound");
   }
+  BATON_ASSIGN_OR_RETURN(std::vector<HistoryEvent> history, store_.GetHistory(instance_id));
+  core::RewoundHistory rewound = core::RewindHistory(history);
+  if (!rewound.refusal.empty()) return FailedPreconditionError("instance '" + instance_id + "': " + rewound.refusal);
   return Send(instance_id, HistoryEvent{-1, {}, events::ExecutionRewound{reason}});
 }
 

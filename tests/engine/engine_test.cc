@@ -489,7 +489,7 @@ TEST_F(EngineTest, RewindRunsAgainWhatFailedOrWasOutstandingAndKeepsWhatSucceede
     co_return done[0] + done[1] + bad + s;
   }));
   Open();
-  std::string id = Start("Parent", nullptr, {.instance_id = "rewind-1"});
+  std::string id = Start("Parent", "the input", {.instance_id = "rewind-1"});
   ASSERT_EQ(Await(id).status, OrchestrationStatus::kFailed);
   EXPECT_EQ(client_->Rewind("missing").code(), StatusCode::kNotFound);
   healed = true;
@@ -498,6 +498,7 @@ TEST_F(EngineTest, RewindRunsAgainWhatFailedOrWasOutstandingAndKeepsWhatSucceede
   InstanceState s = Await(id);
   ASSERT_EQ(s.status, OrchestrationStatus::kCompleted) << s.output << (s.failure ? s.failure->error_message : "");
   EXPECT_EQ(FromPayload(s.output), "p1!p2!bad-p4!slow-p3!");
+  EXPECT_EQ(FromPayload(client_->GetState(id)->input), "the input");  // kept across the rewritten history
   // slow-p3 was scheduled anew; its first answer may still have been used if
   // it came with the rewind request, so its second run can end after the
   // instance did.
@@ -545,6 +546,39 @@ TEST_F(EngineTest, RewindOfAFailedChildIsRecursive) {
   EXPECT_EQ(FromPayload(s.output), "c1c2");
   EXPECT_EQ(Await(id + "-kid").status, OrchestrationStatus::kCompleted);
   EXPECT_EQ(c1_runs, 1);  // the child kept what had succeeded
+}
+
+// A failed child that was purged before the parent is rewound is created
+// anew by the rewound parent.
+TEST_F(EngineTest, RewindCreatesAPurgedFailedChildAnew) {
+  static std::atomic<bool> healed{false};
+  static std::atomic<int> runs{0};
+  healed = false;
+  runs = 0;
+  BATON_ASSERT_OK(registry_.AddActivity("Once", [](ActivityContext&) -> Json {
+    ++runs;
+    if (!healed) throw std::runtime_error("not yet");
+    return "ok";
+  }));
+  BATON_ASSERT_OK(registry_.AddOrchestrator("Kid", [](OrchestrationContext& ctx) -> Task<Json> {
+    co_return co_await ctx.CallActivity<std::string>("Once");
+  }));
+  BATON_ASSERT_OK(registry_.AddOrchestrator("Mom", [](OrchestrationContext& ctx) -> Task<Json> {
+    SubOrchestratorOptions child;
+    child.instance_id = ctx.InstanceId() + "-kid";
+    co_return co_await ctx.CallSubOrchestrator<std::string>("Kid", nullptr, child);
+  }));
+  Open();
+  std::string id = Start("Mom", nullptr, {.instance_id = "rewind-3"});
+  ASSERT_EQ(Await(id).status, OrchestrationStatus::kFailed);
+  ASSERT_TRUE(client_->Purge(id + "-kid").ok());
+  healed = true;
+  BATON_ASSERT_OK(client_->Rewind(id));
+  InstanceState s = Await(id);
+  ASSERT_EQ(s.status, OrchestrationStatus::kCompleted) << s.output;
+  EXPECT_EQ(FromPayload(s.output), "ok");
+  EXPECT_EQ(Await(id + "-kid").status, OrchestrationStatus::kCompleted);
+  EXPECT_EQ(runs, 2);
 }
 
 TEST_F(EngineTest, CustomStatusIsVisibleWhileRunning) {

@@ -209,10 +209,9 @@ Result<ContainerState> DockerRuntime::InspectContainer(const std::string& id_or_
       }
       if (std::chrono::system_clock::now() >= deadline) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      BATON_ASSIGN_OR_RETURN(DockerResponse again,
-                             client_.Request("GET", "/containers/" + QueryEscape(id_or_name) + "/json"));
-      if (again.status != 200) break;  // removed meanwhile: keep what the first answer said
-      Json k = Json::parse(again.body, nullptr, false);
+      auto again = client_.Request("GET", "/containers/" + QueryEscape(id_or_name) + "/json");
+      if (!again.ok() || again->status != 200) break;  // removed meanwhile, or an error: keep the first answer
+      Json k = Json::parse(again->body, nullptr, false);
       if (k.is_object() && k.contains("State") && k["State"].value("OOMKilled", false)) {
         state.oom_killed = true;
         break;

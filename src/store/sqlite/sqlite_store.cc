@@ -595,6 +595,13 @@ Status SqliteStore::DeliverMessage(Connection& c, Message message, const std::st
     effects->status_changed.push_back(message.instance_id);
   } else {
     BATON_ASSIGN_OR_RETURN(std::optional<RowHead> head, ReadHead(c, message.instance_id));
+    if (head && head->status == OrchestrationStatus::kFailed &&
+        std::holds_alternative<events::ExecutionRewound>(message.event.body)) {
+      // A child rewound with its parent: Pending at once, as in SendMessage.
+      BATON_ASSIGN_OR_RETURN(Statement st, c.Prepare(kMarkRewinding));
+      BATON_RETURN_IF_ERROR(st.Bind(1, message.instance_id).Bind(2, ToUnixMicros(now)).Run("mark rewinding"));
+      effects->status_changed.push_back(message.instance_id);
+    }
     if (!head && IsEntityInstanceId(message.instance_id)) {
       BATON_RETURN_IF_ERROR(CreateEntityRow(c, message.instance_id, now));
     } else if (!head) {
