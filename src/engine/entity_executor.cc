@@ -216,7 +216,7 @@ EntityOperationResult RunLocal(const EntityFn* fn, const EntityId& id, EntityCon
 }  // namespace
 
 EntityBatchPlan PlanEntityBatch(const std::string& instance_id, const std::string& persisted,
-                                const std::vector<Message>& messages, TimePoint now) {
+                                const std::vector<Message>& messages, TimePoint now, size_t max_operations) {
   SchedulerState s = SchedulerState::Parse(persisted);
   EntityBatchPlan plan;
   plan.instance_id = instance_id;
@@ -224,6 +224,8 @@ EntityBatchPlan PlanEntityBatch(const std::string& instance_id, const std::strin
   plan.state = std::move(s.state);
   plan.lock_owner = std::move(s.lock_owner);
   plan.lock_section = std::move(s.lock_section);
+  plan.persisted = persisted;
+  plan.messages = messages;
   std::deque<HistoryEvent> pending(s.queue.begin(), s.queue.end());
   for (const Message& m : messages) pending.push_back(m.event);
 
@@ -239,6 +241,16 @@ EntityBatchPlan PlanEntityBatch(const std::string& instance_id, const std::strin
       waiting.push_back(std::move(e));
       continue;
     }
+    if (plan.operations.size() > max_operations) {
+      // Cut: this operation and everything after it wait for the next batch
+      // (an operation changes no lock, so taking it back is exact).
+      plan.operations.pop_back();
+      plan.sources.pop_back();
+      waiting.push_back(std::move(e));
+      for (HistoryEvent& rest : pending) waiting.push_back(std::move(rest));
+      pending.clear();
+      break;
+    }
     if (was_locked && plan.lock_owner.empty() && !waiting.empty()) {
       // Released: what waited goes first, ahead of what came after it.
       for (auto it = waiting.rbegin(); it != waiting.rend(); ++it) pending.push_front(std::move(*it));
@@ -251,6 +263,9 @@ EntityBatchPlan PlanEntityBatch(const std::string& instance_id, const std::strin
 
 EntityBatch FinishEntityBatch(EntityBatchPlan plan, bool has_state, Json state,
                               std::vector<EntityOperationResult> results, TimePoint now) {
+  if (results.size() < plan.operations.size()) {
+    plan = PlanEntityBatch(plan.instance_id, plan.persisted, plan.messages, now, results.size());
+  }
   EntityBatch batch;
   const size_t ran = std::min(results.size(), plan.operations.size());
   for (size_t i = 0; i < ran; ++i) {
@@ -275,8 +290,6 @@ EntityBatch FinishEntityBatch(EntityBatchPlan plan, bool has_state, Json state,
   if (has_state) s.state = std::move(state);
   s.lock_owner = std::move(plan.lock_owner);
   s.lock_section = std::move(plan.lock_section);
-  // Operations the worker did not reach run in a later batch, first.
-  for (size_t i = ran; i < plan.sources.size(); ++i) s.queue.push_back(std::move(plan.sources[i]));
   for (HistoryEvent& e : plan.queue) s.queue.push_back(std::move(e));
   batch.state = s.Serialize();
   return batch;

@@ -11,6 +11,7 @@
 // Pure logic but for the entity code it calls. Thread-safety: none needed.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -39,15 +40,21 @@ struct EntityBatchPlan {
   std::string lock_owner;                       // after the batch
   std::string lock_section;
   std::vector<HistoryEvent> queue;              // waiting for the lock after the batch
+  std::string persisted;                        // what it was planned from
+  std::vector<Message> messages;
 };
 
-// `persisted` is the entity's durable state ("" for a new entity).
+// `persisted` is the entity's durable state ("" for a new entity). With
+// `max_operations`, planning stops before the operation past that many: it
+// and every message after it wait, in order, for the next batch.
 EntityBatchPlan PlanEntityBatch(const std::string& instance_id, const std::string& persisted,
-                                const std::vector<Message>& messages, TimePoint now);
+                                const std::vector<Message>& messages, TimePoint now,
+                                size_t max_operations = SIZE_MAX);
 
 // The batch's durable state and outbox from the operations' results
-// (index-aligned with plan.operations; operations without a result are
-// queued again, ahead of what waits for the lock).
+// (index-aligned with plan.operations). With fewer results than operations,
+// the batch is planned again up to the last operation that ran, so that what
+// was not reached, and everything after it, waits in arrival order.
 EntityBatch FinishEntityBatch(EntityBatchPlan plan, bool has_state, Json state,
                               std::vector<EntityOperationResult> results, TimePoint now);
 

@@ -65,6 +65,18 @@ TEST(EntityBatchPlan, OperationsAWorkerDidNotReachRunFirstInTheNextBatch) {
   EXPECT_EQ(Ops(next), (std::vector<std::string>{"add2", "add3", "add4"}));
 }
 
+TEST(EntityBatchPlan, AnOperationNotReachedKeepsItsPlaceAheadOfALaterLockRequest) {
+  // Unlocked: Q's call arrived before P's lock request. The worker ran nothing.
+  EntityBatchPlan plan = PlanEntityBatch(kEntity, "", {Call("Q", "get", ""), Lock("P")}, kNow);
+  EXPECT_EQ(plan.lock_owner, "P");
+  EntityBatch done = FinishEntityBatch(std::move(plan), false, Json(), {}, kNow);
+  EXPECT_TRUE(done.outbox.empty());  // no grant yet: P's request comes after Q's call
+  EXPECT_EQ(ViewEntityState(done.state).locked_by, "");
+  EntityBatchPlan next = PlanEntityBatch(kEntity, done.state, {}, kNow);
+  EXPECT_EQ(Ops(next), (std::vector<std::string>{"get"}));
+  EXPECT_EQ(next.lock_owner, "P");
+}
+
 TEST(EntityBatchPlan, CallsAreAnsweredAndAFailedOperationSendsNothing) {
   EntityBatchPlan plan = PlanEntityBatch(kEntity, "", {Call("B", "add", "1"), Call("C", "boom", "")}, kNow);
   EntityOperationResult failed;
