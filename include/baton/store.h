@@ -117,6 +117,11 @@ struct OrchestrationUpdate {
   std::vector<Message> outbox;
   std::vector<ActivityTask> tasks;
   bool sync = true;  // fsync before the callback (see Durability above)
+  // Only consume the item's messages (and send the outbox, create the
+  // tasks): the instance's status, payloads and history stay as the store
+  // has them, whatever the fields above say. For late messages to a
+  // finished instance.
+  bool consume_only = false;
 };
 
 // Called once the commit is durable (or failed), after its effects are

@@ -56,7 +56,8 @@ RewoundHistory RewindHistory(const std::vector<HistoryEvent>& history, const std
     }
   }
   bool removed_action = false;
-  for (const HistoryEvent& e : history) {
+  for (size_t index = 0; index < history.size(); ++index) {
+    const HistoryEvent& e = history[index];
     if (std::holds_alternative<events::TaskFailed>(e.body) ||
         std::holds_alternative<events::SubOrchestrationInstanceFailed>(e.body) ||
         std::holds_alternative<events::ExecutionCompleted>(e.body)) {
@@ -76,7 +77,11 @@ RewoundHistory RewindHistory(const std::vector<HistoryEvent>& history, const std
     // From the first removed action on, the episodes' end markers go too: the
     // replay produces that action again and it stays pending until the
     // rewound run's first episode, which schedules it anew.
-    if (removed_action && std::holds_alternative<events::OrchestratorCompleted>(e.body)) continue;
+    // So does the failing episode's: its actions were discarded when the
+    // run failed, and the replay produces them again.
+    if ((removed_action || index >= last_episode) && std::holds_alternative<events::OrchestratorCompleted>(e.body)) {
+      continue;
+    }
     if (const auto* c = std::get_if<events::SubOrchestrationInstanceCreated>(&e.body)) {
       if (failed_children.contains(e.event_id)) out.failed_children.push_back(ChildRef{c->instance_id, e.event_id});
       if (!answered.contains(e.event_id)) out.unanswered_children.push_back(ChildRef{c->instance_id, e.event_id});

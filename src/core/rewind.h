@@ -13,8 +13,9 @@
 //     anew by the replay,
 //   - ExecutionCompleted,
 //   - the OrchestratorCompleted episode markers after the first removed
-//     action (the replay checks that an episode's actions were all recorded
-//     by its end; the removed ones are scheduled again instead).
+//     action, and the failing episode's (the replay checks that an episode's
+//     actions were all recorded by its end; the removed ones, and those the
+//     failing episode discarded, are scheduled again instead).
 // This is the rewrite the Durable Task SDKs make (durabletask-js
 // worker/rewind.js), except that the execution id is kept, so that messages
 // addressed to the execution (timers, children's answers) still arrive.

@@ -1,6 +1,6 @@
 #include "baton/client.h"
 
-#include "core/rewind.h"
+#include "engine/rewind_plan.h"
 
 #include "engine/entity_executor.h"
 #include "util/uuid.h"
@@ -79,9 +79,9 @@ Status Client::Rewind(const std::string& instance_id, const std::string& reason)
                                    std::string(OrchestrationStatusName(state.status)) +
                                    "; only a Failed instance can be rewound");
   }
-  BATON_ASSIGN_OR_RETURN(std::vector<HistoryEvent> history, store_.GetHistory(instance_id));
-  core::RewoundHistory rewound = core::RewindHistory(history);
-  if (!rewound.refusal.empty()) return FailedPreconditionError("instance '" + instance_id + "': " + rewound.refusal);
+  BATON_ASSIGN_OR_RETURN(engine::RewindPlan plan,
+                         engine::PlanRewind(store_, instance_id, state.execution_id, clock_->Now()));
+  if (!plan.refusal.empty()) return FailedPreconditionError("instance '" + instance_id + "': " + plan.refusal);
   return Send(instance_id, HistoryEvent{-1, {}, events::ExecutionRewound{reason}});
 }
 

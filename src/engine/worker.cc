@@ -12,12 +12,12 @@
 
 #include "baton/entity_id.h"
 #include "core/executor.h"
-#include "core/rewind.h"
 #include "util/demangle.h"
 #include "util/overloaded.h"
 #include "engine/entity_executor.h"
 #include "engine/episode_update.h"
 #include "engine/orchestration_cache.h"
+#include "engine/rewind_plan.h"
 #include "util/log.h"
 #include "util/uuid.h"
 
@@ -492,52 +492,18 @@ class Worker::Impl {
     });
     if (!ended) return false;
     const std::string reason = RewindRequested(item)->reason;
-    core::RewoundHistory rewound = core::RewindHistory(*history);
     const TimePoint now = clock_->Now();
-    if (!rewound.refusal.empty()) {
+    auto plan = engine::PlanRewind(store_, id, item.instance.execution_id, now);
+    if (!plan.ok()) {
+      store_.AbandonOrchestrationWorkItem(item, options_.abandon_delay);
+      return true;
+    }
+    if (!plan->refusal.empty()) {
       // Client::Rewind checks the same; a child rewound by its parent may not.
-      util::Log().warn("instance '{}' stays Failed: {}", id, rewound.refusal);
+      util::Log().warn("instance '{}' stays Failed: {}", id, plan->refusal);
       ConsumeOnly(item, OrchestrationStatus::kFailed);
       return true;
     }
-    // The children: a failed one that is still this parent's failed child is
-    // rewound with it; one that is gone or has moved on is created anew. A
-    // child that ended while the parent was Failed had its answer dropped:
-    // it is given again.
-    std::set<std::string> recreate;
-    std::vector<std::string> rewind_children;
-    std::vector<Message> answers;
-    auto ours = [&](const std::string& child) -> std::optional<InstanceState> {
-      auto s = store_.GetInstance(child, /*include_payloads=*/true);
-      if (!s.ok() || s->parent_instance_id != id) return std::nullopt;
-      return std::move(*s);
-    };
-    for (const core::ChildRef& c : rewound.failed_children) {
-      auto s = ours(c.instance_id);
-      if (s && (s->status == OrchestrationStatus::kFailed || s->status == OrchestrationStatus::kPending)) {
-        rewind_children.push_back(c.instance_id);
-      } else {
-        recreate.insert(c.instance_id);
-      }
-    }
-    for (const core::ChildRef& c : rewound.unanswered_children) {
-      auto s = ours(c.instance_id);
-      if (!s) {
-        recreate.insert(c.instance_id);
-      } else if (s->status == OrchestrationStatus::kCompleted) {
-        answers.push_back(Message{0, id, item.instance.execution_id, now,
-                                  HistoryEvent{-1, now, events::SubOrchestrationInstanceCompleted{c.task_id, s->output}}});
-      } else if (s->status == OrchestrationStatus::kFailed) {
-        rewind_children.push_back(c.instance_id);
-      } else if (IsTerminal(s->status)) {
-        FailureDetails f = s->failure.value_or(FailureDetails{
-            "SubOrchestrationEnded", "the sub-orchestration ended as " +
-                                         std::string(OrchestrationStatusName(s->status)), "", "", true, {}});
-        answers.push_back(Message{0, id, item.instance.execution_id, now,
-                                  HistoryEvent{-1, now, events::SubOrchestrationInstanceFailed{c.task_id, f}}});
-      }  // still running: it answers the rewound run itself
-    }
-    if (!recreate.empty()) rewound = core::RewindHistory(*history, recreate);
     cache_.Take(id);  // the failed run's executor, if any, is stale
     OrchestrationUpdate update;
     update.execution_id = item.instance.execution_id;
@@ -545,22 +511,24 @@ class Worker::Impl {
     update.input = state->input;  // reset_history rewrites the input column too
     update.custom_status = state->custom_status;
     update.reset_history = true;
-    update.new_events = std::move(rewound.events);
+    update.new_events = std::move(plan->events);
     update.outbox.push_back(Message{0, id, update.execution_id, now, HistoryEvent{-1, now, events::ExecutionRewound{reason}}});
-    for (Message& m : answers) update.outbox.push_back(std::move(m));
+    for (Message& m : plan->answers) update.outbox.push_back(std::move(m));
     // What else arrived meanwhile (an event, a terminate) is for the rewound
-    // run: sent again, after the jump-start, rather than consumed here.
+    // run: sent again, after the jump-start. Answers are not: the tasks and
+    // timers they answer are scheduled anew, the children answer again.
     for (const Message& m : item.messages) {
-      if (std::holds_alternative<events::ExecutionRewound>(m.event.body)) continue;
+      if (std::holds_alternative<events::ExecutionRewound>(m.event.body) || engine::IsAnswer(m.event.body)) continue;
       Message again = m;
       again.seq = 0;
       update.outbox.push_back(std::move(again));
     }
-    for (const std::string& child : rewind_children) {
+    for (const std::string& child : plan->rewind_children) {
       update.outbox.push_back(Message{0, child, "", now, HistoryEvent{-1, now, events::ExecutionRewound{reason}}});
     }
     update.sync = true;
-    util::Log().info("rewinding '{}' ({} children rewound, {} created anew)", id, rewind_children.size(), recreate.size());
+    util::Log().info("rewinding '{}' ({} children rewound, {} created anew)", id, plan->rewind_children.size(),
+                     plan->recreated);
     BeginCommit();
     store_.CompleteOrchestrationWorkItem(item, std::move(update), [this, id](const Status& st) {
       if (!st.ok()) util::Log().warn("rewind of '{}' was not committed: {}", id, st.ToString());
@@ -580,6 +548,7 @@ class Worker::Impl {
     OrchestrationUpdate update;
     update.execution_id = state->execution_id;
     update.status = status.value_or(state->status);
+    update.consume_only = !status.has_value();  // never write back a status read before the commit
     update.output = state->output;
     update.custom_status = state->custom_status;
     update.failure = state->failure;

@@ -548,6 +548,43 @@ TEST_F(EngineTest, RewindOfAFailedChildIsRecursive) {
   EXPECT_EQ(c1_runs, 1);  // the child kept what had succeeded
 }
 
+// A failed child rewound on its own first: its answer reached the Failed
+// parent and was dropped; rewinding the parent gives it again.
+TEST_F(EngineTest, RewindOfAParentWhoseChildWasRewoundFirstUsesTheChildsAnswer) {
+  static std::atomic<bool> healed{false};
+  static std::atomic<int> first_runs{0};
+  healed = false;
+  first_runs = 0;
+  BATON_ASSERT_OK(registry_.AddActivity("Step", [](ActivityContext& ctx) -> Json {
+    std::string step = ctx.GetInput<std::string>();
+    if (step == "one") ++first_runs;
+    if (step == "two" && !healed) throw std::runtime_error("two is broken");
+    return step;
+  }));
+  BATON_ASSERT_OK(registry_.AddOrchestrator("Kid", [](OrchestrationContext& ctx) -> Task<Json> {
+    std::string a = co_await ctx.CallActivity<std::string>("Step", "one");
+    std::string b = co_await ctx.CallActivity<std::string>("Step", "two");
+    co_return a + b;
+  }));
+  BATON_ASSERT_OK(registry_.AddOrchestrator("Mom", [](OrchestrationContext& ctx) -> Task<Json> {
+    SubOrchestratorOptions child;
+    child.instance_id = ctx.InstanceId() + "-kid";
+    co_return co_await ctx.CallSubOrchestrator<std::string>("Kid", nullptr, child);
+  }));
+  Open();
+  std::string id = Start("Mom", nullptr, {.instance_id = "rewind-4"});
+  ASSERT_EQ(Await(id).status, OrchestrationStatus::kFailed);
+  healed = true;
+  BATON_ASSERT_OK(client_->Rewind(id + "-kid"));
+  ASSERT_EQ(Await(id + "-kid").status, OrchestrationStatus::kCompleted);
+  ASSERT_EQ(Await(id).status, OrchestrationStatus::kFailed);  // its answer comes while it is Failed
+  BATON_ASSERT_OK(client_->Rewind(id));
+  InstanceState s = Await(id);
+  ASSERT_EQ(s.status, OrchestrationStatus::kCompleted) << s.output << (s.failure ? s.failure->error_message : "");
+  EXPECT_EQ(FromPayload(s.output), "onetwo");
+  EXPECT_EQ(first_runs, 1);  // the child was neither recreated nor run again
+}
+
 // A failed child that was purged before the parent is rewound is created
 // anew by the rewound parent.
 TEST_F(EngineTest, RewindCreatesAPurgedFailedChildAnew) {

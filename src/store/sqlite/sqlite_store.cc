@@ -1442,17 +1442,20 @@ void SqliteStore::CompleteOrchestrationWorkItem(const OrchestrationWorkItem& ite
     }
     BATON_ASSIGN_OR_RETURN(std::optional<RowHead> head, ReadHead(c, id));
     if (!head) return AbortedError("instance '" + id + "' no longer exists");
-    if (u.reset_history) {
+    if (u.consume_only) {
+      // Nothing of the instance changes; a concurrent SendMessage (a rewind
+      // marking it Pending) keeps what it wrote.
+    } else if (u.reset_history) {
       BATON_ASSIGN_OR_RETURN(Statement st, c.Prepare(kDeleteHistory));
       BATON_RETURN_IF_ERROR(st.Bind(1, id).Run("reset history"));
     }
     int64_t chunk = u.reset_history ? 0 : head->history_size;
-    if (!commit->history_json.empty()) {
+    if (!u.consume_only && !commit->history_json.empty()) {
       BATON_ASSIGN_OR_RETURN(Statement st, c.Prepare(kInsertHistory));
       BATON_RETURN_IF_ERROR(
           st.Bind(1, id).Bind(2, chunk).Bind(3, commit->history_json).Run("append history"));
     }
-    {
+    if (!u.consume_only) {
       BATON_ASSIGN_OR_RETURN(Statement st, c.Prepare(kUpdateInstance));
       st.Bind(1, id)
           .Bind(2, u.execution_id)
@@ -1471,7 +1474,7 @@ void SqliteStore::CompleteOrchestrationWorkItem(const OrchestrationWorkItem& ite
           .BindPayload(11, u.input);
       BATON_RETURN_IF_ERROR(st.Run("update instance"));
     }
-    if (head->status != u.status) effects->status_changed.push_back(id);
+    if (!u.consume_only && head->status != u.status) effects->status_changed.push_back(id);
     for (size_t i = 0; i < u.outbox.size(); ++i) {
       BATON_RETURN_IF_ERROR(
           DeliverMessage(c, u.outbox[i], commit->outbox_json[i], commit->now, effects.get()));
