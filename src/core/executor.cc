@@ -662,7 +662,13 @@ class Executor::Context final : public OrchestrationContext {
     Completion c;
     c.status = OrchestrationStatus::kFailed;
     c.failure = std::move(failure);
-    unconfirmed_.clear();
+    // The episode's actions are discarded, except unlocks: a critical section
+    // left just before the failure must still release its entities.
+    std::map<int32_t, Action> unlocks;
+    for (auto& [id, action] : unconfirmed_) {
+      if (std::holds_alternative<actions::UnlockEntity>(action.body)) unlocks.emplace(id, std::move(action));
+    }
+    unconfirmed_ = std::move(unlocks);
     completion_ = std::move(c);
     ReleaseHeldLocks();
   }

@@ -279,6 +279,24 @@ TEST_F(EntityTest, LocksOfATerminatedOrchestrationAreReleased) {
   }));
 }
 
+// A critical section left in the same episode as the orchestrator fails:
+// the unlock still reaches the entity.
+TEST_F(EntityTest, AnUnlockJustBeforeAFailureStillReleasesTheEntity) {
+  BATON_ASSERT_OK(registry_.AddOrchestrator("LockThenThrow", [](OrchestrationContext& ctx) -> Task<Json> {
+    std::vector<EntityId> set{EntityId("Counter", "brief")};
+    co_await ctx.LockEntities(std::move(set));
+    ctx.UnlockEntities();
+    throw std::runtime_error("after the section");
+  }));
+  Open();
+  std::string id = *client_->ScheduleNewOrchestration("LockThenThrow");
+  ASSERT_EQ(Await(id).status, OrchestrationStatus::kFailed);
+  ASSERT_TRUE(Eventually([&] {
+    auto e = client_->GetEntity(EntityId("Counter", "brief"));
+    return e.ok() && e->locked_by.empty();
+  }));
+}
+
 TEST_F(EntityTest, LockingRulesAreEnforced) {
   BATON_ASSERT_OK(registry_.AddOrchestrator("Nested", [](OrchestrationContext& ctx) -> Task<Json> {
     std::vector<EntityId> set{EntityId("Counter", "a")};
