@@ -13,6 +13,7 @@
 #include <thread>
 #include <string>
 
+#include "api/http/dashboard.h"
 #include "api/http/http_server.h"
 #include "api/grpc/sidecar.h"
 #include "api/http/job_api.h"
@@ -263,6 +264,7 @@ int Serve(const ServeOptions& o) {
   job_api.tokens = &*tokens;
   job_api.runtime = &docker;
   api::AddJobApi(router, job_api);
+  api::AddDashboard(router);
   api::HttpServerOptions http_options;
   http_options.address = o.listen;
   http_options.port = static_cast<unsigned short>(o.port);
@@ -329,6 +331,7 @@ int Serve(const ServeOptions& o) {
   std::printf("baton: data dir %s\n", o.data_dir.c_str());
   if (o.grpc_port >= 0) std::printf("gRPC sidecar on %s:%d\n", o.listen.c_str(), grpc_sidecar.port());
   std::printf("listening on http://%s:%u\n", o.listen.c_str(), server.port());
+  std::printf("dashboard: http://%s:%u/dashboard\n", o.listen.c_str(), server.port());
   std::fflush(stdout);
   int sig = 0;
   sigwait(&signals, &sig);

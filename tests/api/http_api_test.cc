@@ -1,6 +1,9 @@
 // The HTTP API against a real `baton serve` on a random loopback port:
 // every endpoint's success and error codes, tenant isolation, restart safety.
 #include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
 #include <sys/socket.h>
 
 #include <boost/asio/ip/tcp.hpp>
@@ -72,6 +75,36 @@ class HttpApiTest : public ::testing::Test {
   std::unique_ptr<testing::ServerProcess> server_;
   std::string admin_, acme_, globex_;
 };
+
+// The dashboard's files are served without a key, with a strict content
+// security policy; its script is valid JavaScript (checked by Node, which
+// scripts/install-deps installs for the SDK tests) and reads the job and
+// instance APIs.
+TEST_F(HttpApiTest, DashboardIsServed) {
+  HttpResult root = HttpCall(server_->port(), "GET", "/");
+  EXPECT_EQ(root.status, 302);
+  EXPECT_EQ(root.headers["location"], "/dashboard");
+  HttpResult page = HttpCall(server_->port(), "GET", "/dashboard");
+  ASSERT_EQ(page.status, 200);
+  EXPECT_EQ(page.headers["content-type"], "text/html; charset=utf-8");
+  EXPECT_NE(page.headers["content-security-policy"].find("script-src 'self'"), std::string::npos);
+  EXPECT_NE(page.body.find("<script src=\"/dashboard.js\""), std::string::npos);
+  HttpResult css = HttpCall(server_->port(), "GET", "/dashboard.css");
+  EXPECT_EQ(css.status, 200);
+  EXPECT_EQ(css.headers["content-type"], "text/css; charset=utf-8");
+  HttpResult js = HttpCall(server_->port(), "GET", "/dashboard.js");
+  ASSERT_EQ(js.status, 200);
+  EXPECT_EQ(js.headers["content-type"], "text/javascript; charset=utf-8");
+  EXPECT_NE(js.body.find("/api/v1/jobs"), std::string::npos);
+  EXPECT_NE(js.body.find("/runtime/webhooks/durabletask"), std::string::npos);
+  const std::string file = dir_.File("dashboard.js");
+  {
+    std::ofstream out(file);
+    out << js.body;
+  }
+  EXPECT_EQ(std::system(("node --check " + file + " 2>&1").c_str()), 0) << "dashboard.js does not parse";
+  EXPECT_EQ(HttpCall(server_->port(), "GET", "/favicon.ico").status, 204);
+}
 
 TEST_F(HttpApiTest, HealthAndAuthentication) {
   EXPECT_EQ(Call("", "GET", "/healthz").status, 200);
