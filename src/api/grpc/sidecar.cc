@@ -971,6 +971,7 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     }
     // The SDK rolls back what a failed operation sent, so the batch's sends
     // belong to operations that succeeded; they go with the last of them.
+    if (results.size() > work.entity->operations.size()) results.resize(work.entity->operations.size());
     auto succeeded = std::find_if(results.rbegin(), results.rend(), [](const auto& r) { return !r.failure; });
     if (succeeded != results.rend()) {
       for (Message& m : sends) succeeded->sends.push_back(std::move(m));
