@@ -1,5 +1,6 @@
 #include "engine/rewind_plan.h"
 
+#include <algorithm>
 #include <set>
 
 #include "core/rewind.h"
@@ -13,8 +14,12 @@ constexpr int kMaxDepth = 16;
 Result<RewindPlan> PlanRewind(Store& store, const std::string& instance_id, const std::string& execution_id,
                               TimePoint now, int depth) {
   BATON_ASSIGN_OR_RETURN(std::vector<HistoryEvent> history, store.GetHistory(instance_id));
-  core::RewoundHistory rewound = core::RewindHistory(history);
   RewindPlan plan;
+  plan.ended = std::any_of(history.begin(), history.end(), [](const HistoryEvent& e) {
+    return std::holds_alternative<events::ExecutionCompleted>(e.body);
+  });
+  if (!plan.ended) return plan;
+  core::RewoundHistory rewound = core::RewindHistory(history);
   if (!rewound.refusal.empty()) {
     plan.refusal = rewound.refusal;
     return plan;

@@ -14,6 +14,7 @@
 namespace baton::engine {
 
 struct RewindPlan {
+  bool ended = true;                        // false: no run has ended, nothing to rewind
   std::string refusal;                      // non-empty: it cannot be rewound
   std::vector<HistoryEvent> events;         // the history to run again from
   std::vector<std::string> rewind_children; // failed children of this instance, rewound with it

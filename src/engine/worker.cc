@@ -4,7 +4,6 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
-#include <set>
 #include <thread>
 #include <typeinfo>
 #include <unordered_set>
@@ -466,7 +465,6 @@ class Worker::Impl {
     return episode;
   }
 
-  // Commits the removal of `item`'s messages and nothing else.
   static const events::ExecutionRewound* RewindRequested(const OrchestrationWorkItem& item) {
     for (const Message& m : item.messages) {
       if (const auto* r = std::get_if<events::ExecutionRewound>(&m.event.body)) return r;
@@ -481,23 +479,15 @@ class Worker::Impl {
   // failed), and one to each failed child.
   bool Rewind(const OrchestrationWorkItem& item) {
     const std::string& id = item.instance_id;
-    auto history = store_.GetHistory(id);
-    auto state = store_.GetInstance(id, /*include_payloads=*/true);
-    if (!history.ok() || !state.ok()) {
-      store_.AbandonOrchestrationWorkItem(item, options_.abandon_delay);
-      return true;
-    }
-    const bool ended = std::any_of(history->begin(), history->end(), [](const HistoryEvent& e) {
-      return std::holds_alternative<events::ExecutionCompleted>(e.body);
-    });
-    if (!ended) return false;
-    const std::string reason = RewindRequested(item)->reason;
     const TimePoint now = clock_->Now();
     auto plan = engine::PlanRewind(store_, id, item.instance.execution_id, now);
-    if (!plan.ok()) {
+    auto state = store_.GetInstance(id, /*include_payloads=*/true);
+    if (!plan.ok() || !state.ok()) {
       store_.AbandonOrchestrationWorkItem(item, options_.abandon_delay);
       return true;
     }
+    if (!plan->ended) return false;
+    const std::string reason = RewindRequested(item)->reason;
     if (!plan->refusal.empty()) {
       // Client::Rewind checks the same; a child rewound by its parent may not.
       util::Log().warn("instance '{}' stays Failed: {}", id, plan->refusal);

@@ -514,67 +514,73 @@ TEST_F(EngineTest, RewindRunsAgainWhatFailedOrWasOutstandingAndKeepsWhatSucceede
   EXPECT_EQ(client_->Rewind(id).code(), StatusCode::kFailedPrecondition);
 }
 
+// The rewind tests' family: "Mom" runs "Kid" as "<id>-kid" with its own
+// input, two step names; Kid runs activity "Step" on each in turn, and the
+// second fails until `healed`. `runs` counts each step's runs.
+struct RewindFamily {
+  static inline std::atomic<bool> healed{false};
+  static inline std::mutex mu;
+  static inline std::map<std::string, int> runs;
+
+  static int Runs(const std::string& step) {
+    std::lock_guard lock(mu);
+    return runs[step];
+  }
+  static void Register(Registry& registry) {
+    healed = false;
+    {
+      std::lock_guard lock(mu);
+      runs.clear();
+    }
+    BATON_ASSERT_OK(registry.AddActivity("Step", [](ActivityContext& ctx) -> Json {
+      Json in = ctx.GetInput();
+      std::string step = in["step"];
+      {
+        std::lock_guard lock(mu);
+        ++runs[step];
+      }
+      if (in["fails"].get<bool>() && !healed) throw std::runtime_error(step + " is broken");
+      return step;
+    }));
+    BATON_ASSERT_OK(registry.AddOrchestrator("Kid", [](OrchestrationContext& ctx) -> Task<Json> {
+      Json steps = ctx.GetInput();
+      Json first = {{"step", steps[0]}, {"fails", false}};  // g++ 12: no braced lists inside co_await
+      Json second = {{"step", steps[1]}, {"fails", true}};
+      std::string a = co_await ctx.CallActivity<std::string>("Step", first);
+      std::string b = co_await ctx.CallActivity<std::string>("Step", second);
+      co_return a + b;
+    }));
+    BATON_ASSERT_OK(registry.AddOrchestrator("Mom", [](OrchestrationContext& ctx) -> Task<Json> {
+      SubOrchestratorOptions child;
+      child.instance_id = ctx.InstanceId() + "-kid";
+      co_return co_await ctx.CallSubOrchestrator<std::string>("Kid", ctx.GetInput(), child);
+    }));
+  }
+};
+
 TEST_F(EngineTest, RewindOfAFailedChildIsRecursive) {
-  static std::atomic<bool> healed{false};
-  static std::atomic<int> c1_runs{0};
-  healed = false;
-  c1_runs = 0;
-  BATON_ASSERT_OK(registry_.AddActivity("Step", [](ActivityContext& ctx) -> Json {
-    std::string step = ctx.GetInput<std::string>();
-    if (step == "c1") ++c1_runs;
-    if (step == "c2" && !healed) throw std::runtime_error("c2 is broken");
-    return step;
-  }));
-  BATON_ASSERT_OK(registry_.AddOrchestrator("Kid", [](OrchestrationContext& ctx) -> Task<Json> {
-    std::string a = co_await ctx.CallActivity<std::string>("Step", "c1");
-    std::string b = co_await ctx.CallActivity<std::string>("Step", "c2");
-    co_return a + b;
-  }));
-  BATON_ASSERT_OK(registry_.AddOrchestrator("Mom", [](OrchestrationContext& ctx) -> Task<Json> {
-    SubOrchestratorOptions child;
-    child.instance_id = ctx.InstanceId() + "-kid";
-    co_return co_await ctx.CallSubOrchestrator<std::string>("Kid", nullptr, child);
-  }));
+  RewindFamily::Register(registry_);
   Open();
-  std::string id = Start("Mom", nullptr, {.instance_id = "rewind-2"});
+  std::string id = Start("Mom", Json::array({"c1", "c2"}), {.instance_id = "rewind-2"});
   ASSERT_EQ(Await(id).status, OrchestrationStatus::kFailed);
   ASSERT_EQ(Await(id + "-kid").status, OrchestrationStatus::kFailed);
-  healed = true;
+  RewindFamily::healed = true;
   BATON_ASSERT_OK(client_->Rewind(id));
   InstanceState s = Await(id);
   ASSERT_EQ(s.status, OrchestrationStatus::kCompleted) << s.output;
   EXPECT_EQ(FromPayload(s.output), "c1c2");
   EXPECT_EQ(Await(id + "-kid").status, OrchestrationStatus::kCompleted);
-  EXPECT_EQ(c1_runs, 1);  // the child kept what had succeeded
+  EXPECT_EQ(RewindFamily::Runs("c1"), 1);  // the child kept what had succeeded
 }
 
 // A failed child rewound on its own first: its answer reached the Failed
 // parent and was dropped; rewinding the parent gives it again.
 TEST_F(EngineTest, RewindOfAParentWhoseChildWasRewoundFirstUsesTheChildsAnswer) {
-  static std::atomic<bool> healed{false};
-  static std::atomic<int> first_runs{0};
-  healed = false;
-  first_runs = 0;
-  BATON_ASSERT_OK(registry_.AddActivity("Step", [](ActivityContext& ctx) -> Json {
-    std::string step = ctx.GetInput<std::string>();
-    if (step == "one") ++first_runs;
-    if (step == "two" && !healed) throw std::runtime_error("two is broken");
-    return step;
-  }));
-  BATON_ASSERT_OK(registry_.AddOrchestrator("Kid", [](OrchestrationContext& ctx) -> Task<Json> {
-    std::string a = co_await ctx.CallActivity<std::string>("Step", "one");
-    std::string b = co_await ctx.CallActivity<std::string>("Step", "two");
-    co_return a + b;
-  }));
-  BATON_ASSERT_OK(registry_.AddOrchestrator("Mom", [](OrchestrationContext& ctx) -> Task<Json> {
-    SubOrchestratorOptions child;
-    child.instance_id = ctx.InstanceId() + "-kid";
-    co_return co_await ctx.CallSubOrchestrator<std::string>("Kid", nullptr, child);
-  }));
+  RewindFamily::Register(registry_);
   Open();
-  std::string id = Start("Mom", nullptr, {.instance_id = "rewind-4"});
+  std::string id = Start("Mom", Json::array({"one", "two"}), {.instance_id = "rewind-4"});
   ASSERT_EQ(Await(id).status, OrchestrationStatus::kFailed);
-  healed = true;
+  RewindFamily::healed = true;
   BATON_ASSERT_OK(client_->Rewind(id + "-kid"));
   ASSERT_EQ(Await(id + "-kid").status, OrchestrationStatus::kCompleted);
   ASSERT_EQ(Await(id).status, OrchestrationStatus::kFailed);  // its answer comes while it is Failed
@@ -582,7 +588,7 @@ TEST_F(EngineTest, RewindOfAParentWhoseChildWasRewoundFirstUsesTheChildsAnswer) 
   InstanceState s = Await(id);
   ASSERT_EQ(s.status, OrchestrationStatus::kCompleted) << s.output << (s.failure ? s.failure->error_message : "");
   EXPECT_EQ(FromPayload(s.output), "onetwo");
-  EXPECT_EQ(first_runs, 1);  // the child was neither recreated nor run again
+  EXPECT_EQ(RewindFamily::Runs("one"), 1);  // the child was neither recreated nor run again
 }
 
 // A failed child that was purged before the parent is rewound is created

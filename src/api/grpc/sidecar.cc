@@ -517,21 +517,9 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     }
     pending.new_events = std::move(work.new_events);
     pending.past_events = std::move(work.past_events);
-    std::unique_lock lock(mu_);
-    std::shared_ptr<WorkerStream> stream = PickLocked(prefix, Kind::kOrchestration);
-    if (!stream) {
-      const bool connected = ConnectedLocked(prefix);
-      lock.unlock();
-      if (!connected) WarnNoWorker(prefix, "orchestrator '" + pending.name + "'");
-      store_.AbandonOrchestrationWorkItem(work.item, kNoWorkerRetry);
-      return;
-    }
-    pending.stream = stream->id;
     pending.orchestration = std::move(work.item);
-    ++stream->orchestrations;
-    pending_[item.completiontoken()] = std::move(pending);
-    stream->queue.push_back(std::move(item));
-    cv_.notify_all();
+    const std::string what = "orchestrator '" + pending.name + "'";
+    Enqueue(prefix, Kind::kOrchestration, what, std::move(item), std::move(pending));
   }
 
   void DispatchActivity(ActivityWorkItem work) override {
@@ -545,22 +533,10 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     req->mutable_orchestrationinstance()->set_instanceid(work.task.instance_id.substr(prefix.size()));
     req->mutable_orchestrationinstance()->mutable_executionid()->set_value(work.task.execution_id);
     req->set_taskid(work.task.task_id);
-    std::unique_lock lock(mu_);
-    std::shared_ptr<WorkerStream> stream = PickLocked(prefix, Kind::kActivity);
-    if (!stream) {
-      const bool connected = ConnectedLocked(prefix);
-      lock.unlock();
-      if (!connected) WarnNoWorker(prefix, "activity '" + work.task.name + "'");
-      store_.AbandonActivityWorkItem(work, kNoWorkerRetry);
-      return;
-    }
+    const std::string what = "activity '" + work.task.name + "'";
     PendingWork pending;
-    pending.stream = stream->id;
     pending.activity = std::move(work);
-    ++stream->activities;
-    pending_[item.completiontoken()] = std::move(pending);
-    stream->queue.push_back(std::move(item));
-    cv_.notify_all();
+    Enqueue(prefix, Kind::kActivity, what, std::move(item), std::move(pending));
   }
 
   // An entity batch goes out in the older form (EntityBatchRequest): Baton
@@ -579,22 +555,38 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
       o->set_requestid(op.request_id);
       if (!op.input.empty()) o->mutable_input()->set_value(op.input);
     }
+    const std::string what = "entity '" + id.substr(prefix.size()) + "'";
+    PendingWork pending;
+    pending.entity = std::move(work);
+    Enqueue(prefix, Kind::kEntity, what, std::move(item), std::move(pending));
+  }
+
+  // Queues `item` on a stream of `prefix` with room for `kind`, remembering
+  // `pending` under its completion token; with no such stream, gives the
+  // work back to the store to be retried (and says so when no worker of the
+  // hub is connected at all).
+  void Enqueue(const std::string& prefix, Kind kind, const std::string& what, ::WorkItem item, PendingWork pending) {
     std::unique_lock lock(mu_);
-    std::shared_ptr<WorkerStream> stream = PickLocked(prefix, Kind::kEntity);
+    std::shared_ptr<WorkerStream> stream = PickLocked(prefix, kind);
     if (!stream) {
       const bool connected = ConnectedLocked(prefix);
       lock.unlock();
-      if (!connected) WarnNoWorker(prefix, "entity '" + id.substr(prefix.size()) + "'");
-      store_.AbandonOrchestrationWorkItem(work.item, kNoWorkerRetry);
+      if (!connected) WarnNoWorker(prefix, what);
+      GiveBack(pending, kNoWorkerRetry);
       return;
     }
-    PendingWork pending;
     pending.stream = stream->id;
-    pending.entity = std::move(work);
-    ++stream->entities;
+    ++Used(*stream, kind);
     pending_[item.completiontoken()] = std::move(pending);
     stream->queue.push_back(std::move(item));
     cv_.notify_all();
+  }
+
+  // Abandons the work item `w` holds, to be fetched again after `delay`.
+  void GiveBack(const PendingWork& w, std::chrono::milliseconds delay) {
+    if (w.orchestration) store_.AbandonOrchestrationWorkItem(*w.orchestration, delay);
+    if (w.activity) store_.AbandonActivityWorkItem(*w.activity, delay);
+    if (w.entity) store_.AbandonOrchestrationWorkItem(w.entity->item, delay);
   }
 
   GrpcStatus GetWorkItems(ServerContext* ctx, const ::GetWorkItemsRequest* req,
@@ -645,11 +637,7 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
         }
       }
     }
-    for (PendingWork& w : orphans) {
-      if (w.orchestration) store_.AbandonOrchestrationWorkItem(*w.orchestration, std::chrono::milliseconds(0));
-      if (w.activity) store_.AbandonActivityWorkItem(*w.activity, std::chrono::milliseconds(0));
-      if (w.entity) store_.AbandonOrchestrationWorkItem(w.entity->item, std::chrono::milliseconds(0));
-    }
+    for (const PendingWork& w : orphans) GiveBack(w, std::chrono::milliseconds(0));
   }
 
   // Work that neither the in-process registry nor a connected SDK worker can
