@@ -5,6 +5,7 @@
 //   baton instance|tenant|key …                  client verbs (src/app/cli/, docs/cli.md)
 //   baton version
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -108,6 +109,7 @@ struct ServeOptions {
   int read_timeout_s = 30;
   // Batch jobs.
   std::string docker_socket = "/var/run/docker.sock";
+  std::string secrets_dir = runtime::docker::kDefaultSecretsDir;
   double job_cpu = 0;       // 0 = the machine's cores
   int64_t job_memory_mb = 0;  // 0 = 80 % of the machine's memory
   std::string registry;     // host:port whose credentials follow
@@ -119,6 +121,16 @@ struct ServeOptions {
   int grpc_port = 4001;  // 0 = any free port, -1 = off
   bool grpc_allow_anonymous = false;
 };
+
+// Makes the data dir 0700 and the files directly in it 0600.
+Status TightenDataDir(const std::string& dir) {
+  if (::chmod(dir.c_str(), 0700) != 0) return UnavailableError("cannot chmod data dir " + dir);
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (entry.is_regular_file(ec) && !entry.is_symlink(ec)) ::chmod(entry.path().c_str(), 0600);
+  }
+  return Status::Ok();
+}
 
 // The machine's memory in MiB (MemTotal), or 0.
 int64_t MachineMemoryMb() {
@@ -146,7 +158,7 @@ std::string NodeId(const std::string& data_dir) {
 // Ensures the sample tenant exists, with a key in <data-dir>/<tenant>.key and
 // a quota, so that the README's demo works from the first start.
 Status EnsureSampleTenant(tenancy::TenantDirectory& directory, Client& client, const std::string& data_dir,
-                          const std::string& tenant) {
+                          const std::string& tenant, const std::string& registry) {
   const std::string key_path = data_dir + "/" + tenant + ".key";
   if (!directory.GetTenant(tenant).ok()) {
     BATON_RETURN_IF_ERROR(directory.CreateTenant(tenant, "sample tenant").status());
@@ -160,6 +172,11 @@ Status EnsureSampleTenant(tenancy::TenantDirectory& directory, Client& client, c
     BATON_RETURN_IF_ERROR(client.SignalEntity(EntityId(batch::kSchedulerEntity, batch::kSchedulerKey), "setTenant",
                                               Json{{"tenant", tenant}, {"cpu", 2}, {"memoryMb", 2048}, {"jobs", 4},
                                                    {"weight", 1}}));
+    if (!registry.empty()) {
+      // The sample images (scripts/sample-image) live under <registry>/samples/.
+      BATON_RETURN_IF_ERROR(
+          directory.UpdateSettings(tenant, Json{{"grants", {{"imagePrefixes", {registry + "/samples/"}}}}}).status());
+    }
     std::printf("sample tenant '%s': key in %s\n", tenant.c_str(), key_path.c_str());
   }
   return Status::Ok();
@@ -173,10 +190,17 @@ int Serve(const ServeOptions& o) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  // Everything the server writes is its user's alone: the data dir is 0700
+  // and every file in it 0600 (files of older versions are tightened here).
+  ::umask(077);
   std::error_code ec;
   std::filesystem::create_directories(o.data_dir, ec);
   if (ec) {
     std::fprintf(stderr, "baton: cannot create data dir %s: %s\n", o.data_dir.c_str(), ec.message().c_str());
+    return 1;
+  }
+  if (Status s = TightenDataDir(o.data_dir); !s.ok()) {
+    std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
     return 1;
   }
   auto store = Open(o.data_dir + "/baton.db");
@@ -205,12 +229,22 @@ int Serve(const ServeOptions& o) {
   }
 
   // Batch jobs: the container runtime, secrets, kept logs, job tokens.
-  runtime::docker::DockerRuntime docker(o.docker_socket);
+  runtime::docker::DockerRuntime docker(o.docker_socket, o.secrets_dir);
+  if (!std::filesystem::exists(o.secrets_dir) && !std::filesystem::exists(std::filesystem::path(o.secrets_dir).parent_path())) {
+    std::fprintf(stderr, "baton: --secrets-dir %s: its parent directory does not exist\n", o.secrets_dir.c_str());
+    return 1;
+  }
+  if (!runtime::docker::DockerRuntime::IsOnTmpfs(std::filesystem::exists(o.secrets_dir)
+                                                     ? o.secrets_dir
+                                                     : std::filesystem::path(o.secrets_dir).parent_path().string())) {
+    std::fprintf(stderr, "baton: warning: --secrets-dir %s is not on a tmpfs: job secrets will touch the disk\n",
+                 o.secrets_dir.c_str());
+  }
   if (Status ping = docker.Ping(); !ping.ok()) {
     std::fprintf(stderr, "baton: warning: %s (jobs will wait for it; scripts/docker-up starts one)\n",
                  ping.ToString().c_str());
   }
-  auto vault = batch::SecretVault::Open(o.data_dir + "/secrets.db");
+  auto vault = batch::SecretVault::Open(o.data_dir + "/secrets.db", o.data_dir + "/secrets.key");
   auto job_logs = batch::JobLogs::Open(o.data_dir + "/job-logs.db");
   auto tokens = batch::JobTokens::OpenOrCreateKey(o.data_dir + "/job-token.key");
   for (const Status& s : {vault.status(), job_logs.status(), tokens.status()}) {
@@ -255,6 +289,8 @@ int Serve(const ServeOptions& o) {
     if (name.substr(0, 6) == "baton.") return false;
     return registry.FindOrchestrator(name) != nullptr || (sdk_workers != nullptr && sdk_workers->HasRunOrchestrator(name));
   };
+  tenancy::Admission admission(**directory);
+  api_options.admission = &admission;
   api::AddManagementApi(router, client, **directory, api_options);
   api::JobApiServices job_api;
   job_api.client = &client;
@@ -263,6 +299,8 @@ int Serve(const ServeOptions& o) {
   job_api.logs = job_logs->get();
   job_api.tokens = &*tokens;
   job_api.runtime = &docker;
+  job_api.admission = &admission;
+  job_api.platform_registry = o.registry;
   api::AddJobApi(router, job_api);
   api::AddDashboard(router);
   api::HttpServerOptions http_options;
@@ -291,6 +329,7 @@ int Serve(const ServeOptions& o) {
   sidecar_options.address = o.listen;
   sidecar_options.port = o.grpc_port;
   sidecar_options.allow_anonymous = o.grpc_allow_anonymous;
+  sidecar_options.admission = &admission;
   sidecar::Sidecar grpc_sidecar(client, **store, **directory, sidecar_options);
   if (o.grpc_port >= 0) {
     worker_options.external = grpc_sidecar.dispatcher();
@@ -311,7 +350,7 @@ int Serve(const ServeOptions& o) {
     std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
   }
   if (!o.sample_tenant.empty()) {
-    if (Status s = EnsureSampleTenant(**directory, client, o.data_dir, o.sample_tenant); !s.ok()) {
+    if (Status s = EnsureSampleTenant(**directory, client, o.data_dir, o.sample_tenant, o.registry); !s.ok()) {
       std::fprintf(stderr, "baton: sample tenant: %s\n", s.ToString().c_str());
     }
   }
@@ -387,6 +426,7 @@ bool ApplyEnvironment(int argc, char** argv, ServeOptions& o) {
   number("BATON_ACTIVITY_THREADS", "--activity-threads", 1, 1024, &o.activity_threads);
   number("BATON_READ_TIMEOUT", "--read-timeout", 1, 3600, &o.read_timeout_s);
   text("BATON_DOCKER_SOCKET", "--docker-socket", &o.docker_socket);
+  text("BATON_SECRETS_DIR", "--secrets-dir", &o.secrets_dir);
   number("BATON_JOB_MEMORY_MB", "--job-memory-mb", 0, 1L << 40, &o.job_memory_mb);
   text("BATON_REGISTRY", "--registry", &o.registry);
   text("BATON_REGISTRY_USER", "--registry-user", &o.registry_user);
@@ -448,6 +488,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 3600))
       ->capture_default_str();
   serve->add_option("--docker-socket", serve_options.docker_socket, "Docker Engine API socket (batch jobs)")
+      ->capture_default_str();
+  serve->add_option("--secrets-dir", serve_options.secrets_dir,
+                    "Directory (on a tmpfs) where running jobs' secret files live; mounted into their containers")
       ->capture_default_str();
   serve->add_option("--job-cpu", serve_options.job_cpu, "Cores jobs may use on this node (0 = all)")
       ->check(CLI::Range(0.0, 4096.0))

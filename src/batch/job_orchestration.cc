@@ -1,7 +1,5 @@
 #include "batch/job_orchestration.h"
 
-#include <sqlite3.h>
-
 #include <algorithm>
 #include <thread>
 
@@ -21,6 +19,7 @@ constexpr char kStartGroup[] = "baton.StartGroup";
 constexpr char kStartJobUrl[] = "baton.StartJobUrl";
 constexpr char kCollectGroup[] = "baton.CollectGroup";
 constexpr char kDeleteGroup[] = "baton.DeleteGroup";
+constexpr char kDeleteSecrets[] = "baton.DeleteSecrets";
 constexpr int kLogsTail = 20;
 // How long a job that reported its completion through the callback has to
 // exit on its own before it is stopped.
@@ -230,10 +229,16 @@ Task<Json> JobOrchestration(OrchestrationContext& ctx) {
     }
   }
 
-  // 4. Release and report.
+  // 4. Release, forget the secrets, and report.
   if (fatal.empty()) {
     Json release = {{"job", job}};
     ctx.SignalEntity(scheduler, "release", release);
+  }
+  try {
+    Json forget = {{"job", job}};
+    co_await ctx.CallActivity(kDeleteSecrets, forget, transient);
+  } catch (const TaskFailedError&) {
+    // Not the job's failure: the JobMonitor's sweep deletes them later.
   }
   durations["finished"] = Now(ctx);
   Json result = {{"status", status},
@@ -271,85 +276,6 @@ std::string JobGroupName(const std::string& job, int attempt) {
   std::string name;
   for (char c : job) name.push_back(std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(c)) : '-');
   return name + "-a" + std::to_string(attempt);
-}
-
-// ---- SecretVault ----
-
-Result<std::unique_ptr<SecretVault>> SecretVault::Open(const std::string& path) {
-  sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr) !=
-      SQLITE_OK) {
-    std::string m = db ? sqlite3_errmsg(db) : "out of memory";
-    sqlite3_close(db);
-    return UnavailableError("cannot open the secret vault '" + path + "': " + m);
-  }
-  char* err = nullptr;
-  const char* schema =
-      "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-      "CREATE TABLE IF NOT EXISTS job_secrets (job_id TEXT NOT NULL, container TEXT NOT NULL, name TEXT NOT NULL,"
-      " value TEXT NOT NULL, PRIMARY KEY(job_id, container, name));";
-  if (sqlite3_exec(db, schema, nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string m = err ? err : "?";
-    sqlite3_free(err);
-    sqlite3_close(db);
-    return InternalError("secret vault schema: " + m);
-  }
-  return std::unique_ptr<SecretVault>(new SecretVault(db));
-}
-
-SecretVault::~SecretVault() { sqlite3_close(db_); }
-
-Status SecretVault::Put(const std::string& job_id, const JobSpec& spec) {
-  std::lock_guard lock(mu_);
-  BATON_RETURN_IF_ERROR(DeleteLocked(job_id));
-  sqlite3_stmt* st = nullptr;
-  sqlite3_prepare_v2(db_, "INSERT INTO job_secrets(job_id, container, name, value) VALUES(?1, ?2, ?3, ?4)", -1, &st,
-                     nullptr);
-  Status result;
-  for (const JobContainer& c : spec.containers) {
-    for (const auto& [name, value] : c.secret_env) {
-      sqlite3_bind_text(st, 1, job_id.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_text(st, 2, c.name.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_text(st, 3, name.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_text(st, 4, value.c_str(), -1, SQLITE_TRANSIENT);
-      if (sqlite3_step(st) != SQLITE_DONE) result = InternalError("secret vault: cannot store a secret");
-      sqlite3_reset(st);
-    }
-  }
-  sqlite3_finalize(st);
-  return result;
-}
-
-Status SecretVault::Fill(const std::string& job_id, JobSpec* spec) {
-  std::lock_guard lock(mu_);
-  sqlite3_stmt* st = nullptr;
-  sqlite3_prepare_v2(db_, "SELECT container, name, value FROM job_secrets WHERE job_id = ?1", -1, &st, nullptr);
-  sqlite3_bind_text(st, 1, job_id.c_str(), -1, SQLITE_TRANSIENT);
-  while (sqlite3_step(st) == SQLITE_ROW) {
-    std::string container = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
-    for (JobContainer& c : spec->containers) {
-      if (c.name == container) {
-        c.secret_env[reinterpret_cast<const char*>(sqlite3_column_text(st, 1))] =
-            reinterpret_cast<const char*>(sqlite3_column_text(st, 2));
-      }
-    }
-  }
-  sqlite3_finalize(st);
-  return Status::Ok();
-}
-
-Status SecretVault::Delete(const std::string& job_id) {
-  std::lock_guard lock(mu_);
-  return DeleteLocked(job_id);
-}
-
-Status SecretVault::DeleteLocked(const std::string& job_id) {
-  sqlite3_stmt* st = nullptr;
-  sqlite3_prepare_v2(db_, "DELETE FROM job_secrets WHERE job_id = ?1", -1, &st, nullptr);
-  sqlite3_bind_text(st, 1, job_id.c_str(), -1, SQLITE_TRANSIENT);
-  int rc = sqlite3_step(st);
-  sqlite3_finalize(st);
-  return rc == SQLITE_DONE ? Status::Ok() : InternalError("secret vault: cannot delete");
 }
 
 Json JobInput(const std::string& job, const std::string& tenant, const JobSpec& spec, const std::string& id) {
@@ -410,11 +336,17 @@ Status RegisterJobFunctions(Registry& registry, const JobServices& services) {
       cs.args = c.args;
       cs.env = c.env;
       cs.secret_env = c.secret_env;
+      cs.secret_files = c.secret_files;
+      cs.user = c.user;
+      cs.read_only_root_fs = c.read_only_root_fs;
+      cs.capabilities = c.capabilities;
+      cs.pids_limit = c.pids_limit;
       cs.env["BATON_JOB_ID"] = id.empty() ? in["job"].get<std::string>() : id;
       cs.env["BATON_JOB_ATTEMPT"] = std::to_string(attempt);
       if (spec->completion == CompletionMode::kCallback && s.tokens != nullptr && !id.empty()) {
         cs.env["BATON_CALLBACK_URL"] = s.callback_base + "/api/v1/jobs/" + id + "/callback";
         cs.secret_env["BATON_JOB_TOKEN"] = s.tokens->Sign(in["instance"], attempt);
+        group.callback_socket = s.callback_socket;
       }
       cs.working_dir = c.working_dir;
       cs.cpus = c.cpu;
@@ -508,6 +440,11 @@ Status RegisterJobFunctions(Registry& registry, const JobServices& services) {
     }
     out["logsTail"] = tail;
     return out;
+  }));
+  BATON_RETURN_IF_ERROR(registry.AddActivity(kDeleteSecrets, [s](ActivityContext& ctx) -> Json {
+    Status deleted = s.vault->Delete(ctx.GetInput()["job"]);  // OK when already gone
+    if (!deleted.ok()) Throw(deleted, "deleting the job's secrets");
+    return nullptr;
   }));
   BATON_RETURN_IF_ERROR(registry.AddActivity(kDeleteGroup, [&rt](ActivityContext& ctx) -> Json {
     std::string group = ctx.GetInput()["group"];

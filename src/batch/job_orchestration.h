@@ -26,8 +26,9 @@
 //    "backoff" | "done",
 //    "attempt", "position" (queued), "retryAt" (backoff), "progress"}.
 //
-// Secret env values never enter the orchestration's input or history: they
-// are kept in a SecretVault and read by the activity that creates the group.
+// Secrets (env and files) never enter the orchestration's input or history:
+// they are kept in a SecretVault (secret_vault.h), read by the activity that
+// creates the group, and deleted by the last step, whatever the outcome.
 #pragma once
 
 #include <memory>
@@ -37,9 +38,8 @@
 
 #include "baton/registry.h"
 #include "batch/job_spec.h"
+#include "batch/secret_vault.h"
 #include "runtime/container_runtime.h"
-
-struct sqlite3;
 
 namespace baton::batch {
 
@@ -54,25 +54,6 @@ inline constexpr char kJobInstancePrefix[] = "job.";
 
 // The container group of a job's attempt ("job-acme-0a1b…-a2").
 std::string JobGroupName(const std::string& job_instance, int attempt);
-
-// Secret env values of jobs, by job id, in their own SQLite file.
-// Thread-safe.
-class SecretVault {
- public:
-  static Result<std::unique_ptr<SecretVault>> Open(const std::string& path);
-  ~SecretVault();
-  // Stores the spec's secret env (per container); replaces earlier values.
-  Status Put(const std::string& job_id, const JobSpec& spec);
-  // Fills the secret env of `spec`'s containers from the vault.
-  Status Fill(const std::string& job_id, JobSpec* spec);
-  Status Delete(const std::string& job_id);
-
- private:
-  explicit SecretVault(sqlite3* db) : db_(db) {}
-  Status DeleteLocked(const std::string& job_id);
-  std::mutex mu_;
-  sqlite3* db_;
-};
 
 // The input of a job orchestration: the job's identity (`job`: the instance
 // id, unique on the node; `id`: the id its tenant sees) and its spec with
@@ -89,8 +70,12 @@ struct JobServices {
   SecretVault* vault = nullptr;
   JobLogs* logs = nullptr;        // null: logs are not kept beyond logsTail
   const JobTokens* tokens = nullptr;  // null: no callback completion
-  // BATON_CALLBACK_URL is callback_base + "/api/v1/jobs/<id>/callback".
-  std::string callback_base;
+  // BATON_CALLBACK_URL is callback_base + "/api/v1/jobs/<id>/callback",
+  // served on the unix socket `callback_socket`, which is mounted into
+  // callback-mode containers at /run/baton/callback.sock (so a job reaches
+  // Baton with no network at all).
+  std::string callback_base = "http://localhost";
+  std::string callback_socket;
   // Credentials by registry host ("127.0.0.1:5000"); images of other
   // registries are pulled without credentials.
   std::vector<runtime::RegistryCredentials> registries;

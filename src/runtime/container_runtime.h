@@ -11,8 +11,18 @@
 // and the caller's, e.g. "baton.job", "baton.tenant", "baton.attempt"), so a
 // reconciler can find what exists and remove what should not.
 //
-// Secret env values are passed to the container and to nothing else: no
-// method returns them, no error or log line contains them.
+// Every container is sandboxed: no Linux capabilities but those its spec
+// adds, no-new-privileges, a pids limit, the runtime's default seccomp
+// profile. Host networking and added capabilities are the caller's to
+// authorize (batch/job_policy.h): a runtime applies what the spec says.
+//
+// Secrets (secret env and secret files) are passed to the container and to
+// nothing else: no method returns them, no error or log line contains them,
+// and they are not part of the container's configuration that the runtime
+// shows its operators (e.g. `docker inspect`): they live as files on a tmpfs
+// of the node, mounted read-only at /run/baton/secrets, only while the group
+// exists (DeleteGroup removes them). How each backend does it is in its
+// header.
 //
 // Implementations: DockerRuntime (docker/docker_runtime.h), over the Docker
 // Engine API. Thread-safety: every method may be called concurrently.
@@ -49,6 +59,14 @@ struct ContainerSpec {
   double cpus = 0;             // fractional cores; 0 = no limit
   int64_t memory_bytes = 0;    // 0 = no limit; no swap beyond it
   std::vector<PortMapping> ports;  // kBridge only
+  // Files /run/baton/secrets/<name> (name: [A-Za-z0-9._-], not starting
+  // with '.'), readable by the container's user.
+  std::map<std::string, std::string> secret_files;
+  // Sandbox.
+  std::string user;                       // "UID" or "UID:GID"; "" = the image's user
+  bool read_only_root_fs = false;         // then /tmp is a small tmpfs
+  std::vector<std::string> capabilities;  // added back ("NET_BIND_SERVICE"); all others dropped
+  int64_t pids_limit = 512;               // > 0
 };
 
 struct GroupSpec {
@@ -56,6 +74,10 @@ struct GroupSpec {
   std::map<std::string, std::string> labels;
   NetworkMode network = NetworkMode::kNone;
   bool scratch_volume = false;  // a volume mounted at /scratch in every container
+  // A unix socket of the platform (the job callback endpoint), mounted at
+  // /run/baton/callback.sock in every container; "" = none. Never a path a
+  // tenant chose.
+  std::string callback_socket;
   std::vector<ContainerSpec> containers;  // at least one
 };
 

@@ -159,6 +159,10 @@ class JobE2eTest : public ::testing::Test {
     EXPECT_EQ(t.status, 201) << t.body;
     HttpResult q = Call(admin_, "PUT", "/api/v1/admin/tenants/" + id + "/quota", quota.dump());
     EXPECT_EQ(q.status, 200) << q.body;
+    // The test images live under 127.0.0.1:5000/baton-test/, not the tenant's own namespace.
+    HttpResult g = Call(admin_, "PATCH", "/api/v1/admin/tenants/" + id + "/settings",
+                        R"({"grants":{"imagePrefixes":["127.0.0.1:5000/baton-test/"]}})");
+    EXPECT_EQ(g.status, 200) << g.body;
     HttpResult k =
         Call(admin_, "POST", "/api/v1/admin/tenants/" + id + "/keys", R"({"name":"e2e"})");
     EXPECT_EQ(k.status, 201) << k.body;
