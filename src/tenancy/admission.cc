@@ -10,7 +10,7 @@ Status Admission::AdmitRequest(const std::string& tenant, std::chrono::milliseco
   if (!settings.ok()) return Status::Ok();
   const double rate = settings->limits.requests_per_second;
   const double burst = static_cast<double>(settings->limits.burst);
-  const auto now = std::chrono::steady_clock::now();
+  const auto now = now_();
   std::lock_guard lock(mu_);
   auto [it, inserted] = buckets_.try_emplace(tenant, Bucket{burst, now});
   Bucket& b = it->second;
@@ -41,7 +41,7 @@ Status Admission::AdmitObject(const std::string& tenant, const std::string& kind
                                                         std::to_string(limit) + " " + kind);
   if (limit <= 0) return over;
   std::lock_guard recount(count_mu_);
-  const auto now = std::chrono::steady_clock::now();
+  const auto now = now_();
   Count current;
   bool fresh = false;
   {

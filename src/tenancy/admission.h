@@ -33,7 +33,10 @@ class Admission {
  public:
   static constexpr std::chrono::seconds kCountRefresh{5};
 
-  explicit Admission(TenantDirectory& directory) : directory_(directory) {}
+  using SteadyNow = std::function<std::chrono::steady_clock::time_point()>;
+  // `now` is injectable so that tests move time without sleeping.
+  explicit Admission(TenantDirectory& directory, SteadyNow now = std::chrono::steady_clock::now)
+      : directory_(directory), now_(std::move(now)) {}
 
   // OK, or ResourceExhausted whose message says the limit; `*retry_after`
   // (when not null) is then set to when one request will be admitted again.
@@ -59,6 +62,7 @@ class Admission {
   };
 
   TenantDirectory& directory_;
+  SteadyNow now_;
   std::mutex mu_;
   std::map<std::string, Bucket> buckets_;
   std::map<std::pair<std::string, std::string>, Count> counts_;
