@@ -32,6 +32,7 @@
 #include "batch/scheduler.h"
 #include "runtime/docker/docker_runtime.h"
 #include "tenancy/tenant_directory.h"
+#include "util/secret_box.h"
 #include "util/uuid.h"
 
 namespace baton::app {
@@ -95,6 +96,40 @@ int Demo(const std::string& db) {
   }
   worker.Stop();
   return state->status == OrchestrationStatus::kCompleted ? 0 : 1;
+}
+
+// `baton secrets rotate-key`: a new sealing key, every stored secret
+// resealed with it, the old keys dropped. The server must be stopped: taking
+// the task hub's lock proves it is.
+int RotateSecretsKey(const std::string& data_dir) {
+  auto store = Open(data_dir + "/baton.db");
+  if (!store.ok()) {
+    std::fprintf(stderr, "baton: %s (stop `baton serve` first)\n", store.status().ToString().c_str());
+    return 1;
+  }
+  const std::string key_path = data_dir + "/secrets.key";
+  if (!std::filesystem::exists(key_path)) {
+    std::fprintf(stderr, "baton: %s does not exist: nothing to rotate\n", key_path.c_str());
+    return 1;
+  }
+  if (Status s = util::SecretBox::Rotate(key_path); !s.ok()) {
+    std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  auto vault = batch::SecretVault::Open(data_dir + "/secrets.db", key_path);
+  auto resealed = vault.ok() ? (*vault)->ResealAll() : Result<int>(vault.status());
+  if (!resealed.ok()) {
+    // The old keys stay in the file, so every secret still opens.
+    std::fprintf(stderr, "baton: resealing failed, old keys kept: %s\n", resealed.status().ToString().c_str());
+    return 1;
+  }
+  vault->reset();
+  if (Status s = util::SecretBox::RetireAllButActive(key_path); !s.ok()) {
+    std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  std::printf("new secrets key in %s; %d stored secret(s) resealed; old keys removed\n", key_path.c_str(), *resealed);
+  return 0;
 }
 
 struct ServeOptions {
@@ -514,6 +549,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   serve->add_flag("--grpc-allow-anonymous", serve_options.grpc_allow_anonymous,
                   "Let gRPC calls without an API key act on the task hub their 'taskhub' metadata names");
+  std::string secrets_data_dir = "baton-data";
+  auto* secrets = app.add_subcommand("secrets", "Manage the key that seals job secrets at rest");
+  secrets->require_subcommand(1);
+  auto* rotate = secrets->add_subcommand(
+      "rotate-key", "Seal every stored job secret with a new key and drop the old ones (stop the server first)");
+  rotate->add_option("--data-dir", secrets_data_dir, "The server's data dir")->capture_default_str();
   app.add_subcommand("version", "Print the version");
 
   int exit_code = 0;
@@ -525,6 +566,7 @@ int main(int argc, char** argv) {
   }
   if (client.parsed()) return exit_code;
   if (demo->parsed()) return baton::app::Demo(db);
+  if (rotate->parsed()) return baton::app::RotateSecretsKey(secrets_data_dir);
   if (serve->parsed()) {
     if (!baton::app::ApplyEnvironment(argc, argv, serve_options)) return 2;
     return baton::app::Serve(serve_options);
