@@ -19,6 +19,7 @@
 #include "api/grpc/sidecar.h"
 #include "api/http/job_api.h"
 #include "api/http/management_api.h"
+#include "api/http/readiness.h"
 #include "app/cli/commands.h"
 #include "app/samples.h"
 #include "baton/client.h"
@@ -151,6 +152,7 @@ struct ServeOptions {
   std::string registry_user;
   std::string registry_password_file;
   int reconcile_interval_s = 30;
+  int64_t min_free_disk_mb = 512;  // /readyz: the data dir's file system needs this much free
   std::string sample_tenant;  // created at start with a key in <data-dir>/<tenant>.key
   // The Durable Task sidecar (gRPC).
   int grpc_port = 4001;  // 0 = any free port, -1 = off
@@ -315,6 +317,14 @@ int Serve(const ServeOptions& o) {
   worker_options.orchestration_threads = o.orchestration_threads;
   worker_options.activity_threads = o.activity_threads;
   Client client(**store);
+  // GET /readyz (declared before the router, whose handler uses it).
+  std::vector<api::ReadinessCheck> readiness_checks = {
+      api::StoreCheck(**store, o.data_dir), api::DiskCheck(o.data_dir, static_cast<uint64_t>(o.min_free_disk_mb) << 20),
+      api::RuntimeCheck(docker, std::chrono::seconds(3))};
+  if (!job_services.registries.empty()) {
+    readiness_checks.push_back(api::RegistryCheck(docker, job_services.registries[0], std::chrono::seconds(3)));
+  }
+  api::ReadinessProbe readiness(std::move(readiness_checks));
   api::Router router;
   api::ManagementApiOptions api_options;
   // Known: registered here, or run by an SDK worker over the sidecar since the
@@ -338,6 +348,7 @@ int Serve(const ServeOptions& o) {
   job_api.platform_registry = o.registry;
   api::AddJobApi(router, job_api);
   api::AddDashboard(router);
+  api::AddReadinessRoute(router, readiness, **directory);
   api::HttpServerOptions http_options;
   http_options.address = o.listen;
   http_options.port = static_cast<unsigned short>(o.port);
@@ -467,6 +478,7 @@ bool ApplyEnvironment(int argc, char** argv, ServeOptions& o) {
   text("BATON_REGISTRY_USER", "--registry-user", &o.registry_user);
   text("BATON_REGISTRY_PASSWORD_FILE", "--registry-password-file", &o.registry_password_file);
   number("BATON_RECONCILE_INTERVAL", "--reconcile-interval", 1, 86400, &o.reconcile_interval_s);
+  number("BATON_MIN_FREE_DISK_MB", "--min-free-disk-mb", 0, 1L << 40, &o.min_free_disk_mb);
   text("BATON_SAMPLE_TENANT", "--sample-tenant", &o.sample_tenant);
   number("BATON_GRPC_PORT", "--grpc-port", -1, 65535, &o.grpc_port);
   if (const char* v = std::getenv("BATON_JOB_CPU"); v != nullptr && !on_command_line("--job-cpu")) {
@@ -540,6 +552,10 @@ int main(int argc, char** argv) {
   serve->add_option("--reconcile-interval", serve_options.reconcile_interval_s,
                     "Seconds between passes of the job reconciler")
       ->check(CLI::Range(1, 86400))
+      ->capture_default_str();
+  serve->add_option("--min-free-disk-mb", serve_options.min_free_disk_mb,
+                    "/readyz reports not ready while the data dir's file system has less free, MiB")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40))
       ->capture_default_str();
   serve->add_option("--sample-tenant", serve_options.sample_tenant,
                     "Create this tenant at start, with a key in <data-dir>/<tenant>.key and a small quota");

@@ -1,8 +1,11 @@
 // The job orchestration: runs one batch job, durably, from its image to its
 // result. It is an ordinary Baton orchestration, written with the public SDK.
 //
-//   0. Resolve every image to a digest (pulling it with the platform's
-//      registry credentials): all attempts run exactly that image.
+//   0. Resolve every image to a digest: all attempts run exactly that image.
+//      A digest the node holds is used without a pull; anything else is
+//      pulled with the platform's registry credentials, except that a tag
+//      the node holds is used as the node has it while the registry cannot
+//      be reached (docs/job-spec.md#images).
 //   1. Ask the capacity scheduler (scheduler.h) for the job's resources; wait
 //      for "QuotaGranted" when queued.
 //   2. For each attempt: create the container group (deterministic name
@@ -21,10 +24,18 @@
 //   4. Release the resources and complete with {status, exitCode, oomKilled,
 //      attempts, attemptResults, durations, progress, logsTail, error}.
 //
+// Runtime and registry calls wait out transient faults (dockerd or the
+// registry unreachable: retried 1 s, 2 s, … up to 30 s apart on durable
+// timers, bounded by the job's timeoutSeconds and by a Cancel); answers that
+// will not change (NotFound, RegistryUnauthorized, InvalidArgument) fail at
+// once (docs/job-spec.md#transient-faults).
+//
 // The custom status always says where the job is:
 //   {"phase": "pulling" | "queued" | "starting" | "running" | "finishing" |
 //    "backoff" | "done",
-//    "attempt", "position" (queued), "retryAt" (backoff), "progress"}.
+//    "attempt", "position" (queued), "retryAt" (backoff), "progress",
+//    "waitingOn" (while a call waits out a fault: {"reason": "runtime" |
+//    "registry", "lastError", "retryAt", "since", "failures"})}.
 //
 // Secrets (env and files) never enter the orchestration's input or history:
 // they are kept in a SecretVault (secret_vault.h), read by the activity that

@@ -133,14 +133,25 @@ class ContainerRuntime {
  public:
   virtual ~ContainerRuntime() = default;
 
+  // OK when the runtime answers (Docker: GET /_ping) within `timeout`.
+  // Unavailable otherwise: the daemon is down, restarting or unreachable.
+  // Callers use it to tell "the runtime is away" (wait and retry) from an
+  // error the runtime reported (act on it), and for readiness checks.
+  virtual Status Ping(std::chrono::milliseconds timeout) = 0;
+
   // Creates the group's containers (not started). Idempotent: when a group of
   // that name exists, returns it unchanged. InvalidArgument: a bad spec.
   // NotFound: an image is not present (pull it first).
   virtual Result<GroupState> CreateGroup(const GroupSpec& spec) = 0;
-  // Starts every container (the namespace owner first). NotFound.
+  // Starts every container of the group that was never started (state
+  // "created"), the namespace owner first; a container already started
+  // (running or exited) is left as it is. So a call that is repeated — after
+  // a lost answer, a crash or an outage of the runtime — finishes what an
+  // earlier one began and never starts a container twice. NotFound.
   virtual Status StartGroup(const std::string& group) = 0;
   // Stops every container: SIGTERM, then SIGKILL after `grace`. NotFound.
   virtual Status StopGroup(const std::string& group, std::chrono::seconds grace) = 0;
+  // Stops every container (as StopGroup) and starts them all again.
   virtual Status RestartGroup(const std::string& group, std::chrono::seconds grace) = 0;
   // Removes the containers (killing them) and the scratch volume. OK when
   // nothing is left, including when the group did not exist.
@@ -166,6 +177,9 @@ class ContainerRuntime {
                              std::chrono::milliseconds timeout, std::optional<TimePoint> since = std::nullopt) = 0;
 
   // Every container Baton created whose labels include all of `selector`.
+  // A container removed while the list is read is left out; any other error
+  // (Unavailable: the runtime went away meanwhile) fails the whole call, so
+  // an answer is never a partial list.
   virtual Result<std::vector<ContainerState>> ListByLabels(const std::map<std::string, std::string>& selector) = 0;
 
   // Pulls `image` with the platform's credentials and returns its digest
@@ -177,6 +191,24 @@ class ContainerRuntime {
   virtual Result<std::string> PullImage(const std::string& image, const RegistryCredentials& credentials,
                                         std::chrono::milliseconds timeout,
                                         const std::function<void(const std::string&)>& progress = nullptr) = 0;
+
+  // The digest reference ("repo@sha256:…") under which this node already
+  // holds `image`, found without contacting any registry:
+  //   - for a digest reference, that same reference when the node has it;
+  //   - for a tag ("repo:tag", "repo" meaning "repo:latest"), the digest the
+  //     node recorded for that repository when the image was pulled or pushed
+  //     (its RepoDigests); the tag may have moved in the registry since.
+  // NotFound: the node does not hold the image, or holds the tag without a
+  // digest for its repository (built here, never pushed or pulled: it cannot
+  // be pinned). Unavailable: the runtime cannot be reached.
+  virtual Result<std::string> LocalImageDigest(const std::string& image) = 0;
+
+  // Whether the runtime can reach `credentials.server` and log in to it with
+  // those credentials (Docker: POST /auth, which dockerd does against the
+  // registry itself, the way it pulls). OK; Unauthenticated: the registry
+  // refused the credentials; Unavailable: the registry (or the runtime)
+  // cannot be reached. Never hangs past `timeout`.
+  virtual Status CheckRegistry(const RegistryCredentials& credentials, std::chrono::milliseconds timeout) = 0;
 };
 
 // The reconciler primitive: removes every Baton group (label "baton.group",

@@ -168,10 +168,10 @@ std::optional<std::string> StreamError(const std::string& body) {
 
 // Maps a registry error text to a status, so callers can tell wrong
 // credentials from a missing image from an unreachable registry.
-Status RegistryStatus(const std::string& image, const std::string& error) {
+Status RegistryStatus(const std::string& what, const std::string& error) {
   std::string lower = error;
   std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
-  std::string message = "image '" + image + "': " + error;
+  std::string message = what + ": " + error;
   if (lower.find("unauthorized") != std::string::npos || lower.find("authentication required") != std::string::npos ||
       lower.find("no basic auth") != std::string::npos || lower.find("denied") != std::string::npos) {
     return Status(StatusCode::kUnauthenticated, message);
@@ -180,10 +180,12 @@ Status RegistryStatus(const std::string& image, const std::string& error) {
       lower.find("does not exist") != std::string::npos) {
     return NotFoundError(message);
   }
-  if (lower.find("connection refused") != std::string::npos || lower.find("dial tcp") != std::string::npos ||
-      lower.find("no such host") != std::string::npos || lower.find("timeout") != std::string::npos ||
-      lower.find("connection reset") != std::string::npos) {
-    return UnavailableError(message);
+  // The registry is away (down, restarting, overloaded or unreachable): worth
+  // trying again later, unlike the answers above.
+  for (const char* transient :
+       {"connection refused", "connection reset", "dial tcp", "no such host", "no route to host", "network is unreachable",
+        "timeout", "eof", "502 bad gateway", "503 service unavailable", "504 gateway timeout"}) {
+    if (lower.find(transient) != std::string::npos) return UnavailableError(message);
   }
   return InternalError(message);
 }
@@ -392,7 +394,11 @@ Result<std::vector<ContainerState>> DockerRuntime::ListByLabels(const std::map<s
   if (!list.is_array()) return out;
   for (const Json& c : list) {
     auto state = InspectContainer(c.value("Id", ""));
-    if (state.ok()) out.push_back(std::move(*state));  // a container removed meanwhile is skipped
+    if (state.ok()) {
+      out.push_back(std::move(*state));
+    } else if (state.status().code() != StatusCode::kNotFound) {
+      return state.status();  // never a partial list: a caller could take it for containers gone
+    }  // else removed meanwhile: skipped
   }
   return out;
 }
@@ -547,6 +553,8 @@ Result<GroupState> DockerRuntime::InspectGroup(const std::string& group) {
 Status DockerRuntime::StartGroup(const std::string& group) {
   BATON_ASSIGN_OR_RETURN(GroupState g, InspectGroup(group));
   for (const ContainerState& c : g.containers) {
+    // Only containers never started: POST /start on an exited one would run it again.
+    if (c.status != "created") continue;
     BATON_ASSIGN_OR_RETURN(DockerResponse r, client_.Request("POST", "/containers/" + c.id + "/start"));
     if (r.status != 204 && r.status != 304) return FromDocker(r, "start container '" + c.name + "' of '" + group + "'");
   }
@@ -567,7 +575,12 @@ Status DockerRuntime::StopGroup(const std::string& group, std::chrono::seconds g
 
 Status DockerRuntime::RestartGroup(const std::string& group, std::chrono::seconds grace) {
   BATON_RETURN_IF_ERROR(StopGroup(group, grace));
-  return StartGroup(group);
+  BATON_ASSIGN_OR_RETURN(GroupState g, InspectGroup(group));
+  for (const ContainerState& c : g.containers) {
+    BATON_ASSIGN_OR_RETURN(DockerResponse r, client_.Request("POST", "/containers/" + c.id + "/start"));
+    if (r.status != 204 && r.status != 304) return FromDocker(r, "restart container '" + c.name + "' of '" + group + "'");
+  }
+  return Status::Ok();
 }
 
 Status DockerRuntime::DeleteGroup(const std::string& group) {
@@ -783,8 +796,8 @@ Result<std::string> DockerRuntime::PullImage(const std::string& image, const Reg
                         return true;
                       },
                       timeout, {{"X-Registry-Auth", RegistryAuthHeader(credentials)}}));
-  if (status != 200) return RegistryStatus(image, MessageOf(DockerResponse{status, body}));
-  if (error) return RegistryStatus(image, *error);
+  if (status != 200) return RegistryStatus("image '" + image + "'", MessageOf(DockerResponse{status, body}));
+  if (error) return RegistryStatus("image '" + image + "'", *error);
   if (std::chrono::steady_clock::now() - started >= timeout) {
     return DeadlineExceededError("pulling image '" + image + "' took longer than " +
                                  std::to_string(timeout.count()) + " ms");
@@ -799,6 +812,34 @@ Result<std::string> DockerRuntime::PullImage(const std::string& image, const Reg
     }
   }
   return InternalError("image '" + image + "' was pulled but has no digest for " + repo);
+}
+
+Result<std::string> DockerRuntime::LocalImageDigest(const std::string& image) {
+  auto [repo, tag] = SplitReference(image);
+  BATON_ASSIGN_OR_RETURN(DockerResponse r, client_.Request("GET", "/images/" + image + "/json"));
+  if (r.status == 404) return NotFoundError("image '" + image + "' is not on this node");
+  if (r.status != 200) return FromDocker(r, "inspect image '" + image + "'");
+  Json j = Json::parse(r.body, nullptr, false);
+  if (j.is_object() && j.contains("RepoDigests") && j["RepoDigests"].is_array()) {
+    for (const Json& d : j["RepoDigests"]) {
+      if (!d.is_string()) continue;
+      const std::string& digest = d.get_ref<const std::string&>();
+      // A digest reference must be exactly one of the image's own digests;
+      // a tag takes the digest recorded for its repository.
+      if (image.find('@') != std::string::npos ? digest == image : digest.rfind(repo + "@", 0) == 0) return digest;
+    }
+  }
+  return NotFoundError("image '" + image + "' is on this node without a digest for " + repo);
+}
+
+Status DockerRuntime::CheckRegistry(const RegistryCredentials& credentials, std::chrono::milliseconds timeout) {
+  Json body = {{"username", credentials.username},
+               {"password", credentials.password},
+               {"serveraddress", credentials.server}};
+  BATON_ASSIGN_OR_RETURN(DockerResponse r, client_.Request("POST", "/auth", body.dump(), {}, timeout));
+  if (r.status == 200) return Status::Ok();
+  // dockerd answers 401 or 500 with the registry's error; a password is never in it.
+  return RegistryStatus("registry " + credentials.server, Scrub(MessageOf(r), {credentials.password}));
 }
 
 Status DockerRuntime::BuildImage(const std::string& tag, const std::string& tar_context) {
@@ -818,8 +859,8 @@ Status DockerRuntime::PushImage(const std::string& image, const RegistryCredenti
   BATON_ASSIGN_OR_RETURN(DockerResponse r, client_.Request("POST", "/images/" + repo + "/push?tag=" + QueryEscape(tag),
                                                            "", {{"X-Registry-Auth", RegistryAuthHeader(credentials)}},
                                                            timeout));
-  if (r.status != 200) return RegistryStatus(image, MessageOf(r));
-  if (auto error = StreamError(r.body)) return RegistryStatus(image, *error);
+  if (r.status != 200) return RegistryStatus("image '" + image + "'", MessageOf(r));
+  if (auto error = StreamError(r.body)) return RegistryStatus("image '" + image + "'", *error);
   return Status::Ok();
 }
 

@@ -48,8 +48,7 @@ class DockerRuntime final : public ContainerRuntime {
   static bool IsOnTmpfs(const std::string& dir);
   const std::string& secrets_dir() const { return secrets_dir_; }
 
-  // OK when dockerd answers /_ping. Unavailable otherwise, within `timeout`.
-  Status Ping(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  Status Ping(std::chrono::milliseconds timeout = std::chrono::seconds(5)) override;
   // Whether dockerd reported an "oom" event for the container between the
   // times (InspectContainer falls back on it: cgroup v1 dockerd can leave
   // State.OOMKilled false when the event races the exit).
@@ -73,6 +72,8 @@ class DockerRuntime final : public ContainerRuntime {
   Result<std::string> PullImage(const std::string& image, const RegistryCredentials& credentials,
                                 std::chrono::milliseconds timeout,
                                 const std::function<void(const std::string&)>& progress = nullptr) override;
+  Result<std::string> LocalImageDigest(const std::string& image) override;
+  Status CheckRegistry(const RegistryCredentials& credentials, std::chrono::milliseconds timeout) override;
 
   // ---- Images (platform operations; tests build their images with these) ----
 
