@@ -157,6 +157,9 @@ struct ServeOptions {
   // The Durable Task sidecar (gRPC).
   int grpc_port = 4001;  // 0 = any free port, -1 = off
   bool grpc_allow_anonymous = false;
+  // Input limits (docs/SECURITY.md#input-limits).
+  std::string public_url;           // base of status URIs; "" = http://<listen>:<port>
+  size_t grpc_max_message_bytes = 0;  // 0 = max_body_bytes
 };
 
 // Makes the data dir 0700 and the files directly in it 0600.
@@ -356,6 +359,7 @@ int Serve(const ServeOptions& o) {
   http_options.io_threads = o.http_threads;
   http_options.handler_threads = o.handler_threads;
   http_options.read_timeout = std::chrono::seconds(o.read_timeout_s);
+  http_options.public_url = o.public_url;
   api::HttpServer server(http_options, router);
   if (Status s = server.Start(); !s.ok()) {
     std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
@@ -376,6 +380,7 @@ int Serve(const ServeOptions& o) {
   sidecar_options.port = o.grpc_port;
   sidecar_options.allow_anonymous = o.grpc_allow_anonymous;
   sidecar_options.admission = &admission;
+  sidecar_options.max_message_bytes = o.grpc_max_message_bytes > 0 ? o.grpc_max_message_bytes : o.max_body_bytes;
   sidecar::Sidecar grpc_sidecar(client, **store, **directory, sidecar_options);
   if (o.grpc_port >= 0) {
     worker_options.external = grpc_sidecar.dispatcher();
@@ -481,6 +486,8 @@ bool ApplyEnvironment(int argc, char** argv, ServeOptions& o) {
   number("BATON_MIN_FREE_DISK_MB", "--min-free-disk-mb", 0, 1L << 40, &o.min_free_disk_mb);
   text("BATON_SAMPLE_TENANT", "--sample-tenant", &o.sample_tenant);
   number("BATON_GRPC_PORT", "--grpc-port", -1, 65535, &o.grpc_port);
+  text("BATON_PUBLIC_URL", "--public-url", &o.public_url);
+  number("BATON_GRPC_MAX_MESSAGE_BYTES", "--grpc-max-message-bytes", 0, 1L << 30, &o.grpc_max_message_bytes);
   if (const char* v = std::getenv("BATON_JOB_CPU"); v != nullptr && !on_command_line("--job-cpu")) {
     char* end = nullptr;
     double cpu = std::strtod(v, &end);
@@ -571,6 +578,13 @@ int main(int argc, char** argv) {
   auto* rotate = secrets->add_subcommand(
       "rotate-key", "Seal every stored job secret with a new key and drop the old ones (stop the server first)");
   rotate->add_option("--data-dir", secrets_data_dir, "The server's data dir")->capture_default_str();
+  serve->add_option("--public-url", serve_options.public_url,
+                    "Base URL of the status URIs in answers, e.g. https://baton.example.com (default "
+                    "http://<listen>:<port>; never the request's Host header)");
+  serve->add_option("--grpc-max-message-bytes", serve_options.grpc_max_message_bytes,
+                    "Largest gRPC message accepted (0 = --max-body-bytes)")
+      ->check(CLI::Range(static_cast<size_t>(0), static_cast<size_t>(1) << 30))
+      ->capture_default_str();
   app.add_subcommand("version", "Print the version");
 
   int exit_code = 0;

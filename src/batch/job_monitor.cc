@@ -197,21 +197,27 @@ void JobMonitor::PollJobUrls() {
     if (auto it = c.published_ports.find(port); it != c.published_ports.end()) port = it->second;
     auto answer = LoopbackHttp("GET", port, "/status", "", 2s);
     if (!answer.ok() || answer->status != 200) continue;
-    Json body = Json::parse(answer->body, nullptr, false);
-    if (!body.is_object()) continue;
-    if (body.contains("progress")) {
-      std::string progress = body["progress"].dump();
+    Json body;  // the job's own answer: untrusted, parsed with limits
+    if (!ParseJson(answer->body, &body).ok() || !body.is_object()) continue;
+    // The same bounds as the callback route's (job_api.cc): members of the
+    // wrong type or size are ignored, never thrown on.
+    if (body.contains("progress") && DumpJson(body["progress"]).size() <= 16 * 1024) {
+      std::string progress = DumpJson(body["progress"]);
       if (last_progress_[key] != progress) {
         last_progress_[key] = progress;
         Raise(instance, kProgressEvent, Json{{"attempt", attempt}, {"progress", body["progress"]}});
       }
     }
-    std::string status = body.value("status", "");
+    std::string status = body.contains("status") && body["status"].is_string() ? body["status"].get<std::string>() : "";
     if (status == "Completed" || status == "Failed") {
       reported_.insert(key);
       Json data = {{"attempt", attempt}, {"source", "jobUrl"}};
-      if (body.contains("exitCode")) data["exitCode"] = body["exitCode"];
-      if (body.contains("message")) data["message"] = body["message"];
+      if (body.contains("exitCode") && JsonInteger(body["exitCode"], INT32_MIN, INT32_MAX)) {
+        data["exitCode"] = body["exitCode"];
+      }
+      if (body.contains("message") && body["message"].is_string()) {
+        data["message"] = body["message"].get<std::string>().substr(0, 1000);
+      }
       Raise(instance, status == "Completed" ? kCompletedEvent : kFailedEvent, data);
     }
   }

@@ -174,26 +174,23 @@ Status ParseContainer(const Json& j, const std::string& path, bool is_main, JobC
     c->working_dir = j["workingDir"];
   }
   if (j.contains("cpu")) {
-    if (!j["cpu"].is_number() || !(j["cpu"].get<double>() >= 0.01) || !std::isfinite(j["cpu"].get<double>())) {
-      return FieldError(path + "cpu", "must be a number of cores, at least 0.01");
+    if (!j["cpu"].is_number() || !(j["cpu"].get<double>() >= 0.01) || !(j["cpu"].get<double>() <= 1024)) {
+      return FieldError(path + "cpu", "must be a number of cores from 0.01 to 1024");
     }
     c->cpu = j["cpu"];
   }
   if (j.contains("memoryMb")) {
-    if (!j["memoryMb"].is_number_integer() || j["memoryMb"].get<int64_t>() < 6 ||
-        j["memoryMb"].get<int64_t>() > (1 << 22)) {
-      return FieldError(path + "memoryMb", "must be an integer number of MiB, at least 6");
-    }
-    c->memory_bytes = j["memoryMb"].get<int64_t>() << 20;
+    auto mb = JsonInteger(j["memoryMb"], 6, 1 << 22);
+    if (!mb) return FieldError(path + "memoryMb", "must be an integer number of MiB from 6 to 4194304");
+    c->memory_bytes = *mb << 20;
   }
   if (j.contains("ports")) {
     if (!j["ports"].is_array()) return FieldError(path + "ports", "must be an array of port numbers");
     for (size_t i = 0; i < j["ports"].size(); ++i) {
       const Json& p = j["ports"][i];
-      if (!p.is_number_integer() || p.get<int>() < 1 || p.get<int>() > 65535) {
-        return FieldError(path + "ports[" + std::to_string(i) + "]", "must be a port number 1-65535");
-      }
-      c->ports.push_back(static_cast<uint16_t>(p.get<int>()));
+      auto port = JsonInteger(p, 1, 65535);
+      if (!port) return FieldError(path + "ports[" + std::to_string(i) + "]", "must be a port number 1-65535");
+      c->ports.push_back(static_cast<uint16_t>(*port));
     }
   }
   return ParseSandbox(j, path, c);
@@ -255,11 +252,9 @@ Result<JobSpec> ParseJobSpec(const Json& j) {
     }
   }
   if (j.contains("timeoutSeconds")) {
-    if (!j["timeoutSeconds"].is_number_integer() || j["timeoutSeconds"].get<int64_t>() < 1 ||
-        j["timeoutSeconds"].get<int64_t>() > 7 * 24 * 3600) {
-      return FieldError("timeoutSeconds", "must be an integer from 1 to 604800 (7 days)");
-    }
-    spec.timeout_seconds = j["timeoutSeconds"];
+    auto timeout = JsonInteger(j["timeoutSeconds"], 1, 7 * 24 * 3600);
+    if (!timeout) return FieldError("timeoutSeconds", "must be an integer from 1 to 604800 (7 days)");
+    spec.timeout_seconds = *timeout;
   }
   if (j.contains("restartPolicy")) {
     const Json& r = j["restartPolicy"];
@@ -270,17 +265,14 @@ Result<JobSpec> ParseJobSpec(const Json& j) {
       BATON_RETURN_IF_ERROR(OnlyKnown(r, "restartPolicy.", {"policy", "maxAttempts", "backoffSeconds"}));
       policy = r.value("policy", "");
       if (r.contains("maxAttempts")) {
-        if (!r["maxAttempts"].is_number_integer() || r["maxAttempts"].get<int>() < 1 || r["maxAttempts"].get<int>() > 100) {
-          return FieldError("restartPolicy.maxAttempts", "must be an integer from 1 to 100");
-        }
-        spec.max_attempts = r["maxAttempts"];
+        auto attempts = JsonInteger(r["maxAttempts"], 1, 100);
+        if (!attempts) return FieldError("restartPolicy.maxAttempts", "must be an integer from 1 to 100");
+        spec.max_attempts = static_cast<int>(*attempts);
       }
       if (r.contains("backoffSeconds")) {
-        if (!r["backoffSeconds"].is_number_integer() || r["backoffSeconds"].get<int64_t>() < 0 ||
-            r["backoffSeconds"].get<int64_t>() > 3600) {
-          return FieldError("restartPolicy.backoffSeconds", "must be an integer from 0 to 3600");
-        }
-        spec.backoff_seconds = r["backoffSeconds"];
+        auto backoff = JsonInteger(r["backoffSeconds"], 0, 3600);
+        if (!backoff) return FieldError("restartPolicy.backoffSeconds", "must be an integer from 0 to 3600");
+        spec.backoff_seconds = *backoff;
       }
     } else {
       return FieldError("restartPolicy", "must be a policy name or {\"policy\", \"maxAttempts\", \"backoffSeconds\"}");
@@ -305,11 +297,9 @@ Result<JobSpec> ParseJobSpec(const Json& j) {
       spec.completion = CompletionMode::kCallback;
     } else if (mode == "jobUrl") {
       spec.completion = CompletionMode::kJobUrl;
-      if (!c.is_object() || !c.contains("port") || !c["port"].is_number_integer() || c["port"].get<int>() < 1 ||
-          c["port"].get<int>() > 65535) {
-        return FieldError("completion.port", "the job URL's port is required with mode jobUrl");
-      }
-      spec.job_port = static_cast<uint16_t>(c["port"].get<int>());
+      auto port = c.is_object() && c.contains("port") ? JsonInteger(c["port"], 1, 65535) : std::nullopt;
+      if (!port) return FieldError("completion.port", "the job URL's port (1-65535) is required with mode jobUrl");
+      spec.job_port = static_cast<uint16_t>(*port);
       if (spec.network == runtime::NetworkMode::kNone) {
         return FieldError("network", "mode jobUrl needs network \"host\" or \"bridge\" to reach the job");
       }
@@ -328,10 +318,9 @@ Result<JobSpec> ParseJobSpec(const Json& j) {
     }
   }
   if (j.contains("priority")) {
-    if (!j["priority"].is_number_integer() || j["priority"].get<int>() < -100 || j["priority"].get<int>() > 100) {
-      return FieldError("priority", "must be an integer from -100 to 100");
-    }
-    spec.priority = j["priority"];
+    auto priority = JsonInteger(j["priority"], -100, 100);
+    if (!priority) return FieldError("priority", "must be an integer from -100 to 100");
+    spec.priority = static_cast<int>(*priority);
   }
   return spec;
 }

@@ -2,6 +2,7 @@
 #include "util/overloaded.h"
 #include "baton/entity_id.h"
 #include "baton/instance.h"
+#include "baton/json.h"
 
 #include <array>
 #include <cctype>
@@ -221,10 +222,9 @@ class FieldReader {
   void Int32(const char* key, int32_t* out) {
     const OJson* v = Find(key);
     if (v == nullptr) return;
-    if (!v->is_number_integer()) return Fail(key, "an integer");
-    int64_t x = v->get<int64_t>();
-    if (x < INT32_MIN || x > INT32_MAX) return Fail(key, "a 32-bit integer");
-    *out = static_cast<int32_t>(x);
+    auto x = JsonInteger(*v, INT32_MIN, INT32_MAX);
+    if (!x) return Fail(key, "a 32-bit integer");
+    *out = static_cast<int32_t>(*x);
   }
 
   void Bool(const char* key, bool* out) {
@@ -516,9 +516,11 @@ Result<HistoryEvent> EventFromJson(const OJson& j, const std::string& what) {
   return event;
 }
 
-Result<OJson> ParseJson(std::string_view text, std::string_view what) {
-  OJson j = OJson::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return DataLossError(std::string(what) + " is not valid JSON");
+// Stored text is parsed with the same limits as any input: a corrupted or
+// hostile row is DataLoss, never a crash.
+Result<OJson> ParseStored(std::string_view text, std::string_view what) {
+  OJson j;
+  if (Status s = ParseJson(text, &j); !s.ok()) return DataLossError(std::string(what) + " " + s.message());
   return j;
 }
 
@@ -614,21 +616,25 @@ std::string_view EventKindName(const EventBody& body) {
       body);
 }
 
-std::string SerializeEvent(const HistoryEvent& event) { return EventToJson(event).dump(); }
+// Strings that are not UTF-8 (a reason or name from an embedding program,
+// say) are written with U+FFFD rather than thrown on in the middle of a commit.
+static std::string Dump(const OJson& j) { return j.dump(-1, ' ', false, OJson::error_handler_t::replace); }
+
+std::string SerializeEvent(const HistoryEvent& event) { return Dump(EventToJson(event)); }
 
 Result<HistoryEvent> ParseEvent(std::string_view text) {
-  BATON_ASSIGN_OR_RETURN(OJson j, ParseJson(text, "history event"));
+  BATON_ASSIGN_OR_RETURN(OJson j, ParseStored(text, "history event"));
   return EventFromJson(j, "history event");
 }
 
 std::string SerializeEvents(const std::vector<HistoryEvent>& events) {
   OJson arr = OJson::array();
   for (const HistoryEvent& e : events) arr.push_back(EventToJson(e));
-  return arr.dump();
+  return Dump(arr);
 }
 
 Result<std::vector<HistoryEvent>> ParseEvents(std::string_view text) {
-  BATON_ASSIGN_OR_RETURN(OJson j, ParseJson(text, "history event list"));
+  BATON_ASSIGN_OR_RETURN(OJson j, ParseStored(text, "history event list"));
   if (!j.is_array()) return DataLossError("history event list is not a JSON array");
   std::vector<HistoryEvent> out;
   out.reserve(j.size());
@@ -641,12 +647,12 @@ Result<std::vector<HistoryEvent>> ParseEvents(std::string_view text) {
 }
 
 std::string SerializeFailure(const FailureDetails& failure) {
-  return FailureToJson(failure).dump();
+  return Dump(FailureToJson(failure));
 }
 
 Result<FailureDetails> ParseFailure(std::string_view text) {
   if (text.empty()) return DataLossError("failure details text is empty");
-  BATON_ASSIGN_OR_RETURN(OJson j, ParseJson(text, "failure details"));
+  BATON_ASSIGN_OR_RETURN(OJson j, ParseStored(text, "failure details"));
   if (!j.is_object()) return DataLossError("failure details is not a JSON object");
   FailureDetails f;
   FieldReader r(j, "failure");

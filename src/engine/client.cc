@@ -22,7 +22,7 @@ Status ValidateInstanceId(std::string_view id) {
 }
 
 std::string ReasonPayload(const std::string& reason) {
-  return reason.empty() ? std::string() : Json(reason).dump();
+  return reason.empty() ? std::string() : ToPayload(Json(reason));
 }
 
 }  // namespace

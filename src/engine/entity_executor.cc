@@ -29,8 +29,8 @@ struct SchedulerState {
   static SchedulerState Parse(const std::string& text) {
     SchedulerState s;
     if (text.empty()) return s;
-    Json j = Json::parse(text, nullptr, false);
-    if (!j.is_object()) {
+    Json j;
+    if (!ParseJson(text, &j).ok() || !j.is_object()) {
       util::Log().error("entity state is not a JSON object; starting from an empty state");
       return s;
     }
@@ -57,7 +57,12 @@ struct SchedulerState {
     if (!lock_owner.empty()) j["lock"] = {{"owner", lock_owner}, {"criticalSection", lock_section}};
     if (!queue.empty()) {
       Json q = Json::array();
-      for (const HistoryEvent& e : queue) q.push_back(Json::parse(SerializeEvent(e)));
+      for (const HistoryEvent& e : queue) {
+        Json event;
+        [[maybe_unused]] Status parsed = ParseJson(SerializeEvent(e), &event);
+        assert(parsed.ok() && "SerializeEvent writes shallow JSON");
+        q.push_back(std::move(event));
+      }
       j["queue"] = std::move(q);
     }
     return j.dump();

@@ -230,10 +230,8 @@ class Worker::Impl {
     work.finish = [shared, item, now, sync = options_.sync_every_episode](
                       bool has_state, std::string state, std::vector<EntityOperationResult> results) {
       Json parsed;
-      if (has_state) {
-        parsed = Json::parse(state, nullptr, false);
-        if (parsed.is_discarded()) parsed = Json(state);  // not JSON: kept as a string
-      }
+      // Not JSON (or nested too deeply to handle safely): kept as a string.
+      if (has_state) parsed = state.empty() ? Json(std::string()) : FromPayload(state);
       return EntityUpdate(item, engine::FinishEntityBatch(*shared, has_state, std::move(parsed), std::move(results), now),
                           sync);
     };

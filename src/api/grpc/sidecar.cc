@@ -33,6 +33,16 @@ GrpcStatus ToGrpc(const Status& s) {
 
 GrpcStatus Invalid(const std::string& message) { return GrpcStatus(::grpc::StatusCode::INVALID_ARGUMENT, message); }
 
+// A client's payload: JSON text (the protocol's form), "" for none. Parsed by
+// ParseJson, so a payload nested too deeply or not UTF-8 is refused here, by
+// field name, before anything is stored.
+GrpcStatus Payload(bool has, const std::string& text, const char* field, Json* out) {
+  *out = Json();
+  if (!has || text.empty()) return GrpcStatus::OK;
+  if (Status s = ParseJson(text, out); !s.ok()) return Invalid(std::string(field) + " " + s.message());
+  return GrpcStatus::OK;
+}
+
 std::string Metadata(const ServerContext* ctx, const std::string& key) {
   auto range = ctx->client_metadata().equal_range(key);
   if (range.first == range.second) return "";
@@ -158,8 +168,10 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
         o.replaceable_statuses.push_back(FromProto(static_cast<::OrchestrationStatus>(s)));
       }
     }
+    Json input;
+    if (GrpcStatus s = Payload(req->has_input(), req->input().value(), "input", &input); !s.ok()) return s;
     if (GrpcStatus admitted = AdmitInstance(prefix); !admitted.ok()) return admitted;
-    auto started = client_.ScheduleNewOrchestration(req->name(), FromPayload(req->has_input() ? req->input().value() : ""), o);
+    auto started = client_.ScheduleNewOrchestration(req->name(), input, o);
     if (!started.ok()) return ToGrpc(started.status());
     resp->set_instanceid(local);
     return GrpcStatus::OK;
@@ -209,13 +221,17 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     BATON_GRPC_HUB(ctx, prefix);
     BATON_GRPC_ID(prefix, req->instanceid(), id);
     if (req->name().empty()) return Invalid("name is required");
-    return ToGrpc(client_.RaiseEvent(id, req->name(), FromPayload(req->has_input() ? req->input().value() : "")));
+    Json input;
+    if (GrpcStatus s = Payload(req->has_input(), req->input().value(), "input", &input); !s.ok()) return s;
+    return ToGrpc(client_.RaiseEvent(id, req->name(), input));
   }
 
   GrpcStatus TerminateInstance(ServerContext* ctx, const ::TerminateRequest* req, ::TerminateResponse*) override {
     BATON_GRPC_HUB(ctx, prefix);
     BATON_GRPC_ID(prefix, req->instanceid(), id);
-    return ToGrpc(client_.Terminate(id, FromPayload(req->has_output() ? req->output().value() : ""), req->recursive()));
+    Json output;
+    if (GrpcStatus s = Payload(req->has_output(), req->output().value(), "output", &output); !s.ok()) return s;
+    return ToGrpc(client_.Terminate(id, output, req->recursive()));
   }
 
   GrpcStatus SuspendInstance(ServerContext* ctx, const ::SuspendRequest* req, ::SuspendResponse*) override {
@@ -390,7 +406,9 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     }
     std::optional<TimePoint> at;
     if (req->has_scheduledtime() && IsSet(req->scheduledtime())) at = FromProto(req->scheduledtime());
-    return ToGrpc(client_.SignalEntity(id, req->name(), FromPayload(req->has_input() ? req->input().value() : ""), at));
+    Json input;
+    if (GrpcStatus s = Payload(req->has_input(), req->input().value(), "input", &input); !s.ok()) return s;
+    return ToGrpc(client_.SignalEntity(id, req->name(), input, at));
   }
 
   GrpcStatus GetEntity(ServerContext* ctx, const ::GetEntityRequest* req, ::GetEntityResponse* resp) override {
@@ -1074,7 +1092,9 @@ class Sidecar::Impl {
     ::grpc::ServerBuilder builder;
     builder.AddListeningPort(options_.address + ":" + std::to_string(options_.port),
                              ::grpc::InsecureServerCredentials(), &port_);
-    builder.SetMaxReceiveMessageSize(64 << 20);  // the SDKs set no limit
+    // The same bound as the HTTP body limit by default: one message must not
+    // cost the server more than one request may (larger: RESOURCE_EXHAUSTED).
+    builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<size_t>(options_.max_message_bytes, INT32_MAX)));
     builder.RegisterService(&service_);
     server_ = builder.BuildAndStart();
     if (!server_ || port_ == 0) {

@@ -19,6 +19,10 @@
 // registry does not know run in the SDK workers too; Baton keeps their locks
 // and queues and hands the workers only the operations that may run.
 //
+// Client payloads (inputs, event data, terminate output) must be JSON text
+// within ParseJson's limits (baton/json.h), else INVALID_ARGUMENT naming the
+// field; every message is bounded by max_message_bytes.
+//
 // Thread-safety: Start/Stop from one thread.
 #pragma once
 
@@ -43,6 +47,10 @@ struct SidecarOptions {
   // Per-tenant request rate (client calls; GetWorkItems and the work-item
   // completions are not counted) and stored-instance cap; null = none.
   tenancy::Admission* admission = nullptr;
+  // Largest message a call may send (gRPC's max receive size); a larger one
+  // fails with RESOURCE_EXHAUSTED before it is read. `baton serve` sets the
+  // HTTP body limit unless --grpc-max-message-bytes says otherwise.
+  size_t max_message_bytes = 1 << 20;
 };
 
 class Sidecar {

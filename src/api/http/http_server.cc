@@ -2,13 +2,18 @@
 
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <condition_variable>
 #include <mutex>
-#include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
+#include "api/http/request_reader.h"
 #include "util/log.h"
+#include "util/url.h"
+#include "util/utf8.h"
 
 namespace baton::api {
 
@@ -36,7 +41,9 @@ std::vector<std::string> SplitPath(std::string_view path) {
   return out;
 }
 
-bool ParseQuery(std::string_view q, std::map<std::string, std::string>* out) {
+// Decodes the query string into `out`; on a malformed escape or a name or
+// value that is not UTF-8, false with `*field` naming the parameter.
+bool ParseQuery(std::string_view q, std::map<std::string, std::string>* out, std::string* field) {
   size_t i = 0;
   while (i <= q.size() && !q.empty()) {
     size_t amp = q.find('&', i);
@@ -45,8 +52,11 @@ bool ParseQuery(std::string_view q, std::map<std::string, std::string>* out) {
     if (!pair.empty()) {
       size_t eq = pair.find('=');
       std::string key, value;
-      if (!UrlDecode(pair.substr(0, eq), &key)) return false;
-      if (eq != std::string_view::npos && !UrlDecode(pair.substr(eq + 1), &value)) return false;
+      *field = "query";
+      if (!util::PercentDecode(pair.substr(0, eq), &key) || !util::IsValidUtf8(key)) return false;
+      *field = key;
+      if (eq != std::string_view::npos && !util::PercentDecode(pair.substr(eq + 1), &value)) return false;
+      if (!util::IsValidUtf8(value)) return false;
       (*out)[key] = value;
     }
     if (amp == q.size()) break;
@@ -55,26 +65,53 @@ bool ParseQuery(std::string_view q, std::map<std::string, std::string>* out) {
   return true;
 }
 
+std::string DefaultPublicUrl(const std::string& address, unsigned short port) {
+  std::string host = address == "0.0.0.0" ? "127.0.0.1" : address == "::" ? "[::1]" : address;
+  if (host.find(':') != std::string::npos && host.front() != '[') host = "[" + host + "]";
+  return "http://" + host + ":" + std::to_string(port);
+}
+
 }  // namespace
 
-bool UrlDecode(std::string_view in, std::string* out) {
-  auto hex = [](char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  out->clear();
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] != '%') {
-      out->push_back(in[i]);
-      continue;
+bool IsValidPublicUrl(std::string_view url) {
+  std::string_view rest;
+  if (url.substr(0, 7) == "http://") rest = url.substr(7);
+  else if (url.substr(0, 8) == "https://") rest = url.substr(8);
+  else return false;
+  if (rest.empty() || url.back() == '/') return false;
+  size_t slash = rest.find('/');
+  std::string_view authority = rest.substr(0, slash);
+  std::string_view path = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
+  if (authority.empty()) return false;
+  std::string_view host = authority, port;
+  if (authority.front() == '[') {
+    size_t close = authority.find(']');
+    if (close == std::string_view::npos) return false;
+    host = authority.substr(1, close - 1);
+    std::string_view after = authority.substr(close + 1);
+    if (!after.empty() && after.front() != ':') return false;
+    if (!after.empty()) port = after.substr(1), host = authority.substr(0, close + 1);
+    if (host.size() < 3) return false;
+    for (char c : authority.substr(1, close - 1)) {
+      if (!std::isxdigit(static_cast<unsigned char>(c)) && c != ':' && c != '.') return false;
     }
-    if (i + 2 >= in.size()) return false;
-    int hi = hex(in[i + 1]), lo = hex(in[i + 2]);
-    if (hi < 0 || lo < 0) return false;
-    out->push_back(static_cast<char>(hi * 16 + lo));
-    i += 2;
+  } else {
+    size_t colon = authority.find(':');
+    if (colon != std::string_view::npos) port = authority.substr(colon + 1), host = authority.substr(0, colon);
+    if (host.empty()) return false;
+    for (char c : host) {
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.') return false;
+    }
+  }
+  if (authority.find(':') != std::string_view::npos || !port.empty()) {
+    if (authority.back() == ':' || port.empty() || port.size() > 5) return false;
+    if (!std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) return false;
+    if (std::stoi(std::string(port)) > 65535) return false;
+  }
+  for (char c : path) {
+    const auto u = static_cast<unsigned char>(c);
+    const bool ok = std::isalnum(u) || std::string_view("-._~/%!$&'()*+,;=:@").find(c) != std::string_view::npos;
+    if (!ok) return false;
   }
   return true;
 }
@@ -87,10 +124,12 @@ HttpResponse JsonResponse(unsigned status, const std::string& json) {
   return res;
 }
 
+HttpResponse JsonResponse(unsigned status, const Json& body) { return JsonResponse(status, DumpJson(body)); }
+
 HttpResponse ErrorResponse(unsigned status, std::string_view code, std::string_view message,
                            std::string_view field) {
-  nlohmann::json body = {{"error", {{"code", code}, {"message", message}, {"field", field}}}};
-  return JsonResponse(status, body.dump());
+  Json body = {{"error", {{"code", code}, {"message", message}, {"field", field}}}};
+  return JsonResponse(status, body);
 }
 
 HttpResponse ErrorResponse(const Status& status, std::string_view field) {
@@ -105,6 +144,7 @@ HttpResponse ErrorResponse(const Status& status, std::string_view field) {
       {StatusCode::kDeadlineExceeded, "DeadlineExceeded"},
       {StatusCode::kUnavailable, "Unavailable"},
       {StatusCode::kResourceExhausted, "ResourceExhausted"},
+      {StatusCode::kOutOfRange, "OutOfRange"},
   };
   auto it = kCodes.find(status.code());
   std::string_view code = it == kCodes.end() ? std::string_view("Internal") : it->second;
@@ -115,21 +155,27 @@ void Router::Add(http::verb method, std::string pattern, Handler handler) {
   routes_.push_back(Route{method, SplitPath(pattern), std::move(handler)});
 }
 
-HttpResponse Router::Dispatch(const HttpRequest& request) const {
+HttpResponse Router::Dispatch(const HttpRequest& request, std::string_view public_url) const {
   std::string_view target = request.target();
   size_t qpos = target.find('?');
   std::string_view path = target.substr(0, qpos);
   RouteMatch match;
-  if (qpos != std::string_view::npos && !ParseQuery(target.substr(qpos + 1), &match.query)) {
-    return ErrorResponse(400, "InvalidArgument", "malformed percent-encoding in the query string", "query");
+  match.public_url = std::string(public_url);
+  std::string query_field;
+  if (qpos != std::string_view::npos && !ParseQuery(target.substr(qpos + 1), &match.query, &query_field)) {
+    return ErrorResponse(400, "InvalidArgument",
+                         "malformed percent-encoding or invalid UTF-8 in query parameter '" + query_field + "'",
+                         query_field);
   }
   std::vector<std::string> raw = SplitPath(path);
   std::vector<std::string> segments;
+  std::vector<bool> utf8;  // per segment: valid UTF-8 (a parameter that is not is refused by name below)
   for (const std::string& s : raw) {
     std::string decoded;
-    if (!UrlDecode(s, &decoded)) {
+    if (!util::PercentDecode(s, &decoded)) {
       return ErrorResponse(400, "InvalidArgument", "malformed percent-encoding in the path", "path");
     }
+    utf8.push_back(util::IsValidUtf8(decoded));
     segments.push_back(std::move(decoded));
   }
   bool path_matched = false;
@@ -139,17 +185,23 @@ HttpResponse Router::Dispatch(const HttpRequest& request) const {
     bool optional_last = n > 0 && route.segments.back().size() > 3 && route.segments.back().ends_with("?}");
     if (!(segments.size() == n || (optional_last && segments.size() == n - 1))) continue;
     bool ok = true;
+    std::string bad_param;
     for (size_t i = 0; i < segments.size() && ok; ++i) {
       const std::string& p = route.segments[i];
       if (p.size() > 2 && p.front() == '{' && p.back() == '}') {
         std::string name = p.substr(1, p.size() - 2);
         if (!name.empty() && name.back() == '?') name.pop_back();
+        if (!utf8[i] && bad_param.empty()) bad_param = name;
         params[name] = segments[i];
       } else if (p != segments[i]) {
         ok = false;
       }
     }
     if (!ok) continue;
+    if (!bad_param.empty()) {
+      return ErrorResponse(400, "InvalidArgument", "path parameter '" + bad_param + "' is not valid UTF-8",
+                           bad_param);
+    }
     path_matched = true;
     if (route.method != request.method()) continue;
     match.params = std::move(params);
@@ -159,7 +211,7 @@ HttpResponse Router::Dispatch(const HttpRequest& request) const {
     return ErrorResponse(405, "MethodNotAllowed",
                          "method " + std::string(request.method_string()) + " is not allowed on this path");
   }
-  return ErrorResponse(404, "NotFound", "no such endpoint: " + std::string(path));
+  return ErrorResponse(404, "NotFound", "no such endpoint: " + util::ToValidUtf8(path));
 }
 
 class HttpServer::Impl {
@@ -173,6 +225,10 @@ class HttpServer::Impl {
     boost::system::error_code ec;
     auto address = asio::ip::make_address(options_.address, ec);
     if (ec) return InvalidArgumentError("invalid listen address '" + options_.address + "'");
+    if (!options_.public_url.empty() && !IsValidPublicUrl(options_.public_url)) {
+      return InvalidArgumentError("invalid public URL '" + options_.public_url +
+                                  "': expected http(s)://host[:port][/path], no trailing '/'");
+    }
     tcp::endpoint endpoint(address, options_.port);
     acceptor_.open(endpoint.protocol(), ec);
     if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
@@ -183,12 +239,14 @@ class HttpServer::Impl {
                               ": " + ec.message());
     }
     port_ = acceptor_.local_endpoint().port();
+    public_url_ = options_.public_url.empty() ? DefaultPublicUrl(options_.address, port_) : options_.public_url;
     asio::co_spawn(io_, Accept(), asio::detached);
     for (int i = 0; i < options_.io_threads; ++i) threads_.emplace_back([this] { io_.run(); });
     return Status::Ok();
   }
 
   unsigned short port() const { return port_; }
+  const std::string& public_url() const { return public_url_; }
 
   void Stop(std::chrono::milliseconds drain) {
     if (stopped_.exchange(true)) return;
@@ -224,27 +282,46 @@ class HttpServer::Impl {
   asio::awaitable<void> Session(tcp::socket socket) {
     beast::tcp_stream stream(std::move(socket));
     beast::flat_buffer buffer;
+    const RequestLimits limits{options_.max_header_bytes, options_.max_body_bytes};
     for (;;) {
-      http::request_parser<http::string_body> parser;
-      parser.body_limit(options_.max_body_bytes);
-      parser.header_limit(64 * 1024);
+      RequestParser parser;
+      ConfigureParser(limits, &parser);
       // The first read of a keep-alive connection may idle; a request once
       // started must arrive within read_timeout.
       stream.expires_after(buffer.size() == 0 ? options_.idle_timeout : options_.read_timeout);
-      auto [ec, n] = co_await http::async_read(stream, buffer, parser, kTuple);
-      if (ec == http::error::body_limit) {
-        HttpResponse res = ErrorResponse(413, "PayloadTooLarge",
-                                         "the request body exceeds " + std::to_string(options_.max_body_bytes) +
-                                             " bytes",
-                                         "body");
-        res.keep_alive(false);
-        res.prepare_payload();
+      // The header first, so that framing Baton refuses is answered before a
+      // byte of the body is taken for anything.
+      auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, kTuple);
+      std::optional<HttpResponse> refusal;
+      if (ec) {
+        refusal = ReadErrorResponse(ec, parser, limits);
+        if (!refusal) break;  // end of stream, timeout, reset
+      } else {
+        refusal = CheckHeader(parser);
+      }
+      if (!refusal && !parser.is_done()) {
+        if (ExpectsContinue(parser)) {
+          http::response<http::empty_body> go_on{http::status::continue_, 11};
+          stream.expires_after(options_.write_timeout);
+          auto [cec, cn] = co_await http::async_write(stream, go_on, kTuple);
+          if (cec) break;
+        }
+        stream.expires_after(options_.read_timeout);
+        auto [bec, bn] = co_await http::async_read(stream, buffer, parser, kTuple);
+        if (bec) {
+          refusal = ReadErrorResponse(bec, parser, limits);
+          if (!refusal) break;
+        }
+      }
+      if (refusal) {
+        // The framing of what follows cannot be trusted: answer, then close.
+        refusal->keep_alive(false);
+        refusal->prepare_payload();
         stream.expires_after(options_.write_timeout);
-        co_await http::async_write(stream, res, kTuple);
+        co_await http::async_write(stream, *refusal, kTuple);
         co_await LingeringClose(stream);
         co_return;
       }
-      if (ec) break;  // end of stream, timeout, reset, malformed request
       HttpRequest request = parser.release();
       Enter();
       HttpResponse response = co_await asio::co_spawn(
@@ -280,7 +357,7 @@ class HttpServer::Impl {
 
   HttpResponse Handle(const HttpRequest& request) {
     try {
-      return router_.Dispatch(request);
+      return router_.Dispatch(request, public_url_);
     } catch (const std::exception& e) {
       util::Log().error("handler for {} {} failed: {}", std::string(request.method_string()),
                         std::string(request.target()), e.what());
@@ -304,6 +381,7 @@ class HttpServer::Impl {
   asio::thread_pool handlers_;
   std::vector<std::thread> threads_;
   unsigned short port_ = 0;
+  std::string public_url_;
   std::atomic<bool> stopped_{false};
   std::mutex mu_;
   std::condition_variable cv_;
@@ -315,6 +393,7 @@ HttpServer::HttpServer(HttpServerOptions options, const Router& router)
 HttpServer::~HttpServer() = default;
 Status HttpServer::Start() { return impl_->Start(); }
 unsigned short HttpServer::port() const { return impl_->port(); }
+const std::string& HttpServer::public_url() const { return impl_->public_url(); }
 void HttpServer::Stop(std::chrono::milliseconds drain) { impl_->Stop(drain); }
 
 }  // namespace baton::api

@@ -6,6 +6,11 @@
 // Client, which may wait for an fsync or for an instance): they run on a
 // separate pool of `handler_threads`, never on the I/O threads.
 //
+// Requests are read with limits (request_reader.h): an oversize or malformed
+// request gets a JSON error answer (400, 413, 431, 501), never a silently
+// closed connection. Path and query parameters reach handlers percent-decoded
+// and valid UTF-8 (else 400 naming the parameter).
+//
 // Thread-safety: Start/Stop from one thread; handlers run concurrently.
 #pragma once
 
@@ -18,6 +23,7 @@
 #include <string_view>
 #include <vector>
 
+#include "baton/json.h"
 #include "baton/status.h"
 
 namespace baton::api {
@@ -25,10 +31,17 @@ namespace baton::api {
 using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>;
 using HttpResponse = boost::beast::http::response<boost::beast::http::string_body>;
 
-// Path parameters by name, and decoded query parameters.
+// The request line and headers Baton reads, and the body, at most (defaults).
+inline constexpr size_t kMaxHeaderBytes = 64 * 1024;
+inline constexpr size_t kMaxBodyBytes = 1 << 20;
+
+// Path parameters by name, and decoded query parameters: all valid UTF-8.
 struct RouteMatch {
   std::map<std::string, std::string> params;
   std::map<std::string, std::string> query;
+  // The server's public base URL ("http://127.0.0.1:8080", no trailing '/'):
+  // what URLs in answers start with. Never taken from the request's Host.
+  std::string public_url;
 
   // The query parameter, or `fallback` when absent.
   std::string Query(const std::string& name, const std::string& fallback = "") const {
@@ -45,8 +58,10 @@ using Handler = std::function<HttpResponse(const HttpRequest&, const RouteMatch&
 class Router {
  public:
   void Add(boost::beast::http::verb method, std::string pattern, Handler handler);
-  // 404 for an unknown path, 405 for a known path with another method.
-  HttpResponse Dispatch(const HttpRequest& request) const;
+  // 404 for an unknown path, 405 for a known path with another method, 400
+  // naming the parameter for malformed percent-encoding or invalid UTF-8.
+  // `public_url` is handed to the handler in RouteMatch.
+  HttpResponse Dispatch(const HttpRequest& request, std::string_view public_url = "") const;
 
  private:
   struct Route {
@@ -62,7 +77,12 @@ struct HttpServerOptions {
   unsigned short port = 8080;  // 0 = pick a free port
   int io_threads = 2;
   int handler_threads = 64;
-  size_t max_body_bytes = 1 << 20;
+  size_t max_body_bytes = kMaxBodyBytes;
+  size_t max_header_bytes = kMaxHeaderBytes;  // request line + headers
+  // Base of the URLs in answers (status URIs); "" = http://<address>:<port>
+  // (127.0.0.1 for 0.0.0.0, brackets around an IPv6 address). Start() refuses
+  // one that is not http(s)://host[:port][/path] with InvalidArgument.
+  std::string public_url;
   std::chrono::milliseconds read_timeout{std::chrono::seconds(30)};
   std::chrono::milliseconds write_timeout{std::chrono::seconds(30)};
   std::chrono::milliseconds idle_timeout{std::chrono::seconds(60)};
@@ -73,10 +93,13 @@ class HttpServer {
   HttpServer(HttpServerOptions options, const Router& router);
   ~HttpServer();
 
-  // Binds and starts serving. Unavailable when the address cannot be bound.
+  // Binds and starts serving. Unavailable when the address cannot be bound;
+  // InvalidArgument for a bad address or public_url.
   Status Start();
   // The bound port (useful with port 0). REQUIRES: Start() succeeded.
   unsigned short port() const;
+  // The public base URL in use. REQUIRES: Start() succeeded.
+  const std::string& public_url() const;
   // Stops accepting, lets in-flight requests finish (up to `drain`), then
   // closes every connection and joins the threads. Idempotent.
   void Stop(std::chrono::milliseconds drain = std::chrono::seconds(10));
@@ -86,15 +109,21 @@ class HttpServer {
   std::unique_ptr<Impl> impl_;
 };
 
-// {"error":{"code","message","field"}} with the given HTTP status.
+// {"error":{"code","message","field"}} with the given HTTP status. Text that
+// is not UTF-8 (an echoed id, say) is shown with U+FFFD, never thrown on.
 HttpResponse ErrorResponse(unsigned status, std::string_view code, std::string_view message,
                            std::string_view field = "");
 // The status that fits a Status code (status.h), with its gRPC-style name as code.
 HttpResponse ErrorResponse(const Status& status, std::string_view field = "");
 // A JSON body with the given HTTP status.
 HttpResponse JsonResponse(unsigned status, const std::string& json);
+// The same with `body` serialized by DumpJson (never throws).
+HttpResponse JsonResponse(unsigned status, const Json& body);
+inline HttpResponse JsonResponse(unsigned status, const char* json) { return JsonResponse(status, std::string(json)); }
 
-// Percent-decodes a URL component ('+' stays '+'). False on a malformed escape.
-bool UrlDecode(std::string_view in, std::string* out);
+// Whether `url` is an acceptable public base URL: http:// or https://, a host
+// (name, IPv4 or [IPv6]), an optional port and path, no query, fragment or
+// user info, no trailing '/'.
+bool IsValidPublicUrl(std::string_view url);
 
 }  // namespace baton::api

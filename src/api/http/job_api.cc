@@ -24,7 +24,7 @@ const EntityId& Scheduler() {
 }
 
 HttpResponse Accepted(const Json& view) {
-  HttpResponse r = JsonResponse(202, view.dump());
+  HttpResponse r = JsonResponse(202, view);
   r.set(http::field::location, view["urls"]["self"].get<std::string>());
   return r;
 }
@@ -157,7 +157,7 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
     if (auto* e = std::get_if<HttpResponse>(&found)) return std::move(*e);
     const InstanceState& s = std::get<InstanceState>(found);
     Json scheduler = batch::JobStatusOf(s) == "Queued" ? SchedulerSnapshot() : Json::object();
-    return JsonResponse(200, batch::JobView(s, scheduler).dump());
+    return JsonResponse(200, batch::JobView(s, scheduler));
   }
 
   HttpResponse List(const HttpRequest&, const RouteMatch& m, const std::string& tenant) {
@@ -207,7 +207,7 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
     }
     Json out = {{"jobs", jobs}};
     if (!next.empty()) out["continuationToken"] = next;
-    return JsonResponse(200, out.dump());
+    return JsonResponse(200, out);
   }
 
   HttpResponse Cancel(const HttpRequest&, const RouteMatch& m, const std::string& tenant) {
@@ -230,7 +230,7 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
     if (auto* e = std::get_if<HttpResponse>(&found)) return std::move(*e);
     auto history = s_.client->GetHistory(std::get<InstanceState>(found).instance_id);
     if (!history.ok()) return ErrorResponse(history.status());
-    return JsonResponse(200, Json{{"events", batch::JobTimeline(*history)}}.dump());
+    return JsonResponse(200, Json{{"events", batch::JobTimeline(*history)}});
   }
 
   HttpResponse Logs(const HttpRequest&, const RouteMatch& m, const std::string& tenant) {
@@ -285,7 +285,7 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
                     {"lines", lines},
                     {"next", *after + static_cast<int64_t>(lines.size())},
                     {"done", done && lines.empty()}};
-        return JsonResponse(200, out.dump());
+        return JsonResponse(200, out);
       }
       std::this_thread::sleep_for(250ms);
       auto now = s_.client->GetState(s.instance_id, true);
@@ -332,8 +332,9 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
       if (status != "Completed" && status != "Failed") {
         return ErrorResponse(400, "InvalidArgument", "status is \"Completed\" or \"Failed\"", "status");
       }
-      if (body->contains("exitCode") && !(*body)["exitCode"].is_number_integer()) {
-        return ErrorResponse(400, "InvalidArgument", "exitCode is an integer", "exitCode");
+      if (body->contains("exitCode") && !JsonInteger((*body)["exitCode"], INT32_MIN, INT32_MAX)) {
+        return ErrorResponse(400, "InvalidArgument", "exitCode is an integer from -2147483648 to 2147483647",
+                             "exitCode");
       }
     }
     if (body->contains("progress")) {
@@ -354,7 +355,7 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
       const char* event = status == "Completed" ? batch::kCompletedEvent : batch::kFailedEvent;
       if (Status st = s_.client->RaiseEvent(claims->instance, event, data); !st.ok()) return ErrorResponse(st);
     }
-    return JsonResponse(202, Json{{"accepted", true}, {"attempt", claims->attempt}}.dump());
+    return JsonResponse(202, Json{{"accepted", true}, {"attempt", claims->attempt}});
   }
 
   // ---- Admin: quotas and the scheduler ----
@@ -389,12 +390,12 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
       Json q = QuotaOf(SchedulerSnapshot(), tenant);
       if (q["cpu"] == quota["cpu"] && q["memoryMb"] == quota["memoryMb"] && q["jobs"] == quota["jobs"] &&
           q["weight"] == quota["weight"]) {
-        return JsonResponse(200, q.dump());
+        return JsonResponse(200, q);
       }
       std::this_thread::sleep_for(20ms);
     }
     quota.erase("tenant");
-    return JsonResponse(200, quota.dump());
+    return JsonResponse(200, quota);
   }
 
   static Json QuotaOf(const Json& scheduler, const std::string& tenant) {
@@ -416,11 +417,11 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
     const std::string& tenant = m.params.at("tenant");
     auto t = s_.directory->GetTenant(tenant);
     if (!t.ok()) return ErrorResponse(t.status(), "tenant");
-    return JsonResponse(200, QuotaOf(SchedulerSnapshot(), tenant).dump());
+    return JsonResponse(200, QuotaOf(SchedulerSnapshot(), tenant));
   }
 
   HttpResponse SchedulerState(const HttpRequest&, const RouteMatch&, const std::string&) {
-    return JsonResponse(200, SchedulerSnapshot().dump());
+    return JsonResponse(200, SchedulerSnapshot());
   }
 
   JobApiServices s_;

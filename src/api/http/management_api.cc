@@ -8,6 +8,8 @@
 #include <variant>
 
 #include "baton/json.h"
+#include "util/url.h"
+#include "util/utf8.h"
 #include "util/uuid.h"
 
 namespace baton::api {
@@ -157,18 +159,21 @@ class Api : public std::enable_shared_from_this<Api> {
     return out;
   }
 
-  static std::string BaseUrl(const HttpRequest& req) {
-    std::string host(req[http::field::host]);
-    if (host.empty()) host = "127.0.0.1";
-    return "http://" + host + std::string(kBase);
-  }
+  // The configured public base URL (never the request's Host header), so an
+  // answer cannot be made to point a client elsewhere.
+  static std::string BaseUrl(const RouteMatch& m) { return m.public_url + std::string(kBase); }
 
   static std::string HubQuery(const Caller& c, char sep) {
-    return c.principal.admin && !c.hub.empty() ? std::string(1, sep) + "taskHub=" + c.hub : std::string();
+    return c.principal.admin && !c.hub.empty() ? std::string(1, sep) + "taskHub=" + util::PercentEncode(c.hub)
+                                               : std::string();
   }
 
-  static Json CheckStatus(const HttpRequest& req, const Caller& c, const std::string& external_id) {
-    std::string i = BaseUrl(req) + "/instances/" + external_id;
+  static std::string InstanceUrl(const RouteMatch& m, const std::string& external_id) {
+    return BaseUrl(m) + "/instances/" + util::PercentEncode(external_id);
+  }
+
+  static Json CheckStatus(const RouteMatch& m, const Caller& c, const std::string& external_id) {
+    std::string i = InstanceUrl(m, external_id);
     return Json{{"id", external_id},
                 {"statusQueryGetUri", i + HubQuery(c, '?')},
                 {"sendEventPostUri", i + "/raiseEvent/{eventName}" + HubQuery(c, '?')},
@@ -179,9 +184,9 @@ class Api : public std::enable_shared_from_this<Api> {
                 {"resumePostUri", i + "/resume?reason={text}" + HubQuery(c, '&')}};
   }
 
-  static HttpResponse Accepted(const HttpRequest& req, const Caller& c, const std::string& external_id) {
-    Json body = CheckStatus(req, c, external_id);
-    HttpResponse res = JsonResponse(202, body.dump());
+  static HttpResponse Accepted(const RouteMatch& m, const Caller& c, const std::string& external_id) {
+    Json body = CheckStatus(m, c, external_id);
+    HttpResponse res = JsonResponse(202, body);
     res.set(http::field::location, body["statusQueryGetUri"].get<std::string>());
     res.set(http::field::retry_after, "10");
     return res;
@@ -323,8 +328,8 @@ class Api : public std::enable_shared_from_this<Api> {
     }
     auto id = client_.ScheduleNewOrchestration(name, *input, schedule);
     if (!id.ok()) return ErrorResponse(id.status(), "instanceId");
-    if (*timeout >= 0) return WaitAndAnswer(req, c, *id, external_id, std::chrono::seconds(*timeout));
-    return Accepted(req, c, external_id);
+    if (*timeout >= 0) return WaitAndAnswer(m, c, *id, external_id, std::chrono::seconds(*timeout));
+    return Accepted(m, c, external_id);
   }
 
   // The tenant's cap on stored instances (admin callers have none).
@@ -339,15 +344,15 @@ class Api : public std::enable_shared_from_this<Api> {
                                            [&] { return client_.Count(q, limit + 1); });
   }
 
-  HttpResponse WaitAndAnswer(const HttpRequest& req, const Caller& c, const std::string& internal_id,
+  HttpResponse WaitAndAnswer(const RouteMatch& m, const Caller& c, const std::string& internal_id,
                              const std::string& external_id, std::chrono::seconds timeout) {
     auto state = client_.WaitForCompletion(internal_id, timeout, /*include_payloads=*/true);
-    if (!state.ok()) return Accepted(req, c, external_id);  // still running when the wait ended
+    if (!state.ok()) return Accepted(m, c, external_id);  // still running when the wait ended
     if (state->status == OrchestrationStatus::kCompleted) {
       std::string out = state->output.empty() ? "null" : state->output;
       return JsonResponse(200, out);
     }
-    return JsonResponse(200, StatusJson(c, *state, true).dump());
+    return JsonResponse(200, StatusJson(c, *state, true));
   }
 
   HttpResponse GetStatus(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
@@ -384,9 +389,9 @@ class Api : public std::enable_shared_from_this<Api> {
       default:
         code = 200;
     }
-    HttpResponse res = JsonResponse(code, body.dump());
+    HttpResponse res = JsonResponse(code, body);
     if (code == 202) {
-      res.set(http::field::location, BaseUrl(req) + "/instances/" + m.params.at("id") + HubQuery(c, '?'));
+      res.set(http::field::location, InstanceUrl(m, m.params.at("id")) + HubQuery(c, '?'));
       res.set(http::field::retry_after, "5");
     }
     return res;
@@ -416,7 +421,7 @@ class Api : public std::enable_shared_from_this<Api> {
     if (!page.ok()) return ErrorResponse(page.status(), "x-ms-continuation-token");
     Json out = Json::array();
     for (const InstanceState& s : page->instances) out.push_back(StatusJson(c, s, *show_input));
-    HttpResponse res = JsonResponse(200, out.dump());
+    HttpResponse res = JsonResponse(200, out);
     if (!page->continuation_token.empty()) res.set("x-ms-continuation-token", page->continuation_token);
     return res;
   }
@@ -498,8 +503,8 @@ class Api : public std::enable_shared_from_this<Api> {
     }
     if (!restarted.ok()) return ErrorResponse(restarted.status(), "instanceId");
     std::string external = External(c, *restarted);
-    if (*timeout >= 0) return WaitAndAnswer(req, c, *restarted, external, std::chrono::seconds(*timeout));
-    return Accepted(req, c, external);
+    if (*timeout >= 0) return WaitAndAnswer(m, c, *restarted, external, std::chrono::seconds(*timeout));
+    return Accepted(m, c, external);
   }
 
   HttpResponse PurgeOne(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
@@ -508,7 +513,7 @@ class Api : public std::enable_shared_from_this<Api> {
     if (!internal) return error;
     auto purged = client_.Purge(*internal);
     if (!purged.ok()) return ErrorResponse(purged.status(), "instanceId");
-    return JsonResponse(200, Json{{"instancesDeleted", *purged}}.dump());
+    return JsonResponse(200, Json{{"instancesDeleted", *purged}});
   }
 
   HttpResponse PurgeByFilter(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
@@ -531,7 +536,7 @@ class Api : public std::enable_shared_from_this<Api> {
     auto purged = client_.Purge(filter);
     if (!purged.ok()) return ErrorResponse(purged.status());
     if (*purged == 0) return ErrorResponse(404, "NotFound", "no terminal instance matches the filter");
-    return JsonResponse(200, Json{{"instancesDeleted", *purged}}.dump());
+    return JsonResponse(200, Json{{"instancesDeleted", *purged}});
   }
 
   // ---- Entities ----
@@ -601,7 +606,7 @@ class Api : public std::enable_shared_from_this<Api> {
       if (!e.locked_by.empty()) j["lockedBy"] = External(c, e.locked_by);
       out.push_back(std::move(j));
     }
-    HttpResponse res = JsonResponse(200, out.dump());
+    HttpResponse res = JsonResponse(200, out);
     if (!page->continuation_token.empty()) res.set("x-ms-continuation-token", page->continuation_token);
     return res;
   }
@@ -620,6 +625,10 @@ class Api : public std::enable_shared_from_this<Api> {
         if (!parsed) return error;
         input = std::move(*parsed);
       } else if (!req.body().empty()) {
+        if (!util::IsValidUtf8(req.body())) {
+          return ErrorResponse(400, "InvalidArgument", "a body that is not JSON is taken as text and must be UTF-8",
+                               "body");
+        }
         input = req.body();
       }
     }
@@ -643,15 +652,16 @@ class Api : public std::enable_shared_from_this<Api> {
 
   HttpResponse CleanEntities(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
     HttpResponse error;
-    auto body = ParseBody(req, &error);
+    auto body = ParseObjectBody(req, /*empty_ok=*/true, &error);
     if (!body) return error;
-    bool remove_empty = body->is_object() ? body->value("removeEmptyEntities", true) : true;
-    bool release_locks = body->is_object() ? body->value("releaseOrphanedLocks", true) : true;
-    auto cleaned = client_.CleanEntityStorage(c.hub, remove_empty, release_locks);
+    auto remove_empty = BoolMember(*body, "removeEmptyEntities", true, &error);
+    if (!remove_empty) return error;
+    auto release_locks = BoolMember(*body, "releaseOrphanedLocks", true, &error);
+    if (!release_locks) return error;
+    auto cleaned = client_.CleanEntityStorage(c.hub, *remove_empty, *release_locks);
     if (!cleaned.ok()) return ErrorResponse(cleaned.status());
     return JsonResponse(200, Json{{"emptyEntitiesRemoved", cleaned->empty_entities_removed},
-                                  {"orphanedLocksReleased", cleaned->orphaned_locks_released}}
-                                 .dump());
+                                  {"orphanedLocksReleased", cleaned->orphaned_locks_released}});
   }
 
   // ---- Admin ----
@@ -666,16 +676,17 @@ class Api : public std::enable_shared_from_this<Api> {
 
   HttpResponse CreateTenant(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
     HttpResponse error;
-    auto body = ParseBody(req, &error);
+    auto body = ParseObjectBody(req, /*empty_ok=*/false, &error);
     if (!body) return error;
-    if (!body->is_object() || !(*body)["id"].is_string()) {
+    if (!body->contains("id") || !(*body)["id"].is_string()) {
       return ErrorResponse(400, "InvalidArgument", "the body must be {\"id\": \"<tenant id>\", \"displayName\": \"…\"}",
                            "id");
     }
-    std::string display = body->value("displayName", "");
-    auto tenant = directory_.CreateTenant((*body)["id"].get<std::string>(), display);
+    auto display = StringMember(*body, "displayName", "", &error);
+    if (!display) return error;
+    auto tenant = directory_.CreateTenant((*body)["id"].get<std::string>(), *display);
     if (!tenant.ok()) return ErrorResponse(tenant.status(), "id");
-    return JsonResponse(201, TenantJson(*tenant).dump());
+    return JsonResponse(201, TenantJson(*tenant));
   }
 
   HttpResponse ListTenants(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
@@ -683,7 +694,7 @@ class Api : public std::enable_shared_from_this<Api> {
     if (!tenants.ok()) return ErrorResponse(tenants.status());
     Json out = Json::array();
     for (const auto& t : *tenants) out.push_back(TenantJson(t));
-    return JsonResponse(200, out.dump());
+    return JsonResponse(200, out);
   }
 
   HttpResponse DisableTenant(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
@@ -691,7 +702,7 @@ class Api : public std::enable_shared_from_this<Api> {
     if (!s.ok()) return ErrorResponse(s, "tenant");
     auto tenant = directory_.GetTenant(m.params.at("tenant"));
     if (!tenant.ok()) return ErrorResponse(tenant.status(), "tenant");
-    return JsonResponse(200, TenantJson(*tenant).dump());
+    return JsonResponse(200, TenantJson(*tenant));
   }
 
   static HttpResponse SettingsResponse(const std::string& tenant, const tenancy::TenantSettings& settings) {
@@ -725,14 +736,15 @@ class Api : public std::enable_shared_from_this<Api> {
 
   HttpResponse CreateKey(const HttpRequest& req, const std::string& tenant_id) {
     HttpResponse error;
-    auto body = ParseBody(req, &error);
+    auto body = ParseObjectBody(req, /*empty_ok=*/true, &error);
     if (!body) return error;
-    std::string name = body->is_object() ? body->value("name", "") : "";
-    auto key = directory_.CreateKey(tenant_id, name);
+    auto name = StringMember(*body, "name", "", &error);
+    if (!name) return error;
+    auto key = directory_.CreateKey(tenant_id, *name);
     if (!key.ok()) return ErrorResponse(key.status(), "tenant");
     Json out = KeyJson(key->first);
     out["key"] = key->second;
-    return JsonResponse(201, out.dump());
+    return JsonResponse(201, out);
   }
 
   HttpResponse CreateTenantKey(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
@@ -750,13 +762,13 @@ class Api : public std::enable_shared_from_this<Api> {
     if (!keys.ok()) return ErrorResponse(keys.status());
     Json out = Json::array();
     for (const auto& k : *keys) out.push_back(KeyJson(k));
-    return JsonResponse(200, out.dump());
+    return JsonResponse(200, out);
   }
 
   HttpResponse RevokeKey(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
     Status s = directory_.RevokeKey(m.params.at("key"));
     if (!s.ok()) return ErrorResponse(s, "keyId");
-    return JsonResponse(200, Json{{"keyId", m.params.at("key")}, {"revoked", true}}.dump());
+    return JsonResponse(200, Json{{"keyId", m.params.at("key")}, {"revoked", true}});
   }
 
   Client& client_;

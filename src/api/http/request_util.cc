@@ -61,7 +61,7 @@ std::optional<int64_t> ParseInt(const RouteMatch& m, const std::string& name, in
   if (!m.Has(name)) return fallback;
   const std::string v = m.Query(name);
   int64_t out = 0;
-  bool ok = !v.empty() && v.size() < 18 && std::all_of(v.begin(), v.end(), ::isdigit);
+  bool ok = !v.empty() && v.size() < 18 && std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; });
   if (ok) out = std::stoll(v);
   if (!ok || out < min || out > max) {
     *error = ErrorResponse(400, "InvalidArgument",
@@ -84,16 +84,49 @@ std::optional<std::optional<TimePoint>> ParseTime(const RouteMatch& m, const std
   return std::optional<TimePoint>(t);
 }
 
-// Parses a JSON body; "" is JSON null.
 std::optional<Json> ParseBody(const HttpRequest& req, HttpResponse* error) {
   const std::string& body = req.body();
-  if (std::all_of(body.begin(), body.end(), ::isspace)) return Json();
-  Json value = Json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (value.is_discarded()) {
-    *error = ErrorResponse(400, "InvalidJson", "the request body is not valid JSON", "body");
+  if (std::all_of(body.begin(), body.end(), [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; })) {
+    return Json();
+  }
+  Json value;
+  if (Status s = ParseJson(body, &value); !s.ok()) {
+    *error = ErrorResponse(400, "InvalidJson", "the request body " + s.message(), "body");
     return std::nullopt;
   }
   return value;
+}
+
+std::optional<Json> ParseObjectBody(const HttpRequest& req, bool empty_ok, HttpResponse* error) {
+  auto body = ParseBody(req, error);
+  if (!body) return std::nullopt;
+  if (body->is_null() && empty_ok) return Json::object();
+  if (!body->is_object()) {
+    *error = ErrorResponse(400, "InvalidArgument", "the body must be a JSON object", "body");
+    return std::nullopt;
+  }
+  return body;
+}
+
+std::optional<std::string> StringMember(const Json& object, const std::string& name, const std::string& fallback,
+                                        HttpResponse* error) {
+  auto it = object.find(name);
+  if (it == object.end()) return fallback;
+  if (!it->is_string()) {
+    *error = ErrorResponse(400, "InvalidArgument", name + " must be a string", name);
+    return std::nullopt;
+  }
+  return it->get<std::string>();
+}
+
+std::optional<bool> BoolMember(const Json& object, const std::string& name, bool fallback, HttpResponse* error) {
+  auto it = object.find(name);
+  if (it == object.end()) return fallback;
+  if (!it->is_boolean()) {
+    *error = ErrorResponse(400, "InvalidArgument", name + " must be true or false", name);
+    return std::nullopt;
+  }
+  return it->get<bool>();
 }
 
 }  // namespace baton::api

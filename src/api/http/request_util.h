@@ -39,7 +39,22 @@ std::optional<int64_t> ParseInt(const RouteMatch& m, const std::string& name, in
                                 int64_t max, HttpResponse* error);
 std::optional<std::optional<TimePoint>> ParseTime(const RouteMatch& m, const std::string& name, HttpResponse* error);
 
-// The JSON body ("" and whitespace are JSON null); 400 InvalidJson otherwise.
+// The JSON body ("" and whitespace are JSON null), parsed by ParseJson (depth
+// limit kMaxJsonDepth; the size is bounded by the server's body limit). Else
+// nullopt after setting `*error` to 400 InvalidJson naming "body" and saying
+// why (not JSON, not UTF-8, nested too deeply).
 std::optional<Json> ParseBody(const HttpRequest& req, HttpResponse* error);
+
+// The body as a JSON object: ParseBody, then 400 InvalidArgument naming
+// "body" unless it is an object; an empty body is {} when `empty_ok`.
+std::optional<Json> ParseObjectBody(const HttpRequest& req, bool empty_ok, HttpResponse* error);
+
+// Member `name` of `object` when it is a string (absent: `fallback`); else
+// nullopt after setting `*error` to a 400 naming the field. Unlike
+// Json::value(), never throws on a member of another type.
+std::optional<std::string> StringMember(const Json& object, const std::string& name, const std::string& fallback,
+                                        HttpResponse* error);
+// The same for a boolean member.
+std::optional<bool> BoolMember(const Json& object, const std::string& name, bool fallback, HttpResponse* error);
 
 }  // namespace baton::api

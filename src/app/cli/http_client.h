@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "baton/status.h"
+#include "util/url.h"
 
 namespace baton::cli {
 
@@ -45,10 +46,10 @@ struct ServerUrl {
 // fragment, an empty host, or a port outside 1..65535.
 Result<ServerUrl> ParseServerUrl(std::string_view url);
 
-// Percent-encodes everything but RFC 3986 unreserved characters
-// (A-Z a-z 0-9 - . _ ~), so the result is safe as a path segment or as a query
-// name or value. Space becomes "%20", never '+'.
-std::string PercentEncode(std::string_view text);
+// The tree's one percent-encoder (util/url.h): everything but RFC 3986
+// unreserved characters (A-Z a-z 0-9 - . _ ~) as %XX, so the result is safe as
+// a path segment or as a query name or value. Space becomes "%20", never '+'.
+using util::PercentEncode;
 
 // "?a=1&b=x%20y" for {{"a","1"},{"b","x y"}}, in the given order; "" for none.
 std::string BuildQueryString(const std::vector<std::pair<std::string, std::string>>& params);

@@ -6,6 +6,8 @@
 #include <iostream>
 #include <iterator>
 
+#include "baton/json.h"
+
 namespace baton::cli {
 
 std::string Text(const OJson& object, std::string_view key) {
@@ -35,24 +37,19 @@ std::string CompactJson(const OJson& value) {
 }
 
 std::optional<OJson> ParseJson(std::string_view text) {
-  OJson value = OJson::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (value.is_discarded()) return std::nullopt;
+  OJson value;
+  if (!baton::ParseJson(text, &value).ok()) return std::nullopt;
   return value;
 }
 
 std::string JsonError(std::string_view text) {
-  try {
-    OJson parsed = OJson::parse(text.begin(), text.end());
-    (void)parsed;
-    return "";
-  } catch (const OJson::parse_error& e) {
-    std::string what = e.what();
-    if (size_t close = what.find("] ");
-        what.starts_with("[json.exception") && close != std::string::npos) {
-      what.erase(0, close + 2);
-    }
-    return what;
-  }
+  OJson value;
+  Status s = baton::ParseJson(text, &value);
+  if (s.ok()) return "";
+  constexpr std::string_view kSyntax = "is not valid JSON: ";
+  std::string why = s.message();
+  if (why.rfind(kSyntax, 0) == 0) why.erase(0, kSyntax.size());
+  return why;
 }
 
 std::string OneLine(std::string_view s) {

@@ -58,11 +58,12 @@ std::string YesNo(const OJson& object, std::string_view key);
 // `value` as compact JSON (invalid UTF-8 replaced, never throws).
 std::string CompactJson(const OJson& value);
 
-// `text` as JSON, or nullopt when it is not JSON.
+// `text` as JSON through baton::ParseJson (so with its depth limit), or
+// nullopt when it is not such JSON.
 std::optional<OJson> ParseJson(std::string_view text);
 
-// Why `text` is not JSON, without nlohmann's "[json.exception...]" prefix;
-// "" when it is JSON.
+// Why `text` is not JSON (ParseJson's reason: a syntax error, bytes that
+// are not UTF-8, nesting deeper than kMaxJsonDepth); "" when it is JSON.
 std::string JsonError(std::string_view text);
 
 // Newlines, carriage returns and tabs replaced by spaces.

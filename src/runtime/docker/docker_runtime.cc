@@ -15,7 +15,7 @@
 
 #include "runtime/exec_shim/exec_shim.h"
 
-#include <nlohmann/json.hpp>
+#include "baton/json.h"
 
 namespace baton::runtime::docker {
 namespace {
@@ -29,7 +29,13 @@ std::string EventTime(TimePoint t) {
   return buf;
 }
 
-using Json = nlohmann::json;
+// An Engine API answer (or one line of a stream) through the one JSON entry
+// point; a discarded value when it is not JSON within ParseJson's limits.
+Json ParseAnswer(std::string_view text) {
+  Json j;
+  if (!ParseJson(text, &j).ok()) return Json(Json::value_t::discarded);
+  return j;
+}
 
 constexpr char kSecretsMount[] = "/run/baton/secrets";
 constexpr char kExecMount[] = "/run/baton/exec";
@@ -90,7 +96,7 @@ bool ValidName(std::string_view s, bool allow_dots) {
 
 // Docker's error message from a non-2xx answer.
 std::string MessageOf(const DockerResponse& r) {
-  Json j = Json::parse(r.body, nullptr, false);
+  Json j = ParseAnswer(r.body);
   if (j.is_object() && j.contains("message") && j["message"].is_string()) return j["message"];
   return r.body.substr(0, 300);
 }
@@ -157,7 +163,7 @@ std::optional<std::string> StreamError(const std::string& body) {
   while (i < body.size()) {
     size_t j = body.find('\n', i);
     if (j == std::string::npos) j = body.size();
-    Json line = Json::parse(body.substr(i, j - i), nullptr, false);
+    Json line = ParseAnswer(body.substr(i, j - i));
     if (line.is_object() && line.contains("error")) {
       return line["error"].is_string() ? line["error"].get<std::string>() : line["error"].dump();
     }
@@ -341,7 +347,7 @@ Status DockerRuntime::Ping(std::chrono::milliseconds timeout) {
 Result<ContainerState> DockerRuntime::InspectContainer(const std::string& id_or_name) {
   BATON_ASSIGN_OR_RETURN(DockerResponse r, client_.Request("GET", "/containers/" + QueryEscape(id_or_name) + "/json"));
   if (r.status != 200) return FromDocker(r, "inspect container '" + id_or_name + "'");
-  Json j = Json::parse(r.body, nullptr, false);
+  Json j = ParseAnswer(r.body);
   if (!j.is_object()) return InternalError("dockerd sent an unreadable inspect answer");
   ContainerState state = StateFromInspect(j);
   // With cgroup v1, containerd reports an OOM kill and the exit on separate
@@ -363,7 +369,7 @@ Result<ContainerState> DockerRuntime::InspectContainer(const std::string& id_or_
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       auto again = client_.Request("GET", "/containers/" + QueryEscape(id_or_name) + "/json");
       if (!again.ok() || again->status != 200) break;  // removed meanwhile, or an error: keep the first answer
-      Json k = Json::parse(again->body, nullptr, false);
+      Json k = ParseAnswer(again->body);
       if (k.is_object() && k.contains("State") && k["State"].value("OOMKilled", false)) {
         state.oom_killed = true;
         break;
@@ -389,7 +395,7 @@ Result<std::vector<ContainerState>> DockerRuntime::ListByLabels(const std::map<s
   BATON_ASSIGN_OR_RETURN(DockerResponse r,
                          client_.Request("GET", "/containers/json?all=1&filters=" + FilterJson(labels)));
   if (r.status != 200) return FromDocker(r, "list containers");
-  Json list = Json::parse(r.body, nullptr, false);
+  Json list = ParseAnswer(r.body);
   std::vector<ContainerState> out;
   if (!list.is_array()) return out;
   for (const Json& c : list) {
@@ -538,7 +544,7 @@ Result<GroupState> DockerRuntime::CreateGroup(const GroupSpec& spec) {
       continue;
     }
     if (r.status != 201) return FromDocker(r, "create container '" + name + "'", secrets);
-    Json created = Json::parse(r.body, nullptr, false);
+    Json created = ParseAnswer(r.body);
     if (i == 0) owner_id = created.value("Id", "");
   }
   return InspectGroup(spec.name);
@@ -608,7 +614,7 @@ Result<int> DockerRuntime::WaitContainer(const std::string& container_id, std::c
   BATON_ASSIGN_OR_RETURN(DockerResponse r,
                          client_.Request("POST", "/containers/" + container_id + "/wait", "", {}, timeout));
   if (r.status != 200) return FromDocker(r, "wait for container " + container_id);
-  Json j = Json::parse(r.body, nullptr, false);
+  Json j = ParseAnswer(r.body);
   return j.is_object() ? j.value("StatusCode", -1) : -1;
 }
 
@@ -716,7 +722,7 @@ Status DockerRuntime::WatchEvents(const std::map<std::string, std::string>& sele
                                                     [&](std::string_view data) {
                                                       pending.append(data);
                                                       for (size_t nl; (nl = pending.find('\n')) != std::string::npos;) {
-                                                        Json j = Json::parse(pending.substr(0, nl), nullptr, false);
+                                                        Json j = ParseAnswer(pending.substr(0, nl));
                                                         pending.erase(0, nl + 1);
                                                         if (!j.is_object()) continue;
                                                         ContainerEvent e;
@@ -746,7 +752,7 @@ Result<Usage> DockerRuntime::Stats(const std::string& container_id) {
   BATON_ASSIGN_OR_RETURN(DockerResponse r,
                          client_.Request("GET", "/containers/" + container_id + "/stats?stream=false"));
   if (r.status != 200) return FromDocker(r, "stats of container " + container_id);
-  Json j = Json::parse(r.body, nullptr, false);
+  Json j = ParseAnswer(r.body);
   Usage u;
   if (!j.is_object()) return u;
   if (j.contains("cpu_stats") && j["cpu_stats"].contains("cpu_usage")) {
@@ -779,7 +785,7 @@ Result<std::string> DockerRuntime::PullImage(const std::string& image, const Reg
                         body.append(data.substr(0, std::min<size_t>(data.size(), 64 * 1024 - std::min<size_t>(body.size(), 64 * 1024))));
                         pending.append(data);
                         for (size_t nl; (nl = pending.find('\n')) != std::string::npos;) {
-                          Json line = Json::parse(pending.substr(0, nl), nullptr, false);
+                          Json line = ParseAnswer(pending.substr(0, nl));
                           pending.erase(0, nl + 1);
                           if (!line.is_object()) continue;
                           if (line.contains("error")) {
@@ -804,7 +810,7 @@ Result<std::string> DockerRuntime::PullImage(const std::string& image, const Reg
   }
   BATON_ASSIGN_OR_RETURN(DockerResponse inspect, client_.Request("GET", "/images/" + image + "/json"));
   if (inspect.status != 200) return FromDocker(inspect, "inspect image '" + image + "'");
-  Json j = Json::parse(inspect.body, nullptr, false);
+  Json j = ParseAnswer(inspect.body);
   if (j.is_object() && j.contains("RepoDigests")) {
     for (const Json& d : j["RepoDigests"]) {
       std::string digest = d.get<std::string>();

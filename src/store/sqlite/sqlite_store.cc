@@ -102,7 +102,7 @@ std::string TagsJson(const std::map<std::string, std::string>& tags) {
   if (tags.empty()) return std::string();
   Json j = Json::object();
   for (const auto& [k, v] : tags) j[k] = v;
-  return j.dump();
+  return DumpJson(j);
 }
 
 // Decodes the columns of kStateColumns (and kPayloadColumns when
