@@ -6,6 +6,7 @@
 //   baton version
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -365,9 +366,37 @@ int Serve(const ServeOptions& o) {
     std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
     return 1;
   }
-  // Jobs call back to the address the API listens on.
-  job_services.callback_base = "http://" + (o.listen == "0.0.0.0" ? std::string("127.0.0.1") : o.listen) + ":" +
-                               std::to_string(server.port());
+  // Jobs call back over a unix socket in <data-dir>/callback, a directory
+  // mounted into callback-mode containers: no network is needed to reach
+  // Baton, and none is opened to the API (docs/job-protocol.md).
+  const std::string callback_dir = std::filesystem::absolute(o.data_dir + "/callback").lexically_normal().string();
+  std::filesystem::create_directories(callback_dir, ec);
+  if (ec || ::chmod(callback_dir.c_str(), 0755) != 0) {
+    std::fprintf(stderr, "baton: cannot create %s\n", callback_dir.c_str());
+    server.Stop();
+    return 1;
+  }
+  api::Router callback_router;
+  api::AddJobCallbackRoute(callback_router, job_api);
+  api::HttpServerOptions callback_options = http_options;
+  callback_options.unix_socket = callback_dir + "/callback.sock";
+  callback_options.io_threads = 1;
+  callback_options.handler_threads = 8;
+  callback_options.public_url.clear();
+  api::HttpServer callback_server(callback_options, callback_router);
+  if (callback_options.unix_socket.size() >= sizeof(sockaddr_un{}.sun_path)) {
+    std::fprintf(stderr, "baton: the callback socket path %s is too long for a unix socket; use a shorter --data-dir\n",
+                 callback_options.unix_socket.c_str());
+    server.Stop();
+    return 1;
+  }
+  if (Status s = callback_server.Start(); !s.ok()) {
+    std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
+    server.Stop();
+    return 1;
+  }
+  job_services.callback_base = "http://localhost";
+  job_services.callback_dir = callback_dir;
   if (Status s = batch::RegisterJobFunctions(registry, job_services); !s.ok()) {
     std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
     server.Stop();
@@ -428,6 +457,7 @@ int Serve(const ServeOptions& o) {
   std::printf("baton: signal %d: draining requests and in-flight work...\n", sig);
   std::fflush(stdout);
   server.Stop(std::chrono::seconds(10));
+  callback_server.Stop(std::chrono::seconds(1));
   grpc_sidecar.Stop();
   monitor.Stop();
   worker.Stop();

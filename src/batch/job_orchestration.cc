@@ -494,7 +494,7 @@ Status RegisterJobFunctions(Registry& registry, const JobServices& services) {
       if (spec->completion == CompletionMode::kCallback && s.tokens != nullptr && !id.empty()) {
         cs.env["BATON_CALLBACK_URL"] = s.callback_base + "/api/v1/jobs/" + id + "/callback";
         cs.secret_env["BATON_JOB_TOKEN"] = s.tokens->Sign(in["instance"], attempt);
-        group.callback_socket = s.callback_socket;
+        group.callback_dir = s.callback_dir;
       }
       cs.working_dir = c.working_dir;
       cs.cpus = c.cpu;

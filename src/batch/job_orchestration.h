@@ -82,11 +82,11 @@ struct JobServices {
   JobLogs* logs = nullptr;        // null: logs are not kept beyond logsTail
   const JobTokens* tokens = nullptr;  // null: no callback completion
   // BATON_CALLBACK_URL is callback_base + "/api/v1/jobs/<id>/callback",
-  // served on the unix socket `callback_socket`, which is mounted into
-  // callback-mode containers at /run/baton/callback.sock (so a job reaches
-  // Baton with no network at all).
+  // served on the unix socket <callback_dir>/callback.sock; callback-mode
+  // containers get the directory mounted (container_runtime.h) and
+  // BATON_CALLBACK_SOCKET, so a job reaches Baton with no network at all.
   std::string callback_base = "http://localhost";
-  std::string callback_socket;
+  std::string callback_dir;
   // Credentials by registry host ("127.0.0.1:5000"); images of other
   // registries are pulled without credentials.
   std::vector<runtime::RegistryCredentials> registries;

@@ -74,10 +74,13 @@ struct GroupSpec {
   std::map<std::string, std::string> labels;
   NetworkMode network = NetworkMode::kNone;
   bool scratch_volume = false;  // a volume mounted at /scratch in every container
-  // A unix socket of the platform (the job callback endpoint), mounted at
-  // /run/baton/callback.sock in every container; "" = none. Never a path a
-  // tenant chose.
-  std::string callback_socket;
+  // A directory of the platform holding the job callback endpoint's unix
+  // socket "callback.sock", mounted read-only at /run/baton/callback in
+  // every container (BATON_CALLBACK_SOCKET=/run/baton/callback/callback.sock);
+  // "" = none. The directory, not the socket, is mounted so that a socket
+  // made anew by a restarted server is the one containers see. Never a path
+  // a tenant chose.
+  std::string callback_dir;
   std::vector<ContainerSpec> containers;  // at least one
 };
 

@@ -46,11 +46,15 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
     r.Add(verb::post, "/api/v1/jobs/{id}/cancel", Bind(&JobApi::Cancel));
     r.Add(verb::get, "/api/v1/jobs/{id}/logs", Bind(&JobApi::Logs));
     r.Add(verb::get, "/api/v1/jobs/{id}/events", Bind(&JobApi::Events));
-    r.Add(verb::post, "/api/v1/jobs/{id}/callback",
-          [self = shared_from_this()](const HttpRequest& req, const RouteMatch& m) { return self->Callback(req, m); });
+    RegisterCallback(r);
     r.Add(verb::put, "/api/v1/admin/tenants/{tenant}/quota", BindAdmin(&JobApi::SetQuota));
     r.Add(verb::get, "/api/v1/admin/tenants/{tenant}/quota", BindAdmin(&JobApi::GetQuota));
     r.Add(verb::get, "/api/v1/admin/scheduler", BindAdmin(&JobApi::SchedulerState));
+  }
+
+  void RegisterCallback(Router& r) {
+    r.Add(verb::post, "/api/v1/jobs/{id}/callback",
+          [self = shared_from_this()](const HttpRequest& req, const RouteMatch& m) { return self->Callback(req, m); });
   }
 
  private:
@@ -304,6 +308,14 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
     if (s_.tokens == nullptr) return ErrorResponse(501, "Unimplemented", "callbacks are not enabled", "");
     auto claims = s_.tokens->Verify(token);
     if (!claims.ok()) return ErrorResponse(401, "Unauthenticated", claims.status().message(), "Authorization");
+    // A job's reports count against its tenant's request rate.
+    if (s_.admission != nullptr && claims->instance.rfind(batch::kJobInstancePrefix, 0) == 0) {
+      const std::string rest = claims->instance.substr(std::string(batch::kJobInstancePrefix).size());
+      std::chrono::milliseconds retry_after{1000};
+      if (Status admitted = s_.admission->AdmitRequest(rest.substr(0, rest.find('.')), &retry_after); !admitted.ok()) {
+        return TooManyRequests(admitted, retry_after, "Authorization");
+      }
+    }
     const std::string& id = m.params.at("id");
     const std::string suffix = "." + id;
     if (!batch::IsJobId(id) || claims->instance.size() <= suffix.size() ||
@@ -431,6 +443,10 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
 
 void AddJobApi(Router& router, const JobApiServices& services) {
   std::make_shared<JobApi>(services)->Register(router);
+}
+
+void AddJobCallbackRoute(Router& router, const JobApiServices& services) {
+  std::make_shared<JobApi>(services)->RegisterCallback(router);
 }
 
 }  // namespace baton::api

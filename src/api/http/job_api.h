@@ -38,5 +38,8 @@ struct JobApiServices {
 
 // Registers the routes. Everything in `services` must outlive the router.
 void AddJobApi(Router& router, const JobApiServices& services);
+// Registers only the callback route (POST /api/v1/jobs/{id}/callback): the
+// router of the unix socket that job containers reach.
+void AddJobCallbackRoute(Router& router, const JobApiServices& services);
 
 }  // namespace baton::api

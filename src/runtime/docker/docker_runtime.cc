@@ -39,7 +39,7 @@ Json ParseAnswer(std::string_view text) {
 
 constexpr char kSecretsMount[] = "/run/baton/secrets";
 constexpr char kExecMount[] = "/run/baton/exec";
-constexpr char kCallbackMount[] = "/run/baton/callback.sock";
+constexpr char kCallbackMount[] = "/run/baton/callback";
 
 // Creates `dir` if missing and sets its mode.
 Status EnsureDir(const std::string& dir, mode_t mode) {
@@ -480,9 +480,9 @@ Result<GroupState> DockerRuntime::CreateGroup(const GroupSpec& spec) {
       entrypoint = {kExecMount};
       bind(shim, kExecMount, true);
     }
-    if (!spec.callback_socket.empty()) {
-      env.push_back(std::string("BATON_CALLBACK_SOCKET=") + kCallbackMount);
-      bind(spec.callback_socket, kCallbackMount, true);
+    if (!spec.callback_dir.empty()) {
+      env.push_back(std::string("BATON_CALLBACK_SOCKET=") + kCallbackMount + "/callback.sock");
+      bind(spec.callback_dir, kCallbackMount, true);
     }
     Json binds = Json::array();
     if (spec.scratch_volume) binds.push_back(spec.name + ".scratch:/scratch");
