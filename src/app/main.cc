@@ -444,6 +444,7 @@ int Serve(const ServeOptions& o) {
   }
   batch::JobMonitorOptions monitor_options;
   monitor_options.node_id = job_services.node_id;
+  monitor_options.vault = vault->get();
   monitor_options.reconcile_interval = std::chrono::seconds(o.reconcile_interval_s);
   batch::JobMonitor monitor(docker, client, monitor_options);
   monitor.Start();

@@ -1,5 +1,7 @@
 #include "batch/job_monitor.h"
 
+#include "batch/secret_vault.h"
+
 #include <optional>
 
 #include "batch/job_orchestration.h"
@@ -316,6 +318,35 @@ Result<ReconcileReport> JobMonitor::ReconcileOnce() {
   {
     std::lock_guard lock(reconcile_mu_);
     missing_before_ = std::move(missing);
+  }
+  // 4. Secrets of jobs that are over (or gone) and still in the vault.
+  //    A job with no instance yet may be between the vault's Put and its
+  //    start (the job API stores its secrets first): it counts as gone only
+  //    when a second pass still finds no instance.
+  if (options_.vault != nullptr) {
+    std::set<std::string> unknown;
+    std::set<std::string> unknown_before;
+    {
+      std::lock_guard lock(reconcile_mu_);
+      unknown_before.swap(vault_unknown_before_);
+    }
+    std::string after;
+    for (int pages = 0; pages < 1000; ++pages) {
+      BATON_ASSIGN_OR_RETURN(std::vector<std::string> jobs, options_.vault->Jobs(after, 500));
+      for (const std::string& job : jobs) {
+        auto state = client_.GetState(job, /*include_payloads=*/false);
+        bool over = state.ok() && IsTerminal(state->status);
+        if (!state.ok() && state.status().code() == StatusCode::kNotFound) {
+          unknown.insert(job);
+          over = unknown_before.count(job) != 0;
+        }
+        if (over && options_.vault->Delete(job).ok()) ++report.secrets_swept;
+      }
+      if (jobs.size() < 500) break;
+      after = jobs.back();
+    }
+    std::lock_guard lock(reconcile_mu_);
+    vault_unknown_before_ = std::move(unknown);
   }
   return report;
 }

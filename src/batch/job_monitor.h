@@ -12,7 +12,9 @@
 //       * reports the exit of a main container whose die event was missed
 //         (the server was down);
 //       * raises "ContainerLost" for a running attempt whose group vanished;
-//         the orchestration's restart policy decides what follows.
+//         the orchestration's restart policy decides what follows;
+//       * deletes the vault's secrets of jobs that ended without deleting
+//         them (terminated, purged; the orchestration deletes its own).
 // Events may be raised more than once: the orchestration ignores those of
 // an attempt it is no longer waiting on.
 //
@@ -49,8 +51,11 @@
 
 namespace baton::batch {
 
+class SecretVault;
+
 struct JobMonitorOptions {
   std::string node_id;  // the "baton.node" label of this node's groups
+  SecretVault* vault = nullptr;  // swept of ended jobs' secrets; null = no sweep
   std::chrono::milliseconds reconcile_interval{std::chrono::seconds(30)};
   std::chrono::milliseconds job_url_poll_interval{std::chrono::seconds(2)};
 };
@@ -59,6 +64,7 @@ struct ReconcileReport {
   int groups_removed = 0;
   int exits_reported = 0;
   int containers_lost = 0;
+  int secrets_swept = 0;  // jobs whose secrets were deleted
 };
 
 class JobMonitor {
@@ -88,6 +94,7 @@ class JobMonitor {
   runtime::ContainerRuntime& runtime_;
   Client& client_;
   JobMonitorOptions options_;
+  std::set<std::string> vault_unknown_before_;  // guarded by reconcile_mu_
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
