@@ -9,6 +9,7 @@
 #include <sys/un.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -204,6 +205,16 @@ Status EnsureSampleTenant(tenancy::TenantDirectory& directory, Client& client, c
   if (!directory.GetTenant(tenant).ok()) {
     BATON_RETURN_IF_ERROR(directory.CreateTenant(tenant, "sample tenant").status());
   }
+  if (!registry.empty()) {
+    // The sample images (scripts/sample-image) live under <registry>/samples/.
+    BATON_ASSIGN_OR_RETURN(tenancy::TenantSettings settings, directory.GetSettings(tenant));
+    std::vector<std::string> prefixes = settings.grants.image_prefixes;
+    const std::string samples = registry + "/samples/";
+    if (std::find(prefixes.begin(), prefixes.end(), samples) == prefixes.end()) {
+      prefixes.push_back(samples);
+      BATON_RETURN_IF_ERROR(directory.UpdateSettings(tenant, Json{{"grants", {{"imagePrefixes", prefixes}}}}).status());
+    }
+  }
   if (!std::filesystem::exists(key_path)) {
     BATON_ASSIGN_OR_RETURN(auto key, directory.CreateKey(tenant, "sample"));
     std::ofstream out(key_path);
@@ -213,11 +224,6 @@ Status EnsureSampleTenant(tenancy::TenantDirectory& directory, Client& client, c
     BATON_RETURN_IF_ERROR(client.SignalEntity(EntityId(batch::kSchedulerEntity, batch::kSchedulerKey), "setTenant",
                                               Json{{"tenant", tenant}, {"cpu", 2}, {"memoryMb", 2048}, {"jobs", 4},
                                                    {"weight", 1}}));
-    if (!registry.empty()) {
-      // The sample images (scripts/sample-image) live under <registry>/samples/.
-      BATON_RETURN_IF_ERROR(
-          directory.UpdateSettings(tenant, Json{{"grants", {{"imagePrefixes", {registry + "/samples/"}}}}}).status());
-    }
     std::printf("sample tenant '%s': key in %s\n", tenant.c_str(), key_path.c_str());
   }
   return Status::Ok();
