@@ -27,6 +27,7 @@
 #include "baton/client.h"
 #include "baton/registry.h"
 #include "baton/sqlite_store.h"
+#include "store/sqlite/sqlite_platform_stores.h"
 #include "baton/worker.h"
 #include "batch/job_logs.h"
 #include "batch/job_monitor.h"
@@ -101,6 +102,24 @@ int Demo(const std::string& db) {
   return state->status == OrchestrationStatus::kCompleted ? 0 : 1;
 }
 
+// The platform's stores beside the task hub (tenants and keys, job logs,
+// secrets, the deployment's keys): SQLite files and key files in the data dir.
+struct PlatformStores {
+  std::unique_ptr<store::TenantStore> tenants;
+  std::unique_ptr<store::JobLogStore> logs;
+  std::unique_ptr<store::SecretStore> secrets;
+  std::unique_ptr<store::KeyStore> keys;
+};
+
+Result<PlatformStores> OpenPlatformStores(const std::string& data_dir) {
+  PlatformStores p;
+  BATON_ASSIGN_OR_RETURN(p.tenants, store::OpenSqliteTenantStore(data_dir + "/tenants.db"));
+  BATON_ASSIGN_OR_RETURN(p.logs, store::OpenSqliteJobLogStore(data_dir + "/job-logs.db"));
+  BATON_ASSIGN_OR_RETURN(p.secrets, store::OpenSqliteSecretStore(data_dir + "/secrets.db"));
+  p.keys = store::OpenFileKeyStore(data_dir);
+  return p;
+}
+
 // `baton secrets rotate-key`: a new sealing key, every stored secret
 // resealed with it, the old keys dropped. The server must be stopped: taking
 // the task hub's lock proves it is.
@@ -110,28 +129,33 @@ int RotateSecretsKey(const std::string& data_dir) {
     std::fprintf(stderr, "baton: %s (stop `baton serve` first)\n", store.status().ToString().c_str());
     return 1;
   }
-  const std::string key_path = data_dir + "/secrets.key";
-  if (!std::filesystem::exists(key_path)) {
-    std::fprintf(stderr, "baton: %s does not exist: nothing to rotate\n", key_path.c_str());
+  auto platform = OpenPlatformStores(data_dir);
+  if (!platform.ok()) {
+    std::fprintf(stderr, "baton: %s\n", platform.status().ToString().c_str());
     return 1;
   }
-  if (Status s = util::SecretBox::Rotate(key_path); !s.ok()) {
-    std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
+  store::KeyStore& keys = *platform->keys;
+  const std::string name = batch::SecretVault::kKeyName;
+  auto old_keys = keys.GetOrCreate(name, [] { return util::SecretBox::NewKeysText(); });
+  auto rotated = old_keys.ok() ? util::SecretBox::Rotated(*old_keys) : Result<std::string>(old_keys.status());
+  if (!rotated.ok() || !keys.Put(name, *rotated).ok()) {
+    std::fprintf(stderr, "baton: cannot add a new key to %s\n", keys.Describe(name).c_str());
     return 1;
   }
-  auto vault = batch::SecretVault::Open(data_dir + "/secrets.db", key_path);
+  auto vault = batch::SecretVault::Open(*platform->secrets, keys);
   auto resealed = vault.ok() ? (*vault)->ResealAll() : Result<int>(vault.status());
   if (!resealed.ok()) {
-    // The old keys stay in the file, so every secret still opens.
+    // The old keys stay, so every secret still opens.
     std::fprintf(stderr, "baton: resealing failed, old keys kept: %s\n", resealed.status().ToString().c_str());
     return 1;
   }
-  vault->reset();
-  if (Status s = util::SecretBox::RetireAllButActive(key_path); !s.ok()) {
-    std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
+  auto active = util::SecretBox::ActiveOnly(*rotated);
+  if (!active.ok() || !keys.Put(name, *active).ok()) {
+    std::fprintf(stderr, "baton: resealed, but the old keys could not be dropped from %s\n", keys.Describe(name).c_str());
     return 1;
   }
-  std::printf("new secrets key in %s; %d stored secret(s) resealed; old keys removed\n", key_path.c_str(), *resealed);
+  std::printf("new secrets key in %s; %d stored secret(s) resealed; old keys removed\n", keys.Describe(name).c_str(),
+              *resealed);
   return 0;
 }
 
@@ -255,18 +279,19 @@ int Serve(const ServeOptions& o) {
     std::fprintf(stderr, "baton: %s\n", store.status().ToString().c_str());
     return 1;
   }
-  auto directory = tenancy::TenantDirectory::Open(o.data_dir + "/tenants.db");
-  if (!directory.ok()) {
-    std::fprintf(stderr, "baton: %s\n", directory.status().ToString().c_str());
+  auto platform = OpenPlatformStores(o.data_dir);
+  if (!platform.ok()) {
+    std::fprintf(stderr, "baton: %s\n", platform.status().ToString().c_str());
     return 1;
   }
-  auto has_admin = (*directory)->HasAdminKey();
+  auto directory = std::make_unique<tenancy::TenantDirectory>(*platform->tenants);
+  auto has_admin = directory->HasAdminKey();
   if (!has_admin.ok()) {
     std::fprintf(stderr, "baton: %s\n", has_admin.status().ToString().c_str());
     return 1;
   }
   if (!*has_admin) {
-    auto key = (*directory)->CreateKey("", "bootstrap");
+    auto key = directory->CreateKey("", "bootstrap");
     if (!key.ok()) {
       std::fprintf(stderr, "baton: %s\n", key.status().ToString().c_str());
       return 1;
@@ -291,10 +316,10 @@ int Serve(const ServeOptions& o) {
     std::fprintf(stderr, "baton: warning: %s (jobs will wait for it; scripts/docker-up starts one)\n",
                  ping.ToString().c_str());
   }
-  auto vault = batch::SecretVault::Open(o.data_dir + "/secrets.db", o.data_dir + "/secrets.key");
-  auto job_logs = batch::JobLogs::Open(o.data_dir + "/job-logs.db");
-  auto tokens = batch::JobTokens::OpenOrCreateKey(o.data_dir + "/job-token.key");
-  for (const Status& s : {vault.status(), job_logs.status(), tokens.status()}) {
+  auto vault = batch::SecretVault::Open(*platform->secrets, *platform->keys);
+  auto job_logs = std::make_unique<batch::JobLogs>(*platform->logs);
+  auto tokens = batch::JobTokens::FromKeyStore(*platform->keys);
+  for (const Status& s : {vault.status(), tokens.status()}) {
     if (!s.ok()) {
       std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
       return 1;
@@ -303,7 +328,7 @@ int Serve(const ServeOptions& o) {
   batch::JobServices job_services;
   job_services.runtime = &docker;
   job_services.vault = vault->get();
-  job_services.logs = job_logs->get();
+  job_services.logs = job_logs.get();
   job_services.tokens = &*tokens;
   job_services.node_id = NodeId(o.data_dir);
   if (!o.registry.empty()) {
@@ -344,21 +369,21 @@ int Serve(const ServeOptions& o) {
     if (name.substr(0, 6) == "baton.") return false;
     return registry.FindOrchestrator(name) != nullptr || (sdk_workers != nullptr && sdk_workers->HasRunOrchestrator(name));
   };
-  tenancy::Admission admission(**directory);
+  tenancy::Admission admission(*directory);
   api_options.admission = &admission;
-  api::AddManagementApi(router, client, **directory, api_options);
+  api::AddManagementApi(router, client, *directory, api_options);
   api::JobApiServices job_api;
   job_api.client = &client;
-  job_api.directory = directory->get();
+  job_api.directory = directory.get();
   job_api.vault = vault->get();
-  job_api.logs = job_logs->get();
+  job_api.logs = job_logs.get();
   job_api.tokens = &*tokens;
   job_api.runtime = &docker;
   job_api.admission = &admission;
   job_api.platform_registry = o.registry;
   api::AddJobApi(router, job_api);
   api::AddDashboard(router);
-  api::AddReadinessRoute(router, readiness, **directory);
+  api::AddReadinessRoute(router, readiness, *directory);
   api::HttpServerOptions http_options;
   http_options.address = o.listen;
   http_options.port = static_cast<unsigned short>(o.port);
@@ -416,7 +441,7 @@ int Serve(const ServeOptions& o) {
   sidecar_options.allow_anonymous = o.grpc_allow_anonymous;
   sidecar_options.admission = &admission;
   sidecar_options.max_message_bytes = o.grpc_max_message_bytes > 0 ? o.grpc_max_message_bytes : o.max_body_bytes;
-  sidecar::Sidecar grpc_sidecar(client, **store, **directory, sidecar_options);
+  sidecar::Sidecar grpc_sidecar(client, **store, *directory, sidecar_options);
   if (o.grpc_port >= 0) {
     worker_options.external = grpc_sidecar.dispatcher();
     sdk_workers = &grpc_sidecar;
@@ -436,7 +461,7 @@ int Serve(const ServeOptions& o) {
     std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
   }
   if (!o.sample_tenant.empty()) {
-    if (Status s = EnsureSampleTenant(**directory, client, o.data_dir, o.sample_tenant, o.registry); !s.ok()) {
+    if (Status s = EnsureSampleTenant(*directory, client, o.data_dir, o.sample_tenant, o.registry); !s.ok()) {
       std::fprintf(stderr, "baton: sample tenant: %s\n", s.ToString().c_str());
     }
   }

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "batch/secret_vault.h"
+#include "store/sqlite/sqlite_platform_stores.h"
 #include "e2e/job_fixture.h"
 #include "orchestrator_service.grpc.pb.h"
 
@@ -244,7 +245,10 @@ TEST_F(SecretsE2eTest, SecretsReachTheProcessButNeverDockerInspectAndAreGoneWhen
   EXPECT_EQ(testing::ReadWholeFile(group_dir + "/main/db.pass"), held_file);
 
   // The vault holds the job's secrets sealed while it runs…
-  auto vault = batch::SecretVault::Open(DataDir() + "/secrets.db", DataDir() + "/secrets.key");
+  auto secret_store = store::OpenSqliteSecretStore(DataDir() + "/secrets.db");
+  ASSERT_TRUE(secret_store.ok()) << secret_store.status().ToString();
+  auto keys = store::OpenFileKeyStore(DataDir());
+  auto vault = batch::SecretVault::Open(**secret_store, *keys);
   ASSERT_TRUE(vault.ok()) << vault.status().ToString();
   EXPECT_EQ(*(*vault)->Count(batch::JobInstanceId("acme", id)), 2);
   ASSERT_EQ(Call(acme, "POST", "/api/v1/jobs/" + id + "/cancel").status, 202);

@@ -352,7 +352,7 @@ TEST_F(JobE2eTest, CallbackProgressShowsAndForeignTokensAreRefused) {
   ASSERT_FALSE(b.empty());
   ASSERT_EQ(AwaitStatus(key, a, "Running").value("status", ""), "Running");
   ASSERT_EQ(AwaitStatus(key, b, "Running").value("status", ""), "Running");
-  auto tokens = batch::JobTokens::OpenOrCreateKey(DataDir() + "/job-token.key");
+  auto tokens = batch::JobTokens::ReadKeyFile(DataDir() + "/job-token.key");
   ASSERT_TRUE(tokens.ok()) << tokens.status().ToString();
   const std::string callback_a = "/api/v1/jobs/" + a + "/callback";
   const std::string progress = R"({"progress":{"pct":50}})";
