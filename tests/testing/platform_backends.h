@@ -1,0 +1,45 @@
+// The backends the platform stores' conformance suite runs on
+// (tests/store/platform_store_conformance_test.cc): each opens its four
+// stores for one test.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "store/job_log_store.h"
+#include "store/key_store.h"
+#include "store/secret_store.h"
+#include "store/sqlite/sqlite_platform_stores.h"
+#include "store/tenant_store.h"
+
+namespace baton::testing {
+
+struct PlatformStoreSet {
+  std::unique_ptr<store::TenantStore> tenants;
+  std::unique_ptr<store::JobLogStore> logs;
+  std::unique_ptr<store::SecretStore> secrets;
+  std::unique_ptr<store::KeyStore> keys;
+};
+
+struct PlatformBackend {
+  std::string name;
+  // Opens fresh, empty stores; `dir` is the test's own temp dir.
+  std::function<Result<PlatformStoreSet>(const std::string& dir)> open;
+};
+
+inline Result<PlatformStoreSet> OpenSqlitePlatformStores(const std::string& dir) {
+  PlatformStoreSet s;
+  BATON_ASSIGN_OR_RETURN(s.tenants, store::OpenSqliteTenantStore(dir + "/tenants.db"));
+  BATON_ASSIGN_OR_RETURN(s.logs, store::OpenSqliteJobLogStore(dir + "/job-logs.db"));
+  BATON_ASSIGN_OR_RETURN(s.secrets, store::OpenSqliteSecretStore(dir + "/secrets.db"));
+  s.keys = store::OpenFileKeyStore(dir);
+  return s;
+}
+
+inline std::vector<PlatformBackend> PlatformBackends() {
+  return {PlatformBackend{"Sqlite", OpenSqlitePlatformStores}};
+}
+
+}  // namespace baton::testing
