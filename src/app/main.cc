@@ -27,6 +27,7 @@
 #include "baton/client.h"
 #include "baton/registry.h"
 #include "baton/sqlite_store.h"
+#include "store/lease_store.h"
 #include "store/sqlite/sqlite_platform_stores.h"
 #include "baton/worker.h"
 #include "batch/job_logs.h"
@@ -109,6 +110,7 @@ struct PlatformStores {
   std::unique_ptr<store::JobLogStore> logs;
   std::unique_ptr<store::SecretStore> secrets;
   std::unique_ptr<store::KeyStore> keys;
+  std::unique_ptr<store::LeaseStore> leases;
 };
 
 Result<PlatformStores> OpenPlatformStores(const std::string& data_dir) {
@@ -117,6 +119,7 @@ Result<PlatformStores> OpenPlatformStores(const std::string& data_dir) {
   BATON_ASSIGN_OR_RETURN(p.logs, store::OpenSqliteJobLogStore(data_dir + "/job-logs.db"));
   BATON_ASSIGN_OR_RETURN(p.secrets, store::OpenSqliteSecretStore(data_dir + "/secrets.db"));
   p.keys = store::OpenFileKeyStore(data_dir);
+  p.leases = store::OpenLocalLeaseStore();
   return p;
 }
 
@@ -331,6 +334,15 @@ int Serve(const ServeOptions& o) {
   job_services.logs = job_logs.get();
   job_services.tokens = &*tokens;
   job_services.node_id = NodeId(o.data_dir);
+  // The deployment: every node that shares the stores shares this id.
+  auto deployment = platform->keys->GetOrCreate("deployment", []() -> Result<std::string> {
+    return "d" + util::NewRandomUuid().substr(0, 8);
+  });
+  if (!deployment.ok()) {
+    std::fprintf(stderr, "baton: %s\n", deployment.status().ToString().c_str());
+    return 1;
+  }
+  job_services.deployment_id = *deployment;
   if (!o.registry.empty()) {
     std::ifstream in(o.registry_password_file);
     std::string password;
@@ -475,6 +487,8 @@ int Serve(const ServeOptions& o) {
   }
   batch::JobMonitorOptions monitor_options;
   monitor_options.node_id = job_services.node_id;
+  monitor_options.deployment_id = job_services.deployment_id;
+  monitor_options.leases = platform->leases.get();
   monitor_options.vault = vault->get();
   monitor_options.reconcile_interval = std::chrono::seconds(o.reconcile_interval_s);
   batch::JobMonitor monitor(docker, client, monitor_options);

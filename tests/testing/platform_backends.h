@@ -10,6 +10,7 @@
 
 #include "store/job_log_store.h"
 #include "store/key_store.h"
+#include "store/lease_store.h"
 #include "store/secret_store.h"
 #include "store/sqlite/sqlite_platform_stores.h"
 #include "store/tenant_store.h"
@@ -21,6 +22,7 @@ struct PlatformStoreSet {
   std::unique_ptr<store::JobLogStore> logs;
   std::unique_ptr<store::SecretStore> secrets;
   std::unique_ptr<store::KeyStore> keys;
+  std::unique_ptr<store::LeaseStore> leases;
 };
 
 struct PlatformBackend {
@@ -35,6 +37,7 @@ inline Result<PlatformStoreSet> OpenSqlitePlatformStores(const std::string& dir)
   BATON_ASSIGN_OR_RETURN(s.logs, store::OpenSqliteJobLogStore(dir + "/job-logs.db"));
   BATON_ASSIGN_OR_RETURN(s.secrets, store::OpenSqliteSecretStore(dir + "/secrets.db"));
   s.keys = store::OpenFileKeyStore(dir);
+  s.leases = store::OpenLocalLeaseStore();
   return s;
 }
 
