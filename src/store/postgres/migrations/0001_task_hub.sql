@@ -1,0 +1,600 @@
+-- Migration 1 of a PostgresStore database (include/baton/postgres_store.h):
+-- the task hub's tables and the server-side functions every store call runs.
+--
+-- Embedded into the binary at build time and applied once, in a transaction,
+-- by the migration runner (src/store/postgres/postgres_store.cc), which
+-- records it in schema_migrations. Never edit an applied migration: add the
+-- next file instead.
+--
+-- Conventions:
+--   * One set of tables for every task hub: an instance id "tenant::id"
+--     carries its hub, so a hub is a key prefix, not a schema.
+--   * Times are bigint microseconds since the Unix epoch, as in the SQLite
+--     store and baton/clock.h: exact, cheap to compare and index. "Now" is
+--     the DATABASE clock (baton_now()) unless the caller passes p_now (tests
+--     inject a clock that way); every function reads it once.
+--   * Payloads are the serialized JSON text the API carries; NULL = none.
+--   * instance_id columns use the "C" collation: pages and prefixes are
+--     ordered by bytes, as in SQLite, whatever the database's locale.
+--   * Leases: a row (instance or activity task) is leased when lock_token is
+--     set and locked_until is in the future. The token comes from one
+--     sequence, so a token is never reused. Every completion checks its token
+--     and expiry under the row lock before it writes anything (fencing).
+--   * Lock order (deadlock freedom): instance rows, in instance_id order,
+--     before activity task rows. A completion locks its own row and every
+--     existing target of its outbox in one sorted statement first. Rows that
+--     appear meanwhile (a sub-orchestration created by another commit) can
+--     still deadlock in theory; PostgreSQL then aborts one transaction, which
+--     wrote nothing, and the store retries it.
+
+CREATE SEQUENCE baton_message_seq;   -- inbox and activity_tasks seq: FIFO order
+CREATE SEQUENCE baton_lease_token;   -- fencing tokens of instance and task leases
+
+-- The database clock in microseconds. clock_timestamp, not now(): a lease
+-- check must see the time of the check, not of the transaction's start.
+CREATE FUNCTION baton_now() RETURNS bigint LANGUAGE sql VOLATILE AS
+$$ SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint $$;
+
+CREATE FUNCTION baton_is_terminal(p_status text) RETURNS boolean LANGUAGE sql IMMUTABLE AS
+$$ SELECT p_status IN ('Completed', 'Failed', 'Terminated', 'Canceled') $$;
+
+-- One row per orchestration instance (and per durable entity).
+CREATE TABLE instances (
+  instance_id        text COLLATE "C" PRIMARY KEY,
+  name               text NOT NULL,
+  version            text NOT NULL DEFAULT '',
+  execution_id       text NOT NULL,    -- changes at every continue-as-new
+  status             text NOT NULL,    -- OrchestrationStatusName() spelling
+  created_at         bigint NOT NULL,
+  updated_at         bigint NOT NULL,
+  completed_at       bigint,           -- set when status becomes terminal
+  scheduled_start    bigint,
+  input              text,
+  output             text,
+  custom_status      text,
+  failure            text,             -- SerializeFailure() JSON, when Failed
+  parent_instance_id text,
+  history_size       integer NOT NULL DEFAULT 0,  -- events in the current execution
+  tags               text,             -- JSON object of string tags
+  -- The earliest visible_at of the instance's pending messages; NULL when the
+  -- inbox is empty. Kept by every function that adds or removes messages.
+  ready_at           bigint,
+  -- The lease. An abandon with a delay leaves lock_token NULL and
+  -- locked_until in the future: nobody holds it, nobody may fetch it yet.
+  lock_token         bigint,
+  locked_until       bigint NOT NULL DEFAULT 0,
+  locked_by          text,             -- the node (diagnostics)
+  -- Fetches of the pending messages since they were last consumed.
+  dequeue_count      integer NOT NULL DEFAULT 0,
+  -- When the instance can next be fetched: it has a message visible and no
+  -- live lease. Fetching is one index range scan over due_at <= now.
+  due_at             bigint GENERATED ALWAYS AS (
+                       CASE WHEN ready_at IS NULL THEN NULL ELSE GREATEST(ready_at, locked_until) END) STORED
+);
+CREATE INDEX instances_due ON instances (due_at) WHERE due_at IS NOT NULL;
+CREATE INDEX instances_by_status ON instances (status, instance_id);
+CREATE INDEX instances_by_created_at ON instances (created_at);
+
+-- The current execution's history: one row per committed episode, keyed by
+-- the position of its first event, so a second commit of the same episode
+-- (or any overlap) cannot insert.
+CREATE TABLE history (
+  instance_id  text COLLATE "C" NOT NULL,
+  execution_id text NOT NULL,
+  position     integer NOT NULL,
+  lock_token   bigint,                 -- the lease that wrote it (diagnostics)
+  events       text NOT NULL,          -- JSON array written by SerializeEvents()
+  PRIMARY KEY (instance_id, execution_id, position)
+);
+
+-- Pending messages to instances: new events, raised events, timers.
+CREATE TABLE inbox (
+  seq          bigint PRIMARY KEY DEFAULT nextval('baton_message_seq'),
+  instance_id  text COLLATE "C" NOT NULL,
+  execution_id text NOT NULL DEFAULT '',  -- '' = any execution
+  visible_at   bigint NOT NULL,
+  event        text NOT NULL              -- SerializeEvent() JSON
+);
+CREATE INDEX inbox_by_instance ON inbox (instance_id, visible_at);
+
+-- Activity tasks waiting for, or leased to, an activity worker.
+CREATE TABLE activity_tasks (
+  seq           bigint PRIMARY KEY DEFAULT nextval('baton_message_seq'),
+  instance_id   text COLLATE "C" NOT NULL,
+  execution_id  text NOT NULL,
+  task_id       integer NOT NULL,
+  name          text NOT NULL,
+  version       text NOT NULL DEFAULT '',
+  input         text,
+  visible_at    bigint NOT NULL,
+  lock_token    bigint,
+  locked_until  bigint NOT NULL DEFAULT 0,
+  locked_by     text,
+  dequeue_count integer NOT NULL DEFAULT 0,
+  due_at        bigint GENERATED ALWAYS AS (GREATEST(visible_at, locked_until)) STORED
+);
+CREATE INDEX activity_tasks_due ON activity_tasks (due_at, seq);
+CREATE INDEX activity_tasks_by_instance ON activity_tasks (instance_id);
+
+-- Proof that a commit happened, for the one case where the client cannot
+-- know: the connection broke during the commit. Every mutating function
+-- inserts its caller's key (a lease token for work items, a random negative
+-- number for client calls) in the same transaction; the store reads it back
+-- after reconnecting. Rows older than a few minutes are pruned.
+CREATE TABLE commit_log (
+  commit_key   bigint PRIMARY KEY,
+  committed_at bigint NOT NULL
+);
+CREATE INDEX commit_log_by_time ON commit_log USING brin (committed_at);
+
+-- ---------------------------------------------------------------------------
+-- Internal helpers.
+
+-- Deletes everything of one instance.
+CREATE FUNCTION baton_wipe_instance(p_id text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  DELETE FROM inbox WHERE instance_id = p_id;
+  DELETE FROM activity_tasks WHERE instance_id = p_id;
+  DELETE FROM history WHERE instance_id = p_id;
+  DELETE FROM instances WHERE instance_id = p_id;
+END $$;
+
+-- Inserts one message into an existing instance's inbox and moves its ready_at.
+CREATE FUNCTION baton_enqueue(p_id text, p_execution text, p_visible bigint, p_event text)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO inbox (instance_id, execution_id, visible_at, event)
+  VALUES (p_id, coalesce(p_execution, ''), p_visible, p_event);
+  UPDATE instances SET ready_at = LEAST(ready_at, p_visible) WHERE instance_id = p_id;
+END $$;
+
+CREATE FUNCTION baton_insert_instance(p_now bigint, p_id text, p_name text, p_version text,
+                                      p_execution text, p_input text, p_parent text,
+                                      p_scheduled bigint, p_tags text)
+RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO instances (instance_id, name, version, execution_id, status, created_at, updated_at,
+                         scheduled_start, input, parent_instance_id, tags)
+  VALUES (p_id, p_name, coalesce(p_version, ''), p_execution, 'Pending', p_now, p_now,
+          p_scheduled, p_input, p_parent, p_tags)
+  ON CONFLICT (instance_id) DO NOTHING;
+  RETURN FOUND;
+END $$;
+
+-- Delivers one message of an outbox or an activity result (the SQLite
+-- store's DeliverMessage). p_kind: 0 a plain event, 1 ExecutionStarted (a
+-- sub-orchestration; p_start carries the new row's fields and the reply to
+-- send the parent if the id is taken), 2 ExecutionRewound. p_entity names the
+-- durable entity whose row the message creates when it has none.
+-- Returns the instance whose status it changed, or NULL.
+CREATE FUNCTION baton_deliver(p_now bigint, p_id text, p_execution text, p_visible bigint,
+                              p_kind integer, p_event text, p_entity text, p_start jsonb)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+  v_status text;
+  v_size integer;
+  v_execution text;
+  v_reply jsonb;
+BEGIN
+  IF p_kind = 1 THEN
+    LOOP
+      SELECT status, history_size, execution_id INTO v_status, v_size, v_execution
+        FROM instances WHERE instance_id = p_id FOR NO KEY UPDATE;
+      IF FOUND AND NOT baton_is_terminal(v_status) THEN
+        -- The instance's own next generation (a continue-as-new whose first
+        -- episode runs later): its start goes to its inbox.
+        IF v_size = 0 AND coalesce(p_execution, '') <> '' AND v_execution = p_execution THEN
+          PERFORM baton_enqueue(p_id, p_execution, p_visible, p_event);
+          RETURN NULL;
+        END IF;
+        IF p_start->>'reply_instance' IS NULL THEN
+          RAISE LOG 'baton: dropping ExecutionStarted for % (status %): no parent to notify', p_id, v_status;
+          RETURN NULL;
+        END IF;
+        v_reply := (p_start->>'reply_event')::jsonb;
+        v_reply := jsonb_set(v_reply, '{failure,errorMessage}',
+                             to_jsonb((v_reply #>> '{failure,errorMessage}') || v_status));
+        RETURN baton_deliver(p_now, p_start->>'reply_instance', p_start->>'reply_execution', p_now,
+                             0, v_reply::text, NULL, NULL);
+      END IF;
+      IF FOUND THEN
+        PERFORM baton_wipe_instance(p_id);  -- a terminal instance is replaced
+      END IF;
+      EXIT WHEN baton_insert_instance(p_now, p_id, p_start->>'name', p_start->>'version',
+                                      p_start->>'execution_id',
+                                      p_start->>'input', p_start->>'parent',
+                                      (p_start->>'scheduled_start')::bigint, p_start->>'tags');
+      -- Created meanwhile by another transaction: decide again on its row.
+    END LOOP;
+    PERFORM baton_enqueue(p_id, p_execution, p_visible, p_event);
+    RETURN p_id;
+  END IF;
+
+  SELECT status INTO v_status FROM instances WHERE instance_id = p_id FOR NO KEY UPDATE;
+  IF NOT FOUND THEN
+    IF p_entity IS NULL THEN
+      RETURN NULL;  -- messages to instances that do not exist are dropped
+    END IF;
+    PERFORM baton_insert_instance(p_now, p_id, p_entity, '', 'entity', NULL, NULL, NULL, NULL);
+    PERFORM baton_enqueue(p_id, p_execution, p_visible, p_event);
+    RETURN NULL;
+  END IF;
+  PERFORM baton_enqueue(p_id, p_execution, p_visible, p_event);
+  IF p_kind = 2 AND v_status = 'Failed' THEN
+    -- A child rewound with its parent: Pending at once, as in a client's rewind.
+    UPDATE instances SET status = 'Pending', completed_at = NULL, updated_at = p_now
+      WHERE instance_id = p_id;
+    RETURN p_id;
+  END IF;
+  RETURN NULL;
+END $$;
+
+-- Locks the rows of `p_ids` that exist, in instance_id order.
+CREATE FUNCTION baton_lock_instances(p_ids text[]) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM 1 FROM instances WHERE instance_id = ANY (p_ids) ORDER BY instance_id FOR NO KEY UPDATE;
+END $$;
+
+-- ---------------------------------------------------------------------------
+-- Client calls. Each returns 'ok' or a short code the store maps to a Status.
+
+CREATE FUNCTION baton_create_instance(p_key bigint, p_now bigint, p_id text, p_name text,
+                                      p_version text, p_input text, p_execution text,
+                                      p_scheduled bigint, p_tags text, p_replaceable text[],
+                                      p_event text)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+  v_now bigint := coalesce(p_now, baton_now());
+  v_status text;
+BEGIN
+  LOOP
+    SELECT status INTO v_status FROM instances WHERE instance_id = p_id FOR NO KEY UPDATE;
+    IF FOUND THEN
+      IF NOT coalesce(v_status = ANY (p_replaceable), false) THEN
+        RETURN 'exists:' || v_status;
+      END IF;
+      PERFORM baton_wipe_instance(p_id);
+    END IF;
+    EXIT WHEN baton_insert_instance(v_now, p_id, p_name, p_version, p_execution, p_input, NULL,
+                                    p_scheduled, p_tags);
+  END LOOP;
+  PERFORM baton_enqueue(p_id, p_execution, coalesce(p_scheduled, v_now), p_event);
+  INSERT INTO commit_log VALUES (p_key, v_now);
+  RETURN 'ok';
+END $$;
+
+-- p_visible NULL = now. p_kind and p_entity as in baton_deliver.
+CREATE FUNCTION baton_send_message(p_key bigint, p_now bigint, p_id text, p_execution text,
+                                   p_visible bigint, p_kind integer, p_event text, p_entity text)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+  v_now bigint := coalesce(p_now, baton_now());
+  v_status text;
+BEGIN
+  SELECT status INTO v_status FROM instances WHERE instance_id = p_id FOR NO KEY UPDATE;
+  IF NOT FOUND THEN
+    IF p_entity IS NULL THEN
+      RETURN 'notfound';
+    END IF;
+    PERFORM baton_insert_instance(v_now, p_id, p_entity, '', 'entity', NULL, NULL, NULL, NULL);
+    v_status := 'Pending';
+  END IF;
+  IF baton_is_terminal(v_status) AND NOT (p_kind = 2 AND v_status = 'Failed') THEN
+    RETURN 'terminal:' || v_status;
+  END IF;
+  IF p_kind = 2 AND v_status = 'Failed' THEN
+    -- Pending until a worker rewrites the history, so that waiters for
+    -- completion wait for the rewound run.
+    UPDATE instances SET status = 'Pending', completed_at = NULL, updated_at = v_now
+      WHERE instance_id = p_id;
+  END IF;
+  PERFORM baton_enqueue(p_id, p_execution, coalesce(p_visible, v_now), p_event);
+  INSERT INTO commit_log VALUES (p_key, v_now);
+  IF p_kind = 2 AND v_status = 'Failed' THEN
+    RETURN 'ok:changed';
+  END IF;
+  RETURN 'ok';
+END $$;
+
+CREATE FUNCTION baton_purge_instance(p_key bigint, p_now bigint, p_id text, p_is_entity boolean)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+  v_now bigint := coalesce(p_now, baton_now());
+  v_row instances%ROWTYPE;
+BEGIN
+  SELECT * INTO v_row FROM instances WHERE instance_id = p_id FOR NO KEY UPDATE;
+  IF NOT FOUND THEN
+    RETURN 'notfound';
+  END IF;
+  IF p_is_entity THEN
+    -- An entity never ends; it may go when nothing is pending for it.
+    IF v_row.ready_at IS NOT NULL OR (v_row.lock_token IS NOT NULL AND v_row.locked_until > v_now) THEN
+      RETURN 'busy';
+    END IF;
+  ELSIF NOT baton_is_terminal(v_row.status) THEN
+    RETURN 'active:' || v_row.status;
+  END IF;
+  PERFORM baton_wipe_instance(p_id);
+  INSERT INTO commit_log VALUES (p_key, v_now);
+  RETURN 'ok';
+END $$;
+
+-- Purges up to p_limit terminal instances matching the filter; returns their ids.
+CREATE FUNCTION baton_purge_instances(p_key bigint, p_now bigint, p_statuses text[],
+                                      p_from bigint, p_to bigint, p_prefix text, p_limit integer)
+RETURNS text[] LANGUAGE plpgsql AS $$
+DECLARE
+  v_ids text[];
+  v_id text;
+BEGIN
+  SELECT coalesce(array_agg(instance_id ORDER BY instance_id), '{}') INTO v_ids FROM (
+    SELECT instance_id FROM instances
+     WHERE status = ANY (p_statuses) AND baton_is_terminal(status)
+       AND (p_from IS NULL OR created_at >= p_from)
+       AND (p_to IS NULL OR created_at < p_to)
+       AND (p_prefix = '' OR starts_with(instance_id, p_prefix))
+     ORDER BY instance_id LIMIT p_limit) s;
+  PERFORM baton_lock_instances(v_ids);
+  FOREACH v_id IN ARRAY v_ids LOOP
+    PERFORM baton_wipe_instance(v_id);
+  END LOOP;
+  INSERT INTO commit_log VALUES (p_key, coalesce(p_now, baton_now()));
+  RETURN v_ids;
+END $$;
+
+-- ---------------------------------------------------------------------------
+-- Work items.
+
+-- Leases the instance that has been due longest and returns its row with
+-- its visible messages (one result row per message, oldest first) and
+-- whether another instance is due too (o_more: wake another fetcher). When
+-- no instance is due: one row with only o_next_due_in set, the microseconds
+-- until the next one is (NULL = none at all). SKIP LOCKED steps over rows
+-- another fetcher or a commit is locking at this moment, so a fetcher that
+-- loses a candidate takes the next one.
+CREATE FUNCTION baton_claim_instance(p_now bigint, p_lease bigint, p_node text, p_max integer)
+RETURNS TABLE (o_instance_id text, o_name text, o_version text, o_execution_id text,
+               o_status text, o_created_at bigint, o_updated_at bigint, o_completed_at bigint,
+               o_scheduled_start bigint, o_parent_instance_id text, o_history_size integer,
+               o_lock_token bigint, o_locked_until bigint, o_dequeue_count integer,
+               o_seq bigint, o_msg_execution_id text, o_visible_at bigint, o_event text,
+               o_more boolean, o_next_due_in bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_now bigint := coalesce(p_now, baton_now());
+  v_id text;
+  v_more boolean;
+BEGIN
+  -- A claim lost in a crash of the server is harmless (the holder's commit
+  -- is refused, the work is fetched again): no reason to wait for the flush.
+  PERFORM set_config('synchronous_commit', 'off', true);
+  FOR attempt IN 1..16 LOOP
+    SELECT i.instance_id INTO v_id FROM instances i
+     WHERE i.due_at <= v_now ORDER BY i.due_at LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED;
+    IF v_id IS NULL THEN
+      EXIT;
+    END IF;
+    IF EXISTS (SELECT 1 FROM inbox m WHERE m.instance_id = v_id AND m.visible_at <= v_now) THEN
+      UPDATE instances i SET lock_token = nextval('baton_lease_token'), locked_until = v_now + p_lease,
+                             locked_by = p_node, dequeue_count = i.dequeue_count + 1
+       WHERE i.instance_id = v_id;
+      v_more := EXISTS (SELECT 1 FROM instances i WHERE i.due_at <= v_now);
+      RETURN QUERY
+        SELECT i.instance_id::text, i.name, i.version, i.execution_id, i.status, i.created_at,
+               i.updated_at, i.completed_at, i.scheduled_start, i.parent_instance_id,
+               i.history_size, i.lock_token, i.locked_until, i.dequeue_count,
+               m.seq, m.execution_id, m.visible_at, m.event, v_more, NULL::bigint
+          FROM instances i,
+               LATERAL (SELECT * FROM inbox x WHERE x.instance_id = v_id AND x.visible_at <= v_now
+                         ORDER BY x.seq LIMIT p_max) m
+         WHERE i.instance_id = v_id
+         ORDER BY m.seq;
+      RETURN;
+    END IF;
+    -- ready_at was behind the inbox (never expected): repair it, try the next.
+    UPDATE instances i SET ready_at = (SELECT min(x.visible_at) FROM inbox x WHERE x.instance_id = v_id)
+     WHERE i.instance_id = v_id;
+    v_id := NULL;
+  END LOOP;
+  RETURN QUERY SELECT NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::bigint,
+                      NULL::bigint, NULL::bigint, NULL::bigint, NULL::text, NULL::integer,
+                      NULL::bigint, NULL::bigint, NULL::integer, NULL::bigint, NULL::text,
+                      NULL::bigint, NULL::text, false,
+                      (SELECT min(i.due_at) FROM instances i WHERE i.due_at IS NOT NULL) - v_now;
+END $$;
+
+-- Commits one orchestration episode (store.h OrchestrationUpdate) if the
+-- lease p_token still holds, and releases it. 'aborted' = nothing written.
+-- p_outbox: JSON array of {instance_id, execution_id, visible_at, event,
+-- kind, entity, start}; p_tasks: JSON array of {instance_id, execution_id,
+-- task_id, name, version, input, visible_at}. Returns whether new messages or tasks were
+-- added (for wake-ups) and the instances whose status changed.
+CREATE FUNCTION baton_complete_orchestration(
+    p_id text, p_token bigint, p_now bigint, p_sync boolean, p_consumed bigint[],
+    p_consume_only boolean, p_reset boolean, p_execution_id text, p_status text,
+    p_input text, p_output text, p_custom_status text, p_failure text,
+    p_history text, p_event_count integer, p_outbox jsonb, p_tasks jsonb)
+RETURNS TABLE (o_result text, o_orch_work boolean, o_task_work boolean, o_changed text[])
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_now bigint := coalesce(p_now, baton_now());
+  v_row instances%ROWTYPE;
+  v_position integer;
+  v_changed text[] := '{}';
+  v_orch boolean := false;
+  v_task boolean := false;
+  v_target text;
+  v_due bigint;
+  m record;
+BEGIN
+  IF NOT p_sync THEN
+    PERFORM set_config('synchronous_commit', 'off', true);
+  END IF;
+  PERFORM baton_lock_instances(
+    array_append(ARRAY(SELECT x->>'instance_id' FROM jsonb_array_elements(p_outbox) x), p_id));
+  SELECT * INTO v_row FROM instances WHERE instance_id = p_id;
+  IF NOT FOUND OR v_row.lock_token IS DISTINCT FROM p_token OR v_row.locked_until <= v_now THEN
+    RETURN QUERY SELECT 'aborted'::text, false, false, NULL::text[];
+    RETURN;
+  END IF;
+
+  DELETE FROM inbox WHERE seq = ANY (p_consumed) AND instance_id = p_id;
+  IF NOT p_consume_only THEN
+    IF p_reset THEN
+      DELETE FROM history WHERE instance_id = p_id;
+      v_position := 0;
+    ELSE
+      v_position := v_row.history_size;
+    END IF;
+    IF p_history IS NOT NULL THEN
+      INSERT INTO history (instance_id, execution_id, position, lock_token, events)
+      VALUES (p_id, p_execution_id, v_position, p_token, p_history);
+    END IF;
+    UPDATE instances SET
+        execution_id = p_execution_id, status = p_status, output = p_output,
+        custom_status = p_custom_status, failure = p_failure, updated_at = v_now,
+        completed_at = CASE WHEN baton_is_terminal(p_status) THEN v_now END,
+        history_size = v_position + p_event_count,
+        input = CASE WHEN p_reset THEN p_input ELSE input END
+      WHERE instance_id = p_id;
+    IF v_row.status <> p_status THEN
+      v_changed := array_append(v_changed, p_id);
+    END IF;
+  END IF;
+
+  FOR m IN SELECT * FROM jsonb_to_recordset(p_outbox)
+             AS x(instance_id text, execution_id text, visible_at bigint, event text,
+                  kind integer, entity text, start jsonb) LOOP
+    v_target := baton_deliver(v_now, m.instance_id, m.execution_id, coalesce(m.visible_at, v_now),
+                              m.kind, m.event, m.entity, m.start);
+    IF v_target IS NOT NULL THEN
+      v_changed := array_append(v_changed, v_target);
+    END IF;
+    v_orch := true;
+  END LOOP;
+
+  INSERT INTO activity_tasks (instance_id, execution_id, task_id, name, version, input, visible_at)
+  SELECT coalesce(t.instance_id, p_id), coalesce(t.execution_id, p_execution_id), t.task_id, t.name,
+         coalesce(t.version, ''), t.input, coalesce(t.visible_at, v_now)
+    FROM jsonb_to_recordset(p_tasks)
+      AS t(instance_id text, execution_id text, task_id integer, name text, version text,
+           input text, visible_at bigint);
+  v_task := FOUND;
+
+  UPDATE instances SET lock_token = NULL, locked_by = NULL, locked_until = 0, dequeue_count = 0,
+                       ready_at = (SELECT min(x.visible_at) FROM inbox x WHERE x.instance_id = p_id)
+   WHERE instance_id = p_id
+   RETURNING due_at INTO v_due;
+  IF v_due IS NOT NULL THEN
+    v_orch := true;  -- messages that arrived during the episode
+  END IF;
+  INSERT INTO commit_log VALUES (p_token, v_now);
+  RETURN QUERY SELECT 'ok'::text, v_orch, v_task, v_changed;
+END $$;
+
+-- Releases a lease without consuming anything; the instance may be fetched
+-- again after p_delay microseconds. A stale token changes nothing.
+CREATE FUNCTION baton_abandon_instance(p_id text, p_token bigint, p_now bigint, p_delay bigint)
+RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM set_config('synchronous_commit', 'off', true);
+  UPDATE instances SET lock_token = NULL, locked_by = NULL,
+                       locked_until = CASE WHEN p_delay > 0 THEN coalesce(p_now, baton_now()) + p_delay ELSE 0 END
+   WHERE instance_id = p_id AND lock_token = p_token;
+  RETURN FOUND;
+END $$;
+
+CREATE FUNCTION baton_claim_task(p_now bigint, p_lease bigint, p_node text)
+RETURNS TABLE (o_seq bigint, o_instance_id text, o_execution_id text, o_task_id integer,
+               o_name text, o_version text, o_input text, o_visible_at bigint,
+               o_lock_token bigint, o_locked_until bigint, o_dequeue_count integer,
+               o_more boolean, o_next_due_in bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_now bigint := coalesce(p_now, baton_now());
+BEGIN
+  PERFORM set_config('synchronous_commit', 'off', true);
+  -- o_more is evaluated on the snapshot taken before the claim, which still
+  -- shows the claimed task as due: it says whether a second one is.
+  RETURN QUERY
+    WITH c AS (SELECT t.seq FROM activity_tasks t WHERE t.due_at <= v_now
+                ORDER BY t.due_at, t.seq LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED)
+    UPDATE activity_tasks t SET lock_token = nextval('baton_lease_token'),
+                                locked_until = v_now + p_lease, locked_by = p_node,
+                                dequeue_count = t.dequeue_count + 1
+      FROM c WHERE t.seq = c.seq
+    RETURNING t.seq, t.instance_id::text, t.execution_id, t.task_id, t.name, t.version, t.input,
+              t.visible_at, t.lock_token, t.locked_until, t.dequeue_count,
+              EXISTS (SELECT 1 FROM activity_tasks d WHERE d.due_at <= v_now AND d.seq <> t.seq),
+              NULL::bigint;
+  IF NOT FOUND THEN
+    RETURN QUERY SELECT NULL::bigint, NULL::text, NULL::text, NULL::integer, NULL::text, NULL::text,
+                        NULL::text, NULL::bigint, NULL::bigint, NULL::bigint, NULL::integer, false,
+                        (SELECT min(t.due_at) FROM activity_tasks t) - v_now;
+  END IF;
+END $$;
+
+-- Deletes the task and delivers its result (TaskCompleted or TaskFailed) if
+-- the lease p_token still holds. 'aborted' = nothing written.
+CREATE FUNCTION baton_complete_task(p_seq bigint, p_token bigint, p_now bigint, p_sync boolean,
+                                    p_id text, p_execution text, p_visible bigint, p_event text)
+RETURNS TABLE (o_result text, o_orch_work boolean)
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_now bigint := coalesce(p_now, baton_now());
+  v_token bigint;
+  v_until bigint;
+BEGIN
+  IF NOT p_sync THEN
+    PERFORM set_config('synchronous_commit', 'off', true);
+  END IF;
+  PERFORM baton_lock_instances(ARRAY[p_id]);
+  SELECT lock_token, locked_until INTO v_token, v_until FROM activity_tasks WHERE seq = p_seq FOR UPDATE;
+  IF NOT FOUND OR v_token IS DISTINCT FROM p_token OR v_until <= v_now THEN
+    RETURN QUERY SELECT 'aborted'::text, false;
+    RETURN;
+  END IF;
+  DELETE FROM activity_tasks WHERE seq = p_seq;
+  PERFORM baton_deliver(v_now, p_id, p_execution, coalesce(p_visible, v_now), 0, p_event, NULL, NULL);
+  INSERT INTO commit_log VALUES (p_token, v_now);
+  RETURN QUERY SELECT 'ok'::text, true;
+END $$;
+
+CREATE FUNCTION baton_abandon_task(p_seq bigint, p_token bigint, p_now bigint, p_delay bigint)
+RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM set_config('synchronous_commit', 'off', true);
+  UPDATE activity_tasks SET lock_token = NULL, locked_by = NULL,
+                            locked_until = CASE WHEN p_delay > 0 THEN coalesce(p_now, baton_now()) + p_delay ELSE 0 END
+   WHERE seq = p_seq AND lock_token = p_token;
+  RETURN FOUND;
+END $$;
+
+-- Extends the live leases among p_tokens (instances and tasks alike) to
+-- now + p_lease. Returns the tokens it extended with their new expiry; a
+-- token missing from the result has lost its lease.
+CREATE FUNCTION baton_renew_leases(p_now bigint, p_lease bigint, p_tokens bigint[])
+RETURNS TABLE (o_token bigint, o_locked_until bigint) LANGUAGE plpgsql AS $$
+DECLARE
+  v_now bigint := coalesce(p_now, baton_now());
+BEGIN
+  PERFORM set_config('synchronous_commit', 'off', true);
+  RETURN QUERY
+    UPDATE instances SET locked_until = v_now + p_lease
+     WHERE lock_token = ANY (p_tokens) AND locked_until > v_now
+    RETURNING lock_token, locked_until;
+  RETURN QUERY
+    UPDATE activity_tasks SET locked_until = v_now + p_lease
+     WHERE lock_token = ANY (p_tokens) AND locked_until > v_now
+    RETURNING lock_token, locked_until;
+END $$;
+
+-- Ends the leases among p_tokens at once (a store closing gracefully), so
+-- their work is fetched again without waiting for expiry.
+CREATE FUNCTION baton_release_leases(p_tokens bigint[]) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE instances SET lock_token = NULL, locked_by = NULL, locked_until = 0
+   WHERE lock_token = ANY (p_tokens);
+  UPDATE activity_tasks SET lock_token = NULL, locked_by = NULL, locked_until = 0
+   WHERE lock_token = ANY (p_tokens);
+END $$;
