@@ -396,7 +396,15 @@ PostgresStats PostgresStore::stats() const {
   s.notified = notified_.load();
   s.renewals = renewals_.load();
   s.unknown_outcomes = unknown_outcomes_.load();
+  s.listening = listening_.load();
   return s;
+}
+
+int PostgresStore::waiting() const {
+  std::lock_guard lock(mu_);
+  int n = 0;
+  for (const auto& [id, list] : waiters_) n += static_cast<int>(list.size());
+  return n;
 }
 
 // ---------------------------------------------------------------------------
@@ -662,11 +670,11 @@ std::chrono::steady_clock::duration PostgresStore::IdleSleep(
   return std::min(sleep, deadline - std::chrono::steady_clock::now());
 }
 
-void PostgresStore::WaitForWork(std::condition_variable& cv, const uint64_t& generation,
+bool PostgresStore::WaitForWork(std::condition_variable& cv, const uint64_t& generation,
                                 uint64_t gen, std::chrono::steady_clock::duration sleep) {
-  if (sleep <= std::chrono::steady_clock::duration::zero()) return;
   std::unique_lock lock(mu_);
-  cv.wait_for(lock, sleep, [&] { return interrupted_ || generation != gen; });
+  if (sleep <= std::chrono::steady_clock::duration::zero()) return interrupted_ || generation != gen;
+  return cv.wait_for(lock, sleep, [&] { return interrupted_ || generation != gen; });
 }
 
 // ---------------------------------------------------------------------------
@@ -865,7 +873,10 @@ void PostgresStore::ListenerLoop() {
       conn = std::move(c).value();
       backoff = std::chrono::milliseconds(100);
       // Whatever was notified while we were not listening is lost: poll now.
-      AnnounceEverything();
+      WakeOrchestrations(true);
+      WakeTasks(true);
+      SignalAllWaiters();
+      listening_ = true;
     }
     pollfd fds[2] = {{PQsocket(conn->raw()), POLLIN, 0}, {listener_wake_fd_, POLLIN, 0}};
     int n = poll(fds, 2, 1000);
@@ -873,6 +884,7 @@ void PostgresStore::ListenerLoop() {
     if (n == 0) continue;
     if (PQconsumeInput(conn->raw()) == 0) {
       util::Log().warn("postgres store: listening connection lost: {}", PQerrorMessage(conn->raw()));
+      listening_ = false;
       conn.reset();
       continue;
     }
@@ -1230,7 +1242,10 @@ Result<std::optional<OrchestrationWorkItem>> PostgresStore::FetchOrchestrationWo
     std::optional<int64_t> next_due_in;
     if (r.rows() > 0 && !r.IsNull(0, 19)) next_due_in = r.Int(0, 19);
     if (std::chrono::steady_clock::now() >= deadline) return std::optional<OrchestrationWorkItem>();
-    WaitForWork(orch_cv_, orch_gen_, gen, IdleSleep(next_due_in, deadline));
+    if (!WaitForWork(orch_cv_, orch_gen_, gen, IdleSleep(next_due_in, deadline)) &&
+        std::chrono::steady_clock::now() >= deadline) {
+      return std::optional<OrchestrationWorkItem>();  // nothing woke us: the next call polls
+    }
   }
 }
 
@@ -1403,7 +1418,10 @@ Result<std::optional<ActivityWorkItem>> PostgresStore::FetchActivityWorkItem(
     std::optional<int64_t> next_due_in;
     if (r.rows() > 0 && !r.IsNull(0, 12)) next_due_in = r.Int(0, 12);
     if (std::chrono::steady_clock::now() >= deadline) return std::optional<ActivityWorkItem>();
-    WaitForWork(task_cv_, task_gen_, gen, IdleSleep(next_due_in, deadline));
+    if (!WaitForWork(task_cv_, task_gen_, gen, IdleSleep(next_due_in, deadline)) &&
+        std::chrono::steady_clock::now() >= deadline) {
+      return std::optional<ActivityWorkItem>();
+    }
   }
 }
 

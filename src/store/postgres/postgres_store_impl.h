@@ -101,6 +101,7 @@ struct PostgresStats {
   uint64_t notified = 0;        // NOTIFYs received from other nodes
   uint64_t renewals = 0;        // leases extended by the keeper
   uint64_t unknown_outcomes = 0;  // commits whose connection broke, resolved by read-back
+  bool listening = false;         // the LISTEN connection is up
 };
 
 class PostgresStore final : public Store {
@@ -138,6 +139,8 @@ class PostgresStore final : public Store {
 
   PostgresStats stats() const;
   const std::string& node_id() const { return options_.node_id; }
+  // Threads inside WaitForInstance (tests).
+  int waiting() const;
 
  private:
   // What a mutating call returned, or that it landed without our seeing the
@@ -200,8 +203,8 @@ class PostgresStore final : public Store {
   void SignalWaiters(const std::vector<std::string>& ids);
   void SignalAllWaiters();
   // Sleeps until the queue's generation moves from `gen`, `sleep` passes or
-  // the store is interrupted.
-  void WaitForWork(std::condition_variable& cv, const uint64_t& generation, uint64_t gen,
+  // the store is interrupted; false when only the time passed.
+  bool WaitForWork(std::condition_variable& cv, const uint64_t& generation, uint64_t gen,
                    std::chrono::steady_clock::duration sleep);
   std::chrono::steady_clock::duration IdleSleep(std::optional<int64_t> next_due_in_us,
                                                 std::chrono::steady_clock::time_point deadline) const;
@@ -257,6 +260,7 @@ class PostgresStore final : public Store {
   std::thread listener_;
   int listener_wake_fd_ = -1;  // eventfd: stops the listener's poll()
 
+  std::atomic<bool> listening_{false};
   std::atomic<uint64_t> claims_{0}, commits_{0}, notifications_{0}, notified_{0}, renewals_{0},
       unknown_outcomes_{0};
 };
