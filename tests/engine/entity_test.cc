@@ -7,8 +7,8 @@
 #include "baton/client.h"
 #include "baton/entity.h"
 #include "baton/registry.h"
-#include "baton/sqlite_store.h"
 #include "baton/worker.h"
+#include "testing/test_store.h"
 #include "testing/test_util.h"
 
 namespace baton {
@@ -56,10 +56,7 @@ class EntityTest : public ::testing::Test {
                                                        .Operation("balance", &Account::Balance)));
   }
   void Open(std::shared_ptr<Clock> clock = nullptr) {
-    SqliteStoreOptions options;
-    options.path = dir_.File("hub.db");
-    options.clock = clock;
-    auto store = OpenSqliteStore(options);
+    auto store = testing::OpenTestStore(dir_.path(), clock);
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     store_ = std::move(*store);
     WorkerOptions worker_options;
