@@ -368,7 +368,7 @@ PostgresStore::~PostgresStore() {
     p.IntArray(tokens);
     Result<Outcome> released = Mutate(kReleaseLeases, p, 0, "release leases");
     if (released.ok()) {
-      Announce(true, true, {});
+      Announce(true, 1, {});
     } else {
       util::Log().warn("postgres store: could not release {} lease(s) at close: {}", tokens.size(),
                        released.status().ToString());
@@ -576,27 +576,34 @@ void PostgresStore::CommitterLoop() {
 // ---------------------------------------------------------------------------
 // Wake-ups.
 
-void PostgresStore::WakeOrchestrations(bool all) {
-  {
-    std::lock_guard lock(mu_);
-    ++orch_gen_;
+class PostgresStore::InsideFetch {
+ public:
+  InsideFetch(PostgresStore* store, FetchQueue& queue) : store_(store), queue_(queue) {
+    std::lock_guard lock(store_->mu_);
+    ++queue_.inside;
   }
-  if (all) {
-    orch_cv_.notify_all();
-  } else {
-    orch_cv_.notify_one();
+  ~InsideFetch() {
+    std::lock_guard lock(store_->mu_);
+    --queue_.inside;
+    queue_.permits = std::min(queue_.permits, queue_.inside);
   }
-}
 
-void PostgresStore::WakeTasks(bool all) {
+ private:
+  PostgresStore* store_;
+  FetchQueue& queue_;
+};
+
+void PostgresStore::Wake(FetchQueue& queue, int count) {
+  const bool all = count == kWakeAll || count > 1;
   {
     std::lock_guard lock(mu_);
-    ++task_gen_;
+    if (queue.inside == 0) return;  // every fetcher is busy: none can miss the work
+    queue.permits = std::min(queue.inside, queue.permits + (count == kWakeAll ? queue.inside : count));
   }
   if (all) {
-    task_cv_.notify_all();
+    queue.cv.notify_all();
   } else {
-    task_cv_.notify_one();
+    queue.cv.notify_one();
   }
 }
 
@@ -622,16 +629,16 @@ void PostgresStore::SignalAllWaiters() {
   }
 }
 
-void PostgresStore::Announce(bool orchestrations, bool tasks,
+void PostgresStore::Announce(bool orchestrations, int tasks,
                              const std::vector<std::string>& changed) {
   if (orchestrations) WakeOrchestrations(false);
-  if (tasks) WakeTasks(false);
+  if (tasks > 0) Wake(tasks_, tasks);
   if (!changed.empty()) SignalWaiters(changed);
   if (!options_.notifications || (!orchestrations && !tasks && changed.empty())) return;
   {
     std::lock_guard lock(notify_mu_);
     notify_orch_ |= orchestrations;
-    notify_task_ |= tasks;
+    notify_task_ |= tasks > 0;
     for (const std::string& id : changed) notify_changed_.insert(id);
   }
   notify_cv_.notify_one();
@@ -670,11 +677,16 @@ std::chrono::steady_clock::duration PostgresStore::IdleSleep(
   return std::min(sleep, deadline - std::chrono::steady_clock::now());
 }
 
-bool PostgresStore::WaitForWork(std::condition_variable& cv, const uint64_t& generation,
-                                uint64_t gen, std::chrono::steady_clock::duration sleep) {
+bool PostgresStore::TakePermit(FetchQueue& queue, std::chrono::steady_clock::duration sleep) {
   std::unique_lock lock(mu_);
-  if (sleep <= std::chrono::steady_clock::duration::zero()) return interrupted_ || generation != gen;
-  return cv.wait_for(lock, sleep, [&] { return interrupted_ || generation != gen; });
+  if (queue.permits == 0 && !interrupted_ && sleep > std::chrono::steady_clock::duration::zero()) {
+    ++queue.sleepers;
+    queue.cv.wait_for(lock, sleep, [&] { return interrupted_ || queue.permits > 0; });
+    --queue.sleepers;
+  }
+  if (queue.permits == 0 || interrupted_) return false;
+  --queue.permits;
+  return true;
 }
 
 // ---------------------------------------------------------------------------
@@ -966,7 +978,7 @@ Status PostgresStore::CreateInstance(const CreateInstanceRequest& request) {
                                 "' already exists with status " + code.substr(7));
     }
   }
-  Announce(true, false, {request.instance_id});
+  Announce(true, 0, {request.instance_id});
   return Status::Ok();
 }
 
@@ -1001,7 +1013,7 @@ Status PostgresStore::SendMessage(Message message) {
     }
     if (code == "ok:changed") changed.push_back(message.instance_id);
   }
-  Announce(true, false, changed);
+  Announce(true, 0, changed);
   return Status::Ok();
 }
 
@@ -1102,7 +1114,7 @@ Result<int> PostgresStore::PurgeInstance(const std::string& instance_id) {
                                      "; only terminal instances can be purged");
     }
   }
-  Announce(false, false, {instance_id});
+  Announce(false, 0, {instance_id});
   return 1;
 }
 
@@ -1133,7 +1145,7 @@ Result<int> PostgresStore::PurgeInstances(const PurgeFilter& filter) {
     }
     std::vector<std::string> ids = o.result.TextArray(0, 0);
     total += static_cast<int>(ids.size());
-    Announce(false, false, ids);
+    Announce(false, 0, ids);
     if (static_cast<int>(ids.size()) < kPurgeChunk) return total;
   }
 }
@@ -1197,12 +1209,11 @@ Result<std::optional<OrchestrationWorkItem>> PostgresStore::FetchOrchestrationWo
   const auto deadline = std::chrono::steady_clock::now() + max_wait;
   const int64_t lease =
       std::chrono::duration_cast<std::chrono::microseconds>(options_.lease_duration).count();
+  InsideFetch inside(this, orchestrations_);
   for (;;) {
-    uint64_t gen;
     {
       std::lock_guard lock(mu_);
       if (interrupted_) return std::optional<OrchestrationWorkItem>();
-      gen = orch_gen_;
     }
     const int64_t claimed_at = LocalMicros();
     Params p;
@@ -1216,7 +1227,6 @@ Result<std::optional<OrchestrationWorkItem>> PostgresStore::FetchOrchestrationWo
       item.lock_token = static_cast<uint64_t>(r.Int(0, 11));
       item.locked_until = FromUnixMicros(r.Int(0, 12));
       item.dequeue_count = static_cast<int>(r.Int(0, 13));
-      const bool more = r.Bool(0, 18);
       TrackLease(item.lock_token, claimed_at, item.locked_until);
       for (int row = 0; row < r.rows(); ++row) {
         Message m;
@@ -1236,13 +1246,11 @@ Result<std::optional<OrchestrationWorkItem>> PostgresStore::FetchOrchestrationWo
         m.event = std::move(event).value();
         item.messages.push_back(std::move(m));
       }
-      if (more) WakeOrchestrations(false);  // another fetcher can take the next one
       return std::optional<OrchestrationWorkItem>(std::move(item));
     }
     std::optional<int64_t> next_due_in;
-    if (r.rows() > 0 && !r.IsNull(0, 19)) next_due_in = r.Int(0, 19);
-    if (std::chrono::steady_clock::now() >= deadline) return std::optional<OrchestrationWorkItem>();
-    if (!WaitForWork(orch_cv_, orch_gen_, gen, IdleSleep(next_due_in, deadline)) &&
+    if (r.rows() > 0 && !r.IsNull(0, 18)) next_due_in = r.Int(0, 18);
+    if (!TakePermit(orchestrations_, IdleSleep(next_due_in, deadline)) &&
         std::chrono::steady_clock::now() >= deadline) {
       return std::optional<OrchestrationWorkItem>();  // nothing woke us: the next call polls
     }
@@ -1355,7 +1363,7 @@ void PostgresStore::CompleteOrchestrationWorkItem(const OrchestrationWorkItem& i
       status = AbortedError("lease " + std::to_string(token) + " on instance '" + id +
                             "' is no longer held");
     } else {
-      Announce(o->result.Bool(0, 1), o->result.Bool(0, 2), o->result.TextArray(0, 3));
+      Announce(o->result.Bool(0, 1), static_cast<int>(o->result.Int(0, 2)), o->result.TextArray(0, 3));
     }
     if (done) done(status);
   });
@@ -1375,7 +1383,7 @@ void PostgresStore::AbandonOrchestrationWorkItem(const OrchestrationWorkItem& it
                      r.status().ToString());
     return;
   }
-  Announce(true, false, {});
+  Announce(true, 0, {});
 }
 
 // ---------------------------------------------------------------------------
@@ -1386,12 +1394,11 @@ Result<std::optional<ActivityWorkItem>> PostgresStore::FetchActivityWorkItem(
   const auto deadline = std::chrono::steady_clock::now() + max_wait;
   const int64_t lease =
       std::chrono::duration_cast<std::chrono::microseconds>(options_.lease_duration).count();
+  InsideFetch inside(this, tasks_);
   for (;;) {
-    uint64_t gen;
     {
       std::lock_guard lock(mu_);
       if (interrupted_) return std::optional<ActivityWorkItem>();
-      gen = task_gen_;
     }
     const int64_t claimed_at = LocalMicros();
     Params p;
@@ -1412,13 +1419,11 @@ Result<std::optional<ActivityWorkItem>> PostgresStore::FetchActivityWorkItem(
       item.locked_until = FromUnixMicros(r.Int(0, 9));
       item.dequeue_count = static_cast<int>(r.Int(0, 10));
       TrackLease(item.lock_token, claimed_at, item.locked_until);
-      if (r.Bool(0, 11)) WakeTasks(false);
       return std::optional<ActivityWorkItem>(std::move(item));
     }
     std::optional<int64_t> next_due_in;
-    if (r.rows() > 0 && !r.IsNull(0, 12)) next_due_in = r.Int(0, 12);
-    if (std::chrono::steady_clock::now() >= deadline) return std::optional<ActivityWorkItem>();
-    if (!WaitForWork(task_cv_, task_gen_, gen, IdleSleep(next_due_in, deadline)) &&
+    if (r.rows() > 0 && !r.IsNull(0, 11)) next_due_in = r.Int(0, 11);
+    if (!TakePermit(tasks_, IdleSleep(next_due_in, deadline)) &&
         std::chrono::steady_clock::now() >= deadline) {
       return std::optional<ActivityWorkItem>();
     }
@@ -1455,7 +1460,7 @@ void PostgresStore::CompleteActivityWorkItem(const ActivityWorkItem& item, Messa
       status = AbortedError("lease " + std::to_string(token) + " on activity task " +
                             std::to_string(seq) + " is no longer held");
     } else {
-      Announce(o->result.Bool(0, 1), false, {});
+      Announce(o->result.Bool(0, 1), 0, {});
     }
     if (done) done(status);
   });
@@ -1475,7 +1480,7 @@ void PostgresStore::AbandonActivityWorkItem(const ActivityWorkItem& item,
                      item.task.seq, r.status().ToString());
     return;
   }
-  Announce(false, true, {});
+  Announce(false, 1, {});
 }
 
 void PostgresStore::Interrupt() {
@@ -1486,8 +1491,8 @@ void PostgresStore::Interrupt() {
       for (Waiter* w : list) w->cv.notify_one();
     }
   }
-  orch_cv_.notify_all();
-  task_cv_.notify_all();
+  orchestrations_.cv.notify_all();
+  tasks_.cv.notify_all();
 }
 
 void PostgresStore::ResumeFetching() {

@@ -17,12 +17,13 @@
 //     session, then reads commit_log for the call's key. Landed = success;
 //     not landed = nothing written, and the call is retried (fenced calls
 //     may then report Aborted, truthfully).
-//   * Wake-ups: one generation counter and condition variable per queue
-//     (orchestrations, tasks). A fetch remembers the generation before its
-//     claim and sleeps only if it did not move, so a commit between the claim
-//     and the sleep is never missed. Local commits bump it directly; the
-//     listener thread bumps it for NOTIFYs from other nodes; the notifier
-//     thread sends this node's NOTIFYs after the commits, coalesced.
+//   * Wake-ups: permits per queue (orchestrations, tasks; see FetchQueue). A
+//     fetch that finds nothing sleeps only while no permit is left, so a
+//     commit between its claim and its sleep is never missed, and one wake-up
+//     costs one claim, not one per fetcher. Local commits add permits
+//     directly; the listener thread adds them for NOTIFYs from other nodes;
+//     the notifier thread sends this node's NOTIFYs after the commits,
+//     coalesced.
 //   * The keeper thread renews the leases of work items handed out and not
 //     yet completed or abandoned, and prunes commit_log.
 //
@@ -195,17 +196,35 @@ class PostgresStore final : public Store {
 
   // After a commit: wakes this node's fetchers and waiters, and queues the
   // NOTIFY for other nodes.
-  void Announce(bool orchestrations, bool tasks, const std::vector<std::string>& changed);
+  void Announce(bool orchestrations, int tasks, const std::vector<std::string>& changed);
   // A commit whose effects are unknown (read back): wake everyone.
   void AnnounceEverything();
-  void WakeOrchestrations(bool all);
-  void WakeTasks(bool all);
+  // A queue of this node's fetchers: a fetcher sleeps only while there is
+  // no permit; each wake-up adds permits, and a fetcher that takes one claims
+  // again. A permit is added only after the work it announces is committed,
+  // so a fetcher that takes it sees that work (or another fetcher took it).
+  // Only fetchers inside a Fetch call can miss work, so there are never more
+  // permits than they: while every thread is busy running what it fetched,
+  // a commit adds none (the next fetch claims afresh anyway).
+  struct FetchQueue {
+    std::condition_variable cv;
+    int permits = 0;
+    int sleepers = 0;
+    int inside = 0;  // threads inside a Fetch call
+  };
+  // Counts a thread inside a Fetch call of `queue` for its scope.
+  class InsideFetch;
+  // `count` permits (one per new work item), or with kWakeAll one for every
+  // fetcher inside (work of unknown amount).
+  static constexpr int kWakeAll = -1;
+  void Wake(FetchQueue& queue, int count);
+  void WakeOrchestrations(bool all) { Wake(orchestrations_, all ? kWakeAll : 1); }
+  void WakeTasks(bool all) { Wake(tasks_, all ? kWakeAll : 1); }
   void SignalWaiters(const std::vector<std::string>& ids);
   void SignalAllWaiters();
-  // Sleeps until the queue's generation moves from `gen`, `sleep` passes or
-  // the store is interrupted; false when only the time passed.
-  bool WaitForWork(std::condition_variable& cv, const uint64_t& generation, uint64_t gen,
-                   std::chrono::steady_clock::duration sleep);
+  // Takes a permit of `queue`, sleeping up to `sleep` for one. False when
+  // the time passed or the store was interrupted without one.
+  bool TakePermit(FetchQueue& queue, std::chrono::steady_clock::duration sleep);
   std::chrono::steady_clock::duration IdleSleep(std::optional<int64_t> next_due_in_us,
                                                 std::chrono::steady_clock::time_point deadline) const;
 
@@ -228,10 +247,8 @@ class PostgresStore final : public Store {
 
   // Work queues: generations and sleepers.
   mutable std::mutex mu_;
-  std::condition_variable orch_cv_;
-  std::condition_variable task_cv_;
-  uint64_t orch_gen_ = 0;
-  uint64_t task_gen_ = 0;
+  FetchQueue orchestrations_;
+  FetchQueue tasks_;
   bool interrupted_ = false;
   std::unordered_map<std::string, std::vector<Waiter*>> waiters_;
 

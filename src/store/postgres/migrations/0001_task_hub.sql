@@ -346,9 +346,8 @@ END $$;
 -- Work items.
 
 -- Leases the instance that has been due longest and returns its row with
--- its visible messages (one result row per message, oldest first) and
--- whether another instance is due too (o_more: wake another fetcher). When
--- no instance is due: one row with only o_next_due_in set, the microseconds
+-- its visible messages (one result row per message, oldest first). When no
+-- instance is due: one row with only o_next_due_in set, the microseconds
 -- until the next one is (NULL = none at all). SKIP LOCKED steps over rows
 -- another fetcher or a commit is locking at this moment, so a fetcher that
 -- loses a candidate takes the next one.
@@ -358,48 +357,48 @@ RETURNS TABLE (o_instance_id text, o_name text, o_version text, o_execution_id t
                o_scheduled_start bigint, o_parent_instance_id text, o_history_size integer,
                o_lock_token bigint, o_locked_until bigint, o_dequeue_count integer,
                o_seq bigint, o_msg_execution_id text, o_visible_at bigint, o_event text,
-               o_more boolean, o_next_due_in bigint)
+               o_next_due_in bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
   v_now bigint := coalesce(p_now, baton_now());
   v_id text;
-  v_more boolean;
 BEGIN
   -- A claim lost in a crash of the server is harmless (the holder's commit
   -- is refused, the work is fetched again): no reason to wait for the flush.
   PERFORM set_config('synchronous_commit', 'off', true);
   FOR attempt IN 1..16 LOOP
-    SELECT i.instance_id INTO v_id FROM instances i
-     WHERE i.due_at <= v_now ORDER BY i.due_at LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED;
+    UPDATE instances i SET lock_token = nextval('baton_lease_token'), locked_until = v_now + p_lease,
+                           locked_by = p_node, dequeue_count = i.dequeue_count + 1
+     WHERE i.instance_id = (SELECT c.instance_id FROM instances c WHERE c.due_at <= v_now
+                             ORDER BY c.due_at LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED)
+    RETURNING i.instance_id INTO v_id;
     IF v_id IS NULL THEN
       EXIT;
     END IF;
-    IF EXISTS (SELECT 1 FROM inbox m WHERE m.instance_id = v_id AND m.visible_at <= v_now) THEN
-      UPDATE instances i SET lock_token = nextval('baton_lease_token'), locked_until = v_now + p_lease,
-                             locked_by = p_node, dequeue_count = i.dequeue_count + 1
-       WHERE i.instance_id = v_id;
-      v_more := EXISTS (SELECT 1 FROM instances i WHERE i.due_at <= v_now);
-      RETURN QUERY
-        SELECT i.instance_id::text, i.name, i.version, i.execution_id, i.status, i.created_at,
-               i.updated_at, i.completed_at, i.scheduled_start, i.parent_instance_id,
-               i.history_size, i.lock_token, i.locked_until, i.dequeue_count,
-               m.seq, m.execution_id, m.visible_at, m.event, v_more, NULL::bigint
-          FROM instances i,
-               LATERAL (SELECT * FROM inbox x WHERE x.instance_id = v_id AND x.visible_at <= v_now
-                         ORDER BY x.seq LIMIT p_max) m
-         WHERE i.instance_id = v_id
-         ORDER BY m.seq;
+    RETURN QUERY
+      SELECT i.instance_id::text, i.name, i.version, i.execution_id, i.status, i.created_at,
+             i.updated_at, i.completed_at, i.scheduled_start, i.parent_instance_id,
+             i.history_size, i.lock_token, i.locked_until, i.dequeue_count,
+             m.seq, m.execution_id, m.visible_at, m.event, NULL::bigint
+        FROM instances i,
+             LATERAL (SELECT * FROM inbox x WHERE x.instance_id = v_id AND x.visible_at <= v_now
+                       ORDER BY x.seq LIMIT p_max) m
+       WHERE i.instance_id = v_id
+       ORDER BY m.seq;
+    IF FOUND THEN
       RETURN;
     END IF;
-    -- ready_at was behind the inbox (never expected): repair it, try the next.
-    UPDATE instances i SET ready_at = (SELECT min(x.visible_at) FROM inbox x WHERE x.instance_id = v_id)
+    -- ready_at was behind the inbox (never expected): repair it, release the
+    -- lease taken above, try the next instance.
+    UPDATE instances i SET lock_token = NULL, locked_by = NULL, locked_until = 0,
+                           ready_at = (SELECT min(x.visible_at) FROM inbox x WHERE x.instance_id = v_id)
      WHERE i.instance_id = v_id;
     v_id := NULL;
   END LOOP;
   RETURN QUERY SELECT NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::bigint,
                       NULL::bigint, NULL::bigint, NULL::bigint, NULL::text, NULL::integer,
                       NULL::bigint, NULL::bigint, NULL::integer, NULL::bigint, NULL::text,
-                      NULL::bigint, NULL::text, false,
+                      NULL::bigint, NULL::text,
                       (SELECT min(i.due_at) FROM instances i WHERE i.due_at IS NOT NULL) - v_now;
 END $$;
 
@@ -407,22 +406,28 @@ END $$;
 -- lease p_token still holds, and releases it. 'aborted' = nothing written.
 -- p_outbox: JSON array of {instance_id, execution_id, visible_at, event,
 -- kind, entity, start}; p_tasks: JSON array of {instance_id, execution_id,
--- task_id, name, version, input, visible_at}. Returns whether new messages or tasks were
--- added (for wake-ups) and the instances whose status changed.
+-- task_id, name, version, input, visible_at}. Returns whether new messages
+-- were added, how many tasks (for wake-ups), and the instances whose status
+-- changed.
+--
+-- The hot path (no outbox, or timers and events to existing instances) runs
+-- its statements inline and writes the instance row once, at the end.
 CREATE FUNCTION baton_complete_orchestration(
     p_id text, p_token bigint, p_now bigint, p_sync boolean, p_consumed bigint[],
     p_consume_only boolean, p_reset boolean, p_execution_id text, p_status text,
     p_input text, p_output text, p_custom_status text, p_failure text,
     p_history text, p_event_count integer, p_outbox jsonb, p_tasks jsonb)
-RETURNS TABLE (o_result text, o_orch_work boolean, o_task_work boolean, o_changed text[])
+RETURNS TABLE (o_result text, o_orch_work boolean, o_tasks integer, o_changed text[])
 LANGUAGE plpgsql AS $$
 DECLARE
   v_now bigint := coalesce(p_now, baton_now());
   v_row instances%ROWTYPE;
   v_position integer;
+  v_size integer;
   v_changed text[] := '{}';
   v_orch boolean := false;
-  v_task boolean := false;
+  v_tasks integer := 0;
+  v_early boolean := false;  -- the row is written before the outbox is delivered
   v_target text;
   v_due bigint;
   m record;
@@ -430,15 +435,23 @@ BEGIN
   IF NOT p_sync THEN
     PERFORM set_config('synchronous_commit', 'off', true);
   END IF;
-  PERFORM baton_lock_instances(
-    array_append(ARRAY(SELECT x->>'instance_id' FROM jsonb_array_elements(p_outbox) x), p_id));
-  SELECT * INTO v_row FROM instances WHERE instance_id = p_id;
+  IF jsonb_array_length(p_outbox) > 0 THEN
+    PERFORM 1 FROM instances
+     WHERE instance_id = ANY (array_append(ARRAY(SELECT x->>'instance_id' FROM jsonb_array_elements(p_outbox) x), p_id))
+     ORDER BY instance_id FOR NO KEY UPDATE;
+    -- A start sent to itself (continue-as-new run later) is judged on the
+    -- row as this commit leaves it.
+    v_early := EXISTS (SELECT 1 FROM jsonb_array_elements(p_outbox) x
+                        WHERE x->>'instance_id' = p_id AND (x->>'kind')::integer <> 0);
+  END IF;
+  SELECT * INTO v_row FROM instances WHERE instance_id = p_id FOR NO KEY UPDATE;
   IF NOT FOUND OR v_row.lock_token IS DISTINCT FROM p_token OR v_row.locked_until <= v_now THEN
-    RETURN QUERY SELECT 'aborted'::text, false, false, NULL::text[];
+    RETURN QUERY SELECT 'aborted'::text, false, 0, NULL::text[];
     RETURN;
   END IF;
 
   DELETE FROM inbox WHERE seq = ANY (p_consumed) AND instance_id = p_id;
+  v_size := v_row.history_size;
   IF NOT p_consume_only THEN
     IF p_reset THEN
       DELETE FROM history WHERE instance_id = p_id;
@@ -450,46 +463,76 @@ BEGIN
       INSERT INTO history (instance_id, execution_id, position, lock_token, events)
       VALUES (p_id, p_execution_id, v_position, p_token, p_history);
     END IF;
-    UPDATE instances SET
-        execution_id = p_execution_id, status = p_status, output = p_output,
-        custom_status = p_custom_status, failure = p_failure, updated_at = v_now,
-        completed_at = CASE WHEN baton_is_terminal(p_status) THEN v_now END,
-        history_size = v_position + p_event_count,
-        input = CASE WHEN p_reset THEN p_input ELSE input END
-      WHERE instance_id = p_id;
+    v_size := v_position + p_event_count;
     IF v_row.status <> p_status THEN
       v_changed := array_append(v_changed, p_id);
+    END IF;
+    IF v_early THEN
+      UPDATE instances SET
+          execution_id = p_execution_id, status = p_status, output = p_output,
+          custom_status = p_custom_status, failure = p_failure, updated_at = v_now,
+          completed_at = CASE WHEN baton_is_terminal(p_status) THEN v_now END,
+          history_size = v_size, input = CASE WHEN p_reset THEN p_input ELSE input END
+        WHERE instance_id = p_id;
     END IF;
   END IF;
 
   FOR m IN SELECT * FROM jsonb_to_recordset(p_outbox)
              AS x(instance_id text, execution_id text, visible_at bigint, event text,
                   kind integer, entity text, start jsonb) LOOP
-    v_target := baton_deliver(v_now, m.instance_id, m.execution_id, coalesce(m.visible_at, v_now),
-                              m.kind, m.event, m.entity, m.start);
-    IF v_target IS NOT NULL THEN
-      v_changed := array_append(v_changed, v_target);
-    END IF;
     v_orch := true;
+    IF m.kind = 0 AND m.instance_id = p_id THEN
+      -- To itself (a timer): the row's ready_at is recomputed below.
+      INSERT INTO inbox (instance_id, execution_id, visible_at, event)
+      VALUES (p_id, coalesce(m.execution_id, ''), coalesce(m.visible_at, v_now), m.event);
+    ELSIF m.kind = 0 AND m.entity IS NULL THEN
+      -- To another instance: dropped when it does not exist.
+      UPDATE instances SET ready_at = LEAST(ready_at, coalesce(m.visible_at, v_now))
+       WHERE instance_id = m.instance_id;
+      IF FOUND THEN
+        INSERT INTO inbox (instance_id, execution_id, visible_at, event)
+        VALUES (m.instance_id, coalesce(m.execution_id, ''), coalesce(m.visible_at, v_now), m.event);
+      END IF;
+    ELSE
+      v_target := baton_deliver(v_now, m.instance_id, m.execution_id, coalesce(m.visible_at, v_now),
+                                m.kind, m.event, m.entity, m.start);
+      IF v_target IS NOT NULL THEN
+        v_changed := array_append(v_changed, v_target);
+      END IF;
+    END IF;
   END LOOP;
 
-  INSERT INTO activity_tasks (instance_id, execution_id, task_id, name, version, input, visible_at)
-  SELECT coalesce(t.instance_id, p_id), coalesce(t.execution_id, p_execution_id), t.task_id, t.name,
-         coalesce(t.version, ''), t.input, coalesce(t.visible_at, v_now)
-    FROM jsonb_to_recordset(p_tasks)
-      AS t(instance_id text, execution_id text, task_id integer, name text, version text,
-           input text, visible_at bigint);
-  v_task := FOUND;
+  IF jsonb_array_length(p_tasks) > 0 THEN
+    INSERT INTO activity_tasks (instance_id, execution_id, task_id, name, version, input, visible_at)
+    SELECT coalesce(t.instance_id, p_id), coalesce(t.execution_id, p_execution_id), t.task_id, t.name,
+           coalesce(t.version, ''), t.input, coalesce(t.visible_at, v_now)
+      FROM jsonb_to_recordset(p_tasks)
+        AS t(instance_id text, execution_id text, task_id integer, name text, version text,
+             input text, visible_at bigint);
+    GET DIAGNOSTICS v_tasks = ROW_COUNT;
+  END IF;
 
-  UPDATE instances SET lock_token = NULL, locked_by = NULL, locked_until = 0, dequeue_count = 0,
-                       ready_at = (SELECT min(x.visible_at) FROM inbox x WHERE x.instance_id = p_id)
-   WHERE instance_id = p_id
-   RETURNING due_at INTO v_due;
+  IF p_consume_only OR v_early THEN
+    UPDATE instances SET lock_token = NULL, locked_by = NULL, locked_until = 0, dequeue_count = 0,
+                         ready_at = (SELECT min(x.visible_at) FROM inbox x WHERE x.instance_id = p_id)
+     WHERE instance_id = p_id
+     RETURNING due_at INTO v_due;
+  ELSE
+    UPDATE instances SET
+        execution_id = p_execution_id, status = p_status, output = p_output,
+        custom_status = p_custom_status, failure = p_failure, updated_at = v_now,
+        completed_at = CASE WHEN baton_is_terminal(p_status) THEN v_now END,
+        history_size = v_size, input = CASE WHEN p_reset THEN p_input ELSE input END,
+        lock_token = NULL, locked_by = NULL, locked_until = 0, dequeue_count = 0,
+        ready_at = (SELECT min(x.visible_at) FROM inbox x WHERE x.instance_id = p_id)
+     WHERE instance_id = p_id
+     RETURNING due_at INTO v_due;
+  END IF;
   IF v_due IS NOT NULL THEN
     v_orch := true;  -- messages that arrived during the episode
   END IF;
   INSERT INTO commit_log VALUES (p_token, v_now);
-  RETURN QUERY SELECT 'ok'::text, v_orch, v_task, v_changed;
+  RETURN QUERY SELECT 'ok'::text, v_orch, v_tasks, v_changed;
 END $$;
 
 -- Releases a lease without consuming anything; the instance may be fetched
@@ -508,14 +551,12 @@ CREATE FUNCTION baton_claim_task(p_now bigint, p_lease bigint, p_node text)
 RETURNS TABLE (o_seq bigint, o_instance_id text, o_execution_id text, o_task_id integer,
                o_name text, o_version text, o_input text, o_visible_at bigint,
                o_lock_token bigint, o_locked_until bigint, o_dequeue_count integer,
-               o_more boolean, o_next_due_in bigint)
+               o_next_due_in bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
   v_now bigint := coalesce(p_now, baton_now());
 BEGIN
   PERFORM set_config('synchronous_commit', 'off', true);
-  -- o_more is evaluated on the snapshot taken before the claim, which still
-  -- shows the claimed task as due: it says whether a second one is.
   RETURN QUERY
     WITH c AS (SELECT t.seq FROM activity_tasks t WHERE t.due_at <= v_now
                 ORDER BY t.due_at, t.seq LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED)
@@ -524,12 +565,10 @@ BEGIN
                                 dequeue_count = t.dequeue_count + 1
       FROM c WHERE t.seq = c.seq
     RETURNING t.seq, t.instance_id::text, t.execution_id, t.task_id, t.name, t.version, t.input,
-              t.visible_at, t.lock_token, t.locked_until, t.dequeue_count,
-              EXISTS (SELECT 1 FROM activity_tasks d WHERE d.due_at <= v_now AND d.seq <> t.seq),
-              NULL::bigint;
+              t.visible_at, t.lock_token, t.locked_until, t.dequeue_count, NULL::bigint;
   IF NOT FOUND THEN
     RETURN QUERY SELECT NULL::bigint, NULL::text, NULL::text, NULL::integer, NULL::text, NULL::text,
-                        NULL::text, NULL::bigint, NULL::bigint, NULL::bigint, NULL::integer, false,
+                        NULL::text, NULL::bigint, NULL::bigint, NULL::bigint, NULL::integer,
                         (SELECT min(t.due_at) FROM activity_tasks t) - v_now;
   END IF;
 END $$;
@@ -542,22 +581,26 @@ RETURNS TABLE (o_result text, o_orch_work boolean)
 LANGUAGE plpgsql AS $$
 DECLARE
   v_now bigint := coalesce(p_now, baton_now());
-  v_token bigint;
-  v_until bigint;
+  v_exists boolean;
 BEGIN
   IF NOT p_sync THEN
     PERFORM set_config('synchronous_commit', 'off', true);
   END IF;
-  PERFORM baton_lock_instances(ARRAY[p_id]);
-  SELECT lock_token, locked_until INTO v_token, v_until FROM activity_tasks WHERE seq = p_seq FOR UPDATE;
-  IF NOT FOUND OR v_token IS DISTINCT FROM p_token OR v_until <= v_now THEN
+  -- The instance row first (the lock order), then the task.
+  PERFORM 1 FROM instances WHERE instance_id = p_id FOR NO KEY UPDATE;
+  v_exists := FOUND;
+  DELETE FROM activity_tasks WHERE seq = p_seq AND lock_token = p_token AND locked_until > v_now;
+  IF NOT FOUND THEN
     RETURN QUERY SELECT 'aborted'::text, false;
     RETURN;
   END IF;
-  DELETE FROM activity_tasks WHERE seq = p_seq;
-  PERFORM baton_deliver(v_now, p_id, p_execution, coalesce(p_visible, v_now), 0, p_event, NULL, NULL);
+  IF v_exists THEN  -- a result for a purged instance is dropped
+    INSERT INTO inbox (instance_id, execution_id, visible_at, event)
+    VALUES (p_id, coalesce(p_execution, ''), coalesce(p_visible, v_now), p_event);
+    UPDATE instances SET ready_at = LEAST(ready_at, coalesce(p_visible, v_now)) WHERE instance_id = p_id;
+  END IF;
   INSERT INTO commit_log VALUES (p_token, v_now);
-  RETURN QUERY SELECT 'ok'::text, true;
+  RETURN QUERY SELECT 'ok'::text, v_exists;
 END $$;
 
 CREATE FUNCTION baton_abandon_task(p_seq bigint, p_token bigint, p_now bigint, p_delay bigint)
