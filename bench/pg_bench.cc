@@ -181,9 +181,10 @@ int Hello5Pg(int n, int c, int nodes) {
     const WorkerStats ws = worker.Stats();
     worker.Stop();
     std::fprintf(stderr,
-                 "node 1: %.1f claims/wf %.1f commits/wf (of all nodes' wf), %llu notifications sent, "
+                 "node 1: %.1f claims/wf (%.1f empty) %.1f commits/wf (of all nodes' wf), %llu notifications sent, "
                  "%llu received; %llu episodes, %llu activities on node 1\n",
-                 double(after.claims - before.claims) / n, double(after.commits - before.commits) / n,
+                 double(after.claims - before.claims) / n,
+                 double(after.empty_claims - before.empty_claims) / n, double(after.commits - before.commits) / n,
                  static_cast<unsigned long long>(after.notifications - before.notifications),
                  static_cast<unsigned long long>(after.notified - before.notified),
                  static_cast<unsigned long long>(ws.episodes),

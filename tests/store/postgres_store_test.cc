@@ -313,7 +313,7 @@ TEST_F(PostgresStoreTest, HeldLeasesAreRenewedUntilCompleted) {
   // Two thirds of the lease gone: the keeper extends it.
   clock->Advance(seconds(20));
   ASSERT_TRUE(Eventually([&] {
-    auto until = Column("SELECT locked_until FROM instances WHERE instance_id = 'long'");
+    auto until = Column("SELECT locked_until FROM instance_queue WHERE instance_id = 'long'");
     return !until.empty() && std::stoll(until[0]) > first_expiry;
   }));
   EXPECT_GE(a->stats().renewals, 1u);

@@ -62,10 +62,12 @@ const Statement kClaimTask{"baton_claim_task", "SELECT * FROM baton_claim_task($
 const Statement kCompleteTask{
     "baton_complete_task", "SELECT * FROM baton_complete_task($1, $2, $3, $4, $5, $6, $7, $8)"};
 const Statement kAbandonTask{"baton_abandon_task", "SELECT baton_abandon_task($1, $2, $3, $4)"};
-const Statement kRenewLeases{"baton_renew_leases",
-                             "SELECT * FROM baton_renew_leases($1, $2, $3::bigint[])"};
-const Statement kReleaseLeases{"baton_release_leases",
-                               "SELECT baton_release_leases($1::bigint[])"};
+const Statement kRenewLeases{
+    "baton_renew_leases",
+    "SELECT * FROM baton_renew_leases($1, $2, $3::text[], $4::bigint[], $5::bigint[], $6::bigint[])"};
+const Statement kReleaseLeases{
+    "baton_release_leases",
+    "SELECT baton_release_leases($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])"};
 const Statement kCommitLanded{"baton_commit_landed",
                               "SELECT EXISTS (SELECT 1 FROM commit_log WHERE commit_key = $1)"};
 const Statement kSessionAlive{
@@ -361,16 +363,25 @@ PostgresStore::~PostgresStore() {
   keeper_cv_.notify_all();
   if (keeper_.joinable()) keeper_.join();
   // Leases still held end now, so other nodes need not wait for expiry.
-  std::vector<int64_t> tokens;
-  for (const auto& [token, lease] : held_) tokens.push_back(static_cast<int64_t>(token));
-  if (!tokens.empty()) {
+  if (!held_.empty()) {
+    std::vector<std::string> ids;
+    std::vector<int64_t> id_tokens, seqs, seq_tokens;
+    for (const auto& [token, lease] : held_) {
+      if (lease.task) {
+        seqs.push_back(lease.seq);
+        seq_tokens.push_back(static_cast<int64_t>(token));
+      } else {
+        ids.push_back(lease.instance_id);
+        id_tokens.push_back(static_cast<int64_t>(token));
+      }
+    }
     Params p;
-    p.IntArray(tokens);
+    p.TextArray(ids).IntArray(id_tokens).IntArray(seqs).IntArray(seq_tokens);
     Result<Outcome> released = Mutate(kReleaseLeases, p, 0, "release leases");
     if (released.ok()) {
       Announce(true, 1, {});
     } else {
-      util::Log().warn("postgres store: could not release {} lease(s) at close: {}", tokens.size(),
+      util::Log().warn("postgres store: could not release {} lease(s) at close: {}", held_.size(),
                        released.status().ToString());
     }
   }
@@ -391,6 +402,7 @@ PostgresStore::~PostgresStore() {
 PostgresStats PostgresStore::stats() const {
   PostgresStats s;
   s.claims = claims_.load();
+  s.empty_claims = empty_claims_.load();
   s.commits = commits_.load();
   s.notifications = notifications_.load();
   s.notified = notified_.load();
@@ -597,6 +609,7 @@ void PostgresStore::Wake(FetchQueue& queue, int count) {
   const bool all = count == kWakeAll || count > 1;
   {
     std::lock_guard lock(mu_);
+    ++queue.epoch;
     if (queue.inside == 0) return;  // every fetcher is busy: none can miss the work
     queue.permits = std::min(queue.inside, queue.permits + (count == kWakeAll ? queue.inside : count));
   }
@@ -663,18 +676,18 @@ void PostgresStore::OnClockJump() {
   keeper_cv_.notify_all();
 }
 
-std::chrono::steady_clock::duration PostgresStore::IdleSleep(
-    std::optional<int64_t> next_due_in_us, std::chrono::steady_clock::time_point deadline) const {
-  std::chrono::steady_clock::duration sleep = options_.poll_interval;
+std::chrono::steady_clock::duration PostgresStore::IdlePeriod(
+    std::optional<int64_t> next_due_in_us) const {
+  std::chrono::steady_clock::duration period = options_.poll_interval;
   if (next_due_in_us) {
-    sleep = std::min<std::chrono::steady_clock::duration>(
-        sleep, std::chrono::microseconds(std::max<int64_t>(*next_due_in_us, 0) + 500));
+    period = std::min<std::chrono::steady_clock::duration>(
+        period, std::chrono::microseconds(std::max<int64_t>(*next_due_in_us, 0) + 500));
   }
   if (clock_ != nullptr) {
-    sleep = std::min<std::chrono::steady_clock::duration>(
-        sleep, std::chrono::duration_cast<std::chrono::steady_clock::duration>(clock_->MaxSleep()));
+    period = std::min<std::chrono::steady_clock::duration>(
+        period, std::chrono::duration_cast<std::chrono::steady_clock::duration>(clock_->MaxSleep()));
   }
-  return std::min(sleep, deadline - std::chrono::steady_clock::now());
+  return period;
 }
 
 bool PostgresStore::TakePermit(FetchQueue& queue, std::chrono::steady_clock::duration sleep) {
@@ -692,11 +705,15 @@ bool PostgresStore::TakePermit(FetchQueue& queue, std::chrono::steady_clock::dur
 // ---------------------------------------------------------------------------
 // Leases held.
 
-void PostgresStore::TrackLease(uint64_t token, int64_t claimed_at_local, TimePoint locked_until) {
+void PostgresStore::TrackLease(uint64_t token, const std::string& instance_id, std::optional<uint64_t> task_seq,
+                               int64_t claimed_at_local, TimePoint locked_until) {
   const int64_t lease = std::chrono::duration_cast<std::chrono::microseconds>(
                             options_.lease_duration)
                             .count();
   HeldLease h;
+  h.task = task_seq.has_value();
+  h.seq = static_cast<int64_t>(task_seq.value_or(0));
+  if (!h.task) h.instance_id = instance_id;
   // With the database clock, the local monotonic clock measures the lease
   // from just before the claim was sent: never later than the database's.
   h.expires = clock_ != nullptr ? ToUnixMicros(locked_until) : claimed_at_local + lease;
@@ -748,18 +765,31 @@ void PostgresStore::KeeperLoop() {
 
 void PostgresStore::RenewLeases() {
   std::vector<int64_t> tokens;
+  std::vector<std::string> ids;
+  std::vector<int64_t> id_tokens, seqs, seq_tokens;
   const int64_t started = LocalMicros();
   {
     std::lock_guard lock(leases_mu_);
     for (const auto& [token, h] : held_) {
-      if (h.renew_at <= started && h.expires > started) tokens.push_back(static_cast<int64_t>(token));
+      if (h.renew_at > started || h.expires <= started) continue;
+      tokens.push_back(static_cast<int64_t>(token));
+      if (h.task) {
+        seqs.push_back(h.seq);
+        seq_tokens.push_back(static_cast<int64_t>(token));
+      } else {
+        ids.push_back(h.instance_id);
+        id_tokens.push_back(static_cast<int64_t>(token));
+      }
     }
   }
   if (tokens.empty()) return;
   Params p;
   p.OptionalInt(NowParam())
       .Int(std::chrono::duration_cast<std::chrono::microseconds>(options_.lease_duration).count())
-      .IntArray(tokens);
+      .TextArray(ids)
+      .IntArray(id_tokens)
+      .IntArray(seqs)
+      .IntArray(seq_tokens);
   // Idempotent: extending a lease twice is harmless, so no read-back.
   Result<Outcome> r = Mutate(kRenewLeases, p, 0, "renew leases");
   if (!r.ok()) {
@@ -1204,57 +1234,90 @@ Result<InstanceState> PostgresStore::WaitForInstance(const std::string& instance
 // ---------------------------------------------------------------------------
 // Engine side: orchestrations.
 
-Result<std::optional<OrchestrationWorkItem>> PostgresStore::FetchOrchestrationWorkItem(
-    std::chrono::milliseconds max_wait) {
+template <typename Item, typename Claim>
+Result<std::optional<Item>> PostgresStore::Fetch(FetchQueue& queue, std::chrono::milliseconds max_wait,
+                                                 Claim claim) {
   const auto deadline = std::chrono::steady_clock::now() + max_wait;
-  const int64_t lease =
-      std::chrono::duration_cast<std::chrono::microseconds>(options_.lease_duration).count();
-  InsideFetch inside(this, orchestrations_);
+  InsideFetch inside(this, queue);
   for (;;) {
+    uint64_t epoch;
     {
-      std::lock_guard lock(mu_);
-      if (interrupted_) return std::optional<OrchestrationWorkItem>();
-    }
-    const int64_t claimed_at = LocalMicros();
-    Params p;
-    p.OptionalInt(NowParam()).Int(lease).Text(options_.node_id).Int(kMaxMessagesPerWorkItem);
-    claims_.fetch_add(1, std::memory_order_relaxed);
-    BATON_ASSIGN_OR_RETURN(PgResult r, Read(kClaimInstance, p, "claim instance"));
-    if (r.rows() > 0 && !r.IsNull(0, 0)) {
-      OrchestrationWorkItem item;
-      item.instance_id = r.Text(0, 0);
-      BATON_ASSIGN_OR_RETURN(item.instance, DecodeState(r, 0, false, &item.history_size));
-      item.lock_token = static_cast<uint64_t>(r.Int(0, 11));
-      item.locked_until = FromUnixMicros(r.Int(0, 12));
-      item.dequeue_count = static_cast<int>(r.Int(0, 13));
-      TrackLease(item.lock_token, claimed_at, item.locked_until);
-      for (int row = 0; row < r.rows(); ++row) {
-        Message m;
-        m.seq = static_cast<uint64_t>(r.Int(row, 14));
-        m.instance_id = item.instance_id;
-        m.execution_id = r.Text(row, 15);
-        m.visible_at = FromUnixMicros(r.Int(row, 16));
-        Result<HistoryEvent> event = ParseEvent(r.View(row, 17));
-        if (!event.ok()) {
-          // Left in the table; the instance cannot run until someone looks.
-          util::Log().error("inbox row seq={} for instance '{}' is unreadable: {}", m.seq,
-                            item.instance_id, event.status().ToString());
-          AbandonOrchestrationWorkItem(item, std::chrono::minutes(1));
-          return DataLossError("inbox message " + std::to_string(m.seq) + " of instance '" +
-                               item.instance_id + "': " + event.status().message());
+      std::unique_lock lock(mu_);
+      if (interrupted_) return std::optional<Item>();
+      const auto now = std::chrono::steady_clock::now();
+      if (max_wait.count() > 0 && queue.quiet_epoch == queue.epoch && now < queue.quiet_until) {
+        // A claim found nothing and no work was announced since: wait for a
+        // wake-up instead of asking the database again.
+        lock.unlock();
+        if (!TakePermit(queue, std::min(queue.quiet_until, deadline) - now) &&
+            std::chrono::steady_clock::now() >= deadline) {
+          return std::optional<Item>();
         }
-        m.event = std::move(event).value();
-        item.messages.push_back(std::move(m));
+        continue;
       }
-      return std::optional<OrchestrationWorkItem>(std::move(item));
+      epoch = queue.epoch;
     }
     std::optional<int64_t> next_due_in;
-    if (r.rows() > 0 && !r.IsNull(0, 18)) next_due_in = r.Int(0, 18);
-    if (!TakePermit(orchestrations_, IdleSleep(next_due_in, deadline)) &&
+    claims_.fetch_add(1, std::memory_order_relaxed);
+    BATON_ASSIGN_OR_RETURN(std::optional<Item> item, claim(&next_due_in));
+    if (item) return item;
+    empty_claims_.fetch_add(1, std::memory_order_relaxed);
+    {
+      std::lock_guard lock(mu_);
+      if (queue.epoch == epoch) {
+        queue.quiet_epoch = epoch;
+        queue.quiet_until = std::chrono::steady_clock::now() + IdlePeriod(next_due_in);
+      }
+    }
+    if (!TakePermit(queue, std::min(IdlePeriod(next_due_in), deadline - std::chrono::steady_clock::now())) &&
         std::chrono::steady_clock::now() >= deadline) {
-      return std::optional<OrchestrationWorkItem>();  // nothing woke us: the next call polls
+      return std::optional<Item>();  // nothing woke us: the next call polls
     }
   }
+}
+
+Result<std::optional<OrchestrationWorkItem>> PostgresStore::FetchOrchestrationWorkItem(
+    std::chrono::milliseconds max_wait) {
+  const int64_t lease =
+      std::chrono::duration_cast<std::chrono::microseconds>(options_.lease_duration).count();
+  return Fetch<OrchestrationWorkItem>(
+      orchestrations_, max_wait,
+      [&](std::optional<int64_t>* next_due_in) -> Result<std::optional<OrchestrationWorkItem>> {
+        const int64_t claimed_at = LocalMicros();
+        Params p;
+        p.OptionalInt(NowParam()).Int(lease).Text(options_.node_id).Int(kMaxMessagesPerWorkItem);
+        BATON_ASSIGN_OR_RETURN(PgResult r, Read(kClaimInstance, p, "claim instance"));
+        if (r.rows() == 0 || r.IsNull(0, 0)) {
+          if (r.rows() > 0 && !r.IsNull(0, 18)) *next_due_in = r.Int(0, 18);
+          return std::optional<OrchestrationWorkItem>();
+        }
+        OrchestrationWorkItem item;
+        item.instance_id = r.Text(0, 0);
+        BATON_ASSIGN_OR_RETURN(item.instance, DecodeState(r, 0, false, &item.history_size));
+        item.lock_token = static_cast<uint64_t>(r.Int(0, 11));
+        item.locked_until = FromUnixMicros(r.Int(0, 12));
+        item.dequeue_count = static_cast<int>(r.Int(0, 13));
+        TrackLease(item.lock_token, item.instance_id, std::nullopt, claimed_at, item.locked_until);
+        for (int row = 0; row < r.rows(); ++row) {
+          Message m;
+          m.seq = static_cast<uint64_t>(r.Int(row, 14));
+          m.instance_id = item.instance_id;
+          m.execution_id = r.Text(row, 15);
+          m.visible_at = FromUnixMicros(r.Int(row, 16));
+          Result<HistoryEvent> event = ParseEvent(r.View(row, 17));
+          if (!event.ok()) {
+            // Left in the table; the instance cannot run until someone looks.
+            util::Log().error("inbox row seq={} for instance '{}' is unreadable: {}", m.seq,
+                              item.instance_id, event.status().ToString());
+            AbandonOrchestrationWorkItem(item, std::chrono::minutes(1));
+            return DataLossError("inbox message " + std::to_string(m.seq) + " of instance '" +
+                                 item.instance_id + "': " + event.status().message());
+          }
+          m.event = std::move(event).value();
+          item.messages.push_back(std::move(m));
+        }
+        return std::optional<OrchestrationWorkItem>(std::move(item));
+      });
 }
 
 void PostgresStore::CompleteOrchestrationWorkItem(const OrchestrationWorkItem& item,
@@ -1391,43 +1454,34 @@ void PostgresStore::AbandonOrchestrationWorkItem(const OrchestrationWorkItem& it
 
 Result<std::optional<ActivityWorkItem>> PostgresStore::FetchActivityWorkItem(
     std::chrono::milliseconds max_wait) {
-  const auto deadline = std::chrono::steady_clock::now() + max_wait;
   const int64_t lease =
       std::chrono::duration_cast<std::chrono::microseconds>(options_.lease_duration).count();
-  InsideFetch inside(this, tasks_);
-  for (;;) {
-    {
-      std::lock_guard lock(mu_);
-      if (interrupted_) return std::optional<ActivityWorkItem>();
-    }
-    const int64_t claimed_at = LocalMicros();
-    Params p;
-    p.OptionalInt(NowParam()).Int(lease).Text(options_.node_id);
-    claims_.fetch_add(1, std::memory_order_relaxed);
-    BATON_ASSIGN_OR_RETURN(PgResult r, Read(kClaimTask, p, "claim activity task"));
-    if (r.rows() > 0 && !r.IsNull(0, 0)) {
-      ActivityWorkItem item;
-      item.task.seq = static_cast<uint64_t>(r.Int(0, 0));
-      item.task.instance_id = r.Text(0, 1);
-      item.task.execution_id = r.Text(0, 2);
-      item.task.task_id = static_cast<int32_t>(r.Int(0, 3));
-      item.task.name = r.Text(0, 4);
-      item.task.version = r.Text(0, 5);
-      item.task.input = r.Text(0, 6);
-      item.task.visible_at = FromUnixMicros(r.Int(0, 7));
-      item.lock_token = static_cast<uint64_t>(r.Int(0, 8));
-      item.locked_until = FromUnixMicros(r.Int(0, 9));
-      item.dequeue_count = static_cast<int>(r.Int(0, 10));
-      TrackLease(item.lock_token, claimed_at, item.locked_until);
-      return std::optional<ActivityWorkItem>(std::move(item));
-    }
-    std::optional<int64_t> next_due_in;
-    if (r.rows() > 0 && !r.IsNull(0, 11)) next_due_in = r.Int(0, 11);
-    if (!TakePermit(tasks_, IdleSleep(next_due_in, deadline)) &&
-        std::chrono::steady_clock::now() >= deadline) {
-      return std::optional<ActivityWorkItem>();
-    }
-  }
+  return Fetch<ActivityWorkItem>(
+      tasks_, max_wait,
+      [&](std::optional<int64_t>* next_due_in) -> Result<std::optional<ActivityWorkItem>> {
+        const int64_t claimed_at = LocalMicros();
+        Params p;
+        p.OptionalInt(NowParam()).Int(lease).Text(options_.node_id);
+        BATON_ASSIGN_OR_RETURN(PgResult r, Read(kClaimTask, p, "claim activity task"));
+        if (r.rows() == 0 || r.IsNull(0, 0)) {
+          if (r.rows() > 0 && !r.IsNull(0, 11)) *next_due_in = r.Int(0, 11);
+          return std::optional<ActivityWorkItem>();
+        }
+        ActivityWorkItem item;
+        item.task.seq = static_cast<uint64_t>(r.Int(0, 0));
+        item.task.instance_id = r.Text(0, 1);
+        item.task.execution_id = r.Text(0, 2);
+        item.task.task_id = static_cast<int32_t>(r.Int(0, 3));
+        item.task.name = r.Text(0, 4);
+        item.task.version = r.Text(0, 5);
+        item.task.input = r.Text(0, 6);
+        item.task.visible_at = FromUnixMicros(r.Int(0, 7));
+        item.lock_token = static_cast<uint64_t>(r.Int(0, 8));
+        item.locked_until = FromUnixMicros(r.Int(0, 9));
+        item.dequeue_count = static_cast<int>(r.Int(0, 10));
+        TrackLease(item.lock_token, item.task.instance_id, item.task.seq, claimed_at, item.locked_until);
+        return std::optional<ActivityWorkItem>(std::move(item));
+      });
 }
 
 void PostgresStore::CompleteActivityWorkItem(const ActivityWorkItem& item, Message result,

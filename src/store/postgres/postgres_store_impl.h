@@ -97,6 +97,7 @@ class ConnectionPool {
 // Counters for tests and diagnostics.
 struct PostgresStats {
   uint64_t claims = 0;          // claim round trips (fetches), empty or not
+  uint64_t empty_claims = 0;    // of which found nothing
   uint64_t commits = 0;         // work-item and client commits sent
   uint64_t notifications = 0;   // NOTIFY statements sent
   uint64_t notified = 0;        // NOTIFYs received from other nodes
@@ -153,8 +154,11 @@ class PostgresStore final : public Store {
 
   // One lease handed out by a fetch and not yet completed or abandoned.
   struct HeldLease {
-    int64_t expires = 0;   // in LocalMicros()
-    int64_t renew_at = 0;  // in LocalMicros()
+    bool task = false;
+    std::string instance_id;  // of an orchestration work item
+    int64_t seq = 0;          // of an activity task
+    int64_t expires = 0;      // in LocalMicros()
+    int64_t renew_at = 0;     // in LocalMicros()
   };
 
   struct Waiter {
@@ -206,11 +210,19 @@ class PostgresStore final : public Store {
   // Only fetchers inside a Fetch call can miss work, so there are never more
   // permits than they: while every thread is busy running what it fetched,
   // a commit adds none (the next fetch claims afresh anyway).
+  //
+  // A claim that finds nothing marks the queue quiet until the next due time
+  // (at most poll_interval): until then, or until work is announced (the
+  // epoch moves), a blocking fetch waits for a permit without asking the
+  // database again.
   struct FetchQueue {
     std::condition_variable cv;
     int permits = 0;
     int sleepers = 0;
-    int inside = 0;  // threads inside a Fetch call
+    int inside = 0;      // threads inside a Fetch call
+    uint64_t epoch = 0;  // wake-ups so far
+    uint64_t quiet_epoch = UINT64_MAX;
+    std::chrono::steady_clock::time_point quiet_until;
   };
   // Counts a thread inside a Fetch call of `queue` for its scope.
   class InsideFetch;
@@ -225,10 +237,16 @@ class PostgresStore final : public Store {
   // Takes a permit of `queue`, sleeping up to `sleep` for one. False when
   // the time passed or the store was interrupted without one.
   bool TakePermit(FetchQueue& queue, std::chrono::steady_clock::duration sleep);
-  std::chrono::steady_clock::duration IdleSleep(std::optional<int64_t> next_due_in_us,
-                                                std::chrono::steady_clock::time_point deadline) const;
+  // How long an idle fetcher may wait before claiming again: until the next
+  // due time, at most poll_interval (and the injected clock's MaxSleep).
+  std::chrono::steady_clock::duration IdlePeriod(std::optional<int64_t> next_due_in_us) const;
+  // The fetch loop shared by both queues: `claim` makes one claim round
+  // trip, returning an item or setting how long until the next one is due.
+  template <typename Item, typename Claim>
+  Result<std::optional<Item>> Fetch(FetchQueue& queue, std::chrono::milliseconds max_wait, Claim claim);
 
-  void TrackLease(uint64_t token, int64_t claimed_at_local, TimePoint locked_until);
+  void TrackLease(uint64_t token, const std::string& instance_id, std::optional<uint64_t> task_seq,
+                  int64_t claimed_at_local, TimePoint locked_until);
   void ForgetLease(uint64_t token);
 
   void ListenerLoop();
@@ -278,6 +296,7 @@ class PostgresStore final : public Store {
   int listener_wake_fd_ = -1;  // eventfd: stops the listener's poll()
 
   std::atomic<bool> listening_{false};
+  std::atomic<uint64_t> empty_claims_{0};
   std::atomic<uint64_t> claims_{0}, commits_{0}, notifications_{0}, notified_{0}, renewals_{0},
       unknown_outcomes_{0};
 };

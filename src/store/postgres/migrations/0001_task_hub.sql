@@ -16,16 +16,23 @@
 --   * Payloads are the serialized JSON text the API carries; NULL = none.
 --   * instance_id columns use the "C" collation: pages and prefixes are
 --     ordered by bytes, as in SQLite, whatever the database's locale.
---   * Leases: a row (instance or activity task) is leased when lock_token is
---     set and locked_until is in the future. The token comes from one
---     sequence, so a token is never reused. Every completion checks its token
---     and expiry under the row lock before it writes anything (fencing).
---   * Lock order (deadlock freedom): instance rows, in instance_id order,
---     before activity task rows. A completion locks its own row and every
---     existing target of its outbox in one sorted statement first. Rows that
---     appear meanwhile (a sub-orchestration created by another commit) can
---     still deadlock in theory; PostgreSQL then aborts one transaction, which
---     wrote nothing, and the store retries it.
+--   * Leases: a row (an instance's queue row, or an activity task) is leased
+--     when lock_token is set and locked_until is in the future. The token
+--     comes from one sequence, so a token is never reused. Every completion
+--     checks its token and expiry under the row lock before it writes
+--     anything (fencing).
+--   * An instance is two rows: `instances` (what it is: state and payloads,
+--     read by queries) and `instance_queue` (where it stands: pending
+--     messages, lease). Fetching and delivering messages rewrite only the
+--     narrow queue row and its two indexes; an episode that leaves the status
+--     as it was rewrites the instances row in place (a HOT update).
+--   * Lock order (deadlock freedom): the queue row IS the instance's lock.
+--     Whoever changes an instance (or its inbox, history or tasks) first
+--     locks its queue row; a call that touches several instances locks their
+--     queue rows in one statement, in instance_id order; activity task rows
+--     come after. Rows created meanwhile (a sub-orchestration started by
+--     another commit) can still deadlock in theory; PostgreSQL then aborts
+--     one transaction, which wrote nothing, and the store retries it.
 
 CREATE SEQUENCE baton_message_seq;   -- inbox and activity_tasks seq: FIFO order
 CREATE SEQUENCE baton_lease_token;   -- fencing tokens of instance and task leases
@@ -38,7 +45,8 @@ $$ SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint $$;
 CREATE FUNCTION baton_is_terminal(p_status text) RETURNS boolean LANGUAGE sql IMMUTABLE AS
 $$ SELECT p_status IN ('Completed', 'Failed', 'Terminated', 'Canceled') $$;
 
--- One row per orchestration instance (and per durable entity).
+-- One row per orchestration instance (and per durable entity): its state.
+-- Room left in each page lets an episode's update stay on the page (HOT).
 CREATE TABLE instances (
   instance_id        text COLLATE "C" PRIMARY KEY,
   name               text NOT NULL,
@@ -55,25 +63,30 @@ CREATE TABLE instances (
   failure            text,             -- SerializeFailure() JSON, when Failed
   parent_instance_id text,
   history_size       integer NOT NULL DEFAULT 0,  -- events in the current execution
-  tags               text,             -- JSON object of string tags
-  -- The earliest visible_at of the instance's pending messages; NULL when the
-  -- inbox is empty. Kept by every function that adds or removes messages.
-  ready_at           bigint,
-  -- The lease. An abandon with a delay leaves lock_token NULL and
-  -- locked_until in the future: nobody holds it, nobody may fetch it yet.
-  lock_token         bigint,
-  locked_until       bigint NOT NULL DEFAULT 0,
-  locked_by          text,             -- the node (diagnostics)
-  -- Fetches of the pending messages since they were last consumed.
-  dequeue_count      integer NOT NULL DEFAULT 0,
-  -- When the instance can next be fetched: it has a message visible and no
-  -- live lease. Fetching is one index range scan over due_at <= now.
-  due_at             bigint GENERATED ALWAYS AS (
-                       CASE WHEN ready_at IS NULL THEN NULL ELSE GREATEST(ready_at, locked_until) END) STORED
-);
-CREATE INDEX instances_due ON instances (due_at) WHERE due_at IS NOT NULL;
+  tags               text              -- JSON object of string tags
+) WITH (fillfactor = 70);
 CREATE INDEX instances_by_status ON instances (status, instance_id);
 CREATE INDEX instances_by_created_at ON instances (created_at);
+
+-- One row per instance: its place in the fetch queue and its lease.
+CREATE TABLE instance_queue (
+  instance_id   text COLLATE "C" PRIMARY KEY,
+  -- The earliest visible_at of the instance's pending messages; NULL when the
+  -- inbox is empty. Kept by every function that adds or removes messages.
+  ready_at      bigint,
+  -- The lease. An abandon with a delay leaves lock_token NULL and
+  -- locked_until in the future: nobody holds it, nobody may fetch it yet.
+  lock_token    bigint,
+  locked_until  bigint NOT NULL DEFAULT 0,
+  locked_by     text,                  -- the node (diagnostics)
+  -- Fetches of the pending messages since they were last consumed.
+  dequeue_count integer NOT NULL DEFAULT 0,
+  -- When the instance can next be fetched: it has a message visible and no
+  -- live lease. Fetching is one index range scan over due_at <= now.
+  due_at        bigint GENERATED ALWAYS AS (
+                  CASE WHEN ready_at IS NULL THEN NULL ELSE GREATEST(ready_at, locked_until) END) STORED
+);
+CREATE INDEX instance_queue_due ON instance_queue (due_at) WHERE due_at IS NOT NULL;
 
 -- The current execution's history: one row per committed episode, keyed by
 -- the position of its first event, so a second commit of the same episode
@@ -128,7 +141,8 @@ CREATE TABLE commit_log (
 CREATE INDEX commit_log_by_time ON commit_log USING brin (committed_at);
 
 -- ---------------------------------------------------------------------------
--- Internal helpers.
+-- Internal helpers. REQUIRES: the caller holds the queue row lock of every
+-- instance it passes (see the lock order above).
 
 -- Deletes everything of one instance.
 CREATE FUNCTION baton_wipe_instance(p_id text) RETURNS void LANGUAGE plpgsql AS $$
@@ -137,6 +151,7 @@ BEGIN
   DELETE FROM activity_tasks WHERE instance_id = p_id;
   DELETE FROM history WHERE instance_id = p_id;
   DELETE FROM instances WHERE instance_id = p_id;
+  DELETE FROM instance_queue WHERE instance_id = p_id;
 END $$;
 
 -- Inserts one message into an existing instance's inbox and moves its ready_at.
@@ -145,20 +160,31 @@ RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
   INSERT INTO inbox (instance_id, execution_id, visible_at, event)
   VALUES (p_id, coalesce(p_execution, ''), p_visible, p_event);
-  UPDATE instances SET ready_at = LEAST(ready_at, p_visible) WHERE instance_id = p_id;
+  UPDATE instance_queue SET ready_at = LEAST(ready_at, p_visible) WHERE instance_id = p_id;
 END $$;
 
+-- Creates an instance's two rows, and locks the new queue row. False (and
+-- nothing written) when the id exists.
 CREATE FUNCTION baton_insert_instance(p_now bigint, p_id text, p_name text, p_version text,
                                       p_execution text, p_input text, p_parent text,
                                       p_scheduled bigint, p_tags text)
 RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
+  INSERT INTO instance_queue (instance_id) VALUES (p_id) ON CONFLICT (instance_id) DO NOTHING;
+  IF NOT FOUND THEN
+    RETURN false;
+  END IF;
   INSERT INTO instances (instance_id, name, version, execution_id, status, created_at, updated_at,
                          scheduled_start, input, parent_instance_id, tags)
   VALUES (p_id, p_name, coalesce(p_version, ''), p_execution, 'Pending', p_now, p_now,
-          p_scheduled, p_input, p_parent, p_tags)
-  ON CONFLICT (instance_id) DO NOTHING;
-  RETURN FOUND;
+          p_scheduled, p_input, p_parent, p_tags);
+  RETURN true;
+END $$;
+
+-- Locks the queue rows of `p_ids` that exist, in instance_id order.
+CREATE FUNCTION baton_lock_instances(p_ids text[]) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM 1 FROM instance_queue WHERE instance_id = ANY (p_ids) ORDER BY instance_id FOR NO KEY UPDATE;
 END $$;
 
 -- Delivers one message of an outbox or an activity result (the SQLite
@@ -178,8 +204,9 @@ DECLARE
 BEGIN
   IF p_kind = 1 THEN
     LOOP
+      PERFORM 1 FROM instance_queue WHERE instance_id = p_id FOR NO KEY UPDATE;
       SELECT status, history_size, execution_id INTO v_status, v_size, v_execution
-        FROM instances WHERE instance_id = p_id FOR NO KEY UPDATE;
+        FROM instances WHERE instance_id = p_id;
       IF FOUND AND NOT baton_is_terminal(v_status) THEN
         -- The instance's own next generation (a continue-as-new whose first
         -- episode runs later): its start goes to its inbox.
@@ -210,7 +237,7 @@ BEGIN
     RETURN p_id;
   END IF;
 
-  SELECT status INTO v_status FROM instances WHERE instance_id = p_id FOR NO KEY UPDATE;
+  PERFORM 1 FROM instance_queue WHERE instance_id = p_id FOR NO KEY UPDATE;
   IF NOT FOUND THEN
     IF p_entity IS NULL THEN
       RETURN NULL;  -- messages to instances that do not exist are dropped
@@ -220,19 +247,15 @@ BEGIN
     RETURN NULL;
   END IF;
   PERFORM baton_enqueue(p_id, p_execution, p_visible, p_event);
-  IF p_kind = 2 AND v_status = 'Failed' THEN
+  IF p_kind = 2 THEN
     -- A child rewound with its parent: Pending at once, as in a client's rewind.
     UPDATE instances SET status = 'Pending', completed_at = NULL, updated_at = p_now
-      WHERE instance_id = p_id;
-    RETURN p_id;
+     WHERE instance_id = p_id AND status = 'Failed';
+    IF FOUND THEN
+      RETURN p_id;
+    END IF;
   END IF;
   RETURN NULL;
-END $$;
-
--- Locks the rows of `p_ids` that exist, in instance_id order.
-CREATE FUNCTION baton_lock_instances(p_ids text[]) RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
-  PERFORM 1 FROM instances WHERE instance_id = ANY (p_ids) ORDER BY instance_id FOR NO KEY UPDATE;
 END $$;
 
 -- ---------------------------------------------------------------------------
@@ -248,8 +271,9 @@ DECLARE
   v_status text;
 BEGIN
   LOOP
-    SELECT status INTO v_status FROM instances WHERE instance_id = p_id FOR NO KEY UPDATE;
+    PERFORM 1 FROM instance_queue WHERE instance_id = p_id FOR NO KEY UPDATE;
     IF FOUND THEN
+      SELECT status INTO v_status FROM instances WHERE instance_id = p_id;
       IF NOT coalesce(v_status = ANY (p_replaceable), false) THEN
         RETURN 'exists:' || v_status;
       END IF;
@@ -271,11 +295,12 @@ DECLARE
   v_now bigint := coalesce(p_now, baton_now());
   v_status text;
 BEGIN
-  SELECT status INTO v_status FROM instances WHERE instance_id = p_id FOR NO KEY UPDATE;
-  IF NOT FOUND THEN
-    IF p_entity IS NULL THEN
-      RETURN 'notfound';
-    END IF;
+  PERFORM 1 FROM instance_queue WHERE instance_id = p_id FOR NO KEY UPDATE;
+  IF FOUND THEN
+    SELECT status INTO v_status FROM instances WHERE instance_id = p_id;
+  ELSIF p_entity IS NULL THEN
+    RETURN 'notfound';
+  ELSE
     PERFORM baton_insert_instance(v_now, p_id, p_entity, '', 'entity', NULL, NULL, NULL, NULL);
     v_status := 'Pending';
   END IF;
@@ -286,7 +311,7 @@ BEGIN
     -- Pending until a worker rewrites the history, so that waiters for
     -- completion wait for the rewound run.
     UPDATE instances SET status = 'Pending', completed_at = NULL, updated_at = v_now
-      WHERE instance_id = p_id;
+     WHERE instance_id = p_id;
   END IF;
   PERFORM baton_enqueue(p_id, p_execution, coalesce(p_visible, v_now), p_event);
   INSERT INTO commit_log VALUES (p_key, v_now);
@@ -300,19 +325,21 @@ CREATE FUNCTION baton_purge_instance(p_key bigint, p_now bigint, p_id text, p_is
 RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
   v_now bigint := coalesce(p_now, baton_now());
-  v_row instances%ROWTYPE;
+  v_queue instance_queue%ROWTYPE;
+  v_status text;
 BEGIN
-  SELECT * INTO v_row FROM instances WHERE instance_id = p_id FOR NO KEY UPDATE;
+  SELECT * INTO v_queue FROM instance_queue WHERE instance_id = p_id FOR NO KEY UPDATE;
   IF NOT FOUND THEN
     RETURN 'notfound';
   END IF;
+  SELECT status INTO v_status FROM instances WHERE instance_id = p_id;
   IF p_is_entity THEN
     -- An entity never ends; it may go when nothing is pending for it.
-    IF v_row.ready_at IS NOT NULL OR (v_row.lock_token IS NOT NULL AND v_row.locked_until > v_now) THEN
+    IF v_queue.ready_at IS NOT NULL OR (v_queue.lock_token IS NOT NULL AND v_queue.locked_until > v_now) THEN
       RETURN 'busy';
     END IF;
-  ELSIF NOT baton_is_terminal(v_row.status) THEN
-    RETURN 'active:' || v_row.status;
+  ELSIF NOT baton_is_terminal(v_status) THEN
+    RETURN 'active:' || v_status;
   END IF;
   PERFORM baton_wipe_instance(p_id);
   INSERT INTO commit_log VALUES (p_key, v_now);
@@ -326,6 +353,7 @@ RETURNS text[] LANGUAGE plpgsql AS $$
 DECLARE
   v_ids text[];
   v_id text;
+  v_purged text[] := '{}';
 BEGIN
   SELECT coalesce(array_agg(instance_id ORDER BY instance_id), '{}') INTO v_ids FROM (
     SELECT instance_id FROM instances
@@ -336,10 +364,14 @@ BEGIN
      ORDER BY instance_id LIMIT p_limit) s;
   PERFORM baton_lock_instances(v_ids);
   FOREACH v_id IN ARRAY v_ids LOOP
-    PERFORM baton_wipe_instance(v_id);
+    -- Still terminal now that it is locked (a client may have replaced it).
+    IF EXISTS (SELECT 1 FROM instances WHERE instance_id = v_id AND baton_is_terminal(status)) THEN
+      PERFORM baton_wipe_instance(v_id);
+      v_purged := array_append(v_purged, v_id);
+    END IF;
   END LOOP;
   INSERT INTO commit_log VALUES (p_key, coalesce(p_now, baton_now()));
-  RETURN v_ids;
+  RETURN v_purged;
 END $$;
 
 -- ---------------------------------------------------------------------------
@@ -362,23 +394,27 @@ LANGUAGE plpgsql AS $$
 DECLARE
   v_now bigint := coalesce(p_now, baton_now());
   v_id text;
+  v_token bigint;
+  v_until bigint;
+  v_count integer;
 BEGIN
   -- A claim lost in a crash of the server is harmless (the holder's commit
   -- is refused, the work is fetched again): no reason to wait for the flush.
   PERFORM set_config('synchronous_commit', 'off', true);
   FOR attempt IN 1..16 LOOP
-    UPDATE instances i SET lock_token = nextval('baton_lease_token'), locked_until = v_now + p_lease,
-                           locked_by = p_node, dequeue_count = i.dequeue_count + 1
-     WHERE i.instance_id = (SELECT c.instance_id FROM instances c WHERE c.due_at <= v_now
+    UPDATE instance_queue q SET lock_token = nextval('baton_lease_token'), locked_until = v_now + p_lease,
+                                locked_by = p_node, dequeue_count = q.dequeue_count + 1
+     WHERE q.instance_id = (SELECT c.instance_id FROM instance_queue c WHERE c.due_at <= v_now
                              ORDER BY c.due_at LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED)
-    RETURNING i.instance_id INTO v_id;
+    RETURNING q.instance_id, q.lock_token, q.locked_until, q.dequeue_count
+      INTO v_id, v_token, v_until, v_count;
     IF v_id IS NULL THEN
       EXIT;
     END IF;
     RETURN QUERY
       SELECT i.instance_id::text, i.name, i.version, i.execution_id, i.status, i.created_at,
              i.updated_at, i.completed_at, i.scheduled_start, i.parent_instance_id,
-             i.history_size, i.lock_token, i.locked_until, i.dequeue_count,
+             i.history_size, v_token, v_until, v_count,
              m.seq, m.execution_id, m.visible_at, m.event, NULL::bigint
         FROM instances i,
              LATERAL (SELECT * FROM inbox x WHERE x.instance_id = v_id AND x.visible_at <= v_now
@@ -390,16 +426,16 @@ BEGIN
     END IF;
     -- ready_at was behind the inbox (never expected): repair it, release the
     -- lease taken above, try the next instance.
-    UPDATE instances i SET lock_token = NULL, locked_by = NULL, locked_until = 0,
-                           ready_at = (SELECT min(x.visible_at) FROM inbox x WHERE x.instance_id = v_id)
-     WHERE i.instance_id = v_id;
+    UPDATE instance_queue q SET lock_token = NULL, locked_by = NULL, locked_until = 0,
+                                ready_at = (SELECT min(x.visible_at) FROM inbox x WHERE x.instance_id = v_id)
+     WHERE q.instance_id = v_id;
     v_id := NULL;
   END LOOP;
   RETURN QUERY SELECT NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::bigint,
                       NULL::bigint, NULL::bigint, NULL::bigint, NULL::text, NULL::integer,
                       NULL::bigint, NULL::bigint, NULL::integer, NULL::bigint, NULL::text,
                       NULL::bigint, NULL::text,
-                      (SELECT min(i.due_at) FROM instances i WHERE i.due_at IS NOT NULL) - v_now;
+                      (SELECT min(q.due_at) FROM instance_queue q WHERE q.due_at IS NOT NULL) - v_now;
 END $$;
 
 -- Commits one orchestration episode (store.h OrchestrationUpdate) if the
@@ -409,9 +445,6 @@ END $$;
 -- task_id, name, version, input, visible_at}. Returns whether new messages
 -- were added, how many tasks (for wake-ups), and the instances whose status
 -- changed.
---
--- The hot path (no outbox, or timers and events to existing instances) runs
--- its statements inline and writes the instance row once, at the end.
 CREATE FUNCTION baton_complete_orchestration(
     p_id text, p_token bigint, p_now bigint, p_sync boolean, p_consumed bigint[],
     p_consume_only boolean, p_reset boolean, p_execution_id text, p_status text,
@@ -421,13 +454,13 @@ RETURNS TABLE (o_result text, o_orch_work boolean, o_tasks integer, o_changed te
 LANGUAGE plpgsql AS $$
 DECLARE
   v_now bigint := coalesce(p_now, baton_now());
-  v_row instances%ROWTYPE;
+  v_queue instance_queue%ROWTYPE;
+  v_status text;
+  v_history_size integer;
   v_position integer;
-  v_size integer;
   v_changed text[] := '{}';
   v_orch boolean := false;
   v_tasks integer := 0;
-  v_early boolean := false;  -- the row is written before the outbox is delivered
   v_target text;
   v_due bigint;
   m record;
@@ -436,44 +469,40 @@ BEGIN
     PERFORM set_config('synchronous_commit', 'off', true);
   END IF;
   IF jsonb_array_length(p_outbox) > 0 THEN
-    PERFORM 1 FROM instances
+    PERFORM 1 FROM instance_queue
      WHERE instance_id = ANY (array_append(ARRAY(SELECT x->>'instance_id' FROM jsonb_array_elements(p_outbox) x), p_id))
      ORDER BY instance_id FOR NO KEY UPDATE;
-    -- A start sent to itself (continue-as-new run later) is judged on the
-    -- row as this commit leaves it.
-    v_early := EXISTS (SELECT 1 FROM jsonb_array_elements(p_outbox) x
-                        WHERE x->>'instance_id' = p_id AND (x->>'kind')::integer <> 0);
   END IF;
-  SELECT * INTO v_row FROM instances WHERE instance_id = p_id FOR NO KEY UPDATE;
-  IF NOT FOUND OR v_row.lock_token IS DISTINCT FROM p_token OR v_row.locked_until <= v_now THEN
+  SELECT * INTO v_queue FROM instance_queue WHERE instance_id = p_id FOR NO KEY UPDATE;
+  IF NOT FOUND OR v_queue.lock_token IS DISTINCT FROM p_token OR v_queue.locked_until <= v_now THEN
     RETURN QUERY SELECT 'aborted'::text, false, 0, NULL::text[];
     RETURN;
   END IF;
 
   DELETE FROM inbox WHERE seq = ANY (p_consumed) AND instance_id = p_id;
-  v_size := v_row.history_size;
   IF NOT p_consume_only THEN
+    SELECT status, history_size INTO v_status, v_history_size FROM instances WHERE instance_id = p_id;
     IF p_reset THEN
       DELETE FROM history WHERE instance_id = p_id;
       v_position := 0;
     ELSE
-      v_position := v_row.history_size;
+      v_position := v_history_size;
     END IF;
     IF p_history IS NOT NULL THEN
       INSERT INTO history (instance_id, execution_id, position, lock_token, events)
       VALUES (p_id, p_execution_id, v_position, p_token, p_history);
     END IF;
-    v_size := v_position + p_event_count;
-    IF v_row.status <> p_status THEN
+    -- Written before the outbox is delivered: a start this episode sends to
+    -- itself (a continue-as-new run later) is judged on the new state.
+    UPDATE instances SET
+        execution_id = p_execution_id, status = p_status, output = p_output,
+        custom_status = p_custom_status, failure = p_failure, updated_at = v_now,
+        completed_at = CASE WHEN baton_is_terminal(p_status) THEN v_now END,
+        history_size = v_position + p_event_count,
+        input = CASE WHEN p_reset THEN p_input ELSE input END
+      WHERE instance_id = p_id;
+    IF v_status <> p_status THEN
       v_changed := array_append(v_changed, p_id);
-    END IF;
-    IF v_early THEN
-      UPDATE instances SET
-          execution_id = p_execution_id, status = p_status, output = p_output,
-          custom_status = p_custom_status, failure = p_failure, updated_at = v_now,
-          completed_at = CASE WHEN baton_is_terminal(p_status) THEN v_now END,
-          history_size = v_size, input = CASE WHEN p_reset THEN p_input ELSE input END
-        WHERE instance_id = p_id;
     END IF;
   END IF;
 
@@ -482,12 +511,12 @@ BEGIN
                   kind integer, entity text, start jsonb) LOOP
     v_orch := true;
     IF m.kind = 0 AND m.instance_id = p_id THEN
-      -- To itself (a timer): the row's ready_at is recomputed below.
+      -- To itself (a timer): its ready_at is recomputed below.
       INSERT INTO inbox (instance_id, execution_id, visible_at, event)
       VALUES (p_id, coalesce(m.execution_id, ''), coalesce(m.visible_at, v_now), m.event);
     ELSIF m.kind = 0 AND m.entity IS NULL THEN
-      -- To another instance: dropped when it does not exist.
-      UPDATE instances SET ready_at = LEAST(ready_at, coalesce(m.visible_at, v_now))
+      -- To another instance (locked above): dropped when it does not exist.
+      UPDATE instance_queue SET ready_at = LEAST(ready_at, coalesce(m.visible_at, v_now))
        WHERE instance_id = m.instance_id;
       IF FOUND THEN
         INSERT INTO inbox (instance_id, execution_id, visible_at, event)
@@ -512,22 +541,10 @@ BEGIN
     GET DIAGNOSTICS v_tasks = ROW_COUNT;
   END IF;
 
-  IF p_consume_only OR v_early THEN
-    UPDATE instances SET lock_token = NULL, locked_by = NULL, locked_until = 0, dequeue_count = 0,
-                         ready_at = (SELECT min(x.visible_at) FROM inbox x WHERE x.instance_id = p_id)
-     WHERE instance_id = p_id
-     RETURNING due_at INTO v_due;
-  ELSE
-    UPDATE instances SET
-        execution_id = p_execution_id, status = p_status, output = p_output,
-        custom_status = p_custom_status, failure = p_failure, updated_at = v_now,
-        completed_at = CASE WHEN baton_is_terminal(p_status) THEN v_now END,
-        history_size = v_size, input = CASE WHEN p_reset THEN p_input ELSE input END,
-        lock_token = NULL, locked_by = NULL, locked_until = 0, dequeue_count = 0,
-        ready_at = (SELECT min(x.visible_at) FROM inbox x WHERE x.instance_id = p_id)
-     WHERE instance_id = p_id
-     RETURNING due_at INTO v_due;
-  END IF;
+  UPDATE instance_queue SET lock_token = NULL, locked_by = NULL, locked_until = 0, dequeue_count = 0,
+                            ready_at = (SELECT min(x.visible_at) FROM inbox x WHERE x.instance_id = p_id)
+   WHERE instance_id = p_id
+   RETURNING due_at INTO v_due;
   IF v_due IS NOT NULL THEN
     v_orch := true;  -- messages that arrived during the episode
   END IF;
@@ -541,8 +558,8 @@ CREATE FUNCTION baton_abandon_instance(p_id text, p_token bigint, p_now bigint, 
 RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
   PERFORM set_config('synchronous_commit', 'off', true);
-  UPDATE instances SET lock_token = NULL, locked_by = NULL,
-                       locked_until = CASE WHEN p_delay > 0 THEN coalesce(p_now, baton_now()) + p_delay ELSE 0 END
+  UPDATE instance_queue SET lock_token = NULL, locked_by = NULL,
+                            locked_until = CASE WHEN p_delay > 0 THEN coalesce(p_now, baton_now()) + p_delay ELSE 0 END
    WHERE instance_id = p_id AND lock_token = p_token;
   RETURN FOUND;
 END $$;
@@ -586,8 +603,8 @@ BEGIN
   IF NOT p_sync THEN
     PERFORM set_config('synchronous_commit', 'off', true);
   END IF;
-  -- The instance row first (the lock order), then the task.
-  PERFORM 1 FROM instances WHERE instance_id = p_id FOR NO KEY UPDATE;
+  -- The instance first (the lock order), then the task.
+  PERFORM 1 FROM instance_queue WHERE instance_id = p_id FOR NO KEY UPDATE;
   v_exists := FOUND;
   DELETE FROM activity_tasks WHERE seq = p_seq AND lock_token = p_token AND locked_until > v_now;
   IF NOT FOUND THEN
@@ -597,7 +614,7 @@ BEGIN
   IF v_exists THEN  -- a result for a purged instance is dropped
     INSERT INTO inbox (instance_id, execution_id, visible_at, event)
     VALUES (p_id, coalesce(p_execution, ''), coalesce(p_visible, v_now), p_event);
-    UPDATE instances SET ready_at = LEAST(ready_at, coalesce(p_visible, v_now)) WHERE instance_id = p_id;
+    UPDATE instance_queue SET ready_at = LEAST(ready_at, coalesce(p_visible, v_now)) WHERE instance_id = p_id;
   END IF;
   INSERT INTO commit_log VALUES (p_token, v_now);
   RETURN QUERY SELECT 'ok'::text, v_exists;
@@ -613,31 +630,38 @@ BEGIN
   RETURN FOUND;
 END $$;
 
--- Extends the live leases among p_tokens (instances and tasks alike) to
--- now + p_lease. Returns the tokens it extended with their new expiry; a
--- token missing from the result has lost its lease.
-CREATE FUNCTION baton_renew_leases(p_now bigint, p_lease bigint, p_tokens bigint[])
+-- Extends the live leases among the given ones (instances by id and token,
+-- tasks by seq and token) to now + p_lease. Returns the tokens it extended
+-- with their new expiry; a token missing from the result has lost its lease.
+CREATE FUNCTION baton_renew_leases(p_now bigint, p_lease bigint, p_ids text[], p_id_tokens bigint[],
+                                   p_seqs bigint[], p_seq_tokens bigint[])
 RETURNS TABLE (o_token bigint, o_locked_until bigint) LANGUAGE plpgsql AS $$
 DECLARE
   v_now bigint := coalesce(p_now, baton_now());
 BEGIN
   PERFORM set_config('synchronous_commit', 'off', true);
   RETURN QUERY
-    UPDATE instances SET locked_until = v_now + p_lease
-     WHERE lock_token = ANY (p_tokens) AND locked_until > v_now
-    RETURNING lock_token, locked_until;
+    UPDATE instance_queue q SET locked_until = v_now + p_lease
+      FROM unnest(p_ids, p_id_tokens) AS u(id, token)
+     WHERE q.instance_id = u.id AND q.lock_token = u.token AND q.locked_until > v_now
+    RETURNING q.lock_token, q.locked_until;
   RETURN QUERY
-    UPDATE activity_tasks SET locked_until = v_now + p_lease
-     WHERE lock_token = ANY (p_tokens) AND locked_until > v_now
-    RETURNING lock_token, locked_until;
+    UPDATE activity_tasks t SET locked_until = v_now + p_lease
+      FROM unnest(p_seqs, p_seq_tokens) AS u(seq, token)
+     WHERE t.seq = u.seq AND t.lock_token = u.token AND t.locked_until > v_now
+    RETURNING t.lock_token, t.locked_until;
 END $$;
 
--- Ends the leases among p_tokens at once (a store closing gracefully), so
--- their work is fetched again without waiting for expiry.
-CREATE FUNCTION baton_release_leases(p_tokens bigint[]) RETURNS void LANGUAGE plpgsql AS $$
+-- Ends the given leases at once (a store closing gracefully), so their work
+-- is fetched again without waiting for expiry.
+CREATE FUNCTION baton_release_leases(p_ids text[], p_id_tokens bigint[], p_seqs bigint[],
+                                     p_seq_tokens bigint[])
+RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-  UPDATE instances SET lock_token = NULL, locked_by = NULL, locked_until = 0
-   WHERE lock_token = ANY (p_tokens);
-  UPDATE activity_tasks SET lock_token = NULL, locked_by = NULL, locked_until = 0
-   WHERE lock_token = ANY (p_tokens);
+  UPDATE instance_queue q SET lock_token = NULL, locked_by = NULL, locked_until = 0
+    FROM unnest(p_ids, p_id_tokens) AS u(id, token)
+   WHERE q.instance_id = u.id AND q.lock_token = u.token;
+  UPDATE activity_tasks t SET lock_token = NULL, locked_by = NULL, locked_until = 0
+    FROM unnest(p_seqs, p_seq_tokens) AS u(seq, token)
+   WHERE t.seq = u.seq AND t.lock_token = u.token;
 END $$;
