@@ -50,6 +50,7 @@ PostgresStoreOptions BenchStoreOptions(const std::string& url) {
   PostgresStoreOptions options;
   options.url = url;
   if (const char* n = std::getenv("BATON_BENCH_COMMIT_THREADS")) options.commit_threads = std::atoi(n);
+  if (const char* n = std::getenv("BATON_BENCH_PG_PREFETCH")) options.prefetch = std::atoi(n) != 0;
   return options;
 }
 

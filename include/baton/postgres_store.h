@@ -70,6 +70,9 @@ struct PostgresStoreOptions {
   int commit_threads = 4;
   // Commit every work item with synchronous_commit=on, whatever its `sync`.
   bool sync_all = false;
+  // A commit that makes work due while this node has idle fetchers leases
+  // it to them in the same write (saving a claim round trip each).
+  bool prefetch = true;
   // Recorded in locked_by (diagnostics). "" = "<hostname>:<pid>".
   std::string node_id;
   // How long a call keeps retrying while the database is unreachable, and

@@ -55,12 +55,13 @@ const Statement kClaimInstance{"baton_claim_instance",
 const Statement kCompleteOrchestration{
     "baton_complete_orchestration",
     "SELECT * FROM baton_complete_orchestration($1, $2, $3, $4, $5::bigint[], $6, $7, $8, $9, $10, "
-    "$11, $12, $13, $14, $15, $16::jsonb, $17::jsonb)"};
+    "$11, $12, $13, $14, $15, $16::jsonb, $17::jsonb, $18, $19, $20)"};
 const Statement kAbandonInstance{"baton_abandon_instance",
                                  "SELECT baton_abandon_instance($1, $2, $3, $4)"};
 const Statement kClaimTask{"baton_claim_task", "SELECT * FROM baton_claim_task($1, $2, $3)"};
 const Statement kCompleteTask{
-    "baton_complete_task", "SELECT * FROM baton_complete_task($1, $2, $3, $4, $5, $6, $7, $8)"};
+    "baton_complete_task",
+    "SELECT * FROM baton_complete_task($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"};
 const Statement kAbandonTask{"baton_abandon_task", "SELECT baton_abandon_task($1, $2, $3, $4)"};
 const Statement kRenewLeases{
     "baton_renew_leases",
@@ -130,25 +131,26 @@ int DeliveryKind(const HistoryEvent& event) {
   return 0;
 }
 
-// Decodes kStateColumns (and kPayloadColumns) of `row`.
+// Decodes kStateColumns (and kPayloadColumns) of `row`, starting at column
+// `at`.
 Result<InstanceState> DecodeState(const PgResult& r, int row, bool include_payloads,
-                                  int64_t* history_size) {
+                                  int64_t* history_size, int at = 0) {
   InstanceState s;
-  s.instance_id = r.Text(row, 0);
-  s.name = r.Text(row, 1);
-  s.version = r.Text(row, 2);
-  s.execution_id = r.Text(row, 3);
-  std::string_view status = r.View(row, 4);
+  s.instance_id = r.Text(row, at + 0);
+  s.name = r.Text(row, at + 1);
+  s.version = r.Text(row, at + 2);
+  s.execution_id = r.Text(row, at + 3);
+  std::string_view status = r.View(row, at + 4);
   if (!ParseOrchestrationStatus(status, &s.status)) {
     return DataLossError("instance '" + s.instance_id + "' has unknown status '" +
                          std::string(status) + "'");
   }
-  s.created_at = FromUnixMicros(r.Int(row, 5));
-  s.last_updated_at = FromUnixMicros(r.Int(row, 6));
-  if (!r.IsNull(row, 7)) s.completed_at = FromUnixMicros(r.Int(row, 7));
-  if (!r.IsNull(row, 8)) s.scheduled_start = FromUnixMicros(r.Int(row, 8));
-  s.parent_instance_id = r.Text(row, 9);
-  if (history_size != nullptr) *history_size = r.Int(row, 10);
+  s.created_at = FromUnixMicros(r.Int(row, at + 5));
+  s.last_updated_at = FromUnixMicros(r.Int(row, at + 6));
+  if (!r.IsNull(row, at + 7)) s.completed_at = FromUnixMicros(r.Int(row, at + 7));
+  if (!r.IsNull(row, at + 8)) s.scheduled_start = FromUnixMicros(r.Int(row, at + 8));
+  s.parent_instance_id = r.Text(row, at + 9);
+  if (history_size != nullptr) *history_size = r.Int(row, at + 10);
   if (include_payloads) {
     s.input = r.Text(row, 11);
     s.output = r.Text(row, 12);
@@ -1234,9 +1236,39 @@ Result<InstanceState> PostgresStore::WaitForInstance(const std::string& instance
 // ---------------------------------------------------------------------------
 // Engine side: orchestrations.
 
+Result<OrchestrationWorkItem> PostgresStore::TakeClaimedInstance(const PgResult& r, int at,
+                                                                 int64_t claimed_at) {
+  OrchestrationWorkItem item;
+  item.instance_id = r.Text(0, at);
+  BATON_ASSIGN_OR_RETURN(item.instance, DecodeState(r, 0, false, &item.history_size, at));
+  item.lock_token = static_cast<uint64_t>(r.Int(0, at + 11));
+  item.locked_until = FromUnixMicros(r.Int(0, at + 12));
+  item.dequeue_count = static_cast<int>(r.Int(0, at + 13));
+  TrackLease(item.lock_token, item.instance_id, std::nullopt, claimed_at, item.locked_until);
+  for (int row = 0; row < r.rows(); ++row) {
+    Message m;
+    m.seq = static_cast<uint64_t>(r.Int(row, at + 14));
+    m.instance_id = item.instance_id;
+    m.execution_id = r.Text(row, at + 15);
+    m.visible_at = FromUnixMicros(r.Int(row, at + 16));
+    Result<HistoryEvent> event = ParseEvent(r.View(row, at + 17));
+    if (!event.ok()) {
+      // Left in the table; the instance cannot run until someone looks.
+      util::Log().error("inbox row seq={} for instance '{}' is unreadable: {}", m.seq,
+                        item.instance_id, event.status().ToString());
+      AbandonOrchestrationWorkItem(item, std::chrono::minutes(1));
+      return DataLossError("inbox message " + std::to_string(m.seq) + " of instance '" +
+                           item.instance_id + "': " + event.status().message());
+    }
+    m.event = std::move(event).value();
+    item.messages.push_back(std::move(m));
+  }
+  return item;
+}
+
 template <typename Item, typename Claim>
-Result<std::optional<Item>> PostgresStore::Fetch(FetchQueue& queue, std::chrono::milliseconds max_wait,
-                                                 Claim claim) {
+Result<std::optional<Item>> PostgresStore::Fetch(FetchQueue& queue, std::deque<Item>& prefetched,
+                                                 std::chrono::milliseconds max_wait, Claim claim) {
   const auto deadline = std::chrono::steady_clock::now() + max_wait;
   InsideFetch inside(this, queue);
   for (;;) {
@@ -1244,6 +1276,11 @@ Result<std::optional<Item>> PostgresStore::Fetch(FetchQueue& queue, std::chrono:
     {
       std::unique_lock lock(mu_);
       if (interrupted_) return std::optional<Item>();
+      if (!prefetched.empty()) {
+        Item item = std::move(prefetched.front());
+        prefetched.pop_front();
+        return std::optional<Item>(std::move(item));
+      }
       const auto now = std::chrono::steady_clock::now();
       if (max_wait.count() > 0 && queue.quiet_epoch == queue.epoch && now < queue.quiet_until) {
         // A claim found nothing and no work was announced since: wait for a
@@ -1281,7 +1318,7 @@ Result<std::optional<OrchestrationWorkItem>> PostgresStore::FetchOrchestrationWo
   const int64_t lease =
       std::chrono::duration_cast<std::chrono::microseconds>(options_.lease_duration).count();
   return Fetch<OrchestrationWorkItem>(
-      orchestrations_, max_wait,
+      orchestrations_, orch_prefetched_, max_wait,
       [&](std::optional<int64_t>* next_due_in) -> Result<std::optional<OrchestrationWorkItem>> {
         const int64_t claimed_at = LocalMicros();
         Params p;
@@ -1291,31 +1328,7 @@ Result<std::optional<OrchestrationWorkItem>> PostgresStore::FetchOrchestrationWo
           if (r.rows() > 0 && !r.IsNull(0, 18)) *next_due_in = r.Int(0, 18);
           return std::optional<OrchestrationWorkItem>();
         }
-        OrchestrationWorkItem item;
-        item.instance_id = r.Text(0, 0);
-        BATON_ASSIGN_OR_RETURN(item.instance, DecodeState(r, 0, false, &item.history_size));
-        item.lock_token = static_cast<uint64_t>(r.Int(0, 11));
-        item.locked_until = FromUnixMicros(r.Int(0, 12));
-        item.dequeue_count = static_cast<int>(r.Int(0, 13));
-        TrackLease(item.lock_token, item.instance_id, std::nullopt, claimed_at, item.locked_until);
-        for (int row = 0; row < r.rows(); ++row) {
-          Message m;
-          m.seq = static_cast<uint64_t>(r.Int(row, 14));
-          m.instance_id = item.instance_id;
-          m.execution_id = r.Text(row, 15);
-          m.visible_at = FromUnixMicros(r.Int(row, 16));
-          Result<HistoryEvent> event = ParseEvent(r.View(row, 17));
-          if (!event.ok()) {
-            // Left in the table; the instance cannot run until someone looks.
-            util::Log().error("inbox row seq={} for instance '{}' is unreadable: {}", m.seq,
-                              item.instance_id, event.status().ToString());
-            AbandonOrchestrationWorkItem(item, std::chrono::minutes(1));
-            return DataLossError("inbox message " + std::to_string(m.seq) + " of instance '" +
-                                 item.instance_id + "': " + event.status().message());
-          }
-          m.event = std::move(event).value();
-          item.messages.push_back(std::move(m));
-        }
+        BATON_ASSIGN_OR_RETURN(OrchestrationWorkItem item, TakeClaimedInstance(r, 0, claimed_at));
         return std::optional<OrchestrationWorkItem>(std::move(item));
       });
 }
@@ -1414,7 +1427,11 @@ void PostgresStore::CompleteOrchestrationWorkItem(const OrchestrationWorkItem& i
       .Text(tasks.dump());
   Submit([this, params, token = item.lock_token, id = item.instance_id,
           done = std::move(done)] {
-    Result<Outcome> o = Mutate(kCompleteOrchestration, *params, static_cast<int64_t>(token),
+    // Idle activity fetchers here get the episode's tasks with it.
+    Params p = *params;
+    p.Int(PrefetchWanted(tasks_, task_prefetched_)).Int(LeaseMicros()).Text(options_.node_id);
+    const int64_t started = LocalMicros();
+    Result<Outcome> o = Mutate(kCompleteOrchestration, p, static_cast<int64_t>(token),
                                "complete orchestration work item");
     ForgetLease(token);
     Status status;
@@ -1426,6 +1443,7 @@ void PostgresStore::CompleteOrchestrationWorkItem(const OrchestrationWorkItem& i
       status = AbortedError("lease " + std::to_string(token) + " on instance '" + id +
                             "' is no longer held");
     } else {
+      if (!o->result.IsNull(0, 4)) TakeClaimedTasks(o->result.View(0, 4), started);
       Announce(o->result.Bool(0, 1), static_cast<int>(o->result.Int(0, 2)), o->result.TextArray(0, 3));
     }
     if (done) done(status);
@@ -1457,7 +1475,7 @@ Result<std::optional<ActivityWorkItem>> PostgresStore::FetchActivityWorkItem(
   const int64_t lease =
       std::chrono::duration_cast<std::chrono::microseconds>(options_.lease_duration).count();
   return Fetch<ActivityWorkItem>(
-      tasks_, max_wait,
+      tasks_, task_prefetched_, max_wait,
       [&](std::optional<int64_t>* next_due_in) -> Result<std::optional<ActivityWorkItem>> {
         const int64_t claimed_at = LocalMicros();
         Params p;
@@ -1502,8 +1520,17 @@ void PostgresStore::CompleteActivityWorkItem(const ActivityWorkItem& item, Messa
                                                            : TruncateToMicros(result.visible_at)))
       .Text(SerializeEvent(result.event));
   Submit([this, params, token = item.lock_token, seq = item.task.seq, done = std::move(done)] {
+    // An idle orchestration fetcher here gets the instance the result wakes.
+    Params p = *params;
+    if (PrefetchWanted(orchestrations_, orch_prefetched_) > 0) {
+      p.Int(LeaseMicros());
+    } else {
+      p.Null();
+    }
+    p.Text(options_.node_id);
+    const int64_t started = LocalMicros();
     Result<Outcome> o =
-        Mutate(kCompleteTask, *params, static_cast<int64_t>(token), "complete activity work item");
+        Mutate(kCompleteTask, p, static_cast<int64_t>(token), "complete activity work item");
     ForgetLease(token);
     Status status;
     if (!o.ok()) {
@@ -1514,6 +1541,16 @@ void PostgresStore::CompleteActivityWorkItem(const ActivityWorkItem& item, Messa
       status = AbortedError("lease " + std::to_string(token) + " on activity task " +
                             std::to_string(seq) + " is no longer held");
     } else {
+      if (!o->result.IsNull(0, 2)) {
+        Result<OrchestrationWorkItem> claimed = TakeClaimedInstance(o->result, 2, started);
+        if (claimed.ok()) {
+          {
+            std::lock_guard lock(mu_);
+            orch_prefetched_.push_back(std::move(claimed).value());
+          }
+          Wake(orchestrations_, 1);
+        }
+      }
       Announce(o->result.Bool(0, 1), 0, {});
     }
     if (done) done(status);
@@ -1537,16 +1574,64 @@ void PostgresStore::AbandonActivityWorkItem(const ActivityWorkItem& item,
   Announce(false, 1, {});
 }
 
+int64_t PostgresStore::LeaseMicros() const {
+  return std::chrono::duration_cast<std::chrono::microseconds>(options_.lease_duration).count();
+}
+
+template <typename Item>
+int PostgresStore::PrefetchWanted(FetchQueue& queue, const std::deque<Item>& prefetched) {
+  if (!options_.prefetch) return 0;
+  std::lock_guard lock(mu_);
+  if (interrupted_) return 0;
+  return std::max(0, queue.sleepers - static_cast<int>(prefetched.size()));
+}
+
+void PostgresStore::TakeClaimedTasks(std::string_view json, int64_t claimed_at) {
+  Json tasks = Json::parse(json, nullptr, false);
+  if (!tasks.is_array()) return;
+  std::vector<ActivityWorkItem> items;
+  for (const Json& t : tasks) {
+    ActivityWorkItem item;
+    item.task.seq = t.value("seq", uint64_t{0});
+    item.task.instance_id = t.value("instance_id", std::string());
+    item.task.execution_id = t.value("execution_id", std::string());
+    item.task.task_id = t.value("task_id", int32_t{-1});
+    item.task.name = t.value("name", std::string());
+    item.task.version = t.value("version", std::string());
+    if (t.contains("input") && t["input"].is_string()) item.task.input = t["input"].get<std::string>();
+    item.task.visible_at = FromUnixMicros(t.value("visible_at", int64_t{0}));
+    item.lock_token = t.value("lock_token", uint64_t{0});
+    item.locked_until = FromUnixMicros(t.value("locked_until", int64_t{0}));
+    item.dequeue_count = 1;
+    TrackLease(item.lock_token, item.task.instance_id, item.task.seq, claimed_at, item.locked_until);
+    items.push_back(std::move(item));
+  }
+  {
+    std::lock_guard lock(mu_);
+    for (ActivityWorkItem& item : items) task_prefetched_.push_back(std::move(item));
+  }
+  Wake(tasks_, static_cast<int>(items.size()));
+}
+
 void PostgresStore::Interrupt() {
+  std::deque<OrchestrationWorkItem> orchestrations;
+  std::deque<ActivityWorkItem> tasks;
   {
     std::lock_guard lock(mu_);
     interrupted_ = true;
     for (auto& [id, list] : waiters_) {
       for (Waiter* w : list) w->cv.notify_one();
     }
+    orchestrations.swap(orch_prefetched_);
+    tasks.swap(task_prefetched_);
   }
   orchestrations_.cv.notify_all();
   tasks_.cv.notify_all();
+  // Work leased ahead for fetchers that are leaving goes back at once.
+  for (const OrchestrationWorkItem& item : orchestrations) {
+    AbandonOrchestrationWorkItem(item, std::chrono::milliseconds(0));
+  }
+  for (const ActivityWorkItem& item : tasks) AbandonActivityWorkItem(item, std::chrono::milliseconds(0));
 }
 
 void PostgresStore::ResumeFetching() {

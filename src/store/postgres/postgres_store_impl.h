@@ -243,7 +243,22 @@ class PostgresStore final : public Store {
   // The fetch loop shared by both queues: `claim` makes one claim round
   // trip, returning an item or setting how long until the next one is due.
   template <typename Item, typename Claim>
-  Result<std::optional<Item>> Fetch(FetchQueue& queue, std::chrono::milliseconds max_wait, Claim claim);
+  Result<std::optional<Item>> Fetch(FetchQueue& queue, std::deque<Item>& prefetched,
+                                    std::chrono::milliseconds max_wait, Claim claim);
+  // Work a commit leased to this node ahead of a fetch ("prefetch"): a
+  // commit that makes work due while this node has idle fetchers leases it
+  // in the same write, saving those fetchers a claim round trip (and the
+  // database a row version). PrefetchWanted is how many idle fetchers have
+  // nothing prefetched for them.
+  template <typename Item>
+  int PrefetchWanted(FetchQueue& queue, const std::deque<Item>& prefetched);
+  // The instance work item in `r` (claim columns from `at`), leased at
+  // `claimed_at` (LocalMicros); its lease is tracked.
+  Result<OrchestrationWorkItem> TakeClaimedInstance(const PgResult& r, int at, int64_t claimed_at);
+  // Tasks leased by a commit (o_claimed JSON): tracked and queued for the
+  // idle activity fetchers.
+  void TakeClaimedTasks(std::string_view json, int64_t claimed_at);
+  int64_t LeaseMicros() const;
 
   void TrackLease(uint64_t token, const std::string& instance_id, std::optional<uint64_t> task_seq,
                   int64_t claimed_at_local, TimePoint locked_until);
@@ -267,6 +282,8 @@ class PostgresStore final : public Store {
   mutable std::mutex mu_;
   FetchQueue orchestrations_;
   FetchQueue tasks_;
+  std::deque<OrchestrationWorkItem> orch_prefetched_;
+  std::deque<ActivityWorkItem> task_prefetched_;
   bool interrupted_ = false;
   std::unordered_map<std::string, std::vector<Waiter*>> waiters_;
 

@@ -442,15 +442,20 @@ END $$;
 -- lease p_token still holds, and releases it. 'aborted' = nothing written.
 -- p_outbox: JSON array of {instance_id, execution_id, visible_at, event,
 -- kind, entity, start}; p_tasks: JSON array of {instance_id, execution_id,
--- task_id, name, version, input, visible_at}. Returns whether new messages
--- were added, how many tasks (for wake-ups), and the instances whose status
--- changed.
+-- task_id, name, version, input, visible_at}. Up to p_claim_tasks of the
+-- tasks that are due at once are inserted leased to p_node for p_lease
+-- microseconds (the node has idle activity fetchers: they get them without a
+-- claim) and returned in o_claimed. Returns whether new messages were added,
+-- how many tasks are left for any node to claim (for wake-ups), and the
+-- instances whose status changed.
 CREATE FUNCTION baton_complete_orchestration(
     p_id text, p_token bigint, p_now bigint, p_sync boolean, p_consumed bigint[],
     p_consume_only boolean, p_reset boolean, p_execution_id text, p_status text,
     p_input text, p_output text, p_custom_status text, p_failure text,
-    p_history text, p_event_count integer, p_outbox jsonb, p_tasks jsonb)
-RETURNS TABLE (o_result text, o_orch_work boolean, o_tasks integer, o_changed text[])
+    p_history text, p_event_count integer, p_outbox jsonb, p_tasks jsonb,
+    p_claim_tasks integer, p_lease bigint, p_node text)
+RETURNS TABLE (o_result text, o_orch_work boolean, o_tasks integer, o_changed text[],
+               o_claimed jsonb)
 LANGUAGE plpgsql AS $$
 DECLARE
   v_now bigint := coalesce(p_now, baton_now());
@@ -461,6 +466,7 @@ DECLARE
   v_changed text[] := '{}';
   v_orch boolean := false;
   v_tasks integer := 0;
+  v_claimed jsonb;
   v_target text;
   v_due bigint;
   m record;
@@ -475,7 +481,7 @@ BEGIN
   END IF;
   SELECT * INTO v_queue FROM instance_queue WHERE instance_id = p_id FOR NO KEY UPDATE;
   IF NOT FOUND OR v_queue.lock_token IS DISTINCT FROM p_token OR v_queue.locked_until <= v_now THEN
-    RETURN QUERY SELECT 'aborted'::text, false, 0, NULL::text[];
+    RETURN QUERY SELECT 'aborted'::text, false, 0, NULL::text[], NULL::jsonb;
     RETURN;
   END IF;
 
@@ -532,13 +538,28 @@ BEGIN
   END LOOP;
 
   IF jsonb_array_length(p_tasks) > 0 THEN
-    INSERT INTO activity_tasks (instance_id, execution_id, task_id, name, version, input, visible_at)
-    SELECT coalesce(t.instance_id, p_id), coalesce(t.execution_id, p_execution_id), t.task_id, t.name,
-           coalesce(t.version, ''), t.input, coalesce(t.visible_at, v_now)
-      FROM jsonb_to_recordset(p_tasks)
-        AS t(instance_id text, execution_id text, task_id integer, name text, version text,
-             input text, visible_at bigint);
-    GET DIAGNOSTICS v_tasks = ROW_COUNT;
+    WITH ins AS (
+      INSERT INTO activity_tasks (instance_id, execution_id, task_id, name, version, input, visible_at,
+                                  lock_token, locked_until, locked_by, dequeue_count)
+      SELECT coalesce(t.instance_id, p_id), coalesce(t.execution_id, p_execution_id), t.task_id, t.name,
+             coalesce(t.version, ''), t.input, coalesce(t.visible_at, v_now),
+             CASE WHEN t.claim THEN nextval('baton_lease_token') END,
+             CASE WHEN t.claim THEN v_now + p_lease ELSE 0 END,
+             CASE WHEN t.claim THEN p_node END,
+             CASE WHEN t.claim THEN 1 ELSE 0 END
+        FROM (SELECT r.*, (row_number() OVER () <= p_claim_tasks AND coalesce(r.visible_at, v_now) <= v_now) AS claim
+                FROM jsonb_to_recordset(p_tasks)
+                  AS r(instance_id text, execution_id text, task_id integer, name text, version text,
+                       input text, visible_at bigint)) t
+      RETURNING *)
+    SELECT count(*) FILTER (WHERE ins.lock_token IS NULL),
+           jsonb_agg(jsonb_build_object('seq', ins.seq, 'instance_id', ins.instance_id,
+                                        'execution_id', ins.execution_id, 'task_id', ins.task_id,
+                                        'name', ins.name, 'version', ins.version, 'input', ins.input,
+                                        'visible_at', ins.visible_at, 'lock_token', ins.lock_token,
+                                        'locked_until', ins.locked_until))
+             FILTER (WHERE ins.lock_token IS NOT NULL)
+      INTO v_tasks, v_claimed FROM ins;
   END IF;
 
   UPDATE instance_queue SET lock_token = NULL, locked_by = NULL, locked_until = 0, dequeue_count = 0,
@@ -549,7 +570,7 @@ BEGIN
     v_orch := true;  -- messages that arrived during the episode
   END IF;
   INSERT INTO commit_log VALUES (p_token, v_now);
-  RETURN QUERY SELECT 'ok'::text, v_orch, v_tasks, v_changed;
+  RETURN QUERY SELECT 'ok'::text, v_orch, v_tasks, v_changed, v_claimed;
 END $$;
 
 -- Releases a lease without consuming anything; the instance may be fetched
@@ -591,33 +612,74 @@ BEGIN
 END $$;
 
 -- Deletes the task and delivers its result (TaskCompleted or TaskFailed) if
--- the lease p_token still holds. 'aborted' = nothing written.
+-- the lease p_token still holds. 'aborted' = nothing written. With p_lease
+-- set (the node has an idle orchestration fetcher), an instance the result
+-- makes due is leased to p_node in the same write and returned like a claim
+-- (baton_claim_instance's columns after o_result and o_orch_work, one row per
+-- message); otherwise one row.
 CREATE FUNCTION baton_complete_task(p_seq bigint, p_token bigint, p_now bigint, p_sync boolean,
-                                    p_id text, p_execution text, p_visible bigint, p_event text)
-RETURNS TABLE (o_result text, o_orch_work boolean)
+                                    p_id text, p_execution text, p_visible bigint, p_event text,
+                                    p_lease bigint, p_node text)
+RETURNS TABLE (o_result text, o_orch_work boolean,
+               o_instance_id text, o_name text, o_version text, o_execution_id text,
+               o_status text, o_created_at bigint, o_updated_at bigint, o_completed_at bigint,
+               o_scheduled_start bigint, o_parent_instance_id text, o_history_size integer,
+               o_lock_token bigint, o_locked_until bigint, o_dequeue_count integer,
+               o_seq bigint, o_msg_execution_id text, o_visible_at bigint, o_event text)
 LANGUAGE plpgsql AS $$
 DECLARE
   v_now bigint := coalesce(p_now, baton_now());
-  v_exists boolean;
+  v_visible bigint := coalesce(p_visible, v_now);
+  v_queue instance_queue%ROWTYPE;
+  v_claim boolean;
 BEGIN
   IF NOT p_sync THEN
     PERFORM set_config('synchronous_commit', 'off', true);
   END IF;
   -- The instance first (the lock order), then the task.
-  PERFORM 1 FROM instance_queue WHERE instance_id = p_id FOR NO KEY UPDATE;
-  v_exists := FOUND;
+  SELECT * INTO v_queue FROM instance_queue WHERE instance_id = p_id FOR NO KEY UPDATE;
   DELETE FROM activity_tasks WHERE seq = p_seq AND lock_token = p_token AND locked_until > v_now;
   IF NOT FOUND THEN
-    RETURN QUERY SELECT 'aborted'::text, false;
+    RETURN QUERY SELECT 'aborted'::text, false, NULL::text, NULL::text, NULL::text, NULL::text,
+                        NULL::text, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::text,
+                        NULL::integer, NULL::bigint, NULL::bigint, NULL::integer, NULL::bigint,
+                        NULL::text, NULL::bigint, NULL::text;
     RETURN;
   END IF;
-  IF v_exists THEN  -- a result for a purged instance is dropped
-    INSERT INTO inbox (instance_id, execution_id, visible_at, event)
-    VALUES (p_id, coalesce(p_execution, ''), coalesce(p_visible, v_now), p_event);
-    UPDATE instance_queue SET ready_at = LEAST(ready_at, coalesce(p_visible, v_now)) WHERE instance_id = p_id;
-  END IF;
   INSERT INTO commit_log VALUES (p_token, v_now);
-  RETURN QUERY SELECT 'ok'::text, v_exists;
+  IF v_queue.instance_id IS NULL THEN  -- a result for a purged instance is dropped
+    RETURN QUERY SELECT 'ok'::text, false, NULL::text, NULL::text, NULL::text, NULL::text,
+                        NULL::text, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::text,
+                        NULL::integer, NULL::bigint, NULL::bigint, NULL::integer, NULL::bigint,
+                        NULL::text, NULL::bigint, NULL::text;
+    RETURN;
+  END IF;
+  INSERT INTO inbox (instance_id, execution_id, visible_at, event)
+  VALUES (p_id, coalesce(p_execution, ''), v_visible, p_event);
+  v_claim := p_lease IS NOT NULL AND GREATEST(LEAST(v_queue.ready_at, v_visible), v_queue.locked_until) <= v_now;
+  IF NOT v_claim THEN
+    UPDATE instance_queue SET ready_at = LEAST(ready_at, v_visible) WHERE instance_id = p_id;
+    RETURN QUERY SELECT 'ok'::text, true, NULL::text, NULL::text, NULL::text, NULL::text,
+                        NULL::text, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::text,
+                        NULL::integer, NULL::bigint, NULL::bigint, NULL::integer, NULL::bigint,
+                        NULL::text, NULL::bigint, NULL::text;
+    RETURN;
+  END IF;
+  UPDATE instance_queue q SET ready_at = LEAST(q.ready_at, v_visible),
+                              lock_token = nextval('baton_lease_token'), locked_until = v_now + p_lease,
+                              locked_by = p_node, dequeue_count = q.dequeue_count + 1
+   WHERE q.instance_id = p_id
+   RETURNING * INTO v_queue;
+  RETURN QUERY
+    SELECT 'ok'::text, false, i.instance_id::text, i.name, i.version, i.execution_id, i.status,
+           i.created_at, i.updated_at, i.completed_at, i.scheduled_start, i.parent_instance_id,
+           i.history_size, v_queue.lock_token, v_queue.locked_until, v_queue.dequeue_count,
+           m.seq, m.execution_id, m.visible_at, m.event
+      FROM instances i,
+           LATERAL (SELECT * FROM inbox x WHERE x.instance_id = p_id AND x.visible_at <= v_now
+                     ORDER BY x.seq LIMIT 10000) m
+     WHERE i.instance_id = p_id
+     ORDER BY m.seq;
 END $$;
 
 CREATE FUNCTION baton_abandon_task(p_seq bigint, p_token bigint, p_now bigint, p_delay bigint)
