@@ -141,7 +141,10 @@ TEST_F(EntityTest, ClassFormEntitiesAndClientSignals) {
 
   BATON_ASSERT_OK(client_->SignalEntity(EntityId("Counter", "q1"), "add", 1));
   BATON_ASSERT_OK(client_->SignalEntity(EntityId("Counter", "q2"), "add", 2));
-  ASSERT_TRUE(Eventually([&] { return StateOf(EntityId("Counter", "q2")) == 2; }));
+  // Two entities, two instances: their signals may be processed in either order.
+  ASSERT_TRUE(Eventually([&] {
+    return StateOf(EntityId("Counter", "q1")) == 1 && StateOf(EntityId("Counter", "q2")) == 2;
+  }));
   EntityQuery q;
   q.name_prefix = "count";
   auto page = client_->QueryEntities(q);
