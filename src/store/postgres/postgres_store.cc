@@ -1201,6 +1201,13 @@ Result<InstanceState> PostgresStore::WaitForInstance(const std::string& instance
   };
   for (;;) {
     Result<InstanceState> state = GetInstance(instance_id, include_payloads);
+    if (!state.ok() && state.status().code() == StatusCode::kUnavailable &&
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(100) < deadline) {
+      // The database is restarting or unreachable: keep waiting for it.
+      std::unique_lock lock(mu_);
+      waiter.cv.wait_for(lock, std::chrono::milliseconds(100), [&] { return interrupted_; });
+      if (!interrupted_) continue;
+    }
     if (!state.ok()) {
       unregister();
       return state;
