@@ -3,6 +3,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "util/log.h"
+
 namespace baton::pg {
 namespace {
 
@@ -19,6 +21,29 @@ StatusCode CodeOf(std::string_view sqlstate) {
   if (cls == "53") return StatusCode::kResourceExhausted;
   if (cls == "28") return StatusCode::kPermissionDenied;
   return StatusCode::kInternal;
+}
+
+// libpq's messages span lines ("...\n\tThis probably means..."): one line
+// reads better in a log.
+std::string OneLine(std::string_view text) {
+  std::string out;
+  bool space = false;
+  for (char c : text) {
+    if (c == '\n' || c == '\t' || c == '\r' || c == ' ') {
+      space = !out.empty();
+      continue;
+    }
+    if (space) out += ' ';
+    space = false;
+    out += c;
+  }
+  return out;
+}
+
+// Server notices (a WARNING that the server shuts down, ...) go to the log,
+// not to stderr as libpq's default does.
+void LogNotice(void*, const char* message) {
+  util::Log().debug("postgres: {}", OneLine(message));
 }
 
 void AppendQuotedArrayElement(std::string& out, std::string_view v) {
@@ -126,11 +151,11 @@ Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& c
   PGconn* conn = PQconnectdb(conninfo.c_str());
   if (conn == nullptr) return UnavailableError("postgres: out of memory connecting");
   if (PQstatus(conn) != CONNECTION_OK) {
-    std::string message = PQerrorMessage(conn);
+    std::string message = OneLine(PQerrorMessage(conn));
     PQfinish(conn);
-    while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
     return UnavailableError("postgres: connect: " + message);
   }
+  PQsetNoticeProcessor(conn, &LogNotice, nullptr);
   std::unique_ptr<PgConnection> c(new PgConnection(conn));
   c->backend_pid_ = PQbackendPID(conn);
   std::string sql = setup;
@@ -155,7 +180,7 @@ Result<PgResult> PgConnection::Check(PGresult* raw, std::string_view what) {
   last_sqlstate_ = state ? state : "";
   std::string message = raw ? PQresultErrorMessage(raw) : "";
   if (message.empty()) message = PQerrorMessage(conn_);
-  while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+  message = OneLine(message);
   StatusCode code = CodeOf(last_sqlstate_);
   if (raw == nullptr || PQstatus(conn_) != CONNECTION_OK || code == StatusCode::kUnavailable) {
     broken_ = true;

@@ -927,7 +927,7 @@ void PostgresStore::ListenerLoop() {
     if (n < 0 || (fds[1].revents & POLLIN)) continue;  // interrupted, or woken to stop
     if (n == 0) continue;
     if (PQconsumeInput(conn->raw()) == 0) {
-      util::Log().warn("postgres store: listening connection lost: {}", PQerrorMessage(conn->raw()));
+      util::Log().warn("postgres store: listening connection lost; reconnecting");
       listening_ = false;
       conn.reset();
       continue;
