@@ -1551,11 +1551,17 @@ void PostgresStore::CompleteActivityWorkItem(const ActivityWorkItem& item, Messa
       if (!o->result.IsNull(0, 2)) {
         Result<OrchestrationWorkItem> claimed = TakeClaimedInstance(o->result, 2, started);
         if (claimed.ok()) {
+          bool interrupted;
           {
             std::lock_guard lock(mu_);
-            orch_prefetched_.push_back(std::move(claimed).value());
+            interrupted = interrupted_;
+            if (!interrupted) orch_prefetched_.push_back(*claimed);
           }
-          Wake(orchestrations_, 1);
+          if (interrupted) {
+            AbandonOrchestrationWorkItem(*claimed, std::chrono::milliseconds(0));  // nobody will fetch it
+          } else {
+            Wake(orchestrations_, 1);
+          }
         }
       }
       Announce(o->result.Bool(0, 1), 0, {});
@@ -1613,9 +1619,17 @@ void PostgresStore::TakeClaimedTasks(std::string_view json, int64_t claimed_at) 
     TrackLease(item.lock_token, item.task.instance_id, item.task.seq, claimed_at, item.locked_until);
     items.push_back(std::move(item));
   }
+  bool interrupted;
   {
     std::lock_guard lock(mu_);
-    for (ActivityWorkItem& item : items) task_prefetched_.push_back(std::move(item));
+    interrupted = interrupted_;
+    if (!interrupted) {
+      for (ActivityWorkItem& item : items) task_prefetched_.push_back(std::move(item));
+    }
+  }
+  if (interrupted) {
+    for (const ActivityWorkItem& item : items) AbandonActivityWorkItem(item, std::chrono::milliseconds(0));
+    return;
   }
   Wake(tasks_, static_cast<int>(items.size()));
 }
