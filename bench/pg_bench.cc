@@ -25,21 +25,28 @@ namespace baton::bench {
 namespace {
 
 void RegisterHello5Pg(Registry& registry) {
-  registry.AddActivity("Hello", [](ActivityContext& ctx) -> Json {
-    return "Hello, " + ctx.GetInput<std::string>() + "!";
-  }).IgnoreError();
-  registry.AddOrchestrator("Hello5", [](OrchestrationContext& ctx) -> Task<Json> {
-    std::vector<std::string> out;
-    for (const char* city : {"Tokyo", "Seattle", "London", "Paris", "Lima"}) {
-      out.push_back(co_await ctx.CallActivity<std::string>("Hello", city));
-    }
-    co_return out;
-  }).IgnoreError();
+  registry
+      .AddActivity("Hello",
+                   [](ActivityContext& ctx) -> Json {
+                     return "Hello, " + ctx.GetInput<std::string>() + "!";
+                   })
+      .IgnoreError();
+  registry
+      .AddOrchestrator("Hello5",
+                       [](OrchestrationContext& ctx) -> Task<Json> {
+                         std::vector<std::string> out;
+                         for (const char* city : {"Tokyo", "Seattle", "London", "Paris", "Lima"}) {
+                           out.push_back(co_await ctx.CallActivity<std::string>("Hello", city));
+                         }
+                         co_return out;
+                       })
+      .IgnoreError();
 }
 
 WorkerOptions BenchWorkerOptions() {
   WorkerOptions options;
-  if (const char* n = std::getenv("BATON_BENCH_ACTIVITY_THREADS")) options.activity_threads = std::atoi(n);
+  if (const char* n = std::getenv("BATON_BENCH_ACTIVITY_THREADS"))
+    options.activity_threads = std::atoi(n);
   if (const char* n = std::getenv("BATON_BENCH_ORCHESTRATION_THREADS")) {
     options.orchestration_threads = std::atoi(n);
   }
@@ -49,7 +56,8 @@ WorkerOptions BenchWorkerOptions() {
 PostgresStoreOptions BenchStoreOptions(const std::string& url) {
   PostgresStoreOptions options;
   options.url = url;
-  if (const char* n = std::getenv("BATON_BENCH_COMMIT_THREADS")) options.commit_threads = std::atoi(n);
+  if (const char* n = std::getenv("BATON_BENCH_COMMIT_THREADS"))
+    options.commit_threads = std::atoi(n);
   if (const char* n = std::getenv("BATON_BENCH_PG_PREFETCH")) options.prefetch = std::atoi(n) != 0;
   return options;
 }
@@ -79,7 +87,9 @@ int Hello5PgNode(const char* url) {
 int Hello5Pg(int n, int c, int nodes) {
   const char* admin_url = std::getenv("BATON_BENCH_POSTGRES_URL");
   if (admin_url == nullptr || *admin_url == '\0') {
-    std::fprintf(stderr, "hello5-pg: set BATON_BENCH_POSTGRES_URL (scripts/bench does, with scripts/pg-up)\n");
+    std::fprintf(
+        stderr,
+        "hello5-pg: set BATON_BENCH_POSTGRES_URL (scripts/bench does, with scripts/pg-up)\n");
     return 2;
   }
   if (nodes < 1 || nodes > 8) {
@@ -93,7 +103,8 @@ int Hello5Pg(int n, int c, int nodes) {
   }
   const std::string db = "baton_bench_" + std::to_string(getpid()) + "_" +
                          std::to_string(std::random_device{}() % 100000);
-  if (auto r = (*admin)->Exec("CREATE DATABASE " + db + " ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0",
+  if (auto r = (*admin)->Exec("CREATE DATABASE " + db +
+                                  " ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0",
                               "create database");
       !r.ok()) {
     std::fprintf(stderr, "hello5-pg: %s\n", r.status().ToString().c_str());
@@ -115,7 +126,8 @@ int Hello5Pg(int n, int c, int nodes) {
       dup2(out[1], STDOUT_FILENO);
       close(out[0]);
       close(out[1]);
-      execl("/proc/self/exe", "baton_bench", "hello5-pg-node", url.c_str(), static_cast<char*>(nullptr));
+      execl("/proc/self/exe", "baton_bench", "hello5-pg-node", url.c_str(),
+            static_cast<char*>(nullptr));
       _exit(127);
     }
     close(out[1]);
@@ -147,7 +159,8 @@ int Hello5Pg(int n, int c, int nodes) {
         std::fprintf(stderr, "schedule: %s\n", id.status().ToString().c_str());
         std::exit(1);
       }
-      auto state = client.WaitForCompletion(*id, std::chrono::minutes(5), /*include_payloads=*/false);
+      auto state =
+          client.WaitForCompletion(*id, std::chrono::minutes(5), /*include_payloads=*/false);
       if (!state.ok() || state->status != OrchestrationStatus::kCompleted) {
         std::fprintf(stderr, "instance %s did not complete: %s\n", id->c_str(),
                      state.ok() ? std::string(OrchestrationStatusName(state->status)).c_str()
@@ -182,17 +195,21 @@ int Hello5Pg(int n, int c, int nodes) {
     const WorkerStats ws = worker.Stats();
     worker.Stop();
     std::fprintf(stderr,
-                 "node 1: %.1f claims/wf (%.1f empty) %.1f commits/wf (of all nodes' wf), %llu notifications sent, "
+                 "node 1: %.1f claims/wf (%.1f empty) %.1f commits/wf (of all nodes' wf), %llu "
+                 "notifications sent, "
                  "%llu received; %llu episodes, %llu activities on node 1\n",
                  double(after.claims - before.claims) / n,
-                 double(after.empty_claims - before.empty_claims) / n, double(after.commits - before.commits) / n,
+                 double(after.empty_claims - before.empty_claims) / n,
+                 double(after.commits - before.commits) / n,
                  static_cast<unsigned long long>(after.notifications - before.notifications),
                  static_cast<unsigned long long>(after.notified - before.notified),
                  static_cast<unsigned long long>(ws.episodes),
                  static_cast<unsigned long long>(ws.activities_executed));
-    std::printf("baton hello5-pg: nodes=%d N=%d C=%d thr=%.0f/s p50=%.2fms p95=%.2fms p99=%.2fms c1_p50=%.2fms\n",
-                nodes, n, c, n / seconds, Percentile(latencies, 0.50), Percentile(latencies, 0.95),
-                Percentile(latencies, 0.99), Percentile(c1, 0.50));
+    std::printf(
+        "baton hello5-pg: nodes=%d N=%d C=%d thr=%.0f/s p50=%.2fms p95=%.2fms p99=%.2fms "
+        "c1_p50=%.2fms\n",
+        nodes, n, c, n / seconds, Percentile(latencies, 0.50), Percentile(latencies, 0.95),
+        Percentile(latencies, 0.99), Percentile(c1, 0.50));
   }
   for (pid_t pid : children) {
     kill(pid, SIGTERM);
@@ -200,7 +217,10 @@ int Hello5Pg(int n, int c, int nodes) {
     waitpid(pid, &status, 0);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) exit_code = 1;
   }
-  (*admin)->Exec("DROP DATABASE IF EXISTS " + db + " WITH (FORCE)", "drop database").status().IgnoreError();
+  (*admin)
+      ->Exec("DROP DATABASE IF EXISTS " + db + " WITH (FORCE)", "drop database")
+      .status()
+      .IgnoreError();
   return exit_code;
 }
 

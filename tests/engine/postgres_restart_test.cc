@@ -59,13 +59,16 @@ class PrivateCluster {
     url_ = url_.substr(url_.find_last_of('\n') + 1);
   }
   ~PrivateCluster() {
-    if (!url_.empty()) Run(AsServer() + "/usr/lib/postgresql/15/bin/pg_ctl -D '" + DataDir() + "' stop -m fast >/dev/null 2>&1");
+    if (!url_.empty())
+      Run(AsServer() + "/usr/lib/postgresql/15/bin/pg_ctl -D '" + DataDir() +
+          "' stop -m fast >/dev/null 2>&1");
     Run(env_ + BATON_SOURCE_DIR "/scripts/pg-down >/dev/null 2>&1");
   }
   const std::string& url() const { return url_; }
   bool RestartImmediately() {
     return Run(AsServer() + "/usr/lib/postgresql/15/bin/pg_ctl -D '" + DataDir() +
-               "' restart -m immediate -w -t 60 -l '" + dir_.path() + "/postgres.log' >/dev/null 2>&1")
+               "' restart -m immediate -w -t 60 -l '" + dir_.path() +
+               "/postgres.log' >/dev/null 2>&1")
         .has_value();
   }
 
@@ -104,19 +107,27 @@ class Node {
   std::unique_ptr<Client> client_;
 };
 
-TEST(PostgresRestartTest, AnImmediateRestartUnderLoadLosesNothingAcknowledgedAndEverythingCompletes) {
+TEST(PostgresRestartTest,
+     AnImmediateRestartUnderLoadLosesNothingAcknowledgedAndEverythingCompletes) {
   PrivateCluster cluster;
   ASSERT_FALSE(cluster.url().empty()) << "scripts/pg-up could not start a private cluster";
   Registry registry;
-  ASSERT_TRUE(registry.AddActivity("Step", [](ActivityContext& ctx) -> Json {
-    std::this_thread::sleep_for(milliseconds(2));
-    return ctx.GetInput<int>() + 1;
-  }).ok());
-  ASSERT_TRUE(registry.AddOrchestrator("ThreeSteps", [](OrchestrationContext& ctx) -> Task<Json> {
-    int x = ctx.GetInput<int>();
-    for (int i = 0; i < 3; ++i) x = co_await ctx.CallActivity<int>("Step", x);
-    co_return x;
-  }).ok());
+  ASSERT_TRUE(registry
+                  .AddActivity("Step",
+                               [](ActivityContext& ctx) -> Json {
+                                 std::this_thread::sleep_for(milliseconds(2));
+                                 return ctx.GetInput<int>() + 1;
+                               })
+                  .ok());
+  ASSERT_TRUE(registry
+                  .AddOrchestrator("ThreeSteps",
+                                   [](OrchestrationContext& ctx) -> Task<Json> {
+                                     int x = ctx.GetInput<int>();
+                                     for (int i = 0; i < 3; ++i)
+                                       x = co_await ctx.CallActivity<int>("Step", x);
+                                     co_return x;
+                                   })
+                  .ok());
   Node a(cluster.url(), registry);
   Node b(cluster.url(), registry);
   ASSERT_TRUE(a.ok() && b.ok());

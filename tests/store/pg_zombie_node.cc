@@ -48,7 +48,8 @@ int main(int argc, char** argv) {
       return 1;
     }
     OrchestrationWorkItem& w = **item;
-    std::printf("FETCHED %s %llu\n", w.instance_id.c_str(), static_cast<unsigned long long>(w.lock_token));
+    std::printf("FETCHED %s %llu\n", w.instance_id.c_str(),
+                static_cast<unsigned long long>(w.lock_token));
     std::fflush(stdout);
     wait_for_go();
     OrchestrationUpdate u;
@@ -58,8 +59,11 @@ int main(int argc, char** argv) {
     u.new_events.push_back(HistoryEvent{-1, now, events::OrchestratorStarted{}});
     for (const Message& m : w.messages) u.new_events.push_back(m.event);
     u.new_events.push_back(HistoryEvent{1, now, events::TaskScheduled{"Work", "", ""}});
-    u.new_events.push_back(HistoryEvent{-1, now, events::ExecutionCompleted{OrchestrationStatus::kCompleted, "\"zombie\"", std::nullopt}});
-    u.tasks.push_back(ActivityTask{0, w.instance_id, w.instance.execution_id, 1, "Work", "", "", TimePoint{}});
+    u.new_events.push_back(HistoryEvent{
+        -1, now,
+        events::ExecutionCompleted{OrchestrationStatus::kCompleted, "\"zombie\"", std::nullopt}});
+    u.tasks.push_back(
+        ActivityTask{0, w.instance_id, w.instance.execution_id, 1, "Work", "", "", TimePoint{}});
     Message note;
     note.instance_id = "bystander";
     note.event = HistoryEvent{-1, now, events::EventRaised{"FromTheZombie", ""}};
@@ -73,7 +77,8 @@ int main(int argc, char** argv) {
       return 1;
     }
     ActivityWorkItem& w = **item;
-    std::printf("FETCHED %s %llu\n", w.task.instance_id.c_str(), static_cast<unsigned long long>(w.lock_token));
+    std::printf("FETCHED %s %llu\n", w.task.instance_id.c_str(),
+                static_cast<unsigned long long>(w.lock_token));
     std::fflush(stdout);
     wait_for_go();
     Message result{0, w.task.instance_id, w.task.execution_id, TimePoint{},

@@ -4,6 +4,8 @@
 // the read-back of a commit whose connection broke. Every test runs against
 // its own fresh database on the cluster scripts/test starts.
 
+#include "baton/postgres_store.h"
+
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -18,7 +20,6 @@
 #include <thread>
 #include <vector>
 
-#include "baton/postgres_store.h"
 #include "store/postgres/postgres_store_impl.h"
 #include "store/store_conformance.h"
 #include "testing/postgres_test_db.h"
@@ -92,17 +93,20 @@ class PostgresStoreTest : public ::testing::Test {
   static Status Commit(Store& store, const OrchestrationWorkItem& item, OrchestrationUpdate u) {
     std::promise<Status> done;
     auto f = done.get_future();
-    store.CompleteOrchestrationWorkItem(item, std::move(u), [&done](const Status& s) { done.set_value(s); });
+    store.CompleteOrchestrationWorkItem(item, std::move(u),
+                                        [&done](const Status& s) { done.set_value(s); });
     return f.get();
   }
   static Status CommitActivity(Store& store, const ActivityWorkItem& item, Message result) {
     std::promise<Status> done;
     auto f = done.get_future();
-    store.CompleteActivityWorkItem(item, std::move(result), [&done](const Status& s) { done.set_value(s); });
+    store.CompleteActivityWorkItem(item, std::move(result),
+                                   [&done](const Status& s) { done.set_value(s); });
     return f.get();
   }
   static OrchestrationUpdate Episode(const OrchestrationWorkItem& item, OrchestrationStatus status,
-                                     std::vector<HistoryEvent> events, const std::string& output = "") {
+                                     std::vector<HistoryEvent> events,
+                                     const std::string& output = "") {
     OrchestrationUpdate u;
     u.execution_id = item.instance.execution_id;
     u.status = status;
@@ -145,7 +149,10 @@ TEST_F(PostgresStoreTest, MigrationsAreRecordedOnceAndRerunningIsANoop) {
 
 TEST_F(PostgresStoreTest, RefusesADatabaseWithANewerOrOlderSchema) {
   ASSERT_TRUE(MigratePostgresStore(url_).ok());
-  Raw()->Exec("INSERT INTO schema_migrations (version, name) VALUES (999, 'future')", "insert").status().IgnoreError();
+  Raw()
+      ->Exec("INSERT INTO schema_migrations (version, name) VALUES (999, 'future')", "insert")
+      .status()
+      .IgnoreError();
   auto store = PostgresStore::Open(Options());
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), StatusCode::kFailedPrecondition) << store.status().ToString();
@@ -163,7 +170,8 @@ TEST_F(PostgresStoreTest, TextPostgresCannotStoreIsRefusedAndChangesNothing) {
   auto store = MustOpen(Options());
   ASSERT_NE(store, nullptr);
   EXPECT_EQ(Create(*store, std::string("nul\0id", 6)).code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(Create(*store, "bad-input", std::string("\"a\0b\"", 5)).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Create(*store, "bad-input", std::string("\"a\0b\"", 5)).code(),
+            StatusCode::kInvalidArgument);
   EXPECT_EQ(Column("SELECT count(*) FROM instances"), std::vector<std::string>{"0"});
 }
 
@@ -204,7 +212,8 @@ TEST_F(PostgresStoreTest, TwoStoresNeverLeaseTheSameInstanceOrTask) {
           u.status = OrchestrationStatus::kCompleted;
         } else {
           u.status = OrchestrationStatus::kRunning;
-          u.tasks.push_back(ActivityTask{0, w.instance_id, w.instance.execution_id, 1, "Work", "", "", TimePoint{}});
+          u.tasks.push_back(ActivityTask{0, w.instance_id, w.instance.execution_id, 1, "Work", "",
+                                         "", TimePoint{}});
         }
         Status s = Commit(store, w, u);
         ASSERT_TRUE(s.ok()) << s.ToString();
@@ -261,10 +270,12 @@ TEST_F(PostgresStoreTest, ZombieCompleteAfterAnotherStoreTookOverIsAbortedAndWri
   EXPECT_GT(fresh->lock_token, stale->lock_token);
   std::vector<HistoryEvent> events = {HistoryEvent{-1, clock->Now(), events::OrchestratorStarted{}},
                                       fresh->messages[0].event};
-  ASSERT_TRUE(Commit(*b, *fresh, Episode(*fresh, OrchestrationStatus::kCompleted, events, "\"b\"")).ok());
+  ASSERT_TRUE(
+      Commit(*b, *fresh, Episode(*fresh, OrchestrationStatus::kCompleted, events, "\"b\"")).ok());
 
-  OrchestrationUpdate zombie = Episode(*stale, OrchestrationStatus::kFailed,
-                                       {HistoryEvent{-1, clock->Now(), events::OrchestratorStarted{}}}, "\"a\"");
+  OrchestrationUpdate zombie =
+      Episode(*stale, OrchestrationStatus::kFailed,
+              {HistoryEvent{-1, clock->Now(), events::OrchestratorStarted{}}}, "\"a\"");
   zombie.tasks.push_back(ActivityTask{0, "z", "z-e1", 1, "Work", "", "", clock->Now()});
   Message to_other;
   to_other.instance_id = "@counter@k";
@@ -369,7 +380,8 @@ TEST_F(PostgresStoreTest, ACommitOnOneNodeWakesFetchersAndWaitersOnAnother) {
     waited.set_value(a->WaitForInstance("w", WaitCondition::kCompleted, seconds(60), true));
   });
   ASSERT_TRUE(Eventually([&] { return a->waiting() == 1; }));
-  ASSERT_TRUE(Commit(*b, *item, Episode(*item, OrchestrationStatus::kCompleted, {}, "\"done\"")).ok());
+  ASSERT_TRUE(
+      Commit(*b, *item, Episode(*item, OrchestrationStatus::kCompleted, {}, "\"done\"")).ok());
   Result<InstanceState> state = waited.get_future().get();
   waiter.join();
   ASSERT_TRUE(state.ok()) << state.status().ToString();
@@ -426,7 +438,8 @@ class CuttingProxy {
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path_.c_str());
-    if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(listen_fd_, 64) != 0) {
+    if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        listen(listen_fd_, 64) != 0) {
       ADD_FAILURE() << "proxy cannot listen on " << path_;
     }
     accept_thread_ = std::thread([this] { AcceptLoop(); });
@@ -513,7 +526,8 @@ class CuttingProxy {
         bool ready = false;
         size_t at = 0;
         while (from_server.size() - at >= 5) {
-          uint32_t len = (uint8_t(from_server[at + 1]) << 24) | (uint8_t(from_server[at + 2]) << 16) |
+          uint32_t len = (uint8_t(from_server[at + 1]) << 24) |
+                         (uint8_t(from_server[at + 2]) << 16) |
                          (uint8_t(from_server[at + 3]) << 8) | uint8_t(from_server[at + 4]);
           if (from_server.size() - at < 1 + len) break;
           ready |= from_server[at] == 'Z';
@@ -554,10 +568,13 @@ class PostgresOutcomeTest : public PostgresStoreTest {
       if (std::string(o->keyword) == "port") port = o->val;
     }
     PQconninfoFree(options);
-    ASSERT_TRUE(!host.empty() && host[0] == '/') << "the test cluster's URL names its unix socket directory";
-    proxy_ = std::make_unique<CuttingProxy>(host + "/.s.PGSQL." + port, dir_.path(), std::stoi(port));
+    ASSERT_TRUE(!host.empty() && host[0] == '/')
+        << "the test cluster's URL names its unix socket directory";
+    proxy_ =
+        std::make_unique<CuttingProxy>(host + "/.s.PGSQL." + port, dir_.path(), std::stoi(port));
     // The same database, through the proxy's socket directory.
-    auto proxied = WithDatabase(url_ + " host=" + dir_.path(), Column("SELECT current_database()")[0]);
+    auto proxied =
+        WithDatabase(url_ + " host=" + dir_.path(), Column("SELECT current_database()")[0]);
     ASSERT_TRUE(proxied.ok());
     proxied_url_ = *proxied;
   }
@@ -581,7 +598,8 @@ TEST_F(PostgresOutcomeTest, ACommitThatLandedBeforeTheConnectionBrokeIsReportedC
   proxy_->CutNext("baton_complete_orchestration", CuttingProxy::Cut::kLanded);
   // Had the store retried the call, the lease would be gone and it would say
   // Aborted; had it given up, Unavailable. It reads the outcome back: OK.
-  EXPECT_TRUE(Commit(*store, *item, Episode(*item, OrchestrationStatus::kCompleted, events, "1")).ok());
+  EXPECT_TRUE(
+      Commit(*store, *item, Episode(*item, OrchestrationStatus::kCompleted, events, "1")).ok());
   EXPECT_EQ(proxy_->cuts(), 1);
   EXPECT_EQ(store->stats().unknown_outcomes, 1u);
   EXPECT_EQ(*store->GetHistory("landed"), events);
@@ -600,7 +618,8 @@ TEST_F(PostgresOutcomeTest, ACommitLostWithItsConnectionIsRetriedAndLandsOnce) {
   std::vector<HistoryEvent> events = {HistoryEvent{-1, clock->Now(), events::OrchestratorStarted{}},
                                       item->messages[0].event};
   proxy_->CutNext("baton_complete_orchestration", CuttingProxy::Cut::kLost);
-  EXPECT_TRUE(Commit(*store, *item, Episode(*item, OrchestrationStatus::kCompleted, events, "1")).ok());
+  EXPECT_TRUE(
+      Commit(*store, *item, Episode(*item, OrchestrationStatus::kCompleted, events, "1")).ok());
   EXPECT_EQ(proxy_->cuts(), 1);
   EXPECT_EQ(store->stats().unknown_outcomes, 1u);
   EXPECT_EQ(*store->GetHistory("lost"), events);
@@ -612,7 +631,8 @@ TEST_F(PostgresOutcomeTest, ACommitLostWithItsConnectionIsRetriedAndLandsOnce) {
   m.event = HistoryEvent{-1, clock->Now(), events::EventRaised{"Go", ""}};
   proxy_->CutNext("baton_send_message", CuttingProxy::Cut::kLanded);
   EXPECT_TRUE(store->SendMessage(m).ok());
-  EXPECT_EQ(Column("SELECT count(*) FROM inbox WHERE instance_id = 'raised'"), std::vector<std::string>{"2"});
+  EXPECT_EQ(Column("SELECT count(*) FROM inbox WHERE instance_id = 'raised'"),
+            std::vector<std::string>{"2"});
 }
 
 }  // namespace

@@ -125,7 +125,8 @@ class PostgresZombieTest : public ::testing::Test {
   Status Commit(const OrchestrationWorkItem& item, OrchestrationUpdate u) {
     std::promise<Status> done;
     auto f = done.get_future();
-    b_->CompleteOrchestrationWorkItem(item, std::move(u), [&done](const Status& s) { done.set_value(s); });
+    b_->CompleteOrchestrationWorkItem(item, std::move(u),
+                                      [&done](const Status& s) { done.set_value(s); });
     return f.get();
   }
   // Node B's fetch of `id`: it gets it only once A's lease has expired by the
@@ -156,7 +157,7 @@ TEST_F(PostgresZombieTest, AStoppedNodesEpisodeIsRefusedAfterAnotherNodeComplete
   ZombieNode a(url_, "orchestration");
   std::string fetched = a.ReadLine();
   ASSERT_EQ(fetched.rfind("FETCHED victim ", 0), 0u) << fetched;
-  a.Stop();  // before it could renew, commit or do anything else
+  a.Stop();                               // before it could renew, commit or do anything else
   ASSERT_TRUE(Create("bystander").ok());  // a target for A's outbox
 
   std::optional<OrchestrationWorkItem> item = TakeOver("victim");
@@ -170,7 +171,9 @@ TEST_F(PostgresZombieTest, AStoppedNodesEpisodeIsRefusedAfterAnotherNodeComplete
   u.status = OrchestrationStatus::kCompleted;
   u.output = "\"b\"";
   u.new_events = {HistoryEvent{-1, now, events::OrchestratorStarted{}}, item->messages[0].event,
-                  HistoryEvent{-1, now, events::ExecutionCompleted{OrchestrationStatus::kCompleted, "\"b\"", std::nullopt}}};
+                  HistoryEvent{-1, now,
+                               events::ExecutionCompleted{OrchestrationStatus::kCompleted, "\"b\"",
+                                                          std::nullopt}}};
   const std::vector<HistoryEvent> expected = u.new_events;
   u.sync = true;
   ASSERT_TRUE(Commit(*item, u).ok());
@@ -191,7 +194,8 @@ TEST_F(PostgresZombieTest, AStoppedNodesEpisodeIsRefusedAfterAnotherNodeComplete
   EXPECT_EQ(Column("SELECT count(*) FROM inbox WHERE event LIKE '%FromTheZombie%'"),
             std::vector<std::string>{"0"})
       << "the zombie's message was not sent";
-  EXPECT_EQ(Column("SELECT count(*) FROM history WHERE instance_id = 'victim'"), std::vector<std::string>{"1"});
+  EXPECT_EQ(Column("SELECT count(*) FROM history WHERE instance_id = 'victim'"),
+            std::vector<std::string>{"1"});
 }
 
 TEST_F(PostgresZombieTest, AStoppedNodesActivityResultIsRefusedAndOneResultIsRecorded) {
@@ -221,8 +225,9 @@ TEST_F(PostgresZombieTest, AStoppedNodesActivityResultIsRefusedAndOneResultIsRec
   ASSERT_TRUE(task.has_value()) << "node B never got the task";
   EXPECT_EQ(task->dequeue_count, 2);
   std::promise<Status> done;
-  Message result{0, "worker", "worker-e1", TimePoint{},
-                 HistoryEvent{-1, std::chrono::system_clock::now(), events::TaskCompleted{1, "\"b\""}}};
+  Message result{
+      0, "worker", "worker-e1", TimePoint{},
+      HistoryEvent{-1, std::chrono::system_clock::now(), events::TaskCompleted{1, "\"b\""}}};
   b_->CompleteActivityWorkItem(*task, result, [&done](const Status& s) { done.set_value(s); });
   ASSERT_TRUE(done.get_future().get().ok());
 

@@ -81,9 +81,10 @@ inline std::string CreateTestDatabase() {
                   << admin.status().ToString();
     return std::string();
   }
-  auto created = (*admin)->Exec("CREATE DATABASE " + pg::QuoteIdentifier(name) +
-                                    " ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0",
-                                "create test database");
+  auto created =
+      (*admin)->Exec("CREATE DATABASE " + pg::QuoteIdentifier(name) +
+                         " ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0",
+                     "create test database");
   if (!created.ok()) {
     ADD_FAILURE() << created.status().ToString();
     return std::string();

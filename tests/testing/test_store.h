@@ -19,7 +19,8 @@
 
 namespace baton::testing {
 
-inline Result<std::unique_ptr<Store>> OpenTestStore(const std::string& dir, std::shared_ptr<Clock> clock) {
+inline Result<std::unique_ptr<Store>> OpenTestStore(const std::string& dir,
+                                                    std::shared_ptr<Clock> clock) {
 #ifdef BATON_TEST_ON_POSTGRES
   const std::string marker = dir + "/postgres-url";
   std::string url;

@@ -42,9 +42,7 @@ std::string OneLine(std::string_view text) {
 
 // Server notices (a WARNING that the server shuts down, ...) go to the log,
 // not to stderr as libpq's default does.
-void LogNotice(void*, const char* message) {
-  util::Log().debug("postgres: {}", OneLine(message));
-}
+void LogNotice(void*, const char* message) { util::Log().debug("postgres: {}", OneLine(message)); }
 
 void AppendQuotedArrayElement(std::string& out, std::string_view v) {
   out += '"';
@@ -147,7 +145,7 @@ std::vector<const char*> Params::Pointers() const {
 }
 
 Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& conninfo,
-                                                           const std::string& setup) {
+                                                            const std::string& setup) {
   PGconn* conn = PQconnectdb(conninfo.c_str());
   if (conn == nullptr) return UnavailableError("postgres: out of memory connecting");
   if (PQstatus(conn) != CONNECTION_OK) {
@@ -198,9 +196,9 @@ Result<PgResult> PgConnection::ExecParams(const std::string& sql, const Params& 
                                           std::string_view what) {
   if (!params.status().ok()) return params.status();
   std::vector<const char*> values = params.Pointers();
-  return Check(PQexecParams(conn_, sql.c_str(), params.size(), nullptr, values.data(), nullptr,
-                            nullptr, 0),
-               what);
+  return Check(
+      PQexecParams(conn_, sql.c_str(), params.size(), nullptr, values.data(), nullptr, nullptr, 0),
+      what);
 }
 
 Result<PgResult> PgConnection::ExecPrepared(const Statement& statement, const Params& params,
@@ -214,9 +212,9 @@ Result<PgResult> PgConnection::ExecPrepared(const Statement& statement, const Pa
     prepared_.insert(statement.name);
   }
   std::vector<const char*> values = params.Pointers();
-  return Check(PQexecPrepared(conn_, statement.name, params.size(), values.data(), nullptr,
-                              nullptr, 0),
-               what);
+  return Check(
+      PQexecPrepared(conn_, statement.name, params.size(), values.data(), nullptr, nullptr, 0),
+      what);
 }
 
 Result<std::string> WithDatabase(const std::string& conninfo, const std::string& dbname) {

@@ -47,9 +47,8 @@ const Statement kSendMessage{"baton_send_message",
                              "SELECT baton_send_message($1, $2, $3, $4, $5, $6, $7, $8)"};
 const Statement kPurgeInstance{"baton_purge_instance",
                                "SELECT baton_purge_instance($1, $2, $3, $4)"};
-const Statement kPurgeInstances{
-    "baton_purge_instances",
-    "SELECT baton_purge_instances($1, $2, $3::text[], $4, $5, $6, $7)"};
+const Statement kPurgeInstances{"baton_purge_instances",
+                                "SELECT baton_purge_instances($1, $2, $3::text[], $4, $5, $6, $7)"};
 const Statement kClaimInstance{"baton_claim_instance",
                                "SELECT * FROM baton_claim_instance($1, $2, $3, $4)"};
 const Statement kCompleteOrchestration{
@@ -63,9 +62,9 @@ const Statement kCompleteTask{
     "baton_complete_task",
     "SELECT * FROM baton_complete_task($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"};
 const Statement kAbandonTask{"baton_abandon_task", "SELECT baton_abandon_task($1, $2, $3, $4)"};
-const Statement kRenewLeases{
-    "baton_renew_leases",
-    "SELECT * FROM baton_renew_leases($1, $2, $3::text[], $4::bigint[], $5::bigint[], $6::bigint[])"};
+const Statement kRenewLeases{"baton_renew_leases",
+                             "SELECT * FROM baton_renew_leases($1, $2, $3::text[], $4::bigint[], "
+                             "$5::bigint[], $6::bigint[])"};
 const Statement kReleaseLeases{
     "baton_release_leases",
     "SELECT baton_release_leases($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])"};
@@ -92,11 +91,10 @@ const Statement kGetInstance{"baton_get_instance", kGetInstanceSql.c_str()};
 const Statement kGetInstanceWithPayloads{"baton_get_instance_payloads",
                                          kGetInstanceWithPayloadsSql.c_str()};
 // One statement, so the existence check and the chunks share a snapshot.
-const Statement kGetHistory{
-    "baton_get_history",
-    "SELECT h.position, h.events FROM instances i LEFT JOIN history h "
-    "ON h.instance_id = i.instance_id AND h.execution_id = i.execution_id "
-    "WHERE i.instance_id = $1 ORDER BY h.position"};
+const Statement kGetHistory{"baton_get_history",
+                            "SELECT h.position, h.events FROM instances i LEFT JOIN history h "
+                            "ON h.instance_id = i.instance_id AND h.execution_id = i.execution_id "
+                            "WHERE i.instance_id = $1 ORDER BY h.position"};
 
 bool IsUnset(TimePoint t) { return t == TimePoint{}; }
 TimePoint TruncateToMicros(TimePoint t) { return FromUnixMicros(ToUnixMicros(t)); }
@@ -157,7 +155,8 @@ Result<InstanceState> DecodeState(const PgResult& r, int row, bool include_paylo
     s.custom_status = r.Text(row, 13);
     if (!r.IsNull(row, 14)) {
       Result<FailureDetails> f = ParseFailure(r.View(row, 14));
-      if (!f.ok()) return DataLossError("instance '" + s.instance_id + "': " + f.status().message());
+      if (!f.ok())
+        return DataLossError("instance '" + s.instance_id + "': " + f.status().message());
       s.failure = std::move(f).value();
     }
   }
@@ -183,13 +182,14 @@ Result<SchemaVersion> Migrate(PgConnection& conn) {
     conn.Exec("ROLLBACK", "rollback migration").status().IgnoreError();
     return s;
   };
-  Result<PgResult> r = conn.Exec(
-      "SELECT pg_advisory_xact_lock(" + std::to_string(kMigrationLockKey) + ");"
-      "CREATE TABLE IF NOT EXISTS schema_migrations ("
-      "  version integer PRIMARY KEY, name text NOT NULL,"
-      "  applied_at timestamptz NOT NULL DEFAULT now());"
-      "SELECT coalesce(max(version), 0) FROM schema_migrations",
-      "read schema version");
+  Result<PgResult> r =
+      conn.Exec("SELECT pg_advisory_xact_lock(" + std::to_string(kMigrationLockKey) +
+                    ");"
+                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                    "  version integer PRIMARY KEY, name text NOT NULL,"
+                    "  applied_at timestamptz NOT NULL DEFAULT now());"
+                    "SELECT coalesce(max(version), 0) FROM schema_migrations",
+                "read schema version");
   if (!r.ok()) return fail(r.status());
   SchemaVersion v;
   v.before = static_cast<int>(r->Int(0, 0));
@@ -298,12 +298,13 @@ Status PostgresStore::Start() {
   // A session idle inside a transaction holds row locks; none of ours ever
   // is (every call is one statement), so one that is must be a client that
   // hung mid-call: the server ends it well before its lease would expire.
-  const auto idle_timeout = std::max<std::chrono::milliseconds>(
-      std::chrono::milliseconds(500), options_.lease_duration / 2);
-  setup_sql_ = "SET application_name = 'baton'; SET synchronous_commit = on; "
-               "SET client_min_messages = warning; "
-               "SET idle_in_transaction_session_timeout = " +
-               std::to_string(idle_timeout.count());
+  const auto idle_timeout = std::max<std::chrono::milliseconds>(std::chrono::milliseconds(500),
+                                                                options_.lease_duration / 2);
+  setup_sql_ =
+      "SET application_name = 'baton'; SET synchronous_commit = on; "
+      "SET client_min_messages = warning; "
+      "SET idle_in_transaction_session_timeout = " +
+      std::to_string(idle_timeout.count());
   pool_ = std::make_unique<ConnectionPool>(options_.url, setup_sql_, options_.max_connections);
   {
     BATON_ASSIGN_OR_RETURN(ConnectionPool::Lease conn, pool_->Acquire());
@@ -311,14 +312,14 @@ Status PostgresStore::Start() {
       BATON_ASSIGN_OR_RETURN(SchemaVersion v, Migrate(*conn));
       (void)v;
     } else {
-      Result<PgResult> r = conn->Exec(
-          "SELECT coalesce((SELECT max(version) FROM schema_migrations), 0)", "read schema version");
+      Result<PgResult> r =
+          conn->Exec("SELECT coalesce((SELECT max(version) FROM schema_migrations), 0)",
+                     "read schema version");
       int version = r.ok() ? static_cast<int>(r->Int(0, 0)) : 0;
       if (version != LatestSchemaVersion()) {
-        return FailedPreconditionError("the database has schema version " +
-                                       std::to_string(version) + "; this build needs " +
-                                       std::to_string(LatestSchemaVersion()) +
-                                       " (run `baton migrate`)");
+        return FailedPreconditionError(
+            "the database has schema version " + std::to_string(version) + "; this build needs " +
+            std::to_string(LatestSchemaVersion()) + " (run `baton migrate`)");
       }
     }
   }
@@ -359,9 +360,7 @@ PostgresStore::~PostgresStore() {
   }
   commit_cv_.notify_all();
   for (std::thread& t : committers_) t.join();
-  {
-    std::lock_guard lock(leases_mu_);
-  }
+  { std::lock_guard lock(leases_mu_); }
   keeper_cv_.notify_all();
   if (keeper_.joinable()) keeper_.join();
   // Leases still held end now, so other nodes need not wait for expiry.
@@ -387,9 +386,7 @@ PostgresStore::~PostgresStore() {
                        released.status().ToString());
     }
   }
-  {
-    std::lock_guard lock(notify_mu_);
-  }
+  { std::lock_guard lock(notify_mu_); }
   notify_cv_.notify_all();
   if (notifier_.joinable()) notifier_.join();
   if (listener_.joinable()) {
@@ -531,7 +528,8 @@ Result<bool> PostgresStore::ResolveOutcome(const std::string& session, int64_t c
         // Our own session, stuck (a half-open socket): end it.
         Params p;
         p.Int(pid);
-        (*conn)->ExecParams("SELECT pg_terminate_backend($1)", p, "end old session")
+        (*conn)
+            ->ExecParams("SELECT pg_terminate_backend($1)", p, "end old session")
             .status()
             .IgnoreError();
       } else if (!a.ok()) {
@@ -613,7 +611,8 @@ void PostgresStore::Wake(FetchQueue& queue, int count) {
     std::lock_guard lock(mu_);
     ++queue.epoch;
     if (queue.inside == 0) return;  // every fetcher is busy: none can miss the work
-    queue.permits = std::min(queue.inside, queue.permits + (count == kWakeAll ? queue.inside : count));
+    queue.permits =
+        std::min(queue.inside, queue.permits + (count == kWakeAll ? queue.inside : count));
   }
   if (all) {
     queue.cv.notify_all();
@@ -687,7 +686,8 @@ std::chrono::steady_clock::duration PostgresStore::IdlePeriod(
   }
   if (clock_ != nullptr) {
     period = std::min<std::chrono::steady_clock::duration>(
-        period, std::chrono::duration_cast<std::chrono::steady_clock::duration>(clock_->MaxSleep()));
+        period,
+        std::chrono::duration_cast<std::chrono::steady_clock::duration>(clock_->MaxSleep()));
   }
   return period;
 }
@@ -707,11 +707,11 @@ bool PostgresStore::TakePermit(FetchQueue& queue, std::chrono::steady_clock::dur
 // ---------------------------------------------------------------------------
 // Leases held.
 
-void PostgresStore::TrackLease(uint64_t token, const std::string& instance_id, std::optional<uint64_t> task_seq,
-                               int64_t claimed_at_local, TimePoint locked_until) {
-  const int64_t lease = std::chrono::duration_cast<std::chrono::microseconds>(
-                            options_.lease_duration)
-                            .count();
+void PostgresStore::TrackLease(uint64_t token, const std::string& instance_id,
+                               std::optional<uint64_t> task_seq, int64_t claimed_at_local,
+                               TimePoint locked_until) {
+  const int64_t lease =
+      std::chrono::duration_cast<std::chrono::microseconds>(options_.lease_duration).count();
   HeldLease h;
   h.task = task_seq.has_value();
   h.seq = static_cast<int64_t>(task_seq.value_or(0));
@@ -844,7 +844,8 @@ void PostgresStore::NotifierLoop() {
     // Channel baton_status: a JSON array of instance ids whose status
     // changed, or "*" for "any instance".
     std::vector<std::pair<std::string, std::string>> notes;
-    if (orch || task) notes.emplace_back(kWorkChannel, std::string(orch ? "o" : "") + (task ? "t" : ""));
+    if (orch || task)
+      notes.emplace_back(kWorkChannel, std::string(orch ? "o" : "") + (task ? "t" : ""));
     if (all_changed) {
       notes.emplace_back(kStatusChannel, "*");
     } else if (!changed.empty()) {
@@ -980,10 +981,9 @@ Status PostgresStore::CreateInstance(const CreateInstanceRequest& request) {
   const TimePoint now = TruncateToMicros(clock_ ? clock_->Now() : std::chrono::system_clock::now());
   std::optional<TimePoint> scheduled;
   if (request.scheduled_start) scheduled = TruncateToMicros(*request.scheduled_start);
-  events::ExecutionStarted started{request.name,         request.version,
-                                   request.input,        request.instance_id,
-                                   request.execution_id, std::nullopt,
-                                   scheduled,            request.tags};
+  events::ExecutionStarted started{request.name,        request.version,      request.input,
+                                   request.instance_id, request.execution_id, std::nullopt,
+                                   scheduled,           request.tags};
   const std::string event_json = SerializeEvent(HistoryEvent{-1, now, started});
   std::vector<std::string> replaceable;
   for (OrchestrationStatus s : request.replaceable_statuses) {
@@ -1163,8 +1163,9 @@ Result<int> PostgresStore::PurgeInstances(const PurgeFilter& filter) {
     p.Int(key)
         .OptionalInt(NowParam())
         .TextArray(statuses)
-        .OptionalInt(filter.created_from ? std::optional<int64_t>(ToUnixMicros(*filter.created_from))
-                                         : std::nullopt)
+        .OptionalInt(filter.created_from
+                         ? std::optional<int64_t>(ToUnixMicros(*filter.created_from))
+                         : std::nullopt)
         .OptionalInt(filter.created_to ? std::optional<int64_t>(ToUnixMicros(*filter.created_to))
                                        : std::nullopt)
         .Text(filter.instance_id_prefix)
@@ -1313,7 +1314,8 @@ Result<std::optional<Item>> PostgresStore::Fetch(FetchQueue& queue, std::deque<I
         queue.quiet_until = std::chrono::steady_clock::now() + IdlePeriod(next_due_in);
       }
     }
-    if (!TakePermit(queue, std::min(IdlePeriod(next_due_in), deadline - std::chrono::steady_clock::now())) &&
+    if (!TakePermit(queue, std::min(IdlePeriod(next_due_in),
+                                    deadline - std::chrono::steady_clock::now())) &&
         std::chrono::steady_clock::now() >= deadline) {
       return std::optional<Item>();  // nothing woke us: the next call polls
     }
@@ -1341,8 +1343,7 @@ Result<std::optional<OrchestrationWorkItem>> PostgresStore::FetchOrchestrationWo
 }
 
 void PostgresStore::CompleteOrchestrationWorkItem(const OrchestrationWorkItem& item,
-                                                  OrchestrationUpdate update,
-                                                  CommitCallback done) {
+                                                  OrchestrationUpdate update, CommitCallback done) {
   // Everything is serialized here, on the caller's thread.
   const TimePoint now = TruncateToMicros(clock_ ? clock_->Now() : std::chrono::system_clock::now());
   std::vector<int64_t> consumed;
@@ -1378,17 +1379,17 @@ void PostgresStore::CompleteOrchestrationWorkItem(const OrchestrationWorkItem& i
         s["reply_instance"] = parent.instance_id;
         s["reply_execution"] = parent.execution_id;
         // The database appends the status it finds to errorMessage.
-        s["reply_event"] = SerializeEvent(HistoryEvent{
-            -1, now,
-            events::SubOrchestrationInstanceFailed{
-                parent.task_scheduled_id,
-                FailureDetails{"InstanceAlreadyExists",
-                               "an orchestration instance with id '" + m.instance_id +
-                                   "' already exists with status ",
-                               "",
-                               "",
-                               /*is_non_retriable=*/true,
-                               {}}}});
+        s["reply_event"] = SerializeEvent(
+            HistoryEvent{-1, now,
+                         events::SubOrchestrationInstanceFailed{
+                             parent.task_scheduled_id,
+                             FailureDetails{"InstanceAlreadyExists",
+                                            "an orchestration instance with id '" + m.instance_id +
+                                                "' already exists with status ",
+                                            "",
+                                            "",
+                                            /*is_non_retriable=*/true,
+                                            {}}}});
       }
       j["start"] = std::move(s);
     }
@@ -1432,8 +1433,7 @@ void PostgresStore::CompleteOrchestrationWorkItem(const OrchestrationWorkItem& i
   params->Int(static_cast<int64_t>(update.new_events.size()))
       .Text(outbox.dump())
       .Text(tasks.dump());
-  Submit([this, params, token = item.lock_token, id = item.instance_id,
-          done = std::move(done)] {
+  Submit([this, params, token = item.lock_token, id = item.instance_id, done = std::move(done)] {
     // Idle activity fetchers here get the episode's tasks with it.
     Params p = *params;
     p.Int(PrefetchWanted(tasks_, task_prefetched_)).Int(LeaseMicros()).Text(options_.node_id);
@@ -1451,7 +1451,8 @@ void PostgresStore::CompleteOrchestrationWorkItem(const OrchestrationWorkItem& i
                             "' is no longer held");
     } else {
       if (!o->result.IsNull(0, 4)) TakeClaimedTasks(o->result.View(0, 4), started);
-      Announce(o->result.Bool(0, 1), static_cast<int>(o->result.Int(0, 2)), o->result.TextArray(0, 3));
+      Announce(o->result.Bool(0, 1), static_cast<int>(o->result.Int(0, 2)),
+               o->result.TextArray(0, 3));
     }
     if (done) done(status);
   });
@@ -1504,7 +1505,8 @@ Result<std::optional<ActivityWorkItem>> PostgresStore::FetchActivityWorkItem(
         item.lock_token = static_cast<uint64_t>(r.Int(0, 8));
         item.locked_until = FromUnixMicros(r.Int(0, 9));
         item.dequeue_count = static_cast<int>(r.Int(0, 10));
-        TrackLease(item.lock_token, item.task.instance_id, item.task.seq, claimed_at, item.locked_until);
+        TrackLease(item.lock_token, item.task.instance_id, item.task.seq, claimed_at,
+                   item.locked_until);
         return std::optional<ActivityWorkItem>(std::move(item));
       });
 }
@@ -1558,7 +1560,8 @@ void PostgresStore::CompleteActivityWorkItem(const ActivityWorkItem& item, Messa
             if (!interrupted) orch_prefetched_.push_back(*claimed);
           }
           if (interrupted) {
-            AbandonOrchestrationWorkItem(*claimed, std::chrono::milliseconds(0));  // nobody will fetch it
+            AbandonOrchestrationWorkItem(*claimed,
+                                         std::chrono::milliseconds(0));  // nobody will fetch it
           } else {
             Wake(orchestrations_, 1);
           }
@@ -1611,12 +1614,14 @@ void PostgresStore::TakeClaimedTasks(std::string_view json, int64_t claimed_at) 
     item.task.task_id = t.value("task_id", int32_t{-1});
     item.task.name = t.value("name", std::string());
     item.task.version = t.value("version", std::string());
-    if (t.contains("input") && t["input"].is_string()) item.task.input = t["input"].get<std::string>();
+    if (t.contains("input") && t["input"].is_string())
+      item.task.input = t["input"].get<std::string>();
     item.task.visible_at = FromUnixMicros(t.value("visible_at", int64_t{0}));
     item.lock_token = t.value("lock_token", uint64_t{0});
     item.locked_until = FromUnixMicros(t.value("locked_until", int64_t{0}));
     item.dequeue_count = 1;
-    TrackLease(item.lock_token, item.task.instance_id, item.task.seq, claimed_at, item.locked_until);
+    TrackLease(item.lock_token, item.task.instance_id, item.task.seq, claimed_at,
+               item.locked_until);
     items.push_back(std::move(item));
   }
   bool interrupted;
@@ -1628,7 +1633,8 @@ void PostgresStore::TakeClaimedTasks(std::string_view json, int64_t claimed_at) 
     }
   }
   if (interrupted) {
-    for (const ActivityWorkItem& item : items) AbandonActivityWorkItem(item, std::chrono::milliseconds(0));
+    for (const ActivityWorkItem& item : items)
+      AbandonActivityWorkItem(item, std::chrono::milliseconds(0));
     return;
   }
   Wake(tasks_, static_cast<int>(items.size()));
@@ -1652,7 +1658,8 @@ void PostgresStore::Interrupt() {
   for (const OrchestrationWorkItem& item : orchestrations) {
     AbandonOrchestrationWorkItem(item, std::chrono::milliseconds(0));
   }
-  for (const ActivityWorkItem& item : tasks) AbandonActivityWorkItem(item, std::chrono::milliseconds(0));
+  for (const ActivityWorkItem& item : tasks)
+    AbandonActivityWorkItem(item, std::chrono::milliseconds(0));
 }
 
 void PostgresStore::ResumeFetching() {
@@ -1669,9 +1676,10 @@ Result<std::unique_ptr<Store>> OpenPostgresStore(const PostgresStoreOptions& opt
 }
 
 Result<SchemaVersion> MigratePostgresStore(const std::string& url) {
-  BATON_ASSIGN_OR_RETURN(std::unique_ptr<pg::PgConnection> conn,
-                         pg::PgConnection::Connect(
-                             url, "SET application_name = 'baton migrate'; SET client_min_messages = warning"));
+  BATON_ASSIGN_OR_RETURN(
+      std::unique_ptr<pg::PgConnection> conn,
+      pg::PgConnection::Connect(
+          url, "SET application_name = 'baton migrate'; SET client_min_messages = warning"));
   return pg::Migrate(*conn);
 }
 

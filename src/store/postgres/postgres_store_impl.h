@@ -96,12 +96,12 @@ class ConnectionPool {
 
 // Counters for tests and diagnostics.
 struct PostgresStats {
-  uint64_t claims = 0;          // claim round trips (fetches), empty or not
-  uint64_t empty_claims = 0;    // of which found nothing
-  uint64_t commits = 0;         // work-item and client commits sent
-  uint64_t notifications = 0;   // NOTIFY statements sent
-  uint64_t notified = 0;        // NOTIFYs received from other nodes
-  uint64_t renewals = 0;        // leases extended by the keeper
+  uint64_t claims = 0;            // claim round trips (fetches), empty or not
+  uint64_t empty_claims = 0;      // of which found nothing
+  uint64_t commits = 0;           // work-item and client commits sent
+  uint64_t notifications = 0;     // NOTIFY statements sent
+  uint64_t notified = 0;          // NOTIFYs received from other nodes
+  uint64_t renewals = 0;          // leases extended by the keeper
   uint64_t unknown_outcomes = 0;  // commits whose connection broke, resolved by read-back
   bool listening = false;         // the LISTEN connection is up
 };
