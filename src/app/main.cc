@@ -1,7 +1,8 @@
 // The `baton` binary: wiring of store, worker and client, and the CLI.
 //
 //   baton demo  [--db FILE]   run the sample orchestration and print its history
-//   baton serve [--data-dir DIR] [--port N] …   the HTTP API and a worker, until SIGINT/SIGTERM
+//   baton serve [--data-dir DIR] [--store URL] [--port N] …   the HTTP API and a worker, until SIGINT/SIGTERM
+//   baton migrate [--store URL] [--data-dir DIR]  apply the task hub's schema migrations, then exit
 //   baton instance|tenant|key …                  client verbs (src/app/cli/, docs/cli.md)
 //   baton version
 #include <signal.h>
@@ -26,6 +27,7 @@
 #include "app/samples.h"
 #include "baton/client.h"
 #include "baton/registry.h"
+#include "baton/postgres_store.h"
 #include "baton/sqlite_store.h"
 #include "store/lease_store.h"
 #include "store/sqlite/sqlite_platform_stores.h"
@@ -47,6 +49,48 @@ Result<std::unique_ptr<Store>> Open(const std::string& db) {
   SqliteStoreOptions options;
   options.path = db;
   return OpenSqliteStore(options);
+}
+
+// The task hub a --store value names: "postgresql://…" or "postgres://…"
+// (a libpq URL) is PostgreSQL; "sqlite:PATH", or "" for <data-dir>/baton.db,
+// is SQLite. InvalidArgument for anything else.
+bool IsPostgresUrl(const std::string& store) {
+  return store.starts_with("postgresql://") || store.starts_with("postgres://");
+}
+Result<std::string> SqlitePath(const std::string& store, const std::string& data_dir) {
+  if (store.empty()) return data_dir + "/baton.db";
+  if (store.starts_with("sqlite:") && store.size() > 7) return store.substr(7);
+  return InvalidArgumentError("--store '" + store +
+                              "': expected postgresql://…, postgres://… or sqlite:PATH");
+}
+Result<std::unique_ptr<Store>> OpenStore(const std::string& store, const std::string& data_dir) {
+  if (IsPostgresUrl(store)) {
+    PostgresStoreOptions options;
+    options.url = store;
+    return OpenPostgresStore(options);
+  }
+  BATON_ASSIGN_OR_RETURN(std::string path, SqlitePath(store, data_dir));
+  return Open(path);
+}
+
+int Migrate(const std::string& store, const std::string& data_dir) {
+  Result<SchemaVersion> v = InvalidArgumentError("");
+  if (IsPostgresUrl(store)) {
+    v = MigratePostgresStore(store);
+  } else if (Result<std::string> path = SqlitePath(store, data_dir); path.ok()) {
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(*path).parent_path(), ec);
+    v = MigrateSqliteStore(*path);
+  } else {
+    v = path.status();
+  }
+  if (!v.ok()) {
+    std::fprintf(stderr, "baton: migrate: %s\n", v.status().ToString().c_str());
+    return 1;
+  }
+  std::printf("task hub schema: version %d -> %d%s\n", v->before, v->after,
+              v->before == v->after ? " (up to date)" : "");
+  return 0;
 }
 
 std::string Describe(const HistoryEvent& e) {
@@ -164,6 +208,7 @@ int RotateSecretsKey(const std::string& data_dir) {
 
 struct ServeOptions {
   std::string data_dir = "baton-data";
+  std::string store;  // "" = SQLite in data_dir (see OpenStore)
   std::string listen = "127.0.0.1";
   int port = 8080;
   size_t max_body_bytes = 1 << 20;
@@ -277,11 +322,12 @@ int Serve(const ServeOptions& o) {
     std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
     return 1;
   }
-  auto store = Open(o.data_dir + "/baton.db");
+  auto store = OpenStore(o.store, o.data_dir);
   if (!store.ok()) {
     std::fprintf(stderr, "baton: %s\n", store.status().ToString().c_str());
     return 1;
   }
+  std::printf("baton: task hub on %s\n", IsPostgresUrl(o.store) ? "PostgreSQL" : "SQLite");
   auto platform = OpenPlatformStores(o.data_dir);
   if (!platform.ok()) {
     std::fprintf(stderr, "baton: %s\n", platform.status().ToString().c_str());
@@ -544,6 +590,7 @@ bool ApplyEnvironment(int argc, char** argv, ServeOptions& o) {
     if (v != nullptr && !on_command_line(flag)) *target = v;
   };
   text("BATON_DATA_DIR", "--data-dir", &o.data_dir);
+  text("BATON_STORE", "--store", &o.store);
   text("BATON_LISTEN", "--listen", &o.listen);
   number("BATON_PORT", "--port", 0, 65535, &o.port);
   number("BATON_MAX_BODY_BYTES", "--max-body-bytes", 1, 1L << 30, &o.max_body_bytes);
@@ -595,6 +642,9 @@ int main(int argc, char** argv) {
       "Precedence: flag > environment > config file (--config FILE, a [serve] section).");
   serve->add_option("--data-dir", serve_options.data_dir, "Directory of the task hub and the tenant directory")
       ->capture_default_str();
+  serve->add_option("--store", serve_options.store,
+                    "Task hub: postgresql://… (many nodes on one PostgreSQL) or sqlite:PATH "
+                    "(default: SQLite in --data-dir)");
   serve->add_option("--listen", serve_options.listen, "Address to listen on")
       ->capture_default_str();
   serve->add_option("--port", serve_options.port, "Port to listen on (0 = any free port)")
@@ -661,6 +711,12 @@ int main(int argc, char** argv) {
                     "Largest gRPC message accepted (0 = --max-body-bytes)")
       ->check(CLI::Range(static_cast<size_t>(0), static_cast<size_t>(1) << 30))
       ->capture_default_str();
+  std::string migrate_store;
+  std::string migrate_data_dir = "baton-data";
+  auto* migrate = app.add_subcommand("migrate", "Apply the task hub's schema migrations and exit");
+  migrate->add_option("--store", migrate_store, "Task hub (as for serve; env BATON_STORE)");
+  migrate->add_option("--data-dir", migrate_data_dir, "Data dir of the default SQLite task hub (env BATON_DATA_DIR)")
+      ->capture_default_str();
   app.add_subcommand("version", "Print the version");
 
   int exit_code = 0;
@@ -673,6 +729,15 @@ int main(int argc, char** argv) {
   if (client.parsed()) return exit_code;
   if (demo->parsed()) return baton::app::Demo(db);
   if (rotate->parsed()) return baton::app::RotateSecretsKey(secrets_data_dir);
+  if (migrate->parsed()) {
+    auto env = [&](const char* name, const char* flag, std::string* target) {
+      const char* v = std::getenv(name);
+      if (v != nullptr && migrate->count(flag) == 0) *target = v;
+    };
+    env("BATON_STORE", "--store", &migrate_store);
+    env("BATON_DATA_DIR", "--data-dir", &migrate_data_dir);
+    return baton::app::Migrate(migrate_store, migrate_data_dir);
+  }
   if (serve->parsed()) {
     if (!baton::app::ApplyEnvironment(argc, argv, serve_options)) return 2;
     return baton::app::Serve(serve_options);
