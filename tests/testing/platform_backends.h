@@ -12,7 +12,10 @@
 #include "store/key_store.h"
 #include "store/lease_store.h"
 #include "store/secret_store.h"
+#include "baton/postgres_store.h"
+#include "store/postgres/postgres_platform_stores.h"
 #include "store/sqlite/sqlite_platform_stores.h"
+#include "testing/postgres_test_db.h"
 #include "store/tenant_store.h"
 
 namespace baton::testing {
@@ -41,8 +44,22 @@ inline Result<PlatformStoreSet> OpenSqlitePlatformStores(const std::string& dir)
   return s;
 }
 
+// A fresh database of the test cluster (BATON_TEST_POSTGRES_URL), migrated.
+inline Result<PlatformStoreSet> OpenPostgresPlatformStores(const std::string&) {
+  const std::string url = CreateTestDatabase();
+  if (url.empty()) return UnavailableError("no test database (BATON_TEST_POSTGRES_URL)");
+  BATON_RETURN_IF_ERROR(MigratePostgresStore(url).status());
+  PlatformStoreSet s;
+  BATON_ASSIGN_OR_RETURN(s.tenants, store::OpenPostgresTenantStore(url));
+  BATON_ASSIGN_OR_RETURN(s.logs, store::OpenPostgresJobLogStore(url));
+  BATON_ASSIGN_OR_RETURN(s.secrets, store::OpenPostgresSecretStore(url));
+  BATON_ASSIGN_OR_RETURN(s.keys, store::OpenPostgresKeyStore(url));
+  BATON_ASSIGN_OR_RETURN(s.leases, store::OpenPostgresLeaseStore(url));
+  return s;
+}
+
 inline std::vector<PlatformBackend> PlatformBackends() {
-  return {PlatformBackend{"Sqlite", OpenSqlitePlatformStores}};
+  return {PlatformBackend{"Sqlite", OpenSqlitePlatformStores}, PlatformBackend{"Postgres", OpenPostgresPlatformStores}};
 }
 
 }  // namespace baton::testing
