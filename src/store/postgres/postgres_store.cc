@@ -1245,6 +1245,7 @@ Result<InstanceState> PostgresStore::WaitForInstance(const std::string& instance
 // Engine side: orchestrations.
 
 Result<OrchestrationWorkItem> PostgresStore::TakeClaimedInstance(const PgResult& r, int at,
+                                                                 int generation_column,
                                                                  int64_t claimed_at) {
   OrchestrationWorkItem item;
   item.instance_id = r.Text(0, at);
@@ -1252,6 +1253,7 @@ Result<OrchestrationWorkItem> PostgresStore::TakeClaimedInstance(const PgResult&
   item.lock_token = static_cast<uint64_t>(r.Int(0, at + 11));
   item.locked_until = FromUnixMicros(r.Int(0, at + 12));
   item.dequeue_count = static_cast<int>(r.Int(0, at + 13));
+  item.history_generation = r.Int(0, generation_column);
   TrackLease(item.lock_token, item.instance_id, std::nullopt, claimed_at, item.locked_until);
   for (int row = 0; row < r.rows(); ++row) {
     Message m;
@@ -1337,7 +1339,7 @@ Result<std::optional<OrchestrationWorkItem>> PostgresStore::FetchOrchestrationWo
           if (r.rows() > 0 && !r.IsNull(0, 18)) *next_due_in = r.Int(0, 18);
           return std::optional<OrchestrationWorkItem>();
         }
-        BATON_ASSIGN_OR_RETURN(OrchestrationWorkItem item, TakeClaimedInstance(r, 0, claimed_at));
+        BATON_ASSIGN_OR_RETURN(OrchestrationWorkItem item, TakeClaimedInstance(r, 0, 19, claimed_at));
         return std::optional<OrchestrationWorkItem>(std::move(item));
       });
 }
@@ -1551,7 +1553,7 @@ void PostgresStore::CompleteActivityWorkItem(const ActivityWorkItem& item, Messa
                             std::to_string(seq) + " is no longer held");
     } else {
       if (!o->result.IsNull(0, 2)) {
-        Result<OrchestrationWorkItem> claimed = TakeClaimedInstance(o->result, 2, started);
+        Result<OrchestrationWorkItem> claimed = TakeClaimedInstance(o->result, 2, 20, started);
         if (claimed.ok()) {
           bool interrupted;
           {

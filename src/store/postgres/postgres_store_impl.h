@@ -252,9 +252,11 @@ class PostgresStore final : public Store {
   // nothing prefetched for them.
   template <typename Item>
   int PrefetchWanted(FetchQueue& queue, const std::deque<Item>& prefetched);
-  // The instance work item in `r` (claim columns from `at`), leased at
-  // `claimed_at` (LocalMicros); its lease is tracked.
-  Result<OrchestrationWorkItem> TakeClaimedInstance(const PgResult& r, int at, int64_t claimed_at);
+  // The instance work item in `r` (claim columns from `at`, the history
+  // generation in `generation_column`), leased at `claimed_at`
+  // (LocalMicros); its lease is tracked.
+  Result<OrchestrationWorkItem> TakeClaimedInstance(const PgResult& r, int at,
+                                                    int generation_column, int64_t claimed_at);
   // Tasks leased by a commit (o_claimed JSON): tracked and queued for the
   // idle activity fetchers.
   void TakeClaimedTasks(std::string_view json, int64_t claimed_at);
