@@ -73,8 +73,16 @@ struct PostgresStoreOptions {
   // A commit that makes work due while this node has idle fetchers leases
   // it to them in the same write (saving a claim round trip each).
   bool prefetch = true;
-  // Recorded in locked_by (diagnostics). "" = "<hostname>:<pid>".
+  // Recorded in locked_by, and in the application_name of this store's
+  // sessions ("baton node <id>") when it is at most 52 characters of
+  // [A-Za-z0-9._:@/-]. Give each live node its own. "" = "<hostname>:<pid>".
   std::string node_id;
+  // Watch the database's sessions: when every session of a node seen before
+  // has been gone for 2 s (the process died), release its leases at once
+  // instead of waiting for them to expire (docs/postgres.md). Needs the
+  // nodes to share a database role (or pg_read_all_stats) to see each
+  // other's sessions; otherwise nothing is released early.
+  bool release_gone_nodes = true;
   // How long a call keeps retrying while the database is unreachable, and
   // how long it waits to learn the outcome of a commit whose connection broke.
   std::chrono::milliseconds retry_budget{std::chrono::seconds(30)};

@@ -5,8 +5,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <random>
+#include <set>
+#include <string_view>
 #include <utility>
 #include <variant>
 
@@ -33,6 +36,13 @@ constexpr size_t kMaxNotifyPayload = 7000;
 // commit_log rows live this long: far longer than any wait for an outcome.
 constexpr int64_t kCommitLogRetentionUs = 15LL * 60 * 1'000'000;
 constexpr auto kPruneEvery = std::chrono::minutes(1);
+// How often a node looks at the database's sessions for nodes that died, and
+// how long all of a node's sessions must have been gone before its leases
+// are released (longer than a reconnect after a blip).
+constexpr auto kWatchPeersEvery = std::chrono::milliseconds(500);
+constexpr auto kPeerGoneFor = std::chrono::seconds(2);
+// Sessions of a node carry this prefix and its id in application_name.
+constexpr std::string_view kNodeSessionPrefix = "baton node ";
 // Serializes concurrent migrators ("baton" in ASCII).
 constexpr int64_t kMigrationLockKey = 0x6261746f6e;
 
@@ -73,6 +83,8 @@ const Statement kCommitLanded{"baton_commit_landed",
 const Statement kSessionAlive{
     "baton_session_alive",
     "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND backend_start::text = $2)"};
+const Statement kReleaseNodeLeases{"baton_release_node_leases",
+                                   "SELECT * FROM baton_release_node_leases($1, $2)"};
 const Statement kPruneCommitLog{
     "baton_prune_commit_log",
     "DELETE FROM commit_log WHERE committed_at < coalesce($1, baton_now()) - $2"};
@@ -300,8 +312,18 @@ Status PostgresStore::Start() {
   // hung mid-call: the server ends it well before its lease would expire.
   const auto idle_timeout = std::max<std::chrono::milliseconds>(std::chrono::milliseconds(500),
                                                                 options_.lease_duration / 2);
+  // The node id in application_name lets the other nodes see when this one's
+  // sessions are all gone (WatchPeers). One that does not fit (63 bytes) or
+  // needs quoting is left out: that node's leases then only expire.
+  const bool plain_id = options_.node_id.size() <= 63 - kNodeSessionPrefix.size() &&
+                        std::all_of(options_.node_id.begin(), options_.node_id.end(), [](char ch) {
+                          return std::isalnum(static_cast<unsigned char>(ch)) ||
+                                 std::string_view("._:@/-").find(ch) != std::string_view::npos;
+                        });
+  const std::string application_name =
+      plain_id ? std::string(kNodeSessionPrefix) + options_.node_id : "baton";
   setup_sql_ =
-      "SET application_name = 'baton'; SET synchronous_commit = on; "
+      "SET application_name = '" + application_name + "'; SET synchronous_commit = on; "
       "SET client_min_messages = warning; "
       "SET idle_in_transaction_session_timeout = " +
       std::to_string(idle_timeout.count());
@@ -408,6 +430,9 @@ PostgresStats PostgresStore::stats() const {
   s.renewals = renewals_.load();
   s.unknown_outcomes = unknown_outcomes_.load();
   s.listening = listening_.load();
+  s.peers = peers_seen_.load();
+  s.peers_gone = peers_gone_.load();
+  s.leases_released = leases_released_.load();
   return s;
 }
 
@@ -733,11 +758,16 @@ void PostgresStore::ForgetLease(uint64_t token) {
 
 void PostgresStore::KeeperLoop() {
   auto next_prune = std::chrono::steady_clock::now();
+  auto next_watch = std::chrono::steady_clock::now();
   for (;;) {
     {
       std::unique_lock lock(leases_mu_);
       if (stopping_) return;
       auto sleep = std::chrono::steady_clock::duration(std::chrono::seconds(1));
+      if (options_.release_gone_nodes) {
+        sleep = std::min<std::chrono::steady_clock::duration>(
+            sleep, next_watch - std::chrono::steady_clock::now());
+      }
       const int64_t now = LocalMicros();
       for (const auto& [token, h] : held_) {
         if (h.expires <= now) continue;  // lost already: its completion will abort
@@ -753,6 +783,10 @@ void PostgresStore::KeeperLoop() {
       if (stopping_) return;
     }
     RenewLeases();
+    if (options_.release_gone_nodes && std::chrono::steady_clock::now() >= next_watch) {
+      next_watch = std::chrono::steady_clock::now() + kWatchPeersEvery;
+      WatchPeers();
+    }
     if (std::chrono::steady_clock::now() >= next_prune) {
       next_prune = std::chrono::steady_clock::now() + kPruneEvery;
       Params p;
@@ -762,6 +796,56 @@ void PostgresStore::KeeperLoop() {
         util::Log().debug("postgres store: pruning commit_log: {}", pruned.status().ToString());
       }
     }
+  }
+}
+
+void PostgresStore::WatchPeers() {
+  static const std::string kSql =
+      "SELECT DISTINCT substr(application_name, " + std::to_string(kNodeSessionPrefix.size() + 1) +
+      ") FROM pg_stat_activity WHERE datname = current_database() AND starts_with(application_name, '" +
+      std::string(kNodeSessionPrefix) + "')";
+  // A failed look (the database is down or restarting) proves nothing.
+  Result<PgResult> r = ReadSql(kSql, Params(), "watch nodes");
+  if (!r.ok()) return;
+  const auto now = std::chrono::steady_clock::now();
+  std::set<std::string> present;
+  for (int i = 0; i < r->rows(); ++i) present.insert(r->Text(i, 0));
+  present.erase(options_.node_id);
+  peers_seen_ = static_cast<int>(present.size());
+  for (const std::string& id : present) peers_[id].reset();
+  for (auto it = peers_.begin(); it != peers_.end();) {
+    if (present.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    if (!it->second) it->second = now;
+    if (now - *it->second < kPeerGoneFor) {
+      ++it;
+      continue;
+    }
+    // Every session of that node has been gone for a while: it died. Its
+    // work need not wait for its leases to expire.
+    Params p;
+    p.Text(it->first).OptionalInt(NowParam());
+    Result<PgResult> released = Read(kReleaseNodeLeases, p, "release a gone node's leases");
+    if (!released.ok()) {
+      util::Log().debug("postgres store: releasing the leases of node '{}': {}", it->first,
+                        released.status().ToString());
+      ++it;  // tried again at the next look
+      continue;
+    }
+    const int instances = static_cast<int>(released->Int(0, 0));
+    const int tasks = static_cast<int>(released->Int(0, 1));
+    peers_gone_.fetch_add(1, std::memory_order_relaxed);
+    leases_released_.fetch_add(static_cast<uint64_t>(instances + tasks), std::memory_order_relaxed);
+    if (instances > 0 || tasks > 0) {
+      util::Log().info(
+          "postgres store: node '{}' has no session left; released its {} instance and {} task "
+          "lease(s)",
+          it->first, instances, tasks);
+      Announce(instances > 0, tasks, {});
+    }
+    it = peers_.erase(it);
   }
 }
 
