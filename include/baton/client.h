@@ -105,6 +105,10 @@ class Client {
 
   // One page of instances; see InstanceQuery for filters and paging.
   Result<QueryPage> Query(const InstanceQuery& query);
+  // How many instances match `query` (its prefix, statuses and times; paging
+  // fields ignored), counting no further than `limit`: the answer is
+  // min(count, limit). Reads the store page by page, so it costs O(limit).
+  Result<int64_t> Count(InstanceQuery query, int64_t limit);
 
   // The current execution's history, oldest first. NotFound.
   Result<std::vector<HistoryEvent>> GetHistory(const std::string& instance_id);

@@ -5,6 +5,8 @@
 //   baton instance|tenant|key …                  client verbs (src/app/cli/, docs/cli.md)
 //   baton version
 #include <signal.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -18,6 +20,7 @@
 #include "api/grpc/sidecar.h"
 #include "api/http/job_api.h"
 #include "api/http/management_api.h"
+#include "api/http/readiness.h"
 #include "app/cli/commands.h"
 #include "app/samples.h"
 #include "baton/client.h"
@@ -31,6 +34,7 @@
 #include "batch/scheduler.h"
 #include "runtime/docker/docker_runtime.h"
 #include "tenancy/tenant_directory.h"
+#include "util/secret_box.h"
 #include "util/uuid.h"
 
 namespace baton::app {
@@ -96,6 +100,40 @@ int Demo(const std::string& db) {
   return state->status == OrchestrationStatus::kCompleted ? 0 : 1;
 }
 
+// `baton secrets rotate-key`: a new sealing key, every stored secret
+// resealed with it, the old keys dropped. The server must be stopped: taking
+// the task hub's lock proves it is.
+int RotateSecretsKey(const std::string& data_dir) {
+  auto store = Open(data_dir + "/baton.db");
+  if (!store.ok()) {
+    std::fprintf(stderr, "baton: %s (stop `baton serve` first)\n", store.status().ToString().c_str());
+    return 1;
+  }
+  const std::string key_path = data_dir + "/secrets.key";
+  if (!std::filesystem::exists(key_path)) {
+    std::fprintf(stderr, "baton: %s does not exist: nothing to rotate\n", key_path.c_str());
+    return 1;
+  }
+  if (Status s = util::SecretBox::Rotate(key_path); !s.ok()) {
+    std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  auto vault = batch::SecretVault::Open(data_dir + "/secrets.db", key_path);
+  auto resealed = vault.ok() ? (*vault)->ResealAll() : Result<int>(vault.status());
+  if (!resealed.ok()) {
+    // The old keys stay in the file, so every secret still opens.
+    std::fprintf(stderr, "baton: resealing failed, old keys kept: %s\n", resealed.status().ToString().c_str());
+    return 1;
+  }
+  vault->reset();
+  if (Status s = util::SecretBox::RetireAllButActive(key_path); !s.ok()) {
+    std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  std::printf("new secrets key in %s; %d stored secret(s) resealed; old keys removed\n", key_path.c_str(), *resealed);
+  return 0;
+}
+
 struct ServeOptions {
   std::string data_dir = "baton-data";
   std::string listen = "127.0.0.1";
@@ -108,12 +146,14 @@ struct ServeOptions {
   int read_timeout_s = 30;
   // Batch jobs.
   std::string docker_socket = "/var/run/docker.sock";
+  std::string secrets_dir = runtime::docker::kDefaultSecretsDir;
   double job_cpu = 0;       // 0 = the machine's cores
   int64_t job_memory_mb = 0;  // 0 = 80 % of the machine's memory
   std::string registry;     // host:port whose credentials follow
   std::string registry_user;
   std::string registry_password_file;
   int reconcile_interval_s = 30;
+  int64_t min_free_disk_mb = 512;  // /readyz: the data dir's file system needs this much free
   std::string sample_tenant;  // created at start with a key in <data-dir>/<tenant>.key
   // The Durable Task sidecar (gRPC).
   int grpc_port = 4001;  // 0 = any free port, -1 = off
@@ -122,6 +162,16 @@ struct ServeOptions {
   std::string public_url;           // base of status URIs; "" = http://<listen>:<port>
   size_t grpc_max_message_bytes = 0;  // 0 = max_body_bytes
 };
+
+// Makes the data dir 0700 and the files directly in it 0600.
+Status TightenDataDir(const std::string& dir) {
+  if (::chmod(dir.c_str(), 0700) != 0) return UnavailableError("cannot chmod data dir " + dir);
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (entry.is_regular_file(ec) && !entry.is_symlink(ec)) ::chmod(entry.path().c_str(), 0600);
+  }
+  return Status::Ok();
+}
 
 // The machine's memory in MiB (MemTotal), or 0.
 int64_t MachineMemoryMb() {
@@ -149,7 +199,7 @@ std::string NodeId(const std::string& data_dir) {
 // Ensures the sample tenant exists, with a key in <data-dir>/<tenant>.key and
 // a quota, so that the README's demo works from the first start.
 Status EnsureSampleTenant(tenancy::TenantDirectory& directory, Client& client, const std::string& data_dir,
-                          const std::string& tenant) {
+                          const std::string& tenant, const std::string& registry) {
   const std::string key_path = data_dir + "/" + tenant + ".key";
   if (!directory.GetTenant(tenant).ok()) {
     BATON_RETURN_IF_ERROR(directory.CreateTenant(tenant, "sample tenant").status());
@@ -163,6 +213,11 @@ Status EnsureSampleTenant(tenancy::TenantDirectory& directory, Client& client, c
     BATON_RETURN_IF_ERROR(client.SignalEntity(EntityId(batch::kSchedulerEntity, batch::kSchedulerKey), "setTenant",
                                               Json{{"tenant", tenant}, {"cpu", 2}, {"memoryMb", 2048}, {"jobs", 4},
                                                    {"weight", 1}}));
+    if (!registry.empty()) {
+      // The sample images (scripts/sample-image) live under <registry>/samples/.
+      BATON_RETURN_IF_ERROR(
+          directory.UpdateSettings(tenant, Json{{"grants", {{"imagePrefixes", {registry + "/samples/"}}}}}).status());
+    }
     std::printf("sample tenant '%s': key in %s\n", tenant.c_str(), key_path.c_str());
   }
   return Status::Ok();
@@ -176,10 +231,17 @@ int Serve(const ServeOptions& o) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  // Everything the server writes is its user's alone: the data dir is 0700
+  // and every file in it 0600 (files of older versions are tightened here).
+  ::umask(077);
   std::error_code ec;
   std::filesystem::create_directories(o.data_dir, ec);
   if (ec) {
     std::fprintf(stderr, "baton: cannot create data dir %s: %s\n", o.data_dir.c_str(), ec.message().c_str());
+    return 1;
+  }
+  if (Status s = TightenDataDir(o.data_dir); !s.ok()) {
+    std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
     return 1;
   }
   auto store = Open(o.data_dir + "/baton.db");
@@ -208,12 +270,22 @@ int Serve(const ServeOptions& o) {
   }
 
   // Batch jobs: the container runtime, secrets, kept logs, job tokens.
-  runtime::docker::DockerRuntime docker(o.docker_socket);
+  runtime::docker::DockerRuntime docker(o.docker_socket, o.secrets_dir);
+  if (!std::filesystem::exists(o.secrets_dir) && !std::filesystem::exists(std::filesystem::path(o.secrets_dir).parent_path())) {
+    std::fprintf(stderr, "baton: --secrets-dir %s: its parent directory does not exist\n", o.secrets_dir.c_str());
+    return 1;
+  }
+  if (!runtime::docker::DockerRuntime::IsOnTmpfs(std::filesystem::exists(o.secrets_dir)
+                                                     ? o.secrets_dir
+                                                     : std::filesystem::path(o.secrets_dir).parent_path().string())) {
+    std::fprintf(stderr, "baton: warning: --secrets-dir %s is not on a tmpfs: job secrets will touch the disk\n",
+                 o.secrets_dir.c_str());
+  }
   if (Status ping = docker.Ping(); !ping.ok()) {
     std::fprintf(stderr, "baton: warning: %s (jobs will wait for it; scripts/docker-up starts one)\n",
                  ping.ToString().c_str());
   }
-  auto vault = batch::SecretVault::Open(o.data_dir + "/secrets.db");
+  auto vault = batch::SecretVault::Open(o.data_dir + "/secrets.db", o.data_dir + "/secrets.key");
   auto job_logs = batch::JobLogs::Open(o.data_dir + "/job-logs.db");
   auto tokens = batch::JobTokens::OpenOrCreateKey(o.data_dir + "/job-token.key");
   for (const Status& s : {vault.status(), job_logs.status(), tokens.status()}) {
@@ -249,6 +321,14 @@ int Serve(const ServeOptions& o) {
   worker_options.orchestration_threads = o.orchestration_threads;
   worker_options.activity_threads = o.activity_threads;
   Client client(**store);
+  // GET /readyz (declared before the router, whose handler uses it).
+  std::vector<api::ReadinessCheck> readiness_checks = {
+      api::StoreCheck(**store, o.data_dir), api::DiskCheck(o.data_dir, static_cast<uint64_t>(o.min_free_disk_mb) << 20),
+      api::RuntimeCheck(docker, std::chrono::seconds(3))};
+  if (!job_services.registries.empty()) {
+    readiness_checks.push_back(api::RegistryCheck(docker, job_services.registries[0], std::chrono::seconds(3)));
+  }
+  api::ReadinessProbe readiness(std::move(readiness_checks));
   api::Router router;
   api::ManagementApiOptions api_options;
   // Known: registered here, or run by an SDK worker over the sidecar since the
@@ -258,6 +338,8 @@ int Serve(const ServeOptions& o) {
     if (name.substr(0, 6) == "baton.") return false;
     return registry.FindOrchestrator(name) != nullptr || (sdk_workers != nullptr && sdk_workers->HasRunOrchestrator(name));
   };
+  tenancy::Admission admission(**directory);
+  api_options.admission = &admission;
   api::AddManagementApi(router, client, **directory, api_options);
   api::JobApiServices job_api;
   job_api.client = &client;
@@ -266,8 +348,11 @@ int Serve(const ServeOptions& o) {
   job_api.logs = job_logs->get();
   job_api.tokens = &*tokens;
   job_api.runtime = &docker;
+  job_api.admission = &admission;
+  job_api.platform_registry = o.registry;
   api::AddJobApi(router, job_api);
   api::AddDashboard(router);
+  api::AddReadinessRoute(router, readiness, **directory);
   api::HttpServerOptions http_options;
   http_options.address = o.listen;
   http_options.port = static_cast<unsigned short>(o.port);
@@ -281,9 +366,37 @@ int Serve(const ServeOptions& o) {
     std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
     return 1;
   }
-  // Jobs call back to the address the API listens on.
-  job_services.callback_base = "http://" + (o.listen == "0.0.0.0" ? std::string("127.0.0.1") : o.listen) + ":" +
-                               std::to_string(server.port());
+  // Jobs call back over a unix socket in <data-dir>/callback, a directory
+  // mounted into callback-mode containers: no network is needed to reach
+  // Baton, and none is opened to the API (docs/job-protocol.md).
+  const std::string callback_dir = std::filesystem::absolute(o.data_dir + "/callback").lexically_normal().string();
+  std::filesystem::create_directories(callback_dir, ec);
+  if (ec || ::chmod(callback_dir.c_str(), 0755) != 0) {
+    std::fprintf(stderr, "baton: cannot create %s\n", callback_dir.c_str());
+    server.Stop();
+    return 1;
+  }
+  api::Router callback_router;
+  api::AddJobCallbackRoute(callback_router, job_api);
+  api::HttpServerOptions callback_options = http_options;
+  callback_options.unix_socket = callback_dir + "/callback.sock";
+  callback_options.io_threads = 1;
+  callback_options.handler_threads = 8;
+  callback_options.public_url.clear();
+  api::HttpServer callback_server(callback_options, callback_router);
+  if (callback_options.unix_socket.size() >= sizeof(sockaddr_un{}.sun_path)) {
+    std::fprintf(stderr, "baton: the callback socket path %s is too long for a unix socket; use a shorter --data-dir\n",
+                 callback_options.unix_socket.c_str());
+    server.Stop();
+    return 1;
+  }
+  if (Status s = callback_server.Start(); !s.ok()) {
+    std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
+    server.Stop();
+    return 1;
+  }
+  job_services.callback_base = "http://localhost";
+  job_services.callback_dir = callback_dir;
   if (Status s = batch::RegisterJobFunctions(registry, job_services); !s.ok()) {
     std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
     server.Stop();
@@ -295,6 +408,7 @@ int Serve(const ServeOptions& o) {
   sidecar_options.address = o.listen;
   sidecar_options.port = o.grpc_port;
   sidecar_options.allow_anonymous = o.grpc_allow_anonymous;
+  sidecar_options.admission = &admission;
   sidecar_options.max_message_bytes = o.grpc_max_message_bytes > 0 ? o.grpc_max_message_bytes : o.max_body_bytes;
   sidecar::Sidecar grpc_sidecar(client, **store, **directory, sidecar_options);
   if (o.grpc_port >= 0) {
@@ -316,7 +430,7 @@ int Serve(const ServeOptions& o) {
     std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
   }
   if (!o.sample_tenant.empty()) {
-    if (Status s = EnsureSampleTenant(**directory, client, o.data_dir, o.sample_tenant); !s.ok()) {
+    if (Status s = EnsureSampleTenant(**directory, client, o.data_dir, o.sample_tenant, o.registry); !s.ok()) {
       std::fprintf(stderr, "baton: sample tenant: %s\n", s.ToString().c_str());
     }
   }
@@ -343,6 +457,7 @@ int Serve(const ServeOptions& o) {
   std::printf("baton: signal %d: draining requests and in-flight work...\n", sig);
   std::fflush(stdout);
   server.Stop(std::chrono::seconds(10));
+  callback_server.Stop(std::chrono::seconds(1));
   grpc_sidecar.Stop();
   monitor.Stop();
   worker.Stop();
@@ -392,11 +507,13 @@ bool ApplyEnvironment(int argc, char** argv, ServeOptions& o) {
   number("BATON_ACTIVITY_THREADS", "--activity-threads", 1, 1024, &o.activity_threads);
   number("BATON_READ_TIMEOUT", "--read-timeout", 1, 3600, &o.read_timeout_s);
   text("BATON_DOCKER_SOCKET", "--docker-socket", &o.docker_socket);
+  text("BATON_SECRETS_DIR", "--secrets-dir", &o.secrets_dir);
   number("BATON_JOB_MEMORY_MB", "--job-memory-mb", 0, 1L << 40, &o.job_memory_mb);
   text("BATON_REGISTRY", "--registry", &o.registry);
   text("BATON_REGISTRY_USER", "--registry-user", &o.registry_user);
   text("BATON_REGISTRY_PASSWORD_FILE", "--registry-password-file", &o.registry_password_file);
   number("BATON_RECONCILE_INTERVAL", "--reconcile-interval", 1, 86400, &o.reconcile_interval_s);
+  number("BATON_MIN_FREE_DISK_MB", "--min-free-disk-mb", 0, 1L << 40, &o.min_free_disk_mb);
   text("BATON_SAMPLE_TENANT", "--sample-tenant", &o.sample_tenant);
   number("BATON_GRPC_PORT", "--grpc-port", -1, 65535, &o.grpc_port);
   text("BATON_PUBLIC_URL", "--public-url", &o.public_url);
@@ -456,6 +573,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   serve->add_option("--docker-socket", serve_options.docker_socket, "Docker Engine API socket (batch jobs)")
       ->capture_default_str();
+  serve->add_option("--secrets-dir", serve_options.secrets_dir,
+                    "Directory (on a tmpfs) where running jobs' secret files live; mounted into their containers")
+      ->capture_default_str();
   serve->add_option("--job-cpu", serve_options.job_cpu, "Cores jobs may use on this node (0 = all)")
       ->check(CLI::Range(0.0, 4096.0))
       ->capture_default_str();
@@ -470,6 +590,10 @@ int main(int argc, char** argv) {
                     "Seconds between passes of the job reconciler")
       ->check(CLI::Range(1, 86400))
       ->capture_default_str();
+  serve->add_option("--min-free-disk-mb", serve_options.min_free_disk_mb,
+                    "/readyz reports not ready while the data dir's file system has less free, MiB")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40))
+      ->capture_default_str();
   serve->add_option("--sample-tenant", serve_options.sample_tenant,
                     "Create this tenant at start, with a key in <data-dir>/<tenant>.key and a small quota");
   serve->add_option("--grpc-port", serve_options.grpc_port,
@@ -478,6 +602,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   serve->add_flag("--grpc-allow-anonymous", serve_options.grpc_allow_anonymous,
                   "Let gRPC calls without an API key act on the task hub their 'taskhub' metadata names");
+  std::string secrets_data_dir = "baton-data";
+  auto* secrets = app.add_subcommand("secrets", "Manage the key that seals job secrets at rest");
+  secrets->require_subcommand(1);
+  auto* rotate = secrets->add_subcommand(
+      "rotate-key", "Seal every stored job secret with a new key and drop the old ones (stop the server first)");
+  rotate->add_option("--data-dir", secrets_data_dir, "The server's data dir")->capture_default_str();
   serve->add_option("--public-url", serve_options.public_url,
                     "Base URL of the status URIs in answers, e.g. https://baton.example.com (default "
                     "http://<listen>:<port>; never the request's Host header)");
@@ -496,6 +626,7 @@ int main(int argc, char** argv) {
   }
   if (client.parsed()) return exit_code;
   if (demo->parsed()) return baton::app::Demo(db);
+  if (rotate->parsed()) return baton::app::RotateSecretsKey(secrets_data_dir);
   if (serve->parsed()) {
     if (!baton::app::ApplyEnvironment(argc, argv, serve_options)) return 2;
     return baton::app::Serve(serve_options);

@@ -1,5 +1,7 @@
 #include "batch/job_monitor.h"
 
+#include <optional>
+
 #include "batch/job_orchestration.h"
 #include "batch/loopback_http.h"
 #include "util/log.h"
@@ -95,10 +97,19 @@ void JobMonitor::Raise(const std::string& instance, const std::string& name, con
   }
 }
 
+void JobMonitor::RequestReconcile() {
+  {
+    std::lock_guard lock(mu_);
+    reconcile_requested_ = true;
+  }
+  cv_.notify_all();
+}
+
 void JobMonitor::WatchLoop() {
   std::map<std::string, std::string> selector = Selector();
   selector["baton.index"] = kMainIndex;
   TimePoint since = std::chrono::system_clock::now() - 2s;
+  std::optional<std::chrono::steady_clock::time_point> failing_since;
   for (;;) {
     {
       std::lock_guard lock(mu_);
@@ -123,9 +134,18 @@ void JobMonitor::WatchLoop() {
         },
         1s, since);
     if (!s.ok() && s.code() != StatusCode::kDeadlineExceeded) {
-      util::Log().warn("job monitor: watching container events: {}", s.ToString());
+      if (!failing_since) {
+        failing_since = std::chrono::steady_clock::now();
+        util::Log().warn("job monitor: watching container events: {} (retrying every second)", s.ToString());
+      }
       if (!SleepFor(1s)) return;
       continue;  // the same `since` again: nothing is missed
+    }
+    if (failing_since) {
+      util::Log().info("job monitor: container events are back after {:.1f} s; reconciling",
+                       std::chrono::duration<double>(std::chrono::steady_clock::now() - *failing_since).count());
+      failing_since.reset();
+      RequestReconcile();  // what a restarted runtime no longer replays
     }
     // Everything up to the start of this call was seen; overlap a little,
     // since events are stamped by the daemon (duplicates are harmless).
@@ -135,11 +155,27 @@ void JobMonitor::WatchLoop() {
 
 void JobMonitor::PollLoop() {
   auto next_reconcile = std::chrono::steady_clock::now() + options_.reconcile_interval;
-  while (SleepFor(std::min(options_.job_url_poll_interval, options_.reconcile_interval))) {
+  bool failing = false;
+  for (;;) {
+    bool requested = false;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait_for(lock, std::min(options_.job_url_poll_interval, options_.reconcile_interval),
+                   [this] { return stopping_ || reconcile_requested_; });
+      if (stopping_) return;
+      requested = reconcile_requested_;
+      reconcile_requested_ = false;
+    }
     PollJobUrls();
-    if (std::chrono::steady_clock::now() >= next_reconcile) {
+    if (requested || std::chrono::steady_clock::now() >= next_reconcile) {
       auto report = ReconcileOnce();
-      if (!report.ok()) util::Log().warn("job monitor: reconcile: {}", report.status().ToString());
+      if (!report.ok() && !failing) {
+        util::Log().warn("job monitor: reconcile: {} (retrying every {} ms)", report.status().ToString(),
+                         options_.reconcile_interval.count());
+      } else if (report.ok() && failing) {
+        util::Log().info("job monitor: reconcile passes succeed again");
+      }
+      failing = !report.ok();
       next_reconcile = std::chrono::steady_clock::now() + options_.reconcile_interval;
     }
   }
@@ -189,6 +225,13 @@ void JobMonitor::PollJobUrls() {
 
 Result<ReconcileReport> JobMonitor::ReconcileOnce() {
   ReconcileReport report;
+  // What the previous pass found missing; a pass that fails leaves nothing
+  // behind, so "two in a row" means two passes that got answers.
+  std::set<std::string> missing_before;
+  {
+    std::lock_guard lock(reconcile_mu_);
+    missing_before.swap(missing_before_);
+  }
   // 1. The attempts that should be running, read before the containers: a
   //    group that vanishes afterwards belongs to an attempt already over.
   std::map<std::string, Phase> running;
@@ -251,18 +294,28 @@ Result<ReconcileReport> JobMonitor::ReconcileOnce() {
       ++report.exits_reported;
     }
   }
-  // 3. Running attempts without a container.
+  // 3. Running attempts without a container: only the runtime's NotFound
+  //    counts (an error says nothing about the container), and only when the
+  //    previous pass found the same attempt without its group too.
+  std::set<std::string> missing;
   for (const auto& [instance, phase] : running) {
-    if (phase.phase != "running" || present.count(instance + "/" + std::to_string(phase.attempt))) continue;
+    const std::string key = instance + "/" + std::to_string(phase.attempt);
+    if (phase.phase != "running" || present.count(key)) continue;
     auto group = runtime_.InspectGroup(JobGroupName(instance, phase.attempt));
     if (group.ok() || group.status().code() != StatusCode::kNotFound) continue;
     auto now = client_.GetState(instance, true);
     if (!now.ok() || !Live(*now)) continue;
     Phase p = PhaseOf(*now);
     if (p.phase != "running" || p.attempt != phase.attempt) continue;
+    missing.insert(key);
+    if (!missing_before.count(key)) continue;  // a second look first
     Raise(instance, kContainerLostEvent, Json{{"attempt", phase.attempt}});
     ++report.containers_lost;
     util::Log().warn("job monitor: the container of {} attempt {} vanished", instance, phase.attempt);
+  }
+  {
+    std::lock_guard lock(reconcile_mu_);
+    missing_before_ = std::move(missing);
   }
   return report;
 }

@@ -16,6 +16,21 @@
 // Events may be raised more than once: the orchestration ignores those of
 // an attempt it is no longer waiting on.
 //
+// The runtime may go away (dockerd stopped, restarted, overloaded) and come
+// back at any time; the monitor outlives it:
+//   - the events stream is reopened every second, from the time of the last
+//     event seen (events are replayed; duplicates are harmless). A restarted
+//     dockerd has forgotten what happened before it stopped, so the first
+//     successful reconnection after a failure also runs a reconcile pass at
+//     once, which reports the exits nobody saw;
+//   - only the runtime's answer "no such group" counts as a vanished
+//     container, never an error (Unavailable is not NotFound), and only when
+//     two reconcile passes in a row found the running attempt without its
+//     group (ContainerLost is final for the attempt, so it waits for a
+//     second look);
+//   - a failing stream or pass is logged when it starts failing and when it
+//     recovers, not at every retry.
+//
 // Thread-safety: Start/Stop from one thread; ReconcileOnce may be called
 // concurrently with the monitor's own threads.
 #pragma once
@@ -62,6 +77,8 @@ class JobMonitor {
  private:
   void WatchLoop();
   void PollLoop();
+  // Asks the poller for a reconcile pass now (after the events stream came back).
+  void RequestReconcile();
   void PollJobUrls();
   // Raises an event about `attempt` on `instance`; errors are logged.
   void Raise(const std::string& instance, const std::string& name, const Json& data);
@@ -74,11 +91,16 @@ class JobMonitor {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
+  bool reconcile_requested_ = false;
   std::thread watcher_;
   std::thread poller_;
   // Job-URL state seen last, by "<instance>/<attempt>".
   std::map<std::string, std::string> last_progress_;
   std::set<std::string> reported_;
+  // ReconcileOnce's memory between passes: the running attempts
+  // ("<instance>/<attempt>") the previous pass found without a group.
+  std::mutex reconcile_mu_;
+  std::set<std::string> missing_before_;
 };
 
 }  // namespace baton::batch

@@ -1,8 +1,7 @@
 #include "batch/job_orchestration.h"
 
-#include <sqlite3.h>
-
 #include <algorithm>
+#include <optional>
 #include <thread>
 
 #include "batch/job_logs.h"
@@ -21,6 +20,7 @@ constexpr char kStartGroup[] = "baton.StartGroup";
 constexpr char kStartJobUrl[] = "baton.StartJobUrl";
 constexpr char kCollectGroup[] = "baton.CollectGroup";
 constexpr char kDeleteGroup[] = "baton.DeleteGroup";
+constexpr char kDeleteSecrets[] = "baton.DeleteSecrets";
 constexpr int kLogsTail = 20;
 // How long a job that reported its completion through the callback has to
 // exit on its own before it is stopped.
@@ -30,7 +30,8 @@ constexpr int kExitAfterCallbackSeconds = 10;
 [[noreturn]] void Throw(const Status& s, const std::string& what, bool non_retriable = false) {
   std::string type = s.code() == StatusCode::kNotFound          ? "NotFound"
                      : s.code() == StatusCode::kUnauthenticated ? "RegistryUnauthorized"
-                     : s.code() == StatusCode::kUnavailable     ? "RuntimeUnavailable"
+                     : s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kDeadlineExceeded
+                         ? "RuntimeUnavailable"
                      : s.code() == StatusCode::kInvalidArgument ? "InvalidArgument"
                                                                 : "RuntimeError";
   throw DurableError(type, what + ": " + s.message(), nullptr,
@@ -64,6 +65,86 @@ void SetPhase(OrchestrationContext& ctx, Json status, const Json& shown) {
   ctx.SetCustomStatus(status);
 }
 
+// ---- Transient faults ----
+//
+// A runtime or registry call fails in one of three ways (the activity's
+// DurableError says which):
+//   - for good (non-retriable: no such image, credentials refused, a bad
+//     spec): the job fails at once with that error;
+//   - because the runtime or the registry is away ("RuntimeUnavailable":
+//     dockerd down, restarting or not answering in time; "RegistryUnavailable":
+//     the registry unreachable): the call is tried again after 1 s, 2 s, 4 s, …
+//     up to kMaxFaultRetry, for as long as the fault lasts — but no longer than
+//     the job's timeoutSeconds from the first failure, and not past a Cancel;
+//   - otherwise (a runtime error of another kind): kOtherAttempts tries.
+// The waits are durable timers, so a Baton restart keeps waiting where it
+// was. While it waits, the custom status carries
+//   "waitingOn": {"reason": "runtime" | "registry", "lastError", "retryAt",
+//                 "since", "failures"}
+// (JobView shows it). Each try is a separate activity; activities are safe to
+// run again, so a try whose answer was lost is harmless.
+constexpr char kRuntimeUnavailable[] = "RuntimeUnavailable";
+constexpr char kRegistryUnavailable[] = "RegistryUnavailable";
+constexpr std::chrono::seconds kFirstFaultRetry{1};
+constexpr std::chrono::seconds kMaxFaultRetry{30};
+constexpr int kOtherAttempts = 3;
+
+// Calls `activity` with `input` through transient faults (above). `status`
+// is the custom status to show meanwhile (with `shown`, as SetPhase).
+// Yields {"result": …} on success; {"error": "<type>: <message>"} when the
+// call failed for good or the wait ran out; {"canceled": true, "error": …}
+// when a Cancel arrived while it waited.
+Task<Json> CallThroughFaults(OrchestrationContext& ctx, std::string activity, Json input, Json status, Json shown,
+                             std::chrono::seconds budget) {
+  int failures = 0;
+  int other_failures = 0;
+  std::optional<TimePoint> since;
+  for (;;) {
+    std::string error;
+    std::string reason;
+    bool fatal = false;
+    try {
+      Json out = Json::object();
+      out["result"] = co_await ctx.CallActivity(activity, input);
+      if (since) SetPhase(ctx, status, shown);  // no longer waiting
+      co_return out;
+    } catch (const TaskFailedError& e) {
+      const FailureDetails& d = e.details();
+      error = d.error_type + ": " + d.error_message;
+      if (d.error_type == kRegistryUnavailable) {
+        reason = "registry";
+      } else if (d.error_type == kRuntimeUnavailable) {
+        reason = "runtime";
+      } else {
+        fatal = d.is_non_retriable || ++other_failures >= kOtherAttempts;
+        reason = "runtime";
+      }
+    }
+    if (fatal) co_return Json{{"error", error}};
+    ++failures;
+    const auto delay = std::min<std::chrono::seconds>(kFirstFaultRetry * (int64_t{1} << std::min(failures - 1, 10)),
+                                                      kMaxFaultRetry);
+    const TimePoint now = ctx.CurrentUtcDateTime();
+    if (!since) since = now;
+    if (now + delay - *since > budget) {
+      const auto waited = std::chrono::duration_cast<std::chrono::seconds>(now - *since).count();
+      co_return Json{{"error", error + " (still failing after " + std::to_string(waited) +
+                                   " s of retries; the job's timeoutSeconds bounds the wait)"}};
+    }
+    const TimePoint retry_at = now + delay;
+    Json waiting = status;
+    waiting["waitingOn"] = {{"reason", reason},
+                            {"lastError", error},
+                            {"retryAt", FormatIso8601(retry_at)},
+                            {"since", FormatIso8601(*since)},
+                            {"failures", failures}};
+    SetPhase(ctx, waiting, shown);
+    Task<void> pause = ctx.CreateTimer(retry_at);
+    Task<Json> cancel = ctx.WaitForExternalEvent(kCancelEvent);
+    if (co_await WhenAny(pause, cancel) == 1) co_return Json{{"canceled", true}, {"error", error}};
+  }
+}
+
 Task<Json> JobOrchestration(OrchestrationContext& ctx) {
   Json in = ctx.GetInput();
   const std::string job = in.value("job", "");
@@ -75,25 +156,31 @@ Task<Json> JobOrchestration(OrchestrationContext& ctx) {
   Json durations = Json::object();
   durations["submitted"] = Now(ctx);
   Json shown = Json::object();  // {"image", "progress"}
-  RetryPolicy transient(3, 2s);
+  // How long one runtime or registry call may wait out a fault.
+  const std::chrono::seconds fault_budget(spec.timeout_seconds);
 
   // 0. Images, pinned to digests for every attempt.
-  ctx.SetCustomStatus(Json{{"phase", "pulling"}, {"image", in["spec"]["image"]}});
+  const Json pulling = {{"phase", "pulling"}, {"image", in["spec"]["image"]}};
+  ctx.SetCustomStatus(pulling);
   Json pinned_spec = in["spec"];
   std::string fatal;
-  try {
-    Json images_in = {{"images", ImagesOf(in["spec"])}};
-    Json resolved = co_await ctx.CallActivity(kResolveImages, images_in, transient);
-    pinned_spec = WithImages(in["spec"], resolved["images"]);
+  bool canceled = false;
+  const Json images_in = {{"images", ImagesOf(in["spec"])}};
+  const Json resolved = co_await CallThroughFaults(ctx, kResolveImages, images_in, pulling, shown, fault_budget);
+  if (resolved.contains("result")) {
+    pinned_spec = WithImages(in["spec"], resolved["result"]["images"]);
     shown["image"] = pinned_spec["image"];
     durations["imageResolved"] = Now(ctx);
-  } catch (const TaskFailedError& e) {
-    fatal = e.details().error_type + ": " + e.details().error_message;
+  } else if (resolved.value("canceled", false)) {
+    canceled = true;
+  } else {
+    fatal = resolved.value("error", "");
   }
 
   // 1. Capacity.
-  bool canceled = false;
-  if (fatal.empty()) {
+  bool requested = false;  // the scheduler knows the job: it must hear of its end
+  if (fatal.empty() && !canceled) {
+    requested = true;
     Json request = {{"job", job},
                     {"tenant", tenant},
                     {"instance", ctx.InstanceId()},
@@ -119,22 +206,31 @@ Task<Json> JobOrchestration(OrchestrationContext& ctx) {
   while (fatal.empty() && !canceled && attempt < spec.max_attempts) {
     ++attempt;
     const std::string group = JobGroupName(job, attempt);
-    SetPhase(ctx, Json{{"phase", "starting"}, {"attempt", attempt}}, shown);
+    const Json starting = {{"phase", "starting"}, {"attempt", attempt}};
+    SetPhase(ctx, starting, shown);
     Json create = {{"job", job},     {"id", in.value("id", "")},      {"tenant", tenant}, {"attempt", attempt},
                    {"group", group}, {"instance", ctx.InstanceId()}, {"spec", pinned_spec}};
-    bool created = true;
-    std::string create_error;
-    try {
-      co_await ctx.CallActivity(kCreateGroup, create, transient);
+    Json call = co_await CallThroughFaults(ctx, kCreateGroup, create, starting, shown, fault_budget);
+    if (call.contains("result")) {
       Json start = {{"group", group}};
-      co_await ctx.CallActivity(kStartGroup, start, transient);
-      if (spec.completion == CompletionMode::kJobUrl) {
-        Json url = {{"group", group}, {"port", spec.job_port}, {"host", spec.network == runtime::NetworkMode::kHost}};
-        co_await ctx.CallActivity(kStartJobUrl, url);
+      call = co_await CallThroughFaults(ctx, kStartGroup, start, starting, shown, fault_budget);
+    }
+    if (call.contains("result") && spec.completion == CompletionMode::kJobUrl) {
+      Json url = {{"group", group}, {"port", spec.job_port}, {"host", spec.network == runtime::NetworkMode::kHost}};
+      call = co_await CallThroughFaults(ctx, kStartJobUrl, url, starting, shown, fault_budget);
+    }
+    const bool created = call.contains("result");
+    std::string create_error;
+    if (!created) {
+      canceled = call.value("canceled", false);
+      create_error = call.value("error", "");
+      // What the failed start left behind goes now if the runtime answers;
+      // otherwise the reconciler removes it (no live attempt owns it then).
+      try {
+        Json delete_in = {{"group", group}};
+        co_await ctx.CallActivity(kDeleteGroup, delete_in);
+      } catch (const TaskFailedError&) {
       }
-    } catch (const TaskFailedError& e) {
-      created = false;
-      create_error = e.details().error_type + ": " + e.details().error_message;
     }
     Json outcome = Json::object();
     bool stopped = false;
@@ -184,10 +280,22 @@ Task<Json> JobOrchestration(OrchestrationContext& ctx) {
                         {"waitExitSeconds", let_exit ? kExitAfterCallbackSeconds : 0}};
       // Collect (stop, exit code, logs), then delete: each is safe to run
       // again after a crash, which one activity doing both was not.
-      SetPhase(ctx, Json{{"phase", "finishing"}, {"attempt", attempt}}, shown);
-      outcome = co_await ctx.CallActivity(kCollectGroup, finish_in, transient);
-      Json delete_in = {{"group", group}};
-      co_await ctx.CallActivity(kDeleteGroup, delete_in, transient);
+      const Json finishing = {{"phase", "finishing"}, {"attempt", attempt}};
+      SetPhase(ctx, finishing, shown);
+      const Json collected = co_await CallThroughFaults(ctx, kCollectGroup, finish_in, finishing, shown, fault_budget);
+      if (collected.contains("result")) {
+        outcome = collected["result"];
+        Json delete_in = {{"group", group}};
+        const Json deleted = co_await CallThroughFaults(ctx, kDeleteGroup, delete_in, finishing, shown, fault_budget);
+        // Not deleted (the runtime stayed away): the reconciler removes the group later.
+        if (deleted.value("canceled", false)) canceled = true;
+      } else {
+        // Never collected (the runtime stayed away, or a Cancel ended the
+        // wait): the attempt's outcome is unknown; the reconciler stops and
+        // removes its group once the runtime is back.
+        outcome = {{"error", collected.value("error", "")}, {"logsTail", Json::array()}};
+        if (collected.value("canceled", false)) canceled = true;
+      }
       if (first == 4) outcome["timedOut"] = true;
       if (first == 2) outcome["error"] = "ContainerLost: the attempt's container vanished";
       if (first < 2) {
@@ -230,10 +338,17 @@ Task<Json> JobOrchestration(OrchestrationContext& ctx) {
     }
   }
 
-  // 4. Release and report.
-  if (fatal.empty()) {
+  // 4. Release, forget the secrets, and report.
+  if (requested) {
     Json release = {{"job", job}};
     ctx.SignalEntity(scheduler, "release", release);
+  }
+  try {
+    Json forget = {{"job", job}};
+    RetryPolicy retry(3, std::chrono::seconds(2));
+    co_await ctx.CallActivity(kDeleteSecrets, forget, retry);
+  } catch (const TaskFailedError&) {
+    // Not the job's failure: the JobMonitor's sweep deletes them later.
   }
   durations["finished"] = Now(ctx);
   Json result = {{"status", status},
@@ -265,91 +380,50 @@ runtime::RegistryCredentials CredentialsFor(const JobServices& s, const std::str
   return runtime::RegistryCredentials{};
 }
 
+struct ResolvedImage {
+  std::string digest;  // "repo@sha256:…"
+  std::string source;  // "node": found on this node, not pulled; "registry": pulled
+};
+
+// Pins `ref` to a digest (docs/job-spec.md#images):
+//   - a digest reference the node already holds starts without a pull;
+//   - anything else is pulled (a tag is asked of the registry, which says
+//     where it points now);
+//   - when the registry cannot be reached, a tag the node already holds with
+//     a digest for its repository is used as the node has it.
+// Throws RuntimeUnavailable (dockerd away), RegistryUnavailable (the
+// registry away; dockerd answers) or the error that will not change.
+ResolvedImage ResolveImage(runtime::ContainerRuntime& rt, const JobServices& s, const std::string& ref) {
+  const bool pinned = ref.find('@') != std::string::npos;
+  if (pinned) {
+    auto local = rt.LocalImageDigest(ref);
+    if (local.ok()) return {*local, "node"};
+    if (local.status().code() != StatusCode::kNotFound) Throw(local.status(), "looking for '" + ref + "' on the node");
+  }
+  auto pulled = rt.PullImage(ref, CredentialsFor(s, ref), s.pull_timeout);
+  if (pulled.ok()) return {*pulled, "registry"};
+  const Status& error = pulled.status();
+  if (error.code() == StatusCode::kUnavailable || error.code() == StatusCode::kDeadlineExceeded) {
+    // Who is away: dockerd itself, or the registry dockerd pulls from?
+    if (!rt.Ping(std::chrono::seconds(5)).ok()) Throw(error, "pulling '" + ref + "'");
+    if (!pinned) {
+      auto local = rt.LocalImageDigest(ref);
+      if (local.ok()) return {*local, "node"};
+      if (local.status().code() != StatusCode::kNotFound) {
+        Throw(local.status(), "looking for '" + ref + "' on the node");
+      }
+    }
+    throw DurableError(kRegistryUnavailable, "pulling '" + ref + "': " + error.message());
+  }
+  Throw(error, "pulling '" + ref + "'");
+}
+
 }  // namespace
 
 std::string JobGroupName(const std::string& job, int attempt) {
   std::string name;
   for (char c : job) name.push_back(std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(c)) : '-');
   return name + "-a" + std::to_string(attempt);
-}
-
-// ---- SecretVault ----
-
-Result<std::unique_ptr<SecretVault>> SecretVault::Open(const std::string& path) {
-  sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr) !=
-      SQLITE_OK) {
-    std::string m = db ? sqlite3_errmsg(db) : "out of memory";
-    sqlite3_close(db);
-    return UnavailableError("cannot open the secret vault '" + path + "': " + m);
-  }
-  char* err = nullptr;
-  const char* schema =
-      "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-      "CREATE TABLE IF NOT EXISTS job_secrets (job_id TEXT NOT NULL, container TEXT NOT NULL, name TEXT NOT NULL,"
-      " value TEXT NOT NULL, PRIMARY KEY(job_id, container, name));";
-  if (sqlite3_exec(db, schema, nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string m = err ? err : "?";
-    sqlite3_free(err);
-    sqlite3_close(db);
-    return InternalError("secret vault schema: " + m);
-  }
-  return std::unique_ptr<SecretVault>(new SecretVault(db));
-}
-
-SecretVault::~SecretVault() { sqlite3_close(db_); }
-
-Status SecretVault::Put(const std::string& job_id, const JobSpec& spec) {
-  std::lock_guard lock(mu_);
-  BATON_RETURN_IF_ERROR(DeleteLocked(job_id));
-  sqlite3_stmt* st = nullptr;
-  sqlite3_prepare_v2(db_, "INSERT INTO job_secrets(job_id, container, name, value) VALUES(?1, ?2, ?3, ?4)", -1, &st,
-                     nullptr);
-  Status result;
-  for (const JobContainer& c : spec.containers) {
-    for (const auto& [name, value] : c.secret_env) {
-      sqlite3_bind_text(st, 1, job_id.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_text(st, 2, c.name.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_text(st, 3, name.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_text(st, 4, value.c_str(), -1, SQLITE_TRANSIENT);
-      if (sqlite3_step(st) != SQLITE_DONE) result = InternalError("secret vault: cannot store a secret");
-      sqlite3_reset(st);
-    }
-  }
-  sqlite3_finalize(st);
-  return result;
-}
-
-Status SecretVault::Fill(const std::string& job_id, JobSpec* spec) {
-  std::lock_guard lock(mu_);
-  sqlite3_stmt* st = nullptr;
-  sqlite3_prepare_v2(db_, "SELECT container, name, value FROM job_secrets WHERE job_id = ?1", -1, &st, nullptr);
-  sqlite3_bind_text(st, 1, job_id.c_str(), -1, SQLITE_TRANSIENT);
-  while (sqlite3_step(st) == SQLITE_ROW) {
-    std::string container = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
-    for (JobContainer& c : spec->containers) {
-      if (c.name == container) {
-        c.secret_env[reinterpret_cast<const char*>(sqlite3_column_text(st, 1))] =
-            reinterpret_cast<const char*>(sqlite3_column_text(st, 2));
-      }
-    }
-  }
-  sqlite3_finalize(st);
-  return Status::Ok();
-}
-
-Status SecretVault::Delete(const std::string& job_id) {
-  std::lock_guard lock(mu_);
-  return DeleteLocked(job_id);
-}
-
-Status SecretVault::DeleteLocked(const std::string& job_id) {
-  sqlite3_stmt* st = nullptr;
-  sqlite3_prepare_v2(db_, "DELETE FROM job_secrets WHERE job_id = ?1", -1, &st, nullptr);
-  sqlite3_bind_text(st, 1, job_id.c_str(), -1, SQLITE_TRANSIENT);
-  int rc = sqlite3_step(st);
-  sqlite3_finalize(st);
-  return rc == SQLITE_DONE ? Status::Ok() : InternalError("secret vault: cannot delete");
 }
 
 Json JobInput(const std::string& job, const std::string& tenant, const JobSpec& spec, const std::string& id) {
@@ -375,13 +449,13 @@ Status RegisterJobFunctions(Registry& registry, const JobServices& services) {
   BATON_RETURN_IF_ERROR(registry.AddActivity(kResolveImages, [s, &rt](ActivityContext& ctx) -> Json {
     const Json in = ctx.GetInput();  // a range-for over a temporary's member would dangle
     Json out = Json::array();
+    Json sources = Json::array();
     for (const Json& image : in["images"]) {
-      const std::string ref = image.get<std::string>();
-      auto digest = rt.PullImage(ref, CredentialsFor(s, ref), s.pull_timeout);
-      if (!digest.ok()) Throw(digest.status(), "pulling '" + ref + "'");
-      out.push_back(*digest);
+      ResolvedImage r = ResolveImage(rt, s, image.get<std::string>());
+      out.push_back(r.digest);
+      sources.push_back(r.source);
     }
-    return Json{{"images", out}};
+    return Json{{"images", out}, {"sources", sources}};
   }));
   BATON_RETURN_IF_ERROR(registry.AddActivity(kCreateGroup, [s, &rt](ActivityContext& ctx) -> Json {
     Json in = ctx.GetInput();
@@ -410,11 +484,17 @@ Status RegisterJobFunctions(Registry& registry, const JobServices& services) {
       cs.args = c.args;
       cs.env = c.env;
       cs.secret_env = c.secret_env;
+      cs.secret_files = c.secret_files;
+      cs.user = c.user;
+      cs.read_only_root_fs = c.read_only_root_fs;
+      cs.capabilities = c.capabilities;
+      cs.pids_limit = c.pids_limit;
       cs.env["BATON_JOB_ID"] = id.empty() ? in["job"].get<std::string>() : id;
       cs.env["BATON_JOB_ATTEMPT"] = std::to_string(attempt);
       if (spec->completion == CompletionMode::kCallback && s.tokens != nullptr && !id.empty()) {
         cs.env["BATON_CALLBACK_URL"] = s.callback_base + "/api/v1/jobs/" + id + "/callback";
         cs.secret_env["BATON_JOB_TOKEN"] = s.tokens->Sign(in["instance"], attempt);
+        group.callback_dir = s.callback_dir;
       }
       cs.working_dir = c.working_dir;
       cs.cpus = c.cpu;
@@ -428,17 +508,20 @@ Status RegisterJobFunctions(Registry& registry, const JobServices& services) {
     for (const auto& c : created->containers) ids.push_back(c.id);
     return Json{{"containers", ids}};
   }));
-  // Starts the group unless its main container was started before (this
-  // activity may run again after a crash): no attempt runs twice.
+  // Starts what was never started of the group (this activity may run again
+  // after a crash, a lost answer or an outage of the runtime): no container
+  // runs twice. A main container already over is left as it is, and so are
+  // its sidecars.
   BATON_RETURN_IF_ERROR(registry.AddActivity(kStartGroup, [&rt](ActivityContext& ctx) -> Json {
     std::string group = ctx.GetInput()["group"];
     auto g = rt.InspectGroup(group);
     if (!g.ok()) Throw(g.status(), "inspecting '" + group + "'");
     const runtime::ContainerState& main = g->containers[0];
-    if (main.status != "created") return Json{{"alreadyStarted", true}, {"state", main.status}};
-    Status started = rt.StartGroup(group);
+    const bool main_started = main.status != "created";
+    if (main_started && !main.running) return Json{{"alreadyStarted", true}, {"state", main.status}};
+    Status started = rt.StartGroup(group);  // only containers still "created"
     if (!started.ok()) Throw(started, "starting '" + group + "'");
-    return Json{{"alreadyStarted", false}};
+    return Json{{"alreadyStarted", main_started}};
   }));
   // POST /start on the job's URL, retried while the job starts listening.
   BATON_RETURN_IF_ERROR(registry.AddActivity(kStartJobUrl, [&rt](ActivityContext& ctx) -> Json {
@@ -508,6 +591,11 @@ Status RegisterJobFunctions(Registry& registry, const JobServices& services) {
     }
     out["logsTail"] = tail;
     return out;
+  }));
+  BATON_RETURN_IF_ERROR(registry.AddActivity(kDeleteSecrets, [s](ActivityContext& ctx) -> Json {
+    Status deleted = s.vault->Delete(ctx.GetInput()["job"]);  // OK when already gone
+    if (!deleted.ok()) Throw(deleted, "deleting the job's secrets");
+    return nullptr;
   }));
   BATON_RETURN_IF_ERROR(registry.AddActivity(kDeleteGroup, [&rt](ActivityContext& ctx) -> Json {
     std::string group = ctx.GetInput()["group"];

@@ -1,8 +1,11 @@
 // The job orchestration: runs one batch job, durably, from its image to its
 // result. It is an ordinary Baton orchestration, written with the public SDK.
 //
-//   0. Resolve every image to a digest (pulling it with the platform's
-//      registry credentials): all attempts run exactly that image.
+//   0. Resolve every image to a digest: all attempts run exactly that image.
+//      A digest the node holds is used without a pull; anything else is
+//      pulled with the platform's registry credentials, except that a tag
+//      the node holds is used as the node has it while the registry cannot
+//      be reached (docs/job-spec.md#images).
 //   1. Ask the capacity scheduler (scheduler.h) for the job's resources; wait
 //      for "QuotaGranted" when queued.
 //   2. For each attempt: create the container group (deterministic name
@@ -21,13 +24,22 @@
 //   4. Release the resources and complete with {status, exitCode, oomKilled,
 //      attempts, attemptResults, durations, progress, logsTail, error}.
 //
+// Runtime and registry calls wait out transient faults (dockerd or the
+// registry unreachable: retried 1 s, 2 s, … up to 30 s apart on durable
+// timers, bounded by the job's timeoutSeconds and by a Cancel); answers that
+// will not change (NotFound, RegistryUnauthorized, InvalidArgument) fail at
+// once (docs/job-spec.md#transient-faults).
+//
 // The custom status always says where the job is:
 //   {"phase": "pulling" | "queued" | "starting" | "running" | "finishing" |
 //    "backoff" | "done",
-//    "attempt", "position" (queued), "retryAt" (backoff), "progress"}.
+//    "attempt", "position" (queued), "retryAt" (backoff), "progress",
+//    "waitingOn" (while a call waits out a fault: {"reason": "runtime" |
+//    "registry", "lastError", "retryAt", "since", "failures"})}.
 //
-// Secret env values never enter the orchestration's input or history: they
-// are kept in a SecretVault and read by the activity that creates the group.
+// Secrets (env and files) never enter the orchestration's input or history:
+// they are kept in a SecretVault (secret_vault.h), read by the activity that
+// creates the group, and deleted by the last step, whatever the outcome.
 #pragma once
 
 #include <memory>
@@ -37,9 +49,8 @@
 
 #include "baton/registry.h"
 #include "batch/job_spec.h"
+#include "batch/secret_vault.h"
 #include "runtime/container_runtime.h"
-
-struct sqlite3;
 
 namespace baton::batch {
 
@@ -54,25 +65,6 @@ inline constexpr char kJobInstancePrefix[] = "job.";
 
 // The container group of a job's attempt ("job-acme-0a1b…-a2").
 std::string JobGroupName(const std::string& job_instance, int attempt);
-
-// Secret env values of jobs, by job id, in their own SQLite file.
-// Thread-safe.
-class SecretVault {
- public:
-  static Result<std::unique_ptr<SecretVault>> Open(const std::string& path);
-  ~SecretVault();
-  // Stores the spec's secret env (per container); replaces earlier values.
-  Status Put(const std::string& job_id, const JobSpec& spec);
-  // Fills the secret env of `spec`'s containers from the vault.
-  Status Fill(const std::string& job_id, JobSpec* spec);
-  Status Delete(const std::string& job_id);
-
- private:
-  explicit SecretVault(sqlite3* db) : db_(db) {}
-  Status DeleteLocked(const std::string& job_id);
-  std::mutex mu_;
-  sqlite3* db_;
-};
 
 // The input of a job orchestration: the job's identity (`job`: the instance
 // id, unique on the node; `id`: the id its tenant sees) and its spec with
@@ -89,8 +81,12 @@ struct JobServices {
   SecretVault* vault = nullptr;
   JobLogs* logs = nullptr;        // null: logs are not kept beyond logsTail
   const JobTokens* tokens = nullptr;  // null: no callback completion
-  // BATON_CALLBACK_URL is callback_base + "/api/v1/jobs/<id>/callback".
-  std::string callback_base;
+  // BATON_CALLBACK_URL is callback_base + "/api/v1/jobs/<id>/callback",
+  // served on the unix socket <callback_dir>/callback.sock; callback-mode
+  // containers get the directory mounted (container_runtime.h) and
+  // BATON_CALLBACK_SOCKET, so a job reaches Baton with no network at all.
+  std::string callback_base = "http://localhost";
+  std::string callback_dir;
   // Credentials by registry host ("127.0.0.1:5000"); images of other
   // registries are pulled without credentials.
   std::vector<runtime::RegistryCredentials> registries;

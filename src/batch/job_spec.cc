@@ -54,9 +54,87 @@ Status EnvMap(const Json& j, const std::string& field, std::map<std::string, std
   return Status::Ok();
 }
 
+// "UID" or "UID:GID", numeric (a name would need the image's /etc/passwd).
+bool ValidUser(const std::string& u) {
+  auto number = [](std::string_view s) {
+    return !s.empty() && s.size() <= 10 && std::all_of(s.begin(), s.end(), ::isdigit) && std::stoull(std::string(s)) <= 0x7fffffff;
+  };
+  size_t colon = u.find(':');
+  if (colon == std::string::npos) return number(u);
+  return number(std::string_view(u).substr(0, colon)) && number(std::string_view(u).substr(colon + 1));
+}
+
+bool ValidSecretFileName(const std::string& s) {
+  if (s.empty() || s.size() > 128 || s[0] == '.') return false;
+  return std::all_of(s.begin(), s.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-'; });
+}
+
+constexpr size_t kMaxSecretBytes = 64 * 1024;
+
+// The sandbox fields of a container and its secret files.
+Status ParseSandbox(const Json& j, const std::string& path, JobContainer* c) {
+  if (j.contains("user")) {
+    if (!j["user"].is_string() || !ValidUser(j["user"].get<std::string>())) {
+      return FieldError(path + "user", "must be a numeric \"UID\" or \"UID:GID\" (e.g. \"1000:1000\")");
+    }
+    c->user = j["user"].get<std::string>();
+  }
+  if (j.contains("readOnlyRootFs")) {
+    if (!j["readOnlyRootFs"].is_boolean()) return FieldError(path + "readOnlyRootFs", "must be true or false");
+    c->read_only_root_fs = j["readOnlyRootFs"].get<bool>();
+  }
+  if (j.contains("capabilities")) {
+    const Json& caps = j["capabilities"];
+    if (!caps.is_array() || caps.size() > 64) return FieldError(path + "capabilities", "must be an array of capability names");
+    std::set<std::string> names;
+    for (size_t i = 0; i < caps.size(); ++i) {
+      const std::string field = path + "capabilities[" + std::to_string(i) + "]";
+      if (!caps[i].is_string()) return FieldError(field, "must be a string");
+      std::string name = caps[i].get<std::string>();
+      if (name.rfind("CAP_", 0) == 0) name = name.substr(4);
+      if (name.empty() || name.size() > 32 ||
+          !std::all_of(name.begin(), name.end(), [](char ch) { return (ch >= 'A' && ch <= 'Z') || ch == '_'; })) {
+        return FieldError(field, "must be a capability name such as NET_BIND_SERVICE");
+      }
+      names.insert(name);
+    }
+    c->capabilities.assign(names.begin(), names.end());
+  }
+  if (j.contains("pidsLimit")) {
+    const Json& p = j["pidsLimit"];
+    const bool ok = p.is_number_integer() && !(p.is_number_unsigned() && p.get<uint64_t>() > JobContainer::kMaxPidsLimit) &&
+                    p.get<int64_t>() >= 16 && p.get<int64_t>() <= JobContainer::kMaxPidsLimit;
+    if (!ok) return FieldError(path + "pidsLimit", "must be an integer from 16 to " + std::to_string(JobContainer::kMaxPidsLimit));
+    c->pids_limit = p.get<int64_t>();
+  }
+  if (j.contains("secretFiles")) {
+    const Json& files = j["secretFiles"];
+    if (!files.is_object() || files.size() > 64) {
+      return FieldError(path + "secretFiles", "must be an object of at most 64 file names to contents");
+    }
+    for (const auto& [name, content] : files.items()) {
+      if (!ValidSecretFileName(name)) {
+        return FieldError(path + "secretFiles." + name,
+                          "a file name is 1-128 characters of letters, digits, '.', '_' and '-', not starting with '.'");
+      }
+      if (!content.is_string()) return FieldError(path + "secretFiles." + name, "must be a string");
+      if (content.get_ref<const std::string&>().size() > kMaxSecretBytes) {
+        return FieldError(path + "secretFiles." + name, "must be at most 65536 bytes");
+      }
+      c->secret_files[name] = content.get<std::string>();
+    }
+  }
+  for (const auto& [k, v] : c->secret_env) {
+    if (v.size() > kMaxSecretBytes) return FieldError(path + "secretEnv." + k, "must be at most 65536 bytes");
+  }
+  return Status::Ok();
+}
+
 Status ParseContainer(const Json& j, const std::string& path, bool is_main, JobContainer* c) {
-  static const std::set<std::string> kFields = {"name", "image", "command", "args", "env", "secretEnv",
-                                                "workingDir", "cpu", "memoryMb", "ports"};
+  static const std::set<std::string> kFields = {"name",     "image",          "command",      "args",
+                                                "env",      "secretEnv",      "secretFiles",  "workingDir",
+                                                "cpu",      "memoryMb",       "ports",        "user",
+                                                "readOnlyRootFs", "capabilities", "pidsLimit"};
   static const std::set<std::string> kJobOnly = {"sidecars", "network", "timeoutSeconds", "restartPolicy",
                                                  "completion", "labels", "priority"};
   if (!j.is_object()) return FieldError(path.empty() ? "body" : path.substr(0, path.size() - 1), "must be an object");
@@ -115,7 +193,7 @@ Status ParseContainer(const Json& j, const std::string& path, bool is_main, JobC
       c->ports.push_back(static_cast<uint16_t>(*port));
     }
   }
-  return Status::Ok();
+  return ParseSandbox(j, path, c);
 }
 
 }  // namespace
@@ -261,6 +339,15 @@ Json RedactedJson(const JobSpec& spec) {
       for (const auto& [k, v] : c.secret_env) secrets[k] = "***";
       j["secretEnv"] = secrets;
     }
+    if (!c.secret_files.empty()) {
+      Json files = Json::object();
+      for (const auto& [k, v] : c.secret_files) files[k] = "***";
+      j["secretFiles"] = files;
+    }
+    if (!c.user.empty()) j["user"] = c.user;
+    if (c.read_only_root_fs) j["readOnlyRootFs"] = true;
+    if (!c.capabilities.empty()) j["capabilities"] = c.capabilities;
+    if (c.pids_limit != JobContainer::kDefaultPidsLimit) j["pidsLimit"] = c.pids_limit;
     if (!c.working_dir.empty()) j["workingDir"] = c.working_dir;
     if (!c.ports.empty()) j["ports"] = c.ports;
     return j;

@@ -35,6 +35,18 @@ struct JobContainer {
   double cpu = 0.5;              // cores, > 0
   int64_t memory_bytes = 256 << 20;
   std::vector<uint16_t> ports;   // container ports (network "bridge" only)
+  // Sandbox (docs/job-spec.md#sandbox): every container runs with no
+  // capabilities, no-new-privileges and a pids limit; these loosen or
+  // tighten it.
+  std::string user;                        // "UID" or "UID:GID" (numeric); "" = the image's
+  bool read_only_root_fs = false;
+  std::vector<std::string> capabilities;   // added back; each needs the tenant's grant
+  int64_t pids_limit = kDefaultPidsLimit;
+  // Files under /run/baton/secrets/ (BATON_SECRETS_DIR), by file name.
+  std::map<std::string, std::string> secret_files;
+
+  static constexpr int64_t kDefaultPidsLimit = 512;
+  static constexpr int64_t kMaxPidsLimit = 32768;
 };
 
 struct JobSpec {

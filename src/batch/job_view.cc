@@ -104,6 +104,11 @@ Json JobView(const InstanceState& s, const Json& scheduler_state, bool brief) {
   } else if (status == "BackingOff") {
     view["waitingOn"] = Json{{"reason", "backoff"}, {"retryAt", custom.value("retryAt", Json())}};
   }
+  // A runtime or registry fault being waited out (job_orchestration.cc) says
+  // more than the phase does.
+  if (custom.contains("waitingOn") && custom["waitingOn"].is_object() && s.status == OrchestrationStatus::kRunning) {
+    view["waitingOn"] = custom["waitingOn"];
+  }
   if (!brief) view["spec"] = in.value("spec", Json());
   Json result = nullptr;
   if (s.status == OrchestrationStatus::kCompleted) {
@@ -134,6 +139,11 @@ Json JobTimeline(const std::vector<HistoryEvent>& history) {
   bool after_finish = false;  // the next timer is a backoff
   std::string entity_request;  // the scheduler request's id
   std::set<int> reported;      // attempts whose end was reported (later reports are ignored)
+  // A run of failures of one call waiting out a fault shows as one "Waiting"
+  // entry (index in `out`), counted, until a call succeeds.
+  int waiting = -1;
+  std::string waiting_key;
+  bool retry_timer = false;  // the next timer is a retry after a failure
   auto add = [&](const HistoryEvent& e, const std::string& type, Json fields = Json::object()) {
     Json item = {{"time", FormatIso8601(e.timestamp)}, {"type", type}};
     for (auto& [k, v] : fields.items()) item[k] = v;
@@ -143,6 +153,7 @@ Json JobTimeline(const std::vector<HistoryEvent>& history) {
     std::visit(util::Overloaded{
                    [&](const events::ExecutionStarted&) { add(e, "Submitted"); },
                    [&](const events::TaskScheduled& t) {
+                     retry_timer = false;
                      scheduled[e.event_id] = t.name;
                      Json input = FromPayload(t.input);
                      if (input.is_object() && input.contains("attempt")) {
@@ -154,8 +165,13 @@ Json JobTimeline(const std::vector<HistoryEvent>& history) {
                      const std::string& name = scheduled[t.task_scheduled_id];
                      Json result = FromPayload(t.result);
                      int a = attempt_of[t.task_scheduled_id];
+                     waiting = -1;
                      if (name == "baton.ResolveImages" && result.is_object()) {
-                       add(e, "ImageResolved", Json{{"image", result["images"][0]}});
+                       Json f = {{"image", result["images"][0]}};
+                       if (result.contains("sources") && result["sources"].is_array() && !result["sources"].empty()) {
+                         f["source"] = result["sources"][0];
+                       }
+                       add(e, "ImageResolved", f);
                      } else if (name == "baton.StartGroup") {
                        add(e, "AttemptStarted", Json{{"attempt", a}});
                      } else if (name == "baton.CollectGroup" && result.is_object()) {
@@ -168,9 +184,31 @@ Json JobTimeline(const std::vector<HistoryEvent>& history) {
                      }
                    },
                    [&](const events::TaskFailed& t) {
-                     add(e, "Error", Json{{"activity", scheduled[t.task_scheduled_id]},
-                                          {"attempt", attempt_of[t.task_scheduled_id]},
-                                          {"error", t.failure.error_type + ": " + t.failure.error_message}});
+                     retry_timer = true;
+                     const std::string error = t.failure.error_type + ": " + t.failure.error_message;
+                     const std::string& activity = scheduled[t.task_scheduled_id];
+                     const int a = attempt_of[t.task_scheduled_id];
+                     const std::string reason = t.failure.error_type == "RegistryUnavailable"  ? "registry"
+                                                : t.failure.error_type == "RuntimeUnavailable" ? "runtime"
+                                                                                               : "";
+                     if (reason.empty()) {
+                       waiting = -1;
+                       add(e, "Error", Json{{"activity", activity}, {"attempt", a}, {"error", error}});
+                       return;
+                     }
+                     const std::string key = activity + "/" + std::to_string(a) + "/" + reason;
+                     if (waiting >= 0 && key == waiting_key) {
+                       Json& entry = out[static_cast<size_t>(waiting)];
+                       entry["failures"] = entry.value("failures", 1) + 1;
+                       entry["lastError"] = error;
+                       entry["lastFailedAt"] = FormatIso8601(e.timestamp);
+                       return;
+                     }
+                     add(e, "Waiting",
+                         Json{{"waitingOn", reason}, {"activity", activity}, {"attempt", a}, {"lastError", error},
+                              {"failures", 1}, {"lastFailedAt", FormatIso8601(e.timestamp)}});
+                     waiting = static_cast<int>(out.size()) - 1;
+                     waiting_key = key;
                    },
                    [&](const events::EntityOperationCalled& c) {
                      if (c.operation == "request") entity_request = c.request_id;
@@ -185,6 +223,10 @@ Json JobTimeline(const std::vector<HistoryEvent>& history) {
                      }
                    },
                    [&](const events::TimerCreated& t) {
+                     if (retry_timer) {  // a retry of a failed call, not a restart's backoff
+                       retry_timer = false;
+                       return;
+                     }
                      if (after_finish) add(e, "BackoffStarted", Json{{"retryAt", FormatIso8601(t.fire_at)}});
                      after_finish = false;
                    },

@@ -1,5 +1,7 @@
 #include "baton/client.h"
 
+#include <algorithm>
+
 #include "engine/rewind_plan.h"
 
 #include "engine/entity_executor.h"
@@ -102,6 +104,20 @@ Result<InstanceState> Client::WaitForCompletion(const std::string& instance_id,
 }
 
 Result<QueryPage> Client::Query(const InstanceQuery& query) { return store_.QueryInstances(query); }
+
+Result<int64_t> Client::Count(InstanceQuery query, int64_t limit) {
+  query.page_size = 1000;
+  query.include_payloads = false;
+  query.continuation_token.clear();
+  int64_t n = 0;
+  while (n < limit) {
+    BATON_ASSIGN_OR_RETURN(QueryPage page, store_.QueryInstances(query));
+    n += static_cast<int64_t>(page.instances.size());
+    if (page.continuation_token.empty()) break;
+    query.continuation_token = page.continuation_token;
+  }
+  return std::min(n, limit);
+}
 
 Result<std::vector<HistoryEvent>> Client::GetHistory(const std::string& instance_id) {
   return store_.GetHistory(instance_id);

@@ -11,8 +11,18 @@
 // and the caller's, e.g. "baton.job", "baton.tenant", "baton.attempt"), so a
 // reconciler can find what exists and remove what should not.
 //
-// Secret env values are passed to the container and to nothing else: no
-// method returns them, no error or log line contains them.
+// Every container is sandboxed: no Linux capabilities but those its spec
+// adds, no-new-privileges, a pids limit, the runtime's default seccomp
+// profile. Host networking and added capabilities are the caller's to
+// authorize (batch/job_policy.h): a runtime applies what the spec says.
+//
+// Secrets (secret env and secret files) are passed to the container and to
+// nothing else: no method returns them, no error or log line contains them,
+// and they are not part of the container's configuration that the runtime
+// shows its operators (e.g. `docker inspect`): they live as files on a tmpfs
+// of the node, mounted read-only at /run/baton/secrets, only while the group
+// exists (DeleteGroup removes them). How each backend does it is in its
+// header.
 //
 // Implementations: DockerRuntime (docker/docker_runtime.h), over the Docker
 // Engine API. Thread-safety: every method may be called concurrently.
@@ -49,6 +59,14 @@ struct ContainerSpec {
   double cpus = 0;             // fractional cores; 0 = no limit
   int64_t memory_bytes = 0;    // 0 = no limit; no swap beyond it
   std::vector<PortMapping> ports;  // kBridge only
+  // Files /run/baton/secrets/<name> (name: [A-Za-z0-9._-], not starting
+  // with '.'), readable by the container's user.
+  std::map<std::string, std::string> secret_files;
+  // Sandbox.
+  std::string user;                       // "UID" or "UID:GID"; "" = the image's user
+  bool read_only_root_fs = false;         // then /tmp is a small tmpfs
+  std::vector<std::string> capabilities;  // added back ("NET_BIND_SERVICE"); all others dropped
+  int64_t pids_limit = 512;               // > 0
 };
 
 struct GroupSpec {
@@ -56,6 +74,13 @@ struct GroupSpec {
   std::map<std::string, std::string> labels;
   NetworkMode network = NetworkMode::kNone;
   bool scratch_volume = false;  // a volume mounted at /scratch in every container
+  // A directory of the platform holding the job callback endpoint's unix
+  // socket "callback.sock", mounted read-only at /run/baton/callback in
+  // every container (BATON_CALLBACK_SOCKET=/run/baton/callback/callback.sock);
+  // "" = none. The directory, not the socket, is mounted so that a socket
+  // made anew by a restarted server is the one containers see. Never a path
+  // a tenant chose.
+  std::string callback_dir;
   std::vector<ContainerSpec> containers;  // at least one
 };
 
@@ -111,14 +136,25 @@ class ContainerRuntime {
  public:
   virtual ~ContainerRuntime() = default;
 
+  // OK when the runtime answers (Docker: GET /_ping) within `timeout`.
+  // Unavailable otherwise: the daemon is down, restarting or unreachable.
+  // Callers use it to tell "the runtime is away" (wait and retry) from an
+  // error the runtime reported (act on it), and for readiness checks.
+  virtual Status Ping(std::chrono::milliseconds timeout) = 0;
+
   // Creates the group's containers (not started). Idempotent: when a group of
   // that name exists, returns it unchanged. InvalidArgument: a bad spec.
   // NotFound: an image is not present (pull it first).
   virtual Result<GroupState> CreateGroup(const GroupSpec& spec) = 0;
-  // Starts every container (the namespace owner first). NotFound.
+  // Starts every container of the group that was never started (state
+  // "created"), the namespace owner first; a container already started
+  // (running or exited) is left as it is. So a call that is repeated — after
+  // a lost answer, a crash or an outage of the runtime — finishes what an
+  // earlier one began and never starts a container twice. NotFound.
   virtual Status StartGroup(const std::string& group) = 0;
   // Stops every container: SIGTERM, then SIGKILL after `grace`. NotFound.
   virtual Status StopGroup(const std::string& group, std::chrono::seconds grace) = 0;
+  // Stops every container (as StopGroup) and starts them all again.
   virtual Status RestartGroup(const std::string& group, std::chrono::seconds grace) = 0;
   // Removes the containers (killing them) and the scratch volume. OK when
   // nothing is left, including when the group did not exist.
@@ -144,6 +180,9 @@ class ContainerRuntime {
                              std::chrono::milliseconds timeout, std::optional<TimePoint> since = std::nullopt) = 0;
 
   // Every container Baton created whose labels include all of `selector`.
+  // A container removed while the list is read is left out; any other error
+  // (Unavailable: the runtime went away meanwhile) fails the whole call, so
+  // an answer is never a partial list.
   virtual Result<std::vector<ContainerState>> ListByLabels(const std::map<std::string, std::string>& selector) = 0;
 
   // Pulls `image` with the platform's credentials and returns its digest
@@ -155,6 +194,24 @@ class ContainerRuntime {
   virtual Result<std::string> PullImage(const std::string& image, const RegistryCredentials& credentials,
                                         std::chrono::milliseconds timeout,
                                         const std::function<void(const std::string&)>& progress = nullptr) = 0;
+
+  // The digest reference ("repo@sha256:…") under which this node already
+  // holds `image`, found without contacting any registry:
+  //   - for a digest reference, that same reference when the node has it;
+  //   - for a tag ("repo:tag", "repo" meaning "repo:latest"), the digest the
+  //     node recorded for that repository when the image was pulled or pushed
+  //     (its RepoDigests); the tag may have moved in the registry since.
+  // NotFound: the node does not hold the image, or holds the tag without a
+  // digest for its repository (built here, never pushed or pulled: it cannot
+  // be pinned). Unavailable: the runtime cannot be reached.
+  virtual Result<std::string> LocalImageDigest(const std::string& image) = 0;
+
+  // Whether the runtime can reach `credentials.server` and log in to it with
+  // those credentials (Docker: POST /auth, which dockerd does against the
+  // registry itself, the way it pulls). OK; Unauthenticated: the registry
+  // refused the credentials; Unavailable: the registry (or the runtime)
+  // cannot be reached. Never hangs past `timeout`.
+  virtual Status CheckRegistry(const RegistryCredentials& credentials, std::chrono::milliseconds timeout) = 0;
 };
 
 // The reconciler primitive: removes every Baton group (label "baton.group",

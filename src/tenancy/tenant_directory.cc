@@ -99,6 +99,15 @@ Result<std::unique_ptr<TenantDirectory>> TenantDirectory::Open(const std::string
   std::unique_ptr<TenantDirectory> dir(new TenantDirectory(db));
   BATON_RETURN_IF_ERROR(dir->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"));
   BATON_RETURN_IF_ERROR(dir->Exec(kSchema));
+  // Version 2: per-tenant settings (grants and limits), JSON.
+  bool has_settings = false;
+  {
+    Stmt st(db, "SELECT 1 FROM pragma_table_info('tenants') WHERE name = 'settings'");
+    has_settings = st.Step() == SQLITE_ROW;
+  }
+  if (!has_settings) {
+    BATON_RETURN_IF_ERROR(dir->Exec("ALTER TABLE tenants ADD COLUMN settings TEXT NOT NULL DEFAULT '{}'"));
+  }
   return dir;
 }
 
@@ -213,6 +222,42 @@ Result<bool> TenantDirectory::HasAdminKey() {
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;
   return SqliteError(db_, "look up admin keys");
+}
+
+Result<TenantSettings> TenantDirectory::ReadSettingsLocked(const std::string& tenant_id) {
+  Stmt st(db_, "SELECT settings FROM tenants WHERE id = ?1");
+  st.Bind(1, tenant_id);
+  int rc = st.Step();
+  if (rc == SQLITE_DONE) return NotFoundError("tenant '" + tenant_id + "' does not exist");
+  if (rc != SQLITE_ROW) return SqliteError(db_, "read tenant settings");
+  TenantSettings settings;
+  Json stored = FromPayload(st.Text(0));
+  // What was stored passed validation when it was written; a patch of it
+  // can only fail if the format changed, and then the defaults hold.
+  (void)ApplySettingsPatch(stored.is_object() ? stored : Json::object(), &settings);
+  return settings;
+}
+
+Result<TenantSettings> TenantDirectory::GetSettings(const std::string& tenant_id) {
+  std::lock_guard lock(mu_);
+  const auto now = std::chrono::steady_clock::now();
+  auto it = settings_.find(tenant_id);
+  if (it != settings_.end() && now - it->second.second < kSettingsCacheTtl) return it->second.first;
+  BATON_ASSIGN_OR_RETURN(TenantSettings settings, ReadSettingsLocked(tenant_id));
+  if (settings_.size() > 100000) settings_.clear();  // bounded: tenants are far fewer
+  settings_[tenant_id] = {settings, now};
+  return settings;
+}
+
+Result<TenantSettings> TenantDirectory::UpdateSettings(const std::string& tenant_id, const Json& patch) {
+  std::lock_guard lock(mu_);
+  BATON_ASSIGN_OR_RETURN(TenantSettings settings, ReadSettingsLocked(tenant_id));
+  BATON_RETURN_IF_ERROR(ApplySettingsPatch(patch, &settings));
+  Stmt st(db_, "UPDATE tenants SET settings = ?2 WHERE id = ?1");
+  st.Bind(1, tenant_id).Bind(2, SettingsToJson(settings).dump());
+  if (st.Step() != SQLITE_DONE) return SqliteError(db_, "update tenant settings");
+  settings_[tenant_id] = {settings, std::chrono::steady_clock::now()};
+  return settings;
 }
 
 Status TenantDirectory::LoadCacheLocked() {

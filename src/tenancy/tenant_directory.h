@@ -21,6 +21,7 @@
 
 #include "baton/clock.h"
 #include "baton/status.h"
+#include "tenancy/tenant_settings.h"
 
 struct sqlite3;
 
@@ -76,6 +77,17 @@ class TenantDirectory {
   // True when at least one unrevoked admin key exists.
   Result<bool> HasAdminKey();
 
+  // The tenant's grants and limits (defaults until an admin changes them).
+  // Read from a cache that is at most kSettingsCacheTtl old, so a change
+  // made through another node's directory is seen within that time.
+  // NotFound: no such tenant.
+  Result<TenantSettings> GetSettings(const std::string& tenant_id);
+  // Applies `patch` (tenant_settings.h: any subset of the JSON form) and
+  // returns the settings now in force. NotFound; InvalidArgument naming the
+  // field (nothing changed).
+  Result<TenantSettings> UpdateSettings(const std::string& tenant_id, const Json& patch);
+  static constexpr std::chrono::seconds kSettingsCacheTtl{2};
+
   // Who `token` ("bk_…") is. Unauthenticated: malformed, unknown, revoked, or
   // of a disabled tenant (all answer the same, so a caller learns nothing).
   Result<Principal> Authenticate(std::string_view token);
@@ -90,6 +102,9 @@ class TenantDirectory {
   std::unordered_map<std::string, std::pair<std::string, Principal>> valid_keys_;
   bool cache_loaded_ = false;
   Status LoadCacheLocked();
+  Result<TenantSettings> ReadSettingsLocked(const std::string& tenant_id);
+  // tenant -> (settings, when read)
+  std::unordered_map<std::string, std::pair<TenantSettings, std::chrono::steady_clock::time_point>> settings_;
 };
 
 // Whether `id` is a valid tenant id.

@@ -28,7 +28,7 @@ class JobTest : public ::testing::Test {
 
   void SetUp() override {
     ASSERT_TRUE(suite_.setup->ok()) << suite_.setup->ToString();
-    auto vault = SecretVault::Open(dir_.File("secrets.db"));
+    auto vault = SecretVault::Open(dir_.File("secrets.db"), dir_.File("secrets.key"));
     ASSERT_TRUE(vault.ok()) << vault.status().ToString();
     vault_ = std::move(*vault);
     BATON_ASSERT_OK(registry_.AddEntity(kSchedulerEntity, SchedulerEntity));

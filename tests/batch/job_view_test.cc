@@ -139,5 +139,82 @@ TEST(JobTimeline, TellsTheJobsStoryFromItsHistory) {
   EXPECT_EQ(timeline[7]["exitCode"], 3);
 }
 
+// ---- Transient faults (job_orchestration.cc): what the tenant sees ----
+
+TEST(TransientFaultView, WaitingOnARuntimeOrRegistryFaultSaysWhichWithTheLastErrorAndTheNextTry) {
+  const Json waiting = {{"reason", "registry"},
+                        {"lastError", "RegistryUnavailable: pulling 'r/x:1': connection refused"},
+                        {"retryAt", "2026-01-01T00:00:08Z"},
+                        {"since", "2026-01-01T00:00:00Z"},
+                        {"failures", 4}};
+  Json pulling = JobView(Running(Json{{"phase", "pulling"}, {"image", "r/x:1"}, {"waitingOn", waiting}}), Json());
+  EXPECT_EQ(pulling["status"], "Pending");
+  EXPECT_EQ(pulling["waitingOn"], waiting);
+
+  Json runtime = waiting;
+  runtime["reason"] = "runtime";
+  Json starting = JobView(Running(Json{{"phase", "starting"}, {"attempt", 1}, {"waitingOn", runtime}}), Json());
+  EXPECT_EQ(starting["status"], "Starting");
+  EXPECT_EQ(starting["waitingOn"]["reason"], "runtime");
+  EXPECT_EQ(starting["waitingOn"]["retryAt"], "2026-01-01T00:00:08Z");
+  // Collecting a finished attempt while dockerd is away: still Running, but waiting.
+  Json finishing = JobView(Running(Json{{"phase", "finishing"}, {"attempt", 1}, {"waitingOn", runtime}}), Json());
+  EXPECT_EQ(finishing["status"], "Running");
+  EXPECT_EQ(finishing["waitingOn"]["reason"], "runtime");
+
+  // A finished job waits on nothing, whatever its last custom status said.
+  InstanceState done = Running(Json{{"phase", "starting"}, {"waitingOn", runtime}});
+  done.status = OrchestrationStatus::kCompleted;
+  done.output = Json{{"status", "Canceled"}}.dump();
+  EXPECT_TRUE(JobView(done, Json())["waitingOn"].is_null());
+}
+
+TEST(TransientFaultView, ARunOfRetriesIsOneWaitingEntryAndRetryTimersAreNoBackoff) {
+  TimePoint t0 = std::chrono::system_clock::now();
+  int id = 0;
+  std::vector<HistoryEvent> h;
+  auto add = [&](EventBody body, int event_id = -1) {
+    h.push_back(HistoryEvent{event_id, t0 + std::chrono::milliseconds(++id), std::move(body)});
+  };
+  auto failure = [](const std::string& type) {
+    FailureDetails f;
+    f.error_type = type;
+    f.error_message = "cannot reach dockerd";
+    return f;
+  };
+  add(events::ExecutionStarted{"baton.Job", "", "{}", "job.acme.x", "e1", std::nullopt, std::nullopt, {}});
+  int next = 0;
+  for (int i = 0; i < 3; ++i) {  // three tries while dockerd is away
+    add(events::TaskScheduled{"baton.ResolveImages", "", R"({"images":["r/x@sha256:ab"]})"}, next);
+    add(events::TaskFailed{next, failure("RuntimeUnavailable")});
+    add(events::TimerCreated{t0 + std::chrono::seconds(1 << i)}, next + 1);
+    add(events::TimerFired{t0 + std::chrono::seconds(1 << i), next + 1});
+    next += 2;
+  }
+  add(events::TaskScheduled{"baton.ResolveImages", "", R"({"images":["r/x@sha256:ab"]})"}, next);
+  add(events::TaskCompleted{next, R"({"images":["r/x@sha256:ab"],"sources":["node"]})"});
+  ++next;
+  add(events::TaskScheduled{"baton.CreateGroup", "", R"({"attempt":1})"}, next);
+  add(events::TaskFailed{next, failure("RegistryUnavailable")});
+  add(events::TimerCreated{t0 + std::chrono::seconds(20)}, next + 1);
+  next += 2;
+  add(events::TaskScheduled{"baton.CreateGroup", "", R"({"attempt":1})"}, next);
+  FailureDetails fatal = failure("NotFound");
+  fatal.is_non_retriable = true;
+  add(events::TaskFailed{next, fatal});
+  Json timeline = JobTimeline(h);
+  std::vector<std::string> types;
+  for (const Json& e : timeline) types.push_back(e["type"]);
+  EXPECT_EQ(types, (std::vector<std::string>{"Submitted", "Waiting", "ImageResolved", "Waiting", "Error"}))
+      << timeline.dump(1);
+  EXPECT_EQ(timeline[1]["waitingOn"], "runtime");
+  EXPECT_EQ(timeline[1]["failures"], 3);
+  EXPECT_EQ(timeline[1]["activity"], "baton.ResolveImages");
+  EXPECT_EQ(timeline[2]["source"], "node");
+  EXPECT_EQ(timeline[3]["waitingOn"], "registry");
+  EXPECT_EQ(timeline[3]["failures"], 1);
+  EXPECT_EQ(timeline[4]["error"], "NotFound: cannot reach dockerd");
+}
+
 }  // namespace
 }  // namespace baton::batch

@@ -159,6 +159,10 @@ class JobE2eTest : public ::testing::Test {
     EXPECT_EQ(t.status, 201) << t.body;
     HttpResult q = Call(admin_, "PUT", "/api/v1/admin/tenants/" + id + "/quota", quota.dump());
     EXPECT_EQ(q.status, 200) << q.body;
+    // The test images live under 127.0.0.1:5000/baton-test/, not the tenant's own namespace.
+    HttpResult g = Call(admin_, "PATCH", "/api/v1/admin/tenants/" + id + "/settings",
+                        R"({"grants":{"imagePrefixes":["127.0.0.1:5000/baton-test/"]}})");
+    EXPECT_EQ(g.status, 200) << g.body;
     HttpResult k =
         Call(admin_, "POST", "/api/v1/admin/tenants/" + id + "/keys", R"({"name":"e2e"})");
     EXPECT_EQ(k.status, 201) << k.body;
@@ -567,9 +571,10 @@ TEST_F(JobE2eTest, CallbackProgressShowsAndForeignTokensAreRefused) {
   StartServer(2, 1024);
   const std::string key = CreateTenant("acme", Json{{"cpu", 2}});
 
-  // A job that reports three steps of progress and its completion.
+  // A job that reports three steps of progress and its completion, with no
+  // network at all: the callback socket is mounted into its container.
   std::string reporter = Submit(key, Spec("reporter", {"callback", "3"},
-                                          Json{{"network", "host"}, {"completion", "callback"}}));
+                                          Json{{"network", "none"}, {"completion", "callback"}}));
   ASSERT_FALSE(reporter.empty());
   Json done = AwaitEnd(key, reporter);
   EXPECT_EQ(done.value("status", ""), "Completed") << done.dump();

@@ -33,31 +33,41 @@ struct TestImage {
   std::string digest;  // the pulled digest reference
 };
 
-// Builds the image for this process (its first layer holds the pid, so that
-// concurrent test processes never share image ids), pushes, pulls back.
-inline Result<TestImage> PrepareTestImage(runtime::docker::DockerRuntime& docker, const std::string& testjob_path,
-                                          const std::string& run_dir) {
+// Builds the test image as `tag` on `docker` (its first layer holds the pid
+// and `variant`, so that concurrent test processes, and variants, never
+// share image ids), pushes it with `credentials`, removes it and pulls it
+// back, as a job's image would be.
+inline Result<TestImage> BuildAndPushTestImage(runtime::docker::DockerRuntime& docker, const std::string& testjob_path,
+                                               const std::string& tag, const runtime::RegistryCredentials& credentials,
+                                               const std::string& variant = "") {
   Status ping = docker.Ping();
   if (!ping.ok()) return UnavailableError(ping.ToString() + " — run scripts/docker-up (scripts/test does)");
   const std::string pid = std::to_string(getpid());
   std::string tar = runtime::docker::MakeTar(
       {{"Dockerfile", "FROM scratch\nLABEL baton.test.owner=" + pid +
                           "\nCOPY owner /owner\nCOPY testjob /testjob\nENTRYPOINT [\"/testjob\"]\n"},
-       {"owner", pid + "\n"},
+       {"owner", pid + variant + "\n"},
        {"testjob", ReadWholeFile(testjob_path)}},
       {"testjob"});
   TestImage image;
-  image.tag = "127.0.0.1:5000/baton-test/testjob:" + pid;
+  image.tag = tag;
   BATON_RETURN_IF_ERROR(docker.BuildImage(image.tag, tar));
-  BATON_RETURN_IF_ERROR(docker.PushImage(image.tag, LocalRegistryCredentials(run_dir)));
+  BATON_RETURN_IF_ERROR(docker.PushImage(image.tag, credentials));
   BATON_RETURN_IF_ERROR(docker.RemoveImage(image.tag));
   int progress_lines = 0;
-  auto digest = docker.PullImage(image.tag, LocalRegistryCredentials(run_dir), std::chrono::seconds(60),
+  auto digest = docker.PullImage(image.tag, credentials, std::chrono::seconds(60),
                                  [&](const std::string&) { ++progress_lines; });
   if (!digest.ok()) return digest.status();
   if (progress_lines == 0) return InternalError("the pull reported no progress");
   image.digest = *digest;
   return image;
+}
+
+// The suites' image: 127.0.0.1:5000/baton-test/testjob:<pid> on the shared registry.
+inline Result<TestImage> PrepareTestImage(runtime::docker::DockerRuntime& docker, const std::string& testjob_path,
+                                          const std::string& run_dir) {
+  return BuildAndPushTestImage(docker, testjob_path, "127.0.0.1:5000/baton-test/testjob:" + std::to_string(getpid()),
+                               LocalRegistryCredentials(run_dir));
 }
 
 // Removes the image and every intermediate image of this process's build.

@@ -62,7 +62,34 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
   // ---- Caller and hub ----
 
   // The hub prefix ("<tenant>::", or "" for the default hub) the call acts on.
-  GrpcStatus Hub(ServerContext* ctx, std::string* prefix) {
+  // Client calls (`admit`) also pass the tenant's request rate.
+  GrpcStatus Hub(ServerContext* ctx, std::string* prefix, bool admit = true) {
+    bool admin = false;
+    GrpcStatus s = Authenticate(ctx, prefix, &admin);
+    if (!s.ok() || !admit || options_.admission == nullptr || prefix->empty() || admin) return s;
+    const std::string tenant = prefix->substr(0, prefix->size() - kHubSeparator.size());
+    std::chrono::milliseconds retry_after{1000};
+    if (Status admitted = options_.admission->AdmitRequest(tenant, &retry_after); !admitted.ok()) {
+      ctx->AddTrailingMetadata("retry-after", std::to_string(std::max<int64_t>(1, (retry_after.count() + 999) / 1000)));
+      return ToGrpc(admitted);
+    }
+    return GrpcStatus::OK;
+  }
+
+  // The tenant's cap on stored instances, for calls that create one.
+  GrpcStatus AdmitInstance(const std::string& prefix) {
+    if (options_.admission == nullptr || prefix.empty()) return GrpcStatus::OK;
+    const std::string tenant = prefix.substr(0, prefix.size() - kHubSeparator.size());
+    auto settings = directory_.GetSettings(tenant);
+    if (!settings.ok()) return GrpcStatus::OK;  // the default hub of an anonymous caller: no tenant
+    const int64_t limit = settings->limits.max_instances;
+    InstanceQuery q;
+    q.instance_id_prefix = prefix;
+    return ToGrpc(options_.admission->AdmitObject(tenant, "stored instances", limit,
+                                                  [&] { return client_.Count(q, limit + 1); }));
+  }
+
+  GrpcStatus Authenticate(ServerContext* ctx, std::string* prefix, bool* admin) {
     const std::string auth = Metadata(ctx, "authorization");
     const std::string taskhub = Metadata(ctx, "taskhub");
     constexpr std::string_view kBearer = "Bearer ";
@@ -78,7 +105,10 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     }
     auto principal = directory_.Authenticate(auth.substr(kBearer.size()));
     if (!principal.ok()) return ToGrpc(principal.status());
-    if (principal->admin) return HubPrefix(taskhub, prefix);
+    if (principal->admin) {
+      *admin = true;
+      return HubPrefix(taskhub, prefix);
+    }
     if (!taskhub.empty() && taskhub != principal->tenant_id) {
       return GrpcStatus(::grpc::StatusCode::PERMISSION_DENIED,
                         "a tenant key acts on its own task hub ('" + principal->tenant_id + "') only");
@@ -140,6 +170,7 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     }
     Json input;
     if (GrpcStatus s = Payload(req->has_input(), req->input().value(), "input", &input); !s.ok()) return s;
+    if (GrpcStatus admitted = AdmitInstance(prefix); !admitted.ok()) return admitted;
     auto started = client_.ScheduleNewOrchestration(req->name(), input, o);
     if (!started.ok()) return ToGrpc(started.status());
     resp->set_instanceid(local);
@@ -370,6 +401,9 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     BATON_GRPC_HUB(ctx, prefix);
     if (!IsEntityInstanceId(req->instanceid())) return Invalid("an entity instance id is '@name@key'");
     BATON_GRPC_ID(prefix, req->instanceid(), id);
+    if (!client_.GetState(id, /*include_payloads=*/false).ok()) {  // a signal to a new entity creates it
+      if (GrpcStatus admitted = AdmitInstance(prefix); !admitted.ok()) return admitted;
+    }
     std::optional<TimePoint> at;
     if (req->has_scheduledtime() && IsSet(req->scheduledtime())) at = FromProto(req->scheduledtime());
     Json input;
@@ -609,7 +643,8 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
 
   GrpcStatus GetWorkItems(ServerContext* ctx, const ::GetWorkItemsRequest* req,
                           ::grpc::ServerWriter<::WorkItem>* writer) override {
-    BATON_GRPC_HUB(ctx, prefix);
+    std::string prefix;
+    if (GrpcStatus s_ = Hub(ctx, &prefix, /*admit=*/false); !s_.ok()) return s_;
     auto stream = std::make_shared<WorkerStream>();
     stream->prefix = prefix;
     stream->max_orchestrations = std::max(0, req->maxconcurrentorchestrationworkitems());

@@ -33,6 +33,7 @@
 #include "baton/status.h"
 #include "baton/store.h"
 #include "baton/worker.h"
+#include "tenancy/admission.h"
 #include "tenancy/tenant_directory.h"
 
 namespace baton::sidecar {
@@ -43,6 +44,9 @@ struct SidecarOptions {
   bool allow_anonymous = false;
   // Upper bound of a WaitForInstance… call (the SDKs send no deadline).
   std::chrono::seconds max_wait{std::chrono::minutes(10)};
+  // Per-tenant request rate (client calls; GetWorkItems and the work-item
+  // completions are not counted) and stored-instance cap; null = none.
+  tenancy::Admission* admission = nullptr;
   // Largest message a call may send (gRPC's max receive size); a larger one
   // fails with RESOURCE_EXHAUSTED before it is read. `baton serve` sets the
   // HTTP body limit unless --grpc-max-message-bytes says otherwise.

@@ -139,6 +139,9 @@ function waitingOn(w) {
   if (w.reason === "quota") return "quota (#" + w.position + " in queue)";
   if (w.reason === "backoff") return "backoff until " + when(w.retryAt);
   if (w.reason === "imagePull") return "image pull";
+  if (w.reason === "runtime" || w.reason === "registry") {
+    return (w.reason === "runtime" ? "dockerd" : "registry") + " unreachable, next try " + when(w.retryAt);
+  }
   return w.reason;
 }
 

@@ -1,5 +1,8 @@
 #include "api/http/http_server.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
 #include <algorithm>
@@ -217,7 +220,11 @@ HttpResponse Router::Dispatch(const HttpRequest& request, std::string_view publi
 class HttpServer::Impl {
  public:
   Impl(HttpServerOptions options, const Router& router)
-      : options_(std::move(options)), router_(router), acceptor_(io_), handlers_(options_.handler_threads) {}
+      : options_(std::move(options)),
+        router_(router),
+        acceptor_(io_),
+        local_acceptor_(io_),
+        handlers_(options_.handler_threads) {}
 
   ~Impl() { Stop(std::chrono::seconds(0)); }
 
@@ -229,6 +236,7 @@ class HttpServer::Impl {
       return InvalidArgumentError("invalid public URL '" + options_.public_url +
                                   "': expected http(s)://host[:port][/path], no trailing '/'");
     }
+    if (!options_.unix_socket.empty()) return StartLocal();
     tcp::endpoint endpoint(address, options_.port);
     acceptor_.open(endpoint.protocol(), ec);
     if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
@@ -240,7 +248,27 @@ class HttpServer::Impl {
     }
     port_ = acceptor_.local_endpoint().port();
     public_url_ = options_.public_url.empty() ? DefaultPublicUrl(options_.address, port_) : options_.public_url;
-    asio::co_spawn(io_, Accept(), asio::detached);
+    asio::co_spawn(io_, Accept(acceptor_), asio::detached);
+    for (int i = 0; i < options_.io_threads; ++i) threads_.emplace_back([this] { io_.run(); });
+    return Status::Ok();
+  }
+
+  Status StartLocal() {
+    const std::string& path = options_.unix_socket;
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) == 0) {
+      if (!S_ISSOCK(st.st_mode)) return InvalidArgumentError("'" + path + "' exists and is not a socket");
+      ::unlink(path.c_str());  // left by a process that died
+    }
+    boost::system::error_code ec;
+    asio::local::stream_protocol::endpoint endpoint(path);
+    local_acceptor_.open(endpoint.protocol(), ec);
+    if (!ec) local_acceptor_.bind(endpoint, ec);
+    if (!ec) local_acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return UnavailableError("cannot listen on " + path + ": " + ec.message());
+    if (::chmod(path.c_str(), 0666) != 0) return UnavailableError("cannot chmod " + path);
+    public_url_ = options_.public_url.empty() ? "http://localhost" : options_.public_url;
+    asio::co_spawn(io_, Accept(local_acceptor_), asio::detached);
     for (int i = 0; i < options_.io_threads; ++i) threads_.emplace_back([this] { io_.run(); });
     return Status::Ok();
   }
@@ -253,6 +281,7 @@ class HttpServer::Impl {
     asio::post(io_, [this] {
       boost::system::error_code ec;
       acceptor_.close(ec);
+      local_acceptor_.close(ec);
     });
     {
       // In-flight requests finish; idle keep-alive connections are closed below.
@@ -267,9 +296,10 @@ class HttpServer::Impl {
   }
 
  private:
-  asio::awaitable<void> Accept() {
+  template <class Acceptor>
+  asio::awaitable<void> Accept(Acceptor& acceptor) {
     for (;;) {
-      auto [ec, socket] = co_await acceptor_.async_accept(kTuple);
+      auto [ec, socket] = co_await acceptor.async_accept(kTuple);
       if (ec) {
         if (ec == asio::error::operation_aborted || stopped_) co_return;
         util::Log().warn("http accept failed: {}", ec.message());
@@ -279,8 +309,9 @@ class HttpServer::Impl {
     }
   }
 
-  asio::awaitable<void> Session(tcp::socket socket) {
-    beast::tcp_stream stream(std::move(socket));
+  template <class Socket>
+  asio::awaitable<void> Session(Socket socket) {
+    beast::basic_stream<typename Socket::protocol_type> stream(std::move(socket));
     beast::flat_buffer buffer;
     const RequestLimits limits{options_.max_header_bytes, options_.max_body_bytes};
     for (;;) {
@@ -336,15 +367,16 @@ class HttpServer::Impl {
       if (wec || !response.keep_alive()) break;
     }
     boost::system::error_code ignored;
-    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream.socket().shutdown(asio::socket_base::shutdown_send, ignored);
   }
 
   // Closing a socket with unread data resets the connection, and the client,
   // still sending its oversize body, may never see our answer. So stop
   // sending, then read and discard what is still coming, within bounds.
-  asio::awaitable<void> LingeringClose(beast::tcp_stream& stream) {
+  template <class Stream>
+  asio::awaitable<void> LingeringClose(Stream& stream) {
     boost::system::error_code ignored;
-    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream.socket().shutdown(asio::socket_base::shutdown_send, ignored);
     std::vector<char> sink(64 * 1024);
     size_t drained = 0;
     stream.expires_after(std::chrono::seconds(5));
@@ -378,6 +410,7 @@ class HttpServer::Impl {
   const Router& router_;
   asio::io_context io_;
   tcp::acceptor acceptor_;
+  asio::local::stream_protocol::acceptor local_acceptor_;
   asio::thread_pool handlers_;
   std::vector<std::thread> threads_;
   unsigned short port_ = 0;

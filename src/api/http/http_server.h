@@ -86,6 +86,11 @@ struct HttpServerOptions {
   std::chrono::milliseconds read_timeout{std::chrono::seconds(30)};
   std::chrono::milliseconds write_timeout{std::chrono::seconds(30)};
   std::chrono::milliseconds idle_timeout{std::chrono::seconds(60)};
+  // When set, the server listens on this unix socket instead of
+  // address:port: a stale socket file there is replaced, the new one is
+  // mode 0666 (who may reach it is decided by its directory). Used for the
+  // job callback endpoint that containers reach without a network.
+  std::string unix_socket;
 };
 
 class HttpServer {

@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "api/http/request_util.h"
+#include "batch/job_policy.h"
 #include "batch/job_view.h"
 #include "batch/scheduler.h"
 
@@ -45,11 +46,15 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
     r.Add(verb::post, "/api/v1/jobs/{id}/cancel", Bind(&JobApi::Cancel));
     r.Add(verb::get, "/api/v1/jobs/{id}/logs", Bind(&JobApi::Logs));
     r.Add(verb::get, "/api/v1/jobs/{id}/events", Bind(&JobApi::Events));
-    r.Add(verb::post, "/api/v1/jobs/{id}/callback",
-          [self = shared_from_this()](const HttpRequest& req, const RouteMatch& m) { return self->Callback(req, m); });
+    RegisterCallback(r);
     r.Add(verb::put, "/api/v1/admin/tenants/{tenant}/quota", BindAdmin(&JobApi::SetQuota));
     r.Add(verb::get, "/api/v1/admin/tenants/{tenant}/quota", BindAdmin(&JobApi::GetQuota));
     r.Add(verb::get, "/api/v1/admin/scheduler", BindAdmin(&JobApi::SchedulerState));
+  }
+
+  void RegisterCallback(Router& r) {
+    r.Add(verb::post, "/api/v1/jobs/{id}/callback",
+          [self = shared_from_this()](const HttpRequest& req, const RouteMatch& m) { return self->Callback(req, m); });
   }
 
  private:
@@ -58,7 +63,7 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
   // A tenant key's routes: `tenant` is the caller's tenant.
   Handler Bind(Method m) {
     return [self = shared_from_this(), m](const HttpRequest& req, const RouteMatch& match) {
-      auto principal = AuthenticateBearer(req, *self->s_.directory);
+      auto principal = AuthenticateBearer(req, *self->s_.directory, self->s_.admission);
       if (auto* refused = std::get_if<HttpResponse>(&principal)) return std::move(*refused);
       const tenancy::Principal& p = std::get<tenancy::Principal>(principal);
       if (p.admin) {
@@ -70,7 +75,7 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
   }
   Handler BindAdmin(Method m) {
     return [self = shared_from_this(), m](const HttpRequest& req, const RouteMatch& match) {
-      auto principal = AuthenticateBearer(req, *self->s_.directory);
+      auto principal = AuthenticateBearer(req, *self->s_.directory, self->s_.admission);
       if (auto* refused = std::get_if<HttpResponse>(&principal)) return std::move(*refused);
       if (!std::get<tenancy::Principal>(principal).admin) {
         return ErrorResponse(403, "PermissionDenied", "this endpoint needs an admin key", "Authorization");
@@ -109,6 +114,13 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
     if (!body->is_object()) return ErrorResponse(400, "InvalidArgument", "the body must be a job spec (a JSON object)", "body");
     auto spec = batch::ParseJobSpec(*body);
     if (!spec.ok()) return ErrorResponse(400, "InvalidArgument", spec.status().message(), batch::FieldOf(spec.status()));
+    auto settings = s_.directory->GetSettings(tenant);
+    if (!settings.ok()) return ErrorResponse(settings.status());
+    batch::JobGrants grants{settings->grants.host_network, settings->grants.capabilities,
+                            settings->grants.image_prefixes};
+    if (Status s = batch::CheckJobPolicy(*spec, tenant, s_.platform_registry, grants); !s.ok()) {
+      return ErrorResponse(s, batch::FieldOf(s));
+    }
     Json scheduler = SchedulerSnapshot();
     Json capacity = scheduler.value("capacity", Json::object());
     batch::Capacity node{capacity.value("cpu", 0.0), static_cast<int64_t>(capacity.value("memoryMb", 0.0)) << 20};
@@ -119,6 +131,17 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
     batch::Capacity limit{quota.value("cpu", 0.0), static_cast<int64_t>(quota.value("memoryMb", 0.0)) << 20};
     if (Status s = batch::FitsWithin(*spec, limit, "the tenant's quota allows"); !s.ok()) {
       return ErrorResponse(422, "NeverFits", s.message(), batch::FieldOf(s));
+    }
+    if (s_.admission != nullptr) {
+      const int64_t limit = settings->limits.max_queued_jobs;
+      InstanceQuery unfinished;
+      unfinished.instance_id_prefix = batch::JobInstanceId(tenant, "");
+      unfinished.statuses = {OrchestrationStatus::kPending, OrchestrationStatus::kRunning,
+                             OrchestrationStatus::kSuspended};
+      Status admitted = s_.admission->AdmitObject(tenant, "unfinished jobs", limit,
+                                                  [&] { return s_.client->Count(unfinished, limit + 1); });
+      if (admitted.code() == StatusCode::kResourceExhausted) return TooManyRequests(admitted, 5s);
+      if (!admitted.ok()) return ErrorResponse(admitted);
     }
     const std::string id = batch::NewJobId();
     const std::string instance = batch::JobInstanceId(tenant, id);
@@ -285,6 +308,14 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
     if (s_.tokens == nullptr) return ErrorResponse(501, "Unimplemented", "callbacks are not enabled", "");
     auto claims = s_.tokens->Verify(token);
     if (!claims.ok()) return ErrorResponse(401, "Unauthenticated", claims.status().message(), "Authorization");
+    // A job's reports count against its tenant's request rate.
+    if (s_.admission != nullptr && claims->instance.rfind(batch::kJobInstancePrefix, 0) == 0) {
+      const std::string rest = claims->instance.substr(std::string(batch::kJobInstancePrefix).size());
+      std::chrono::milliseconds retry_after{1000};
+      if (Status admitted = s_.admission->AdmitRequest(rest.substr(0, rest.find('.')), &retry_after); !admitted.ok()) {
+        return TooManyRequests(admitted, retry_after, "Authorization");
+      }
+    }
     const std::string& id = m.params.at("id");
     const std::string suffix = "." + id;
     if (!batch::IsJobId(id) || claims->instance.size() <= suffix.size() ||
@@ -412,6 +443,10 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
 
 void AddJobApi(Router& router, const JobApiServices& services) {
   std::make_shared<JobApi>(services)->Register(router);
+}
+
+void AddJobCallbackRoute(Router& router, const JobApiServices& services) {
+  std::make_shared<JobApi>(services)->RegisterCallback(router);
 }
 
 }  // namespace baton::api

@@ -17,6 +17,7 @@
 #include "batch/job_orchestration.h"
 #include "batch/job_token.h"
 #include "runtime/container_runtime.h"
+#include "tenancy/admission.h"
 #include "tenancy/tenant_directory.h"
 
 namespace baton::api {
@@ -29,9 +30,16 @@ struct JobApiServices {
   const batch::JobTokens* tokens = nullptr;
   runtime::ContainerRuntime* runtime = nullptr;  // live logs
   std::chrono::seconds max_follow{60};           // upper bound of ?timeout= on logs
+  tenancy::Admission* admission = nullptr;       // request rate, queued-job cap; null = none
+  // The platform registry ("127.0.0.1:5000"): a tenant runs images under
+  // "<registry>/<tenant>/" and what its grants add; "" = grants only.
+  std::string platform_registry;
 };
 
 // Registers the routes. Everything in `services` must outlive the router.
 void AddJobApi(Router& router, const JobApiServices& services);
+// Registers only the callback route (POST /api/v1/jobs/{id}/callback): the
+// router of the unix socket that job containers reach.
+void AddJobCallbackRoute(Router& router, const JobApiServices& services);
 
 }  // namespace baton::api

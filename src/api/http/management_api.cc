@@ -60,6 +60,9 @@ class Api : public std::enable_shared_from_this<Api> {
     r.Add(verb::post, "/api/v1/admin/tenants/{tenant}/disable", Bind(&Api::DisableTenant, /*admin_only=*/true));
     r.Add(verb::post, "/api/v1/admin/tenants/{tenant}/keys", Bind(&Api::CreateTenantKey, /*admin_only=*/true));
     r.Add(verb::get, "/api/v1/admin/tenants/{tenant}/keys", Bind(&Api::ListTenantKeys, /*admin_only=*/true));
+    r.Add(verb::get, "/api/v1/admin/tenants/{tenant}/settings", Bind(&Api::GetTenantSettings, /*admin_only=*/true));
+    r.Add(verb::patch, "/api/v1/admin/tenants/{tenant}/settings",
+          Bind(&Api::UpdateTenantSettings, /*admin_only=*/true));
     r.Add(verb::post, "/api/v1/admin/keys", Bind(&Api::CreateAdminKey, /*admin_only=*/true));
     r.Add(verb::delete_, "/api/v1/admin/keys/{key}", Bind(&Api::RevokeKey, /*admin_only=*/true));
     r.Add(verb::get, "/healthz", [](const HttpRequest&, const RouteMatch&) {
@@ -82,7 +85,7 @@ class Api : public std::enable_shared_from_this<Api> {
 
   std::variant<Caller, HttpResponse> Authenticate(const HttpRequest& req, const RouteMatch& match,
                                                   bool admin_only) {
-    auto principal = AuthenticateBearer(req, directory_);
+    auto principal = AuthenticateBearer(req, directory_, options_.admission);
     if (auto* refused = std::get_if<HttpResponse>(&principal)) return std::move(*refused);
     Caller caller{std::get<tenancy::Principal>(principal), ""};
     if (admin_only && !caller.principal.admin) {
@@ -319,10 +322,26 @@ class Api : public std::enable_shared_from_this<Api> {
     if (!polling) return error;
     auto input = ParseBody(req, &error);
     if (!input) return error;
+    if (Status admitted = AdmitInstance(c); !admitted.ok()) {
+      return admitted.code() == StatusCode::kResourceExhausted ? TooManyRequests(admitted, std::chrono::seconds(5))
+                                                                : ErrorResponse(admitted);
+    }
     auto id = client_.ScheduleNewOrchestration(name, *input, schedule);
     if (!id.ok()) return ErrorResponse(id.status(), "instanceId");
     if (*timeout >= 0) return WaitAndAnswer(m, c, *id, external_id, std::chrono::seconds(*timeout));
     return Accepted(m, c, external_id);
+  }
+
+  // The tenant's cap on stored instances (admin callers have none).
+  Status AdmitInstance(const Caller& c) {
+    if (options_.admission == nullptr || c.principal.admin) return Status::Ok();
+    auto settings = directory_.GetSettings(c.hub);
+    if (!settings.ok()) return Status::Ok();
+    const int64_t limit = settings->limits.max_instances;
+    InstanceQuery q;
+    q.instance_id_prefix = HubPrefix(c);
+    return options_.admission->AdmitObject(c.hub, "stored instances", limit,
+                                           [&] { return client_.Count(q, limit + 1); });
   }
 
   HttpResponse WaitAndAnswer(const RouteMatch& m, const Caller& c, const std::string& internal_id,
@@ -613,6 +632,12 @@ class Api : public std::enable_shared_from_this<Api> {
         input = req.body();
       }
     }
+    if (!client_.GetState(*id, /*include_payloads=*/false).ok()) {  // a signal to a new entity creates it
+      if (Status admitted = AdmitInstance(c); !admitted.ok()) {
+        return admitted.code() == StatusCode::kResourceExhausted ? TooManyRequests(admitted, std::chrono::seconds(5))
+                                                                  : ErrorResponse(admitted);
+      }
+    }
     Status s = client_.SignalEntity(*id, operation, input);
     if (!s.ok()) return ErrorResponse(s, "entityKey");
     HttpResponse res{http::status::accepted, 11};
@@ -678,6 +703,35 @@ class Api : public std::enable_shared_from_this<Api> {
     auto tenant = directory_.GetTenant(m.params.at("tenant"));
     if (!tenant.ok()) return ErrorResponse(tenant.status(), "tenant");
     return JsonResponse(200, TenantJson(*tenant));
+  }
+
+  static HttpResponse SettingsResponse(const std::string& tenant, const tenancy::TenantSettings& settings) {
+    Json out = tenancy::SettingsToJson(settings);
+    out["tenant"] = tenant;
+    return JsonResponse(200, out.dump());
+  }
+
+  HttpResponse GetTenantSettings(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
+    const std::string& tenant = m.params.at("tenant");
+    auto settings = directory_.GetSettings(tenant);
+    if (!settings.ok()) return ErrorResponse(settings.status(), "tenant");
+    return SettingsResponse(tenant, *settings);
+  }
+
+  // A merge patch: the members given change, the others stay.
+  HttpResponse UpdateTenantSettings(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
+    HttpResponse error;
+    auto body = ParseBody(req, &error);
+    if (!body) return error;
+    const std::string& tenant = m.params.at("tenant");
+    auto settings = directory_.UpdateSettings(tenant, *body);
+    if (!settings.ok()) {
+      const Status& s = settings.status();
+      if (s.code() == StatusCode::kNotFound) return ErrorResponse(s, "tenant");
+      const std::string& text = s.message();
+      return ErrorResponse(s, text.substr(0, text.find(": ")));
+    }
+    return SettingsResponse(tenant, *settings);
   }
 
   HttpResponse CreateKey(const HttpRequest& req, const std::string& tenant_id) {

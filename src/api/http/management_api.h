@@ -13,6 +13,7 @@
 
 #include "api/http/http_server.h"
 #include "baton/client.h"
+#include "tenancy/admission.h"
 #include "tenancy/tenant_directory.h"
 
 namespace baton::api {
@@ -22,6 +23,8 @@ struct ManagementApiOptions {
   std::function<bool(std::string_view)> is_known_orchestrator;
   // Upper bound on ?timeout= for start-and-wait and restart-and-wait.
   std::chrono::seconds max_wait{std::chrono::minutes(5)};
+  // Per-tenant request rate and stored-instance cap; null = no limits.
+  tenancy::Admission* admission = nullptr;
 };
 
 // Registers every route on `router`. `client` and `directory` must outlive it.

@@ -20,8 +20,16 @@ std::string BearerToken(const HttpRequest& req) {
   return std::string(auth.substr(kBearer.size()));
 }
 
+HttpResponse TooManyRequests(const Status& status, std::chrono::milliseconds retry_after, std::string_view field) {
+  HttpResponse res = ErrorResponse(429, "ResourceExhausted", status.message(), field);
+  const int64_t seconds = std::max<int64_t>(1, (retry_after.count() + 999) / 1000);
+  res.set(http::field::retry_after, std::to_string(seconds));
+  return res;
+}
+
 std::variant<tenancy::Principal, HttpResponse> AuthenticateBearer(const HttpRequest& req,
-                                                                  tenancy::TenantDirectory& directory) {
+                                                                  tenancy::TenantDirectory& directory,
+                                                                  tenancy::Admission* admission) {
   std::string token = BearerToken(req);
   if (token.empty()) {
     return ErrorResponse(401, "Unauthenticated", "an 'Authorization: Bearer <API key>' header is required",
@@ -29,6 +37,12 @@ std::variant<tenancy::Principal, HttpResponse> AuthenticateBearer(const HttpRequ
   }
   auto principal = directory.Authenticate(token);
   if (!principal.ok()) return ErrorResponse(principal.status(), "Authorization");
+  if (admission != nullptr && !principal->admin) {
+    std::chrono::milliseconds retry_after{1000};
+    if (Status admitted = admission->AdmitRequest(principal->tenant_id, &retry_after); !admitted.ok()) {
+      return TooManyRequests(admitted, retry_after, "Authorization");
+    }
+  }
   return *principal;
 }
 

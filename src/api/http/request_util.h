@@ -12,6 +12,7 @@
 #include "api/http/http_server.h"
 #include "baton/clock.h"
 #include "baton/json.h"
+#include "tenancy/admission.h"
 #include "tenancy/tenant_directory.h"
 
 namespace baton::api {
@@ -21,9 +22,15 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 // The "<token>" of "Authorization: Bearer <token>", or "" when absent.
 std::string BearerToken(const HttpRequest& req);
 
-// The principal of the request's API key, or the 401 answer to send.
+// The principal of the request's API key, or the answer to send: 401 for a
+// missing or bad key; 429 with Retry-After when `admission` (if given) finds
+// the key's tenant over its request rate. Admin keys are never limited.
 std::variant<tenancy::Principal, HttpResponse> AuthenticateBearer(const HttpRequest& req,
-                                                                  tenancy::TenantDirectory& directory);
+                                                                  tenancy::TenantDirectory& directory,
+                                                                  tenancy::Admission* admission = nullptr);
+
+// The 429 (ResourceExhausted) answer with a Retry-After of at least one second.
+HttpResponse TooManyRequests(const Status& status, std::chrono::milliseconds retry_after, std::string_view field = "");
 
 // Query parameters. Each returns nullopt after setting `*error` to a 400
 // naming the parameter; `fallback` when the parameter is absent.

@@ -798,6 +798,82 @@ void AddInstanceVerbs(CLI::App& app, const Io& io) {
   }
 }
 
+struct TenantSettingsOptions {
+  GlobalOptions g;
+  std::string id;
+  std::optional<std::string> host_network;
+  std::optional<std::string> capabilities;
+  std::optional<std::string> image_prefixes;
+  std::optional<double> rate;
+  std::optional<int64_t> burst;
+  std::optional<int64_t> max_queued_jobs;
+  std::optional<int64_t> max_instances;
+};
+
+// "A,B" -> ["A","B"]; "" -> [].
+OJson CommaList(const std::string& text) {
+  OJson out = OJson::array();
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t j = text.find(',', i);
+    if (j == std::string::npos) j = text.size();
+    if (j > i) out.push_back(text.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
+void RunTenantSettings(Session& s, const TenantSettingsOptions& o) {
+  const std::string path = std::string(kAdminBase) + "/tenants/" + PercentEncode(o.id) + "/settings";
+  OJson grants = OJson::object(), limits = OJson::object();
+  if (o.host_network) {
+    if (*o.host_network != "true" && *o.host_network != "false") {
+      s.Fail(kExitUsage, "--host-network: expected true or false, not '" + *o.host_network + "'");
+      return;
+    }
+    grants["hostNetwork"] = *o.host_network == "true";
+  }
+  if (o.capabilities) grants["capabilities"] = CommaList(*o.capabilities);
+  if (o.image_prefixes) grants["imagePrefixes"] = CommaList(*o.image_prefixes);
+  if (o.rate) limits["requestsPerSecond"] = *o.rate;
+  if (o.burst) limits["burst"] = *o.burst;
+  if (o.max_queued_jobs) limits["maxQueuedJobs"] = *o.max_queued_jobs;
+  if (o.max_instances) limits["maxInstances"] = *o.max_instances;
+  HttpRequestSpec spec;
+  spec.target = path;
+  if (!grants.empty() || !limits.empty()) {
+    OJson patch = OJson::object();
+    if (!grants.empty()) patch["grants"] = grants;
+    if (!limits.empty()) patch["limits"] = limits;
+    spec.method = HttpMethod::kPatch;
+    spec.has_body = true;
+    spec.body = patch.dump();
+  }
+  auto settings = s.CallForJson(spec, /*array=*/false);
+  if (!settings) return;
+  if (s.json()) {
+    s.PrintJson(*settings);
+    return;
+  }
+  auto join = [](const OJson& list) {
+    std::string out;
+    if (!list.is_array()) return out;
+    for (const OJson& v : list) out += (out.empty() ? "" : ", ") + (v.is_string() ? v.get<std::string>() : v.dump());
+    return out.empty() ? std::string("(none)") : out;
+  };
+  const OJson g = settings->contains("grants") ? (*settings)["grants"] : OJson::object();
+  const OJson l = settings->contains("limits") ? (*settings)["limits"] : OJson::object();
+  auto number = [](const OJson& j, const char* key) { return j.contains(key) ? j[key].dump() : std::string("?"); };
+  s.out() << FormatKeyValues({{"Tenant", o.id},
+                              {"Host network", g.value("hostNetwork", false) ? "granted" : "not granted"},
+                              {"Capabilities", join(g.value("capabilities", OJson::array()))},
+                              {"Image prefixes", join(g.value("imagePrefixes", OJson::array()))},
+                              {"Requests/s", number(l, "requestsPerSecond")},
+                              {"Burst", number(l, "burst")},
+                              {"Max queued jobs", number(l, "maxQueuedJobs")},
+                              {"Max instances", number(l, "maxInstances")}});
+}
+
 void AddTenantVerbs(CLI::App& app, const Io& io) {
   CLI::App* g = AddGroup(app, "tenant", "Manage tenants (admin key)");
   {
@@ -813,6 +889,27 @@ void AddTenantVerbs(CLI::App& app, const Io& io) {
     v->add_option("id", o->id, "Tenant id")->required();
   }
   AddTenantQuotaVerb(g, io);
+  {
+    auto [v, o] = AddVerb<TenantSettingsOptions>(
+        g, "settings",
+        "Show a tenant's grants and admission limits; with flags, change them (PATCH .../settings)", false, io,
+        RunTenantSettings);
+    v->add_option("id", o->id, "Tenant id")->required();
+    v->add_option("--host-network", o->host_network, "Grant (true) or revoke (false) network \"host\" for its jobs")
+        ->type_name("BOOL");
+    v->add_option("--capabilities", o->capabilities,
+                  "Linux capabilities its jobs may add, comma-separated (replaces the list; \"\" = none)")
+        ->type_name("CAPS");
+    v->add_option("--image-prefixes", o->image_prefixes,
+                  "Image prefixes it may run besides <registry>/<tenant>/, comma-separated (replaces the list)")
+        ->type_name("PREFIXES");
+    v->add_option("--rate", o->rate, "API requests per second (token bucket, per node)")->type_name("R");
+    v->add_option("--burst", o->burst, "API requests it may make at once")->type_name("N");
+    v->add_option("--max-queued-jobs", o->max_queued_jobs, "Jobs it may have submitted and not yet ended")
+        ->type_name("N");
+    v->add_option("--max-instances", o->max_instances, "Orchestration instances it may keep stored")
+        ->type_name("N");
+  }
 }
 
 void AddKeyVerbs(CLI::App& app, const Io& io) {

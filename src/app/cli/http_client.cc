@@ -54,6 +54,8 @@ http::verb ToVerb(HttpMethod m) {
       return http::verb::post;
     case HttpMethod::kPut:
       return http::verb::put;
+    case HttpMethod::kPatch:
+      return http::verb::patch;
     case HttpMethod::kDelete:
       return http::verb::delete_;
   }

@@ -54,7 +54,7 @@ using util::PercentEncode;
 // "?a=1&b=x%20y" for {{"a","1"},{"b","x y"}}, in the given order; "" for none.
 std::string BuildQueryString(const std::vector<std::pair<std::string, std::string>>& params);
 
-enum class HttpMethod { kGet, kPost, kPut, kDelete };
+enum class HttpMethod { kGet, kPost, kPut, kPatch, kDelete };
 
 struct HttpRequestSpec {
   HttpMethod method = HttpMethod::kGet;

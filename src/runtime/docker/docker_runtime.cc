@@ -1,12 +1,19 @@
 #include "runtime/docker/docker_runtime.h"
 
+#include <fcntl.h>
 #include <openssl/evp.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <thread>
+
+#include "runtime/exec_shim/exec_shim.h"
 
 #include "baton/json.h"
 
@@ -28,6 +35,49 @@ Json ParseAnswer(std::string_view text) {
   Json j;
   if (!ParseJson(text, &j).ok()) return Json(Json::value_t::discarded);
   return j;
+}
+
+constexpr char kSecretsMount[] = "/run/baton/secrets";
+constexpr char kExecMount[] = "/run/baton/exec";
+constexpr char kCallbackMount[] = "/run/baton/callback";
+
+// Creates `dir` if missing and sets its mode.
+Status EnsureDir(const std::string& dir, mode_t mode) {
+  if (::mkdir(dir.c_str(), mode) != 0 && errno != EEXIST) {
+    return InternalError("cannot create " + dir + ": " + std::strerror(errno));
+  }
+  if (::chmod(dir.c_str(), mode) != 0) return InternalError("cannot chmod " + dir + ": " + std::strerror(errno));
+  return Status::Ok();
+}
+
+// Writes a new file (never through a link) with `content` and `mode`.
+Status WriteNewFile(const std::string& path, std::string_view content, mode_t mode) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return InternalError("cannot create " + path + ": " + std::strerror(errno));
+  size_t done = 0;
+  while (done < content.size()) {
+    ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      ::close(fd);
+      return InternalError("cannot write " + path + ": " + std::strerror(errno));
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fchmod(fd, mode) != 0 || ::close(fd) != 0) return InternalError("cannot finish " + path);
+  return Status::Ok();
+}
+
+// Removes a tree whose directories may be read-only to their owner.
+void RemoveTree(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(std::filesystem::symlink_status(path, ec))) return;
+  for (auto it = std::filesystem::recursive_directory_iterator(path, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_directory(ec) && !it->is_symlink(ec)) ::chmod(it->path().c_str(), 0700);
+  }
+  ::chmod(path.c_str(), 0700);
+  std::filesystem::remove_all(path, ec);
 }
 
 constexpr char kGroupLabel[] = "baton.group";
@@ -124,10 +174,10 @@ std::optional<std::string> StreamError(const std::string& body) {
 
 // Maps a registry error text to a status, so callers can tell wrong
 // credentials from a missing image from an unreachable registry.
-Status RegistryStatus(const std::string& image, const std::string& error) {
+Status RegistryStatus(const std::string& what, const std::string& error) {
   std::string lower = error;
   std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
-  std::string message = "image '" + image + "': " + error;
+  std::string message = what + ": " + error;
   if (lower.find("unauthorized") != std::string::npos || lower.find("authentication required") != std::string::npos ||
       lower.find("no basic auth") != std::string::npos || lower.find("denied") != std::string::npos) {
     return Status(StatusCode::kUnauthenticated, message);
@@ -136,10 +186,12 @@ Status RegistryStatus(const std::string& image, const std::string& error) {
       lower.find("does not exist") != std::string::npos) {
     return NotFoundError(message);
   }
-  if (lower.find("connection refused") != std::string::npos || lower.find("dial tcp") != std::string::npos ||
-      lower.find("no such host") != std::string::npos || lower.find("timeout") != std::string::npos ||
-      lower.find("connection reset") != std::string::npos) {
-    return UnavailableError(message);
+  // The registry is away (down, restarting, overloaded or unreachable): worth
+  // trying again later, unlike the answers above.
+  for (const char* transient :
+       {"connection refused", "connection reset", "dial tcp", "no such host", "no route to host", "network is unreachable",
+        "timeout", "eof", "502 bad gateway", "503 service unavailable", "504 gateway timeout"}) {
+    if (lower.find(transient) != std::string::npos) return UnavailableError(message);
   }
   return InternalError(message);
 }
@@ -184,7 +236,107 @@ ContainerState StateFromInspect(const Json& j) {
 
 }  // namespace
 
-DockerRuntime::DockerRuntime(std::string socket_path) : client_(std::move(socket_path)) {}
+DockerRuntime::DockerRuntime(std::string socket_path, std::string secrets_dir)
+    : client_(std::move(socket_path)), secrets_dir_(std::move(secrets_dir)) {}
+
+bool DockerRuntime::IsOnTmpfs(const std::string& dir) {
+  struct statfs fs {};
+  constexpr long kTmpfsMagic = 0x01021994;
+  return ::statfs(dir.c_str(), &fs) == 0 && static_cast<long>(fs.f_type) == kTmpfsMagic;
+}
+
+Result<std::string> DockerRuntime::ExecShimPath() {
+  BATON_RETURN_IF_ERROR(EnsureDir(secrets_dir_, 0700));
+  const std::string bin = secrets_dir_ + "/.bin";
+  BATON_RETURN_IF_ERROR(EnsureDir(bin, 0755));
+  const std::string_view program = ExecShimProgram();
+  const std::string path = bin + "/baton-exec-" + std::to_string(program.size());
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && static_cast<size_t>(st.st_size) == program.size()) {
+    return path;
+  }
+  // Written aside, then renamed: a concurrent writer or reader never sees half a program.
+  const std::string tmp = path + ".tmp" + std::to_string(::getpid()) + "-" +
+                          std::to_string(std::hash<std::thread::id>{}(std::this_thread::get_id()));
+  ::unlink(tmp.c_str());
+  BATON_RETURN_IF_ERROR(WriteNewFile(tmp, program, 0555));
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    return InternalError("cannot install " + path + ": " + std::strerror(errno));
+  }
+  return path;
+}
+
+Result<std::string> DockerRuntime::WriteSecrets(const std::string& group, const ContainerSpec& c) {
+  if (c.secret_env.empty() && c.secret_files.empty()) return std::string();
+  BATON_RETURN_IF_ERROR(EnsureDir(secrets_dir_, 0700));
+  const std::string group_dir = secrets_dir_ + "/" + group;
+  const std::string dir = group_dir + "/" + c.name;
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return dir;  // written by an earlier call
+  BATON_RETURN_IF_ERROR(EnsureDir(group_dir, 0700));
+  // Built aside and renamed into place, so a crash never leaves half of it.
+  const std::string tmp = dir + ".tmp";
+  RemoveTree(tmp);
+  BATON_RETURN_IF_ERROR(EnsureDir(tmp, 0700));
+  for (const auto& [name, content] : c.secret_files) {
+    if (name.empty() || name[0] == '.' || name.find('/') != std::string::npos) {
+      RemoveTree(tmp);
+      return InvalidArgumentError("container '" + c.name + "': secret file name '" + name + "' is not allowed");
+    }
+    if (Status s = WriteNewFile(tmp + "/" + name, content, 0444); !s.ok()) {
+      RemoveTree(tmp);
+      return s;
+    }
+  }
+  if (!c.secret_env.empty()) {
+    BATON_RETURN_IF_ERROR(EnsureDir(tmp + "/.env", 0700));
+    for (const auto& [name, value] : c.secret_env) {
+      if (Status s = WriteNewFile(tmp + "/.env/" + name, value, 0444); !s.ok()) {
+        RemoveTree(tmp);
+        return s;
+      }
+    }
+    BATON_RETURN_IF_ERROR(EnsureDir(tmp + "/.env", 0555));
+  }
+  BATON_RETURN_IF_ERROR(EnsureDir(tmp, 0555));
+  if (::rename(tmp.c_str(), dir.c_str()) != 0) {
+    RemoveTree(tmp);
+    return InternalError("cannot place the secrets of '" + group + "': " + std::strerror(errno));
+  }
+  return dir;
+}
+
+Result<std::vector<std::string>> DockerRuntime::EffectiveCommand(const ContainerSpec& c) {
+  std::vector<std::string> argv = c.command;
+  if (c.command.empty()) {
+    BATON_ASSIGN_OR_RETURN(DockerResponse r, client_.Request("GET", "/images/" + c.image + "/json"));
+    if (r.status == 404) return NotFoundError("image '" + c.image + "' is not present (pull it first)");
+    if (r.status != 200) return FromDocker(r, "inspect image '" + c.image + "'");
+    Json image = Json::parse(r.body, nullptr, false);
+    const Json config = image.is_object() && image.contains("Config") && image["Config"].is_object() ? image["Config"]
+                                                                                                      : Json::object();
+    auto strings = [](const Json& j) {
+      std::vector<std::string> out;
+      if (j.is_array()) {
+        for (const Json& v : j) {
+          if (v.is_string()) out.push_back(v.get<std::string>());
+        }
+      }
+      return out;
+    };
+    argv = strings(config.value("Entrypoint", Json()));
+    if (c.args.empty()) {
+      for (std::string& a : strings(config.value("Cmd", Json()))) argv.push_back(std::move(a));
+    }
+  }
+  for (const std::string& a : c.args) argv.push_back(a);
+  if (argv.empty()) {
+    return InvalidArgumentError("container '" + c.name + "': neither the spec nor the image '" + c.image +
+                                "' names a command to run");
+  }
+  return argv;
+}
 
 Status DockerRuntime::Ping(std::chrono::milliseconds timeout) {
   BATON_ASSIGN_OR_RETURN(DockerResponse r, client_.Request("GET", "/_ping", "", {}, timeout));
@@ -248,7 +400,11 @@ Result<std::vector<ContainerState>> DockerRuntime::ListByLabels(const std::map<s
   if (!list.is_array()) return out;
   for (const Json& c : list) {
     auto state = InspectContainer(c.value("Id", ""));
-    if (state.ok()) out.push_back(std::move(*state));  // a container removed meanwhile is skipped
+    if (state.ok()) {
+      out.push_back(std::move(*state));
+    } else if (state.status().code() != StatusCode::kNotFound) {
+      return state.status();  // never a partial list: a caller could take it for containers gone
+    }  // else removed meanwhile: skipped
   }
   return out;
 }
@@ -279,7 +435,9 @@ Result<GroupState> DockerRuntime::CreateGroup(const GroupSpec& spec) {
     if (!c.ports.empty() && spec.network != NetworkMode::kBridge) {
       return InvalidArgumentError("container '" + c.name + "': ports need the bridge network mode");
     }
+    if (c.pids_limit <= 0) return InvalidArgumentError("container '" + c.name + "': the pids limit must be positive");
     for (const auto& [k, v] : c.secret_env) secrets.push_back(v);
+    for (const auto& [k, v] : c.secret_files) secrets.push_back(v);
   }
 
   std::string owner_id;
@@ -290,9 +448,13 @@ Result<GroupState> DockerRuntime::CreateGroup(const GroupSpec& spec) {
     auto existing = InspectContainer(name);
     if (existing.ok()) {
       if (i == 0) owner_id = existing->id;
+      // Its secrets stay as written; rewritten only if they vanished (a
+      // reboot emptied the tmpfs) while the container was never started.
+      if (existing->status == "created") BATON_RETURN_IF_ERROR(WriteSecrets(spec.name, c).status());
       continue;
     }
     if (existing.status().code() != StatusCode::kNotFound) return existing.status();
+    BATON_ASSIGN_OR_RETURN(const std::string secrets_dir, WriteSecrets(spec.name, c));
 
     Json labels = Json::object();
     for (const auto& [k, v] : spec.labels) labels[k] = v;
@@ -301,8 +463,40 @@ Result<GroupState> DockerRuntime::CreateGroup(const GroupSpec& spec) {
     labels["baton.index"] = std::to_string(1000 + i);  // sortable
     Json env = Json::array();
     for (const auto& [k, v] : c.env) env.push_back(k + "=" + v);
-    for (const auto& [k, v] : c.secret_env) env.push_back(k + "=" + v);
-    Json host = {{"NanoCpus", static_cast<int64_t>(c.cpus * 1e9)}, {"Init", false}};
+    // Platform files, bound by the Mounts API (a path may hold ':').
+    Json mounts = Json::array();
+    auto bind = [&](const std::string& source, const char* target, bool read_only) {
+      mounts.push_back({{"Type", "bind"}, {"Source", source}, {"Target", target}, {"ReadOnly", read_only}});
+    };
+    std::vector<std::string> entrypoint = c.command, cmd = c.args;
+    if (!secrets_dir.empty()) {
+      env.push_back(std::string("BATON_SECRETS_DIR=") + kSecretsMount);
+      bind(secrets_dir, kSecretsMount, true);
+    }
+    if (!c.secret_env.empty()) {
+      // Secret env reaches the process through baton-exec, never the config.
+      BATON_ASSIGN_OR_RETURN(const std::string shim, ExecShimPath());
+      BATON_ASSIGN_OR_RETURN(cmd, EffectiveCommand(c));
+      entrypoint = {kExecMount};
+      bind(shim, kExecMount, true);
+    }
+    if (!spec.callback_dir.empty()) {
+      env.push_back(std::string("BATON_CALLBACK_SOCKET=") + kCallbackMount + "/callback.sock");
+      bind(spec.callback_dir, kCallbackMount, true);
+    }
+    Json binds = Json::array();
+    if (spec.scratch_volume) binds.push_back(spec.name + ".scratch:/scratch");
+    Json host = {{"NanoCpus", static_cast<int64_t>(c.cpus * 1e9)},
+                 {"Init", false},
+                 // The sandbox: nothing privileged unless the spec adds it.
+                 {"CapDrop", Json::array({"ALL"})},
+                 {"SecurityOpt", Json::array({"no-new-privileges"})},
+                 {"PidsLimit", c.pids_limit}};
+    if (!c.capabilities.empty()) host["CapAdd"] = c.capabilities;
+    if (c.read_only_root_fs) {
+      host["ReadonlyRootfs"] = true;
+      host["Tmpfs"] = {{"/tmp", "rw,nosuid,nodev,size=64m"}};
+    }
     if (c.memory_bytes > 0) {
       host["Memory"] = c.memory_bytes;
       host["MemorySwap"] = c.memory_bytes;  // no swap beyond the limit
@@ -322,10 +516,12 @@ Result<GroupState> DockerRuntime::CreateGroup(const GroupSpec& spec) {
       bindings[key] = Json::array({{{"HostIp", "127.0.0.1"}, {"HostPort", p.host_port ? std::to_string(p.host_port) : ""}}});
     }
     if (!bindings.empty()) host["PortBindings"] = bindings;
-    if (spec.scratch_volume) host["Binds"] = Json::array({spec.name + ".scratch:/scratch"});
+    if (!binds.empty()) host["Binds"] = binds;
+    if (!mounts.empty()) host["Mounts"] = mounts;
     Json body = {{"Image", c.image}, {"Env", env}, {"Labels", labels}, {"HostConfig", host}, {"Tty", false}};
-    if (!c.command.empty()) body["Entrypoint"] = c.command;
-    if (!c.args.empty()) body["Cmd"] = c.args;
+    if (!entrypoint.empty()) body["Entrypoint"] = entrypoint;
+    if (!cmd.empty()) body["Cmd"] = cmd;
+    if (!c.user.empty()) body["User"] = c.user;
     if (!c.working_dir.empty()) body["WorkingDir"] = c.working_dir;
     if (!exposed.empty()) body["ExposedPorts"] = exposed;
 
@@ -363,6 +559,8 @@ Result<GroupState> DockerRuntime::InspectGroup(const std::string& group) {
 Status DockerRuntime::StartGroup(const std::string& group) {
   BATON_ASSIGN_OR_RETURN(GroupState g, InspectGroup(group));
   for (const ContainerState& c : g.containers) {
+    // Only containers never started: POST /start on an exited one would run it again.
+    if (c.status != "created") continue;
     BATON_ASSIGN_OR_RETURN(DockerResponse r, client_.Request("POST", "/containers/" + c.id + "/start"));
     if (r.status != 204 && r.status != 304) return FromDocker(r, "start container '" + c.name + "' of '" + group + "'");
   }
@@ -383,7 +581,12 @@ Status DockerRuntime::StopGroup(const std::string& group, std::chrono::seconds g
 
 Status DockerRuntime::RestartGroup(const std::string& group, std::chrono::seconds grace) {
   BATON_RETURN_IF_ERROR(StopGroup(group, grace));
-  return StartGroup(group);
+  BATON_ASSIGN_OR_RETURN(GroupState g, InspectGroup(group));
+  for (const ContainerState& c : g.containers) {
+    BATON_ASSIGN_OR_RETURN(DockerResponse r, client_.Request("POST", "/containers/" + c.id + "/start"));
+    if (r.status != 204 && r.status != 304) return FromDocker(r, "restart container '" + c.name + "' of '" + group + "'");
+  }
+  return Status::Ok();
 }
 
 Status DockerRuntime::DeleteGroup(const std::string& group) {
@@ -402,6 +605,8 @@ Status DockerRuntime::DeleteGroup(const std::string& group) {
   }
   BATON_ASSIGN_OR_RETURN(DockerResponse v, client_.Request("DELETE", "/volumes/" + QueryEscape(group + ".scratch")));
   if (v.status != 204 && v.status != 404) return FromDocker(v, "remove the scratch volume of '" + group + "'");
+  // The containers are gone, so nothing mounts the secrets any more.
+  if (ValidName(group, /*allow_dots=*/true)) RemoveTree(secrets_dir_ + "/" + group);
   return Status::Ok();
 }
 
@@ -597,8 +802,8 @@ Result<std::string> DockerRuntime::PullImage(const std::string& image, const Reg
                         return true;
                       },
                       timeout, {{"X-Registry-Auth", RegistryAuthHeader(credentials)}}));
-  if (status != 200) return RegistryStatus(image, MessageOf(DockerResponse{status, body}));
-  if (error) return RegistryStatus(image, *error);
+  if (status != 200) return RegistryStatus("image '" + image + "'", MessageOf(DockerResponse{status, body}));
+  if (error) return RegistryStatus("image '" + image + "'", *error);
   if (std::chrono::steady_clock::now() - started >= timeout) {
     return DeadlineExceededError("pulling image '" + image + "' took longer than " +
                                  std::to_string(timeout.count()) + " ms");
@@ -613,6 +818,34 @@ Result<std::string> DockerRuntime::PullImage(const std::string& image, const Reg
     }
   }
   return InternalError("image '" + image + "' was pulled but has no digest for " + repo);
+}
+
+Result<std::string> DockerRuntime::LocalImageDigest(const std::string& image) {
+  auto [repo, tag] = SplitReference(image);
+  BATON_ASSIGN_OR_RETURN(DockerResponse r, client_.Request("GET", "/images/" + image + "/json"));
+  if (r.status == 404) return NotFoundError("image '" + image + "' is not on this node");
+  if (r.status != 200) return FromDocker(r, "inspect image '" + image + "'");
+  Json j = Json::parse(r.body, nullptr, false);
+  if (j.is_object() && j.contains("RepoDigests") && j["RepoDigests"].is_array()) {
+    for (const Json& d : j["RepoDigests"]) {
+      if (!d.is_string()) continue;
+      const std::string& digest = d.get_ref<const std::string&>();
+      // A digest reference must be exactly one of the image's own digests;
+      // a tag takes the digest recorded for its repository.
+      if (image.find('@') != std::string::npos ? digest == image : digest.rfind(repo + "@", 0) == 0) return digest;
+    }
+  }
+  return NotFoundError("image '" + image + "' is on this node without a digest for " + repo);
+}
+
+Status DockerRuntime::CheckRegistry(const RegistryCredentials& credentials, std::chrono::milliseconds timeout) {
+  Json body = {{"username", credentials.username},
+               {"password", credentials.password},
+               {"serveraddress", credentials.server}};
+  BATON_ASSIGN_OR_RETURN(DockerResponse r, client_.Request("POST", "/auth", body.dump(), {}, timeout));
+  if (r.status == 200) return Status::Ok();
+  // dockerd answers 401 or 500 with the registry's error; a password is never in it.
+  return RegistryStatus("registry " + credentials.server, Scrub(MessageOf(r), {credentials.password}));
 }
 
 Status DockerRuntime::BuildImage(const std::string& tag, const std::string& tar_context) {
@@ -632,8 +865,8 @@ Status DockerRuntime::PushImage(const std::string& image, const RegistryCredenti
   BATON_ASSIGN_OR_RETURN(DockerResponse r, client_.Request("POST", "/images/" + repo + "/push?tag=" + QueryEscape(tag),
                                                            "", {{"X-Registry-Auth", RegistryAuthHeader(credentials)}},
                                                            timeout));
-  if (r.status != 200) return RegistryStatus(image, MessageOf(r));
-  if (auto error = StreamError(r.body)) return RegistryStatus(image, *error);
+  if (r.status != 200) return RegistryStatus("image '" + image + "'", MessageOf(r));
+  if (auto error = StreamError(r.body)) return RegistryStatus("image '" + image + "'", *error);
   return Status::Ok();
 }
 

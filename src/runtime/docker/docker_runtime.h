@@ -6,6 +6,23 @@
 // baton.group=<group>; the first owns the network namespace and the others
 // use NetworkMode "container:<first>". The scratch volume is "<group>.scratch".
 //
+// Sandbox: CapDrop ALL (+ the spec's CapAdd), SecurityOpt no-new-privileges,
+// PidsLimit, dockerd's default seccomp profile (never unconfined), optional
+// ReadonlyRootfs (with a tmpfs /tmp) and User.
+//
+// Secrets: dockerd 20.10 writes an archive upload (PUT .../archive) under a
+// tmpfs mount point onto the container's disk layer, so secrets are not put
+// through it. They are written instead, before the container is created, to
+// <secrets_dir>/<group>/<container>/ (files 0444, directories 0555, under a
+// 0700 root) on a tmpfs of the node, and that directory is bind-mounted
+// read-only at /run/baton/secrets: the container's config and `docker
+// inspect` name the directory, never a value. Secret env becomes the files
+// .env/<NAME>; the container then starts as /run/baton/exec (the embedded
+// baton-exec, exec_shim/) followed by its command, and baton-exec sets the
+// variables and execs the command in its place (the image's entrypoint and
+// cmd are read from the image when the spec gives none). DeleteGroup
+// removes the group's secret directory.
+//
 // Thread-safety: every method may be called concurrently.
 #pragma once
 
@@ -17,12 +34,21 @@
 
 namespace baton::runtime::docker {
 
+// Where secrets go by default: a tmpfs every Linux host has.
+inline constexpr char kDefaultSecretsDir[] = "/dev/shm/baton-secrets";
+
 class DockerRuntime final : public ContainerRuntime {
  public:
-  explicit DockerRuntime(std::string socket_path = "/var/run/docker.sock");
+  // `secrets_dir` should be on a tmpfs (Open warns otherwise, it does not
+  // refuse: a tmpfs may not exist); it is created 0700 when missing.
+  explicit DockerRuntime(std::string socket_path = "/var/run/docker.sock",
+                         std::string secrets_dir = kDefaultSecretsDir);
 
-  // OK when dockerd answers /_ping. Unavailable otherwise, within `timeout`.
-  Status Ping(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  // Whether `secrets_dir` is on a tmpfs (false also when it cannot be read).
+  static bool IsOnTmpfs(const std::string& dir);
+  const std::string& secrets_dir() const { return secrets_dir_; }
+
+  Status Ping(std::chrono::milliseconds timeout = std::chrono::seconds(5)) override;
   // Whether dockerd reported an "oom" event for the container between the
   // times (InspectContainer falls back on it: cgroup v1 dockerd can leave
   // State.OOMKilled false when the event races the exit).
@@ -46,6 +72,8 @@ class DockerRuntime final : public ContainerRuntime {
   Result<std::string> PullImage(const std::string& image, const RegistryCredentials& credentials,
                                 std::chrono::milliseconds timeout,
                                 const std::function<void(const std::string&)>& progress = nullptr) override;
+  Result<std::string> LocalImageDigest(const std::string& image) override;
+  Status CheckRegistry(const RegistryCredentials& credentials, std::chrono::milliseconds timeout) override;
 
   // ---- Images (platform operations; tests build their images with these) ----
 
@@ -61,8 +89,16 @@ class DockerRuntime final : public ContainerRuntime {
  private:
   Result<std::vector<ContainerState>> GroupContainers(const std::string& group);
   Result<ContainerState> InspectContainer(const std::string& id_or_name);
+  // Writes the container's secrets under <secrets_dir>/<group>/<container>;
+  // returns the directory ("" when it has none).
+  Result<std::string> WriteSecrets(const std::string& group, const ContainerSpec& c);
+  // The embedded baton-exec, written once to <secrets_dir>/.bin/baton-exec.
+  Result<std::string> ExecShimPath();
+  // The command the container would run: the spec's, else the image's.
+  Result<std::vector<std::string>> EffectiveCommand(const ContainerSpec& c);
 
   DockerClient client_;
+  std::string secrets_dir_;
 };
 
 // A tar archive holding `files` (path -> content, mode 0755 for names given

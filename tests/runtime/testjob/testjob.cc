@@ -26,6 +26,19 @@
 //                          EXITCODE, or 1 if a report could not be delivered (each retries
 //                          connecting for up to 10 s), or 2 if either variable is missing or
 //                          the URL is not http://A.B.C.D[:PORT][/PATH]
+//   sandbox                what the container may do: "uid=U gid=G", "capeff=HEX" and
+//                          "nonewprivs=N" (from /proc/self/status), "raw=denied|opened" (an
+//                          AF_INET raw socket), "packet=denied|opened" (an AF_PACKET socket),
+//                          "rootfs=writable|readonly" (creating /.baton-probe), "pids.max=N"
+//                          (the pids cgroup's limit, when readable); exits 0
+//   sniff SECONDS NEEDLE   opens an AF_PACKET socket and reads every frame for SECONDS,
+//                          printing "captured NEEDLE" for each frame holding NEEDLE; prints
+//                          "sniff: denied: ERROR" and exits 0 when the socket cannot be
+//                          opened, exits 3 when it could
+//   cat FILE...            prints each file's content as "FILE: CONTENT" (or "FILE: ERROR")
+//   fork N                 starts N children that sleep 2 s, prints "forked K of N"; exits 0
+//   connect HOST PORT      one TCP connect to HOST:PORT (numeric IPv4) within 3 s; prints
+//                          "connected" (exit 0) or "connect: ERROR" (exit 1)
 //   callback-raw TOKEN BODY
 //                          one POST of BODY to $BATON_CALLBACK_URL with "Authorization: Bearer
 //                          TOKEN" (taken literally, to forge tokens); prints "HTTP CODE" and the
@@ -43,6 +56,9 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -85,7 +101,12 @@ constexpr const char* kUsage =
     "  serve PORT [ADDR]\n"
     "  fetch HOST PORT PATH\n"
     "  callback N [STATUS [EXITCODE]]   (env BATON_CALLBACK_URL, BATON_JOB_TOKEN)\n"
-    "  callback-raw TOKEN BODY          (env BATON_CALLBACK_URL)\n";
+    "  callback-raw TOKEN BODY          (env BATON_CALLBACK_URL)\n"
+    "  sandbox\n"
+    "  sniff SECONDS NEEDLE\n"
+    "  cat FILE...\n"
+    "  fork N\n"
+    "  connect HOST PORT\n";
 
 int Usage() {
   std::fputs(kUsage, stderr);
@@ -364,7 +385,33 @@ int RunServe(int argc, char** argv) {
 
 // ---- HTTP client: fetch, callback, callback-raw ----
 
-std::string AddrText(const sockaddr_in& addr) {
+// Where to connect: an IPv4 address and port, or a unix socket.
+struct Endpoint {
+  sockaddr_storage addr{};
+  socklen_t size = 0;
+};
+
+Endpoint FromIpv4(const sockaddr_in& in) {
+  Endpoint e;
+  std::memcpy(&e.addr, &in, sizeof in);
+  e.size = sizeof in;
+  return e;
+}
+
+bool FromUnixPath(const char* path, Endpoint* e) {
+  sockaddr_un un{};
+  un.sun_family = AF_UNIX;
+  if (std::strlen(path) >= sizeof un.sun_path) return false;
+  std::strcpy(un.sun_path, path);
+  *e = Endpoint{};
+  std::memcpy(&e->addr, &un, sizeof un);
+  e->size = sizeof un;
+  return true;
+}
+
+std::string AddrText(const Endpoint& e) {
+  if (e.addr.ss_family == AF_UNIX) return reinterpret_cast<const sockaddr_un*>(&e.addr)->sun_path;
+  const auto& addr = *reinterpret_cast<const sockaddr_in*>(&e.addr);
   char host[INET_ADDRSTRLEN] = "?";
   inet_ntop(AF_INET, &addr.sin_addr, host, sizeof host);
   return std::string(host) + ":" + std::to_string(ntohs(addr.sin_port));
@@ -374,12 +421,12 @@ std::string AddrText(const sockaddr_in& addr) {
 // server may not listen yet. Each attempt is bounded by the time left, so an address that
 // drops SYNs cannot hold it for the kernel's two-minute connect timeout. Returns a
 // blocking socket, or -1 with errno set.
-int ConnectWithRetry(const sockaddr_in& addr, int64_t deadline_millis) {
+int ConnectWithRetry(const Endpoint& addr, int64_t deadline_millis) {
   for (;;) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int fd = socket(addr.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) return -1;
     int error = 0;
-    if (connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+    if (connect(fd, reinterpret_cast<const sockaddr*>(&addr.addr), addr.size) != 0) {
       error = errno;
       if (error == EINPROGRESS) {
         pollfd pending{fd, POLLOUT, 0};
@@ -421,7 +468,7 @@ struct HttpResult {
 // retrying the connect for up to 10 s, and reads the response to EOF. The body is
 // returned as sent: chunked transfer coding is not decoded (neither `serve` nor Baton
 // uses it for a response with a known length).
-HttpResult HttpExchange(const sockaddr_in& addr, std::string_view request) {
+HttpResult HttpExchange(const Endpoint& addr, std::string_view request) {
   HttpResult result;
   int fd = ConnectWithRetry(addr, NowMillis() + kConnectDeadlineMillis);
   if (fd < 0) {
@@ -484,7 +531,7 @@ int RunFetch(int argc, char** argv) {
   }
   std::string request = std::string("GET ") + argv[4] + " HTTP/1.0\r\nHost: " + argv[2] + ":" +
                         argv[3] + "\r\nConnection: close\r\n\r\n";
-  HttpResult result = HttpExchange(addr, request);
+  HttpResult result = HttpExchange(FromIpv4(addr), request);
   if (result.status == 0) {
     Line(stderr, "fetch: %s", result.error.c_str());
     return 1;
@@ -501,15 +548,17 @@ int RunFetch(int argc, char** argv) {
 
 // Where a job reports, from $BATON_CALLBACK_URL.
 struct CallbackUrl {
-  sockaddr_in addr;
+  Endpoint addr;
   std::string authority;  // "A.B.C.D:PORT" as written in the URL, for the Host header
   std::string path;
 };
 
 // Parses http://A.B.C.D[:PORT][/PATH] (port 80 and path "/" when left out). Returns false
 // for anything else: another scheme, a host name, a bad port, or a path holding spaces or
-// control characters, which would break the request line.
-bool ParseCallbackUrl(std::string_view url, CallbackUrl* out) {
+// control characters, which would break the request line. With `socket` (the
+// $BATON_CALLBACK_SOCKET Baton mounts), the host is only the Host header and any name is
+// fine: the request goes to the unix socket.
+bool ParseCallbackUrl(std::string_view url, const char* socket, CallbackUrl* out) {
   constexpr std::string_view kScheme = "http://";
   if (url.substr(0, kScheme.size()) != kScheme) return false;
   url.remove_prefix(kScheme.size());
@@ -522,7 +571,13 @@ bool ParseCallbackUrl(std::string_view url, CallbackUrl* out) {
   if (colon != std::string_view::npos && !ParseInt(authority.substr(colon + 1), 1, 65535, &port)) {
     return false;
   }
-  if (!ParseIpv4(host.c_str(), port, &out->addr)) return false;
+  if (socket != nullptr && socket[0] != '\0') {
+    if (!FromUnixPath(socket, &out->addr)) return false;
+  } else {
+    sockaddr_in in;
+    if (!ParseIpv4(host.c_str(), port, &in)) return false;
+    out->addr = FromIpv4(in);
+  }
   for (char c : path) {
     if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) return false;
   }
@@ -539,7 +594,7 @@ bool CallbackUrlFromEnv(const char* mode, CallbackUrl* url) {
     Line(stderr, "%s: BATON_CALLBACK_URL is not set", mode);
     return false;
   }
-  if (!ParseCallbackUrl(value, url)) {
+  if (!ParseCallbackUrl(value, std::getenv("BATON_CALLBACK_SOCKET"), url)) {
     Line(stderr, "%s: BATON_CALLBACK_URL \"%s\" is not http://A.B.C.D[:PORT][/PATH]", mode, value);
     return false;
   }
@@ -645,6 +700,135 @@ int RunCallbackRaw(int argc, char** argv) {
   return IsSuccess(result.status) ? 0 : 1;
 }
 
+// ---- sandbox, sniff, cat, fork, connect ----
+
+std::string StatusField(const char* name) {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return "?";
+  char line[512];
+  std::string value = "?";
+  const size_t n = std::strlen(name);
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    if (std::strncmp(line, name, n) == 0 && line[n] == ':') {
+      const char* v = line + n + 1;
+      while (*v == ' ' || *v == '\t') ++v;
+      value = v;
+      while (!value.empty() && (value.back() == '\n' || value.back() == ' ')) value.pop_back();
+    }
+  }
+  std::fclose(f);
+  return value;
+}
+
+std::string ReadSmallFile(const char* path, std::string* error) {
+  std::FILE* f = std::fopen(path, "r");
+  if (f == nullptr) {
+    *error = std::strerror(errno);
+    return "";
+  }
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  std::fclose(f);
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  return out;
+}
+
+const char* Opens(int domain, int type, int protocol) {
+  int fd = socket(domain, type, protocol);
+  if (fd < 0) return "denied";
+  close(fd);
+  return "opened";
+}
+
+int RunSandbox(int argc, char** argv) {
+  if (argc != 2) return Usage();
+  Line(stdout, "uid=%d gid=%d", static_cast<int>(getuid()), static_cast<int>(getgid()));
+  Line(stdout, "capeff=%s", StatusField("CapEff").c_str());
+  Line(stdout, "nonewprivs=%s", StatusField("NoNewPrivs").c_str());
+  Line(stdout, "raw=%s", Opens(AF_INET, SOCK_RAW, IPPROTO_ICMP));
+  Line(stdout, "packet=%s", Opens(AF_PACKET, SOCK_RAW, htons(0x0003)));
+  int fd = open("/.baton-probe", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  Line(stdout, "rootfs=%s", fd >= 0 ? "writable" : "readonly");
+  if (fd >= 0) {
+    close(fd);
+    unlink("/.baton-probe");
+  }
+  std::string error;
+  std::string pids = ReadSmallFile("/sys/fs/cgroup/pids/pids.max", &error);
+  if (pids.empty()) pids = ReadSmallFile("/sys/fs/cgroup/pids.max", &error);
+  if (!pids.empty()) Line(stdout, "pids.max=%s", pids.c_str());
+  return 0;
+}
+
+int RunSniff(int argc, char** argv) {
+  int64_t seconds = 0;
+  if (argc != 4 || !ParseInt(argv[2], 1, 600, &seconds)) return Usage();
+  int fd = socket(AF_PACKET, SOCK_RAW, htons(0x0003));
+  if (fd < 0) {
+    Line(stdout, "sniff: denied: %s", std::strerror(errno));
+    return 0;
+  }
+  Line(stdout, "sniff: opened a packet socket");
+  const std::string_view needle = argv[3];
+  const int64_t until = NowMillis() + seconds * 1000;
+  char frame[65536];
+  while (NowMillis() < until) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 200) <= 0) continue;
+    ssize_t n = recv(fd, frame, sizeof frame, 0);
+    if (n > 0 && std::string_view(frame, static_cast<size_t>(n)).find(needle) != std::string_view::npos) {
+      Line(stdout, "captured %s", argv[3]);
+    }
+  }
+  close(fd);
+  return 3;
+}
+
+int RunCat(int argc, char** argv) {
+  if (argc < 3) return Usage();
+  for (int i = 2; i < argc; ++i) {
+    std::string error;
+    std::string content = ReadSmallFile(argv[i], &error);
+    Line(stdout, "%s: %s", argv[i], error.empty() ? content.c_str() : error.c_str());
+  }
+  return 0;
+}
+
+int RunFork(int argc, char** argv) {
+  int64_t n = 0;
+  if (argc != 3 || !ParseInt(argv[2], 1, 100000, &n)) return Usage();
+  int64_t started = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      SleepMillis(2000);
+      _exit(0);
+    }
+    if (pid < 0) break;
+    ++started;
+  }
+  Line(stdout, "forked %lld of %lld", static_cast<long long>(started), static_cast<long long>(n));
+  while (wait(nullptr) > 0) {
+  }
+  return 0;
+}
+
+int RunConnect(int argc, char** argv) {
+  int64_t port = 0;
+  sockaddr_in addr;
+  if (argc != 4 || !ParseInt(argv[3], 1, 65535, &port) || !ParseIpv4(argv[2], port, &addr)) return Usage();
+  int fd = ConnectWithRetry(FromIpv4(addr), NowMillis() + 3000);
+  if (fd < 0) {
+    Line(stdout, "connect: %s", std::strerror(errno));
+    return 1;
+  }
+  close(fd);
+  Line(stdout, "connected");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -660,5 +844,10 @@ int main(int argc, char** argv) {
   if (mode == "fetch") return RunFetch(argc, argv);
   if (mode == "callback") return RunCallback(argc, argv);
   if (mode == "callback-raw") return RunCallbackRaw(argc, argv);
+  if (mode == "sandbox") return RunSandbox(argc, argv);
+  if (mode == "sniff") return RunSniff(argc, argv);
+  if (mode == "cat") return RunCat(argc, argv);
+  if (mode == "fork") return RunFork(argc, argv);
+  if (mode == "connect") return RunConnect(argc, argv);
   return Usage();
 }
