@@ -133,6 +133,7 @@ TEST_F(InputLimitsTest, DeepBodiesAreRefusedOnEveryJsonEndpoint) {
       {admin_, "POST", "/api/v1/admin/tenants/acme/keys"},
       {admin_, "POST", "/api/v1/admin/keys"},
       {admin_, "PUT", "/api/v1/admin/tenants/acme/quota"},
+      {admin_, "PATCH", "/api/v1/admin/tenants/acme/settings"},
   };
   const std::string deep = Deep();
   for (const std::string& body : {deep, "{\"a\":" + deep + "}", std::string(kDeep, '[')}) {
@@ -275,8 +276,8 @@ TEST_F(InputLimitsTest, BodiesOfTheWrongShapeAre400NamingTheField) {
   for (const std::string& target :
        {std::string("/api/v1/admin/tenants"), std::string("/api/v1/admin/tenants/acme/keys"),
         std::string("/api/v1/admin/keys"), std::string("/api/v1/admin/tenants/acme/quota"),
-        std::string("/api/v1/jobs")}) {
-    const std::string method = target.ends_with("quota") ? "PUT" : "POST";
+        std::string("/api/v1/admin/tenants/acme/settings"), std::string("/api/v1/jobs")}) {
+    const std::string method = target.ends_with("quota") ? "PUT" : target.ends_with("settings") ? "PATCH" : "POST";
     const std::string& key = target == "/api/v1/jobs" ? acme_ : admin_;
     for (const char* body : {"[\"name\"]", "\"name\"", "42", "true"}) {
       HttpResult r = Call(key, method, target, body);
