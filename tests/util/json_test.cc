@@ -6,6 +6,8 @@
 
 #include <string>
 
+#include "baton/clock.h"
+
 #include "util/url.h"
 #include "util/utf8.h"
 
@@ -165,6 +167,21 @@ TEST(InputLimitsJson, PercentEncodingRoundTrips) {
   EXPECT_FALSE(util::PercentDecode("%zz", &decoded));
   ASSERT_TRUE(util::PercentDecode("%ff%fe", &decoded));
   EXPECT_FALSE(util::IsValidUtf8(decoded));
+}
+
+// Found by the history fuzz target: year 1013 overflowed the nanoseconds of
+// a TimePoint (undefined behaviour) in every parser of times.
+TEST(InputLimitsJson, TimesATimePointCannotHoldAreRefused) {
+  TimePoint t;
+  EXPECT_FALSE(ParseIso8601("1013-01-01T02:00:03.000000Z", &t));
+  EXPECT_FALSE(ParseIso8601("9999-12-31T23:59:59Z", &t));
+  EXPECT_FALSE(ParseIso8601("1677-01-01T00:00:00Z", &t));
+  ASSERT_TRUE(ParseIso8601("1678-01-01T00:00:00Z", &t));
+  EXPECT_EQ(FormatIso8601(t), "1678-01-01T00:00:00.000000Z");
+  ASSERT_TRUE(ParseIso8601("2261-12-31T23:59:59Z", &t));
+  EXPECT_EQ(FormatIso8601(t), "2261-12-31T23:59:59.000000Z");
+  EXPECT_EQ(FromUnixMicros(INT64_MAX), FromUnixMicros(INT64_MAX / 1000));  // saturates
+  EXPECT_EQ(FromUnixMicros(INT64_MIN), FromUnixMicros(-(INT64_MAX / 1000)));
 }
 
 }  // namespace
