@@ -1,21 +1,18 @@
 // JobLogs: the output of finished job attempts, kept after their containers
-// are deleted (in their own SQLite file, beside the task hub).
+// are deleted, in a store::JobLogStore (beside the task hub: its own SQLite
+// file on one node, the shared PostgreSQL database on many).
 //
 // Each attempt keeps its last kMaxLines lines and at most kMaxBytes of text;
 // saving an attempt again replaces it, so the activity that saves it can run
 // twice after a crash. Thread-safe.
 #pragma once
 
-#include <memory>
-#include <mutex>
-#include <optional>
 #include <string>
 #include <vector>
 
 #include "baton/status.h"
 #include "runtime/container_runtime.h"
-
-struct sqlite3;
+#include "store/job_log_store.h"
 
 namespace baton::batch {
 
@@ -24,8 +21,8 @@ class JobLogs {
   static constexpr size_t kMaxLines = 10000;
   static constexpr size_t kMaxBytes = 4 << 20;
 
-  static Result<std::unique_ptr<JobLogs>> Open(const std::string& path);
-  ~JobLogs();
+  // `store` must outlive this.
+  explicit JobLogs(store::JobLogStore& store) : store_(store) {}
 
   Status Save(const std::string& job, int attempt, const std::vector<runtime::LogLine>& lines);
   // Lines after the first `after`, at most `limit`. NotFound: nothing saved
@@ -34,9 +31,7 @@ class JobLogs {
   Status Delete(const std::string& job);
 
  private:
-  explicit JobLogs(sqlite3* db) : db_(db) {}
-  std::mutex mu_;
-  sqlite3* db_;
+  store::JobLogStore& store_;
 };
 
 }  // namespace baton::batch

@@ -1,5 +1,7 @@
 #include "batch/job_monitor.h"
 
+#include "batch/secret_vault.h"
+
 #include <optional>
 
 #include "batch/job_orchestration.h"
@@ -57,12 +59,35 @@ JobMonitor::~JobMonitor() { Stop(); }
 
 std::map<std::string, std::string> JobMonitor::Selector() const {
   std::map<std::string, std::string> selector;
-  if (!options_.node_id.empty()) selector["baton.node"] = options_.node_id;
+  if (!options_.deployment_id.empty()) {
+    selector["baton.deployment"] = options_.deployment_id;
+  } else if (!options_.node_id.empty()) {
+    selector["baton.node"] = options_.node_id;
+  }
   return selector;
 }
 
+bool JobMonitor::Leading() {
+  if (options_.leases == nullptr) return true;
+  auto held = options_.leases->TryAcquire("job-monitor/" + options_.deployment_id, options_.node_id, options_.lease_ttl);
+  if (!held.ok()) {
+    util::Log().warn("job monitor: the reconciler's lease: {}", held.status().ToString());
+    return false;
+  }
+  if (*held != leading_) {
+    if (*held) {
+      util::Log().info("job monitor: this node now reconciles deployment {}", options_.deployment_id);
+    } else {
+      util::Log().info("job monitor: another node reconciles deployment {}", options_.deployment_id);
+    }
+    leading_ = *held;
+  }
+  return *held;
+}
+
 void JobMonitor::Start() {
-  auto first = ReconcileOnce();
+  Result<ReconcileReport> first = ReconcileReport{};
+  if (Leading()) first = ReconcileOnce();
   if (!first.ok()) {
     util::Log().warn("job monitor: first reconcile pass: {}", first.status().ToString());
   } else if (first->groups_removed + first->exits_reported + first->containers_lost > 0) {
@@ -166,6 +191,7 @@ void JobMonitor::PollLoop() {
       requested = reconcile_requested_;
       reconcile_requested_ = false;
     }
+    if (!Leading()) continue;  // another node of the deployment does it
     PollJobUrls();
     if (requested || std::chrono::steady_clock::now() >= next_reconcile) {
       auto report = ReconcileOnce();
@@ -248,8 +274,18 @@ Result<ReconcileReport> JobMonitor::ReconcileOnce() {
     if (page.continuation_token.empty()) break;
     q.continuation_token = page.continuation_token;
   }
-  // 2. This node's job containers, by group.
+  // 2. The deployment's job containers, by group — and this node's from
+  //    before groups carried the deployment's label.
   BATON_ASSIGN_OR_RETURN(std::vector<runtime::ContainerState> containers, runtime_.ListByLabels(Selector()));
+  if (!options_.deployment_id.empty() && !options_.node_id.empty()) {
+    BATON_ASSIGN_OR_RETURN(std::vector<runtime::ContainerState> older,
+                           runtime_.ListByLabels({{"baton.node", options_.node_id}}));
+    std::set<std::string> seen;
+    for (const auto& c : containers) seen.insert(c.id);
+    for (auto& c : older) {
+      if (!seen.count(c.id) && Label(c, "baton.deployment").empty()) containers.push_back(std::move(c));
+    }
+  }
   struct Group {
     std::string instance;
     int attempt = 0;
@@ -316,6 +352,35 @@ Result<ReconcileReport> JobMonitor::ReconcileOnce() {
   {
     std::lock_guard lock(reconcile_mu_);
     missing_before_ = std::move(missing);
+  }
+  // 4. Secrets of jobs that are over (or gone) and still in the vault.
+  //    A job with no instance yet may be between the vault's Put and its
+  //    start (the job API stores its secrets first): it counts as gone only
+  //    when a second pass still finds no instance.
+  if (options_.vault != nullptr) {
+    std::set<std::string> unknown;
+    std::set<std::string> unknown_before;
+    {
+      std::lock_guard lock(reconcile_mu_);
+      unknown_before.swap(vault_unknown_before_);
+    }
+    std::string after;
+    for (int pages = 0; pages < 1000; ++pages) {
+      BATON_ASSIGN_OR_RETURN(std::vector<std::string> jobs, options_.vault->Jobs(after, 500));
+      for (const std::string& job : jobs) {
+        auto state = client_.GetState(job, /*include_payloads=*/false);
+        bool over = state.ok() && IsTerminal(state->status);
+        if (!state.ok() && state.status().code() == StatusCode::kNotFound) {
+          unknown.insert(job);
+          over = unknown_before.count(job) != 0;
+        }
+        if (over && options_.vault->Delete(job).ok()) ++report.secrets_swept;
+      }
+      if (jobs.size() < 500) break;
+      after = jobs.back();
+    }
+    std::lock_guard lock(reconcile_mu_);
+    vault_unknown_before_ = std::move(unknown);
   }
   return report;
 }

@@ -193,6 +193,9 @@ Task<Json> JobOrchestration(OrchestrationContext& ctx) {
       Task<Json> granted = ctx.WaitForExternalEvent(kQuotaGrantedEvent);
       Task<Json> cancel = ctx.WaitForExternalEvent(kCancelEvent);
       size_t first = co_await WhenAny(granted, cancel);
+      // Both may have taken a buffered event at once; WhenAny reports one,
+      // and a Cancel is never to be dropped.
+      if (cancel.IsReady()) first = 1;
       canceled = first == 1;
     }
     durations["granted"] = Now(ctx);
@@ -246,6 +249,11 @@ Task<Json> JobOrchestration(OrchestrationContext& ctx) {
         Task<Json> reports = ctx.WaitForExternalEvent(kProgressEvent);
         Task<Json> cancel = ctx.WaitForExternalEvent(kCancelEvent);
         first = co_await WhenAny(completed, failed, lost, reports, deadline, cancel);
+        // Several waits may have taken buffered events at once (a late
+        // duplicate "Completed" of an earlier attempt and a "Cancel" that
+        // arrived while no wait was pending): WhenAny names the first ready,
+        // but a Cancel must never be dropped with the others.
+        if (cancel.IsReady()) first = 5;
         if (first >= 4) break;  // the deadline or a cancel
         Json event = Json::object();  // g++ 12: no ?: inside co_await
         if (first == 0) {
@@ -473,6 +481,7 @@ Status RegisterJobFunctions(Registry& registry, const JobServices& services) {
                     {"baton.instance", in["instance"]},
                     {"baton.completion", CompletionName(spec->completion)}};
     if (!s.node_id.empty()) group.labels["baton.node"] = s.node_id;
+    if (!s.deployment_id.empty()) group.labels["baton.deployment"] = s.deployment_id;
     if (spec->completion == CompletionMode::kJobUrl) group.labels["baton.jobPort"] = std::to_string(spec->job_port);
     for (const auto& [k, v] : spec->labels) group.labels["job." + k] = v;
     const std::string id = in.value("id", "");

@@ -29,23 +29,27 @@ std::string Mac(const std::string& key, const std::string& message) {
 
 }  // namespace
 
-Result<JobTokens> JobTokens::OpenOrCreateKey(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (in) {
-    std::stringstream s;
-    s << in.rdbuf();
-    std::string key = s.str();
-    if (key.size() != kKeyBytes) return InternalError("job token key '" + path + "' is not " + std::to_string(kKeyBytes) + " bytes");
-    return JobTokens(std::move(key));
+Result<JobTokens> JobTokens::FromKeyStore(store::KeyStore& keys) {
+  BATON_ASSIGN_OR_RETURN(std::string key, keys.GetOrCreate(kKeyName, []() -> Result<std::string> {
+    unsigned char bytes[kKeyBytes];
+    if (RAND_bytes(bytes, sizeof bytes) != 1) return InternalError("no randomness for the job token key");
+    return std::string(reinterpret_cast<const char*>(bytes), sizeof bytes);
+  }));
+  if (key.size() != kKeyBytes) {
+    return DataLossError("the job token key (" + keys.Describe(kKeyName) + ") is not " + std::to_string(kKeyBytes) +
+                         " bytes");
   }
-  unsigned char bytes[kKeyBytes];
-  if (RAND_bytes(bytes, sizeof bytes) != 1) return InternalError("no randomness for the job token key");
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
-  if (fd < 0) return UnavailableError("cannot create the job token key '" + path + "'");
-  bool ok = ::write(fd, bytes, sizeof bytes) == static_cast<ssize_t>(sizeof bytes) && ::fsync(fd) == 0;
-  ::close(fd);
-  if (!ok) return UnavailableError("cannot write the job token key '" + path + "'");
-  return JobTokens(std::string(reinterpret_cast<const char*>(bytes), sizeof bytes));
+  return JobTokens(std::move(key));
+}
+
+Result<JobTokens> JobTokens::ReadKeyFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFoundError("cannot read the job token key '" + path + "'");
+  std::stringstream s;
+  s << in.rdbuf();
+  std::string key = s.str();
+  if (key.size() != kKeyBytes) return DataLossError("job token key '" + path + "' is not " + std::to_string(kKeyBytes) + " bytes");
+  return JobTokens(std::move(key));
 }
 
 std::string JobTokens::Sign(const std::string& instance, int attempt) const {

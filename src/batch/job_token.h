@@ -16,6 +16,7 @@
 #include <string>
 
 #include "baton/status.h"
+#include "store/key_store.h"
 
 namespace baton::batch {
 
@@ -26,8 +27,12 @@ struct JobTokenClaims {
 
 class JobTokens {
  public:
-  // Reads the key at `path`, or creates it (32 random bytes, mode 0600).
-  static Result<JobTokens> OpenOrCreateKey(const std::string& path);
+  static constexpr char kKeyName[] = "job-token";
+  // The deployment's key "job-token" (32 random bytes, made at the first
+  // start), the same on every node that shares `keys`.
+  static Result<JobTokens> FromKeyStore(store::KeyStore& keys);
+  // The key at `path` (read only; tests and tools that sign as a server).
+  static Result<JobTokens> ReadKeyFile(const std::string& path);
   explicit JobTokens(std::string key) : key_(std::move(key)) {}
 
   std::string Sign(const std::string& instance, int attempt) const;

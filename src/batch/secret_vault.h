@@ -7,10 +7,9 @@
 // job orchestration deletes them when the job ends (the JobMonitor sweeps
 // those of jobs that ended without it: terminated or purged).
 //
-// Each value is sealed with AES-256-GCM (util/secret_box.h) under the key in
-// the vault's key file, bound to its job, container, kind and name. The
-// SQLite file runs with secure_delete, and a Delete checkpoints the WAL, so
-// a deleted secret's ciphertext does not linger in free pages either.
+// Each value is sealed with AES-256-GCM (util/secret_box.h) under the key
+// "secrets" of the store::KeyStore, bound to its job, container, kind and
+// name, and kept in a store::SecretStore, which never sees it in the clear.
 //
 // Thread-safety: every method is thread-safe.
 #pragma once
@@ -22,19 +21,21 @@
 
 #include "baton/status.h"
 #include "batch/job_spec.h"
+#include "store/key_store.h"
+#include "store/secret_store.h"
 #include "util/secret_box.h"
-
-struct sqlite3;
 
 namespace baton::batch {
 
 class SecretVault {
  public:
-  // Opens (creating, mode 0600) the vault at `path` with the key file
-  // `key_path` (created with a fresh key when missing). Secrets an older
-  // version kept in plain text are sealed on the way.
-  static Result<std::unique_ptr<SecretVault>> Open(const std::string& path, const std::string& key_path);
-  ~SecretVault();
+  // The name of the sealing keys in the KeyStore.
+  static constexpr char kKeyName[] = "secrets";
+
+  // A vault over `store` with the keys of `keys` (a fresh key is made when
+  // there is none). Secrets an older version kept in plain text are sealed
+  // on the way. Both stores must outlive the vault.
+  static Result<std::unique_ptr<SecretVault>> Open(store::SecretStore& store, store::KeyStore& keys);
 
   // Stores the spec's secret env and files (per container); replaces what
   // the job had.
@@ -54,12 +55,10 @@ class SecretVault {
   Result<int> ResealAll();
 
  private:
-  SecretVault(sqlite3* db, util::SecretBox box) : db_(db), box_(std::move(box)) {}
-  Status DeleteLocked(const std::string& job_id);
+  SecretVault(store::SecretStore& store, util::SecretBox box) : store_(store), box_(std::move(box)) {}
   Status MigratePlainText();
 
-  std::mutex mu_;
-  sqlite3* db_;
+  store::SecretStore& store_;
   util::SecretBox box_;
 };
 

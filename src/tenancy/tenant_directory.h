@@ -6,7 +6,10 @@
 // can never be read back. A key belongs to one tenant, or to no tenant: then
 // it is an admin key, which manages tenants and keys and may act on any hub.
 //
-// Storage is its own small SQLite file (writes are rare; reads are cached).
+// Rows live in a store::TenantStore (SQLite for one node, PostgreSQL shared
+// by many); reads are cached for at most kCacheTtl, so a key revoked, a
+// tenant disabled or settings changed through another node take effect
+// here within that time (at once through this directory).
 //
 // Thread-safety: every method is thread-safe.
 #pragma once
@@ -21,9 +24,8 @@
 
 #include "baton/clock.h"
 #include "baton/status.h"
+#include "store/tenant_store.h"
 #include "tenancy/tenant_settings.h"
-
-struct sqlite3;
 
 namespace baton::tenancy {
 
@@ -51,9 +53,11 @@ struct Principal {
 
 class TenantDirectory {
  public:
-  // Opens (creating if needed) the directory at `path`.
-  static Result<std::unique_ptr<TenantDirectory>> Open(const std::string& path);
-  ~TenantDirectory();
+  static constexpr std::chrono::seconds kCacheTtl{2};
+
+  // `store` must outlive the directory.
+  explicit TenantDirectory(store::TenantStore& store) : store_(store) {}
+  ~TenantDirectory() = default;
 
   // InvalidArgument: the id does not match [a-z0-9][a-z0-9-]{0,62}.
   // AlreadyExists: the id is taken.
@@ -77,34 +81,28 @@ class TenantDirectory {
   // True when at least one unrevoked admin key exists.
   Result<bool> HasAdminKey();
 
-  // The tenant's grants and limits (defaults until an admin changes them).
-  // Read from a cache that is at most kSettingsCacheTtl old, so a change
-  // made through another node's directory is seen within that time.
-  // NotFound: no such tenant.
+  // The tenant's grants and limits (defaults until an admin changes them),
+  // from the cache (kCacheTtl). NotFound: no such tenant.
   Result<TenantSettings> GetSettings(const std::string& tenant_id);
   // Applies `patch` (tenant_settings.h: any subset of the JSON form) and
   // returns the settings now in force. NotFound; InvalidArgument naming the
   // field (nothing changed).
   Result<TenantSettings> UpdateSettings(const std::string& tenant_id, const Json& patch);
-  static constexpr std::chrono::seconds kSettingsCacheTtl{2};
 
   // Who `token` ("bk_…") is. Unauthenticated: malformed, unknown, revoked, or
   // of a disabled tenant (all answer the same, so a caller learns nothing).
   Result<Principal> Authenticate(std::string_view token);
 
  private:
-  explicit TenantDirectory(sqlite3* db);
-  Status Exec(const std::string& sql);
+  using Clock = std::chrono::steady_clock;
+  void ForgetKeys();
 
+  store::TenantStore& store_;
   std::mutex mu_;
-  sqlite3* db_;
-  // key id -> (secret hash, principal) of valid keys; rebuilt on any change.
-  std::unordered_map<std::string, std::pair<std::string, Principal>> valid_keys_;
-  bool cache_loaded_ = false;
-  Status LoadCacheLocked();
-  Result<TenantSettings> ReadSettingsLocked(const std::string& tenant_id);
+  // key id -> (the key if valid, when read); a missing key is cached too.
+  std::unordered_map<std::string, std::pair<std::optional<store::KeyRecord>, Clock::time_point>> keys_;
   // tenant -> (settings, when read)
-  std::unordered_map<std::string, std::pair<TenantSettings, std::chrono::steady_clock::time_point>> settings_;
+  std::unordered_map<std::string, std::pair<TenantSettings, Clock::time_point>> settings_;
 };
 
 // Whether `id` is a valid tenant id.

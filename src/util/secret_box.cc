@@ -1,14 +1,10 @@
 #include "util/secret_box.h"
 
-#include <fcntl.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <sstream>
 
 #include "util/hex.h"
@@ -37,9 +33,8 @@ Result<SecretBox::Key> SecretBox::NewKey() {
   return k;
 }
 
-Result<std::vector<SecretBox::Key>> SecretBox::ReadKeys(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return UnavailableError("cannot read the secrets key file '" + path + "'");
+Result<std::vector<SecretBox::Key>> SecretBox::ParseKeys(const std::string& text) {
+  std::istringstream in(text);
   std::vector<Key> keys;
   std::string id_hex, key_hex;
   while (in >> id_hex >> key_hex) {
@@ -47,59 +42,46 @@ Result<std::vector<SecretBox::Key>> SecretBox::ReadKeys(const std::string& path)
     Key k;
     if (!HexDecode(id_hex, &id) || id.size() != k.id.size() || !HexDecode(key_hex, &bytes) ||
         bytes.size() != k.bytes.size()) {
-      return DataLossError("the secrets key file '" + path + "' is malformed");
+      return DataLossError("the secrets key is malformed");
     }
     std::memcpy(k.id.data(), id.data(), k.id.size());
     std::memcpy(k.bytes.data(), bytes.data(), k.bytes.size());
     keys.push_back(k);
   }
-  if (keys.empty()) return DataLossError("the secrets key file '" + path + "' holds no key");
+  if (keys.empty()) return DataLossError("the secrets key holds no key");
   return keys;
 }
 
-Status SecretBox::WriteKeys(const std::string& path, const std::vector<Key>& keys) {
+std::string SecretBox::KeysText(const std::vector<Key>& keys) {
   std::string text;
   for (const Key& k : keys) {
     text += HexEncode(std::string_view(reinterpret_cast<const char*>(k.id.data()), k.id.size())) + " " +
             HexEncode(std::string_view(reinterpret_cast<const char*>(k.bytes.data()), k.bytes.size())) + "\n";
   }
-  // Written aside, synced, then renamed over: never a half-written key file.
-  const std::string tmp = path + ".tmp";
-  ::unlink(tmp.c_str());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) return UnavailableError("cannot create '" + tmp + "': " + std::strerror(errno));
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
-  ok = ::close(fd) == 0 && ok;
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    return UnavailableError("cannot write the secrets key file '" + path + "'");
-  }
-  return Status::Ok();
+  return text;
 }
 
-Result<SecretBox> SecretBox::OpenOrCreate(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
-    BATON_ASSIGN_OR_RETURN(Key k, NewKey());
-    BATON_RETURN_IF_ERROR(WriteKeys(path, {k}));
-  } else if ((st.st_mode & 077) != 0) {
-    ::chmod(path.c_str(), 0600);  // an older install, or a careless copy
-  }
-  BATON_ASSIGN_OR_RETURN(std::vector<Key> keys, ReadKeys(path));
+Result<std::string> SecretBox::NewKeysText() {
+  BATON_ASSIGN_OR_RETURN(Key k, NewKey());
+  return KeysText({k});
+}
+
+Result<SecretBox> SecretBox::FromText(const std::string& text) {
+  BATON_ASSIGN_OR_RETURN(std::vector<Key> keys, ParseKeys(text));
   return SecretBox(std::move(keys));
 }
 
-Status SecretBox::Rotate(const std::string& path) {
-  BATON_ASSIGN_OR_RETURN(std::vector<Key> keys, ReadKeys(path));
+Result<std::string> SecretBox::Rotated(const std::string& text) {
+  BATON_ASSIGN_OR_RETURN(std::vector<Key> keys, ParseKeys(text));
   BATON_ASSIGN_OR_RETURN(Key k, NewKey());
   keys.insert(keys.begin(), k);
-  return WriteKeys(path, keys);
+  return KeysText(keys);
 }
 
-Status SecretBox::RetireAllButActive(const std::string& path) {
-  BATON_ASSIGN_OR_RETURN(std::vector<Key> keys, ReadKeys(path));
+Result<std::string> SecretBox::ActiveOnly(const std::string& text) {
+  BATON_ASSIGN_OR_RETURN(std::vector<Key> keys, ParseKeys(text));
   keys.resize(1);
-  return WriteKeys(path, keys);
+  return KeysText(keys);
 }
 
 std::string SecretBox::active_key_id() const {

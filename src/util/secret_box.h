@@ -1,12 +1,12 @@
 // SecretBox: authenticated encryption of small secrets at rest (AES-256-GCM,
 // OpenSSL), with keys kept in a key file readable by the server's user only.
 //
-// Key file: one key per line, "<key id: 8 hex> <key: 64 hex>"; the first
-// line is the active key (it seals), every line can open. Created at the
-// first OpenOrCreate with one random key, mode 0600. Rotation
-// (docs/SECURITY.md#secrets-at-rest): Rotate() puts a new random key first
-// and keeps the old ones so existing boxes still open; after re-sealing
-// everything, RetireAllButActive() drops them.
+// Keys travel as text, one key per line, "<key id: 8 hex> <key: 64 hex>";
+// the first line is the active key (it seals), every line can open. Where
+// that text lives is a store::KeyStore's business (a 0600 file on one node,
+// the shared database on many). Rotation (docs/SECURITY.md): Rotated() puts
+// a new random key first and keeps the old ones so existing boxes still
+// open; after re-sealing everything, ActiveOnly() drops them.
 //
 // A sealed box is binary: version (1 byte, 1) | key id (4 bytes) | nonce
 // (12 bytes, random) | ciphertext | tag (16 bytes). `aad` (associated data)
@@ -28,14 +28,14 @@ namespace baton::util {
 
 class SecretBox {
  public:
-  // Reads `path`, or creates it (mode 0600) with one fresh key.
-  // DataLoss: the file exists but is malformed. Unavailable: it cannot be
-  // read or created.
-  static Result<SecretBox> OpenOrCreate(const std::string& path);
-  // Adds a new random active key to the file at `path` (keeping the others).
-  static Status Rotate(const std::string& path);
-  // Keeps only the first (active) key of the file at `path`.
-  static Status RetireAllButActive(const std::string& path);
+  // The text of a fresh set of one random key.
+  static Result<std::string> NewKeysText();
+  // DataLoss: `text` is not a well-formed set of keys.
+  static Result<SecretBox> FromText(const std::string& text);
+  // `text` with a new random active key before the others.
+  static Result<std::string> Rotated(const std::string& text);
+  // `text` with only its first (active) key.
+  static Result<std::string> ActiveOnly(const std::string& text);
 
   // Seals `plaintext`; Internal only if OpenSSL fails.
   Result<std::string> Seal(std::string_view plaintext, std::string_view aad) const;
@@ -53,8 +53,8 @@ class SecretBox {
     std::array<unsigned char, 32> bytes;
   };
   explicit SecretBox(std::vector<Key> keys) : keys_(std::move(keys)) {}
-  static Result<std::vector<Key>> ReadKeys(const std::string& path);
-  static Status WriteKeys(const std::string& path, const std::vector<Key>& keys);
+  static Result<std::vector<Key>> ParseKeys(const std::string& text);
+  static std::string KeysText(const std::vector<Key>& keys);
   static Result<Key> NewKey();
 
   std::vector<Key> keys_;  // keys_[0] seals

@@ -11,6 +11,7 @@
 #include "baton/sqlite_store.h"
 #include "baton/worker.h"
 #include "orchestrator_service.grpc.pb.h"
+#include "store/sqlite/sqlite_platform_stores.h"
 #include "testing/test_util.h"
 
 namespace baton::sidecar {
@@ -46,9 +47,10 @@ class SidecarTest : public ::testing::Test {
     worker_ = std::make_unique<Worker>(*store_, registry_);
     BATON_ASSERT_OK(worker_->Start());
     client_ = std::make_unique<Client>(*store_);
-    auto directory = tenancy::TenantDirectory::Open(dir_.File("tenants.db"));
-    ASSERT_TRUE(directory.ok());
-    directory_ = std::move(*directory);
+    auto tenant_store = store::OpenSqliteTenantStore(dir_.File("tenants.db"));
+    ASSERT_TRUE(tenant_store.ok());
+    tenant_store_ = std::move(*tenant_store);
+    directory_ = std::make_unique<tenancy::TenantDirectory>(*tenant_store_);
     for (const char* t : {"acme", "other"}) {
       ASSERT_TRUE(directory_->CreateTenant(t, t).ok());
       auto key = directory_->CreateKey(t, "test");
@@ -103,6 +105,7 @@ class SidecarTest : public ::testing::Test {
   std::unique_ptr<Store> store_;
   std::unique_ptr<Worker> worker_;
   std::unique_ptr<Client> client_;
+  std::unique_ptr<store::TenantStore> tenant_store_;
   std::unique_ptr<tenancy::TenantDirectory> directory_;
   std::map<std::string, std::string> keys_;
   std::unique_ptr<Sidecar> sidecar_;

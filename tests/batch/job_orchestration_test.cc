@@ -12,6 +12,7 @@
 #include "batch/job_monitor.h"
 #include "batch/scheduler.h"
 #include "testing/test_image.h"
+#include "testing/platform_stores.h"
 #include "testing/test_util.h"
 
 namespace baton::batch {
@@ -28,17 +29,14 @@ class JobTest : public ::testing::Test {
 
   void SetUp() override {
     ASSERT_TRUE(suite_.setup->ok()) << suite_.setup->ToString();
-    auto vault = SecretVault::Open(dir_.File("secrets.db"), dir_.File("secrets.key"));
-    ASSERT_TRUE(vault.ok()) << vault.status().ToString();
-    vault_ = std::move(*vault);
+    BATON_ASSERT_OK(platform_.Open(dir_.path()));
+    vault_ = platform_.vault.get();
     BATON_ASSERT_OK(registry_.AddEntity(kSchedulerEntity, SchedulerEntity));
-    auto logs = JobLogs::Open(dir_.File("jobs.db"));
-    ASSERT_TRUE(logs.ok()) << logs.status().ToString();
-    logs_ = std::move(*logs);
+    logs_ = platform_.logs.get();
     JobServices services;
     services.runtime = suite_.docker;
-    services.vault = vault_.get();
-    services.logs = logs_.get();
+    services.vault = vault_;
+    services.logs = logs_;
     services.node_id = node_;
     services.registries = {testing::LocalRegistryCredentials(BATON_RUN_DIR)};
     BATON_ASSERT_OK(RegisterJobFunctions(registry_, services));
@@ -91,8 +89,9 @@ class JobTest : public ::testing::Test {
   static testing::SuiteImage suite_;
   testing::TempDir dir_;
   const std::string node_ = "test-" + std::to_string(getpid());
-  std::unique_ptr<SecretVault> vault_;
-  std::unique_ptr<JobLogs> logs_;
+  testing::SqlitePlatform platform_;
+  SecretVault* vault_ = nullptr;
+  JobLogs* logs_ = nullptr;
   std::unique_ptr<JobMonitor> monitor_;
   Registry registry_;
   std::unique_ptr<Store> store_;

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "store/sqlite/sqlite_platform_stores.h"
+
 #include <set>
 
 #include "batch/job_token.h"
@@ -35,13 +37,17 @@ TEST(JobToken, VerifiesItsOwnAndRefusesForgeries) {
   }
 }
 
-TEST(JobToken, TheKeyFileIsCreatedOnceAndReused) {
+TEST(JobToken, TheKeyIsCreatedOnceAndReused) {
   testing::TempDir dir;
-  auto first = JobTokens::OpenOrCreateKey(dir.File("key"));
+  auto keys = store::OpenFileKeyStore(dir.path());
+  auto first = JobTokens::FromKeyStore(*keys);
   ASSERT_TRUE(first.ok());
-  auto again = JobTokens::OpenOrCreateKey(dir.File("key"));
+  auto again = JobTokens::FromKeyStore(*keys);
   ASSERT_TRUE(again.ok());
   EXPECT_TRUE(again->Verify(first->Sign("job.a.b", 1)).ok());
+  auto from_file = JobTokens::ReadKeyFile(dir.File("job-token.key"));
+  ASSERT_TRUE(from_file.ok());
+  EXPECT_TRUE(from_file->Verify(first->Sign("job.a.b", 1)).ok());
 }
 
 TEST(JobId, IsTimeOrderedHexAndUnique) {

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "batch/secret_vault.h"
+#include "testing/platform_stores.h"
 #include "testing/test_util.h"
 #include "util/secret_box.h"
 
@@ -26,10 +27,10 @@ int ModeOf(const std::string& path) {
 }
 
 TEST(SecretsBoxTest, SealsOpensAndRefusesTamperingOtherContextsAndOtherKeys) {
-  testing::TempDir dir;
-  auto box = util::SecretBox::OpenOrCreate(dir.File("k"));
+  auto text = util::SecretBox::NewKeysText();
+  ASSERT_TRUE(text.ok());
+  auto box = util::SecretBox::FromText(*text);
   ASSERT_TRUE(box.ok()) << box.status().ToString();
-  EXPECT_EQ(ModeOf(dir.File("k")), 0600);
   auto sealed = box->Seal("hunter2", "job-1/main/env/PASSWORD");
   ASSERT_TRUE(sealed.ok());
   EXPECT_EQ(sealed->find("hunter2"), std::string::npos);
@@ -43,16 +44,18 @@ TEST(SecretsBoxTest, SealsOpensAndRefusesTamperingOtherContextsAndOtherKeys) {
   flipped[flipped.size() / 2] ^= 1;
   EXPECT_EQ(box->Open(flipped, "job-1/main/env/PASSWORD").status().code(), StatusCode::kDataLoss);
   EXPECT_EQ(box->Open("short", "x").status().code(), StatusCode::kDataLoss);
-  auto other = util::SecretBox::OpenOrCreate(dir.File("other"));
+  auto other = util::SecretBox::FromText(*util::SecretBox::NewKeysText());
   ASSERT_TRUE(other.ok());
   EXPECT_EQ(other->Open(*sealed, "job-1/main/env/PASSWORD").status().code(), StatusCode::kDataLoss);
-  // The same file opens the same key.
-  auto reread = util::SecretBox::OpenOrCreate(dir.File("k"));
-  ASSERT_TRUE(reread.ok());
-  EXPECT_EQ(*reread->Open(*sealed, "job-1/main/env/PASSWORD"), "hunter2");
-  // A malformed key file is data loss, never silently a new key.
-  std::ofstream(dir.File("bad")) << "zz not-hex\n";
-  EXPECT_EQ(util::SecretBox::OpenOrCreate(dir.File("bad")).status().code(), StatusCode::kDataLoss);
+  // Rotation keeps the old key for opening, and seals with the new one.
+  auto rotated = util::SecretBox::FromText(*util::SecretBox::Rotated(*text));
+  ASSERT_TRUE(rotated.ok());
+  EXPECT_EQ(*rotated->Open(*sealed, "job-1/main/env/PASSWORD"), "hunter2");
+  EXPECT_FALSE(rotated->SealedWithActiveKey(*sealed));
+  EXPECT_TRUE(rotated->SealedWithActiveKey(*rotated->Seal("x", "y")));
+  // A malformed key text is data loss, never silently a new key.
+  EXPECT_EQ(util::SecretBox::FromText("zz not-hex\n").status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(util::SecretBox::FromText("").status().code(), StatusCode::kDataLoss);
 }
 
 batch::JobSpec SpecWithSecrets(const std::string& env_value, const std::string& file_value) {
@@ -70,12 +73,13 @@ TEST(SecretsVaultTest, SecretsAreSealedOnDiskFilledBackAndGoneAfterDelete) {
   testing::TempDir dir;
   const std::string plain_env = "env-secret-5f0c9a7e", plain_file = "file-secret-9d41b2c3";
   {
-    auto vault = batch::SecretVault::Open(dir.File("secrets.db"), dir.File("secrets.key"));
-    ASSERT_TRUE(vault.ok()) << vault.status().ToString();
-    ASSERT_TRUE((*vault)->Put("job.acme.1", SpecWithSecrets(plain_env, plain_file)).ok());
-    EXPECT_EQ(*(*vault)->Count("job.acme.1"), 3);
+    testing::SqlitePlatform platform;
+    ASSERT_TRUE(platform.Open(dir.path()).ok());
+    auto& vault = platform.vault;
+    ASSERT_TRUE(vault->Put("job.acme.1", SpecWithSecrets(plain_env, plain_file)).ok());
+    EXPECT_EQ(*vault->Count("job.acme.1"), 3);
     batch::JobSpec redacted = SpecWithSecrets("***", "***");
-    ASSERT_TRUE((*vault)->Fill("job.acme.1", &redacted).ok());
+    ASSERT_TRUE(vault->Fill("job.acme.1", &redacted).ok());
     EXPECT_EQ(redacted.containers[0].secret_env.at("PASSWORD"), plain_env);
     EXPECT_EQ(redacted.containers[0].secret_files.at("db.pass"), plain_file);
     EXPECT_EQ(redacted.containers[1].secret_env.at("SIDE"), "side-" + plain_env);
@@ -85,41 +89,49 @@ TEST(SecretsVaultTest, SecretsAreSealedOnDiskFilledBackAndGoneAfterDelete) {
       EXPECT_EQ(ReadAll(dir.File(f)).find(plain_file), std::string::npos) << f;
     }
     EXPECT_EQ(ModeOf(dir.File("secrets.db")), 0600);
-    auto jobs = (*vault)->Jobs("", 10);
+    EXPECT_EQ(ModeOf(dir.File("secrets.key")), 0600);
+    auto jobs = vault->Jobs("", 10);
     ASSERT_TRUE(jobs.ok());
     EXPECT_EQ(*jobs, std::vector<std::string>{"job.acme.1"});
-    ASSERT_TRUE((*vault)->Delete("job.acme.1").ok());
-    EXPECT_EQ(*(*vault)->Count("job.acme.1"), 0);
-    EXPECT_TRUE((*vault)->Jobs("", 10)->empty());
+    ASSERT_TRUE(vault->Delete("job.acme.1").ok());
+    EXPECT_EQ(*vault->Count("job.acme.1"), 0);
+    EXPECT_TRUE(vault->Jobs("", 10)->empty());
   }
 }
 
-TEST(SecretsVaultTest, AnotherKeyFileCannotOpenAndRotationResealsEverything) {
+TEST(SecretsVaultTest, AnotherKeyCannotOpenAndRotationResealsEverything) {
   testing::TempDir dir;
-  auto vault = batch::SecretVault::Open(dir.File("secrets.db"), dir.File("secrets.key"));
-  ASSERT_TRUE(vault.ok());
-  ASSERT_TRUE((*vault)->Put("job.acme.1", SpecWithSecrets("a-value", "b-value")).ok());
-  vault->reset();
-  const std::string old_keys = ReadAll(dir.File("secrets.key"));
+  auto secrets = store::OpenSqliteSecretStore(dir.File("secrets.db"));
+  ASSERT_TRUE(secrets.ok());
+  auto keys = store::OpenFileKeyStore(dir.path());
+  {
+    auto vault = batch::SecretVault::Open(**secrets, *keys);
+    ASSERT_TRUE(vault.ok());
+    ASSERT_TRUE((*vault)->Put("job.acme.1", SpecWithSecrets("a-value", "b-value")).ok());
+  }
+  const std::string old_keys = *keys->GetOrCreate("secrets", [] { return util::SecretBox::NewKeysText(); });
   // Rotation: a new active key first; the old one still opens until resealed.
-  ASSERT_TRUE(util::SecretBox::Rotate(dir.File("secrets.key")).ok());
-  auto rotated = batch::SecretVault::Open(dir.File("secrets.db"), dir.File("secrets.key"));
-  ASSERT_TRUE(rotated.ok());
-  auto resealed = (*rotated)->ResealAll();
-  ASSERT_TRUE(resealed.ok()) << resealed.status().ToString();
-  EXPECT_EQ(*resealed, 3);
-  EXPECT_EQ(*(*rotated)->ResealAll(), 0);
-  rotated->reset();
-  ASSERT_TRUE(util::SecretBox::RetireAllButActive(dir.File("secrets.key")).ok());
-  auto after = batch::SecretVault::Open(dir.File("secrets.db"), dir.File("secrets.key"));
-  ASSERT_TRUE(after.ok());
-  batch::JobSpec spec = SpecWithSecrets("***", "***");
-  ASSERT_TRUE((*after)->Fill("job.acme.1", &spec).ok());
-  EXPECT_EQ(spec.containers[0].secret_env.at("PASSWORD"), "a-value");
-  after->reset();
+  ASSERT_TRUE(keys->Put("secrets", *util::SecretBox::Rotated(old_keys)).ok());
+  {
+    auto rotated = batch::SecretVault::Open(**secrets, *keys);
+    ASSERT_TRUE(rotated.ok());
+    auto resealed = (*rotated)->ResealAll();
+    ASSERT_TRUE(resealed.ok()) << resealed.status().ToString();
+    EXPECT_EQ(*resealed, 3);
+    EXPECT_EQ(*(*rotated)->ResealAll(), 0);
+  }
+  const std::string both = *keys->GetOrCreate("secrets", [] { return util::SecretBox::NewKeysText(); });
+  ASSERT_TRUE(keys->Put("secrets", *util::SecretBox::ActiveOnly(both)).ok());
+  {
+    auto after = batch::SecretVault::Open(**secrets, *keys);
+    ASSERT_TRUE(after.ok());
+    batch::JobSpec spec = SpecWithSecrets("***", "***");
+    ASSERT_TRUE((*after)->Fill("job.acme.1", &spec).ok());
+    EXPECT_EQ(spec.containers[0].secret_env.at("PASSWORD"), "a-value");
+  }
   // The retired key alone can no longer open them.
-  std::ofstream(dir.File("secrets.key"), std::ios::trunc) << old_keys;
-  auto stale = batch::SecretVault::Open(dir.File("secrets.db"), dir.File("secrets.key"));
+  ASSERT_TRUE(keys->Put("secrets", old_keys).ok());
+  auto stale = batch::SecretVault::Open(**secrets, *keys);
   ASSERT_TRUE(stale.ok());
   batch::JobSpec refused = SpecWithSecrets("***", "***");
   EXPECT_EQ((*stale)->Fill("job.acme.1", &refused).code(), StatusCode::kDataLoss);

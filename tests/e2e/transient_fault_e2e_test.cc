@@ -163,6 +163,9 @@ class TransientFaultE2eTest : public ::testing::Test {
   std::string CreateTenant(const std::string& id, const Json& quota) {
     EXPECT_EQ(Call(admin_, "POST", "/api/v1/admin/tenants", Json{{"id", id}}.dump()).status, 201);
     EXPECT_EQ(Call(admin_, "PUT", "/api/v1/admin/tenants/" + id + "/quota", quota.dump()).status, 200);
+    // The test images live under <registry>/baton-test/, not the tenant's own namespace.
+    Json grant = {{"grants", {{"imagePrefixes", {registry_->host() + "/baton-test/"}}}}};
+    EXPECT_EQ(Call(admin_, "PATCH", "/api/v1/admin/tenants/" + id + "/settings", grant.dump()).status, 200);
     HttpResult k = Call(admin_, "POST", "/api/v1/admin/tenants/" + id + "/keys", R"({"name":"e2e"})");
     EXPECT_EQ(k.status, 201) << k.body;
     Json j = ParseOrNull(k.body);

@@ -25,6 +25,7 @@
 #include "fuzz/targets.h"
 #include "runtime/docker/docker_runtime.h"
 #include "tenancy/tenant_directory.h"
+#include "testing/platform_stores.h"
 
 namespace baton::fuzz {
 namespace {
@@ -35,9 +36,8 @@ struct Environment {
   Registry registry;
   std::unique_ptr<Worker> worker;
   std::unique_ptr<Client> client;
+  testing::SqlitePlatform platform;  // tenants, logs, secrets, keys
   std::unique_ptr<tenancy::TenantDirectory> directory;
-  std::unique_ptr<batch::SecretVault> vault;
-  std::unique_ptr<batch::JobLogs> logs;
   std::unique_ptr<batch::JobTokens> tokens;
   std::unique_ptr<runtime::docker::DockerRuntime> docker;
   api::Router router;
@@ -71,9 +71,8 @@ struct Environment {
     worker = std::make_unique<Worker>(*store, registry, worker_options);
     Must(worker->Start());
     client = std::make_unique<Client>(*store);
-    auto d = tenancy::TenantDirectory::Open(dir + "/tenants.db");
-    Must(d.status());
-    directory = std::move(*d);
+    Must(platform.Open(dir));
+    directory = std::make_unique<tenancy::TenantDirectory>(*platform.tenants);
     auto admin = directory->CreateKey("", "fuzz");
     Must(admin.status());
     admin_key = admin->second;
@@ -81,13 +80,7 @@ struct Environment {
     auto tenant = directory->CreateKey("acme", "fuzz");
     Must(tenant.status());
     tenant_key = tenant->second;
-    auto v = batch::SecretVault::Open(dir + "/secrets.db", dir + "/secrets.key");
-    Must(v.status());
-    vault = std::move(*v);
-    auto l = batch::JobLogs::Open(dir + "/job-logs.db");
-    Must(l.status());
-    logs = std::move(*l);
-    auto t = batch::JobTokens::OpenOrCreateKey(dir + "/job-token.key");
+    auto t = batch::JobTokens::FromKeyStore(*platform.keys);
     Must(t.status());
     tokens = std::make_unique<batch::JobTokens>(std::move(*t));
     docker = std::make_unique<runtime::docker::DockerRuntime>(dir + "/no-docker.sock", dir + "/secrets");
@@ -98,8 +91,8 @@ struct Environment {
     api::JobApiServices jobs;
     jobs.client = client.get();
     jobs.directory = directory.get();
-    jobs.vault = vault.get();
-    jobs.logs = logs.get();
+    jobs.vault = platform.vault.get();
+    jobs.logs = platform.logs.get();
     jobs.tokens = tokens.get();
     jobs.runtime = docker.get();
     jobs.max_follow = std::chrono::seconds(1);

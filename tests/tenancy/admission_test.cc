@@ -3,6 +3,7 @@
 // test moves, and the object caps.
 #include <gtest/gtest.h>
 
+#include "store/sqlite/sqlite_platform_stores.h"
 #include "tenancy/admission.h"
 #include "tenancy/tenant_directory.h"
 #include "testing/test_util.h"
@@ -14,15 +15,16 @@ using namespace std::chrono_literals;
 
 TEST(AdmissionSettingsTest, DefaultsUntilAnAdminChangesThemAndPatchesMerge) {
   testing::TempDir dir;
-  auto directory = TenantDirectory::Open(dir.File("tenants.db"));
-  ASSERT_TRUE(directory.ok());
-  ASSERT_TRUE((*directory)->CreateTenant("acme", "").ok());
-  auto s = (*directory)->GetSettings("acme");
+  auto tenant_store = store::OpenSqliteTenantStore(dir.File("tenants.db"));
+  ASSERT_TRUE(tenant_store.ok());
+  auto directory = std::make_unique<TenantDirectory>(**tenant_store);
+  ASSERT_TRUE(directory->CreateTenant("acme", "").ok());
+  auto s = directory->GetSettings("acme");
   ASSERT_TRUE(s.ok());
   EXPECT_FALSE(s->grants.host_network);
   EXPECT_TRUE(s->grants.capabilities.empty());
   EXPECT_EQ(s->limits.burst, TenantLimits::kDefaultBurst);
-  auto changed = (*directory)->UpdateSettings(
+  auto changed = directory->UpdateSettings(
       "acme", Json::parse(R"({"grants":{"hostNetwork":true,"capabilities":["CAP_NET_RAW","NET_RAW","CHOWN"]},
                               "limits":{"burst":7}})"));
   ASSERT_TRUE(changed.ok()) << changed.status().ToString();
@@ -31,23 +33,26 @@ TEST(AdmissionSettingsTest, DefaultsUntilAnAdminChangesThemAndPatchesMerge) {
   EXPECT_EQ(changed->limits.burst, 7);
   EXPECT_EQ(changed->limits.max_queued_jobs, TenantLimits::kDefaultMaxQueuedJobs);
   // A second patch keeps what it does not name; a reopened directory reads it back.
-  ASSERT_TRUE((*directory)->UpdateSettings("acme", Json::parse(R"({"limits":{"maxInstances":9}})")).ok());
-  directory->reset();
-  auto reopened = TenantDirectory::Open(dir.File("tenants.db"));
-  ASSERT_TRUE(reopened.ok());
-  auto read = (*reopened)->GetSettings("acme");
+  ASSERT_TRUE(directory->UpdateSettings("acme", Json::parse(R"({"limits":{"maxInstances":9}})")).ok());
+  directory.reset();
+  tenant_store->reset();
+  auto reopened_store = store::OpenSqliteTenantStore(dir.File("tenants.db"));
+  ASSERT_TRUE(reopened_store.ok());
+  TenantDirectory reopened(**reopened_store);
+  auto read = reopened.GetSettings("acme");
   ASSERT_TRUE(read.ok());
   EXPECT_TRUE(read->grants.host_network);
   EXPECT_EQ(read->limits.burst, 7);
   EXPECT_EQ(read->limits.max_instances, 9);
-  EXPECT_EQ((*reopened)->GetSettings("nobody").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(reopened.GetSettings("nobody").status().code(), StatusCode::kNotFound);
 }
 
 TEST(AdmissionSettingsTest, HostileSettingsAreRefusedNamingTheFieldAndChangeNothing) {
   testing::TempDir dir;
-  auto directory = TenantDirectory::Open(dir.File("tenants.db"));
-  ASSERT_TRUE(directory.ok());
-  ASSERT_TRUE((*directory)->CreateTenant("acme", "").ok());
+  auto tenant_store = store::OpenSqliteTenantStore(dir.File("tenants.db"));
+  ASSERT_TRUE(tenant_store.ok());
+  auto directory = std::make_unique<TenantDirectory>(**tenant_store);
+  ASSERT_TRUE(directory->CreateTenant("acme", "").ok());
   const std::vector<std::pair<std::string, std::string>> cases = {
       {R"([1,2])", "body"},
       {R"({"grant":{}})", "grant"},
@@ -63,12 +68,12 @@ TEST(AdmissionSettingsTest, HostileSettingsAreRefusedNamingTheFieldAndChangeNoth
       {R"({"limits":{"maxInstances":"many"}})", "limits.maxInstances"},
   };
   for (const auto& [body, field] : cases) {
-    auto r = (*directory)->UpdateSettings("acme", Json::parse(body));
+    auto r = directory->UpdateSettings("acme", Json::parse(body));
     ASSERT_FALSE(r.ok()) << body;
     EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << body;
     EXPECT_EQ(r.status().message().substr(0, field.size() + 1), field + ":") << r.status().message();
   }
-  auto s = (*directory)->GetSettings("acme");
+  auto s = directory->GetSettings("acme");
   ASSERT_TRUE(s.ok());
   EXPECT_FALSE(s->grants.host_network);
   EXPECT_EQ(s->limits.burst, TenantLimits::kDefaultBurst);
@@ -76,12 +81,13 @@ TEST(AdmissionSettingsTest, HostileSettingsAreRefusedNamingTheFieldAndChangeNoth
 
 TEST(AdmissionRateTest, ABurstIsAdmittedThenTheRateAndOtherTenantsKeepTheirOwnBuckets) {
   testing::TempDir dir;
-  auto directory = TenantDirectory::Open(dir.File("tenants.db"));
-  ASSERT_TRUE(directory.ok());
-  for (const char* t : {"big", "small"}) ASSERT_TRUE((*directory)->CreateTenant(t, "").ok());
-  ASSERT_TRUE((*directory)->UpdateSettings("big", Json::parse(R"({"limits":{"requestsPerSecond":10,"burst":5}})")).ok());
+  auto tenant_store = store::OpenSqliteTenantStore(dir.File("tenants.db"));
+  ASSERT_TRUE(tenant_store.ok());
+  auto directory = std::make_unique<TenantDirectory>(**tenant_store);
+  for (const char* t : {"big", "small"}) ASSERT_TRUE(directory->CreateTenant(t, "").ok());
+  ASSERT_TRUE(directory->UpdateSettings("big", Json::parse(R"({"limits":{"requestsPerSecond":10,"burst":5}})")).ok());
   auto now = std::chrono::steady_clock::time_point(1h);
-  Admission admission(**directory, [&] { return now; });
+  Admission admission(*directory, [&] { return now; });
   int admitted = 0;
   std::chrono::milliseconds retry_after{0};
   Status last;
@@ -109,10 +115,11 @@ TEST(AdmissionRateTest, ABurstIsAdmittedThenTheRateAndOtherTenantsKeepTheirOwnBu
 
 TEST(AdmissionCapTest, ObjectsAreCountedOnceThenReservedUntilTheRecount) {
   testing::TempDir dir;
-  auto directory = TenantDirectory::Open(dir.File("tenants.db"));
-  ASSERT_TRUE(directory.ok());
+  auto tenant_store = store::OpenSqliteTenantStore(dir.File("tenants.db"));
+  ASSERT_TRUE(tenant_store.ok());
+  auto directory = std::make_unique<TenantDirectory>(**tenant_store);
   auto now = std::chrono::steady_clock::time_point(1h);
-  Admission admission(**directory, [&] { return now; });
+  Admission admission(*directory, [&] { return now; });
   int counts = 0;
   int64_t stored = 2;
   auto count = [&]() -> Result<int64_t> {

@@ -43,8 +43,8 @@ class ServerProcess {
     while (std::chrono::steady_clock::now() < deadline && std::fgets(line, sizeof line, stdout_)) {
       std::string l(line);
       if (l.rfind("admin key: ", 0) == 0) admin_key_ = l.substr(11, l.find_last_not_of("\r\n") - 10);
-      if (auto grpc = l.find("gRPC sidecar on 127.0.0.1:"); grpc != std::string::npos) {
-        grpc_port_ = std::stoi(l.substr(grpc + 26));
+      if (auto g = l.find("gRPC sidecar on 127.0.0.1:"); g != std::string::npos) {
+        grpc_port_ = static_cast<unsigned short>(std::stoi(l.substr(g + 26)));
       }
       auto pos = l.find("listening on http://127.0.0.1:");
       if (pos != std::string::npos) {
@@ -60,8 +60,8 @@ class ServerProcess {
   ~ServerProcess() { Kill(); }
 
   unsigned short port() const { return port_; }
-  // The gRPC sidecar's port, 0 when it is off (--grpc-port -1).
-  int grpc_port() const { return grpc_port_; }
+  // The gRPC sidecar's port (0 when it is off).
+  unsigned short grpc_port() const { return grpc_port_; }
   const std::string& admin_key() const { return admin_key_; }
   pid_t pid() const { return pid_; }
 
@@ -92,7 +92,7 @@ class ServerProcess {
   pid_t pid_ = -1;
   FILE* stdout_ = nullptr;
   unsigned short port_ = 0;
-  int grpc_port_ = 0;
+  unsigned short grpc_port_ = 0;
   std::string admin_key_;
 };
 

@@ -89,6 +89,11 @@ class Statement {
     return *this;
   }
   Statement& Bind(int index, const char* value) { return Bind(index, std::string_view(value)); }
+  // Binary data (sealed secrets); SQLITE_STATIC as above.
+  Statement& BindBlob(int index, std::string_view value) {
+    Check(sqlite3_bind_blob(stmt_, index, value.data(), static_cast<int>(value.size()), SQLITE_STATIC));
+    return *this;
+  }
   Statement& BindNull(int index) {
     Check(sqlite3_bind_null(stmt_, index));
     return *this;
@@ -120,6 +125,11 @@ class Statement {
     if (p == nullptr) return std::string();
     return std::string(reinterpret_cast<const char*>(p),
                        static_cast<size_t>(sqlite3_column_bytes(stmt_, col)));
+  }
+  std::string Blob(int col) const {
+    const void* p = sqlite3_column_blob(stmt_, col);
+    if (p == nullptr) return std::string();
+    return std::string(static_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(stmt_, col)));
   }
   std::string_view TextView(int col) const {
     const unsigned char* p = sqlite3_column_text(stmt_, col);
