@@ -477,6 +477,16 @@ TEST_F(InputLimitsGrpcTest, DeepPayloadsAreInvalidArgumentNamingTheField) {
   EXPECT_TRUE(Start("string", "\"Oslo\"").ok());
 }
 
+TEST_F(InputLimitsGrpcTest, StringsThatAreNotUtf8AreRefused) {
+  // proto3 strings are UTF-8: the server refuses to parse the message at all.
+  ::grpc::Status id = Start("bad-\xff\xfe", "1");
+  EXPECT_FALSE(id.ok());
+  ::grpc::Status input = Start("bad-input", "\"\xff\xfe\"");
+  EXPECT_FALSE(input.ok());
+  ExpectGrpcServing("strings that are not UTF-8");
+  EXPECT_EQ(Call(admin_, "GET", kBase + "/instances/bad-input").status, 404);
+}
+
 TEST_F(InputLimitsGrpcTest, MessagesLargerThanTheHttpBodyLimitAreRefused) {
   // --max-body-bytes is 1 MiB by default, and so is the gRPC receive limit.
   const std::string big = "\"" + std::string(1100 * 1024, 'x') + "\"";

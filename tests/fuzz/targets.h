@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,9 @@ struct Target {
   const char* name;  // the corpus folder: tests/fuzz/corpus/<name>/
   int (*run)(const uint8_t*, size_t);
 };
+// gtest names a parameter by this.
+inline void PrintTo(const Target& target, std::ostream* os) { *os << target.name; }
+
 inline const std::vector<Target>& Targets() {
   static const std::vector<Target> targets = {
       {"json", FuzzJson}, {"job_spec", FuzzJobSpec}, {"history", FuzzHistory}, {"http", FuzzHttp}};
