@@ -313,7 +313,7 @@ Result<std::vector<std::string>> DockerRuntime::EffectiveCommand(const Container
     BATON_ASSIGN_OR_RETURN(DockerResponse r, client_.Request("GET", "/images/" + c.image + "/json"));
     if (r.status == 404) return NotFoundError("image '" + c.image + "' is not present (pull it first)");
     if (r.status != 200) return FromDocker(r, "inspect image '" + c.image + "'");
-    Json image = Json::parse(r.body, nullptr, false);
+    Json image = ParseAnswer(r.body);
     const Json config = image.is_object() && image.contains("Config") && image["Config"].is_object() ? image["Config"]
                                                                                                       : Json::object();
     auto strings = [](const Json& j) {
@@ -825,7 +825,7 @@ Result<std::string> DockerRuntime::LocalImageDigest(const std::string& image) {
   BATON_ASSIGN_OR_RETURN(DockerResponse r, client_.Request("GET", "/images/" + image + "/json"));
   if (r.status == 404) return NotFoundError("image '" + image + "' is not on this node");
   if (r.status != 200) return FromDocker(r, "inspect image '" + image + "'");
-  Json j = Json::parse(r.body, nullptr, false);
+  Json j = ParseAnswer(r.body);
   if (j.is_object() && j.contains("RepoDigests") && j["RepoDigests"].is_array()) {
     for (const Json& d : j["RepoDigests"]) {
       if (!d.is_string()) continue;
