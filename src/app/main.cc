@@ -366,7 +366,7 @@ int Serve(const ServeOptions& o) {
   // start. Platform functions ("baton.Job", …) are started by the platform only.
   sidecar::Sidecar* sdk_workers = nullptr;
   api_options.is_known_orchestrator = [&registry, &sdk_workers](std::string_view name) {
-    if (name.substr(0, 6) == "baton.") return false;
+    if (Registry::IsPlatformName(name)) return false;
     return registry.FindOrchestrator(name) != nullptr || (sdk_workers != nullptr && sdk_workers->HasRunOrchestrator(name));
   };
   tenancy::Admission admission(*directory);
