@@ -1,0 +1,108 @@
+// Attacks a hostile tenant (or its jobs) can make on a real `baton serve`,
+// found in review (docs/SECURITY.md): each test does what the attacker did
+// and checks the server and its other tenants did not pay for it.
+//
+//   AdmissionAttackE2eTest: a job, or a tenant within its request rate,
+//                           that tries to take the server down for everyone.
+//
+// Every wait is a liveness bound; what a test measures it prints.
+#include <dirent.h>
+#include <signal.h>
+#include <sys/resource.h>
+
+#include "e2e/job_fixture.h"
+
+namespace baton {
+namespace {
+
+using namespace std::chrono_literals;
+using namespace e2e;
+using testing::HttpResult;
+
+class AttackTest : public JobServerTest {
+ protected:
+  // Starts the server with the open-files limit a service gets by default
+  // (systemd's soft limit of 1024), as an attacker would find it.
+  void StartServerWithFewFiles(double cpu, int memory_mb, rlim_t files = 1024) {
+    rlimit saved{};
+    ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+    rlimit lowered = saved;
+    lowered.rlim_cur = std::min<rlim_t>(files, saved.rlim_max);
+    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &lowered), 0);
+    StartServer(cpu, memory_mb);
+    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+  }
+  // Running, not a zombie (the child is reaped only when the test ends).
+  bool ServerAlive() {
+    if (!server_) return false;
+    std::ifstream stat("/proc/" + std::to_string(server_->pid()) + "/stat");
+    std::string pid, comm, state;
+    return static_cast<bool>(stat >> pid >> comm >> state) && state != "Z";
+  }
+  // The server's open file descriptors; -1 when it cannot be read.
+  int ServerFds() {
+    DIR* d = opendir(("/proc/" + std::to_string(server_->pid()) + "/fd").c_str());
+    if (d == nullptr) return -1;
+    int n = 0;
+    while (readdir(d) != nullptr) ++n;
+    closedir(d);
+    return n - 2;
+  }
+  std::vector<std::string> LogLines(const std::string& key, const std::string& id) {
+    Json j = ParseOrNull(Call(key, "GET", "/api/v1/jobs/" + id + "/logs").body);
+    std::vector<std::string> out;
+    if (!j.is_object()) return out;
+    for (const Json& line : j.value("lines", Json::array())) out.push_back(line.value("text", ""));
+    return out;
+  }
+};
+
+class AdmissionAttackE2eTest : public AttackTest {};
+
+// A callback job needs no network to reach Baton: the callback socket is
+// mounted into it. Holding thousands of connections to it must not starve
+// the server of file descriptors (before: the accept loop spun on EMFILE,
+// logging ~130,000 lines a second, and the server aborted on an uncaught
+// "eventfd_select_interrupter: Too many open files").
+TEST_F(AdmissionAttackE2eTest, AJobHoldingThousandsOfCallbackConnectionsDoesNotTakeTheServerDown) {
+  StartServerWithFewFiles(2, 2048);
+  const std::string acme = CreateTenant("acme", Json{{"cpu", 2}});
+  const std::string globex = CreateTenant("globex", Json{{"cpu", 2}});
+  const std::string hold =
+      Submit(acme, Spec("hold", {"callback-hold", "3000", "25"}, Json{{"completion", "callback"}, {"memoryMb", 256}}));
+  ASSERT_FALSE(hold.empty());
+  // Until the job has opened all it could, then a while more.
+  int most_fds = 0;
+  bool held = PollUntil(
+      [&] {
+        most_fds = std::max(most_fds, ServerFds());
+        for (const std::string& l : LogLines(acme, hold)) {
+          if (l.rfind("held ", 0) == 0) return true;
+        }
+        return !ServerAlive();
+      },
+      90s, 250ms);
+  ASSERT_TRUE(held);
+  std::string held_line;
+  for (const std::string& l : LogLines(acme, hold)) {
+    if (l.rfind("held ", 0) == 0) held_line = l;
+  }
+  for (int i = 0; i < 8 && ServerAlive(); ++i) {
+    most_fds = std::max(most_fds, ServerFds());
+    std::this_thread::sleep_for(500ms);
+  }
+  ASSERT_TRUE(ServerAlive()) << "the server died while a job held callback connections (" << held_line << ")";
+  // Everyone else is still served: the API, and another tenant's callback job.
+  EXPECT_EQ(Call(globex, "GET", "/api/v1/jobs").status, 200);
+  const std::string other = Submit(globex, Spec("reports", {"callback", "2"}, Json{{"completion", "callback"}}));
+  ASSERT_FALSE(other.empty());
+  Json end = AwaitEnd(globex, other);
+  EXPECT_EQ(end.value("status", ""), "Completed") << end.dump();
+  EXPECT_TRUE(ServerAlive());
+  EXPECT_LT(most_fds, 1000) << "the server's file descriptors are not bounded against one job";
+  std::printf("callback flood: the job reported \"%s\"; the server kept at most %d fds open and stayed up\n",
+              held_line.c_str(), most_fds);
+}
+
+}  // namespace
+}  // namespace baton
