@@ -5,6 +5,7 @@
 //   baton instance|tenant|key …                  client verbs (src/app/cli/, docs/cli.md)
 //   baton version
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 
@@ -264,6 +265,13 @@ int Serve(const ServeOptions& o) {
   // Everything the server writes is its user's alone: the data dir is 0700
   // and every file in it 0600 (files of older versions are tightened here).
   ::umask(077);
+  // Every connection costs a file descriptor: take all the hard limit
+  // allows (a service's soft limit is often 1024); the HTTP servers cap
+  // their connections at a quarter of it.
+  if (rlimit files{}; ::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &files);
+  }
   std::error_code ec;
   std::filesystem::create_directories(o.data_dir, ec);
   if (ec) {
@@ -413,6 +421,12 @@ int Serve(const ServeOptions& o) {
   callback_options.unix_socket = callback_dir + "/callback.sock";
   callback_options.io_threads = 1;
   callback_options.handler_threads = 8;
+  // Reports are small and quick: a job gets a few connections at once, and
+  // a connection that idles or trickles is closed soon.
+  callback_options.max_connections = 1024;
+  callback_options.max_connections_per_peer = 8;
+  callback_options.idle_timeout = std::chrono::seconds(10);
+  callback_options.read_timeout = std::chrono::seconds(10);
   callback_options.public_url.clear();
   api::HttpServer callback_server(callback_options, callback_router);
   if (callback_options.unix_socket.size() >= sizeof(sockaddr_un{}.sun_path)) {
