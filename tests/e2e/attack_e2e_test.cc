@@ -104,5 +104,48 @@ TEST_F(AdmissionAttackE2eTest, AJobHoldingThousandsOfCallbackConnectionsDoesNotT
               held_line.c_str(), most_fds);
 }
 
+// A followed log (or a start that waits for the end) holds a handler thread
+// for its whole wait. One tenant, well within its request rate, used to take
+// all 64 of them with 80 follows and stall every other tenant's calls (and
+// /healthz) until its waits ran out.
+TEST_F(AdmissionAttackE2eTest, LongPollsOfOneTenantDoNotStallTheOthers) {
+  StartServer(2, 2048);
+  const std::string acme = CreateTenant("acme", Json{{"cpu", 2}});
+  const std::string globex = CreateTenant("globex", Json{{"cpu", 2}});
+  const std::string quiet = Submit(acme, Spec("quiet", {"sleep", "120"}));
+  ASSERT_FALSE(quiet.empty());
+  ASSERT_EQ(AwaitStatus(acme, quiet, "Running").value("status", ""), "Running");
+  constexpr int kFollows = 80;
+  constexpr int kWaitSeconds = 20;
+  std::vector<double> follow_seconds(kFollows, 0);
+  std::vector<std::thread> follows;
+  const auto started = SteadyClock::now();
+  for (int i = 0; i < kFollows; ++i) {
+    follows.emplace_back([&, i] {
+      const auto t = SteadyClock::now();
+      HttpResult r = Call(acme, "GET",
+                          "/api/v1/jobs/" + quiet + "/logs?follow=true&timeout=" + std::to_string(kWaitSeconds));
+      follow_seconds[i] = r.status == 200 ? SecondsSince(t) : -1;
+    });
+  }
+  std::this_thread::sleep_for(2s);  // the follows are in (a liveness pause, not a measure)
+  const auto asked = SteadyClock::now();
+  HttpResult other = Call(globex, "GET", "/api/v1/jobs");
+  const double other_seconds = SecondsSince(asked);
+  for (auto& t : follows) t.join();
+  EXPECT_EQ(other.status, 200) << other.body;
+  const double longest = *std::max_element(follow_seconds.begin(), follow_seconds.end());
+  EXPECT_GT(longest, 0) << "no follow waited";
+  EXPECT_EQ(std::count(follow_seconds.begin(), follow_seconds.end(), -1.0), 0);
+  // The other tenant's call must not wait for the follows: a small fraction
+  // of the longest follow, measured in the same run.
+  EXPECT_LT(other_seconds, longest / 4) << "another tenant's call waited " << other_seconds << " s behind "
+                                         << kFollows << " follows of " << longest << " s";
+  std::printf("long polls: %d follows of one tenant (longest %.1f s, all done after %.1f s); another tenant's call "
+              "took %.3f s\n",
+              kFollows, longest, SecondsSince(started), other_seconds);
+  ASSERT_EQ(Call(acme, "POST", "/api/v1/jobs/" + quiet + "/cancel").status, 202);
+}
+
 }  // namespace
 }  // namespace baton
