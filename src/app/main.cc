@@ -378,6 +378,7 @@ int Serve(const ServeOptions& o) {
     return registry.FindOrchestrator(name) != nullptr || (sdk_workers != nullptr && sdk_workers->HasRunOrchestrator(name));
   };
   tenancy::Admission admission(*directory);
+  admission.SetTotalWaits(std::max(1, o.handler_threads / 4));
   api_options.admission = &admission;
   api::AddManagementApi(router, client, *directory, api_options);
   api::JobApiServices job_api;
