@@ -10,7 +10,10 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <grpcpp/grpcpp.h>
+
 #include "e2e/job_fixture.h"
+#include "orchestrator_service.grpc.pb.h"
 
 namespace baton {
 namespace {
@@ -47,6 +50,23 @@ class AttackTest : public JobServerTest {
     while (readdir(d) != nullptr) ++n;
     closedir(d);
     return n - 2;
+  }
+  // The server's threads; -1 when they cannot be read.
+  int ServerThreads() {
+    std::ifstream status("/proc/" + std::to_string(server_->pid()) + "/status");
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.rfind("Threads:", 0) == 0) return std::atoi(line.c_str() + 8);
+    }
+    return -1;
+  }
+  // A gRPC channel of its own (streams of separate channels are not
+  // multiplexed on one connection).
+  std::unique_ptr<::TaskHubSidecarService::Stub> Stub(int channel) {
+    ::grpc::ChannelArguments args;
+    args.SetInt("baton.test.channel", channel);
+    return ::TaskHubSidecarService::NewStub(::grpc::CreateCustomChannel(
+        "127.0.0.1:" + std::to_string(server_->grpc_port()), ::grpc::InsecureChannelCredentials(), args));
   }
   std::vector<std::string> LogLines(const std::string& key, const std::string& id) {
     Json j = ParseOrNull(Call(key, "GET", "/api/v1/jobs/" + id + "/logs").body);
@@ -145,6 +165,65 @@ TEST_F(AdmissionAttackE2eTest, LongPollsOfOneTenantDoNotStallTheOthers) {
               "took %.3f s\n",
               kFollows, longest, SecondsSince(started), other_seconds);
   ASSERT_EQ(Call(acme, "POST", "/api/v1/jobs/" + quiet + "/cancel").status, 202);
+}
+
+// GetWorkItems is an SDK worker's stream, not a client call: it is not
+// rate-limited, and the sidecar gives each one a thread for its whole life.
+// One tenant opening hundreds of them used to get as many threads (3,000
+// streams: 3,000 threads; under a thread limit the others' calls failed with
+// "Server Threadpool Exhausted").
+TEST_F(AdmissionAttackE2eTest, WorkerStreamsOfOneTenantAreCappedAndOthersAreServed) {
+  StartServer(2, 2048);
+  const std::string acme = CreateTenant("acme", Json{{"cpu", 2}});
+  const std::string globex = CreateTenant("globex", Json{{"cpu", 2}});
+  ASSERT_NE(server_->grpc_port(), 0);
+  const int threads_before = ServerThreads();
+  constexpr int kStreams = 400, kChannels = 8;
+  std::vector<std::unique_ptr<::TaskHubSidecarService::Stub>> stubs;
+  for (int c = 0; c < kChannels; ++c) stubs.push_back(Stub(c));
+  struct Open {
+    std::unique_ptr<::grpc::ClientContext> ctx;
+    std::unique_ptr<::grpc::ClientReader<::WorkItem>> reader;
+  };
+  std::vector<Open> streams;
+  for (int i = 0; i < kStreams; ++i) {
+    Open o;
+    o.ctx = std::make_unique<::grpc::ClientContext>();
+    o.ctx->AddMetadata("authorization", "Bearer " + acme);
+    ::GetWorkItemsRequest req;
+    o.reader = stubs[i % kChannels]->GetWorkItems(o.ctx.get(), req);
+    streams.push_back(std::move(o));
+  }
+  // The server has seen them all once the thread count settles (a liveness
+  // pause), or refused them.
+  int threads_during = ServerThreads();
+  for (int i = 0; i < 20; ++i) {
+    std::this_thread::sleep_for(250ms);
+    threads_during = std::max(threads_during, ServerThreads());
+  }
+  // Another tenant's client call is served meanwhile.
+  {
+    ::grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + globex);
+    ctx.set_deadline(std::chrono::system_clock::now() + 30s);
+    ::CreateInstanceRequest req;
+    req.set_name("HelloCities");
+    req.mutable_input()->set_value(R"(["Tokyo"])");
+    ::CreateInstanceResponse resp;
+    ::grpc::Status s = stubs[0]->StartInstance(&ctx, req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_code() << " " << s.error_message();
+  }
+  int refused = 0;
+  for (Open& o : streams) o.ctx->TryCancel();
+  for (Open& o : streams) {
+    ::grpc::Status s = o.reader->Finish();
+    refused += s.error_code() == ::grpc::StatusCode::RESOURCE_EXHAUSTED;
+  }
+  EXPECT_GT(refused, 0) << "every stream was accepted";
+  EXPECT_LT(threads_during - threads_before, kStreams / 4)
+      << "one tenant's worker streams took " << threads_during - threads_before << " server threads";
+  std::printf("worker streams: %d opened by one tenant, %d refused; server threads %d -> %d\n", kStreams, refused,
+              threads_before, threads_during);
 }
 
 }  // namespace
