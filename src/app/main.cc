@@ -320,6 +320,14 @@ int Serve(const ServeOptions& o) {
     std::fprintf(stderr, "baton: warning: --secrets-dir %s is not on a tmpfs: job secrets will touch the disk\n",
                  o.secrets_dir.c_str());
   }
+  if (struct stat st {}; ::lstat(o.secrets_dir.c_str(), &st) == 0 && (!S_ISDIR(st.st_mode) || st.st_uid != ::geteuid())) {
+    // Another local user may have created it first (/dev/shm is everyone's):
+    // the runtime would refuse to write secrets there, so say it now.
+    std::fprintf(stderr, "baton: --secrets-dir %s is %s, not this server's; remove it or choose another\n",
+                 o.secrets_dir.c_str(), S_ISDIR(st.st_mode) ? ("owned by uid " + std::to_string(st.st_uid)).c_str()
+                                                            : "not a directory");
+    return 1;
+  }
   if (Status ping = docker.Ping(); !ping.ok()) {
     std::fprintf(stderr, "baton: warning: %s (jobs will wait for it; scripts/docker-up starts one)\n",
                  ping.ToString().c_str());

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "runtime/exec_shim/exec_shim.h"
@@ -41,10 +42,22 @@ constexpr char kSecretsMount[] = "/run/baton/secrets";
 constexpr char kExecMount[] = "/run/baton/exec";
 constexpr char kCallbackMount[] = "/run/baton/callback";
 
-// Creates `dir` if missing and sets its mode.
+// Creates `dir` if missing and sets its mode. An existing one must be a
+// directory of this process's user, not a link: the secrets dir's default
+// parent (/dev/shm) is writable by every local user, who could otherwise
+// create it first, keep it (chmod does not change its owner) and plant the
+// exec shim that receives every job's secret env.
 Status EnsureDir(const std::string& dir, mode_t mode) {
   if (::mkdir(dir.c_str(), mode) != 0 && errno != EEXIST) {
     return InternalError("cannot create " + dir + ": " + std::strerror(errno));
+  }
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0) return InternalError("cannot stat " + dir + ": " + std::strerror(errno));
+  if (!S_ISDIR(st.st_mode) || st.st_uid != ::geteuid()) {
+    return FailedPreconditionError(dir + " is " + (S_ISDIR(st.st_mode) ? "a directory of uid " + std::to_string(st.st_uid)
+                                                                       : std::string("not a directory")) +
+                                   ", not this server's: secrets are never written there (remove it, or choose "
+                                   "another --secrets-dir)");
   }
   if (::chmod(dir.c_str(), mode) != 0) return InternalError("cannot chmod " + dir + ": " + std::strerror(errno));
   return Status::Ok();
@@ -251,9 +264,14 @@ Result<std::string> DockerRuntime::ExecShimPath() {
   BATON_RETURN_IF_ERROR(EnsureDir(bin, 0755));
   const std::string_view program = ExecShimProgram();
   const std::string path = bin + "/baton-exec-" + std::to_string(program.size());
+  // Kept only when it is this server's own file and the very program (the
+  // directories above are this server's too, EnsureDir).
   struct stat st {};
-  if (::lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && static_cast<size_t>(st.st_size) == program.size()) {
-    return path;
+  if (::lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == ::geteuid() &&
+      static_cast<size_t>(st.st_size) == program.size()) {
+    std::ifstream in(path, std::ios::binary);
+    std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (content == program) return path;
   }
   // Written aside, then renamed: a concurrent writer or reader never sees half a program.
   const std::string tmp = path + ".tmp" + std::to_string(::getpid()) + "-" +
