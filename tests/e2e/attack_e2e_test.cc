@@ -78,6 +78,7 @@ class AttackTest : public JobServerTest {
 };
 
 class AdmissionAttackE2eTest : public AttackTest {};
+class SandboxAttackE2eTest : public AttackTest {};
 
 // A callback job needs no network to reach Baton: the callback socket is
 // mounted into it. Holding thousands of connections to it must not starve
@@ -225,6 +226,45 @@ TEST_F(AdmissionAttackE2eTest, WorkerStreamsOfOneTenantAreCappedAndOthersAreServ
       << "one tenant's worker streams took " << threads_during - threads_before << " server threads";
   std::printf("worker streams: %d opened by one tenant, %d refused; server threads %d -> %d\n", kStreams, refused,
               threads_before, threads_during);
+}
+
+// Jobs with "network": "bridge" used to share dockerd's default bridge, where
+// containers talk to each other freely: one tenant's job reached another
+// tenant's job server on its bridge address.
+TEST_F(SandboxAttackE2eTest, ABridgeJobCannotReachAnotherTenantsBridgeJob) {
+  StartServer(2, 2048);
+  const std::string acme = CreateTenant("acme", Json{{"cpu", 2}});
+  const std::string globex = CreateTenant("globex", Json{{"cpu", 2}});
+  const std::string server =
+      Submit(acme, Spec("server", {"serve", "8080"}, Json{{"network", "bridge"}, {"ports", {8080}}, {"timeoutSeconds", 300}}));
+  ASSERT_FALSE(server.empty());
+  ASSERT_EQ(AwaitStatus(acme, server, "Running").value("status", ""), "Running");
+  auto containers = suite_.docker->ListByLabels({{"baton.job", batch::JobInstanceId("acme", server)}});
+  ASSERT_TRUE(containers.ok() && containers->size() == 1);
+  const runtime::ContainerState& target = (*containers)[0];
+  // It serves (through its port published on loopback), so a refusal below is the wall.
+  ASSERT_EQ(target.published_ports.count(8080), 1u);
+  EXPECT_TRUE(PollUntil([&] { return testing::HttpCall(target.published_ports.at(8080), "GET", "/ping").status == 200; },
+                        30s));
+  runtime::docker::DockerClient docker;
+  auto inspect = docker.Request("GET", "/containers/" + target.id + "/json");
+  ASSERT_TRUE(inspect.ok() && inspect->status == 200);
+  Json j = ParseOrNull(inspect->body);
+  std::string address;
+  for (const auto& [name, net] : j["NetworkSettings"]["Networks"].items()) {
+    if (address.empty()) address = net.value("IPAddress", "");
+  }
+  ASSERT_FALSE(address.empty()) << inspect->body;
+  const std::string probe = Submit(globex, Spec("probe", {"connect", address, "8080"}, Json{{"network", "bridge"}}));
+  ASSERT_FALSE(probe.empty());
+  Json end = AwaitEnd(globex, probe);
+  std::vector<std::string> lines = LogLines(globex, probe);
+  EXPECT_EQ(end.value("status", ""), "Failed") << "another tenant's job reached " << address << ":8080";
+  EXPECT_EQ(std::find(lines.begin(), lines.end(), "connected"), lines.end());
+  std::printf("bridge: a job of another tenant tried %s:8080: %s\n", address.c_str(),
+              lines.empty() ? "?" : lines.back().c_str());
+  ASSERT_EQ(Call(acme, "POST", "/api/v1/jobs/" + server + "/cancel").status, 202);
+  AwaitEnd(acme, server);
 }
 
 }  // namespace
