@@ -437,6 +437,35 @@ Result<std::vector<ContainerState>> DockerRuntime::GroupContainers(const std::st
   return all;
 }
 
+Status DockerRuntime::EnsureJobsNetwork() {
+  constexpr char kIcc[] = "com.docker.network.bridge.enable_icc";
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    BATON_ASSIGN_OR_RETURN(DockerResponse r, client_.Request("GET", std::string("/networks/") + kJobsNetwork));
+    if (r.status == 200) {
+      Json j = ParseAnswer(r.body);
+      const Json options = j.is_object() && j.contains("Options") && j["Options"].is_object() ? j["Options"] : Json::object();
+      if (options.value(kIcc, "true") != "false") {
+        return FailedPreconditionError(std::string("docker network '") + kJobsNetwork +
+                                       "' lets containers talk to each other (" + kIcc +
+                                       " is not false): remove it, Baton makes its own");
+      }
+      return Status::Ok();
+    }
+    if (r.status != 404) return FromDocker(r, std::string("inspect network '") + kJobsNetwork + "'");
+    Json body = {{"Name", kJobsNetwork},
+                 {"Driver", "bridge"},
+                 {"CheckDuplicate", true},
+                 {"Options", {{kIcc, "false"}}},
+                 {"Labels", {{"baton.network", "jobs"}}}};
+    BATON_ASSIGN_OR_RETURN(DockerResponse created, client_.Request("POST", "/networks/create", body.dump()));
+    // 409: made meanwhile by another server of this node; inspected again.
+    if (created.status != 201 && created.status != 409) {
+      return FromDocker(created, std::string("create network '") + kJobsNetwork + "'");
+    }
+  }
+  return Status::Ok();
+}
+
 Result<GroupState> DockerRuntime::CreateGroup(const GroupSpec& spec) {
   if (!ValidName(spec.name, /*allow_dots=*/true)) {
     return InvalidArgumentError("group name '" + spec.name + "' must be [a-z0-9][a-z0-9_.-]*, at most 100 characters");
@@ -458,6 +487,7 @@ Result<GroupState> DockerRuntime::CreateGroup(const GroupSpec& spec) {
     for (const auto& [k, v] : c.secret_files) secrets.push_back(v);
   }
 
+  if (spec.network == NetworkMode::kBridge) BATON_RETURN_IF_ERROR(EnsureJobsNetwork());
   std::string owner_id;
   for (size_t i = 0; i < spec.containers.size(); ++i) {
     const ContainerSpec& c = spec.containers[i];
@@ -521,7 +551,7 @@ Result<GroupState> DockerRuntime::CreateGroup(const GroupSpec& spec) {
     }
     if (i == 0) {
       host["NetworkMode"] = spec.network == NetworkMode::kHost ? "host"
-                            : spec.network == NetworkMode::kBridge ? "bridge"
+                            : spec.network == NetworkMode::kBridge ? kJobsNetwork
                                                                   : "none";
     } else {
       host["NetworkMode"] = "container:" + owner_id;
