@@ -6,6 +6,7 @@
 //   baton instance|tenant|key …                  client verbs (src/app/cli/, docs/cli.md)
 //   baton version
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 
@@ -350,6 +351,13 @@ int Serve(const ServeOptions& o) {
   // Everything the server writes is its user's alone: the data dir is 0700
   // and every file in it 0600 (files of older versions are tightened here).
   ::umask(077);
+  // Every connection costs a file descriptor: take all the hard limit
+  // allows (a service's soft limit is often 1024); the HTTP servers cap
+  // their connections at a quarter of it.
+  if (rlimit files{}; ::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &files);
+  }
   std::error_code ec;
   std::filesystem::create_directories(o.data_dir, ec);
   if (ec) {
@@ -398,6 +406,14 @@ int Serve(const ServeOptions& o) {
                                                      : std::filesystem::path(o.secrets_dir).parent_path().string())) {
     std::fprintf(stderr, "baton: warning: --secrets-dir %s is not on a tmpfs: job secrets will touch the disk\n",
                  o.secrets_dir.c_str());
+  }
+  if (struct stat st {}; ::lstat(o.secrets_dir.c_str(), &st) == 0 && (!S_ISDIR(st.st_mode) || st.st_uid != ::geteuid())) {
+    // Another local user may have created it first (/dev/shm is everyone's):
+    // the runtime would refuse to write secrets there, so say it now.
+    std::fprintf(stderr, "baton: --secrets-dir %s is %s, not this server's; remove it or choose another\n",
+                 o.secrets_dir.c_str(), S_ISDIR(st.st_mode) ? ("owned by uid " + std::to_string(st.st_uid)).c_str()
+                                                            : "not a directory");
+    return 1;
   }
   if (Status ping = docker.Ping(); !ping.ok()) {
     std::fprintf(stderr, "baton: warning: %s (jobs will wait for it; scripts/docker-up starts one)\n",
@@ -462,10 +478,11 @@ int Serve(const ServeOptions& o) {
   // start. Platform functions ("baton.Job", …) are started by the platform only.
   sidecar::Sidecar* sdk_workers = nullptr;
   api_options.is_known_orchestrator = [&registry, &sdk_workers](std::string_view name) {
-    if (name.substr(0, 6) == "baton.") return false;
+    if (Registry::IsPlatformName(name)) return false;
     return registry.FindOrchestrator(name) != nullptr || (sdk_workers != nullptr && sdk_workers->HasRunOrchestrator(name));
   };
   tenancy::Admission admission(*directory);
+  admission.SetTotalWaits(std::max(1, o.handler_threads / 4));
   api_options.admission = &admission;
   api::AddManagementApi(router, client, *directory, api_options);
   api::JobApiServices job_api;
@@ -509,6 +526,12 @@ int Serve(const ServeOptions& o) {
   callback_options.unix_socket = callback_dir + "/callback.sock";
   callback_options.io_threads = 1;
   callback_options.handler_threads = 8;
+  // Reports are small and quick: a job gets a few connections at once, and
+  // a connection that idles or trickles is closed soon.
+  callback_options.max_connections = 1024;
+  callback_options.max_connections_per_peer = 8;
+  callback_options.idle_timeout = std::chrono::seconds(10);
+  callback_options.read_timeout = std::chrono::seconds(10);
   callback_options.public_url.clear();
   api::HttpServer callback_server(callback_options, callback_router);
   if (callback_options.unix_socket.size() >= sizeof(sockaddr_un{}.sun_path)) {

@@ -35,6 +35,9 @@ class Scheduler {
     t["weight"] = weight > 0 ? weight : 1.0;
   }
 
+  // Grants what fits after the limits changed (setTenant, setCapacity).
+  void Grant(EntityContext& ctx) { Dispatch(ctx, ""); }
+
   Json Request(const Json& in, EntityContext& ctx) {
     std::string job = in.value("job", "");
     if (job.empty()) throw DurableError("InvalidArgument", "request needs a job");
@@ -180,8 +183,10 @@ Json SchedulerEntity(EntityContext& ctx) {
   const std::string& op = ctx.OperationName();
   if (op == "setCapacity") {
     scheduler.state()["capacity"] = {{"cpu", Number(input, "cpu")}, {"memoryMb", Number(input, "memoryMb")}};
+    scheduler.Grant(ctx);  // what fits now starts now
   } else if (op == "setTenant") {
     scheduler.SetTenant(input);
+    scheduler.Grant(ctx);
   } else if (op == "request") {
     result = scheduler.Request(input, ctx);
   } else if (op == "release") {

@@ -41,6 +41,10 @@
 
 namespace baton::runtime {
 
+// kBridge: a bridge network on which a group reaches out (and its
+// published ports are reached on 127.0.0.1), but never another group:
+// DockerRuntime puts every such group on its network "baton-jobs", made with
+// inter-container traffic off.
 enum class NetworkMode { kNone, kHost, kBridge };
 
 struct PortMapping {

@@ -249,6 +249,13 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
     if (!after) return error;
     auto follow = ParseBool(m, "follow", false, &error);
     if (!follow) return error;
+    // A follow holds a handler thread while it waits: without a wait slot
+    // (Admission::TryWait) it answers at once, as a follow may.
+    std::unique_ptr<tenancy::Admission::WaitSlot> wait_slot;
+    if (*follow && s_.admission != nullptr) {
+      wait_slot = s_.admission->TryWait(tenant);
+      if (!wait_slot) *follow = false;
+    }
     auto timeout = ParseInt(m, "timeout", 20, 1, s_.max_follow.count(), &error);
     if (!timeout) return error;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(*timeout);

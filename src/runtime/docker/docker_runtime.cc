@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "runtime/exec_shim/exec_shim.h"
@@ -41,10 +42,22 @@ constexpr char kSecretsMount[] = "/run/baton/secrets";
 constexpr char kExecMount[] = "/run/baton/exec";
 constexpr char kCallbackMount[] = "/run/baton/callback";
 
-// Creates `dir` if missing and sets its mode.
+// Creates `dir` if missing and sets its mode. An existing one must be a
+// directory of this process's user, not a link: the secrets dir's default
+// parent (/dev/shm) is writable by every local user, who could otherwise
+// create it first, keep it (chmod does not change its owner) and plant the
+// exec shim that receives every job's secret env.
 Status EnsureDir(const std::string& dir, mode_t mode) {
   if (::mkdir(dir.c_str(), mode) != 0 && errno != EEXIST) {
     return InternalError("cannot create " + dir + ": " + std::strerror(errno));
+  }
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0) return InternalError("cannot stat " + dir + ": " + std::strerror(errno));
+  if (!S_ISDIR(st.st_mode) || st.st_uid != ::geteuid()) {
+    return FailedPreconditionError(dir + " is " + (S_ISDIR(st.st_mode) ? "a directory of uid " + std::to_string(st.st_uid)
+                                                                       : std::string("not a directory")) +
+                                   ", not this server's: secrets are never written there (remove it, or choose "
+                                   "another --secrets-dir)");
   }
   if (::chmod(dir.c_str(), mode) != 0) return InternalError("cannot chmod " + dir + ": " + std::strerror(errno));
   return Status::Ok();
@@ -251,9 +264,14 @@ Result<std::string> DockerRuntime::ExecShimPath() {
   BATON_RETURN_IF_ERROR(EnsureDir(bin, 0755));
   const std::string_view program = ExecShimProgram();
   const std::string path = bin + "/baton-exec-" + std::to_string(program.size());
+  // Kept only when it is this server's own file and the very program (the
+  // directories above are this server's too, EnsureDir).
   struct stat st {};
-  if (::lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && static_cast<size_t>(st.st_size) == program.size()) {
-    return path;
+  if (::lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == ::geteuid() &&
+      static_cast<size_t>(st.st_size) == program.size()) {
+    std::ifstream in(path, std::ios::binary);
+    std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (content == program) return path;
   }
   // Written aside, then renamed: a concurrent writer or reader never sees half a program.
   const std::string tmp = path + ".tmp" + std::to_string(::getpid()) + "-" +
@@ -419,6 +437,35 @@ Result<std::vector<ContainerState>> DockerRuntime::GroupContainers(const std::st
   return all;
 }
 
+Status DockerRuntime::EnsureJobsNetwork() {
+  constexpr char kIcc[] = "com.docker.network.bridge.enable_icc";
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    BATON_ASSIGN_OR_RETURN(DockerResponse r, client_.Request("GET", std::string("/networks/") + kJobsNetwork));
+    if (r.status == 200) {
+      Json j = ParseAnswer(r.body);
+      const Json options = j.is_object() && j.contains("Options") && j["Options"].is_object() ? j["Options"] : Json::object();
+      if (options.value(kIcc, "true") != "false") {
+        return FailedPreconditionError(std::string("docker network '") + kJobsNetwork +
+                                       "' lets containers talk to each other (" + kIcc +
+                                       " is not false): remove it, Baton makes its own");
+      }
+      return Status::Ok();
+    }
+    if (r.status != 404) return FromDocker(r, std::string("inspect network '") + kJobsNetwork + "'");
+    Json body = {{"Name", kJobsNetwork},
+                 {"Driver", "bridge"},
+                 {"CheckDuplicate", true},
+                 {"Options", {{kIcc, "false"}}},
+                 {"Labels", {{"baton.network", "jobs"}}}};
+    BATON_ASSIGN_OR_RETURN(DockerResponse created, client_.Request("POST", "/networks/create", body.dump()));
+    // 409: made meanwhile by another server of this node; inspected again.
+    if (created.status != 201 && created.status != 409) {
+      return FromDocker(created, std::string("create network '") + kJobsNetwork + "'");
+    }
+  }
+  return Status::Ok();
+}
+
 Result<GroupState> DockerRuntime::CreateGroup(const GroupSpec& spec) {
   if (!ValidName(spec.name, /*allow_dots=*/true)) {
     return InvalidArgumentError("group name '" + spec.name + "' must be [a-z0-9][a-z0-9_.-]*, at most 100 characters");
@@ -440,6 +487,7 @@ Result<GroupState> DockerRuntime::CreateGroup(const GroupSpec& spec) {
     for (const auto& [k, v] : c.secret_files) secrets.push_back(v);
   }
 
+  if (spec.network == NetworkMode::kBridge) BATON_RETURN_IF_ERROR(EnsureJobsNetwork());
   std::string owner_id;
   for (size_t i = 0; i < spec.containers.size(); ++i) {
     const ContainerSpec& c = spec.containers[i];
@@ -503,7 +551,7 @@ Result<GroupState> DockerRuntime::CreateGroup(const GroupSpec& spec) {
     }
     if (i == 0) {
       host["NetworkMode"] = spec.network == NetworkMode::kHost ? "host"
-                            : spec.network == NetworkMode::kBridge ? "bridge"
+                            : spec.network == NetworkMode::kBridge ? kJobsNetwork
                                                                   : "none";
     } else {
       host["NetworkMode"] = "container:" + owner_id;

@@ -36,6 +36,8 @@ namespace baton::runtime::docker {
 
 // Where secrets go by default: a tmpfs every Linux host has.
 inline constexpr char kDefaultSecretsDir[] = "/dev/shm/baton-secrets";
+// The network of bridge-mode groups: jobs on it reach out, not each other.
+inline constexpr char kJobsNetwork[] = "baton-jobs";
 
 class DockerRuntime final : public ContainerRuntime {
  public:
@@ -94,6 +96,10 @@ class DockerRuntime final : public ContainerRuntime {
   Result<std::string> WriteSecrets(const std::string& group, const ContainerSpec& c);
   // The embedded baton-exec, written once to <secrets_dir>/.bin/baton-exec.
   Result<std::string> ExecShimPath();
+  // The bridge network of every kBridge group (kJobsNetwork), created on
+  // first use with inter-container traffic off; FailedPrecondition when a
+  // network of that name exists with it on.
+  Status EnsureJobsNetwork();
   // The command the container would run: the spec's, else the image's.
   Result<std::vector<std::string>> EffectiveCommand(const ContainerSpec& c);
 
