@@ -79,9 +79,9 @@ void SetPhase(OrchestrationContext& ctx, Json status, const Json& shown) {
 //     the job's timeoutSeconds from the first failure, and not past a Cancel;
 //   - because a cluster runtime has no node to place the group on yet
 //     ("Unplaceable": Swarm's "no suitable node (…)"): waited out the same
-//     way, with reason "placement" and Swarm's word in lastError — the
-//     cluster has the capacity in all (the scheduler granted it), just not
-//     on one node right now;
+//     way, but looked at again at least every kMaxPlacementRetry, with reason
+//     "placement" and Swarm's word in lastError — the cluster has the
+//     capacity in all (the scheduler granted it), just not on one node now;
 //   - otherwise (a runtime error of another kind): kOtherAttempts tries.
 // The waits are durable timers, so a Baton restart keeps waiting where it
 // was. While it waits, the custom status carries
@@ -94,6 +94,10 @@ constexpr char kRegistryUnavailable[] = "RegistryUnavailable";
 constexpr char kUnplaceable[] = "Unplaceable";
 constexpr std::chrono::seconds kFirstFaultRetry{1};
 constexpr std::chrono::seconds kMaxFaultRetry{30};
+// A cluster frees a node when another job ends, which is often: placement is
+// looked at again sooner (Swarm starts the task the moment it places it; the
+// attempt counts as running from the look that finds it placed).
+constexpr std::chrono::seconds kMaxPlacementRetry{5};
 constexpr int kOtherAttempts = 3;
 
 // Calls `activity` with `input` through transient faults (above). `status`
@@ -132,7 +136,7 @@ Task<Json> CallThroughFaults(OrchestrationContext& ctx, std::string activity, Js
     if (fatal) co_return Json{{"error", error}};
     ++failures;
     const auto delay = std::min<std::chrono::seconds>(kFirstFaultRetry * (int64_t{1} << std::min(failures - 1, 10)),
-                                                      kMaxFaultRetry);
+                                                      reason == "placement" ? kMaxPlacementRetry : kMaxFaultRetry);
     const TimePoint now = ctx.CurrentUtcDateTime();
     if (!since) since = now;
     if (now + delay - *since > budget) {
