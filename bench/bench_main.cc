@@ -11,8 +11,9 @@
 //   scripts/bench container-run [N]  DockerRuntime create+start+wait+remove vs `docker run --rm`
 //   scripts/bench job-latency [N] [--runtime docker|swarm|both]  batch job submit -> container running, by phase
 //   scripts/bench job-throughput [N] [Q] [--runtime docker|swarm|both]  tiny batch jobs per second under a quota of Q jobs
+//   scripts/bench hello5-pg [N] [C] [NODES]  hello5 on PostgreSQL with NODES nodes (pg_bench.h)
 //
-// Every run uses a fresh SQLite task hub in a temp dir with the durable
+// Every run (but hello5-pg) uses a fresh SQLite task hub in a temp dir with the durable
 // settings Baton ships with. Figures are printed, never asserted. The job
 // benchmarks are in job_bench.h.
 #include <stdlib.h>
@@ -39,6 +40,7 @@
 #include "bench_util.h"
 #include "core/executor.h"
 #include "job_bench.h"
+#include "pg_bench.h"
 #include "runtime/docker/docker_runtime.h"
 #include "testing/server_process.h"
 
@@ -484,9 +486,11 @@ int main(int argc, char** argv) {
   if (what == "container-run") return ContainerRun(arg(2, 20));
   if (what == "job-latency") return JobLatency(arg(2, 20), runtime);
   if (what == "job-throughput") return JobThroughput(arg(2, 100), arg(3, 8), runtime);
+  if (what == "hello5-pg") return Hello5Pg(arg(2, 2000), arg(3, 50), arg(4, 1));
+  if (what == "hello5-pg-node" && argc > 2) return Hello5PgNode(argv[2]);
   std::fprintf(stderr, "usage: %s hello5 [N] [C] | hello5-http [N] [C] | http-rate [SECONDS] [CONNECTIONS] | entity-signals [N] [C] | container-run [N] | "
                "job-latency [N] [--runtime docker|swarm|both] | job-throughput [N] [Q] [--runtime docker|swarm|both] | "
-               "fanout [N] | replay [N]\n",
+               "fanout [N] | replay [N] | hello5-pg [N] [C] [NODES]\n",
                argv[0]);
   return 2;
 }

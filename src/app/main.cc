@@ -1,7 +1,8 @@
 // The `baton` binary: wiring of store, worker and client, and the CLI.
 //
 //   baton demo  [--db FILE]   run the sample orchestration and print its history
-//   baton serve [--data-dir DIR] [--port N] …   the HTTP API and a worker, until SIGINT/SIGTERM
+//   baton serve [--data-dir DIR] [--store URL] [--port N] …   the HTTP API and a worker, until SIGINT/SIGTERM
+//   baton migrate [--store URL] [--data-dir DIR]  apply the task hub's schema migrations, then exit
 //   baton instance|tenant|key …                  client verbs (src/app/cli/, docs/cli.md)
 //   baton version
 #include <signal.h>
@@ -27,7 +28,10 @@
 #include "app/samples.h"
 #include "baton/client.h"
 #include "baton/registry.h"
+#include "baton/postgres_store.h"
 #include "baton/sqlite_store.h"
+#include "store/lease_store.h"
+#include "store/postgres/postgres_platform_stores.h"
 #include "store/sqlite/sqlite_platform_stores.h"
 #include "baton/worker.h"
 #include "batch/cluster_capacity.h"
@@ -48,6 +52,48 @@ Result<std::unique_ptr<Store>> Open(const std::string& db) {
   SqliteStoreOptions options;
   options.path = db;
   return OpenSqliteStore(options);
+}
+
+// The task hub a --store value names: "postgresql://…" or "postgres://…"
+// (a libpq URL) is PostgreSQL; "sqlite:PATH", or "" for <data-dir>/baton.db,
+// is SQLite. InvalidArgument for anything else.
+bool IsPostgresUrl(const std::string& store) {
+  return store.starts_with("postgresql://") || store.starts_with("postgres://");
+}
+Result<std::string> SqlitePath(const std::string& store, const std::string& data_dir) {
+  if (store.empty()) return data_dir + "/baton.db";
+  if (store.starts_with("sqlite:") && store.size() > 7) return store.substr(7);
+  return InvalidArgumentError("--store '" + store +
+                              "': expected postgresql://…, postgres://… or sqlite:PATH");
+}
+Result<std::unique_ptr<Store>> OpenStore(const std::string& store, const std::string& data_dir) {
+  if (IsPostgresUrl(store)) {
+    PostgresStoreOptions options;
+    options.url = store;
+    return OpenPostgresStore(options);
+  }
+  BATON_ASSIGN_OR_RETURN(std::string path, SqlitePath(store, data_dir));
+  return Open(path);
+}
+
+int Migrate(const std::string& store, const std::string& data_dir) {
+  Result<SchemaVersion> v = InvalidArgumentError("");
+  if (IsPostgresUrl(store)) {
+    v = MigratePostgresStore(store);
+  } else if (Result<std::string> path = SqlitePath(store, data_dir); path.ok()) {
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(*path).parent_path(), ec);
+    v = MigrateSqliteStore(*path);
+  } else {
+    v = path.status();
+  }
+  if (!v.ok()) {
+    std::fprintf(stderr, "baton: migrate: %s\n", v.status().ToString().c_str());
+    return 1;
+  }
+  std::printf("task hub schema: version %d -> %d%s\n", v->before, v->after,
+              v->before == v->after ? " (up to date)" : "");
+  return 0;
 }
 
 std::string Describe(const HistoryEvent& e) {
@@ -105,33 +151,71 @@ int Demo(const std::string& db) {
 }
 
 // The platform's stores beside the task hub (tenants and keys, job logs,
-// secrets, the deployment's keys): SQLite files and key files in the data dir.
+// secrets, the deployment's keys, leases): SQLite files and key files in the
+// data dir, or tables of the PostgreSQL task hub's database that every node
+// shares. `secrets_key_dir` (PostgreSQL only) keeps the key that seals
+// secrets in a file there instead of beside the secrets in the database.
 struct PlatformStores {
   std::unique_ptr<store::TenantStore> tenants;
   std::unique_ptr<store::JobLogStore> logs;
   std::unique_ptr<store::SecretStore> secrets;
   std::unique_ptr<store::KeyStore> keys;
+  std::unique_ptr<store::LeaseStore> leases;
 };
 
-Result<PlatformStores> OpenPlatformStores(const std::string& data_dir) {
+// Keys by name from one of two stores: "secrets" from a file, the rest from
+// the database.
+class SplitKeyStore final : public store::KeyStore {
+ public:
+  SplitKeyStore(std::unique_ptr<store::KeyStore> secrets, std::unique_ptr<store::KeyStore> rest)
+      : secrets_(std::move(secrets)), rest_(std::move(rest)) {}
+  Result<std::string> GetOrCreate(const std::string& name, const std::function<Result<std::string>()>& make) override {
+    return Pick(name).GetOrCreate(name, make);
+  }
+  Status Put(const std::string& name, const std::string& key) override { return Pick(name).Put(name, key); }
+  std::string Describe(const std::string& name) const override {
+    return name == batch::SecretVault::kKeyName ? secrets_->Describe(name) : rest_->Describe(name);
+  }
+
+ private:
+  store::KeyStore& Pick(const std::string& name) { return name == batch::SecretVault::kKeyName ? *secrets_ : *rest_; }
+  std::unique_ptr<store::KeyStore> secrets_, rest_;
+};
+
+Result<PlatformStores> OpenPlatformStores(const std::string& data_dir, const std::string& store_url,
+                                          const std::string& secrets_key_dir) {
   PlatformStores p;
+  if (IsPostgresUrl(store_url)) {
+    BATON_ASSIGN_OR_RETURN(p.tenants, store::OpenPostgresTenantStore(store_url));
+    BATON_ASSIGN_OR_RETURN(p.logs, store::OpenPostgresJobLogStore(store_url));
+    BATON_ASSIGN_OR_RETURN(p.secrets, store::OpenPostgresSecretStore(store_url));
+    BATON_ASSIGN_OR_RETURN(p.keys, store::OpenPostgresKeyStore(store_url));
+    BATON_ASSIGN_OR_RETURN(p.leases, store::OpenPostgresLeaseStore(store_url));
+    if (!secrets_key_dir.empty()) {
+      p.keys = std::make_unique<SplitKeyStore>(store::OpenFileKeyStore(secrets_key_dir), std::move(p.keys));
+    }
+    return p;
+  }
   BATON_ASSIGN_OR_RETURN(p.tenants, store::OpenSqliteTenantStore(data_dir + "/tenants.db"));
   BATON_ASSIGN_OR_RETURN(p.logs, store::OpenSqliteJobLogStore(data_dir + "/job-logs.db"));
   BATON_ASSIGN_OR_RETURN(p.secrets, store::OpenSqliteSecretStore(data_dir + "/secrets.db"));
   p.keys = store::OpenFileKeyStore(data_dir);
+  p.leases = store::OpenLocalLeaseStore();
   return p;
 }
 
 // `baton secrets rotate-key`: a new sealing key, every stored secret
 // resealed with it, the old keys dropped. The server must be stopped: taking
 // the task hub's lock proves it is.
-int RotateSecretsKey(const std::string& data_dir) {
-  auto store = Open(data_dir + "/baton.db");
+int RotateSecretsKey(const std::string& data_dir, const std::string& store_url, const std::string& secrets_key_dir) {
+  // On SQLite, holding the task hub's lock proves the server is stopped; on
+  // PostgreSQL every node must be stopped by the operator (docs/SECURITY.md).
+  auto store = OpenStore(store_url, data_dir);
   if (!store.ok()) {
     std::fprintf(stderr, "baton: %s (stop `baton serve` first)\n", store.status().ToString().c_str());
     return 1;
   }
-  auto platform = OpenPlatformStores(data_dir);
+  auto platform = OpenPlatformStores(data_dir, store_url, secrets_key_dir);
   if (!platform.ok()) {
     std::fprintf(stderr, "baton: %s\n", platform.status().ToString().c_str());
     return 1;
@@ -163,6 +247,8 @@ int RotateSecretsKey(const std::string& data_dir) {
 
 struct ServeOptions {
   std::string data_dir = "baton-data";
+  std::string store;  // "" = SQLite in data_dir (see OpenStore)
+  std::string secrets_key_dir;  // PostgreSQL: the secrets key in a file here, not the database
   std::string listen = "127.0.0.1";
   int port = 8080;
   size_t max_body_bytes = 1 << 20;
@@ -280,12 +366,13 @@ int Serve(const ServeOptions& o) {
     std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
     return 1;
   }
-  auto store = Open(o.data_dir + "/baton.db");
+  auto store = OpenStore(o.store, o.data_dir);
   if (!store.ok()) {
     std::fprintf(stderr, "baton: %s\n", store.status().ToString().c_str());
     return 1;
   }
-  auto platform = OpenPlatformStores(o.data_dir);
+  std::printf("baton: task hub on %s\n", IsPostgresUrl(o.store) ? "PostgreSQL" : "SQLite");
+  auto platform = OpenPlatformStores(o.data_dir, o.store, o.secrets_key_dir);
   if (!platform.ok()) {
     std::fprintf(stderr, "baton: %s\n", platform.status().ToString().c_str());
     return 1;
@@ -341,6 +428,15 @@ int Serve(const ServeOptions& o) {
   job_services.logs = job_logs.get();
   job_services.tokens = &*tokens;
   job_services.node_id = NodeId(o.data_dir);
+  // The deployment: every node that shares the stores shares this id.
+  auto deployment = platform->keys->GetOrCreate("deployment", []() -> Result<std::string> {
+    return "d" + util::NewRandomUuid().substr(0, 8);
+  });
+  if (!deployment.ok()) {
+    std::fprintf(stderr, "baton: %s\n", deployment.status().ToString().c_str());
+    return 1;
+  }
+  job_services.deployment_id = *deployment;
   job_services.registries = registries;
 
   Registry registry;
@@ -484,6 +580,8 @@ int Serve(const ServeOptions& o) {
   }
   batch::JobMonitorOptions monitor_options;
   monitor_options.node_id = job_services.node_id;
+  monitor_options.deployment_id = job_services.deployment_id;
+  monitor_options.leases = platform->leases.get();
   monitor_options.vault = vault->get();
   monitor_options.reconcile_interval = std::chrono::seconds(o.reconcile_interval_s);
   batch::JobMonitor monitor(docker, client, monitor_options);
@@ -540,6 +638,8 @@ bool ApplyEnvironment(int argc, char** argv, ServeOptions& o) {
     if (v != nullptr && !on_command_line(flag)) *target = v;
   };
   text("BATON_DATA_DIR", "--data-dir", &o.data_dir);
+  text("BATON_STORE", "--store", &o.store);
+  text("BATON_SECRETS_KEY_DIR", "--secrets-key-dir", &o.secrets_key_dir);
   text("BATON_LISTEN", "--listen", &o.listen);
   number("BATON_PORT", "--port", 0, 65535, &o.port);
   number("BATON_MAX_BODY_BYTES", "--max-body-bytes", 1, 1L << 30, &o.max_body_bytes);
@@ -602,6 +702,12 @@ int main(int argc, char** argv) {
       "Precedence: flag > environment > config file (--config FILE, a [serve] section).");
   serve->add_option("--data-dir", serve_options.data_dir, "Directory of the task hub and the tenant directory")
       ->capture_default_str();
+  serve->add_option("--secrets-key-dir", serve_options.secrets_key_dir,
+                    "With a PostgreSQL store: keep the key that seals job secrets in DIR/secrets.key (the same "
+                    "file on every node) instead of in the database beside the secrets");
+  serve->add_option("--store", serve_options.store,
+                    "Task hub: postgresql://… (many nodes on one PostgreSQL) or sqlite:PATH "
+                    "(default: SQLite in --data-dir)");
   serve->add_option("--listen", serve_options.listen, "Address to listen on")
       ->capture_default_str();
   serve->add_option("--port", serve_options.port, "Port to listen on (0 = any free port)")
@@ -672,17 +778,27 @@ int main(int argc, char** argv) {
   serve->add_flag("--grpc-allow-anonymous", serve_options.grpc_allow_anonymous,
                   "Let gRPC calls without an API key act on the task hub their 'taskhub' metadata names");
   std::string secrets_data_dir = "baton-data";
+  std::string secrets_store;
+  std::string secrets_key_dir;
   auto* secrets = app.add_subcommand("secrets", "Manage the key that seals job secrets at rest");
   secrets->require_subcommand(1);
   auto* rotate = secrets->add_subcommand(
       "rotate-key", "Seal every stored job secret with a new key and drop the old ones (stop the server first)");
   rotate->add_option("--data-dir", secrets_data_dir, "The server's data dir")->capture_default_str();
+  rotate->add_option("--store", secrets_store, "The task hub (as for serve; env BATON_STORE)");
+  rotate->add_option("--secrets-key-dir", secrets_key_dir, "As for serve (env BATON_SECRETS_KEY_DIR)");
   serve->add_option("--public-url", serve_options.public_url,
                     "Base URL of the status URIs in answers, e.g. https://baton.example.com (default "
                     "http://<listen>:<port>; never the request's Host header)");
   serve->add_option("--grpc-max-message-bytes", serve_options.grpc_max_message_bytes,
                     "Largest gRPC message accepted (0 = --max-body-bytes)")
       ->check(CLI::Range(static_cast<size_t>(0), static_cast<size_t>(1) << 30))
+      ->capture_default_str();
+  std::string migrate_store;
+  std::string migrate_data_dir = "baton-data";
+  auto* migrate = app.add_subcommand("migrate", "Apply the task hub's schema migrations and exit");
+  migrate->add_option("--store", migrate_store, "Task hub (as for serve; env BATON_STORE)");
+  migrate->add_option("--data-dir", migrate_data_dir, "Data dir of the default SQLite task hub (env BATON_DATA_DIR)")
       ->capture_default_str();
   app.add_subcommand("version", "Print the version");
 
@@ -695,7 +811,25 @@ int main(int argc, char** argv) {
   }
   if (client.parsed()) return exit_code;
   if (demo->parsed()) return baton::app::Demo(db);
-  if (rotate->parsed()) return baton::app::RotateSecretsKey(secrets_data_dir);
+  if (rotate->parsed()) {
+    auto env = [&](const char* name, const char* flag, std::string* target) {
+      const char* v = std::getenv(name);
+      if (v != nullptr && rotate->count(flag) == 0) *target = v;
+    };
+    env("BATON_STORE", "--store", &secrets_store);
+    env("BATON_SECRETS_KEY_DIR", "--secrets-key-dir", &secrets_key_dir);
+    env("BATON_DATA_DIR", "--data-dir", &secrets_data_dir);
+    return baton::app::RotateSecretsKey(secrets_data_dir, secrets_store, secrets_key_dir);
+  }
+  if (migrate->parsed()) {
+    auto env = [&](const char* name, const char* flag, std::string* target) {
+      const char* v = std::getenv(name);
+      if (v != nullptr && migrate->count(flag) == 0) *target = v;
+    };
+    env("BATON_STORE", "--store", &migrate_store);
+    env("BATON_DATA_DIR", "--data-dir", &migrate_data_dir);
+    return baton::app::Migrate(migrate_store, migrate_data_dir);
+  }
   if (serve->parsed()) {
     if (!baton::app::ApplyEnvironment(argc, argv, serve_options)) return 2;
     return baton::app::Serve(serve_options);

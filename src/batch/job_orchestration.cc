@@ -494,6 +494,7 @@ Status RegisterJobFunctions(Registry& registry, const JobServices& services) {
                     {"baton.instance", in["instance"]},
                     {"baton.completion", CompletionName(spec->completion)}};
     if (!s.node_id.empty()) group.labels["baton.node"] = s.node_id;
+    if (!s.deployment_id.empty()) group.labels["baton.deployment"] = s.deployment_id;
     if (spec->completion == CompletionMode::kJobUrl) group.labels["baton.jobPort"] = std::to_string(spec->job_port);
     for (const auto& [k, v] : spec->labels) group.labels["job." + k] = v;
     const std::string id = in.value("id", "");

@@ -93,8 +93,11 @@ struct JobServices {
   std::vector<runtime::RegistryCredentials> registries;
   std::chrono::seconds pull_timeout{600};
   std::chrono::seconds stop_grace{10};
-  // Labels every group "baton.node=<node_id>", so that the JobMonitor of a
-  // node looks only at its own containers ("" = no such label).
+  // Labels every group "baton.deployment=<deployment_id>" (what the
+  // JobMonitors of the deployment's nodes watch: deployments sharing a
+  // dockerd leave each other's containers alone) and "baton.node=<node_id>"
+  // (which node created it). "" = no such label.
+  std::string deployment_id;
   std::string node_id;
 };
 
