@@ -30,6 +30,21 @@ class Registry {
   const ActivityFn* FindActivity(std::string_view name) const;
   const EntityFn* FindEntity(std::string_view name) const;
 
+  // Platform functions: orchestrators and activities whose names start with
+  // "baton." (kPlatformPrefix) belong to the deployment itself, e.g. the
+  // batch platform's job orchestration, which runs whatever spec its input
+  // holds with the secrets of whatever job it names. They run only for
+  // instances of the default task hub. For an instance of a tenant's hub
+  // ("<hub>::…") the lookups below do not see them, exactly as if they were
+  // not registered: a tenant can neither start one nor call one from its
+  // orchestrations or SDK workers, whatever input it would give. A worker
+  // uses these lookups, never the name-only ones above, to decide what runs.
+  static constexpr std::string_view kPlatformPrefix = "baton.";
+  static bool IsPlatformName(std::string_view name);
+  // As FindOrchestrator / FindActivity, for work of `instance_id`.
+  const OrchestratorFn* FindOrchestratorFor(std::string_view name, std::string_view instance_id) const;
+  const ActivityFn* FindActivityFor(std::string_view name, std::string_view instance_id) const;
+
   std::vector<std::string> OrchestratorNames() const;
   std::vector<std::string> ActivityNames() const;
 

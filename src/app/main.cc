@@ -6,6 +6,7 @@
 //   baton instance|tenant|key …                  client verbs (src/app/cli/, docs/cli.md)
 //   baton version
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 
@@ -24,6 +25,7 @@
 #include "api/http/management_api.h"
 #include "api/http/readiness.h"
 #include "app/cli/commands.h"
+#include "app/job_runtime.h"
 #include "app/samples.h"
 #include "baton/client.h"
 #include "baton/registry.h"
@@ -33,6 +35,7 @@
 #include "store/postgres/postgres_platform_stores.h"
 #include "store/sqlite/sqlite_platform_stores.h"
 #include "baton/worker.h"
+#include "batch/cluster_capacity.h"
 #include "batch/job_logs.h"
 #include "batch/job_monitor.h"
 #include "batch/job_orchestration.h"
@@ -256,6 +259,10 @@ struct ServeOptions {
   int activity_threads = 8;
   int read_timeout_s = 30;
   // Batch jobs.
+  std::string runtime = "docker";  // or "swarm" (app/job_runtime.h)
+  std::string swarm_manager = "/var/run/docker.sock";
+  std::vector<std::string> swarm_nodes;  // "<node>=<endpoint>"
+  int capacity_refresh_s = 15;
   std::string docker_socket = "/var/run/docker.sock";
   std::string secrets_dir = runtime::docker::kDefaultSecretsDir;
   double job_cpu = 0;       // 0 = the machine's cores
@@ -350,6 +357,13 @@ int Serve(const ServeOptions& o) {
   // Everything the server writes is its user's alone: the data dir is 0700
   // and every file in it 0600 (files of older versions are tightened here).
   ::umask(077);
+  // Every connection costs a file descriptor: take all the hard limit
+  // allows (a service's soft limit is often 1024); the HTTP servers cap
+  // their connections at a quarter of it.
+  if (rlimit files{}; ::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &files);
+  }
   std::error_code ec;
   std::filesystem::create_directories(o.data_dir, ec);
   if (ec) {
@@ -387,22 +401,26 @@ int Serve(const ServeOptions& o) {
     std::printf("(shown once: keep it; create more with `baton key create --admin`)\n");
   }
 
-  // Batch jobs: the container runtime, secrets, kept logs, job tokens.
-  runtime::docker::DockerRuntime docker(o.docker_socket, o.secrets_dir);
-  if (!std::filesystem::exists(o.secrets_dir) && !std::filesystem::exists(std::filesystem::path(o.secrets_dir).parent_path())) {
-    std::fprintf(stderr, "baton: --secrets-dir %s: its parent directory does not exist\n", o.secrets_dir.c_str());
+  // Batch jobs: the container runtime (this node's dockerd, or a swarm), the
+  // registry's credentials, secrets, kept logs, job tokens.
+  std::vector<runtime::RegistryCredentials> registries;
+  if (!o.registry.empty()) {
+    std::ifstream in(o.registry_password_file);
+    std::string password;
+    std::getline(in, password);
+    if (!in && password.empty()) {
+      std::fprintf(stderr, "baton: cannot read --registry-password-file %s\n", o.registry_password_file.c_str());
+      return 1;
+    }
+    registries.push_back(runtime::RegistryCredentials{o.registry, o.registry_user, password});
+  }
+  auto job_runtime = MakeJobRuntime(JobRuntimeOptions{o.runtime, o.docker_socket, o.secrets_dir, o.swarm_manager,
+                                                      o.swarm_nodes, registries});
+  if (!job_runtime.ok()) {
+    std::fprintf(stderr, "baton: %s\n", job_runtime.status().ToString().c_str());
     return 1;
   }
-  if (!runtime::docker::DockerRuntime::IsOnTmpfs(std::filesystem::exists(o.secrets_dir)
-                                                     ? o.secrets_dir
-                                                     : std::filesystem::path(o.secrets_dir).parent_path().string())) {
-    std::fprintf(stderr, "baton: warning: --secrets-dir %s is not on a tmpfs: job secrets will touch the disk\n",
-                 o.secrets_dir.c_str());
-  }
-  if (Status ping = docker.Ping(); !ping.ok()) {
-    std::fprintf(stderr, "baton: warning: %s (jobs will wait for it; scripts/docker-up starts one)\n",
-                 ping.ToString().c_str());
-  }
+  runtime::ContainerRuntime& docker = **job_runtime;  // the jobs' runtime, whichever it is
   auto vault = batch::SecretVault::Open(*platform->secrets, *platform->keys);
   auto job_logs = std::make_unique<batch::JobLogs>(*platform->logs);
   auto tokens = batch::JobTokens::FromKeyStore(*platform->keys);
@@ -427,16 +445,7 @@ int Serve(const ServeOptions& o) {
     return 1;
   }
   job_services.deployment_id = *deployment;
-  if (!o.registry.empty()) {
-    std::ifstream in(o.registry_password_file);
-    std::string password;
-    std::getline(in, password);
-    if (!in && password.empty()) {
-      std::fprintf(stderr, "baton: cannot read --registry-password-file %s\n", o.registry_password_file.c_str());
-      return 1;
-    }
-    job_services.registries.push_back(runtime::RegistryCredentials{o.registry, o.registry_user, password});
-  }
+  job_services.registries = registries;
 
   Registry registry;
   RegisterSamples(registry);
@@ -462,10 +471,11 @@ int Serve(const ServeOptions& o) {
   // start. Platform functions ("baton.Job", …) are started by the platform only.
   sidecar::Sidecar* sdk_workers = nullptr;
   api_options.is_known_orchestrator = [&registry, &sdk_workers](std::string_view name) {
-    if (name.substr(0, 6) == "baton.") return false;
+    if (Registry::IsPlatformName(name)) return false;
     return registry.FindOrchestrator(name) != nullptr || (sdk_workers != nullptr && sdk_workers->HasRunOrchestrator(name));
   };
   tenancy::Admission admission(*directory);
+  admission.SetTotalWaits(std::max(1, o.handler_threads / 4));
   api_options.admission = &admission;
   api::AddManagementApi(router, client, *directory, api_options);
   api::JobApiServices job_api;
@@ -509,6 +519,12 @@ int Serve(const ServeOptions& o) {
   callback_options.unix_socket = callback_dir + "/callback.sock";
   callback_options.io_threads = 1;
   callback_options.handler_threads = 8;
+  // Reports are small and quick: a job gets a few connections at once, and
+  // a connection that idles or trickles is closed soon.
+  callback_options.max_connections = 1024;
+  callback_options.max_connections_per_peer = 8;
+  callback_options.idle_timeout = std::chrono::seconds(10);
+  callback_options.read_timeout = std::chrono::seconds(10);
   callback_options.public_url.clear();
   api::HttpServer callback_server(callback_options, callback_router);
   if (callback_options.unix_socket.size() >= sizeof(sockaddr_un{}.sun_path)) {
@@ -548,11 +564,19 @@ int Serve(const ServeOptions& o) {
     server.Stop();
     return 1;
   }
-  // The node's capacity for jobs.
+  // The capacity for jobs: a cluster's from its ready nodes, refreshed; a
+  // node's from the flags.
+  std::unique_ptr<batch::ClusterCapacityRefresher> capacity;
+  if (o.runtime == "swarm") {
+    capacity = std::make_unique<batch::ClusterCapacityRefresher>(docker, client,
+                                                                 std::chrono::seconds(o.capacity_refresh_s));
+    capacity->Start();
+  }
   const double job_cpu = o.job_cpu > 0 ? o.job_cpu : static_cast<double>(std::thread::hardware_concurrency());
   const int64_t job_memory = o.job_memory_mb > 0 ? o.job_memory_mb : MachineMemoryMb() * 8 / 10;
-  if (Status s = client.SignalEntity(EntityId(batch::kSchedulerEntity, batch::kSchedulerKey), "setCapacity",
-                                     Json{{"cpu", job_cpu}, {"memoryMb", job_memory}});
+  if (Status s = capacity ? Status::Ok()
+                          : client.SignalEntity(EntityId(batch::kSchedulerEntity, batch::kSchedulerKey), "setCapacity",
+                                                Json{{"cpu", job_cpu}, {"memoryMb", job_memory}});
       !s.ok()) {
     std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
   }
@@ -590,6 +614,7 @@ int Serve(const ServeOptions& o) {
   callback_server.Stop(std::chrono::seconds(1));
   grpc_sidecar.Stop();
   monitor.Stop();
+  if (capacity) capacity->Stop();
   worker.Stop();
   std::printf("baton: stopped\n");
   return 0;
@@ -639,6 +664,17 @@ bool ApplyEnvironment(int argc, char** argv, ServeOptions& o) {
   number("BATON_ACTIVITY_THREADS", "--activity-threads", 1, 1024, &o.activity_threads);
   number("BATON_READ_TIMEOUT", "--read-timeout", 1, 3600, &o.read_timeout_s);
   text("BATON_DOCKER_SOCKET", "--docker-socket", &o.docker_socket);
+  text("BATON_RUNTIME", "--runtime", &o.runtime);
+  text("BATON_SWARM_MANAGER", "--swarm-manager", &o.swarm_manager);
+  if (const char* v = std::getenv("BATON_SWARM_NODES"); v != nullptr && !on_command_line("--swarm-node")) {
+    o.swarm_nodes.clear();
+    for (std::string_view rest = v; !rest.empty();) {  // comma-separated
+      const size_t comma = std::min(rest.find(','), rest.size());
+      if (comma > 0) o.swarm_nodes.emplace_back(rest.substr(0, comma));
+      rest.remove_prefix(std::min(comma + 1, rest.size()));
+    }
+  }
+  number("BATON_CAPACITY_REFRESH", "--capacity-refresh", 1, 3600, &o.capacity_refresh_s);
   text("BATON_SECRETS_DIR", "--secrets-dir", &o.secrets_dir);
   number("BATON_JOB_MEMORY_MB", "--job-memory-mb", 0, 1L << 40, &o.job_memory_mb);
   text("BATON_REGISTRY", "--registry", &o.registry);
@@ -710,6 +746,22 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 3600))
       ->capture_default_str();
   serve->add_option("--docker-socket", serve_options.docker_socket, "Docker Engine API socket (batch jobs)")
+      ->capture_default_str();
+  serve->add_option("--runtime", serve_options.runtime,
+                    "Where jobs run: docker (this machine's dockerd, --docker-socket) or swarm (a Docker Swarm "
+                    "cluster through a manager, --swarm-manager; docs/cluster.md)")
+      ->check(CLI::IsMember({"docker", "swarm"}))
+      ->capture_default_str();
+  serve->add_option("--swarm-manager", serve_options.swarm_manager,
+                    "--runtime swarm: a swarm manager's Engine API (socket path, unix:///path or "
+                    "tcp://127.0.0.1:PORT)")
+      ->capture_default_str();
+  serve->add_option("--swarm-node", serve_options.swarm_nodes,
+                    "--runtime swarm: NODE=ENDPOINT, a node's own Engine API by node id or hostname (repeatable); "
+                    "lets Baton confirm OOM kills and stop jobs on it keeping their exit codes");
+  serve->add_option("--capacity-refresh", serve_options.capacity_refresh_s,
+                    "--runtime swarm: seconds between reads of the ready nodes' capacity")
+      ->check(CLI::Range(1, 3600))
       ->capture_default_str();
   serve->add_option("--secrets-dir", serve_options.secrets_dir,
                     "Directory (on a tmpfs) where running jobs' secret files live; mounted into their containers")

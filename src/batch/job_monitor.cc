@@ -316,7 +316,10 @@ Result<ReconcileReport> JobMonitor::ReconcileOnce() {
       continue;  // cannot tell: leave it for the next pass
     }
     if (!owned) {
-      if (runtime_.InspectGroup(name).status().code() == StatusCode::kNotFound) continue;  // gone meanwhile
+      // Gone meanwhile — unless the runtime listed it only by what it left
+      // behind (status "removing": a swarm group's secrets), which this finishes.
+      const bool leftover = g.main != nullptr && g.main->status == "removing";
+      if (!leftover && runtime_.InspectGroup(name).status().code() == StatusCode::kNotFound) continue;
       Status s = runtime_.DeleteGroup(name);
       if (s.ok()) {
         ++report.groups_removed;

@@ -25,8 +25,9 @@
 //      attempts, attemptResults, durations, progress, logsTail, error}.
 //
 // Runtime and registry calls wait out transient faults (dockerd or the
-// registry unreachable: retried 1 s, 2 s, … up to 30 s apart on durable
-// timers, bounded by the job's timeoutSeconds and by a Cancel); answers that
+// registry unreachable, or no cluster node free to place the attempt on:
+// retried 1 s, 2 s, … up to 30 s apart on durable timers, bounded by the
+// job's timeoutSeconds and by a Cancel); answers that
 // will not change (NotFound, RegistryUnauthorized, InvalidArgument) fail at
 // once (docs/job-spec.md#transient-faults).
 //
@@ -35,7 +36,7 @@
 //    "backoff" | "done",
 //    "attempt", "position" (queued), "retryAt" (backoff), "progress",
 //    "waitingOn" (while a call waits out a fault: {"reason": "runtime" |
-//    "registry", "lastError", "retryAt", "since", "failures"})}.
+//    "registry" | "placement", "lastError", "retryAt", "since", "failures"})}.
 //
 // Secrets (env and files) never enter the orchestration's input or history:
 // they are kept in a SecretVault (secret_vault.h), read by the activity that

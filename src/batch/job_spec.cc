@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <regex>
 #include <set>
 
 namespace baton::batch {
@@ -62,6 +63,19 @@ bool ValidUser(const std::string& u) {
   size_t colon = u.find(':');
   if (colon == std::string::npos) return number(u);
   return number(std::string_view(u).substr(0, colon)) && number(std::string_view(u).substr(colon + 1));
+}
+
+// Docker's reference grammar (distribution/reference): [domain/]path[:tag][@digest],
+// path components lower-case, digests sha256. What fails it would fail the
+// pull anyway, later; and the reference goes into Engine API paths.
+bool ValidImageReference(const std::string& image) {
+  static const std::regex kReference(
+      "^(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*"
+      "(?::[0-9]{1,5})?/)?"
+      "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+      "(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+      "(?:@sha256:[a-f0-9]{64})?$");
+  return image.size() <= 512 && std::regex_match(image, kReference);
 }
 
 bool ValidSecretFileName(const std::string& s) {
@@ -157,8 +171,10 @@ Status ParseContainer(const Json& j, const std::string& path, bool is_main, JobC
     return FieldError(path + "image", "is required: an image reference such as 127.0.0.1:5000/team/job:1");
   }
   c->image = j["image"];
-  if (c->image.size() > 512 || c->image.find(' ') != std::string::npos) {
-    return FieldError(path + "image", "is not a valid image reference");
+  if (!ValidImageReference(c->image)) {
+    return FieldError(path + "image",
+                      "is not a valid image reference: [registry/]repository[:tag][@sha256:<64 hex>], the repository "
+                      "in lower case");
   }
   if (j.contains("command")) BATON_RETURN_IF_ERROR(StringList(j["command"], path + "command", &c->command));
   if (j.contains("args")) BATON_RETURN_IF_ERROR(StringList(j["args"], path + "args", &c->args));
@@ -263,7 +279,7 @@ Result<JobSpec> ParseJobSpec(const Json& j) {
       policy = r;
     } else if (r.is_object()) {
       BATON_RETURN_IF_ERROR(OnlyKnown(r, "restartPolicy.", {"policy", "maxAttempts", "backoffSeconds"}));
-      policy = r.value("policy", "");
+      if (r.contains("policy") && r["policy"].is_string()) policy = r["policy"].get<std::string>();
       if (r.contains("maxAttempts")) {
         auto attempts = JsonInteger(r["maxAttempts"], 1, 100);
         if (!attempts) return FieldError("restartPolicy.maxAttempts", "must be an integer from 1 to 100");
@@ -290,7 +306,9 @@ Result<JobSpec> ParseJobSpec(const Json& j) {
   }
   if (j.contains("completion")) {
     const Json& c = j["completion"];
-    std::string mode = c.is_string() ? c.get<std::string>() : c.is_object() ? c.value("mode", "") : "";
+    std::string mode = c.is_string() ? c.get<std::string>()
+                       : c.is_object() && c.contains("mode") && c["mode"].is_string() ? c["mode"].get<std::string>()
+                                                                                       : "";
     if (mode == "exitCode") {
       spec.completion = CompletionMode::kExitCode;
     } else if (mode == "callback") {
@@ -302,6 +320,13 @@ Result<JobSpec> ParseJobSpec(const Json& j) {
       spec.job_port = static_cast<uint16_t>(*port);
       if (spec.network == runtime::NetworkMode::kNone) {
         return FieldError("network", "mode jobUrl needs network \"host\" or \"bridge\" to reach the job");
+      }
+      // On a bridge, Baton reaches the job through its port published on
+      // 127.0.0.1 (docs/job-protocol.md): published even if `ports` omits it.
+      std::vector<uint16_t>& ports = spec.containers[0].ports;
+      if (spec.network == runtime::NetworkMode::kBridge &&
+          std::find(ports.begin(), ports.end(), spec.job_port) == ports.end()) {
+        ports.insert(ports.begin(), spec.job_port);
       }
     } else {
       return FieldError(c.is_object() ? "completion.mode" : "completion", "must be exitCode, callback or jobUrl");

@@ -35,6 +35,9 @@ class Scheduler {
     t["weight"] = weight > 0 ? weight : 1.0;
   }
 
+  // Grants what fits after the limits changed (setTenant, setCapacity).
+  void Grant(EntityContext& ctx) { Dispatch(ctx, ""); }
+
   Json Request(const Json& in, EntityContext& ctx) {
     std::string job = in.value("job", "");
     if (job.empty()) throw DurableError("InvalidArgument", "request needs a job");
@@ -179,9 +182,18 @@ Json SchedulerEntity(EntityContext& ctx) {
   Json result;
   const std::string& op = ctx.OperationName();
   if (op == "setCapacity") {
-    scheduler.state()["capacity"] = {{"cpu", Number(input, "cpu")}, {"memoryMb", Number(input, "memoryMb")}};
+    Json capacity = {{"cpu", Number(input, "cpu")}, {"memoryMb", Number(input, "memoryMb")}};
+    // A cluster's: its largest node too (what one job can never exceed).
+    if (input.contains("largestNode") && input["largestNode"].is_object()) {
+      capacity["largestNode"] = {{"cpu", Number(input["largestNode"], "cpu")},
+                                 {"memoryMb", Number(input["largestNode"], "memoryMb")}};
+      capacity["nodes"] = Number(input, "nodes");
+    }
+    scheduler.state()["capacity"] = std::move(capacity);
+    scheduler.Grant(ctx);  // what fits now starts now
   } else if (op == "setTenant") {
     scheduler.SetTenant(input);
+    scheduler.Grant(ctx);
   } else if (op == "request") {
     result = scheduler.Request(input, ctx);
   } else if (op == "release") {

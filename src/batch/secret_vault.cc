@@ -1,6 +1,7 @@
 #include "batch/secret_vault.h"
 
 #include <map>
+#include <set>
 
 namespace baton::batch {
 namespace {
@@ -59,11 +60,25 @@ Status SecretVault::Put(const std::string& job_id, const JobSpec& spec) {
 
 Status SecretVault::Fill(const std::string& job_id, JobSpec* spec) {
   BATON_ASSIGN_OR_RETURN(std::vector<store::SealedSecret> sealed, store_.Get(job_id));
+  std::set<std::string> filled;  // "<container>\0<kind>\0<name>"
   for (const store::SealedSecret& s : sealed) {
     BATON_ASSIGN_OR_RETURN(std::string value, box_.Open(s.sealed, Aad(job_id, s.container, s.kind, s.name)));
     for (JobContainer& c : spec->containers) {
       if (c.name != s.container) continue;
       (s.kind == kFile ? c.secret_files : c.secret_env)[s.name] = value;
+      filled.insert(Aad("", s.container, s.kind, s.name));
+    }
+  }
+  for (const JobContainer& c : spec->containers) {
+    for (const auto* secrets : {&c.secret_env, &c.secret_files}) {
+      const char* kind = secrets == &c.secret_env ? kEnv : kFile;
+      for (const auto& [name, value] : *secrets) {
+        if (!filled.count(Aad("", c.name, kind, name))) {
+          return DataLossError("the secret " + std::string(kind == kEnv ? "env " : "file ") + name + " of container '" +
+                               c.name + "' of job " + job_id + " is not in the vault (deleted?); the job cannot run "
+                               "without it");
+        }
+      }
     }
   }
   return Status::Ok();

@@ -42,6 +42,9 @@ class SecretVault {
   Status Put(const std::string& job_id, const JobSpec& spec);
   // Fills the secret env and files of `spec`'s containers. DataLoss when a
   // value cannot be opened (another key file, or tampering).
+  // Every secret name of `spec` must be in the vault: a missing one (swept,
+  // deleted, a data dir restored without it) is DataLoss naming it, never a
+  // job started with the redacted "***" in its place.
   Status Fill(const std::string& job_id, JobSpec* spec);
   // Deletes the job's secrets (OK when it has none).
   Status Delete(const std::string& job_id);

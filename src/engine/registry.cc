@@ -1,5 +1,7 @@
 #include "baton/registry.h"
 
+#include "baton/instance.h"
+
 namespace baton {
 
 Status Registry::AddOrchestrator(std::string name, OrchestratorFn fn) {
@@ -44,6 +46,18 @@ const OrchestratorFn* Registry::FindOrchestrator(std::string_view name) const {
 const ActivityFn* Registry::FindActivity(std::string_view name) const {
   auto it = activities_.find(name);
   return it == activities_.end() ? nullptr : &it->second;
+}
+
+bool Registry::IsPlatformName(std::string_view name) { return name.substr(0, kPlatformPrefix.size()) == kPlatformPrefix; }
+
+const OrchestratorFn* Registry::FindOrchestratorFor(std::string_view name, std::string_view instance_id) const {
+  if (IsPlatformName(name) && !HubOf(instance_id).empty()) return nullptr;
+  return FindOrchestrator(name);
+}
+
+const ActivityFn* Registry::FindActivityFor(std::string_view name, std::string_view instance_id) const {
+  if (IsPlatformName(name) && !HubOf(instance_id).empty()) return nullptr;
+  return FindActivity(name);
 }
 
 std::vector<std::string> Registry::OrchestratorNames() const {

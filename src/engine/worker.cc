@@ -42,8 +42,7 @@ class Worker::Impl {
         registry_(registry),
         options_(std::move(options)),
         clock_(options_.clock ? options_.clock : SystemClock()),
-        cache_(options_.cache_max_bytes, options_.cache_max_bytes == 0 ? 0 : options_.cache_max_instances),
-        lookup_([this](std::string_view name) { return registry_.FindOrchestrator(name); }) {}
+        cache_(options_.cache_max_bytes, options_.cache_max_bytes == 0 ? 0 : options_.cache_max_instances) {}
 
   ~Impl() { Stop(); }
 
@@ -136,7 +135,7 @@ class Worker::Impl {
   void RunActivity(ActivityWorkItem item) {
     const ActivityTask& task = item.task;
     HistoryEvent result;
-    const ActivityFn* fn = registry_.FindActivity(task.name);
+    const ActivityFn* fn = registry_.FindActivityFor(task.name, task.instance_id);
     if (fn == nullptr && options_.external != nullptr) {
       options_.external->DispatchActivity(std::move(item));
       return;
@@ -260,7 +259,7 @@ class Worker::Impl {
         (item.instance.status == OrchestrationStatus::kPending || item.instance.status == OrchestrationStatus::kFailed)) {
       if (Rewind(item)) return;  // false: nothing ended, nothing to rewind (a repeated request)
     }
-    if (options_.external != nullptr && registry_.FindOrchestrator(item.instance.name) == nullptr) {
+    if (options_.external != nullptr && registry_.FindOrchestratorFor(item.instance.name, id) == nullptr) {
       DispatchExternal(item);
       return;
     }
@@ -285,7 +284,7 @@ class Worker::Impl {
         return;
       }
       entry = std::make_shared<engine::CachedOrchestration>();
-      entry->executor = std::make_unique<core::Executor>(lookup_, id);
+      entry->executor = std::make_unique<core::Executor>(LookupFor(id), id);
       for (const HistoryEvent& e : *history) entry->executor->Apply(e, /*replaying=*/true);
       entry->execution_id = item.instance.execution_id;
       entry->history_generation = item.history_generation;
@@ -454,7 +453,7 @@ class Worker::Impl {
     history.push_back(HistoryEvent{-1, now, started});
     for (const HistoryEvent& e : completion.carryover_events) history.push_back(e);
 
-    auto fresh = std::make_unique<core::Executor>(lookup_, instance_id);
+    auto fresh = std::make_unique<core::Executor>(LookupFor(instance_id), instance_id);
     for (const HistoryEvent& e : history) fresh->Apply(e, /*replaying=*/false);
     applied_events_ += history.size();
     core::Episode episode = fresh->TakeEpisode();
@@ -592,7 +591,11 @@ class Worker::Impl {
   const WorkerOptions options_;
   std::shared_ptr<Clock> clock_;
   engine::OrchestrationCache cache_;
-  core::OrchestratorLookup lookup_;
+  // The orchestrators an instance may run: platform ones only in the
+  // default hub (Registry::FindOrchestratorFor).
+  core::OrchestratorLookup LookupFor(const std::string& instance_id) const {
+    return [this, instance_id](std::string_view name) { return registry_.FindOrchestratorFor(name, instance_id); };
+  }
 
   std::mutex lifecycle_mu_;
   std::atomic<bool> running_{false};

@@ -67,4 +67,22 @@ Status Admission::AdmitObject(const std::string& tenant, const std::string& kind
   return Status::Ok();
 }
 
+std::unique_ptr<Admission::WaitSlot> Admission::TryWait(const std::string& tenant) {
+  std::lock_guard lock(wait_mu_);
+  if (waits_ >= total_waits_) return nullptr;
+  if (!tenant.empty()) {
+    int& mine = tenant_waits_[tenant];
+    if (mine >= kWaitsPerTenant) return nullptr;
+    ++mine;
+  }
+  ++waits_;
+  return std::make_unique<WaitSlot>(this, tenant);
+}
+
+void Admission::ReleaseWait(const std::string& tenant) {
+  std::lock_guard lock(wait_mu_);
+  --waits_;
+  if (!tenant.empty() && --tenant_waits_[tenant] <= 0) tenant_waits_.erase(tenant);
+}
+
 }  // namespace baton::tenancy

@@ -10,6 +10,12 @@
 //     which scans the store; it is cached for kCountRefresh and what was
 //     admitted since is added to it, so a burst cannot slip past the cap and
 //     the store is not scanned per request.
+//   - TryWait: a long wait (a followed log, a start that waits for the
+//     end) holds one of the HTTP server's handler threads for as long as it
+//     lasts. A tenant may hold kWaitsPerTenant of them at once and all
+//     callers together `total_waits`; a caller refused a slot answers at
+//     once instead of waiting (which the API allows: a long poll may always
+//     return early). So no tenant can take every handler thread.
 //
 // Limits are per node: with N nodes a tenant gets up to N times the request
 // rate. The object caps are read from the shared store, so they hold for the
@@ -21,6 +27,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 
@@ -37,6 +44,26 @@ class Admission {
   // `now` is injectable so that tests move time without sleeping.
   explicit Admission(TenantDirectory& directory, SteadyNow now = std::chrono::steady_clock::now)
       : directory_(directory), now_(std::move(now)) {}
+
+  static constexpr int kWaitsPerTenant = 4;
+  // A held wait slot; destroying it gives the slot back.
+  class WaitSlot {
+   public:
+    WaitSlot(Admission* admission, std::string tenant) : admission_(admission), tenant_(std::move(tenant)) {}
+    WaitSlot(const WaitSlot&) = delete;
+    WaitSlot& operator=(const WaitSlot&) = delete;
+    ~WaitSlot() { admission_->ReleaseWait(tenant_); }
+
+   private:
+    Admission* admission_;
+    std::string tenant_;
+  };
+  // How many waits all callers may hold at once (default 16: a quarter of
+  // the HTTP server's 64 handler threads). Set before serving.
+  void SetTotalWaits(int total) { total_waits_ = total; }
+  // A slot for one long wait of `tenant` ("" = an admin, limited by the
+  // total only); null when the tenant or everyone holds all they may.
+  std::unique_ptr<WaitSlot> TryWait(const std::string& tenant);
 
   // OK, or ResourceExhausted whose message says the limit; `*retry_after`
   // (when not null) is then set to when one request will be admitted again.
@@ -61,12 +88,18 @@ class Admission {
     std::chrono::steady_clock::time_point counted;
   };
 
+  void ReleaseWait(const std::string& tenant);
+
   TenantDirectory& directory_;
   SteadyNow now_;
   std::mutex mu_;
   std::map<std::string, Bucket> buckets_;
   std::map<std::pair<std::string, std::string>, Count> counts_;
   std::mutex count_mu_;  // serializes recounts, so a burst scans the store once
+  std::mutex wait_mu_;
+  int total_waits_ = 16;
+  int waits_ = 0;
+  std::map<std::string, int> tenant_waits_;
 };
 
 }  // namespace baton::tenancy

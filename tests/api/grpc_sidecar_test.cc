@@ -34,6 +34,19 @@ class SidecarTest : public ::testing::Test {
       Json approval = co_await ctx.WaitForExternalEvent("approve");
       co_return approval;
     }));
+    // The platform's own functions ("baton." names, like the job
+    // orchestration and its activities): only the default hub may run them.
+    BATON_ASSERT_OK(registry_.AddActivity("baton.Secret", [](ActivityContext&) -> Json { return "platform-secret"; }));
+    BATON_ASSERT_OK(registry_.AddOrchestrator("baton.Run", [](OrchestrationContext&) -> Task<Json> {
+      co_return "platform-ran";
+    }));
+    BATON_ASSERT_OK(registry_.AddOrchestrator("CallsPlatform", [](OrchestrationContext& ctx) -> Task<Json> {
+      try {
+        co_return co_await ctx.CallActivity("baton.Secret", Json());
+      } catch (const TaskFailedError& e) {
+        co_return e.details().error_type;
+      }
+    }));
     BATON_ASSERT_OK(registry_.AddEntity("counter", [](EntityContext& ctx) -> Json {
       int64_t value = ctx.GetState<int64_t>(0);
       if (ctx.OperationName() == "add") ctx.SetState(value + ctx.GetInput<int64_t>());
@@ -230,6 +243,31 @@ TEST_F(SidecarTest, TenantsSeeOnlyTheirOwnHub) {
   ASSERT_TRUE(Start("other", "Hello", "mine", "\"B\"").ok());
   EXPECT_EQ(WaitDone("other", "mine").orchestrationstate().output().value(), "\"Hello, B!\"");
   EXPECT_EQ(WaitDone("acme", "mine").orchestrationstate().output().value(), "\"Hello, A!\"");
+}
+
+// A tenant must not run the platform's functions with inputs of its own
+// choosing (the job orchestration would run any spec, with any job's
+// secrets): started in its hub, called from its orchestrations, they are not
+// there; the default hub still runs them.
+TEST_F(SidecarTest, PlatformFunctionsRunOnlyInTheDefaultHub) {
+  ASSERT_TRUE(Start("acme", "baton.Run", "run", "null").ok());
+  ::GetInstanceResponse run = WaitDone("acme", "run");
+  EXPECT_NE(run.orchestrationstate().output().value(), "\"platform-ran\"");
+  EXPECT_EQ(run.orchestrationstate().orchestrationstatus(), ::ORCHESTRATION_STATUS_FAILED);
+
+  ASSERT_TRUE(Start("acme", "CallsPlatform", "calls", "null").ok());
+  EXPECT_EQ(WaitDone("acme", "calls").orchestrationstate().output().value(), "\"ActivityNotFound\"");
+
+  auto platform = client_->ScheduleNewOrchestration("CallsPlatform", Json());
+  ASSERT_TRUE(platform.ok());
+  auto done = client_->WaitForCompletion(*platform, 30s, /*include_payloads=*/true);
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(done->output, "\"platform-secret\"");
+  auto ran = client_->ScheduleNewOrchestration("baton.Run", Json());
+  ASSERT_TRUE(ran.ok());
+  done = client_->WaitForCompletion(*ran, 30s, /*include_payloads=*/true);
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(done->output, "\"platform-ran\"");
 }
 
 TEST_F(SidecarTest, QueryListPageAndPurge) {

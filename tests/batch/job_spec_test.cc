@@ -98,6 +98,49 @@ TEST(JobSpecTest, RejectionsNameTheField) {
   EXPECT_EQ(FieldFor(j), "timeoutSeconds");
 }
 
+// An image Docker cannot parse used to be accepted (202) and fail later
+// with "invalid reference format"; one with CR/LF or '?' went as is into an
+// Engine API path. Refused at submit, naming the field.
+TEST(JobSpecTest, ImageReferencesFollowDockersGrammar) {
+  for (const char* good : {"127.0.0.1:5000/team/render:1", "127.0.0.1:5000/team/render",
+                           "localhost:5000/a/b-c_d.e/f__g:v1.2-rc_3",
+                           "127.0.0.1:5000/team/render@sha256:65b25bbd39016eb114398fe023e60b3703acb42373f32f5d22a17b138fa022cb",
+                           "registry.example.com/team/render:1@sha256:65b25bbd39016eb114398fe023e60b3703acb42373f32f5d22a17b138fa022cb",
+                           "busybox", "library/busybox:1.36"}) {
+    Json j = Minimal();
+    j["image"] = good;
+    EXPECT_TRUE(ParseJobSpec(j).ok()) << good;
+  }
+  for (const char* bad : {"127.0.0.1:5000/team/Render:1", "127.0.0.1:5000/team/../other/x:1",
+                          "127.0.0.1:5000/team/x:1\r\nX-Injected:1", "127.0.0.1:5000/team/x@sha256:abc?x",
+                          "127.0.0.1:5000/team/x:1#frag", "127.0.0.1:5000//x:1", "127.0.0.1:5000/team/x:",
+                          "127.0.0.1:5000/team/x@sha256:65B25BBD39016EB114398FE023E60B3703ACB42373F32F5D22A17B138FA022CB",
+                          "/team/x:1", "127.0.0.1:5000/team/x:-1", "127.0.0.1:5000/team/x%2f:1"}) {
+    Json j = Minimal();
+    j["image"] = bad;
+    EXPECT_EQ(FieldFor(j), "image") << bad;
+    Json s = Minimal();
+    s["sidecars"] = Json::array({{{"name", "side"}, {"image", bad}}});
+    EXPECT_EQ(FieldFor(s), "sidecars[0].image") << bad;
+  }
+}
+
+// docs/job-protocol.md: with "network": "bridge", Baton publishes the job
+// URL's port on 127.0.0.1. A spec that did not list it in `ports` used to be
+// accepted and fail at run time ("the job port is not published").
+TEST(JobSpecTest, AJobUrlOnABridgeHasItsPortPublished) {
+  Json j = Minimal();
+  j["network"] = "bridge";
+  j["completion"] = {{"mode", "jobUrl"}, {"port", 8080}};
+  auto spec = ParseJobSpec(j);
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  EXPECT_EQ(spec->containers[0].ports, std::vector<uint16_t>{8080});
+  j["ports"] = {8080, 9090};
+  spec = ParseJobSpec(j);
+  ASSERT_TRUE(spec.ok());
+  EXPECT_EQ(spec->containers[0].ports, (std::vector<uint16_t>{8080, 9090}));
+}
+
 TEST(JobSpecTest, AJobThatCanNeverFitIsRejectedWithTheField) {
   Json j = Minimal();
   j["cpu"] = 3;

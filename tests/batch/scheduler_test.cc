@@ -168,5 +168,29 @@ TEST_F(SchedulerTest, TenantQuotaHoldsEvenWithFreeCapacity) {
   Finish(second);
 }
 
+// An admin who raises a tenant's quota (or a restart with more capacity)
+// starts the jobs it queued, without waiting for one of its running jobs to
+// end (which may take hours, or never come when none runs).
+TEST_F(SchedulerTest, RaisingAQuotaOrTheCapacityStartsWhatFitsNow) {
+  Configure(Json{{"cpu", 8}, {"memoryMb", 8192}}, "setCapacity");
+  Configure(Json{{"tenant", "grows"}, {"jobs", 1}, {"cpu", 0}, {"memoryMb", 0}, {"weight", 1}}, "setTenant");
+  Submit("g-1", "grows", 1);
+  Submit("g-2", "grows", 1);
+  ASSERT_TRUE(Eventually([&] {
+    return (Running("g-1") && Waiting("g-2")) || (Running("g-2") && Waiting("g-1"));
+  })) << Dump();
+  Configure(Json{{"tenant", "grows"}, {"jobs", 2}, {"cpu", 0}, {"memoryMb", 0}, {"weight", 1}}, "setTenant");
+  EXPECT_TRUE(Eventually([&] { return Running("g-1") && Running("g-2"); })) << Dump();
+
+  // The node's capacity: a job too big for it waits, then starts when it grows.
+  Submit("g-3", "other", 16);
+  ASSERT_TRUE(Eventually([&] { return Waiting("g-3"); })) << Dump();
+  Configure(Json{{"cpu", 32}, {"memoryMb", 8192}}, "setCapacity");
+  EXPECT_TRUE(Eventually([&] { return Running("g-3"); })) << Dump();
+  for (const char* job : {"g-1", "g-2", "g-3"}) {
+    if (Running(job)) Finish(job);
+  }
+}
+
 }  // namespace
 }  // namespace baton::batch

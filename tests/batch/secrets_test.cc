@@ -99,6 +99,27 @@ TEST(SecretsVaultTest, SecretsAreSealedOnDiskFilledBackAndGoneAfterDelete) {
   }
 }
 
+// A job whose sealed secrets are gone (swept, deleted, a data dir restored
+// without them) must not start with the redacted "***" as its secrets.
+TEST(SecretsVaultTest, FillRefusesASpecWhoseSecretsAreNotInTheVault) {
+  testing::TempDir dir;
+  testing::SqlitePlatform platform;
+  ASSERT_TRUE(platform.Open(dir.path()).ok());
+  auto& vault = platform.vault;
+  batch::JobSpec never_put = SpecWithSecrets("***", "***");
+  Status missing = vault->Fill("job.acme.2", &never_put);
+  EXPECT_EQ(missing.code(), StatusCode::kDataLoss) << missing.ToString();
+  EXPECT_NE(missing.message().find("PASSWORD"), std::string::npos) << missing.ToString();
+  ASSERT_TRUE(vault->Put("job.acme.3", SpecWithSecrets("v", "f")).ok());
+  ASSERT_TRUE(vault->Delete("job.acme.3").ok());
+  batch::JobSpec deleted = SpecWithSecrets("***", "***");
+  EXPECT_EQ(vault->Fill("job.acme.3", &deleted).code(), StatusCode::kDataLoss);
+  // A spec without secrets needs nothing from the vault.
+  auto plain = batch::ParseJobSpec(Json{{"name", "p"}, {"image", "127.0.0.1:5000/acme/p:1"}});
+  ASSERT_TRUE(plain.ok());
+  EXPECT_TRUE(vault->Fill("job.acme.4", &*plain).ok());
+}
+
 TEST(SecretsVaultTest, AnotherKeyCannotOpenAndRotationResealsEverything) {
   testing::TempDir dir;
   auto secrets = store::OpenSqliteSecretStore(dir.File("secrets.db"));

@@ -2,6 +2,7 @@
 // scripts/docker-up (scripts/test runs it first). Test images are built here,
 // FROM scratch with the static testjob program; nothing comes from the internet.
 #include "runtime/docker/docker_runtime.h"
+#include "runtime/exec_shim/exec_shim.h"
 #include "testing/test_image.h"
 #include "testing/test_util.h"
 
@@ -9,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <optional>
@@ -216,6 +218,47 @@ TEST_F(DockerRuntimeTest, SecretEnvReachesTheContainerAndNothingElse) {
   auto failed = runtime_->CreateGroup(bad);
   ASSERT_FALSE(failed.ok());
   EXPECT_EQ(failed.status().message().find(secret), std::string::npos) << failed.status().message();
+}
+
+// The default secrets dir is under /dev/shm, which every local user may
+// write: one could create it first (or a symlink in its place) and plant
+// .bin/baton-exec-<size>, which Baton would mount as /run/baton/exec into
+// every job with secret env, the secrets in its hands. A secrets dir (or
+// anything in it) that is not this process's own is refused, never used.
+TEST_F(DockerRuntimeTest, SecretsDirOfAnotherUserIsNeverUsed) {
+  testing::TempDir dir;
+  constexpr uid_t kOther = 4242;
+  const std::string squatted = dir.File("squatted");
+  ASSERT_EQ(::mkdir(squatted.c_str(), 0777), 0);
+  ASSERT_EQ(::mkdir((squatted + "/.bin").c_str(), 0777), 0);
+  const std::string planted = squatted + "/.bin/baton-exec-" + std::to_string(ExecShimProgram().size());
+  {
+    std::ofstream out(planted, std::ios::binary);
+    out << std::string(ExecShimProgram().size(), 'x');
+  }
+  ASSERT_EQ(::chmod(planted.c_str(), 0755), 0);
+  for (const std::string& p : {squatted, squatted + "/.bin", planted}) ASSERT_EQ(::chown(p.c_str(), kOther, kOther), 0);
+  const std::string linked = dir.File("linked");
+  ASSERT_EQ(::symlink(squatted.c_str(), linked.c_str()), 0);
+
+  for (const std::string& secrets_dir : {squatted, linked}) {
+    DockerRuntime runtime("/var/run/docker.sock", secrets_dir);
+    GroupSpec spec;
+    spec.name = Unique("squat");
+    ContainerSpec c = Job("main", {"env", "TOKEN"});
+    c.secret_env["TOKEN"] = "squatted-" + std::to_string(getpid());
+    spec.containers = {c};
+    groups_.push_back(spec.name);
+    auto created = runtime.CreateGroup(spec);
+    EXPECT_FALSE(created.ok()) << secrets_dir << ": a secrets dir of uid " << kOther << " was used";
+    if (!created.ok()) {
+      EXPECT_NE(created.status().message().find(secrets_dir), std::string::npos) << created.status().message();
+    }
+    struct stat st {};
+    ASSERT_EQ(::lstat(squatted.c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, kOther);
+    EXPECT_EQ(testing::ReadWholeFile(planted), std::string(ExecShimProgram().size(), 'x'));
+  }
 }
 
 TEST_F(DockerRuntimeTest, LogsKeepStdoutAndStderrApartAndStatsAreReported) {

@@ -113,6 +113,28 @@ TEST(AdmissionRateTest, ABurstIsAdmittedThenTheRateAndOtherTenantsKeepTheirOwnBu
   EXPECT_EQ(admitted, 5);
 }
 
+TEST(AdmissionWaitTest, ATenantHoldsAFewWaitSlotsAndEveryoneTogetherAFixedNumber) {
+  testing::TempDir dir;
+  auto tenant_store = store::OpenSqliteTenantStore(dir.File("tenants.db"));
+  ASSERT_TRUE(tenant_store.ok());
+  auto directory = std::make_unique<TenantDirectory>(**tenant_store);
+  Admission admission(*directory);
+  admission.SetTotalWaits(6);
+  std::vector<std::unique_ptr<Admission::WaitSlot>> held;
+  for (int i = 0; i < 10; ++i) {
+    if (auto slot = admission.TryWait("greedy")) held.push_back(std::move(slot));
+  }
+  EXPECT_EQ(held.size(), static_cast<size_t>(Admission::kWaitsPerTenant));
+  // Others still get slots, up to the total; admins count in the total only.
+  auto other = admission.TryWait("other");
+  auto admin = admission.TryWait("");
+  EXPECT_TRUE(other && admin);
+  EXPECT_EQ(admission.TryWait("third"), nullptr);
+  // A slot given back is free again.
+  held.pop_back();
+  EXPECT_NE(admission.TryWait("third"), nullptr);
+}
+
 TEST(AdmissionCapTest, ObjectsAreCountedOnceThenReservedUntilTheRecount) {
   testing::TempDir dir;
   auto tenant_store = store::OpenSqliteTenantStore(dir.File("tenants.db"));

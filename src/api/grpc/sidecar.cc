@@ -191,9 +191,33 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     return GrpcStatus::OK;
   }
 
+  // A wait holds a thread: a hub gets max_waits_per_hub at once.
+  class WaitGuard {
+   public:
+    WaitGuard(Service* s, std::string prefix) : s_(s), prefix_(std::move(prefix)) {}
+    ~WaitGuard() {
+      std::lock_guard lock(s_->mu_);
+      if (--s_->waits_[prefix_] <= 0) s_->waits_.erase(prefix_);
+    }
+
+   private:
+    Service* s_;
+    std::string prefix_;
+  };
+
   GrpcStatus Wait(ServerContext* ctx, const ::GetInstanceRequest* req, ::GetInstanceResponse* resp, bool completion) {
     BATON_GRPC_HUB(ctx, prefix);
     BATON_GRPC_ID(prefix, req->instanceid(), id);
+    {
+      std::lock_guard lock(mu_);
+      if (!prefix.empty() && waits_[prefix] >= options_.max_waits_per_hub) {
+        return GrpcStatus(::grpc::StatusCode::RESOURCE_EXHAUSTED,
+                          "this task hub already has " + std::to_string(options_.max_waits_per_hub) +
+                              " waits open; try again when one ends");
+      }
+      ++waits_[prefix];
+    }
+    WaitGuard guard(this, prefix);
     auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(options_.max_wait);
     if (ctx->deadline() != std::chrono::system_clock::time_point::max()) {
       timeout = std::min(timeout, std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -652,6 +676,16 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     stream->max_entities = std::max(0, req->maxconcurrententityworkitems());
     {
       std::lock_guard lock(mu_);
+      // A stream holds a server thread for its whole life: a hub gets a few
+      // (an SDK worker process opens one), the server a bounded number.
+      const int of_hub = static_cast<int>(std::count_if(
+          streams_.begin(), streams_.end(), [&](const auto& s) { return s.second->prefix == prefix; }));
+      if (of_hub >= options_.max_worker_streams_per_hub ||
+          static_cast<int>(streams_.size()) >= options_.max_worker_streams) {
+        return GrpcStatus(::grpc::StatusCode::RESOURCE_EXHAUSTED,
+                          "too many worker streams: a task hub may have " +
+                              std::to_string(options_.max_worker_streams_per_hub) + " open at once");
+      }
       stream->id = ++next_stream_;
       streams_[stream->id] = stream;
     }
@@ -1069,6 +1103,7 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
   std::mutex mu_;
   std::condition_variable cv_;
   std::map<uint64_t, std::shared_ptr<WorkerStream>> streams_;
+  std::map<std::string, int> waits_;  // open WaitForInstance… calls by hub prefix
   std::map<std::string, PendingWork> pending_;
   uint64_t next_stream_ = 0;
   std::map<std::string, std::chrono::steady_clock::time_point> last_no_worker_warning_;  // by hub prefix
@@ -1099,6 +1134,11 @@ class Sidecar::Impl {
     // The same bound as the HTTP body limit by default: one message must not
     // cost the server more than one request may (larger: RESOURCE_EXHAUSTED).
     builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<size_t>(options_.max_message_bytes, INT32_MAX)));
+    // A backstop for every thread the sync server would start (the per-hub
+    // caps of the service come first).
+    ::grpc::ResourceQuota quota("baton-sidecar");
+    quota.SetMaxThreads(std::max(16, options_.max_threads));
+    builder.SetResourceQuota(quota);
     builder.RegisterService(&service_);
     server_ = builder.BuildAndStart();
     if (!server_ || port_ == 0) {

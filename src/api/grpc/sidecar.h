@@ -51,6 +51,15 @@ struct SidecarOptions {
   // fails with RESOURCE_EXHAUSTED before it is read. `baton serve` sets the
   // HTTP body limit unless --grpc-max-message-bytes says otherwise.
   size_t max_message_bytes = 1 << 20;
+  // Each GetWorkItems stream and each WaitForInstance… call holds a server
+  // thread for as long as it lasts. Open at once, at most: worker streams
+  // per task hub and in all, waits per task hub. One more is refused with
+  // RESOURCE_EXHAUSTED (retryable), so no tenant can take every thread.
+  int max_worker_streams_per_hub = 16;
+  int max_worker_streams = 512;
+  int max_waits_per_hub = 16;
+  // The gRPC server's threads, at most (a backstop: the caps above come first).
+  int max_threads = 2048;
 };
 
 class Sidecar {

@@ -1,5 +1,7 @@
 #include "api/http/http_server.h"
 
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,6 +11,8 @@
 #include <atomic>
 #include <cctype>
 #include <condition_variable>
+#include <fstream>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -236,6 +240,7 @@ class HttpServer::Impl {
       return InvalidArgumentError("invalid public URL '" + options_.public_url +
                                   "': expected http(s)://host[:port][/path], no trailing '/'");
     }
+    max_connections_ = EffectiveMaxConnections(options_.max_connections);
     if (!options_.unix_socket.empty()) return StartLocal();
     tcp::endpoint endpoint(address, options_.port);
     acceptor_.open(endpoint.protocol(), ec);
@@ -296,21 +301,102 @@ class HttpServer::Impl {
   }
 
  private:
+  // A quarter of the open-files limit, at most 4096 (and `configured` when
+  // that is lower): the rest stays for stores, Docker and the registry.
+  static size_t EffectiveMaxConnections(size_t configured) {
+    rlimit files{};
+    size_t bound = 4096;
+    if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY) {
+      bound = std::min<size_t>(bound, std::max<size_t>(16, files.rlim_cur / 4));
+    }
+    return configured == 0 ? bound : std::min(configured, bound);
+  }
+
+  // Who is at the other end of a unix socket: the cgroup of its process (a
+  // container's own), or its pid when that cannot be read.
+  static std::string PeerOf(int fd) {
+    ucred cred{};
+    socklen_t size = sizeof cred;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &size) != 0) return "?";
+    std::ifstream in("/proc/" + std::to_string(cred.pid) + "/cgroup");
+    std::string cgroup((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return cgroup.empty() ? "pid:" + std::to_string(cred.pid) : cgroup;
+  }
+
+  // A connection's place under the caps; given back when the session ends.
+  class Slot {
+   public:
+    Slot(Impl* server, std::string peer) : server_(server), peer_(std::move(peer)) {}
+    Slot(const Slot&) = delete;
+    Slot& operator=(const Slot&) = delete;
+    ~Slot() { server_->Release(peer_); }
+
+   private:
+    Impl* server_;
+    std::string peer_;
+  };
+
+  // A slot for a new connection from `peer`, or null when over a cap.
+  std::unique_ptr<Slot> Admit(const std::string& peer) {
+    std::lock_guard lock(connections_mu_);
+    if (connections_ >= max_connections_) return nullptr;
+    if (!peer.empty() && options_.max_connections_per_peer > 0 &&
+        peer_connections_[peer] >= options_.max_connections_per_peer) {
+      return nullptr;
+    }
+    ++connections_;
+    if (!peer.empty()) ++peer_connections_[peer];
+    return std::make_unique<Slot>(this, peer);
+  }
+  void Release(const std::string& peer) {
+    std::lock_guard lock(connections_mu_);
+    --connections_;
+    if (!peer.empty() && --peer_connections_[peer] == 0) peer_connections_.erase(peer);
+  }
+
+  // Says why connections are refused or accepts fail, at most once a second.
+  void WarnAccept(const std::string& what) {
+    const auto now = std::chrono::steady_clock::now();
+    std::lock_guard lock(connections_mu_);
+    ++warnings_skipped_;
+    if (now - last_warning_ < std::chrono::seconds(1)) return;
+    util::Log().warn("http {}: {} (x{} in the last second)", options_.unix_socket.empty() ? "server" : options_.unix_socket,
+                     what, warnings_skipped_);
+    last_warning_ = now;
+    warnings_skipped_ = 0;
+  }
+
   template <class Acceptor>
   asio::awaitable<void> Accept(Acceptor& acceptor) {
     for (;;) {
       auto [ec, socket] = co_await acceptor.async_accept(kTuple);
       if (ec) {
         if (ec == asio::error::operation_aborted || stopped_) co_return;
-        util::Log().warn("http accept failed: {}", ec.message());
+        // Out of file descriptors (EMFILE, ENFILE) or another accept error:
+        // pause instead of spinning on it; connections that end free some.
+        WarnAccept("accept failed: " + ec.message());
+        asio::steady_timer pause(io_, std::chrono::milliseconds(100));
+        co_await pause.async_wait(kTuple);
         continue;
       }
-      asio::co_spawn(io_, Session(std::move(socket)), asio::detached);
+      std::string peer;
+      if constexpr (std::is_same_v<Acceptor, asio::local::stream_protocol::acceptor>) {
+        if (options_.max_connections_per_peer > 0) peer = PeerOf(socket.native_handle());
+      }
+      std::unique_ptr<Slot> slot = Admit(peer);
+      if (!slot) {
+        WarnAccept("connection refused: over the cap of " + std::to_string(max_connections_) + " connections, or " +
+                   std::to_string(options_.max_connections_per_peer) + " from one peer");
+        boost::system::error_code ignored;
+        socket.close(ignored);
+        continue;
+      }
+      asio::co_spawn(io_, Session(std::move(socket), std::move(slot)), asio::detached);
     }
   }
 
   template <class Socket>
-  asio::awaitable<void> Session(Socket socket) {
+  asio::awaitable<void> Session(Socket socket, std::unique_ptr<Slot> slot) {
     beast::basic_stream<typename Socket::protocol_type> stream(std::move(socket));
     beast::flat_buffer buffer;
     const RequestLimits limits{options_.max_header_bytes, options_.max_body_bytes};
@@ -419,6 +505,12 @@ class HttpServer::Impl {
   std::mutex mu_;
   std::condition_variable cv_;
   int in_flight_ = 0;
+  std::mutex connections_mu_;
+  size_t max_connections_ = 0;
+  size_t connections_ = 0;
+  std::map<std::string, size_t> peer_connections_;
+  std::chrono::steady_clock::time_point last_warning_{};
+  int64_t warnings_skipped_ = 0;
 };
 
 HttpServer::HttpServer(HttpServerOptions options, const Router& router)

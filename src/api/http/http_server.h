@@ -91,6 +91,16 @@ struct HttpServerOptions {
   // mode 0666 (who may reach it is decided by its directory). Used for the
   // job callback endpoint that containers reach without a network.
   std::string unix_socket;
+  // Connections open at once. 0 = a quarter of the process's open-files
+  // limit (at most 4096); a configured value is bounded by that too. One
+  // over the cap is closed at once, so no client can starve the process of
+  // file descriptors (every store, Docker and registry call needs some).
+  size_t max_connections = 0;
+  // Unix socket only: connections open at once from one peer, a peer being
+  // the cgroup of the connecting process (one container), found with
+  // SO_PEERCRED. 0 = no per-peer cap. Keeps one job from taking every slot
+  // of the callback socket that all jobs share.
+  size_t max_connections_per_peer = 0;
 };
 
 class HttpServer {

@@ -6,6 +6,7 @@
 #include "api/http/request_util.h"
 #include "batch/job_policy.h"
 #include "batch/job_view.h"
+#include "batch/runtime_support.h"
 #include "batch/scheduler.h"
 
 namespace baton::api {
@@ -121,10 +122,18 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
     if (Status s = batch::CheckJobPolicy(*spec, tenant, s_.platform_registry, grants); !s.ok()) {
       return ErrorResponse(s, batch::FieldOf(s));
     }
+    if (Status s = batch::CheckRuntimeSupport(
+            *spec, s_.runtime != nullptr ? s_.runtime->Features() : runtime::RuntimeFeatures{}); !s.ok()) {
+      return ErrorResponse(422, "NotSupported", s.message(), batch::FieldOf(s));
+    }
     Json scheduler = SchedulerSnapshot();
     Json capacity = scheduler.value("capacity", Json::object());
+    // A cluster's job must fit one node: its largest (cluster_capacity.h).
+    const bool cluster = capacity.contains("largestNode") && capacity["largestNode"].is_object();
+    if (cluster) capacity = capacity["largestNode"];
     batch::Capacity node{capacity.value("cpu", 0.0), static_cast<int64_t>(capacity.value("memoryMb", 0.0)) << 20};
-    if (Status s = batch::FitsWithin(*spec, node, "the node has"); !s.ok()) {
+    if (Status s = batch::FitsWithin(*spec, node, cluster ? "the largest node of the cluster has" : "the node has");
+        !s.ok()) {
       return ErrorResponse(422, "NeverFits", s.message(), batch::FieldOf(s));
     }
     Json quota = scheduler.value("tenants", Json::object()).value(tenant, Json::object()).value("quota", Json::object());
@@ -249,6 +258,13 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
     if (!after) return error;
     auto follow = ParseBool(m, "follow", false, &error);
     if (!follow) return error;
+    // A follow holds a handler thread while it waits: without a wait slot
+    // (Admission::TryWait) it answers at once, as a follow may.
+    std::unique_ptr<tenancy::Admission::WaitSlot> wait_slot;
+    if (*follow && s_.admission != nullptr) {
+      wait_slot = s_.admission->TryWait(tenant);
+      if (!wait_slot) *follow = false;
+    }
     auto timeout = ParseInt(m, "timeout", 20, 1, s_.max_follow.count(), &error);
     if (!timeout) return error;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(*timeout);

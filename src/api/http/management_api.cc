@@ -346,6 +346,13 @@ class Api : public std::enable_shared_from_this<Api> {
 
   HttpResponse WaitAndAnswer(const RouteMatch& m, const Caller& c, const std::string& internal_id,
                              const std::string& external_id, std::chrono::seconds timeout) {
+    // The wait holds a handler thread: without a wait slot it is skipped,
+    // and the answer is the 202 a wait that ran out would give.
+    std::unique_ptr<tenancy::Admission::WaitSlot> slot;
+    if (options_.admission != nullptr) {
+      slot = options_.admission->TryWait(c.principal.admin ? std::string() : c.hub);
+      if (!slot) return Accepted(m, c, external_id);
+    }
     auto state = client_.WaitForCompletion(internal_id, timeout, /*include_payloads=*/true);
     if (!state.ok()) return Accepted(m, c, external_id);  // still running when the wait ended
     if (state->status == OrchestrationStatus::kCompleted) {
@@ -708,7 +715,7 @@ class Api : public std::enable_shared_from_this<Api> {
   static HttpResponse SettingsResponse(const std::string& tenant, const tenancy::TenantSettings& settings) {
     Json out = tenancy::SettingsToJson(settings);
     out["tenant"] = tenant;
-    return JsonResponse(200, out.dump());
+    return JsonResponse(200, out);
   }
 
   HttpResponse GetTenantSettings(const HttpRequest& req, const RouteMatch& m, const Caller& c) {

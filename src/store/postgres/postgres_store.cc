@@ -1030,8 +1030,8 @@ void PostgresStore::ListenerLoop() {
         } else if (payload == "*") {
           all = true;
         } else {
-          Json ids = Json::parse(payload, nullptr, false);
-          if (ids.is_array()) {
+          Json ids;
+          if (ParseJson(payload, &ids).ok() && ids.is_array()) {
             for (const Json& id : ids) {
               if (id.is_string()) changed.push_back(id.get<std::string>());
             }
@@ -1689,8 +1689,8 @@ int PostgresStore::PrefetchWanted(FetchQueue& queue, const std::deque<Item>& pre
 }
 
 void PostgresStore::TakeClaimedTasks(std::string_view json, int64_t claimed_at) {
-  Json tasks = Json::parse(json, nullptr, false);
-  if (!tasks.is_array()) return;
+  Json tasks;
+  if (!ParseJson(json, &tasks).ok() || !tasks.is_array()) return;
   std::vector<ActivityWorkItem> items;
   for (const Json& t : tasks) {
     ActivityWorkItem item;

@@ -43,6 +43,13 @@
 //                          one POST of BODY to $BATON_CALLBACK_URL with "Authorization: Bearer
 //                          TOKEN" (taken literally, to forge tokens); prints "HTTP CODE" and the
 //                          body; exits 0 on 2xx, else 1 (2 for a missing or malformed URL)
+//   callback-hold N SECONDS
+//                          opens up to N connections to $BATON_CALLBACK_SOCKET (raising its
+//                          open-files limit to the hard one first) and keeps them for SECONDS,
+//                          sending one byte of a request line on each every 5 s; prints "held
+//                          K of N" once opened, then "alive K" every 5 s; exits 0, or 2 without
+//                          the socket variable (a hostile job's way of starving the server of
+//                          file descriptors)
 // Bad arguments print this usage and exit 2.
 //
 // SIGTERM and SIGINT end every mode at once: `serve` exits 0, the others 143 (what a
@@ -55,6 +62,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -102,6 +110,7 @@ constexpr const char* kUsage =
     "  fetch HOST PORT PATH\n"
     "  callback N [STATUS [EXITCODE]]   (env BATON_CALLBACK_URL, BATON_JOB_TOKEN)\n"
     "  callback-raw TOKEN BODY          (env BATON_CALLBACK_URL)\n"
+    "  callback-hold N SECONDS          (env BATON_CALLBACK_SOCKET)\n"
     "  sandbox\n"
     "  sniff SECONDS NEEDLE\n"
     "  cat FILE...\n"
@@ -700,6 +709,42 @@ int RunCallbackRaw(int argc, char** argv) {
   return IsSuccess(result.status) ? 0 : 1;
 }
 
+int RunCallbackHold(int argc, char** argv) {
+  int64_t n = 0, seconds = 0;
+  if (argc != 4 || !ParseInt(argv[2], 1, 1000000, &n) || !ParseInt(argv[3], 1, 3600, &seconds)) return Usage();
+  const char* socket_path = std::getenv("BATON_CALLBACK_SOCKET");
+  Endpoint addr;
+  if (socket_path == nullptr || !FromUnixPath(socket_path, &addr)) {
+    Line(stderr, "callback-hold: BATON_CALLBACK_SOCKET is not set");
+    return kUsageExitCode;
+  }
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+  std::vector<int> fds;
+  for (int64_t i = 0; i < n; ++i) {
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) break;
+    if (connect(fd, reinterpret_cast<const sockaddr*>(&addr.addr), addr.size) != 0) {
+      close(fd);
+      break;
+    }
+    fds.push_back(fd);
+  }
+  Line(stdout, "held %zu of %lld", fds.size(), static_cast<long long>(n));
+  const int64_t end = NowMillis() + seconds * 1000;
+  while (NowMillis() < end) {
+    SleepMillis(std::min<int64_t>(5000, std::max<int64_t>(0, end - NowMillis())));
+    size_t alive = 0;
+    for (int fd : fds) alive += send(fd, "P", 1, MSG_NOSIGNAL) == 1;
+    Line(stdout, "alive %zu", alive);
+  }
+  for (int fd : fds) close(fd);
+  return 0;
+}
+
 // ---- sandbox, sniff, cat, fork, connect ----
 
 std::string StatusField(const char* name) {
@@ -844,6 +889,7 @@ int main(int argc, char** argv) {
   if (mode == "fetch") return RunFetch(argc, argv);
   if (mode == "callback") return RunCallback(argc, argv);
   if (mode == "callback-raw") return RunCallbackRaw(argc, argv);
+  if (mode == "callback-hold") return RunCallbackHold(argc, argv);
   if (mode == "sandbox") return RunSandbox(argc, argv);
   if (mode == "sniff") return RunSniff(argc, argv);
   if (mode == "cat") return RunCat(argc, argv);

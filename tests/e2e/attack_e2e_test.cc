@@ -1,0 +1,271 @@
+// Attacks a hostile tenant (or its jobs) can make on a real `baton serve`,
+// found in review (docs/SECURITY.md): each test does what the attacker did
+// and checks the server and its other tenants did not pay for it.
+//
+//   AdmissionAttackE2eTest: a job, or a tenant within its request rate,
+//                           that tries to take the server down for everyone.
+//
+// Every wait is a liveness bound; what a test measures it prints.
+#include <dirent.h>
+#include <signal.h>
+#include <sys/resource.h>
+
+#include <grpcpp/grpcpp.h>
+
+#include "e2e/job_fixture.h"
+#include "orchestrator_service.grpc.pb.h"
+
+namespace baton {
+namespace {
+
+using namespace std::chrono_literals;
+using namespace e2e;
+using testing::HttpResult;
+
+class AttackTest : public JobServerTest {
+ protected:
+  // Starts the server with the open-files limit a service gets by default
+  // (systemd's soft limit of 1024), as an attacker would find it.
+  void StartServerWithFewFiles(double cpu, int memory_mb, rlim_t files = 1024) {
+    rlimit saved{};
+    ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+    rlimit lowered = saved;
+    lowered.rlim_cur = std::min<rlim_t>(files, saved.rlim_max);
+    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &lowered), 0);
+    StartServer(cpu, memory_mb);
+    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+  }
+  // Running, not a zombie (the child is reaped only when the test ends).
+  bool ServerAlive() {
+    if (!server_) return false;
+    std::ifstream stat("/proc/" + std::to_string(server_->pid()) + "/stat");
+    std::string pid, comm, state;
+    return static_cast<bool>(stat >> pid >> comm >> state) && state != "Z";
+  }
+  // The server's open file descriptors; -1 when it cannot be read.
+  int ServerFds() {
+    DIR* d = opendir(("/proc/" + std::to_string(server_->pid()) + "/fd").c_str());
+    if (d == nullptr) return -1;
+    int n = 0;
+    while (readdir(d) != nullptr) ++n;
+    closedir(d);
+    return n - 2;
+  }
+  // The server's threads; -1 when they cannot be read.
+  int ServerThreads() {
+    std::ifstream status("/proc/" + std::to_string(server_->pid()) + "/status");
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.rfind("Threads:", 0) == 0) return std::atoi(line.c_str() + 8);
+    }
+    return -1;
+  }
+  // A gRPC channel of its own (streams of separate channels are not
+  // multiplexed on one connection).
+  std::unique_ptr<::TaskHubSidecarService::Stub> Stub(int channel) {
+    ::grpc::ChannelArguments args;
+    args.SetInt("baton.test.channel", channel);
+    return ::TaskHubSidecarService::NewStub(::grpc::CreateCustomChannel(
+        "127.0.0.1:" + std::to_string(server_->grpc_port()), ::grpc::InsecureChannelCredentials(), args));
+  }
+  std::vector<std::string> LogLines(const std::string& key, const std::string& id) {
+    Json j = ParseOrNull(Call(key, "GET", "/api/v1/jobs/" + id + "/logs").body);
+    std::vector<std::string> out;
+    if (!j.is_object()) return out;
+    for (const Json& line : j.value("lines", Json::array())) out.push_back(line.value("text", ""));
+    return out;
+  }
+};
+
+class AdmissionAttackE2eTest : public AttackTest {};
+class SandboxAttackE2eTest : public AttackTest {};
+
+// A callback job needs no network to reach Baton: the callback socket is
+// mounted into it. Holding thousands of connections to it must not starve
+// the server of file descriptors (before: the accept loop spun on EMFILE,
+// logging ~130,000 lines a second, and the server aborted on an uncaught
+// "eventfd_select_interrupter: Too many open files").
+TEST_F(AdmissionAttackE2eTest, AJobHoldingThousandsOfCallbackConnectionsDoesNotTakeTheServerDown) {
+  StartServerWithFewFiles(2, 2048);
+  const std::string acme = CreateTenant("acme", Json{{"cpu", 2}});
+  const std::string globex = CreateTenant("globex", Json{{"cpu", 2}});
+  const std::string hold =
+      Submit(acme, Spec("hold", {"callback-hold", "3000", "25"}, Json{{"completion", "callback"}, {"memoryMb", 256}}));
+  ASSERT_FALSE(hold.empty());
+  // Until the job has opened all it could, then a while more.
+  int most_fds = 0;
+  bool held = PollUntil(
+      [&] {
+        most_fds = std::max(most_fds, ServerFds());
+        for (const std::string& l : LogLines(acme, hold)) {
+          if (l.rfind("held ", 0) == 0) return true;
+        }
+        return !ServerAlive();
+      },
+      90s, 250ms);
+  ASSERT_TRUE(held);
+  std::string held_line;
+  for (const std::string& l : LogLines(acme, hold)) {
+    if (l.rfind("held ", 0) == 0) held_line = l;
+  }
+  for (int i = 0; i < 8 && ServerAlive(); ++i) {
+    most_fds = std::max(most_fds, ServerFds());
+    std::this_thread::sleep_for(500ms);
+  }
+  ASSERT_TRUE(ServerAlive()) << "the server died while a job held callback connections (" << held_line << ")";
+  // Everyone else is still served: the API, and another tenant's callback job.
+  EXPECT_EQ(Call(globex, "GET", "/api/v1/jobs").status, 200);
+  const std::string other = Submit(globex, Spec("reports", {"callback", "2"}, Json{{"completion", "callback"}}));
+  ASSERT_FALSE(other.empty());
+  Json end = AwaitEnd(globex, other);
+  EXPECT_EQ(end.value("status", ""), "Completed") << end.dump();
+  EXPECT_TRUE(ServerAlive());
+  EXPECT_LT(most_fds, 1000) << "the server's file descriptors are not bounded against one job";
+  std::printf("callback flood: the job reported \"%s\"; the server kept at most %d fds open and stayed up\n",
+              held_line.c_str(), most_fds);
+}
+
+// A followed log (or a start that waits for the end) holds a handler thread
+// for its whole wait. One tenant, well within its request rate, used to take
+// all 64 of them with 80 follows and stall every other tenant's calls (and
+// /healthz) until its waits ran out.
+TEST_F(AdmissionAttackE2eTest, LongPollsOfOneTenantDoNotStallTheOthers) {
+  StartServer(2, 2048);
+  const std::string acme = CreateTenant("acme", Json{{"cpu", 2}});
+  const std::string globex = CreateTenant("globex", Json{{"cpu", 2}});
+  const std::string quiet = Submit(acme, Spec("quiet", {"sleep", "120"}));
+  ASSERT_FALSE(quiet.empty());
+  ASSERT_EQ(AwaitStatus(acme, quiet, "Running").value("status", ""), "Running");
+  constexpr int kFollows = 80;
+  constexpr int kWaitSeconds = 20;
+  std::vector<double> follow_seconds(kFollows, 0);
+  std::vector<std::thread> follows;
+  const auto started = SteadyClock::now();
+  for (int i = 0; i < kFollows; ++i) {
+    follows.emplace_back([&, i] {
+      const auto t = SteadyClock::now();
+      HttpResult r = Call(acme, "GET",
+                          "/api/v1/jobs/" + quiet + "/logs?follow=true&timeout=" + std::to_string(kWaitSeconds));
+      follow_seconds[i] = r.status == 200 ? SecondsSince(t) : -1;
+    });
+  }
+  std::this_thread::sleep_for(2s);  // the follows are in (a liveness pause, not a measure)
+  const auto asked = SteadyClock::now();
+  HttpResult other = Call(globex, "GET", "/api/v1/jobs");
+  const double other_seconds = SecondsSince(asked);
+  for (auto& t : follows) t.join();
+  EXPECT_EQ(other.status, 200) << other.body;
+  const double longest = *std::max_element(follow_seconds.begin(), follow_seconds.end());
+  EXPECT_GT(longest, 0) << "no follow waited";
+  EXPECT_EQ(std::count(follow_seconds.begin(), follow_seconds.end(), -1.0), 0);
+  // The other tenant's call must not wait for the follows: a small fraction
+  // of the longest follow, measured in the same run.
+  EXPECT_LT(other_seconds, longest / 4) << "another tenant's call waited " << other_seconds << " s behind "
+                                         << kFollows << " follows of " << longest << " s";
+  std::printf("long polls: %d follows of one tenant (longest %.1f s, all done after %.1f s); another tenant's call "
+              "took %.3f s\n",
+              kFollows, longest, SecondsSince(started), other_seconds);
+  ASSERT_EQ(Call(acme, "POST", "/api/v1/jobs/" + quiet + "/cancel").status, 202);
+}
+
+// GetWorkItems is an SDK worker's stream, not a client call: it is not
+// rate-limited, and the sidecar gives each one a thread for its whole life.
+// One tenant opening hundreds of them used to get as many threads (3,000
+// streams: 3,000 threads; under a thread limit the others' calls failed with
+// "Server Threadpool Exhausted").
+TEST_F(AdmissionAttackE2eTest, WorkerStreamsOfOneTenantAreCappedAndOthersAreServed) {
+  StartServer(2, 2048);
+  const std::string acme = CreateTenant("acme", Json{{"cpu", 2}});
+  const std::string globex = CreateTenant("globex", Json{{"cpu", 2}});
+  ASSERT_NE(server_->grpc_port(), 0);
+  const int threads_before = ServerThreads();
+  constexpr int kStreams = 400, kChannels = 8;
+  std::vector<std::unique_ptr<::TaskHubSidecarService::Stub>> stubs;
+  for (int c = 0; c < kChannels; ++c) stubs.push_back(Stub(c));
+  struct Open {
+    std::unique_ptr<::grpc::ClientContext> ctx;
+    std::unique_ptr<::grpc::ClientReader<::WorkItem>> reader;
+  };
+  std::vector<Open> streams;
+  for (int i = 0; i < kStreams; ++i) {
+    Open o;
+    o.ctx = std::make_unique<::grpc::ClientContext>();
+    o.ctx->AddMetadata("authorization", "Bearer " + acme);
+    // Streams end at their deadline: a refused one has its own status by then.
+    o.ctx->set_deadline(std::chrono::system_clock::now() + 15s);
+    ::GetWorkItemsRequest req;
+    o.reader = stubs[i % kChannels]->GetWorkItems(o.ctx.get(), req);
+    streams.push_back(std::move(o));
+  }
+  // The server has seen them all once the thread count settles (a liveness
+  // pause), or refused them.
+  int threads_during = ServerThreads();
+  for (int i = 0; i < 20; ++i) {
+    std::this_thread::sleep_for(250ms);
+    threads_during = std::max(threads_during, ServerThreads());
+  }
+  // Another tenant's client call is served meanwhile.
+  {
+    ::grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + globex);
+    ctx.set_deadline(std::chrono::system_clock::now() + 30s);
+    ::CreateInstanceRequest req;
+    req.set_name("HelloCities");
+    req.mutable_input()->set_value(R"(["Tokyo"])");
+    ::CreateInstanceResponse resp;
+    ::grpc::Status s = stubs[0]->StartInstance(&ctx, req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_code() << " " << s.error_message();
+  }
+  int refused = 0;
+  for (Open& o : streams) {
+    ::grpc::Status s = o.reader->Finish();
+    refused += s.error_code() == ::grpc::StatusCode::RESOURCE_EXHAUSTED;
+  }
+  EXPECT_GT(refused, 0) << "every stream was accepted";
+  EXPECT_LT(threads_during - threads_before, kStreams / 4)
+      << "one tenant's worker streams took " << threads_during - threads_before << " server threads";
+  std::printf("worker streams: %d opened by one tenant, %d refused; server threads %d -> %d\n", kStreams, refused,
+              threads_before, threads_during);
+}
+
+// Jobs with "network": "bridge" used to share dockerd's default bridge, where
+// containers talk to each other freely: one tenant's job reached another
+// tenant's job server on its bridge address.
+TEST_F(SandboxAttackE2eTest, ABridgeJobCannotReachAnotherTenantsBridgeJob) {
+  StartServer(2, 2048);
+  const std::string acme = CreateTenant("acme", Json{{"cpu", 2}});
+  const std::string globex = CreateTenant("globex", Json{{"cpu", 2}});
+  const std::string server =
+      Submit(acme, Spec("server", {"serve", "8080"}, Json{{"network", "bridge"}, {"ports", {8080}}, {"timeoutSeconds", 300}}));
+  ASSERT_FALSE(server.empty());
+  ASSERT_EQ(AwaitStatus(acme, server, "Running").value("status", ""), "Running");
+  auto containers = suite_.docker->ListByLabels({{"baton.job", batch::JobInstanceId("acme", server)}});
+  ASSERT_TRUE(containers.ok() && containers->size() == 1);
+  const runtime::ContainerState& target = (*containers)[0];
+  // It serves (through its port published on loopback), so a refusal below is the wall.
+  ASSERT_EQ(target.published_ports.count(8080), 1u);
+  EXPECT_TRUE(PollUntil([&] { return testing::HttpCall(target.published_ports.at(8080), "GET", "/ping").status == 200; },
+                        30s));
+  runtime::docker::DockerClient docker;
+  auto inspect = docker.Request("GET", "/containers/" + target.id + "/json");
+  ASSERT_TRUE(inspect.ok() && inspect->status == 200);
+  Json j = ParseOrNull(inspect->body);
+  std::string address;
+  for (const auto& [name, net] : j["NetworkSettings"]["Networks"].items()) {
+    if (address.empty()) address = net.value("IPAddress", "");
+  }
+  ASSERT_FALSE(address.empty()) << inspect->body;
+  const std::string probe = Submit(globex, Spec("probe", {"connect", address, "8080"}, Json{{"network", "bridge"}}));
+  ASSERT_FALSE(probe.empty());
+  Json end = AwaitEnd(globex, probe);
+  std::vector<std::string> lines = LogLines(globex, probe);
+  EXPECT_EQ(end.value("status", ""), "Failed") << "another tenant's job reached " << address << ":8080";
+  EXPECT_EQ(std::find(lines.begin(), lines.end(), "connected"), lines.end());
+  std::printf("bridge: a job of another tenant tried %s:8080: %s\n", address.c_str(),
+              lines.empty() ? "?" : lines.back().c_str());
+  ASSERT_EQ(Call(acme, "POST", "/api/v1/jobs/" + server + "/cancel").status, 202);
+  AwaitEnd(acme, server);
+}
+
+}  // namespace
+}  // namespace baton
