@@ -77,11 +77,12 @@ struct PostgresStoreOptions {
   // sessions ("baton node <id>") when it is at most 52 characters of
   // [A-Za-z0-9._:@/-]. Give each live node its own. "" = "<hostname>:<pid>".
   std::string node_id;
-  // Watch the database's sessions: when every session of a node seen before
-  // has been gone for 2 s (the process died), release its leases at once
-  // instead of waiting for them to expire (docs/postgres.md). Needs the
-  // nodes to share a database role (or pg_read_all_stats) to see each
-  // other's sessions; otherwise nothing is released early.
+  // Watch the database's sessions (every 0.5 s): when a node that holds
+  // leases, or was seen before, has had no session for 3 s (its process
+  // died), release its leases at once instead of waiting for them to expire
+  // (docs/postgres.md, "Failure tests"). Safe even if that node is alive but
+  // cut off: its completions are then refused, as after an expiry. Only
+  // nodes whose id fits in application_name are watched.
   bool release_gone_nodes = true;
   // How long a call keeps retrying while the database is unreachable, and
   // how long it waits to learn the outcome of a commit whose connection broke.

@@ -40,9 +40,19 @@ constexpr auto kPruneEvery = std::chrono::minutes(1);
 // how long all of a node's sessions must have been gone before its leases
 // are released (longer than a reconnect after a blip).
 constexpr auto kWatchPeersEvery = std::chrono::milliseconds(500);
-constexpr auto kPeerGoneFor = std::chrono::seconds(2);
+constexpr auto kPeerGoneFor = std::chrono::seconds(3);
 // Sessions of a node carry this prefix and its id in application_name.
 constexpr std::string_view kNodeSessionPrefix = "baton node ";
+// Whether a node with this id names its sessions after it: the id fits in
+// application_name (63 bytes) and needs no quoting. Only such nodes are
+// watched (WatchPeers).
+bool NamesItsSessions(std::string_view node_id) {
+  return !node_id.empty() && node_id.size() <= 63 - kNodeSessionPrefix.size() &&
+         std::all_of(node_id.begin(), node_id.end(), [](char ch) {
+           return std::isalnum(static_cast<unsigned char>(ch)) ||
+                  std::string_view("._:@/-").find(ch) != std::string_view::npos;
+         });
+}
 // Serializes concurrent migrators ("baton" in ASCII).
 constexpr int64_t kMigrationLockKey = 0x6261746f6e;
 
@@ -315,13 +325,9 @@ Status PostgresStore::Start() {
   // The node id in application_name lets the other nodes see when this one's
   // sessions are all gone (WatchPeers). One that does not fit (63 bytes) or
   // needs quoting is left out: that node's leases then only expire.
-  const bool plain_id = options_.node_id.size() <= 63 - kNodeSessionPrefix.size() &&
-                        std::all_of(options_.node_id.begin(), options_.node_id.end(), [](char ch) {
-                          return std::isalnum(static_cast<unsigned char>(ch)) ||
-                                 std::string_view("._:@/-").find(ch) != std::string_view::npos;
-                        });
   const std::string application_name =
-      plain_id ? std::string(kNodeSessionPrefix) + options_.node_id : "baton";
+      NamesItsSessions(options_.node_id) ? std::string(kNodeSessionPrefix) + options_.node_id
+                                         : "baton";
   setup_sql_ =
       "SET application_name = '" + application_name + "'; SET synchronous_commit = on; "
       "SET client_min_messages = warning; "
@@ -800,19 +806,34 @@ void PostgresStore::KeeperLoop() {
 }
 
 void PostgresStore::WatchPeers() {
+  // The nodes with a session now ('s'), and the holders of live leases ('l').
   static const std::string kSql =
-      "SELECT DISTINCT substr(application_name, " + std::to_string(kNodeSessionPrefix.size() + 1) +
-      ") FROM pg_stat_activity WHERE datname = current_database() AND starts_with(application_name, '" +
-      std::string(kNodeSessionPrefix) + "')";
+      "SELECT 's', substr(application_name, " + std::to_string(kNodeSessionPrefix.size() + 1) +
+      ") FROM pg_stat_activity WHERE datname = current_database() AND "
+      "starts_with(application_name, '" + std::string(kNodeSessionPrefix) +
+      "') UNION SELECT 'l', locked_by FROM instance_queue WHERE due_at > coalesce($1, "
+      "baton_now()) AND lock_token IS NOT NULL UNION SELECT 'l', locked_by FROM activity_tasks "
+      "WHERE due_at > coalesce($1, baton_now()) AND lock_token IS NOT NULL";
+  Params params;
+  params.OptionalInt(NowParam());
   // A failed look (the database is down or restarting) proves nothing.
-  Result<PgResult> r = ReadSql(kSql, Params(), "watch nodes");
+  Result<PgResult> r = ReadSql(kSql, params, "watch nodes");
   if (!r.ok()) return;
   const auto now = std::chrono::steady_clock::now();
   std::set<std::string> present;
-  for (int i = 0; i < r->rows(); ++i) present.insert(r->Text(i, 0));
+  std::set<std::string> holders;
+  for (int i = 0; i < r->rows(); ++i) {
+    (r->Text(i, 0) == "s" ? present : holders).insert(r->Text(i, 1));
+  }
   present.erase(options_.node_id);
   peers_seen_ = static_cast<int>(present.size());
   for (const std::string& id : present) peers_[id].reset();
+  // A holder that was never seen counts too (it may have died before this
+  // node's first look), if it would name its sessions: one that does not
+  // (an id too long or needing quotes) is never taken for dead.
+  for (const std::string& id : holders) {
+    if (id != options_.node_id && NamesItsSessions(id)) peers_.try_emplace(id, now);
+  }
   for (auto it = peers_.begin(); it != peers_.end();) {
     if (present.contains(it->first)) {
       ++it;
@@ -821,6 +842,10 @@ void PostgresStore::WatchPeers() {
     if (!it->second) it->second = now;
     if (now - *it->second < kPeerGoneFor) {
       ++it;
+      continue;
+    }
+    if (!holders.contains(it->first)) {  // gone, and holds nothing
+      it = peers_.erase(it);
       continue;
     }
     // Every session of that node has been gone for a while: it died. Its
@@ -996,7 +1021,9 @@ void PostgresStore::ListenerLoop() {
         util::Log().debug("postgres store: listener cannot connect: {}", s.ToString());
         pollfd wake{listener_wake_fd_, POLLIN, 0};
         poll(&wake, 1, static_cast<int>(backoff.count()));
-        backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+        // At most a second: after a database restart the node's sessions
+        // are back well within kPeerGoneFor, so no node takes it for dead.
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
         continue;
       }
       conn = std::move(c).value();

@@ -273,9 +273,10 @@ class PostgresStore final : public Store {
   void NotifierLoop();
   void KeeperLoop();
   void RenewLeases();
-  // Looks at the database's sessions (application_name 'baton node <id>'):
-  // a node seen before whose sessions have all been gone for kPeerGoneFor
-  // gets its leases released (baton_release_node_leases). Keeper thread only.
+  // Looks at the database's sessions (application_name 'baton node <id>')
+  // and at the holders of live leases: a node seen before or holding leases
+  // whose sessions have all been gone for kPeerGoneFor gets its leases
+  // released (baton_release_node_leases). Keeper thread only.
   void WatchPeers();
   void OnClockJump();
 
@@ -308,8 +309,9 @@ class PostgresStore final : public Store {
   std::condition_variable keeper_cv_;
   std::map<uint64_t, HeldLease> held_;
   std::thread keeper_;
-  // Other nodes seen by WatchPeers, and since when all their sessions are
-  // gone (nullopt: present at the last look). Keeper thread only.
+  // Other nodes seen by WatchPeers (with sessions or holding leases), and
+  // since when all their sessions are gone (nullopt: present at the last
+  // look). Keeper thread only.
   std::map<std::string, std::optional<std::chrono::steady_clock::time_point>> peers_;
 
   // Notifications.

@@ -3,11 +3,11 @@
 --
 -- Every session of a store carries application_name 'baton node <node_id>'
 -- (the node id that leases record in locked_by). Each node watches the
--- sessions of the database; a node it saw before and whose sessions have all
--- been gone for a while (a process that died: SIGKILL, OOM, a crashed
--- machine whose connections the server has dropped) gets its leases released
--- here, so that its work runs elsewhere within seconds rather than after
--- the lease (15 s by default). This is a hint, like NOTIFY: expiry stays the
+-- sessions of the database and the holders of live leases; a node whose
+-- sessions have all been gone for a while (a process that died: SIGKILL,
+-- OOM, a crashed machine whose connections the server has dropped) gets its
+-- leases released here, so that its work runs elsewhere within seconds
+-- rather than after the lease (15 s by default). This is a hint, like NOTIFY: expiry stays the
 -- backstop. It is safe even when the node is in fact alive but cut off from
 -- the database: the release clears the lease tokens, so each completion it
 -- still sends is refused (fencing), as after an expiry.
