@@ -10,9 +10,10 @@
 //                balances, moves the amount, reads them again; returns
 //                whether nobody else wrote in between
 //
-// Every Step execution appends "<instance> <task id> <unix micros>\n" to
-// --log with one O_APPEND write (atomic between processes), so the tests can
-// count repeated executions after SIGKILLs and find stalls.
+// Every Step execution (which first sleeps --step-ms) appends "<instance>
+// <task id> <unix micros> <node>\n" to --log with one O_APPEND write (atomic
+// between processes), so the tests can count repeated executions after
+// SIGKILLs and find stalls.
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
@@ -45,15 +46,16 @@ struct Account {
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Account, balance)
 
-void Register(Registry& registry, int log_fd) {
+void Register(Registry& registry, int log_fd, int step_ms, const std::string& node) {
   registry
       .AddActivity("Step",
-                   [log_fd](ActivityContext& ctx) -> Json {
+                   [log_fd, step_ms, node](ActivityContext& ctx) -> Json {
+                     if (step_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(step_ms));
                      const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
                                              std::chrono::system_clock::now().time_since_epoch())
                                              .count();
                      std::string line = ctx.InstanceId() + " " + std::to_string(ctx.TaskId()) +
-                                        " " + std::to_string(micros) + "\n";
+                                        " " + std::to_string(micros) + " " + node + "\n";
                      if (write(log_fd, line.data(), line.size()) !=
                          static_cast<ssize_t>(line.size())) {
                        throw std::runtime_error("log write failed");
@@ -115,6 +117,7 @@ void Register(Registry& registry, int log_fd) {
 int main(int argc, char** argv) {
   std::string db, url, log, node;
   int lease_ms = 0;
+  int step_ms = 0;
   bool exit_when_idle = false;
   bool release_gone_nodes = true;
   for (int i = 1; i < argc; ++i) {
@@ -124,13 +127,14 @@ int main(int argc, char** argv) {
     else if (a == "--log" && i + 1 < argc) log = argv[++i];
     else if (a == "--node" && i + 1 < argc) node = argv[++i];
     else if (a == "--lease-ms" && i + 1 < argc) lease_ms = std::stoi(argv[++i]);
+    else if (a == "--step-ms" && i + 1 < argc) step_ms = std::stoi(argv[++i]);
     else if (a == "--exit-when-idle") exit_when_idle = true;
     else if (a == "--no-release-gone-nodes") release_gone_nodes = false;
   }
   if (db.empty() == url.empty() || log.empty()) {
     std::fprintf(stderr,
                  "usage: %s (--db PATH | --store postgresql://…) --log PATH [--node NAME] "
-                 "[--lease-ms N] [--exit-when-idle]\n",
+                 "[--lease-ms N] [--step-ms N] [--no-release-gone-nodes] [--exit-when-idle]\n",
                  argv[0]);
     return 2;
   }
@@ -144,7 +148,7 @@ int main(int argc, char** argv) {
   sigaction(SIGTERM, &term, nullptr);
 
   Registry registry;
-  Register(registry, log_fd);
+  Register(registry, log_fd, step_ms, node.empty() ? "-" : node);
 
   Result<std::unique_ptr<Store>> store = UnavailableError("no store");
   if (!db.empty()) {

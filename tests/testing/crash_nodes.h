@@ -1,5 +1,5 @@
-// Helpers of the crash tests (tests/engine/crash_test.cc,
-// postgres_restart_test.cc): node processes (tests/engine/crash_worker_main.cc)
+// Helpers of the crash tests (tests/engine/crash_test.cc): node processes
+// (tests/engine/crash_worker_main.cc)
 // started and SIGKILLed by PID, their activity log, the check that a finished
 // orchestration's history is well formed, and the longest gap in a series of
 // times.
