@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <random>
@@ -270,12 +271,17 @@ TEST(PostgresCrashTest, ThreeNodesOneSigkilledRepeatedlyLoseNothingAndRunNothing
   for (int n = 0; n < kNodes; ++n) nodes.push_back(start_node(n));
 
   // The kills land at random points of the run: after a random number of
-  // activity executions in all (2,500 at least), spaced out.
+  // activity executions in all (2,500 at least), spaced out. A soak run may
+  // ask for more with BATON_CHAOS_KILLS (up to 40).
+  int kills = kPgKills;
+  if (const char* env = std::getenv("BATON_CHAOS_KILLS")) {
+    kills = std::clamp(std::atoi(env), kPgKills, 40);
+  }
   std::set<int> points;
-  while (points.size() < static_cast<size_t>(kPgKills)) {
+  while (points.size() < static_cast<size_t>(kills)) {
     const int p = 150 + static_cast<int>(rng() % 2000);
     bool spaced = true;
-    for (int q : points) spaced = spaced && std::abs(p - q) >= 100;
+    for (int q : points) spaced = spaced && std::abs(p - q) >= 1000 / kills;
     if (spaced) points.insert(p);
   }
   int k = 0;
@@ -379,7 +385,7 @@ TEST(PostgresCrashTest, ThreeNodesOneSigkilledRepeatedlyLoseNothingAndRunNothing
       "(%d x 5 activities, %d transfers), %d lost, %d completed twice, %d transfers "
       "consistent, total %lld of %lld, %d entities left locked, %lld rows left behind; %zu "
       "activity calls, %d executions repeated after a kill; %.1f s\n",
-      kNodes, kPgKills, completed, ids.size(), kFives, kTransfers, lost, completions - completed,
+      kNodes, kills, completed, ids.size(), kFives, kTransfers, lost, completions - completed,
       consistent, static_cast<long long>(total),
       static_cast<long long>(kOpening * static_cast<int64_t>(kAccounts.size())), locked,
       static_cast<long long>(left_behind), activities.runs.size(), activities.repeated, wall_s);
