@@ -764,7 +764,8 @@ void PostgresStore::ForgetLease(uint64_t token) {
 
 void PostgresStore::KeeperLoop() {
   auto next_prune = std::chrono::steady_clock::now();
-  auto next_watch = std::chrono::steady_clock::now();
+  // The first look waits a little: at start the first calls are the node's own.
+  auto next_watch = std::chrono::steady_clock::now() + kWatchPeersEvery;
   for (;;) {
     {
       std::unique_lock lock(leases_mu_);
