@@ -80,7 +80,7 @@ struct PostgresStoreOptions {
   // Watch the database's sessions (every 0.5 s): when a node that holds
   // leases, or was seen before, has had no session for 3 s (its process
   // died), release its leases at once instead of waiting for them to expire
-  // (docs/postgres.md, "Failure tests"). Safe even if that node is alive but
+  // (docs/postgres.md, "Dead nodes"). Safe even if that node is alive but
   // cut off: its completions are then refused, as after an expiry. Only
   // nodes whose id fits in application_name are watched.
   bool release_gone_nodes = true;
