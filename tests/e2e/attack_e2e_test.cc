@@ -51,6 +51,15 @@ class AttackTest : public JobServerTest {
     closedir(d);
     return n - 2;
   }
+  // A field of the server's /proc status in kB ("VmHWM", "VmRSS"); -1 when unread.
+  int64_t ServerKb(const std::string& field) {
+    std::ifstream status("/proc/" + std::to_string(server_->pid()) + "/status");
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.rfind(field + ":", 0) == 0) return std::atoll(line.c_str() + field.size() + 1);
+    }
+    return -1;
+  }
   // The server's threads; -1 when they cannot be read.
   int ServerThreads() {
     std::ifstream status("/proc/" + std::to_string(server_->pid()) + "/status");
@@ -123,6 +132,45 @@ TEST_F(AdmissionAttackE2eTest, AJobHoldingThousandsOfCallbackConnectionsDoesNotT
   EXPECT_LT(most_fds, 1000) << "the server's file descriptors are not bounded against one job";
   std::printf("callback flood: the job reported \"%s\"; the server kept at most %d fds open and stayed up\n",
               held_line.c_str(), most_fds);
+}
+
+// A job's output is the job's to make, but not the server's to hold: a job
+// printing 2,000,000 short lines (with 64 MiB of memory of its own) used to
+// take the server from ~25 MB to ~490 MB resident (all of it read at once to
+// keep the last 10,000 lines), and dockerd kept all of it on the node's disk.
+TEST_F(AdmissionAttackE2eTest, AJobPrintingMillionsOfLinesDoesNotBloatTheServerOrTheDisk) {
+  StartServer(2, 2048);
+  const std::string acme = CreateTenant("acme", Json{{"cpu", 2}});
+  // A running job's container shows the cap on its log files.
+  const std::string sleeper = Submit(acme, Spec("sleeper", {"sleep", "120"}));
+  ASSERT_FALSE(sleeper.empty());
+  ASSERT_EQ(AwaitStatus(acme, sleeper, "Running").value("status", ""), "Running");
+  auto containers = suite_.docker->ListByLabels({{"baton.job", batch::JobInstanceId("acme", sleeper)}});
+  ASSERT_TRUE(containers.ok() && containers->size() == 1);
+  runtime::docker::DockerClient docker;
+  auto inspect = docker.Request("GET", "/containers/" + (*containers)[0].id + "/json");
+  ASSERT_TRUE(inspect.ok() && inspect->status == 200);
+  Json log_config = ParseOrNull(inspect->body)["HostConfig"]["LogConfig"];
+  EXPECT_TRUE(log_config["Config"].is_object() && log_config["Config"].contains("max-size")) << log_config.dump();
+  ASSERT_EQ(Call(acme, "POST", "/api/v1/jobs/" + sleeper + "/cancel").status, 202);
+
+  const int64_t before = ServerKb("VmRSS");
+  const std::string loud = Submit(acme, Spec("loud", {"print", "1000000"}, Json{{"cpu", 1}, {"memoryMb", 64}}));
+  ASSERT_FALSE(loud.empty());
+  // Live reads while it prints, as a tenant would poll them.
+  for (int i = 0; i < 10; ++i) {
+    std::this_thread::sleep_for(1s);
+    EXPECT_EQ(Call(acme, "GET", "/api/v1/jobs/" + loud + "/logs?after=1999990").status, 200);
+  }
+  Json end = AwaitEnd(acme, loud, 300s);
+  EXPECT_EQ(end.value("status", ""), "Completed") << end.dump();
+  const int64_t peak = ServerKb("VmHWM");
+  Json kept = ParseOrNull(Call(acme, "GET", "/api/v1/jobs/" + loud + "/logs?attempt=1").body);
+  EXPECT_EQ(kept.value("lines", Json::array()).size(), 5000u);  // the first page of what was kept
+  EXPECT_LT(peak - before, 150 * 1024) << "the server grew from " << before << " kB to a peak of " << peak
+                                       << " kB for one job's output";
+  std::printf("loud job: 2,000,000 lines; server %lld kB resident before, peak %lld kB\n",
+              static_cast<long long>(before), static_cast<long long>(peak));
 }
 
 // A followed log (or a start that waits for the end) holds a handler thread
