@@ -9,10 +9,11 @@
 //   scripts/bench http-rate [S] [C]  wrk: status GETs and starts per second
 //   scripts/bench entity-signals [N] [C]  signals/s to one entity and to 1,000
 //   scripts/bench container-run [N]  DockerRuntime create+start+wait+remove vs `docker run --rm`
-//   scripts/bench job-latency [N]  batch job submit -> container running, by phase
-//   scripts/bench job-throughput [N] [Q]  tiny batch jobs per second under a quota of Q jobs
+//   scripts/bench job-latency [N] [--runtime docker|swarm|both]  batch job submit -> container running, by phase
+//   scripts/bench job-throughput [N] [Q] [--runtime docker|swarm|both]  tiny batch jobs per second under a quota of Q jobs
+//   scripts/bench hello5-pg [N] [C] [NODES]  hello5 on PostgreSQL with NODES nodes (pg_bench.h)
 //
-// Every run uses a fresh SQLite task hub in a temp dir with the durable
+// Every run (but hello5-pg) uses a fresh SQLite task hub in a temp dir with the durable
 // settings Baton ships with. Figures are printed, never asserted. The job
 // benchmarks are in job_bench.h.
 #include <stdlib.h>
@@ -39,6 +40,7 @@
 #include "bench_util.h"
 #include "core/executor.h"
 #include "job_bench.h"
+#include "pg_bench.h"
 #include "runtime/docker/docker_runtime.h"
 #include "testing/server_process.h"
 
@@ -461,6 +463,18 @@ int ContainerRun(int n) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // --runtime R (the job benchmarks) may come anywhere; the rest are positional.
+  std::string runtime = "docker";
+  std::vector<char*> positional;
+  for (int i = 0; i < argc; ++i) {
+    if (std::string(argv[i]) == "--runtime" && i + 1 < argc) {
+      runtime = argv[++i];
+    } else {
+      positional.push_back(argv[i]);
+    }
+  }
+  argc = static_cast<int>(positional.size());
+  argv = positional.data();
   std::string what = argc > 1 ? argv[1] : "";
   auto arg = [&](int i, int dflt) { return argc > i ? std::atoi(argv[i]) : dflt; };
   if (what == "hello5") return Hello5(arg(2, 2000), arg(3, 50));
@@ -470,10 +484,13 @@ int main(int argc, char** argv) {
   if (what == "http-rate") return HttpRate(arg(2, 10), arg(3, 32));
   if (what == "entity-signals") return EntitySignals(arg(2, 20000), arg(3, 16));
   if (what == "container-run") return ContainerRun(arg(2, 20));
-  if (what == "job-latency") return JobLatency(arg(2, 20));
-  if (what == "job-throughput") return JobThroughput(arg(2, 100), arg(3, 8));
+  if (what == "job-latency") return JobLatency(arg(2, 20), runtime);
+  if (what == "job-throughput") return JobThroughput(arg(2, 100), arg(3, 8), runtime);
+  if (what == "hello5-pg") return Hello5Pg(arg(2, 2000), arg(3, 50), arg(4, 1));
+  if (what == "hello5-pg-node" && argc > 2) return Hello5PgNode(argv[2]);
   std::fprintf(stderr, "usage: %s hello5 [N] [C] | hello5-http [N] [C] | http-rate [SECONDS] [CONNECTIONS] | entity-signals [N] [C] | container-run [N] | "
-               "job-latency [N] | job-throughput [N] [Q] | fanout [N] | replay [N]\n",
+               "job-latency [N] [--runtime docker|swarm|both] | job-throughput [N] [Q] [--runtime docker|swarm|both] | "
+               "fanout [N] | replay [N] | hello5-pg [N] [C] [NODES]\n",
                argv[0]);
   return 2;
 }

@@ -23,9 +23,13 @@ using Duration = std::chrono::system_clock::duration;
 
 // Microseconds since the Unix epoch: how Baton stores and transmits times.
 int64_t ToUnixMicros(TimePoint t);
+// Saturates at the range a TimePoint holds (years 1677 to 2262).
 TimePoint FromUnixMicros(int64_t micros);
 // "2026-11-23T22:05:00.123456Z" (UTC, microseconds), and back. Parsing also
-// accepts no fraction and fewer digits; returns false on anything else.
+// accepts no fraction and fewer digits; returns false on anything else, and
+// on a year a TimePoint (64-bit nanoseconds) cannot hold.
+inline constexpr int kMinIso8601Year = 1678;
+inline constexpr int kMaxIso8601Year = 2261;
 std::string FormatIso8601(TimePoint t);
 bool ParseIso8601(std::string_view text, TimePoint* out);
 

@@ -5,7 +5,9 @@
 // runs in WAL mode with one writer thread that group-commits: every write
 // queued while a transaction is in flight goes into the next transaction, so
 // concurrent commits share one fsync. Readers use their own connections and
-// never block the writer. The schema is src/store/sqlite/schema.sql.
+// never block the writer. The schema is versioned: the migrations in
+// src/store/sqlite/migrations/ are applied at open (and by MigrateSqliteStore)
+// and recorded in the file's schema_migrations table.
 //
 // Work queues (which instance has visible messages, which activity tasks are
 // waiting) are mirrored in memory and rebuilt from the file at open, so a
@@ -44,9 +46,15 @@ struct SqliteStoreOptions {
   int max_batch = 1024;  // most writes per group-committed transaction
 };
 
-// Opens (creating if needed) the store at options.path.
-// FailedPrecondition: another process holds the file. Unavailable/Internal:
-// SQLite could not open or migrate the file (message names the cause).
+// Opens (creating if needed) the store at options.path and applies its
+// pending migrations. FailedPrecondition: another process holds the file, or
+// its schema is newer than this build. Unavailable/Internal: SQLite could not
+// open or migrate the file (message names the cause).
 Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteStoreOptions& options);
+
+// Applies the pending migrations of the file at `path` (created if missing)
+// and nothing else (`baton migrate`). Returns the schema version before and
+// after. FailedPrecondition: the file's schema is newer than this build.
+Result<SchemaVersion> MigrateSqliteStore(const std::string& path);
 
 }  // namespace baton

@@ -27,8 +27,9 @@
 //
 // "No work" is not an error: fetches return an empty optional.
 //
-// Implementations: SqliteStore (sqlite_store.h). Every implementation must
-// pass the conformance suite in tests/store/store_conformance_test.cc.
+// Implementations: SqliteStore (sqlite_store.h), PostgresStore
+// (postgres_store.h). Every implementation must pass the conformance suite in
+// tests/store/store_conformance_test.cc.
 //
 // Thread-safety: every method may be called concurrently from any thread.
 #pragma once
@@ -144,6 +145,14 @@ struct CreateInstanceRequest {
 };
 
 enum class WaitCondition { kStarted, kCompleted };
+
+// The schema version of a store's database before and after its pending
+// migrations ran (each backend's Migrate… function; opening a store runs
+// them too). Versions count the backend's migration files.
+struct SchemaVersion {
+  int before = 0;
+  int after = 0;
+};
 
 class Store {
  public:

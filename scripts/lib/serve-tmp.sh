@@ -3,7 +3,9 @@
 #
 #   serve_tmp_start BATON_BINARY   sets SERVE_TMP (a temp dir), SERVE_PID,
 #                                  SERVE_HTTP (host:port), SERVE_GRPC, SERVE_ADMIN
-#   serve_tmp_tenant_key TENANT    creates the tenant and prints a new key of it
+#   serve_tmp_tenant_key TENANT [SETTINGS]
+#                                  creates the tenant (with the tenant settings
+#                                  PATCH body SETTINGS, if given) and prints a new key of it
 #   serve_tmp_stop                 stops the server by its PID, removes SERVE_TMP
 
 serve_tmp_start() {
@@ -28,6 +30,10 @@ serve_tmp_start() {
 serve_tmp_tenant_key() {
   curl -sf -X POST -H "Authorization: Bearer $SERVE_ADMIN" -d "{\"id\":\"$1\"}" \
     "http://$SERVE_HTTP/api/v1/admin/tenants" >/dev/null
+  if [ -n "${2:-}" ]; then
+    curl -sf -X PATCH -H "Authorization: Bearer $SERVE_ADMIN" -d "$2" \
+      "http://$SERVE_HTTP/api/v1/admin/tenants/$1/settings" >/dev/null
+  fi
   curl -sf -X POST -H "Authorization: Bearer $SERVE_ADMIN" -d '{"name":"script"}' \
     "http://$SERVE_HTTP/api/v1/admin/tenants/$1/keys" | sed -n 's/.*"key":"\([^"]*\)".*/\1/p'
 }

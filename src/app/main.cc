@@ -1,7 +1,8 @@
 // The `baton` binary: wiring of store, worker and client, and the CLI.
 //
 //   baton demo  [--db FILE]   run the sample orchestration and print its history
-//   baton serve [--data-dir DIR] [--port N] …   the HTTP API and a worker, until SIGINT/SIGTERM
+//   baton serve [--data-dir DIR] [--store URL] [--port N] …   the HTTP API and a worker, until SIGINT/SIGTERM
+//   baton migrate [--store URL] [--data-dir DIR]  apply the task hub's schema migrations, then exit
 //   baton instance|tenant|key …                  client verbs (src/app/cli/, docs/cli.md)
 //   baton version
 #include <signal.h>
@@ -24,12 +25,17 @@
 #include "api/http/management_api.h"
 #include "api/http/readiness.h"
 #include "app/cli/commands.h"
+#include "app/job_runtime.h"
 #include "app/samples.h"
 #include "baton/client.h"
 #include "baton/registry.h"
+#include "baton/postgres_store.h"
 #include "baton/sqlite_store.h"
+#include "store/lease_store.h"
+#include "store/postgres/postgres_platform_stores.h"
 #include "store/sqlite/sqlite_platform_stores.h"
 #include "baton/worker.h"
+#include "batch/cluster_capacity.h"
 #include "batch/job_logs.h"
 #include "batch/job_monitor.h"
 #include "batch/job_orchestration.h"
@@ -47,6 +53,48 @@ Result<std::unique_ptr<Store>> Open(const std::string& db) {
   SqliteStoreOptions options;
   options.path = db;
   return OpenSqliteStore(options);
+}
+
+// The task hub a --store value names: "postgresql://…" or "postgres://…"
+// (a libpq URL) is PostgreSQL; "sqlite:PATH", or "" for <data-dir>/baton.db,
+// is SQLite. InvalidArgument for anything else.
+bool IsPostgresUrl(const std::string& store) {
+  return store.starts_with("postgresql://") || store.starts_with("postgres://");
+}
+Result<std::string> SqlitePath(const std::string& store, const std::string& data_dir) {
+  if (store.empty()) return data_dir + "/baton.db";
+  if (store.starts_with("sqlite:") && store.size() > 7) return store.substr(7);
+  return InvalidArgumentError("--store '" + store +
+                              "': expected postgresql://…, postgres://… or sqlite:PATH");
+}
+Result<std::unique_ptr<Store>> OpenStore(const std::string& store, const std::string& data_dir) {
+  if (IsPostgresUrl(store)) {
+    PostgresStoreOptions options;
+    options.url = store;
+    return OpenPostgresStore(options);
+  }
+  BATON_ASSIGN_OR_RETURN(std::string path, SqlitePath(store, data_dir));
+  return Open(path);
+}
+
+int Migrate(const std::string& store, const std::string& data_dir) {
+  Result<SchemaVersion> v = InvalidArgumentError("");
+  if (IsPostgresUrl(store)) {
+    v = MigratePostgresStore(store);
+  } else if (Result<std::string> path = SqlitePath(store, data_dir); path.ok()) {
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(*path).parent_path(), ec);
+    v = MigrateSqliteStore(*path);
+  } else {
+    v = path.status();
+  }
+  if (!v.ok()) {
+    std::fprintf(stderr, "baton: migrate: %s\n", v.status().ToString().c_str());
+    return 1;
+  }
+  std::printf("task hub schema: version %d -> %d%s\n", v->before, v->after,
+              v->before == v->after ? " (up to date)" : "");
+  return 0;
 }
 
 std::string Describe(const HistoryEvent& e) {
@@ -104,33 +152,71 @@ int Demo(const std::string& db) {
 }
 
 // The platform's stores beside the task hub (tenants and keys, job logs,
-// secrets, the deployment's keys): SQLite files and key files in the data dir.
+// secrets, the deployment's keys, leases): SQLite files and key files in the
+// data dir, or tables of the PostgreSQL task hub's database that every node
+// shares. `secrets_key_dir` (PostgreSQL only) keeps the key that seals
+// secrets in a file there instead of beside the secrets in the database.
 struct PlatformStores {
   std::unique_ptr<store::TenantStore> tenants;
   std::unique_ptr<store::JobLogStore> logs;
   std::unique_ptr<store::SecretStore> secrets;
   std::unique_ptr<store::KeyStore> keys;
+  std::unique_ptr<store::LeaseStore> leases;
 };
 
-Result<PlatformStores> OpenPlatformStores(const std::string& data_dir) {
+// Keys by name from one of two stores: "secrets" from a file, the rest from
+// the database.
+class SplitKeyStore final : public store::KeyStore {
+ public:
+  SplitKeyStore(std::unique_ptr<store::KeyStore> secrets, std::unique_ptr<store::KeyStore> rest)
+      : secrets_(std::move(secrets)), rest_(std::move(rest)) {}
+  Result<std::string> GetOrCreate(const std::string& name, const std::function<Result<std::string>()>& make) override {
+    return Pick(name).GetOrCreate(name, make);
+  }
+  Status Put(const std::string& name, const std::string& key) override { return Pick(name).Put(name, key); }
+  std::string Describe(const std::string& name) const override {
+    return name == batch::SecretVault::kKeyName ? secrets_->Describe(name) : rest_->Describe(name);
+  }
+
+ private:
+  store::KeyStore& Pick(const std::string& name) { return name == batch::SecretVault::kKeyName ? *secrets_ : *rest_; }
+  std::unique_ptr<store::KeyStore> secrets_, rest_;
+};
+
+Result<PlatformStores> OpenPlatformStores(const std::string& data_dir, const std::string& store_url,
+                                          const std::string& secrets_key_dir) {
   PlatformStores p;
+  if (IsPostgresUrl(store_url)) {
+    BATON_ASSIGN_OR_RETURN(p.tenants, store::OpenPostgresTenantStore(store_url));
+    BATON_ASSIGN_OR_RETURN(p.logs, store::OpenPostgresJobLogStore(store_url));
+    BATON_ASSIGN_OR_RETURN(p.secrets, store::OpenPostgresSecretStore(store_url));
+    BATON_ASSIGN_OR_RETURN(p.keys, store::OpenPostgresKeyStore(store_url));
+    BATON_ASSIGN_OR_RETURN(p.leases, store::OpenPostgresLeaseStore(store_url));
+    if (!secrets_key_dir.empty()) {
+      p.keys = std::make_unique<SplitKeyStore>(store::OpenFileKeyStore(secrets_key_dir), std::move(p.keys));
+    }
+    return p;
+  }
   BATON_ASSIGN_OR_RETURN(p.tenants, store::OpenSqliteTenantStore(data_dir + "/tenants.db"));
   BATON_ASSIGN_OR_RETURN(p.logs, store::OpenSqliteJobLogStore(data_dir + "/job-logs.db"));
   BATON_ASSIGN_OR_RETURN(p.secrets, store::OpenSqliteSecretStore(data_dir + "/secrets.db"));
   p.keys = store::OpenFileKeyStore(data_dir);
+  p.leases = store::OpenLocalLeaseStore();
   return p;
 }
 
 // `baton secrets rotate-key`: a new sealing key, every stored secret
 // resealed with it, the old keys dropped. The server must be stopped: taking
 // the task hub's lock proves it is.
-int RotateSecretsKey(const std::string& data_dir) {
-  auto store = Open(data_dir + "/baton.db");
+int RotateSecretsKey(const std::string& data_dir, const std::string& store_url, const std::string& secrets_key_dir) {
+  // On SQLite, holding the task hub's lock proves the server is stopped; on
+  // PostgreSQL every node must be stopped by the operator (docs/SECURITY.md).
+  auto store = OpenStore(store_url, data_dir);
   if (!store.ok()) {
     std::fprintf(stderr, "baton: %s (stop `baton serve` first)\n", store.status().ToString().c_str());
     return 1;
   }
-  auto platform = OpenPlatformStores(data_dir);
+  auto platform = OpenPlatformStores(data_dir, store_url, secrets_key_dir);
   if (!platform.ok()) {
     std::fprintf(stderr, "baton: %s\n", platform.status().ToString().c_str());
     return 1;
@@ -162,6 +248,8 @@ int RotateSecretsKey(const std::string& data_dir) {
 
 struct ServeOptions {
   std::string data_dir = "baton-data";
+  std::string store;  // "" = SQLite in data_dir (see OpenStore)
+  std::string secrets_key_dir;  // PostgreSQL: the secrets key in a file here, not the database
   std::string listen = "127.0.0.1";
   int port = 8080;
   size_t max_body_bytes = 1 << 20;
@@ -171,6 +259,10 @@ struct ServeOptions {
   int activity_threads = 8;
   int read_timeout_s = 30;
   // Batch jobs.
+  std::string runtime = "docker";  // or "swarm" (app/job_runtime.h)
+  std::string swarm_manager = "/var/run/docker.sock";
+  std::vector<std::string> swarm_nodes;  // "<node>=<endpoint>"
+  int capacity_refresh_s = 15;
   std::string docker_socket = "/var/run/docker.sock";
   std::string secrets_dir = runtime::docker::kDefaultSecretsDir;
   double job_cpu = 0;       // 0 = the machine's cores
@@ -282,12 +374,13 @@ int Serve(const ServeOptions& o) {
     std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
     return 1;
   }
-  auto store = Open(o.data_dir + "/baton.db");
+  auto store = OpenStore(o.store, o.data_dir);
   if (!store.ok()) {
     std::fprintf(stderr, "baton: %s\n", store.status().ToString().c_str());
     return 1;
   }
-  auto platform = OpenPlatformStores(o.data_dir);
+  std::printf("baton: task hub on %s\n", IsPostgresUrl(o.store) ? "PostgreSQL" : "SQLite");
+  auto platform = OpenPlatformStores(o.data_dir, o.store, o.secrets_key_dir);
   if (!platform.ok()) {
     std::fprintf(stderr, "baton: %s\n", platform.status().ToString().c_str());
     return 1;
@@ -308,30 +401,26 @@ int Serve(const ServeOptions& o) {
     std::printf("(shown once: keep it; create more with `baton key create --admin`)\n");
   }
 
-  // Batch jobs: the container runtime, secrets, kept logs, job tokens.
-  runtime::docker::DockerRuntime docker(o.docker_socket, o.secrets_dir);
-  if (!std::filesystem::exists(o.secrets_dir) && !std::filesystem::exists(std::filesystem::path(o.secrets_dir).parent_path())) {
-    std::fprintf(stderr, "baton: --secrets-dir %s: its parent directory does not exist\n", o.secrets_dir.c_str());
+  // Batch jobs: the container runtime (this node's dockerd, or a swarm), the
+  // registry's credentials, secrets, kept logs, job tokens.
+  std::vector<runtime::RegistryCredentials> registries;
+  if (!o.registry.empty()) {
+    std::ifstream in(o.registry_password_file);
+    std::string password;
+    std::getline(in, password);
+    if (!in && password.empty()) {
+      std::fprintf(stderr, "baton: cannot read --registry-password-file %s\n", o.registry_password_file.c_str());
+      return 1;
+    }
+    registries.push_back(runtime::RegistryCredentials{o.registry, o.registry_user, password});
+  }
+  auto job_runtime = MakeJobRuntime(JobRuntimeOptions{o.runtime, o.docker_socket, o.secrets_dir, o.swarm_manager,
+                                                      o.swarm_nodes, registries});
+  if (!job_runtime.ok()) {
+    std::fprintf(stderr, "baton: %s\n", job_runtime.status().ToString().c_str());
     return 1;
   }
-  if (!runtime::docker::DockerRuntime::IsOnTmpfs(std::filesystem::exists(o.secrets_dir)
-                                                     ? o.secrets_dir
-                                                     : std::filesystem::path(o.secrets_dir).parent_path().string())) {
-    std::fprintf(stderr, "baton: warning: --secrets-dir %s is not on a tmpfs: job secrets will touch the disk\n",
-                 o.secrets_dir.c_str());
-  }
-  if (struct stat st {}; ::lstat(o.secrets_dir.c_str(), &st) == 0 && (!S_ISDIR(st.st_mode) || st.st_uid != ::geteuid())) {
-    // Another local user may have created it first (/dev/shm is everyone's):
-    // the runtime would refuse to write secrets there, so say it now.
-    std::fprintf(stderr, "baton: --secrets-dir %s is %s, not this server's; remove it or choose another\n",
-                 o.secrets_dir.c_str(), S_ISDIR(st.st_mode) ? ("owned by uid " + std::to_string(st.st_uid)).c_str()
-                                                            : "not a directory");
-    return 1;
-  }
-  if (Status ping = docker.Ping(); !ping.ok()) {
-    std::fprintf(stderr, "baton: warning: %s (jobs will wait for it; scripts/docker-up starts one)\n",
-                 ping.ToString().c_str());
-  }
+  runtime::ContainerRuntime& docker = **job_runtime;  // the jobs' runtime, whichever it is
   auto vault = batch::SecretVault::Open(*platform->secrets, *platform->keys);
   auto job_logs = std::make_unique<batch::JobLogs>(*platform->logs);
   auto tokens = batch::JobTokens::FromKeyStore(*platform->keys);
@@ -347,16 +436,16 @@ int Serve(const ServeOptions& o) {
   job_services.logs = job_logs.get();
   job_services.tokens = &*tokens;
   job_services.node_id = NodeId(o.data_dir);
-  if (!o.registry.empty()) {
-    std::ifstream in(o.registry_password_file);
-    std::string password;
-    std::getline(in, password);
-    if (!in && password.empty()) {
-      std::fprintf(stderr, "baton: cannot read --registry-password-file %s\n", o.registry_password_file.c_str());
-      return 1;
-    }
-    job_services.registries.push_back(runtime::RegistryCredentials{o.registry, o.registry_user, password});
+  // The deployment: every node that shares the stores shares this id.
+  auto deployment = platform->keys->GetOrCreate("deployment", []() -> Result<std::string> {
+    return "d" + util::NewRandomUuid().substr(0, 8);
+  });
+  if (!deployment.ok()) {
+    std::fprintf(stderr, "baton: %s\n", deployment.status().ToString().c_str());
+    return 1;
   }
+  job_services.deployment_id = *deployment;
+  job_services.registries = registries;
 
   Registry registry;
   RegisterSamples(registry);
@@ -475,11 +564,19 @@ int Serve(const ServeOptions& o) {
     server.Stop();
     return 1;
   }
-  // The node's capacity for jobs.
+  // The capacity for jobs: a cluster's from its ready nodes, refreshed; a
+  // node's from the flags.
+  std::unique_ptr<batch::ClusterCapacityRefresher> capacity;
+  if (o.runtime == "swarm") {
+    capacity = std::make_unique<batch::ClusterCapacityRefresher>(docker, client,
+                                                                 std::chrono::seconds(o.capacity_refresh_s));
+    capacity->Start();
+  }
   const double job_cpu = o.job_cpu > 0 ? o.job_cpu : static_cast<double>(std::thread::hardware_concurrency());
   const int64_t job_memory = o.job_memory_mb > 0 ? o.job_memory_mb : MachineMemoryMb() * 8 / 10;
-  if (Status s = client.SignalEntity(EntityId(batch::kSchedulerEntity, batch::kSchedulerKey), "setCapacity",
-                                     Json{{"cpu", job_cpu}, {"memoryMb", job_memory}});
+  if (Status s = capacity ? Status::Ok()
+                          : client.SignalEntity(EntityId(batch::kSchedulerEntity, batch::kSchedulerKey), "setCapacity",
+                                                Json{{"cpu", job_cpu}, {"memoryMb", job_memory}});
       !s.ok()) {
     std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
   }
@@ -498,6 +595,8 @@ int Serve(const ServeOptions& o) {
   }
   batch::JobMonitorOptions monitor_options;
   monitor_options.node_id = job_services.node_id;
+  monitor_options.deployment_id = job_services.deployment_id;
+  monitor_options.leases = platform->leases.get();
   monitor_options.vault = vault->get();
   monitor_options.reconcile_interval = std::chrono::seconds(o.reconcile_interval_s);
   batch::JobMonitor monitor(docker, client, monitor_options);
@@ -515,6 +614,7 @@ int Serve(const ServeOptions& o) {
   callback_server.Stop(std::chrono::seconds(1));
   grpc_sidecar.Stop();
   monitor.Stop();
+  if (capacity) capacity->Stop();
   worker.Stop();
   std::printf("baton: stopped\n");
   return 0;
@@ -553,6 +653,8 @@ bool ApplyEnvironment(int argc, char** argv, ServeOptions& o) {
     if (v != nullptr && !on_command_line(flag)) *target = v;
   };
   text("BATON_DATA_DIR", "--data-dir", &o.data_dir);
+  text("BATON_STORE", "--store", &o.store);
+  text("BATON_SECRETS_KEY_DIR", "--secrets-key-dir", &o.secrets_key_dir);
   text("BATON_LISTEN", "--listen", &o.listen);
   number("BATON_PORT", "--port", 0, 65535, &o.port);
   number("BATON_MAX_BODY_BYTES", "--max-body-bytes", 1, 1L << 30, &o.max_body_bytes);
@@ -562,6 +664,17 @@ bool ApplyEnvironment(int argc, char** argv, ServeOptions& o) {
   number("BATON_ACTIVITY_THREADS", "--activity-threads", 1, 1024, &o.activity_threads);
   number("BATON_READ_TIMEOUT", "--read-timeout", 1, 3600, &o.read_timeout_s);
   text("BATON_DOCKER_SOCKET", "--docker-socket", &o.docker_socket);
+  text("BATON_RUNTIME", "--runtime", &o.runtime);
+  text("BATON_SWARM_MANAGER", "--swarm-manager", &o.swarm_manager);
+  if (const char* v = std::getenv("BATON_SWARM_NODES"); v != nullptr && !on_command_line("--swarm-node")) {
+    o.swarm_nodes.clear();
+    for (std::string_view rest = v; !rest.empty();) {  // comma-separated
+      const size_t comma = std::min(rest.find(','), rest.size());
+      if (comma > 0) o.swarm_nodes.emplace_back(rest.substr(0, comma));
+      rest.remove_prefix(std::min(comma + 1, rest.size()));
+    }
+  }
+  number("BATON_CAPACITY_REFRESH", "--capacity-refresh", 1, 3600, &o.capacity_refresh_s);
   text("BATON_SECRETS_DIR", "--secrets-dir", &o.secrets_dir);
   number("BATON_JOB_MEMORY_MB", "--job-memory-mb", 0, 1L << 40, &o.job_memory_mb);
   text("BATON_REGISTRY", "--registry", &o.registry);
@@ -604,6 +717,12 @@ int main(int argc, char** argv) {
       "Precedence: flag > environment > config file (--config FILE, a [serve] section).");
   serve->add_option("--data-dir", serve_options.data_dir, "Directory of the task hub and the tenant directory")
       ->capture_default_str();
+  serve->add_option("--secrets-key-dir", serve_options.secrets_key_dir,
+                    "With a PostgreSQL store: keep the key that seals job secrets in DIR/secrets.key (the same "
+                    "file on every node) instead of in the database beside the secrets");
+  serve->add_option("--store", serve_options.store,
+                    "Task hub: postgresql://… (many nodes on one PostgreSQL) or sqlite:PATH "
+                    "(default: SQLite in --data-dir)");
   serve->add_option("--listen", serve_options.listen, "Address to listen on")
       ->capture_default_str();
   serve->add_option("--port", serve_options.port, "Port to listen on (0 = any free port)")
@@ -627,6 +746,22 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 3600))
       ->capture_default_str();
   serve->add_option("--docker-socket", serve_options.docker_socket, "Docker Engine API socket (batch jobs)")
+      ->capture_default_str();
+  serve->add_option("--runtime", serve_options.runtime,
+                    "Where jobs run: docker (this machine's dockerd, --docker-socket) or swarm (a Docker Swarm "
+                    "cluster through a manager, --swarm-manager; docs/cluster.md)")
+      ->check(CLI::IsMember({"docker", "swarm"}))
+      ->capture_default_str();
+  serve->add_option("--swarm-manager", serve_options.swarm_manager,
+                    "--runtime swarm: a swarm manager's Engine API (socket path, unix:///path or "
+                    "tcp://127.0.0.1:PORT)")
+      ->capture_default_str();
+  serve->add_option("--swarm-node", serve_options.swarm_nodes,
+                    "--runtime swarm: NODE=ENDPOINT, a node's own Engine API by node id or hostname (repeatable); "
+                    "lets Baton confirm OOM kills and stop jobs on it keeping their exit codes");
+  serve->add_option("--capacity-refresh", serve_options.capacity_refresh_s,
+                    "--runtime swarm: seconds between reads of the ready nodes' capacity")
+      ->check(CLI::Range(1, 3600))
       ->capture_default_str();
   serve->add_option("--secrets-dir", serve_options.secrets_dir,
                     "Directory (on a tmpfs) where running jobs' secret files live; mounted into their containers")
@@ -658,17 +793,27 @@ int main(int argc, char** argv) {
   serve->add_flag("--grpc-allow-anonymous", serve_options.grpc_allow_anonymous,
                   "Let gRPC calls without an API key act on the task hub their 'taskhub' metadata names");
   std::string secrets_data_dir = "baton-data";
+  std::string secrets_store;
+  std::string secrets_key_dir;
   auto* secrets = app.add_subcommand("secrets", "Manage the key that seals job secrets at rest");
   secrets->require_subcommand(1);
   auto* rotate = secrets->add_subcommand(
       "rotate-key", "Seal every stored job secret with a new key and drop the old ones (stop the server first)");
   rotate->add_option("--data-dir", secrets_data_dir, "The server's data dir")->capture_default_str();
+  rotate->add_option("--store", secrets_store, "The task hub (as for serve; env BATON_STORE)");
+  rotate->add_option("--secrets-key-dir", secrets_key_dir, "As for serve (env BATON_SECRETS_KEY_DIR)");
   serve->add_option("--public-url", serve_options.public_url,
                     "Base URL of the status URIs in answers, e.g. https://baton.example.com (default "
                     "http://<listen>:<port>; never the request's Host header)");
   serve->add_option("--grpc-max-message-bytes", serve_options.grpc_max_message_bytes,
                     "Largest gRPC message accepted (0 = --max-body-bytes)")
       ->check(CLI::Range(static_cast<size_t>(0), static_cast<size_t>(1) << 30))
+      ->capture_default_str();
+  std::string migrate_store;
+  std::string migrate_data_dir = "baton-data";
+  auto* migrate = app.add_subcommand("migrate", "Apply the task hub's schema migrations and exit");
+  migrate->add_option("--store", migrate_store, "Task hub (as for serve; env BATON_STORE)");
+  migrate->add_option("--data-dir", migrate_data_dir, "Data dir of the default SQLite task hub (env BATON_DATA_DIR)")
       ->capture_default_str();
   app.add_subcommand("version", "Print the version");
 
@@ -681,7 +826,25 @@ int main(int argc, char** argv) {
   }
   if (client.parsed()) return exit_code;
   if (demo->parsed()) return baton::app::Demo(db);
-  if (rotate->parsed()) return baton::app::RotateSecretsKey(secrets_data_dir);
+  if (rotate->parsed()) {
+    auto env = [&](const char* name, const char* flag, std::string* target) {
+      const char* v = std::getenv(name);
+      if (v != nullptr && rotate->count(flag) == 0) *target = v;
+    };
+    env("BATON_STORE", "--store", &secrets_store);
+    env("BATON_SECRETS_KEY_DIR", "--secrets-key-dir", &secrets_key_dir);
+    env("BATON_DATA_DIR", "--data-dir", &secrets_data_dir);
+    return baton::app::RotateSecretsKey(secrets_data_dir, secrets_store, secrets_key_dir);
+  }
+  if (migrate->parsed()) {
+    auto env = [&](const char* name, const char* flag, std::string* target) {
+      const char* v = std::getenv(name);
+      if (v != nullptr && migrate->count(flag) == 0) *target = v;
+    };
+    env("BATON_STORE", "--store", &migrate_store);
+    env("BATON_DATA_DIR", "--data-dir", &migrate_data_dir);
+    return baton::app::Migrate(migrate_store, migrate_data_dir);
+  }
   if (serve->parsed()) {
     if (!baton::app::ApplyEnvironment(argc, argv, serve_options)) return 2;
     return baton::app::Serve(serve_options);

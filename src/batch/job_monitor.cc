@@ -59,12 +59,35 @@ JobMonitor::~JobMonitor() { Stop(); }
 
 std::map<std::string, std::string> JobMonitor::Selector() const {
   std::map<std::string, std::string> selector;
-  if (!options_.node_id.empty()) selector["baton.node"] = options_.node_id;
+  if (!options_.deployment_id.empty()) {
+    selector["baton.deployment"] = options_.deployment_id;
+  } else if (!options_.node_id.empty()) {
+    selector["baton.node"] = options_.node_id;
+  }
   return selector;
 }
 
+bool JobMonitor::Leading() {
+  if (options_.leases == nullptr) return true;
+  auto held = options_.leases->TryAcquire("job-monitor/" + options_.deployment_id, options_.node_id, options_.lease_ttl);
+  if (!held.ok()) {
+    util::Log().warn("job monitor: the reconciler's lease: {}", held.status().ToString());
+    return false;
+  }
+  if (*held != leading_) {
+    if (*held) {
+      util::Log().info("job monitor: this node now reconciles deployment {}", options_.deployment_id);
+    } else {
+      util::Log().info("job monitor: another node reconciles deployment {}", options_.deployment_id);
+    }
+    leading_ = *held;
+  }
+  return *held;
+}
+
 void JobMonitor::Start() {
-  auto first = ReconcileOnce();
+  Result<ReconcileReport> first = ReconcileReport{};
+  if (Leading()) first = ReconcileOnce();
   if (!first.ok()) {
     util::Log().warn("job monitor: first reconcile pass: {}", first.status().ToString());
   } else if (first->groups_removed + first->exits_reported + first->containers_lost > 0) {
@@ -168,6 +191,7 @@ void JobMonitor::PollLoop() {
       requested = reconcile_requested_;
       reconcile_requested_ = false;
     }
+    if (!Leading()) continue;  // another node of the deployment does it
     PollJobUrls();
     if (requested || std::chrono::steady_clock::now() >= next_reconcile) {
       auto report = ReconcileOnce();
@@ -250,8 +274,18 @@ Result<ReconcileReport> JobMonitor::ReconcileOnce() {
     if (page.continuation_token.empty()) break;
     q.continuation_token = page.continuation_token;
   }
-  // 2. This node's job containers, by group.
+  // 2. The deployment's job containers, by group — and this node's from
+  //    before groups carried the deployment's label.
   BATON_ASSIGN_OR_RETURN(std::vector<runtime::ContainerState> containers, runtime_.ListByLabels(Selector()));
+  if (!options_.deployment_id.empty() && !options_.node_id.empty()) {
+    BATON_ASSIGN_OR_RETURN(std::vector<runtime::ContainerState> older,
+                           runtime_.ListByLabels({{"baton.node", options_.node_id}}));
+    std::set<std::string> seen;
+    for (const auto& c : containers) seen.insert(c.id);
+    for (auto& c : older) {
+      if (!seen.count(c.id) && Label(c, "baton.deployment").empty()) containers.push_back(std::move(c));
+    }
+  }
   struct Group {
     std::string instance;
     int attempt = 0;
@@ -282,7 +316,10 @@ Result<ReconcileReport> JobMonitor::ReconcileOnce() {
       continue;  // cannot tell: leave it for the next pass
     }
     if (!owned) {
-      if (runtime_.InspectGroup(name).status().code() == StatusCode::kNotFound) continue;  // gone meanwhile
+      // Gone meanwhile — unless the runtime listed it only by what it left
+      // behind (status "removing": a swarm group's secrets), which this finishes.
+      const bool leftover = g.main != nullptr && g.main->status == "removing";
+      if (!leftover && runtime_.InspectGroup(name).status().code() == StatusCode::kNotFound) continue;
       Status s = runtime_.DeleteGroup(name);
       if (s.ok()) {
         ++report.groups_removed;

@@ -48,14 +48,24 @@
 
 #include "baton/client.h"
 #include "runtime/container_runtime.h"
+#include "store/lease_store.h"
 
 namespace baton::batch {
 
 class SecretVault;
 
 struct JobMonitorOptions {
+  // The "baton.deployment" label of the groups this deployment's nodes
+  // create: every node of a deployment watches them all ("" = use node_id).
+  std::string deployment_id;
   std::string node_id;  // the "baton.node" label of this node's groups
   SecretVault* vault = nullptr;  // swept of ended jobs' secrets; null = no sweep
+  // With many nodes, one of them reconciles and polls job URLs at a time:
+  // the holder of the lease "job-monitor/<deployment>"; another takes over
+  // when it dies (the lease lapses after lease_ttl). Null: this node alone.
+  // Die events are watched by every node (raising one twice is harmless).
+  store::LeaseStore* leases = nullptr;
+  std::chrono::milliseconds lease_ttl{std::chrono::seconds(15)};
   std::chrono::milliseconds reconcile_interval{std::chrono::seconds(30)};
   std::chrono::milliseconds job_url_poll_interval{std::chrono::seconds(2)};
 };
@@ -79,6 +89,9 @@ class JobMonitor {
   void Stop();
 
   Result<ReconcileReport> ReconcileOnce();
+  // Whether this node does the deployment's reconciling now (acquires or
+  // renews the lease; true without a LeaseStore).
+  bool Leading();
 
  private:
   void WatchLoop();
@@ -95,6 +108,7 @@ class JobMonitor {
   Client& client_;
   JobMonitorOptions options_;
   std::set<std::string> vault_unknown_before_;  // guarded by reconcile_mu_
+  bool leading_ = false;  // PollLoop's thread only
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;

@@ -32,8 +32,9 @@ constexpr int kExitAfterCallbackSeconds = 10;
                      : s.code() == StatusCode::kUnauthenticated ? "RegistryUnauthorized"
                      : s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kDeadlineExceeded
                          ? "RuntimeUnavailable"
-                     : s.code() == StatusCode::kInvalidArgument ? "InvalidArgument"
-                                                                : "RuntimeError";
+                     : s.code() == StatusCode::kInvalidArgument   ? "InvalidArgument"
+                     : s.code() == StatusCode::kResourceExhausted ? "Unplaceable"
+                                                                  : "RuntimeError";
   throw DurableError(type, what + ": " + s.message(), nullptr,
                      non_retriable || s.code() == StatusCode::kNotFound || s.code() == StatusCode::kInvalidArgument ||
                          s.code() == StatusCode::kUnauthenticated);
@@ -76,17 +77,27 @@ void SetPhase(OrchestrationContext& ctx, Json status, const Json& shown) {
 //     the registry unreachable): the call is tried again after 1 s, 2 s, 4 s, …
 //     up to kMaxFaultRetry, for as long as the fault lasts — but no longer than
 //     the job's timeoutSeconds from the first failure, and not past a Cancel;
+//   - because a cluster runtime has no node to place the group on yet
+//     ("Unplaceable": Swarm's "no suitable node (…)"): waited out the same
+//     way, but looked at again at least every kMaxPlacementRetry, with reason
+//     "placement" and Swarm's word in lastError — the cluster has the
+//     capacity in all (the scheduler granted it), just not on one node now;
 //   - otherwise (a runtime error of another kind): kOtherAttempts tries.
 // The waits are durable timers, so a Baton restart keeps waiting where it
 // was. While it waits, the custom status carries
-//   "waitingOn": {"reason": "runtime" | "registry", "lastError", "retryAt",
-//                 "since", "failures"}
+//   "waitingOn": {"reason": "runtime" | "registry" | "placement", "lastError",
+//                 "retryAt", "since", "failures"}
 // (JobView shows it). Each try is a separate activity; activities are safe to
 // run again, so a try whose answer was lost is harmless.
 constexpr char kRuntimeUnavailable[] = "RuntimeUnavailable";
 constexpr char kRegistryUnavailable[] = "RegistryUnavailable";
+constexpr char kUnplaceable[] = "Unplaceable";
 constexpr std::chrono::seconds kFirstFaultRetry{1};
 constexpr std::chrono::seconds kMaxFaultRetry{30};
+// A cluster frees a node when another job ends, which is often: placement is
+// looked at again sooner (Swarm starts the task the moment it places it; the
+// attempt counts as running from the look that finds it placed).
+constexpr std::chrono::seconds kMaxPlacementRetry{5};
 constexpr int kOtherAttempts = 3;
 
 // Calls `activity` with `input` through transient faults (above). `status`
@@ -115,6 +126,8 @@ Task<Json> CallThroughFaults(OrchestrationContext& ctx, std::string activity, Js
         reason = "registry";
       } else if (d.error_type == kRuntimeUnavailable) {
         reason = "runtime";
+      } else if (d.error_type == kUnplaceable) {
+        reason = "placement";
       } else {
         fatal = d.is_non_retriable || ++other_failures >= kOtherAttempts;
         reason = "runtime";
@@ -123,7 +136,7 @@ Task<Json> CallThroughFaults(OrchestrationContext& ctx, std::string activity, Js
     if (fatal) co_return Json{{"error", error}};
     ++failures;
     const auto delay = std::min<std::chrono::seconds>(kFirstFaultRetry * (int64_t{1} << std::min(failures - 1, 10)),
-                                                      kMaxFaultRetry);
+                                                      reason == "placement" ? kMaxPlacementRetry : kMaxFaultRetry);
     const TimePoint now = ctx.CurrentUtcDateTime();
     if (!since) since = now;
     if (now + delay - *since > budget) {
@@ -481,6 +494,7 @@ Status RegisterJobFunctions(Registry& registry, const JobServices& services) {
                     {"baton.instance", in["instance"]},
                     {"baton.completion", CompletionName(spec->completion)}};
     if (!s.node_id.empty()) group.labels["baton.node"] = s.node_id;
+    if (!s.deployment_id.empty()) group.labels["baton.deployment"] = s.deployment_id;
     if (spec->completion == CompletionMode::kJobUrl) group.labels["baton.jobPort"] = std::to_string(spec->job_port);
     for (const auto& [k, v] : spec->labels) group.labels["job." + k] = v;
     const std::string id = in.value("id", "");
@@ -582,6 +596,10 @@ Status RegisterJobFunctions(Registry& registry, const JobServices& services) {
     if (!g.ok()) Throw(g.status(), "inspecting '" + group + "'");
     const runtime::ContainerState& main = g->containers[0];
     Json out = {{"exitCode", main.exit_code}, {"oomKilled", main.oom_killed}};
+    // The runtime's word on how it ended, when the exit code is not all of it
+    // (a swarm task that never ran; an exit 137 whose OOM kill it cannot confirm).
+    if (!main.error.empty()) out["error"] = main.error;
+    if (!main.node.empty()) out["node"] = main.node;
     if (main.started_at) out["startedAt"] = FormatIso8601(*main.started_at);
     if (main.finished_at) out["finishedAt"] = FormatIso8601(*main.finished_at);
     Json tail = Json::array();

@@ -25,8 +25,9 @@
 //      attempts, attemptResults, durations, progress, logsTail, error}.
 //
 // Runtime and registry calls wait out transient faults (dockerd or the
-// registry unreachable: retried 1 s, 2 s, … up to 30 s apart on durable
-// timers, bounded by the job's timeoutSeconds and by a Cancel); answers that
+// registry unreachable, or no cluster node free to place the attempt on:
+// retried 1 s, 2 s, … up to 30 s apart on durable timers, bounded by the
+// job's timeoutSeconds and by a Cancel); answers that
 // will not change (NotFound, RegistryUnauthorized, InvalidArgument) fail at
 // once (docs/job-spec.md#transient-faults).
 //
@@ -35,7 +36,7 @@
 //    "backoff" | "done",
 //    "attempt", "position" (queued), "retryAt" (backoff), "progress",
 //    "waitingOn" (while a call waits out a fault: {"reason": "runtime" |
-//    "registry", "lastError", "retryAt", "since", "failures"})}.
+//    "registry" | "placement", "lastError", "retryAt", "since", "failures"})}.
 //
 // Secrets (env and files) never enter the orchestration's input or history:
 // they are kept in a SecretVault (secret_vault.h), read by the activity that
@@ -92,8 +93,11 @@ struct JobServices {
   std::vector<runtime::RegistryCredentials> registries;
   std::chrono::seconds pull_timeout{600};
   std::chrono::seconds stop_grace{10};
-  // Labels every group "baton.node=<node_id>", so that the JobMonitor of a
-  // node looks only at its own containers ("" = no such label).
+  // Labels every group "baton.deployment=<deployment_id>" (what the
+  // JobMonitors of the deployment's nodes watch: deployments sharing a
+  // dockerd leave each other's containers alone) and "baton.node=<node_id>"
+  // (which node created it). "" = no such label.
+  std::string deployment_id;
   std::string node_id;
 };
 

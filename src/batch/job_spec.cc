@@ -279,7 +279,7 @@ Result<JobSpec> ParseJobSpec(const Json& j) {
       policy = r;
     } else if (r.is_object()) {
       BATON_RETURN_IF_ERROR(OnlyKnown(r, "restartPolicy.", {"policy", "maxAttempts", "backoffSeconds"}));
-      policy = r.value("policy", "");
+      if (r.contains("policy") && r["policy"].is_string()) policy = r["policy"].get<std::string>();
       if (r.contains("maxAttempts")) {
         auto attempts = JsonInteger(r["maxAttempts"], 1, 100);
         if (!attempts) return FieldError("restartPolicy.maxAttempts", "must be an integer from 1 to 100");
@@ -306,7 +306,9 @@ Result<JobSpec> ParseJobSpec(const Json& j) {
   }
   if (j.contains("completion")) {
     const Json& c = j["completion"];
-    std::string mode = c.is_string() ? c.get<std::string>() : c.is_object() ? c.value("mode", "") : "";
+    std::string mode = c.is_string() ? c.get<std::string>()
+                       : c.is_object() && c.contains("mode") && c["mode"].is_string() ? c["mode"].get<std::string>()
+                                                                                       : "";
     if (mode == "exitCode") {
       spec.completion = CompletionMode::kExitCode;
     } else if (mode == "callback") {

@@ -190,6 +190,7 @@ Json JobTimeline(const std::vector<HistoryEvent>& history) {
                      const int a = attempt_of[t.task_scheduled_id];
                      const std::string reason = t.failure.error_type == "RegistryUnavailable"  ? "registry"
                                                 : t.failure.error_type == "RuntimeUnavailable" ? "runtime"
+                                                : t.failure.error_type == "Unplaceable"        ? "placement"
                                                                                                : "";
                      if (reason.empty()) {
                        waiting = -1;

@@ -182,7 +182,14 @@ Json SchedulerEntity(EntityContext& ctx) {
   Json result;
   const std::string& op = ctx.OperationName();
   if (op == "setCapacity") {
-    scheduler.state()["capacity"] = {{"cpu", Number(input, "cpu")}, {"memoryMb", Number(input, "memoryMb")}};
+    Json capacity = {{"cpu", Number(input, "cpu")}, {"memoryMb", Number(input, "memoryMb")}};
+    // A cluster's: its largest node too (what one job can never exceed).
+    if (input.contains("largestNode") && input["largestNode"].is_object()) {
+      capacity["largestNode"] = {{"cpu", Number(input["largestNode"], "cpu")},
+                                 {"memoryMb", Number(input["largestNode"], "memoryMb")}};
+      capacity["nodes"] = Number(input, "nodes");
+    }
+    scheduler.state()["capacity"] = std::move(capacity);
     scheduler.Grant(ctx);  // what fits now starts now
   } else if (op == "setTenant") {
     scheduler.SetTenant(input);

@@ -14,7 +14,10 @@
 // orchestration.
 //
 // Operations (inputs and results are JSON):
-//   setCapacity {cpu, memoryMb}
+//   setCapacity {cpu, memoryMb[, largestNode {cpu, memoryMb}, nodes]}
+//               the machine's (or a cluster's: the sum over its nodes, which
+//               grants are checked against, and its largest node, which a
+//               submitted job is checked against: cluster_capacity.h)
 //   setTenant   {tenant, cpu, memoryMb, jobs, weight}   quota; 0 = unlimited
 //   request     {job, tenant, instance, cpu, memoryMb, priority}
 //               -> {granted: bool, position: n}   (idempotent per job)

@@ -24,8 +24,10 @@
 // exists (DeleteGroup removes them). How each backend does it is in its
 // header.
 //
-// Implementations: DockerRuntime (docker/docker_runtime.h), over the Docker
-// Engine API. Thread-safety: every method may be called concurrently.
+// Implementations: DockerRuntime (docker/docker_runtime.h), one node over
+// the Docker Engine API; SwarmRuntime (swarm/swarm_runtime.h), a Docker Swarm
+// cluster through a manager's Engine API, which cannot do everything a node
+// can (Features()). Thread-safety: every method may be called concurrently.
 #pragma once
 
 #include <chrono>
@@ -91,7 +93,9 @@ struct GroupSpec {
 struct ContainerState {
   std::string id;
   std::string name;       // the container spec's name
-  std::string status;     // "created", "running", "exited", …
+  // "created", "running", "exited", …; "removing": the container is gone and
+  // the runtime lists the group only by objects it left (ListByLabels).
+  std::string status;
   bool running = false;
   int exit_code = 0;
   bool oom_killed = false;
@@ -101,6 +105,18 @@ struct ContainerState {
   int64_t memory_bytes = 0;
   std::map<uint16_t, uint16_t> published_ports;  // container port -> 127.0.0.1 port
   std::map<std::string, std::string> labels;
+  // Where it runs, when the runtime has more than one machine (a swarm
+  // node's id); "" otherwise.
+  std::string node;
+  // Why a container that exists has not started yet, when the runtime says
+  // (Swarm: "no suitable node (insufficient resources on 2 nodes)"); "" when
+  // it is not waiting or the runtime does not say.
+  std::string waiting;
+  // The runtime's word when the container could not run, or when how it
+  // ended is known only in part ("exit 137 under a memory limit of 64 MiB
+  // …" where the OOM kill cannot be confirmed); "" otherwise. Callers treat
+  // an attempt with an error as failed and show the text.
+  std::string error;
 };
 
 struct GroupState {
@@ -130,6 +146,28 @@ struct Usage {
   int64_t memory_peak_bytes = 0;  // 0 when the kernel does not report it
 };
 
+// What a runtime can do beyond running one container with the sandbox and
+// secrets every runtime provides. A job that needs what its runtime lacks is
+// refused at submit (batch/runtime_support.h), never started to fail later.
+struct RuntimeFeatures {
+  bool sidecars = true;         // more than one container per group (one network namespace)
+  bool callback_socket = true;  // GroupSpec::callback_dir (a directory of the platform's node)
+  bool bridge_network = true;   // NetworkMode::kBridge, with ports published on the node's 127.0.0.1
+  // A container's ports (host network, or published) are on the 127.0.0.1
+  // of Baton's own machine, where Baton can call them (job-URL completion).
+  bool loopback_reachable = true;
+};
+
+// The machines a cluster runtime places containers on, as its scheduler sees
+// them (ready and active ones only).
+struct ClusterCapacity {
+  int nodes = 0;
+  double cpus = 0;            // the sum over the nodes
+  int64_t memory_bytes = 0;   // the sum over the nodes
+  double largest_node_cpus = 0;         // of the node with the most CPU
+  int64_t largest_node_memory_bytes = 0;  // of the node with the most memory
+};
+
 struct RegistryCredentials {
   std::string server;  // "127.0.0.1:5000"
   std::string username;
@@ -139,6 +177,14 @@ struct RegistryCredentials {
 class ContainerRuntime {
  public:
   virtual ~ContainerRuntime() = default;
+
+  // What this runtime supports (RuntimeFeatures); all of it by default.
+  virtual RuntimeFeatures Features() const { return RuntimeFeatures{}; }
+
+  // The cluster's ready machines, read now. Unimplemented for a single-node
+  // runtime, whose capacity the operator configures; Unavailable when the
+  // cluster cannot be reached.
+  virtual Result<ClusterCapacity> Capacity() { return UnimplementedError("a single-node runtime has no cluster"); }
 
   // OK when the runtime answers (Docker: GET /_ping) within `timeout`.
   // Unavailable otherwise: the daemon is down, restarting or unreachable.
@@ -155,6 +201,10 @@ class ContainerRuntime {
   // (running or exited) is left as it is. So a call that is repeated — after
   // a lost answer, a crash or an outage of the runtime — finishes what an
   // earlier one began and never starts a container twice. NotFound.
+  // ResourceExhausted: a cluster runtime has no machine to place it on yet
+  // (the message says why); the group stays, and a later call succeeds once
+  // it is placed. (Swarm starts a group's service when it is created: there,
+  // StartGroup waits for the placement.)
   virtual Status StartGroup(const std::string& group) = 0;
   // Stops every container: SIGTERM, then SIGKILL after `grace`. NotFound.
   virtual Status StopGroup(const std::string& group, std::chrono::seconds grace) = 0;

@@ -1,6 +1,8 @@
 #include "baton/clock.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <limits>
 #include <ctime>
 
 namespace baton {
@@ -10,6 +12,9 @@ int64_t ToUnixMicros(TimePoint t) {
 }
 
 TimePoint FromUnixMicros(int64_t micros) {
+  // A TimePoint counts nanoseconds in 64 bits: saturate rather than overflow.
+  constexpr int64_t kLimit = std::numeric_limits<int64_t>::max() / 1000;
+  micros = std::clamp<int64_t>(micros, -kLimit, kLimit);
   return TimePoint(std::chrono::duration_cast<Duration>(std::chrono::microseconds(micros)));
 }
 
@@ -46,6 +51,7 @@ bool ParseIso8601(std::string_view text, TimePoint* out) {
       !digits(17, 2, &s))
     return false;
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return false;
+  if (y < kMinIso8601Year || y > kMaxIso8601Year) return false;  // beyond what a TimePoint holds
   size_t pos = 19;
   int64_t micros = 0;
   if (pos < text.size() && text[pos] == '.') {

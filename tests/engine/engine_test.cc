@@ -1,4 +1,5 @@
-// Semantics of the durable engine, end to end: Client -> SqliteStore -> Worker
+// Semantics of the durable engine, end to end: Client -> Store -> Worker, on
+// SQLite and (the Postgres/ copy, testing/test_store.h) on PostgreSQL
 // -> orchestrator coroutines, on a real SQLite file in a temp dir.
 #include <gtest/gtest.h>
 
@@ -9,8 +10,8 @@
 
 #include "baton/client.h"
 #include "baton/registry.h"
-#include "baton/sqlite_store.h"
 #include "baton/worker.h"
+#include "testing/test_store.h"
 #include "testing/test_util.h"
 
 namespace baton {
@@ -26,10 +27,7 @@ class EngineTest : public ::testing::Test {
  protected:
   // Opens the store and starts a worker. `clock` null = system clock.
   void Open(WorkerOptions options = {}) {
-    SqliteStoreOptions store_options;
-    store_options.path = dir_.File("baton.db");
-    store_options.clock = clock_;
-    auto store = OpenSqliteStore(store_options);
+    auto store = testing::OpenTestStore(dir_.path(), clock_);
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     store_ = std::move(*store);
     options.clock = clock_;

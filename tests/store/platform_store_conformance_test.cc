@@ -32,6 +32,7 @@ class PlatformStoreTest : public ::testing::TestWithParam<PlatformBackend> {
   store::JobLogStore& logs() { return *stores_.logs; }
   store::SecretStore& secrets() { return *stores_.secrets; }
   store::KeyStore& keys() { return *stores_.keys; }
+  store::LeaseStore& leases() { return *stores_.leases; }
 
   TempDir dir_;
   PlatformStoreSet stores_;
@@ -183,6 +184,22 @@ TEST_P(PlatformStoreTest, AKeyIsMadeOnceEvenByRacingCallersAndCanBeReplaced) {
   EXPECT_EQ(keys().GetOrCreate("../etc", [] { return Result<std::string>(std::string("x")); }).status().code(),
             StatusCode::kInvalidArgument);
   EXPECT_FALSE(keys().Describe("secrets").empty());
+}
+
+// ---- Leases ----
+
+TEST_P(PlatformStoreTest, ALeaseHasOneHolderUntilReleasedOrLapsed) {
+  EXPECT_TRUE(*leases().TryAcquire("job-monitor/d1", "node-a", 60s));
+  EXPECT_FALSE(*leases().TryAcquire("job-monitor/d1", "node-b", 60s));
+  EXPECT_TRUE(*leases().TryAcquire("job-monitor/d1", "node-a", 60s));  // a renewal
+  EXPECT_TRUE(*leases().TryAcquire("job-monitor/d2", "node-b", 60s));  // another name
+  ASSERT_TRUE(leases().Release("job-monitor/d1", "node-b").ok());      // not its own: nothing
+  EXPECT_FALSE(*leases().TryAcquire("job-monitor/d1", "node-b", 60s));
+  ASSERT_TRUE(leases().Release("job-monitor/d1", "node-a").ok());
+  EXPECT_TRUE(*leases().TryAcquire("job-monitor/d1", "node-b", 1ms));
+  // A holder that stops renewing loses it once it lapsed.
+  std::this_thread::sleep_for(50ms);
+  EXPECT_TRUE(*leases().TryAcquire("job-monitor/d1", "node-a", 60s));
 }
 
 INSTANTIATE_TEST_SUITE_P(Platform, PlatformStoreTest, ::testing::ValuesIn(PlatformBackends()),

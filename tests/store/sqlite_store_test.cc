@@ -111,8 +111,8 @@ TEST_F(SqliteStoreTest, CreatesTheSchemaInWalMode) {
   RawDb raw(Options().path);
   std::vector<std::string> tables =
       raw.Column("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name");
-  EXPECT_EQ(tables,
-            (std::vector<std::string>{"activity_tasks", "history", "inbox", "instances", "meta"}));
+  EXPECT_EQ(tables, (std::vector<std::string>{"activity_tasks", "history", "inbox", "instances",
+                                              "meta", "schema_migrations"}));
   std::vector<std::string> indexes = raw.Column(
       "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' "
       "ORDER BY name");
@@ -121,6 +121,40 @@ TEST_F(SqliteStoreTest, CreatesTheSchemaInWalMode) {
   EXPECT_EQ(raw.Column("PRAGMA journal_mode"), std::vector<std::string>{"wal"});
   EXPECT_EQ(raw.Column("SELECT value FROM meta WHERE key = 'schema_version'"),
             std::vector<std::string>{"1"});
+  EXPECT_EQ(raw.Column("SELECT version || ' ' || name FROM schema_migrations ORDER BY version"),
+            std::vector<std::string>{"1 task_hub"});
+}
+
+TEST_F(SqliteStoreTest, MigrationsRunOnceAndAFileFromBeforeVersioningIsAdopted) {
+  const std::string path = Options().path;
+  {
+    // A file made before schema_migrations existed: the tables, no record.
+    std::unique_ptr<Store> store = MustOpen(Options());
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(Create(*store, "kept").ok());
+  }
+  RawDb(path).Exec("DROP TABLE schema_migrations");
+  Result<SchemaVersion> v = MigrateSqliteStore(path);
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(v->before, 0);
+  EXPECT_EQ(v->after, 1);
+  v = MigrateSqliteStore(path);
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(v->before, 1);
+  EXPECT_EQ(v->after, 1);
+  std::unique_ptr<Store> store = MustOpen(Options());
+  ASSERT_NE(store, nullptr);
+  EXPECT_TRUE(store->GetInstance("kept", false).ok()) << "the data survived the migration";
+}
+
+TEST_F(SqliteStoreTest, RefusesAFileWithANewerSchema) {
+  const std::string path = Options().path;
+  ASSERT_TRUE(MigrateSqliteStore(path).ok());
+  RawDb(path).Exec("INSERT INTO schema_migrations VALUES (999, 'future', 0)");
+  Result<std::unique_ptr<Store>> store = OpenSqliteStore(Options());
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kFailedPrecondition) << store.status().ToString();
+  EXPECT_NE(store.status().message().find("999"), std::string::npos);
 }
 
 TEST_F(SqliteStoreTest, HistoryIsOneRowPerEpisode) {

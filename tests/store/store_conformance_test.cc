@@ -4,10 +4,13 @@
 #include "store/store_conformance.h"
 
 #include <atomic>
+#include <fstream>
 #include <set>
 #include <thread>
 
+#include "baton/postgres_store.h"
 #include "baton/sqlite_store.h"
+#include "testing/postgres_test_db.h"
 
 namespace baton::testing {
 namespace {
@@ -926,6 +929,89 @@ TEST_P(StoreConformanceTest, ConcurrentCompletesAllLand) {
   EXPECT_EQ(page->instances.size(), static_cast<size_t>(kThreads * kPerThread));
 }
 
+// ---- Leases ----
+
+TEST_P(StoreConformanceTest, ConcurrentFetchersEachTakeADifferentInstance) {
+  // A fetcher that finds its first candidate taken (leased, or being leased
+  // this very moment) moves on to the next instead of reporting no work.
+  for (int round = 0; round < 20; ++round) {
+    const std::string a = "race-a-" + std::to_string(round);
+    const std::string b = "race-b-" + std::to_string(round);
+    ASSERT_TRUE(Create(a).ok());
+    ASSERT_TRUE(Create(b).ok());
+    std::promise<void> go;
+    std::shared_future<void> start = go.get_future().share();
+    std::optional<OrchestrationWorkItem> got[2];
+    std::thread fetchers[2];
+    for (int i = 0; i < 2; ++i) {
+      fetchers[i] = std::thread([&, i] {
+        start.wait();
+        got[i] = FetchNow();
+      });
+    }
+    go.set_value();
+    for (std::thread& t : fetchers) t.join();
+    ASSERT_TRUE(got[0].has_value() && got[1].has_value()) << "round " << round;
+    EXPECT_NE(got[0]->instance_id, got[1]->instance_id);
+    EXPECT_NE(got[0]->lock_token, got[1]->lock_token);
+    for (const auto& item : got) ASSERT_TRUE(Commit(*item, Finished(*item, OrchestrationStatus::kCompleted)).ok());
+    EXPECT_FALSE(FetchNow().has_value());
+  }
+}
+
+TEST_P(StoreConformanceTest, CommittedOrAbandonedLeaseCannotCommitAgain) {
+  ASSERT_TRUE(Create("once").ok());
+  std::optional<OrchestrationWorkItem> item = FetchNow();
+  ASSERT_TRUE(item.has_value());
+  std::vector<HistoryEvent> episode = {Event(events::OrchestratorStarted{}), item->messages[0].event};
+  ASSERT_TRUE(Commit(*item, Running(*item, episode)).ok());
+  // The same episode again (a duplicate delivery of the commit) writes nothing.
+  EXPECT_EQ(Commit(*item, Running(*item, episode)).code(), StatusCode::kAborted);
+  EXPECT_EQ(*store().GetHistory("once"), episode);
+
+  ASSERT_TRUE(Raise("once", "Go").ok());
+  std::optional<OrchestrationWorkItem> next = FetchNow();
+  ASSERT_TRUE(next.has_value());
+  store().AbandonOrchestrationWorkItem(*next, milliseconds(0));
+  OrchestrationUpdate late = Finished(*next, OrchestrationStatus::kCompleted, "late");
+  late.tasks.push_back(ActivityTask{0, "once", "once-e1", 1, "Work", "", "", Now()});
+  EXPECT_EQ(Commit(*next, late).code(), StatusCode::kAborted);
+  EXPECT_EQ(StatusOf("once"), OrchestrationStatus::kRunning);
+  EXPECT_EQ(store().GetHistory("once")->size(), episode.size());
+  EXPECT_FALSE(FetchActivityNow().has_value()) << "the abandoned episode's task was not created";
+  std::optional<OrchestrationWorkItem> again = FetchNow();
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->messages.size(), 1u);
+}
+
+TEST_P(StoreConformanceTest, StaleActivityCompleteAfterAnotherLeaseIsAbortedAndOneResultLands) {
+  ASSERT_TRUE(Create("twice").ok());
+  std::optional<OrchestrationWorkItem> item = FetchNow();
+  ASSERT_TRUE(item.has_value());
+  OrchestrationUpdate u = Running(*item);
+  u.tasks.push_back(ActivityTask{0, "twice", "twice-e1", 1, "Work", "", "", Now()});
+  ASSERT_TRUE(Commit(*item, u).ok());
+  std::optional<ActivityWorkItem> first = FetchActivityNow();
+  ASSERT_TRUE(first.has_value());
+  clock_->Advance(first->locked_until - Now() + milliseconds(1));
+  // The first worker is presumed dead; a second one takes the task.
+  std::optional<ActivityWorkItem> second = FetchActivityNow();
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->task.seq, first->task.seq);
+  EXPECT_NE(second->lock_token, first->lock_token);
+  EXPECT_EQ(second->dequeue_count, 2);
+  // The first worker comes back: its result is refused, the second's lands.
+  EXPECT_EQ(CommitActivity(*first, To("twice", events::TaskCompleted{1, "1"}, "twice-e1")).code(),
+            StatusCode::kAborted);
+  EXPECT_FALSE(FetchNow().has_value());
+  ASSERT_TRUE(CommitActivity(*second, To("twice", events::TaskCompleted{1, "2"}, "twice-e1")).ok());
+  std::optional<OrchestrationWorkItem> result = FetchNow();
+  ASSERT_TRUE(result.has_value());
+  ASSERT_EQ(result->messages.size(), 1u);
+  EXPECT_EQ(std::get<events::TaskCompleted>(result->messages[0].event.body).result, "2");
+  EXPECT_FALSE(FetchActivityNow().has_value());
+}
+
 // ---- Backends ----
 
 std::unique_ptr<Store> OpenSqliteForTest(const std::string& dir, std::shared_ptr<Clock> clock) {
@@ -940,6 +1026,33 @@ std::unique_ptr<Store> OpenSqliteForTest(const std::string& dir, std::shared_ptr
 
 INSTANTIATE_TEST_SUITE_P(Sqlite, StoreConformanceTest,
                          ::testing::Values(StoreBackend{"Sqlite", &OpenSqliteForTest}),
+                         BackendName);
+
+// One fresh database per test (per temp dir): created at the first open, and
+// opened again by Reopen() through the URL kept in the dir.
+std::unique_ptr<Store> OpenPostgresForTest(const std::string& dir, std::shared_ptr<Clock> clock) {
+  const std::string marker = dir + "/postgres-url";
+  std::string url;
+  {
+    std::ifstream in(marker);
+    std::getline(in, url);
+  }
+  if (url.empty()) {
+    url = CreateTestDatabase();
+    if (url.empty()) return nullptr;
+    std::ofstream(marker) << url << "\n";
+  }
+  PostgresStoreOptions options;
+  options.url = url;
+  options.clock = std::move(clock);
+  options.lease_duration = std::chrono::seconds(30);
+  Result<std::unique_ptr<Store>> store = OpenPostgresStore(options);
+  EXPECT_TRUE(store.ok()) << store.status().ToString();
+  return store.ok() ? std::move(store).value() : nullptr;
+}
+
+INSTANTIATE_TEST_SUITE_P(Postgres, StoreConformanceTest,
+                         ::testing::Values(StoreBackend{"Postgres", &OpenPostgresForTest}),
                          BackendName);
 
 }  // namespace

@@ -71,6 +71,11 @@ inline pid_t Spawn(const std::vector<std::string>& args, const std::string& log,
   if (pid != 0) return pid;
   prctl(PR_SET_PDEATHSIG, SIGTERM);
   if (getppid() != parent) _exit(1);
+  // A daemon starts with no signal blocked, whatever its parent blocks
+  // (baton_private_swarm waits for SIGTERM with sigwait).
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
   if (netns_path != nullptr) {
     int ns = open(netns_path, O_RDONLY | O_CLOEXEC);
     if (ns < 0 || setns(ns, CLONE_NEWNET) != 0) _exit(125);
@@ -262,17 +267,24 @@ class PrivateNetns {
 // A dockerd with its own --data-root, --exec-root, --pidfile and unix socket
 // under its directory, in a network namespace of its own (PrivateNetns), with
 // no bridge network and no iptables or forwarding changes (containers use
-// network "none", or "host" — the namespace's); --live-restore, so that its
-// containers keep running while it is stopped, as production nodes should be
-// configured (docs/job-protocol.md). It starts its own containerd under its
+// network "none", or "host" — the namespace's); --live-restore (unless
+// Options say otherwise: a swarm node), so that its containers keep running
+// while it is stopped, as production nodes should be configured
+// (docs/job-protocol.md). It starts its own containerd under its
 // exec root. Insecure registries: dockerd's default, 127.0.0.0/8 (of its
 // namespace: a PrivateRegistry started there). Baton reaches it through its
 // unix socket, which works across network namespaces.
 class PrivateDockerd {
  public:
+  struct Options {
+    // Off for a swarm node: dockerd refuses swarm mode with live restore.
+    bool live_restore = true;
+  };
+
   // Runs dockerd in `netns` (never the host's: see PrivateNetns).
-  explicit PrivateDockerd(const PrivateNetns& netns)
-      : dir_(private_daemons::MakeDir("baton-dockerd")), netns_(netns.ok() ? netns.path() : "") {
+  explicit PrivateDockerd(const PrivateNetns& netns) : PrivateDockerd(netns, Options{}) {}
+  PrivateDockerd(const PrivateNetns& netns, Options options)
+      : dir_(private_daemons::MakeDir("baton-dockerd")), netns_(netns.ok() ? netns.path() : ""), options_(options) {
     if (!dir_.empty()) std::ofstream(dir_ + "/daemon.json") << "{}\n";  // not /etc/docker/daemon.json
   }
   ~PrivateDockerd() { Remove().IgnoreError(); }
@@ -284,11 +296,12 @@ class PrivateDockerd {
     if (dir_.empty()) return InternalError("no directory for the private dockerd");
     if (netns_.empty()) return InternalError("no network namespace for the private dockerd");
     if (pid_ > 0) return FailedPreconditionError("the private dockerd already runs (pid " + std::to_string(pid_) + ")");
-    pid_ = private_daemons::Spawn({"/usr/sbin/dockerd", "--data-root", dir_ + "/data", "--exec-root", dir_ + "/exec",
-                                   "--pidfile", dir_ + "/dockerd.pid", "--host", "unix://" + socket(),
-                                   "--config-file", dir_ + "/daemon.json", "--bridge=none", "--iptables=false",
-                                   "--ip-forward=false", "--ip-masq=false", "--live-restore"},
-                                  log(), netns_);
+    std::vector<std::string> args = {"/usr/sbin/dockerd", "--data-root", dir_ + "/data", "--exec-root", dir_ + "/exec",
+                                     "--pidfile", dir_ + "/dockerd.pid", "--host", "unix://" + socket(),
+                                     "--config-file", dir_ + "/daemon.json", "--bridge=none", "--iptables=false",
+                                     "--ip-forward=false", "--ip-masq=false"};
+    if (options_.live_restore) args.push_back("--live-restore");
+    pid_ = private_daemons::Spawn(args, log(), netns_);
     if (pid_ < 0) return InternalError("fork failed");
     runtime::docker::DockerRuntime docker(socket());
     const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -348,6 +361,7 @@ class PrivateDockerd {
  private:
   std::string dir_;
   std::string netns_;
+  Options options_;
   pid_t pid_ = -1;
 };
 
@@ -371,8 +385,9 @@ class PrivateRegistry {
       out << password_;
     }
     std::filesystem::permissions(password_file(), std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
-    // bcrypt, as `htpasswd -B` writes it; crypt(3) from libxcrypt.
-    char* setting = crypt_gensalt_ra("$2b$", 10, nullptr, 0);
+    // bcrypt, as `htpasswd -B` writes it (its default cost, 5: the registry
+    // checks it on every request); crypt(3) from libxcrypt.
+    char* setting = crypt_gensalt_ra("$2b$", 5, nullptr, 0);
     const char* hash = setting ? crypt(password_.c_str(), setting) : nullptr;
     if (hash != nullptr && hash[0] == '$') std::ofstream(dir_ + "/htpasswd") << "baton:" << hash << "\n";
     free(setting);

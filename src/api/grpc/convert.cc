@@ -1,5 +1,7 @@
 #include "api/grpc/convert.h"
 
+#include <algorithm>
+
 #include "util/overloaded.h"
 
 namespace baton::sidecar {
@@ -14,8 +16,13 @@ void SetString(const std::string& v, google::protobuf::StringValue* out) { out->
 }  // namespace
 
 TimePoint FromProto(const google::protobuf::Timestamp& t) {
-  return TimePoint(std::chrono::duration_cast<TimePoint::duration>(std::chrono::seconds(t.seconds()) +
-                                                                   std::chrono::nanoseconds(t.nanos())));
+  // A client's timestamp may be anything; a TimePoint holds about ±292 years
+  // of nanoseconds. Saturate (year 1685 or 2255) rather than overflow.
+  constexpr int64_t kMaxSeconds = 9'000'000'000;
+  const int64_t seconds = std::clamp<int64_t>(t.seconds(), -kMaxSeconds, kMaxSeconds);
+  const int64_t nanos = std::clamp<int64_t>(t.nanos(), -999'999'999, 999'999'999);
+  return TimePoint(std::chrono::duration_cast<TimePoint::duration>(std::chrono::seconds(seconds) +
+                                                                   std::chrono::nanoseconds(nanos)));
 }
 
 void ToProto(TimePoint t, google::protobuf::Timestamp* out) {

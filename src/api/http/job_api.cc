@@ -6,6 +6,7 @@
 #include "api/http/request_util.h"
 #include "batch/job_policy.h"
 #include "batch/job_view.h"
+#include "batch/runtime_support.h"
 #include "batch/scheduler.h"
 
 namespace baton::api {
@@ -121,10 +122,18 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
     if (Status s = batch::CheckJobPolicy(*spec, tenant, s_.platform_registry, grants); !s.ok()) {
       return ErrorResponse(s, batch::FieldOf(s));
     }
+    if (Status s = batch::CheckRuntimeSupport(
+            *spec, s_.runtime != nullptr ? s_.runtime->Features() : runtime::RuntimeFeatures{}); !s.ok()) {
+      return ErrorResponse(422, "NotSupported", s.message(), batch::FieldOf(s));
+    }
     Json scheduler = SchedulerSnapshot();
     Json capacity = scheduler.value("capacity", Json::object());
+    // A cluster's job must fit one node: its largest (cluster_capacity.h).
+    const bool cluster = capacity.contains("largestNode") && capacity["largestNode"].is_object();
+    if (cluster) capacity = capacity["largestNode"];
     batch::Capacity node{capacity.value("cpu", 0.0), static_cast<int64_t>(capacity.value("memoryMb", 0.0)) << 20};
-    if (Status s = batch::FitsWithin(*spec, node, "the node has"); !s.ok()) {
+    if (Status s = batch::FitsWithin(*spec, node, cluster ? "the largest node of the cluster has" : "the node has");
+        !s.ok()) {
       return ErrorResponse(422, "NeverFits", s.message(), batch::FieldOf(s));
     }
     Json quota = scheduler.value("tenants", Json::object()).value(tenant, Json::object()).value("quota", Json::object());

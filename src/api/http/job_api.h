@@ -28,7 +28,7 @@ struct JobApiServices {
   batch::SecretVault* vault = nullptr;
   batch::JobLogs* logs = nullptr;
   const batch::JobTokens* tokens = nullptr;
-  runtime::ContainerRuntime* runtime = nullptr;  // live logs
+  runtime::ContainerRuntime* runtime = nullptr;  // live logs, and the job specs it can run (Features)
   std::chrono::seconds max_follow{60};           // upper bound of ?timeout= on logs
   tenancy::Admission* admission = nullptr;       // request rate, queued-job cap; null = none
   // The platform registry ("127.0.0.1:5000"): a tenant runs images under

@@ -715,7 +715,7 @@ class Api : public std::enable_shared_from_this<Api> {
   static HttpResponse SettingsResponse(const std::string& tenant, const tenancy::TenantSettings& settings) {
     Json out = tenancy::SettingsToJson(settings);
     out["tenant"] = tenant;
-    return JsonResponse(200, out.dump());
+    return JsonResponse(200, out);
   }
 
   HttpResponse GetTenantSettings(const HttpRequest& req, const RouteMatch& m, const Caller& c) {

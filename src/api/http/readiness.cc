@@ -207,7 +207,7 @@ void AddReadinessRoute(Router& router, ReadinessProbe& probe, tenancy::TenantDir
       details = true;
     }
     ReadinessReport report = probe.Check();
-    HttpResponse res = JsonResponse(report.ready ? 200 : 503, ReadinessProbe::ToJson(report, details).dump());
+    HttpResponse res = JsonResponse(report.ready ? 200 : 503, ReadinessProbe::ToJson(report, details));
     res.set(http::field::cache_control, "no-store");
     return res;
   });

@@ -97,11 +97,12 @@ std::variant<HttpRequest, HttpResponse> ParseRequest(std::string_view bytes, con
       boost::system::error_code ec;
       const size_t n = parser.put(boost::asio::buffer(bytes.data() + used, bytes.size() - used), ec);
       used += n;
-      if (ec == http::error::need_more) {
-        if (n == 0 || used == bytes.size()) return ec;
-        continue;
+      if (ec && ec != http::error::need_more) return ec;
+      // No progress, or nothing left to give: the request was cut short.
+      if (n == 0 || used == bytes.size()) {
+        if (done()) break;
+        return http::error::need_more;
       }
-      if (ec) return ec;
     }
     return {};
   };

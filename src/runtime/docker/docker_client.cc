@@ -2,6 +2,9 @@
 
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
+#include <sys/un.h>
+
+#include <cstdlib>
 #include <optional>
 
 namespace baton::runtime::docker {
@@ -9,13 +12,50 @@ namespace baton::runtime::docker {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
-using Socket = asio::local::stream_protocol::socket;
+// One socket type for both kinds of endpoint.
+using Socket = asio::generic::stream_protocol::socket;
+using Endpoint = asio::generic::stream_protocol::endpoint;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
 DockerClient::DockerClient(std::string socket_path, std::string api_version)
     : socket_path_(std::move(socket_path)), api_version_(std::move(api_version)) {}
 
 namespace {
+
+// The endpoint an address names (DockerClient's header), or why it is not one.
+Result<Endpoint> ParseEndpoint(const std::string& address) {
+  constexpr std::string_view kUnix = "unix://", kTcp = "tcp://";
+  if (address.rfind(kTcp, 0) == 0) {
+    std::string rest = address.substr(kTcp.size());
+    if (!rest.empty() && rest.back() == '/') rest.pop_back();
+    const size_t colon = rest.rfind(':');
+    if (colon == std::string::npos) return InvalidArgumentError("'" + address + "': a tcp:// endpoint needs a port");
+    std::string host = rest.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    boost::system::error_code ec;
+    const asio::ip::address ip = asio::ip::make_address(host, ec);
+    if (ec) return InvalidArgumentError("'" + address + "': the host must be a numeric loopback address");
+    if (!ip.is_loopback()) {
+      return InvalidArgumentError("'" + address + "': dockerd's plain TCP API is taken on loopback only");
+    }
+    const std::string port_text = rest.substr(colon + 1);
+    char* end = nullptr;
+    const long port = std::strtol(port_text.c_str(), &end, 10);
+    if (port_text.empty() || *end != '\0' || port < 1 || port > 65535) {
+      return InvalidArgumentError("'" + address + "': the port must be 1-65535");
+    }
+    return Endpoint(asio::ip::tcp::endpoint(ip, static_cast<unsigned short>(port)));
+  }
+  std::string path = address.rfind(kUnix, 0) == 0 ? address.substr(kUnix.size()) : address;
+  if (path.empty() || path[0] != '/') {
+    return InvalidArgumentError("'" + address + "': an endpoint is an absolute socket path, unix:///path or "
+                                "tcp://127.0.0.1:PORT");
+  }
+  if (path.size() >= sizeof(sockaddr_un{}.sun_path)) {
+    return InvalidArgumentError("'" + address + "': the socket path is too long for a unix socket");
+  }
+  return Endpoint(asio::local::stream_protocol::endpoint(path));
+}
 
 struct Exchanged {
   int status = 0;
@@ -24,9 +64,10 @@ struct Exchanged {
 
 // One request on a fresh connection; the response body goes to `on_data`
 // piece by piece. Everything must happen within `timeout`.
-Result<Exchanged> Exchange(const std::string& socket_path, const std::string& target, std::string_view method,
+Result<Exchanged> Exchange(const std::string& address, const std::string& target, std::string_view method,
                            const std::string& body, const std::map<std::string, std::string>& headers,
                            const std::function<bool(std::string_view)>& on_data, std::chrono::milliseconds timeout) {
+  BATON_ASSIGN_OR_RETURN(const Endpoint endpoint, ParseEndpoint(address));
   asio::io_context io;
   Socket socket(io);
   std::optional<Status> failure;
@@ -43,9 +84,9 @@ Result<Exchanged> Exchange(const std::string& socket_path, const std::string& ta
   asio::co_spawn(
       io,
       [&]() -> asio::awaitable<void> {
-        auto [cec] = co_await socket.async_connect(asio::local::stream_protocol::endpoint(socket_path), kTuple);
+        auto [cec] = co_await socket.async_connect(endpoint, kTuple);
         if (cec) {
-          failure = UnavailableError("cannot reach dockerd at " + socket_path + ": " + cec.message());
+          failure = UnavailableError("cannot reach dockerd at " + address + ": " + cec.message());
           co_return;
         }
         auto [wec, wn] = co_await http::async_write(socket, req, kTuple);
@@ -92,6 +133,8 @@ Result<Exchanged> Exchange(const std::string& socket_path, const std::string& ta
 }
 
 }  // namespace
+
+Status DockerClient::ValidEndpoint(const std::string& endpoint) { return ParseEndpoint(endpoint).status(); }
 
 Result<DockerResponse> DockerClient::Request(std::string_view method, const std::string& path,
                                              const std::string& body,

@@ -1,5 +1,12 @@
-// DockerClient: HTTP/1.1 to the Docker Engine API over its unix socket, with
-// deadlines on everything (Beast + Asio). Used by DockerRuntime only.
+// DockerClient: HTTP/1.1 to the Docker Engine API, with deadlines on
+// everything (Beast + Asio). The one Engine API client: DockerRuntime and
+// SwarmRuntime (a swarm manager's API) use it.
+//
+// The endpoint is a unix socket ("/var/run/docker.sock" or
+// "unix:///var/run/docker.sock") or a plain-TCP address on loopback
+// ("tcp://127.0.0.1:2375"): dockerd's TCP API without TLS gives root on the
+// node to whoever reaches it, so no other address is taken (put an SSH tunnel
+// or a unix socket forward in front of a remote one).
 //
 // Thread-safety: thread-safe; each request uses its own connection.
 #pragma once
@@ -21,8 +28,14 @@ struct DockerResponse {
 
 class DockerClient {
  public:
-  // `api_version` prefixes every path ("/v1.41/containers/json").
+  // `api_version` prefixes every path ("/v1.41/containers/json"). An
+  // endpoint that is not a valid one (above) makes every request fail with
+  // InvalidArgument; ValidEndpoint() tells beforehand.
   explicit DockerClient(std::string socket_path = "/var/run/docker.sock", std::string api_version = "v1.41");
+
+  // OK for "/path", "unix:///path" and "tcp://127.x.y.z:port" (or
+  // "tcp://[::1]:port"); InvalidArgument naming what is wrong otherwise.
+  static Status ValidEndpoint(const std::string& endpoint);
 
   // Sends one request; the whole exchange must finish within `timeout`.
   // Unavailable: the socket cannot be reached. DeadlineExceeded: no complete
@@ -40,6 +53,7 @@ class DockerClient {
                      const std::function<bool(std::string_view)>& on_data, std::chrono::milliseconds timeout,
                      const std::map<std::string, std::string>& headers = {}) const;
 
+  // The endpoint as given.
   const std::string& socket_path() const { return socket_path_; }
 
  private:

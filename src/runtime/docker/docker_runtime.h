@@ -88,9 +88,24 @@ class DockerRuntime final : public ContainerRuntime {
   // when no other reference or container uses it.
   Status RemoveImage(const std::string& image);
 
+  // ---- One container (the Swarm backend inspects its tasks' containers on
+  // their nodes with these) ----
+
+  // The container's state; an exit 137 under a memory limit is watched a
+  // moment for a late OOM report (cgroup v1). NotFound: no such container.
+  Result<ContainerState> InspectContainer(const std::string& id_or_name);
+  // The command the container would run: the spec's command and args, else
+  // the image's entrypoint and cmd (the image must be on this node:
+  // NotFound otherwise). InvalidArgument: neither names a command.
+  Result<std::vector<std::string>> EffectiveCommand(const ContainerSpec& c);
+  // Stops one container (SIGTERM, SIGKILL after `grace`); OK when it was
+  // stopped already. NotFound.
+  Status StopContainer(const std::string& id, std::chrono::seconds grace);
+  // Removes one container (killing it) and its anonymous volumes. NotFound.
+  Status RemoveContainer(const std::string& id);
+
  private:
   Result<std::vector<ContainerState>> GroupContainers(const std::string& group);
-  Result<ContainerState> InspectContainer(const std::string& id_or_name);
   // Writes the container's secrets under <secrets_dir>/<group>/<container>;
   // returns the directory ("" when it has none).
   Result<std::string> WriteSecrets(const std::string& group, const ContainerSpec& c);
@@ -100,8 +115,6 @@ class DockerRuntime final : public ContainerRuntime {
   // first use with inter-container traffic off; FailedPrecondition when a
   // network of that name exists with it on.
   Status EnsureJobsNetwork();
-  // The command the container would run: the spec's, else the image's.
-  Result<std::vector<std::string>> EffectiveCommand(const ContainerSpec& c);
 
   DockerClient client_;
   std::string secrets_dir_;

@@ -1,4 +1,4 @@
-// The baton-exec program (baton_exec.cc), embedded in the binary at build
+// The baton-exec program (baton_exec.c), embedded in the binary at build
 // time: a container runtime writes it where containers can mount it.
 #pragma once
 

@@ -13,7 +13,8 @@
 #include <variant>
 
 #include "baton/json.h"
-#include "store/sqlite/schema.h"
+#include "store/migrations.h"
+#include "store/sqlite/migrations.h"
 #include "util/overloaded.h"
 #include "store/sqlite/sqlite_store_impl.h"
 #include "util/hex.h"
@@ -25,7 +26,6 @@ namespace {
 
 using util::Overloaded;
 
-constexpr int kSchemaVersion = 1;
 constexpr size_t kMaxInstanceIdLength = 256;
 // Bounds one work item so an instance flooded with events still makes
 // progress in episodes of reasonable size.
@@ -142,6 +142,54 @@ Result<InstanceState> DecodeState(const Statement& row, bool include_payloads,
 
 }  // namespace
 
+Result<SchemaVersion> Migrate(Connection& c, const std::string& path) {
+  // BEGIN IMMEDIATE takes the write lock: a second migrator waits (busy
+  // timeout) and then finds the work done.
+  BATON_RETURN_IF_ERROR(c.Exec("BEGIN IMMEDIATE", "begin migration of " + path));
+  auto fail = [&](Status s) -> Status {
+    c.Exec("ROLLBACK", "rollback migration").IgnoreError();
+    return s;
+  };
+  Status s = c.Exec(
+      "CREATE TABLE IF NOT EXISTS schema_migrations ("
+      "  version    INTEGER PRIMARY KEY,"
+      "  name       TEXT NOT NULL,"
+      "  applied_at INTEGER NOT NULL)",
+      "create schema_migrations in " + path);
+  if (!s.ok()) return fail(s);
+  SchemaVersion v;
+  {
+    Result<Statement> st = c.Prepare("SELECT coalesce(max(version), 0) FROM schema_migrations");
+    if (!st.ok()) return fail(st.status());
+    Result<bool> row = st->Step("read schema version");
+    if (!row.ok()) return fail(row.status());
+    v.before = static_cast<int>(st->Int(0));
+  }
+  v.after = v.before;
+  const int latest = store::LatestVersion(kSqliteMigrations);
+  if (v.before > latest) {
+    return fail(FailedPreconditionError("store " + path + " has schema version " +
+                                        std::to_string(v.before) + "; this build knows up to " +
+                                        std::to_string(latest)));
+  }
+  for (const store::Migration& m : kSqliteMigrations) {
+    if (m.version <= v.before) continue;
+    s = c.Exec(m.sql, "apply migration " + std::to_string(m.version) + " (" + m.name + ") to " + path);
+    if (!s.ok()) return fail(s);
+    Result<Statement> st =
+        c.Prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)");
+    if (!st.ok()) return fail(st.status());
+    s = st->Bind(1, static_cast<int64_t>(m.version))
+            .Bind(2, m.name)
+            .Bind(3, ToUnixMicros(std::chrono::system_clock::now()))
+            .Run("record migration");
+    if (!s.ok()) return fail(s);
+    v.after = m.version;
+  }
+  BATON_RETURN_IF_ERROR(c.Exec("COMMIT", "commit migration of " + path));
+  return v;
+}
+
 // Borrows a reader connection from the pool for one read and gives it back,
 // rolled back to autocommit, when it goes out of scope.
 class SqliteStore::ReaderLease {
@@ -224,24 +272,8 @@ Status SqliteStore::Initialize() {
   // Temporary b-trees (sorts of large queries) have no reason to touch disk.
   BATON_RETURN_IF_ERROR(c.Exec("PRAGMA temp_store=MEMORY", "configure " + path));
 
-  BATON_RETURN_IF_ERROR(c.Exec("BEGIN IMMEDIATE", "begin schema transaction"));
-  Status schema = c.Exec(kSqliteSchema, "create schema in " + path);
-  if (!schema.ok()) {
-    c.Exec("ROLLBACK", "rollback schema").IgnoreError();
-    return schema;
-  }
-  BATON_RETURN_IF_ERROR(c.Exec("COMMIT", "commit schema"));
-  {
-    BATON_ASSIGN_OR_RETURN(Statement st,
-                           c.Prepare("SELECT value FROM meta WHERE key = 'schema_version'"));
-    BATON_ASSIGN_OR_RETURN(bool row, st.Step("read schema_version"));
-    int version = row ? std::atoi(st.Text(0).c_str()) : 0;
-    if (version != kSchemaVersion) {
-      return FailedPreconditionError("store " + path + " has schema version " +
-                                     std::to_string(version) + "; this build reads version " +
-                                     std::to_string(kSchemaVersion));
-    }
-  }
+  BATON_ASSIGN_OR_RETURN(SchemaVersion version, Migrate(c, path));
+  (void)version;
 
   BATON_RETURN_IF_ERROR(LoadQueues());
 
@@ -1658,6 +1690,12 @@ void SqliteStore::ResumeFetching() {
 }
 
 }  // namespace sqlite
+
+Result<SchemaVersion> MigrateSqliteStore(const std::string& path) {
+  BATON_ASSIGN_OR_RETURN(std::unique_ptr<sqlite::Connection> conn,
+                         sqlite::Connection::Open(path, /*create=*/true));
+  return sqlite::Migrate(*conn, path);
+}
 
 Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteStoreOptions& options) {
   BATON_ASSIGN_OR_RETURN(std::unique_ptr<sqlite::SqliteStore> store,

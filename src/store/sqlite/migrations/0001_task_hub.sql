@@ -1,9 +1,13 @@
--- Schema of a SqliteStore file (include/baton/sqlite_store.h).
+-- Migration 1 of a SqliteStore file (include/baton/sqlite_store.h): the
+-- task hub's tables.
 --
--- Embedded into the binary at build time (schema.h.in) and applied at every
--- open; every statement is idempotent, so applying it to an existing file is
--- a no-op. The connection, not the file, sets journal_mode=WAL and the
--- synchronous level, because those are operational choices, not data.
+-- Embedded into the binary at build time (baton_embed_migrations in
+-- src/store/CMakeLists.txt) and applied once by the migration runner at open,
+-- which records it in schema_migrations. Its statements are idempotent
+-- because files made before migrations were versioned already hold these
+-- tables. Never edit an applied migration: add the next file instead. The
+-- connection, not the file, sets journal_mode=WAL and the synchronous level,
+-- because those are operational choices, not data.
 --
 -- Conventions:
 --   * Times are INTEGER microseconds since the Unix epoch (baton/clock.h):
@@ -14,8 +18,8 @@
 --     NOT stored: they live in the memory of the one process that holds the
 --     file lock, and die with it, which is exactly when they must end.
 
--- Metadata about the file itself. schema_version lets a newer binary migrate
--- an older file and lets an older binary refuse a newer one.
+-- Metadata about the file itself. schema_version is what binaries from
+-- before schema_migrations read; schema_migrations is the record now.
 CREATE TABLE IF NOT EXISTS meta (
   key   TEXT PRIMARY KEY,
   value TEXT NOT NULL

@@ -1,0 +1,137 @@
+// A thin RAII layer over libpq, private to PostgresStore (and its tests).
+//
+// PgConnection owns one PGconn and the names of the statements it has
+// prepared; PgResult owns one PGresult. Parameters travel in text format:
+// Params renders integers, booleans, arrays and text, and refuses text that
+// holds a NUL byte (PostgreSQL text cannot store one, and libpq would cut the
+// value there silently).
+//
+// Errors are Status values that name the operation and carry the server's
+// message and SQLSTATE. After a failed call, broken() says whether the
+// connection itself is gone (the server closed it, the socket died): then the
+// outcome of the statement that was running is unknown, and the connection
+// must be thrown away. Nothing here throws.
+//
+// Thread-safety: a PgConnection is used by one thread at a time.
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
+
+#include "baton/status.h"
+
+namespace baton::pg {
+
+// One result set; empty for commands without rows.
+class PgResult {
+ public:
+  PgResult() = default;
+  explicit PgResult(PGresult* r) : r_(r) {}
+  int rows() const { return r_ ? PQntuples(r_.get()) : 0; }
+  bool IsNull(int row, int col) const { return PQgetisnull(r_.get(), row, col) != 0; }
+  std::string_view View(int row, int col) const {
+    return std::string_view(PQgetvalue(r_.get(), row, col),
+                            static_cast<size_t>(PQgetlength(r_.get(), row, col)));
+  }
+  std::string Text(int row, int col) const { return std::string(View(row, col)); }
+  int64_t Int(int row, int col) const;  // 0 when NULL
+  std::optional<int64_t> OptionalInt(int row, int col) const {
+    return IsNull(row, col) ? std::nullopt : std::optional<int64_t>(Int(row, col));
+  }
+  bool Bool(int row, int col) const { return View(row, col) == "t"; }
+  // A text[] column ("{a,"b c"}") as strings; NULL elements become "".
+  std::vector<std::string> TextArray(int row, int col) const;
+
+ private:
+  struct Clear {
+    void operator()(PGresult* r) const { PQclear(r); }
+  };
+  std::unique_ptr<PGresult, Clear> r_;
+};
+
+// Positional parameters ($1, $2, ...) in text format.
+class Params {
+ public:
+  Params& Null();
+  Params& Text(std::string_view v);
+  // "" becomes NULL: how the stores keep "no payload".
+  Params& Payload(std::string_view v) { return v.empty() ? Null() : Text(v); }
+  Params& Int(int64_t v);
+  Params& OptionalInt(std::optional<int64_t> v) { return v ? Int(*v) : Null(); }
+  Params& Bool(bool v) { return Text(v ? "t" : "f"); }
+  Params& IntArray(const std::vector<int64_t>& v);
+  Params& TextArray(const std::vector<std::string>& v);
+
+  // The first value that cannot be sent (a NUL byte), as InvalidArgument.
+  const Status& status() const { return status_; }
+  int size() const { return static_cast<int>(values_.size()); }
+  // Pointers into the values; valid while this Params lives unchanged.
+  std::vector<const char*> Pointers() const;
+
+ private:
+  std::vector<std::optional<std::string>> values_;
+  Status status_;
+};
+
+// A named statement: prepared on a connection the first time it runs there.
+struct Statement {
+  const char* name;
+  const char* sql;
+};
+
+class PgConnection {
+ public:
+  // Connects with `conninfo` (a postgresql:// URI or key=value string) and
+  // runs `setup` (SET commands) on the new session.
+  // Unavailable when the server cannot be reached or refuses the login.
+  static Result<std::unique_ptr<PgConnection>> Connect(const std::string& conninfo,
+                                                       const std::string& setup);
+  ~PgConnection();
+  PgConnection(const PgConnection&) = delete;
+  PgConnection& operator=(const PgConnection&) = delete;
+
+  // Simple query protocol: one or more statements, no parameters.
+  Result<PgResult> Exec(const std::string& sql, std::string_view what);
+  Result<PgResult> ExecParams(const std::string& sql, const Params& params, std::string_view what);
+  // Prepares `statement` on first use on this connection.
+  Result<PgResult> ExecPrepared(const Statement& statement, const Params& params,
+                                std::string_view what);
+
+  // True once the connection is unusable (see the header comment).
+  bool broken() const { return broken_ || PQstatus(conn_) != CONNECTION_OK; }
+  // SQLSTATE of the last failed call ("" when none or unknown).
+  const std::string& last_sqlstate() const { return last_sqlstate_; }
+  // The server process of this session (pg_stat_activity.pid), and when it
+  // started (pg_stat_activity.backend_start, text): together they name the
+  // session even after the PID is reused.
+  int backend_pid() const { return backend_pid_; }
+  const std::string& backend_start() const { return backend_start_; }
+  PGconn* raw() { return conn_; }
+
+ private:
+  explicit PgConnection(PGconn* conn) : conn_(conn) {}
+  Result<PgResult> Check(PGresult* r, std::string_view what);
+
+  PGconn* conn_;
+  int backend_pid_ = 0;
+  std::string backend_start_;
+  bool broken_ = false;
+  std::string last_sqlstate_;
+  std::unordered_set<std::string> prepared_;
+};
+
+// `conninfo` with its database replaced by `dbname` (key=value form).
+// InvalidArgument when libpq cannot parse `conninfo`.
+Result<std::string> WithDatabase(const std::string& conninfo, const std::string& dbname);
+
+// Quotes an identifier for SQL text ("my db" -> "\"my db\"").
+std::string QuoteIdentifier(std::string_view name);
+
+}  // namespace baton::pg

@@ -1,0 +1,1686 @@
+#include "baton/postgres_store.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <random>
+#include <utility>
+#include <variant>
+
+#include "baton/json.h"
+#include "store/migrations.h"
+#include "store/postgres/migrations.h"
+#include "store/postgres/postgres_store_impl.h"
+#include "util/hex.h"
+#include "util/log.h"
+
+namespace baton {
+namespace pg {
+namespace {
+
+constexpr size_t kMaxInstanceIdLength = 256;
+// Bounds one work item, as in the SQLite store.
+constexpr int kMaxMessagesPerWorkItem = 10000;
+constexpr int kPurgeChunk = 1000;
+// Deadlocks and serialization failures roll back everything; the call is
+// retried this many times.
+constexpr int kMaxRetries = 10;
+// A NOTIFY payload must stay below 8000 bytes.
+constexpr size_t kMaxNotifyPayload = 7000;
+// commit_log rows live this long: far longer than any wait for an outcome.
+constexpr int64_t kCommitLogRetentionUs = 15LL * 60 * 1'000'000;
+constexpr auto kPruneEvery = std::chrono::minutes(1);
+// Serializes concurrent migrators ("baton" in ASCII).
+constexpr int64_t kMigrationLockKey = 0x6261746f6e;
+
+constexpr const char* kWorkChannel = "baton_work";
+constexpr const char* kStatusChannel = "baton_status";
+
+// ---- Statements (functions of migrations/0001_task_hub.sql) ----
+const Statement kCreateInstance{
+    "baton_create_instance",
+    "SELECT baton_create_instance($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text[], $11)"};
+const Statement kSendMessage{"baton_send_message",
+                             "SELECT baton_send_message($1, $2, $3, $4, $5, $6, $7, $8)"};
+const Statement kPurgeInstance{"baton_purge_instance",
+                               "SELECT baton_purge_instance($1, $2, $3, $4)"};
+const Statement kPurgeInstances{"baton_purge_instances",
+                                "SELECT baton_purge_instances($1, $2, $3::text[], $4, $5, $6, $7)"};
+const Statement kClaimInstance{"baton_claim_instance",
+                               "SELECT * FROM baton_claim_instance($1, $2, $3, $4)"};
+const Statement kCompleteOrchestration{
+    "baton_complete_orchestration",
+    "SELECT * FROM baton_complete_orchestration($1, $2, $3, $4, $5::bigint[], $6, $7, $8, $9, $10, "
+    "$11, $12, $13, $14, $15, $16::jsonb, $17::jsonb, $18, $19, $20)"};
+const Statement kAbandonInstance{"baton_abandon_instance",
+                                 "SELECT baton_abandon_instance($1, $2, $3, $4)"};
+const Statement kClaimTask{"baton_claim_task", "SELECT * FROM baton_claim_task($1, $2, $3)"};
+const Statement kCompleteTask{
+    "baton_complete_task",
+    "SELECT * FROM baton_complete_task($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"};
+const Statement kAbandonTask{"baton_abandon_task", "SELECT baton_abandon_task($1, $2, $3, $4)"};
+const Statement kRenewLeases{"baton_renew_leases",
+                             "SELECT * FROM baton_renew_leases($1, $2, $3::text[], $4::bigint[], "
+                             "$5::bigint[], $6::bigint[])"};
+const Statement kReleaseLeases{
+    "baton_release_leases",
+    "SELECT baton_release_leases($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])"};
+const Statement kCommitLanded{"baton_commit_landed",
+                              "SELECT EXISTS (SELECT 1 FROM commit_log WHERE commit_key = $1)"};
+const Statement kSessionAlive{
+    "baton_session_alive",
+    "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND backend_start::text = $2)"};
+const Statement kPruneCommitLog{
+    "baton_prune_commit_log",
+    "DELETE FROM commit_log WHERE committed_at < coalesce($1, baton_now()) - $2"};
+
+// Reads: the state columns first, the payload columns after, as in SQLite.
+constexpr const char* kStateColumns =
+    "instance_id, name, version, execution_id, status, created_at, updated_at, completed_at, "
+    "scheduled_start, parent_instance_id, history_size";
+constexpr const char* kPayloadColumns = ", input, output, custom_status, failure";
+const std::string kGetInstanceSql =
+    std::string("SELECT ") + kStateColumns + " FROM instances WHERE instance_id = $1";
+const std::string kGetInstanceWithPayloadsSql = std::string("SELECT ") + kStateColumns +
+                                                kPayloadColumns +
+                                                " FROM instances WHERE instance_id = $1";
+const Statement kGetInstance{"baton_get_instance", kGetInstanceSql.c_str()};
+const Statement kGetInstanceWithPayloads{"baton_get_instance_payloads",
+                                         kGetInstanceWithPayloadsSql.c_str()};
+// One statement, so the existence check and the chunks share a snapshot.
+const Statement kGetHistory{"baton_get_history",
+                            "SELECT h.position, h.events FROM instances i LEFT JOIN history h "
+                            "ON h.instance_id = i.instance_id AND h.execution_id = i.execution_id "
+                            "WHERE i.instance_id = $1 ORDER BY h.position"};
+
+bool IsUnset(TimePoint t) { return t == TimePoint{}; }
+TimePoint TruncateToMicros(TimePoint t) { return FromUnixMicros(ToUnixMicros(t)); }
+
+std::vector<OrchestrationStatus> TerminalStatuses() {
+  return {OrchestrationStatus::kCompleted, OrchestrationStatus::kFailed,
+          OrchestrationStatus::kTerminated, OrchestrationStatus::kCanceled};
+}
+
+std::string TagsJson(const std::map<std::string, std::string>& tags) {
+  if (tags.empty()) return std::string();
+  Json j = Json::object();
+  for (const auto& [k, v] : tags) j[k] = v;
+  return j.dump();
+}
+
+// The entity name of "[hub::]@name@key", for the row its first message
+// creates; "" when `instance_id` is not an entity's.
+std::string EntityNameOf(const std::string& instance_id) {
+  if (!IsEntityInstanceId(instance_id)) return std::string();
+  std::string_view hub = HubOf(instance_id);
+  std::string_view local =
+      std::string_view(instance_id).substr(hub.empty() ? 0 : hub.size() + kHubSeparator.size());
+  size_t second = local.find('@', 1);
+  return std::string(local.substr(1, second - 1));
+}
+
+// Kind of a message for baton_deliver: 1 ExecutionStarted, 2 ExecutionRewound.
+int DeliveryKind(const HistoryEvent& event) {
+  if (std::holds_alternative<events::ExecutionStarted>(event.body)) return 1;
+  if (std::holds_alternative<events::ExecutionRewound>(event.body)) return 2;
+  return 0;
+}
+
+// Decodes kStateColumns (and kPayloadColumns) of `row`, starting at column
+// `at`.
+Result<InstanceState> DecodeState(const PgResult& r, int row, bool include_payloads,
+                                  int64_t* history_size, int at = 0) {
+  InstanceState s;
+  s.instance_id = r.Text(row, at + 0);
+  s.name = r.Text(row, at + 1);
+  s.version = r.Text(row, at + 2);
+  s.execution_id = r.Text(row, at + 3);
+  std::string_view status = r.View(row, at + 4);
+  if (!ParseOrchestrationStatus(status, &s.status)) {
+    return DataLossError("instance '" + s.instance_id + "' has unknown status '" +
+                         std::string(status) + "'");
+  }
+  s.created_at = FromUnixMicros(r.Int(row, at + 5));
+  s.last_updated_at = FromUnixMicros(r.Int(row, at + 6));
+  if (!r.IsNull(row, at + 7)) s.completed_at = FromUnixMicros(r.Int(row, at + 7));
+  if (!r.IsNull(row, at + 8)) s.scheduled_start = FromUnixMicros(r.Int(row, at + 8));
+  s.parent_instance_id = r.Text(row, at + 9);
+  if (history_size != nullptr) *history_size = r.Int(row, at + 10);
+  if (include_payloads) {
+    s.input = r.Text(row, 11);
+    s.output = r.Text(row, 12);
+    s.custom_status = r.Text(row, 13);
+    if (!r.IsNull(row, 14)) {
+      Result<FailureDetails> f = ParseFailure(r.View(row, 14));
+      if (!f.ok())
+        return DataLossError("instance '" + s.instance_id + "': " + f.status().message());
+      s.failure = std::move(f).value();
+    }
+  }
+  return s;
+}
+
+std::string DefaultNodeId() {
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) std::snprintf(host, sizeof host, "node");
+  return std::string(host) + ":" + std::to_string(getpid());
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Migrations.
+
+int LatestSchemaVersion() { return store::LatestVersion(kPostgresMigrations); }
+
+Result<SchemaVersion> Migrate(PgConnection& conn) {
+  BATON_RETURN_IF_ERROR(conn.Exec("BEGIN", "begin migration").status());
+  auto fail = [&](Status s) -> Status {
+    conn.Exec("ROLLBACK", "rollback migration").status().IgnoreError();
+    return s;
+  };
+  Result<PgResult> r =
+      conn.Exec("SELECT pg_advisory_xact_lock(" + std::to_string(kMigrationLockKey) +
+                    ");"
+                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                    "  version integer PRIMARY KEY, name text NOT NULL,"
+                    "  applied_at timestamptz NOT NULL DEFAULT now());"
+                    "SELECT coalesce(max(version), 0) FROM schema_migrations",
+                "read schema version");
+  if (!r.ok()) return fail(r.status());
+  SchemaVersion v;
+  v.before = static_cast<int>(r->Int(0, 0));
+  v.after = v.before;
+  const int latest = LatestSchemaVersion();
+  if (v.before > latest) {
+    return fail(FailedPreconditionError("the database has schema version " +
+                                        std::to_string(v.before) + "; this build knows up to " +
+                                        std::to_string(latest)));
+  }
+  for (const store::Migration& m : kPostgresMigrations) {
+    if (m.version <= v.before) continue;
+    Result<PgResult> applied =
+        conn.Exec(m.sql, "apply migration " + std::to_string(m.version) + " (" + m.name + ")");
+    if (!applied.ok()) return fail(applied.status());
+    Params p;
+    p.Int(m.version).Text(m.name);
+    Result<PgResult> recorded = conn.ExecParams(
+        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", p, "record migration");
+    if (!recorded.ok()) return fail(recorded.status());
+    v.after = m.version;
+  }
+  BATON_RETURN_IF_ERROR(conn.Exec("COMMIT", "commit migration").status());
+  if (v.after != v.before) {
+    util::Log().info("postgres store: schema migrated from version {} to {}", v.before, v.after);
+  }
+  return v;
+}
+
+// ---------------------------------------------------------------------------
+// The pool.
+
+Result<ConnectionPool::Lease> ConnectionPool::Acquire(std::chrono::milliseconds wait) {
+  std::unique_lock lock(mu_);
+  auto deadline = std::chrono::steady_clock::now() + wait;
+  for (;;) {
+    if (!idle_.empty()) {
+      std::unique_ptr<PgConnection> conn = std::move(idle_.back());
+      idle_.pop_back();
+      return Lease(this, std::move(conn));
+    }
+    if (open_ < max_) break;
+    if (cv_.wait_until(lock, deadline) == std::cv_status::timeout && idle_.empty() &&
+        open_ >= max_) {
+      return Status(StatusCode::kResourceExhausted,
+                    "postgres: all " + std::to_string(max_) + " connections are busy");
+    }
+  }
+  ++open_;
+  lock.unlock();
+  Result<std::unique_ptr<PgConnection>> conn = PgConnection::Connect(conninfo_, setup_);
+  if (!conn.ok()) {
+    lock.lock();
+    --open_;
+    cv_.notify_one();
+    return conn.status();
+  }
+  return Lease(this, std::move(conn).value());
+}
+
+void ConnectionPool::Release(std::unique_ptr<PgConnection> conn) {
+  std::lock_guard lock(mu_);
+  if (conn->broken()) {
+    --open_;
+  } else {
+    idle_.push_back(std::move(conn));
+  }
+  cv_.notify_one();
+}
+
+void ConnectionPool::Clear() {
+  std::vector<std::unique_ptr<PgConnection>> closing;
+  {
+    std::lock_guard lock(mu_);
+    closing.swap(idle_);
+    open_ -= static_cast<int>(closing.size());
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Open, close.
+
+PostgresStore::PostgresStore(PostgresStoreOptions options)
+    : options_(std::move(options)), clock_(options_.clock) {}
+
+Result<std::unique_ptr<PostgresStore>> PostgresStore::Open(PostgresStoreOptions options) {
+  if (options.url.empty()) return InvalidArgumentError("PostgresStoreOptions.url is empty");
+  if (options.lease_duration < std::chrono::seconds(1)) {
+    return InvalidArgumentError("PostgresStoreOptions.lease_duration must be at least 1 s");
+  }
+  if (options.poll_interval <= std::chrono::milliseconds::zero()) {
+    return InvalidArgumentError("PostgresStoreOptions.poll_interval must be positive");
+  }
+  if (options.max_connections < 2 || options.commit_threads < 1 ||
+      options.commit_threads >= options.max_connections) {
+    return InvalidArgumentError(
+        "PostgresStoreOptions: need commit_threads >= 1 and max_connections > commit_threads");
+  }
+  if (options.node_id.empty()) options.node_id = DefaultNodeId();
+  std::unique_ptr<PostgresStore> store(new PostgresStore(std::move(options)));
+  BATON_RETURN_IF_ERROR(store->Start());
+  return store;
+}
+
+Status PostgresStore::Start() {
+  // A session idle inside a transaction holds row locks; none of ours ever
+  // is (every call is one statement), so one that is must be a client that
+  // hung mid-call: the server ends it well before its lease would expire.
+  const auto idle_timeout = std::max<std::chrono::milliseconds>(std::chrono::milliseconds(500),
+                                                                options_.lease_duration / 2);
+  setup_sql_ =
+      "SET application_name = 'baton'; SET synchronous_commit = on; "
+      "SET client_min_messages = warning; "
+      "SET idle_in_transaction_session_timeout = " +
+      std::to_string(idle_timeout.count());
+  pool_ = std::make_unique<ConnectionPool>(options_.url, setup_sql_, options_.max_connections);
+  {
+    BATON_ASSIGN_OR_RETURN(ConnectionPool::Lease conn, pool_->Acquire());
+    if (options_.migrate) {
+      BATON_ASSIGN_OR_RETURN(SchemaVersion v, Migrate(*conn));
+      (void)v;
+    } else {
+      Result<PgResult> r =
+          conn->Exec("SELECT coalesce((SELECT max(version) FROM schema_migrations), 0)",
+                     "read schema version");
+      int version = r.ok() ? static_cast<int>(r->Int(0, 0)) : 0;
+      if (version != LatestSchemaVersion()) {
+        return FailedPreconditionError(
+            "the database has schema version " + std::to_string(version) + "; this build needs " +
+            std::to_string(LatestSchemaVersion()) + " (run `baton migrate`)");
+      }
+    }
+  }
+
+  for (int i = 0; i < options_.commit_threads; ++i) {
+    committers_.emplace_back([this] { CommitterLoop(); });
+  }
+  keeper_ = std::thread([this] { KeeperLoop(); });
+  if (options_.notifications) {
+    listener_wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (listener_wake_fd_ < 0) return InternalError("eventfd failed");
+    listener_ = std::thread([this] { ListenerLoop(); });
+    notifier_ = std::thread([this] { NotifierLoop(); });
+  }
+  if (clock_ != nullptr) {
+    wake_hub_ = std::make_shared<WakeHub>();
+    wake_hub_->store = this;
+    clock_subscription_ = clock_->Subscribe([hub = wake_hub_] {
+      std::lock_guard lock(hub->mu);
+      if (hub->store != nullptr) hub->store->OnClockJump();
+    });
+  }
+  return Status::Ok();
+}
+
+PostgresStore::~PostgresStore() {
+  if (wake_hub_ != nullptr) {
+    clock_->Unsubscribe(clock_subscription_);
+    std::lock_guard lock(wake_hub_->mu);
+    wake_hub_->store = nullptr;
+  }
+  stopping_ = true;
+  Interrupt();
+  // Queued commits run to the end: their callers wait for their callbacks.
+  {
+    std::lock_guard lock(commit_mu_);
+    committers_stopping_ = true;
+  }
+  commit_cv_.notify_all();
+  for (std::thread& t : committers_) t.join();
+  { std::lock_guard lock(leases_mu_); }
+  keeper_cv_.notify_all();
+  if (keeper_.joinable()) keeper_.join();
+  // Leases still held end now, so other nodes need not wait for expiry.
+  if (!held_.empty()) {
+    std::vector<std::string> ids;
+    std::vector<int64_t> id_tokens, seqs, seq_tokens;
+    for (const auto& [token, lease] : held_) {
+      if (lease.task) {
+        seqs.push_back(lease.seq);
+        seq_tokens.push_back(static_cast<int64_t>(token));
+      } else {
+        ids.push_back(lease.instance_id);
+        id_tokens.push_back(static_cast<int64_t>(token));
+      }
+    }
+    Params p;
+    p.TextArray(ids).IntArray(id_tokens).IntArray(seqs).IntArray(seq_tokens);
+    Result<Outcome> released = Mutate(kReleaseLeases, p, 0, "release leases");
+    if (released.ok()) {
+      Announce(true, 1, {});
+    } else {
+      util::Log().warn("postgres store: could not release {} lease(s) at close: {}", held_.size(),
+                       released.status().ToString());
+    }
+  }
+  { std::lock_guard lock(notify_mu_); }
+  notify_cv_.notify_all();
+  if (notifier_.joinable()) notifier_.join();
+  if (listener_.joinable()) {
+    uint64_t one = 1;
+    if (write(listener_wake_fd_, &one, sizeof one) < 0) util::Log().warn("eventfd write failed");
+    listener_.join();
+  }
+  if (listener_wake_fd_ >= 0) close(listener_wake_fd_);
+  pool_->Clear();
+}
+
+PostgresStats PostgresStore::stats() const {
+  PostgresStats s;
+  s.claims = claims_.load();
+  s.empty_claims = empty_claims_.load();
+  s.commits = commits_.load();
+  s.notifications = notifications_.load();
+  s.notified = notified_.load();
+  s.renewals = renewals_.load();
+  s.unknown_outcomes = unknown_outcomes_.load();
+  s.listening = listening_.load();
+  return s;
+}
+
+int PostgresStore::waiting() const {
+  std::lock_guard lock(mu_);
+  int n = 0;
+  for (const auto& [id, list] : waiters_) n += static_cast<int>(list.size());
+  return n;
+}
+
+// ---------------------------------------------------------------------------
+// Time.
+
+std::optional<int64_t> PostgresStore::NowParam() const {
+  if (clock_ == nullptr) return std::nullopt;
+  return ToUnixMicros(clock_->Now());
+}
+
+std::optional<int64_t> PostgresStore::VisibleParam(TimePoint visible_at) const {
+  if (IsUnset(visible_at)) return NowParam();
+  if (clock_ == nullptr && visible_at <= std::chrono::system_clock::now()) {
+    // Due now: the database clock says when "now" is, so a node whose clock
+    // runs ahead of the database's does not delay the message.
+    return std::nullopt;
+  }
+  return ToUnixMicros(visible_at);
+}
+
+int64_t PostgresStore::LocalMicros() const {
+  if (clock_ != nullptr) return ToUnixMicros(clock_->Now());
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t PostgresStore::NewClientKey() {
+  // Negative, so it never meets a lease token (positive, from a sequence).
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  return -1 - static_cast<int64_t>(rng() >> 1);
+}
+
+// ---------------------------------------------------------------------------
+// Running calls.
+
+Result<PostgresStore::Outcome> PostgresStore::Mutate(const Statement& statement,
+                                                     const Params& params, int64_t commit_key,
+                                                     std::string_view what) {
+  if (!params.status().ok()) return params.status();
+  const auto deadline = std::chrono::steady_clock::now() + options_.retry_budget;
+  auto backoff = std::chrono::milliseconds(20);
+  int retries = 0;
+  for (;;) {
+    Result<ConnectionPool::Lease> conn = pool_->Acquire();
+    if (!conn.ok()) {
+      // Nothing was sent: nothing was written. Keep trying while the
+      // database restarts, within the budget.
+      if (conn.status().code() != StatusCode::kUnavailable ||
+          std::chrono::steady_clock::now() + backoff >= deadline) {
+        return conn.status();
+      }
+      std::this_thread::sleep_for(backoff);
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
+      continue;
+    }
+    commits_.fetch_add(1, std::memory_order_relaxed);
+    Result<PgResult> r = (*conn)->ExecPrepared(statement, params, what);
+    if (r.ok()) return Outcome{std::move(r).value(), false};
+    if (!(*conn)->broken()) {
+      // The statement failed and was rolled back whole.
+      if (r.status().code() == StatusCode::kAborted && ++retries <= kMaxRetries) {
+        util::Log().debug("postgres store: {} retried after {}", what, r.status().ToString());
+        continue;
+      }
+      return r.status();
+    }
+    if (commit_key == 0) return r.status();  // idempotent calls need no read-back
+    // The connection broke with the call in flight: it may have committed.
+    unknown_outcomes_.fetch_add(1, std::memory_order_relaxed);
+    const std::string session =
+        std::to_string((*conn)->backend_pid()) + "\n" + (*conn)->backend_start();
+    util::Log().warn("postgres store: connection lost during {} ({}); reading the outcome back",
+                     what, r.status().ToString());
+    {
+      ConnectionPool::Lease dropped = std::move(conn).value();  // broken: closed on release
+    }
+    Result<bool> landed = ResolveOutcome(session, commit_key, deadline);
+    if (!landed.ok()) {
+      return UnavailableError("postgres: the outcome of " + std::string(what) +
+                              " is unknown (connection lost during the commit; " +
+                              landed.status().message() + ")");
+    }
+    if (*landed) return Outcome{PgResult(), true};
+    // It did not commit: nothing was written, and the call can run again.
+  }
+}
+
+Result<bool> PostgresStore::ResolveOutcome(const std::string& session, int64_t commit_key,
+                                           std::chrono::steady_clock::time_point deadline) {
+  const size_t newline = session.find('\n');
+  const int64_t pid = std::atoll(session.substr(0, newline).c_str());
+  const std::string started = session.substr(newline + 1);
+  const auto terminate_after = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  Status last = UnavailableError("no attempt");
+  while (std::chrono::steady_clock::now() < deadline) {
+    Result<ConnectionPool::Lease> conn = pool_->Acquire();
+    if (conn.ok()) {
+      // Until the old session has ended, its transaction may still commit.
+      Params alive;
+      alive.Int(pid).Text(started);
+      Result<PgResult> a = (*conn)->ExecPrepared(kSessionAlive, alive, "check old session");
+      if (a.ok() && a->rows() == 1 && !a->Bool(0, 0)) {
+        Params key;
+        key.Int(commit_key);
+        Result<PgResult> landed = (*conn)->ExecPrepared(kCommitLanded, key, "read commit log");
+        if (landed.ok()) return landed->rows() == 1 && landed->Bool(0, 0);
+        last = landed.status();
+      } else if (a.ok() && std::chrono::steady_clock::now() > terminate_after) {
+        // Our own session, stuck (a half-open socket): end it.
+        Params p;
+        p.Int(pid);
+        (*conn)
+            ->ExecParams("SELECT pg_terminate_backend($1)", p, "end old session")
+            .status()
+            .IgnoreError();
+      } else if (!a.ok()) {
+        last = a.status();
+      }
+    } else {
+      last = conn.status();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return last;
+}
+
+Result<PgResult> PostgresStore::Read(const Statement& statement, const Params& params,
+                                     std::string_view what) {
+  if (!params.status().ok()) return params.status();
+  for (int attempt = 0;; ++attempt) {
+    BATON_ASSIGN_OR_RETURN(ConnectionPool::Lease conn, pool_->Acquire());
+    Result<PgResult> r = conn->ExecPrepared(statement, params, what);
+    if (r.ok() || !conn->broken() || attempt == 1) return r;
+  }
+}
+
+Result<PgResult> PostgresStore::ReadSql(const std::string& sql, const Params& params,
+                                        std::string_view what) {
+  if (!params.status().ok()) return params.status();
+  for (int attempt = 0;; ++attempt) {
+    BATON_ASSIGN_OR_RETURN(ConnectionPool::Lease conn, pool_->Acquire());
+    Result<PgResult> r = conn->ExecParams(sql, params, what);
+    if (r.ok() || !conn->broken() || attempt == 1) return r;
+  }
+}
+
+void PostgresStore::Submit(std::function<void()> job) {
+  {
+    std::lock_guard lock(commit_mu_);
+    commit_queue_.push_back(std::move(job));
+  }
+  commit_cv_.notify_one();
+}
+
+void PostgresStore::CommitterLoop() {
+  for (;;) {
+    std::function<void()> job;
+    {
+      std::unique_lock lock(commit_mu_);
+      commit_cv_.wait(lock, [this] { return committers_stopping_ || !commit_queue_.empty(); });
+      if (commit_queue_.empty()) return;
+      job = std::move(commit_queue_.front());
+      commit_queue_.pop_front();
+    }
+    job();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Wake-ups.
+
+class PostgresStore::InsideFetch {
+ public:
+  InsideFetch(PostgresStore* store, FetchQueue& queue) : store_(store), queue_(queue) {
+    std::lock_guard lock(store_->mu_);
+    ++queue_.inside;
+  }
+  ~InsideFetch() {
+    std::lock_guard lock(store_->mu_);
+    --queue_.inside;
+    queue_.permits = std::min(queue_.permits, queue_.inside);
+  }
+
+ private:
+  PostgresStore* store_;
+  FetchQueue& queue_;
+};
+
+void PostgresStore::Wake(FetchQueue& queue, int count) {
+  const bool all = count == kWakeAll || count > 1;
+  {
+    std::lock_guard lock(mu_);
+    ++queue.epoch;
+    if (queue.inside == 0) return;  // every fetcher is busy: none can miss the work
+    queue.permits =
+        std::min(queue.inside, queue.permits + (count == kWakeAll ? queue.inside : count));
+  }
+  if (all) {
+    queue.cv.notify_all();
+  } else {
+    queue.cv.notify_one();
+  }
+}
+
+void PostgresStore::SignalWaiters(const std::vector<std::string>& ids) {
+  std::lock_guard lock(mu_);
+  for (const std::string& id : ids) {
+    auto it = waiters_.find(id);
+    if (it == waiters_.end()) continue;
+    for (Waiter* w : it->second) {
+      w->signaled = true;
+      w->cv.notify_one();
+    }
+  }
+}
+
+void PostgresStore::SignalAllWaiters() {
+  std::lock_guard lock(mu_);
+  for (auto& [id, list] : waiters_) {
+    for (Waiter* w : list) {
+      w->signaled = true;
+      w->cv.notify_one();
+    }
+  }
+}
+
+void PostgresStore::Announce(bool orchestrations, int tasks,
+                             const std::vector<std::string>& changed) {
+  if (orchestrations) WakeOrchestrations(false);
+  if (tasks > 0) Wake(tasks_, tasks);
+  if (!changed.empty()) SignalWaiters(changed);
+  if (!options_.notifications || (!orchestrations && !tasks && changed.empty())) return;
+  {
+    std::lock_guard lock(notify_mu_);
+    notify_orch_ |= orchestrations;
+    notify_task_ |= tasks > 0;
+    for (const std::string& id : changed) notify_changed_.insert(id);
+  }
+  notify_cv_.notify_one();
+}
+
+void PostgresStore::AnnounceEverything() {
+  WakeOrchestrations(true);
+  WakeTasks(true);
+  SignalAllWaiters();
+  if (!options_.notifications) return;
+  {
+    std::lock_guard lock(notify_mu_);
+    notify_orch_ = notify_task_ = true;
+    notify_all_changed_ = true;
+  }
+  notify_cv_.notify_one();
+}
+
+void PostgresStore::OnClockJump() {
+  WakeOrchestrations(true);
+  WakeTasks(true);
+  keeper_cv_.notify_all();
+}
+
+std::chrono::steady_clock::duration PostgresStore::IdlePeriod(
+    std::optional<int64_t> next_due_in_us) const {
+  std::chrono::steady_clock::duration period = options_.poll_interval;
+  if (next_due_in_us) {
+    period = std::min<std::chrono::steady_clock::duration>(
+        period, std::chrono::microseconds(std::max<int64_t>(*next_due_in_us, 0) + 500));
+  }
+  if (clock_ != nullptr) {
+    period = std::min<std::chrono::steady_clock::duration>(
+        period,
+        std::chrono::duration_cast<std::chrono::steady_clock::duration>(clock_->MaxSleep()));
+  }
+  return period;
+}
+
+bool PostgresStore::TakePermit(FetchQueue& queue, std::chrono::steady_clock::duration sleep) {
+  std::unique_lock lock(mu_);
+  if (queue.permits == 0 && !interrupted_ && sleep > std::chrono::steady_clock::duration::zero()) {
+    ++queue.sleepers;
+    queue.cv.wait_for(lock, sleep, [&] { return interrupted_ || queue.permits > 0; });
+    --queue.sleepers;
+  }
+  if (queue.permits == 0 || interrupted_) return false;
+  --queue.permits;
+  return true;
+}
+
+// ---------------------------------------------------------------------------
+// Leases held.
+
+void PostgresStore::TrackLease(uint64_t token, const std::string& instance_id,
+                               std::optional<uint64_t> task_seq, int64_t claimed_at_local,
+                               TimePoint locked_until) {
+  const int64_t lease =
+      std::chrono::duration_cast<std::chrono::microseconds>(options_.lease_duration).count();
+  HeldLease h;
+  h.task = task_seq.has_value();
+  h.seq = static_cast<int64_t>(task_seq.value_or(0));
+  if (!h.task) h.instance_id = instance_id;
+  // With the database clock, the local monotonic clock measures the lease
+  // from just before the claim was sent: never later than the database's.
+  h.expires = clock_ != nullptr ? ToUnixMicros(locked_until) : claimed_at_local + lease;
+  h.renew_at = h.expires - 2 * lease / 3;
+  {
+    std::lock_guard lock(leases_mu_);
+    held_[token] = h;
+  }
+}
+
+void PostgresStore::ForgetLease(uint64_t token) {
+  std::lock_guard lock(leases_mu_);
+  held_.erase(token);
+}
+
+void PostgresStore::KeeperLoop() {
+  auto next_prune = std::chrono::steady_clock::now();
+  for (;;) {
+    {
+      std::unique_lock lock(leases_mu_);
+      if (stopping_) return;
+      auto sleep = std::chrono::steady_clock::duration(std::chrono::seconds(1));
+      const int64_t now = LocalMicros();
+      for (const auto& [token, h] : held_) {
+        if (h.expires <= now) continue;  // lost already: its completion will abort
+        sleep = std::min<std::chrono::steady_clock::duration>(
+            sleep, std::chrono::microseconds(std::max<int64_t>(h.renew_at - now, 0)));
+      }
+      if (clock_ != nullptr) {
+        sleep = std::min<std::chrono::steady_clock::duration>(
+            sleep,
+            std::chrono::duration_cast<std::chrono::steady_clock::duration>(clock_->MaxSleep()));
+      }
+      if (sleep > std::chrono::steady_clock::duration::zero()) keeper_cv_.wait_for(lock, sleep);
+      if (stopping_) return;
+    }
+    RenewLeases();
+    if (std::chrono::steady_clock::now() >= next_prune) {
+      next_prune = std::chrono::steady_clock::now() + kPruneEvery;
+      Params p;
+      p.OptionalInt(NowParam()).Int(kCommitLogRetentionUs);
+      Result<PgResult> pruned = Read(kPruneCommitLog, p, "prune commit log");
+      if (!pruned.ok()) {
+        util::Log().debug("postgres store: pruning commit_log: {}", pruned.status().ToString());
+      }
+    }
+  }
+}
+
+void PostgresStore::RenewLeases() {
+  std::vector<int64_t> tokens;
+  std::vector<std::string> ids;
+  std::vector<int64_t> id_tokens, seqs, seq_tokens;
+  const int64_t started = LocalMicros();
+  {
+    std::lock_guard lock(leases_mu_);
+    for (const auto& [token, h] : held_) {
+      if (h.renew_at > started || h.expires <= started) continue;
+      tokens.push_back(static_cast<int64_t>(token));
+      if (h.task) {
+        seqs.push_back(h.seq);
+        seq_tokens.push_back(static_cast<int64_t>(token));
+      } else {
+        ids.push_back(h.instance_id);
+        id_tokens.push_back(static_cast<int64_t>(token));
+      }
+    }
+  }
+  if (tokens.empty()) return;
+  Params p;
+  p.OptionalInt(NowParam())
+      .Int(std::chrono::duration_cast<std::chrono::microseconds>(options_.lease_duration).count())
+      .TextArray(ids)
+      .IntArray(id_tokens)
+      .IntArray(seqs)
+      .IntArray(seq_tokens);
+  // Idempotent: extending a lease twice is harmless, so no read-back.
+  Result<Outcome> r = Mutate(kRenewLeases, p, 0, "renew leases");
+  if (!r.ok()) {
+    util::Log().warn("postgres store: renewing {} lease(s) failed: {}", tokens.size(),
+                     r.status().ToString());
+    return;
+  }
+  const int64_t lease =
+      std::chrono::duration_cast<std::chrono::microseconds>(options_.lease_duration).count();
+  std::lock_guard lock(leases_mu_);
+  std::set<int64_t> renewed;
+  for (int i = 0; i < r->result.rows(); ++i) {
+    const int64_t token = r->result.Int(i, 0);
+    renewed.insert(token);
+    auto it = held_.find(static_cast<uint64_t>(token));
+    if (it == held_.end()) continue;
+    it->second.expires = clock_ != nullptr ? r->result.Int(i, 1) : started + lease;
+    it->second.renew_at = it->second.expires - 2 * lease / 3;
+    renewals_.fetch_add(1, std::memory_order_relaxed);
+  }
+  for (int64_t token : tokens) {
+    if (renewed.contains(token)) continue;
+    // Completed meanwhile, or lost: either way there is nothing to keep.
+    auto it = held_.find(static_cast<uint64_t>(token));
+    if (it != held_.end()) it->second.expires = 0;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Notifications between nodes.
+
+void PostgresStore::NotifierLoop() {
+  std::unique_ptr<PgConnection> conn;
+  for (;;) {
+    bool orch = false, task = false, all_changed = false;
+    std::set<std::string> changed;
+    {
+      std::unique_lock lock(notify_mu_);
+      notify_cv_.wait(lock, [this] {
+        return stopping_ || notify_orch_ || notify_task_ || !notify_changed_.empty() ||
+               notify_all_changed_;
+      });
+      if (!notify_orch_ && !notify_task_ && notify_changed_.empty() && !notify_all_changed_) return;
+      std::swap(orch, notify_orch_);
+      std::swap(task, notify_task_);
+      std::swap(all_changed, notify_all_changed_);
+      changed.swap(notify_changed_);
+    }
+    // Channel baton_work: "o" orchestration work, "t" activity work.
+    // Channel baton_status: a JSON array of instance ids whose status
+    // changed, or "*" for "any instance".
+    std::vector<std::pair<std::string, std::string>> notes;
+    if (orch || task)
+      notes.emplace_back(kWorkChannel, std::string(orch ? "o" : "") + (task ? "t" : ""));
+    if (all_changed) {
+      notes.emplace_back(kStatusChannel, "*");
+    } else if (!changed.empty()) {
+      Json ids = Json::array();
+      size_t size = 2;
+      for (const std::string& id : changed) {
+        if (size + id.size() + 8 > kMaxNotifyPayload && !ids.empty()) {
+          notes.emplace_back(kStatusChannel, ids.dump());
+          ids = Json::array();
+          size = 2;
+        }
+        size += id.size() + 8;
+        ids.push_back(id);
+      }
+      notes.emplace_back(kStatusChannel, ids.dump());
+    }
+    std::string sql = "SELECT ";
+    Params p;
+    for (size_t i = 0; i < notes.size(); ++i) {
+      if (i) sql += ", ";
+      sql += "pg_notify($" + std::to_string(2 * i + 1) + ", $" + std::to_string(2 * i + 2) + ")";
+      p.Text(notes[i].first).Text(notes[i].second);
+    }
+    if (conn == nullptr || conn->broken()) {
+      // NOTIFY is a hint: no reason to wait for its WAL flush.
+      Result<std::unique_ptr<PgConnection>> c =
+          PgConnection::Connect(options_.url, setup_sql_ + "; SET synchronous_commit = off");
+      if (c.ok()) {
+        conn = std::move(c).value();
+        notifier_pid_ = conn->backend_pid();
+      } else {
+        conn.reset();
+      }
+    }
+    if (conn != nullptr) {
+      Result<PgResult> r = conn->ExecParams(sql, p, "notify");
+      if (r.ok()) {
+        notifications_.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        util::Log().debug("postgres store: notify failed (other nodes will poll): {}",
+                          r.status().ToString());
+      }
+    }
+    if (stopping_) continue;  // flush what is left, then exit
+    // Coalesce: whatever commits meanwhile goes into the next notification.
+    std::this_thread::sleep_for(options_.notify_interval);
+  }
+}
+
+void PostgresStore::ListenerLoop() {
+  std::unique_ptr<PgConnection> conn;
+  auto backoff = std::chrono::milliseconds(100);
+  while (!stopping_) {
+    if (conn == nullptr || conn->broken()) {
+      conn.reset();
+      Result<std::unique_ptr<PgConnection>> c = PgConnection::Connect(options_.url, setup_sql_);
+      Status s = c.ok() ? Status::Ok() : c.status();
+      if (c.ok()) {
+        s = (*c)->Exec(std::string("LISTEN ") + kWorkChannel + "; LISTEN " + kStatusChannel,
+                       "listen")
+                .status();
+      }
+      if (!s.ok()) {
+        util::Log().debug("postgres store: listener cannot connect: {}", s.ToString());
+        pollfd wake{listener_wake_fd_, POLLIN, 0};
+        poll(&wake, 1, static_cast<int>(backoff.count()));
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+        continue;
+      }
+      conn = std::move(c).value();
+      backoff = std::chrono::milliseconds(100);
+      // Whatever was notified while we were not listening is lost: poll now.
+      WakeOrchestrations(true);
+      WakeTasks(true);
+      SignalAllWaiters();
+      listening_ = true;
+    }
+    pollfd fds[2] = {{PQsocket(conn->raw()), POLLIN, 0}, {listener_wake_fd_, POLLIN, 0}};
+    int n = poll(fds, 2, 1000);
+    if (n < 0 || (fds[1].revents & POLLIN)) continue;  // interrupted, or woken to stop
+    if (n == 0) continue;
+    if (PQconsumeInput(conn->raw()) == 0) {
+      util::Log().warn("postgres store: listening connection lost; reconnecting");
+      listening_ = false;
+      conn.reset();
+      continue;
+    }
+    bool orch = false, task = false, all = false;
+    std::vector<std::string> changed;
+    while (PGnotify* note = PQnotifies(conn->raw())) {
+      if (note->be_pid != notifier_pid_.load()) {
+        notified_.fetch_add(1, std::memory_order_relaxed);
+        std::string_view channel = note->relname;
+        std::string_view payload = note->extra;
+        if (channel == kWorkChannel) {
+          orch |= payload.find('o') != std::string_view::npos;
+          task |= payload.find('t') != std::string_view::npos;
+        } else if (payload == "*") {
+          all = true;
+        } else {
+          Json ids;
+          if (ParseJson(payload, &ids).ok() && ids.is_array()) {
+            for (const Json& id : ids) {
+              if (id.is_string()) changed.push_back(id.get<std::string>());
+            }
+          }
+        }
+      }
+      PQfreemem(note);
+    }
+    if (orch) WakeOrchestrations(false);
+    if (task) WakeTasks(false);
+    if (all) {
+      SignalAllWaiters();
+    } else if (!changed.empty()) {
+      SignalWaiters(changed);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Client side.
+
+Status PostgresStore::CreateInstance(const CreateInstanceRequest& request) {
+  if (request.instance_id.empty()) return InvalidArgumentError("instance id is empty");
+  if (request.instance_id.size() > kMaxInstanceIdLength) {
+    return InvalidArgumentError("instance id is longer than " +
+                                std::to_string(kMaxInstanceIdLength) + " characters");
+  }
+  if (request.name.empty()) return InvalidArgumentError("orchestration name is empty");
+  if (request.execution_id.empty()) return InvalidArgumentError("execution id is empty");
+
+  const TimePoint now = TruncateToMicros(clock_ ? clock_->Now() : std::chrono::system_clock::now());
+  std::optional<TimePoint> scheduled;
+  if (request.scheduled_start) scheduled = TruncateToMicros(*request.scheduled_start);
+  events::ExecutionStarted started{request.name,        request.version,      request.input,
+                                   request.instance_id, request.execution_id, std::nullopt,
+                                   scheduled,           request.tags};
+  const std::string event_json = SerializeEvent(HistoryEvent{-1, now, started});
+  std::vector<std::string> replaceable;
+  for (OrchestrationStatus s : request.replaceable_statuses) {
+    replaceable.emplace_back(OrchestrationStatusName(s));
+  }
+  const int64_t key = NewClientKey();
+  Params p;
+  p.Int(key)
+      .OptionalInt(NowParam())
+      .Text(request.instance_id)
+      .Text(request.name)
+      .Text(request.version)
+      .Payload(request.input)
+      .Text(request.execution_id)
+      .OptionalInt(scheduled ? std::optional<int64_t>(ToUnixMicros(*scheduled)) : std::nullopt)
+      .Payload(TagsJson(request.tags))
+      .TextArray(replaceable)
+      .Text(event_json);
+  BATON_ASSIGN_OR_RETURN(Outcome o, Mutate(kCreateInstance, p, key, "create instance"));
+  if (!o.read_back) {
+    std::string code = o.result.Text(0, 0);
+    if (code.starts_with("exists:")) {
+      return AlreadyExistsError("instance '" + request.instance_id +
+                                "' already exists with status " + code.substr(7));
+    }
+  }
+  Announce(true, 0, {request.instance_id});
+  return Status::Ok();
+}
+
+Status PostgresStore::SendMessage(Message message) {
+  if (message.instance_id.empty()) return InvalidArgumentError("message has no instance id");
+  const TimePoint now = TruncateToMicros(clock_ ? clock_->Now() : std::chrono::system_clock::now());
+  if (IsUnset(message.event.timestamp)) message.event.timestamp = now;
+  message.event.timestamp = TruncateToMicros(message.event.timestamp);
+  const int64_t key = NewClientKey();
+  const std::string entity = EntityNameOf(message.instance_id);
+  Params p;
+  p.Int(key)
+      .OptionalInt(NowParam())
+      .Text(message.instance_id)
+      .Text(message.execution_id)
+      .OptionalInt(VisibleParam(IsUnset(message.visible_at) ? message.visible_at
+                                                            : TruncateToMicros(message.visible_at)))
+      .Int(DeliveryKind(message.event))
+      .Text(SerializeEvent(message.event))
+      .Payload(entity);
+  BATON_ASSIGN_OR_RETURN(Outcome o, Mutate(kSendMessage, p, key, "send message"));
+  std::vector<std::string> changed;
+  if (o.read_back) {
+    changed.push_back(message.instance_id);
+  } else {
+    std::string code = o.result.Text(0, 0);
+    if (code == "notfound") {
+      return NotFoundError("instance '" + message.instance_id + "' does not exist");
+    }
+    if (code.starts_with("terminal:")) {
+      return FailedPreconditionError("instance '" + message.instance_id + "' is " + code.substr(9));
+    }
+    if (code == "ok:changed") changed.push_back(message.instance_id);
+  }
+  Announce(true, 0, changed);
+  return Status::Ok();
+}
+
+Result<InstanceState> PostgresStore::GetInstance(const std::string& instance_id,
+                                                 bool include_payloads) {
+  Params p;
+  p.Text(instance_id);
+  BATON_ASSIGN_OR_RETURN(
+      PgResult r,
+      Read(include_payloads ? kGetInstanceWithPayloads : kGetInstance, p, "read instance"));
+  if (r.rows() == 0) return NotFoundError("instance '" + instance_id + "' does not exist");
+  return DecodeState(r, 0, include_payloads, nullptr);
+}
+
+Result<QueryPage> PostgresStore::QueryInstances(const InstanceQuery& query) {
+  if (query.page_size < 1 || query.page_size > 1000) {
+    return InvalidArgumentError("page_size must be 1..1000, got " +
+                                std::to_string(query.page_size));
+  }
+  std::string after;
+  if (!query.continuation_token.empty() && !util::HexDecode(query.continuation_token, &after)) {
+    return InvalidArgumentError("malformed continuation token");
+  }
+  std::string sql = std::string("SELECT ") + kStateColumns;
+  if (query.include_payloads) sql += kPayloadColumns;
+  sql += " FROM instances WHERE true";
+  Params p;
+  int n = 0;
+  if (!query.statuses.empty()) {
+    std::vector<std::string> names;
+    for (OrchestrationStatus s : query.statuses) names.emplace_back(OrchestrationStatusName(s));
+    sql += " AND status = ANY ($" + std::to_string(++n) + "::text[])";
+    p.TextArray(names);
+  }
+  if (query.created_from) {
+    sql += " AND created_at >= $" + std::to_string(++n);
+    p.Int(ToUnixMicros(*query.created_from));
+  }
+  if (query.created_to) {
+    sql += " AND created_at < $" + std::to_string(++n);
+    p.Int(ToUnixMicros(*query.created_to));
+  }
+  if (!query.instance_id_prefix.empty()) {
+    sql += " AND starts_with(instance_id, $" + std::to_string(++n) + ")";
+    p.Text(query.instance_id_prefix);
+    // The same range as an index condition (byte order, "C" collation).
+    sql += " AND instance_id >= $" + std::to_string(n);
+  }
+  if (!query.continuation_token.empty()) {
+    sql += " AND instance_id > $" + std::to_string(++n);
+    p.Text(after);
+  }
+  sql += " ORDER BY instance_id LIMIT " + std::to_string(query.page_size + 1);
+  BATON_ASSIGN_OR_RETURN(PgResult r, ReadSql(sql, p, "query instances"));
+  QueryPage page;
+  for (int row = 0; row < r.rows(); ++row) {
+    if (static_cast<int>(page.instances.size()) == query.page_size) {
+      page.continuation_token = util::HexEncode(page.instances.back().instance_id);
+      break;
+    }
+    BATON_ASSIGN_OR_RETURN(InstanceState s, DecodeState(r, row, query.include_payloads, nullptr));
+    page.instances.push_back(std::move(s));
+  }
+  return page;
+}
+
+Result<std::vector<HistoryEvent>> PostgresStore::GetHistory(const std::string& instance_id) {
+  Params p;
+  p.Text(instance_id);
+  BATON_ASSIGN_OR_RETURN(PgResult r, Read(kGetHistory, p, "read history"));
+  if (r.rows() == 0) return NotFoundError("instance '" + instance_id + "' does not exist");
+  std::vector<HistoryEvent> history;
+  for (int row = 0; row < r.rows(); ++row) {
+    if (r.IsNull(row, 1)) continue;  // no history yet
+    Result<std::vector<HistoryEvent>> chunk = ParseEvents(r.View(row, 1));
+    if (!chunk.ok()) {
+      return DataLossError("history of instance '" + instance_id + "', position " +
+                           std::to_string(r.Int(row, 0)) + ": " + chunk.status().message());
+    }
+    for (HistoryEvent& e : chunk.value()) history.push_back(std::move(e));
+  }
+  return history;
+}
+
+Result<int> PostgresStore::PurgeInstance(const std::string& instance_id) {
+  const int64_t key = NewClientKey();
+  Params p;
+  p.Int(key).OptionalInt(NowParam()).Text(instance_id).Bool(IsEntityInstanceId(instance_id));
+  BATON_ASSIGN_OR_RETURN(Outcome o, Mutate(kPurgeInstance, p, key, "purge instance"));
+  if (!o.read_back) {
+    std::string code = o.result.Text(0, 0);
+    if (code == "notfound") return NotFoundError("instance '" + instance_id + "' does not exist");
+    if (code == "busy") {
+      return FailedPreconditionError("entity '" + instance_id + "' has operations pending");
+    }
+    if (code.starts_with("active:")) {
+      return FailedPreconditionError("instance '" + instance_id + "' is " + code.substr(7) +
+                                     "; only terminal instances can be purged");
+    }
+  }
+  Announce(false, 0, {instance_id});
+  return 1;
+}
+
+Result<int> PostgresStore::PurgeInstances(const PurgeFilter& filter) {
+  std::vector<std::string> statuses;
+  for (OrchestrationStatus s : filter.statuses.empty() ? TerminalStatuses() : filter.statuses) {
+    if (IsTerminal(s)) statuses.emplace_back(OrchestrationStatusName(s));
+  }
+  if (statuses.empty()) return 0;
+  int total = 0;
+  for (;;) {
+    const int64_t key = NewClientKey();
+    Params p;
+    p.Int(key)
+        .OptionalInt(NowParam())
+        .TextArray(statuses)
+        .OptionalInt(filter.created_from
+                         ? std::optional<int64_t>(ToUnixMicros(*filter.created_from))
+                         : std::nullopt)
+        .OptionalInt(filter.created_to ? std::optional<int64_t>(ToUnixMicros(*filter.created_to))
+                                       : std::nullopt)
+        .Text(filter.instance_id_prefix)
+        .Int(kPurgeChunk);
+    BATON_ASSIGN_OR_RETURN(Outcome o, Mutate(kPurgeInstances, p, key, "purge instances"));
+    if (o.read_back) {
+      // Landed, count unknown: the next round finds what is left.
+      AnnounceEverything();
+      continue;
+    }
+    std::vector<std::string> ids = o.result.TextArray(0, 0);
+    total += static_cast<int>(ids.size());
+    Announce(false, 0, ids);
+    if (static_cast<int>(ids.size()) < kPurgeChunk) return total;
+  }
+}
+
+Result<InstanceState> PostgresStore::WaitForInstance(const std::string& instance_id,
+                                                     WaitCondition condition,
+                                                     std::chrono::milliseconds timeout,
+                                                     bool include_payloads) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  Waiter waiter;
+  {
+    std::lock_guard lock(mu_);
+    waiters_[instance_id].push_back(&waiter);
+  }
+  auto unregister = [&] {
+    std::lock_guard lock(mu_);
+    auto it = waiters_.find(instance_id);
+    if (it == waiters_.end()) return;
+    std::erase(it->second, &waiter);
+    if (it->second.empty()) waiters_.erase(it);
+  };
+  for (;;) {
+    Result<InstanceState> state = GetInstance(instance_id, include_payloads);
+    if (!state.ok() && state.status().code() == StatusCode::kUnavailable &&
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(100) < deadline) {
+      // The database is restarting or unreachable: keep waiting for it.
+      std::unique_lock lock(mu_);
+      waiter.cv.wait_for(lock, std::chrono::milliseconds(100), [&] { return interrupted_; });
+      if (!interrupted_) continue;
+    }
+    if (!state.ok()) {
+      unregister();
+      return state;
+    }
+    const bool reached = condition == WaitCondition::kStarted
+                             ? state->status != OrchestrationStatus::kPending
+                             : IsTerminal(state->status);
+    if (reached) {
+      unregister();
+      return state;
+    }
+    std::unique_lock lock(mu_);
+    // Woken by a commit naming the instance (here or, via NOTIFY, on another
+    // node); re-read at least every poll_interval in case a hint was lost.
+    auto wake = std::min(deadline, std::chrono::steady_clock::now() + options_.poll_interval);
+    waiter.cv.wait_until(lock, wake, [&] { return waiter.signaled || interrupted_; });
+    waiter.signaled = false;
+    if (interrupted_) {
+      lock.unlock();
+      unregister();
+      return CancelledError("store interrupted while waiting for '" + instance_id + "'");
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      lock.unlock();
+      unregister();
+      return DeadlineExceededError("instance '" + instance_id + "' did not " +
+                                   (condition == WaitCondition::kStarted ? "start" : "complete") +
+                                   " within " + std::to_string(timeout.count()) + " ms");
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Engine side: orchestrations.
+
+Result<OrchestrationWorkItem> PostgresStore::TakeClaimedInstance(const PgResult& r, int at,
+                                                                 int64_t claimed_at) {
+  OrchestrationWorkItem item;
+  item.instance_id = r.Text(0, at);
+  BATON_ASSIGN_OR_RETURN(item.instance, DecodeState(r, 0, false, &item.history_size, at));
+  item.lock_token = static_cast<uint64_t>(r.Int(0, at + 11));
+  item.locked_until = FromUnixMicros(r.Int(0, at + 12));
+  item.dequeue_count = static_cast<int>(r.Int(0, at + 13));
+  TrackLease(item.lock_token, item.instance_id, std::nullopt, claimed_at, item.locked_until);
+  for (int row = 0; row < r.rows(); ++row) {
+    Message m;
+    m.seq = static_cast<uint64_t>(r.Int(row, at + 14));
+    m.instance_id = item.instance_id;
+    m.execution_id = r.Text(row, at + 15);
+    m.visible_at = FromUnixMicros(r.Int(row, at + 16));
+    Result<HistoryEvent> event = ParseEvent(r.View(row, at + 17));
+    if (!event.ok()) {
+      // Left in the table; the instance cannot run until someone looks.
+      util::Log().error("inbox row seq={} for instance '{}' is unreadable: {}", m.seq,
+                        item.instance_id, event.status().ToString());
+      AbandonOrchestrationWorkItem(item, std::chrono::minutes(1));
+      return DataLossError("inbox message " + std::to_string(m.seq) + " of instance '" +
+                           item.instance_id + "': " + event.status().message());
+    }
+    m.event = std::move(event).value();
+    item.messages.push_back(std::move(m));
+  }
+  return item;
+}
+
+template <typename Item, typename Claim>
+Result<std::optional<Item>> PostgresStore::Fetch(FetchQueue& queue, std::deque<Item>& prefetched,
+                                                 std::chrono::milliseconds max_wait, Claim claim) {
+  const auto deadline = std::chrono::steady_clock::now() + max_wait;
+  InsideFetch inside(this, queue);
+  for (;;) {
+    uint64_t epoch;
+    {
+      std::unique_lock lock(mu_);
+      if (interrupted_) return std::optional<Item>();
+      if (!prefetched.empty()) {
+        Item item = std::move(prefetched.front());
+        prefetched.pop_front();
+        return std::optional<Item>(std::move(item));
+      }
+      const auto now = std::chrono::steady_clock::now();
+      if (max_wait.count() > 0 && queue.quiet_epoch == queue.epoch && now < queue.quiet_until) {
+        // A claim found nothing and no work was announced since: wait for a
+        // wake-up instead of asking the database again.
+        lock.unlock();
+        if (!TakePermit(queue, std::min(queue.quiet_until, deadline) - now) &&
+            std::chrono::steady_clock::now() >= deadline) {
+          return std::optional<Item>();
+        }
+        continue;
+      }
+      epoch = queue.epoch;
+    }
+    std::optional<int64_t> next_due_in;
+    claims_.fetch_add(1, std::memory_order_relaxed);
+    BATON_ASSIGN_OR_RETURN(std::optional<Item> item, claim(&next_due_in));
+    if (item) return item;
+    empty_claims_.fetch_add(1, std::memory_order_relaxed);
+    {
+      std::lock_guard lock(mu_);
+      if (queue.epoch == epoch) {
+        queue.quiet_epoch = epoch;
+        queue.quiet_until = std::chrono::steady_clock::now() + IdlePeriod(next_due_in);
+      }
+    }
+    if (!TakePermit(queue, std::min(IdlePeriod(next_due_in),
+                                    deadline - std::chrono::steady_clock::now())) &&
+        std::chrono::steady_clock::now() >= deadline) {
+      return std::optional<Item>();  // nothing woke us: the next call polls
+    }
+  }
+}
+
+Result<std::optional<OrchestrationWorkItem>> PostgresStore::FetchOrchestrationWorkItem(
+    std::chrono::milliseconds max_wait) {
+  const int64_t lease =
+      std::chrono::duration_cast<std::chrono::microseconds>(options_.lease_duration).count();
+  return Fetch<OrchestrationWorkItem>(
+      orchestrations_, orch_prefetched_, max_wait,
+      [&](std::optional<int64_t>* next_due_in) -> Result<std::optional<OrchestrationWorkItem>> {
+        const int64_t claimed_at = LocalMicros();
+        Params p;
+        p.OptionalInt(NowParam()).Int(lease).Text(options_.node_id).Int(kMaxMessagesPerWorkItem);
+        BATON_ASSIGN_OR_RETURN(PgResult r, Read(kClaimInstance, p, "claim instance"));
+        if (r.rows() == 0 || r.IsNull(0, 0)) {
+          if (r.rows() > 0 && !r.IsNull(0, 18)) *next_due_in = r.Int(0, 18);
+          return std::optional<OrchestrationWorkItem>();
+        }
+        BATON_ASSIGN_OR_RETURN(OrchestrationWorkItem item, TakeClaimedInstance(r, 0, claimed_at));
+        return std::optional<OrchestrationWorkItem>(std::move(item));
+      });
+}
+
+void PostgresStore::CompleteOrchestrationWorkItem(const OrchestrationWorkItem& item,
+                                                  OrchestrationUpdate update, CommitCallback done) {
+  // Everything is serialized here, on the caller's thread.
+  const TimePoint now = TruncateToMicros(clock_ ? clock_->Now() : std::chrono::system_clock::now());
+  std::vector<int64_t> consumed;
+  consumed.reserve(item.messages.size());
+  for (const Message& m : item.messages) consumed.push_back(static_cast<int64_t>(m.seq));
+  Json outbox = Json::array();
+  for (Message& m : update.outbox) {
+    if (IsUnset(m.event.timestamp)) m.event.timestamp = now;
+    m.event.timestamp = TruncateToMicros(m.event.timestamp);
+    const auto* started = std::get_if<events::ExecutionStarted>(&m.event.body);
+    if (m.instance_id.empty() && started != nullptr) m.instance_id = started->instance_id;
+    Json j = Json::object();
+    j["instance_id"] = m.instance_id;
+    j["execution_id"] = m.execution_id;
+    if (std::optional<int64_t> v =
+            VisibleParam(IsUnset(m.visible_at) ? m.visible_at : TruncateToMicros(m.visible_at))) {
+      j["visible_at"] = *v;
+    }
+    j["event"] = SerializeEvent(m.event);
+    j["kind"] = DeliveryKind(m.event);
+    if (std::string entity = EntityNameOf(m.instance_id); !entity.empty()) j["entity"] = entity;
+    if (started != nullptr) {
+      Json s = Json::object();
+      s["name"] = started->name;
+      s["execution_id"] = started->execution_id;
+      s["version"] = started->version;
+      if (!started->input.empty()) s["input"] = started->input;
+      if (started->scheduled_start) s["scheduled_start"] = ToUnixMicros(*started->scheduled_start);
+      if (!started->tags.empty()) s["tags"] = TagsJson(started->tags);
+      if (started->parent) {
+        const ParentInstance& parent = *started->parent;
+        s["parent"] = parent.instance_id;
+        s["reply_instance"] = parent.instance_id;
+        s["reply_execution"] = parent.execution_id;
+        // The database appends the status it finds to errorMessage.
+        s["reply_event"] = SerializeEvent(
+            HistoryEvent{-1, now,
+                         events::SubOrchestrationInstanceFailed{
+                             parent.task_scheduled_id,
+                             FailureDetails{"InstanceAlreadyExists",
+                                            "an orchestration instance with id '" + m.instance_id +
+                                                "' already exists with status ",
+                                            "",
+                                            "",
+                                            /*is_non_retriable=*/true,
+                                            {}}}});
+      }
+      j["start"] = std::move(s);
+    }
+    outbox.push_back(std::move(j));
+  }
+  Json tasks = Json::array();
+  for (const ActivityTask& t : update.tasks) {
+    Json j = Json::object();
+    j["instance_id"] = t.instance_id.empty() ? item.instance_id : t.instance_id;
+    j["execution_id"] = t.execution_id.empty() ? update.execution_id : t.execution_id;
+    j["task_id"] = t.task_id;
+    j["name"] = t.name;
+    j["version"] = t.version;
+    if (!t.input.empty()) j["input"] = t.input;
+    if (std::optional<int64_t> v =
+            VisibleParam(IsUnset(t.visible_at) ? t.visible_at : TruncateToMicros(t.visible_at))) {
+      j["visible_at"] = *v;
+    }
+    tasks.push_back(std::move(j));
+  }
+  const bool sync = update.sync || options_.sync_all;
+  auto params = std::make_shared<Params>();
+  params->Text(item.instance_id)
+      .Int(static_cast<int64_t>(item.lock_token))
+      .OptionalInt(NowParam())
+      .Bool(sync)
+      .IntArray(consumed)
+      .Bool(update.consume_only)
+      .Bool(update.reset_history)
+      .Text(update.execution_id)
+      .Text(OrchestrationStatusName(update.status))
+      .Payload(update.input)
+      .Payload(update.output)
+      .Payload(update.custom_status)
+      .Payload(update.failure ? SerializeFailure(*update.failure) : std::string());
+  if (update.new_events.empty()) {
+    params->Null();
+  } else {
+    params->Text(SerializeEvents(update.new_events));
+  }
+  params->Int(static_cast<int64_t>(update.new_events.size()))
+      .Text(outbox.dump())
+      .Text(tasks.dump());
+  Submit([this, params, token = item.lock_token, id = item.instance_id, done = std::move(done)] {
+    // Idle activity fetchers here get the episode's tasks with it.
+    Params p = *params;
+    p.Int(PrefetchWanted(tasks_, task_prefetched_)).Int(LeaseMicros()).Text(options_.node_id);
+    const int64_t started = LocalMicros();
+    Result<Outcome> o = Mutate(kCompleteOrchestration, p, static_cast<int64_t>(token),
+                               "complete orchestration work item");
+    ForgetLease(token);
+    Status status;
+    if (!o.ok()) {
+      status = o.status();
+    } else if (o->read_back) {
+      AnnounceEverything();
+    } else if (o->result.Text(0, 0) == "aborted") {
+      status = AbortedError("lease " + std::to_string(token) + " on instance '" + id +
+                            "' is no longer held");
+    } else {
+      if (!o->result.IsNull(0, 4)) TakeClaimedTasks(o->result.View(0, 4), started);
+      Announce(o->result.Bool(0, 1), static_cast<int>(o->result.Int(0, 2)),
+               o->result.TextArray(0, 3));
+    }
+    if (done) done(status);
+  });
+}
+
+void PostgresStore::AbandonOrchestrationWorkItem(const OrchestrationWorkItem& item,
+                                                 std::chrono::milliseconds delay) {
+  Params p;
+  p.Text(item.instance_id)
+      .Int(static_cast<int64_t>(item.lock_token))
+      .OptionalInt(NowParam())
+      .Int(std::chrono::duration_cast<std::chrono::microseconds>(delay).count());
+  Result<Outcome> r = Mutate(kAbandonInstance, p, 0, "abandon orchestration work item");
+  ForgetLease(item.lock_token);
+  if (!r.ok()) {
+    util::Log().warn("abandoning '{}' failed (its lease will expire): {}", item.instance_id,
+                     r.status().ToString());
+    return;
+  }
+  Announce(true, 0, {});
+}
+
+// ---------------------------------------------------------------------------
+// Engine side: activities.
+
+Result<std::optional<ActivityWorkItem>> PostgresStore::FetchActivityWorkItem(
+    std::chrono::milliseconds max_wait) {
+  const int64_t lease =
+      std::chrono::duration_cast<std::chrono::microseconds>(options_.lease_duration).count();
+  return Fetch<ActivityWorkItem>(
+      tasks_, task_prefetched_, max_wait,
+      [&](std::optional<int64_t>* next_due_in) -> Result<std::optional<ActivityWorkItem>> {
+        const int64_t claimed_at = LocalMicros();
+        Params p;
+        p.OptionalInt(NowParam()).Int(lease).Text(options_.node_id);
+        BATON_ASSIGN_OR_RETURN(PgResult r, Read(kClaimTask, p, "claim activity task"));
+        if (r.rows() == 0 || r.IsNull(0, 0)) {
+          if (r.rows() > 0 && !r.IsNull(0, 11)) *next_due_in = r.Int(0, 11);
+          return std::optional<ActivityWorkItem>();
+        }
+        ActivityWorkItem item;
+        item.task.seq = static_cast<uint64_t>(r.Int(0, 0));
+        item.task.instance_id = r.Text(0, 1);
+        item.task.execution_id = r.Text(0, 2);
+        item.task.task_id = static_cast<int32_t>(r.Int(0, 3));
+        item.task.name = r.Text(0, 4);
+        item.task.version = r.Text(0, 5);
+        item.task.input = r.Text(0, 6);
+        item.task.visible_at = FromUnixMicros(r.Int(0, 7));
+        item.lock_token = static_cast<uint64_t>(r.Int(0, 8));
+        item.locked_until = FromUnixMicros(r.Int(0, 9));
+        item.dequeue_count = static_cast<int>(r.Int(0, 10));
+        TrackLease(item.lock_token, item.task.instance_id, item.task.seq, claimed_at,
+                   item.locked_until);
+        return std::optional<ActivityWorkItem>(std::move(item));
+      });
+}
+
+void PostgresStore::CompleteActivityWorkItem(const ActivityWorkItem& item, Message result,
+                                             CommitCallback done) {
+  const TimePoint now = TruncateToMicros(clock_ ? clock_->Now() : std::chrono::system_clock::now());
+  if (result.instance_id.empty()) result.instance_id = item.task.instance_id;
+  if (result.execution_id.empty()) result.execution_id = item.task.execution_id;
+  if (IsUnset(result.event.timestamp)) result.event.timestamp = now;
+  result.event.timestamp = TruncateToMicros(result.event.timestamp);
+  auto params = std::make_shared<Params>();
+  params->Int(static_cast<int64_t>(item.task.seq))
+      .Int(static_cast<int64_t>(item.lock_token))
+      .OptionalInt(NowParam())
+      .Bool(options_.sync_all)
+      .Text(result.instance_id)
+      .Text(result.execution_id)
+      .OptionalInt(VisibleParam(IsUnset(result.visible_at) ? result.visible_at
+                                                           : TruncateToMicros(result.visible_at)))
+      .Text(SerializeEvent(result.event));
+  Submit([this, params, token = item.lock_token, seq = item.task.seq, done = std::move(done)] {
+    // An idle orchestration fetcher here gets the instance the result wakes.
+    Params p = *params;
+    if (PrefetchWanted(orchestrations_, orch_prefetched_) > 0) {
+      p.Int(LeaseMicros());
+    } else {
+      p.Null();
+    }
+    p.Text(options_.node_id);
+    const int64_t started = LocalMicros();
+    Result<Outcome> o =
+        Mutate(kCompleteTask, p, static_cast<int64_t>(token), "complete activity work item");
+    ForgetLease(token);
+    Status status;
+    if (!o.ok()) {
+      status = o.status();
+    } else if (o->read_back) {
+      AnnounceEverything();
+    } else if (o->result.Text(0, 0) == "aborted") {
+      status = AbortedError("lease " + std::to_string(token) + " on activity task " +
+                            std::to_string(seq) + " is no longer held");
+    } else {
+      if (!o->result.IsNull(0, 2)) {
+        Result<OrchestrationWorkItem> claimed = TakeClaimedInstance(o->result, 2, started);
+        if (claimed.ok()) {
+          bool interrupted;
+          {
+            std::lock_guard lock(mu_);
+            interrupted = interrupted_;
+            if (!interrupted) orch_prefetched_.push_back(*claimed);
+          }
+          if (interrupted) {
+            AbandonOrchestrationWorkItem(*claimed,
+                                         std::chrono::milliseconds(0));  // nobody will fetch it
+          } else {
+            Wake(orchestrations_, 1);
+          }
+        }
+      }
+      Announce(o->result.Bool(0, 1), 0, {});
+    }
+    if (done) done(status);
+  });
+}
+
+void PostgresStore::AbandonActivityWorkItem(const ActivityWorkItem& item,
+                                            std::chrono::milliseconds delay) {
+  Params p;
+  p.Int(static_cast<int64_t>(item.task.seq))
+      .Int(static_cast<int64_t>(item.lock_token))
+      .OptionalInt(NowParam())
+      .Int(std::chrono::duration_cast<std::chrono::microseconds>(delay).count());
+  Result<Outcome> r = Mutate(kAbandonTask, p, 0, "abandon activity work item");
+  ForgetLease(item.lock_token);
+  if (!r.ok()) {
+    util::Log().warn("abandoning activity task {} failed (its lease will expire): {}",
+                     item.task.seq, r.status().ToString());
+    return;
+  }
+  Announce(false, 1, {});
+}
+
+int64_t PostgresStore::LeaseMicros() const {
+  return std::chrono::duration_cast<std::chrono::microseconds>(options_.lease_duration).count();
+}
+
+template <typename Item>
+int PostgresStore::PrefetchWanted(FetchQueue& queue, const std::deque<Item>& prefetched) {
+  if (!options_.prefetch) return 0;
+  std::lock_guard lock(mu_);
+  if (interrupted_) return 0;
+  return std::max(0, queue.sleepers - static_cast<int>(prefetched.size()));
+}
+
+void PostgresStore::TakeClaimedTasks(std::string_view json, int64_t claimed_at) {
+  Json tasks;
+  if (!ParseJson(json, &tasks).ok() || !tasks.is_array()) return;
+  std::vector<ActivityWorkItem> items;
+  for (const Json& t : tasks) {
+    ActivityWorkItem item;
+    item.task.seq = t.value("seq", uint64_t{0});
+    item.task.instance_id = t.value("instance_id", std::string());
+    item.task.execution_id = t.value("execution_id", std::string());
+    item.task.task_id = t.value("task_id", int32_t{-1});
+    item.task.name = t.value("name", std::string());
+    item.task.version = t.value("version", std::string());
+    if (t.contains("input") && t["input"].is_string())
+      item.task.input = t["input"].get<std::string>();
+    item.task.visible_at = FromUnixMicros(t.value("visible_at", int64_t{0}));
+    item.lock_token = t.value("lock_token", uint64_t{0});
+    item.locked_until = FromUnixMicros(t.value("locked_until", int64_t{0}));
+    item.dequeue_count = 1;
+    TrackLease(item.lock_token, item.task.instance_id, item.task.seq, claimed_at,
+               item.locked_until);
+    items.push_back(std::move(item));
+  }
+  bool interrupted;
+  {
+    std::lock_guard lock(mu_);
+    interrupted = interrupted_;
+    if (!interrupted) {
+      for (ActivityWorkItem& item : items) task_prefetched_.push_back(std::move(item));
+    }
+  }
+  if (interrupted) {
+    for (const ActivityWorkItem& item : items)
+      AbandonActivityWorkItem(item, std::chrono::milliseconds(0));
+    return;
+  }
+  Wake(tasks_, static_cast<int>(items.size()));
+}
+
+void PostgresStore::Interrupt() {
+  std::deque<OrchestrationWorkItem> orchestrations;
+  std::deque<ActivityWorkItem> tasks;
+  {
+    std::lock_guard lock(mu_);
+    interrupted_ = true;
+    for (auto& [id, list] : waiters_) {
+      for (Waiter* w : list) w->cv.notify_one();
+    }
+    orchestrations.swap(orch_prefetched_);
+    tasks.swap(task_prefetched_);
+  }
+  orchestrations_.cv.notify_all();
+  tasks_.cv.notify_all();
+  // Work leased ahead for fetchers that are leaving goes back at once.
+  for (const OrchestrationWorkItem& item : orchestrations) {
+    AbandonOrchestrationWorkItem(item, std::chrono::milliseconds(0));
+  }
+  for (const ActivityWorkItem& item : tasks)
+    AbandonActivityWorkItem(item, std::chrono::milliseconds(0));
+}
+
+void PostgresStore::ResumeFetching() {
+  std::lock_guard lock(mu_);
+  interrupted_ = false;
+}
+
+}  // namespace pg
+
+Result<std::unique_ptr<Store>> OpenPostgresStore(const PostgresStoreOptions& options) {
+  BATON_ASSIGN_OR_RETURN(std::unique_ptr<pg::PostgresStore> store,
+                         pg::PostgresStore::Open(options));
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+Result<SchemaVersion> MigratePostgresStore(const std::string& url) {
+  BATON_ASSIGN_OR_RETURN(
+      std::unique_ptr<pg::PgConnection> conn,
+      pg::PgConnection::Connect(
+          url, "SET application_name = 'baton migrate'; SET client_min_messages = warning"));
+  return pg::Migrate(*conn);
+}
+
+}  // namespace baton

@@ -1,0 +1,639 @@
+// PostgresStore specifics beyond the Store conformance suite: versioned
+// migrations, several stores (nodes) on one database, wake-ups through
+// LISTEN/NOTIFY and the polling backstop, lease renewal and takeover, and
+// the read-back of a commit whose connection broke. Every test runs against
+// its own fresh database on the cluster scripts/test starts.
+
+#include "baton/postgres_store.h"
+
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <future>
+#include <map>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "store/postgres/postgres_store_impl.h"
+#include "store/store_conformance.h"
+#include "testing/postgres_test_db.h"
+
+namespace baton::pg {
+namespace {
+
+using baton::testing::CreateTestDatabase;
+using baton::testing::TempDir;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+constexpr int64_t kStartMicros = 1'767'225'600'000'000;
+
+// Re-checks `condition` until it holds or 30 s pass (a hang guard, not a
+// timed assertion).
+bool Eventually(const std::function<bool()>& condition) {
+  auto deadline = std::chrono::steady_clock::now() + seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  return condition();
+}
+
+class PostgresStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    url_ = CreateTestDatabase();
+    ASSERT_FALSE(url_.empty());
+  }
+
+  PostgresStoreOptions Options(std::shared_ptr<Clock> clock = nullptr) {
+    PostgresStoreOptions o;
+    o.url = url_;
+    o.clock = std::move(clock);
+    return o;
+  }
+
+  std::unique_ptr<PostgresStore> MustOpen(const PostgresStoreOptions& options) {
+    auto store = PostgresStore::Open(options);
+    EXPECT_TRUE(store.ok()) << store.status().ToString();
+    return store.ok() ? std::move(store).value() : nullptr;
+  }
+
+  // A plain connection for looking at the database from outside.
+  std::unique_ptr<PgConnection> Raw() {
+    auto conn = PgConnection::Connect(url_, "SET client_min_messages = warning");
+    EXPECT_TRUE(conn.ok()) << conn.status().ToString();
+    return conn.ok() ? std::move(conn).value() : nullptr;
+  }
+  std::vector<std::string> Column(const std::string& sql) {
+    auto conn = Raw();
+    std::vector<std::string> out;
+    if (conn == nullptr) return out;
+    auto r = conn->Exec(sql, "test query");
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    if (!r.ok()) return out;
+    for (int i = 0; i < r->rows(); ++i) out.push_back(r->Text(i, 0));
+    return out;
+  }
+
+  static Status Create(Store& store, const std::string& id, const std::string& input = "") {
+    CreateInstanceRequest r;
+    r.instance_id = id;
+    r.name = "Orch";
+    r.input = input;
+    r.execution_id = id + "-e1";
+    return store.CreateInstance(r);
+  }
+  static Status Commit(Store& store, const OrchestrationWorkItem& item, OrchestrationUpdate u) {
+    std::promise<Status> done;
+    auto f = done.get_future();
+    store.CompleteOrchestrationWorkItem(item, std::move(u),
+                                        [&done](const Status& s) { done.set_value(s); });
+    return f.get();
+  }
+  static Status CommitActivity(Store& store, const ActivityWorkItem& item, Message result) {
+    std::promise<Status> done;
+    auto f = done.get_future();
+    store.CompleteActivityWorkItem(item, std::move(result),
+                                   [&done](const Status& s) { done.set_value(s); });
+    return f.get();
+  }
+  static OrchestrationUpdate Episode(const OrchestrationWorkItem& item, OrchestrationStatus status,
+                                     std::vector<HistoryEvent> events,
+                                     const std::string& output = "") {
+    OrchestrationUpdate u;
+    u.execution_id = item.instance.execution_id;
+    u.status = status;
+    u.output = output;
+    u.new_events = std::move(events);
+    return u;
+  }
+  static std::optional<OrchestrationWorkItem> FetchNow(Store& store) {
+    auto r = store.FetchOrchestrationWorkItem(milliseconds(0));
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? std::move(r).value() : std::nullopt;
+  }
+
+  std::string url_;
+};
+
+// ---- Schema ----
+
+TEST_F(PostgresStoreTest, MigrationsAreRecordedOnceAndRerunningIsANoop) {
+  Result<SchemaVersion> v = MigratePostgresStore(url_);
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(v->before, 0);
+  EXPECT_EQ(v->after, LatestSchemaVersion());
+  v = MigratePostgresStore(url_);
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(v->before, v->after);
+  EXPECT_EQ(Column("SELECT version || ' ' || name FROM schema_migrations ORDER BY version"),
+            (std::vector<std::string>{"1 task_hub", "2 platform"}));
+  // Several nodes starting at once: the advisory lock makes them take turns.
+  std::vector<std::thread> nodes;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 4; ++i) {
+    nodes.emplace_back([&] {
+      if (MustOpen(Options()) != nullptr) ++ok;
+    });
+  }
+  for (std::thread& t : nodes) t.join();
+  EXPECT_EQ(ok.load(), 4);
+}
+
+TEST_F(PostgresStoreTest, RefusesADatabaseWithANewerOrOlderSchema) {
+  ASSERT_TRUE(MigratePostgresStore(url_).ok());
+  Raw()
+      ->Exec("INSERT INTO schema_migrations (version, name) VALUES (999, 'future')", "insert")
+      .status()
+      .IgnoreError();
+  auto store = PostgresStore::Open(Options());
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kFailedPrecondition) << store.status().ToString();
+
+  Raw()->Exec("DELETE FROM schema_migrations", "delete").status().IgnoreError();
+  PostgresStoreOptions no_migrate = Options();
+  no_migrate.migrate = false;
+  store = PostgresStore::Open(no_migrate);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(store.status().message().find("baton migrate"), std::string::npos);
+}
+
+TEST_F(PostgresStoreTest, TextPostgresCannotStoreIsRefusedAndChangesNothing) {
+  auto store = MustOpen(Options());
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(Create(*store, std::string("nul\0id", 6)).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Create(*store, "bad-input", std::string("\"a\0b\"", 5)).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(Column("SELECT count(*) FROM instances"), std::vector<std::string>{"0"});
+}
+
+// ---- Many stores on one database ----
+
+TEST_F(PostgresStoreTest, TwoStoresNeverLeaseTheSameInstanceOrTask) {
+  // Two nodes, four fetching threads each, over 200 instances of one
+  // activity each: every episode and every activity runs exactly once.
+  auto a = MustOpen(Options());
+  auto b = MustOpen(Options());
+  ASSERT_TRUE(a && b);
+  constexpr int kInstances = 200;
+  for (int i = 0; i < kInstances; ++i) ASSERT_TRUE(Create(*a, "i-" + std::to_string(i)).ok());
+
+  std::mutex mu;
+  std::map<uint64_t, int> tokens_seen;
+  std::map<std::string, int> starts, results, activities;
+  std::atomic<int> finished{0};
+  auto node = [&](Store& store) {
+    while (finished.load() < kInstances) {
+      auto item = store.FetchOrchestrationWorkItem(milliseconds(50));
+      ASSERT_TRUE(item.ok()) << item.status().ToString();
+      if (item->has_value()) {
+        OrchestrationWorkItem& w = **item;
+        OrchestrationUpdate u;
+        u.execution_id = w.instance.execution_id;
+        bool has_result = false;
+        for (const Message& m : w.messages) {
+          has_result |= std::holds_alternative<events::TaskCompleted>(m.event.body);
+        }
+        {
+          std::lock_guard lock(mu);
+          ++tokens_seen[w.lock_token];
+          ++(has_result ? results : starts)[w.instance_id];
+        }
+        u.new_events = {HistoryEvent{-1, TimePoint{}, events::OrchestratorStarted{}}};
+        if (has_result) {
+          u.status = OrchestrationStatus::kCompleted;
+        } else {
+          u.status = OrchestrationStatus::kRunning;
+          u.tasks.push_back(ActivityTask{0, w.instance_id, w.instance.execution_id, 1, "Work", "",
+                                         "", TimePoint{}});
+        }
+        Status s = Commit(store, w, u);
+        ASSERT_TRUE(s.ok()) << s.ToString();
+        if (has_result) ++finished;
+      }
+      auto task = store.FetchActivityWorkItem(milliseconds(0));
+      ASSERT_TRUE(task.ok());
+      if (task->has_value()) {
+        {
+          std::lock_guard lock(mu);
+          ++tokens_seen[(*task)->lock_token];
+          ++activities[(*task)->task.instance_id];
+        }
+        Message result{0, (*task)->task.instance_id, (*task)->task.execution_id, TimePoint{},
+                       HistoryEvent{-1, TimePoint{}, events::TaskCompleted{1, "1"}}};
+        ASSERT_TRUE(CommitActivity(store, **task, result).ok());
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] { node(*a); });
+    threads.emplace_back([&] { node(*b); });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(finished.load(), kInstances);
+  EXPECT_EQ(starts.size(), static_cast<size_t>(kInstances));
+  EXPECT_EQ(results.size(), static_cast<size_t>(kInstances));
+  EXPECT_EQ(activities.size(), static_cast<size_t>(kInstances));
+  for (const auto& m : {starts, results, activities}) {
+    for (const auto& [id, n] : m) EXPECT_EQ(n, 1) << id;
+  }
+  for (const auto& [token, n] : tokens_seen) EXPECT_EQ(n, 1) << "token " << token;
+  EXPECT_EQ(Column("SELECT count(*) FROM instances WHERE status = 'Completed'"),
+            std::vector<std::string>{std::to_string(kInstances)});
+  EXPECT_EQ(Column("SELECT count(*) FROM activity_tasks"), std::vector<std::string>{"0"});
+  EXPECT_GT(a->stats().claims, 0u);
+  EXPECT_GT(b->stats().claims, 0u);
+}
+
+TEST_F(PostgresStoreTest, ZombieCompleteAfterAnotherStoreTookOverIsAbortedAndWritesNothing) {
+  auto clock = std::make_shared<ManualClock>(FromUnixMicros(kStartMicros));
+  auto a = MustOpen(Options(clock));
+  auto b = MustOpen(Options(clock));
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(Create(*a, "z").ok());
+  std::optional<OrchestrationWorkItem> stale = FetchNow(*a);
+  ASSERT_TRUE(stale.has_value());
+  // Node A stalls past its lease (its keeper cannot renew an expired lease).
+  clock->Advance(stale->locked_until - clock->Now() + milliseconds(1));
+  std::optional<OrchestrationWorkItem> fresh = FetchNow(*b);
+  ASSERT_TRUE(fresh.has_value());
+  EXPECT_EQ(fresh->instance_id, "z");
+  EXPECT_GT(fresh->lock_token, stale->lock_token);
+  std::vector<HistoryEvent> events = {HistoryEvent{-1, clock->Now(), events::OrchestratorStarted{}},
+                                      fresh->messages[0].event};
+  ASSERT_TRUE(
+      Commit(*b, *fresh, Episode(*fresh, OrchestrationStatus::kCompleted, events, "\"b\"")).ok());
+
+  OrchestrationUpdate zombie =
+      Episode(*stale, OrchestrationStatus::kFailed,
+              {HistoryEvent{-1, clock->Now(), events::OrchestratorStarted{}}}, "\"a\"");
+  zombie.tasks.push_back(ActivityTask{0, "z", "z-e1", 1, "Work", "", "", clock->Now()});
+  Message to_other;
+  to_other.instance_id = "@counter@k";
+  to_other.event = HistoryEvent{-1, clock->Now(), events::EventRaised{"Never", ""}};
+  zombie.outbox.push_back(to_other);
+  EXPECT_EQ(Commit(*a, *stale, zombie).code(), StatusCode::kAborted);
+
+  auto state = b->GetInstance("z", true);
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(state->status, OrchestrationStatus::kCompleted);
+  EXPECT_EQ(state->output, "\"b\"");
+  EXPECT_EQ(*b->GetHistory("z"), events) << "every event once, none of the zombie's";
+  EXPECT_EQ(Column("SELECT count(*) FROM activity_tasks"), std::vector<std::string>{"0"});
+  EXPECT_EQ(Column("SELECT count(*) FROM instances"), std::vector<std::string>{"1"})
+      << "the zombie's message did not create the entity";
+}
+
+TEST_F(PostgresStoreTest, ClosingAStoreReleasesTheLeasesItHolds) {
+  auto clock = std::make_shared<ManualClock>(FromUnixMicros(kStartMicros));
+  auto b = MustOpen(Options(clock));
+  ASSERT_NE(b, nullptr);
+  ASSERT_TRUE(Create(*b, "held").ok());
+  {
+    auto a = MustOpen(Options(clock));
+    ASSERT_NE(a, nullptr);
+    ASSERT_TRUE(FetchNow(*a).has_value());
+    EXPECT_FALSE(FetchNow(*b).has_value());
+  }
+  // No time passed: the lease ended with the store that held it.
+  std::optional<OrchestrationWorkItem> item = FetchNow(*b);
+  ASSERT_TRUE(item.has_value());
+  EXPECT_EQ(item->dequeue_count, 2);
+}
+
+TEST_F(PostgresStoreTest, HeldLeasesAreRenewedUntilCompleted) {
+  auto clock = std::make_shared<ManualClock>(FromUnixMicros(kStartMicros));
+  PostgresStoreOptions o = Options(clock);
+  o.lease_duration = seconds(30);
+  auto a = MustOpen(o);
+  auto b = MustOpen(o);
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(Create(*a, "long").ok());
+  std::optional<OrchestrationWorkItem> item = FetchNow(*a);
+  ASSERT_TRUE(item.has_value());
+  const int64_t first_expiry = ToUnixMicros(item->locked_until);
+  // Two thirds of the lease gone: the keeper extends it.
+  clock->Advance(seconds(20));
+  ASSERT_TRUE(Eventually([&] {
+    auto until = Column("SELECT locked_until FROM instance_queue WHERE instance_id = 'long'");
+    return !until.empty() && std::stoll(until[0]) > first_expiry;
+  }));
+  EXPECT_GE(a->stats().renewals, 1u);
+  // Past the first expiry, the instance is still held: nobody else gets it,
+  // and the holder's commit lands.
+  clock->Advance(seconds(15));
+  EXPECT_FALSE(FetchNow(*b).has_value());
+  EXPECT_TRUE(Commit(*a, *item, Episode(*item, OrchestrationStatus::kCompleted, {})).ok());
+}
+
+TEST_F(PostgresStoreTest, TheDatabaseClockDecidesLeaseExpiry) {
+  // No injected clock: locked_until is the database's time plus the lease.
+  PostgresStoreOptions o = Options();
+  o.lease_duration = seconds(15);
+  auto store = MustOpen(o);
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(Create(*store, "dbclock").ok());
+  const int64_t before = std::stoll(Column("SELECT baton_now()")[0]);
+  std::optional<OrchestrationWorkItem> item = FetchNow(*store);
+  ASSERT_TRUE(item.has_value());
+  const int64_t after = std::stoll(Column("SELECT baton_now()")[0]);
+  const int64_t until = ToUnixMicros(item->locked_until);
+  EXPECT_GE(until, before + 15'000'000);
+  EXPECT_LE(until, after + 15'000'000);
+}
+
+// ---- Wake-ups ----
+
+TEST_F(PostgresStoreTest, ACommitOnOneNodeWakesFetchersAndWaitersOnAnother) {
+  PostgresStoreOptions slow_poll = Options();
+  slow_poll.poll_interval = std::chrono::minutes(5);  // only a NOTIFY can wake it in time
+  auto a = MustOpen(slow_poll);
+  auto b = MustOpen(slow_poll);
+  ASSERT_TRUE(a && b);
+  // Once listening, nothing but a notification wakes b's idle fetcher.
+  ASSERT_TRUE(Eventually([&] { return a->stats().listening && b->stats().listening; }));
+
+  std::promise<std::optional<OrchestrationWorkItem>> fetched;
+  std::thread fetcher([&] {
+    auto r = b->FetchOrchestrationWorkItem(seconds(60));
+    fetched.set_value(r.ok() ? std::move(r).value() : std::nullopt);
+  });
+  ASSERT_TRUE(Eventually([&] { return b->stats().claims >= 1; }));  // it found nothing, sleeps
+  ASSERT_TRUE(Create(*a, "w").ok());
+  std::optional<OrchestrationWorkItem> item = fetched.get_future().get();
+  fetcher.join();
+  ASSERT_TRUE(item.has_value());
+  EXPECT_EQ(item->instance_id, "w");
+  EXPECT_GE(b->stats().notified, 1u);
+
+  std::promise<Result<InstanceState>> waited;
+  std::thread waiter([&] {
+    waited.set_value(a->WaitForInstance("w", WaitCondition::kCompleted, seconds(60), true));
+  });
+  ASSERT_TRUE(Eventually([&] { return a->waiting() == 1; }));
+  ASSERT_TRUE(
+      Commit(*b, *item, Episode(*item, OrchestrationStatus::kCompleted, {}, "\"done\"")).ok());
+  Result<InstanceState> state = waited.get_future().get();
+  waiter.join();
+  ASSERT_TRUE(state.ok()) << state.status().ToString();
+  EXPECT_EQ(state->output, "\"done\"");
+}
+
+TEST_F(PostgresStoreTest, WithNotificationsDroppedTheBackstopPollStillFindsWork) {
+  PostgresStoreOptions quiet = Options();
+  quiet.notifications = false;
+  quiet.poll_interval = milliseconds(200);
+  auto a = MustOpen(quiet);
+  auto b = MustOpen(quiet);
+  ASSERT_TRUE(a && b);
+  std::promise<std::optional<OrchestrationWorkItem>> fetched;
+  std::thread fetcher([&] {
+    auto r = b->FetchOrchestrationWorkItem(seconds(60));
+    fetched.set_value(r.ok() ? std::move(r).value() : std::nullopt);
+  });
+  ASSERT_TRUE(Eventually([&] { return b->stats().claims >= 1; }));
+  ASSERT_TRUE(Create(*a, "quiet").ok());
+  std::optional<OrchestrationWorkItem> item = fetched.get_future().get();
+  fetcher.join();
+  ASSERT_TRUE(item.has_value());
+  EXPECT_EQ(b->stats().notified, 0u);
+  EXPECT_EQ(a->stats().notifications, 0u);
+  EXPECT_GE(b->stats().claims, 2u) << "found by a later poll";
+
+  std::promise<Result<InstanceState>> waited;
+  std::thread waiter([&] {
+    waited.set_value(a->WaitForInstance("quiet", WaitCondition::kStarted, seconds(60), false));
+  });
+  ASSERT_TRUE(Eventually([&] { return a->waiting() == 1; }));
+  ASSERT_TRUE(Commit(*b, *item, Episode(*item, OrchestrationStatus::kRunning, {})).ok());
+  Result<InstanceState> state = waited.get_future().get();
+  waiter.join();
+  ASSERT_TRUE(state.ok()) << state.status().ToString();
+  EXPECT_EQ(state->status, OrchestrationStatus::kRunning);
+}
+
+// ---- Unknown commit outcomes ----
+
+// A unix-socket proxy in front of the cluster's socket that can cut the
+// connection carrying a given statement: kLanded forwards the statement,
+// waits for the server to finish it (ReadyForQuery), then closes the client's
+// side without passing on the answer; kLost closes both sides before the
+// statement reaches the server.
+class CuttingProxy {
+ public:
+  enum class Cut { kNone, kLanded, kLost };
+
+  CuttingProxy(const std::string& upstream_socket, const std::string& dir, int port)
+      : upstream_(upstream_socket), path_(dir + "/.s.PGSQL." + std::to_string(port)) {
+    listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path_.c_str());
+    if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        listen(listen_fd_, 64) != 0) {
+      ADD_FAILURE() << "proxy cannot listen on " << path_;
+    }
+    accept_thread_ = std::thread([this] { AcceptLoop(); });
+  }
+  ~CuttingProxy() {
+    stopping_ = true;
+    shutdown(listen_fd_, SHUT_RDWR);
+    close(listen_fd_);
+    accept_thread_.join();
+    for (std::thread& t : pumps_) t.join();
+  }
+  // The next connection that runs the prepared statement `name` (its Bind
+  // message, not the Parse that prepares it) is cut the way `cut` says.
+  void CutNext(const std::string& name, Cut cut) {
+    std::lock_guard lock(mu_);
+    marker_ = std::string(1, '\0') + name + std::string(1, '\0');
+    exclude_ = "FROM " + name + "(";
+    cut_ = cut;
+  }
+  int cuts() const { return cuts_.load(); }
+
+ private:
+  void AcceptLoop() {
+    for (;;) {
+      int client = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (client < 0) return;
+      int server = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_un addr{};
+      addr.sun_family = AF_UNIX;
+      std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", upstream_.c_str());
+      if (connect(server, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        close(client);
+        close(server);
+        continue;
+      }
+      std::lock_guard lock(mu_);
+      pumps_.emplace_back([this, client, server] { Pump(client, server); });
+    }
+  }
+
+  // Server-to-client bytes are parsed as messages (type, int32 length) so
+  // that a cut can wait for the server's ReadyForQuery ('Z').
+  void Pump(int client, int server) {
+    bool cutting = false;
+    std::string from_server;
+    char buf[65536];
+    for (;;) {
+      pollfd fds[2] = {{client, POLLIN, 0}, {server, POLLIN, 0}};
+      if (poll(fds, 2, 200) < 0 || stopping_) break;
+      if (fds[0].revents & (POLLIN | POLLHUP)) {
+        ssize_t n = read(client, buf, sizeof buf);
+        if (n <= 0) break;
+        std::string_view chunk(buf, static_cast<size_t>(n));
+        Cut cut = Cut::kNone;
+        {
+          std::lock_guard lock(mu_);
+          if (cut_ != Cut::kNone && chunk.find(marker_) != std::string_view::npos &&
+              chunk.find(exclude_) == std::string_view::npos) {
+            cut = cut_;
+            cut_ = Cut::kNone;
+          }
+        }
+        if (cut == Cut::kLost) {
+          ++cuts_;
+          break;
+        }
+        if (write(server, buf, static_cast<size_t>(n)) != n) break;
+        if (cut == Cut::kLanded) {
+          ++cuts_;
+          cutting = true;
+          shutdown(client, SHUT_RDWR);  // the client sees the connection die now
+          from_server.clear();
+        }
+      }
+      if (fds[1].revents & (POLLIN | POLLHUP)) {
+        ssize_t n = read(server, buf, sizeof buf);
+        if (n <= 0) break;
+        if (!cutting) {
+          if (write(client, buf, static_cast<size_t>(n)) != n) break;
+          continue;
+        }
+        // Swallow the answer; stop at the end of the transaction.
+        from_server.append(buf, static_cast<size_t>(n));
+        bool ready = false;
+        size_t at = 0;
+        while (from_server.size() - at >= 5) {
+          uint32_t len = (uint8_t(from_server[at + 1]) << 24) |
+                         (uint8_t(from_server[at + 2]) << 16) |
+                         (uint8_t(from_server[at + 3]) << 8) | uint8_t(from_server[at + 4]);
+          if (from_server.size() - at < 1 + len) break;
+          ready |= from_server[at] == 'Z';
+          at += 1 + len;
+        }
+        from_server.erase(0, at);
+        if (ready) break;
+      }
+    }
+    close(client);
+    close(server);
+  }
+
+  std::string upstream_;
+  std::string path_;
+  int listen_fd_ = -1;
+  std::atomic<bool> stopping_{false};
+  std::thread accept_thread_;
+  std::mutex mu_;
+  std::vector<std::thread> pumps_;
+  std::string marker_;
+  std::string exclude_;
+  Cut cut_ = Cut::kNone;
+  std::atomic<int> cuts_{0};
+};
+
+class PostgresOutcomeTest : public PostgresStoreTest {
+ protected:
+  void SetUp() override {
+    PostgresStoreTest::SetUp();
+    char* error = nullptr;
+    PQconninfoOption* options = PQconninfoParse(url_.c_str(), &error);
+    ASSERT_NE(options, nullptr);
+    std::string host, port = "5432";
+    for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
+      if (o->val == nullptr) continue;
+      if (std::string(o->keyword) == "host") host = o->val;
+      if (std::string(o->keyword) == "port") port = o->val;
+    }
+    PQconninfoFree(options);
+    ASSERT_TRUE(!host.empty() && host[0] == '/')
+        << "the test cluster's URL names its unix socket directory";
+    proxy_ =
+        std::make_unique<CuttingProxy>(host + "/.s.PGSQL." + port, dir_.path(), std::stoi(port));
+    // The same database, through the proxy's socket directory.
+    auto proxied =
+        WithDatabase(url_ + " host=" + dir_.path(), Column("SELECT current_database()")[0]);
+    ASSERT_TRUE(proxied.ok());
+    proxied_url_ = *proxied;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<CuttingProxy> proxy_;
+  std::string proxied_url_;
+};
+
+TEST_F(PostgresOutcomeTest, ACommitThatLandedBeforeTheConnectionBrokeIsReportedCommitted) {
+  auto clock = std::make_shared<ManualClock>(FromUnixMicros(kStartMicros));
+  PostgresStoreOptions o = Options(clock);
+  o.url = proxied_url_;
+  auto store = MustOpen(o);
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(Create(*store, "landed").ok());
+  std::optional<OrchestrationWorkItem> item = FetchNow(*store);
+  ASSERT_TRUE(item.has_value());
+  std::vector<HistoryEvent> events = {HistoryEvent{-1, clock->Now(), events::OrchestratorStarted{}},
+                                      item->messages[0].event};
+  proxy_->CutNext("baton_complete_orchestration", CuttingProxy::Cut::kLanded);
+  // Had the store retried the call, the lease would be gone and it would say
+  // Aborted; had it given up, Unavailable. It reads the outcome back: OK.
+  EXPECT_TRUE(
+      Commit(*store, *item, Episode(*item, OrchestrationStatus::kCompleted, events, "1")).ok());
+  EXPECT_EQ(proxy_->cuts(), 1);
+  EXPECT_EQ(store->stats().unknown_outcomes, 1u);
+  EXPECT_EQ(*store->GetHistory("landed"), events);
+  EXPECT_EQ(store->GetInstance("landed", true)->output, "1");
+}
+
+TEST_F(PostgresOutcomeTest, ACommitLostWithItsConnectionIsRetriedAndLandsOnce) {
+  auto clock = std::make_shared<ManualClock>(FromUnixMicros(kStartMicros));
+  PostgresStoreOptions o = Options(clock);
+  o.url = proxied_url_;
+  auto store = MustOpen(o);
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(Create(*store, "lost").ok());
+  std::optional<OrchestrationWorkItem> item = FetchNow(*store);
+  ASSERT_TRUE(item.has_value());
+  std::vector<HistoryEvent> events = {HistoryEvent{-1, clock->Now(), events::OrchestratorStarted{}},
+                                      item->messages[0].event};
+  proxy_->CutNext("baton_complete_orchestration", CuttingProxy::Cut::kLost);
+  EXPECT_TRUE(
+      Commit(*store, *item, Episode(*item, OrchestrationStatus::kCompleted, events, "1")).ok());
+  EXPECT_EQ(proxy_->cuts(), 1);
+  EXPECT_EQ(store->stats().unknown_outcomes, 1u);
+  EXPECT_EQ(*store->GetHistory("lost"), events);
+
+  // The same for a client call: the event is raised exactly once.
+  ASSERT_TRUE(Create(*store, "raised").ok());
+  Message m;
+  m.instance_id = "raised";
+  m.event = HistoryEvent{-1, clock->Now(), events::EventRaised{"Go", ""}};
+  proxy_->CutNext("baton_send_message", CuttingProxy::Cut::kLanded);
+  EXPECT_TRUE(store->SendMessage(m).ok());
+  EXPECT_EQ(Column("SELECT count(*) FROM inbox WHERE instance_id = 'raised'"),
+            std::vector<std::string>{"2"});
+}
+
+}  // namespace
+}  // namespace baton::pg
