@@ -603,7 +603,9 @@ Status RegisterJobFunctions(Registry& registry, const JobServices& services) {
     if (main.started_at) out["startedAt"] = FormatIso8601(*main.started_at);
     if (main.finished_at) out["finishedAt"] = FormatIso8601(*main.finished_at);
     Json tail = Json::array();
-    auto logs = rt.Logs(main.id);
+    // What is kept is the tail: only that is read (one line more, so that
+    // JobLogs sees a cut and marks it).
+    auto logs = rt.LogsTail(main.id, JobLogs::kMaxLines + 1);
     if (logs.ok()) {
       size_t from = logs->size() > kLogsTail ? logs->size() - kLogsTail : 0;
       for (size_t i = from; i < logs->size(); ++i) {

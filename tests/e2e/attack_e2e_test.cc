@@ -12,6 +12,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "batch/job_logs.h"
 #include "e2e/job_fixture.h"
 #include "orchestrator_service.grpc.pb.h"
 
@@ -167,6 +168,9 @@ TEST_F(AdmissionAttackE2eTest, AJobPrintingMillionsOfLinesDoesNotBloatTheServerO
   const int64_t peak = ServerKb("VmHWM");
   Json kept = ParseOrNull(Call(acme, "GET", "/api/v1/jobs/" + loud + "/logs?attempt=1").body);
   EXPECT_EQ(kept.value("lines", Json::array()).size(), 5000u);  // the first page of what was kept
+  if (!kept.value("lines", Json::array()).empty()) {  // which says that it is not all of it
+    EXPECT_EQ(kept["lines"][0].value("text", ""), batch::JobLogs::kTruncatedMarker) << kept["lines"][0].dump();
+  }
   EXPECT_LT(peak - before, 150 * 1024) << "the server grew from " << before << " kB to a peak of " << peak
                                        << " kB for one job's output";
   std::printf("loud job: 2,000,000 lines; server %lld kB resident before, peak %lld kB\n",
