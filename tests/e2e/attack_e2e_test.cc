@@ -283,6 +283,32 @@ TEST_F(AdmissionAttackE2eTest, WorkerStreamsOfOneTenantAreCappedAndOthersAreServ
 // Jobs with "network": "bridge" used to share dockerd's default bridge, where
 // containers talk to each other freely: one tenant's job reached another
 // tenant's job server on its bridge address.
+// Grants are an admin's to take back. Host networking (or a capability, or
+// an image prefix) granted when a job was submitted used to stay with it: a
+// job queued behind the tenant's quota, or the next attempt of a retried job,
+// ran on the host network after the admin had revoked the grant.
+TEST_F(SandboxAttackE2eTest, AGrantRevokedAfterSubmitIsNotUsedByAJobThatWaitedForIt) {
+  StartServer(2, 2048);
+  const std::string acme = CreateTenant("acme", Json{{"cpu", 1}});
+  ASSERT_EQ(Call(admin_, "PATCH", "/api/v1/admin/tenants/acme/settings", R"({"grants":{"hostNetwork":true}})").status,
+            200);
+  const std::string blocker = Submit(acme, Spec("blocker", {"sleep", "120"}, Json{{"cpu", 1}}));
+  ASSERT_FALSE(blocker.empty());
+  ASSERT_EQ(AwaitStatus(acme, blocker, "Running").value("status", ""), "Running");
+  const std::string host = Submit(acme, Spec("host", {"sleep", "3"}, Json{{"cpu", 1}, {"network", "host"}}));
+  ASSERT_FALSE(host.empty());
+  ASSERT_EQ(AwaitStatus(acme, host, "Queued").value("status", ""), "Queued");
+  // The admin takes the grant back while the job waits for quota.
+  ASSERT_EQ(Call(admin_, "PATCH", "/api/v1/admin/tenants/acme/settings", R"({"grants":{"hostNetwork":false}})").status,
+            200);
+  ASSERT_EQ(Call(acme, "POST", "/api/v1/jobs/" + blocker + "/cancel").status, 202);
+  Json end = AwaitEnd(acme, host, 180s);
+  EXPECT_EQ(end.value("status", ""), "Failed") << "it ran on the host network without the grant: " << end.dump();
+  const std::string error = end["result"].is_object() ? end["result"].value("error", "") : "";
+  EXPECT_NE(error.find("network"), std::string::npos) << end.dump();
+  EXPECT_EQ(JobContainers("acme", host), 0u);
+}
+
 TEST_F(SandboxAttackE2eTest, ABridgeJobCannotReachAnotherTenantsBridgeJob) {
   StartServer(2, 2048);
   const std::string acme = CreateTenant("acme", Json{{"cpu", 2}});
