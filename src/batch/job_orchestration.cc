@@ -482,6 +482,13 @@ Status RegisterJobFunctions(Registry& registry, const JobServices& services) {
     Json in = ctx.GetInput();
     auto spec = ParseJobSpec(in["spec"]);
     if (!spec.ok()) throw DurableError("InvalidJobSpec", spec.status().message(), nullptr, true);
+    if (s.grants_of) {
+      // The grants of now, not of the submit: an admin may have taken one back.
+      auto grants = s.grants_of(in["tenant"]);
+      if (!grants.ok()) Throw(grants.status(), "reading the tenant's grants");
+      Status allowed = CheckJobPolicy(*spec, in["tenant"], s.platform_registry, *grants);
+      if (!allowed.ok()) throw DurableError("PermissionDenied", allowed.message(), nullptr, true);
+    }
     Status filled = s.vault->Fill(in["job"], &*spec);
     if (!filled.ok()) Throw(filled, "reading the job's secrets");
     const int attempt = in["attempt"].get<int>();
