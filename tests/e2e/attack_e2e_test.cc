@@ -309,6 +309,44 @@ TEST_F(SandboxAttackE2eTest, AGrantRevokedAfterSubmitIsNotUsedByAJobThatWaitedFo
   EXPECT_EQ(JobContainers("acme", host), 0u);
 }
 
+// Disabling a tenant is how an admin stops it. Its keys stopped working,
+// but its jobs did not: one queued behind its quota started once the quota
+// freed (and a retried job went on making attempts), running the disabled
+// tenant's containers on the node.
+TEST_F(SandboxAttackE2eTest, ADisabledTenantsQueuedJobNeverStarts) {
+  StartServer(2, 2048);
+  const std::string acme = CreateTenant("acme", Json{{"cpu", 1}});
+  const std::string blocker = Submit(acme, Spec("blocker", {"sleep", "4"}, Json{{"cpu", 1}}));
+  ASSERT_FALSE(blocker.empty());
+  ASSERT_EQ(AwaitStatus(acme, blocker, "Running").value("status", ""), "Running");
+  const std::string queued = Submit(acme, Spec("queued", {"sleep", "60"}, Json{{"cpu", 1}}));
+  ASSERT_FALSE(queued.empty());
+  ASSERT_EQ(AwaitStatus(acme, queued, "Queued").value("status", ""), "Queued");
+  ASSERT_EQ(Call(admin_, "POST", "/api/v1/admin/tenants/acme/disable").status, 200);
+  EXPECT_EQ(Call(acme, "GET", "/api/v1/jobs/" + queued).status, 401);
+  // The blocker ends on its own; then the queued job either ends without a
+  // container (the fix) or gets one (the hole). The admin reads its instance.
+  const std::string instance = "/runtime/webhooks/durabletask/instances/" + batch::JobInstanceId("acme", queued);
+  Json state;
+  size_t containers = 0;
+  PollUntil(
+      [&] {
+        containers = JobContainers("acme", queued);
+        HttpResult r = Call(admin_, "GET", instance);
+        state = r.status == 200 || r.status == 202 ? ParseOrNull(r.body) : Json();  // 202: still running
+        const std::string status = state.is_object() ? state.value("runtimeStatus", "") : "";
+        return (containers > 0 && containers != 999) || status == "Completed" || status == "Failed" ||
+               status == "Terminated";
+      },
+      180s, 250ms);
+  EXPECT_EQ(containers, 0u) << "the disabled tenant's queued job started: " << state.dump();
+  ASSERT_TRUE(state.is_object()) << "the admin cannot read the job's instance";
+  const Json output = state.value("output", Json());
+  EXPECT_EQ(output.is_object() ? output.value("status", "") : "", "Failed") << state.dump();
+  const std::string error = output.is_object() ? output.value("error", "") : "";
+  EXPECT_NE(error.find("disabled"), std::string::npos) << state.dump();
+}
+
 TEST_F(SandboxAttackE2eTest, ABridgeJobCannotReachAnotherTenantsBridgeJob) {
   StartServer(2, 2048);
   const std::string acme = CreateTenant("acme", Json{{"cpu", 2}});
