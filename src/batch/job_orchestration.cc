@@ -485,6 +485,9 @@ Status RegisterJobFunctions(Registry& registry, const JobServices& services) {
     if (s.grants_of) {
       // The grants of now, not of the submit: an admin may have taken one back.
       auto grants = s.grants_of(in["tenant"]);
+      if (!grants.ok() && grants.status().code() == StatusCode::kPermissionDenied) {
+        throw DurableError("PermissionDenied", grants.status().message(), nullptr, true);
+      }
       if (!grants.ok()) Throw(grants.status(), "reading the tenant's grants");
       Status allowed = CheckJobPolicy(*spec, in["tenant"], s.platform_registry, *grants);
       if (!allowed.ok()) throw DurableError("PermissionDenied", allowed.message(), nullptr, true);

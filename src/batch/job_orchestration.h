@@ -104,6 +104,7 @@ struct JobServices {
   // The tenant's grants now (tenant settings): each attempt is checked
   // against them before its containers are made (CheckJobPolicy), so a
   // grant revoked after submit is not used by a job that waited or retried.
+  // PermissionDenied (a disabled tenant) fails the attempt for good.
   // Null: not checked (no tenancy).
   std::function<Result<JobGrants>(const std::string& tenant)> grants_of;
   std::string platform_registry;  // as CheckJobPolicy takes it
