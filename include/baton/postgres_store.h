@@ -73,8 +73,17 @@ struct PostgresStoreOptions {
   // A commit that makes work due while this node has idle fetchers leases
   // it to them in the same write (saving a claim round trip each).
   bool prefetch = true;
-  // Recorded in locked_by (diagnostics). "" = "<hostname>:<pid>".
+  // Recorded in locked_by, and in the application_name of this store's
+  // sessions ("baton node <id>") when it is at most 52 characters of
+  // [A-Za-z0-9._:@/-]. Give each live node its own. "" = "<hostname>:<pid>".
   std::string node_id;
+  // Watch the database's sessions (every 0.5 s): when a node that holds
+  // leases, or was seen before, has had no session for 3 s (its process
+  // died), release its leases at once instead of waiting for them to expire
+  // (docs/postgres.md, "Dead nodes"). Safe even if that node is alive but
+  // cut off: its completions are then refused, as after an expiry. Only
+  // nodes whose id fits in application_name are watched.
+  bool release_gone_nodes = true;
   // How long a call keeps retrying while the database is unreachable, and
   // how long it waits to learn the outcome of a commit whose connection broke.
   std::chrono::milliseconds retry_budget{std::chrono::seconds(30)};

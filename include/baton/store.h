@@ -82,6 +82,13 @@ struct OrchestrationWorkItem {
   // Number of events in the current execution's committed history. The engine
   // compares it with its cached copy to know whether the cache is current.
   int64_t history_size = 0;
+  // How many times the committed history was rewritten rather than appended
+  // to: every commit with `reset_history` (continue-as-new, a rewind) adds
+  // exactly one; 0 for a new instance. A rewind keeps the execution id and
+  // its rewritten history may regrow to a size the old one had, so
+  // (execution_id, history_generation, history_size) — not the last two
+  // alone — is what names the committed history a cached copy must match.
+  int64_t history_generation = 0;
   std::vector<Message> messages;  // visible messages, in seq order; never empty
   int dequeue_count = 1;          // how many times these messages were fetched
 };

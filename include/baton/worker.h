@@ -116,10 +116,12 @@ class ExternalDispatcher {
   // A batch of an entity whose name is not registered here.
   virtual void DispatchEntity(ExternalEntityWork work) = 0;
   // The instance's committed history when the dispatcher still holds it (it
-  // committed the last episode itself) and it matches the execution and size
-  // the store reports; nullopt, and the worker reads the store.
+  // committed the last episode itself) and it matches the execution, history
+  // generation and size the store reports (store.h OrchestrationWorkItem);
+  // nullopt, and the worker reads the store.
   virtual std::optional<std::vector<HistoryEvent>> CachedHistory(const std::string& instance_id,
                                                                  const std::string& execution_id,
+                                                                 int64_t history_generation,
                                                                  int64_t history_size) {
     return std::nullopt;
   }

@@ -2,8 +2,10 @@
 // episodes so that the next episode of a hot instance costs O(new events).
 //
 // An entry is valid only for the exact committed history it was built from
-// (execution id + number of events); the worker checks that before use and
-// falls back to replay otherwise. Entries are taken out while an episode runs
+// (execution id, history generation and number of events: a rewind on
+// another node keeps the execution id and may leave the same number of
+// events); the worker checks that before use and falls back to replay
+// otherwise. Entries are taken out while an episode runs
 // (the instance is leased, so nobody else needs them) and put back once the
 // episode's commit succeeded. Least recently used entries are evicted beyond
 // the byte or count budget.
@@ -26,6 +28,7 @@ namespace baton::engine {
 struct CachedOrchestration {
   std::unique_ptr<core::Executor> executor;
   std::string execution_id;
+  int64_t history_generation = 0;
   int64_t history_size = 0;
 };
 

@@ -272,6 +272,7 @@ class Worker::Impl {
     }
     std::shared_ptr<engine::CachedOrchestration> entry = cache_.Take(id);
     if (entry && entry->execution_id == item.instance.execution_id &&
+        entry->history_generation == item.history_generation &&
         entry->history_size == item.history_size) {
       ++cache_hits_;
     } else {
@@ -286,6 +287,7 @@ class Worker::Impl {
       entry->executor = std::make_unique<core::Executor>(LookupFor(id), id);
       for (const HistoryEvent& e : *history) entry->executor->Apply(e, /*replaying=*/true);
       entry->execution_id = item.instance.execution_id;
+      entry->history_generation = item.history_generation;
       entry->history_size = static_cast<int64_t>(history->size());
       replayed_events_ += history->size();
     }
@@ -336,6 +338,7 @@ class Worker::Impl {
 
     const bool terminal = IsTerminal(update.status);
     entry->execution_id = update.execution_id;
+    entry->history_generation = item.history_generation + (update.reset_history ? 1 : 0);
     entry->history_size = (update.reset_history ? 0 : item.history_size) +
                           static_cast<int64_t>(update.new_events.size());
     BeginCommit();
@@ -399,7 +402,9 @@ class Worker::Impl {
       return;
     }
     Result<std::vector<HistoryEvent>> history =
-        options_.external->CachedHistory(item.instance_id, item.instance.execution_id, item.history_size)
+        options_.external
+            ->CachedHistory(item.instance_id, item.instance.execution_id, item.history_generation,
+                            item.history_size)
             .value_or(std::vector<HistoryEvent>{});
     if (history->empty() && item.history_size > 0) history = store_.GetHistory(item.instance_id);
     if (!history.ok()) {

@@ -622,6 +622,63 @@ TEST_F(EngineTest, RewindCreatesAPurgedFailedChildAnew) {
   EXPECT_EQ(runs, 2);
 }
 
+// The orchestration cache across nodes: worker A (no activity threads) runs
+// an instance until it waits on an outstanding activity, and keeps it
+// cached. Worker B takes over: the activity fails, the instance fails, is
+// rewound and runs on until it waits for "go" — with a rewritten history of
+// the same execution and exactly the size A cached (the rewind drops the
+// failed task, its answer, ExecutionCompleted and the episodes' end
+// markers; the rewound run adds some back). A then gets "go": its cached
+// coroutine, still waiting for the activity, must not be taken for the
+// current history (it would swallow "go" and never finish); A must replay.
+TEST_F(EngineTest, ACachedOrchestrationIsNotRunOnAHistoryARewindElsewhereRewroteToTheSameSize) {
+  static std::atomic<bool> healed{false};
+  healed = false;
+  constexpr int kTicks = 6;  // episodes while the task is outstanding: their end markers go
+  BATON_ASSERT_OK(registry_.AddActivity("Flaky", [](ActivityContext& ctx) -> Json {
+    if (!healed) throw std::runtime_error("not yet");
+    return ctx.GetInput<int>() + 1;
+  }));
+  BATON_ASSERT_OK(registry_.AddOrchestrator("Aba", [](OrchestrationContext& ctx) -> Task<Json> {
+    Task<int> flaky = ctx.CallActivity<int>("Flaky", 1);
+    flaky.Start();
+    for (int i = 0; i < kTicks; ++i) co_await ctx.WaitForExternalEvent<int>("tick");
+    int r = co_await flaky;
+    ctx.SetCustomStatus("go?");
+    int g = co_await ctx.WaitForExternalEvent<int>("go");
+    co_return r + g;
+  }));
+  WorkerOptions a_options;
+  a_options.activity_threads = 0;  // the task stays outstanding while A runs
+  Open(a_options);
+  const std::string id = Start("Aba", nullptr, {.instance_id = "aba"});
+  ASSERT_TRUE(Eventually([&] { return History(id).size() == 4; }));  // started, task scheduled
+  for (int i = 1; i <= kTicks; ++i) {
+    BATON_ASSERT_OK(client_->RaiseEvent(id, "tick", i));
+    ASSERT_TRUE(Eventually([&] { return History(id).size() == 4u + 3u * i; }));
+  }
+  const size_t cached_size = History(id).size();
+  worker_->Stop();  // A keeps its cache
+
+  Worker b(*store_, registry_);
+  BATON_ASSERT_OK(b.Start());
+  ASSERT_EQ(Await(id).status, OrchestrationStatus::kFailed);
+  healed = true;
+  BATON_ASSERT_OK(client_->Rewind(id, "healed"));
+  ASSERT_TRUE(AwaitCustomStatus(id, "go?"));
+  b.Stop();
+  // The construction: same execution, same size, another history.
+  ASSERT_EQ(History(id).size(), cached_size) << "the rewound history no longer lands on A's size";
+  EXPECT_EQ(Count<events::ExecutionRewound>(History(id)), 1);
+
+  BATON_ASSERT_OK(worker_->Start());
+  BATON_ASSERT_OK(client_->RaiseEvent(id, "go", 10));
+  auto s = client_->WaitForCompletion(id, 20s);
+  ASSERT_TRUE(s.ok()) << s.status().ToString() << " (A ran its stale coroutine?)";
+  EXPECT_EQ(s->status, OrchestrationStatus::kCompleted);
+  EXPECT_EQ(FromPayload(s->output), 12);
+}
+
 TEST_F(EngineTest, CustomStatusIsVisibleWhileRunning) {
   BATON_ASSERT_OK(registry_.AddOrchestrator("Progress", [](OrchestrationContext& ctx) -> Task<Json> {
     ctx.SetCustomStatus(Json{{"step", 1}, {"of", 2}});

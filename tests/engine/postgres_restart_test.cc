@@ -6,13 +6,11 @@
 // broke) and every orchestration must complete exactly once with a
 // well-formed history.
 //
-// The test restarts a cluster of its own, started by scripts/pg-up in a temp
-// run dir, so the shared test cluster other tests use is never touched.
+// The test restarts a cluster of its own (testing/private_pg_cluster.h), so
+// the shared test cluster other tests use is never touched.
 #include <gtest/gtest.h>
 
-#include <array>
 #include <cstdio>
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
@@ -22,6 +20,7 @@
 #include "baton/postgres_store.h"
 #include "baton/registry.h"
 #include "baton/worker.h"
+#include "testing/private_pg_cluster.h"
 #include "testing/test_util.h"
 
 namespace baton {
@@ -31,55 +30,6 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 constexpr int kInstances = 200;
-
-// Runs `command` with the shell; its stdout, or nullopt when it failed.
-std::optional<std::string> Run(const std::string& command) {
-  std::array<char, 4096> buf;
-  std::string out;
-  FILE* p = popen(command.c_str(), "r");
-  if (p == nullptr) return std::nullopt;
-  while (std::fgets(buf.data(), buf.size(), p) != nullptr) out += buf.data();
-  if (pclose(p) != 0) return std::nullopt;
-  return out;
-}
-
-// A private cluster: scripts/pg-up in a temp run dir; stopped and removed
-// at the end (by pg_ctl, since a restart changes the postmaster's PID).
-class PrivateCluster {
- public:
-  PrivateCluster() {
-    // The server runs as `postgres` when we are root: it must enter the dir.
-    std::filesystem::permissions(dir_.path(), std::filesystem::perms::owner_all |
-                                                  std::filesystem::perms::group_exec |
-                                                  std::filesystem::perms::others_exec);
-    env_ = "BATON_RUN_DIR='" + dir_.path() + "' BATON_PG_PORT=0 ";
-    auto out = Run(env_ + BATON_SOURCE_DIR "/scripts/pg-up 2>/dev/null");
-    if (!out || out->empty()) return;
-    url_ = out->substr(0, out->find_last_not_of("\n") + 1);
-    url_ = url_.substr(url_.find_last_of('\n') + 1);
-  }
-  ~PrivateCluster() {
-    if (!url_.empty())
-      Run(AsServer() + "/usr/lib/postgresql/15/bin/pg_ctl -D '" + DataDir() +
-          "' stop -m fast >/dev/null 2>&1");
-    Run(env_ + BATON_SOURCE_DIR "/scripts/pg-down >/dev/null 2>&1");
-  }
-  const std::string& url() const { return url_; }
-  bool RestartImmediately() {
-    return Run(AsServer() + "/usr/lib/postgresql/15/bin/pg_ctl -D '" + DataDir() +
-               "' restart -m immediate -w -t 60 -l '" + dir_.path() +
-               "/postgres.log' >/dev/null 2>&1")
-        .has_value();
-  }
-
- private:
-  std::string DataDir() const { return dir_.path() + "/postgres/data"; }
-  static std::string AsServer() { return getuid() == 0 ? "runuser -u postgres -- " : ""; }
-
-  testing::TempDir dir_;
-  std::string env_;
-  std::string url_;
-};
 
 class Node {
  public:
@@ -109,7 +59,7 @@ class Node {
 
 TEST(PostgresRestartTest,
      AnImmediateRestartUnderLoadLosesNothingAcknowledgedAndEverythingCompletes) {
-  PrivateCluster cluster;
+  testing::PrivatePgCluster cluster(BATON_SOURCE_DIR);
   ASSERT_FALSE(cluster.url().empty()) << "scripts/pg-up could not start a private cluster";
   Registry registry;
   ASSERT_TRUE(registry

@@ -134,7 +134,8 @@ TEST_F(PostgresStoreTest, MigrationsAreRecordedOnceAndRerunningIsANoop) {
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(v->before, v->after);
   EXPECT_EQ(Column("SELECT version || ' ' || name FROM schema_migrations ORDER BY version"),
-            (std::vector<std::string>{"1 task_hub", "2 platform"}));
+            (std::vector<std::string>{"1 task_hub", "2 platform", "3 history_generation",
+                                      "4 dead_node_leases"}));
   // Several nodes starting at once: the advisory lock makes them take turns.
   std::vector<std::thread> nodes;
   std::atomic<int> ok{0};
@@ -388,6 +389,44 @@ TEST_F(PostgresStoreTest, ACommitOnOneNodeWakesFetchersAndWaitersOnAnother) {
   EXPECT_EQ(state->output, "\"done\"");
 }
 
+// The second way an instance is leased: by the commit of an activity result
+// while this node has an idle fetcher (baton_complete_task's claim). It must
+// carry the history generation as a claim does.
+TEST_F(PostgresStoreTest, AnInstanceLeasedByAnActivityResultCarriesItsHistoryGeneration) {
+  auto store = MustOpen(Options());
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(Create(*store, "p").ok());
+  std::optional<OrchestrationWorkItem> item = FetchNow(*store);
+  ASSERT_TRUE(item.has_value());
+  const TimePoint now = std::chrono::system_clock::now();
+  OrchestrationUpdate rewrite = Episode(*item, OrchestrationStatus::kRunning,
+                                        {HistoryEvent{-1, now, events::OrchestratorStarted{}},
+                                         item->messages[0].event});
+  rewrite.reset_history = true;  // generation 1
+  rewrite.tasks.push_back(ActivityTask{0, "p", "p-e1", 1, "Work", "", "", TimePoint{}});
+  ASSERT_TRUE(Commit(*store, *item, rewrite).ok());
+  auto task = store->FetchActivityWorkItem(seconds(10));
+  ASSERT_TRUE(task.ok() && task->has_value());
+
+  std::promise<std::optional<OrchestrationWorkItem>> fetched;
+  const uint64_t claims_before = store->stats().claims;
+  std::thread fetcher([&] {
+    auto r = store->FetchOrchestrationWorkItem(seconds(60));
+    fetched.set_value(r.ok() ? std::move(r).value() : std::nullopt);
+  });
+  ASSERT_TRUE(Eventually([&] { return store->stats().claims > claims_before; }));  // idle now
+  const uint64_t claims = store->stats().claims;
+  Message result{0, "p", "p-e1", TimePoint{},
+                 HistoryEvent{-1, now, events::TaskCompleted{1, "\"done\""}}};
+  ASSERT_TRUE(CommitActivity(*store, **task, std::move(result)).ok());
+  item = fetched.get_future().get();
+  fetcher.join();
+  ASSERT_TRUE(item.has_value());
+  EXPECT_EQ(store->stats().claims, claims) << "handed over by the result's commit, not claimed";
+  EXPECT_EQ(item->history_size, 2);
+  EXPECT_EQ(item->history_generation, 1);
+}
+
 TEST_F(PostgresStoreTest, WithNotificationsDroppedTheBackstopPollStillFindsWork) {
   PostgresStoreOptions quiet = Options();
   quiet.notifications = false;
@@ -400,7 +439,9 @@ TEST_F(PostgresStoreTest, WithNotificationsDroppedTheBackstopPollStillFindsWork)
     auto r = b->FetchOrchestrationWorkItem(seconds(60));
     fetched.set_value(r.ok() ? std::move(r).value() : std::nullopt);
   });
-  ASSERT_TRUE(Eventually([&] { return b->stats().claims >= 1; }));
+  // A claim that found nothing (one that has only begun may still find the
+  // instance created next).
+  ASSERT_TRUE(Eventually([&] { return b->stats().empty_claims >= 1; }));
   ASSERT_TRUE(Create(*a, "quiet").ok());
   std::optional<OrchestrationWorkItem> item = fetched.get_future().get();
   fetcher.join();

@@ -271,6 +271,55 @@ TEST_P(StoreConformanceTest, ResetHistoryReplacesTheExecution) {
   EXPECT_EQ(store().GetInstance("can", true)->input, "2");
 }
 
+// A rewind rewrites the history and keeps the execution id; the rewritten
+// history may regrow to a size the old one had. The generation tells the two
+// apart (an engine's cached copy of the old one must not pass for the new).
+TEST_P(StoreConformanceTest, HistoryGenerationNamesARewrittenHistoryOfTheSameSize) {
+  ASSERT_TRUE(Create("gen").ok());
+  std::optional<OrchestrationWorkItem> item = FetchNow();
+  ASSERT_TRUE(item.has_value());
+  EXPECT_EQ(item->history_generation, 0);
+  const std::vector<HistoryEvent> three = {Event(events::OrchestratorStarted{}),
+                                           item->messages[0].event,
+                                           Event(events::OrchestratorCompleted{})};
+  ASSERT_TRUE(Commit(*item, Running(*item, three)).ok());
+  ASSERT_TRUE(Raise("gen", "Next").ok());
+  item = FetchNow();
+  ASSERT_TRUE(item.has_value());
+  EXPECT_EQ(item->history_size, 3);
+  EXPECT_EQ(item->history_generation, 0) << "an append keeps the generation";
+
+  // A rewind: two events kept, same execution, a message to run on.
+  OrchestrationUpdate rewind = Running(*item, {three[0], three[1]});
+  rewind.reset_history = true;
+  rewind.outbox.push_back(To("gen", events::ExecutionRewound{"again"}, "gen-e1"));
+  ASSERT_TRUE(Commit(*item, rewind).ok());
+  item = FetchNow();
+  ASSERT_TRUE(item.has_value());
+  EXPECT_EQ(item->history_size, 2);
+  EXPECT_EQ(item->history_generation, 1);
+  ASSERT_TRUE(Commit(*item, Running(*item, {Event(events::OrchestratorStarted{})})).ok());
+  ASSERT_TRUE(Raise("gen", "Next").ok());
+  item = FetchNow();
+  ASSERT_TRUE(item.has_value());
+  EXPECT_EQ(item->instance.execution_id, "gen-e1");
+  EXPECT_EQ(item->history_size, 3) << "the size the first history had";
+  EXPECT_EQ(item->history_generation, 1) << "but not its generation";
+
+  // Continue-as-new rewrites too; the count survives a restart.
+  OrchestrationUpdate next = Running(*item, {three[0]});
+  next.execution_id = "gen-e2";
+  next.reset_history = true;
+  next.outbox.push_back(To("gen", events::EventRaised{"Kick", ""}, "gen-e2"));
+  ASSERT_TRUE(Commit(*item, next).ok());
+  Reopen();
+  item = FetchNow();
+  ASSERT_TRUE(item.has_value());
+  EXPECT_EQ(item->instance.execution_id, "gen-e2");
+  EXPECT_EQ(item->history_size, 1);
+  EXPECT_EQ(item->history_generation, 2);
+}
+
 TEST_P(StoreConformanceTest, ContinueAsNewCanSendItsOwnStartToRunLater) {
   // How an external worker's continue-as-new is committed: the history is
   // reset to nothing and the new generation's start goes to the inbox.

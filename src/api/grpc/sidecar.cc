@@ -948,6 +948,7 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     if (!update.reset_history && !IsTerminal(update.status)) {
       next.emplace();
       next->execution_id = update.execution_id;
+      next->history_generation = item.history_generation;  // appended: the generation stays
       next->events = std::move(work.past_events);
       for (const HistoryEvent& e : update.new_events) {
         auto stored = ParseEvent(SerializeEvent(e));
@@ -973,11 +974,13 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
 
   std::optional<std::vector<HistoryEvent>> CachedHistory(const std::string& instance_id,
                                                          const std::string& execution_id,
+                                                         int64_t history_generation,
                                                          int64_t history_size) override {
     std::lock_guard lock(history_mu_);
     auto it = histories_.find(instance_id);
     if (it == histories_.end()) return std::nullopt;
     if (it->second.execution_id != execution_id ||
+        it->second.history_generation != history_generation ||
         static_cast<int64_t>(it->second.events.size()) != history_size) {
       histories_.erase(it);
       return std::nullopt;
@@ -1088,6 +1091,7 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
 
   struct HistoryCacheEntry {
     std::string execution_id;
+    int64_t history_generation = 0;
     std::vector<HistoryEvent> events;
   };
   static constexpr std::chrono::milliseconds kAbandonRetry{1000};

@@ -5,8 +5,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <random>
+#include <set>
+#include <string_view>
 #include <utility>
 #include <variant>
 
@@ -33,6 +36,23 @@ constexpr size_t kMaxNotifyPayload = 7000;
 // commit_log rows live this long: far longer than any wait for an outcome.
 constexpr int64_t kCommitLogRetentionUs = 15LL * 60 * 1'000'000;
 constexpr auto kPruneEvery = std::chrono::minutes(1);
+// How often a node looks at the database's sessions for nodes that died, and
+// how long all of a node's sessions must have been gone before its leases
+// are released (longer than a reconnect after a blip).
+constexpr auto kWatchPeersEvery = std::chrono::milliseconds(500);
+constexpr auto kPeerGoneFor = std::chrono::seconds(3);
+// Sessions of a node carry this prefix and its id in application_name.
+constexpr std::string_view kNodeSessionPrefix = "baton node ";
+// Whether a node with this id names its sessions after it: the id fits in
+// application_name (63 bytes) and needs no quoting. Only such nodes are
+// watched (WatchPeers).
+bool NamesItsSessions(std::string_view node_id) {
+  return !node_id.empty() && node_id.size() <= 63 - kNodeSessionPrefix.size() &&
+         std::all_of(node_id.begin(), node_id.end(), [](char ch) {
+           return std::isalnum(static_cast<unsigned char>(ch)) ||
+                  std::string_view("._:@/-").find(ch) != std::string_view::npos;
+         });
+}
 // Serializes concurrent migrators ("baton" in ASCII).
 constexpr int64_t kMigrationLockKey = 0x6261746f6e;
 
@@ -73,6 +93,8 @@ const Statement kCommitLanded{"baton_commit_landed",
 const Statement kSessionAlive{
     "baton_session_alive",
     "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND backend_start::text = $2)"};
+const Statement kReleaseNodeLeases{"baton_release_node_leases",
+                                   "SELECT * FROM baton_release_node_leases($1, $2)"};
 const Statement kPruneCommitLog{
     "baton_prune_commit_log",
     "DELETE FROM commit_log WHERE committed_at < coalesce($1, baton_now()) - $2"};
@@ -300,8 +322,14 @@ Status PostgresStore::Start() {
   // hung mid-call: the server ends it well before its lease would expire.
   const auto idle_timeout = std::max<std::chrono::milliseconds>(std::chrono::milliseconds(500),
                                                                 options_.lease_duration / 2);
+  // The node id in application_name lets the other nodes see when this one's
+  // sessions are all gone (WatchPeers). One that does not fit (63 bytes) or
+  // needs quoting is left out: that node's leases then only expire.
+  const std::string application_name =
+      NamesItsSessions(options_.node_id) ? std::string(kNodeSessionPrefix) + options_.node_id
+                                         : "baton";
   setup_sql_ =
-      "SET application_name = 'baton'; SET synchronous_commit = on; "
+      "SET application_name = '" + application_name + "'; SET synchronous_commit = on; "
       "SET client_min_messages = warning; "
       "SET idle_in_transaction_session_timeout = " +
       std::to_string(idle_timeout.count());
@@ -408,6 +436,9 @@ PostgresStats PostgresStore::stats() const {
   s.renewals = renewals_.load();
   s.unknown_outcomes = unknown_outcomes_.load();
   s.listening = listening_.load();
+  s.peers = peers_seen_.load();
+  s.peers_gone = peers_gone_.load();
+  s.leases_released = leases_released_.load();
   return s;
 }
 
@@ -733,11 +764,17 @@ void PostgresStore::ForgetLease(uint64_t token) {
 
 void PostgresStore::KeeperLoop() {
   auto next_prune = std::chrono::steady_clock::now();
+  // The first look waits a little: at start the first calls are the node's own.
+  auto next_watch = std::chrono::steady_clock::now() + kWatchPeersEvery;
   for (;;) {
     {
       std::unique_lock lock(leases_mu_);
       if (stopping_) return;
       auto sleep = std::chrono::steady_clock::duration(std::chrono::seconds(1));
+      if (options_.release_gone_nodes) {
+        sleep = std::min<std::chrono::steady_clock::duration>(
+            sleep, next_watch - std::chrono::steady_clock::now());
+      }
       const int64_t now = LocalMicros();
       for (const auto& [token, h] : held_) {
         if (h.expires <= now) continue;  // lost already: its completion will abort
@@ -753,6 +790,10 @@ void PostgresStore::KeeperLoop() {
       if (stopping_) return;
     }
     RenewLeases();
+    if (options_.release_gone_nodes && std::chrono::steady_clock::now() >= next_watch) {
+      next_watch = std::chrono::steady_clock::now() + kWatchPeersEvery;
+      WatchPeers();
+    }
     if (std::chrono::steady_clock::now() >= next_prune) {
       next_prune = std::chrono::steady_clock::now() + kPruneEvery;
       Params p;
@@ -762,6 +803,75 @@ void PostgresStore::KeeperLoop() {
         util::Log().debug("postgres store: pruning commit_log: {}", pruned.status().ToString());
       }
     }
+  }
+}
+
+void PostgresStore::WatchPeers() {
+  // The nodes with a session now ('s'), and the holders of live leases ('l').
+  static const std::string kSql =
+      "SELECT 's', substr(application_name, " + std::to_string(kNodeSessionPrefix.size() + 1) +
+      ") FROM pg_stat_activity WHERE datname = current_database() AND "
+      "starts_with(application_name, '" + std::string(kNodeSessionPrefix) +
+      "') UNION SELECT 'l', locked_by FROM instance_queue WHERE due_at > coalesce($1, "
+      "baton_now()) AND lock_token IS NOT NULL UNION SELECT 'l', locked_by FROM activity_tasks "
+      "WHERE due_at > coalesce($1, baton_now()) AND lock_token IS NOT NULL";
+  Params params;
+  params.OptionalInt(NowParam());
+  // A failed look (the database is down or restarting) proves nothing.
+  Result<PgResult> r = ReadSql(kSql, params, "watch nodes");
+  if (!r.ok()) return;
+  const auto now = std::chrono::steady_clock::now();
+  std::set<std::string> present;
+  std::set<std::string> holders;
+  for (int i = 0; i < r->rows(); ++i) {
+    (r->Text(i, 0) == "s" ? present : holders).insert(r->Text(i, 1));
+  }
+  present.erase(options_.node_id);
+  peers_seen_ = static_cast<int>(present.size());
+  for (const std::string& id : present) peers_[id].reset();
+  // A holder that was never seen counts too (it may have died before this
+  // node's first look), if it would name its sessions: one that does not
+  // (an id too long or needing quotes) is never taken for dead.
+  for (const std::string& id : holders) {
+    if (id != options_.node_id && NamesItsSessions(id)) peers_.try_emplace(id, now);
+  }
+  for (auto it = peers_.begin(); it != peers_.end();) {
+    if (present.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    if (!it->second) it->second = now;
+    if (now - *it->second < kPeerGoneFor) {
+      ++it;
+      continue;
+    }
+    if (!holders.contains(it->first)) {  // gone, and holds nothing
+      it = peers_.erase(it);
+      continue;
+    }
+    // Every session of that node has been gone for a while: it died. Its
+    // work need not wait for its leases to expire.
+    Params p;
+    p.Text(it->first).OptionalInt(NowParam());
+    Result<PgResult> released = Read(kReleaseNodeLeases, p, "release a gone node's leases");
+    if (!released.ok()) {
+      util::Log().debug("postgres store: releasing the leases of node '{}': {}", it->first,
+                        released.status().ToString());
+      ++it;  // tried again at the next look
+      continue;
+    }
+    const int instances = static_cast<int>(released->Int(0, 0));
+    const int tasks = static_cast<int>(released->Int(0, 1));
+    peers_gone_.fetch_add(1, std::memory_order_relaxed);
+    leases_released_.fetch_add(static_cast<uint64_t>(instances + tasks), std::memory_order_relaxed);
+    if (instances > 0 || tasks > 0) {
+      util::Log().info(
+          "postgres store: node '{}' has no session left; released its {} instance and {} task "
+          "lease(s)",
+          it->first, instances, tasks);
+      Announce(instances > 0, tasks, {});
+    }
+    it = peers_.erase(it);
   }
 }
 
@@ -912,7 +1022,9 @@ void PostgresStore::ListenerLoop() {
         util::Log().debug("postgres store: listener cannot connect: {}", s.ToString());
         pollfd wake{listener_wake_fd_, POLLIN, 0};
         poll(&wake, 1, static_cast<int>(backoff.count()));
-        backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+        // At most a second: after a database restart the node's sessions
+        // are back well within kPeerGoneFor, so no node takes it for dead.
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
         continue;
       }
       conn = std::move(c).value();
@@ -1245,6 +1357,7 @@ Result<InstanceState> PostgresStore::WaitForInstance(const std::string& instance
 // Engine side: orchestrations.
 
 Result<OrchestrationWorkItem> PostgresStore::TakeClaimedInstance(const PgResult& r, int at,
+                                                                 int generation_column,
                                                                  int64_t claimed_at) {
   OrchestrationWorkItem item;
   item.instance_id = r.Text(0, at);
@@ -1252,6 +1365,7 @@ Result<OrchestrationWorkItem> PostgresStore::TakeClaimedInstance(const PgResult&
   item.lock_token = static_cast<uint64_t>(r.Int(0, at + 11));
   item.locked_until = FromUnixMicros(r.Int(0, at + 12));
   item.dequeue_count = static_cast<int>(r.Int(0, at + 13));
+  item.history_generation = r.Int(0, generation_column);
   TrackLease(item.lock_token, item.instance_id, std::nullopt, claimed_at, item.locked_until);
   for (int row = 0; row < r.rows(); ++row) {
     Message m;
@@ -1337,7 +1451,7 @@ Result<std::optional<OrchestrationWorkItem>> PostgresStore::FetchOrchestrationWo
           if (r.rows() > 0 && !r.IsNull(0, 18)) *next_due_in = r.Int(0, 18);
           return std::optional<OrchestrationWorkItem>();
         }
-        BATON_ASSIGN_OR_RETURN(OrchestrationWorkItem item, TakeClaimedInstance(r, 0, claimed_at));
+        BATON_ASSIGN_OR_RETURN(OrchestrationWorkItem item, TakeClaimedInstance(r, 0, 19, claimed_at));
         return std::optional<OrchestrationWorkItem>(std::move(item));
       });
 }
@@ -1551,7 +1665,7 @@ void PostgresStore::CompleteActivityWorkItem(const ActivityWorkItem& item, Messa
                             std::to_string(seq) + " is no longer held");
     } else {
       if (!o->result.IsNull(0, 2)) {
-        Result<OrchestrationWorkItem> claimed = TakeClaimedInstance(o->result, 2, started);
+        Result<OrchestrationWorkItem> claimed = TakeClaimedInstance(o->result, 2, 20, started);
         if (claimed.ok()) {
           bool interrupted;
           {

@@ -104,6 +104,9 @@ struct PostgresStats {
   uint64_t renewals = 0;          // leases extended by the keeper
   uint64_t unknown_outcomes = 0;  // commits whose connection broke, resolved by read-back
   bool listening = false;         // the LISTEN connection is up
+  int peers = 0;                  // other nodes with sessions at the last look
+  uint64_t peers_gone = 0;        // nodes seen whose sessions all went away
+  uint64_t leases_released = 0;   // their leases released at once (migration 0004)
 };
 
 class PostgresStore final : public Store {
@@ -252,9 +255,11 @@ class PostgresStore final : public Store {
   // nothing prefetched for them.
   template <typename Item>
   int PrefetchWanted(FetchQueue& queue, const std::deque<Item>& prefetched);
-  // The instance work item in `r` (claim columns from `at`), leased at
-  // `claimed_at` (LocalMicros); its lease is tracked.
-  Result<OrchestrationWorkItem> TakeClaimedInstance(const PgResult& r, int at, int64_t claimed_at);
+  // The instance work item in `r` (claim columns from `at`, the history
+  // generation in `generation_column`), leased at `claimed_at`
+  // (LocalMicros); its lease is tracked.
+  Result<OrchestrationWorkItem> TakeClaimedInstance(const PgResult& r, int at,
+                                                    int generation_column, int64_t claimed_at);
   // Tasks leased by a commit (o_claimed JSON): tracked and queued for the
   // idle activity fetchers.
   void TakeClaimedTasks(std::string_view json, int64_t claimed_at);
@@ -268,6 +273,11 @@ class PostgresStore final : public Store {
   void NotifierLoop();
   void KeeperLoop();
   void RenewLeases();
+  // Looks at the database's sessions (application_name 'baton node <id>')
+  // and at the holders of live leases: a node seen before or holding leases
+  // whose sessions have all been gone for kPeerGoneFor gets its leases
+  // released (baton_release_node_leases). Keeper thread only.
+  void WatchPeers();
   void OnClockJump();
 
   PostgresStoreOptions options_;
@@ -299,6 +309,10 @@ class PostgresStore final : public Store {
   std::condition_variable keeper_cv_;
   std::map<uint64_t, HeldLease> held_;
   std::thread keeper_;
+  // Other nodes seen by WatchPeers (with sessions or holding leases), and
+  // since when all their sessions are gone (nullopt: present at the last
+  // look). Keeper thread only.
+  std::map<std::string, std::optional<std::chrono::steady_clock::time_point>> peers_;
 
   // Notifications.
   std::mutex notify_mu_;
@@ -315,7 +329,8 @@ class PostgresStore final : public Store {
   std::atomic<bool> listening_{false};
   std::atomic<uint64_t> empty_claims_{0};
   std::atomic<uint64_t> claims_{0}, commits_{0}, notifications_{0}, notified_{0}, renewals_{0},
-      unknown_outcomes_{0};
+      unknown_outcomes_{0}, peers_gone_{0}, leases_released_{0};
+  std::atomic<int> peers_seen_{0};
 };
 
 // The counters of a store made by OpenPostgresStore.

@@ -48,6 +48,7 @@ constexpr const char* kInsertInstance =
 constexpr const char* kUpdateInstance =
     "UPDATE instances SET execution_id = ?2, status = ?3, output = ?4, custom_status = ?5, "
     "failure = ?6, updated_at = ?7, completed_at = ?8, history_size = ?9, "
+    "history_generation = history_generation + ?10, "
     "input = CASE WHEN ?10 THEN ?11 ELSE input END WHERE instance_id = ?1";
 constexpr const char* kMarkRewinding =
     "UPDATE instances SET status = 'Pending', completed_at = NULL, updated_at = ?2 WHERE instance_id = ?1";
@@ -71,11 +72,11 @@ constexpr const char* kSavepoint = "SAVEPOINT op";
 constexpr const char* kRelease = "RELEASE op";
 constexpr const char* kRollbackTo = "ROLLBACK TO op";
 
-// Reader statements. The first 11 columns are the same in both, so one
+// Reader statements. The first 12 columns are the same in both, so one
 // decoder serves GetInstance, QueryInstances and fetches.
 constexpr const char* kStateColumns =
     "instance_id, name, version, execution_id, status, created_at, updated_at, completed_at, "
-    "scheduled_start, parent_instance_id, history_size";
+    "scheduled_start, parent_instance_id, history_size, history_generation";
 constexpr const char* kPayloadColumns = ", input, output, custom_status, failure";
 
 // Times in the store are microseconds; truncating in memory too keeps what a
@@ -108,7 +109,7 @@ std::string TagsJson(const std::map<std::string, std::string>& tags) {
 // Decodes the columns of kStateColumns (and kPayloadColumns when
 // `include_payloads`) of the current row.
 Result<InstanceState> DecodeState(const Statement& row, bool include_payloads,
-                                  int64_t* history_size) {
+                                  int64_t* history_size, int64_t* history_generation = nullptr) {
   InstanceState s;
   s.instance_id = row.Text(0);
   s.name = row.Text(1);
@@ -125,12 +126,13 @@ Result<InstanceState> DecodeState(const Statement& row, bool include_payloads,
   if (!row.IsNull(8)) s.scheduled_start = FromUnixMicros(row.Int(8));
   s.parent_instance_id = row.Text(9);
   if (history_size != nullptr) *history_size = row.Int(10);
+  if (history_generation != nullptr) *history_generation = row.Int(11);
   if (include_payloads) {
-    s.input = row.Text(11);
-    s.output = row.Text(12);
-    s.custom_status = row.Text(13);
-    if (!row.IsNull(14)) {
-      Result<FailureDetails> f = ParseFailure(row.TextView(14));
+    s.input = row.Text(12);
+    s.output = row.Text(13);
+    s.custom_status = row.Text(14);
+    if (!row.IsNull(15)) {
+      Result<FailureDetails> f = ParseFailure(row.TextView(15));
       if (!f.ok()) {
         return DataLossError("instance '" + s.instance_id + "': " + f.status().message());
       }
@@ -673,7 +675,8 @@ void SqliteStore::ReleaseReader(std::unique_ptr<Connection> conn) {
 
 Result<std::optional<InstanceState>> SqliteStore::ReadInstance(Connection& c, const std::string& id,
                                                                bool include_payloads,
-                                                               int64_t* history_size) {
+                                                               int64_t* history_size,
+                                                               int64_t* history_generation) {
   static const std::string kWithPayloads = std::string("SELECT ") + kStateColumns +
                                            kPayloadColumns +
                                            " FROM instances WHERE instance_id = ?1";
@@ -684,7 +687,7 @@ Result<std::optional<InstanceState>> SqliteStore::ReadInstance(Connection& c, co
   st.Bind(1, id);
   BATON_ASSIGN_OR_RETURN(bool row, st.Step("read instance"));
   if (!row) return std::optional<InstanceState>();
-  BATON_ASSIGN_OR_RETURN(InstanceState state, DecodeState(st, include_payloads, history_size));
+  BATON_ASSIGN_OR_RETURN(InstanceState state, DecodeState(st, include_payloads, history_size, history_generation));
   return std::optional<InstanceState>(std::move(state));
 }
 
@@ -1342,11 +1345,12 @@ Result<std::optional<OrchestrationWorkItem>> SqliteStore::FetchOrchestrationWork
       }
     }
 
-    int64_t history_size = 0;
+    int64_t history_size = 0, history_generation = 0;
     Result<std::optional<InstanceState>> row = [&]() -> Result<std::optional<InstanceState>> {
       BATON_ASSIGN_OR_RETURN(std::unique_ptr<Connection> conn, AcquireReader());
       ReaderLease reader(this, std::move(conn));
-      return ReadInstance(*reader, item.instance_id, /*include_payloads=*/false, &history_size);
+      return ReadInstance(*reader, item.instance_id, /*include_payloads=*/false, &history_size,
+                          &history_generation);
     }();
     if (!row.ok()) {
       AbandonOrchestrationWorkItem(item, std::chrono::milliseconds::zero());
@@ -1358,6 +1362,7 @@ Result<std::optional<OrchestrationWorkItem>> SqliteStore::FetchOrchestrationWork
     }
     item.instance = std::move(*row.value());
     item.history_size = history_size;
+    item.history_generation = history_generation;
     return std::optional<OrchestrationWorkItem>(std::move(item));
   }
 }

@@ -217,7 +217,8 @@ class SqliteStore final : public Store {
   Result<std::unique_ptr<Connection>> AcquireReader();
   void ReleaseReader(std::unique_ptr<Connection> conn);
   Result<std::optional<InstanceState>> ReadInstance(Connection& c, const std::string& id,
-                                                    bool include_payloads, int64_t* history_size);
+                                                    bool include_payloads, int64_t* history_size,
+                                                    int64_t* history_generation = nullptr);
 
   // Removes the leased messages of a work item whose instance row is gone.
   void DropOrphanMessages(const OrchestrationWorkItem& item);
