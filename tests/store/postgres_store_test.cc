@@ -134,7 +134,7 @@ TEST_F(PostgresStoreTest, MigrationsAreRecordedOnceAndRerunningIsANoop) {
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(v->before, v->after);
   EXPECT_EQ(Column("SELECT version || ' ' || name FROM schema_migrations ORDER BY version"),
-            (std::vector<std::string>{"1 task_hub", "2 platform"}));
+            (std::vector<std::string>{"1 task_hub", "2 platform", "3 hot_path"}));
   // Several nodes starting at once: the advisory lock makes them take turns.
   std::vector<std::thread> nodes;
   std::atomic<int> ok{0};

@@ -247,6 +247,7 @@ Result<ConnectionPool::Lease> ConnectionPool::Acquire(std::chrono::milliseconds 
     cv_.notify_one();
     return conn.status();
   }
+  (*conn)->CountRoundTrips(round_trips_);
   return Lease(this, std::move(conn).value());
 }
 
@@ -305,7 +306,8 @@ Status PostgresStore::Start() {
       "SET client_min_messages = warning; "
       "SET idle_in_transaction_session_timeout = " +
       std::to_string(idle_timeout.count());
-  pool_ = std::make_unique<ConnectionPool>(options_.url, setup_sql_, options_.max_connections);
+  pool_ = std::make_unique<ConnectionPool>(options_.url, setup_sql_, options_.max_connections,
+                                           round_trips_);
   {
     BATON_ASSIGN_OR_RETURN(ConnectionPool::Lease conn, pool_->Acquire());
     if (options_.migrate) {
@@ -403,6 +405,10 @@ PostgresStats PostgresStore::stats() const {
   s.claims = claims_.load();
   s.empty_claims = empty_claims_.load();
   s.commits = commits_.load();
+  // Claims run as reads too.
+  const uint64_t reads = reads_.load(), claims = claims_.load();
+  s.reads = reads > claims ? reads - claims : 0;
+  s.round_trips = round_trips_->load();
   s.notifications = notifications_.load();
   s.notified = notified_.load();
   s.renewals = renewals_.load();
@@ -546,6 +552,7 @@ Result<bool> PostgresStore::ResolveOutcome(const std::string& session, int64_t c
 Result<PgResult> PostgresStore::Read(const Statement& statement, const Params& params,
                                      std::string_view what) {
   if (!params.status().ok()) return params.status();
+  reads_.fetch_add(1, std::memory_order_relaxed);
   for (int attempt = 0;; ++attempt) {
     BATON_ASSIGN_OR_RETURN(ConnectionPool::Lease conn, pool_->Acquire());
     Result<PgResult> r = conn->ExecPrepared(statement, params, what);
@@ -556,6 +563,7 @@ Result<PgResult> PostgresStore::Read(const Statement& statement, const Params& p
 Result<PgResult> PostgresStore::ReadSql(const std::string& sql, const Params& params,
                                         std::string_view what) {
   if (!params.status().ok()) return params.status();
+  reads_.fetch_add(1, std::memory_order_relaxed);
   for (int attempt = 0;; ++attempt) {
     BATON_ASSIGN_OR_RETURN(ConnectionPool::Lease conn, pool_->Acquire());
     Result<PgResult> r = conn->ExecParams(sql, params, what);
@@ -605,11 +613,11 @@ class PostgresStore::InsideFetch {
   FetchQueue& queue_;
 };
 
-void PostgresStore::Wake(FetchQueue& queue, int count) {
+void PostgresStore::Wake(FetchQueue& queue, int count, bool in_database) {
   const bool all = count == kWakeAll || count > 1;
   {
     std::lock_guard lock(mu_);
-    ++queue.epoch;
+    if (in_database) ++queue.epoch;
     if (queue.inside == 0) return;  // every fetcher is busy: none can miss the work
     queue.permits =
         std::min(queue.inside, queue.permits + (count == kWakeAll ? queue.inside : count));
@@ -621,12 +629,21 @@ void PostgresStore::Wake(FetchQueue& queue, int count) {
   }
 }
 
-void PostgresStore::SignalWaiters(const std::vector<std::string>& ids) {
+void PostgresStore::SignalWaiters(const std::vector<std::string>& ids,
+                                  const std::optional<KnownStatus>& known) {
   std::lock_guard lock(mu_);
   for (const std::string& id : ids) {
     auto it = waiters_.find(id);
     if (it == waiters_.end()) continue;
     for (Waiter* w : it->second) {
+      if (known && known->instance_id == id) {
+        // A waiter for completion need not re-read an instance that is
+        // merely running now; a later change signals it again.
+        const bool reached = w->condition == WaitCondition::kStarted
+                                 ? known->status != OrchestrationStatus::kPending
+                                 : IsTerminal(known->status);
+        if (!reached) continue;
+      }
       w->signaled = true;
       w->cv.notify_one();
     }
@@ -644,10 +661,11 @@ void PostgresStore::SignalAllWaiters() {
 }
 
 void PostgresStore::Announce(bool orchestrations, int tasks,
-                             const std::vector<std::string>& changed) {
+                             const std::vector<std::string>& changed,
+                             const std::optional<KnownStatus>& known) {
   if (orchestrations) WakeOrchestrations(false);
   if (tasks > 0) Wake(tasks_, tasks);
-  if (!changed.empty()) SignalWaiters(changed);
+  if (!changed.empty()) SignalWaiters(changed, known);
   if (!options_.notifications || (!orchestrations && !tasks && changed.empty())) return;
   {
     std::lock_guard lock(notify_mu_);
@@ -875,6 +893,7 @@ void PostgresStore::NotifierLoop() {
           PgConnection::Connect(options_.url, setup_sql_ + "; SET synchronous_commit = off");
       if (c.ok()) {
         conn = std::move(c).value();
+        conn->CountRoundTrips(round_trips_);
         notifier_pid_ = conn->backend_pid();
       } else {
         conn.reset();
@@ -1189,6 +1208,7 @@ Result<InstanceState> PostgresStore::WaitForInstance(const std::string& instance
                                                      bool include_payloads) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   Waiter waiter;
+  waiter.condition = condition;
   {
     std::lock_guard lock(mu_);
     waiters_[instance_id].push_back(&waiter);
@@ -1433,7 +1453,11 @@ void PostgresStore::CompleteOrchestrationWorkItem(const OrchestrationWorkItem& i
   params->Int(static_cast<int64_t>(update.new_events.size()))
       .Text(outbox.dump())
       .Text(tasks.dump());
-  Submit([this, params, token = item.lock_token, id = item.instance_id, done = std::move(done)] {
+  // The instance's status once this commits (consume_only keeps the old one).
+  const OrchestrationStatus status_after =
+      update.consume_only ? item.instance.status : update.status;
+  Submit([this, params, token = item.lock_token, id = item.instance_id, status_after,
+          done = std::move(done)] {
     // Idle activity fetchers here get the episode's tasks with it.
     Params p = *params;
     p.Int(PrefetchWanted(tasks_, task_prefetched_)).Int(LeaseMicros()).Text(options_.node_id);
@@ -1452,7 +1476,7 @@ void PostgresStore::CompleteOrchestrationWorkItem(const OrchestrationWorkItem& i
     } else {
       if (!o->result.IsNull(0, 4)) TakeClaimedTasks(o->result.View(0, 4), started);
       Announce(o->result.Bool(0, 1), static_cast<int>(o->result.Int(0, 2)),
-               o->result.TextArray(0, 3));
+               o->result.TextArray(0, 3), KnownStatus{id, status_after});
     }
     if (done) done(status);
   });
@@ -1563,7 +1587,7 @@ void PostgresStore::CompleteActivityWorkItem(const ActivityWorkItem& item, Messa
             AbandonOrchestrationWorkItem(*claimed,
                                          std::chrono::milliseconds(0));  // nobody will fetch it
           } else {
-            Wake(orchestrations_, 1);
+            Wake(orchestrations_, 1, /*in_database=*/false);
           }
         }
       }
@@ -1637,7 +1661,7 @@ void PostgresStore::TakeClaimedTasks(std::string_view json, int64_t claimed_at) 
       AbandonActivityWorkItem(item, std::chrono::milliseconds(0));
     return;
   }
-  Wake(tasks_, static_cast<int>(items.size()));
+  Wake(tasks_, static_cast<int>(items.size()), /*in_database=*/false);
 }
 
 void PostgresStore::Interrupt() {
