@@ -60,6 +60,7 @@ PostgresStoreOptions BenchStoreOptions(const std::string& url) {
   if (const char* n = std::getenv("BATON_BENCH_COMMIT_THREADS"))
     options.commit_threads = std::atoi(n);
   if (const char* n = std::getenv("BATON_BENCH_PG_PREFETCH")) options.prefetch = std::atoi(n) != 0;
+  if (const char* n = std::getenv("BATON_BENCH_PG_BACKLOG")) options.prefetch_backlog = std::atoi(n);
   return options;
 }
 

@@ -284,6 +284,9 @@ Result<std::unique_ptr<PostgresStore>> PostgresStore::Open(PostgresStoreOptions 
   if (options.poll_interval <= std::chrono::milliseconds::zero()) {
     return InvalidArgumentError("PostgresStoreOptions.poll_interval must be positive");
   }
+  if (options.prefetch_backlog < 0 || options.prefetch_backlog > 64) {
+    return InvalidArgumentError("PostgresStoreOptions.prefetch_backlog must be 0..64");
+  }
   if (options.max_connections < 2 || options.commit_threads < 1 ||
       options.commit_threads >= options.max_connections) {
     return InvalidArgumentError(
@@ -550,9 +553,9 @@ Result<bool> PostgresStore::ResolveOutcome(const std::string& session, int64_t c
 }
 
 Result<PgResult> PostgresStore::Read(const Statement& statement, const Params& params,
-                                     std::string_view what) {
+                                     std::string_view what, bool counted) {
   if (!params.status().ok()) return params.status();
-  reads_.fetch_add(1, std::memory_order_relaxed);
+  if (counted) reads_.fetch_add(1, std::memory_order_relaxed);
   for (int attempt = 0;; ++attempt) {
     BATON_ASSIGN_OR_RETURN(ConnectionPool::Lease conn, pool_->Acquire());
     Result<PgResult> r = conn->ExecPrepared(statement, params, what);
@@ -601,6 +604,7 @@ class PostgresStore::InsideFetch {
   InsideFetch(PostgresStore* store, FetchQueue& queue) : store_(store), queue_(queue) {
     std::lock_guard lock(store_->mu_);
     ++queue_.inside;
+    queue_.last_fetch = std::chrono::steady_clock::now();
   }
   ~InsideFetch() {
     std::lock_guard lock(store_->mu_);
@@ -775,7 +779,7 @@ void PostgresStore::KeeperLoop() {
       next_prune = std::chrono::steady_clock::now() + kPruneEvery;
       Params p;
       p.OptionalInt(NowParam()).Int(kCommitLogRetentionUs);
-      Result<PgResult> pruned = Read(kPruneCommitLog, p, "prune commit log");
+      Result<PgResult> pruned = Read(kPruneCommitLog, p, "prune commit log", /*counted=*/false);
       if (!pruned.ok()) {
         util::Log().debug("postgres store: pruning commit_log: {}", pruned.status().ToString());
       }
@@ -1555,7 +1559,7 @@ void PostgresStore::CompleteActivityWorkItem(const ActivityWorkItem& item, Messa
   Submit([this, params, token = item.lock_token, seq = item.task.seq, done = std::move(done)] {
     // An idle orchestration fetcher here gets the instance the result wakes.
     Params p = *params;
-    if (PrefetchWanted(orchestrations_, orch_prefetched_) > 0) {
+    if (PrefetchWanted(orchestrations_, orch_prefetched_, options_.prefetch_backlog) > 0) {
       p.Int(LeaseMicros());
     } else {
       p.Null();
@@ -1619,11 +1623,17 @@ int64_t PostgresStore::LeaseMicros() const {
 }
 
 template <typename Item>
-int PostgresStore::PrefetchWanted(FetchQueue& queue, const std::deque<Item>& prefetched) {
+int PostgresStore::PrefetchWanted(FetchQueue& queue, const std::deque<Item>& prefetched,
+                                  int backlog) {
   if (!options_.prefetch) return 0;
   std::lock_guard lock(mu_);
   if (interrupted_) return 0;
-  return std::max(0, queue.sleepers - static_cast<int>(prefetched.size()));
+  int wanted = queue.sleepers;
+  if (backlog > 0 && (queue.inside > 0 || std::chrono::steady_clock::now() - queue.last_fetch <
+                                              options_.poll_interval)) {
+    wanted = std::max(wanted, backlog);
+  }
+  return std::max(0, wanted - static_cast<int>(prefetched.size()));
 }
 
 void PostgresStore::TakeClaimedTasks(std::string_view json, int64_t claimed_at) {

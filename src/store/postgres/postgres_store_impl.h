@@ -200,7 +200,9 @@ class PostgresStore final : public Store {
   Result<bool> ResolveOutcome(const std::string& session, int64_t commit_key,
                               std::chrono::steady_clock::time_point deadline);
   // A read-only call, retried once on a fresh connection if the first broke.
-  Result<PgResult> Read(const Statement& statement, const Params& params, std::string_view what);
+  // `counted` false: not one of stats().reads (the keeper's pruning).
+  Result<PgResult> Read(const Statement& statement, const Params& params, std::string_view what,
+                        bool counted = true);
   Result<PgResult> ReadSql(const std::string& sql, const Params& params, std::string_view what);
 
   // Queues `job` for a committer thread.
@@ -239,6 +241,7 @@ class PostgresStore final : public Store {
     uint64_t epoch = 0;  // wake-ups so far
     uint64_t quiet_epoch = UINT64_MAX;
     std::chrono::steady_clock::time_point quiet_until;
+    std::chrono::steady_clock::time_point last_fetch;  // when a Fetch call last began
   };
   // Counts a thread inside a Fetch call of `queue` for its scope.
   class InsideFetch;
@@ -269,9 +272,13 @@ class PostgresStore final : public Store {
   // commit that makes work due while this node has idle fetchers leases it
   // in the same write, saving those fetchers a claim round trip (and the
   // database a row version). PrefetchWanted is how many idle fetchers have
-  // nothing prefetched for them.
+  // nothing prefetched for them; with `backlog`, it is at least `backlog`
+  // minus what is queued already while this node fetches from `queue` at all
+  // (a fetch began within poll_interval): a busy node then keeps up to that
+  // many items leased for its next fetches. Only a few, so other nodes still
+  // find the rest to claim; Interrupt() gives them back.
   template <typename Item>
-  int PrefetchWanted(FetchQueue& queue, const std::deque<Item>& prefetched);
+  int PrefetchWanted(FetchQueue& queue, const std::deque<Item>& prefetched, int backlog = 0);
   // The instance work item in `r` (claim columns from `at`), leased at
   // `claimed_at` (LocalMicros); its lease is tracked.
   Result<OrchestrationWorkItem> TakeClaimedInstance(const PgResult& r, int at, int64_t claimed_at);
