@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
@@ -59,6 +60,7 @@ PostgresStoreOptions BenchStoreOptions(const std::string& url) {
   if (const char* n = std::getenv("BATON_BENCH_COMMIT_THREADS"))
     options.commit_threads = std::atoi(n);
   if (const char* n = std::getenv("BATON_BENCH_PG_PREFETCH")) options.prefetch = std::atoi(n) != 0;
+  if (const char* n = std::getenv("BATON_BENCH_PG_BACKLOG")) options.prefetch_backlog = std::atoi(n);
   return options;
 }
 
@@ -195,12 +197,13 @@ int Hello5Pg(int n, int c, int nodes) {
     const WorkerStats ws = worker.Stats();
     worker.Stop();
     std::fprintf(stderr,
-                 "node 1: %.1f claims/wf (%.1f empty) %.1f commits/wf (of all nodes' wf), %llu "
-                 "notifications sent, "
-                 "%llu received; %llu episodes, %llu activities on node 1\n",
+                 "node 1: %.1f claims/wf (%.1f empty), %.1f commits/wf, %.1f other reads/wf, "
+                 "%.1f round trips/wf (of all nodes' wf), %llu notifications sent, %llu received; "
+                 "%llu episodes, %llu activities on node 1\n",
                  double(after.claims - before.claims) / n,
                  double(after.empty_claims - before.empty_claims) / n,
-                 double(after.commits - before.commits) / n,
+                 double(after.commits - before.commits) / n, double(after.reads - before.reads) / n,
+                 double(after.round_trips - before.round_trips) / n,
                  static_cast<unsigned long long>(after.notifications - before.notifications),
                  static_cast<unsigned long long>(after.notified - before.notified),
                  static_cast<unsigned long long>(ws.episodes),
@@ -216,6 +219,18 @@ int Hello5Pg(int n, int c, int nodes) {
     int status = 0;
     waitpid(pid, &status, 0);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) exit_code = 1;
+  }
+  // PostgreSQL's own count of the transactions of the whole run (warm-up,
+  // c1 and the measured part; every node): a backend reports its counters
+  // when it exits, so they are complete once every store has closed.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  if (auto x = (*admin)->Exec("SELECT xact_commit, xact_rollback FROM pg_stat_database "
+                              "WHERE datname = '" + db + "'",
+                              "read pg_stat_database");
+      x.ok() && x->rows() == 1) {
+    const int total = n + 400;
+    std::fprintf(stderr, "database: %.1f transactions/wf committed, %lld rolled back (%d wf)\n",
+                 double(x->Int(0, 0)) / total, static_cast<long long>(x->Int(0, 1)), total);
   }
   (*admin)
       ->Exec("DROP DATABASE IF EXISTS " + db + " WITH (FORCE)", "drop database")

@@ -73,6 +73,12 @@ struct PostgresStoreOptions {
   // A commit that makes work due while this node has idle fetchers leases
   // it to them in the same write (saving a claim round trip each).
   bool prefetch = true;
+  // With prefetch: an activity result also leases the instance it wakes to
+  // this node when no orchestration fetcher is idle, as long as fewer than
+  // this many such instances wait for this node's next fetches (a busy node
+  // then runs its instances' next episodes without a claim each, and other
+  // nodes still claim the rest). 0 = only for idle fetchers.
+  int prefetch_backlog = 2;
   // Recorded in locked_by, and in the application_name of this store's
   // sessions ("baton node <id>") when it is at most 52 characters of
   // [A-Za-z0-9._:@/-]. Give each live node its own. "" = "<hostname>:<pid>".

@@ -277,7 +277,11 @@ class Worker::Impl {
       ++cache_hits_;
     } else {
       ++cache_misses_;
-      auto history = store_.GetHistory(id);
+      // A first episode has no history to load (the lease keeps it so): no
+      // round trip to the store for it.
+      Result<std::vector<HistoryEvent>> history =
+          item.history_size == 0 ? Result<std::vector<HistoryEvent>>(std::vector<HistoryEvent>())
+                                 : store_.GetHistory(id);
       if (!history.ok()) {
         util::Log().warn("cannot load history of '{}': {}", id, history.status().ToString());
         store_.AbandonOrchestrationWorkItem(item, options_.abandon_delay);

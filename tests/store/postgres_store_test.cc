@@ -135,7 +135,7 @@ TEST_F(PostgresStoreTest, MigrationsAreRecordedOnceAndRerunningIsANoop) {
   EXPECT_EQ(v->before, v->after);
   EXPECT_EQ(Column("SELECT version || ' ' || name FROM schema_migrations ORDER BY version"),
             (std::vector<std::string>{"1 task_hub", "2 platform", "3 history_generation",
-                                      "4 dead_node_leases"}));
+                                      "4 dead_node_leases", "5 hot_path"}));
   // Several nodes starting at once: the advisory lock makes them take turns.
   std::vector<std::thread> nodes;
   std::atomic<int> ok{0};
@@ -425,6 +425,102 @@ TEST_F(PostgresStoreTest, AnInstanceLeasedByAnActivityResultCarriesItsHistoryGen
   EXPECT_EQ(store->stats().claims, claims) << "handed over by the result's commit, not claimed";
   EXPECT_EQ(item->history_size, 2);
   EXPECT_EQ(item->history_generation, 1);
+}
+
+TEST_F(PostgresStoreTest, AWaiterForCompletionReadsOnlyWhenItsInstanceEnds) {
+  auto clock = std::make_shared<ManualClock>(FromUnixMicros(kStartMicros));
+  PostgresStoreOptions o = Options(clock);
+  o.poll_interval = std::chrono::minutes(5);  // no backstop re-read during the test
+  auto store = MustOpen(o);
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(Create(*store, "w").ok());
+  // (Once connected, the listener wakes every waiter once: let that pass first.)
+  ASSERT_TRUE(Eventually([&] { return store->stats().listening; }));
+  std::future<Result<InstanceState>> waited = std::async(std::launch::async, [&] {
+    return store->WaitForInstance("w", WaitCondition::kCompleted, seconds(60), false);
+  });
+  ASSERT_TRUE(Eventually([&] { return store->waiting() == 1 && store->stats().reads == 1; }))
+      << "waiting " << store->waiting() << ", reads " << store->stats().reads;
+
+  // This node commits the instance's first episode: Running, which is not
+  // what the waiter waits for, so it is not woken to read it.
+  std::optional<OrchestrationWorkItem> item = FetchNow(*store);
+  ASSERT_TRUE(item.has_value());
+  ASSERT_TRUE(Commit(*store, *item,
+                     Episode(*item, OrchestrationStatus::kRunning,
+                             {HistoryEvent{-1, clock->Now(), events::OrchestratorStarted{}},
+                              item->messages[0].event}))
+                  .ok());
+  // Were it woken, it would read now: give it the time to (not a timed
+  // assertion: a slow waiter only makes the check below weaker, never wrong).
+  for (int i = 0; i < 100 && store->stats().reads == 1; ++i) {
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  EXPECT_EQ(store->stats().reads, 1u) << "woken by a Running status";
+  Message raised;
+  raised.instance_id = "w";
+  raised.event = HistoryEvent{-1, clock->Now(), events::EventRaised{"Go", ""}};
+  ASSERT_TRUE(store->SendMessage(raised).ok());
+  item = FetchNow(*store);
+  ASSERT_TRUE(item.has_value());
+  ASSERT_TRUE(Commit(*store, *item,
+                     Episode(*item, OrchestrationStatus::kCompleted,
+                             {HistoryEvent{-1, clock->Now(), events::OrchestratorStarted{}},
+                              item->messages[0].event},
+                             "\"done\""))
+                  .ok());
+  Result<InstanceState> state = waited.get();
+  ASSERT_TRUE(state.ok()) << state.status().ToString();
+  EXPECT_EQ(state->status, OrchestrationStatus::kCompleted);
+  EXPECT_EQ(store->stats().reads, 2u) << "one read at the start, one after the completion";
+}
+
+TEST_F(PostgresStoreTest, AnActivityResultLeasesItsInstanceToABusyNodeUpToTheBacklog) {
+  auto clock = std::make_shared<ManualClock>(FromUnixMicros(kStartMicros));
+  PostgresStoreOptions o = Options(clock);
+  o.poll_interval = std::chrono::minutes(5);  // "fetches at all" for the whole test
+  o.prefetch_backlog = 1;
+  auto a = MustOpen(o);
+  auto b = MustOpen(o);
+  ASSERT_TRUE(a && b);
+  // Two instances, each with one activity task, all run by node A.
+  std::vector<ActivityWorkItem> tasks;
+  for (const std::string id : {"p1", "p2"}) {
+    ASSERT_TRUE(Create(*a, id).ok());
+    std::optional<OrchestrationWorkItem> item = FetchNow(*a);
+    ASSERT_TRUE(item.has_value());
+    OrchestrationUpdate u =
+        Episode(*item, OrchestrationStatus::kRunning,
+                {HistoryEvent{-1, clock->Now(), events::OrchestratorStarted{}},
+                 item->messages[0].event});
+    u.tasks.push_back(ActivityTask{0, id, id + "-e1", 1, "Work", "", "", clock->Now()});
+    ASSERT_TRUE(Commit(*a, *item, u).ok());
+    auto task = a->FetchActivityWorkItem(milliseconds(0));
+    ASSERT_TRUE(task.ok() && task->has_value());
+    tasks.push_back(**task);
+  }
+  // No orchestration fetcher of A is waiting (A is "busy"): the first result
+  // still leases its instance to A (the backlog of 1), the second does not.
+  for (const ActivityWorkItem& task : tasks) {
+    Message result;
+    result.instance_id = task.task.instance_id;
+    result.execution_id = task.task.execution_id;
+    result.event = HistoryEvent{-1, clock->Now(), events::TaskCompleted{1, "\"r\""}};
+    ASSERT_TRUE(CommitActivity(*a, task, result).ok());
+  }
+  std::optional<OrchestrationWorkItem> on_b = FetchNow(*b);
+  ASSERT_TRUE(on_b.has_value());
+  EXPECT_EQ(on_b->instance_id, "p2") << "p1 is leased to A's next fetch";
+  EXPECT_FALSE(FetchNow(*b).has_value());
+  const uint64_t claims = a->stats().claims;
+  std::optional<OrchestrationWorkItem> on_a = FetchNow(*a);
+  ASSERT_TRUE(on_a.has_value());
+  EXPECT_EQ(on_a->instance_id, "p1");
+  EXPECT_EQ(a->stats().claims, claims) << "handed over without a claim";
+  ASSERT_EQ(on_a->messages.size(), 1u);
+  EXPECT_TRUE(std::holds_alternative<events::TaskCompleted>(on_a->messages[0].event.body));
+  // Its lease is real: the fenced commit lands.
+  EXPECT_TRUE(Commit(*a, *on_a, Episode(*on_a, OrchestrationStatus::kCompleted, {})).ok());
 }
 
 TEST_F(PostgresStoreTest, WithNotificationsDroppedTheBackstopPollStillFindsWork) {

@@ -189,6 +189,7 @@ Result<PgResult> PgConnection::Check(PGresult* raw, std::string_view what) {
 }
 
 Result<PgResult> PgConnection::Exec(const std::string& sql, std::string_view what) {
+  CountRoundTrip();
   return Check(PQexec(conn_, sql.c_str()), what);
 }
 
@@ -196,6 +197,7 @@ Result<PgResult> PgConnection::ExecParams(const std::string& sql, const Params& 
                                           std::string_view what) {
   if (!params.status().ok()) return params.status();
   std::vector<const char*> values = params.Pointers();
+  CountRoundTrip();
   return Check(
       PQexecParams(conn_, sql.c_str(), params.size(), nullptr, values.data(), nullptr, nullptr, 0),
       what);
@@ -205,6 +207,7 @@ Result<PgResult> PgConnection::ExecPrepared(const Statement& statement, const Pa
                                             std::string_view what) {
   if (!params.status().ok()) return params.status();
   if (!prepared_.contains(statement.name)) {
+    CountRoundTrip();
     BATON_ASSIGN_OR_RETURN(PgResult ignored,
                            Check(PQprepare(conn_, statement.name, statement.sql, 0, nullptr),
                                  std::string("prepare ") + statement.name));
@@ -212,6 +215,7 @@ Result<PgResult> PgConnection::ExecPrepared(const Statement& statement, const Pa
     prepared_.insert(statement.name);
   }
   std::vector<const char*> values = params.Pointers();
+  CountRoundTrip();
   return Check(
       PQexecPrepared(conn_, statement.name, params.size(), values.data(), nullptr, nullptr, 0),
       what);

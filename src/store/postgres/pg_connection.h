@@ -17,6 +17,7 @@
 
 #include <libpq-fe.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -104,6 +105,12 @@ class PgConnection {
   Result<PgResult> ExecPrepared(const Statement& statement, const Params& params,
                                 std::string_view what);
 
+  // Adds one to `*counter` for every statement this connection sends (a
+  // prepare counts too): the round trips of a store (PostgresStats).
+  void CountRoundTrips(std::shared_ptr<std::atomic<uint64_t>> counter) {
+    round_trips_ = std::move(counter);
+  }
+
   // True once the connection is unusable (see the header comment).
   bool broken() const { return broken_ || PQstatus(conn_) != CONNECTION_OK; }
   // SQLSTATE of the last failed call ("" when none or unknown).
@@ -118,6 +125,9 @@ class PgConnection {
  private:
   explicit PgConnection(PGconn* conn) : conn_(conn) {}
   Result<PgResult> Check(PGresult* r, std::string_view what);
+  void CountRoundTrip() {
+    if (round_trips_) round_trips_->fetch_add(1, std::memory_order_relaxed);
+  }
 
   PGconn* conn_;
   int backend_pid_ = 0;
@@ -125,6 +135,7 @@ class PgConnection {
   bool broken_ = false;
   std::string last_sqlstate_;
   std::unordered_set<std::string> prepared_;
+  std::shared_ptr<std::atomic<uint64_t>> round_trips_;
 };
 
 // `conninfo` with its database replaced by `dbname` (key=value form).

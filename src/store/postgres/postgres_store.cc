@@ -269,6 +269,7 @@ Result<ConnectionPool::Lease> ConnectionPool::Acquire(std::chrono::milliseconds 
     cv_.notify_one();
     return conn.status();
   }
+  (*conn)->CountRoundTrips(round_trips_);
   return Lease(this, std::move(conn).value());
 }
 
@@ -305,6 +306,9 @@ Result<std::unique_ptr<PostgresStore>> PostgresStore::Open(PostgresStoreOptions 
   if (options.poll_interval <= std::chrono::milliseconds::zero()) {
     return InvalidArgumentError("PostgresStoreOptions.poll_interval must be positive");
   }
+  if (options.prefetch_backlog < 0 || options.prefetch_backlog > 64) {
+    return InvalidArgumentError("PostgresStoreOptions.prefetch_backlog must be 0..64");
+  }
   if (options.max_connections < 2 || options.commit_threads < 1 ||
       options.commit_threads >= options.max_connections) {
     return InvalidArgumentError(
@@ -333,7 +337,8 @@ Status PostgresStore::Start() {
       "SET client_min_messages = warning; "
       "SET idle_in_transaction_session_timeout = " +
       std::to_string(idle_timeout.count());
-  pool_ = std::make_unique<ConnectionPool>(options_.url, setup_sql_, options_.max_connections);
+  pool_ = std::make_unique<ConnectionPool>(options_.url, setup_sql_, options_.max_connections,
+                                           round_trips_);
   {
     BATON_ASSIGN_OR_RETURN(ConnectionPool::Lease conn, pool_->Acquire());
     if (options_.migrate) {
@@ -431,6 +436,10 @@ PostgresStats PostgresStore::stats() const {
   s.claims = claims_.load();
   s.empty_claims = empty_claims_.load();
   s.commits = commits_.load();
+  // Claims run as reads too.
+  const uint64_t reads = reads_.load(), claims = claims_.load();
+  s.reads = reads > claims ? reads - claims : 0;
+  s.round_trips = round_trips_->load();
   s.notifications = notifications_.load();
   s.notified = notified_.load();
   s.renewals = renewals_.load();
@@ -575,8 +584,9 @@ Result<bool> PostgresStore::ResolveOutcome(const std::string& session, int64_t c
 }
 
 Result<PgResult> PostgresStore::Read(const Statement& statement, const Params& params,
-                                     std::string_view what) {
+                                     std::string_view what, bool counted) {
   if (!params.status().ok()) return params.status();
+  if (counted) reads_.fetch_add(1, std::memory_order_relaxed);
   for (int attempt = 0;; ++attempt) {
     BATON_ASSIGN_OR_RETURN(ConnectionPool::Lease conn, pool_->Acquire());
     Result<PgResult> r = conn->ExecPrepared(statement, params, what);
@@ -585,8 +595,9 @@ Result<PgResult> PostgresStore::Read(const Statement& statement, const Params& p
 }
 
 Result<PgResult> PostgresStore::ReadSql(const std::string& sql, const Params& params,
-                                        std::string_view what) {
+                                        std::string_view what, bool counted) {
   if (!params.status().ok()) return params.status();
+  if (counted) reads_.fetch_add(1, std::memory_order_relaxed);
   for (int attempt = 0;; ++attempt) {
     BATON_ASSIGN_OR_RETURN(ConnectionPool::Lease conn, pool_->Acquire());
     Result<PgResult> r = conn->ExecParams(sql, params, what);
@@ -624,6 +635,7 @@ class PostgresStore::InsideFetch {
   InsideFetch(PostgresStore* store, FetchQueue& queue) : store_(store), queue_(queue) {
     std::lock_guard lock(store_->mu_);
     ++queue_.inside;
+    queue_.last_fetch = std::chrono::steady_clock::now();
   }
   ~InsideFetch() {
     std::lock_guard lock(store_->mu_);
@@ -636,11 +648,11 @@ class PostgresStore::InsideFetch {
   FetchQueue& queue_;
 };
 
-void PostgresStore::Wake(FetchQueue& queue, int count) {
+void PostgresStore::Wake(FetchQueue& queue, int count, bool in_database) {
   const bool all = count == kWakeAll || count > 1;
   {
     std::lock_guard lock(mu_);
-    ++queue.epoch;
+    if (in_database) ++queue.epoch;
     if (queue.inside == 0) return;  // every fetcher is busy: none can miss the work
     queue.permits =
         std::min(queue.inside, queue.permits + (count == kWakeAll ? queue.inside : count));
@@ -652,12 +664,21 @@ void PostgresStore::Wake(FetchQueue& queue, int count) {
   }
 }
 
-void PostgresStore::SignalWaiters(const std::vector<std::string>& ids) {
+void PostgresStore::SignalWaiters(const std::vector<std::string>& ids,
+                                  const std::optional<KnownStatus>& known) {
   std::lock_guard lock(mu_);
   for (const std::string& id : ids) {
     auto it = waiters_.find(id);
     if (it == waiters_.end()) continue;
     for (Waiter* w : it->second) {
+      if (known && known->instance_id == id) {
+        // A waiter for completion need not re-read an instance that is
+        // merely running now; a later change signals it again.
+        const bool reached = w->condition == WaitCondition::kStarted
+                                 ? known->status != OrchestrationStatus::kPending
+                                 : IsTerminal(known->status);
+        if (!reached) continue;
+      }
       w->signaled = true;
       w->cv.notify_one();
     }
@@ -675,10 +696,11 @@ void PostgresStore::SignalAllWaiters() {
 }
 
 void PostgresStore::Announce(bool orchestrations, int tasks,
-                             const std::vector<std::string>& changed) {
+                             const std::vector<std::string>& changed,
+                             const std::optional<KnownStatus>& known) {
   if (orchestrations) WakeOrchestrations(false);
   if (tasks > 0) Wake(tasks_, tasks);
-  if (!changed.empty()) SignalWaiters(changed);
+  if (!changed.empty()) SignalWaiters(changed, known);
   if (!options_.notifications || (!orchestrations && !tasks && changed.empty())) return;
   {
     std::lock_guard lock(notify_mu_);
@@ -798,7 +820,7 @@ void PostgresStore::KeeperLoop() {
       next_prune = std::chrono::steady_clock::now() + kPruneEvery;
       Params p;
       p.OptionalInt(NowParam()).Int(kCommitLogRetentionUs);
-      Result<PgResult> pruned = Read(kPruneCommitLog, p, "prune commit log");
+      Result<PgResult> pruned = Read(kPruneCommitLog, p, "prune commit log", /*counted=*/false);
       if (!pruned.ok()) {
         util::Log().debug("postgres store: pruning commit_log: {}", pruned.status().ToString());
       }
@@ -818,7 +840,7 @@ void PostgresStore::WatchPeers() {
   Params params;
   params.OptionalInt(NowParam());
   // A failed look (the database is down or restarting) proves nothing.
-  Result<PgResult> r = ReadSql(kSql, params, "watch nodes");
+  Result<PgResult> r = ReadSql(kSql, params, "watch nodes", /*counted=*/false);
   if (!r.ok()) return;
   const auto now = std::chrono::steady_clock::now();
   std::set<std::string> present;
@@ -853,7 +875,7 @@ void PostgresStore::WatchPeers() {
     // work need not wait for its leases to expire.
     Params p;
     p.Text(it->first).OptionalInt(NowParam());
-    Result<PgResult> released = Read(kReleaseNodeLeases, p, "release a gone node's leases");
+    Result<PgResult> released = Read(kReleaseNodeLeases, p, "release a gone node's leases", /*counted=*/false);
     if (!released.ok()) {
       util::Log().debug("postgres store: releasing the leases of node '{}': {}", it->first,
                         released.status().ToString());
@@ -985,6 +1007,7 @@ void PostgresStore::NotifierLoop() {
           PgConnection::Connect(options_.url, setup_sql_ + "; SET synchronous_commit = off");
       if (c.ok()) {
         conn = std::move(c).value();
+        conn->CountRoundTrips(round_trips_);
         notifier_pid_ = conn->backend_pid();
       } else {
         conn.reset();
@@ -1301,6 +1324,7 @@ Result<InstanceState> PostgresStore::WaitForInstance(const std::string& instance
                                                      bool include_payloads) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   Waiter waiter;
+  waiter.condition = condition;
   {
     std::lock_guard lock(mu_);
     waiters_[instance_id].push_back(&waiter);
@@ -1547,7 +1571,11 @@ void PostgresStore::CompleteOrchestrationWorkItem(const OrchestrationWorkItem& i
   params->Int(static_cast<int64_t>(update.new_events.size()))
       .Text(outbox.dump())
       .Text(tasks.dump());
-  Submit([this, params, token = item.lock_token, id = item.instance_id, done = std::move(done)] {
+  // The instance's status once this commits (consume_only keeps the old one).
+  const OrchestrationStatus status_after =
+      update.consume_only ? item.instance.status : update.status;
+  Submit([this, params, token = item.lock_token, id = item.instance_id, status_after,
+          done = std::move(done)] {
     // Idle activity fetchers here get the episode's tasks with it.
     Params p = *params;
     p.Int(PrefetchWanted(tasks_, task_prefetched_)).Int(LeaseMicros()).Text(options_.node_id);
@@ -1566,7 +1594,7 @@ void PostgresStore::CompleteOrchestrationWorkItem(const OrchestrationWorkItem& i
     } else {
       if (!o->result.IsNull(0, 4)) TakeClaimedTasks(o->result.View(0, 4), started);
       Announce(o->result.Bool(0, 1), static_cast<int>(o->result.Int(0, 2)),
-               o->result.TextArray(0, 3));
+               o->result.TextArray(0, 3), KnownStatus{id, status_after});
     }
     if (done) done(status);
   });
@@ -1645,7 +1673,7 @@ void PostgresStore::CompleteActivityWorkItem(const ActivityWorkItem& item, Messa
   Submit([this, params, token = item.lock_token, seq = item.task.seq, done = std::move(done)] {
     // An idle orchestration fetcher here gets the instance the result wakes.
     Params p = *params;
-    if (PrefetchWanted(orchestrations_, orch_prefetched_) > 0) {
+    if (PrefetchWanted(orchestrations_, orch_prefetched_, options_.prefetch_backlog) > 0) {
       p.Int(LeaseMicros());
     } else {
       p.Null();
@@ -1677,7 +1705,7 @@ void PostgresStore::CompleteActivityWorkItem(const ActivityWorkItem& item, Messa
             AbandonOrchestrationWorkItem(*claimed,
                                          std::chrono::milliseconds(0));  // nobody will fetch it
           } else {
-            Wake(orchestrations_, 1);
+            Wake(orchestrations_, 1, /*in_database=*/false);
           }
         }
       }
@@ -1709,11 +1737,17 @@ int64_t PostgresStore::LeaseMicros() const {
 }
 
 template <typename Item>
-int PostgresStore::PrefetchWanted(FetchQueue& queue, const std::deque<Item>& prefetched) {
+int PostgresStore::PrefetchWanted(FetchQueue& queue, const std::deque<Item>& prefetched,
+                                  int backlog) {
   if (!options_.prefetch) return 0;
   std::lock_guard lock(mu_);
   if (interrupted_) return 0;
-  return std::max(0, queue.sleepers - static_cast<int>(prefetched.size()));
+  int wanted = queue.sleepers;
+  if (backlog > 0 && (queue.inside > 0 || std::chrono::steady_clock::now() - queue.last_fetch <
+                                              options_.poll_interval)) {
+    wanted = std::max(wanted, backlog);
+  }
+  return std::max(0, wanted - static_cast<int>(prefetched.size()));
 }
 
 void PostgresStore::TakeClaimedTasks(std::string_view json, int64_t claimed_at) {
@@ -1751,7 +1785,7 @@ void PostgresStore::TakeClaimedTasks(std::string_view json, int64_t claimed_at) 
       AbandonActivityWorkItem(item, std::chrono::milliseconds(0));
     return;
   }
-  Wake(tasks_, static_cast<int>(items.size()));
+  Wake(tasks_, static_cast<int>(items.size()), /*in_database=*/false);
 }
 
 void PostgresStore::Interrupt() {

@@ -55,8 +55,13 @@ namespace baton::pg {
 // Connections to one database, opened on demand and reused.
 class ConnectionPool {
  public:
-  ConnectionPool(std::string conninfo, std::string setup, int max_connections)
-      : conninfo_(std::move(conninfo)), setup_(std::move(setup)), max_(max_connections) {}
+  // Every connection it opens counts its statements in `round_trips`.
+  ConnectionPool(std::string conninfo, std::string setup, int max_connections,
+                 std::shared_ptr<std::atomic<uint64_t>> round_trips = nullptr)
+      : conninfo_(std::move(conninfo)),
+        setup_(std::move(setup)),
+        max_(max_connections),
+        round_trips_(std::move(round_trips)) {}
 
   // A connection borrowed from the pool; returned (or closed, if broken)
   // when destroyed.
@@ -88,6 +93,7 @@ class ConnectionPool {
   const std::string conninfo_;
   const std::string setup_;
   const int max_;
+  const std::shared_ptr<std::atomic<uint64_t>> round_trips_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::unique_ptr<PgConnection>> idle_;
@@ -99,6 +105,8 @@ struct PostgresStats {
   uint64_t claims = 0;            // claim round trips (fetches), empty or not
   uint64_t empty_claims = 0;      // of which found nothing
   uint64_t commits = 0;           // work-item and client commits sent
+  uint64_t reads = 0;             // read-only calls other than claims (GetInstance, waits, ...)
+  uint64_t round_trips = 0;       // every statement sent on any connection of the store
   uint64_t notifications = 0;     // NOTIFY statements sent
   uint64_t notified = 0;          // NOTIFYs received from other nodes
   uint64_t renewals = 0;          // leases extended by the keeper
@@ -167,6 +175,7 @@ class PostgresStore final : public Store {
   struct Waiter {
     std::condition_variable cv;
     bool signaled = false;
+    WaitCondition condition = WaitCondition::kCompleted;
   };
 
   // Shared with the clock's subscription (see SqliteStore::WakeHub).
@@ -194,16 +203,27 @@ class PostgresStore final : public Store {
   Result<bool> ResolveOutcome(const std::string& session, int64_t commit_key,
                               std::chrono::steady_clock::time_point deadline);
   // A read-only call, retried once on a fresh connection if the first broke.
-  Result<PgResult> Read(const Statement& statement, const Params& params, std::string_view what);
-  Result<PgResult> ReadSql(const std::string& sql, const Params& params, std::string_view what);
+  // `counted` false: not one of stats().reads (the keeper's own reads:
+  // pruning, watching the nodes).
+  Result<PgResult> Read(const Statement& statement, const Params& params, std::string_view what,
+                        bool counted = true);
+  Result<PgResult> ReadSql(const std::string& sql, const Params& params, std::string_view what,
+                           bool counted = true);
 
   // Queues `job` for a committer thread.
   void Submit(std::function<void()> job);
   void CommitterLoop();
 
   // After a commit: wakes this node's fetchers and waiters, and queues the
-  // NOTIFY for other nodes.
-  void Announce(bool orchestrations, int tasks, const std::vector<std::string>& changed);
+  // NOTIFY for other nodes. `known` names an instance of `changed` whose new
+  // status this node knows (an episode it committed): its local waiters are
+  // woken only if that status is what they wait for, saving them a read.
+  struct KnownStatus {
+    std::string instance_id;
+    OrchestrationStatus status;
+  };
+  void Announce(bool orchestrations, int tasks, const std::vector<std::string>& changed,
+                const std::optional<KnownStatus>& known = std::nullopt);
   // A commit whose effects are unknown (read back): wake everyone.
   void AnnounceEverything();
   // A queue of this node's fetchers: a fetcher sleeps only while there is
@@ -226,16 +246,21 @@ class PostgresStore final : public Store {
     uint64_t epoch = 0;  // wake-ups so far
     uint64_t quiet_epoch = UINT64_MAX;
     std::chrono::steady_clock::time_point quiet_until;
+    std::chrono::steady_clock::time_point last_fetch;  // when a Fetch call last began
   };
   // Counts a thread inside a Fetch call of `queue` for its scope.
   class InsideFetch;
   // `count` permits (one per new work item), or with kWakeAll one for every
-  // fetcher inside (work of unknown amount).
+  // fetcher inside (work of unknown amount). `in_database` false: the work
+  // was leased to this node and queued in `prefetched` (a claim would not
+  // find it), so the queue's epoch stays and a fetcher that found nothing
+  // keeps waiting for a permit instead of claiming again.
   static constexpr int kWakeAll = -1;
-  void Wake(FetchQueue& queue, int count);
+  void Wake(FetchQueue& queue, int count, bool in_database = true);
   void WakeOrchestrations(bool all) { Wake(orchestrations_, all ? kWakeAll : 1); }
   void WakeTasks(bool all) { Wake(tasks_, all ? kWakeAll : 1); }
-  void SignalWaiters(const std::vector<std::string>& ids);
+  void SignalWaiters(const std::vector<std::string>& ids,
+                     const std::optional<KnownStatus>& known = std::nullopt);
   void SignalAllWaiters();
   // Takes a permit of `queue`, sleeping up to `sleep` for one. False when
   // the time passed or the store was interrupted without one.
@@ -252,9 +277,13 @@ class PostgresStore final : public Store {
   // commit that makes work due while this node has idle fetchers leases it
   // in the same write, saving those fetchers a claim round trip (and the
   // database a row version). PrefetchWanted is how many idle fetchers have
-  // nothing prefetched for them.
+  // nothing prefetched for them; with `backlog`, it is at least `backlog`
+  // minus what is queued already while this node fetches from `queue` at all
+  // (a fetch began within poll_interval): a busy node then keeps up to that
+  // many items leased for its next fetches. Only a few, so other nodes still
+  // find the rest to claim; Interrupt() gives them back.
   template <typename Item>
-  int PrefetchWanted(FetchQueue& queue, const std::deque<Item>& prefetched);
+  int PrefetchWanted(FetchQueue& queue, const std::deque<Item>& prefetched, int backlog = 0);
   // The instance work item in `r` (claim columns from `at`, the history
   // generation in `generation_column`), leased at `claimed_at`
   // (LocalMicros); its lease is tracked.
@@ -328,9 +357,11 @@ class PostgresStore final : public Store {
 
   std::atomic<bool> listening_{false};
   std::atomic<uint64_t> empty_claims_{0};
-  std::atomic<uint64_t> claims_{0}, commits_{0}, notifications_{0}, notified_{0}, renewals_{0},
+  std::atomic<uint64_t> claims_{0}, commits_{0}, reads_{0}, notifications_{0}, notified_{0}, renewals_{0},
       unknown_outcomes_{0}, peers_gone_{0}, leases_released_{0};
   std::atomic<int> peers_seen_{0};
+  // Shared with every connection of the store (PgConnection::CountRoundTrips).
+  std::shared_ptr<std::atomic<uint64_t>> round_trips_ = std::make_shared<std::atomic<uint64_t>>(0);
 };
 
 // The counters of a store made by OpenPostgresStore.
