@@ -29,6 +29,7 @@
 #include "runtime/exec_shim/exec_shim.h"
 #include "runtime/swarm/swarm_runtime.h"
 #include "testing/private_swarm.h"
+#include "testing/tcp_forward.h"
 #include "testing/test_util.h"
 
 namespace baton::runtime::swarm {
@@ -518,70 +519,7 @@ TEST_F(SwarmRuntimeTest, WhatSwarmCannotRunIsRefusedAndNothingIsCreated) {
   EXPECT_FALSE(f.loopback_reachable);
 }
 
-// A loopback TCP port that forwards each connection to a unix socket, for
-// the manager's API over tcp:// (dockerd's own TCP listener would be in the
-// swarm's namespace, out of this process's reach).
-class TcpToUnix {
- public:
-  explicit TcpToUnix(std::string socket_path) : path_(std::move(socket_path)) {
-    listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    ::bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    ::listen(listener_, 16);
-    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-    thread_ = std::thread([this] { Serve(); });
-  }
-  ~TcpToUnix() {
-    stop_ = true;
-    ::shutdown(listener_, SHUT_RDWR);
-    ::close(listener_);
-    thread_.join();
-    for (std::thread& t : pipes_) t.join();
-  }
-  uint16_t port() const { return port_; }
-
- private:
-  void Serve() {
-    while (!stop_) {
-      int c = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (c < 0) return;
-      int u = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      sockaddr_un a{};
-      a.sun_family = AF_UNIX;
-      std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path_.c_str());
-      if (::connect(u, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-        ::close(c);
-        ::close(u);
-        continue;
-      }
-      pipes_.emplace_back([c, u] {
-        std::thread back([c, u] { Pump(u, c); });
-        Pump(c, u);
-        back.join();
-        ::close(c);
-        ::close(u);
-      });
-    }
-  }
-  static void Pump(int from, int to) {
-    char buf[16384];
-    for (ssize_t n; (n = ::read(from, buf, sizeof buf)) > 0;) {
-      if (::write(to, buf, static_cast<size_t>(n)) != n) break;
-    }
-    ::shutdown(to, SHUT_WR);
-  }
-
-  std::string path_;
-  int listener_ = -1;
-  uint16_t port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-  std::vector<std::thread> pipes_;
-};
+using testing::TcpToUnix;  // the manager's API over tcp:// (testing/tcp_forward.h)
 
 TEST_F(SwarmRuntimeTest, TheManagerIsReachedOverALoopbackTcpAddressAndNoOtherAddressIsTaken) {
   TcpToUnix forward(suite_.state->manager_socket);

@@ -710,10 +710,33 @@ Status SwarmRuntime::DeleteGroup(const std::string& group) {
     }
     BATON_ASSIGN_OR_RETURN(DockerResponse r, client_.Request("DELETE", "/services/" + QueryEscape(service->id)));
     if (r.status != 200 && r.status != 404) return FromSwarm(r, "remove service '" + name + "'");
+  } else {
+    BATON_RETURN_IF_ERROR(RemoveOrphanTasks(group));
   }
   BATON_RETURN_IF_ERROR(RemoveLabelled("secrets", group));
   std::lock_guard lock(mu_);
   stopped_.erase(group);
+  return Status::Ok();
+}
+
+// A job service removed outside Baton (`docker service rm`) leaves its task
+// running: Swarm 20.10 neither stops nor removes the tasks of a deleted job
+// service. The tasks still carry the service's labels (GET /tasks filters
+// on them), so their containers are removed, killed if running, on the nodes
+// that can be asked; on others they run to their end (docs/cluster.md).
+Status SwarmRuntime::RemoveOrphanTasks(const std::string& group) {
+  const std::string filter = QueryEscape(FilterOf({{kGroupLabel, group}}).dump());
+  BATON_ASSIGN_OR_RETURN(DockerResponse r, client_.Request("GET", "/tasks?filters=" + filter));
+  if (r.status != 200) return FromSwarm(r, "list the tasks of '" + group + "'");
+  const Json list = ParseAnswer(r.body);
+  for (const Json& t : list.is_array() ? list : Json::array()) {
+    const std::string container = Str(Member(Member(t, "Status"), "ContainerStatus"), "ContainerID");
+    if (container.empty()) continue;
+    if (docker::DockerRuntime* node = NodeRuntime(Str(t, "NodeID"))) {
+      Status removed = node->RemoveContainer(container);
+      if (!removed.ok() && removed.code() != StatusCode::kNotFound) return removed;
+    }
+  }
   return Status::Ok();
 }
 

@@ -143,7 +143,9 @@ class SwarmRuntime final : public ContainerRuntime {
   Status RestartGroup(const std::string& group, std::chrono::seconds grace) override;
   // Removes the task's container (stopped by Swarm if it still runs; an
   // ended one on its node, when the node can be asked), the service and the
-  // attempt's secrets. Unavailable when the manager cannot be reached, or a
+  // attempt's secrets. When the service is gone already (removed outside
+  // Baton, whose task Swarm leaves running), the task's container is
+  // removed, killed if running, where its node can be asked. Unavailable when the manager cannot be reached, or a
   // secret stays in use (tried again later).
   Status DeleteGroup(const std::string& group) override;
   Result<GroupState> InspectGroup(const std::string& group) override;
@@ -197,6 +199,9 @@ class SwarmRuntime final : public ContainerRuntime {
   RegistryCredentials CredentialsFor(const std::string& image) const;
   // Removes the objects of kind ("secrets") labelled baton.group=`group`.
   Status RemoveLabelled(const std::string& kind, const std::string& group);
+  // Removes the containers of the tasks labelled baton.group=`group` whose
+  // service is gone (removed outside Baton), where their node can be asked.
+  Status RemoveOrphanTasks(const std::string& group);
 
   SwarmOptions options_;
   docker::DockerClient client_;
