@@ -358,11 +358,17 @@ TEST_F(SwarmE2eTest, TimeoutAndCancelStopTheJobAndRemoveItsService) {
   Json logs = ParseOrNull(Call(key, "GET", "/api/v1/jobs/" + timed + "/logs?attempt=1").body);
   EXPECT_NE(logs.dump().find("listening on 0.0.0.0:18080"), std::string::npos) << logs.dump();
 
-  const std::string canceled = Submit(key, Spec("cancel", {"sleep", "300"}));
+  // Submitted by tag: the service runs the digest the tag named at submit.
+  const std::string canceled = Submit(key, Spec("cancel", {"sleep", "300"}, Json{{"image", active_->image->tag}}));
   ASSERT_FALSE(canceled.empty());
   Json r = AwaitJob(key, canceled, [](const Json& v) { return v.value("status", "") == "Running"; }, 90s);
   ASSERT_EQ(r.value("status", ""), "Running") << r.dump();
   EXPECT_EQ(Services(batch::JobInstanceId("acme", canceled)), 1u);
+  const std::string digest = active_->image->digest.substr(active_->image->digest.find("@sha256:"));
+  Json service = Manager("/services/" + runtime::swarm::SwarmRuntime::ServiceName(
+                                             batch::JobGroupName(batch::JobInstanceId("acme", canceled), 1)));
+  const std::string pinned = service["Spec"]["TaskTemplate"]["ContainerSpec"].value("Image", "");
+  EXPECT_NE(pinned.find(digest), std::string::npos) << pinned << " is not pinned to " << digest;
   start = SteadyClock::now();
   EXPECT_EQ(Call(key, "POST", "/api/v1/jobs/" + canceled + "/cancel").status, 202);
   Json c = AwaitEnd(key, canceled, 90s);

@@ -364,6 +364,46 @@ TEST_F(SwarmRuntimeTest, AnOomKillIsConfirmedByTheNodeAndOtherwiseReportedAsExit
   EXPECT_TRUE(asked->containers[0].error.empty()) << asked->containers[0].error;
 }
 
+// The registry takes no anonymous pull; a node that is not the manager pulls
+// a job's image with the credentials sent along with its service
+// (X-Registry-Auth), and without them its task is rejected, saying why.
+TEST_F(SwarmRuntimeTest, TheNodesPullWithTheCredentialsSentAlongWithTheService) {
+  // This test process's image is on the manager (built there), not on the worker.
+  auto anonymous = DockerClient(suite_.state->worker_socket)
+                       .Request("POST", "/images/create?fromImage=" + docker::QueryEscape(suite_.image->digest));
+  ASSERT_TRUE(anonymous.ok());
+  EXPECT_TRUE(anonymous->status != 200 || anonymous->body.find("\"error") != std::string::npos)
+      << "the registry let the worker pull anonymously: " << anonymous->body.substr(0, 300);
+
+  auto [on_manager, on_worker] = OnEachNode(*runtime_, *suite_.state, [&](int i) {
+    return Group("pull" + std::to_string(i), {"exit", "0"});
+  });
+  ASSERT_FALSE(on_worker.empty());
+  ContainerState pulled = AwaitExit(*runtime_, on_worker);
+  EXPECT_EQ(pulled.exit_code, 0) << pulled.error;
+  EXPECT_EQ(pulled.node, suite_.state->worker_node);
+
+  // The same, by a runtime that sends no credentials: whatever lands on a
+  // node without the image is rejected (the image is on the worker now:
+  // remove it there first).
+  BATON_ASSERT_OK(runtime_->DeleteGroup(on_worker));
+  if (!on_manager.empty()) BATON_ASSERT_OK(runtime_->DeleteGroup(on_manager));
+  auto removed = DockerClient(suite_.state->worker_socket)
+                     .Request("DELETE", "/images/" + docker::QueryEscape(suite_.image->digest) + "?force=1");
+  ASSERT_TRUE(removed.ok() && (removed->status == 200 || removed->status == 404)) << removed->body;
+  SwarmOptions o = Options({});
+  o.registries.clear();
+  SwarmRuntime anonymous_runtime(o);
+  auto [m2, w2] = OnEachNode(anonymous_runtime, *suite_.state, [&](int i) {
+    return Group("anon" + std::to_string(i), {"exit", "0"});
+  });
+  ASSERT_FALSE(w2.empty());
+  ContainerState rejected = AwaitExit(anonymous_runtime, w2);
+  EXPECT_EQ(rejected.exit_code, -1);
+  EXPECT_NE(rejected.error.find("rejected before it ran: No such image"), std::string::npos) << rejected.error;
+  std::printf("without credentials, on the worker: %s\n", rejected.error.c_str());
+}
+
 TEST_F(SwarmRuntimeTest, StopKeepsTheExitCodeWhereTheNodeCanBeAskedAndOtherwiseRemovesTheServiceKeepingTheLogs) {
   auto [on_manager, on_worker] = OnEachNode(*runtime_, *suite_.state, [&](int i) {
     return Group("serve" + std::to_string(i), {"serve", std::to_string(18000 + i)});
