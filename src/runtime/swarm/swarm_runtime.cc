@@ -577,15 +577,23 @@ Result<GroupState> SwarmRuntime::InspectGroup(const std::string& group) {
 }
 
 Status SwarmRuntime::StartGroup(const std::string& group) {
-  // Swarm started the task when the service was made: wait (briefly) for
-  // its placement, so that a task no node can take says why.
+  // Swarm started the task when the service was made: wait (briefly) until
+  // its container runs, as DockerRuntime's start means (the job then shows
+  // "Running" when its process does, not when a node merely took it); a task
+  // no node can take says why. A placed task whose node is still preparing
+  // (pulling the image) when the bound passes counts as started: it is not
+  // waiting on placement.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   for (;;) {
     BATON_ASSIGN_OR_RETURN(Service service, GetService(ServiceName(group)));
     BATON_ASSIGN_OR_RETURN(std::vector<Task> tasks, TasksOf({service.id}));
-    if (!tasks.empty() && IsPlaced(tasks[0].state)) return Status::Ok();
-    if (!tasks.empty() && !tasks[0].err.empty()) return ResourceExhaustedError(tasks[0].err);
-    if (std::chrono::steady_clock::now() >= deadline) {
+    const bool over = std::chrono::steady_clock::now() >= deadline;
+    if (!tasks.empty()) {
+      const Task& t = tasks[0];
+      if (t.state == "running" || IsEnded(t.state) || (over && IsPlaced(t.state))) return Status::Ok();
+      if (!IsPlaced(t.state) && !t.err.empty()) return ResourceExhaustedError(t.err);
+    }
+    if (over) {
       return ResourceExhaustedError("the swarm task is not placed yet (" +
                                     (tasks.empty() ? std::string("no task yet") : tasks[0].state) + ")");
     }

@@ -18,9 +18,9 @@
 //
 // Swarm starts a service's task as soon as the service exists: there is no
 // "created, not started" state. CreateGroup therefore starts the group, and
-// StartGroup waits for the task's placement: ResourceExhausted with Swarm's
-// reason ("no suitable node (insufficient resources on 2 nodes)") while no
-// node can take it.
+// StartGroup waits (up to 5 s) until the task's container runs, or at least
+// for its placement: ResourceExhausted with Swarm's reason ("no suitable node
+// (insufficient resources on 2 nodes)") while no node can take it.
 //
 // Sandbox — the same walls as DockerRuntime, expressed as Swarm allows:
 //   - ContainerSpec.CapabilityDrop ["ALL"] and CapabilityAdd (the spec's);
