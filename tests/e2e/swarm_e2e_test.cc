@@ -495,12 +495,15 @@ TEST_F(SwarmE2eTest, AJobThatFitsANodeButNoneNowWaitsOnPlacementSayingWhy) {
   const std::string key = CreateTenant("acme", Json::object());
   const double per_node = SchedulerCapacity()["largestNode"].value("cpu", 0.0);
   ASSERT_GE(per_node, 1.0);
-  // Two jobs take three quarters of each node (they cannot share one).
+  // Two jobs take three quarters of each node (they cannot share one), and
+  // hold them until canceled: no timing decides what is free when.
   std::vector<std::string> big;
-  for (int i = 0; i < 2; ++i) big.push_back(Submit(key, Spec("big" + std::to_string(i), {"sleep", "8"}, Json{{"cpu", per_node * 0.75}})));
+  for (int i = 0; i < 2; ++i) {
+    big.push_back(Submit(key, Spec("big" + std::to_string(i), {"sleep", "300"}, Json{{"cpu", per_node * 0.75}})));
+  }
   for (const std::string& id : big) {
     Json v = AwaitJob(key, id, [](const Json& v) { return v.value("status", "") == "Running"; }, 90s);
-    EXPECT_EQ(v.value("status", ""), "Running") << v.dump();
+    ASSERT_EQ(v.value("status", ""), "Running") << v.dump();
   }
   // Half a node: within the cluster's free half-and-half, on no single node.
   const std::string waits = Submit(key, Spec("waits", {"exit", "0"}, Json{{"cpu", per_node * 0.5}}));
@@ -511,9 +514,13 @@ TEST_F(SwarmE2eTest, AJobThatFitsANodeButNoneNowWaitsOnPlacementSayingWhy) {
   ASSERT_TRUE(w["waitingOn"].is_object()) << w.dump();
   EXPECT_EQ(w["waitingOn"].value("reason", ""), "placement") << w.dump();
   EXPECT_NE(w["waitingOn"].value("lastError", "").find("no suitable node"), std::string::npos) << w.dump();
+  EXPECT_EQ(w.value("status", ""), "Starting") << w.dump();
+  // A node frees up: it runs there.
+  EXPECT_EQ(Call(key, "POST", "/api/v1/jobs/" + big[0] + "/cancel").status, 202);
   Json done = AwaitEnd(key, waits, 120s);
   EXPECT_EQ(done.value("status", ""), "Completed") << done.dump();
-  for (const std::string& id : big) EXPECT_EQ(AwaitEnd(key, id).value("status", ""), "Completed");
+  EXPECT_EQ(Call(key, "POST", "/api/v1/jobs/" + big[1] + "/cancel").status, 202);
+  for (const std::string& id : big) EXPECT_EQ(AwaitEnd(key, id).value("status", ""), "Canceled");
   Json timeline = ParseOrNull(Call(key, "GET", "/api/v1/jobs/" + waits + "/events").body);
   int waits_seen = 0;
   for (const Json& e : timeline.value("events", Json::array())) waits_seen += e.value("type", "") == "Waiting";
@@ -832,7 +839,7 @@ TEST_F(SwarmE2eTest, TheManagerAwayAtStartAndMidJobLosesNoJobAndLeavesNoService)
   // Back: the nodes are read (--capacity-refresh 2) and jobs run.
   manager.SetReachable(true);
   ASSERT_TRUE(PollUntil([&] { return SchedulerCapacity().contains("largestNode"); }, 60s));
-  const std::string running = Submit(key, Spec("running", {"sleep", "5"}));
+  const std::string running = Submit(key, Spec("running", {"sleep", "8"}));
   ASSERT_FALSE(running.empty());
   Json r = AwaitJob(key, running, [](const Json& v) { return v.value("status", "") == "Running"; }, 90s);
   ASSERT_EQ(r.value("status", ""), "Running") << r.dump();
@@ -984,7 +991,7 @@ testing::SwarmSuite SwarmDrainE2eTest::own_;
 TEST_F(SwarmDrainE2eTest, ANodeDrainedWhileAJobRunsLetsItEndRightAndTakesNoNewJob) {
   StartServer();
   const std::string key = CreateTenant("acme", Json{{"cpu", 2}});
-  const std::string runs = Submit(key, Spec("runs", {"sleep", "6"}));
+  const std::string runs = Submit(key, Spec("runs", {"sleep", "10"}));
   ASSERT_FALSE(runs.empty());
   Json r = AwaitJob(key, runs, [](const Json& v) { return v.value("status", "") == "Running"; }, 90s);
   ASSERT_EQ(r.value("status", ""), "Running") << r.dump();
