@@ -446,6 +446,15 @@ int Serve(const ServeOptions& o) {
   }
   job_services.deployment_id = *deployment;
   job_services.registries = registries;
+  job_services.platform_registry = o.registry;
+  job_services.grants_of = [dir = directory.get()](const std::string& tenant) -> Result<batch::JobGrants> {
+    // A disabled tenant's jobs start no new attempt (queued, retried or restarted).
+    BATON_ASSIGN_OR_RETURN(tenancy::Tenant t, dir->GetTenant(tenant));
+    if (t.disabled) return PermissionDeniedError("tenant '" + tenant + "' is disabled: its jobs start no new attempt");
+    BATON_ASSIGN_OR_RETURN(tenancy::TenantSettings settings, dir->GetSettings(tenant));
+    return batch::JobGrants{settings.grants.host_network, settings.grants.capabilities,
+                            settings.grants.image_prefixes};
+  };
 
   Registry registry;
   RegisterSamples(registry);

@@ -3,9 +3,10 @@
 namespace baton::batch {
 
 Status JobLogs::Save(const std::string& job, int attempt, const std::vector<runtime::LogLine>& lines) {
-  // The tail that fits both limits.
-  size_t from = lines.size() > kMaxLines ? lines.size() - kMaxLines : 0;
-  size_t bytes = 0;
+  // The tail that fits both limits (the marker, when needed, among them).
+  const bool cut_by_count = lines.size() > kMaxLines;
+  size_t from = cut_by_count ? lines.size() - (kMaxLines - 1) : 0;
+  size_t bytes = sizeof(kTruncatedMarker);
   for (size_t i = lines.size(); i > from; --i) {
     bytes += lines[i - 1].text.size() + 1;
     if (bytes > kMaxBytes) {
@@ -14,7 +15,11 @@ Status JobLogs::Save(const std::string& job, int attempt, const std::vector<runt
     }
   }
   std::vector<store::LogRecord> kept;
-  kept.reserve(lines.size() - from);
+  kept.reserve(lines.size() - from + 1);
+  if (from > 0) {
+    const TimePoint first = from < lines.size() ? lines[from].time : lines.back().time;
+    kept.push_back(store::LogRecord{true, first, kTruncatedMarker});
+  }
   for (size_t i = from; i < lines.size(); ++i) {
     kept.push_back(store::LogRecord{lines[i].stream == runtime::LogLine::Stream::kStderr, lines[i].time, lines[i].text});
   }

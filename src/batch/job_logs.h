@@ -3,8 +3,9 @@
 // file on one node, the shared PostgreSQL database on many).
 //
 // Each attempt keeps its last kMaxLines lines and at most kMaxBytes of text;
-// saving an attempt again replaces it, so the activity that saves it can run
-// twice after a crash. Thread-safe.
+// when the output was longer, the first kept line is kTruncatedMarker (on
+// stderr) in place of what was dropped. Saving an attempt again replaces it,
+// so the activity that saves it can run twice after a crash. Thread-safe.
 #pragma once
 
 #include <string>
@@ -20,10 +21,14 @@ class JobLogs {
  public:
   static constexpr size_t kMaxLines = 10000;
   static constexpr size_t kMaxBytes = 4 << 20;
+  static constexpr char kTruncatedMarker[] =
+      "[baton] earlier output of this attempt was not kept (each attempt keeps its last 10000 lines, at most 4 MiB)";
 
   // `store` must outlive this.
   explicit JobLogs(store::JobLogStore& store) : store_(store) {}
 
+  // `lines` is the end of the output; pass more than kMaxLines (the
+  // runtime's LogsTail(kMaxLines + 1)) so that a cut shows as the marker.
   Status Save(const std::string& job, int attempt, const std::vector<runtime::LogLine>& lines);
   // Lines after the first `after`, at most `limit`. NotFound: nothing saved
   // for that attempt.

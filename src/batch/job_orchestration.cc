@@ -482,6 +482,16 @@ Status RegisterJobFunctions(Registry& registry, const JobServices& services) {
     Json in = ctx.GetInput();
     auto spec = ParseJobSpec(in["spec"]);
     if (!spec.ok()) throw DurableError("InvalidJobSpec", spec.status().message(), nullptr, true);
+    if (s.grants_of) {
+      // The grants of now, not of the submit: an admin may have taken one back.
+      auto grants = s.grants_of(in["tenant"]);
+      if (!grants.ok() && grants.status().code() == StatusCode::kPermissionDenied) {
+        throw DurableError("PermissionDenied", grants.status().message(), nullptr, true);
+      }
+      if (!grants.ok()) Throw(grants.status(), "reading the tenant's grants");
+      Status allowed = CheckJobPolicy(*spec, in["tenant"], s.platform_registry, *grants);
+      if (!allowed.ok()) throw DurableError("PermissionDenied", allowed.message(), nullptr, true);
+    }
     Status filled = s.vault->Fill(in["job"], &*spec);
     if (!filled.ok()) Throw(filled, "reading the job's secrets");
     const int attempt = in["attempt"].get<int>();
@@ -603,7 +613,9 @@ Status RegisterJobFunctions(Registry& registry, const JobServices& services) {
     if (main.started_at) out["startedAt"] = FormatIso8601(*main.started_at);
     if (main.finished_at) out["finishedAt"] = FormatIso8601(*main.finished_at);
     Json tail = Json::array();
-    auto logs = rt.Logs(main.id);
+    // What is kept is the tail: only that is read (one line more, so that
+    // JobLogs sees a cut and marks it).
+    auto logs = rt.LogsTail(main.id, JobLogs::kMaxLines + 1);
     if (logs.ok()) {
       size_t from = logs->size() > kLogsTail ? logs->size() - kLogsTail : 0;
       for (size_t i = from; i < logs->size(); ++i) {

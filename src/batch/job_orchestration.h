@@ -43,12 +43,14 @@
 // creates the group, and deleted by the last step, whatever the outcome.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "baton/registry.h"
+#include "batch/job_policy.h"
 #include "batch/job_spec.h"
 #include "batch/secret_vault.h"
 #include "runtime/container_runtime.h"
@@ -99,6 +101,13 @@ struct JobServices {
   // (which node created it). "" = no such label.
   std::string deployment_id;
   std::string node_id;
+  // The tenant's grants now (tenant settings): each attempt is checked
+  // against them before its containers are made (CheckJobPolicy), so a
+  // grant revoked after submit is not used by a job that waited or retried.
+  // PermissionDenied (a disabled tenant) fails the attempt for good.
+  // Null: not checked (no tenancy).
+  std::function<Result<JobGrants>(const std::string& tenant)> grants_of;
+  std::string platform_registry;  // as CheckJobPolicy takes it
 };
 
 // Registers the job orchestration and its activities.

@@ -220,7 +220,25 @@ class ContainerRuntime {
   // DeadlineExceeded on timeout.
   virtual Result<int> WaitContainer(const std::string& container_id, std::chrono::milliseconds timeout) = 0;
   // The container's output so far, stdout and stderr kept apart, oldest first.
+  // All of it, in memory: for output of bounded size (tests, small jobs);
+  // a job's output is read with LogsTail / LogsRange.
   virtual Result<std::vector<LogLine>> Logs(const std::string& container_id) = 0;
+  // The last `lines` lines of the output, oldest first. A runtime should
+  // not read more than that into memory (the default reads all of it).
+  virtual Result<std::vector<LogLine>> LogsTail(const std::string& container_id, size_t lines) {
+    auto all = Logs(container_id);
+    if (!all.ok() || all->size() <= lines) return all;
+    return std::vector<LogLine>(all->end() - static_cast<std::ptrdiff_t>(lines), all->end());
+  }
+  // Lines [skip, skip + limit) of the output, oldest first; the same
+  // remark on memory (the default reads all of it).
+  virtual Result<std::vector<LogLine>> LogsRange(const std::string& container_id, size_t skip, size_t limit) {
+    auto all = Logs(container_id);
+    if (!all.ok()) return all;
+    std::vector<LogLine> out;
+    for (size_t i = skip; i < all->size() && out.size() < limit; ++i) out.push_back(std::move((*all)[i]));
+    return out;
+  }
   virtual Result<Usage> Stats(const std::string& container_id) = 0;
   // Streams the container's output as it comes (past lines first) to
   // `on_line` until it returns false, the container stops, or `timeout`.

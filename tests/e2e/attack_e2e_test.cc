@@ -12,6 +12,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "batch/job_logs.h"
 #include "e2e/job_fixture.h"
 #include "orchestrator_service.grpc.pb.h"
 
@@ -50,6 +51,15 @@ class AttackTest : public JobServerTest {
     while (readdir(d) != nullptr) ++n;
     closedir(d);
     return n - 2;
+  }
+  // A field of the server's /proc status in kB ("VmHWM", "VmRSS"); -1 when unread.
+  int64_t ServerKb(const std::string& field) {
+    std::ifstream status("/proc/" + std::to_string(server_->pid()) + "/status");
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.rfind(field + ":", 0) == 0) return std::atoll(line.c_str() + field.size() + 1);
+    }
+    return -1;
   }
   // The server's threads; -1 when they cannot be read.
   int ServerThreads() {
@@ -123,6 +133,48 @@ TEST_F(AdmissionAttackE2eTest, AJobHoldingThousandsOfCallbackConnectionsDoesNotT
   EXPECT_LT(most_fds, 1000) << "the server's file descriptors are not bounded against one job";
   std::printf("callback flood: the job reported \"%s\"; the server kept at most %d fds open and stayed up\n",
               held_line.c_str(), most_fds);
+}
+
+// A job's output is the job's to make, but not the server's to hold: a job
+// printing 2,000,000 short lines (with 64 MiB of memory of its own) used to
+// take the server from ~25 MB to ~490 MB resident (all of it read at once to
+// keep the last 10,000 lines), and dockerd kept all of it on the node's disk.
+TEST_F(AdmissionAttackE2eTest, AJobPrintingMillionsOfLinesDoesNotBloatTheServerOrTheDisk) {
+  StartServer(2, 2048);
+  const std::string acme = CreateTenant("acme", Json{{"cpu", 2}});
+  // A running job's container shows the cap on its log files.
+  const std::string sleeper = Submit(acme, Spec("sleeper", {"sleep", "120"}));
+  ASSERT_FALSE(sleeper.empty());
+  ASSERT_EQ(AwaitStatus(acme, sleeper, "Running").value("status", ""), "Running");
+  auto containers = suite_.docker->ListByLabels({{"baton.job", batch::JobInstanceId("acme", sleeper)}});
+  ASSERT_TRUE(containers.ok() && containers->size() == 1);
+  runtime::docker::DockerClient docker;
+  auto inspect = docker.Request("GET", "/containers/" + (*containers)[0].id + "/json");
+  ASSERT_TRUE(inspect.ok() && inspect->status == 200);
+  Json log_config = ParseOrNull(inspect->body)["HostConfig"]["LogConfig"];
+  EXPECT_TRUE(log_config["Config"].is_object() && log_config["Config"].contains("max-size")) << log_config.dump();
+  ASSERT_EQ(Call(acme, "POST", "/api/v1/jobs/" + sleeper + "/cancel").status, 202);
+
+  const int64_t before = ServerKb("VmRSS");
+  const std::string loud = Submit(acme, Spec("loud", {"print", "1000000"}, Json{{"cpu", 1}, {"memoryMb", 64}}));
+  ASSERT_FALSE(loud.empty());
+  // Live reads while it prints, as a tenant would poll them.
+  for (int i = 0; i < 10; ++i) {
+    std::this_thread::sleep_for(1s);
+    EXPECT_EQ(Call(acme, "GET", "/api/v1/jobs/" + loud + "/logs?after=1999990").status, 200);
+  }
+  Json end = AwaitEnd(acme, loud, 300s);
+  EXPECT_EQ(end.value("status", ""), "Completed") << end.dump();
+  const int64_t peak = ServerKb("VmHWM");
+  Json kept = ParseOrNull(Call(acme, "GET", "/api/v1/jobs/" + loud + "/logs?attempt=1").body);
+  EXPECT_EQ(kept.value("lines", Json::array()).size(), 5000u);  // the first page of what was kept
+  if (!kept.value("lines", Json::array()).empty()) {  // which says that it is not all of it
+    EXPECT_EQ(kept["lines"][0].value("text", ""), batch::JobLogs::kTruncatedMarker) << kept["lines"][0].dump();
+  }
+  EXPECT_LT(peak - before, 150 * 1024) << "the server grew from " << before << " kB to a peak of " << peak
+                                       << " kB for one job's output";
+  std::printf("loud job: 2,000,000 lines; server %lld kB resident before, peak %lld kB\n",
+              static_cast<long long>(before), static_cast<long long>(peak));
 }
 
 // A followed log (or a start that waits for the end) holds a handler thread
@@ -231,6 +283,70 @@ TEST_F(AdmissionAttackE2eTest, WorkerStreamsOfOneTenantAreCappedAndOthersAreServ
 // Jobs with "network": "bridge" used to share dockerd's default bridge, where
 // containers talk to each other freely: one tenant's job reached another
 // tenant's job server on its bridge address.
+// Grants are an admin's to take back. Host networking (or a capability, or
+// an image prefix) granted when a job was submitted used to stay with it: a
+// job queued behind the tenant's quota, or the next attempt of a retried job,
+// ran on the host network after the admin had revoked the grant.
+TEST_F(SandboxAttackE2eTest, AGrantRevokedAfterSubmitIsNotUsedByAJobThatWaitedForIt) {
+  StartServer(2, 2048);
+  const std::string acme = CreateTenant("acme", Json{{"cpu", 1}});
+  ASSERT_EQ(Call(admin_, "PATCH", "/api/v1/admin/tenants/acme/settings", R"({"grants":{"hostNetwork":true}})").status,
+            200);
+  const std::string blocker = Submit(acme, Spec("blocker", {"sleep", "120"}, Json{{"cpu", 1}}));
+  ASSERT_FALSE(blocker.empty());
+  ASSERT_EQ(AwaitStatus(acme, blocker, "Running").value("status", ""), "Running");
+  const std::string host = Submit(acme, Spec("host", {"sleep", "3"}, Json{{"cpu", 1}, {"network", "host"}}));
+  ASSERT_FALSE(host.empty());
+  ASSERT_EQ(AwaitStatus(acme, host, "Queued").value("status", ""), "Queued");
+  // The admin takes the grant back while the job waits for quota.
+  ASSERT_EQ(Call(admin_, "PATCH", "/api/v1/admin/tenants/acme/settings", R"({"grants":{"hostNetwork":false}})").status,
+            200);
+  ASSERT_EQ(Call(acme, "POST", "/api/v1/jobs/" + blocker + "/cancel").status, 202);
+  Json end = AwaitEnd(acme, host, 180s);
+  EXPECT_EQ(end.value("status", ""), "Failed") << "it ran on the host network without the grant: " << end.dump();
+  const std::string error = end["result"].is_object() ? end["result"].value("error", "") : "";
+  EXPECT_NE(error.find("network"), std::string::npos) << end.dump();
+  EXPECT_EQ(JobContainers("acme", host), 0u);
+}
+
+// Disabling a tenant is how an admin stops it. Its keys stopped working,
+// but its jobs did not: one queued behind its quota started once the quota
+// freed (and a retried job went on making attempts), running the disabled
+// tenant's containers on the node.
+TEST_F(SandboxAttackE2eTest, ADisabledTenantsQueuedJobNeverStarts) {
+  StartServer(2, 2048);
+  const std::string acme = CreateTenant("acme", Json{{"cpu", 1}});
+  const std::string blocker = Submit(acme, Spec("blocker", {"sleep", "4"}, Json{{"cpu", 1}}));
+  ASSERT_FALSE(blocker.empty());
+  ASSERT_EQ(AwaitStatus(acme, blocker, "Running").value("status", ""), "Running");
+  const std::string queued = Submit(acme, Spec("queued", {"sleep", "60"}, Json{{"cpu", 1}}));
+  ASSERT_FALSE(queued.empty());
+  ASSERT_EQ(AwaitStatus(acme, queued, "Queued").value("status", ""), "Queued");
+  ASSERT_EQ(Call(admin_, "POST", "/api/v1/admin/tenants/acme/disable").status, 200);
+  EXPECT_EQ(Call(acme, "GET", "/api/v1/jobs/" + queued).status, 401);
+  // The blocker ends on its own; then the queued job either ends without a
+  // container (the fix) or gets one (the hole). The admin reads its instance.
+  const std::string instance = "/runtime/webhooks/durabletask/instances/" + batch::JobInstanceId("acme", queued);
+  Json state;
+  size_t containers = 0;
+  PollUntil(
+      [&] {
+        containers = JobContainers("acme", queued);
+        HttpResult r = Call(admin_, "GET", instance);
+        state = r.status == 200 || r.status == 202 ? ParseOrNull(r.body) : Json();  // 202: still running
+        const std::string status = state.is_object() ? state.value("runtimeStatus", "") : "";
+        return (containers > 0 && containers != 999) || status == "Completed" || status == "Failed" ||
+               status == "Terminated";
+      },
+      180s, 250ms);
+  EXPECT_EQ(containers, 0u) << "the disabled tenant's queued job started: " << state.dump();
+  ASSERT_TRUE(state.is_object()) << "the admin cannot read the job's instance";
+  const Json output = state.value("output", Json());
+  EXPECT_EQ(output.is_object() ? output.value("status", "") : "", "Failed") << state.dump();
+  const std::string error = output.is_object() ? output.value("error", "") : "";
+  EXPECT_NE(error.find("disabled"), std::string::npos) << state.dump();
+}
+
 TEST_F(SandboxAttackE2eTest, ABridgeJobCannotReachAnotherTenantsBridgeJob) {
   StartServer(2, 2048);
   const std::string acme = CreateTenant("acme", Json{{"cpu", 2}});

@@ -274,6 +274,24 @@ TEST_F(DockerRuntimeTest, LogsKeepStdoutAndStderrApartAndStatsAreReported) {
   EXPECT_EQ(out.find("warning"), std::string::npos) << out;
   EXPECT_NE(err.find("warning 1/3"), std::string::npos) << err;
   EXPECT_EQ(err.find("progress"), std::string::npos) << err;
+  // Read in part: the tail, or a page, as Logs() orders them.
+  auto all = runtime_->Logs(g.containers[0].id);
+  ASSERT_TRUE(all.ok() && all->size() == 6u);
+  auto tail = runtime_->LogsTail(g.containers[0].id, 2);
+  ASSERT_TRUE(tail.ok() && tail->size() == 2u);
+  EXPECT_EQ((*tail)[0].text, (*all)[4].text);
+  EXPECT_EQ((*tail)[1].text, (*all)[5].text);
+  auto page = runtime_->LogsRange(g.containers[0].id, 1, 3);
+  ASSERT_TRUE(page.ok() && page->size() == 3u);
+  EXPECT_EQ((*page)[0].text, (*all)[1].text);
+  EXPECT_EQ((*page)[2].text, (*all)[3].text);
+  // The container's log files are capped (json-file, max-size/max-file).
+  auto inspect = DockerClient().Request("GET", "/containers/" + g.containers[0].id + "/json");
+  ASSERT_TRUE(inspect.ok() && inspect->status == 200);
+  nlohmann::json log_config = nlohmann::json::parse(inspect->body)["HostConfig"]["LogConfig"];
+  EXPECT_EQ(log_config.value("Type", ""), "json-file") << log_config.dump();
+  EXPECT_EQ(log_config["Config"].value("max-size", ""), kLogFileSize) << log_config.dump();
+  EXPECT_EQ(log_config["Config"].value("max-file", ""), kLogFiles) << log_config.dump();
 
   GroupSpec running;
   running.name = Unique("stats");

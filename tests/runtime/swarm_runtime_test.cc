@@ -173,6 +173,17 @@ TEST_F(SwarmRuntimeTest, AGroupIsOneReplicatedJobServiceCreatedOnceWithLimitsRes
   BATON_ASSERT_OK(logs.status());
   EXPECT_EQ(Joined(*logs, LogLine::Stream::kStdout), "progress 1/3\nprogress 2/3\nprogress 3/3\n");
   EXPECT_EQ(Joined(*logs, LogLine::Stream::kStderr), "warning 1/3\nwarning 2/3\nwarning 3/3\n");
+  // Read in part: the tail, or a page.
+  auto tail = runtime_->LogsTail(done.id, 2);
+  BATON_ASSERT_OK(tail.status());
+  ASSERT_EQ(tail->size(), 2u);
+  EXPECT_EQ((*tail)[0].text, (*logs)[4].text);
+  EXPECT_EQ((*tail)[1].text, (*logs)[5].text);
+  auto page = runtime_->LogsRange(done.id, 1, 3);
+  BATON_ASSERT_OK(page.status());
+  ASSERT_EQ(page->size(), 3u);
+  EXPECT_EQ((*page)[0].text, (*logs)[1].text);
+  EXPECT_EQ((*page)[2].text, (*logs)[3].text);
   // A follow of an ended task gives every line and returns.
   std::vector<LogLine> followed;
   BATON_EXPECT_OK(runtime_->FollowLogs(done.id, [&](const LogLine& l) { followed.push_back(l); return true; }, 30s));
@@ -232,6 +243,10 @@ TEST_F(SwarmRuntimeTest, TheSandboxHoldsOnSwarmCapabilitiesNoNewPrivsPidsReadOnl
   EXPECT_EQ(host["CapDrop"], Json::array({"ALL"})) << host.dump();
   EXPECT_EQ(host.value("PidsLimit", 0), 64);
   EXPECT_EQ(host.value("ReadonlyRootfs", false), true);
+  // Its log files are capped, so its output cannot fill the node's disk.
+  EXPECT_EQ(host["LogConfig"].value("Type", ""), "json-file") << host["LogConfig"].dump();
+  EXPECT_EQ(host["LogConfig"]["Config"].value("max-size", ""), "10m") << host["LogConfig"].dump();
+  EXPECT_EQ(host["LogConfig"]["Config"].value("max-file", ""), "3") << host["LogConfig"].dump();
 
   // network "none": loopback only, and no route.
   ContainerState r = AwaitExit(*runtime_, routes.name);

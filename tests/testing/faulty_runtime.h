@@ -81,6 +81,14 @@ class FaultyRuntime final : public runtime::ContainerRuntime {
     if (Down()) return Refused();
     return real_.Logs(id);
   }
+  Result<std::vector<runtime::LogLine>> LogsTail(const std::string& id, size_t lines) override {
+    if (Down()) return Refused();
+    return real_.LogsTail(id, lines);
+  }
+  Result<std::vector<runtime::LogLine>> LogsRange(const std::string& id, size_t skip, size_t limit) override {
+    if (Down()) return Refused();
+    return real_.LogsRange(id, skip, limit);
+  }
   Result<runtime::Usage> Stats(const std::string& id) override {
     if (Down()) return Refused();
     return real_.Stats(id);

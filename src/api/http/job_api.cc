@@ -299,12 +299,10 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
         auto group = s_.runtime->InspectGroup(batch::JobGroupName(s.instance_id, attempt));
         if (group.ok()) {
           from_container = true;
-          auto all = s_.runtime->Logs(group->containers[0].id);
-          if (all.ok()) {
-            const size_t from = static_cast<size_t>(*after);
-            for (size_t i = from; i < all->size() && i < from + 5000; ++i) {
-              lines.push_back(LogLineJson((*all)[i]));
-            }
+          // Only the page asked for is kept in memory, whatever the job printed.
+          auto page = s_.runtime->LogsRange(group->containers[0].id, static_cast<size_t>(*after), 5000);
+          if (page.ok()) {
+            for (const runtime::LogLine& l : *page) lines.push_back(LogLineJson(l));
           }
         }
       }

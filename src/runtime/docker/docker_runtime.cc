@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -457,6 +458,7 @@ Result<GroupState> DockerRuntime::CreateGroup(const GroupSpec& spec) {
                  {"SecurityOpt", Json::array({"no-new-privileges"})},
                  {"PidsLimit", c.pids_limit}};
     if (!c.capabilities.empty()) host["CapAdd"] = c.capabilities;
+    host["LogConfig"] = {{"Type", "json-file"}, {"Config", {{"max-size", kLogFileSize}, {"max-file", kLogFiles}}}};
     if (c.read_only_root_fs) {
       host["ReadonlyRootfs"] = true;
       host["Tmpfs"] = {{"/tmp", "rw,nosuid,nodev,size=64m"}};
@@ -594,7 +596,6 @@ Result<int> DockerRuntime::WaitContainer(const std::string& container_id, std::c
   return j.is_object() ? j.value("StatusCode", -1) : -1;
 }
 
-
 Result<std::vector<LogLine>> DockerRuntime::Logs(const std::string& container_id) {
   BATON_ASSIGN_OR_RETURN(DockerResponse r, client_.Request("GET", "/containers/" + container_id +
                                                                      "/logs?stdout=1&stderr=1&timestamps=1"));
@@ -607,6 +608,45 @@ Result<std::vector<LogLine>> DockerRuntime::Logs(const std::string& container_id
   demux.Feed(r.body);
   demux.Finish();
   return lines;
+}
+
+Result<std::vector<LogLine>> DockerRuntime::LogsTail(const std::string& container_id, size_t lines) {
+  std::deque<LogLine> kept;
+  LogDemuxer demux([&](LogLine line) {
+    kept.push_back(std::move(line));
+    if (kept.size() > lines) kept.pop_front();  // a line cut by the demuxer counts as more
+    return true;
+  });
+  if (lines == 0) return std::vector<LogLine>{};
+  BATON_ASSIGN_OR_RETURN(int status, client_.Stream("GET",
+                                                    "/containers/" + container_id +
+                                                        "/logs?stdout=1&stderr=1&timestamps=1&tail=" + std::to_string(lines),
+                                                    [&](std::string_view data) { return demux.Feed(data); },
+                                                    std::chrono::seconds(60)));
+  if (status == 404) return NotFoundError("container " + container_id + " does not exist");
+  if (status != 200) return InternalError("logs of container " + container_id + ": HTTP " + std::to_string(status));
+  demux.Finish();
+  if (kept.size() > lines) kept.pop_front();
+  return std::vector<LogLine>(std::make_move_iterator(kept.begin()), std::make_move_iterator(kept.end()));
+}
+
+Result<std::vector<LogLine>> DockerRuntime::LogsRange(const std::string& container_id, size_t skip, size_t limit) {
+  std::vector<LogLine> out;
+  size_t seen = 0;
+  bool full = limit == 0;
+  LogDemuxer demux([&](LogLine line) {
+    if (seen++ >= skip) out.push_back(std::move(line));
+    full = out.size() >= limit;
+    return !full;
+  });
+  if (full) return out;
+  BATON_ASSIGN_OR_RETURN(int status,
+                         client_.Stream("GET", "/containers/" + container_id + "/logs?stdout=1&stderr=1&timestamps=1",
+                                        [&](std::string_view data) { return demux.Feed(data); }, std::chrono::seconds(60)));
+  if (status == 404) return NotFoundError("container " + container_id + " does not exist");
+  if (status != 200) return InternalError("logs of container " + container_id + ": HTTP " + std::to_string(status));
+  if (!full) demux.Finish();
+  return out;
 }
 
 Status DockerRuntime::FollowLogs(const std::string& container_id, const std::function<bool(const LogLine&)>& on_line,

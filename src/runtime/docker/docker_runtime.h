@@ -36,6 +36,10 @@ namespace baton::runtime::docker {
 
 // Where secrets go by default: a tmpfs every Linux host has.
 inline constexpr char kDefaultSecretsDir[] = "/dev/shm/baton-secrets";
+// Each container's log files (json-file): at most kLogFiles of kLogFileSize,
+// so a job's output cannot fill the node's disk.
+inline constexpr char kLogFileSize[] = "10m";
+inline constexpr char kLogFiles[] = "3";
 // The network of bridge-mode groups: jobs on it reach out, not each other.
 inline constexpr char kJobsNetwork[] = "baton-jobs";
 
@@ -64,6 +68,10 @@ class DockerRuntime final : public ContainerRuntime {
   Result<GroupState> InspectGroup(const std::string& group) override;
   Result<int> WaitContainer(const std::string& container_id, std::chrono::milliseconds timeout) override;
   Result<std::vector<LogLine>> Logs(const std::string& container_id) override;
+  // Docker's own tail: only those lines cross the socket.
+  Result<std::vector<LogLine>> LogsTail(const std::string& container_id, size_t lines) override;
+  // Streamed: lines before `skip` are counted and dropped, the read stops at `limit`.
+  Result<std::vector<LogLine>> LogsRange(const std::string& container_id, size_t skip, size_t limit) override;
   Result<Usage> Stats(const std::string& container_id) override;
   Status FollowLogs(const std::string& container_id, const std::function<bool(const LogLine&)>& on_line,
                     std::chrono::milliseconds timeout) override;

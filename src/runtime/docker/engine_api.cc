@@ -113,6 +113,12 @@ bool LogDemuxer::Feed(std::string_view data) {
         acc.erase(0, nl + 1);
         if (!Emit(type, std::move(text))) return false;
       }
+      // A line without end is cut, so that no output is held whole.
+      while (acc.size() > kMaxLineBytes) {
+        std::string text = acc.substr(0, kMaxLineBytes);
+        acc.erase(0, kMaxLineBytes);
+        if (!Emit(type, std::move(text))) return false;
+      }
     }
     i += 8 + size;
   }

@@ -52,9 +52,11 @@ std::string FilterJson(const std::map<std::string, std::string>& labels);
 
 // Splits Docker's multiplexed log stream ([stream, 0, 0, 0, size as
 // big-endian u32] + payload frames) into lines, stdout and stderr apart.
-// Frames may arrive cut anywhere: Feed() keeps what it cannot use yet.
+// Frames may arrive cut anywhere: Feed() keeps what it cannot use yet. A
+// line longer than kMaxLineBytes is cut into pieces of that size.
 class LogDemuxer {
  public:
+  static constexpr size_t kMaxLineBytes = 64 * 1024;
   explicit LogDemuxer(std::function<bool(LogLine)> emit) : emit_(std::move(emit)) {}
 
   bool Feed(std::string_view data);

@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <deque>
 #include <set>
 #include <thread>
 
@@ -28,6 +29,13 @@ constexpr char kSecretsMount[] = "/run/baton/secrets";
 constexpr char kExecMount[] = "/run/baton/exec";
 // What a swarm config or secret may hold (swarmkit's MaxConfigSize).
 constexpr size_t kMaxSwarmObjectBytes = 500 * 1024;
+// A task's log files on its node (json-file): at most kLogFiles of
+// kLogFileSize, as DockerRuntime's containers, so a job cannot fill a disk.
+constexpr char kLogFileSize[] = "10m";
+constexpr char kLogFiles[] = "3";
+// The lines of a task kept in memory when Swarm removes it (StopGroup): the
+// 10,000 a job attempt keeps (batch::JobLogs) and one more to show a cut.
+constexpr size_t kStoppedLogLines = 10001;
 
 std::string Sha256Hex(std::string_view data) {
   unsigned char digest[EVP_MAX_MD_SIZE];
@@ -549,6 +557,7 @@ Result<GroupState> SwarmRuntime::CreateGroup(const GroupSpec& spec) {
        {{"ContainerSpec", container},
         {"Resources", {{"Limits", limits}, {"Reservations", resources}}},
         {"RestartPolicy", {{"Condition", "none"}, {"MaxAttempts", 0}}},
+        {"LogDriver", {{"Name", "json-file"}, {"Options", {{"max-size", kLogFileSize}, {"max-file", kLogFiles}}}}},
         {"Networks", networks}}},
       {"Mode", {{"ReplicatedJob", {{"MaxConcurrent", 1}, {"TotalCompletions", 1}}}}}};
   std::map<std::string, std::string> headers;
@@ -636,7 +645,7 @@ Status SwarmRuntime::StopGroup(const std::string& group, std::chrono::seconds gr
   auto stopped = std::make_unique<Stopped>();
   stopped->state = StateOf(*service, task, /*ask_node=*/false);
   if (task != nullptr) {
-    auto logs = Logs(task->id);
+    auto logs = LogsTail(task->id, kStoppedLogLines);
     if (logs.ok()) stopped->logs = std::move(*logs);
   }
   stopped->state.status = "exited";
@@ -786,6 +795,65 @@ Result<std::vector<LogLine>> SwarmRuntime::Logs(const std::string& task_id) {
   return lines;
 }
 
+Status SwarmRuntime::StreamTaskLogs(const std::string& task_id, const std::string& query,
+                                    docker::LogDemuxer& demux) {
+  BATON_ASSIGN_OR_RETURN(int status, client_.Stream("GET",
+                                                    "/tasks/" + QueryEscape(task_id) +
+                                                        "/logs?stdout=1&stderr=1&timestamps=1" + query,
+                                                    [&](std::string_view data) { return demux.Feed(data); },
+                                                    std::chrono::seconds(60)));
+  if (status == 404) return NotFoundError("task " + task_id + " does not exist");
+  if (status != 200) return InternalError("logs of task " + task_id + ": HTTP " + std::to_string(status));
+  return Status::Ok();
+}
+
+Result<std::vector<LogLine>> SwarmRuntime::LogsTail(const std::string& task_id, size_t lines) {
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [group, s] : stopped_) {
+      if (!task_id.empty() && s->state.id == task_id) {
+        const size_t from = s->logs.size() > lines ? s->logs.size() - lines : 0;
+        return std::vector<LogLine>(s->logs.begin() + static_cast<std::ptrdiff_t>(from), s->logs.end());
+      }
+    }
+  }
+  if (lines == 0) return std::vector<LogLine>{};
+  std::deque<LogLine> kept;
+  docker::LogDemuxer demux([&](LogLine line) {
+    kept.push_back(std::move(line));
+    if (kept.size() > lines) kept.pop_front();
+    return true;
+  });
+  BATON_RETURN_IF_ERROR(StreamTaskLogs(task_id, "&tail=" + std::to_string(lines), demux));
+  demux.Finish();
+  if (kept.size() > lines) kept.pop_front();
+  return std::vector<LogLine>(std::make_move_iterator(kept.begin()), std::make_move_iterator(kept.end()));
+}
+
+Result<std::vector<LogLine>> SwarmRuntime::LogsRange(const std::string& task_id, size_t skip, size_t limit) {
+  std::vector<LogLine> out;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [group, s] : stopped_) {
+      if (!task_id.empty() && s->state.id == task_id) {
+        for (size_t i = skip; i < s->logs.size() && out.size() < limit; ++i) out.push_back(s->logs[i]);
+        return out;
+      }
+    }
+  }
+  if (limit == 0) return out;
+  size_t seen = 0;
+  bool full = false;
+  docker::LogDemuxer demux([&](LogLine line) {
+    if (seen++ >= skip) out.push_back(std::move(line));
+    full = out.size() >= limit;
+    return !full;
+  });
+  BATON_RETURN_IF_ERROR(StreamTaskLogs(task_id, "", demux));
+  if (!full) demux.Finish();
+  return out;
+}
+
 Status SwarmRuntime::FollowLogs(const std::string& task_id, const std::function<bool(const LogLine&)>& on_line,
                                 std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -797,10 +865,17 @@ Status SwarmRuntime::FollowLogs(const std::string& task_id, const std::function<
     if (t.status == 404) return NotFoundError("task " + task_id + " does not exist");
     if (t.status != 200) return FromSwarm(t, "inspect task " + task_id);
     const bool ended = IsEnded(Str(Member(ParseAnswer(t.body), "Status"), "State"));
-    BATON_ASSIGN_OR_RETURN(std::vector<LogLine> lines, Logs(task_id));
-    for (; passed < lines.size(); ++passed) {
-      if (!on_line(lines[passed])) return Status::Ok();
-    }
+    // A page at a time: what was passed before is counted, not held.
+    constexpr size_t kPage = 5000;
+    size_t got = 0;
+    do {
+      BATON_ASSIGN_OR_RETURN(std::vector<LogLine> lines, LogsRange(task_id, passed, kPage));
+      got = lines.size();
+      for (const LogLine& line : lines) {
+        ++passed;
+        if (!on_line(line)) return Status::Ok();
+      }
+    } while (got == kPage && std::chrono::steady_clock::now() < deadline);
     if (ended || std::chrono::steady_clock::now() >= deadline) return Status::Ok();
     std::this_thread::sleep_for(std::min<std::chrono::nanoseconds>(
         options_.poll_interval, deadline - std::chrono::steady_clock::now()));

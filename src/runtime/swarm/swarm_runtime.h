@@ -95,6 +95,10 @@
 #include "runtime/docker/docker_client.h"
 #include "runtime/docker/docker_runtime.h"
 
+namespace baton::runtime::docker {
+class LogDemuxer;
+}  // namespace baton::runtime::docker
+
 namespace baton::runtime::swarm {
 
 struct SwarmOptions {
@@ -151,6 +155,9 @@ class SwarmRuntime final : public ContainerRuntime {
   Result<GroupState> InspectGroup(const std::string& group) override;
   Result<int> WaitContainer(const std::string& task_id, std::chrono::milliseconds timeout) override;
   Result<std::vector<LogLine>> Logs(const std::string& task_id) override;
+  // Streamed from the manager: only the lines asked for are held.
+  Result<std::vector<LogLine>> LogsTail(const std::string& task_id, size_t lines) override;
+  Result<std::vector<LogLine>> LogsRange(const std::string& task_id, size_t skip, size_t limit) override;
   // Unimplemented when the task's node is not reachable.
   Result<Usage> Stats(const std::string& task_id) override;
   // Reads the task's log every poll_interval and passes on what is new,
@@ -197,6 +204,9 @@ class SwarmRuntime final : public ContainerRuntime {
                                    const std::map<std::string, std::string>& labels);
   Result<std::vector<std::string>> CommandOf(const ContainerSpec& c);
   RegistryCredentials CredentialsFor(const std::string& image) const;
+  // Streams the task's log ("/tasks/<id>/logs?stdout=1&stderr=1&timestamps=1"
+  // + `query`) into `demux`, which may stop it.
+  Status StreamTaskLogs(const std::string& task_id, const std::string& query, docker::LogDemuxer& demux);
   // Removes the objects of kind ("secrets") labelled baton.group=`group`.
   Status RemoveLabelled(const std::string& kind, const std::string& group);
   // Removes the containers of the tasks labelled baton.group=`group` whose
