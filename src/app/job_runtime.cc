@@ -16,7 +16,9 @@ namespace baton::app {
 Result<std::unique_ptr<runtime::ContainerRuntime>> MakeJobRuntime(const JobRuntimeOptions& o) {
   if (o.kind == "swarm") {
     runtime::swarm::SwarmOptions swarm;
-    BATON_RETURN_IF_ERROR(runtime::docker::DockerClient::ValidEndpoint(o.swarm_manager));
+    if (Status valid = runtime::docker::DockerClient::ValidEndpoint(o.swarm_manager); !valid.ok()) {
+      return InvalidArgumentError("--swarm-manager " + valid.message());
+    }
     swarm.manager = o.swarm_manager;
     for (const std::string& entry : o.swarm_nodes) {
       const size_t eq = entry.find('=');
@@ -24,16 +26,22 @@ Result<std::unique_ptr<runtime::ContainerRuntime>> MakeJobRuntime(const JobRunti
         return InvalidArgumentError("--swarm-node '" + entry + "': expected <node id or hostname>=<endpoint>");
       }
       const std::string endpoint = entry.substr(eq + 1);
-      BATON_RETURN_IF_ERROR(runtime::docker::DockerClient::ValidEndpoint(endpoint));
+      if (Status valid = runtime::docker::DockerClient::ValidEndpoint(endpoint); !valid.ok()) {
+        return InvalidArgumentError("--swarm-node " + valid.message());
+      }
       swarm.node_endpoints[entry.substr(0, eq)] = endpoint;
     }
     swarm.registries = o.registries;
     auto runtime = std::make_unique<runtime::swarm::SwarmRuntime>(std::move(swarm));
     Status manager = runtime->CheckManager();
-    if (manager.code() == StatusCode::kFailedPrecondition) return manager;
+    if (manager.code() == StatusCode::kFailedPrecondition) {
+      return FailedPreconditionError("--swarm-manager: " + manager.message());
+    }
     if (!manager.ok()) {
-      std::fprintf(stderr, "baton: warning: %s (jobs will wait for the swarm manager; scripts/swarm-up starts one)\n",
-                   manager.ToString().c_str());
+      std::fprintf(stderr,
+                   "baton: warning: --swarm-manager %s: %s (jobs wait for it; a deployment that never read the "
+                   "cluster's nodes answers submits 503 until it does)\n",
+                   o.swarm_manager.c_str(), manager.ToString().c_str());
     }
     return std::unique_ptr<runtime::ContainerRuntime>(std::move(runtime));
   }

@@ -9,6 +9,10 @@
 //
 // No assertion is about timing: every wait is a liveness bound, and the
 // figures a test measures are printed for the ctest log.
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+
 #include <random>
 
 #include "batch/job_orchestration.h"
@@ -16,6 +20,7 @@
 #include "runtime/docker/docker_client.h"
 #include "runtime/swarm/swarm_runtime.h"
 #include "testing/private_swarm.h"
+#include "testing/tcp_forward.h"
 
 namespace baton {
 namespace {
@@ -32,7 +37,7 @@ class SwarmE2eTest : public ::testing::Test {
   static void SetUpTestSuite() { suite_.Prepare(BATON_RUN_DIR, BATON_TESTJOB); }
   static void TearDownTestSuite() { suite_.Release(); }
 
-  void SetUp() override { ASSERT_TRUE(suite_.setup->ok()) << suite_.setup->ToString(); }
+  void SetUp() override { ASSERT_TRUE(active_->setup->ok()) << active_->setup->ToString(); }
 
   void TearDown() override {
     server_.reset();  // SIGKILL
@@ -42,6 +47,7 @@ class SwarmE2eTest : public ::testing::Test {
       ManagerRequest("DELETE", "/services/" + s.value("ID", "")).status().IgnoreError();
     }
     for (const std::string& socket : {state().manager_socket, state().worker_socket}) {
+      if (socket.empty()) continue;
       auto list = DockerClient(socket).Request("GET", "/containers/json?all=1&filters=" + LabelFilter());
       if (!list.ok() || list->status != 200) continue;
       for (const Json& c : Json::parse(list->body, nullptr, false)) {
@@ -53,19 +59,20 @@ class SwarmE2eTest : public ::testing::Test {
     }
   }
 
-  static const testing::SwarmState& state() { return *suite_.state; }
+  static const testing::SwarmState& state() { return *active_->state; }
   std::string DataDir() const { return dir_.File("data"); }
   std::string LabelFilter() const { return QueryEscape(Json{{"label", {"baton.node=" + node_}}}.dump()); }
 
   // `baton serve --runtime swarm` on the private swarm, able to ask both
   // nodes (--swarm-node for the worker; the manager's own node always).
-  void StartServer(const std::vector<std::string>& extra_args = {}) {
+  // `manager`: another endpoint of the manager's API (a TcpToUnix);
+  // `await_capacity`: wait until the scheduler has the cluster's capacity.
+  void StartServer(const std::vector<std::string>& extra_args = {}, const std::string& manager = "",
+                   bool await_capacity = true) {
     args_ = {"--runtime",
              "swarm",
              "--swarm-manager",
-             state().manager_socket,
-             "--swarm-node",
-             state().worker_node + "=" + state().worker_socket,
+             manager.empty() ? state().manager_socket : manager,
              "--registry",
              state().registry,
              "--registry-user",
@@ -76,6 +83,9 @@ class SwarmE2eTest : public ::testing::Test {
              "2",
              "--capacity-refresh",
              "2"};
+    if (!state().worker_node.empty()) {
+      args_.insert(args_.end(), {"--swarm-node", state().worker_node + "=" + state().worker_socket});
+    }
     args_.insert(args_.end(), extra_args.begin(), extra_args.end());
     server_ = std::make_unique<testing::ServerProcess>(BATON_BINARY, DataDir(), args_);
     admin_ = server_->admin_key();
@@ -84,7 +94,7 @@ class SwarmE2eTest : public ::testing::Test {
     in >> node_;
     ASSERT_FALSE(node_.empty());
     // The scheduler has the cluster's capacity (the first refresh runs at start).
-    ASSERT_TRUE(PollUntil([&] { return SchedulerCapacity().contains("largestNode"); }, 30s));
+    if (await_capacity) ASSERT_TRUE(PollUntil([&] { return SchedulerCapacity().contains("largestNode"); }, 30s));
   }
 
   void KillAndRestart() {
@@ -118,7 +128,7 @@ class SwarmE2eTest : public ::testing::Test {
   }
 
   static Json Spec(const std::string& name, const std::vector<std::string>& args, const Json& extra = Json::object()) {
-    Json j = {{"name", name}, {"image", suite_.image->digest}, {"args", args}, {"cpu", 0.25}, {"memoryMb", 32}};
+    Json j = {{"name", name}, {"image", active_->image->digest}, {"args", args}, {"cpu", 0.25}, {"memoryMb", 32}};
     for (const auto& [k, v] : extra.items()) j[k] = v;
     return j;
   }
@@ -171,34 +181,71 @@ class SwarmE2eTest : public ::testing::Test {
   size_t NodeContainers() {
     size_t n = 0;
     for (const std::string& socket : {state().manager_socket, state().worker_socket}) {
+      if (socket.empty()) continue;
       auto list = DockerClient(socket).Request("GET", "/containers/json?all=1&filters=" + LabelFilter());
       if (!list.ok() || list->status != 200) return 999;
       n += ParseOrNull(list->body).size();
     }
     return n;
   }
-  // Service "create" events on the manager since `since`, by service name.
-  std::map<std::string, int> ServiceCreates(TimePoint since) {
-    const auto until = std::chrono::system_clock::now();
-    auto r = ManagerRequest("GET", "/events?since=" + std::to_string(ToUnixMicros(since) / 1000000) +
-                                       "&until=" + std::to_string(ToUnixMicros(until) / 1000000 + 1) + "&filters=" +
-                                       QueryEscape(Json{{"type", {"service"}}, {"event", {"create"}}}.dump()));
-    std::map<std::string, int> out;
-    if (!r.ok()) return out;
-    std::istringstream lines(r->body);
-    for (std::string line; std::getline(lines, line);) {
-      Json e = ParseOrNull(line);
-      if (e.is_object()) ++out[e["Actor"]["Attributes"].value("name", "")];
+  // Service "create" events on the manager, by service name, gathered every
+  // second from its construction to Stop(): dockerd answers `since` from
+  // its last 256 events of every kind only, which a long test on a swarm
+  // shared with other tests outlasts.
+  class ServiceCreates {
+   public:
+    explicit ServiceCreates(std::string socket) : socket_(std::move(socket)) {
+      since_ = ToUnixMicros(std::chrono::system_clock::now()) / 1000000 - 1;
+      thread_ = std::thread([this] {
+        while (!stop_) {
+          Poll();
+          for (int i = 0; i < 10 && !stop_; ++i) std::this_thread::sleep_for(100ms);
+        }
+      });
     }
-    return out;
-  }
+    ~ServiceCreates() { Stop(); }
+    std::map<std::string, int> Stop() {
+      stop_ = true;
+      if (thread_.joinable()) thread_.join();
+      Poll();
+      return counts_;
+    }
+
+   private:
+    void Poll() {
+      const int64_t until = ToUnixMicros(std::chrono::system_clock::now()) / 1000000 + 1;
+      auto r = DockerClient(socket_).Request(
+          "GET", "/events?since=" + std::to_string(since_) + "&until=" + std::to_string(until) + "&filters=" +
+                     QueryEscape(Json{{"type", {"service"}}, {"event", {"create"}}}.dump()));
+      if (!r.ok() || r->status != 200) return;
+      std::istringstream lines(r->body);
+      for (std::string line; std::getline(lines, line);) {
+        Json e = ParseOrNull(line);
+        if (!e.is_object()) continue;
+        const std::string name = e["Actor"]["Attributes"].value("name", "");
+        // The windows overlap by two seconds: an event is counted once.
+        if (seen_.insert(e["Actor"].value("ID", "") + "@" + std::to_string(e.value("timeNano", int64_t{0}))).second) {
+          ++counts_[name];
+        }
+      }
+      since_ = until - 2;
+    }
+
+    std::string socket_;
+    int64_t since_ = 0;
+    std::set<std::string> seen_;
+    std::map<std::string, int> counts_;
+    std::atomic<bool> stop_{false};
+    std::thread thread_;
+  };
 
   struct Submitted {
     std::string tenant;
     std::string id;
   };
 
-  static testing::SwarmSuite suite_;
+  static testing::SwarmSuite suite_;    // the shared private swarm (scripts/swarm-up)
+  static testing::SwarmSuite* active_;  // the swarm this suite's tests use: suite_ unless a subclass has its own
   testing::TempDir dir_;
   std::vector<std::string> args_;
   std::unique_ptr<testing::ServerProcess> server_;
@@ -207,11 +254,12 @@ class SwarmE2eTest : public ::testing::Test {
 };
 
 testing::SwarmSuite SwarmE2eTest::suite_;
+testing::SwarmSuite* SwarmE2eTest::active_ = &SwarmE2eTest::suite_;
 
 // Must show: exit 0 -> Completed; exit 3 with OnFailure x3 -> exactly three
 // services, then Failed with exit code 3; logs kept after the services are gone.
 TEST_F(SwarmE2eTest, ExitZeroCompletesAndExitThreeWithOnFailureRunsExactlyThreeServicesThenFails) {
-  const TimePoint since = std::chrono::system_clock::now() - 1s;
+  ServiceCreates watch(state().manager_socket);
   StartServer();
   const std::string key = CreateTenant("acme", Json{{"cpu", 2}});
   const auto start = SteadyClock::now();
@@ -238,7 +286,7 @@ TEST_F(SwarmE2eTest, ExitZeroCompletesAndExitThreeWithOnFailureRunsExactlyThreeS
 
   // Exactly three services for the failing job, each created once; none left.
   EXPECT_TRUE(PollUntil([&] { return Services() == 0 && NodeContainers() == 0; }, 60s));
-  const std::map<std::string, int> creates = ServiceCreates(since);
+  const std::map<std::string, int> creates = watch.Stop();
   const std::string instance = batch::JobInstanceId("acme", three);
   int three_services = 0;
   for (int attempt = 1; attempt <= 3; ++attempt) {
@@ -310,11 +358,17 @@ TEST_F(SwarmE2eTest, TimeoutAndCancelStopTheJobAndRemoveItsService) {
   Json logs = ParseOrNull(Call(key, "GET", "/api/v1/jobs/" + timed + "/logs?attempt=1").body);
   EXPECT_NE(logs.dump().find("listening on 0.0.0.0:18080"), std::string::npos) << logs.dump();
 
-  const std::string canceled = Submit(key, Spec("cancel", {"sleep", "300"}));
+  // Submitted by tag: the service runs the digest the tag named at submit.
+  const std::string canceled = Submit(key, Spec("cancel", {"sleep", "300"}, Json{{"image", active_->image->tag}}));
   ASSERT_FALSE(canceled.empty());
   Json r = AwaitJob(key, canceled, [](const Json& v) { return v.value("status", "") == "Running"; }, 90s);
   ASSERT_EQ(r.value("status", ""), "Running") << r.dump();
   EXPECT_EQ(Services(batch::JobInstanceId("acme", canceled)), 1u);
+  const std::string digest = active_->image->digest.substr(active_->image->digest.find("@sha256:"));
+  Json service = Manager("/services/" + runtime::swarm::SwarmRuntime::ServiceName(
+                                             batch::JobGroupName(batch::JobInstanceId("acme", canceled), 1)));
+  const std::string pinned = service["Spec"]["TaskTemplate"]["ContainerSpec"].value("Image", "");
+  EXPECT_NE(pinned.find(digest), std::string::npos) << pinned << " is not pinned to " << digest;
   start = SteadyClock::now();
   EXPECT_EQ(Call(key, "POST", "/api/v1/jobs/" + canceled + "/cancel").status, 202);
   Json c = AwaitEnd(key, canceled, 90s);
@@ -327,6 +381,49 @@ TEST_F(SwarmE2eTest, TimeoutAndCancelStopTheJobAndRemoveItsService) {
       "swarm: timeout 3 s: Failed %.1f s after submit, its service gone at %.1f s; cancel: Canceled %.1f s after "
       "the request, its service gone at %.1f s\n",
       timeout_s, timeout_gone_s, cancel_s, cancel_gone_s);
+}
+
+// Logs followed on the swarm: a running job's lines arrive while it runs
+// (read from its task through the manager), and the follow ends ("done")
+// once the job is over and its logs are kept.
+TEST_F(SwarmE2eTest, FollowingARunningJobsLogsGivesItsLinesWhileItRunsAndEndsWithIt) {
+  StartServer();
+  const std::string key = CreateTenant("acme", Json{{"cpu", 2}});
+  const std::string id = Submit(key, Spec("follow", {"serve", "18097"}));
+  ASSERT_FALSE(id.empty());
+  const std::string logs = "/api/v1/jobs/" + id + "/logs?follow=true&timeout=20";
+  Json lines = Json::array();
+  int64_t next = 0;
+  PollUntil(
+      [&] {
+        Json f = ParseOrNull(Call(key, "GET", logs + "&after=" + std::to_string(next)).body);
+        if (!f.is_object()) return false;
+        for (const Json& l : f["lines"]) lines.push_back(l);
+        next = f.value("next", next);
+        return !lines.empty();
+      },
+      90s, 10ms);
+  ASSERT_FALSE(lines.empty());
+  EXPECT_NE(lines.dump().find("listening on 0.0.0.0:18097"), std::string::npos) << lines.dump();
+  // It serves until stopped: the line came while it ran (the job's view may
+  // still say "Starting": Baton records the start when the manager reports
+  // the task running, a moment after the process printed).
+  EXPECT_EQ(AwaitJob(key, id, [](const Json& v) { return v.value("status", "") != "Starting"; }).value("status", ""),
+            "Running");
+  EXPECT_EQ(Call(key, "POST", "/api/v1/jobs/" + id + "/cancel").status, 202);
+  bool done = false;
+  PollUntil(
+      [&] {
+        Json f = ParseOrNull(Call(key, "GET", logs + "&after=" + std::to_string(next)).body);
+        if (!f.is_object()) return false;
+        next = f.value("next", next);
+        done = f.value("done", false);
+        return done;
+      },
+      90s, 10ms);
+  EXPECT_TRUE(done);
+  EXPECT_EQ(AwaitEnd(key, id).value("status", ""), "Canceled");
+  EXPECT_TRUE(PollUntil([&] { return Services() == 0 && NodeContainers() == 0; }, 60s));
 }
 
 // Must show: a memory-limited job killed for memory reports it (confirmed
@@ -398,12 +495,15 @@ TEST_F(SwarmE2eTest, AJobThatFitsANodeButNoneNowWaitsOnPlacementSayingWhy) {
   const std::string key = CreateTenant("acme", Json::object());
   const double per_node = SchedulerCapacity()["largestNode"].value("cpu", 0.0);
   ASSERT_GE(per_node, 1.0);
-  // Two jobs take three quarters of each node (they cannot share one).
+  // Two jobs take three quarters of each node (they cannot share one), and
+  // hold them until canceled: no timing decides what is free when.
   std::vector<std::string> big;
-  for (int i = 0; i < 2; ++i) big.push_back(Submit(key, Spec("big" + std::to_string(i), {"sleep", "8"}, Json{{"cpu", per_node * 0.75}})));
+  for (int i = 0; i < 2; ++i) {
+    big.push_back(Submit(key, Spec("big" + std::to_string(i), {"sleep", "300"}, Json{{"cpu", per_node * 0.75}})));
+  }
   for (const std::string& id : big) {
     Json v = AwaitJob(key, id, [](const Json& v) { return v.value("status", "") == "Running"; }, 90s);
-    EXPECT_EQ(v.value("status", ""), "Running") << v.dump();
+    ASSERT_EQ(v.value("status", ""), "Running") << v.dump();
   }
   // Half a node: within the cluster's free half-and-half, on no single node.
   const std::string waits = Submit(key, Spec("waits", {"exit", "0"}, Json{{"cpu", per_node * 0.5}}));
@@ -414,9 +514,13 @@ TEST_F(SwarmE2eTest, AJobThatFitsANodeButNoneNowWaitsOnPlacementSayingWhy) {
   ASSERT_TRUE(w["waitingOn"].is_object()) << w.dump();
   EXPECT_EQ(w["waitingOn"].value("reason", ""), "placement") << w.dump();
   EXPECT_NE(w["waitingOn"].value("lastError", "").find("no suitable node"), std::string::npos) << w.dump();
+  EXPECT_EQ(w.value("status", ""), "Starting") << w.dump();
+  // A node frees up: it runs there.
+  EXPECT_EQ(Call(key, "POST", "/api/v1/jobs/" + big[0] + "/cancel").status, 202);
   Json done = AwaitEnd(key, waits, 120s);
   EXPECT_EQ(done.value("status", ""), "Completed") << done.dump();
-  for (const std::string& id : big) EXPECT_EQ(AwaitEnd(key, id).value("status", ""), "Completed");
+  EXPECT_EQ(Call(key, "POST", "/api/v1/jobs/" + big[1] + "/cancel").status, 202);
+  for (const std::string& id : big) EXPECT_EQ(AwaitEnd(key, id).value("status", ""), "Canceled");
   Json timeline = ParseOrNull(Call(key, "GET", "/api/v1/jobs/" + waits + "/events").body);
   int waits_seen = 0;
   for (const Json& e : timeline.value("events", Json::array())) waits_seen += e.value("type", "") == "Waiting";
@@ -425,18 +529,27 @@ TEST_F(SwarmE2eTest, AJobThatFitsANodeButNoneNowWaitsOnPlacementSayingWhy) {
 }
 
 // Must show: 20 jobs from 2 tenants with quotas, sampled from /tasks while
-// they run: no tenant ever exceeds its quota, and what runs on a node never
+// they run: no tenant ever exceeds its quota, and capacity from /nodes is
+// respected — the quotas add up to more than the cluster has, so what Baton
+// runs at once is bounded by the nodes' sum, and what runs on a node never
 // exceeds what /nodes says it has. Slow (labelled).
 TEST_F(SwarmE2eTest, TwentyJobsFromTwoTenantsNeverExceedTheirQuotasSampledFromTasks) {
   StartServer();
-  const std::map<std::string, Json> quotas = {{"acme", Json{{"cpu", 1.0}, {"jobs", 3}}},
-                                              {"beta", Json{{"cpu", 0.5}, {"jobs", 2}}}};
-  std::map<std::string, std::string> keys;
-  for (const auto& [t, q] : quotas) keys[t] = CreateTenant(t, q);
   std::map<std::string, double> node_cpus;
+  double cluster_cpus = 0;
   for (const Json& n : Manager("/nodes")) {
     node_cpus[n.value("ID", "")] = static_cast<double>(n["Description"]["Resources"].value("NanoCPUs", int64_t{0})) / 1e9;
+    cluster_cpus += node_cpus[n.value("ID", "")];
   }
+  EXPECT_DOUBLE_EQ(SchedulerCapacity().value("cpu", 0.0), cluster_cpus);
+  // Half-core jobs. beta may use a quarter of the cluster's cores (its
+  // quota binds), acme four fifths: together more than the cluster has, so
+  // acme is bound by the capacity (what beta leaves of it), not its quota.
+  constexpr double kJobCpu = 0.5;
+  const std::map<std::string, Json> quotas = {{"acme", Json{{"cpu", cluster_cpus * 0.8}, {"jobs", 10}}},
+                                              {"beta", Json{{"cpu", cluster_cpus * 0.25}, {"jobs", 10}}}};
+  std::map<std::string, std::string> keys;
+  for (const auto& [t, q] : quotas) keys[t] = CreateTenant(t, q);
 
   // The sampler: the manager's /tasks and /services, every ~150 ms.
   std::atomic<bool> stop{false};
@@ -445,6 +558,7 @@ TEST_F(SwarmE2eTest, TwentyJobsFromTwoTenantsNeverExceedTheirQuotasSampledFromTa
   std::map<std::string, double> max_cpu;
   std::map<std::string, double> max_node_cpu;  // any test's tasks on the node
   int samples = 0, max_total = 0;
+  double max_total_cpu = 0;  // this test's, over both tenants
   std::thread sampler([&] {
     const auto deadline = SteadyClock::now() + 300s;
     while (!stop && SteadyClock::now() < deadline) {
@@ -459,6 +573,7 @@ TEST_F(SwarmE2eTest, TwentyJobsFromTwoTenantsNeverExceedTheirQuotasSampledFromTa
       std::map<std::string, int> jobs;
       std::map<std::string, double> cpu, on_node;
       int total = 0;
+      double total_cpu = 0;
       for (const Json& t : Manager("/tasks")) {
         const std::string state = t["Status"].value("State", "");
         // What holds resources: placed and not ended.
@@ -473,12 +588,14 @@ TEST_F(SwarmE2eTest, TwentyJobsFromTwoTenantsNeverExceedTheirQuotasSampledFromTa
         if (l["baton.node"] != node_) continue;
         ++jobs[l["baton.tenant"]];
         cpu[l["baton.tenant"]] += service_cpu[sid];
+        total_cpu += service_cpu[sid];
         ++total;
       }
       {
         std::lock_guard lock(mu);
         ++samples;
         max_total = std::max(max_total, total);
+        max_total_cpu = std::max(max_total_cpu, total_cpu);
         for (const auto& [t, n] : jobs) max_jobs[t] = std::max(max_jobs[t], n);
         for (const auto& [t, c] : cpu) max_cpu[t] = std::max(max_cpu[t], c);
         for (const auto& [n, c] : on_node) max_node_cpu[n] = std::max(max_node_cpu[n], c);
@@ -490,7 +607,7 @@ TEST_F(SwarmE2eTest, TwentyJobsFromTwoTenantsNeverExceedTheirQuotasSampledFromTa
   std::vector<Submitted> jobs;
   for (int i = 0; i < 10; ++i) {
     for (const auto& [t, q] : quotas) {
-      std::string id = Submit(keys[t], Spec(t + "-" + std::to_string(i), {"sleep", "2"}));
+      std::string id = Submit(keys[t], Spec(t + "-" + std::to_string(i), {"sleep", "4"}, Json{{"cpu", kJobCpu}}));
       if (!id.empty()) jobs.push_back({t, id});
     }
   }
@@ -519,18 +636,20 @@ TEST_F(SwarmE2eTest, TwentyJobsFromTwoTenantsNeverExceedTheirQuotasSampledFromTa
     EXPECT_LE(max_cpu[t], q.value("cpu", 0.0) + 1e-9) << t;
     EXPECT_GE(max_jobs[t], 1) << t << " was never seen running";
   }
+  EXPECT_LE(max_total_cpu, cluster_cpus + 1e-9) << "more than the cluster's nodes have";
   for (const auto& [n, c] : max_node_cpu) EXPECT_LE(c, node_cpus[n] + 1e-9) << "node " << n;
   std::printf(
       "swarm quotas: 20 jobs in %.1f s over %d samples of /tasks; most at once: acme %d jobs / %.2f cores (quota "
-      "3 / 1.0), beta %d / %.2f (quota 2 / 0.5), %d in all\n",
-      all_s, samples, max_jobs["acme"], max_cpu["acme"], max_jobs["beta"], max_cpu["beta"], max_total);
+      "%.2f), beta %d / %.2f (quota %.2f), %d jobs / %.2f cores in all (the nodes have %.2f)\n",
+      all_s, samples, max_jobs["acme"], max_cpu["acme"], quotas.at("acme").value("cpu", 0.0), max_jobs["beta"],
+      max_cpu["beta"], quotas.at("beta").value("cpu", 0.0), max_total, max_total_cpu, cluster_cpus);
   EXPECT_TRUE(PollUntil([&] { return Services() == 0 && NodeContainers() == 0; }, 60s));
 }
 
 // Must show: Baton SIGKILLed 3 times during 20 swarm jobs: every job ends
 // right, each attempt's service is created once, none is left. Slow (labelled).
 TEST_F(SwarmE2eTest, ThreeSigkillsDuringTwentyJobsEachAttemptServiceCreatedOnceNoneLeft) {
-  const TimePoint since = std::chrono::system_clock::now() - 1s;
+  ServiceCreates watch(state().manager_socket);
   const auto test_start = SteadyClock::now();
   StartServer();
   const std::string key = CreateTenant("acme", Json{{"cpu", 2}});
@@ -587,7 +706,7 @@ TEST_F(SwarmE2eTest, ThreeSigkillsDuringTwentyJobsEachAttemptServiceCreatedOnceN
   }
   const bool none_left = PollUntil([&] { return Services() == 0 && NodeContainers() == 0; }, 60s, 500ms);
   // Each attempt's service: created once (the manager's events), and no other.
-  const std::map<std::string, int> creates = ServiceCreates(since);
+  const std::map<std::string, int> creates = watch.Stop();
   int services = 0, twice = 0;
   for (const Planned& j : jobs) {
     const std::string instance = batch::JobInstanceId("acme", j.id);
@@ -608,6 +727,292 @@ TEST_F(SwarmE2eTest, ThreeSigkillsDuringTwentyJobsEachAttemptServiceCreatedOnceN
   std::printf("swarm sigkill: 20 jobs, %d attempts, %d services each created once; kills at", attempts, services);
   for (double k : kill_times) std::printf(" %.1f s", k);
   std::printf("; all ended at %.1f s\n", all_s);
+}
+
+
+// ---- A careless operator ----
+
+struct Exited {
+  int code = -1;  // -1: still running when the bound passed (then killed)
+  std::string output;  // stdout and stderr
+};
+
+// `baton serve` with `args`, until it exits (a bound of 60 s).
+Exited RunServe(const std::string& data_dir, const std::vector<std::string>& args) {
+  int out[2];
+  if (::pipe(out) != 0) return {};
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(out[1], STDOUT_FILENO);
+    ::dup2(out[1], STDERR_FILENO);
+    ::close(out[0]);
+    ::close(out[1]);
+    std::vector<std::string> all = {BATON_BINARY, "serve", "--data-dir", data_dir, "--port", "0", "--grpc-port", "0"};
+    all.insert(all.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (std::string& a : all) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(BATON_BINARY, argv.data());
+    _exit(127);
+  }
+  ::close(out[1]);
+  Exited e;
+  const auto deadline = SteadyClock::now() + 60s;
+  char buf[4096];
+  for (;;) {
+    pollfd p{out[0], POLLIN, 0};
+    const int ready = ::poll(&p, 1, 200);
+    if (ready > 0) {
+      const ssize_t n = ::read(out[0], buf, sizeof buf);
+      if (n <= 0) break;
+      e.output.append(buf, static_cast<size_t>(n));
+    }
+    if (SteadyClock::now() >= deadline) {
+      ::kill(pid, SIGKILL);
+      break;
+    }
+  }
+  ::close(out[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (WIFEXITED(status) && SteadyClock::now() < deadline) e.code = WEXITSTATUS(status);
+  return e;
+}
+
+// A --swarm-manager that can never work stops `baton serve` at start, saying
+// which flag and why; one that is merely away lets it start, and a
+// deployment that never read the cluster's nodes answers a submit 503
+// (nothing stored) rather than a NeverFits against a capacity of zero.
+TEST_F(SwarmE2eTest, ABadSwarmManagerIsRefusedAtStartSayingWhyAndAnAbsentOneAnswersSubmits503) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {{"--swarm-manager", "http://127.0.0.1:2375"}, "--swarm-manager 'http://127.0.0.1:2375': an endpoint is"},
+      {{"--swarm-manager", "tcp://10.0.0.1:2375"}, "--swarm-manager 'tcp://10.0.0.1:2375': dockerd's plain TCP API "
+                                                   "is taken on loopback only"},
+      {{"--swarm-manager", "tcp://127.0.0.1:99999"}, "the port must be 1-65535"},
+      // A node of the swarm, but not a manager.
+      {{"--swarm-manager", state().worker_socket}, "--swarm-manager: the dockerd at " + state().worker_socket +
+                                                       " is not a manager of an active swarm"},
+      {{"--swarm-manager", state().manager_socket, "--swarm-node", "n1=tcp://192.0.2.1:2375"},
+       "--swarm-node 'tcp://192.0.2.1:2375'"},
+      {{"--swarm-manager", state().manager_socket, "--swarm-node", "tcp:///x.sock"}, "--swarm-node 'tcp:///x.sock': "
+                                                                                     "expected <node id or hostname>"},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    std::vector<std::string> args = {"--runtime", "swarm"};
+    args.insert(args.end(), cases[i].args.begin(), cases[i].args.end());
+    const Exited e = RunServe(dir_.File("bad" + std::to_string(i)), args);
+    EXPECT_EQ(e.code, 1) << e.output;
+    EXPECT_NE(e.output.find(cases[i].says), std::string::npos) << e.output;
+    EXPECT_EQ(e.output.find("listening on"), std::string::npos) << e.output;
+  }
+
+  // A socket where no manager is (yet): it starts, and says so on stderr.
+  StartServer({}, dir_.File("no-manager-here.sock"), /*await_capacity=*/false);
+  const std::string key = CreateTenant("acme", Json{{"cpu", 2}});
+  HttpResult r = Call(key, "POST", "/api/v1/jobs", Spec("early", {"exit", "0"}).dump());
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_EQ(ErrorCode(r), "Unavailable") << r.body;
+  EXPECT_NE(r.body.find("not known yet"), std::string::npos) << r.body;
+  EXPECT_EQ(r.headers["retry-after"], "5");
+  EXPECT_TRUE(ParseOrNull(Call(key, "GET", "/api/v1/jobs").body)["jobs"].empty());
+}
+
+// The manager away (a partition between Baton and the manager: its API
+// forwarded to a loopback port that the test cuts) from the deployment's
+// first start, then again while a job runs and another is submitted: no job
+// is lost, judged on what Baton could not see, or left waiting; no service
+// is left.
+TEST_F(SwarmE2eTest, TheManagerAwayAtStartAndMidJobLosesNoJobAndLeavesNoService) {
+  testing::TcpToUnix manager(state().manager_socket);
+  manager.SetReachable(false);
+  StartServer({}, manager.endpoint(), /*await_capacity=*/false);
+  const std::string key = CreateTenant("acme", Json{{"cpu", 2}});
+  HttpResult early = Call(key, "POST", "/api/v1/jobs", Spec("early", {"exit", "0"}).dump());
+  EXPECT_EQ(early.status, 503) << early.body;
+  EXPECT_EQ(ErrorCode(early), "Unavailable") << early.body;
+  EXPECT_TRUE(ParseOrNull(Call(key, "GET", "/api/v1/jobs").body)["jobs"].empty());
+
+  // Back: the nodes are read (--capacity-refresh 2) and jobs run.
+  manager.SetReachable(true);
+  ASSERT_TRUE(PollUntil([&] { return SchedulerCapacity().contains("largestNode"); }, 60s));
+  const std::string running = Submit(key, Spec("running", {"sleep", "8"}));
+  ASSERT_FALSE(running.empty());
+  Json r = AwaitJob(key, running, [](const Json& v) { return v.value("status", "") == "Running"; }, 90s);
+  ASSERT_EQ(r.value("status", ""), "Running") << r.dump();
+
+  // Away mid-job, longer than the job runs: its task ends unseen, and a job
+  // submitted meanwhile is accepted (the capacity read before holds).
+  manager.SetReachable(false);
+  const auto cut = SteadyClock::now();
+  const std::string queued = Submit(key, Spec("queued", {"print", "2"}));
+  ASSERT_FALSE(queued.empty());
+  std::this_thread::sleep_for(15s);  // the outage
+  const Json running_mid = GetJob(key, running);
+  const Json queued_mid = GetJob(key, queued);
+  EXPECT_FALSE(IsEnded(running_mid.value("status", ""))) << "judged while the manager was away: " << running_mid.dump();
+  EXPECT_FALSE(IsEnded(queued_mid.value("status", ""))) << queued_mid.dump();
+  manager.SetReachable(true);
+  const auto back = SteadyClock::now();
+
+  Json a = AwaitEnd(key, running);
+  const double running_s = SecondsSince(back);
+  EXPECT_EQ(a.value("status", ""), "Completed") << a.dump();
+  EXPECT_EQ(a["result"].value("exitCode", Json()), 0) << a.dump();
+  EXPECT_EQ(a["result"].value("attempts", 0), 1) << a.dump();
+  Json q = AwaitEnd(key, queued);
+  const double queued_s = SecondsSince(back);
+  EXPECT_EQ(q.value("status", ""), "Completed") << q.dump();
+  EXPECT_EQ(q["result"].value("attempts", 0), 1) << q.dump();
+  // What the job submitted during the outage printed is kept.
+  Json logs = ParseOrNull(Call(key, "GET", "/api/v1/jobs/" + queued + "/logs?attempt=1").body);
+  size_t out = 0;
+  for (const Json& l : logs["lines"]) out += l.value("stream", "") == "stdout";
+  EXPECT_EQ(out, 2u) << logs.dump();
+  EXPECT_TRUE(PollUntil([&] { return Services() == 0 && NodeContainers() == 0; }, 60s));
+  std::printf(
+      "swarm manager away %.1f s mid-job: the running job Completed %.1f s after it was back, the job submitted "
+      "meanwhile %.1f s after\n",
+      std::chrono::duration<double>(back - cut).count(), running_s, queued_s);
+}
+
+// `docker service rm` of a running attempt's service: Swarm 20.10 leaves the
+// job's task running. Baton sees the service gone (ContainerLost), removes
+// the task's container on its node (no second copy runs beside the next
+// attempt), and the restart policy decides.
+TEST_F(SwarmE2eTest, AServiceRemovedBehindBatonsBackEndsItsAttemptStopsItsTaskAndTheRestartPolicyDecides) {
+  StartServer();
+  const std::string key = CreateTenant("acme", Json{{"cpu", 2}});
+  const std::string id = Submit(
+      key, Spec("removed", {"sleep", "300"},
+                Json{{"restartPolicy", {{"policy", "OnFailure"}, {"maxAttempts", 2}, {"backoffSeconds", 1}}}}));
+  ASSERT_FALSE(id.empty());
+  Json r = AwaitJob(key, id, [](const Json& v) { return v.value("status", "") == "Running"; }, 90s);
+  ASSERT_EQ(r.value("status", ""), "Running") << r.dump();
+  const std::string service =
+      runtime::swarm::SwarmRuntime::ServiceName(batch::JobGroupName(batch::JobInstanceId("acme", id), 1));
+  Json tasks;
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        tasks = Manager("/tasks?filters=" + QueryEscape(Json{{"service", {service}}}.dump()));
+        return tasks.size() == 1 && tasks[0]["Status"].value("State", "") == "running";
+      },
+      60s))
+      << tasks.dump();
+  const std::string container = tasks[0]["Status"]["ContainerStatus"].value("ContainerID", "");
+  const std::string socket =
+      tasks[0].value("NodeID", "") == state().manager_node ? state().manager_socket : state().worker_socket;
+  ASSERT_FALSE(container.empty());
+  auto removed = ManagerRequest("DELETE", "/services/" + service);
+  ASSERT_TRUE(removed.ok() && removed->status == 200);
+
+  const auto start = SteadyClock::now();
+  Json second = AwaitJob(
+      key, id, [](const Json& v) { return v.value("attempt", 0) >= 2 && v.value("status", "") == "Running"; }, 120s);
+  const double second_s = SecondsSince(start);
+  EXPECT_EQ(second.value("attempt", 0), 2) << second.dump();
+  // The first attempt's container does not run on beside the second.
+  const bool gone = PollUntil(
+      [&] {
+        auto c = DockerClient(socket).Request("GET", "/containers/" + container + "/json");
+        return c.ok() && c->status == 404;
+      },
+      60s);
+  EXPECT_TRUE(gone) << "the task of the removed service still has its container " << container;
+  EXPECT_EQ(Call(key, "POST", "/api/v1/jobs/" + id + "/cancel").status, 202);
+  Json c = AwaitEnd(key, id);
+  EXPECT_EQ(c.value("status", ""), "Canceled") << c.dump();
+  ASSERT_GE(c["result"]["attemptResults"].size(), 1u) << c.dump();
+  EXPECT_NE(c["result"]["attemptResults"][0].value("error", "").find("ContainerLost"), std::string::npos) << c.dump();
+  EXPECT_TRUE(PollUntil([&] { return Services() == 0 && NodeContainers() == 0; }, 60s));
+  std::printf("swarm: a service removed outside Baton: attempt 2 running %.1f s later, attempt 1's container %s\n",
+              second_s, gone ? "removed" : "LEFT RUNNING");
+}
+
+// Draining needs a swarm of the test's own: the shared one's nodes run the
+// other tests' jobs. One node (a manager), started for this suite.
+class SwarmDrainE2eTest : public SwarmE2eTest {
+ protected:
+  static void SetUpTestSuite() {
+    swarm_ = new testing::PrivateSwarm();
+    Status started = swarm_->Start(/*worker=*/false);
+    if (started.ok()) {
+      own_.state = new testing::SwarmState(swarm_->state());
+      runtime::docker::DockerRuntime manager(own_.state->manager_socket);
+      auto built = testing::BuildAndPushTestImage(
+          manager, BATON_TESTJOB, own_.state->registry + "/baton-test/testjob:" + std::to_string(getpid()),
+          own_.state->Credentials());
+      if (built.ok()) {
+        own_.image = new testing::TestImage(*built);
+      } else {
+        started = built.status();
+      }
+    }
+    own_.setup = new Status(started);
+    active_ = &own_;
+  }
+  static void TearDownTestSuite() {
+    active_ = &suite_;
+    delete swarm_;  // everything it started, by PID
+    swarm_ = nullptr;
+    delete own_.image;
+    delete own_.state;
+    delete own_.setup;
+    own_ = {};
+  }
+
+  Status SetAvailability(const std::string& node, const std::string& availability) {
+    auto n = ManagerRequest("GET", "/nodes/" + node);
+    if (!n.ok()) return n.status();
+    Json j = ParseOrNull(n->body);
+    Json spec = j["Spec"];
+    spec["Availability"] = availability;
+    auto u = DockerClient(state().manager_socket)
+                 .Request("POST", "/nodes/" + node + "/update?version=" + std::to_string(j["Version"].value("Index", 0)),
+                          spec.dump());
+    if (!u.ok()) return u.status();
+    return u->status == 200 ? Status::Ok() : InternalError("node update: " + u->body);
+  }
+
+  static testing::PrivateSwarm* swarm_;
+  static testing::SwarmSuite own_;
+};
+
+testing::PrivateSwarm* SwarmDrainE2eTest::swarm_ = nullptr;
+testing::SwarmSuite SwarmDrainE2eTest::own_;
+
+// Swarm 20.10 lets a job task run to its end on a node drained under it:
+// the job ends right. The drained node leaves the capacity (GET /nodes);
+// with no node left, a submit is answered 503 (nothing stored), and jobs run
+// again once the node is active.
+TEST_F(SwarmDrainE2eTest, ANodeDrainedWhileAJobRunsLetsItEndRightAndTakesNoNewJob) {
+  StartServer();
+  const std::string key = CreateTenant("acme", Json{{"cpu", 2}});
+  const std::string runs = Submit(key, Spec("runs", {"sleep", "10"}));
+  ASSERT_FALSE(runs.empty());
+  Json r = AwaitJob(key, runs, [](const Json& v) { return v.value("status", "") == "Running"; }, 90s);
+  ASSERT_EQ(r.value("status", ""), "Running") << r.dump();
+  BATON_ASSERT_OK(SetAvailability(state().manager_node, "drain"));
+  EXPECT_TRUE(PollUntil([&] { return SchedulerCapacity().value("nodes", -1) == 0; }, 30s)) << SchedulerCapacity().dump();
+  HttpResult refused = Call(key, "POST", "/api/v1/jobs", Spec("refused", {"exit", "0"}).dump());
+  EXPECT_EQ(refused.status, 503) << refused.body;
+  EXPECT_NE(refused.body.find("no ready and active node"), std::string::npos) << refused.body;
+
+  Json done = AwaitEnd(key, runs);
+  EXPECT_EQ(done.value("status", ""), "Completed") << done.dump();
+  EXPECT_EQ(done["result"].value("exitCode", Json()), 0) << done.dump();
+  EXPECT_EQ(done["result"].value("attempts", 0), 1) << done.dump();
+
+  BATON_ASSERT_OK(SetAvailability(state().manager_node, "active"));
+  ASSERT_TRUE(PollUntil([&] { return SchedulerCapacity().value("nodes", -1) == 1; }, 30s));
+  const std::string after = Submit(key, Spec("after", {"exit", "0"}));
+  EXPECT_EQ(AwaitEnd(key, after).value("status", ""), "Completed");
+  Json list = ParseOrNull(Call(key, "GET", "/api/v1/jobs").body);
+  EXPECT_EQ(list["jobs"].size(), 2u) << list.dump();
+  EXPECT_TRUE(PollUntil([&] { return Services() == 0 && NodeContainers() == 0; }, 60s));
 }
 
 }  // namespace

@@ -29,6 +29,7 @@
 #include "runtime/exec_shim/exec_shim.h"
 #include "runtime/swarm/swarm_runtime.h"
 #include "testing/private_swarm.h"
+#include "testing/tcp_forward.h"
 #include "testing/test_util.h"
 
 namespace baton::runtime::swarm {
@@ -137,6 +138,25 @@ testing::SwarmSuite SwarmRuntimeTest::suite_;
 TEST_F(SwarmRuntimeTest, AGroupIsOneReplicatedJobServiceCreatedOnceWithLimitsReservationsAndLabels) {
   GroupSpec g = Group("print", {"print", "3"});
   g.labels["baton.job"] = "job.acme.x";
+  // The manager's service "create" events, streamed live from before the
+  // creates for a few seconds: dockerd answers a `since` from its last 256
+  // events of every kind only, which the other tests on the shared swarm
+  // overrun (this check flaked reading them afterwards).
+  const int64_t t0 = std::time(nullptr) - 1;
+  std::string events;
+  std::thread watch([&] {
+    DockerClient(suite_.state->manager_socket)
+        .Stream("GET",
+                "/events?since=" + std::to_string(t0) + "&until=" + std::to_string(t0 + 6) + "&filters=" +
+                    docker::QueryEscape(Json{{"type", {"service"}}, {"event", {"create"}}}.dump()),
+                [&](std::string_view data) {
+                  events.append(data);
+                  return true;
+                },
+                30s)
+        .status()
+        .IgnoreError();
+  });
   // Two creates at once and one after: one service.
   std::vector<Result<GroupState>> created(2, Result<GroupState>(InternalError("not run")));
   std::thread other([&] { created[1] = runtime_->CreateGroup(g); });
@@ -191,8 +211,7 @@ TEST_F(SwarmRuntimeTest, AGroupIsOneReplicatedJobServiceCreatedOnceWithLimitsRes
   Json tasks = Manager("/tasks?filters=" + docker::QueryEscape(Json{{"service", {service}}}.dump()));
   EXPECT_EQ(tasks.size(), 1u) << tasks.dump();
   // Service create events: exactly one for it.
-  const std::string events = ManagerText("/events?since=0&until=" + std::to_string(std::time(nullptr)) +
-                                         "&filters=" + docker::QueryEscape(Json{{"type", {"service"}}, {"event", {"create"}}}.dump()));
+  watch.join();
   size_t creates = 0;
   for (size_t at = 0; (at = events.find("\"name\":\"" + service + "\"", at)) != std::string::npos; ++at) ++creates;
   EXPECT_EQ(creates, 1u);
@@ -378,6 +397,46 @@ TEST_F(SwarmRuntimeTest, AnOomKillIsConfirmedByTheNodeAndOtherwiseReportedAsExit
   EXPECT_TRUE(asked->containers[0].error.empty()) << asked->containers[0].error;
 }
 
+// The registry takes no anonymous pull; a node that is not the manager pulls
+// a job's image with the credentials sent along with its service
+// (X-Registry-Auth), and without them its task is rejected, saying why.
+TEST_F(SwarmRuntimeTest, TheNodesPullWithTheCredentialsSentAlongWithTheService) {
+  // This test process's image is on the manager (built there), not on the worker.
+  auto anonymous = DockerClient(suite_.state->worker_socket)
+                       .Request("POST", "/images/create?fromImage=" + docker::QueryEscape(suite_.image->digest));
+  ASSERT_TRUE(anonymous.ok());
+  EXPECT_TRUE(anonymous->status != 200 || anonymous->body.find("\"error") != std::string::npos)
+      << "the registry let the worker pull anonymously: " << anonymous->body.substr(0, 300);
+
+  auto [on_manager, on_worker] = OnEachNode(*runtime_, *suite_.state, [&](int i) {
+    return Group("pull" + std::to_string(i), {"exit", "0"});
+  });
+  ASSERT_FALSE(on_worker.empty());
+  ContainerState pulled = AwaitExit(*runtime_, on_worker);
+  EXPECT_EQ(pulled.exit_code, 0) << pulled.error;
+  EXPECT_EQ(pulled.node, suite_.state->worker_node);
+
+  // The same, by a runtime that sends no credentials: whatever lands on a
+  // node without the image is rejected (the image is on the worker now:
+  // remove it there first).
+  BATON_ASSERT_OK(runtime_->DeleteGroup(on_worker));
+  if (!on_manager.empty()) BATON_ASSERT_OK(runtime_->DeleteGroup(on_manager));
+  auto removed = DockerClient(suite_.state->worker_socket)
+                     .Request("DELETE", "/images/" + docker::QueryEscape(suite_.image->digest) + "?force=1");
+  ASSERT_TRUE(removed.ok() && (removed->status == 200 || removed->status == 404)) << removed->body;
+  SwarmOptions o = Options({});
+  o.registries.clear();
+  SwarmRuntime anonymous_runtime(o);
+  auto [m2, w2] = OnEachNode(anonymous_runtime, *suite_.state, [&](int i) {
+    return Group("anon" + std::to_string(i), {"exit", "0"});
+  });
+  ASSERT_FALSE(w2.empty());
+  ContainerState rejected = AwaitExit(anonymous_runtime, w2);
+  EXPECT_EQ(rejected.exit_code, -1);
+  EXPECT_NE(rejected.error.find("rejected before it ran: No such image"), std::string::npos) << rejected.error;
+  std::printf("without credentials, on the worker: %s\n", rejected.error.c_str());
+}
+
 TEST_F(SwarmRuntimeTest, StopKeepsTheExitCodeWhereTheNodeCanBeAskedAndOtherwiseRemovesTheServiceKeepingTheLogs) {
   auto [on_manager, on_worker] = OnEachNode(*runtime_, *suite_.state, [&](int i) {
     return Group("serve" + std::to_string(i), {"serve", std::to_string(18000 + i)});
@@ -533,70 +592,7 @@ TEST_F(SwarmRuntimeTest, WhatSwarmCannotRunIsRefusedAndNothingIsCreated) {
   EXPECT_FALSE(f.loopback_reachable);
 }
 
-// A loopback TCP port that forwards each connection to a unix socket, for
-// the manager's API over tcp:// (dockerd's own TCP listener would be in the
-// swarm's namespace, out of this process's reach).
-class TcpToUnix {
- public:
-  explicit TcpToUnix(std::string socket_path) : path_(std::move(socket_path)) {
-    listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    ::bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    ::listen(listener_, 16);
-    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-    thread_ = std::thread([this] { Serve(); });
-  }
-  ~TcpToUnix() {
-    stop_ = true;
-    ::shutdown(listener_, SHUT_RDWR);
-    ::close(listener_);
-    thread_.join();
-    for (std::thread& t : pipes_) t.join();
-  }
-  uint16_t port() const { return port_; }
-
- private:
-  void Serve() {
-    while (!stop_) {
-      int c = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (c < 0) return;
-      int u = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      sockaddr_un a{};
-      a.sun_family = AF_UNIX;
-      std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path_.c_str());
-      if (::connect(u, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-        ::close(c);
-        ::close(u);
-        continue;
-      }
-      pipes_.emplace_back([c, u] {
-        std::thread back([c, u] { Pump(u, c); });
-        Pump(c, u);
-        back.join();
-        ::close(c);
-        ::close(u);
-      });
-    }
-  }
-  static void Pump(int from, int to) {
-    char buf[16384];
-    for (ssize_t n; (n = ::read(from, buf, sizeof buf)) > 0;) {
-      if (::write(to, buf, static_cast<size_t>(n)) != n) break;
-    }
-    ::shutdown(to, SHUT_WR);
-  }
-
-  std::string path_;
-  int listener_ = -1;
-  uint16_t port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-  std::vector<std::thread> pipes_;
-};
+using testing::TcpToUnix;  // the manager's API over tcp:// (testing/tcp_forward.h)
 
 TEST_F(SwarmRuntimeTest, TheManagerIsReachedOverALoopbackTcpAddressAndNoOtherAddressIsTaken) {
   TcpToUnix forward(suite_.state->manager_socket);

@@ -9,9 +9,9 @@
 // worker gossips on 127.0.0.2:7946. Two overlay endpoints of one network in
 // one namespace would clash (each node makes the network's VXLAN device
 // there: "file exists"), so the default "ingress" network is removed before
-// the worker joins; Baton gives every attempt an overlay network of its own,
-// which only one node ever carries. Both nodes reach the registry at the
-// namespace's 127.0.0.1, which dockerd trusts without TLS by default.
+// the worker joins (Baton attaches no overlay network: docs/cluster.md).
+// Both nodes reach the registry at the namespace's 127.0.0.1, which dockerd
+// trusts without TLS by default.
 //
 // scripts/swarm-up runs one, held by baton_private_swarm
 // (private_swarm_main.cc), and writes where it is to

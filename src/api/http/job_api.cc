@@ -130,6 +130,19 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
     Json capacity = scheduler.value("capacity", Json::object());
     // A cluster's job must fit one node: its largest (cluster_capacity.h).
     const bool cluster = capacity.contains("largestNode") && capacity["largestNode"].is_object();
+    // No capacity at all is not "too large": the cluster's nodes were never
+    // read (its manager was away since the deployment's first start), or none
+    // is ready and active now. Say so and store nothing; the client retries.
+    if (capacity.value("cpu", 0.0) <= 0 && capacity.value("memoryMb", 0.0) <= 0) {
+      HttpResponse res = ErrorResponse(
+          503, "Unavailable",
+          cluster ? "the cluster has no ready and active node now (GET /api/v1/admin/scheduler shows its capacity)"
+                  : "the capacity for jobs is not known yet: the container runtime (for --runtime swarm, the swarm "
+                    "manager) has not been read since the deployment started",
+          "");
+      res.set(http::field::retry_after, "5");
+      return res;
+    }
     if (cluster) capacity = capacity["largestNode"];
     batch::Capacity node{capacity.value("cpu", 0.0), static_cast<int64_t>(capacity.value("memoryMb", 0.0)) << 20};
     if (Status s = batch::FitsWithin(*spec, node, cluster ? "the largest node of the cluster has" : "the node has");

@@ -586,15 +586,23 @@ Result<GroupState> SwarmRuntime::InspectGroup(const std::string& group) {
 }
 
 Status SwarmRuntime::StartGroup(const std::string& group) {
-  // Swarm started the task when the service was made: wait (briefly) for
-  // its placement, so that a task no node can take says why.
+  // Swarm started the task when the service was made: wait (briefly) until
+  // its container runs, as DockerRuntime's start means (the job then shows
+  // "Running" when its process does, not when a node merely took it); a task
+  // no node can take says why. A placed task whose node is still preparing
+  // (pulling the image) when the bound passes counts as started: it is not
+  // waiting on placement.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   for (;;) {
     BATON_ASSIGN_OR_RETURN(Service service, GetService(ServiceName(group)));
     BATON_ASSIGN_OR_RETURN(std::vector<Task> tasks, TasksOf({service.id}));
-    if (!tasks.empty() && IsPlaced(tasks[0].state)) return Status::Ok();
-    if (!tasks.empty() && !tasks[0].err.empty()) return ResourceExhaustedError(tasks[0].err);
-    if (std::chrono::steady_clock::now() >= deadline) {
+    const bool over = std::chrono::steady_clock::now() >= deadline;
+    if (!tasks.empty()) {
+      const Task& t = tasks[0];
+      if (t.state == "running" || IsEnded(t.state) || (over && IsPlaced(t.state))) return Status::Ok();
+      if (!IsPlaced(t.state) && !t.err.empty()) return ResourceExhaustedError(t.err);
+    }
+    if (over) {
       return ResourceExhaustedError("the swarm task is not placed yet (" +
                                     (tasks.empty() ? std::string("no task yet") : tasks[0].state) + ")");
     }
@@ -719,10 +727,33 @@ Status SwarmRuntime::DeleteGroup(const std::string& group) {
     }
     BATON_ASSIGN_OR_RETURN(DockerResponse r, client_.Request("DELETE", "/services/" + QueryEscape(service->id)));
     if (r.status != 200 && r.status != 404) return FromSwarm(r, "remove service '" + name + "'");
+  } else {
+    BATON_RETURN_IF_ERROR(RemoveOrphanTasks(group));
   }
   BATON_RETURN_IF_ERROR(RemoveLabelled("secrets", group));
   std::lock_guard lock(mu_);
   stopped_.erase(group);
+  return Status::Ok();
+}
+
+// A job service removed outside Baton (`docker service rm`) leaves its task
+// running: Swarm 20.10 neither stops nor removes the tasks of a deleted job
+// service. The tasks still carry the service's labels (GET /tasks filters
+// on them), so their containers are removed, killed if running, on the nodes
+// that can be asked; on others they run to their end (docs/cluster.md).
+Status SwarmRuntime::RemoveOrphanTasks(const std::string& group) {
+  const std::string filter = QueryEscape(FilterOf({{kGroupLabel, group}}).dump());
+  BATON_ASSIGN_OR_RETURN(DockerResponse r, client_.Request("GET", "/tasks?filters=" + filter));
+  if (r.status != 200) return FromSwarm(r, "list the tasks of '" + group + "'");
+  const Json list = ParseAnswer(r.body);
+  for (const Json& t : list.is_array() ? list : Json::array()) {
+    const std::string container = Str(Member(Member(t, "Status"), "ContainerStatus"), "ContainerID");
+    if (container.empty()) continue;
+    if (docker::DockerRuntime* node = NodeRuntime(Str(t, "NodeID"))) {
+      Status removed = node->RemoveContainer(container);
+      if (!removed.ok() && removed.code() != StatusCode::kNotFound) return removed;
+    }
+  }
   return Status::Ok();
 }
 

@@ -18,9 +18,9 @@
 //
 // Swarm starts a service's task as soon as the service exists: there is no
 // "created, not started" state. CreateGroup therefore starts the group, and
-// StartGroup waits for the task's placement: ResourceExhausted with Swarm's
-// reason ("no suitable node (insufficient resources on 2 nodes)") while no
-// node can take it.
+// StartGroup waits (up to 5 s) until the task's container runs, or at least
+// for its placement: ResourceExhausted with Swarm's reason ("no suitable node
+// (insufficient resources on 2 nodes)") while no node can take it.
 //
 // Sandbox — the same walls as DockerRuntime, expressed as Swarm allows:
 //   - ContainerSpec.CapabilityDrop ["ALL"] and CapabilityAdd (the spec's);
@@ -147,7 +147,9 @@ class SwarmRuntime final : public ContainerRuntime {
   Status RestartGroup(const std::string& group, std::chrono::seconds grace) override;
   // Removes the task's container (stopped by Swarm if it still runs; an
   // ended one on its node, when the node can be asked), the service and the
-  // attempt's secrets. Unavailable when the manager cannot be reached, or a
+  // attempt's secrets. When the service is gone already (removed outside
+  // Baton, whose task Swarm leaves running), the task's container is
+  // removed, killed if running, where its node can be asked. Unavailable when the manager cannot be reached, or a
   // secret stays in use (tried again later).
   Status DeleteGroup(const std::string& group) override;
   Result<GroupState> InspectGroup(const std::string& group) override;
@@ -207,6 +209,9 @@ class SwarmRuntime final : public ContainerRuntime {
   Status StreamTaskLogs(const std::string& task_id, const std::string& query, docker::LogDemuxer& demux);
   // Removes the objects of kind ("secrets") labelled baton.group=`group`.
   Status RemoveLabelled(const std::string& kind, const std::string& group);
+  // Removes the containers of the tasks labelled baton.group=`group` whose
+  // service is gone (removed outside Baton), where their node can be asked.
+  Status RemoveOrphanTasks(const std::string& group);
 
   SwarmOptions options_;
   docker::DockerClient client_;
