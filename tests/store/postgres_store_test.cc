@@ -393,8 +393,12 @@ TEST_F(PostgresStoreTest, ACommitOnOneNodeWakesFetchersAndWaitersOnAnother) {
 // while this node has an idle fetcher (baton_complete_task's claim). It must
 // carry the history generation as a claim does.
 TEST_F(PostgresStoreTest, AnInstanceLeasedByAnActivityResultCarriesItsHistoryGeneration) {
-  auto store = MustOpen(Options());
+  PostgresStoreOptions o = Options();
+  o.poll_interval = std::chrono::minutes(5);  // no backstop claim during the test
+  auto store = MustOpen(o);
   ASSERT_NE(store, nullptr);
+  // (Once connected, the listener wakes every fetcher once: let that pass first.)
+  ASSERT_TRUE(Eventually([&] { return store->stats().listening; }));
   ASSERT_TRUE(Create(*store, "p").ok());
   std::optional<OrchestrationWorkItem> item = FetchNow(*store);
   ASSERT_TRUE(item.has_value());
