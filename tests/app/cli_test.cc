@@ -197,6 +197,24 @@ TEST_F(CliTest, InstanceVerbs) {
   EXPECT_EQ(As(key, {"instance", "purge", "--created-from", "2020-01-01T00:00:00Z"}).exit_code, 3);
 }
 
+TEST_F(CliTest, JobSubmitPrintsTheIdAloneOnStdoutSoThatScriptsCanKeepIt) {
+  std::string key = TenantKey("acme");
+  // This server has no registry: the image's prefix is granted instead.
+  CliResult granted = Admin({"tenant", "settings", "acme", "--image-prefixes", "127.0.0.1:5000/acme/"});
+  ASSERT_EQ(granted.exit_code, 0) << granted.err;
+  // ID=$(baton job submit …) keeps exactly the id; the status goes to stderr.
+  CliResult submitted = As(key, {"job", "submit", "--image", "127.0.0.1:5000/acme/never-pulled:1", "--cpu",
+                                 "0.1", "--memory", "16", "--name", "cli-id"});
+  ASSERT_EQ(submitted.exit_code, 0) << submitted.err;
+  ASSERT_FALSE(submitted.out.empty());
+  EXPECT_EQ(submitted.out.find('\n'), submitted.out.size() - 1) << "one line: " << submitted.out;
+  const std::string id = submitted.out.substr(0, submitted.out.size() - 1);
+  EXPECT_NE(submitted.err.find("status: "), std::string::npos) << submitted.err;
+  CliResult got = As(key, {"job", "get", id, "--output", "json"});
+  ASSERT_EQ(got.exit_code, 0) << got.err;
+  EXPECT_EQ(Json::parse(got.out)["id"], id);
+}
+
 TEST_F(CliTest, EntityVerbs) {
   std::string key = TenantKey("acme");
   EXPECT_EQ(As(key, {"entity", "get", "Counter", "c1"}).exit_code, 3);

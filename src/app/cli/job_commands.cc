@@ -234,7 +234,7 @@ void WaitForJob(Session& s, const std::string& id, int timeout_s) {
   if (s.json()) {
     s.PrintJson(job);
   } else {
-    s.out() << "status: " << status << '\n';
+    s.err() << "status: " << status << '\n';  // stdout stays the id alone
   }
   if (status == "Completed") return;
   if (HasEnded(status)) {
@@ -284,7 +284,11 @@ void RunSubmit(Session& s, const SubmitOptions& o) {
     if (s.json()) {
       s.PrintJson(*job);
     } else {
-      s.out() << Text(*job, "id") << "\nstatus: " << Text(*job, "status") << '\n';
+      // The id alone on stdout (ID=$(baton job submit …)); the status beside
+      // it on stderr, for the person watching.
+      s.out() << Text(*job, "id") << '\n';
+      s.out().flush();
+      s.err() << "status: " << Text(*job, "status") << '\n';
     }
   }
   if (o.wait == 0) return;
