@@ -105,6 +105,15 @@ class PgConnection {
   Result<PgResult> ExecPrepared(const Statement& statement, const Params& params,
                                 std::string_view what);
 
+  // Runs `calls` (and then `trailing_sql`, when not empty) in ONE round trip
+  // as ONE implicit transaction (libpq pipeline mode, a single Sync): either
+  // every call commits or none does. The results come back in order. On a
+  // failed call the whole transaction was rolled back, unless broken() is
+  // true: then the outcome is unknown. Counts one round trip (plus prepares).
+  Result<std::vector<PgResult>> ExecPipeline(
+      const std::vector<std::pair<const Statement*, const Params*>>& calls,
+      const std::string& trailing_sql, std::string_view what);
+
   // Adds one to `*counter` for every statement this connection sends (a
   // prepare counts too): the round trips of a store (PostgresStats).
   void CountRoundTrips(std::shared_ptr<std::atomic<uint64_t>> counter) {

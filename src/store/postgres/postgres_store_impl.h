@@ -211,8 +211,24 @@ class PostgresStore final : public Store {
                            bool counted = true);
 
   // Queues `job` for a committer thread.
-  void Submit(std::function<void()> job);
+  // One commit for the committer threads. `params` runs on the committer
+  // thread (what the idle fetchers want is read at commit time); `finish`
+  // gets the outcome (and does the lease bookkeeping and the callback).
+  struct CommitJob {
+    const Statement* statement = nullptr;
+    std::function<Params()> params;
+    int64_t commit_key = 0;
+    std::string what;
+    bool sync = false;
+    std::string lock_key;  // the instance it locks first: the batch's lock order
+    std::function<void(Result<Outcome>)> finish;
+  };
+  void Submit(CommitJob job);
   void CommitterLoop();
+  // Several queued commits in one transaction and one round trip; each is
+  // still fenced on its own (a lost lease makes that call write nothing and
+  // answer 'aborted'). A failed batch falls back to one call each.
+  void CommitBatch(std::vector<CommitJob>& jobs);
 
   // After a commit: wakes this node's fetchers and waiters, and queues the
   // NOTIFY for other nodes. `known` names an instance of `changed` whose new
@@ -329,7 +345,7 @@ class PostgresStore final : public Store {
   // Committers.
   std::mutex commit_mu_;
   std::condition_variable commit_cv_;
-  std::deque<std::function<void()>> commit_queue_;
+  std::deque<CommitJob> commit_queue_;
   bool committers_stopping_ = false;
   std::vector<std::thread> committers_;
 
