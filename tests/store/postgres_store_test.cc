@@ -854,5 +854,73 @@ TEST_F(PostgresOutcomeTest, ACommitLostWithItsConnectionIsRetriedAndLandsOnce) {
             std::vector<std::string>{"2"});
 }
 
+// A batch whose connection breaks: it landed whole or not at all. The calls
+// with a commit_log row are reported committed; the fenced-out one has none,
+// runs again on its own, and is Aborted; nothing commits twice.
+TEST_F(PostgresOutcomeTest, ABatchCutWithItsConnectionIsReadBackCallByCall) {
+  for (CuttingProxy::Cut cut : {CuttingProxy::Cut::kLanded, CuttingProxy::Cut::kLost}) {
+    SCOPED_TRACE(cut == CuttingProxy::Cut::kLanded ? "landed" : "lost");
+    const std::string tag = cut == CuttingProxy::Cut::kLanded ? "l" : "x";
+    auto clock = std::make_shared<ManualClock>(FromUnixMicros(kStartMicros));
+    PostgresStoreOptions o = Options(clock);
+    o.url = proxied_url_;
+    o.commit_threads = 1;
+    auto s = MustOpen(o);
+    ASSERT_NE(s, nullptr);
+    ASSERT_TRUE(Create(*s, tag + "z").ok());
+    std::optional<OrchestrationWorkItem> stale = FetchNow(*s);
+    ASSERT_TRUE(stale.has_value());
+    clock->Advance(stale->locked_until - clock->Now() + milliseconds(1));
+    for (const char* n : {"0", "1", "2"}) ASSERT_TRUE(Create(*s, tag + n).ok());
+    std::map<std::string, OrchestrationWorkItem> items;
+    for (int i = 0; i < 4; ++i) {
+      std::optional<OrchestrationWorkItem> item = FetchNow(*s);
+      ASSERT_TRUE(item.has_value());
+      items[item->instance_id] = *item;
+    }
+    ASSERT_EQ(items.size(), 4u);
+    for (const char* n : {"0", "1", "2", "z"}) ASSERT_TRUE(items.contains(tag + n)) << n;
+    auto episode = [&](const OrchestrationWorkItem& item, const std::string& output) {
+      return Episode(item, OrchestrationStatus::kCompleted,
+                     {HistoryEvent{-1, clock->Now(), events::OrchestratorStarted{}},
+                      item.messages[0].event},
+                     output);
+    };
+    const uint64_t unknown_before = s->stats().unknown_outcomes;
+    std::promise<void> release;
+    std::shared_future<void> released = release.get_future().share();
+    std::promise<Status> first, zombie_done, one, two;
+    s->CompleteOrchestrationWorkItem(items[tag + "0"], episode(items[tag + "0"], "0"),
+                                     [&](const Status& st) {
+                                       first.set_value(st);
+                                       released.wait();
+                                     });
+    ASSERT_TRUE(first.get_future().get().ok());
+    proxy_->CutNext("baton_complete_orchestration", cut);
+    s->CompleteOrchestrationWorkItem(items[tag + "1"], episode(items[tag + "1"], "1"),
+                                     [&](const Status& st) { one.set_value(st); });
+    s->CompleteOrchestrationWorkItem(*stale, episode(*stale, "\"zombie\""),
+                                     [&](const Status& st) { zombie_done.set_value(st); });
+    s->CompleteOrchestrationWorkItem(items[tag + "2"], episode(items[tag + "2"], "2"),
+                                     [&](const Status& st) { two.set_value(st); });
+    release.set_value();
+    EXPECT_TRUE(one.get_future().get().ok());
+    EXPECT_TRUE(two.get_future().get().ok());
+    EXPECT_EQ(zombie_done.get_future().get().code(), StatusCode::kAborted);
+    EXPECT_EQ(s->stats().unknown_outcomes - unknown_before, 1u);
+    for (const std::string& id : {tag + "1", tag + "2"}) {
+      EXPECT_EQ(s->GetHistory(id)->size(), 2u) << id << ": every event once";
+      EXPECT_EQ(s->GetInstance(id, true)->status, OrchestrationStatus::kCompleted) << id;
+    }
+    EXPECT_TRUE(s->GetHistory(tag + "z")->empty());
+    EXPECT_EQ(Column("SELECT count(*) FROM commit_log WHERE commit_key = " +
+                     std::to_string(stale->lock_token)),
+              std::vector<std::string>{"0"});
+    // The live lease's holder commits (and the next round finds only its own).
+    ASSERT_TRUE(Commit(*s, items[tag + "z"], episode(items[tag + "z"], "\"z\"")).ok());
+  }
+  EXPECT_EQ(proxy_->cuts(), 2);
+}
+
 }  // namespace
 }  // namespace baton::pg
