@@ -73,6 +73,12 @@ class Params {
   // The first value that cannot be sent (a NUL byte), as InvalidArgument.
   const Status& status() const { return status_; }
   int size() const { return static_cast<int>(values_.size()); }
+  // The bytes of all values.
+  size_t bytes() const {
+    size_t n = 0;
+    for (const auto& v : values_) n += v ? v->size() : 0;
+    return n;
+  }
   // Pointers into the values; valid while this Params lives unchanged.
   std::vector<const char*> Pointers() const;
 
@@ -110,6 +116,9 @@ class PgConnection {
   // every call commits or none does. The results come back in order. On a
   // failed call the whole transaction was rolled back, unless broken() is
   // true: then the outcome is unknown. Counts one round trip (plus prepares).
+  // The connection blocks on writes: keep the calls' parameters well under a
+  // socket buffer (PostgresStore sends at most 64 KB), so that sending all
+  // of them never waits for the server, which may be waiting for us to read.
   Result<std::vector<PgResult>> ExecPipeline(
       const std::vector<std::pair<const Statement*, const Params*>>& calls,
       const std::string& trailing_sql, std::string_view what);

@@ -33,6 +33,9 @@ constexpr int kPurgeChunk = 1000;
 constexpr int kMaxRetries = 10;
 // At most this many queued commits go in one transaction (one round trip).
 constexpr size_t kMaxCommitBatch = 8;
+// ... and at most this many bytes of parameters (a bigger call goes alone):
+// what a batch sends fits in the socket's buffer (PgConnection::ExecPipeline).
+constexpr size_t kMaxCommitBatchBytes = 64 * 1024;
 // A NOTIFY payload must stay below 8000 bytes.
 constexpr size_t kMaxNotifyPayload = 7000;
 // commit_log rows live this long: far longer than any wait for an outcome.
@@ -623,7 +626,10 @@ void PostgresStore::CommitterLoop() {
       commit_cv_.wait(lock, [this] { return committers_stopping_ || !commit_queue_.empty(); });
       if (commit_queue_.empty()) return;
       // What is queued now goes together: a burst costs one transaction.
-      while (!commit_queue_.empty() && jobs.size() < kMaxCommitBatch) {
+      size_t bytes = 0;
+      while (!commit_queue_.empty() && jobs.size() < kMaxCommitBatch &&
+             (jobs.empty() || bytes + commit_queue_.front().bytes <= kMaxCommitBatchBytes)) {
+        bytes += commit_queue_.front().bytes;
         jobs.push_back(std::move(commit_queue_.front()));
         commit_queue_.pop_front();
       }
@@ -1660,6 +1666,7 @@ void PostgresStore::CompleteOrchestrationWorkItem(const OrchestrationWorkItem& i
   job.what = "complete orchestration work item";
   job.sync = sync;
   job.lock_key = item.instance_id;
+  job.bytes = params->bytes() + 256;  // and what the committer adds
   auto started = std::make_shared<int64_t>(0);
   job.params = [this, params, started] {
     // Idle activity fetchers here get the episode's tasks with it.
@@ -1765,6 +1772,7 @@ void PostgresStore::CompleteActivityWorkItem(const ActivityWorkItem& item, Messa
   job.what = "complete activity work item";
   job.sync = options_.sync_all;
   job.lock_key = result.instance_id;
+  job.bytes = params->bytes() + 256;  // and what the committer adds
   auto started = std::make_shared<int64_t>(0);
   job.params = [this, params, started] {
     // An idle orchestration fetcher here gets the instance the result wakes.

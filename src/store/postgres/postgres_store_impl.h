@@ -221,6 +221,7 @@ class PostgresStore final : public Store {
     std::string what;
     bool sync = false;
     std::string lock_key;  // the instance it locks first: the batch's lock order
+    size_t bytes = 0;      // of its parameters, about
     std::function<void(Result<Outcome>)> finish;
   };
   void Submit(CommitJob job);
