@@ -104,7 +104,7 @@ class ConnectionPool {
 struct PostgresStats {
   uint64_t claims = 0;            // claim round trips (fetches), empty or not
   uint64_t empty_claims = 0;      // of which found nothing
-  uint64_t commits = 0;           // work-item and client commits sent
+  uint64_t commits = 0;           // work-item and client commits sent (a batch counts once)
   uint64_t reads = 0;             // read-only calls other than claims (GetInstance, waits, ...)
   uint64_t round_trips = 0;       // every statement sent on any connection of the store
   uint64_t notifications = 0;     // NOTIFY statements sent
