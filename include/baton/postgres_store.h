@@ -36,6 +36,9 @@
 // connection breaks while a commit is in flight, the store waits until the
 // server has finished that session and reads back whether the commit landed
 // (commit_log); it never reports "nothing written" when it may have been.
+// Work-item commits queued at once go to PostgreSQL as one transaction (one
+// round trip), each still fenced on its own; one that needs sync makes the
+// whole batch synchronous (docs/postgres.md, Schema).
 //
 // Thread-safety: as Store.
 #pragma once

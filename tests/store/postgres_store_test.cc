@@ -294,6 +294,84 @@ TEST_F(PostgresStoreTest, ZombieCompleteAfterAnotherStoreTookOverIsAbortedAndWri
       << "the zombie's message did not create the entity";
 }
 
+TEST_F(PostgresStoreTest, ABatchWithAFencedOutCommitCommitsTheOthersAndWritesNothingForIt) {
+  auto clock = std::make_shared<ManualClock>(FromUnixMicros(kStartMicros));
+  PostgresStoreOptions options = Options(clock);
+  options.commit_threads = 1;  // one committer: what queues behind it goes as one batch
+  auto s = MustOpen(options);
+  ASSERT_NE(s, nullptr);
+  ASSERT_TRUE(Create(*s, "z").ok());
+  std::optional<OrchestrationWorkItem> stale = FetchNow(*s);
+  ASSERT_TRUE(stale.has_value());
+  // The lease on "z" is lost; the instance is leased again (a new token).
+  clock->Advance(stale->locked_until - clock->Now() + milliseconds(1));
+  for (const char* id : {"b0", "b1", "b2"}) ASSERT_TRUE(Create(*s, id).ok());
+  std::map<std::string, OrchestrationWorkItem> items;
+  for (int i = 0; i < 4; ++i) {
+    std::optional<OrchestrationWorkItem> item = FetchNow(*s);
+    ASSERT_TRUE(item.has_value());
+    items[item->instance_id] = *item;
+  }
+  ASSERT_EQ(items.size(), 4u);
+  ASSERT_GT(items["z"].lock_token, stale->lock_token);
+  auto episode = [&](const OrchestrationWorkItem& item) {
+    return Episode(item, OrchestrationStatus::kCompleted,
+                   {HistoryEvent{-1, clock->Now(), events::OrchestratorStarted{}},
+                    item.messages[0].event},
+                   "\"" + item.instance_id + "\"");
+  };
+  const uint64_t commits_before = s->stats().commits;
+
+  // The first commit's callback holds the only committer while the others queue.
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::promise<Status> first, zombie_done, second, third;
+  s->CompleteOrchestrationWorkItem(items["b0"], episode(items["b0"]), [&](const Status& st) {
+    first.set_value(st);
+    released.wait();
+  });
+  OrchestrationUpdate zombie =
+      Episode(*stale, OrchestrationStatus::kFailed,
+              {HistoryEvent{-1, clock->Now(), events::OrchestratorStarted{}}}, "\"zombie\"");
+  zombie.tasks.push_back(ActivityTask{0, "z", "z-e1", 1, "Work", "", "", clock->Now()});
+  Message to_other;
+  to_other.instance_id = "@counter@k";
+  to_other.event = HistoryEvent{-1, clock->Now(), events::EventRaised{"Never", ""}};
+  zombie.outbox.push_back(to_other);
+  ASSERT_TRUE(first.get_future().get().ok());
+  // b2 before the zombie, b1 after it: the batch sorts them by instance.
+  s->CompleteOrchestrationWorkItem(items["b2"], episode(items["b2"]),
+                                   [&](const Status& st) { third.set_value(st); });
+  s->CompleteOrchestrationWorkItem(*stale, zombie,
+                                   [&](const Status& st) { zombie_done.set_value(st); });
+  s->CompleteOrchestrationWorkItem(items["b1"], episode(items["b1"]),
+                                   [&](const Status& st) { second.set_value(st); });
+  release.set_value();
+  EXPECT_EQ(zombie_done.get_future().get().code(), StatusCode::kAborted);
+  EXPECT_TRUE(second.get_future().get().ok());
+  EXPECT_TRUE(third.get_future().get().ok());
+  EXPECT_EQ(s->stats().commits - commits_before, 2u)
+      << "the three queued commits went as one transaction";
+
+  for (const char* id : {"b0", "b1", "b2"}) {
+    auto state = s->GetInstance(id, true);
+    ASSERT_TRUE(state.ok());
+    EXPECT_EQ(state->status, OrchestrationStatus::kCompleted) << id;
+    EXPECT_EQ(state->output, "\"" + std::string(id) + "\"");
+    EXPECT_EQ(s->GetHistory(id)->size(), 2u) << id;
+  }
+  // Nothing of the zombie's: no history, no task, no entity, no commit_log row.
+  EXPECT_TRUE(s->GetHistory("z")->empty());
+  EXPECT_EQ(Column("SELECT count(*) FROM activity_tasks"), std::vector<std::string>{"0"});
+  EXPECT_EQ(Column("SELECT count(*) FROM instances"), std::vector<std::string>{"4"});
+  EXPECT_EQ(Column("SELECT count(*) FROM commit_log WHERE commit_key = " +
+                   std::to_string(stale->lock_token)),
+            std::vector<std::string>{"0"});
+  // The live lease on "z" was untouched: its holder commits.
+  ASSERT_TRUE(Commit(*s, items["z"], episode(items["z"])).ok());
+  EXPECT_EQ(s->GetInstance("z", true)->output, "\"z\"");
+}
+
 TEST_F(PostgresStoreTest, ClosingAStoreReleasesTheLeasesItHolds) {
   auto clock = std::make_shared<ManualClock>(FromUnixMicros(kStartMicros));
   auto b = MustOpen(Options(clock));
@@ -647,7 +725,7 @@ class CuttingProxy {
           ++cuts_;
           break;
         }
-        if (write(server, buf, static_cast<size_t>(n)) != n) break;
+        if (send(server, buf, static_cast<size_t>(n), MSG_NOSIGNAL) != n) break;
         if (cut == Cut::kLanded) {
           ++cuts_;
           cutting = true;
@@ -659,7 +737,8 @@ class CuttingProxy {
         ssize_t n = read(server, buf, sizeof buf);
         if (n <= 0) break;
         if (!cutting) {
-          if (write(client, buf, static_cast<size_t>(n)) != n) break;
+          // A peer that went away is EPIPE here, not a SIGPIPE for the test.
+          if (send(client, buf, static_cast<size_t>(n), MSG_NOSIGNAL) != n) break;
           continue;
         }
         // Swallow the answer; stop at the end of the transaction.
@@ -774,6 +853,77 @@ TEST_F(PostgresOutcomeTest, ACommitLostWithItsConnectionIsRetriedAndLandsOnce) {
   EXPECT_TRUE(store->SendMessage(m).ok());
   EXPECT_EQ(Column("SELECT count(*) FROM inbox WHERE instance_id = 'raised'"),
             std::vector<std::string>{"2"});
+}
+
+// A batch whose connection breaks: it landed whole or not at all. The calls
+// with a commit_log row are reported committed; the fenced-out one has none,
+// runs again on its own, and is Aborted; nothing commits twice.
+TEST_F(PostgresOutcomeTest, ABatchCutWithItsConnectionIsReadBackCallByCall) {
+  for (CuttingProxy::Cut cut : {CuttingProxy::Cut::kLanded, CuttingProxy::Cut::kLost}) {
+    SCOPED_TRACE(cut == CuttingProxy::Cut::kLanded ? "landed" : "lost");
+    const std::string tag = cut == CuttingProxy::Cut::kLanded ? "l" : "x";
+    auto clock = std::make_shared<ManualClock>(FromUnixMicros(kStartMicros));
+    PostgresStoreOptions o = Options(clock);
+    o.url = proxied_url_;
+    o.commit_threads = 1;
+    auto s = MustOpen(o);
+    ASSERT_NE(s, nullptr);
+    ASSERT_TRUE(Create(*s, tag + "z").ok());
+    std::optional<OrchestrationWorkItem> stale = FetchNow(*s);
+    ASSERT_TRUE(stale.has_value());
+    clock->Advance(stale->locked_until - clock->Now() + milliseconds(1));
+    for (const char* n : {"0", "1", "2"}) ASSERT_TRUE(Create(*s, tag + n).ok());
+    std::map<std::string, OrchestrationWorkItem> items;
+    for (int i = 0; i < 4; ++i) {
+      std::optional<OrchestrationWorkItem> item = FetchNow(*s);
+      ASSERT_TRUE(item.has_value());
+      items[item->instance_id] = *item;
+    }
+    ASSERT_EQ(items.size(), 4u);
+    for (const char* n : {"0", "1", "2", "z"}) ASSERT_TRUE(items.contains(tag + n)) << n;
+    auto episode = [&](const OrchestrationWorkItem& item, const std::string& output) {
+      return Episode(item, OrchestrationStatus::kCompleted,
+                     {HistoryEvent{-1, clock->Now(), events::OrchestratorStarted{}},
+                      item.messages[0].event},
+                     output);
+    };
+    const uint64_t unknown_before = s->stats().unknown_outcomes;
+    std::promise<void> release;
+    std::shared_future<void> released = release.get_future().share();
+    std::promise<Status> first, zombie_done, one, two;
+    s->CompleteOrchestrationWorkItem(items[tag + "0"], episode(items[tag + "0"], "0"),
+                                     [&](const Status& st) {
+                                       first.set_value(st);
+                                       released.wait();
+                                     });
+    ASSERT_TRUE(first.get_future().get().ok());
+    const uint64_t commits_before = s->stats().commits;
+    proxy_->CutNext("baton_complete_orchestration", cut);
+    s->CompleteOrchestrationWorkItem(items[tag + "1"], episode(items[tag + "1"], "1"),
+                                     [&](const Status& st) { one.set_value(st); });
+    s->CompleteOrchestrationWorkItem(*stale, episode(*stale, "\"zombie\""),
+                                     [&](const Status& st) { zombie_done.set_value(st); });
+    s->CompleteOrchestrationWorkItem(items[tag + "2"], episode(items[tag + "2"], "2"),
+                                     [&](const Status& st) { two.set_value(st); });
+    release.set_value();
+    EXPECT_TRUE(one.get_future().get().ok());
+    EXPECT_TRUE(two.get_future().get().ok());
+    EXPECT_EQ(zombie_done.get_future().get().code(), StatusCode::kAborted);
+    EXPECT_EQ(s->stats().unknown_outcomes - unknown_before, 1u);
+    // Landed: the batch, then the zombie alone. Lost: the batch, then all three.
+    EXPECT_EQ(s->stats().commits - commits_before, cut == CuttingProxy::Cut::kLanded ? 2u : 4u);
+    for (const std::string& id : {tag + "1", tag + "2"}) {
+      EXPECT_EQ(s->GetHistory(id)->size(), 2u) << id << ": every event once";
+      EXPECT_EQ(s->GetInstance(id, true)->status, OrchestrationStatus::kCompleted) << id;
+    }
+    EXPECT_TRUE(s->GetHistory(tag + "z")->empty());
+    EXPECT_EQ(Column("SELECT count(*) FROM commit_log WHERE commit_key = " +
+                     std::to_string(stale->lock_token)),
+              std::vector<std::string>{"0"});
+    // The live lease's holder commits (and the next round finds only its own).
+    ASSERT_TRUE(Commit(*s, items[tag + "z"], episode(items[tag + "z"], "\"z\"")).ok());
+  }
+  EXPECT_EQ(proxy_->cuts(), 2);
 }
 
 }  // namespace

@@ -221,6 +221,84 @@ Result<PgResult> PgConnection::ExecPrepared(const Statement& statement, const Pa
       what);
 }
 
+Result<std::vector<PgResult>> PgConnection::ExecPipeline(
+    const std::vector<std::pair<const Statement*, const Params*>>& calls,
+    const std::string& trailing_sql, std::string_view what) {
+  for (const auto& [statement, params] : calls) {
+    if (!params->status().ok()) return params->status();
+    if (prepared_.contains(statement->name)) continue;
+    CountRoundTrip();
+    BATON_ASSIGN_OR_RETURN(PgResult ignored,
+                           Check(PQprepare(conn_, statement->name, statement->sql, 0, nullptr),
+                                 std::string("prepare ") + statement->name));
+    (void)ignored;
+    prepared_.insert(statement->name);
+  }
+  CountRoundTrip();
+  if (PQenterPipelineMode(conn_) != 1) return Check(nullptr, what).status();
+  const size_t n = calls.size() + (trailing_sql.empty() ? 0 : 1);
+  bool sent = true;
+  for (const auto& [statement, params] : calls) {
+    std::vector<const char*> values = params->Pointers();
+    if (PQsendQueryPrepared(conn_, statement->name, params->size(), values.data(), nullptr,
+                            nullptr, 0) != 1) {
+      sent = false;
+      break;
+    }
+  }
+  if (sent && !trailing_sql.empty()) {
+    sent = PQsendQueryParams(conn_, trailing_sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr,
+                             0) == 1;
+  }
+  if (!sent || PQpipelineSync(conn_) != 1) {
+    // Not all was sent and the Sync was not: the session is in an unknown
+    // state. It is closed (broken), and the outcome read back.
+    broken_ = true;
+    return UnavailableError("postgres: " + std::string(what) + ": " +
+                            OneLine(PQerrorMessage(conn_)));
+  }
+  std::vector<PgResult> results;
+  results.reserve(n);
+  Status first_error = Status::Ok();
+  for (size_t i = 0; i < n; ++i) {
+    PGresult* raw = PQgetResult(conn_);
+    if (raw == nullptr) {
+      broken_ = true;
+      return UnavailableError("postgres: " + std::string(what) + ": " +
+                              OneLine(PQerrorMessage(conn_)));
+    }
+    if (PQresultStatus(raw) == PGRES_PIPELINE_ABORTED) {
+      PQclear(raw);
+    } else {
+      Result<PgResult> r = Check(raw, what);
+      if (!r.ok()) {
+        if (broken()) return r.status();
+        if (first_error.ok()) first_error = r.status();
+      } else {
+        results.push_back(std::move(r).value());
+      }
+    }
+    // Each query's results end with a null.
+    PGresult* end = PQgetResult(conn_);
+    if (end != nullptr) {
+      PQclear(end);
+      broken_ = true;
+      return UnavailableError("postgres: " + std::string(what) + ": unexpected result");
+    }
+  }
+  PGresult* sync = PQgetResult(conn_);
+  const bool synced = sync != nullptr && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+  if (sync != nullptr) PQclear(sync);
+  if (!synced || PQexitPipelineMode(conn_) != 1) {
+    broken_ = true;
+    return UnavailableError("postgres: " + std::string(what) + ": pipeline did not end" +
+                            (first_error.ok() ? "" : " (" + first_error.ToString() + ")"));
+  }
+  if (!first_error.ok()) return first_error;
+  if (results.size() != n) return InternalError("postgres: " + std::string(what) + ": results lost");
+  return results;
+}
+
 Result<std::string> WithDatabase(const std::string& conninfo, const std::string& dbname) {
   char* error = nullptr;
   PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &error);

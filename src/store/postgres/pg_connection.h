@@ -73,6 +73,12 @@ class Params {
   // The first value that cannot be sent (a NUL byte), as InvalidArgument.
   const Status& status() const { return status_; }
   int size() const { return static_cast<int>(values_.size()); }
+  // The bytes of all values.
+  size_t bytes() const {
+    size_t n = 0;
+    for (const auto& v : values_) n += v ? v->size() : 0;
+    return n;
+  }
   // Pointers into the values; valid while this Params lives unchanged.
   std::vector<const char*> Pointers() const;
 
@@ -104,6 +110,18 @@ class PgConnection {
   // Prepares `statement` on first use on this connection.
   Result<PgResult> ExecPrepared(const Statement& statement, const Params& params,
                                 std::string_view what);
+
+  // Runs `calls` (and then `trailing_sql`, when not empty) in ONE round trip
+  // as ONE implicit transaction (libpq pipeline mode, a single Sync): either
+  // every call commits or none does. The results come back in order. On a
+  // failed call the whole transaction was rolled back, unless broken() is
+  // true: then the outcome is unknown. Counts one round trip (plus prepares).
+  // The connection blocks on writes: keep the calls' parameters well under a
+  // socket buffer (PostgresStore sends at most 64 KB), so that sending all
+  // of them never waits for the server, which may be waiting for us to read.
+  Result<std::vector<PgResult>> ExecPipeline(
+      const std::vector<std::pair<const Statement*, const Params*>>& calls,
+      const std::string& trailing_sql, std::string_view what);
 
   // Adds one to `*counter` for every statement this connection sends (a
   // prepare counts too): the round trips of a store (PostgresStats).

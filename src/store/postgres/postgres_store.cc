@@ -31,6 +31,11 @@ constexpr int kPurgeChunk = 1000;
 // Deadlocks and serialization failures roll back everything; the call is
 // retried this many times.
 constexpr int kMaxRetries = 10;
+// At most this many queued commits go in one transaction (one round trip).
+constexpr size_t kMaxCommitBatch = 8;
+// ... and at most this many bytes of parameters (a bigger call goes alone):
+// what a batch sends fits in the socket's buffer (PgConnection::ExecPipeline).
+constexpr size_t kMaxCommitBatchBytes = 64 * 1024;
 // A NOTIFY payload must stay below 8000 bytes.
 constexpr size_t kMaxNotifyPayload = 7000;
 // commit_log rows live this long: far longer than any wait for an outcome.
@@ -605,7 +610,7 @@ Result<PgResult> PostgresStore::ReadSql(const std::string& sql, const Params& pa
   }
 }
 
-void PostgresStore::Submit(std::function<void()> job) {
+void PostgresStore::Submit(CommitJob job) {
   {
     std::lock_guard lock(commit_mu_);
     commit_queue_.push_back(std::move(job));
@@ -615,15 +620,96 @@ void PostgresStore::Submit(std::function<void()> job) {
 
 void PostgresStore::CommitterLoop() {
   for (;;) {
-    std::function<void()> job;
+    std::vector<CommitJob> jobs;
     {
       std::unique_lock lock(commit_mu_);
       commit_cv_.wait(lock, [this] { return committers_stopping_ || !commit_queue_.empty(); });
       if (commit_queue_.empty()) return;
-      job = std::move(commit_queue_.front());
-      commit_queue_.pop_front();
+      // What is queued now goes together: a burst costs one transaction.
+      size_t bytes = 0;
+      while (!commit_queue_.empty() && jobs.size() < kMaxCommitBatch &&
+             (jobs.empty() || bytes + commit_queue_.front().bytes <= kMaxCommitBatchBytes)) {
+        bytes += commit_queue_.front().bytes;
+        jobs.push_back(std::move(commit_queue_.front()));
+        commit_queue_.pop_front();
+      }
     }
-    job();
+    if (jobs.size() == 1) {
+      CommitJob& job = jobs.front();
+      job.finish(Mutate(*job.statement, job.params(), job.commit_key, job.what));
+    } else {
+      CommitBatch(jobs);
+    }
+  }
+}
+
+void PostgresStore::CommitBatch(std::vector<CommitJob>& jobs) {
+  // The same lock order in every batch: two batches never wait on each
+  // other's instances (a deadlock would only cost the fallback below).
+  std::stable_sort(jobs.begin(), jobs.end(),
+                   [](const CommitJob& a, const CommitJob& b) { return a.lock_key < b.lock_key; });
+  std::vector<Params> params;
+  params.reserve(jobs.size());
+  std::vector<std::pair<const Statement*, const Params*>> calls;
+  bool sync = false;
+  for (CommitJob& job : jobs) params.push_back(job.params());
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    calls.emplace_back(jobs[i].statement, &params[i]);
+    sync |= jobs[i].sync;
+  }
+  auto one_by_one = [&](size_t from) {
+    for (size_t i = from; i < jobs.size(); ++i) {
+      jobs[i].finish(Mutate(*jobs[i].statement, params[i], jobs[i].commit_key, jobs[i].what));
+    }
+  };
+  for (const Params& p : params) {
+    if (!p.status().ok()) return one_by_one(0);  // each reports its own error
+  }
+  Result<ConnectionPool::Lease> conn = pool_->Acquire();
+  if (!conn.ok()) return one_by_one(0);  // nothing sent; Mutate waits for the database
+  commits_.fetch_add(1, std::memory_order_relaxed);
+  // Each call sets synchronous_commit off for the transaction unless it
+  // needs sync; if any does, the last statement turns it back on.
+  Result<std::vector<PgResult>> r = (*conn)->ExecPipeline(
+      calls, sync ? "SELECT set_config('synchronous_commit', 'on', true)" : "",
+      "commit batch");
+  if (r.ok()) {
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      jobs[i].finish(Outcome{std::move((*r)[i]), false});
+    }
+    return;
+  }
+  if (!(*conn)->broken()) {
+    // Rolled back whole (a deadlock, a serialization failure, an error in
+    // one call): nothing was written. Each runs again on its own.
+    util::Log().debug("postgres store: commit batch of {} ran one by one after {}", jobs.size(),
+                      r.status().ToString());
+    { ConnectionPool::Lease done = std::move(conn).value(); }
+    return one_by_one(0);
+  }
+  // The connection broke with the batch in flight: it committed whole or not
+  // at all. Each call's commit_log row says which; a call without one either
+  // did not commit or was fenced out (and wrote nothing): it runs again on
+  // its own, and is fenced out again if its lease is gone.
+  unknown_outcomes_.fetch_add(1, std::memory_order_relaxed);
+  const std::string session =
+      std::to_string((*conn)->backend_pid()) + "\n" + (*conn)->backend_start();
+  util::Log().warn("postgres store: connection lost during a commit batch ({}); reading the "
+                   "outcomes back",
+                   r.status().ToString());
+  { ConnectionPool::Lease dropped = std::move(conn).value(); }
+  const auto deadline = std::chrono::steady_clock::now() + options_.retry_budget;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    Result<bool> landed = ResolveOutcome(session, jobs[i].commit_key, deadline);
+    if (!landed.ok()) {
+      jobs[i].finish(UnavailableError("postgres: the outcome of " + jobs[i].what +
+                                      " is unknown (connection lost during the commit; " +
+                                      landed.status().message() + ")"));
+    } else if (*landed) {
+      jobs[i].finish(Outcome{PgResult(), true});
+    } else {
+      jobs[i].finish(Mutate(*jobs[i].statement, params[i], jobs[i].commit_key, jobs[i].what));
+    }
   }
 }
 
@@ -1574,14 +1660,23 @@ void PostgresStore::CompleteOrchestrationWorkItem(const OrchestrationWorkItem& i
   // The instance's status once this commits (consume_only keeps the old one).
   const OrchestrationStatus status_after =
       update.consume_only ? item.instance.status : update.status;
-  Submit([this, params, token = item.lock_token, id = item.instance_id, status_after,
-          done = std::move(done)] {
+  CommitJob job;
+  job.statement = &kCompleteOrchestration;
+  job.commit_key = static_cast<int64_t>(item.lock_token);
+  job.what = "complete orchestration work item";
+  job.sync = sync;
+  job.lock_key = item.instance_id;
+  job.bytes = params->bytes() + 256;  // and what the committer adds
+  auto started = std::make_shared<int64_t>(0);
+  job.params = [this, params, started] {
     // Idle activity fetchers here get the episode's tasks with it.
     Params p = *params;
     p.Int(PrefetchWanted(tasks_, task_prefetched_)).Int(LeaseMicros()).Text(options_.node_id);
-    const int64_t started = LocalMicros();
-    Result<Outcome> o = Mutate(kCompleteOrchestration, p, static_cast<int64_t>(token),
-                               "complete orchestration work item");
+    *started = LocalMicros();
+    return p;
+  };
+  job.finish = [this, started, token = item.lock_token, id = item.instance_id, status_after,
+                done = std::move(done)](Result<Outcome> o) {
     ForgetLease(token);
     Status status;
     if (!o.ok()) {
@@ -1592,12 +1687,13 @@ void PostgresStore::CompleteOrchestrationWorkItem(const OrchestrationWorkItem& i
       status = AbortedError("lease " + std::to_string(token) + " on instance '" + id +
                             "' is no longer held");
     } else {
-      if (!o->result.IsNull(0, 4)) TakeClaimedTasks(o->result.View(0, 4), started);
+      if (!o->result.IsNull(0, 4)) TakeClaimedTasks(o->result.View(0, 4), *started);
       Announce(o->result.Bool(0, 1), static_cast<int>(o->result.Int(0, 2)),
                o->result.TextArray(0, 3), KnownStatus{id, status_after});
     }
     if (done) done(status);
-  });
+  };
+  Submit(std::move(job));
 }
 
 void PostgresStore::AbandonOrchestrationWorkItem(const OrchestrationWorkItem& item,
@@ -1670,7 +1766,15 @@ void PostgresStore::CompleteActivityWorkItem(const ActivityWorkItem& item, Messa
       .OptionalInt(VisibleParam(IsUnset(result.visible_at) ? result.visible_at
                                                            : TruncateToMicros(result.visible_at)))
       .Text(SerializeEvent(result.event));
-  Submit([this, params, token = item.lock_token, seq = item.task.seq, done = std::move(done)] {
+  CommitJob job;
+  job.statement = &kCompleteTask;
+  job.commit_key = static_cast<int64_t>(item.lock_token);
+  job.what = "complete activity work item";
+  job.sync = options_.sync_all;
+  job.lock_key = result.instance_id;
+  job.bytes = params->bytes() + 256;  // and what the committer adds
+  auto started = std::make_shared<int64_t>(0);
+  job.params = [this, params, started] {
     // An idle orchestration fetcher here gets the instance the result wakes.
     Params p = *params;
     if (PrefetchWanted(orchestrations_, orch_prefetched_, options_.prefetch_backlog) > 0) {
@@ -1679,9 +1783,11 @@ void PostgresStore::CompleteActivityWorkItem(const ActivityWorkItem& item, Messa
       p.Null();
     }
     p.Text(options_.node_id);
-    const int64_t started = LocalMicros();
-    Result<Outcome> o =
-        Mutate(kCompleteTask, p, static_cast<int64_t>(token), "complete activity work item");
+    *started = LocalMicros();
+    return p;
+  };
+  job.finish = [this, started, token = item.lock_token, seq = item.task.seq,
+                done = std::move(done)](Result<Outcome> o) {
     ForgetLease(token);
     Status status;
     if (!o.ok()) {
@@ -1693,7 +1799,7 @@ void PostgresStore::CompleteActivityWorkItem(const ActivityWorkItem& item, Messa
                             std::to_string(seq) + " is no longer held");
     } else {
       if (!o->result.IsNull(0, 2)) {
-        Result<OrchestrationWorkItem> claimed = TakeClaimedInstance(o->result, 2, 20, started);
+        Result<OrchestrationWorkItem> claimed = TakeClaimedInstance(o->result, 2, 20, *started);
         if (claimed.ok()) {
           bool interrupted;
           {
@@ -1712,7 +1818,8 @@ void PostgresStore::CompleteActivityWorkItem(const ActivityWorkItem& item, Messa
       Announce(o->result.Bool(0, 1), 0, {});
     }
     if (done) done(status);
-  });
+  };
+  Submit(std::move(job));
 }
 
 void PostgresStore::AbandonActivityWorkItem(const ActivityWorkItem& item,

@@ -104,7 +104,7 @@ class ConnectionPool {
 struct PostgresStats {
   uint64_t claims = 0;            // claim round trips (fetches), empty or not
   uint64_t empty_claims = 0;      // of which found nothing
-  uint64_t commits = 0;           // work-item and client commits sent
+  uint64_t commits = 0;           // work-item and client commits sent (a batch counts once)
   uint64_t reads = 0;             // read-only calls other than claims (GetInstance, waits, ...)
   uint64_t round_trips = 0;       // every statement sent on any connection of the store
   uint64_t notifications = 0;     // NOTIFY statements sent
@@ -211,8 +211,25 @@ class PostgresStore final : public Store {
                            bool counted = true);
 
   // Queues `job` for a committer thread.
-  void Submit(std::function<void()> job);
+  // One commit for the committer threads. `params` runs on the committer
+  // thread (what the idle fetchers want is read at commit time); `finish`
+  // gets the outcome (and does the lease bookkeeping and the callback).
+  struct CommitJob {
+    const Statement* statement = nullptr;
+    std::function<Params()> params;
+    int64_t commit_key = 0;
+    std::string what;
+    bool sync = false;
+    std::string lock_key;  // the instance it locks first: the batch's lock order
+    size_t bytes = 0;      // of its parameters, about
+    std::function<void(Result<Outcome>)> finish;
+  };
+  void Submit(CommitJob job);
   void CommitterLoop();
+  // Several queued commits in one transaction and one round trip; each is
+  // still fenced on its own (a lost lease makes that call write nothing and
+  // answer 'aborted'). A failed batch falls back to one call each.
+  void CommitBatch(std::vector<CommitJob>& jobs);
 
   // After a commit: wakes this node's fetchers and waiters, and queues the
   // NOTIFY for other nodes. `known` names an instance of `changed` whose new
@@ -329,7 +346,7 @@ class PostgresStore final : public Store {
   // Committers.
   std::mutex commit_mu_;
   std::condition_variable commit_cv_;
-  std::deque<std::function<void()>> commit_queue_;
+  std::deque<CommitJob> commit_queue_;
   bool committers_stopping_ = false;
   std::vector<std::thread> committers_;
 
