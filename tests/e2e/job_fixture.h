@@ -91,8 +91,58 @@ inline double SecondsBetween(TimePoint from, const Json& to) {
   return std::chrono::duration<double>(t - from).count();
 }
 
-class JobServerTest : public ::testing::Test {
+// The job API of the `baton serve` under test, for a fixture that says
+// which port it listens on.
+class JobApi {
  protected:
+  virtual ~JobApi() = default;
+  virtual int ApiPort() const = 0;
+
+  HttpResult Call(const std::string& bearer, const std::string& method, const std::string& target,
+                  const std::string& body = "") {
+    std::map<std::string, std::string> headers;
+    if (!bearer.empty()) headers["Authorization"] = "Bearer " + bearer;
+    if (!body.empty()) headers["Content-Type"] = "application/json";
+    return testing::HttpCall(ApiPort(), method, target, body, headers);
+  }
+
+  // Submits `spec`; returns the job id ("", and a test failure, when refused).
+  std::string Submit(const std::string& key, const Json& spec) {
+    HttpResult r = Call(key, "POST", "/api/v1/jobs", spec.dump());
+    EXPECT_EQ(r.status, 202) << r.body;
+    Json j = ParseOrNull(r.body);
+    return r.status == 202 && j.is_object() ? j.value("id", "") : "";
+  }
+
+  // The job's view; null when the server did not answer 200.
+  Json GetJob(const std::string& key, const std::string& id) {
+    HttpResult r = Call(key, "GET", "/api/v1/jobs/" + id);
+    return r.status == 200 ? ParseOrNull(r.body) : Json();
+  }
+
+  // Polls the job until `done(view)`; returns the last view read.
+  Json AwaitJob(const std::string& key, const std::string& id,
+                const std::function<bool(const Json&)>& done,
+                std::chrono::milliseconds timeout = 120s) {
+    Json view;
+    PollUntil(
+        [&] {
+          view = GetJob(key, id);
+          return view.is_object() && done(view);
+        },
+        timeout);
+    return view;
+  }
+  Json AwaitEnd(const std::string& key, const std::string& id,
+                std::chrono::milliseconds timeout = 120s) {
+    return AwaitJob(
+        key, id, [](const Json& v) { return IsEnded(v.value("status", "")); }, timeout);
+  }
+};
+
+class JobServerTest : public ::testing::Test, protected JobApi {
+ protected:
+  int ApiPort() const override { return server_->port(); }
   static void SetUpTestSuite() { suite_.Prepare(BATON_TESTJOB, BATON_RUN_DIR); }
   static void TearDownTestSuite() { suite_.Release(); }
 
@@ -144,13 +194,6 @@ class JobServerTest : public ::testing::Test {
     server_ = std::make_unique<testing::ServerProcess>(BATON_BINARY, DataDir(), args_);
   }
 
-  HttpResult Call(const std::string& bearer, const std::string& method, const std::string& target,
-                  const std::string& body = "") {
-    std::map<std::string, std::string> headers;
-    if (!bearer.empty()) headers["Authorization"] = "Bearer " + bearer;
-    if (!body.empty()) headers["Content-Type"] = "application/json";
-    return testing::HttpCall(server_->port(), method, target, body, headers);
-  }
 
   // Creates tenant `id` with `quota` and returns a key of it.
   std::string CreateTenant(const std::string& id, const Json& quota) {
@@ -178,19 +221,6 @@ class JobServerTest : public ::testing::Test {
     return j;
   }
 
-  // Submits `spec`; returns the job id ("", and a test failure, when refused).
-  std::string Submit(const std::string& key, const Json& spec) {
-    HttpResult r = Call(key, "POST", "/api/v1/jobs", spec.dump());
-    EXPECT_EQ(r.status, 202) << r.body;
-    Json j = ParseOrNull(r.body);
-    return r.status == 202 && j.is_object() ? j.value("id", "") : "";
-  }
-
-  // The job's view; null when the server did not answer 200.
-  Json GetJob(const std::string& key, const std::string& id) {
-    HttpResult r = Call(key, "GET", "/api/v1/jobs/" + id);
-    return r.status == 200 ? ParseOrNull(r.body) : Json();
-  }
 
   struct Submitted {
     std::string tenant;
@@ -215,24 +245,6 @@ class JobServerTest : public ::testing::Test {
     return ended;
   }
 
-  // Polls the job until `done(view)`; returns the last view read.
-  Json AwaitJob(const std::string& key, const std::string& id,
-                const std::function<bool(const Json&)>& done,
-                std::chrono::milliseconds timeout = 120s) {
-    Json view;
-    PollUntil(
-        [&] {
-          view = GetJob(key, id);
-          return view.is_object() && done(view);
-        },
-        timeout);
-    return view;
-  }
-  Json AwaitEnd(const std::string& key, const std::string& id,
-                std::chrono::milliseconds timeout = 120s) {
-    return AwaitJob(
-        key, id, [](const Json& v) { return IsEnded(v.value("status", "")); }, timeout);
-  }
   Json AwaitStatus(const std::string& key, const std::string& id, const std::string& status,
                    std::chrono::milliseconds timeout = 120s) {
     return AwaitJob(

@@ -32,8 +32,9 @@ using runtime::docker::QueryEscape;
 using testing::HttpResult;
 using SteadyClock = std::chrono::steady_clock;
 
-class SwarmE2eTest : public ::testing::Test {
+class SwarmE2eTest : public ::testing::Test, protected JobApi {
  protected:
+  int ApiPort() const override { return server_->port(); }
   static void SetUpTestSuite() { suite_.Prepare(BATON_RUN_DIR, BATON_TESTJOB); }
   static void TearDownTestSuite() { suite_.Release(); }
 
@@ -103,13 +104,6 @@ class SwarmE2eTest : public ::testing::Test {
     server_ = std::make_unique<testing::ServerProcess>(BATON_BINARY, DataDir(), args_);
   }
 
-  HttpResult Call(const std::string& bearer, const std::string& method, const std::string& target,
-                  const std::string& body = "") {
-    std::map<std::string, std::string> headers;
-    if (!bearer.empty()) headers["Authorization"] = "Bearer " + bearer;
-    if (!body.empty()) headers["Content-Type"] = "application/json";
-    return testing::HttpCall(server_->port(), method, target, body, headers);
-  }
 
   Json SchedulerCapacity() {
     Json s = ParseOrNull(Call(admin_, "GET", "/api/v1/admin/scheduler").body);
@@ -133,31 +127,6 @@ class SwarmE2eTest : public ::testing::Test {
     return j;
   }
 
-  std::string Submit(const std::string& key, const Json& spec) {
-    HttpResult r = Call(key, "POST", "/api/v1/jobs", spec.dump());
-    EXPECT_EQ(r.status, 202) << r.body;
-    Json j = ParseOrNull(r.body);
-    return r.status == 202 && j.is_object() ? j.value("id", "") : "";
-  }
-
-  Json GetJob(const std::string& key, const std::string& id) {
-    HttpResult r = Call(key, "GET", "/api/v1/jobs/" + id);
-    return r.status == 200 ? ParseOrNull(r.body) : Json();
-  }
-  Json AwaitJob(const std::string& key, const std::string& id, const std::function<bool(const Json&)>& done,
-                std::chrono::milliseconds timeout = 120s) {
-    Json view;
-    PollUntil(
-        [&] {
-          view = GetJob(key, id);
-          return view.is_object() && done(view);
-        },
-        timeout);
-    return view;
-  }
-  Json AwaitEnd(const std::string& key, const std::string& id, std::chrono::milliseconds timeout = 120s) {
-    return AwaitJob(key, id, [](const Json& v) { return IsEnded(v.value("status", "")); }, timeout);
-  }
 
   // ---- The swarm, read directly ----
 

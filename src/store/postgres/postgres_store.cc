@@ -17,6 +17,7 @@
 #include "store/migrations.h"
 #include "store/postgres/migrations.h"
 #include "store/postgres/postgres_store_impl.h"
+#include "store/instance_query.h"
 #include "util/hex.h"
 #include "util/log.h"
 
@@ -1282,14 +1283,7 @@ Result<InstanceState> PostgresStore::GetInstance(const std::string& instance_id,
 }
 
 Result<QueryPage> PostgresStore::QueryInstances(const InstanceQuery& query) {
-  if (query.page_size < 1 || query.page_size > 1000) {
-    return InvalidArgumentError("page_size must be 1..1000, got " +
-                                std::to_string(query.page_size));
-  }
-  std::string after;
-  if (!query.continuation_token.empty() && !util::HexDecode(query.continuation_token, &after)) {
-    return InvalidArgumentError("malformed continuation token");
-  }
+  BATON_ASSIGN_OR_RETURN(std::string after, store::InstanceQueryStart(query));
   std::string sql = std::string("SELECT ") + kStateColumns;
   if (query.include_payloads) sql += kPayloadColumns;
   sql += " FROM instances WHERE true";

@@ -17,6 +17,7 @@
 #include "store/sqlite/migrations.h"
 #include "util/overloaded.h"
 #include "store/sqlite/sqlite_store_impl.h"
+#include "store/instance_query.h"
 #include "util/hex.h"
 #include "util/log.h"
 
@@ -1085,14 +1086,7 @@ Result<InstanceState> SqliteStore::GetInstance(const std::string& instance_id,
 }
 
 Result<QueryPage> SqliteStore::QueryInstances(const InstanceQuery& query) {
-  if (query.page_size < 1 || query.page_size > 1000) {
-    return InvalidArgumentError("page_size must be 1..1000, got " +
-                                std::to_string(query.page_size));
-  }
-  std::string after;
-  if (!query.continuation_token.empty() && !util::HexDecode(query.continuation_token, &after)) {
-    return InvalidArgumentError("malformed continuation token");
-  }
+  BATON_ASSIGN_OR_RETURN(std::string after, store::InstanceQueryStart(query));
 
   // Only the shape of the SQL varies with the filter, so each shape is
   // prepared once per reader connection.
