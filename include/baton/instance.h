@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "baton/clock.h"
@@ -51,21 +52,41 @@ struct InstanceState {
   std::string parent_instance_id;         // "" for top-level instances
 };
 
+// The order of a query's pages.
+enum class InstanceOrder {
+  kInstanceId,   // instance id, ascending (byte order)
+  kNewestFirst,  // created_at descending, then instance id descending
+  kOldestFirst,  // created_at ascending, then instance id ascending
+};
+
 // Which instances to list. Empty/unset fields do not filter.
 struct InstanceQuery {
   std::vector<OrchestrationStatus> statuses;   // any of these
   std::optional<TimePoint> created_from;       // inclusive
   std::optional<TimePoint> created_to;         // exclusive
   std::string instance_id_prefix;
+  std::string name_prefix;                     // orchestrator name starts with this
+  // Leaves out durable entities (IsEntityInstanceId): their rows are
+  // instances too, but they are not orchestrations a user started.
+  bool exclude_entities = false;
+  InstanceOrder order = InstanceOrder::kInstanceId;
   int page_size = 100;                         // 1..1000
-  // Opaque token from the previous page's QueryPage::continuation_token.
+  // Opaque token from the previous page's QueryPage::continuation_token, of
+  // a query in the same order (a token of another order is InvalidArgument).
   std::string continuation_token;
   bool include_payloads = false;  // fill input/output/custom_status/failure
+  // Fill QueryPage::status_counts: how many instances match every filter
+  // but `statuses` (the whole result, not the page). Costs a scan of the
+  // matching rows; the HTTP API asks for it on a list's first page only.
+  bool count_by_status = false;
 };
 
 struct QueryPage {
-  std::vector<InstanceState> instances;  // ordered by instance id
+  std::vector<InstanceState> instances;  // in the query's order
   std::string continuation_token;        // "" when this is the last page
+  // When InstanceQuery::count_by_status: (status, count) for each status
+  // with at least one matching instance, in OrchestrationStatus order.
+  std::vector<std::pair<OrchestrationStatus, int64_t>> status_counts;
 };
 
 // Which instances to purge. Only terminal instances are ever purged.

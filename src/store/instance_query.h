@@ -1,6 +1,16 @@
-// The checks every Store makes of an InstanceQuery before it runs one.
+// The checks every Store makes of an InstanceQuery before it runs one, and
+// the continuation tokens both stores hand out.
+//
+// A token names the last row of the page it ended, in the query's order:
+//   by instance id:      hex(instance id)
+//   by created time:     "t" hex("<created_at unix micros>/<instance id>")
+// so the next page starts strictly after that row (keyset paging: rows
+// created or deleted meanwhile never shift a page, and no row is read twice).
+// 't' is not a hex digit, so a token of one order is refused by the other.
 #pragma once
 
+#include <charconv>
+#include <cstdint>
 #include <string>
 
 #include "baton/instance.h"
@@ -9,18 +19,58 @@
 
 namespace baton::store {
 
-// The id after which the page starts: "" for the first page, else the
-// decoded continuation token. InvalidArgument when page_size is not 1..1000
-// or the token is not one a previous page returned (hex).
-inline Result<std::string> InstanceQueryStart(const InstanceQuery& query) {
+// Longest instance-id prefix and name prefix a query may carry: ids are
+// short (the HTTP API allows 200 characters plus a hub), and a filter that
+// is longer cannot match anything but still costs a scan.
+inline constexpr size_t kMaxQueryPrefixBytes = 512;
+
+// Where a page starts: after `instance_id` (and, in a created-time order,
+// `created_micros`). `has_cursor` is false for a first page.
+struct QueryCursor {
+  bool has_cursor = false;
+  int64_t created_micros = 0;
+  std::string instance_id;
+};
+
+inline std::string EncodeQueryCursor(const InstanceQuery& query, const InstanceState& last) {
+  if (query.order == InstanceOrder::kInstanceId) return util::HexEncode(last.instance_id);
+  return "t" + util::HexEncode(std::to_string(ToUnixMicros(last.created_at)) + "/" + last.instance_id);
+}
+
+// The cursor of `query`'s continuation token. InvalidArgument when
+// page_size is not 1..1000, a prefix is longer than kMaxQueryPrefixBytes, or
+// the token is not one a previous page of a query in this order returned.
+inline Result<QueryCursor> InstanceQueryStart(const InstanceQuery& query) {
   if (query.page_size < 1 || query.page_size > 1000) {
     return InvalidArgumentError("page_size must be 1..1000, got " + std::to_string(query.page_size));
   }
-  std::string after;
-  if (!query.continuation_token.empty() && !util::HexDecode(query.continuation_token, &after)) {
+  if (query.instance_id_prefix.size() > kMaxQueryPrefixBytes ||
+      query.name_prefix.size() > kMaxQueryPrefixBytes) {
+    return InvalidArgumentError("a query prefix has at most " + std::to_string(kMaxQueryPrefixBytes) +
+                                " bytes");
+  }
+  QueryCursor cursor;
+  const std::string& token = query.continuation_token;
+  if (token.empty()) return cursor;
+  cursor.has_cursor = true;
+  if (query.order == InstanceOrder::kInstanceId) {
+    if (!util::HexDecode(token, &cursor.instance_id)) {
+      return InvalidArgumentError("malformed continuation token");
+    }
+    return cursor;
+  }
+  std::string decoded;
+  if (token[0] != 't' || !util::HexDecode(std::string_view(token).substr(1), &decoded)) {
+    return InvalidArgumentError("malformed continuation token (or one of a query in another order)");
+  }
+  const size_t slash = decoded.find('/');
+  if (slash == std::string::npos) return InvalidArgumentError("malformed continuation token");
+  auto [end, ec] = std::from_chars(decoded.data(), decoded.data() + slash, cursor.created_micros);
+  if (ec != std::errc() || end != decoded.data() + slash) {
     return InvalidArgumentError("malformed continuation token");
   }
-  return after;
+  cursor.instance_id = decoded.substr(slash + 1);
+  return cursor;
 }
 
 }  // namespace baton::store

@@ -331,6 +331,69 @@ TEST_F(HttpApiTest, ListFiltersAndPages) {
   EXPECT_EQ(Json::parse(hub.body).size(), 5u);
 }
 
+// Lists are newest first by default, count per status, leave out entities,
+// filter by name, refuse hostile filters, and never show the hub prefix.
+TEST_F(HttpApiTest, ListsNewestFirstWithCountsAndNoEntities) {
+  for (const char* id : {"n-a", "n-b", "n-c"}) {
+    Start(acme_, "AwaitApproval", id);
+    ASSERT_TRUE(AwaitStatus(acme_, id, "Running"));
+  }
+  Start(acme_, "FailWith", "n-f", R"("boom")");
+  ASSERT_TRUE(AwaitStatus(acme_, "n-f", "Failed"));
+  ASSERT_EQ(Call(acme_, "POST", kBase + "/entities/Counter/k?op=add", "1").status, 202);
+  ASSERT_TRUE(testing::Eventually([&] { return Call(acme_, "GET", kBase + "/entities/Counter/k").status == 200; }));
+  auto ids = [&](const std::string& query) {
+    HttpResult r = Call(acme_, "GET", kBase + "/instances?" + query);
+    EXPECT_EQ(r.status, 200) << r.body;
+    std::vector<std::string> out;
+    for (const Json& s : Json::parse(r.body)) out.push_back(s["instanceId"]);
+    return out;
+  };
+  EXPECT_EQ(ids(""), (std::vector<std::string>{"n-f", "n-c", "n-b", "n-a"}));
+  EXPECT_EQ(ids("sort=oldest"), (std::vector<std::string>{"n-a", "n-b", "n-c", "n-f"}));
+  EXPECT_EQ(ids("sort=id&name=Await"), (std::vector<std::string>{"n-a", "n-b", "n-c"}));
+  EXPECT_EQ(ids("showEntities=true&instanceIdPrefix=%40"), (std::vector<std::string>{"@counter@k"}));
+  HttpResult counted = Call(acme_, "GET", kBase + "/instances?top=1&countByStatus=true&runtimeStatus=Failed");
+  ASSERT_EQ(counted.status, 200);
+  EXPECT_EQ(counted.headers["x-baton-status-counts"], "Running=3,Failed=1");
+  EXPECT_EQ(Json::parse(counted.body).size(), 1u);
+  // Pages of two, newest first, with the token.
+  HttpResult first = Call(acme_, "GET", kBase + "/instances?top=2");
+  ASSERT_FALSE(first.headers["x-ms-continuation-token"].empty());
+  HttpResult second = Call(acme_, "GET", kBase + "/instances?top=2", "",
+                           {{"x-ms-continuation-token", first.headers["x-ms-continuation-token"]}});
+  ASSERT_EQ(second.status, 200);
+  EXPECT_EQ(Json::parse(second.body)[0]["instanceId"], "n-b");
+  EXPECT_TRUE(second.headers["x-ms-continuation-token"].empty());
+  // Hostile filters: 400 naming the parameter.
+  EXPECT_EQ(ErrorField(Call(acme_, "GET", kBase + "/instances?sort=random")), "sort");
+  EXPECT_EQ(ErrorField(Call(acme_, "GET", kBase + "/instances?name=%00x")), "name");
+  EXPECT_EQ(ErrorField(Call(acme_, "GET", kBase + "/instances?instanceIdPrefix=" + std::string(201, 'n'))),
+            "instanceIdPrefix");
+  EXPECT_EQ(ErrorField(Call(acme_, "GET", kBase + "/instances?createdTimeFrom=2030-01-01T00:00:00Z&"
+                                                  "createdTimeTo=2020-01-01T00:00:00Z")),
+            "createdTimeTo");
+  HttpResult crossed = Call(acme_, "GET", kBase + "/instances?top=2&sort=id", "",
+                            {{"x-ms-continuation-token", first.headers["x-ms-continuation-token"]}});
+  EXPECT_EQ(crossed.status, 400) << "a newest-first token in the id order";
+  EXPECT_EQ(ErrorField(Call(acme_, "GET", "/api/v1/jobs?sort=random")), "sort");
+  EXPECT_EQ(ErrorField(Call(acme_, "GET", "/api/v1/jobs?idPrefix=ZZ")), "idPrefix");
+  EXPECT_EQ(ErrorField(Call(acme_, "GET", "/api/v1/jobs?labels=%3Dv")), "labels");
+  // Messages name ids as the tenant knows them.
+  HttpResult missing = Call(acme_, "POST", kBase + "/instances/nope/terminate");
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(missing.body.find("acme::"), std::string::npos) << missing.body;
+  EXPECT_NE(missing.body.find("'nope'"), std::string::npos) << missing.body;
+  // Globex sees none of it, counts included.
+  HttpResult other = Call(globex_, "GET", kBase + "/instances?countByStatus=true&showEntities=true");
+  EXPECT_EQ(other.body, "[]");
+  EXPECT_EQ(other.headers["x-baton-status-counts"], "");
+  HttpResult tenant = Call(acme_, "GET", "/api/v1/tenant");
+  ASSERT_EQ(tenant.status, 200) << tenant.body;
+  EXPECT_EQ(Json::parse(tenant.body)["tenant"], "acme");
+  EXPECT_EQ(Call(admin_, "GET", "/api/v1/tenant").status, 403);
+}
+
 TEST_F(HttpApiTest, OversizeBodiesAreRefused) {
   std::string big = "\"" + std::string(2 << 20, 'x') + "\"";
   HttpResult r = Call(acme_, "POST", kBase + "/orchestrators/HelloCities/huge", big);

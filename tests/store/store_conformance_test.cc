@@ -11,6 +11,7 @@
 #include "baton/postgres_store.h"
 #include "baton/sqlite_store.h"
 #include "testing/postgres_test_db.h"
+#include "util/hex.h"
 
 namespace baton::testing {
 namespace {
@@ -818,6 +819,180 @@ TEST_P(StoreConformanceTest, QueryRejectsBadPageSizesAndTokens) {
   q.page_size = 1000;
   q.continuation_token = "%%not a token%%";
   EXPECT_EQ(store().QueryInstances(q).status().code(), StatusCode::kInvalidArgument);
+}
+
+// Every page of `q`, walked with its continuation tokens; the ids in order.
+std::vector<std::string> WalkPages(Store& store, InstanceQuery q, int* pages = nullptr) {
+  std::vector<std::string> walked;
+  int n = 0;
+  q.continuation_token.clear();
+  do {
+    Result<QueryPage> page = store.QueryInstances(q);
+    EXPECT_TRUE(page.ok()) << page.status().ToString();
+    if (!page.ok()) break;
+    EXPECT_LE(static_cast<int>(page->instances.size()), q.page_size);
+    for (const InstanceState& s : page->instances) walked.push_back(s.instance_id);
+    q.continuation_token = page->continuation_token;
+    ++n;
+  } while (!q.continuation_token.empty() && n < 1000);
+  if (pages != nullptr) *pages = n;
+  return walked;
+}
+
+TEST_P(StoreConformanceTest, QueryNewestFirstPagesEveryInstanceOnce) {
+  // 20 instances; pairs share a creation time (the id breaks the tie), and
+  // the ids are not in creation order.
+  std::vector<std::pair<int64_t, std::string>> created;
+  for (int i = 0; i < 20; ++i) {
+    char id[16];
+    std::snprintf(id, sizeof id, "n-%02d", (i * 7) % 20);
+    if (i % 4 == 1) {
+      CreateAndFinish(id, OrchestrationStatus::kFailed);
+    } else {
+      ASSERT_TRUE(Create(id).ok());
+    }
+    created.emplace_back(ToUnixMicros(Now()), id);
+    if (i % 2 == 1) clock_->Advance(milliseconds(3));
+  }
+  std::vector<std::string> newest;
+  std::sort(created.rbegin(), created.rend());
+  for (const auto& [t, id] : created) newest.push_back(id);
+
+  InstanceQuery q;
+  q.order = InstanceOrder::kNewestFirst;
+  q.page_size = 3;
+  int pages = 0;
+  EXPECT_EQ(WalkPages(store(), q, &pages), newest);
+  EXPECT_EQ(pages, 7);
+
+  q.order = InstanceOrder::kOldestFirst;
+  EXPECT_EQ(WalkPages(store(), q), std::vector<std::string>(newest.rbegin(), newest.rend()));
+
+  // Filters and order together: the Failed ones, newest first.
+  q.order = InstanceOrder::kNewestFirst;
+  q.statuses = {OrchestrationStatus::kFailed};
+  std::vector<std::string> failed;
+  for (const std::string& id : newest) {
+    if (StatusOf(id) == OrchestrationStatus::kFailed) failed.push_back(id);
+  }
+  ASSERT_EQ(failed.size(), 5u);
+  EXPECT_EQ(WalkPages(store(), q), failed);
+
+  // An instance created while paging shows up on no page already handed out
+  // and shifts none: the next pages go on where the token left off.
+  q.statuses.clear();
+  q.page_size = 10;
+  Result<QueryPage> first = store().QueryInstances(q);
+  ASSERT_TRUE(first.ok());
+  clock_->Advance(seconds(1));
+  ASSERT_TRUE(Create("n-late").ok());
+  q.continuation_token = first->continuation_token;
+  Result<QueryPage> second = store().QueryInstances(q);
+  ASSERT_TRUE(second.ok());
+  std::vector<std::string> rest;
+  for (const InstanceState& s : second->instances) rest.push_back(s.instance_id);
+  EXPECT_EQ(rest, std::vector<std::string>(newest.begin() + 10, newest.end()));
+}
+
+TEST_P(StoreConformanceTest, QueryFiltersByNameAndLeavesOutEntities) {
+  ASSERT_TRUE(Create("a-1", "Alpha").ok());
+  ASSERT_TRUE(Create("a-2", "AlphaBeta").ok());
+  ASSERT_TRUE(Create("g-1", "Gamma").ok());
+  ASSERT_TRUE(Create("acme::x", "Alpha").ok());
+  ASSERT_TRUE(Create("acme::y@z", "Alpha").ok());  // an orchestration, not an entity
+  for (const char* entity : {"@counter@k", "acme::@counter@k"}) {
+    ASSERT_TRUE(store()
+                    .SendMessage(To(entity, events::EntityOperationSignaled{
+                                                "r-" + std::string(entity), "add", std::nullopt, "1", entity}))
+                    .ok());
+  }
+  auto ids = [&](InstanceQuery q) {
+    q.page_size = 1000;
+    std::vector<std::string> out = WalkPages(store(), q);
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  InstanceQuery q;
+  EXPECT_EQ(ids(q).size(), 7u);
+  q.exclude_entities = true;
+  EXPECT_EQ(ids(q), (std::vector<std::string>{"a-1", "a-2", "acme::x", "acme::y@z", "g-1"}));
+  q.name_prefix = "Alpha";
+  EXPECT_EQ(ids(q), (std::vector<std::string>{"a-1", "a-2", "acme::x", "acme::y@z"}));
+  q.name_prefix = "AlphaB";
+  EXPECT_EQ(ids(q), (std::vector<std::string>{"a-2"}));
+  q.name_prefix = "Alpha";
+  q.instance_id_prefix = "acme::";
+  EXPECT_EQ(ids(q), (std::vector<std::string>{"acme::x", "acme::y@z"}));
+  q.name_prefix.clear();
+  q.exclude_entities = false;
+  EXPECT_EQ(ids(q), (std::vector<std::string>{"acme::@counter@k", "acme::x", "acme::y@z"}));
+}
+
+TEST_P(StoreConformanceTest, QueryCountsByStatus) {
+  for (int i = 0; i < 6; ++i) CreateAndFinish("c-done-" + std::to_string(i), OrchestrationStatus::kCompleted);
+  for (int i = 0; i < 2; ++i) CreateAndFinish("c-failed-" + std::to_string(i), OrchestrationStatus::kFailed);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(Create("c-new-" + std::to_string(i)).ok());
+  ASSERT_TRUE(Create("other").ok());
+
+  InstanceQuery q;
+  q.instance_id_prefix = "c-";
+  q.count_by_status = true;
+  q.statuses = {OrchestrationStatus::kFailed};  // filters the page, not the counts
+  q.page_size = 1;
+  Result<QueryPage> page = store().QueryInstances(q);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  EXPECT_EQ(page->instances.size(), 1u);
+  EXPECT_EQ(page->status_counts,
+            (std::vector<std::pair<OrchestrationStatus, int64_t>>{{OrchestrationStatus::kCompleted, 6},
+                                                                  {OrchestrationStatus::kFailed, 2},
+                                                                  {OrchestrationStatus::kPending, 3}}));
+  q.count_by_status = false;
+  page = store().QueryInstances(q);
+  ASSERT_TRUE(page.ok());
+  EXPECT_TRUE(page->status_counts.empty());
+}
+
+TEST_P(StoreConformanceTest, QueryRejectsHostileFilters) {
+  ASSERT_TRUE(Create("h-1").ok());
+  ASSERT_TRUE(Create("h-2").ok());
+  InstanceQuery q;
+  q.page_size = 1;
+  Result<QueryPage> by_id = store().QueryInstances(q);
+  ASSERT_TRUE(by_id.ok());
+  ASSERT_FALSE(by_id->continuation_token.empty());
+  q.order = InstanceOrder::kNewestFirst;
+  Result<QueryPage> by_time = store().QueryInstances(q);
+  ASSERT_TRUE(by_time.ok());
+  ASSERT_FALSE(by_time->continuation_token.empty());
+
+  // A token is good for its own order only.
+  q.continuation_token = by_id->continuation_token;
+  EXPECT_EQ(store().QueryInstances(q).status().code(), StatusCode::kInvalidArgument);
+  q.order = InstanceOrder::kInstanceId;
+  q.continuation_token = by_time->continuation_token;
+  EXPECT_EQ(store().QueryInstances(q).status().code(), StatusCode::kInvalidArgument);
+  q.order = InstanceOrder::kNewestFirst;
+  for (std::string bad : {std::string("t"), std::string("tzz"), "t" + util::HexEncode("12x/a"),
+                          "t" + util::HexEncode("no-slash"), "t" + util::HexEncode("99999999999999999999999/a")}) {
+    q.continuation_token = bad;
+    EXPECT_EQ(store().QueryInstances(q).status().code(), StatusCode::kInvalidArgument) << bad;
+  }
+  q.continuation_token.clear();
+  q.instance_id_prefix = std::string(513, 'h');
+  EXPECT_EQ(store().QueryInstances(q).status().code(), StatusCode::kInvalidArgument);
+  q.instance_id_prefix.clear();
+  q.name_prefix = std::string(513, 'O');
+  EXPECT_EQ(store().QueryInstances(q).status().code(), StatusCode::kInvalidArgument);
+  // SQL-looking and wildcard text is only text.
+  q.name_prefix = "%' OR '1'='1";
+  Result<QueryPage> none = store().QueryInstances(q);
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_TRUE(none->instances.empty());
+  q.name_prefix = "%";
+  none = store().QueryInstances(q);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->instances.empty());
+  EXPECT_EQ(StatusOf("h-1"), OrchestrationStatus::kPending);
 }
 
 TEST_P(StoreConformanceTest, PurgeInstance) {

@@ -1,5 +1,7 @@
 #include "api/http/job_api.h"
 
+#include <map>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -8,6 +10,7 @@
 #include "batch/job_view.h"
 #include "batch/runtime_support.h"
 #include "batch/scheduler.h"
+#include "store/instance_query.h"
 
 namespace baton::api {
 namespace {
@@ -47,6 +50,7 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
     r.Add(verb::post, "/api/v1/jobs/{id}/cancel", Bind(&JobApi::Cancel));
     r.Add(verb::get, "/api/v1/jobs/{id}/logs", Bind(&JobApi::Logs));
     r.Add(verb::get, "/api/v1/jobs/{id}/events", Bind(&JobApi::Events));
+    r.Add(verb::get, "/api/v1/tenant", Bind(&JobApi::OwnTenant));
     RegisterCallback(r);
     r.Add(verb::put, "/api/v1/admin/tenants/{tenant}/quota", BindAdmin(&JobApi::SetQuota));
     r.Add(verb::get, "/api/v1/admin/tenants/{tenant}/quota", BindAdmin(&JobApi::GetQuota));
@@ -186,11 +190,51 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
     return JsonResponse(200, batch::JobView(s, scheduler));
   }
 
+  // The orchestration statuses a job of each status can have (JobStatusOf):
+  // what the store can filter on before the exact status is known.
+  static void AddOrchestrationStatuses(const std::string& job_status, std::set<OrchestrationStatus>* out) {
+    using S = OrchestrationStatus;
+    if (job_status == "Completed") {
+      out->insert(S::kCompleted);
+    } else if (job_status == "Failed") {
+      out->insert({S::kCompleted, S::kFailed});
+    } else if (job_status == "Canceled") {
+      out->insert({S::kCompleted, S::kTerminated, S::kCanceled});
+    } else {
+      out->insert({S::kPending, S::kRunning, S::kSuspended});
+    }
+  }
+
+  // "k=v,k2=v2" (or "k" alone: the label is set, to any value).
+  static std::optional<std::map<std::string, std::optional<std::string>>> ParseLabels(const RouteMatch& m,
+                                                                                      HttpResponse* error) {
+    auto text = ParseFilterText(m, "labels", 1024, error);
+    if (!text) return std::nullopt;
+    std::map<std::string, std::optional<std::string>> out;
+    for (size_t i = 0; i < text->size();) {
+      size_t j = text->find(',', i);
+      if (j == std::string::npos) j = text->size();
+      std::string item = text->substr(i, j - i);
+      i = j + 1;
+      if (item.empty()) continue;
+      size_t eq = item.find('=');
+      std::string k = item.substr(0, eq);
+      if (k.empty() || out.size() >= 16) {
+        *error = ErrorResponse(400, "InvalidArgument", "labels is up to 16 key=value (or key) items, comma-separated",
+                               "labels");
+        return std::nullopt;
+      }
+      out[k] = eq == std::string::npos ? std::nullopt : std::optional<std::string>(item.substr(eq + 1));
+    }
+    return out;
+  }
+
   HttpResponse List(const HttpRequest&, const RouteMatch& m, const std::string& tenant) {
     HttpResponse error;
     auto page_size = ParseInt(m, "pageSize", 50, 1, 500, &error);
     if (!page_size) return error;
     std::set<std::string> statuses;
+    std::set<OrchestrationStatus> coarse;
     const std::string wanted = m.Query("status");
     static const std::set<std::string> kStatuses = {"Pending", "Queued",    "Starting", "Running",
                                                      "BackingOff", "Completed", "Failed", "Canceled"};
@@ -200,39 +244,102 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
       std::string name = wanted.substr(i, j - i);
       if (!name.empty() && !kStatuses.count(name)) {
         return ErrorResponse(400, "InvalidArgument",
-                             "unknown status '" + name +
+                             "unknown status '" + name.substr(0, 40) +
                                  "' (Pending, Queued, Starting, Running, BackingOff, Completed, Failed, Canceled)",
                              "status");
       }
-      if (!name.empty()) statuses.insert(name);
+      if (!name.empty()) {
+        statuses.insert(name);
+        AddOrchestrationStatuses(name, &coarse);
+      }
       i = j + 1;
     }
-    const std::string name = m.Query("name");
+    auto name = ParseFilterText(m, "name", 200, &error);
+    if (!name) return error;
+    auto id_prefix = ParseFilterText(m, "idPrefix", 16, &error);
+    if (!id_prefix) return error;
+    if (id_prefix->find_first_not_of("0123456789abcdef") != std::string::npos) {
+      return ErrorResponse(400, "InvalidArgument", "idPrefix is lower-case hex digits (job ids are 16 of them)",
+                           "idPrefix");
+    }
+    auto labels = ParseLabels(m, &error);
+    if (!labels) return error;
+    auto order = ParseSort(m, &error);
+    if (!order) return error;
+    auto counts = ParseBool(m, "countByStatus", false, &error);
+    if (!counts) return error;
     InstanceQuery q;
-    q.instance_id_prefix = batch::JobInstanceId(tenant, "");
+    if (!ParseTimeRange(m, "createdFrom", "createdTo", &q.created_from, &q.created_to, &error)) return error;
+    q.instance_id_prefix = batch::JobInstanceId(tenant, *id_prefix);
+    q.name_prefix = batch::kJobOrchestrator;
+    q.statuses.assign(coarse.begin(), coarse.end());
+    q.order = *order;
     q.include_payloads = true;
     q.page_size = static_cast<int>(*page_size);
     q.continuation_token = m.Query("continuationToken");
+    if (q.continuation_token.size() > 4096) {
+      return ErrorResponse(400, "InvalidArgument", "malformed continuation token", "continuationToken");
+    }
     Json scheduler = SchedulerSnapshot();
     Json jobs = Json::array();
     std::string next;
-    // Filters apply to what is read; keep reading until a page is full.
+    Json status_counts;
+    // The exact status, the name and the labels are read from each job:
+    // keep reading until a page is full (or kMaxListScanPages were read; the
+    // token then goes on from there).
     for (int pages = 0; pages < kMaxListScanPages; ++pages) {
+      q.count_by_status = *counts && pages == 0;
       auto page = s_.client->Query(q);
       if (!page.ok()) return ErrorResponse(page.status(), "continuationToken");
+      if (q.count_by_status) {
+        // Exact per job status needs each job read; the store counts what it
+        // can: unfinished jobs, and finished ones by how the orchestration ended.
+        status_counts = {{"unfinished", 0}, {"finished", 0}};
+        for (const auto& [st, n] : page->status_counts) {
+          if (!coarse.empty() && !coarse.count(st)) continue;
+          status_counts[IsTerminal(st) ? "finished" : "unfinished"] =
+              status_counts[IsTerminal(st) ? "finished" : "unfinished"].get<int64_t>() + n;
+        }
+      }
+      const InstanceState* full_after = nullptr;
       for (const InstanceState& s : page->instances) {
         if (s.name != batch::kJobOrchestrator) continue;
         Json view = batch::JobView(s, scheduler, /*brief=*/true);
         if (!statuses.empty() && !statuses.count(view["status"].get<std::string>())) continue;
-        if (!name.empty() && view["name"] != name) continue;
+        if (!name->empty() && view["name"] != *name) continue;
+        if (!labels->empty()) {
+          Json in = FromPayload(s.input);
+          Json have = in.is_object() && in.contains("spec") && in["spec"].is_object()
+                          ? in["spec"].value("labels", Json::object())
+                          : Json::object();
+          bool match = have.is_object();
+          for (const auto& [k, v] : *labels) {
+            if (!match) break;
+            match = have.contains(k) && (!v || (have[k].is_string() && have[k].get<std::string>() == *v));
+          }
+          if (!match) continue;
+        }
         jobs.push_back(std::move(view));
+        if (static_cast<int64_t>(jobs.size()) == *page_size) {
+          // Full: the next page starts after this job (the rest of this
+          // store page is read again then).
+          full_after = &s;
+          break;
+        }
+      }
+      if (full_after != nullptr) {
+        if (full_after != &page->instances.back() || !page->continuation_token.empty()) {
+          next = store::EncodeQueryCursor(q, *full_after);
+        }
+        break;
       }
       next = page->continuation_token;
-      if (next.empty() || static_cast<int64_t>(jobs.size()) >= *page_size) break;
+      if (next.empty()) break;
       q.continuation_token = next;
     }
     Json out = {{"jobs", jobs}};
     if (!next.empty()) out["continuationToken"] = next;
+    if (*counts) out["counts"] = status_counts;
     return JsonResponse(200, out);
   }
 
@@ -450,6 +557,31 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
                 {"running",
                  {{"cpu", used.value("cpu", 0.0)}, {"memoryMb", used.value("memoryMb", 0.0)}, {"jobs", used.value("jobs", 0.0)}}},
                 {"queued", queued}};
+  }
+
+  // A tenant's own quota, use, weight and place in the queue: its queued
+  // jobs with their positions in the whole queue (other tenants' entries
+  // are counted in the positions, never shown).
+  HttpResponse OwnTenant(const HttpRequest&, const RouteMatch&, const std::string& tenant) {
+    Json scheduler = SchedulerSnapshot();
+    Json out = QuotaOf(scheduler, tenant);
+    out["tenant"] = tenant;
+    Json queue = Json::array();
+    const std::string prefix = batch::JobInstanceId(tenant, "");
+    const Json all = scheduler.value("queue", Json::array());
+    for (size_t i = 0; i < all.size(); ++i) {
+      const Json& e = all[i];
+      if (e.value("tenant", "") != tenant) continue;
+      const std::string job = e.value("job", "");
+      queue.push_back(Json{{"job", job.rfind(prefix, 0) == 0 ? job.substr(prefix.size()) : job},
+                           {"position", i + 1},
+                           {"cpu", e.value("cpu", Json(0))},
+                           {"memoryMb", e.value("memoryMb", Json(0))},
+                           {"priority", e.value("priority", Json(0))}});
+    }
+    out["queue"] = queue;
+    out["queueLength"] = all.size();
+    return JsonResponse(200, out);
   }
 
   HttpResponse GetQuota(const HttpRequest&, const RouteMatch& m, const std::string&) {

@@ -77,8 +77,23 @@ class Api : public std::enable_shared_from_this<Api> {
     return [self = shared_from_this(), m, admin_only](const HttpRequest& req, const RouteMatch& match) {
       auto auth = self->Authenticate(req, match, admin_only);
       if (auto* refused = std::get_if<HttpResponse>(&auth)) return std::move(*refused);
-      return ((*self).*m)(req, match, std::get<Caller>(auth));
+      const Caller& caller = std::get<Caller>(auth);
+      HttpResponse res = ((*self).*m)(req, match, caller);
+      if (res.result_int() >= 400) HideHub(caller, &res);
+      return res;
     };
+  }
+
+  // Ids in a caller's answers are relative to its hub: an error message from
+  // the store names "acme::x", the caller knows "x".
+  static void HideHub(const Caller& c, HttpResponse* res) {
+    if (c.hub.empty()) return;
+    const std::string prefix = HubPrefix(c);
+    std::string& body = res->body();
+    for (size_t at = body.find(prefix); at != std::string::npos; at = body.find(prefix, at)) {
+      body.erase(at, prefix.size());
+    }
+    res->prepare_payload();
   }
 
   // ---- Authentication and ids ----
@@ -192,10 +207,13 @@ class Api : public std::enable_shared_from_this<Api> {
     return res;
   }
 
-  static Json HistoryJson(const std::vector<HistoryEvent>& history, bool show_output, bool show_input) {
+  // Times in a history are exact (microseconds), as Durable Functions gives
+  // them (fractional seconds): a timeline of one episode needs them.
+  static Json HistoryJson(const Caller& c, const std::vector<HistoryEvent>& history, bool show_output,
+                          bool show_input) {
     Json out = Json::array();
     for (const HistoryEvent& e : history) {
-      Json j = {{"EventType", EventKindName(e.body)}, {"EventId", e.event_id}, {"Timestamp", DfTime(e.timestamp)}};
+      Json j = {{"EventType", EventKindName(e.body)}, {"EventId", e.event_id}, {"Timestamp", FormatIso8601(e.timestamp)}};
       std::visit(Overloaded{
                      [&](const events::ExecutionStarted& b) {
                        j["FunctionName"] = b.name;
@@ -221,7 +239,10 @@ class Api : public std::enable_shared_from_this<Api> {
                        j["TaskScheduledId"] = b.task_scheduled_id;
                        j["FailureDetails"] = FromPayload(SerializeFailure(b.failure));
                      },
-                     [&](const events::SubOrchestrationInstanceCreated& b) { j["FunctionName"] = b.name; },
+                     [&](const events::SubOrchestrationInstanceCreated& b) {
+                       j["FunctionName"] = b.name;
+                       j["InstanceId"] = External(c, b.instance_id);
+                     },
                      [&](const events::SubOrchestrationInstanceCompleted& b) {
                        j["TaskScheduledId"] = b.task_scheduled_id;
                        if (show_output) j["Result"] = FromPayload(b.result);
@@ -230,14 +251,17 @@ class Api : public std::enable_shared_from_this<Api> {
                        j["TaskScheduledId"] = b.task_scheduled_id;
                        j["FailureDetails"] = FromPayload(SerializeFailure(b.failure));
                      },
-                     [&](const events::TimerCreated& b) { j["ScheduledTime"] = DfTime(b.fire_at); },
+                     [&](const events::TimerCreated& b) { j["ScheduledTime"] = FormatIso8601(b.fire_at); },
                      [&](const events::TimerFired& b) {
                        j["TimerId"] = b.timer_id;
-                       j["ScheduledTime"] = DfTime(b.fire_at);
+                       j["ScheduledTime"] = FormatIso8601(b.fire_at);
                      },
                      [&](const events::OrchestratorStarted&) {},
                      [&](const events::OrchestratorCompleted&) {},
-                     [&](const events::EventSent& b) { j["Name"] = b.name; },
+                     [&](const events::EventSent& b) {
+                       j["Name"] = b.name;
+                       j["InstanceId"] = External(c, b.instance_id);
+                     },
                      [&](const events::EventRaised& b) {
                        j["Name"] = b.name;
                        if (show_input) j["Input"] = FromPayload(b.input);
@@ -247,14 +271,16 @@ class Api : public std::enable_shared_from_this<Api> {
                      [&](const events::ExecutionResumed&) {},
                      [&](const events::ExecutionRewound& b) { j["Reason"] = b.reason; },
                      [&](const events::EntityOperationSignaled& b) {
+                       j["RequestId"] = b.request_id;
                        j["Operation"] = b.operation;
-                       j["TargetInstanceId"] = b.target_instance_id;
+                       j["TargetInstanceId"] = External(c, b.target_instance_id);
                        if (b.scheduled_time) j["ScheduledTime"] = DfTime(*b.scheduled_time);
                        if (show_input) j["Input"] = FromPayload(b.input);
                      },
                      [&](const events::EntityOperationCalled& b) {
+                       j["RequestId"] = b.request_id;
                        j["Operation"] = b.operation;
-                       j["TargetInstanceId"] = b.target_instance_id;
+                       j["TargetInstanceId"] = External(c, b.target_instance_id);
                        if (show_input) j["Input"] = FromPayload(b.input);
                      },
                      [&](const events::EntityOperationCompleted& b) {
@@ -265,9 +291,14 @@ class Api : public std::enable_shared_from_this<Api> {
                        j["RequestId"] = b.request_id;
                        j["FailureDetails"] = FromPayload(SerializeFailure(b.failure));
                      },
-                     [&](const events::EntityLockRequested& b) { j["LockSet"] = b.lock_set; },
+                     [&](const events::EntityLockRequested& b) {
+                       j["CriticalSectionId"] = b.critical_section_id;
+                       Json set = Json::array();
+                       for (const std::string& id : b.lock_set) set.push_back(External(c, id));
+                       j["LockSet"] = set;
+                     },
                      [&](const events::EntityLockGranted& b) { j["CriticalSectionId"] = b.critical_section_id; },
-                     [&](const events::EntityUnlockSent& b) { j["TargetInstanceId"] = b.target_instance_id; },
+                     [&](const events::EntityUnlockSent& b) { j["TargetInstanceId"] = External(c, b.target_instance_id); },
                  },
                  e.body);
       out.push_back(std::move(j));
@@ -284,6 +315,9 @@ class Api : public std::enable_shared_from_this<Api> {
               {"output", FromPayload(s.output)},
               {"createdTime", DfTime(s.created_at)},
               {"lastUpdatedTime", DfTime(s.last_updated_at)}};
+    if (s.completed_at) j["completedTime"] = FormatIso8601(*s.completed_at);
+    if (s.scheduled_start) j["scheduledStartTime"] = FormatIso8601(*s.scheduled_start);
+    if (!s.parent_instance_id.empty()) j["parentInstanceId"] = External(c, s.parent_instance_id);
     if (s.failure) {
       j["output"] = s.failure->error_message;
       j["failureDetails"] = {{"errorType", s.failure->error_type},
@@ -380,7 +414,7 @@ class Api : public std::enable_shared_from_this<Api> {
     Json body = StatusJson(c, *state, *show_input);
     if (*show_history) {
       auto history = client_.GetHistory(*internal);
-      if (history.ok()) body["historyEvents"] = HistoryJson(*history, *show_history_output, *show_input);
+      if (history.ok()) body["historyEvents"] = HistoryJson(c, *history, *show_history_output, *show_input);
     }
     unsigned code = 200;
     switch (state->status) {
@@ -410,26 +444,46 @@ class Api : public std::enable_shared_from_this<Api> {
     auto statuses = ParseStatuses(m, &error);
     if (!statuses) return error;
     q.statuses = *statuses;
-    auto from = ParseTime(m, "createdTimeFrom", &error);
-    if (!from) return error;
-    auto to = ParseTime(m, "createdTimeTo", &error);
-    if (!to) return error;
-    q.created_from = *from;
-    q.created_to = *to;
+    if (!ParseTimeRange(m, "createdTimeFrom", "createdTimeTo", &q.created_from, &q.created_to, &error)) return error;
     auto top = ParseInt(m, "top", 100, 1, 1000, &error);
     if (!top) return error;
     q.page_size = static_cast<int>(*top);
     auto show_input = ParseBool(m, "showInput", false, &error);
     if (!show_input) return error;
+    auto order = ParseSort(m, &error);
+    if (!order) return error;
+    q.order = *order;
+    auto prefix = ParseFilterText(m, "instanceIdPrefix", 200, &error);
+    if (!prefix) return error;
+    auto name = ParseFilterText(m, "name", 200, &error);
+    if (!name) return error;
+    q.name_prefix = *name;
+    auto show_entities = ParseBool(m, "showEntities", false, &error);
+    if (!show_entities) return error;
+    q.exclude_entities = !*show_entities;
+    auto counts = ParseBool(m, "countByStatus", false, &error);
+    if (!counts) return error;
+    q.count_by_status = *counts;
     q.include_payloads = true;
-    q.instance_id_prefix = HubPrefix(c) + m.Query("instanceIdPrefix");
+    q.instance_id_prefix = HubPrefix(c) + *prefix;
     q.continuation_token = std::string(req["x-ms-continuation-token"]);
+    if (q.continuation_token.size() > 4096) {
+      return ErrorResponse(400, "InvalidArgument", "malformed continuation token", "x-ms-continuation-token");
+    }
     auto page = client_.Query(q);
     if (!page.ok()) return ErrorResponse(page.status(), "x-ms-continuation-token");
     Json out = Json::array();
     for (const InstanceState& s : page->instances) out.push_back(StatusJson(c, s, *show_input));
     HttpResponse res = JsonResponse(200, out);
     if (!page->continuation_token.empty()) res.set("x-ms-continuation-token", page->continuation_token);
+    if (*counts) {
+      // "Completed=6,Failed=2": every filter but runtimeStatus.
+      std::string header;
+      for (const auto& [status, n] : page->status_counts) {
+        header += (header.empty() ? "" : ",") + std::string(OrchestrationStatusName(status)) + "=" + std::to_string(n);
+      }
+      res.set("x-baton-status-counts", header);
+    }
     return res;
   }
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "util/utf8.h"
+
 namespace baton::api {
 
 namespace http = boost::beast::http;
@@ -127,6 +129,45 @@ std::optional<bool> BoolMember(const Json& object, const std::string& name, bool
     return std::nullopt;
   }
   return it->get<bool>();
+}
+
+std::optional<std::string> ParseFilterText(const RouteMatch& m, const std::string& name, size_t max_bytes,
+                                           HttpResponse* error) {
+  std::string v = m.Query(name);
+  if (v.size() > max_bytes) {
+    *error = ErrorResponse(400, "InvalidArgument", name + " has at most " + std::to_string(max_bytes) + " bytes", name);
+    return std::nullopt;
+  }
+  if (!util::IsValidUtf8(v) ||
+      std::any_of(v.begin(), v.end(), [](char ch) { return static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f; })) {
+    *error = ErrorResponse(400, "InvalidArgument", name + " must be UTF-8 text without control characters", name);
+    return std::nullopt;
+  }
+  return v;
+}
+
+std::optional<InstanceOrder> ParseSort(const RouteMatch& m, HttpResponse* error) {
+  const std::string v = m.Query("sort");
+  if (v.empty() || v == "newest") return InstanceOrder::kNewestFirst;
+  if (v == "oldest") return InstanceOrder::kOldestFirst;
+  if (v == "id") return InstanceOrder::kInstanceId;
+  *error = ErrorResponse(400, "InvalidArgument", "sort is newest (the default), oldest or id", "sort");
+  return std::nullopt;
+}
+
+bool ParseTimeRange(const RouteMatch& m, const std::string& from_name, const std::string& to_name,
+                    std::optional<TimePoint>* from, std::optional<TimePoint>* to, HttpResponse* error) {
+  auto f = ParseTime(m, from_name, error);
+  if (!f) return false;
+  auto t = ParseTime(m, to_name, error);
+  if (!t) return false;
+  if (*f && *t && **t < **f) {
+    *error = ErrorResponse(400, "InvalidArgument", to_name + " is before " + from_name, to_name);
+    return false;
+  }
+  *from = *f;
+  *to = *t;
+  return true;
 }
 
 }  // namespace baton::api

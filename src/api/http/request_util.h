@@ -11,6 +11,7 @@
 
 #include "api/http/http_server.h"
 #include "baton/clock.h"
+#include "baton/instance.h"
 #include "baton/json.h"
 #include "tenancy/admission.h"
 #include "tenancy/tenant_directory.h"
@@ -38,6 +39,16 @@ std::optional<bool> ParseBool(const RouteMatch& m, const std::string& name, bool
 std::optional<int64_t> ParseInt(const RouteMatch& m, const std::string& name, int64_t fallback, int64_t min,
                                 int64_t max, HttpResponse* error);
 std::optional<std::optional<TimePoint>> ParseTime(const RouteMatch& m, const std::string& name, HttpResponse* error);
+// A text filter (a prefix or a name): at most `max_bytes` of UTF-8 without
+// control characters; "" when absent.
+std::optional<std::string> ParseFilterText(const RouteMatch& m, const std::string& name, size_t max_bytes,
+                                           HttpResponse* error);
+// A list's order, from "sort": "newest" (the default), "oldest" or "id".
+std::optional<InstanceOrder> ParseSort(const RouteMatch& m, HttpResponse* error);
+// createdTimeFrom/createdTimeTo style range: both parsed, and a 400 naming
+// `to_name` when the range is reversed.
+bool ParseTimeRange(const RouteMatch& m, const std::string& from_name, const std::string& to_name,
+                    std::optional<TimePoint>* from, std::optional<TimePoint>* to, HttpResponse* error);
 
 // The JSON body ("" and whitespace are JSON null), parsed by ParseJson (depth
 // limit kMaxJsonDepth; the size is bounded by the server's body limit). Else

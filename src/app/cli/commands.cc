@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <cstdlib>
 #include <iostream>
 #include <optional>
 
@@ -299,24 +300,49 @@ struct ListOptions {
   GlobalOptions g;
   std::string statuses;
   std::string prefix;
+  std::string name;
+  std::string sort;
   std::string created_from;
   std::string created_to;
   int top = 0;
   bool all = false;
 };
 
+// How many instances the x-baton-status-counts header ("Running=3,Failed=1")
+// counts of `statuses` (comma-separated; "" = all).
+int64_t CountedInstances(const std::string& header, const std::string& statuses) {
+  int64_t total = 0;
+  const std::string wanted = "," + statuses + ",";
+  size_t i = 0;
+  while (i < header.size()) {
+    size_t j = header.find(',', i);
+    if (j == std::string::npos) j = header.size();
+    const std::string item = header.substr(i, j - i);
+    i = j + 1;
+    const size_t eq = item.find('=');
+    if (eq == std::string::npos) continue;
+    if (!statuses.empty() && wanted.find("," + item.substr(0, eq) + ",") == std::string::npos) continue;
+    total += std::strtoll(item.c_str() + eq + 1, nullptr, 10);
+  }
+  return total;
+}
+
 void RunList(Session& s, const ListOptions& o) {
   auto query = s.HubQuery();
   if (!o.statuses.empty()) query.emplace_back("runtimeStatus", o.statuses);
   if (!o.prefix.empty()) query.emplace_back("instanceIdPrefix", o.prefix);
+  if (!o.name.empty()) query.emplace_back("name", o.name);
+  if (!o.sort.empty()) query.emplace_back("sort", o.sort);
   if (!o.created_from.empty()) query.emplace_back("createdTimeFrom", o.created_from);
   if (!o.created_to.empty()) query.emplace_back("createdTimeTo", o.created_to);
   if (o.top > 0) query.emplace_back("top", std::to_string(o.top));
+  query.emplace_back("countByStatus", "true");
   HttpRequestSpec spec;
   spec.target = std::string(kDurableBase) + "/instances" + BuildQueryString(query);
 
   bool more = false;
-  std::optional<OJson> fetched = FetchPages(s, spec, o.all, &more);
+  HttpResponse first;
+  std::optional<OJson> fetched = FetchPages(s, spec, o.all, &more, {}, nullptr, &first);
   if (!fetched) return;
   const OJson& all = *fetched;
 
@@ -326,7 +352,8 @@ void RunList(Session& s, const ListOptions& o) {
     s.out() << FormatTable({"INSTANCE ID", "NAME", "STATUS", "CREATED", "UPDATED"},
                            InstanceRows(all));
   }
-  WarnIfMore(s, more, o.all, "instances");
+  const int64_t total = CountedInstances(first.status_counts, o.statuses);
+  WarnIfMore(s, more, o.all, "instances", total - static_cast<int64_t>(all.size()), o.top > 0 ? o.top : 100);
 }
 
 struct RaiseOptions {
@@ -723,11 +750,15 @@ void AddInstanceVerbs(CLI::App& app, const Io& io) {
   }
   {
     auto [v, o] =
-        AddVerb<ListOptions>(g, "list", "List instances (GET /instances)", true, io, RunList);
+        AddVerb<ListOptions>(g, "list", "List orchestration instances, newest first (GET /instances)", true, io, RunList);
     v->add_option("--status", o->statuses, "Only these runtime statuses, e.g. Running,Failed")
         ->type_name("STATUS[,...]")
         ->transform(StatusListValidator());
     v->add_option("--prefix", o->prefix, "Only instance ids starting with this prefix");
+    v->add_option("--name", o->name, "Only orchestrator names starting with this")->type_name("NAME");
+    v->add_option("--sort", o->sort, "newest (the default), oldest or id")
+        ->type_name("ORDER")
+        ->check(CLI::IsMember({"newest", "oldest", "id"}));
     v->add_option("--created-from", o->created_from,
                   "Only instances created at or after this UTC time")
         ->type_name("TIME")

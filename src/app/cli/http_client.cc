@@ -166,6 +166,7 @@ class Exchange {
     out.body = std::move(res.body());
     out.location = std::string(res[http::field::location]);
     out.continuation_token = std::string(res["x-ms-continuation-token"]);
+    out.status_counts = std::string(res["x-baton-status-counts"]);
     co_return out;
   }
 

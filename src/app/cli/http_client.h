@@ -79,6 +79,7 @@ struct HttpResponse {
   std::string body;
   std::string location;            // Location header; "" when absent
   std::string continuation_token;  // x-ms-continuation-token header; "" when absent
+  std::string status_counts;       // x-baton-status-counts header ("Running=3,Failed=1"); "" when absent
 };
 
 struct HttpClientOptions {

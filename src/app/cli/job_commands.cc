@@ -300,6 +300,8 @@ struct ListOptions {
   GlobalOptions g;
   std::string statuses;
   std::string name;
+  std::string labels;
+  std::string sort;
   int page_size = 0;
   bool all = false;
 };
@@ -308,14 +310,29 @@ void RunList(Session& s, const ListOptions& o) {
   std::vector<std::pair<std::string, std::string>> query;
   if (!o.statuses.empty()) query.emplace_back("status", o.statuses);
   if (!o.name.empty()) query.emplace_back("name", o.name);
+  if (!o.labels.empty()) query.emplace_back("labels", o.labels);
+  if (!o.sort.empty()) query.emplace_back("sort", o.sort);
   if (o.page_size > 0) query.emplace_back("pageSize", std::to_string(o.page_size));
+  // The server counts jobs exactly only without a filter it applies job by job.
+  const bool countable = o.statuses.empty() && o.name.empty() && o.labels.empty();
+  if (countable) query.emplace_back("countByStatus", "true");
   HttpRequestSpec spec;
   spec.target = std::string(kJobsBase) + BuildQueryString(query);
 
   bool more = false;
   std::string token;
-  std::optional<OJson> jobs = FetchPages(s, spec, o.all, &more, PageStyle{"jobs"}, &token);
+  HttpResponse first;
+  std::optional<OJson> jobs = FetchPages(s, spec, o.all, &more, PageStyle{"jobs"}, &token, &first);
   if (!jobs) return;
+  int64_t remaining = -1;
+  if (countable) {
+    OJson answer = OJson::parse(first.body, nullptr, /*allow_exceptions=*/false);
+    if (answer.is_object() && answer.contains("counts") && answer["counts"].is_object()) {
+      int64_t total = 0;
+      for (const auto& [k, v] : answer["counts"].items()) total += v.is_number_integer() ? v.get<int64_t>() : 0;
+      remaining = total - static_cast<int64_t>(jobs->size());
+    }
+  }
 
   if (s.json()) {
     // The server's shape, every page's jobs in one array.
@@ -330,7 +347,7 @@ void RunList(Session& s, const ListOptions& o) {
     }
     s.out() << FormatTable({"ID", "NAME", "STATUS", "ATTEMPT", "WAITING-ON", "CREATED"}, rows);
   }
-  WarnIfMore(s, more, o.all, "jobs");
+  WarnIfMore(s, more, o.all, "jobs", remaining, o.page_size > 0 ? o.page_size : 50);
 }
 
 struct IdOptions {
@@ -582,6 +599,11 @@ void AddJobVerbs(CLI::App& app, const Io& io) {
         ->type_name("STATUS[,...]")
         ->transform(JobStatusListValidator());
     v->add_option("--name", o->name, "Only jobs of this name")->type_name("N");
+    v->add_option("--label", o->labels, "Only jobs with these labels: key=value[,key[=value]...]")
+        ->type_name("LABELS");
+    v->add_option("--sort", o->sort, "newest (the default), oldest or id")
+        ->type_name("ORDER")
+        ->check(CLI::IsMember({"newest", "oldest", "id"}));
     v->add_option("--page-size", o->page_size, "Jobs per page (server default)")
         ->type_name("N")
         ->check(CLI::PositiveNumber);

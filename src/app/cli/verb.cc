@@ -203,7 +203,7 @@ std::vector<std::pair<std::string, std::string>> Session::HubQuery() const {
 }
 
 std::optional<OJson> FetchPages(Session& s, HttpRequestSpec spec, bool all, bool* more,
-                                const PageStyle& style, std::string* next_token) {
+                                const PageStyle& style, std::string* next_token, HttpResponse* first) {
   const bool in_body = !style.items_member.empty();
   const std::string target = spec.target;
   OJson items = OJson::array();
@@ -221,6 +221,7 @@ std::optional<OJson> FetchPages(Session& s, HttpRequestSpec spec, bool all, bool
     }
     auto res = s.Call(spec);
     if (!res) return std::nullopt;
+    if (pages == 0 && first != nullptr) *first = *res;
     auto page = s.ExpectJson(*res, /*array=*/!in_body);
     if (!page) return std::nullopt;
     OJson* list = &*page;
@@ -245,10 +246,19 @@ std::optional<OJson> FetchPages(Session& s, HttpRequestSpec spec, bool all, bool
   return items;
 }
 
-void WarnIfMore(Session& s, bool more, bool all, const std::string& what) {
+void WarnIfMore(Session& s, bool more, bool all, const std::string& what, int64_t remaining,
+                int64_t page_size) {
   if (!more) return;
-  s.Warn(all ? "stopped after " + std::to_string(kMaxListPages) + " pages; more " + what + " match"
-             : "more " + what + " match; pass --all to fetch every page");
+  std::string how_many = "more " + what + " match";
+  if (remaining > 0) {
+    how_many = std::to_string(remaining) + " more " + what + " match";
+    if (page_size > 0) {
+      const int64_t pages = (remaining + page_size - 1) / page_size;
+      how_many += " (" + std::to_string(pages) + (pages == 1 ? " more page)" : " more pages)");
+    }
+  }
+  s.Warn(all ? "stopped after " + std::to_string(kMaxListPages) + " pages; " + how_many
+             : how_many + "; pass --all to fetch every page");
 }
 
 CLI::App* AddGroup(CLI::App& app, const char* name, const char* help) {

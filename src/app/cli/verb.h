@@ -161,12 +161,16 @@ struct PageStyle {
 // One page of a list endpoint, or with `all` every page (at most
 // kMaxListPages), as one array. Empty when a request failed (already
 // reported). `*more`: pages were left unread; `*next_token` (may be null):
-// the token of the first unread page.
+// the token of the first unread page; `*first` (may be null): the first
+// page's whole answer (its headers and body).
 std::optional<OJson> FetchPages(Session& s, HttpRequestSpec spec, bool all, bool* more,
-                                const PageStyle& style = {}, std::string* next_token = nullptr);
+                                const PageStyle& style = {}, std::string* next_token = nullptr,
+                                HttpResponse* first = nullptr);
 
-// Warns on stderr that more `what` match than were printed.
-void WarnIfMore(Session& s, bool more, bool all, const std::string& what);
+// Warns on stderr that more `what` match than were printed. `remaining`
+// (when known, >= 0) is how many, and `page_size` turns it into pages.
+void WarnIfMore(Session& s, bool more, bool all, const std::string& what, int64_t remaining = -1,
+                int64_t page_size = 0);
 
 // ---- Registration ----
 

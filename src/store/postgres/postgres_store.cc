@@ -1283,46 +1283,93 @@ Result<InstanceState> PostgresStore::GetInstance(const std::string& instance_id,
 }
 
 Result<QueryPage> PostgresStore::QueryInstances(const InstanceQuery& query) {
-  BATON_ASSIGN_OR_RETURN(std::string after, store::InstanceQueryStart(query));
-  std::string sql = std::string("SELECT ") + kStateColumns;
-  if (query.include_payloads) sql += kPayloadColumns;
-  sql += " FROM instances WHERE true";
+  BATON_ASSIGN_OR_RETURN(store::QueryCursor cursor, store::InstanceQueryStart(query));
+  // Every condition but the statuses and the cursor, appended to `p`: the
+  // page and the per-status counts share it.
+  auto filter = [&query](Params& p, int& n) {
+    std::string sql;
+    if (query.created_from) {
+      sql += " AND created_at >= $" + std::to_string(++n);
+      p.Int(ToUnixMicros(*query.created_from));
+    }
+    if (query.created_to) {
+      sql += " AND created_at < $" + std::to_string(++n);
+      p.Int(ToUnixMicros(*query.created_to));
+    }
+    if (!query.instance_id_prefix.empty()) {
+      sql += " AND starts_with(instance_id, $" + std::to_string(++n) + ")";
+      p.Text(query.instance_id_prefix);
+      // The same range as an index condition (byte order, "C" collation).
+      sql += " AND instance_id >= $" + std::to_string(n);
+    }
+    if (!query.name_prefix.empty()) {
+      sql += " AND starts_with(name, $" + std::to_string(++n) + ")";
+      p.Text(query.name_prefix);
+    }
+    if (query.exclude_entities) {
+      // IsEntityInstanceId in SQL: the id, or its part after the hub's "::",
+      // is "@name@key".
+      sql +=
+          " AND NOT (instance_id LIKE '@%@%' OR (strpos(instance_id, '::') > 0 AND "
+          "substr(instance_id, strpos(instance_id, '::') + 2) LIKE '@%@%'))";
+    }
+    return sql;
+  };
   Params p;
   int n = 0;
+  std::string sql = std::string("SELECT ") + kStateColumns;
+  if (query.include_payloads) sql += kPayloadColumns;
+  sql += " FROM instances WHERE true" + filter(p, n);
   if (!query.statuses.empty()) {
     std::vector<std::string> names;
     for (OrchestrationStatus s : query.statuses) names.emplace_back(OrchestrationStatusName(s));
     sql += " AND status = ANY ($" + std::to_string(++n) + "::text[])";
     p.TextArray(names);
   }
-  if (query.created_from) {
-    sql += " AND created_at >= $" + std::to_string(++n);
-    p.Int(ToUnixMicros(*query.created_from));
+  switch (query.order) {
+    case InstanceOrder::kInstanceId:
+      if (cursor.has_cursor) {
+        sql += " AND instance_id > $" + std::to_string(++n);
+        p.Text(cursor.instance_id);
+      }
+      sql += " ORDER BY instance_id";
+      break;
+    case InstanceOrder::kNewestFirst:
+    case InstanceOrder::kOldestFirst: {
+      const bool newest = query.order == InstanceOrder::kNewestFirst;
+      if (cursor.has_cursor) {
+        // A row comparison: one index range on (created_at, instance_id).
+        sql += std::string(" AND (created_at, instance_id) ") + (newest ? "<" : ">") + " ($" +
+               std::to_string(n + 1) + "::bigint, $" + std::to_string(n + 2) + ")";
+        n += 2;
+        p.Int(cursor.created_micros).Text(cursor.instance_id);
+      }
+      sql += newest ? " ORDER BY created_at DESC, instance_id DESC" : " ORDER BY created_at, instance_id";
+      break;
+    }
   }
-  if (query.created_to) {
-    sql += " AND created_at < $" + std::to_string(++n);
-    p.Int(ToUnixMicros(*query.created_to));
-  }
-  if (!query.instance_id_prefix.empty()) {
-    sql += " AND starts_with(instance_id, $" + std::to_string(++n) + ")";
-    p.Text(query.instance_id_prefix);
-    // The same range as an index condition (byte order, "C" collation).
-    sql += " AND instance_id >= $" + std::to_string(n);
-  }
-  if (!query.continuation_token.empty()) {
-    sql += " AND instance_id > $" + std::to_string(++n);
-    p.Text(after);
-  }
-  sql += " ORDER BY instance_id LIMIT " + std::to_string(query.page_size + 1);
+  sql += " LIMIT " + std::to_string(query.page_size + 1);
   BATON_ASSIGN_OR_RETURN(PgResult r, ReadSql(sql, p, "query instances"));
   QueryPage page;
   for (int row = 0; row < r.rows(); ++row) {
     if (static_cast<int>(page.instances.size()) == query.page_size) {
-      page.continuation_token = util::HexEncode(page.instances.back().instance_id);
+      page.continuation_token = store::EncodeQueryCursor(query, page.instances.back());
       break;
     }
     BATON_ASSIGN_OR_RETURN(InstanceState s, DecodeState(r, row, query.include_payloads, nullptr));
     page.instances.push_back(std::move(s));
+  }
+  if (query.count_by_status) {
+    Params cp;
+    int cn = 0;
+    std::string count_sql = "SELECT status, count(*) FROM instances WHERE true" + filter(cp, cn) + " GROUP BY status";
+    BATON_ASSIGN_OR_RETURN(PgResult counts, ReadSql(count_sql, cp, "count instances"));
+    for (int row = 0; row < counts.rows(); ++row) {
+      OrchestrationStatus status;
+      if (!ParseOrchestrationStatus(counts.Text(row, 0), &status)) continue;
+      page.status_counts.emplace_back(status, counts.Int(row, 1));
+    }
+    std::sort(page.status_counts.begin(), page.status_counts.end());
   }
   return page;
 }

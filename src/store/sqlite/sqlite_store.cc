@@ -1086,70 +1086,107 @@ Result<InstanceState> SqliteStore::GetInstance(const std::string& instance_id,
 }
 
 Result<QueryPage> SqliteStore::QueryInstances(const InstanceQuery& query) {
-  BATON_ASSIGN_OR_RETURN(std::string after, store::InstanceQueryStart(query));
+  BATON_ASSIGN_OR_RETURN(store::QueryCursor cursor, store::InstanceQueryStart(query));
 
   // Only the shape of the SQL varies with the filter, so each shape is
-  // prepared once per reader connection.
+  // prepared once per reader connection. `filter` is every condition but the
+  // statuses and the cursor: the per-status counts share it.
+  using Param = std::variant<int64_t, std::string>;
+  std::vector<Param> params;
+  auto next = [&](Param v) {
+    params.push_back(std::move(v));
+    return "?" + std::to_string(params.size());
+  };
+  std::string filter;
+  if (query.created_from) filter += " AND created_at >= " + next(ToUnixMicros(*query.created_from));
+  if (query.created_to) filter += " AND created_at < " + next(ToUnixMicros(*query.created_to));
+  auto prefix = [&](const char* column, const std::string& value) {
+    if (value.empty()) return;
+    filter += std::string(" AND ") + column + " >= " + next(value);
+    std::string upper = PrefixUpperBound(value);
+    if (!upper.empty()) filter += std::string(" AND ") + column + " < " + next(upper);
+  };
+  prefix("instance_id", query.instance_id_prefix);
+  prefix("name", query.name_prefix);
+  if (query.exclude_entities) {
+    // IsEntityInstanceId in SQL: the id, or its part after the hub's "::",
+    // is "@name@key".
+    filter +=
+        " AND NOT (instance_id GLOB '@*@*' OR (instr(instance_id, '::') > 0 AND "
+        "substr(instance_id, instr(instance_id, '::') + 2) GLOB '@*@*'))";
+  }
+  const size_t filter_params = params.size();
+
+  std::string where = filter;
+  if (!query.statuses.empty()) {
+    where += " AND status IN (";
+    for (size_t i = 0; i < query.statuses.size(); ++i) {
+      where += (i ? ", " : "") + next(std::string(OrchestrationStatusName(query.statuses[i])));
+    }
+    where += ")";
+  }
+  std::string order;
+  switch (query.order) {
+    case InstanceOrder::kInstanceId:
+      if (cursor.has_cursor) where += " AND instance_id > " + next(cursor.instance_id);
+      order = " ORDER BY instance_id";
+      break;
+    case InstanceOrder::kNewestFirst:
+    case InstanceOrder::kOldestFirst: {
+      const bool newest = query.order == InstanceOrder::kNewestFirst;
+      if (cursor.has_cursor) {
+        const std::string t = next(cursor.created_micros);
+        const std::string id = next(cursor.instance_id);
+        const char* op = newest ? " < " : " > ";
+        where += " AND (created_at" + std::string(op) + t + " OR (created_at = " + t +
+                 " AND instance_id" + op + id + "))";
+      }
+      order = newest ? " ORDER BY created_at DESC, instance_id DESC"
+                     : " ORDER BY created_at, instance_id";
+      break;
+    }
+  }
   std::string sql = std::string("SELECT ") + kStateColumns;
   if (query.include_payloads) sql += kPayloadColumns;
-  sql += " FROM instances WHERE 1";
-  int param = 0;
-  std::vector<std::function<void(Statement&)>> binds;
-  std::vector<std::string> status_names;
-  for (OrchestrationStatus s : query.statuses) {
-    status_names.emplace_back(OrchestrationStatusName(s));
-  }
-  if (!status_names.empty()) {
-    sql += " AND status IN (";
-    for (size_t i = 0; i < status_names.size(); ++i) {
-      sql += (i ? ", ?" : "?") + std::to_string(++param);
-      binds.push_back(
-          [p = param, &status_names, i](Statement& st) { st.Bind(p, status_names[i]); });
+  sql += " FROM instances WHERE 1" + where + order + " LIMIT " + next(int64_t{query.page_size} + 1);
+
+  auto bind = [](Statement& st, const std::vector<Param>& values, size_t count) {
+    for (size_t i = 0; i < count; ++i) {
+      std::visit([&](const auto& v) { st.Bind(static_cast<int>(i + 1), v); }, values[i]);
     }
-    sql += ")";
-  }
-  if (query.created_from) {
-    sql += " AND created_at >= ?" + std::to_string(++param);
-    binds.push_back(
-        [p = param, t = ToUnixMicros(*query.created_from)](Statement& st) { st.Bind(p, t); });
-  }
-  if (query.created_to) {
-    sql += " AND created_at < ?" + std::to_string(++param);
-    binds.push_back(
-        [p = param, t = ToUnixMicros(*query.created_to)](Statement& st) { st.Bind(p, t); });
-  }
-  std::string upper;
-  if (!query.instance_id_prefix.empty()) {
-    sql += " AND instance_id >= ?" + std::to_string(++param);
-    binds.push_back([p = param, &query](Statement& st) { st.Bind(p, query.instance_id_prefix); });
-    upper = PrefixUpperBound(query.instance_id_prefix);
-    if (!upper.empty()) {
-      sql += " AND instance_id < ?" + std::to_string(++param);
-      binds.push_back([p = param, &upper](Statement& st) { st.Bind(p, upper); });
-    }
-  }
-  if (!query.continuation_token.empty()) {
-    sql += " AND instance_id > ?" + std::to_string(++param);
-    binds.push_back([p = param, &after](Statement& st) { st.Bind(p, after); });
-  }
-  sql += " ORDER BY instance_id LIMIT ?" + std::to_string(++param);
-  binds.push_back(
-      [p = param, n = query.page_size + 1](Statement& st) { st.Bind(p, static_cast<int64_t>(n)); });
+  };
 
   BATON_ASSIGN_OR_RETURN(std::unique_ptr<Connection> conn, AcquireReader());
   ReaderLease reader(this, std::move(conn));
-  BATON_ASSIGN_OR_RETURN(Statement st, reader->Prepare(sql));
-  for (auto& bind : binds) bind(st);
   QueryPage page;
-  for (;;) {
-    BATON_ASSIGN_OR_RETURN(bool row, st.Step("query instances"));
-    if (!row) break;
-    if (static_cast<int>(page.instances.size()) == query.page_size) {
-      page.continuation_token = util::HexEncode(page.instances.back().instance_id);
-      break;
+  {
+    BATON_ASSIGN_OR_RETURN(Statement st, reader->Prepare(sql));
+    bind(st, params, params.size());
+    for (;;) {
+      BATON_ASSIGN_OR_RETURN(bool row, st.Step("query instances"));
+      if (!row) break;
+      if (static_cast<int>(page.instances.size()) == query.page_size) {
+        page.continuation_token = store::EncodeQueryCursor(query, page.instances.back());
+        break;
+      }
+      BATON_ASSIGN_OR_RETURN(InstanceState state,
+                             DecodeState(st, query.include_payloads, nullptr));
+      page.instances.push_back(std::move(state));
     }
-    BATON_ASSIGN_OR_RETURN(InstanceState state, DecodeState(st, query.include_payloads, nullptr));
-    page.instances.push_back(std::move(state));
+  }
+  if (query.count_by_status) {
+    BATON_ASSIGN_OR_RETURN(
+        Statement st,
+        reader->Prepare("SELECT status, count(*) FROM instances WHERE 1" + filter + " GROUP BY status"));
+    bind(st, params, filter_params);
+    for (;;) {
+      BATON_ASSIGN_OR_RETURN(bool row, st.Step("count instances"));
+      if (!row) break;
+      OrchestrationStatus status;
+      if (!ParseOrchestrationStatus(st.Text(0), &status)) continue;
+      page.status_counts.emplace_back(status, st.Int(1));
+    }
+    std::sort(page.status_counts.begin(), page.status_counts.end());
   }
   return page;
 }
