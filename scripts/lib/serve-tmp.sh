@@ -2,7 +2,8 @@
 # tests and benchmark): starts it on free loopback ports with its own data dir.
 #
 #   serve_tmp_start BATON_BINARY   sets SERVE_TMP (a temp dir), SERVE_PID,
-#                                  SERVE_HTTP (host:port), SERVE_GRPC, SERVE_ADMIN
+#                                  SERVE_HTTP (host:port), SERVE_GRPC, SERVE_ADMIN;
+#                                  the array SERVE_ARGS, if set, adds flags
 #   serve_tmp_tenant_key TENANT [SETTINGS]
 #                                  creates the tenant (with the tenant settings
 #                                  PATCH body SETTINGS, if given) and prints a new key of it
@@ -11,7 +12,7 @@
 serve_tmp_start() {
   SERVE_TMP="$(mktemp -d)"
   local log="$SERVE_TMP/serve.log"
-  "$1" serve --data-dir "$SERVE_TMP/data" --port 0 --grpc-port 0 >"$log" 2>&1 &
+  "$1" serve --data-dir "$SERVE_TMP/data" --port 0 --grpc-port 0 ${SERVE_ARGS[@]+"${SERVE_ARGS[@]}"} >"$log" 2>&1 &
   SERVE_PID=$!
   for _ in $(seq 1 100); do
     grep -q "^listening on" "$log" && break

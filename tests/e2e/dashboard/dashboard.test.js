@@ -1,0 +1,461 @@
+// The dashboard in headless Chromium (playwright-core, Debian's
+// /usr/bin/chromium) against a real `baton serve`, started by run.sh, which
+// sets BATON_HTTP, BATON_ADMIN, BATON_KEY (tenant "dash") and
+// BATON_OTHER_KEY (tenant "other"). Each check reads the outcome from the API
+// and from the page; waits are for a state, never for a time.
+"use strict";
+const test = require("node:test");
+const assert = require("node:assert/strict");
+const path = require("node:path");
+const fs = require("node:fs");
+const { chromium } = require("playwright-core");
+
+const BASE = `http://${process.env.BATON_HTTP}`;
+const DF = "/runtime/webhooks/durabletask";
+const KEY = process.env.BATON_KEY;
+const OTHER = process.env.BATON_OTHER_KEY;
+const ADMIN = process.env.BATON_ADMIN;
+const SHOTS = process.env.BATON_SCREENSHOTS || "";
+const IMAGE = "127.0.0.1:5000/samples/hello:1";
+const WAIT_MS = 120000;  // a bound for a state to be reached, not a timing
+
+let browser;
+const made = {};  // prefix -> ids
+
+async function call(key, method, url, body, headers = {}) {
+  const res = await fetch(BASE + url, {
+    method,
+    headers: Object.assign({ Authorization: "Bearer " + key }, body === undefined ? {} : { "Content-Type": "application/json" }, headers),
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json = null;
+  try { json = text ? JSON.parse(text) : null; } catch (e) { json = text; }
+  return { status: res.status, body: json, headers: res.headers };
+}
+
+async function until(what, predicate) {
+  const end = Date.now() + WAIT_MS;
+  let last;
+  while (Date.now() < end) {
+    last = await predicate();
+    if (last) return last;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.fail(`never reached: ${what}`);
+}
+
+async function statusOf(id, key = KEY) {
+  const r = await call(key, "GET", `${DF}/instances/${encodeURIComponent(id)}?showHistory=true`);
+  return r.status === 404 ? "gone" : r.body;
+}
+
+async function counts(key = KEY) {
+  const r = await call(key, "GET", `${DF}/instances?top=1&countByStatus=true`);
+  const out = {};
+  for (const item of (r.headers.get("x-baton-status-counts") || "").split(",")) {
+    const [k, v] = item.split("=");
+    if (k) out[k] = Number(v);
+  }
+  return out;
+}
+
+// Every id the API lists for `query`, newest first, walking the tokens.
+async function apiIds(query, key = KEY) {
+  const ids = [];
+  let token = "";
+  for (;;) {
+    const r = await call(key, "GET", `${DF}/instances?top=100&${query}`, undefined, token ? { "x-ms-continuation-token": token } : {});
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    for (const s of r.body) ids.push(s.instanceId);
+    token = r.headers.get("x-ms-continuation-token") || "";
+    if (!token) return ids;
+  }
+}
+
+async function start(name, id, input) {
+  const r = await call(KEY, "POST", `${DF}/orchestrators/${name}/${id}`, input);
+  assert.equal(r.status, 202, JSON.stringify(r.body));
+}
+
+async function page(key = KEY, viewport = { width: 1280, height: 900 }) {
+  const context = await browser.newContext({ viewport });
+  await context.addInitScript((k) => { localStorage.setItem("baton.key", k); localStorage.setItem("baton.tz", "utc"); }, key);
+  const p = await context.newPage();
+  // A script error or a refused resource (CSP) fails the test at close().
+  const errors = [];
+  p.on("pageerror", (e) => errors.push(String(e)));
+  p.on("console", (m) => { if (m.type() === "error" && !/Failed to load resource/.test(m.text())) errors.push(m.text()); });
+  p.close = async () => { await context.close(); assert.deepEqual(errors, [], "errors in the page"); };
+  return p;
+}
+
+async function shot(p, name, fullPage = true) {
+  if (!SHOTS) return;
+  fs.mkdirSync(SHOTS, { recursive: true });
+  await p.screenshot({ path: path.join(SHOTS, name + ".png"), fullPage });
+}
+
+// Loads every page of the list on screen ("Load more" until it hides).
+async function loadAll(p) {
+  for (;;) {
+    const more = p.locator("#load-more");
+    if (!(await more.isVisible())) return;
+    const before = await p.locator("tbody tr").count();
+    await more.click();
+    await p.waitForFunction((n) => document.querySelectorAll("tbody tr").length > n || document.getElementById("load-more").hidden, before);
+  }
+}
+
+// Opens `hash` and waits until its view is on screen.
+async function open(p, hash) {
+  await p.goto(BASE + "/dashboard" + hash);
+  await p.waitForFunction(() => document.getElementById("view").dataset.shown === location.hash);
+}
+
+async function rowIds(p) { return p.locator("tbody tr").evaluateAll((rows) => rows.map((r) => r.dataset.id)); }
+
+// Confirms the open dialog after filling `fields` ({name: value}).
+async function confirm(p, fields = {}) {
+  await p.locator("#confirm[open]").waitFor();
+  for (const [k, v] of Object.entries(fields)) await p.fill(`#f-${k}`, v);
+  await p.click("#confirm-ok");
+  await p.locator("#confirm[open]").waitFor({ state: "detached" }).catch(() => {});
+  await p.waitForFunction(() => !document.getElementById("confirm").open);
+}
+
+test.before(async () => {
+  browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync"],
+  });
+  // 250 orchestrations of mixed status in tenant "dash".
+  const batches = [["c", "Hello5", 100], ["r", "AwaitApproval", 60], ["f", "FailWith", 40], ["t", "AwaitApproval", 25], ["s", "AwaitApproval", 25]];
+  for (const [prefix, name, n] of batches) {
+    made[prefix] = [];
+    for (let i = 0; i < n; i++) {
+      const id = `${prefix}-${String(i).padStart(3, "0")}`;
+      made[prefix].push(id);
+      await start(name, id, name === "FailWith" ? "boom " + i : "x");
+    }
+    if (prefix === "c") {
+      // Every later instance is created after this time (the server's clock
+      // is this machine's; a start is answered once the instance exists).
+      await new Promise((r) => setTimeout(r, 20));
+      made.cutoff = new Date().toISOString();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  await until("60 + 25 + 25 AwaitApproval running", async () => (await counts()).Running >= 110);
+  for (const id of made.t) assert.equal((await call(KEY, "POST", `${DF}/instances/${id}/terminate?reason=test`)).status, 202);
+  for (const id of made.s) assert.equal((await call(KEY, "POST", `${DF}/instances/${id}/suspend?reason=test`)).status, 202);
+  // An entity: a row in the store, never listed as an orchestration.
+  assert.equal((await call(KEY, "POST", `${DF}/entities/Counter/k1?op=add`, 5)).status, 202);
+  await until("the mix of statuses", async () => {
+    const c = await counts();
+    return c.Completed === 100 && c.Running === 60 && c.Failed === 40 && c.Terminated === 25 && c.Suspended === 25;
+  });
+  await until("the entity's state", async () => (await call(KEY, "GET", `${DF}/entities/Counter/k1`)).status === 200);
+});
+
+test.after(async () => { if (browser) await browser.close(); });
+
+test("Dashboard: 250 orchestrations are all reachable by paging, newest first", async () => {
+  const p = await page();
+  await open(p, "#/instances");
+  await p.locator("#instances tbody tr").first().waitFor();
+  assert.equal(await p.locator("#instances tbody tr").count(), 50, "one page of 50 first");
+  const countsText = await p.locator(".counts").innerText();
+  for (const s of ["All 250", "Running 60", "Completed 100", "Failed 40", "Terminated 25", "Suspended 25"]) {
+    assert.ok(countsText.includes(s), `counts show ${s}: ${countsText}`);
+  }
+  await shot(p, "instances", false);
+  await loadAll(p);
+  const ids = await rowIds(p);
+  assert.equal(ids.length, 250);
+  assert.equal(new Set(ids).size, 250, "no instance twice");
+  assert.ok(!ids.some((id) => id.includes("@")), "no entity among the orchestrations");
+  assert.deepEqual(ids, await apiIds(""), "the API's order: newest first");
+  assert.equal(ids[0], made.s[24], "the newest first");
+  assert.match(await p.locator(".more [role=status]").innerText(), /Showing 250 of 250/);
+  await p.close();
+});
+
+test("Dashboard: filters by status, name, id prefix and created time reach every match, and the URL keeps them", async () => {
+  const p = await page();
+  const cases = [
+    ["status=Failed", made.f, "Failed"],
+    ["status=Suspended", made.s, "Suspended"],
+    ["name=Hello", made.c, null],
+    ["prefix=t-", made.t, "Terminated"],
+    [`to=${encodeURIComponent(made.cutoff)}`, made.c, null],
+  ];
+  for (const [query, expected, status] of cases) {
+    await open(p, "#/instances?" + query);
+    await p.locator("#instances tbody tr").first().waitFor();
+    await loadAll(p);
+    const ids = await rowIds(p);
+    assert.deepEqual([...ids].sort(), [...expected].sort(), query);
+    if (status) {
+      const badges = await p.locator("#instances tbody .badge").allInnerTexts();
+      assert.ok(badges.every((b) => b === status), query);
+    }
+  }
+  // The time filter after the cutoff: everything but the Completed batch.
+  await open(p, `#/instances?from=${encodeURIComponent(made.cutoff)}&status=Running`);
+  await p.locator("#instances tbody tr").first().waitFor();
+  await loadAll(p);
+  assert.deepEqual((await rowIds(p)).sort(), [...made.r].sort());
+  // The form writes the URL; a reload shows the same view.
+  await open(p, "#/instances");
+  await p.locator("#instances tbody tr").first().waitFor();
+  await p.selectOption("#flt-status", "Failed");
+  await p.fill("#flt-name", "Fail");
+  await p.click("form.filters button[type=submit]");
+  await p.waitForFunction(() => location.hash.includes("status=Failed") && location.hash.includes("name=Fail"));
+  await p.reload();
+  await p.waitForFunction(() => document.getElementById("view").dataset.shown === location.hash);
+  assert.equal(await p.inputValue("#flt-status"), "Failed");
+  assert.equal(await p.inputValue("#flt-name"), "Fail");
+  assert.match(await p.locator(".more [role=status]").innerText(), /of 40/);
+  // Nothing matches: said so.
+  await open(p, "#/instances?prefix=nope-");
+  await p.locator("#empty").waitFor();
+  await p.close();
+});
+
+test("Dashboard: raise, terminate, suspend/resume, rewind and purge through the UI change the instance as the API reports", async () => {
+  const p = await page();
+  const openInstance = async (id) => {
+    await open(p, "#/instance/" + id);
+    await p.locator("#detail-title").waitFor();
+  };
+
+  // Raise "approve": AwaitApproval completes with the event's data.
+  await openInstance("r-000");
+  assert.match(await p.locator("#pending").innerText(), /external event/);
+  await shot(p, "instance-running");
+  await p.click("[data-action=raise-event]");
+  await confirm(p, { event: "approve", data: '{"by":"ui"}' });
+  const raised = await until("r-000 completed", async () => { const s = await statusOf("r-000"); return s.runtimeStatus === "Completed" && s; });
+  assert.deepEqual(raised.output.approval, { by: "ui" });
+  await p.locator("#detail-title .badge.Completed").waitFor();
+
+  await openInstance("r-001");
+  await p.click("[data-action=terminate]");
+  await confirm(p, { reason: "from the ui" });
+  const terminated = await until("r-001 terminated", async () => { const s = await statusOf("r-001"); return s.runtimeStatus === "Terminated" && s; });
+  assert.equal(terminated.output, "from the ui");
+
+  await openInstance("r-002");
+  await p.click("[data-action=suspend]");
+  await confirm(p, { reason: "pause" });
+  await until("r-002 suspended", async () => (await statusOf("r-002")).runtimeStatus === "Suspended");
+  await p.locator("#detail-title .badge.Suspended").waitFor();
+  await p.locator("[data-action=resume]").waitFor();
+  await p.click("[data-action=resume]");
+  await confirm(p, { reason: "go on" });
+  await until("r-002 running again", async () => (await statusOf("r-002")).runtimeStatus === "Running");
+  const events = (await statusOf("r-002")).historyEvents.map((e) => e.EventType);
+  assert.ok(events.includes("ExecutionSuspended") && events.includes("ExecutionResumed"), events.join(","));
+
+  // Rewind a Failed one: the API's history shows the rewind (FailWith then fails again).
+  await openInstance("f-000");
+  await p.locator("#failure").waitFor();
+  assert.match(await p.locator("#failure").innerText(), /SampleFailure/);
+  await shot(p, "instance-failed");
+  await p.click("[data-action=rewind]");
+  await confirm(p, { reason: "retry it" });
+  await until("f-000 rewound", async () => {
+    const s = await statusOf("f-000");
+    return s.historyEvents.some((e) => e.EventType === "ExecutionRewound") && s.runtimeStatus === "Failed";
+  });
+
+  // Purge a Completed one: gone from the API and from the list.
+  await openInstance("c-000");
+  await p.click("[data-action=purge]");
+  await confirm(p);
+  assert.equal(await statusOf("c-000"), "gone");
+  await p.waitForFunction(() => location.hash.startsWith("#/instances"));
+  await open(p, "#/instances?prefix=c-00");
+  await p.locator("#instances tbody tr").first().waitFor();
+  assert.ok(!(await rowIds(p)).includes("c-000"));
+
+  // A terminal instance offers no terminate; a running one no purge.
+  await openInstance("c-001");
+  assert.equal(await p.locator("[data-action=terminate]").count(), 0);
+  assert.equal(await p.locator("[data-action=purge]").count(), 1);
+  await openInstance("r-003");
+  assert.equal(await p.locator("[data-action=purge]").count(), 0);
+  await p.close();
+});
+
+test("Dashboard: the timeline shows activities with millisecond times", async () => {
+  const p = await page();
+  await open(p, "#/instance/c-005");
+  await p.locator(".gantt .row[data-kind=activity]").first().waitFor();
+  assert.equal(await p.locator(".gantt .row[data-kind=activity]").count(), 5, "Hello5 calls SayHello 5 times");
+  const times = await p.locator(".events td.t").allInnerTexts();
+  assert.ok(times.length > 0 && times.every((t) => /\d\d:\d\d:\d\d\.\d{3} UTC$/.test(t)), times.join("|"));
+  await shot(p, "instance-timeline");
+  await p.close();
+});
+
+test("Dashboard: a job's timeline shows each attempt", async () => {
+  const submitted = await call(KEY, "POST", "/api/v1/jobs", {
+    name: "flaky", image: IMAGE, args: ["exit", "3"], labels: { team: "ui" },
+    env: { MODE: "test" }, restartPolicy: { policy: "OnFailure", maxAttempts: 2, backoffSeconds: 1 },
+  });
+  assert.equal(submitted.status, 202, JSON.stringify(submitted.body));
+  const id = submitted.body.id;
+  const job = await until("the job to fail twice", async () => {
+    const j = (await call(KEY, "GET", `/api/v1/jobs/${id}`)).body;
+    return j.finishedAt && j;
+  });
+  assert.equal(job.status, "Failed");
+  const p = await page();
+  await open(p, "#/job/" + id);
+  await p.locator(".gantt .row[data-kind=attempt]").nth(1).waitFor();
+  assert.equal(await p.locator(".gantt .row[data-kind=attempt]").count(), 2);
+  assert.equal(await p.locator("table.attempts tbody tr").count(), 2);
+  const exits = await p.locator("table.attempts tbody tr td:nth-child(4)").allInnerTexts();
+  assert.deepEqual(exits, ["3", "3"]);
+  const factsText = await p.locator("dl.facts").innerText();
+  assert.match(factsText, /Env \(names\)\s+MODE\n/, "env names, never values");
+  assert.match(factsText, /team=ui/);
+  assert.equal(await p.locator("[data-action=resubmit]").count(), 1);
+  assert.equal(await p.locator("[data-action=cancel]").count(), 0);
+  await shot(p, "job");
+  // The jobs list filters by label.
+  await open(p, "#/jobs?labels=team%3Dui");
+  await p.locator("#jobs tbody tr").first().waitFor();
+  assert.deepEqual(await rowIds(p), [id]);
+  await shot(p, "jobs");
+  await p.close();
+});
+
+test("Dashboard: the tenant view shows the queue while jobs wait", async () => {
+  const quota = await call(ADMIN, "PUT", "/api/v1/admin/tenants/dash/quota", { jobs: 1 });
+  assert.equal(quota.status, 200, JSON.stringify(quota.body));
+  const ids = [];
+  for (let i = 0; i < 3; i++) {
+    const r = await call(KEY, "POST", "/api/v1/jobs", { name: `wait-${i}`, image: IMAGE, args: ["sleep", "120"] });
+    assert.equal(r.status, 202, JSON.stringify(r.body));
+    ids.push(r.body.id);
+  }
+  await until("two jobs queued", async () => ((await call(KEY, "GET", "/api/v1/tenant")).body.queue || []).length === 2);
+  const p = await page();
+  await open(p, "#/tenant");
+  await p.locator("table.queue tbody tr").nth(1).waitFor();
+  const queued = await p.locator("table.queue tbody tr").evaluateAll((rows) => rows.map((r) => r.dataset.job));
+  assert.deepEqual(queued, [ids[1], ids[2]]);
+  const positions = await p.locator("table.queue tbody tr td:first-child").allInnerTexts();
+  assert.deepEqual(positions, ["1", "2"]);
+  await shot(p, "tenant");
+  // Cancel the last one through its page; the queue shrinks.
+  await open(p, "#/job/" + ids[2]);
+  await p.click("[data-action=cancel]");
+  await confirm(p);
+  await until("the job canceled", async () => (await call(KEY, "GET", `/api/v1/jobs/${ids[2]}`)).body.status === "Canceled");
+  await open(p, "#/tenant");
+  await p.waitForFunction(() => document.querySelectorAll("table.queue tbody tr").length === 1);
+  // The admin view lists the tenant with its queue.
+  const admin = await page(ADMIN);
+  await open(admin, "#/admin");
+  await admin.locator("table.tenants tr[data-tenant=dash]").waitFor();
+  await shot(admin, "admin");
+  await admin.close();
+  for (const id of ids.slice(0, 2)) await call(KEY, "POST", `/api/v1/jobs/${id}/cancel`);
+  for (const id of ids) await until(`job ${id} finished`, async () => !!(await call(KEY, "GET", `/api/v1/jobs/${id}`)).body.finishedAt);
+  await p.close();
+});
+
+test("Dashboard: entities are listed with their state apart from orchestrations", async () => {
+  const p = await page();
+  await open(p, "#/entities");
+  await p.locator("table.entities a").first().waitFor();
+  await p.click("table.entities a >> text=counter");
+  await p.locator("table.entities tr[data-key=k1]").waitFor();
+  assert.match(await p.locator("table.entities tr[data-key=k1]").innerText(), /5/);
+  await shot(p, "entities");
+  await p.close();
+});
+
+test("Dashboard: a tenant key never sees another tenant's data", async () => {
+  const p = await page(OTHER);
+  await open(p, "#/instances");
+  await p.locator("#empty").waitFor();
+  assert.equal(await p.locator("#instances tbody tr").count(), 0);
+  assert.match(await p.locator(".counts").innerText(), /All 0/);
+  // Its own instance, then a peek at "dash"'s by id, by prefix and by hub.
+  assert.equal((await call(OTHER, "POST", `${DF}/orchestrators/Hello5/mine`, "x")).status, 202);
+  await open(p, "#/instances?hub=dash");
+  await p.locator("#instances tbody tr").first().waitFor();
+  assert.deepEqual(await rowIds(p), ["mine"]);
+  await open(p, "#/instance/r-003");
+  await p.locator("h2 >> text=Not found").waitFor();
+  await open(p, "#/instances?prefix=dash%3A%3A");
+  await p.locator("#empty").waitFor();
+  await open(p, "#/jobs");
+  await p.locator("#jobs").waitFor();
+  assert.equal(await p.locator("#jobs tbody tr").count(), 0);
+  await open(p, "#/tenant");
+  await p.locator("h2 >> text=Tenant other").waitFor();
+  assert.equal(await p.locator("table.queue tbody tr").count(), 0);
+  await open(p, "#/entities");
+  await p.locator("#empty").waitFor();
+  const text = await p.locator("body").innerText();
+  assert.ok(!/\b[rcfts]-\d{3}\b/.test(text), "no id of tenant dash on the page");
+  // The tenant key offers no admin view, and the admin API refuses it.
+  assert.equal(await p.locator("nav [data-view=admin]").isVisible(), false);
+  assert.equal((await call(OTHER, "GET", "/api/v1/admin/tenants")).status, 403);
+  await p.close();
+});
+
+test("Dashboard: keyboard and phone width", async () => {
+  const p = await page(KEY, { width: 390, height: 844 });
+  await open(p, "#/instances");
+  await p.locator("#instances tbody tr").first().waitFor();
+  // Nothing but the tables' own scrollers is wider than the phone.
+  const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 1, `page wider than the screen by ${overflow}px`);
+  await shot(p, "phone-instances", false);
+  // The first Tab lands on "Skip to content"; links and buttons are reachable by Tab.
+  await p.keyboard.press("Tab");
+  assert.equal(await p.evaluate(() => document.activeElement.textContent), "Skip to content");
+  let reached = false;
+  for (let i = 0; i < 40 && !reached; i++) {
+    await p.keyboard.press("Tab");
+    reached = await p.evaluate(() => !!document.activeElement.closest("#instances tbody"));
+  }
+  assert.ok(reached, "an instance link is reachable with Tab");
+  const id = await p.evaluate(() => document.activeElement.textContent);
+  await p.keyboard.press("Enter");
+  await p.waitForFunction((x) => location.hash === "#/instance/" + encodeURIComponent(x), id);
+  await p.locator("#detail-title").waitFor();
+  await p.close();
+});
+
+test("Dashboard: the list APIs refuse hostile filters and change nothing", async () => {
+  const before = await counts();
+  const bad = [
+    `${DF}/instances?top=0`, `${DF}/instances?top=1001`, `${DF}/instances?sort=sideways`,
+    `${DF}/instances?runtimeStatus=Nope`, `${DF}/instances?instanceIdPrefix=${"x".repeat(201)}`,
+    `${DF}/instances?name=%01`, `${DF}/instances?createdTimeFrom=2030-01-01T00:00:00Z&createdTimeTo=2020-01-01T00:00:00Z`,
+    `${DF}/instances?countByStatus=maybe`, "/api/v1/jobs?labels=" + Array.from({ length: 20 }, (_, i) => `k${i}=v`).join(","), "/api/v1/jobs?idPrefix=XYZ",
+    "/api/v1/jobs?sort=up", "/api/v1/jobs?status=Nope",
+  ];
+  for (const url of bad) assert.equal((await call(KEY, "GET", url)).status, 400, url);
+  const token = await call(KEY, "GET", `${DF}/instances?top=1`, undefined, { "x-ms-continuation-token": "zz" });
+  assert.equal(token.status, 400);
+  const other = await call(KEY, "GET", `${DF}/instances?top=1&sort=id`);
+  const crossed = await call(KEY, "GET", `${DF}/instances?top=1`, undefined,
+                             { "x-ms-continuation-token": other.headers.get("x-ms-continuation-token") });
+  assert.equal(crossed.status, 400, "a token of another order");
+  // Error messages name ids as the tenant knows them, without the hub.
+  const missing = await call(KEY, "GET", `${DF}/instances/nope`);
+  assert.equal(missing.status, 404);
+  assert.ok(!JSON.stringify(missing.body).includes("dash::"), JSON.stringify(missing.body));
+  assert.deepEqual(await counts(), before);
+});
