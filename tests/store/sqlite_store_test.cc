@@ -117,12 +117,12 @@ TEST_F(SqliteStoreTest, CreatesTheSchemaInWalMode) {
       "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' "
       "ORDER BY name");
   EXPECT_EQ(indexes, (std::vector<std::string>{"activity_tasks_by_instance", "inbox_by_instance",
-                                               "instances_by_created_at", "instances_by_status"}));
+                                               "instances_by_created", "instances_by_status"}));
   EXPECT_EQ(raw.Column("PRAGMA journal_mode"), std::vector<std::string>{"wal"});
   EXPECT_EQ(raw.Column("SELECT value FROM meta WHERE key = 'schema_version'"),
             std::vector<std::string>{"1"});
   EXPECT_EQ(raw.Column("SELECT version || ' ' || name FROM schema_migrations ORDER BY version"),
-            (std::vector<std::string>{"1 task_hub", "2 history_generation"}));
+            (std::vector<std::string>{"1 task_hub", "2 history_generation", "4 newest_first"}));
 }
 
 TEST_F(SqliteStoreTest, MigrationsRunOnceAndAFileFromBeforeVersioningIsAdopted) {
@@ -138,11 +138,11 @@ TEST_F(SqliteStoreTest, MigrationsRunOnceAndAFileFromBeforeVersioningIsAdopted) 
   Result<SchemaVersion> v = MigrateSqliteStore(path);
   ASSERT_TRUE(v.ok()) << v.status().ToString();
   EXPECT_EQ(v->before, 0);
-  EXPECT_EQ(v->after, 2);
+  EXPECT_EQ(v->after, 4);
   v = MigrateSqliteStore(path);
   ASSERT_TRUE(v.ok());
-  EXPECT_EQ(v->before, 2);
-  EXPECT_EQ(v->after, 2);
+  EXPECT_EQ(v->before, 4);
+  EXPECT_EQ(v->after, 4);
   std::unique_ptr<Store> store = MustOpen(Options());
   ASSERT_NE(store, nullptr);
   EXPECT_TRUE(store->GetInstance("kept", false).ok()) << "the data survived the migration";
