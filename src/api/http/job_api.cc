@@ -297,8 +297,8 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
         status_counts = {{"unfinished", 0}, {"finished", 0}};
         for (const auto& [st, n] : page->status_counts) {
           if (!coarse.empty() && !coarse.count(st)) continue;
-          status_counts[IsTerminal(st) ? "finished" : "unfinished"] =
-              status_counts[IsTerminal(st) ? "finished" : "unfinished"].get<int64_t>() + n;
+          const char* bucket = IsTerminal(st) ? "finished" : "unfinished";
+          status_counts[bucket] = status_counts[bucket].get<int64_t>() + n;
         }
       }
       const InstanceState* full_after = nullptr;
