@@ -2,16 +2,20 @@
 // the continuation tokens both stores hand out.
 //
 // A token names the last row of the page it ended, in the query's order:
-//   by instance id:      hex(instance id)
-//   by created time:     "t" hex("<created_at unix micros>/<instance id>")
+//   by instance id:      hex(id)
+//   by created time:     "t" hex("<created_at unix micros>/<id>")
 // so the next page starts strictly after that row (keyset paging: rows
 // created or deleted meanwhile never shift a page, and no row is read twice).
-// 't' is not a hex digit, so a token of one order is refused by the other.
+// <id> is the instance id without the query's instance_id_prefix (which every
+// row of the query has): the HTTP API confines a tenant by a "<hub>::" prefix,
+// and its tokens then carry no hub. A token is good for the query that made
+// it; 't' is not a hex digit, so a token of one order is refused by the other.
 #pragma once
 
 #include <charconv>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "baton/instance.h"
 #include "baton/status.h"
@@ -33,8 +37,10 @@ struct QueryCursor {
 };
 
 inline std::string EncodeQueryCursor(const InstanceQuery& query, const InstanceState& last) {
-  if (query.order == InstanceOrder::kInstanceId) return util::HexEncode(last.instance_id);
-  return "t" + util::HexEncode(std::to_string(ToUnixMicros(last.created_at)) + "/" + last.instance_id);
+  std::string_view id = last.instance_id;
+  if (id.starts_with(query.instance_id_prefix)) id.remove_prefix(query.instance_id_prefix.size());
+  if (query.order == InstanceOrder::kInstanceId) return util::HexEncode(id);
+  return "t" + util::HexEncode(std::to_string(ToUnixMicros(last.created_at)) + "/" + std::string(id));
 }
 
 // The cursor of `query`'s continuation token. InvalidArgument when
@@ -57,6 +63,7 @@ inline Result<QueryCursor> InstanceQueryStart(const InstanceQuery& query) {
     if (!util::HexDecode(token, &cursor.instance_id)) {
       return InvalidArgumentError("malformed continuation token");
     }
+    cursor.instance_id.insert(0, query.instance_id_prefix);
     return cursor;
   }
   std::string decoded;
@@ -69,7 +76,7 @@ inline Result<QueryCursor> InstanceQueryStart(const InstanceQuery& query) {
   if (ec != std::errc() || end != decoded.data() + slash) {
     return InvalidArgumentError("malformed continuation token");
   }
-  cursor.instance_id = decoded.substr(slash + 1);
+  cursor.instance_id = query.instance_id_prefix + decoded.substr(slash + 1);
   return cursor;
 }
 

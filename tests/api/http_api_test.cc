@@ -360,6 +360,8 @@ TEST_F(HttpApiTest, ListsNewestFirstWithCountsAndNoEntities) {
   // Pages of two, newest first, with the token.
   HttpResult first = Call(acme_, "GET", kBase + "/instances?top=2");
   ASSERT_FALSE(first.headers["x-ms-continuation-token"].empty());
+  EXPECT_EQ(first.headers["x-ms-continuation-token"].find("61636d653a3a"), std::string::npos)
+      << "the token holds hex(\"acme::\")";
   HttpResult second = Call(acme_, "GET", kBase + "/instances?top=2", "",
                            {{"x-ms-continuation-token", first.headers["x-ms-continuation-token"]}});
   ASSERT_EQ(second.status, 200);

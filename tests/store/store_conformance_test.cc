@@ -907,7 +907,7 @@ TEST_P(StoreConformanceTest, QueryFiltersByNameAndLeavesOutEntities) {
                     .ok());
   }
   auto ids = [&](InstanceQuery q) {
-    q.page_size = 1000;
+    q.page_size = 1;  // every filter through the tokens too
     std::vector<std::string> out = WalkPages(store(), q);
     std::sort(out.begin(), out.end());
     return out;
@@ -926,6 +926,16 @@ TEST_P(StoreConformanceTest, QueryFiltersByNameAndLeavesOutEntities) {
   q.name_prefix.clear();
   q.exclude_entities = false;
   EXPECT_EQ(ids(q), (std::vector<std::string>{"acme::@counter@k", "acme::x", "acme::y@z"}));
+  // Tokens leave out the query's prefix (the HTTP API's hub), in both orders.
+  for (InstanceOrder order : {InstanceOrder::kInstanceId, InstanceOrder::kNewestFirst}) {
+    q.order = order;
+    q.page_size = 1;
+    Result<QueryPage> page = store().QueryInstances(q);
+    ASSERT_TRUE(page.ok());
+    ASSERT_FALSE(page->continuation_token.empty());
+    EXPECT_EQ(page->continuation_token.find(util::HexEncode("acme::")), std::string::npos)
+        << page->continuation_token;
+  }
 }
 
 TEST_P(StoreConformanceTest, QueryCountsByStatus) {

@@ -372,6 +372,16 @@ test("Dashboard: the tenant view shows the queue while jobs wait", async () => {
   await open(admin, "#/admin");
   await admin.locator("table.tenants tr[data-tenant=dash]").waitFor();
   await shot(admin, "admin");
+  // An admin sees a tenant's hub with its own ids, and acts there.
+  await admin.click("table.tenants tr[data-tenant=dash] a");
+  await admin.waitForFunction(() => location.hash.includes("hub=dash") && document.getElementById("view").dataset.shown === location.hash);
+  assert.equal(await admin.inputValue("#flt-hub"), "dash");
+  await open(admin, "#/instances?hub=dash&prefix=r-00");
+  const adminIds = await rowIds(admin);
+  assert.ok(adminIds.length > 0 && adminIds.every((x) => x.startsWith("r-00")), adminIds.join(","));
+  await open(admin, "#/instance/r-003?hub=dash");
+  await admin.locator("#detail-title .badge.Running").waitFor();
+  assert.equal(await admin.locator("[data-action=terminate]").count(), 1);
   await admin.close();
   for (const id of ids.filter((x) => x !== last)) await call(KEY, "POST", `/api/v1/jobs/${id}/cancel`);
   for (const id of ids) await until(`job ${id} finished`, async () => !!(await call(KEY, "GET", `/api/v1/jobs/${id}`)).body.finishedAt);
