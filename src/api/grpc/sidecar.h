@@ -76,6 +76,14 @@ class Sidecar {
   // Whether an SDK worker has run an orchestrator of this name since the
   // start (so the HTTP API can start it too). Thread-safe.
   bool HasRunOrchestrator(std::string_view name) const;
+  // The dispatch record. Work no GetWorkItems stream of its hub could take
+  // waits in memory (parked), at most 60 s (then it goes back to the store,
+  // for another node's worker), and is handed to a stream of the hub the
+  // moment one connects or has room — never retried on a timer. Parked now,
+  // and handed to a stream as it connected since the start (each such
+  // hand-over is also logged, naming the work). Thread-safe.
+  size_t ParkedWorkItems() const;
+  uint64_t HandedOnConnect() const;
 
  private:
   class Impl;
