@@ -75,16 +75,28 @@ class Client {
   // instance id that is longer than 256 characters or contains control characters.
   Result<std::string> ScheduleNewOrchestration(std::string_view name, const Json& input = nullptr,
                                                const ScheduleOptions& options = {});
+  // The same with an input carried as the exact bytes given (json.h, JsonText):
+  // `null` stays `null`, members keep their order. InvalidArgument ("input is
+  // not valid JSON: …") when the text is not JSON within ParseJson's limits.
+  // The Json overloads of this class store a null value as no value.
+  Result<std::string> ScheduleNewOrchestration(std::string_view name, const JsonText& input,
+                                               const ScheduleOptions& options = {});
+
+  // Every method that takes a payload has a JsonText overload, which stores
+  // the text as given (checked, never rewritten; InvalidArgument naming the
+  // payload when it is not JSON) — what the gRPC sidecar and the HTTP API use.
 
   // Raises event `name` with `data`. NotFound: no such instance.
   // FailedPrecondition: the instance is terminal.
   Status RaiseEvent(const std::string& instance_id, const std::string& name,
                     const Json& data = nullptr);
+  Status RaiseEvent(const std::string& instance_id, const std::string& name, const JsonText& data);
 
   // Terminates the instance with `output`. With `recursive`, its running
   // sub-orchestrations are terminated too. NotFound; FailedPrecondition if terminal.
   Status Terminate(const std::string& instance_id, const Json& output = nullptr,
                    bool recursive = true);
+  Status Terminate(const std::string& instance_id, const JsonText& output, bool recursive = true);
 
   // Suspends / resumes the instance. Events raised while it is suspended are
   // kept and delivered, in order, after it resumes. NotFound; FailedPrecondition if terminal.
@@ -127,11 +139,20 @@ class Client {
   // InvalidArgument: not an entity id.
   Status SignalEntity(const std::string& entity_instance_id, const std::string& operation,
                       const Json& input = nullptr, std::optional<TimePoint> at = std::nullopt);
+  Status SignalEntity(const std::string& entity_instance_id, const std::string& operation,
+                      const JsonText& input, std::optional<TimePoint> at = std::nullopt);
   Status SignalEntity(const EntityId& entity, const std::string& operation, const Json& input = nullptr,
                       std::optional<TimePoint> at = std::nullopt) {
     return SignalEntity(entity.ToInstanceId(), operation, input, at);
   }
-  // The entity's state. NotFound when it was never signalled.
+  Status SignalEntity(const EntityId& entity, const std::string& operation, const JsonText& input,
+                      std::optional<TimePoint> at = std::nullopt) {
+    return SignalEntity(entity.ToInstanceId(), operation, input, at);
+  }
+  // The entity's state. NotFound when it was never signalled. `locked_by` is
+  // "" once the lock's owner is terminal (QueryEntities too): an orchestration's locks are
+  // released in the commit that completes it (the entity applies the release
+  // when it next runs), so no reader sees a completed owner holding a lock.
   Result<EntityState> GetEntity(const std::string& entity_instance_id);
   Result<EntityState> GetEntity(const EntityId& entity) { return GetEntity(entity.ToInstanceId()); }
   // One page of entities, by name prefix and last-modified time.
@@ -164,6 +185,8 @@ class Client {
 
  private:
   Status Send(const std::string& instance_id, HistoryEvent event);
+  Status ResolveLock(EntityState& e);
+  Result<EntityPage> QueryEntityRows(const EntityQuery& query, bool resolve_locks);
 
   Store& store_;
   std::shared_ptr<Clock> clock_;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -50,6 +51,10 @@ struct InstanceState {
   std::string custom_status;
   std::optional<FailureDetails> failure;  // set when status is kFailed
   std::string parent_instance_id;         // "" for top-level instances
+  // The tags given at start (ScheduleOptions::tags, the SDKs' `tags`); read
+  // by GetInstance, WaitForInstance and QueryInstances whether or not
+  // payloads were asked for.
+  std::map<std::string, std::string> tags;
 };
 
 // The order of a query's pages.

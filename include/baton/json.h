@@ -64,6 +64,20 @@ struct JsonLimits {
 Status ParseJson(std::string_view text, Json* out, const JsonLimits& limits = {});
 Status ParseJson(std::string_view text, OrderedJson* out, const JsonLimits& limits = {});
 
+// Checks that `text` is one JSON value within `limits`, as ParseJson does,
+// without building the value. Same errors as ParseJson. For payloads that are
+// carried as the bytes they are (JsonText) and never parsed on the way.
+Status ValidateJson(std::string_view text, const JsonLimits& limits = {});
+
+// A payload given as JSON text, carried as these exact bytes: never parsed
+// into a value and dumped again, so `null` stays `null` (not "no value"),
+// object members keep their order and numbers their spelling. What the
+// Durable Task SDKs send; the Client's JsonText overloads take it and check
+// it with ValidateJson. "" is no value.
+struct JsonText {
+  std::string text;
+};
+
 // Serialized JSON text for `value`; a null value becomes "" (absent). Never
 // throws: bytes that are not UTF-8 inside strings become U+FFFD.
 std::string ToPayload(const Json& value);

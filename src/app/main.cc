@@ -562,6 +562,9 @@ int Serve(const ServeOptions& o) {
   sidecar_options.allow_anonymous = o.grpc_allow_anonymous;
   sidecar_options.admission = &admission;
   sidecar_options.max_message_bytes = o.grpc_max_message_bytes > 0 ? o.grpc_max_message_bytes : o.max_body_bytes;
+  // Another node sharing the store may hold the hub's SDK worker: give
+  // parked work back soon, so that node fetches it (sidecar.h park_for).
+  if (IsPostgresUrl(o.store)) sidecar_options.park_for = std::chrono::milliseconds(1000);
   sidecar::Sidecar grpc_sidecar(client, **store, *directory, sidecar_options);
   if (o.grpc_port >= 0) {
     worker_options.external = grpc_sidecar.dispatcher();

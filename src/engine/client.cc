@@ -21,6 +21,13 @@ Status ValidateInstanceId(std::string_view id) {
   return Status::Ok();
 }
 
+// The text of a JsonText payload, checked: "" stays no value.
+Result<std::string> Checked(const JsonText& payload, const char* field) {
+  if (payload.text.empty()) return std::string();
+  if (Status s = ValidateJson(payload.text); !s.ok()) return InvalidArgumentError(std::string(field) + " " + s.message());
+  return payload.text;
+}
+
 std::string ReasonPayload(const std::string& reason) {
   return reason.empty() ? std::string() : ToPayload(Json(reason));
 }
@@ -32,6 +39,12 @@ Client::Client(Store& store, std::shared_ptr<Clock> clock)
 
 Result<std::string> Client::ScheduleNewOrchestration(std::string_view name, const Json& input,
                                                      const ScheduleOptions& options) {
+  return ScheduleNewOrchestration(name, JsonText{ToPayload(input)}, options);
+}
+
+Result<std::string> Client::ScheduleNewOrchestration(std::string_view name, const JsonText& input,
+                                                     const ScheduleOptions& options) {
+  BATON_ASSIGN_OR_RETURN(std::string text, Checked(input, "input"));
   if (name.empty()) return InvalidArgumentError("orchestrator name must not be empty");
   std::string id = options.instance_id.empty() ? util::NewRandomUuid() : options.instance_id;
   BATON_RETURN_IF_ERROR(ValidateInstanceId(id));
@@ -39,8 +52,8 @@ Result<std::string> Client::ScheduleNewOrchestration(std::string_view name, cons
   request.instance_id = id;
   request.name = std::string(name);
   request.version = options.version;
-  request.input = ToPayload(input);
-  request.execution_id = util::NewRandomUuid();
+  request.input = std::move(text);
+  request.execution_id = util::NewExecutionId();
   request.scheduled_start = options.start_at;
   request.tags = options.tags;
   request.replaceable_statuses = options.replaceable_statuses;
@@ -57,12 +70,22 @@ Status Client::Send(const std::string& instance_id, HistoryEvent event) {
 
 Status Client::RaiseEvent(const std::string& instance_id, const std::string& name,
                           const Json& data) {
+  return RaiseEvent(instance_id, name, JsonText{ToPayload(data)});
+}
+
+Status Client::RaiseEvent(const std::string& instance_id, const std::string& name, const JsonText& data) {
   if (name.empty()) return InvalidArgumentError("event name must not be empty");
-  return Send(instance_id, HistoryEvent{-1, {}, events::EventRaised{name, ToPayload(data)}});
+  BATON_ASSIGN_OR_RETURN(std::string text, Checked(data, "input"));
+  return Send(instance_id, HistoryEvent{-1, {}, events::EventRaised{name, std::move(text)}});
 }
 
 Status Client::Terminate(const std::string& instance_id, const Json& output, bool recursive) {
-  return Send(instance_id, HistoryEvent{-1, {}, events::ExecutionTerminated{ToPayload(output), recursive}});
+  return Terminate(instance_id, JsonText{ToPayload(output)}, recursive);
+}
+
+Status Client::Terminate(const std::string& instance_id, const JsonText& output, bool recursive) {
+  BATON_ASSIGN_OR_RETURN(std::string text, Checked(output, "output"));
+  return Send(instance_id, HistoryEvent{-1, {}, events::ExecutionTerminated{std::move(text), recursive}});
 }
 
 Status Client::Suspend(const std::string& instance_id, const std::string& reason) {
@@ -142,7 +165,7 @@ Result<std::string> Client::Restart(const std::string& instance_id, bool new_ins
   request.name = state.name;
   request.version = state.version;
   request.input = state.input;
-  request.execution_id = util::NewRandomUuid();
+  request.execution_id = util::NewExecutionId();
   request.replaceable_statuses = {OrchestrationStatus::kCompleted, OrchestrationStatus::kFailed,
                                   OrchestrationStatus::kTerminated, OrchestrationStatus::kCanceled};
   BATON_RETURN_IF_ERROR(store_.CreateInstance(request));
@@ -151,12 +174,18 @@ Result<std::string> Client::Restart(const std::string& instance_id, bool new_ins
 
 Status Client::SignalEntity(const std::string& entity_instance_id, const std::string& operation,
                             const Json& input, std::optional<TimePoint> at) {
+  return SignalEntity(entity_instance_id, operation, JsonText{ToPayload(input)}, at);
+}
+
+Status Client::SignalEntity(const std::string& entity_instance_id, const std::string& operation,
+                            const JsonText& input, std::optional<TimePoint> at) {
+  BATON_ASSIGN_OR_RETURN(std::string text, Checked(input, "input"));
   if (!IsEntityInstanceId(entity_instance_id)) {
     return InvalidArgumentError("'" + entity_instance_id + "' is not an entity id (@name@key)");
   }
   if (operation.empty()) return InvalidArgumentError("operation name must not be empty");
   TimePoint now = clock_->Now();
-  events::EntityOperationSignaled e{util::NewRandomUuid(), operation, at, ToPayload(input), entity_instance_id};
+  events::EntityOperationSignaled e{util::NewRandomUuid(), operation, at, std::move(text), entity_instance_id};
   return store_.SendMessage(Message{0, entity_instance_id, "", at.value_or(now), HistoryEvent{-1, now, std::move(e)}});
 }
 
@@ -181,10 +210,34 @@ Result<EntityState> Client::GetEntity(const std::string& entity_instance_id) {
     return InvalidArgumentError("'" + entity_instance_id + "' is not an entity id (@name@key)");
   }
   BATON_ASSIGN_OR_RETURN(InstanceState row, store_.GetInstance(entity_instance_id, true));
-  return ToEntityState(row, true);
+  EntityState e = ToEntityState(row, true);
+  BATON_RETURN_IF_ERROR(ResolveLock(e));
+  return e;
 }
 
-Result<EntityPage> Client::QueryEntities(const EntityQuery& query) {
+// An orchestration releases the locks it holds in the commit that completes
+// it: the EntityUnlockSent messages go out with its ExecutionCompleted (the
+// SDKs release on completion; the sidecar and the engine add the releases
+// an orchestrator left out). The entity applies them when it next runs, so
+// its own row may still name the owner for a moment; a reader must not see
+// a completed owner holding a lock, so a lock whose owner is terminal is
+// shown as released. (An owner that does not exist sent no release: its
+// lock stays until CleanEntityStorage releases it.) This reads the owner's
+// row once per locked entity.
+Status Client::ResolveLock(EntityState& e) {
+  if (e.locked_by.empty()) return Status::Ok();
+  auto owner = store_.GetInstance(e.locked_by, /*include_payloads=*/false);
+  if (!owner.ok()) return owner.status().code() == StatusCode::kNotFound ? Status::Ok() : owner.status();
+  if (IsTerminal(owner->status)) {
+    e.locked_by.clear();
+    e.critical_section.clear();
+  }
+  return Status::Ok();
+}
+
+Result<EntityPage> Client::QueryEntities(const EntityQuery& query) { return QueryEntityRows(query, true); }
+
+Result<EntityPage> Client::QueryEntityRows(const EntityQuery& query, bool resolve_locks) {
   InstanceQuery q;
   std::string name = query.name_prefix;
   for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -200,6 +253,7 @@ Result<EntityPage> Client::QueryEntities(const EntityQuery& query) {
     if (query.last_modified_from && row.last_updated_at < *query.last_modified_from) continue;
     if (query.last_modified_to && row.last_updated_at >= *query.last_modified_to) continue;
     EntityState e = ToEntityState(row, query.include_state);
+    if (resolve_locks) BATON_RETURN_IF_ERROR(ResolveLock(e));
     if (!query.include_empty && !e.has_state && e.locked_by.empty() && e.backlog == 0) continue;
     out.entities.push_back(std::move(e));
   }
@@ -215,7 +269,8 @@ Result<Client::EntityCleanup> Client::CleanEntityStorage(const std::string& hub,
   q.include_state = false;
   q.page_size = 500;
   for (int pages = 0; pages < 100000; ++pages) {
-    BATON_ASSIGN_OR_RETURN(EntityPage page, QueryEntities(q));
+    // The locks as the entities' rows hold them (not ResolveLock's view).
+    BATON_ASSIGN_OR_RETURN(EntityPage page, QueryEntityRows(q, /*resolve_locks=*/false));
     for (const EntityState& e : page.entities) {
       if (release_orphaned_locks && !e.locked_by.empty()) {
         auto owner = store_.GetInstance(e.locked_by, false);

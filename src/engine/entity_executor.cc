@@ -115,7 +115,7 @@ class EntityContextImpl final : public EntityContext {
     started.name = name;
     started.input = ToPayload(input);
     started.instance_id = id;
-    started.execution_id = util::NewRandomUuid();
+    started.execution_id = util::NewExecutionId();
     std::string execution = started.execution_id;
     pending_.push_back(Message{0, id, execution, now_, HistoryEvent{-1, now_, std::move(started)}});
     std::string_view hub = HubOf(id);

@@ -36,7 +36,7 @@ void AddActions(const std::vector<core::Action>& actions, const std::string& ins
               started.version = a.version;
               started.input = a.input;
               started.instance_id = a.instance_id;
-              started.execution_id = util::NewRandomUuid();
+              started.execution_id = util::NewExecutionId();
               started.parent = ParentInstance{action.id, orchestrator_name, instance_id, execution_id};
               std::string child_execution = started.execution_id;
               update.outbox.push_back(Message{0, a.instance_id, std::move(child_execution), now,

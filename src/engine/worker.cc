@@ -449,7 +449,7 @@ class Worker::Impl {
     started.version = old.Version();
     started.input = completion.result;
     started.instance_id = instance_id;
-    started.execution_id = util::NewRandomUuid();
+    started.execution_id = util::NewExecutionId();
     started.parent = old.Parent();
     std::vector<HistoryEvent> history;
     history.reserve(2 + completion.carryover_events.size());

@@ -132,6 +132,14 @@ Status ParseJson(std::string_view text, OrderedJson* out, const JsonLimits& limi
   return Parse(text, out, limits, /*explain=*/true);
 }
 
+Status ValidateJson(std::string_view text, const JsonLimits& limits) {
+  BATON_RETURN_IF_ERROR(ScanJsonText(text, limits));
+  // accept() runs the parser with no value behind it: nothing is built.
+  if (Json::accept(text)) return Status::Ok();
+  Json ignored;
+  return Parse(text, &ignored, limits, /*explain=*/true);  // the reason, on the error path only
+}
+
 std::string DumpJson(const Json& value) { return value.dump(-1, ' ', false, Json::error_handler_t::replace); }
 
 std::string ToPayload(const Json& value) { return value.is_null() ? std::string() : DumpJson(value); }

@@ -42,6 +42,16 @@ std::string NewRandomUuid() {
   return Format(b);
 }
 
+std::string NewExecutionId() {
+  std::string id = NewRandomUuid();
+  std::string out;
+  out.reserve(32);
+  for (char c : id) {
+    if (c != '-') out.push_back(c);
+  }
+  return out;
+}
+
 std::string NameBasedUuid(std::string_view ns, std::string_view name) {
   std::array<uint8_t, 16> ns_bytes{};
   std::string hex;

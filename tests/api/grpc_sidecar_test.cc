@@ -6,6 +6,8 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <regex>
+
 #include "baton/client.h"
 #include "baton/registry.h"
 #include "baton/sqlite_store.h"
@@ -154,8 +156,16 @@ TEST_F(SidecarTest, StartsWaitsGetsAndStreamsTheHistory) {
   EXPECT_NE(std::find(kinds.begin(), kinds.end(), ::HistoryEvent::kExecutionStarted), kinds.end());
   EXPECT_NE(std::find(kinds.begin(), kinds.end(), ::HistoryEvent::kTaskScheduled), kinds.end());
   EXPECT_NE(std::find(kinds.begin(), kinds.end(), ::HistoryEvent::kTaskCompleted), kinds.end());
-  EXPECT_EQ(kinds[kinds.size() - 2], ::HistoryEvent::kExecutionCompleted);  // the episode's last event
-  EXPECT_EQ(kinds.back(), ::HistoryEvent::kOrchestratorCompleted);
+  // The Durable Task Scheduler's sequence: no OrchestratorCompleted (Baton
+  // keeps them in its own history).
+  EXPECT_EQ(std::vector<::HistoryEvent::EventTypeCase>(kinds),
+            (std::vector<::HistoryEvent::EventTypeCase>{
+                ::HistoryEvent::kOrchestratorStarted, ::HistoryEvent::kExecutionStarted,
+                ::HistoryEvent::kTaskScheduled, ::HistoryEvent::kOrchestratorStarted,
+                ::HistoryEvent::kTaskCompleted, ::HistoryEvent::kExecutionCompleted}));
+  auto stored = client_->GetHistory("acme::" + id);
+  ASSERT_TRUE(stored.ok());
+  EXPECT_TRUE(std::holds_alternative<events::OrchestratorCompleted>(stored->back().body));
 }
 
 TEST_F(SidecarTest, ErrorCodesAreTheOnesTheSdksExpect) {
@@ -343,6 +353,141 @@ TEST_F(SidecarTest, EntitiesSignalGetQueryAndClean) {
   bad.set_instanceid("counter-a");
   ::SignalEntityResponse r;
   EXPECT_EQ(stub_->SignalEntity(As("acme").get(), bad, &r).error_code(), ::grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+// ---- Conformance with the Durable Task Scheduler (issue 14) ----
+
+using DurableTaskConformanceTest = SidecarTest;
+
+TEST_F(DurableTaskConformanceTest, PayloadsAreStoredAsTheBytesSent) {
+  const std::string doc = R"({"zeta":1,"alpha":[true,null,{"y":2,"b":"x"}],"n":1.50})";
+  ASSERT_TRUE(Start("acme", "Approval", "bytes", doc).ok());
+  ASSERT_TRUE(Start("acme", "Approval", "null-input", "null").ok());
+  ::GetInstanceRequest get;
+  get.set_instanceid("bytes");
+  get.set_getinputsandoutputs(true);
+  ::GetInstanceResponse got;
+  ASSERT_TRUE(stub_->WaitForInstanceStart(As("acme").get(), get, &got).ok());
+  EXPECT_EQ(got.orchestrationstate().input().value(), doc);
+  EXPECT_TRUE(std::regex_match(got.orchestrationstate().executionid().value(), std::regex("[0-9a-f]{32}")))
+      << got.orchestrationstate().executionid().value();
+  get.set_instanceid("null-input");
+  ASSERT_TRUE(stub_->GetInstance(As("acme").get(), get, &got).ok());
+  ASSERT_TRUE(got.orchestrationstate().has_input());
+  EXPECT_EQ(got.orchestrationstate().input().value(), "null");
+
+  ::RaiseEventRequest raise;
+  raise.set_instanceid("bytes");
+  raise.set_name("approve");
+  raise.mutable_input()->set_value(doc);
+  ::RaiseEventResponse raised;
+  ASSERT_TRUE(stub_->RaiseEvent(As("acme").get(), raise, &raised).ok());
+  WaitDone("acme", "bytes");
+  auto history = client_->GetHistory("acme::bytes");
+  ASSERT_TRUE(history.ok());
+  auto event = std::find_if(history->begin(), history->end(),
+                            [](const HistoryEvent& e) { return std::holds_alternative<events::EventRaised>(e.body); });
+  ASSERT_NE(event, history->end());
+  EXPECT_EQ(std::get<events::EventRaised>(event->body).input, doc);
+
+  ::TerminateRequest terminate;
+  terminate.set_instanceid("null-input");
+  terminate.mutable_output()->set_value(doc);
+  ::TerminateResponse terminated;
+  ASSERT_TRUE(stub_->TerminateInstance(As("acme").get(), terminate, &terminated).ok());
+  ::GetInstanceResponse done = WaitDone("acme", "null-input");
+  EXPECT_EQ(done.orchestrationstate().orchestrationstatus(), ::ORCHESTRATION_STATUS_TERMINATED);
+  EXPECT_EQ(done.orchestrationstate().output().value(), doc);
+
+  // Not JSON, or too deep: refused by field, nothing stored.
+  EXPECT_EQ(Start("acme", "Approval", "broken", R"({"a":)").error_code(), ::grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Start("acme", "Approval", "deep", std::string(200, '[') + std::string(200, ']')).error_code(),
+            ::grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(client_->GetState("acme::broken").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(DurableTaskConformanceTest, InstanceIdsOverOneHundredCharactersAreInvalid) {
+  EXPECT_TRUE(Start("acme", "Approval", std::string(100, 'a'), "1").ok());
+  EXPECT_EQ(Start("acme", "Approval", std::string(101, 'b'), "1").error_code(), ::grpc::StatusCode::INVALID_ARGUMENT);
+  auto stored = client_->Count(InstanceQuery{.instance_id_prefix = "acme::bbb"}, 10);
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(*stored, 0);
+  EXPECT_EQ(Start("acme", std::string(257, 'n'), "long-name", "1").error_code(), ::grpc::StatusCode::INVALID_ARGUMENT);
+  ::SignalEntityRequest signal;
+  signal.set_instanceid("@counter@" + std::string(92, 'k'));  // 101 characters
+  signal.set_name("add");
+  ::SignalEntityResponse signaled;
+  EXPECT_EQ(stub_->SignalEntity(As("acme").get(), signal, &signaled).error_code(),
+            ::grpc::StatusCode::INVALID_ARGUMENT);
+  signal.set_instanceid("@counter@" + std::string(91, 'k'));  // 100
+  EXPECT_TRUE(stub_->SignalEntity(As("acme").get(), signal, &signaled).ok());
+}
+
+TEST_F(DurableTaskConformanceTest, TagsAreReturnedByGetWaitAndQuery) {
+  ::CreateInstanceRequest req;
+  req.set_name("Approval");
+  req.set_instanceid("tagged");
+  (*req.mutable_tags())["team"] = "payments";
+  (*req.mutable_tags())["env"] = "test";
+  ::CreateInstanceResponse resp;
+  ASSERT_TRUE(stub_->StartInstance(As("acme").get(), req, &resp).ok());
+  auto tags_of = [](const ::OrchestrationState& s) { return std::map<std::string, std::string>(s.tags().begin(), s.tags().end()); };
+  const std::map<std::string, std::string> want{{"team", "payments"}, {"env", "test"}};
+  ::GetInstanceRequest get;
+  get.set_instanceid("tagged");
+  ::GetInstanceResponse got;
+  ASSERT_TRUE(stub_->WaitForInstanceStart(As("acme").get(), get, &got).ok());
+  EXPECT_EQ(tags_of(got.orchestrationstate()), want);
+  get.set_getinputsandoutputs(true);
+  ASSERT_TRUE(stub_->GetInstance(As("acme").get(), get, &got).ok());
+  EXPECT_EQ(tags_of(got.orchestrationstate()), want);
+  ::QueryInstancesRequest query;
+  query.mutable_query()->mutable_instanceidprefix()->set_value("tagged");
+  ::QueryInstancesResponse found;
+  ASSERT_TRUE(stub_->QueryInstances(As("acme").get(), query, &found).ok());
+  ASSERT_EQ(found.orchestrationstate_size(), 1);
+  EXPECT_EQ(tags_of(found.orchestrationstate(0)), want);
+}
+
+// A raw GetWorkItems stream plays the SDK worker: work for an entity no
+// in-process code knows, signalled while no worker of the hub is connected,
+// is the first thing the stream gets when it connects — no retry, no clock.
+TEST_F(DurableTaskConformanceTest, WorkQueuedBeforeAWorkerConnectsIsHandedToItsStream) {
+  worker_->Stop();
+  WorkerOptions options;
+  options.external = sidecar_->dispatcher();
+  worker_ = std::make_unique<Worker>(*store_, registry_, options);
+  BATON_ASSERT_OK(worker_->Start());
+  ::SignalEntityRequest signal;
+  signal.set_instanceid("@sdkonly@early");
+  signal.set_name("add");
+  signal.mutable_input()->set_value(R"({"z":1,"a":2})");
+  ::SignalEntityResponse signaled;
+  ASSERT_TRUE(stub_->SignalEntity(As("acme").get(), signal, &signaled).ok());
+  // The work is in the sidecar (parked) before the stream exists.
+  ASSERT_TRUE(testing::Eventually([&] { return sidecar_->ParkedWorkItems() == 1; }));
+  auto ctx = As("acme");
+  ::GetWorkItemsRequest req;
+  auto stream = stub_->GetWorkItems(ctx.get(), req);
+  ::WorkItem item;
+  ASSERT_TRUE(stream->Read(&item));
+  ASSERT_TRUE(item.has_entityrequest());
+  EXPECT_EQ(item.entityrequest().instanceid(), "@sdkonly@early");
+  ASSERT_EQ(item.entityrequest().operations_size(), 1);
+  EXPECT_EQ(item.entityrequest().operations(0).input().value(), R"({"z":1,"a":2})");
+  EXPECT_EQ(sidecar_->ParkedWorkItems(), 0);
+  EXPECT_EQ(sidecar_->HandedOnConnect(), 1);
+  ::EntityBatchResult result;
+  result.set_completiontoken(item.completiontoken());
+  result.add_results()->mutable_success()->mutable_result()->set_value("3");
+  result.mutable_entitystate()->set_value("3");
+  ::CompleteTaskResponse completed;
+  ASSERT_TRUE(stub_->CompleteEntityTask(As("acme").get(), result, &completed).ok());
+  auto entity = client_->GetEntity("acme::@sdkonly@early");
+  ASSERT_TRUE(entity.ok());
+  EXPECT_EQ(entity->state, "3");
+  ctx->TryCancel();
+  stream->Finish().IgnoreError();
 }
 
 }  // namespace

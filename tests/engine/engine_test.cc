@@ -117,6 +117,62 @@ TEST_F(EngineTest, SequenceOfActivities) {
   }
 }
 
+// DurableTaskConformance: the Client's JsonText payloads are stored as the
+// bytes given (what the gRPC sidecar and the HTTP API pass on), checked as
+// JSON; execution ids are Guid "N" (32 lowercase hex).
+TEST_F(EngineTest, DurableTaskConformanceClientCarriesPayloadBytes) {
+  BATON_ASSERT_OK(registry_.AddOrchestrator("Wait", [](OrchestrationContext& ctx) -> Task<Json> {
+    co_return co_await ctx.WaitForExternalEvent("go");
+  }));
+  BATON_ASSERT_OK(registry_.AddEntity("Box", [](EntityContext& ctx) -> Json {
+    ctx.SetState(ctx.RawInput());  // the input's text, as it arrived
+    return nullptr;
+  }));
+  Open();
+  const std::string doc = R"( {"zeta":1,"alpha":[true,null],"n":1.50} )";
+  auto id = client_->ScheduleNewOrchestration("Wait", JsonText{doc});
+  ASSERT_TRUE(id.ok());
+  auto state = client_->GetState(*id);
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(state->input, doc);
+  EXPECT_EQ(state->execution_id.size(), 32u);
+  EXPECT_EQ(state->execution_id.find_first_not_of("0123456789abcdef"), std::string::npos) << state->execution_id;
+  auto null_id = client_->ScheduleNewOrchestration("Wait", JsonText{"null"});
+  ASSERT_TRUE(null_id.ok());
+  EXPECT_EQ(client_->GetState(*null_id)->input, "null");
+  EXPECT_EQ(client_->GetState(Start("Wait"))->input, "");  // the Json overload: null is no value
+
+  BATON_ASSERT_OK(client_->RaiseEvent(*id, "go", JsonText{doc}));
+  ASSERT_EQ(Await(*id).status, OrchestrationStatus::kCompleted);
+  auto history = History(*id);
+  auto raised = std::find_if(history.begin(), history.end(),
+                             [](const HistoryEvent& e) { return std::holds_alternative<events::EventRaised>(e.body); });
+  ASSERT_NE(raised, history.end());
+  EXPECT_EQ(std::get<events::EventRaised>(raised->body).input, doc);
+
+  BATON_ASSERT_OK(client_->Terminate(*null_id, JsonText{R"({"z":0,"a":1})"}));
+  InstanceState terminated = Await(*null_id);
+  EXPECT_EQ(terminated.status, OrchestrationStatus::kTerminated);
+  EXPECT_EQ(terminated.output, R"({"z":0,"a":1})");
+
+  BATON_ASSERT_OK(client_->SignalEntity(EntityId("Box", "b"), "put", JsonText{R"({"z":1,"a":2})"}));
+  ASSERT_TRUE(Eventually([&] {
+    auto e = client_->GetEntity(EntityId("Box", "b"));
+    return e.ok() && e->has_state && FromPayload(e->state) == R"({"z":1,"a":2})";
+  }));
+
+  // Checked: not JSON, not UTF-8, too deep. Nothing is stored.
+  for (const std::string& bad : std::vector<std::string>{R"({"a":)", "\xff", std::string(200, '[')}) {
+    auto refused = client_->ScheduleNewOrchestration("Wait", JsonText{bad}, ScheduleOptions{.instance_id = "bad"});
+    EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_EQ(refused.status().message().rfind("input ", 0), 0u) << refused.status().message();
+    EXPECT_EQ(client_->RaiseEvent(*id, "go", JsonText{bad}).code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(client_->Terminate(*id, JsonText{bad}).code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(client_->SignalEntity(EntityId("Box", "b"), "put", JsonText{bad}).code(), StatusCode::kInvalidArgument);
+  }
+  EXPECT_EQ(client_->GetState("bad").status().code(), StatusCode::kNotFound);
+}
+
 TEST_F(EngineTest, FanOutFanInOfAThousandActivities) {
   BATON_ASSERT_OK(registry_.AddActivity("Square", [](ActivityContext& ctx) -> Json {
     int x = ctx.GetInput<int>();

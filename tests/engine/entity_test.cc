@@ -297,6 +297,38 @@ TEST_F(EntityTest, AnUnlockJustBeforeAFailureStillReleasesTheEntity) {
   }));
 }
 
+// DurableTaskConformance: the locks an orchestration holds are released in
+// the commit that completes it, so a reader that has seen the completion
+// never sees the owner still holding a lock (released in the code or not).
+TEST_F(EntityTest, DurableTaskConformanceNoLockIsSeenAfterItsOwnerCompleted) {
+  BATON_ASSERT_OK(registry_.AddOrchestrator("LockAndAdd", [](OrchestrationContext& ctx) -> Task<Json> {
+    Json input = ctx.GetInput();
+    std::vector<EntityId> set{EntityId("Counter", input["key"].get<std::string>())};
+    co_await ctx.LockEntities(std::move(set));
+    co_await ctx.CallEntity(EntityId("Counter", input["key"].get<std::string>()), "add", 1);
+    if (input["release"].get<bool>()) ctx.UnlockEntities();
+    co_return nullptr;
+  }));
+  Open();
+  for (int i = 0; i < 50; ++i) {
+    const std::string key = "k" + std::to_string(i);
+    std::string id = *client_->ScheduleNewOrchestration("LockAndAdd", Json{{"key", key}, {"release", i % 2 == 0}});
+    ASSERT_EQ(Await(id).status, OrchestrationStatus::kCompleted);
+    auto e = client_->GetEntity(EntityId("Counter", key));
+    ASSERT_TRUE(e.ok());
+    EXPECT_EQ(e->locked_by, "") << "run " << i;
+    EntityQuery q;
+    q.name_prefix = "counter";
+    auto page = client_->QueryEntities(q);
+    ASSERT_TRUE(page.ok());
+    for (const EntityState& s : page->entities) EXPECT_EQ(s.locked_by, "") << s.instance_id << " run " << i;
+  }
+  // The locks really went: the entities take new owners.
+  std::string again = *client_->ScheduleNewOrchestration("LockAndAdd", Json{{"key", "k1"}, {"release", false}});
+  ASSERT_EQ(Await(again).status, OrchestrationStatus::kCompleted);
+  ASSERT_TRUE(Eventually([&] { return StateOf(EntityId("Counter", "k1")) == 2; }));
+}
+
 TEST_F(EntityTest, LockingRulesAreEnforced) {
   BATON_ASSERT_OK(registry_.AddOrchestrator("Nested", [](OrchestrationContext& ctx) -> Task<Json> {
     std::vector<EntityId> set{EntityId("Counter", "a")};

@@ -68,6 +68,33 @@ TEST_P(StoreConformanceTest, CreateValidatesRequest) {
   EXPECT_TRUE(Create(std::string(256, 'x')).ok());
 }
 
+// DurableTaskConformance: the tags given at start come back with the state,
+// with or without payloads, from GetInstance (which WaitForInstance reads) and queries;
+// payloads are the bytes given (member order, `null`).
+TEST_P(StoreConformanceTest, DurableTaskConformanceTagsAndPayloadBytesComeBack) {
+  CreateInstanceRequest r{"tagged", "Orch", "", R"({"z":1,"a":null})", "e1", std::nullopt, {}, {}};
+  r.tags = {{"team", "payments"}, {"env", "test \"quoted\""}};
+  ASSERT_TRUE(store().CreateInstance(r).ok());
+  ASSERT_TRUE(Create("plain", "Orch", "null").ok());
+  for (bool payloads : {false, true}) {
+    Result<InstanceState> s = store().GetInstance("tagged", payloads);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    EXPECT_EQ(s->tags, r.tags);
+    if (payloads) EXPECT_EQ(s->input, R"({"z":1,"a":null})");
+    InstanceQuery q;
+    q.include_payloads = payloads;
+    Result<QueryPage> page = store().QueryInstances(q);
+    ASSERT_TRUE(page.ok());
+    ASSERT_EQ(page->instances.size(), 2u);
+    EXPECT_EQ(page->instances[0].instance_id, "plain");
+    EXPECT_TRUE(page->instances[0].tags.empty());
+    if (payloads) EXPECT_EQ(page->instances[0].input, "null");
+    EXPECT_EQ(page->instances[1].tags, r.tags);
+  }
+  Reopen();
+  EXPECT_EQ(store().GetInstance("tagged", false)->tags, r.tags);
+}
+
 TEST_P(StoreConformanceTest, DuplicateCreateIsAlreadyExistsUnlessReplaceable) {
   ASSERT_TRUE(Create("dup", "Orch", "", "e1").ok());
   EXPECT_EQ(Create("dup", "Orch", "", "e2").code(), StatusCode::kAlreadyExists);

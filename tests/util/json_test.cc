@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "baton/clock.h"
 
@@ -91,6 +92,25 @@ TEST(InputLimitsJson, SyntaxErrorsSayWhereAndSizeIsBounded) {
   ASSERT_TRUE(ParseJson(R"({"z":1,"a":2})", &o).ok());
   EXPECT_EQ(o.dump(), R"({"z":1,"a":2})");
   EXPECT_FALSE(ParseJson(Nested(200), &o).ok());
+}
+
+// ValidateJson accepts and refuses what ParseJson does, with its messages,
+// and builds nothing: a JsonText payload keeps its bytes.
+TEST(InputLimitsJson, ValidateJsonMatchesParseJson) {
+  for (std::string text : std::vector<std::string>{"null", " {\"z\":1,\"a\":[true,null]} ", "0", "\"\"", "1.50", "[]"}) {
+    Json j;
+    EXPECT_TRUE(ParseJson(text, &j).ok()) << text;
+    EXPECT_TRUE(ValidateJson(text).ok()) << text;
+  }
+  for (std::string text : std::vector<std::string>{"", "{\"a\":", "nul", "1 2", "\xff",
+                                                   std::string(129, '[') + std::string(129, ']')}) {
+    Json j;
+    Status parsed = ParseJson(text, &j);
+    Status validated = ValidateJson(text);
+    EXPECT_FALSE(validated.ok()) << text;
+    EXPECT_EQ(validated.message(), parsed.message()) << text;
+  }
+  EXPECT_FALSE(ValidateJson("[1]", JsonLimits{.max_depth = 128, .max_bytes = 2}).ok());
 }
 
 TEST(InputLimitsJson, FromPayloadNeverThrowsAndNeverBuildsDeepValues) {

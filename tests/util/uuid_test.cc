@@ -18,6 +18,19 @@ TEST(UuidTest, RandomUuidsAreVersion4AndDistinct) {
   EXPECT_EQ(seen.size(), 1000u);
 }
 
+// Guid.ToString("N"), as the Durable Task Scheduler mints execution ids.
+TEST(UuidTest, DurableTaskConformanceExecutionIdsAre32LowercaseHex) {
+  std::set<std::string> seen;
+  for (int i = 0; i < 1000; ++i) {
+    std::string id = NewExecutionId();
+    ASSERT_EQ(id.size(), 32u) << id;
+    for (char c : id) ASSERT_TRUE((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) << id;
+    EXPECT_EQ(id[12], '4');  // still a version 4 UUID, without the dashes
+    seen.insert(id);
+  }
+  EXPECT_EQ(seen.size(), 1000u);
+}
+
 TEST(UuidTest, NameBasedUuidMatchesRfc4122Vector) {
   // RFC 4122 / Python uuid.uuid5(uuid.NAMESPACE_DNS, "python.org").
   EXPECT_EQ(NameBasedUuid("6ba7b810-9dad-11d1-80b4-00c04fd430c8", "python.org"),

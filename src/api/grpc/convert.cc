@@ -75,7 +75,10 @@ void ToProto(const InstanceState& s, const std::string& strip, ::OrchestrationSt
   if (s.failure) ToProto(*s.failure, out->mutable_failuredetails());
   if (!s.execution_id.empty()) SetString(s.execution_id, out->mutable_executionid());
   if (!s.parent_instance_id.empty()) SetString(Strip(s.parent_instance_id, strip), out->mutable_parentinstanceid());
+  for (const auto& [k, v] : s.tags) (*out->mutable_tags())[k] = v;
 }
+
+bool SentToSdk(const HistoryEvent& e) { return !std::holds_alternative<events::OrchestratorCompleted>(e.body); }
 
 void ToProto(const HistoryEvent& e, const std::string& strip, ::HistoryEvent* out) {
   out->set_eventid(e.event_id);
@@ -95,6 +98,9 @@ void ToProto(const HistoryEvent& e, const std::string& strip, ::HistoryEvent* ou
             if (b.parent) {
               p->mutable_parentinstance()->set_taskscheduledid(b.parent->task_scheduled_id);
               p->mutable_parentinstance()->mutable_name()->set_value(b.parent->name);
+              auto* parent = p->mutable_parentinstance()->mutable_orchestrationinstance();
+              parent->set_instanceid(Strip(b.parent->instance_id, strip));
+              if (!b.parent->execution_id.empty()) parent->mutable_executionid()->set_value(b.parent->execution_id);
             }
             if (b.scheduled_start) ToProto(*b.scheduled_start, p->mutable_scheduledstarttimestamp());
             for (const auto& [k, v] : b.tags) (*p->mutable_tags())[k] = v;

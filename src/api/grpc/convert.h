@@ -24,6 +24,11 @@ FailureDetails FromProto(const ::TaskFailureDetails& f);
 // An instance's state; `strip` is the hub prefix to remove from ids.
 void ToProto(const InstanceState& s, const std::string& strip, ::OrchestrationState* out);
 
+// Whether an SDK sees `e` (StreamInstanceHistory, work items): the Durable
+// Task Scheduler's event sequence has no OrchestratorCompleted, which Baton
+// records at the end of each episode for itself.
+bool SentToSdk(const HistoryEvent& e);
+
 // A history event, ids relative to the hub (`strip` removed).
 void ToProto(const HistoryEvent& e, const std::string& strip, ::HistoryEvent* out);
 

@@ -9,6 +9,8 @@
 #include <mutex>
 #include <future>
 #include <set>
+#include <thread>
+#include <utility>
 #include <unordered_map>
 
 #include "api/grpc/convert.h"
@@ -33,13 +35,15 @@ GrpcStatus ToGrpc(const Status& s) {
 
 GrpcStatus Invalid(const std::string& message) { return GrpcStatus(::grpc::StatusCode::INVALID_ARGUMENT, message); }
 
-// A client's payload: JSON text (the protocol's form), "" for none. Parsed by
-// ParseJson, so a payload nested too deeply or not UTF-8 is refused here, by
-// field name, before anything is stored.
-GrpcStatus Payload(bool has, const std::string& text, const char* field, Json* out) {
-  *out = Json();
+// A client's payload: JSON text (the protocol's form), "" for none, kept as
+// the exact bytes sent (`null` stays `null`, members keep their order). It is
+// checked like any JSON Baton reads (ValidateJson), so a payload nested too
+// deeply or not UTF-8 is refused here, by field name, before anything is stored.
+GrpcStatus Payload(bool has, const std::string& text, const char* field, JsonText* out) {
+  out->text.clear();
   if (!has || text.empty()) return GrpcStatus::OK;
-  if (Status s = ParseJson(text, out); !s.ok()) return Invalid(std::string(field) + " " + s.message());
+  if (Status s = ValidateJson(text); !s.ok()) return Invalid(std::string(field) + " " + s.message());
+  out->text = text;
   return GrpcStatus::OK;
 }
 
@@ -125,9 +129,13 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     return GrpcStatus::OK;
   }
 
-  // The store id of a hub-local id; INVALID_ARGUMENT for a bad one.
+  // The store id of a hub-local id; INVALID_ARGUMENT for a bad one (the
+  // Durable Task Scheduler's limit: at most 100 characters, entities too).
   static GrpcStatus Qualify(const std::string& prefix, const std::string& id, std::string* out) {
-    if (id.empty() || id.size() > 200) return Invalid("an instance id has 1 to 200 characters");
+    if (id.empty() || id.size() > kMaxInstanceIdChars) {
+      return Invalid("instanceId has 1 to " + std::to_string(kMaxInstanceIdChars) + " characters (this one has " +
+                     std::to_string(id.size()) + ")");
+    }
     if (id.find(kHubSeparator) != std::string::npos) return Invalid("an instance id cannot contain '::'");
     *out = prefix + id;
     return GrpcStatus::OK;
@@ -148,12 +156,21 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
 
   // ---- RPCs ----
 
+  // An orchestrator, event or operation name: 1 to kMaxNameChars characters.
+  static GrpcStatus Name(const std::string& name, const char* field) {
+    if (name.empty()) return Invalid(std::string(field) + " is required");
+    if (name.size() > kMaxNameChars) {
+      return Invalid(std::string(field) + " has at most " + std::to_string(kMaxNameChars) + " characters");
+    }
+    return GrpcStatus::OK;
+  }
+
   GrpcStatus Hello(ServerContext*, const Empty*, Empty*) override { return GrpcStatus::OK; }
 
   GrpcStatus StartInstance(ServerContext* ctx, const ::CreateInstanceRequest* req,
                            ::CreateInstanceResponse* resp) override {
     BATON_GRPC_HUB(ctx, prefix);
-    if (req->name().empty()) return Invalid("name is required");
+    if (GrpcStatus s = Name(req->name(), "name"); !s.ok()) return s;
     const std::string local = req->instanceid().empty() ? util::NewRandomUuid() : req->instanceid();
     BATON_GRPC_ID(prefix, local, id);
     ScheduleOptions o;
@@ -168,7 +185,7 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
         o.replaceable_statuses.push_back(FromProto(static_cast<::OrchestrationStatus>(s)));
       }
     }
-    Json input;
+    JsonText input;
     if (GrpcStatus s = Payload(req->has_input(), req->input().value(), "input", &input); !s.ok()) return s;
     if (GrpcStatus admitted = AdmitInstance(prefix); !admitted.ok()) return admitted;
     auto started = client_.ScheduleNewOrchestration(req->name(), input, o);
@@ -244,8 +261,8 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
   GrpcStatus RaiseEvent(ServerContext* ctx, const ::RaiseEventRequest* req, ::RaiseEventResponse*) override {
     BATON_GRPC_HUB(ctx, prefix);
     BATON_GRPC_ID(prefix, req->instanceid(), id);
-    if (req->name().empty()) return Invalid("name is required");
-    Json input;
+    if (GrpcStatus s = Name(req->name(), "name"); !s.ok()) return s;
+    JsonText input;
     if (GrpcStatus s = Payload(req->has_input(), req->input().value(), "input", &input); !s.ok()) return s;
     return ToGrpc(client_.RaiseEvent(id, req->name(), input));
   }
@@ -253,7 +270,7 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
   GrpcStatus TerminateInstance(ServerContext* ctx, const ::TerminateRequest* req, ::TerminateResponse*) override {
     BATON_GRPC_HUB(ctx, prefix);
     BATON_GRPC_ID(prefix, req->instanceid(), id);
-    Json output;
+    JsonText output;
     if (GrpcStatus s = Payload(req->has_output(), req->output().value(), "output", &output); !s.ok()) return s;
     return ToGrpc(client_.Terminate(id, output, req->recursive()));
   }
@@ -402,7 +419,7 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     for (size_t i = 0; i < history->size(); i += kChunk) {
       ::HistoryChunk chunk;
       for (size_t j = i; j < std::min(history->size(), i + kChunk); ++j) {
-        ToProto((*history)[j], prefix, chunk.add_events());
+        if (SentToSdk((*history)[j])) ToProto((*history)[j], prefix, chunk.add_events());
       }
       if (!writer->Write(chunk)) return GrpcStatus(::grpc::StatusCode::CANCELLED, "the client went away");
     }
@@ -425,12 +442,13 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     BATON_GRPC_HUB(ctx, prefix);
     if (!IsEntityInstanceId(req->instanceid())) return Invalid("an entity instance id is '@name@key'");
     BATON_GRPC_ID(prefix, req->instanceid(), id);
+    if (GrpcStatus s = Name(req->name(), "name"); !s.ok()) return s;
     if (!client_.GetState(id, /*include_payloads=*/false).ok()) {  // a signal to a new entity creates it
       if (GrpcStatus admitted = AdmitInstance(prefix); !admitted.ok()) return admitted;
     }
     std::optional<TimePoint> at;
     if (req->has_scheduledtime() && IsSet(req->scheduledtime())) at = FromProto(req->scheduledtime());
-    Json input;
+    JsonText input;
     if (GrpcStatus s = Payload(req->has_input(), req->input().value(), "input", &input); !s.ok()) return s;
     return ToGrpc(client_.SignalEntity(id, req->name(), input, at));
   }
@@ -533,6 +551,15 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
 
   enum class Kind { kOrchestration, kActivity, kEntity };
 
+  // Work no stream of its hub had room for yet (Enqueue).
+  struct Parked {
+    Kind kind;
+    std::string what;  // "entity '@tally@x'", for the log
+    ::WorkItem item;
+    PendingWork pending;
+    std::chrono::steady_clock::time_point give_back_at;
+  };
+
   static int& Used(WorkerStream& stream, Kind kind) {
     return kind == Kind::kOrchestration ? stream.orchestrations
            : kind == Kind::kActivity    ? stream.activities
@@ -578,14 +605,14 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     req->mutable_executionid()->set_value(work.item.instance.execution_id);
     PendingWork pending;
     for (const HistoryEvent& e : work.past_events) {
-      ToProto(e, prefix, req->add_pastevents());
+      if (SentToSdk(e)) ToProto(e, prefix, req->add_pastevents());
       if (auto* started = std::get_if<events::ExecutionStarted>(&e.body)) {
         pending.name = started->name;
         pending.parent = started->parent;
       }
     }
     for (const HistoryEvent& e : work.new_events) {
-      ToProto(e, prefix, req->add_newevents());
+      if (SentToSdk(e)) ToProto(e, prefix, req->add_newevents());
       if (auto* started = std::get_if<events::ExecutionStarted>(&e.body)) {
         pending.name = started->name;
         pending.parent = started->parent;
@@ -638,24 +665,108 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
   }
 
   // Queues `item` on a stream of `prefix` with room for `kind`, remembering
-  // `pending` under its completion token; with no such stream, gives the
-  // work back to the store to be retried (and says so when no worker of the
-  // hub is connected at all).
+  // `pending` under its completion token. With no such stream the work is
+  // parked in memory (ParkLocked), not given back to the store to be fetched
+  // again: a stream of the hub that connects, or one that finishes a work
+  // item, takes it at once (DrainLocked).
   void Enqueue(const std::string& prefix, Kind kind, const std::string& what, ::WorkItem item, PendingWork pending) {
     std::unique_lock lock(mu_);
-    std::shared_ptr<WorkerStream> stream = PickLocked(prefix, kind);
-    if (!stream) {
-      const bool connected = ConnectedLocked(prefix);
-      lock.unlock();
-      if (!connected) WarnNoWorker(prefix, what);
-      GiveBack(pending, kNoWorkerRetry);
+    if (std::shared_ptr<WorkerStream> stream = PickLocked(prefix, kind)) {
+      AssignLocked(*stream, kind, std::move(item), std::move(pending));
       return;
     }
-    pending.stream = stream->id;
-    ++Used(*stream, kind);
+    const bool connected = ConnectedLocked(prefix);
+    if (parked_count_ < kMaxParked && !stopping_) {
+      parked_[prefix].push_back(Parked{kind, what, std::move(item), std::move(pending),
+                                       std::chrono::steady_clock::now() + options_.park_for});
+      ++parked_count_;
+      janitor_cv_.notify_all();
+      lock.unlock();
+      if (!connected) WarnNoWorker(prefix, what);
+      return;
+    }
+    // More parked than the server keeps in memory: back to the store.
+    lock.unlock();
+    if (!connected) WarnNoWorker(prefix, what);
+    GiveBack(pending, kOverflowRetry);
+  }
+
+  // Hands `item` to `stream` and remembers `pending` under its token.
+  void AssignLocked(WorkerStream& stream, Kind kind, ::WorkItem item, PendingWork pending) {
+    pending.stream = stream.id;
+    ++Used(stream, kind);
     pending_[item.completiontoken()] = std::move(pending);
-    stream->queue.push_back(std::move(item));
+    stream.queue.push_back(std::move(item));
     cv_.notify_all();
+  }
+
+  // Hands the parked work of `prefix` to its streams with room, oldest first;
+  // returns what was handed (for the connect record).
+  std::vector<std::string> DrainLocked(const std::string& prefix) {
+    std::vector<std::string> handed;
+    auto it = parked_.find(prefix);
+    if (it == parked_.end()) return handed;
+    std::deque<Parked>& queue = it->second;
+    for (auto p = queue.begin(); p != queue.end();) {
+      std::shared_ptr<WorkerStream> stream = PickLocked(prefix, p->kind);
+      if (!stream) {
+        ++p;
+        continue;
+      }
+      handed.push_back(p->what);
+      AssignLocked(*stream, p->kind, std::move(p->item), std::move(p->pending));
+      p = queue.erase(p);
+      --parked_count_;
+    }
+    if (queue.empty()) parked_.erase(it);
+    return handed;
+  }
+
+  // Parked work waits for a stream for at most options_.park_for, then goes back to
+  // the store (at once): on several nodes sharing a store, the SDK worker may
+  // be connected to another node, which then fetches it. Sleeps until the
+  // oldest parked item is due — never a poll.
+  void Janitor() {
+    std::unique_lock lock(mu_);
+    while (!stopping_) {
+      auto due = std::chrono::steady_clock::time_point::max();
+      for (const auto& [prefix, queue] : parked_) {
+        for (const Parked& p : queue) due = std::min(due, p.give_back_at);
+      }
+      if (due == std::chrono::steady_clock::time_point::max()) {
+        janitor_cv_.wait(lock);
+      } else {
+        janitor_cv_.wait_until(lock, due);
+      }
+      if (stopping_) break;
+      std::vector<Parked> expired = TakeParkedLocked(std::chrono::steady_clock::now());
+      if (expired.empty()) continue;
+      lock.unlock();
+      util::Log().info("sidecar: {} work item(s) waited {} ms for an SDK worker of their task hub; given back to the store",
+                       expired.size(), options_.park_for.count());
+      for (const Parked& p : expired) GiveBack(p.pending, std::chrono::milliseconds(0));
+      lock.lock();
+    }
+  }
+
+  // Removes and returns the parked work due by `now` (every item when `now`
+  // is max()).
+  std::vector<Parked> TakeParkedLocked(std::chrono::steady_clock::time_point now) {
+    std::vector<Parked> out;
+    for (auto it = parked_.begin(); it != parked_.end();) {
+      std::deque<Parked>& queue = it->second;
+      for (auto p = queue.begin(); p != queue.end();) {
+        if (p->give_back_at <= now) {
+          out.push_back(std::move(*p));
+          p = queue.erase(p);
+          --parked_count_;
+        } else {
+          ++p;
+        }
+      }
+      it = queue.empty() ? parked_.erase(it) : std::next(it);
+    }
+    return out;
   }
 
   // Abandons the work item `w` holds, to be fetched again after `delay`.
@@ -670,6 +781,7 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     std::string prefix;
     if (GrpcStatus s_ = Hub(ctx, &prefix, /*admit=*/false); !s_.ok()) return s_;
     auto stream = std::make_shared<WorkerStream>();
+    std::vector<std::string> handed;
     stream->prefix = prefix;
     stream->max_orchestrations = std::max(0, req->maxconcurrentorchestrationworkitems());
     stream->max_activities = std::max(0, req->maxconcurrentactivityworkitems());
@@ -688,8 +800,20 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
       }
       stream->id = ++next_stream_;
       streams_[stream->id] = stream;
+      // Work that waited for a worker of this hub goes to it now, before its
+      // first read of the queue: the dispatch is recorded in the log.
+      handed = DrainLocked(prefix);
+      handed_on_connect_ += handed.size();
     }
-    util::Log().info("sidecar: worker stream {} connected (task hub '{}')", stream->id, prefix);
+    if (handed.empty()) {
+      util::Log().info("sidecar: worker stream {} connected (task hub '{}')", stream->id, prefix);
+    } else {
+      std::string list;
+      for (const std::string& what : handed) list += (list.empty() ? "" : ", ") + what;
+      util::Log().info("sidecar: worker stream {} connected (task hub '{}'); handed it {} work item(s) that waited "
+                       "for a worker: {}",
+                       stream->id, prefix, handed.size(), list);
+    }
     for (;;) {
       ::WorkItem next;
       {
@@ -728,7 +852,7 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
   }
 
   // Work that neither the in-process registry nor a connected SDK worker can
-  // run waits (retried every kNoWorkerRetry): an SDK worker may be restarting.
+  // run waits (parked): an SDK worker may be restarting.
   // Says so at most once a minute per hub, so a misspelt name is noticed.
   void WarnNoWorker(const std::string& prefix, const std::string& what) {
     const auto now = std::chrono::steady_clock::now();
@@ -740,7 +864,7 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     }
     util::Log().warn(
         "sidecar: {} is not registered in this process and no SDK worker is connected for task hub '{}'; "
-        "its work waits for one (retried every second)",
+        "its work waits for one (handed to the first that connects)",
         what, prefix.empty() ? std::string("(default)") : prefix.substr(0, prefix.size() - kHubSeparator.size()));
   }
 
@@ -758,6 +882,7 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
       if (out->orchestration) --s->second->orchestrations;
       if (out->activity) --s->second->activities;
       if (out->entity) --s->second->entities;
+      if (!parked_.empty()) DrainLocked(s->second->prefix);  // room for work that waited
     }
     return GrpcStatus::OK;
   }
@@ -912,6 +1037,7 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     update.execution_id = item.instance.execution_id;
     update.new_events = std::move(work.new_events);
     engine::AddActions(episode.actions, id, update.execution_id, work.name, now, update);
+    if (episode.completion) ReleaseHeldLocks(id, work.past_events, now, update);
     if (episode.completion && episode.completion->status == OrchestrationStatus::kContinuedAsNew) {
       // The next generation starts from nothing; its first episode runs on
       // the worker as usual, from the ExecutionStarted sent here. What the
@@ -921,7 +1047,7 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
       started.version = next_version.value_or(item.instance.version);
       started.input = episode.completion->result;
       started.instance_id = id;
-      started.execution_id = util::NewRandomUuid();
+      started.execution_id = util::NewExecutionId();
       started.parent = work.parent;
       update.reset_history = true;
       update.new_events.clear();
@@ -970,6 +1096,36 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
       histories_.erase(id);
     }
     return committed;
+  }
+
+  // At the end of an execution, whatever its outcome, the locks it holds or
+  // asked for are released in the same commit, as the C++ executor does
+  // (core/executor.cc ReleaseHeldLocks): an EntityUnlockSent message to each
+  // locked entity the orchestrator did not unlock itself. Messages only, not
+  // history the SDK would have to replay. (An unlock for a lock not granted
+  // yet is ignored by the entity; a grant that arrives later is answered by
+  // the engine.)
+  // `past` is the committed history; `update.new_events` holds this
+  // episode's events and those its actions recorded (AddActions).
+  static void ReleaseHeldLocks(const std::string& id, const std::vector<HistoryEvent>& past, TimePoint now,
+                               OrchestrationUpdate& update) {
+    std::map<std::string, std::vector<std::string>> sections;  // critical section → lock set
+    std::set<std::pair<std::string, std::string>> unlocked;    // (critical section, entity)
+    for (const std::vector<HistoryEvent>* list : {&past, &std::as_const(update.new_events)}) {
+      for (const HistoryEvent& e : *list) {
+        if (auto* r = std::get_if<events::EntityLockRequested>(&e.body)) sections[r->critical_section_id] = r->lock_set;
+        if (auto* u = std::get_if<events::EntityUnlockSent>(&e.body)) {
+          unlocked.emplace(u->critical_section_id, u->target_instance_id);
+        }
+      }
+    }
+    for (const auto& [section, lock_set] : sections) {
+      for (const std::string& target : lock_set) {
+        if (unlocked.count({section, target}) != 0) continue;
+        update.outbox.push_back(Message{0, target, "", now,
+                                        HistoryEvent{-1, now, events::EntityUnlockSent{section, id, target}}});
+      }
+    }
   }
 
   std::optional<std::vector<HistoryEvent>> CachedHistory(const std::string& instance_id,
@@ -1040,7 +1196,7 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
         if (t.has_version()) started.version = t.version().value();
         started.input = t.has_input() ? t.input().value() : "";
         started.instance_id = QualifyInHub(id, t.instanceid().empty() ? util::NewRandomUuid() : t.instanceid());
-        started.execution_id = util::NewRandomUuid();
+        started.execution_id = util::NewExecutionId();
         TimePoint at = now;
         if (t.has_scheduledtime() && IsSet(t.scheduledtime())) at = FromProto(t.scheduledtime());
         std::string target = started.instance_id, execution = started.execution_id;
@@ -1076,17 +1232,33 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     return GrpcStatus::OK;
   }
 
+  void StartJanitor() { janitor_ = std::thread([this] { Janitor(); }); }
+
+  // Ends the streams and the janitor, and gives parked work back to the store.
   void StopStreams() {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-    cv_.notify_all();
+    std::vector<Parked> parked;
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+      cv_.notify_all();
+      janitor_cv_.notify_all();
+      parked = TakeParkedLocked(std::chrono::steady_clock::time_point::max());
+    }
+    if (janitor_.joinable()) janitor_.join();
+    for (const Parked& p : parked) GiveBack(p.pending, std::chrono::milliseconds(0));
   }
 
 #undef BATON_GRPC_HUB
 #undef BATON_GRPC_ID
 
  private:
-  static constexpr std::chrono::milliseconds kNoWorkerRetry{1000};
+  static constexpr size_t kMaxInstanceIdChars = 100;
+  static constexpr size_t kMaxNameChars = 256;
+  // Parked work (no stream with room): kept in memory up to kMaxParked
+  // items, each for at most options_.park_for; beyond the cap, given back to the store
+  // to be fetched again after kOverflowRetry.
+  static constexpr size_t kMaxParked = 10000;
+  static constexpr std::chrono::milliseconds kOverflowRetry{5000};
   static constexpr size_t kHistoryCacheInstances = 10000;
 
   struct HistoryCacheEntry {
@@ -1105,6 +1277,11 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
   std::map<uint64_t, std::shared_ptr<WorkerStream>> streams_;
   std::map<std::string, int> waits_;  // open WaitForInstance… calls by hub prefix
   std::map<std::string, PendingWork> pending_;
+  std::map<std::string, std::deque<Parked>> parked_;  // by hub prefix, oldest first
+  size_t parked_count_ = 0;
+  uint64_t handed_on_connect_ = 0;
+  std::condition_variable janitor_cv_;
+  std::thread janitor_;
   uint64_t next_stream_ = 0;
   std::map<std::string, std::chrono::steady_clock::time_point> last_no_worker_warning_;  // by hub prefix
   uint64_t last_pick_ = 0;
@@ -1114,6 +1291,14 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
   std::set<std::string, std::less<>> external_names_;  // orchestrators SDK workers have run
 
  public:
+  size_t ParkedWorkItems() {
+    std::lock_guard lock(mu_);
+    return parked_count_;
+  }
+  uint64_t HandedOnConnect() {
+    std::lock_guard lock(mu_);
+    return handed_on_connect_;
+  }
   bool HasRunOrchestrator(std::string_view name) {
     std::lock_guard lock(history_mu_);
     return external_names_.find(name) != external_names_.end();
@@ -1128,6 +1313,7 @@ class Sidecar::Impl {
       : options_(options), service_(client, store, directory, options) {}
 
   Status Start() {
+    service_.StartJanitor();
     ::grpc::ServerBuilder builder;
     builder.AddListeningPort(options_.address + ":" + std::to_string(options_.port),
                              ::grpc::InsecureServerCredentials(), &port_);
@@ -1162,6 +1348,8 @@ Sidecar::Sidecar(Client& client, Store& store, tenancy::TenantDirectory& directo
     : impl_(std::make_unique<Impl>(client, store, directory, std::move(options))) {}
 ExternalDispatcher* Sidecar::dispatcher() { return &impl_->service_; }
 bool Sidecar::HasRunOrchestrator(std::string_view name) const { return impl_->service_.HasRunOrchestrator(name); }
+size_t Sidecar::ParkedWorkItems() const { return impl_->service_.ParkedWorkItems(); }
+uint64_t Sidecar::HandedOnConnect() const { return impl_->service_.HandedOnConnect(); }
 Sidecar::~Sidecar() { Stop(); }
 Status Sidecar::Start() { return impl_->Start(); }
 int Sidecar::port() const { return impl_->port_; }

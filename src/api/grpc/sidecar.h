@@ -60,6 +60,12 @@ struct SidecarOptions {
   int max_waits_per_hub = 16;
   // The gRPC server's threads, at most (a backstop: the caps above come first).
   int max_threads = 2048;
+  // How long work no stream of its hub can take waits in memory for one
+  // (ParkedWorkItems) before it goes back to the store. On one node the
+  // default keeps it until a worker connects; on nodes sharing a PostgreSQL
+  // store `baton serve` sets 1 s, because the hub's SDK worker may be
+  // connected to another node, which fetches the work once it is given back.
+  std::chrono::milliseconds park_for{60000};
 };
 
 class Sidecar {
@@ -76,6 +82,14 @@ class Sidecar {
   // Whether an SDK worker has run an orchestrator of this name since the
   // start (so the HTTP API can start it too). Thread-safe.
   bool HasRunOrchestrator(std::string_view name) const;
+  // The dispatch record. Work no GetWorkItems stream of its hub could take
+  // waits in memory (parked), at most park_for (then it goes back to the store,
+  // for another node's worker), and is handed to a stream of the hub the
+  // moment one connects or has room — never retried on a timer. Parked now,
+  // and handed to a stream as it connected since the start (each such
+  // hand-over is also logged, naming the work). Thread-safe.
+  size_t ParkedWorkItems() const;
+  uint64_t HandedOnConnect() const;
 
  private:
   class Impl;

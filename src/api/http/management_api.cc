@@ -28,6 +28,11 @@ struct Caller {
   std::string hub;  // "" = the whole store (admin without taskHub)
 };
 
+// The Durable Task Scheduler's limit on instance ids (entities' "@name@key" too).
+constexpr size_t kMaxInstanceIdChars = 100;
+// Orchestrator, event and operation names (Baton's own bound).
+constexpr size_t kMaxNameChars = 256;
+
 std::string DfTime(TimePoint t) { return FormatIso8601(t).substr(0, 19) + "Z"; }
 
 class Api : public std::enable_shared_from_this<Api> {
@@ -125,8 +130,9 @@ class Api : public std::enable_shared_from_this<Api> {
   // Validates an id from a URL; empty optional (and `error` set) when invalid.
   static std::optional<std::string> Internal(const Caller& c, const std::string& id, HttpResponse* error,
                                              std::string_view field = "instanceId") {
-    if (id.empty() || id.size() > 200) {
-      *error = ErrorResponse(400, "InvalidArgument", "an instance id has 1 to 200 characters", field);
+    if (id.empty() || id.size() > kMaxInstanceIdChars) {
+      *error = ErrorResponse(400, "InvalidArgument",
+                             "an instance id has 1 to " + std::to_string(kMaxInstanceIdChars) + " characters", field);
       return std::nullopt;
     }
     for (char ch : id) {
@@ -306,25 +312,48 @@ class Api : public std::enable_shared_from_this<Api> {
     return out;
   }
 
-  static Json StatusJson(const Caller& c, const InstanceState& s, bool show_input) {
-    Json j = {{"name", s.name},
-              {"instanceId", External(c, s.instance_id)},
-              {"runtimeStatus", OrchestrationStatusName(s.status)},
-              {"input", show_input ? FromPayload(s.input) : Json()},
-              {"customStatus", FromPayload(s.custom_status)},
-              {"output", FromPayload(s.output)},
-              {"createdTime", DfTime(s.created_at)},
-              {"lastUpdatedTime", DfTime(s.last_updated_at)}};
+  // A stored payload as JSON text to splice into an answer: the bytes stored
+  // (what the caller sent: member order and `null` kept) when they are JSON
+  // within ParseJson's limits, else the text as a JSON string (an SDK
+  // worker's result is stored as it came); null for none.
+  static std::string PayloadText(const std::string& payload) {
+    if (payload.empty()) return "null";
+    if (ValidateJson(payload).ok()) return payload;
+    return DumpJson(FromPayload(payload));
+  }
+
+  // The status object of the Durable Functions API, as JSON text: `extra`
+  // members (historyEvents) are added to the object first; input, output and
+  // customStatus are spliced in as stored (PayloadText), never re-serialized.
+  static std::string StatusText(const Caller& c, const InstanceState& s, bool show_input, Json extra = Json::object()) {
+    Json j = std::move(extra);
+    j["name"] = s.name;
+    j["instanceId"] = External(c, s.instance_id);
+    j["runtimeStatus"] = OrchestrationStatusName(s.status);
+    j["createdTime"] = DfTime(s.created_at);
+    j["lastUpdatedTime"] = DfTime(s.last_updated_at);
+    if (!s.version.empty()) j["version"] = s.version;
+    if (!s.tags.empty()) {
+      Json tags = Json::object();
+      for (const auto& [k, v] : s.tags) tags[k] = v;
+      j["tags"] = std::move(tags);
+    }
     if (s.completed_at) j["completedTime"] = FormatIso8601(*s.completed_at);
     if (s.scheduled_start) j["scheduledStartTime"] = FormatIso8601(*s.scheduled_start);
     if (!s.parent_instance_id.empty()) j["parentInstanceId"] = External(c, s.parent_instance_id);
+    std::string output = PayloadText(s.output);
     if (s.failure) {
-      j["output"] = s.failure->error_message;
+      output = DumpJson(Json(s.failure->error_message));
       j["failureDetails"] = {{"errorType", s.failure->error_type},
                              {"errorMessage", s.failure->error_message},
                              {"details", FromPayload(s.failure->details)}};
     }
-    return j;
+    std::string text = DumpJson(j);
+    text.pop_back();  // the closing brace: the payloads go in before it
+    text += ",\"input\":" + (show_input ? PayloadText(s.input) : std::string("null"));
+    text += ",\"customStatus\":" + PayloadText(s.custom_status);
+    text += ",\"output\":" + output + "}";
+    return text;
   }
 
   // ---- Instances ----
@@ -332,11 +361,21 @@ class Api : public std::enable_shared_from_this<Api> {
   HttpResponse Start(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
     HttpResponse error;
     const std::string& name = m.params.at("name");
+    if (name.size() > kMaxNameChars) {
+      return ErrorResponse(400, "InvalidArgument",
+                           "an orchestrator name has at most " + std::to_string(kMaxNameChars) + " characters",
+                           "functionName");
+    }
     if (options_.is_known_orchestrator && !options_.is_known_orchestrator(name)) {
       return ErrorResponse(400, "UnknownOrchestrator", "no orchestrator named '" + name + "' is registered",
                            "functionName");
     }
     ScheduleOptions schedule;
+    schedule.version = m.Query("version");
+    if (schedule.version.size() > kMaxNameChars) {
+      return ErrorResponse(400, "InvalidArgument", "a version has at most " + std::to_string(kMaxNameChars) + " characters",
+                           "version");
+    }
     std::string external_id;
     if (auto it = m.params.find("instanceId"); it != m.params.end()) {
       auto internal = Internal(c, it->second, &error);
@@ -354,7 +393,7 @@ class Api : public std::enable_shared_from_this<Api> {
     if (!timeout) return error;
     auto polling = ParseInt(m, "pollingInterval", 1, 0, 3600, &error);
     if (!polling) return error;
-    auto input = ParseBody(req, &error);
+    auto input = BodyPayload(req, &error);
     if (!input) return error;
     if (Status admitted = AdmitInstance(c); !admitted.ok()) {
       return admitted.code() == StatusCode::kResourceExhausted ? TooManyRequests(admitted, std::chrono::seconds(5))
@@ -393,7 +432,7 @@ class Api : public std::enable_shared_from_this<Api> {
       std::string out = state->output.empty() ? "null" : state->output;
       return JsonResponse(200, out);
     }
-    return JsonResponse(200, StatusJson(c, *state, true));
+    return JsonResponse(200, StatusText(c, *state, true));
   }
 
   HttpResponse GetStatus(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
@@ -411,11 +450,12 @@ class Api : public std::enable_shared_from_this<Api> {
 
     auto state = client_.GetState(*internal, true);
     if (!state.ok()) return ErrorResponse(state.status(), "instanceId");
-    Json body = StatusJson(c, *state, *show_input);
+    Json extra = Json::object();
     if (*show_history) {
       auto history = client_.GetHistory(*internal);
-      if (history.ok()) body["historyEvents"] = HistoryJson(c, *history, *show_history_output, *show_input);
+      if (history.ok()) extra["historyEvents"] = HistoryJson(c, *history, *show_history_output, *show_input);
     }
+    std::string body = StatusText(c, *state, *show_input, std::move(extra));
     unsigned code = 200;
     switch (state->status) {
       case OrchestrationStatus::kRunning:
@@ -472,8 +512,9 @@ class Api : public std::enable_shared_from_this<Api> {
     }
     auto page = client_.Query(q);
     if (!page.ok()) return ErrorResponse(page.status(), "x-ms-continuation-token");
-    Json out = Json::array();
-    for (const InstanceState& s : page->instances) out.push_back(StatusJson(c, s, *show_input));
+    std::string out = "[";
+    for (const InstanceState& s : page->instances) out += (out.size() > 1 ? "," : "") + StatusText(c, s, *show_input);
+    out += "]";
     HttpResponse res = JsonResponse(200, out);
     if (!page->continuation_token.empty()) res.set("x-ms-continuation-token", page->continuation_token);
     if (*counts) {
@@ -526,7 +567,11 @@ class Api : public std::enable_shared_from_this<Api> {
       return ErrorResponse(400, "UnsupportedContentType", "raiseEvent needs 'Content-Type: application/json'",
                            "Content-Type");
     }
-    auto data = ParseBody(req, &error);
+    if (m.params.at("event").size() > kMaxNameChars) {
+      return ErrorResponse(400, "InvalidArgument",
+                           "an event name has at most " + std::to_string(kMaxNameChars) + " characters", "eventName");
+    }
+    auto data = BodyPayload(req, &error);
     if (!data) return error;
     Status s = client_.RaiseEvent(*internal, m.params.at("event"), *data);
     if (s.code() == StatusCode::kFailedPrecondition) return ErrorResponse(410, "Gone", s.message(), "instanceId");
@@ -614,12 +659,19 @@ class Api : public std::enable_shared_from_this<Api> {
       *error = ErrorResponse(400, "InvalidArgument", "an entity name has 1 to 100 characters and no '@'", "entityName");
       return std::nullopt;
     }
-    if (key.size() > 200 || bad(key)) {
-      *error = ErrorResponse(400, "InvalidArgument", "an entity key has at most 200 characters and no control characters",
+    if (bad(key)) {
+      *error = ErrorResponse(400, "InvalidArgument", "an entity key has no control characters", "entityKey");
+      return std::nullopt;
+    }
+    std::string id = EntityId(name, key).ToInstanceId();
+    if (id.size() > kMaxInstanceIdChars) {
+      *error = ErrorResponse(400, "InvalidArgument",
+                             "an entity's instance id '@name@key' has at most " + std::to_string(kMaxInstanceIdChars) +
+                                 " characters",
                              "entityKey");
       return std::nullopt;
     }
-    return HubPrefix(c) + EntityId(name, key).ToInstanceId();
+    return HubPrefix(c) + id;
   }
 
   HttpResponse GetEntity(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
@@ -678,11 +730,15 @@ class Api : public std::enable_shared_from_this<Api> {
     auto id = EntityInternal(c, m, &error);
     if (!id) return error;
     if (operation.empty()) return ErrorResponse(400, "InvalidArgument", "the operation is required: ?op=<name>", "op");
-    Json input;
+    if (operation.size() > kMaxNameChars) {
+      return ErrorResponse(400, "InvalidArgument",
+                           "an operation name has at most " + std::to_string(kMaxNameChars) + " characters", "op");
+    }
+    JsonText input;
     if (has_body) {
       std::string_view type = req[http::field::content_type];
       if (type.substr(0, 16) == "application/json") {
-        auto parsed = ParseBody(req, &error);
+        auto parsed = BodyPayload(req, &error);
         if (!parsed) return error;
         input = std::move(*parsed);
       } else if (!req.body().empty()) {
@@ -690,7 +746,7 @@ class Api : public std::enable_shared_from_this<Api> {
           return ErrorResponse(400, "InvalidArgument", "a body that is not JSON is taken as text and must be UTF-8",
                                "body");
         }
-        input = req.body();
+        input.text = ToPayload(Json(req.body()));  // the text, as a JSON string
       }
     }
     if (!client_.GetState(*id, /*include_payloads=*/false).ok()) {  // a signal to a new entity creates it

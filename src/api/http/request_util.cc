@@ -99,6 +99,18 @@ std::optional<Json> ParseBody(const HttpRequest& req, HttpResponse* error) {
   return value;
 }
 
+std::optional<JsonText> BodyPayload(const HttpRequest& req, HttpResponse* error) {
+  const std::string& body = req.body();
+  if (std::all_of(body.begin(), body.end(), [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; })) {
+    return JsonText{};
+  }
+  if (Status s = ValidateJson(body); !s.ok()) {
+    *error = ErrorResponse(400, "InvalidJson", "the request body " + s.message(), "body");
+    return std::nullopt;
+  }
+  return JsonText{body};
+}
+
 std::optional<Json> ParseObjectBody(const HttpRequest& req, bool empty_ok, HttpResponse* error) {
   auto body = ParseBody(req, error);
   if (!body) return std::nullopt;

@@ -56,6 +56,12 @@ bool ParseTimeRange(const RouteMatch& m, const std::string& from_name, const std
 // why (not JSON, not UTF-8, nested too deeply).
 std::optional<Json> ParseBody(const HttpRequest& req, HttpResponse* error);
 
+// The JSON body as the exact bytes sent, checked like ParseBody's but never
+// parsed into a value and dumped again (key order, `null`, number spelling
+// kept): a payload to store (orchestration input, event data). "" and
+// whitespace are no value (""). Same errors as ParseBody.
+std::optional<JsonText> BodyPayload(const HttpRequest& req, HttpResponse* error);
+
 // The body as a JSON object: ParseBody, then 400 InvalidArgument naming
 // "body" unless it is an object; an empty body is {} when `empty_ok`.
 std::optional<Json> ParseObjectBody(const HttpRequest& req, bool empty_ok, HttpResponse* error);

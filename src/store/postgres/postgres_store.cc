@@ -110,10 +110,12 @@ constexpr const char* kStateColumns =
     "instance_id, name, version, execution_id, status, created_at, updated_at, completed_at, "
     "scheduled_start, parent_instance_id, history_size";
 constexpr const char* kPayloadColumns = ", input, output, custom_status, failure";
+// Last, after the payload columns when there are any (DecodeState's with_tags).
+constexpr const char* kTagsColumn = ", tags";
 const std::string kGetInstanceSql =
-    std::string("SELECT ") + kStateColumns + " FROM instances WHERE instance_id = $1";
+    std::string("SELECT ") + kStateColumns + kTagsColumn + " FROM instances WHERE instance_id = $1";
 const std::string kGetInstanceWithPayloadsSql = std::string("SELECT ") + kStateColumns +
-                                                kPayloadColumns +
+                                                kPayloadColumns + kTagsColumn +
                                                 " FROM instances WHERE instance_id = $1";
 const Statement kGetInstance{"baton_get_instance", kGetInstanceSql.c_str()};
 const Statement kGetInstanceWithPayloads{"baton_get_instance_payloads",
@@ -139,6 +141,21 @@ std::string TagsJson(const std::map<std::string, std::string>& tags) {
   return j.dump();
 }
 
+// The tags column ("" or a JSON object of strings) as a map; DataLoss when
+// it is something else.
+Status DecodeTags(std::string_view text, const std::string& instance_id, std::map<std::string, std::string>* out) {
+  if (text.empty()) return Status::Ok();
+  Json j;
+  if (Status s = ParseJson(text, &j); !s.ok() || !j.is_object()) {
+    return DataLossError("instance '" + instance_id + "' has tags that are not a JSON object");
+  }
+  for (const auto& [k, v] : j.items()) {
+    if (!v.is_string()) return DataLossError("instance '" + instance_id + "' has a tag that is not a string");
+    (*out)[k] = v.get<std::string>();
+  }
+  return Status::Ok();
+}
+
 // The entity name of "[hub::]@name@key", for the row its first message
 // creates; "" when `instance_id` is not an entity's.
 std::string EntityNameOf(const std::string& instance_id) {
@@ -160,7 +177,7 @@ int DeliveryKind(const HistoryEvent& event) {
 // Decodes kStateColumns (and kPayloadColumns) of `row`, starting at column
 // `at`.
 Result<InstanceState> DecodeState(const PgResult& r, int row, bool include_payloads,
-                                  int64_t* history_size, int at = 0) {
+                                  int64_t* history_size, int at = 0, bool with_tags = false) {
   InstanceState s;
   s.instance_id = r.Text(row, at + 0);
   s.name = r.Text(row, at + 1);
@@ -188,6 +205,7 @@ Result<InstanceState> DecodeState(const PgResult& r, int row, bool include_paylo
       s.failure = std::move(f).value();
     }
   }
+  if (with_tags) BATON_RETURN_IF_ERROR(DecodeTags(r.View(row, include_payloads ? 15 : 11), s.instance_id, &s.tags));
   return s;
 }
 
@@ -1279,7 +1297,7 @@ Result<InstanceState> PostgresStore::GetInstance(const std::string& instance_id,
       PgResult r,
       Read(include_payloads ? kGetInstanceWithPayloads : kGetInstance, p, "read instance"));
   if (r.rows() == 0) return NotFoundError("instance '" + instance_id + "' does not exist");
-  return DecodeState(r, 0, include_payloads, nullptr);
+  return DecodeState(r, 0, include_payloads, nullptr, 0, /*with_tags=*/true);
 }
 
 Result<QueryPage> PostgresStore::QueryInstances(const InstanceQuery& query) {
@@ -1319,6 +1337,7 @@ Result<QueryPage> PostgresStore::QueryInstances(const InstanceQuery& query) {
   int n = 0;
   std::string sql = std::string("SELECT ") + kStateColumns;
   if (query.include_payloads) sql += kPayloadColumns;
+  sql += kTagsColumn;
   sql += " FROM instances WHERE true" + filter(p, n);
   if (!query.statuses.empty()) {
     std::vector<std::string> names;
@@ -1356,7 +1375,7 @@ Result<QueryPage> PostgresStore::QueryInstances(const InstanceQuery& query) {
       page.continuation_token = store::EncodeQueryCursor(query, page.instances.back());
       break;
     }
-    BATON_ASSIGN_OR_RETURN(InstanceState s, DecodeState(r, row, query.include_payloads, nullptr));
+    BATON_ASSIGN_OR_RETURN(InstanceState s, DecodeState(r, row, query.include_payloads, nullptr, 0, /*with_tags=*/true));
     page.instances.push_back(std::move(s));
   }
   if (query.count_by_status) {

@@ -79,6 +79,8 @@ constexpr const char* kStateColumns =
     "instance_id, name, version, execution_id, status, created_at, updated_at, completed_at, "
     "scheduled_start, parent_instance_id, history_size, history_generation";
 constexpr const char* kPayloadColumns = ", input, output, custom_status, failure";
+// Last, after the payload columns when there are any (DecodeState's with_tags).
+constexpr const char* kTagsColumn = ", tags";
 
 // Times in the store are microseconds; truncating in memory too keeps what a
 // fetch returns identical before and after a reopen.
@@ -107,10 +109,26 @@ std::string TagsJson(const std::map<std::string, std::string>& tags) {
   return DumpJson(j);
 }
 
+// The tags column ("" or a JSON object of strings) as a map; DataLoss when
+// it is something else.
+Status DecodeTags(std::string_view text, const std::string& instance_id, std::map<std::string, std::string>* out) {
+  if (text.empty()) return Status::Ok();
+  Json j;
+  if (Status s = ParseJson(text, &j); !s.ok() || !j.is_object()) {
+    return DataLossError("instance '" + instance_id + "' has tags that are not a JSON object");
+  }
+  for (const auto& [k, v] : j.items()) {
+    if (!v.is_string()) return DataLossError("instance '" + instance_id + "' has a tag that is not a string");
+    (*out)[k] = v.get<std::string>();
+  }
+  return Status::Ok();
+}
+
 // Decodes the columns of kStateColumns (and kPayloadColumns when
 // `include_payloads`) of the current row.
 Result<InstanceState> DecodeState(const Statement& row, bool include_payloads,
-                                  int64_t* history_size, int64_t* history_generation = nullptr) {
+                                  int64_t* history_size, int64_t* history_generation = nullptr,
+                                  bool with_tags = false) {
   InstanceState s;
   s.instance_id = row.Text(0);
   s.name = row.Text(1);
@@ -140,6 +158,7 @@ Result<InstanceState> DecodeState(const Statement& row, bool include_payloads,
       s.failure = std::move(f).value();
     }
   }
+  if (with_tags) BATON_RETURN_IF_ERROR(DecodeTags(row.TextView(include_payloads ? 16 : 12), s.instance_id, &s.tags));
   return s;
 }
 
@@ -679,16 +698,16 @@ Result<std::optional<InstanceState>> SqliteStore::ReadInstance(Connection& c, co
                                                                int64_t* history_size,
                                                                int64_t* history_generation) {
   static const std::string kWithPayloads = std::string("SELECT ") + kStateColumns +
-                                           kPayloadColumns +
+                                           kPayloadColumns + kTagsColumn +
                                            " FROM instances WHERE instance_id = ?1";
   static const std::string kWithoutPayloads =
-      std::string("SELECT ") + kStateColumns + " FROM instances WHERE instance_id = ?1";
+      std::string("SELECT ") + kStateColumns + kTagsColumn + " FROM instances WHERE instance_id = ?1";
   BATON_ASSIGN_OR_RETURN(Statement st,
                          c.Prepare(include_payloads ? kWithPayloads : kWithoutPayloads));
   st.Bind(1, id);
   BATON_ASSIGN_OR_RETURN(bool row, st.Step("read instance"));
   if (!row) return std::optional<InstanceState>();
-  BATON_ASSIGN_OR_RETURN(InstanceState state, DecodeState(st, include_payloads, history_size, history_generation));
+  BATON_ASSIGN_OR_RETURN(InstanceState state, DecodeState(st, include_payloads, history_size, history_generation, /*with_tags=*/true));
   return std::optional<InstanceState>(std::move(state));
 }
 
@@ -1148,6 +1167,7 @@ Result<QueryPage> SqliteStore::QueryInstances(const InstanceQuery& query) {
   }
   std::string sql = std::string("SELECT ") + kStateColumns;
   if (query.include_payloads) sql += kPayloadColumns;
+  sql += kTagsColumn;
   sql += " FROM instances WHERE 1" + where + order + " LIMIT " + next(int64_t{query.page_size} + 1);
 
   auto bind = [](Statement& st, const std::vector<Param>& values, size_t count) {
@@ -1170,7 +1190,7 @@ Result<QueryPage> SqliteStore::QueryInstances(const InstanceQuery& query) {
         break;
       }
       BATON_ASSIGN_OR_RETURN(InstanceState state,
-                             DecodeState(st, query.include_payloads, nullptr));
+                             DecodeState(st, query.include_payloads, nullptr, nullptr, /*with_tags=*/true));
       page.instances.push_back(std::move(state));
     }
   }

@@ -158,7 +158,50 @@ const tallyWork = async function* (ctx, key) {
   return { first, failed, locked, inside };
 };
 
+// ---- Conformance with the Durable Task Scheduler (conformance.test.js) ----
+
+// How a value arrived: "undefined" (no payload) is not "null".
+const describe = (v) => (v === undefined ? "undefined" : v === null ? "null" : `${typeof v}:${JSON.stringify(v)}`);
+const describeActivity = async (_ctx, input) => describe(input);
+// Returns how its input arrived, in the orchestrator and in an activity.
+const inputKinds = async function* (ctx, input) {
+  return [describe(input), yield ctx.callActivity(describeActivity, input)];
+};
+// Returns the data of event "data" as it arrived (its member order kept).
+const waitData = async function* (ctx) {
+  const data = yield ctx.waitForExternalEvent("data");
+  return { kind: describe(data), data };
+};
+// A child with no chosen id: the SDK derives "<executionId>:<hex4>".
+const whoAmI = async function* (ctx) {
+  return { instanceId: ctx.instanceId, parent: ctx.parent || null, version: ctx.version };
+};
+const defaultIdParent = async function* (ctx) {
+  return yield ctx.callSubOrchestrator(whoAmI, null, { version: "1.5" });
+};
+// Locks a tally, adds, and completes: `release` says whether it unlocks
+// itself or leaves the release to the completion.
+const lockAndFinish = async function* (ctx, input) {
+  const tally = new EntityInstanceId("tally", input.key);
+  const lock = yield ctx.entities.lockEntities(tally);
+  yield ctx.entities.callEntity(tally, "add", 1);
+  if (input.release) lock.release();
+  return "done";
+};
+const versioned = async function* (ctx) {
+  return ctx.version;
+};
+// An SDK entity that records how each input arrived (its state is JSON the
+// server keeps; the strings inside keep the bytes).
+class Recorder extends TaskEntity {
+  initializeState() { return { seen: [] }; }
+  record(input) { this.state.seen.push(input === undefined ? "undefined" : JSON.stringify(input)); }
+}
+
 function register(worker) {
+  worker.addNamedEntity("recorder", () => new Recorder());
+  for (const o of [inputKinds, waitData, whoAmI, defaultIdParent, lockAndFinish, versioned]) worker.addOrchestrator(o);
+  worker.addActivity(describeActivity);
   worker.addNamedEntity("tally", () => new Tally());
   worker.addOrchestrator(tallyWork);
   worker.addOrchestrator(rewindable);
@@ -172,4 +215,4 @@ function register(worker) {
   for (const a of [sayHello, flaky, slow]) worker.addActivity(a);
 }
 
-module.exports = { register, counterWork, tallyWork, rewindable, switches, rounds, sequence, fanOut, parent, timer, approval, longParent, retrying, guids, slowSequence };
+module.exports = { register, inputKinds, waitData, whoAmI, defaultIdParent, lockAndFinish, versioned, describe, counterWork, tallyWork, rewindable, switches, rounds, sequence, fanOut, parent, timer, approval, longParent, retrying, guids, slowSequence };
