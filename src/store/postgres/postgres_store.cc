@@ -1619,7 +1619,30 @@ Result<std::optional<Item>> PostgresStore::Fetch(FetchQueue& queue, std::deque<I
     }
     std::optional<int64_t> next_due_in;
     claims_.fetch_add(1, std::memory_order_relaxed);
-    BATON_ASSIGN_OR_RETURN(std::optional<Item> item, claim(&next_due_in));
+    {
+      std::lock_guard lock(mu_);
+      ++queue.claiming;
+    }
+    Result<std::optional<Item>> claimed = claim(&next_due_in);
+    {
+      std::unique_lock lock(mu_);
+      if (--queue.claiming == 0 && queue.claim_waiters > 0) queue.claims_done.notify_all();
+      if (&queue == &orchestrations_ && claimed.ok() && !claimed->has_value()) {
+        // Found nothing: perhaps because a claim of this node, in flight
+        // alongside, took the candidates for its backlog (they are queued
+        // before it ends). Take one of those rather than report no work.
+        ++queue.claim_waiters;
+        queue.claims_done.wait(lock, [&] { return queue.claiming == 0 || interrupted_; });
+        --queue.claim_waiters;
+        if (!interrupted_ && !prefetched.empty()) {
+          Item item = std::move(prefetched.front());
+          prefetched.pop_front();
+          empty_claims_.fetch_add(1, std::memory_order_relaxed);
+          return std::optional<Item>(std::move(item));
+        }
+      }
+    }
+    BATON_ASSIGN_OR_RETURN(std::optional<Item> item, std::move(claimed));
     if (item) return item;
     empty_claims_.fetch_add(1, std::memory_order_relaxed);
     {
@@ -2053,6 +2076,7 @@ void PostgresStore::Interrupt() {
   }
   orchestrations_.cv.notify_all();
   tasks_.cv.notify_all();
+  orchestrations_.claims_done.notify_all();
   // Work leased ahead for fetchers that are leaving goes back at once.
   for (const OrchestrationWorkItem& item : orchestrations) {
     AbandonOrchestrationWorkItem(item, std::chrono::milliseconds(0));

@@ -274,6 +274,12 @@ class PostgresStore final : public Store {
     uint64_t quiet_epoch = UINT64_MAX;
     std::chrono::steady_clock::time_point quiet_until;
     std::chrono::steady_clock::time_point last_fetch;  // when a Fetch call last began
+    // Claims in flight: one of them may take, for this node's backlog, the
+    // very instance another fetcher of the node was about to claim; that
+    // fetcher waits for them (claims_done) and takes what they queued.
+    int claiming = 0;
+    int claim_waiters = 0;
+    std::condition_variable claims_done;
   };
   // Counts a thread inside a Fetch call of `queue` for its scope.
   class InsideFetch;
