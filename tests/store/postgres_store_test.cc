@@ -938,6 +938,39 @@ TEST_F(PostgresOutcomeTest, ACommitThatLandedBeforeTheConnectionBrokeIsReportedC
   EXPECT_EQ(store->GetInstance("landed", true)->output, "1");
 }
 
+// A start that leased its new instance to an idle fetcher, whose connection
+// broke after it committed: the store reads back that it landed but never
+// saw the lease, so it gives the lease back at once instead of leaving the
+// instance to wait for its expiry.
+TEST_F(PostgresOutcomeTest, AStartLeaseWhoseOutcomeWasReadBackIsGivenBackAtOnce) {
+  PostgresStoreOptions o = Options();
+  o.url = proxied_url_;
+  o.poll_interval = std::chrono::minutes(5);     // no backstop claim during the test
+  o.lease_duration = std::chrono::minutes(10);   // an expiry cannot free it in time
+  auto store = MustOpen(o);
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(Eventually([&] { return store->stats().listening; }));
+  std::promise<std::optional<OrchestrationWorkItem>> fetched;
+  std::thread fetcher([&] {
+    auto r = store->FetchOrchestrationWorkItem(seconds(60));
+    fetched.set_value(r.ok() ? std::move(r).value() : std::nullopt);
+  });
+  ASSERT_TRUE(Eventually([&] { return store->idle_orchestration_fetchers() == 1; }));
+  proxy_->CutNext("baton_start_instance", CuttingProxy::Cut::kLanded);
+  EXPECT_TRUE(Create(*store, "cut").ok());
+  EXPECT_EQ(proxy_->cuts(), 1);
+  EXPECT_EQ(store->stats().unknown_outcomes, 1u);
+  std::optional<OrchestrationWorkItem> item = fetched.get_future().get();
+  fetcher.join();
+  ASSERT_TRUE(item.has_value()) << "the lease the start took was not given back";
+  EXPECT_EQ(item->instance_id, "cut");
+  ASSERT_EQ(item->messages.size(), 1u);
+  EXPECT_TRUE(Commit(*store, *item, Episode(*item, OrchestrationStatus::kCompleted, {})).ok());
+  EXPECT_EQ(Column("SELECT count(*) FROM instances WHERE instance_id = 'cut'"),
+            (std::vector<std::string>{"1"}))
+      << "created once";
+}
+
 TEST_F(PostgresOutcomeTest, ACommitLostWithItsConnectionIsRetriedAndLandsOnce) {
   auto clock = std::make_shared<ManualClock>(FromUnixMicros(kStartMicros));
   PostgresStoreOptions o = Options(clock);
