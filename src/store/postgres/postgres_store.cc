@@ -1309,10 +1309,9 @@ void PostgresStore::ReleaseStartLease(const std::string& instance_id) {
   p.Text(instance_id).Text(options_.node_id);
   Result<PgResult> r = Read(kLeaseHolder, p, "read the lease of a new instance", false);
   if (!r.ok() || r->rows() == 0) return;  // not leased to us, or already released
-  OrchestrationWorkItem item;
-  item.instance_id = instance_id;
-  item.lock_token = static_cast<uint64_t>(r->Int(0, 0));
-  // Untracked, so only the abandon: it is fenced by the token.
+  // Never tracked, so only the abandon (fenced by the token). Should the
+  // lease have expired and a fetcher of this node claimed the instance
+  // meanwhile, its commit is then refused and the episode runs again.
   Params a;
   a.Text(instance_id).Int(r->Int(0, 0)).OptionalInt(NowParam()).Int(0);
   Result<Outcome> done = Mutate(kAbandonInstance, a, 0, "release the lease of a new instance");
@@ -1837,7 +1836,8 @@ void PostgresStore::CompleteOrchestrationWorkItem(const OrchestrationWorkItem& i
     return p;
   };
   job.finish = [this, started, token = item.lock_token, id = item.instance_id, status_after,
-                state_after = std::move(state_after), done = std::move(done)](Result<Outcome> o) mutable {
+                state_after = std::move(state_after),
+                done = std::move(done)](Result<Outcome> o) mutable {
     ForgetLease(token);
     Status status;
     if (!o.ok()) {
