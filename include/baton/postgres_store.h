@@ -5,7 +5,8 @@
 // membership: each instance and each activity task carries its own lease (a
 // fencing token from a sequence, an expiry by the database clock, the
 // holder's node id). A fetch claims the row that has been due longest with
-// one short statement (FOR UPDATE SKIP LOCKED), so fetchers on many nodes
+// one short statement (FOR UPDATE SKIP LOCKED; a node that keeps a backlog
+// takes up to 1 + prefetch_backlog rows in it), so fetchers on many nodes
 // never wait for each other and one that loses a candidate takes the next.
 // Every completion is one round trip to a server-side function that checks
 // the token and the expiry under the row lock and writes nothing when the
@@ -74,13 +75,17 @@ struct PostgresStoreOptions {
   // Commit every work item with synchronous_commit=on, whatever its `sync`.
   bool sync_all = false;
   // A commit that makes work due while this node has idle fetchers leases
-  // it to them in the same write (saving a claim round trip each).
+  // it to them in the same write (saving a claim round trip each); so does
+  // CreateInstance, for a start due now.
   bool prefetch = true;
   // With prefetch: an activity result also leases the instance it wakes to
   // this node when no orchestration fetcher is idle, as long as fewer than
   // this many such instances wait for this node's next fetches (a busy node
   // then runs its instances' next episodes without a claim each, and other
-  // nodes still claim the rest). 0 = only for idle fetchers.
+  // nodes still claim the rest). A fetcher's claim likewise takes up to
+  // this many more due instances for the node's next fetches (one claim
+  // round trip instead of several). 0 = only for idle fetchers, one
+  // instance per claim.
   int prefetch_backlog = 2;
   // Recorded in locked_by, and in the application_name of this store's
   // sessions ("baton node <id>") when it is at most 52 characters of

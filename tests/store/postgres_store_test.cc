@@ -135,7 +135,8 @@ TEST_F(PostgresStoreTest, MigrationsAreRecordedOnceAndRerunningIsANoop) {
   EXPECT_EQ(v->before, v->after);
   EXPECT_EQ(Column("SELECT version || ' ' || name FROM schema_migrations ORDER BY version"),
             (std::vector<std::string>{"1 task_hub", "2 platform", "3 history_generation",
-                                      "4 dead_node_leases", "5 hot_path", "8 newest_first"}));
+                                      "4 dead_node_leases", "5 hot_path", "6 fewer_round_trips",
+                                      "8 newest_first"}));
   // Several nodes starting at once: the advisory lock makes them take turns.
   std::vector<std::thread> nodes;
   std::atomic<int> ok{0};
@@ -554,7 +555,118 @@ TEST_F(PostgresStoreTest, AWaiterForCompletionReadsOnlyWhenItsInstanceEnds) {
   Result<InstanceState> state = waited.get();
   ASSERT_TRUE(state.ok()) << state.status().ToString();
   EXPECT_EQ(state->status, OrchestrationStatus::kCompleted);
-  EXPECT_EQ(store->stats().reads, 2u) << "one read at the start, one after the completion";
+  EXPECT_EQ(store->stats().reads, 1u)
+      << "one read at the start; the completing commit handed the state over";
+  // What it was handed is what a read returns.
+  Result<InstanceState> read = store->GetInstance("w", false);
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  EXPECT_EQ(state->instance_id, read->instance_id);
+  EXPECT_EQ(state->name, read->name);
+  EXPECT_EQ(state->execution_id, read->execution_id);
+  EXPECT_EQ(state->status, read->status);
+  EXPECT_EQ(state->created_at, read->created_at);
+  EXPECT_EQ(state->last_updated_at, read->last_updated_at);
+  EXPECT_EQ(state->completed_at, read->completed_at);
+  EXPECT_EQ(state->output, "") << "asked without payloads";
+}
+
+// A start made while this node has an idle orchestration fetcher is leased
+// to it by the start's own statement (baton_start_instance): the fetcher
+// gets the work item a claim would have returned, without a claim.
+TEST_F(PostgresStoreTest, AStartLeasesTheNewInstanceToAnIdleFetcherWithoutAClaim) {
+  PostgresStoreOptions o = Options();
+  o.poll_interval = std::chrono::minutes(5);  // no backstop claim during the test
+  auto a = MustOpen(o);
+  auto b = MustOpen(o);
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(Eventually([&] { return a->stats().listening && b->stats().listening; }));
+  std::promise<std::optional<OrchestrationWorkItem>> fetched;
+  std::thread fetcher([&] {
+    auto r = a->FetchOrchestrationWorkItem(seconds(60));
+    fetched.set_value(r.ok() ? std::move(r).value() : std::nullopt);
+  });
+  ASSERT_TRUE(Eventually([&] { return a->idle_orchestration_fetchers() == 1; }));
+  const uint64_t claims = a->stats().claims;
+  ASSERT_TRUE(Create(*a, "s", "\"in\"").ok());
+  std::optional<OrchestrationWorkItem> item = fetched.get_future().get();
+  fetcher.join();
+  ASSERT_TRUE(item.has_value());
+  EXPECT_EQ(a->stats().claims, claims) << "handed over by the start, not claimed";
+  EXPECT_FALSE(FetchNow(*b).has_value()) << "leased to A";
+  // The same item a claim returns.
+  Result<InstanceState> read = a->GetInstance("s", false);
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  EXPECT_EQ(item->instance_id, "s");
+  EXPECT_EQ(item->instance.name, "Orch");
+  EXPECT_EQ(item->instance.execution_id, "s-e1");
+  EXPECT_EQ(item->instance.status, OrchestrationStatus::kPending);
+  EXPECT_EQ(item->instance.created_at, read->created_at);
+  EXPECT_EQ(item->instance.last_updated_at, read->last_updated_at);
+  EXPECT_EQ(item->history_size, 0);
+  EXPECT_EQ(item->history_generation, 0);
+  EXPECT_EQ(item->dequeue_count, 1);
+  ASSERT_EQ(item->messages.size(), 1u);
+  const auto* started = std::get_if<events::ExecutionStarted>(&item->messages[0].event.body);
+  ASSERT_NE(started, nullptr);
+  EXPECT_EQ(started->input, "\"in\"");
+  EXPECT_EQ(item->messages[0].execution_id, "s-e1");
+  // Its lease is real: the fenced commit lands, and consumes the message.
+  ASSERT_TRUE(Commit(*a, *item,
+                     Episode(*item, OrchestrationStatus::kCompleted,
+                             {HistoryEvent{-1, std::chrono::system_clock::now(),
+                                           events::OrchestratorStarted{}},
+                              item->messages[0].event}))
+                  .ok());
+  EXPECT_FALSE(FetchNow(*b).has_value());
+  EXPECT_EQ(Column("SELECT count(*) FROM inbox WHERE instance_id = 's'"),
+            (std::vector<std::string>{"0"}));
+  // An id that exists still goes through the full create: refused, nothing leased.
+  EXPECT_EQ(Create(*a, "s").code(), StatusCode::kAlreadyExists);
+}
+
+// A fetcher of a node that keeps a backlog (prefetch_backlog) takes it in
+// its claim: several due instances, each leased with its own token, one
+// claim round trip.
+TEST_F(PostgresStoreTest, OneClaimTakesThisNodesBacklogOfDueInstances) {
+  auto clock = std::make_shared<ManualClock>(FromUnixMicros(kStartMicros));
+  PostgresStoreOptions o = Options(clock);
+  o.poll_interval = std::chrono::minutes(5);
+  o.prefetch_backlog = 2;
+  auto a = MustOpen(o);
+  auto b = MustOpen(o);
+  ASSERT_TRUE(a && b);
+  for (const std::string id : {"m1", "m2", "m3", "m4"}) ASSERT_TRUE(Create(*a, id).ok());
+  const uint64_t claims = a->stats().claims;
+  std::vector<OrchestrationWorkItem> items;
+  std::optional<OrchestrationWorkItem> item = FetchNow(*a);
+  ASSERT_TRUE(item.has_value());
+  items.push_back(*item);
+  EXPECT_EQ(a->stats().claims, claims + 1);
+  for (int i = 0; i < 2; ++i) {
+    item = FetchNow(*a);
+    ASSERT_TRUE(item.has_value());
+    items.push_back(*item);
+  }
+  EXPECT_EQ(a->stats().claims, claims + 1) << "three instances, one claim";
+  // The fourth is left for any node.
+  std::optional<OrchestrationWorkItem> on_b = FetchNow(*b);
+  ASSERT_TRUE(on_b.has_value());
+  EXPECT_FALSE(FetchNow(*b).has_value());
+  std::set<std::string> ids{on_b->instance_id};
+  std::set<uint64_t> tokens{on_b->lock_token};
+  for (const OrchestrationWorkItem& it : items) {
+    ids.insert(it.instance_id);
+    tokens.insert(it.lock_token);
+    ASSERT_EQ(it.messages.size(), 1u) << it.instance_id;
+    EXPECT_TRUE(std::holds_alternative<events::ExecutionStarted>(it.messages[0].event.body));
+  }
+  EXPECT_EQ(ids.size(), 4u);
+  EXPECT_EQ(tokens.size(), 4u) << "each instance has its own lease";
+  // Each lease is real.
+  for (const OrchestrationWorkItem& it : items) {
+    EXPECT_TRUE(Commit(*a, it, Episode(it, OrchestrationStatus::kCompleted, {})).ok());
+  }
+  EXPECT_TRUE(Commit(*b, *on_b, Episode(*on_b, OrchestrationStatus::kCompleted, {})).ok());
 }
 
 TEST_F(PostgresStoreTest, AnActivityResultLeasesItsInstanceToABusyNodeUpToTheBacklog) {
@@ -824,6 +936,39 @@ TEST_F(PostgresOutcomeTest, ACommitThatLandedBeforeTheConnectionBrokeIsReportedC
   EXPECT_EQ(store->stats().unknown_outcomes, 1u);
   EXPECT_EQ(*store->GetHistory("landed"), events);
   EXPECT_EQ(store->GetInstance("landed", true)->output, "1");
+}
+
+// A start that leased its new instance to an idle fetcher, whose connection
+// broke after it committed: the store reads back that it landed but never
+// saw the lease, so it gives the lease back at once instead of leaving the
+// instance to wait for its expiry.
+TEST_F(PostgresOutcomeTest, AStartLeaseWhoseOutcomeWasReadBackIsGivenBackAtOnce) {
+  PostgresStoreOptions o = Options();
+  o.url = proxied_url_;
+  o.poll_interval = std::chrono::minutes(5);     // no backstop claim during the test
+  o.lease_duration = std::chrono::minutes(10);   // an expiry cannot free it in time
+  auto store = MustOpen(o);
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(Eventually([&] { return store->stats().listening; }));
+  std::promise<std::optional<OrchestrationWorkItem>> fetched;
+  std::thread fetcher([&] {
+    auto r = store->FetchOrchestrationWorkItem(seconds(60));
+    fetched.set_value(r.ok() ? std::move(r).value() : std::nullopt);
+  });
+  ASSERT_TRUE(Eventually([&] { return store->idle_orchestration_fetchers() == 1; }));
+  proxy_->CutNext("baton_start_instance", CuttingProxy::Cut::kLanded);
+  EXPECT_TRUE(Create(*store, "cut").ok());
+  EXPECT_EQ(proxy_->cuts(), 1);
+  EXPECT_EQ(store->stats().unknown_outcomes, 1u);
+  std::optional<OrchestrationWorkItem> item = fetched.get_future().get();
+  fetcher.join();
+  ASSERT_TRUE(item.has_value()) << "the lease the start took was not given back";
+  EXPECT_EQ(item->instance_id, "cut");
+  ASSERT_EQ(item->messages.size(), 1u);
+  EXPECT_TRUE(Commit(*store, *item, Episode(*item, OrchestrationStatus::kCompleted, {})).ok());
+  EXPECT_EQ(Column("SELECT count(*) FROM instances WHERE instance_id = 'cut'"),
+            (std::vector<std::string>{"1"}))
+      << "created once";
 }
 
 TEST_F(PostgresOutcomeTest, ACommitLostWithItsConnectionIsRetriedAndLandsOnce) {

@@ -66,9 +66,14 @@ constexpr const char* kWorkChannel = "baton_work";
 constexpr const char* kStatusChannel = "baton_status";
 
 // ---- Statements (functions of migrations/0001_task_hub.sql) ----
-const Statement kCreateInstance{
-    "baton_create_instance",
-    "SELECT baton_create_instance($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text[], $11)"};
+const Statement kStartInstance{
+    "baton_start_instance",
+    "SELECT * FROM baton_start_instance($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text[], $11, $12, "
+    "$13)"};
+const Statement kLeaseHolder{
+    "baton_lease_holder",
+    "SELECT lock_token FROM instance_queue WHERE instance_id = $1 AND locked_by = $2 "
+    "AND lock_token IS NOT NULL"};
 const Statement kSendMessage{"baton_send_message",
                              "SELECT baton_send_message($1, $2, $3, $4, $5, $6, $7, $8)"};
 const Statement kPurgeInstance{"baton_purge_instance",
@@ -81,6 +86,8 @@ const Statement kCompleteOrchestration{
     "baton_complete_orchestration",
     "SELECT * FROM baton_complete_orchestration($1, $2, $3, $4, $5::bigint[], $6, $7, $8, $9, $10, "
     "$11, $12, $13, $14, $15, $16::jsonb, $17::jsonb, $18, $19, $20)"};
+const Statement kClaimInstances{"baton_claim_instances",
+                                "SELECT * FROM baton_claim_instances($1, $2, $3, $4, $5)"};
 const Statement kAbandonInstance{"baton_abandon_instance",
                                  "SELECT baton_abandon_instance($1, $2, $3, $4)"};
 const Statement kClaimTask{"baton_claim_task", "SELECT * FROM baton_claim_task($1, $2, $3)"};
@@ -475,6 +482,11 @@ PostgresStats PostgresStore::stats() const {
   return s;
 }
 
+int PostgresStore::idle_orchestration_fetchers() const {
+  std::lock_guard lock(mu_);
+  return orchestrations_.sleepers;
+}
+
 int PostgresStore::waiting() const {
   std::lock_guard lock(mu_);
   int n = 0;
@@ -783,6 +795,7 @@ void PostgresStore::SignalWaiters(const std::vector<std::string>& ids,
                                  ? known->status != OrchestrationStatus::kPending
                                  : IsTerminal(known->status);
         if (!reached) continue;
+        if (known->state && !w->include_payloads) w->state = known->state;
       }
       w->signaled = true;
       w->cv.notify_one();
@@ -1230,6 +1243,9 @@ Status PostgresStore::CreateInstance(const CreateInstanceRequest& request) {
     replaceable.emplace_back(OrchestrationStatusName(s));
   }
   const int64_t key = NewClientKey();
+  // An idle orchestration fetcher of this node gets the new instance leased
+  // by the same statement, saving it a claim round trip.
+  const bool lease = PrefetchWanted(orchestrations_, orch_prefetched_) > 0;
   Params p;
   p.Int(key)
       .OptionalInt(NowParam())
@@ -1242,16 +1258,85 @@ Status PostgresStore::CreateInstance(const CreateInstanceRequest& request) {
       .Payload(TagsJson(request.tags))
       .TextArray(replaceable)
       .Text(event_json);
-  BATON_ASSIGN_OR_RETURN(Outcome o, Mutate(kCreateInstance, p, key, "create instance"));
-  if (!o.read_back) {
-    std::string code = o.result.Text(0, 0);
-    if (code.starts_with("exists:")) {
-      return AlreadyExistsError("instance '" + request.instance_id +
-                                "' already exists with status " + code.substr(7));
-    }
+  if (lease) {
+    p.Int(LeaseMicros());
+  } else {
+    p.Null();
   }
-  Announce(true, 0, {request.instance_id});
+  p.Text(options_.node_id);
+  const int64_t started_at = LocalMicros();
+  BATON_ASSIGN_OR_RETURN(Outcome o, Mutate(kStartInstance, p, key, "create instance"));
+  if (o.read_back) {
+    // It landed, but we did not see whether it leased the instance to us: if
+    // so, give the lease back now rather than let it expire.
+    if (lease) ReleaseStartLease(request.instance_id);
+    Announce(true, 0, {request.instance_id});
+    return Status::Ok();
+  }
+  std::string code = o.result.Text(0, 0);
+  if (code.starts_with("exists:")) {
+    return AlreadyExistsError("instance '" + request.instance_id +
+                              "' already exists with status " + code.substr(7));
+  }
+  if (o.result.IsNull(0, 2)) {
+    Announce(true, 0, {request.instance_id});
+    return Status::Ok();
+  }
+  // Leased to this node: the work item a claim would have returned.
+  const TimePoint created = FromUnixMicros(o.result.Int(0, 1));
+  OrchestrationWorkItem item;
+  item.instance_id = request.instance_id;
+  item.lock_token = static_cast<uint64_t>(o.result.Int(0, 2));
+  item.locked_until = FromUnixMicros(o.result.Int(0, 3));
+  item.instance.instance_id = request.instance_id;
+  item.instance.name = request.name;
+  item.instance.version = request.version;
+  item.instance.execution_id = request.execution_id;
+  item.instance.status = OrchestrationStatus::kPending;
+  item.instance.created_at = created;
+  item.instance.last_updated_at = created;
+  item.instance.scheduled_start = scheduled;
+  Message m;
+  m.seq = static_cast<uint64_t>(o.result.Int(0, 4));
+  m.instance_id = request.instance_id;
+  m.execution_id = request.execution_id;
+  m.visible_at = scheduled ? *scheduled : created;
+  Result<HistoryEvent> event = ParseEvent(event_json);  // exactly what a claim would read
+  if (!event.ok()) return event.status();
+  m.event = std::move(event).value();
+  item.messages.push_back(std::move(m));
+  TrackLease(item.lock_token, item.instance_id, std::nullopt, started_at, item.locked_until);
+  bool interrupted;
+  {
+    std::lock_guard lock(mu_);
+    interrupted = interrupted_;
+    if (!interrupted) orch_prefetched_.push_back(item);
+  }
+  if (interrupted) {
+    AbandonOrchestrationWorkItem(item, std::chrono::milliseconds(0));  // nobody will fetch it
+  } else {
+    Wake(orchestrations_, 1, /*in_database=*/false);
+  }
+  // Waiters (here and on other nodes) learn of it; no other fetcher need claim.
+  Announce(false, 0, {request.instance_id});
   return Status::Ok();
+}
+
+void PostgresStore::ReleaseStartLease(const std::string& instance_id) {
+  Params p;
+  p.Text(instance_id).Text(options_.node_id);
+  Result<PgResult> r = Read(kLeaseHolder, p, "read the lease of a new instance", false);
+  if (!r.ok() || r->rows() == 0) return;  // not leased to us, or already released
+  // Never tracked, so only the abandon (fenced by the token). Should the
+  // lease have expired and a fetcher of this node claimed the instance
+  // meanwhile, its commit is then refused and the episode runs again.
+  Params a;
+  a.Text(instance_id).Int(r->Int(0, 0)).OptionalInt(NowParam()).Int(0);
+  Result<Outcome> done = Mutate(kAbandonInstance, a, 0, "release the lease of a new instance");
+  if (!done.ok()) {
+    util::Log().warn("releasing the lease of new instance '{}' failed (it will expire): {}",
+                     instance_id, done.status().ToString());
+  }
 }
 
 Status PostgresStore::SendMessage(Message message) {
@@ -1471,6 +1556,7 @@ Result<InstanceState> PostgresStore::WaitForInstance(const std::string& instance
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   Waiter waiter;
   waiter.condition = condition;
+  waiter.include_payloads = include_payloads;
   {
     std::lock_guard lock(mu_);
     waiters_[instance_id].push_back(&waiter);
@@ -1508,6 +1594,13 @@ Result<InstanceState> PostgresStore::WaitForInstance(const std::string& instance
     auto wake = std::min(deadline, std::chrono::steady_clock::now() + options_.poll_interval);
     waiter.cv.wait_until(lock, wake, [&] { return waiter.signaled || interrupted_; });
     waiter.signaled = false;
+    if (waiter.state) {
+      // A commit of this node reached the condition and told us the state.
+      InstanceState reached_state = std::move(*waiter.state);
+      lock.unlock();
+      unregister();
+      return reached_state;
+    }
     if (interrupted_) {
       lock.unlock();
       unregister();
@@ -1528,16 +1621,19 @@ Result<InstanceState> PostgresStore::WaitForInstance(const std::string& instance
 
 Result<OrchestrationWorkItem> PostgresStore::TakeClaimedInstance(const PgResult& r, int at,
                                                                  int generation_column,
-                                                                 int64_t claimed_at) {
+                                                                 int64_t claimed_at, int first_row,
+                                                                 int end_row) {
+  if (end_row < 0) end_row = r.rows();
   OrchestrationWorkItem item;
-  item.instance_id = r.Text(0, at);
-  BATON_ASSIGN_OR_RETURN(item.instance, DecodeState(r, 0, false, &item.history_size, at));
-  item.lock_token = static_cast<uint64_t>(r.Int(0, at + 11));
-  item.locked_until = FromUnixMicros(r.Int(0, at + 12));
-  item.dequeue_count = static_cast<int>(r.Int(0, at + 13));
-  item.history_generation = r.Int(0, generation_column);
+  item.instance_id = r.Text(first_row, at);
+  BATON_ASSIGN_OR_RETURN(item.instance,
+                         DecodeState(r, first_row, false, &item.history_size, at));
+  item.lock_token = static_cast<uint64_t>(r.Int(first_row, at + 11));
+  item.locked_until = FromUnixMicros(r.Int(first_row, at + 12));
+  item.dequeue_count = static_cast<int>(r.Int(first_row, at + 13));
+  item.history_generation = r.Int(first_row, generation_column);
   TrackLease(item.lock_token, item.instance_id, std::nullopt, claimed_at, item.locked_until);
-  for (int row = 0; row < r.rows(); ++row) {
+  for (int row = first_row; row < end_row; ++row) {
     Message m;
     m.seq = static_cast<uint64_t>(r.Int(row, at + 14));
     m.instance_id = item.instance_id;
@@ -1588,7 +1684,30 @@ Result<std::optional<Item>> PostgresStore::Fetch(FetchQueue& queue, std::deque<I
     }
     std::optional<int64_t> next_due_in;
     claims_.fetch_add(1, std::memory_order_relaxed);
-    BATON_ASSIGN_OR_RETURN(std::optional<Item> item, claim(&next_due_in));
+    {
+      std::lock_guard lock(mu_);
+      ++queue.claiming;
+    }
+    Result<std::optional<Item>> claimed = claim(&next_due_in);
+    {
+      std::unique_lock lock(mu_);
+      if (--queue.claiming == 0 && queue.claim_waiters > 0) queue.claims_done.notify_all();
+      if (&queue == &orchestrations_ && claimed.ok() && !claimed->has_value()) {
+        // Found nothing: perhaps because a claim of this node, in flight
+        // alongside, took the candidates for its backlog (they are queued
+        // before it ends). Take one of those rather than report no work.
+        ++queue.claim_waiters;
+        queue.claims_done.wait(lock, [&] { return queue.claiming == 0 || interrupted_; });
+        --queue.claim_waiters;
+        if (!interrupted_ && !prefetched.empty()) {
+          Item item = std::move(prefetched.front());
+          prefetched.pop_front();
+          empty_claims_.fetch_add(1, std::memory_order_relaxed);
+          return std::optional<Item>(std::move(item));
+        }
+      }
+    }
+    BATON_ASSIGN_OR_RETURN(std::optional<Item> item, std::move(claimed));
     if (item) return item;
     empty_claims_.fetch_add(1, std::memory_order_relaxed);
     {
@@ -1614,15 +1733,50 @@ Result<std::optional<OrchestrationWorkItem>> PostgresStore::FetchOrchestrationWo
       orchestrations_, orch_prefetched_, max_wait,
       [&](std::optional<int64_t>* next_due_in) -> Result<std::optional<OrchestrationWorkItem>> {
         const int64_t claimed_at = LocalMicros();
+        // This fetcher's item, and the backlog this node keeps (as an
+        // activity result does): several instances in one claim.
+        const int extra = PrefetchWanted(orchestrations_, orch_prefetched_,
+                                         options_.prefetch_backlog);
         Params p;
         p.OptionalInt(NowParam()).Int(lease).Text(options_.node_id).Int(kMaxMessagesPerWorkItem);
-        BATON_ASSIGN_OR_RETURN(PgResult r, Read(kClaimInstance, p, "claim instance"));
+        if (extra > 0) p.Int(1 + extra);
+        BATON_ASSIGN_OR_RETURN(
+            PgResult r, Read(extra > 0 ? kClaimInstances : kClaimInstance, p, "claim instance"));
         if (r.rows() == 0 || r.IsNull(0, 0)) {
           if (r.rows() > 0 && !r.IsNull(0, 18)) *next_due_in = r.Int(0, 18);
           return std::optional<OrchestrationWorkItem>();
         }
-        BATON_ASSIGN_OR_RETURN(OrchestrationWorkItem item, TakeClaimedInstance(r, 0, 19, claimed_at));
-        return std::optional<OrchestrationWorkItem>(std::move(item));
+        // Rows of one instance are together; the first instance is ours.
+        int end = 1;
+        while (end < r.rows() && r.View(end, 0) == r.View(0, 0)) ++end;
+        Result<OrchestrationWorkItem> item = TakeClaimedInstance(r, 0, 19, claimed_at, 0, end);
+        std::vector<OrchestrationWorkItem> more;
+        for (int first = end; first < r.rows(); first = end) {
+          end = first + 1;
+          while (end < r.rows() && r.View(end, 0) == r.View(first, 0)) ++end;
+          Result<OrchestrationWorkItem> other =
+              TakeClaimedInstance(r, 0, 19, claimed_at, first, end);
+          if (other.ok()) more.push_back(std::move(other).value());  // else abandoned, logged
+        }
+        if (!more.empty()) {
+          bool interrupted;
+          {
+            std::lock_guard lock(mu_);
+            interrupted = interrupted_;
+            if (!interrupted) {
+              for (OrchestrationWorkItem& m : more) orch_prefetched_.push_back(std::move(m));
+            }
+          }
+          if (interrupted) {
+            for (const OrchestrationWorkItem& m : more) {
+              AbandonOrchestrationWorkItem(m, std::chrono::milliseconds(0));
+            }
+          } else {
+            Wake(orchestrations_, static_cast<int>(more.size()), /*in_database=*/false);
+          }
+        }
+        if (!item.ok()) return item.status();
+        return std::optional<OrchestrationWorkItem>(std::move(item).value());
       });
 }
 
@@ -1720,6 +1874,18 @@ void PostgresStore::CompleteOrchestrationWorkItem(const OrchestrationWorkItem& i
   // The instance's status once this commits (consume_only keeps the old one).
   const OrchestrationStatus status_after =
       update.consume_only ? item.instance.status : update.status;
+  // And its state without payloads, for this node's waiters (updated_at and
+  // completed_at are the database's time, o_now). consume_only writes none.
+  std::optional<InstanceState> state_after;
+  if (!update.consume_only) {
+    state_after = item.instance;
+    state_after->execution_id = update.execution_id;
+    state_after->status = update.status;
+    state_after->input.clear();
+    state_after->output.clear();
+    state_after->custom_status.clear();
+    state_after->failure.reset();
+  }
   CommitJob job;
   job.statement = &kCompleteOrchestration;
   job.commit_key = static_cast<int64_t>(item.lock_token);
@@ -1736,7 +1902,8 @@ void PostgresStore::CompleteOrchestrationWorkItem(const OrchestrationWorkItem& i
     return p;
   };
   job.finish = [this, started, token = item.lock_token, id = item.instance_id, status_after,
-                done = std::move(done)](Result<Outcome> o) {
+                state_after = std::move(state_after),
+                done = std::move(done)](Result<Outcome> o) mutable {
     ForgetLease(token);
     Status status;
     if (!o.ok()) {
@@ -1748,8 +1915,14 @@ void PostgresStore::CompleteOrchestrationWorkItem(const OrchestrationWorkItem& i
                             "' is no longer held");
     } else {
       if (!o->result.IsNull(0, 4)) TakeClaimedTasks(o->result.View(0, 4), *started);
+      if (state_after) {
+        const TimePoint now = FromUnixMicros(o->result.Int(0, 5));
+        state_after->last_updated_at = now;
+        state_after->completed_at.reset();
+        if (IsTerminal(state_after->status)) state_after->completed_at = now;
+      }
       Announce(o->result.Bool(0, 1), static_cast<int>(o->result.Int(0, 2)),
-               o->result.TextArray(0, 3), KnownStatus{id, status_after});
+               o->result.TextArray(0, 3), KnownStatus{id, status_after, std::move(state_after)});
     }
     if (done) done(status);
   };
@@ -1969,6 +2142,7 @@ void PostgresStore::Interrupt() {
   }
   orchestrations_.cv.notify_all();
   tasks_.cv.notify_all();
+  orchestrations_.claims_done.notify_all();
   // Work leased ahead for fetchers that are leaving goes back at once.
   for (const OrchestrationWorkItem& item : orchestrations) {
     AbandonOrchestrationWorkItem(item, std::chrono::milliseconds(0));

@@ -154,6 +154,8 @@ class PostgresStore final : public Store {
   const std::string& node_id() const { return options_.node_id; }
   // Threads inside WaitForInstance (tests).
   int waiting() const;
+  // Orchestration fetchers asleep waiting for work (tests).
+  int idle_orchestration_fetchers() const;
 
  private:
   // What a mutating call returned, or that it landed without our seeing the
@@ -176,6 +178,10 @@ class PostgresStore final : public Store {
     std::condition_variable cv;
     bool signaled = false;
     WaitCondition condition = WaitCondition::kCompleted;
+    bool include_payloads = false;
+    // The state that met `condition`, handed over by a commit of this node
+    // (KnownStatus::state): returned without reading it again.
+    std::optional<InstanceState> state;
   };
 
   // Shared with the clock's subscription (see SqliteStore::WakeHub).
@@ -235,9 +241,13 @@ class PostgresStore final : public Store {
   // NOTIFY for other nodes. `known` names an instance of `changed` whose new
   // status this node knows (an episode it committed): its local waiters are
   // woken only if that status is what they wait for, saving them a read.
+  // `state`, when set, is the instance's whole state as committed (without
+  // payloads): waiters without payloads that it satisfies get it and skip
+  // their read.
   struct KnownStatus {
     std::string instance_id;
     OrchestrationStatus status;
+    std::optional<InstanceState> state;
   };
   void Announce(bool orchestrations, int tasks, const std::vector<std::string>& changed,
                 const std::optional<KnownStatus>& known = std::nullopt);
@@ -264,6 +274,12 @@ class PostgresStore final : public Store {
     uint64_t quiet_epoch = UINT64_MAX;
     std::chrono::steady_clock::time_point quiet_until;
     std::chrono::steady_clock::time_point last_fetch;  // when a Fetch call last began
+    // Claims in flight: one of them may take, for this node's backlog, the
+    // very instance another fetcher of the node was about to claim; that
+    // fetcher waits for them (claims_done) and takes what they queued.
+    int claiming = 0;
+    int claim_waiters = 0;
+    std::condition_variable claims_done;
   };
   // Counts a thread inside a Fetch call of `queue` for its scope.
   class InsideFetch;
@@ -304,12 +320,17 @@ class PostgresStore final : public Store {
   // The instance work item in `r` (claim columns from `at`, the history
   // generation in `generation_column`), leased at `claimed_at`
   // (LocalMicros); its lease is tracked.
+  // Rows [first_row, end_row) are the instance's (end_row -1: to the end).
   Result<OrchestrationWorkItem> TakeClaimedInstance(const PgResult& r, int at,
-                                                    int generation_column, int64_t claimed_at);
+                                                    int generation_column, int64_t claimed_at,
+                                                    int first_row = 0, int end_row = -1);
   // Tasks leased by a commit (o_claimed JSON): tracked and queued for the
   // idle activity fetchers.
   void TakeClaimedTasks(std::string_view json, int64_t claimed_at);
   int64_t LeaseMicros() const;
+  // After a CreateInstance whose outcome was read back: releases the lease
+  // the start may have given this node on its new instance (nobody tracks it).
+  void ReleaseStartLease(const std::string& instance_id);
 
   void TrackLease(uint64_t token, const std::string& instance_id, std::optional<uint64_t> task_seq,
                   int64_t claimed_at_local, TimePoint locked_until);
