@@ -547,9 +547,17 @@ int Serve(const ServeOptions& o) {
     server.Stop();
     return 1;
   }
+  job_services.client = &client;
   job_services.callback_base = "http://localhost";
   job_services.callback_dir = callback_dir;
   if (Status s = batch::RegisterJobFunctions(registry, job_services); !s.ok()) {
+    std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
+    server.Stop();
+    return 1;
+  }
+  // "baton.Job" as a sub-orchestration of a tenant's orchestration: a job
+  // with every check of a submit (batch/job_orchestration.h).
+  if (Status s = batch::RegisterTenantJobEntryPoint(registry, api::JobStartActivity(job_api)); !s.ok()) {
     std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
     server.Stop();
     return 1;

@@ -38,6 +38,11 @@ struct JobApiServices {
 
 // Registers the routes. Everything in `services` must outlive the router.
 void AddJobApi(Router& router, const JobApiServices& services);
+// The tenant activity batch::kStartJobActivity (batch/job_orchestration.h,
+// RegisterTenantJobEntryPoint): starts a job for the tenant of the calling
+// instance's hub with every check of POST /api/v1/jobs. Everything in
+// `services` must outlive the workers that run it.
+ActivityFn JobStartActivity(const JobApiServices& services);
 // Registers only the callback route (POST /api/v1/jobs/{id}/callback): the
 // router of the unix socket that job containers reach.
 void AddJobCallbackRoute(Router& router, const JobApiServices& services);

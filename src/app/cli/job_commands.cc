@@ -169,10 +169,16 @@ std::vector<std::pair<std::string, std::string>> QuotaFields(const std::string& 
   return f;
 }
 
-// "exit code 1, OOM killed: <error>" from a job's result; "" when none.
+// Why the job ended: the result's "reason: summary" (as its AttemptEnded
+// event and `job get` say it); from an older server, "exit code 1, OOM
+// killed: <error>"; "" when none.
 std::string ResultSummary(const OJson& job) {
   auto it = job.find("result");
   if (it == job.end() || !it->is_object()) return "";
+  if (std::string reason = Text(*it, "reason"); !reason.empty()) {
+    std::string summary = Text(*it, "summary");
+    return summary.empty() ? reason : reason + ": " + summary;
+  }
   std::string out;
   if (std::string code = Text(*it, "exitCode"); !code.empty()) out = "exit code " + code;
   if (auto oom = it->find("oomKilled"); oom != it->end() && oom->is_boolean() && oom->get<bool>())
@@ -753,6 +759,7 @@ std::vector<std::pair<std::string, std::string>> JobFields(const OJson& job) {
   add("Last updated", Text(job, "lastUpdatedAt"));
   if (job.is_object() && job.contains("result") && job["result"].is_object()) {
     const OJson& r = job["result"];
+    add("Ended because", ResultSummary(job));
     add("Exit code", Text(r, "exitCode"));
     add("OOM killed", YesNo(r, "oomKilled"));
     add("Attempts", Text(r, "attempts"));
