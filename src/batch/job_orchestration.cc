@@ -347,7 +347,7 @@ Task<Json> RunJob(OrchestrationContext& ctx) {
         if (ended.value("status", "") != "Completed" && !spec.run_on_failure) {
           fatal_reason = "DependencyFailed";
           fatal = "DependencyFailed: job " + ended.value("id", "") + " ended " + ended.value("status", "") +
-                  (ended.value("reason", "").empty() ? "" : " (" + ended.value("reason", "") + ")");
+                  (ended.value("summary", "").empty() ? "" : " (" + ended.value("summary", "") + ")");
         }
       }
       pending = seen["pending"];
@@ -954,7 +954,7 @@ Status RegisterJobFunctions(Registry& registry, const JobServices& services) {
     return nullptr;
   }));
   // Which of the jobs a job depends on have ended, and how:
-  // {"pending": [id…], "ended": [{"id", "status", "reason"}]}.
+  // {"pending": [id…], "ended": [{"id", "status", "reason", "summary"}]}.
   BATON_RETURN_IF_ERROR(registry.AddActivity(kDependencies, [s](ActivityContext& ctx) -> Json {
     if (s.client == nullptr) throw DurableError("Unimplemented", "this node cannot read jobs (no client)", nullptr, true);
     const Json in = ctx.GetInput();
@@ -963,7 +963,7 @@ Status RegisterJobFunctions(Registry& registry, const JobServices& services) {
       auto state = s.client->GetState(JobInstanceId(in["tenant"], id), /*include_payloads=*/true);
       if (!state.ok() && state.status().code() == StatusCode::kNotFound) {
         // Purged after it ended: what it was is gone with it.
-        out["ended"].push_back(Json{{"id", id}, {"status", "Unknown"}, {"reason", "the job was purged"}});
+        out["ended"].push_back(Json{{"id", id}, {"status", "Unknown"}, {"summary", "the job was purged"}});
         continue;
       }
       if (!state.ok()) Throw(state.status(), "reading job " + id.get<std::string>());
@@ -973,8 +973,10 @@ Status RegisterJobFunctions(Registry& registry, const JobServices& services) {
       }
       Json view = JobView(*state, Json::object(), /*brief=*/true);
       const Json result = view.value("result", Json::object());
-      out["ended"].push_back(Json{{"id", id}, {"status", view.value("status", "")},
-                                  {"reason", result.is_object() ? result.value("reason", "") : ""}});
+      out["ended"].push_back(Json{{"id", id},
+                                  {"status", view.value("status", "")},
+                                  {"reason", result.is_object() ? result.value("reason", "") : ""},
+                                  {"summary", result.is_object() ? result.value("summary", "") : ""}});
     }
     return out;
   }));

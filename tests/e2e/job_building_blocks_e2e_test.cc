@@ -362,7 +362,7 @@ class JobsFromOrchestrationsJsTest : public JobsFromOrchestrationsTest {
     if (std::system(("test -d " + sdk + "/node_modules/@microsoft/durabletask-js || (cd " + sdk +
                      " && npm ci --no-audit --no-fund --loglevel=error >/dev/null)")
                         .c_str()) != 0) {
-      GTEST_SKIP() << "npm could not install the durabletask-js SDK";
+      FAIL() << "npm could not install the durabletask-js SDK (tests/e2e/durabletask-js/package-lock.json)";
     }
     node_path_ = sdk + "/node_modules";
   }
