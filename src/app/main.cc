@@ -496,6 +496,7 @@ int Serve(const ServeOptions& o) {
   job_api.runtime = &docker;
   job_api.admission = &admission;
   job_api.platform_registry = o.registry;
+  job_api.registries = registries;
   api::AddJobApi(router, job_api);
   api::AddDashboard(router);
   api::AddReadinessRoute(router, readiness, *directory);

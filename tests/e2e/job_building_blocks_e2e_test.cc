@@ -10,7 +10,10 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include <sys/wait.h>
+
 #include "e2e/job_fixture.h"
+#include "runtime/docker/engine_api.h"
 #include "util/url.h"
 
 namespace baton {
@@ -576,6 +579,33 @@ TEST_F(JobDependenciesTest, AFailedDependencyFailsTheDependantWithItsReason) {
   Json last = ParseOrNull(events.body)["events"].back();
   EXPECT_EQ(last.value("type", ""), "Failed");
   EXPECT_EQ(last.value("reason", ""), "DependencyFailed") << last.dump();
+  // Why a ended, said the same way by its result, its AttemptEnded event,
+  // its final event and the CLI's last line.
+  Json a_events = ParseOrNull(Call(key, "GET", "/api/v1/jobs/" + a + "/events").body)["events"];
+  int attempt_ended = 0;
+  for (const Json& e : a_events) {
+    if (e.value("type", "") != "AttemptEnded") continue;
+    ++attempt_ended;
+    EXPECT_EQ(e.value("reason", ""), "ExitCode") << e.dump();
+    EXPECT_EQ(e.value("summary", ""), "exit code 3") << e.dump();
+  }
+  EXPECT_EQ(attempt_ended, 1) << a_events.dump();
+  EXPECT_EQ(a_events.back().value("summary", ""), "exit code 3") << a_events.dump();
+  const std::string cmd = "BATON_SERVER=http://127.0.0.1:" + std::to_string(server_->port()) + " BATON_KEY='" + key +
+                          "' " + BATON_BINARY + " job wait " + a + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  while (p != nullptr && std::fgets(buf, sizeof buf, p) != nullptr) out += buf;
+  if (p != nullptr) ::pclose(p);
+  EXPECT_NE(out.find("job " + a + " ended Failed (ExitCode: exit code 3)"), std::string::npos) << out;
+  std::string got = "BATON_SERVER=http://127.0.0.1:" + std::to_string(server_->port()) + " BATON_KEY='" + key + "' " +
+                    BATON_BINARY + " job get " + a + " 2>&1";
+  p = ::popen(got.c_str(), "r");
+  out.clear();
+  while (p != nullptr && std::fgets(buf, sizeof buf, p) != nullptr) out += buf;
+  if (p != nullptr) ::pclose(p);
+  EXPECT_NE(out.find("ExitCode: exit code 3"), std::string::npos) << out;
 }
 
 TEST_F(JobDependenciesTest, HostileDependenciesAreRefusedAndChangeNothing) {
@@ -607,6 +637,121 @@ TEST_F(JobDependenciesTest, HostileDependenciesAreRefusedAndChangeNothing) {
   HttpResult list = Call(key, "GET", "/api/v1/jobs");
   EXPECT_EQ(ParseOrNull(list.body)["jobs"].size(), 0u) << list.body;  // nothing was stored
   EXPECT_EQ(AwaitEnd(other, theirs).value("status", ""), "Completed");
+}
+
+// ---- Bring your own image: POST /api/v1/images, `baton image push` ----
+
+class ImagePushTest : public JobServerTest {
+ protected:
+  void TearDown() override {
+    for (const std::string& image : made_) suite_.docker->RemoveImage(image).IgnoreError();
+    JobServerTest::TearDown();
+  }
+  // Builds a FROM-scratch image of the test program on the node, as a tenant
+  // would with `docker build`: never pushed, no registry name.
+  std::string BuildLocal(const std::string& tag) {
+    const std::string pid = std::to_string(getpid());
+    std::string tar = runtime::docker::MakeTar(
+        {{"Dockerfile", "FROM scratch\nLABEL baton.test.owner=" + pid +
+                            "\nCOPY owner /owner\nCOPY testjob /testjob\nENTRYPOINT [\"/testjob\"]\n"},
+         {"owner", pid + "-push\n"},
+         {"testjob", testing::ReadWholeFile(BATON_TESTJOB)}},
+        {"testjob"});
+    Status built = suite_.docker->BuildImage(tag, tar);
+    EXPECT_TRUE(built.ok()) << built.ToString();
+    made_.push_back(tag);
+    return tag;
+  }
+  // `baton ARGS…` as a tenant; its stdout (and the exit code in *code).
+  std::string Cli(const std::string& key, const std::string& args, int* code) {
+    const std::string cmd = "BATON_SERVER=http://127.0.0.1:" + std::to_string(server_->port()) + " BATON_KEY='" + key +
+                            "' " + BATON_BINARY + " " + args + " 2>/dev/null";
+    FILE* p = ::popen(cmd.c_str(), "r");
+    std::string out;
+    char buf[4096];
+    while (p != nullptr && std::fgets(buf, sizeof buf, p) != nullptr) out += buf;
+    const int status = p != nullptr ? ::pclose(p) : -1;
+    *code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return out;
+  }
+  std::vector<std::string> made_;
+};
+
+TEST_F(ImagePushTest, ALocallyBuiltImageIsPushedAndRunsForItsTenantOnly) {
+  StartServer(2, 2048);
+  const std::string key = CreateTenant("pusher", Json{{"jobs", 2}});
+  const std::string other = CreateTenant("other", Json{{"jobs", 2}});
+  const std::string local = BuildLocal("baton-e2e-local/hello:" + std::to_string(getpid()));
+  // The CLI: the digest alone on stdout.
+  int code = -1;
+  std::string digest = Cli(key, "image push " + local + " hello:1", &code);
+  while (!digest.empty() && digest.back() == '\n') digest.pop_back();
+  ASSERT_EQ(code, 0) << digest;
+  made_.push_back("127.0.0.1:5000/pusher/hello:1");
+  made_.push_back(digest);
+  ASSERT_EQ(digest.rfind("127.0.0.1:5000/pusher/hello@sha256:", 0), 0u) << "[" << digest << "]";
+  // A job from it completes, run from the node's copy (no pull).
+  const std::string id = Submit(key, Json{{"name", "hello"}, {"image", digest}, {"args", {"exit", "0"}}, {"cpu", 0.5},
+                                          {"memoryMb", 32}});
+  ASSERT_FALSE(id.empty());
+  const Json done = AwaitEnd(key, id);
+  EXPECT_EQ(done.value("status", ""), "Completed") << done.dump();
+  Json events = ParseOrNull(Call(key, "GET", "/api/v1/jobs/" + id + "/events").body)["events"];
+  bool from_node = false;
+  for (const Json& e : events) from_node |= e.value("type", "") == "ImageResolved" && e.value("source", "") == "node";
+  EXPECT_TRUE(from_node) << events.dump();
+  // Listed for its tenant, not for another.
+  std::string listed = Cli(key, "image list -o json", &code);
+  Json list = ParseOrNull(listed);
+  ASSERT_TRUE(list.is_object()) << listed;
+  ASSERT_EQ(list["images"].size(), 1u) << listed;
+  EXPECT_EQ(list["images"][0].value("repository", ""), "127.0.0.1:5000/pusher/hello");
+  EXPECT_EQ(list["images"][0]["tags"], Json::array({"1"}));
+  EXPECT_EQ(ParseOrNull(Call(other, "GET", "/api/v1/images").body)["images"].size(), 0u);
+
+  // Another tenant can neither run it nor push it into its own namespace.
+  HttpResult run = Call(other, "POST", "/api/v1/jobs",
+                        Json{{"name", "steal"}, {"image", digest}, {"cpu", 0.5}, {"memoryMb", 32}}.dump());
+  EXPECT_EQ(run.status, 403) << run.body;
+  EXPECT_EQ(ErrorField(run), "image");
+  for (const std::string& source : {digest, local}) {
+    HttpResult steal = Call(other, "POST", "/api/v1/images", Json{{"image", source}, {"name", "stolen:1"}}.dump());
+    EXPECT_EQ(steal.status, 403) << source << " " << steal.body;
+    EXPECT_EQ(ErrorField(steal), "image");
+  }
+  EXPECT_EQ(ParseOrNull(Call(other, "GET", "/api/v1/images").body)["images"].size(), 0u);
+  // Nor the suite's image, pulled from a namespace that is not its own.
+  HttpResult suite = Call(other, "POST", "/api/v1/images", Json{{"image", suite_.image->digest}, {"name", "x:1"}}.dump());
+  EXPECT_EQ(suite.status, 403) << suite.body;
+}
+
+TEST_F(ImagePushTest, HostileRequestsAreRefusedAndPushNothing) {
+  StartServer(2, 2048);
+  const std::string key = CreateTenant("pusher", Json{{"jobs", 2}});
+  struct Case {
+    std::string body;
+    int status;
+    std::string field;
+  };
+  const std::vector<Case> cases = {
+      {R"({"image": "../../containers/json", "name": "x:1"})", 400, "image"},
+      {R"({"image": "x?all=1", "name": "x:1"})", 400, "image"},
+      {R"({"image": "busybox", "name": "../other/x:1"})", 400, "name"},
+      {R"({"image": "busybox", "name": "Upper:1"})", 400, "name"},
+      {R"({"image": "busybox", "name": "x:-bad"})", 400, "name"},
+      {R"({"image": "busybox", "name": "x:1", "registry": "evil"})", 400, "registry"},
+      {R"({"name": "x:1"})", 400, "image"},
+      {R"("busybox")", 400, "body"},
+      {R"({"image": "baton-e2e-no-such-image:1", "name": "x:1"})", 404, "image"},
+  };
+  for (const Case& c : cases) {
+    HttpResult r = Call(key, "POST", "/api/v1/images", c.body);
+    EXPECT_EQ(r.status, c.status) << c.body << " " << r.body;
+    EXPECT_EQ(ErrorField(r), c.field) << c.body << " " << r.body;
+  }
+  EXPECT_EQ(Call(admin_, "POST", "/api/v1/images", R"({"image": "x", "name": "x:1"})").status, 403);
+  EXPECT_EQ(Call("", "POST", "/api/v1/images", R"({"image": "x", "name": "x:1"})").status, 401);
+  EXPECT_EQ(ParseOrNull(Call(key, "GET", "/api/v1/images").body)["images"].size(), 0u);  // nothing was pushed
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "api/http/job_api.h"
 
+#include <cctype>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -47,6 +49,8 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
     r.Add(verb::post, "/api/v1/jobs/{id}/cancel", Bind(&JobApi::Cancel));
     r.Add(verb::get, "/api/v1/jobs/{id}/logs", Bind(&JobApi::Logs));
     r.Add(verb::get, "/api/v1/jobs/{id}/events", Bind(&JobApi::Events));
+    r.Add(verb::post, "/api/v1/images", Bind(&JobApi::PushImage));
+    r.Add(verb::get, "/api/v1/images", Bind(&JobApi::ListImages));
     RegisterCallback(r);
     r.Add(verb::put, "/api/v1/admin/tenants/{tenant}/quota", BindAdmin(&JobApi::SetQuota));
     r.Add(verb::get, "/api/v1/admin/tenants/{tenant}/quota", BindAdmin(&JobApi::GetQuota));
@@ -489,6 +493,128 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
       auto now = s_.client->GetState(s.instance_id, true);
       if (now.ok()) s = *now;
     }
+  }
+
+  // ---- The tenant's images ----
+
+  // "<registry>/<tenant>/": the tenant's namespace of the platform registry.
+  std::string Namespace(const std::string& tenant) const { return s_.platform_registry + "/" + tenant + "/"; }
+
+  static bool ValidRepository(const std::string& repo) {
+    // Docker's path components: [a-z0-9]+ joined by '.', '_', '__' or '-'+, separated by '/'.
+    if (repo.empty() || repo.size() > 200) return false;
+    size_t start = 0;
+    while (start <= repo.size()) {
+      size_t end = repo.find('/', start);
+      if (end == std::string::npos) end = repo.size();
+      const std::string part = repo.substr(start, end - start);
+      if (part.empty() || !std::isalnum(static_cast<unsigned char>(part.front())) ||
+          !std::isalnum(static_cast<unsigned char>(part.back()))) {
+        return false;
+      }
+      for (char c : part) {
+        if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) || c == '.' ||
+              c == '_' || c == '-')) {
+          return false;
+        }
+      }
+      start = end + 1;
+    }
+    return true;
+  }
+  static bool ValidTag(const std::string& tag) {
+    if (tag.empty() || tag.size() > 128 || !(std::isalnum(static_cast<unsigned char>(tag[0])) || tag[0] == '_')) {
+      return false;
+    }
+    return tag.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == std::string::npos;
+  }
+
+  // POST /api/v1/images {"image": <an image of the node>, "name": "repo[:tag]"}:
+  // tags it "<registry>/<tenant>/repo:tag" and pushes it with the
+  // platform's credentials; answers {"image", "digest"}.
+  HttpResponse PushImage(const HttpRequest& req, const RouteMatch&, const std::string& tenant) {
+    HttpResponse error;
+    auto body = ParseObjectBody(req, /*empty_ok=*/false, &error);
+    if (!body) return error;
+    for (const auto& [k, v] : body->items()) {
+      if (k != "image" && k != "name") return ErrorResponse(400, "InvalidArgument", "unknown field (image, name)", k);
+    }
+    auto image = StringMember(*body, "image", "", &error);
+    if (!image) return error;
+    auto name = StringMember(*body, "name", "", &error);
+    if (!name) return error;
+    // An image of the node: a reference or an id, nothing that reaches
+    // another path of dockerd's API.
+    if (image->empty() || image->size() > 256 ||
+        image->find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-/:@") !=
+            std::string::npos ||
+        image->find("..") != std::string::npos || image->front() == '/' || image->front() == '.') {
+      return ErrorResponse(400, "InvalidArgument",
+                           "an image of this node: a reference (repo[:tag], repo@sha256:…) or an image id", "image");
+    }
+    if (name->empty()) {
+      // The image's own last path component and tag ("build/hello:1" -> "hello:1").
+      std::string last = image->substr(image->rfind('/') == std::string::npos ? 0 : image->rfind('/') + 1);
+      last = last.substr(0, last.find('@'));
+      *name = last;
+    }
+    const size_t colon = name->find(':');
+    const std::string repo = name->substr(0, colon);
+    const std::string tag = colon == std::string::npos ? "latest" : name->substr(colon + 1);
+    if (!ValidRepository(repo) || !ValidTag(tag)) {
+      return ErrorResponse(400, "InvalidArgument",
+                           "a repository (lower-case a-z, 0-9 and . _ - between path components) and an optional "
+                           ":tag (1-128 of A-Z a-z 0-9 _ . -)",
+                           "name");
+    }
+    if (s_.platform_registry.empty() || s_.runtime == nullptr) {
+      return ErrorResponse(422, "NotSupported", "this deployment has no platform registry (--registry)", "image");
+    }
+    runtime::RegistryCredentials credentials{s_.platform_registry, "", ""};
+    for (const auto& c : s_.registries) {
+      if (c.server == s_.platform_registry) credentials = c;
+    }
+    // A push holds a handler thread while it runs, as a follow does.
+    std::unique_ptr<tenancy::Admission::WaitSlot> slot;
+    if (s_.admission != nullptr) {
+      slot = s_.admission->TryWait(tenant);
+      if (!slot) return TooManyRequests(ResourceExhaustedError("too many long requests of this tenant at once"), 5s);
+    }
+    const std::string target = Namespace(tenant) + repo + ":" + tag;
+    const std::string registry_prefix = s_.platform_registry + "/";
+    const std::string mine = Namespace(tenant);
+    // Any name of the platform registry outside the tenant's namespace is
+    // someone else's image on this node (pulled for their jobs, or pushed).
+    auto may_take = [&](const std::string& n) { return n.rfind(registry_prefix, 0) != 0 || n.rfind(mine, 0) == 0; };
+    auto pushed = s_.runtime->PushNodeImage(*image, target, credentials, may_take, s_.push_timeout);
+    if (!pushed.ok()) return ErrorResponse(pushed.status(), pushed.status().code() == StatusCode::kUnimplemented ? "" : "image");
+    return JsonResponse(200, Json{{"image", target}, {"digest", *pushed}});
+  }
+
+  // GET /api/v1/images: the tenant's repositories of the platform registry
+  // that this node holds, with their tags and digests.
+  HttpResponse ListImages(const HttpRequest&, const RouteMatch&, const std::string& tenant) {
+    if (s_.platform_registry.empty() || s_.runtime == nullptr) return JsonResponse(200, Json{{"images", Json::array()}});
+    const std::string mine = Namespace(tenant);
+    auto names = s_.runtime->NodeImageNames(mine);
+    if (!names.ok()) return ErrorResponse(names.status());
+    std::map<std::string, Json> repos;
+    for (const std::string& n : *names) {
+      const std::string rest = n.substr(mine.size());
+      const size_t at = rest.find('@');
+      const size_t colon = rest.find(':');
+      const std::string repo = rest.substr(0, std::min(at, colon));
+      Json& r = repos[repo];
+      if (r.is_null()) r = {{"repository", mine + repo}, {"tags", Json::array()}, {"digests", Json::array()}};
+      if (at != std::string::npos) {
+        r["digests"].push_back(n);
+      } else if (colon != std::string::npos) {
+        r["tags"].push_back(rest.substr(colon + 1));
+      }
+    }
+    Json out = Json::array();
+    for (auto& [k, v] : repos) out.push_back(std::move(v));
+    return JsonResponse(200, Json{{"images", out}});
   }
 
   // ---- The job's own container ----

@@ -1,4 +1,6 @@
-// The batch job API (/api/v1/jobs, docs/http-api.md#batch-jobs) and the
+// The batch job API (/api/v1/jobs, docs/http-api.md#batch-jobs), the
+// tenant's images (/api/v1/images: push an image of the node into the
+// tenant's namespace of the platform registry, list them), and the
 // admin endpoints for quotas and the scheduler, as routes on a Router.
 //
 // Jobs belong to the tenant whose key submitted them: their orchestrations
@@ -34,6 +36,10 @@ struct JobApiServices {
   // The platform registry ("127.0.0.1:5000"): a tenant runs images under
   // "<registry>/<tenant>/" and what its grants add; "" = grants only.
   std::string platform_registry;
+  // The platform's credentials by registry host (pushing a tenant's image,
+  // POST /api/v1/images); a tenant never sees them.
+  std::vector<runtime::RegistryCredentials> registries;
+  std::chrono::seconds push_timeout{300};
 };
 
 // Registers the routes. Everything in `services` must outlive the router.
