@@ -46,6 +46,11 @@ class SidecarTest : public ::testing::Test {
       co_return "tenant-entry:" + ctx.InstanceId();
     }));
     BATON_ASSERT_OK(registry_.AddTenantActivity("baton.Open", [](ActivityContext&) -> Json { return "opened"; }));
+    // Only platform names are entry points (any other name a tenant reaches anyway).
+    EXPECT_EQ(registry_.AddTenantActivity("Open", [](ActivityContext&) -> Json { return nullptr; }).code(),
+              StatusCode::kInvalidArgument);
+    EXPECT_EQ(registry_.AddTenantActivity("baton.Open", [](ActivityContext&) -> Json { return nullptr; }).code(),
+              StatusCode::kAlreadyExists);
     BATON_ASSERT_OK(registry_.AddOrchestrator("CallsPlatform", [](OrchestrationContext& ctx) -> Task<Json> {
       try {
         co_return co_await ctx.CallActivity("baton.Secret", Json());
