@@ -45,6 +45,17 @@ class Registry {
   const OrchestratorFn* FindOrchestratorFor(std::string_view name, std::string_view instance_id) const;
   const ActivityFn* FindActivityFor(std::string_view name, std::string_view instance_id) const;
 
+  // Tenant entry points: the few platform functions a tenant's hub may reach,
+  // each a function of its own written for tenant input (never the default
+  // hub's function of the same name). For an instance of a tenant's hub,
+  // FindOrchestratorFor / FindActivityFor return these, and only these,
+  // under a platform name. The batch platform registers "baton.Job" (a job
+  // started from a tenant's orchestration, with every check of a submit) and
+  // the one activity it calls. InvalidArgument: not a platform name, or no
+  // function. AlreadyExists: name taken.
+  Status AddTenantOrchestrator(std::string name, OrchestratorFn fn);
+  Status AddTenantActivity(std::string name, ActivityFn fn);
+
   std::vector<std::string> OrchestratorNames() const;
   std::vector<std::string> ActivityNames() const;
 
@@ -52,6 +63,8 @@ class Registry {
   std::map<std::string, OrchestratorFn, std::less<>> orchestrators_;
   std::map<std::string, ActivityFn, std::less<>> activities_;
   std::map<std::string, EntityFn, std::less<>> entities_;
+  std::map<std::string, OrchestratorFn, std::less<>> tenant_orchestrators_;
+  std::map<std::string, ActivityFn, std::less<>> tenant_activities_;
 };
 
 }  // namespace baton

@@ -496,6 +496,7 @@ int Serve(const ServeOptions& o) {
   job_api.runtime = &docker;
   job_api.admission = &admission;
   job_api.platform_registry = o.registry;
+  job_api.registries = registries;
   api::AddJobApi(router, job_api);
   api::AddDashboard(router);
   api::AddReadinessRoute(router, readiness, *directory);
@@ -547,9 +548,17 @@ int Serve(const ServeOptions& o) {
     server.Stop();
     return 1;
   }
+  job_services.client = &client;
   job_services.callback_base = "http://localhost";
   job_services.callback_dir = callback_dir;
   if (Status s = batch::RegisterJobFunctions(registry, job_services); !s.ok()) {
+    std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
+    server.Stop();
+    return 1;
+  }
+  // "baton.Job" as a sub-orchestration of a tenant's orchestration: a job
+  // with every check of a submit (batch/job_orchestration.h).
+  if (Status s = batch::RegisterTenantJobEntryPoint(registry, api::JobStartActivity(job_api)); !s.ok()) {
     std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
     server.Stop();
     return 1;

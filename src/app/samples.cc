@@ -1,5 +1,9 @@
 #include "app/samples.h"
 
+#include <algorithm>
+
+#include "baton/job.h"
+
 namespace baton::app {
 
 void RegisterSamples(Registry& registry) {
@@ -29,6 +33,31 @@ void RegisterSamples(Registry& registry) {
                            greetings.push_back(greeting);
                          }
                          co_return greetings;
+                       })
+      .IgnoreError();
+  // Fans out `count` batch jobs (1-1000) of `spec` and fans in their
+  // results (include/baton/job.h): job i is named "<spec.name>-<i>" and gets
+  // INDEX=i in its environment. Yields {"count", "completed", "results"}.
+  registry
+      .AddOrchestrator("FanOutJobs",
+                       [](OrchestrationContext& ctx) -> Task<Json> {
+                         const Json in = ctx.GetInput();
+                         if (!in.is_object() || !in.contains("spec") || !in["spec"].is_object() ||
+                             !in["spec"].value("name", Json()).is_string() || !in.value("count", Json()).is_number_integer()) {
+                           throw DurableError("InvalidArgument", "the input is {\"count\": n, \"spec\": {a job spec}}");
+                         }
+                         const int count = std::clamp(in["count"].get<int>(), 1, 1000);
+                         std::vector<Task<Json>> jobs;
+                         for (int i = 0; i < count; ++i) {
+                           Json spec = in["spec"];
+                           spec["name"] = spec["name"].get<std::string>() + "-" + std::to_string(i);
+                           spec["env"]["INDEX"] = std::to_string(i);
+                           jobs.push_back(CallJob(ctx, std::move(spec)));
+                         }
+                         std::vector<Json> results = co_await WhenAll(std::move(jobs));
+                         int completed = 0;
+                         for (const Json& r : results) completed += r.is_object() && r.value("status", "") == "Completed";
+                         co_return Json{{"count", count}, {"completed", completed}, {"results", results}};
                        })
       .IgnoreError();
   // Waits for an "approve" event, for trying out events, suspend and terminate.

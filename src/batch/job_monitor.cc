@@ -385,7 +385,56 @@ Result<ReconcileReport> JobMonitor::ReconcileOnce() {
     std::lock_guard lock(reconcile_mu_);
     vault_unknown_before_ = std::move(unknown);
   }
+  // 5. Jobs started from a tenant's orchestration follow it
+  //    (job_orchestration.h). Level-triggered, so a pass that was missed (a
+  //    crash, another leader) is made up by the next one.
+  InstanceQuery children;
+  children.instance_id_prefix = kJobInstancePrefix;
+  children.statuses = {OrchestrationStatus::kPending, OrchestrationStatus::kRunning, OrchestrationStatus::kSuspended};
+  children.include_payloads = true;
+  children.page_size = 500;
+  for (int pages = 0; pages < 1000; ++pages) {
+    BATON_ASSIGN_OR_RETURN(QueryPage page, client_.Query(children));
+    for (const InstanceState& s : page.instances) {
+      if (s.name != kJobOrchestrator) continue;
+      Json in = FromPayload(s.input);
+      if (in.is_object() && in.contains("parent") && in["parent"].is_object()) FollowParent(s, in["parent"], report);
+    }
+    if (page.continuation_token.empty()) break;
+    children.continuation_token = page.continuation_token;
+  }
   return report;
+}
+
+void JobMonitor::FollowParent(const InstanceState& job, const Json& parent, ReconcileReport& report) {
+  const std::string bridge = parent.value("bridge", "");
+  const std::string owner = parent.value("instance", "");
+  auto b = client_.GetState(bridge, /*include_payloads=*/false);
+  auto o = client_.GetState(owner, /*include_payloads=*/false);
+  for (const auto* r : {&b, &o}) {
+    if (!r->ok() && r->status().code() != StatusCode::kNotFound) return;  // cannot tell now
+  }
+  // The bridge ends only with the job, so a bridge that ended (or is gone)
+  // can no longer take its result; a terminated parent wants its children
+  // stopped (a parent that completed or failed does not: as with any
+  // sub-orchestration, the child runs on).
+  const bool cancel = !b.ok() || IsTerminal(b->status) || !o.ok() || o->status == OrchestrationStatus::kTerminated;
+  if (cancel) {
+    if (job.status == OrchestrationStatus::kSuspended) {
+      // A suspended job would hold the Cancel until resumed.
+      client_.Resume(job.instance_id, "its parent orchestration was terminated").IgnoreError();
+    }
+    Raise(job.instance_id, kCancelEvent, Json{{"reason", "its parent orchestration was terminated"}});
+    ++report.parents_ended;
+    util::Log().info("job monitor: canceled {} (its parent orchestration {} was terminated)", job.instance_id, owner);
+    return;
+  }
+  const bool hold = b->status == OrchestrationStatus::kSuspended || o->status == OrchestrationStatus::kSuspended;
+  if (hold && job.status != OrchestrationStatus::kSuspended) {
+    if (client_.Suspend(job.instance_id, "its parent orchestration is suspended").ok()) ++report.held;
+  } else if (!hold && job.status == OrchestrationStatus::kSuspended) {
+    if (client_.Resume(job.instance_id, "its parent orchestration resumed").ok()) ++report.released;
+  }
 }
 
 }  // namespace baton::batch

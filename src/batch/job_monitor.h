@@ -14,7 +14,13 @@
 //       * raises "ContainerLost" for a running attempt whose group vanished;
 //         the orchestration's restart policy decides what follows;
 //       * deletes the vault's secrets of jobs that ended without deleting
-//         them (terminated, purged; the orchestration deletes its own).
+//         them (terminated, purged; the orchestration deletes its own);
+//       * makes jobs started from a tenant's orchestration follow it
+//         (job_orchestration.h): "Cancel" when the parent was terminated
+//         (or the "baton.Job" sub-orchestration waiting for the job ended
+//         or is gone), suspended while the parent or that sub-orchestration
+//         is suspended (held: the job acts on nothing until resumed), resumed
+//         when neither is.
 // Events may be raised more than once: the orchestration ignores those of
 // an attempt it is no longer waiting on.
 //
@@ -75,6 +81,9 @@ struct ReconcileReport {
   int exits_reported = 0;
   int containers_lost = 0;
   int secrets_swept = 0;  // jobs whose secrets were deleted
+  int parents_ended = 0;  // jobs canceled because their parent orchestration was terminated
+  int held = 0;           // jobs suspended with their parent
+  int released = 0;       // jobs resumed with their parent
 };
 
 class JobMonitor {
@@ -99,6 +108,8 @@ class JobMonitor {
   // Asks the poller for a reconcile pass now (after the events stream came back).
   void RequestReconcile();
   void PollJobUrls();
+  // ReconcileOnce's step for a job started from an orchestration.
+  void FollowParent(const InstanceState& job, const Json& parent, ReconcileReport& report);
   // Raises an event about `attempt` on `instance`; errors are logged.
   void Raise(const std::string& instance, const std::string& name, const Json& data);
   std::map<std::string, std::string> Selector() const;

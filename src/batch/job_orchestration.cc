@@ -1,11 +1,13 @@
 #include "batch/job_orchestration.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <optional>
 #include <thread>
 
 #include "batch/job_logs.h"
 #include "batch/job_token.h"
+#include "batch/job_view.h"
 #include "batch/loopback_http.h"
 #include "batch/scheduler.h"
 
@@ -21,6 +23,7 @@ constexpr char kStartJobUrl[] = "baton.StartJobUrl";
 constexpr char kCollectGroup[] = "baton.CollectGroup";
 constexpr char kDeleteGroup[] = "baton.DeleteGroup";
 constexpr char kDeleteSecrets[] = "baton.DeleteSecrets";
+constexpr char kDependencies[] = "baton.Dependencies";
 constexpr int kLogsTail = 20;
 // How long a job that reported its completion through the callback has to
 // exit on its own before it is stopped.
@@ -41,6 +44,32 @@ constexpr int kExitAfterCallbackSeconds = 10;
 }
 
 Json Now(const OrchestrationContext& ctx) { return FormatIso8601(ctx.CurrentUtcDateTime()); }
+
+// The custom status of a job waiting for its dependencies, and the input of
+// the activity that looks at them (not built inside the coroutine: g++ 12
+// puts a nested initializer list's array in the frame and fails).
+Json DependencyStatus(const Json& pending) {
+  Json waiting = Json::object();
+  waiting["reason"] = "dependencies";
+  waiting["jobs"] = pending;
+  Json status = Json::object();
+  status["phase"] = "dependencies";
+  status["waitingOn"] = waiting;
+  return status;
+}
+Json DependencyQuery(const std::string& tenant, const Json& pending) {
+  Json q = Json::object();
+  q["tenant"] = tenant;
+  q["jobs"] = pending;
+  return q;
+}
+
+// The "reason" a Cancel event gives (the job monitor's, for a job whose
+// parent orchestration was terminated); "" for a tenant's cancel.
+std::string CancelReason(const Json& event) {
+  if (!event.is_object() || !event.value("reason", Json()).is_string()) return "";
+  return event["reason"].get<std::string>().substr(0, 200);
+}
 
 std::string CompletionName(CompletionMode m) {
   return m == CompletionMode::kCallback ? "callback" : m == CompletionMode::kJobUrl ? "jobUrl" : "exitCode";
@@ -158,7 +187,126 @@ Task<Json> CallThroughFaults(OrchestrationContext& ctx, std::string activity, Js
   }
 }
 
-Task<Json> JobOrchestration(OrchestrationContext& ctx) {
+// ---- Array jobs ----
+//
+// The parent of an array job holds no quota and runs no container: after its
+// dependencies and its images (pinned once for all), it starts one child job
+// orchestration per index as a sub-orchestration, "job.<tenant>.<id>:<i>"
+// (job id "<id>:<i>"), with the pinned spec, BATON_ARRAY_INDEX = i, its own
+// attempts, restart policy, logs and quota request, the parent's secrets
+// (read from the parent's vault entry, deleted by the parent at its end) and,
+// for each N_TO_N dependency d, a dependency on "d:<i>". A Cancel of the
+// parent is sent on to every child. The parent's result counts its
+// children's statuses.
+
+// The input of child `i` of the array job whose input is `in`.
+Json ArrayChildInput(const Json& in, const Json& pinned_spec, const JobSpec& spec, int i) {
+  const std::string index = std::to_string(i);
+  Json child_spec = pinned_spec;
+  child_spec.erase("array");
+  child_spec.erase("dependsOn");
+  child_spec.erase("runOnFailure");
+  Json deps = Json::array();
+  for (const JobDependency& d : spec.depends_on) {
+    if (d.n_to_n) deps.push_back(Json{{"jobId", d.job_id + ":" + index}});
+  }
+  if (!deps.empty()) {
+    child_spec["dependsOn"] = deps;
+    if (spec.run_on_failure) child_spec["runOnFailure"] = true;
+  }
+  Json child = Json::object();
+  child["job"] = in.value("job", "") + ":" + index;
+  child["id"] = in.value("id", "") + ":" + index;
+  child["tenant"] = in.value("tenant", "");
+  child["spec"] = child_spec;
+  child["arrayIndex"] = i;
+  child["secretsOf"] = in.value("job", "");
+  return child;
+}
+
+Json ArrayResult(const std::vector<Json>& results, const std::string& id, bool canceled, const Json& durations) {
+  Json counts = Json::object();
+  Json children = Json::array();
+  std::string failed;  // the first few indexes that did not complete
+  int not_completed = 0;
+  for (size_t i = 0; i < results.size(); ++i) {
+    const Json& r = results[i];
+    const std::string status = r.is_object() ? r.value("status", "Failed") : "Failed";
+    counts[status] = counts.value(status, 0) + 1;
+    Json c = {{"index", i}, {"id", id + ":" + std::to_string(i)}, {"status", status}};
+    if (r.is_object()) {
+      c["attempts"] = r.value("attempts", 0);
+      c["reason"] = r.value("reason", "");
+      c["summary"] = r.value("summary", "");
+    }
+    if (status != "Completed" && ++not_completed <= 3) {
+      failed += (failed.empty() ? "" : ", ") + std::to_string(i) + " (" + c.value("summary", status) + ")";
+    }
+    children.push_back(std::move(c));
+  }
+  const int n = static_cast<int>(results.size());
+  const std::string status = canceled ? "Canceled" : not_completed == 0 ? "Completed" : "Failed";
+  Json result = {{"status", status},
+                 {"array", {{"size", n}, {"counts", counts}}},
+                 {"children", children},
+                 {"attempts", 0},
+                 {"exitCode", nullptr},
+                 {"durations", durations}};
+  if (status == "Completed") {
+    result["reason"] = "Completed";
+    result["summary"] = "all " + std::to_string(n) + " indexes completed";
+  } else if (status == "Canceled") {
+    result["reason"] = "Canceled";
+    result["summary"] = "canceled with its " + std::to_string(n) + " indexes";
+  } else {
+    result["reason"] = "ArrayChildFailed";
+    result["summary"] = std::to_string(not_completed) + " of " + std::to_string(n) + " indexes did not complete: " +
+                        failed + (not_completed > 3 ? ", …" : "");
+    result["error"] = "ArrayChildFailed: " + result["summary"].get<std::string>();
+  }
+  return result;
+}
+
+Task<Json> RunArray(OrchestrationContext& ctx, const Json& in, const JobSpec& spec, const Json& pinned_spec,
+                    Json durations) {
+  const std::string job = in.value("job", "");
+  const int n = spec.array_size;
+  std::vector<std::string> ids;
+  std::vector<Task<Json>> children;
+  for (int i = 0; i < n; ++i) {
+    const Json child = ArrayChildInput(in, pinned_spec, spec, i);
+    ids.push_back(child["job"].get<std::string>());
+    children.push_back(ctx.CallSubOrchestrator(kJobOrchestrator, child, SubOrchestratorOptions(ids.back())));
+  }
+  Json running = Json::object();
+  running["phase"] = "array";
+  running["size"] = n;
+  ctx.SetCustomStatus(running);
+  Task<std::vector<Json>> all = WhenAll(std::move(children));
+  Task<Json> cancel = ctx.WaitForExternalEvent(kCancelEvent);
+  const size_t first = co_await WhenAny(all, cancel);
+  const bool canceled = first == 1;
+  if (canceled) {
+    const Json reason = {{"reason", "its array job was canceled"}};
+    for (const std::string& child : ids) ctx.SendEvent(child, kCancelEvent, reason);
+  }
+  const std::vector<Json> results = co_await all;
+  try {
+    const Json forget = {{"job", job}};
+    co_await ctx.CallActivity(kDeleteSecrets, forget, RetryPolicy(3, std::chrono::seconds(2)));
+  } catch (const TaskFailedError&) {
+    // The JobMonitor's sweep deletes them later.
+  }
+  durations["finished"] = Now(ctx);
+  Json result = ArrayResult(results, in.value("id", ""), canceled, durations);
+  Json done = Json::object();
+  done["phase"] = "done";
+  done["status"] = result["status"];
+  ctx.SetCustomStatus(done);
+  co_return result;
+}
+
+Task<Json> RunJob(OrchestrationContext& ctx) {
   Json in = ctx.GetInput();
   const std::string job = in.value("job", "");
   const std::string tenant = in.value("tenant", "");
@@ -172,22 +320,72 @@ Task<Json> JobOrchestration(OrchestrationContext& ctx) {
   // How long one runtime or registry call may wait out a fault.
   const std::chrono::seconds fault_budget(spec.timeout_seconds);
 
+  std::string fatal;
+  std::string fatal_reason;  // WhyEnded's reason for `fatal`
+  std::string cancel_reason;
+  bool canceled = false;
+  // Dependencies: wait until every job this one depends on ended (polled,
+  // 1 s, 2 s, … up to 15 s apart, on durable timers); one that did not
+  // complete fails this job at once, unless runOnFailure.
+  // (N_TO_N ones are waited for by each child of an array job, RunArray.)
+  Json pending = Json::array();
+  for (const JobDependency& d : spec.depends_on) {
+    if (!d.n_to_n) pending.push_back(d.job_id);
+  }
+  if (!pending.empty()) {
+    for (int polls = 0;; ++polls) {
+      ctx.SetCustomStatus(DependencyStatus(pending));
+      Json seen;
+      const Json asked = DependencyQuery(tenant, pending);
+      try {
+        seen = co_await ctx.CallActivity(kDependencies, asked, RetryPolicy(5, std::chrono::seconds(1)));
+      } catch (const TaskFailedError& e) {
+        fatal = "DependencyUnknown: " + e.details().error_message;
+        break;
+      }
+      for (const Json& ended : seen["ended"]) {
+        if (ended.value("status", "") != "Completed" && !spec.run_on_failure) {
+          fatal_reason = "DependencyFailed";
+          fatal = "DependencyFailed: job " + ended.value("id", "") + " ended " + ended.value("status", "") +
+                  (ended.value("summary", "").empty() ? "" : " (" + ended.value("summary", "") + ")");
+        }
+      }
+      pending = seen["pending"];
+      if (!fatal.empty() || pending.empty()) break;
+      Task<void> pause = ctx.CreateTimer(std::min<std::chrono::seconds>(
+          std::chrono::seconds(int64_t{1} << std::min(polls, 4)), std::chrono::seconds(15)));
+      Task<Json> cancel = ctx.WaitForExternalEvent(kCancelEvent);
+      if (co_await WhenAny(pause, cancel) == 1) {
+        canceled = true;
+        break;
+      }
+    }
+    if (fatal.empty() && !canceled) durations["dependenciesMet"] = Now(ctx);
+  }
+
   // 0. Images, pinned to digests for every attempt.
   const Json pulling = {{"phase", "pulling"}, {"image", in["spec"]["image"]}};
-  ctx.SetCustomStatus(pulling);
   Json pinned_spec = in["spec"];
-  std::string fatal;
-  bool canceled = false;
-  const Json images_in = {{"images", ImagesOf(in["spec"])}};
-  const Json resolved = co_await CallThroughFaults(ctx, kResolveImages, images_in, pulling, shown, fault_budget);
-  if (resolved.contains("result")) {
-    pinned_spec = WithImages(in["spec"], resolved["result"]["images"]);
-    shown["image"] = pinned_spec["image"];
-    durations["imageResolved"] = Now(ctx);
-  } else if (resolved.value("canceled", false)) {
-    canceled = true;
-  } else {
-    fatal = resolved.value("error", "");
+  if (fatal.empty() && !canceled) {
+    ctx.SetCustomStatus(pulling);
+    const Json images_in = {{"images", ImagesOf(in["spec"])}};
+    const Json resolved = co_await CallThroughFaults(ctx, kResolveImages, images_in, pulling, shown, fault_budget);
+    if (resolved.contains("result")) {
+      pinned_spec = WithImages(in["spec"], resolved["result"]["images"]);
+      shown["image"] = pinned_spec["image"];
+      durations["imageResolved"] = Now(ctx);
+    } else if (resolved.value("canceled", false)) {
+      canceled = true;
+    } else {
+      fatal = resolved.value("error", "");
+      fatal_reason = "ImagePullFailed";
+    }
+  }
+
+  // An array job: its children run, each a job of its own (RunArray).
+  if (spec.array_size > 0 && fatal.empty() && !canceled) {
+    Json out = co_await RunArray(ctx, in, spec, pinned_spec, durations);
+    co_return out;
   }
 
   // 1. Capacity.
@@ -210,6 +408,10 @@ Task<Json> JobOrchestration(OrchestrationContext& ctx) {
       // and a Cancel is never to be dropped.
       if (cancel.IsReady()) first = 1;
       canceled = first == 1;
+      if (canceled) {
+        const Json event = co_await cancel;
+        cancel_reason = CancelReason(event);
+      }
     }
     durations["granted"] = Now(ctx);
   }
@@ -226,6 +428,8 @@ Task<Json> JobOrchestration(OrchestrationContext& ctx) {
     SetPhase(ctx, starting, shown);
     Json create = {{"job", job},     {"id", in.value("id", "")},      {"tenant", tenant}, {"attempt", attempt},
                    {"group", group}, {"instance", ctx.InstanceId()}, {"spec", pinned_spec}};
+    if (in.contains("arrayIndex")) create["arrayIndex"] = in["arrayIndex"];
+    if (in.contains("secretsOf")) create["secretsOf"] = in["secretsOf"];
     Json call = co_await CallThroughFaults(ctx, kCreateGroup, create, starting, shown, fault_budget);
     if (call.contains("result")) {
       Json start = {{"group", group}};
@@ -267,6 +471,10 @@ Task<Json> JobOrchestration(OrchestrationContext& ctx) {
         // arrived while no wait was pending): WhenAny names the first ready,
         // but a Cancel must never be dropped with the others.
         if (cancel.IsReady()) first = 5;
+        if (first == 5) {
+          const Json event = co_await cancel;
+          cancel_reason = CancelReason(event);
+        }
         if (first >= 4) break;  // the deadline or a cancel
         Json event = Json::object();  // g++ 12: no ?: inside co_await
         if (first == 0) {
@@ -297,6 +505,7 @@ Task<Json> JobOrchestration(OrchestrationContext& ctx) {
       Json finish_in = {{"job", job},
                         {"attempt", attempt},
                         {"group", group},
+                        {"stopFor", first == 4 ? "timeout" : first == 5 ? "cancel" : by_callback ? "verdict" : ""},
                         {"stop", stopped || by_callback},
                         {"waitExitSeconds", let_exit ? kExitAfterCallbackSeconds : 0}};
       // Collect (stop, exit code, logs), then delete: each is safe to run
@@ -334,14 +543,21 @@ Task<Json> JobOrchestration(OrchestrationContext& ctx) {
       outcome["error"] = create_error;
     }
     outcome["attempt"] = attempt;
-    attempts.push_back(outcome);
-    last = outcome;
     bool success = false;
     if (created && !stopped && !outcome.value("oomKilled", false) && outcome.value("reported", "") != "Failed") {
       success = outcome.value("reported", "") == "Completed" || outcome.value("exitCode", -1) == 0;
       if (outcome.contains("error")) success = false;
     }
     status = canceled ? "Canceled" : success ? "Completed" : "Failed";
+    if (outcome.value("timedOut", false)) outcome["timeoutSeconds"] = spec.timeout_seconds;
+    if (!created && create_error.rfind("PermissionDenied", 0) == 0) outcome["reason"] = "PermissionDenied";
+    {
+      const EndReason why = WhyEnded(outcome, status);
+      outcome["reason"] = why.reason;
+      outcome["summary"] = why.summary;
+    }
+    attempts.push_back(outcome);
+    last = outcome;
     const bool again = !canceled && attempt < spec.max_attempts &&
                        (spec.restart == RestartPolicy::kAlways || (spec.restart == RestartPolicy::kOnFailure && !success));
     if (!again) break;
@@ -356,6 +572,8 @@ Task<Json> JobOrchestration(OrchestrationContext& ctx) {
     if (co_await WhenAny(pause, cancel) == 1) {
       canceled = true;
       status = "Canceled";
+      const Json event = co_await cancel;
+      cancel_reason = CancelReason(event);
     }
   }
 
@@ -364,12 +582,15 @@ Task<Json> JobOrchestration(OrchestrationContext& ctx) {
     Json release = {{"job", job}};
     ctx.SignalEntity(scheduler, "release", release);
   }
-  try {
-    Json forget = {{"job", job}};
-    RetryPolicy retry(3, std::chrono::seconds(2));
-    co_await ctx.CallActivity(kDeleteSecrets, forget, retry);
-  } catch (const TaskFailedError&) {
-    // Not the job's failure: the JobMonitor's sweep deletes them later.
+  // A child of an array job reads its parent's secrets: the parent deletes them.
+  if (!in.contains("secretsOf")) {
+    try {
+      Json forget = {{"job", job}};
+      RetryPolicy retry(3, std::chrono::seconds(2));
+      co_await ctx.CallActivity(kDeleteSecrets, forget, retry);
+    } catch (const TaskFailedError&) {
+      // Not the job's failure: the JobMonitor's sweep deletes them later.
+    }
   }
   durations["finished"] = Now(ctx);
   Json result = {{"status", status},
@@ -382,8 +603,97 @@ Task<Json> JobOrchestration(OrchestrationContext& ctx) {
                  {"logsTail", last.value("logsTail", Json::array())}};
   if (!fatal.empty()) result["error"] = fatal;
   else if (last.contains("error")) result["error"] = last["error"];
+  // Why it ended, as the last attempt's end says, or the step before any
+  // attempt that failed (job_view.h WhyEnded).
+  {
+    Json o = attempt > 0 && fatal.empty() ? last : result;
+    if (!fatal_reason.empty()) o["reason"] = fatal_reason;
+    if (canceled) {
+      o["canceled"] = true;
+      if (!cancel_reason.empty()) o["canceledBecause"] = cancel_reason;
+    }
+    const EndReason why = WhyEnded(o, status);
+    result["reason"] = why.reason;
+    result["summary"] = why.summary;
+  }
   SetPhase(ctx, Json{{"phase", "done"}, {"status", status}, {"attempt", attempt}}, shown);
   co_return result;
+}
+
+// The job orchestration: RunJob, and for a job started from a tenant's
+// orchestration, the news of its end sent to the bridge that waits for it
+// (a failure of the job orchestration itself too, as a Failed result).
+Task<Json> JobOrchestration(OrchestrationContext& ctx) {
+  const Json in = ctx.GetInput();
+  const std::string bridge =
+      in.contains("parent") && in["parent"].is_object() ? in["parent"].value("bridge", "") : "";
+  if (bridge.empty()) co_return co_await RunJob(ctx);
+  Json result;
+  std::optional<FailureDetails> failure;
+  try {
+    result = co_await RunJob(ctx);
+  } catch (const DurableError& e) {  // TaskFailedError too
+    failure = e.details();
+  }
+  if (failure) {
+    result = {{"status", "Failed"}, {"error", failure->error_type + ": " + failure->error_message}};
+  }
+  result["id"] = in.value("id", "");
+  ctx.SendEvent(bridge, kJobEndedEvent, result);
+  if (failure) throw DurableError(*failure);
+  co_return result;
+}
+
+// A child job's id, as NewJobId makes them (creation time in ms, then 5 hex
+// digits), from the orchestration's clock and a GUID: the same on replay.
+std::string ChildJobId(TimePoint now, std::string guid) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  guid.erase(std::remove(guid.begin(), guid.end(), '-'), guid.end());
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%011llx", static_cast<unsigned long long>(ms) & 0xfffffffffffULL);
+  std::string id = std::string(buf) + (guid.size() >= 5 ? guid.substr(guid.size() - 5) : "00000");
+  for (char& c : id) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return id;
+}
+Json StartJobInput(const std::string& id, const Json& spec) {
+  Json in = Json::object();
+  in["id"] = id;
+  in["spec"] = spec;
+  return in;
+}
+Json BridgeStatus(const std::string& phase, const Json& detail) {
+  Json status = Json::object();
+  status["phase"] = phase;
+  status[phase == "job" ? "job" : "waitingOn"] = detail;
+  return status;
+}
+
+// The tenant's "baton.Job" (job_orchestration.h): starts the job with every
+// check of a submit, then waits for its end.
+Task<Json> JobFromOrchestration(OrchestrationContext& ctx) {
+  const Json spec = ctx.GetInput();
+  std::string id;
+  for (int tries = 0;; ++tries) {
+    id = ChildJobId(ctx.CurrentUtcDateTime(), ctx.NewGuid());
+    const Json start = StartJobInput(id, spec);
+    Json answer;
+    std::optional<FailureDetails> refused;
+    try {
+      answer = co_await ctx.CallActivity(kStartJobActivity, start, RetryPolicy(3, std::chrono::seconds(1)));
+    } catch (const TaskFailedError& e) {
+      refused = e.details();
+    }
+    if (refused) throw DurableError(refused->error_type, refused->error_message);
+    if (answer.value("started", false)) break;
+    if (tries >= 10000) throw DurableError("Unavailable", "the job was never admitted: " + answer.dump());
+    // Not now (the tenant's cap on unfinished jobs, the capacity not read
+    // yet, an id taken): try again later, with a new id.
+    ctx.SetCustomStatus(BridgeStatus("admission", answer));
+    co_await ctx.CreateTimer(std::chrono::seconds(std::clamp(answer.value("retryAfterSeconds", 5), 1, 60)));
+  }
+  ctx.SetCustomStatus(BridgeStatus("job", id));
+  Json ended = co_await ctx.WaitForExternalEvent(kJobEndedEvent);
+  co_return ended;
 }
 
 // The credentials for `image`'s registry (its first path segment when that
@@ -460,6 +770,11 @@ Status RegisterJobFunctions(Registry& registry, runtime::ContainerRuntime& rt, S
   return RegisterJobFunctions(registry, services);
 }
 
+Status RegisterTenantJobEntryPoint(Registry& registry, ActivityFn start_job) {
+  BATON_RETURN_IF_ERROR(registry.AddTenantOrchestrator(kJobOrchestrator, JobFromOrchestration));
+  return registry.AddTenantActivity(kStartJobActivity, std::move(start_job));
+}
+
 Status RegisterJobFunctions(Registry& registry, const JobServices& services) {
   if (services.runtime == nullptr || services.vault == nullptr) {
     return InvalidArgumentError("job functions need a container runtime and a secret vault");
@@ -492,7 +807,7 @@ Status RegisterJobFunctions(Registry& registry, const JobServices& services) {
       Status allowed = CheckJobPolicy(*spec, in["tenant"], s.platform_registry, *grants);
       if (!allowed.ok()) throw DurableError("PermissionDenied", allowed.message(), nullptr, true);
     }
-    Status filled = s.vault->Fill(in["job"], &*spec);
+    Status filled = s.vault->Fill(in.value("secretsOf", in["job"].get<std::string>()), &*spec);
     if (!filled.ok()) Throw(filled, "reading the job's secrets");
     const int attempt = in["attempt"].get<int>();
     runtime::GroupSpec group;
@@ -523,6 +838,7 @@ Status RegisterJobFunctions(Registry& registry, const JobServices& services) {
       cs.pids_limit = c.pids_limit;
       cs.env["BATON_JOB_ID"] = id.empty() ? in["job"].get<std::string>() : id;
       cs.env["BATON_JOB_ATTEMPT"] = std::to_string(attempt);
+      if (in.contains("arrayIndex")) cs.env["BATON_ARRAY_INDEX"] = std::to_string(in["arrayIndex"].get<int>());
       if (spec->completion == CompletionMode::kCallback && s.tokens != nullptr && !id.empty()) {
         cs.env["BATON_CALLBACK_URL"] = s.callback_base + "/api/v1/jobs/" + id + "/callback";
         cs.secret_env["BATON_JOB_TOKEN"] = s.tokens->Sign(in["instance"], attempt);
@@ -606,6 +922,8 @@ Status RegisterJobFunctions(Registry& registry, const JobServices& services) {
     if (!g.ok()) Throw(g.status(), "inspecting '" + group + "'");
     const runtime::ContainerState& main = g->containers[0];
     Json out = {{"exitCode", main.exit_code}, {"oomKilled", main.oom_killed}};
+    // Why it was stopped, for the timeline's AttemptEnded (job_view.h WhyEnded).
+    if (!in.value("stopFor", "").empty()) out["stoppedFor"] = in["stopFor"];
     // The runtime's word on how it ended, when the exit code is not all of it
     // (a swarm task that never ran; an exit 137 whose OOM kill it cannot confirm).
     if (!main.error.empty()) out["error"] = main.error;
@@ -634,6 +952,33 @@ Status RegisterJobFunctions(Registry& registry, const JobServices& services) {
     Status deleted = s.vault->Delete(ctx.GetInput()["job"]);  // OK when already gone
     if (!deleted.ok()) Throw(deleted, "deleting the job's secrets");
     return nullptr;
+  }));
+  // Which of the jobs a job depends on have ended, and how:
+  // {"pending": [id…], "ended": [{"id", "status", "reason", "summary"}]}.
+  BATON_RETURN_IF_ERROR(registry.AddActivity(kDependencies, [s](ActivityContext& ctx) -> Json {
+    if (s.client == nullptr) throw DurableError("Unimplemented", "this node cannot read jobs (no client)", nullptr, true);
+    const Json in = ctx.GetInput();
+    Json out = {{"pending", Json::array()}, {"ended", Json::array()}};
+    for (const Json& id : in["jobs"]) {
+      auto state = s.client->GetState(JobInstanceId(in["tenant"], id), /*include_payloads=*/true);
+      if (!state.ok() && state.status().code() == StatusCode::kNotFound) {
+        // Purged after it ended: what it was is gone with it.
+        out["ended"].push_back(Json{{"id", id}, {"status", "Unknown"}, {"summary", "the job was purged"}});
+        continue;
+      }
+      if (!state.ok()) Throw(state.status(), "reading job " + id.get<std::string>());
+      if (!IsTerminal(state->status)) {
+        out["pending"].push_back(id);
+        continue;
+      }
+      Json view = JobView(*state, Json::object(), /*brief=*/true);
+      const Json result = view.value("result", Json::object());
+      out["ended"].push_back(Json{{"id", id},
+                                  {"status", view.value("status", "")},
+                                  {"reason", result.is_object() ? result.value("reason", "") : ""},
+                                  {"summary", result.is_object() ? result.value("summary", "") : ""}});
+    }
+    return out;
   }));
   BATON_RETURN_IF_ERROR(registry.AddActivity(kDeleteGroup, [&rt](ActivityContext& ctx) -> Json {
     std::string group = ctx.GetInput()["group"];

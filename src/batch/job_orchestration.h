@@ -49,6 +49,7 @@
 #include <string>
 #include <vector>
 
+#include "baton/client.h"
 #include "baton/registry.h"
 #include "batch/job_policy.h"
 #include "batch/job_spec.h"
@@ -65,6 +66,32 @@ inline constexpr char kProgressEvent[] = "Progress";
 inline constexpr char kContainerLostEvent[] = "ContainerLost";
 // Job orchestration instance ids: "job.<tenant>.<job id>".
 inline constexpr char kJobInstancePrefix[] = "job.";
+
+// ---- Jobs started from a tenant's orchestration ----
+//
+// A tenant's orchestration (C++, or any Durable Task SDK over the sidecar)
+// starts a job as the sub-orchestration "baton.Job" with a job spec as its
+// input. In the tenant's hub that name is a tenant entry point
+// (Registry::AddTenantOrchestrator), not the job orchestration itself: a
+// small "bridge" orchestration that
+//   1. picks the job's id (deterministic: from its own clock and GUID),
+//   2. calls the tenant activity kStartJobActivity, which runs every check
+//      of POST /api/v1/jobs for the hub's tenant (the tenant comes from the
+//      calling instance's hub, never from the input) and starts the job
+//      orchestration "job.<tenant>.<id>" in the platform's hub with
+//      {"parent": {"instance", "bridge"}} in its input; a refused spec fails
+//      the bridge (and so the tenant's call) with the submit's error, and
+//      nothing runs; "not now" answers (the tenant's cap on unfinished jobs)
+//      are retried on a durable timer,
+//   3. waits for kJobEndedEvent, which the job orchestration sends it when
+//      the job ends, and completes with the job's result object (whatever
+//      the job's status: Completed, Failed or Canceled).
+// Terminating or suspending the tenant's orchestration (or the bridge)
+// reaches the job through the JobMonitor's reconciler (job_monitor.h):
+// a terminated parent cancels the job, a suspended one suspends it (holds it:
+// nothing the job waits for is acted on until the parent resumes).
+inline constexpr char kStartJobActivity[] = "baton.StartJob";
+inline constexpr char kJobEndedEvent[] = "JobEnded";
 
 // The container group of a job's attempt ("job-acme-0a1b…-a2").
 std::string JobGroupName(const std::string& job_instance, int attempt);
@@ -108,10 +135,22 @@ struct JobServices {
   // Null: not checked (no tenancy).
   std::function<Result<JobGrants>(const std::string& tenant)> grants_of;
   std::string platform_registry;  // as CheckJobPolicy takes it
+  // Reads the jobs a job depends on (dependsOn). Null: a job with
+  // dependencies fails (Unimplemented).
+  Client* client = nullptr;
 };
 
 // Registers the job orchestration and its activities.
 Status RegisterJobFunctions(Registry& registry, const JobServices& services);
+// Registers the tenant entry point "baton.Job" (the bridge above) and, as
+// kStartJobActivity, `start_job`: an activity that, for the tenant of the
+// calling instance's hub, checks input {"id", "spec"} as a submit would and
+// starts the job (JobInput with "parent"). It answers {"started": true} (also
+// when that job was started already by the same bridge), {"started": false,
+// "retryAfterSeconds", "reason"} for "not now", and fails non-retriably with
+// the submit's error type ("InvalidArgument", "PermissionDenied", "NeverFits",
+// "NotSupported") for a spec that can never run.
+Status RegisterTenantJobEntryPoint(Registry& registry, ActivityFn start_job);
 // The same with only a runtime and a vault (no logs kept, no callbacks).
 Status RegisterJobFunctions(Registry& registry, runtime::ContainerRuntime& runtime, SecretVault& vault);
 

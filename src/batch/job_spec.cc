@@ -150,7 +150,8 @@ Status ParseContainer(const Json& j, const std::string& path, bool is_main, JobC
                                                 "cpu",      "memoryMb",       "ports",        "user",
                                                 "readOnlyRootFs", "capabilities", "pidsLimit"};
   static const std::set<std::string> kJobOnly = {"sidecars", "network", "timeoutSeconds", "restartPolicy",
-                                                 "completion", "labels", "priority"};
+                                                 "completion", "labels", "priority", "dependsOn",
+                                                 "runOnFailure", "array"};
   if (!j.is_object()) return FieldError(path.empty() ? "body" : path.substr(0, path.size() - 1), "must be an object");
   if (!is_main) BATON_RETURN_IF_ERROR(OnlyKnown(j, path, kFields));
   if (is_main) {
@@ -230,6 +231,15 @@ std::string FieldOf(const Status& status) {
   const std::string& m = status.message();
   size_t colon = m.find(": ");
   return colon == std::string::npos ? std::string() : m.substr(0, colon);
+}
+
+bool IsJobId(const std::string& id) {
+  const std::string base = id.substr(0, id.find(':'));
+  if (base.size() != 16 || base.find_first_not_of("0123456789abcdef") != std::string::npos) return false;
+  if (base.size() == id.size()) return true;
+  const std::string index = id.substr(17);
+  return !index.empty() && index.size() <= 4 && index.find_first_not_of("0123456789") == std::string::npos &&
+         (index == "0" || index[0] != '0');
 }
 
 Result<JobSpec> ParseJobSpec(const Json& j) {
@@ -347,6 +357,45 @@ Result<JobSpec> ParseJobSpec(const Json& j) {
     if (!priority) return FieldError("priority", "must be an integer from -100 to 100");
     spec.priority = static_cast<int>(*priority);
   }
+  if (j.contains("dependsOn")) {
+    const Json& d = j["dependsOn"];
+    if (!d.is_array() || d.size() > JobSpec::kMaxDependencies) {
+      return FieldError("dependsOn", "must be an array of at most 20 job ids (or {\"jobId\", \"type\"})");
+    }
+    std::set<std::string> seen;
+    for (size_t i = 0; i < d.size(); ++i) {
+      const std::string path = "dependsOn[" + std::to_string(i) + "]";
+      JobDependency dep;
+      if (d[i].is_string()) {
+        dep.job_id = d[i].get<std::string>();
+      } else if (d[i].is_object()) {
+        BATON_RETURN_IF_ERROR(OnlyKnown(d[i], path + ".", {"jobId", "type"}));
+        if (d[i].contains("jobId") && d[i]["jobId"].is_string()) dep.job_id = d[i]["jobId"].get<std::string>();
+        if (d[i].contains("type")) {
+          const std::string type = d[i]["type"].is_string() ? d[i]["type"].get<std::string>() : "";
+          if (type != "SEQUENTIAL" && type != "N_TO_N") return FieldError(path + ".type", "must be SEQUENTIAL or N_TO_N");
+          dep.n_to_n = type == "N_TO_N";
+        }
+      } else {
+        return FieldError(path, "must be a job id or {\"jobId\", \"type\"}");
+      }
+      if (!IsJobId(dep.job_id)) return FieldError(path, "a job id is 16 lower-case hex digits (\":<index>\" for a child of an array job)");
+      if (!seen.insert(dep.job_id).second) return FieldError(path, "is listed twice");
+      spec.depends_on.push_back(std::move(dep));
+    }
+  }
+  if (j.contains("array")) {
+    const Json& a = j["array"];
+    if (!a.is_object()) return FieldError("array", "must be {\"size\": n}");
+    BATON_RETURN_IF_ERROR(OnlyKnown(a, "array.", {"size"}));
+    auto size = a.contains("size") ? JsonInteger(a["size"], 2, JobSpec::kMaxArraySize) : std::nullopt;
+    if (!size) return FieldError("array.size", "must be an integer from 2 to 1000");
+    spec.array_size = static_cast<int>(*size);
+  }
+  if (j.contains("runOnFailure")) {
+    if (!j["runOnFailure"].is_boolean()) return FieldError("runOnFailure", "must be true or false");
+    spec.run_on_failure = j["runOnFailure"].get<bool>();
+  }
   return spec;
 }
 
@@ -394,6 +443,11 @@ Json RedactedJson(const JobSpec& spec) {
   }
   if (!spec.labels.empty()) j["labels"] = spec.labels;
   j["priority"] = spec.priority;
+  for (const JobDependency& d : spec.depends_on) {
+    j["dependsOn"].push_back(Json{{"jobId", d.job_id}, {"type", d.n_to_n ? "N_TO_N" : "SEQUENTIAL"}});
+  }
+  if (spec.run_on_failure) j["runOnFailure"] = true;
+  if (spec.array_size > 0) j["array"] = {{"size", spec.array_size}};
   return j;
 }
 

@@ -49,6 +49,12 @@ struct JobContainer {
   static constexpr int64_t kMaxPidsLimit = 32768;
 };
 
+// A job this job waits for (docs/job-spec.md#dependencies).
+struct JobDependency {
+  std::string job_id;   // a job of the same tenant
+  bool n_to_n = false;  // arrays of equal size: index i waits for index i
+};
+
 struct JobSpec {
   std::string name;
   std::vector<JobContainer> containers;  // containers[0] is the main container
@@ -61,10 +67,25 @@ struct JobSpec {
   uint16_t job_port = 0;          // kJobUrl: the port serving POST /start and GET /status
   std::map<std::string, std::string> labels;
   int priority = 0;               // higher first within the tenant's queue
+  // Waits until these jobs ended; fails when one did not complete, unless
+  // run_on_failure.
+  std::vector<JobDependency> depends_on;
+  bool run_on_failure = false;
+  // An array job (docs/job-spec.md#array-jobs): array_size children, each
+  // this spec with BATON_ARRAY_INDEX 0..array_size-1; 0 = not an array.
+  int array_size = 0;
+
+  static constexpr int kMaxArraySize = 1000;
+
+  static constexpr size_t kMaxDependencies = 20;
 
   double TotalCpu() const;
   int64_t TotalMemoryBytes() const;
 };
+
+// A job id: 16 lower-case hex digits ("3f9c0a1be2d44c71"), or a child of an
+// array job, "<id>:<index>" (index 0-9999, no leading zero).
+bool IsJobId(const std::string& id);
 
 // A field-named validation error: InvalidArgument whose message is
 // "<field>: <reason>". FieldOf() returns the field part.

@@ -11,6 +11,7 @@
 #include "batch/job_orchestration.h"
 #include "batch/scheduler.h"
 #include "util/overloaded.h"
+#include "util/url.h"
 
 namespace baton::batch {
 namespace {
@@ -43,9 +44,6 @@ std::string NewJobId() {
   return buf;
 }
 
-bool IsJobId(const std::string& id) {
-  return id.size() == 16 && id.find_first_not_of("0123456789abcdef") == std::string::npos;
-}
 
 std::string JobStatusOf(const InstanceState& s) {
   switch (s.status) {
@@ -66,7 +64,7 @@ std::string JobStatusOf(const InstanceState& s) {
   const std::string phase = Parsed(s.custom_status).value("phase", "");
   if (phase == "queued") return "Queued";
   if (phase == "starting") return "Starting";
-  if (phase == "running" || phase == "finishing") return "Running";
+  if (phase == "running" || phase == "finishing" || phase == "array") return "Running";
   if (phase == "backoff") return "BackingOff";
   return "Pending";  // pulling, or not yet picked up
 }
@@ -109,6 +107,29 @@ Json JobView(const InstanceState& s, const Json& scheduler_state, bool brief) {
   if (custom.contains("waitingOn") && custom["waitingOn"].is_object() && s.status == OrchestrationStatus::kRunning) {
     view["waitingOn"] = custom["waitingOn"];
   }
+  if (s.status == OrchestrationStatus::kSuspended) {
+    view["waitingOn"] = Json{{"reason", "suspended"}};  // held with the orchestration that started it
+  }
+  // Started from a tenant's orchestration: which one (the id its tenant
+  // knows, without the hub), and the sub-orchestration waiting for it.
+  if (in.contains("parent") && in["parent"].is_object()) {
+    auto local = [](const std::string& id) {
+      const std::string_view hub = HubOf(id);
+      return hub.empty() ? id : id.substr(hub.size() + kHubSeparator.size());
+    };
+    const std::string owner = local(in["parent"].value("instance", ""));
+    view["parent"] = {{"instanceId", owner},
+                      {"subOrchestrationId", local(in["parent"].value("bridge", ""))},
+                      {"url", "/runtime/webhooks/durabletask/instances/" + util::PercentEncode(owner)}};
+  }
+  // An array job: its size (the job API adds its children's counts); a
+  // child: its index and its array job.
+  if (in.contains("spec") && in["spec"].is_object() && in["spec"].contains("array")) {
+    view["array"] = {{"size", in["spec"]["array"].value("size", 0)}};
+  }
+  if (in.contains("arrayIndex")) {
+    view["array"] = {{"index", in["arrayIndex"]}, {"parentId", id.substr(0, id.find(':'))}};
+  }
   if (!brief) view["spec"] = in.value("spec", Json());
   Json result = nullptr;
   if (s.status == OrchestrationStatus::kCompleted) {
@@ -120,15 +141,51 @@ Json JobView(const InstanceState& s, const Json& scheduler_state, bool brief) {
     if (result.is_object() && view["progress"].is_null()) view["progress"] = result.value("progress", Json());
   } else if (s.status == OrchestrationStatus::kFailed) {
     result = {{"status", "Failed"},
-              {"error", s.failure ? s.failure->error_type + ": " + s.failure->error_message : "the job failed"}};
+              {"error", s.failure ? s.failure->error_type + ": " + s.failure->error_message : "the job failed"},
+              {"reason", "Error"}};
+    result["summary"] = result["error"];
   } else if (s.status == OrchestrationStatus::kTerminated || s.status == OrchestrationStatus::kCanceled) {
-    result = {{"status", "Canceled"}, {"error", "the job's orchestration was terminated by an operator"}};
+    result = {{"status", "Canceled"},
+              {"error", "the job's orchestration was terminated by an operator"},
+              {"reason", "Canceled"},
+              {"summary", "canceled: the job's orchestration was terminated by an operator"}};
   }
   if (s.completed_at) view["finishedAt"] = FormatIso8601(*s.completed_at);
   view["result"] = result;
   const std::string self = "/api/v1/jobs/" + id;
   view["urls"] = {{"self", self}, {"events", self + "/events"}, {"logs", self + "/logs"}, {"cancel", self + "/cancel"}};
   return view;
+}
+
+EndReason WhyEnded(const Json& o, const std::string& status) {
+  if (!o.is_object()) return {status == "Completed" ? "Completed" : "Error", status == "Completed" ? "completed" : "failed"};
+  const std::string error = o.value("error", Json()).is_string() ? o["error"].get<std::string>() : "";
+  const Json code = o.value("exitCode", Json());
+  const std::string exit = code.is_number_integer() ? "exit code " + std::to_string(code.get<int64_t>()) : "";
+  const std::string known = o.value("reason", Json()).is_string() ? o["reason"].get<std::string>() : "";
+  if (status == "Completed") return {"Completed", exit.empty() ? "completed" : "completed (" + exit + ")"};
+  if (status == "Canceled" || o.value("canceled", false)) {
+    const std::string by = o.value("canceledBecause", "");
+    return {"Canceled", by.empty() ? "canceled" : "canceled: " + by};
+  }
+  if (known == "DependencyFailed" || known == "ImagePullFailed" || known == "PermissionDenied") {
+    return {known, error.empty() ? known : error};
+  }
+  if (o.value("timedOut", false)) {
+    const Json after = o.value("timeoutSeconds", Json());
+    return {"TimedOut", after.is_number() ? "timed out after " + std::to_string(after.get<int64_t>()) + " s" : "timed out"};
+  }
+  if (o.value("oomKilled", false)) return {"OOMKilled", "killed for lack of memory (OOM)" + (exit.empty() ? "" : ", " + exit)};
+  if (error.rfind("ContainerLost", 0) == 0) return {"ContainerLost", "the container was lost: " + error};
+  if (error.rfind("PermissionDenied", 0) == 0) return {"PermissionDenied", error};
+  if (o.value("reported", "") == "Failed") {
+    const std::string message = o.value("message", Json()).is_string() ? o["message"].get<std::string>() : "";
+    return {"ReportedFailed", "the job reported Failed" + (message.empty() ? "" : ": " + message) +
+                                  (exit.empty() ? "" : " (" + exit + ")")};
+  }
+  if (!exit.empty() && code.get<int64_t>() != 0) return {"ExitCode", exit};
+  if (!error.empty()) return {"Error", error};
+  return {"Error", exit.empty() ? "failed" : "failed (" + exit + ")"};
 }
 
 Json JobTimeline(const std::vector<HistoryEvent>& history) {
@@ -139,6 +196,7 @@ Json JobTimeline(const std::vector<HistoryEvent>& history) {
   bool after_finish = false;  // the next timer is a backoff
   std::string entity_request;  // the scheduler request's id
   std::set<int> reported;      // attempts whose end was reported (later reports are ignored)
+  std::map<int, std::string> verdict;  // the job's own word on an attempt (callback, job URL)
   // A run of failures of one call waiting out a fault shows as one "Waiting"
   // entry (index in `out`), counted, until a call succeeds.
   int waiting = -1;
@@ -179,6 +237,22 @@ Json JobTimeline(const std::vector<HistoryEvent>& history) {
                                  {"exitCode", result.value("exitCode", Json())},
                                  {"oomKilled", result.value("oomKilled", false)}};
                        if (result.contains("error")) f["error"] = result["error"];
+                       // The attempt's own status is not in the collected
+                       // outcome: a stop for a timeout or a cancel is.
+                       const std::string stopped = result.value("stoppedFor", "");
+                       Json o = result;
+                       if (stopped == "timeout") {
+                         o["timedOut"] = true;
+                         f["timedOut"] = true;
+                       }
+                       if (stopped == "cancel") o["canceled"] = true;
+                       if (verdict.count(a)) o["reported"] = verdict[a];
+                       const bool ok = (stopped.empty() || stopped == "verdict") && !o.value("oomKilled", false) &&
+                                       !o.contains("error") && o.value("reported", "") != "Failed" &&
+                                       (o.value("reported", "") == "Completed" || o.value("exitCode", Json()) == Json(0));
+                       EndReason why = WhyEnded(o, stopped == "cancel" ? "Canceled" : ok ? "Completed" : "Failed");
+                       f["reason"] = why.reason;
+                       f["summary"] = why.summary;
                        add(e, "AttemptEnded", f);
                        after_finish = true;
                      }
@@ -240,6 +314,7 @@ Json JobTimeline(const std::vector<HistoryEvent>& history) {
                        add(e, "Progress", Json{{"attempt", a}, {"progress", data.value("progress", Json())}});
                      } else if ((r.name == kCompletedEvent || r.name == kFailedEvent) && reported.insert(a).second) {
                        Json f = {{"attempt", a}, {"status", r.name}, {"source", data.value("source", "callback")}};
+                       if (data.value("source", "callback") != "docker") verdict[a] = r.name;
                        if (data.contains("exitCode")) f["exitCode"] = data["exitCode"];
                        add(e, "Reported", f);
                      } else if (r.name == kContainerLostEvent) {
@@ -258,6 +333,8 @@ Json JobTimeline(const std::vector<HistoryEvent>& history) {
                        f["exitCode"] = result.value("exitCode", Json());
                        f["attempts"] = result.value("attempts", 0);
                        if (result.contains("error")) f["error"] = result["error"];
+                       if (result.contains("reason")) f["reason"] = result["reason"];
+                       if (result.contains("summary")) f["summary"] = result["summary"];
                      }
                      if (c.failure) f["error"] = c.failure->error_type + ": " + c.failure->error_message;
                      add(e, status, f);

@@ -51,13 +51,35 @@ const ActivityFn* Registry::FindActivity(std::string_view name) const {
 bool Registry::IsPlatformName(std::string_view name) { return name.substr(0, kPlatformPrefix.size()) == kPlatformPrefix; }
 
 const OrchestratorFn* Registry::FindOrchestratorFor(std::string_view name, std::string_view instance_id) const {
-  if (IsPlatformName(name) && !HubOf(instance_id).empty()) return nullptr;
+  if (IsPlatformName(name) && !HubOf(instance_id).empty()) {
+    auto it = tenant_orchestrators_.find(name);
+    return it == tenant_orchestrators_.end() ? nullptr : &it->second;
+  }
   return FindOrchestrator(name);
 }
 
 const ActivityFn* Registry::FindActivityFor(std::string_view name, std::string_view instance_id) const {
-  if (IsPlatformName(name) && !HubOf(instance_id).empty()) return nullptr;
+  if (IsPlatformName(name) && !HubOf(instance_id).empty()) {
+    auto it = tenant_activities_.find(name);
+    return it == tenant_activities_.end() ? nullptr : &it->second;
+  }
   return FindActivity(name);
+}
+
+Status Registry::AddTenantOrchestrator(std::string name, OrchestratorFn fn) {
+  if (!IsPlatformName(name)) return InvalidArgumentError("a tenant entry point has a platform name: '" + name + "'");
+  if (!fn) return InvalidArgumentError("orchestrator '" + name + "' has no function");
+  auto [it, inserted] = tenant_orchestrators_.emplace(std::move(name), std::move(fn));
+  if (!inserted) return AlreadyExistsError("tenant orchestrator '" + it->first + "' is already registered");
+  return Status::Ok();
+}
+
+Status Registry::AddTenantActivity(std::string name, ActivityFn fn) {
+  if (!IsPlatformName(name)) return InvalidArgumentError("a tenant entry point has a platform name: '" + name + "'");
+  if (!fn) return InvalidArgumentError("activity '" + name + "' has no function");
+  auto [it, inserted] = tenant_activities_.emplace(std::move(name), std::move(fn));
+  if (!inserted) return AlreadyExistsError("tenant activity '" + it->first + "' is already registered");
+  return Status::Ok();
 }
 
 std::vector<std::string> Registry::OrchestratorNames() const {

@@ -284,6 +284,27 @@ class ContainerRuntime {
   // refused the credentials; Unavailable: the registry (or the runtime)
   // cannot be reached. Never hangs past `timeout`.
   virtual Status CheckRegistry(const RegistryCredentials& credentials, std::chrono::milliseconds timeout) = 0;
+
+  // Pushes an image this node holds (`source`: a reference or an image id)
+  // to a registry as `target` ("host/repo:tag") with `credentials`, and
+  // returns the digest reference pushed ("host/repo@sha256:…"). Before
+  // anything is tagged or pushed, every name the node knows the image by
+  // (its tags and digests) is shown to `may_take`: PermissionDenied naming
+  // the first it refuses (an image pulled for another tenant stays that
+  // tenant's). NotFound: no such image on the node. Unauthenticated /
+  // Unavailable: as PullImage. Unimplemented: this runtime cannot (the
+  // default; a cluster has no one node the tenant builds on).
+  virtual Result<std::string> PushNodeImage(const std::string& source, const std::string& target,
+                                            const RegistryCredentials& credentials,
+                                            const std::function<bool(const std::string&)>& may_take,
+                                            std::chrono::milliseconds timeout) {
+    return UnimplementedError("this container runtime cannot push an image of the node");
+  }
+  // The names (tags "repo:tag" and digests "repo@sha256:…") of the images
+  // this node holds that start with `prefix`. Unimplemented: as above.
+  virtual Result<std::vector<std::string>> NodeImageNames(const std::string& prefix) {
+    return UnimplementedError("this container runtime cannot list the node's images");
+  }
 };
 
 // The reconciler primitive: removes every Baton group (label "baton.group",

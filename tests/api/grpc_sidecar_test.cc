@@ -42,12 +42,28 @@ class SidecarTest : public ::testing::Test {
     BATON_ASSERT_OK(registry_.AddOrchestrator("baton.Run", [](OrchestrationContext&) -> Task<Json> {
       co_return "platform-ran";
     }));
+    // A tenant entry point under a platform name: its own function, the
+    // only one a tenant's hub sees under that name.
+    BATON_ASSERT_OK(registry_.AddTenantOrchestrator("baton.Run", [](OrchestrationContext& ctx) -> Task<Json> {
+      co_return "tenant-entry:" + ctx.InstanceId();
+    }));
+    BATON_ASSERT_OK(registry_.AddTenantActivity("baton.Open", [](ActivityContext&) -> Json { return "opened"; }));
+    // Only platform names are entry points (any other name a tenant reaches anyway).
+    EXPECT_EQ(registry_.AddTenantActivity("Open", [](ActivityContext&) -> Json { return nullptr; }).code(),
+              StatusCode::kInvalidArgument);
+    EXPECT_EQ(registry_.AddTenantActivity("baton.Open", [](ActivityContext&) -> Json { return nullptr; }).code(),
+              StatusCode::kAlreadyExists);
     BATON_ASSERT_OK(registry_.AddOrchestrator("CallsPlatform", [](OrchestrationContext& ctx) -> Task<Json> {
       try {
         co_return co_await ctx.CallActivity("baton.Secret", Json());
       } catch (const TaskFailedError& e) {
         co_return e.details().error_type;
       }
+    }));
+    BATON_ASSERT_OK(registry_.AddOrchestrator("CallsEntryPoints", [](OrchestrationContext& ctx) -> Task<Json> {
+      Json sub = co_await ctx.CallSubOrchestrator("baton.Run", Json());
+      Json opened = co_await ctx.CallActivity("baton.Open", Json());
+      co_return Json{sub, opened};
     }));
     BATON_ASSERT_OK(registry_.AddEntity("counter", [](EntityContext& ctx) -> Json {
       int64_t value = ctx.GetState<int64_t>(0);
@@ -258,12 +274,20 @@ TEST_F(SidecarTest, TenantsSeeOnlyTheirOwnHub) {
 // A tenant must not run the platform's functions with inputs of its own
 // choosing (the job orchestration would run any spec, with any job's
 // secrets): started in its hub, called from its orchestrations, they are not
-// there; the default hub still runs them.
+// there, and a tenant entry point of the same name (Registry::
+// AddTenantOrchestrator) runs instead; the default hub still runs them.
 TEST_F(SidecarTest, PlatformFunctionsRunOnlyInTheDefaultHub) {
+  // Under the name of a tenant entry point, a tenant's hub runs that entry
+  // point, never the platform's function.
   ASSERT_TRUE(Start("acme", "baton.Run", "run", "null").ok());
   ::GetInstanceResponse run = WaitDone("acme", "run");
-  EXPECT_NE(run.orchestrationstate().output().value(), "\"platform-ran\"");
-  EXPECT_EQ(run.orchestrationstate().orchestrationstatus(), ::ORCHESTRATION_STATUS_FAILED);
+  EXPECT_EQ(run.orchestrationstate().output().value(), "\"tenant-entry:acme::run\"");
+  ASSERT_TRUE(Start("acme", "CallsEntryPoints", "entry", "null").ok());
+  ::GetInstanceResponse entry = WaitDone("acme", "entry");
+  Json both = Json::parse(entry.orchestrationstate().output().value(), nullptr, false);
+  ASSERT_TRUE(both.is_array() && both.size() == 2) << entry.orchestrationstate().output().value();
+  EXPECT_EQ(both[0].get<std::string>().rfind("tenant-entry:acme::", 0), 0u) << both.dump();  // a child in the hub
+  EXPECT_EQ(both[1], "opened");
 
   ASSERT_TRUE(Start("acme", "CallsPlatform", "calls", "null").ok());
   EXPECT_EQ(WaitDone("acme", "calls").orchestrationstate().output().value(), "\"ActivityNotFound\"");

@@ -157,3 +157,48 @@ TEST(JobSpecTest, AJobThatCanNeverFitIsRejectedWithTheField) {
 
 }  // namespace
 }  // namespace baton::batch
+
+namespace baton::batch {
+namespace {
+
+TEST(JobDependenciesSpec, ParsedAndRedactedWithTheirType) {
+  Json j = {{"name", "b"},
+            {"image", "127.0.0.1:5000/t/x:1"},
+            {"dependsOn", {"0123456789abcdef", Json{{"jobId", "fedcba9876543210"}, {"type", "SEQUENTIAL"}}}},
+            {"runOnFailure", true}};
+  auto spec = ParseJobSpec(j);
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  ASSERT_EQ(spec->depends_on.size(), 2u);
+  EXPECT_EQ(spec->depends_on[1].job_id, "fedcba9876543210");
+  EXPECT_TRUE(spec->run_on_failure);
+  Json redacted = RedactedJson(*spec);
+  EXPECT_EQ(redacted["dependsOn"][0], (Json{{"jobId", "0123456789abcdef"}, {"type", "SEQUENTIAL"}}));
+  EXPECT_EQ(redacted["runOnFailure"], true);
+  // What RedactedJson writes parses back to the same (the orchestration's input).
+  auto again = ParseJobSpec(redacted);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->depends_on.size(), 2u);
+}
+
+TEST(JobDependenciesSpec, RejectionsNameTheField) {
+  const std::vector<std::pair<Json, std::string>> cases = {
+      {Json("x"), "dependsOn"},
+      {Json::array({"ABC"}), "dependsOn[0]"},
+      {Json::array({1}), "dependsOn[0]"},
+      {Json::array({"0123456789abcdef", "0123456789abcdef"}), "dependsOn[1]"},
+      {Json::array({Json{{"jobId", "0123456789abcdef"}, {"type", "ANY"}}}), "dependsOn[0].type"},
+      {Json::array({Json{{"jobId", "0123456789abcdef"}, {"extra", 1}}}), "dependsOn[0].extra"},
+      {Json(std::vector<std::string>(21, "0123456789abcdef")), "dependsOn"},
+  };
+  for (const auto& [deps, field] : cases) {
+    Json j = {{"name", "b"}, {"image", "127.0.0.1:5000/t/x:1"}, {"dependsOn", deps}};
+    auto spec = ParseJobSpec(j);
+    ASSERT_FALSE(spec.ok()) << deps.dump();
+    EXPECT_EQ(FieldOf(spec.status()), field) << spec.status().ToString();
+  }
+  Json j = {{"name", "b"}, {"image", "127.0.0.1:5000/t/x:1"}, {"runOnFailure", 1}};
+  EXPECT_EQ(FieldOf(ParseJobSpec(j).status()), "runOnFailure");
+}
+
+}  // namespace
+}  // namespace baton::batch

@@ -224,3 +224,42 @@ TEST(TransientFaultView, ARunOfRetriesIsOneWaitingEntryAndRetryTimersAreNoBackof
 
 }  // namespace
 }  // namespace baton::batch
+
+namespace baton::batch {
+namespace {
+
+// One word and one line for each way a job ends (docs/http-api.md#why-a-job-ended).
+TEST(JobEndReason, NamesEachWayAJobEnds) {
+  struct Case {
+    Json outcome;
+    std::string status;
+    std::string reason;
+    std::string summary;
+  };
+  const std::vector<Case> cases = {
+      {Json{{"exitCode", 0}}, "Completed", "Completed", "completed (exit code 0)"},
+      {Json{{"exitCode", 3}}, "Failed", "ExitCode", "exit code 3"},
+      {Json{{"exitCode", 137}, {"oomKilled", true}}, "Failed", "OOMKilled", "killed for lack of memory (OOM), exit code 137"},
+      {Json{{"exitCode", 143}, {"timedOut", true}, {"timeoutSeconds", 60}}, "Failed", "TimedOut", "timed out after 60 s"},
+      {Json{{"exitCode", 143}, {"canceled", true}, {"canceledBecause", "its parent orchestration was terminated"}},
+       "Canceled", "Canceled", "canceled: its parent orchestration was terminated"},
+      {Json{{"exitCode", 0}, {"reported", "Failed"}, {"message", "bad input"}}, "Failed", "ReportedFailed",
+       "the job reported Failed: bad input (exit code 0)"},
+      {Json{{"error", "NotFound: pulling 'x': manifest unknown"}, {"reason", "ImagePullFailed"}}, "Failed",
+       "ImagePullFailed", "NotFound: pulling 'x': manifest unknown"},
+      {Json{{"error", "ContainerLost: the attempt's container vanished"}}, "Failed", "ContainerLost",
+       "the container was lost: ContainerLost: the attempt's container vanished"},
+      {Json{{"error", "DependencyFailed: job 0123456789abcdef ended Failed (exit code 3)"}, {"reason", "DependencyFailed"}},
+       "Failed", "DependencyFailed", "DependencyFailed: job 0123456789abcdef ended Failed (exit code 3)"},
+      {Json{{"error", "RuntimeError: creating container group 'g': boom"}}, "Failed", "Error",
+       "RuntimeError: creating container group 'g': boom"},
+  };
+  for (const Case& c : cases) {
+    EndReason why = WhyEnded(c.outcome, c.status);
+    EXPECT_EQ(why.reason, c.reason) << c.outcome.dump();
+    EXPECT_EQ(why.summary, c.summary) << c.outcome.dump();
+  }
+}
+
+}  // namespace
+}  // namespace baton::batch

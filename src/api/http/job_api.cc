@@ -1,5 +1,6 @@
 #include "api/http/job_api.h"
 
+#include <cctype>
 #include <map>
 #include <optional>
 #include <set>
@@ -51,6 +52,8 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
     r.Add(verb::get, "/api/v1/jobs/{id}/logs", Bind(&JobApi::Logs));
     r.Add(verb::get, "/api/v1/jobs/{id}/events", Bind(&JobApi::Events));
     r.Add(verb::get, "/api/v1/tenant", Bind(&JobApi::OwnTenant));
+    r.Add(verb::post, "/api/v1/images", Bind(&JobApi::PushImage));
+    r.Add(verb::get, "/api/v1/images", Bind(&JobApi::ListImages));
     RegisterCallback(r);
     r.Add(verb::put, "/api/v1/admin/tenants/{tenant}/quota", BindAdmin(&JobApi::SetQuota));
     r.Add(verb::get, "/api/v1/admin/tenants/{tenant}/quota", BindAdmin(&JobApi::GetQuota));
@@ -61,6 +64,10 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
     r.Add(verb::post, "/api/v1/jobs/{id}/callback",
           [self = shared_from_this()](const HttpRequest& req, const RouteMatch& m) { return self->Callback(req, m); });
   }
+
+ public:
+  // The tenant activity kStartJobActivity (JobStartActivity).
+  Json StartJob(ActivityContext& ctx) { return StartJobImpl(ctx); }
 
  private:
   using Method = HttpResponse (JobApi::*)(const HttpRequest&, const RouteMatch&, const std::string& tenant);
@@ -112,25 +119,79 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
 
   // ---- Jobs ----
 
-  HttpResponse Submit(const HttpRequest& req, const RouteMatch&, const std::string& tenant) {
-    HttpResponse error;
-    auto body = ParseBody(req, &error);
-    if (!body) return error;
-    if (!body->is_object()) return ErrorResponse(400, "InvalidArgument", "the body must be a job spec (a JSON object)", "body");
-    auto spec = batch::ParseJobSpec(*body);
-    if (!spec.ok()) return ErrorResponse(400, "InvalidArgument", spec.status().message(), batch::FieldOf(spec.status()));
+  // Why a job cannot be submitted (an answer of POST /api/v1/jobs).
+  struct Refusal {
+    unsigned http_status = 0;
+    std::string code;
+    std::string message;
+    std::string field;
+    int retry_after_seconds = 0;  // > 0: may pass later (503, 429)
+    std::optional<Status> status;  // answered as ErrorResponse(status, field) / TooManyRequests
+
+    static Refusal Of(const Status& s, const std::string& field = "") {
+      Refusal r;
+      r.status = s;
+      r.field = field;
+      if (s.code() == StatusCode::kResourceExhausted) r.retry_after_seconds = 5;
+      return r;
+    }
+    HttpResponse Response() const {
+      if (status && status->code() == StatusCode::kResourceExhausted) {
+        return TooManyRequests(*status, std::chrono::seconds(retry_after_seconds), field);
+      }
+      if (status) return ErrorResponse(*status, field);
+      HttpResponse r = ErrorResponse(http_status, code, message, field);
+      if (retry_after_seconds > 0) r.set(http::field::retry_after, std::to_string(retry_after_seconds));
+      return r;
+    }
+    // {"code", "message", "field"}, as the answer's body says.
+    Json Error() const {
+      Json body = Json::parse(Response().body(), nullptr, false);
+      return body.is_object() && body.contains("error") ? body["error"] : Json{{"code", "Internal"}, {"message", message}};
+    }
+  };
+
+  // Every check of a submit after the spec parsed, in order: the tenant's
+  // grants, what the runtime supports, the capacity (node or largest node;
+  // the tenant's quota), the tenant's cap on unfinished jobs. Sets
+  // `*scheduler_out` to the scheduler's state read. Also what a job started
+  // from a tenant's orchestration passes (StartJob).
+  std::optional<Refusal> CheckSubmit(const std::string& tenant, const batch::JobSpec& spec, Json* scheduler_out) {
+    // Dependencies: jobs of this tenant (another tenant's id is not found here).
+    for (size_t i = 0; i < spec.depends_on.size(); ++i) {
+      const std::string field = "dependsOn[" + std::to_string(i) + "]";
+      auto dep = s_.client->GetState(batch::JobInstanceId(tenant, spec.depends_on[i].job_id), true);
+      if (!dep.ok() && dep.status().code() == StatusCode::kNotFound) {
+        return Refusal{400, "InvalidArgument", field + ": no job '" + spec.depends_on[i].job_id + "' to wait for", field};
+      }
+      if (!dep.ok()) return Refusal::Of(dep.status(), field);
+      if (spec.depends_on[i].n_to_n) {
+        Json in = FromPayload(dep->input);
+        const int size = in.is_object() && in.contains("spec") && in["spec"].is_object() && in["spec"].contains("array")
+                             ? in["spec"]["array"].value("size", 0)
+                             : 0;
+        if (spec.array_size == 0 || size != spec.array_size) {
+          return Refusal{400, "InvalidArgument",
+                         field + ".type: N_TO_N needs two array jobs of equal size (this one: " +
+                             std::to_string(spec.array_size) + ", job " + spec.depends_on[i].job_id + ": " +
+                             std::to_string(size) + ")",
+                         field + ".type"};
+        }
+      }
+    }
     auto settings = s_.directory->GetSettings(tenant);
-    if (!settings.ok()) return ErrorResponse(settings.status());
+    if (!settings.ok()) return Refusal::Of(settings.status());
     batch::JobGrants grants{settings->grants.host_network, settings->grants.capabilities,
                             settings->grants.image_prefixes};
-    if (Status s = batch::CheckJobPolicy(*spec, tenant, s_.platform_registry, grants); !s.ok()) {
-      return ErrorResponse(s, batch::FieldOf(s));
+    if (Status s = batch::CheckJobPolicy(spec, tenant, s_.platform_registry, grants); !s.ok()) {
+      return Refusal::Of(s, batch::FieldOf(s));
     }
     if (Status s = batch::CheckRuntimeSupport(
-            *spec, s_.runtime != nullptr ? s_.runtime->Features() : runtime::RuntimeFeatures{}); !s.ok()) {
-      return ErrorResponse(422, "NotSupported", s.message(), batch::FieldOf(s));
+            spec, s_.runtime != nullptr ? s_.runtime->Features() : runtime::RuntimeFeatures{}); !s.ok()) {
+      return Refusal{422, "NotSupported", s.message(), batch::FieldOf(s)};
     }
-    Json scheduler = SchedulerSnapshot();
+    Json& scheduler = *scheduler_out;
+    scheduler = SchedulerSnapshot();
     Json capacity = scheduler.value("capacity", Json::object());
     // A cluster's job must fit one node: its largest (cluster_capacity.h).
     const bool cluster = capacity.contains("largestNode") && capacity["largestNode"].is_object();
@@ -138,25 +199,23 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
     // read (its manager was away since the deployment's first start), or none
     // is ready and active now. Say so and store nothing; the client retries.
     if (capacity.value("cpu", 0.0) <= 0 && capacity.value("memoryMb", 0.0) <= 0) {
-      HttpResponse res = ErrorResponse(
+      return Refusal{
           503, "Unavailable",
           cluster ? "the cluster has no ready and active node now (GET /api/v1/admin/scheduler shows its capacity)"
                   : "the capacity for jobs is not known yet: the container runtime (for --runtime swarm, the swarm "
                     "manager) has not been read since the deployment started",
-          "");
-      res.set(http::field::retry_after, "5");
-      return res;
+          "", 5};
     }
     if (cluster) capacity = capacity["largestNode"];
     batch::Capacity node{capacity.value("cpu", 0.0), static_cast<int64_t>(capacity.value("memoryMb", 0.0)) << 20};
-    if (Status s = batch::FitsWithin(*spec, node, cluster ? "the largest node of the cluster has" : "the node has");
+    if (Status s = batch::FitsWithin(spec, node, cluster ? "the largest node of the cluster has" : "the node has");
         !s.ok()) {
-      return ErrorResponse(422, "NeverFits", s.message(), batch::FieldOf(s));
+      return Refusal{422, "NeverFits", s.message(), batch::FieldOf(s)};
     }
     Json quota = scheduler.value("tenants", Json::object()).value(tenant, Json::object()).value("quota", Json::object());
     batch::Capacity limit{quota.value("cpu", 0.0), static_cast<int64_t>(quota.value("memoryMb", 0.0)) << 20};
-    if (Status s = batch::FitsWithin(*spec, limit, "the tenant's quota allows"); !s.ok()) {
-      return ErrorResponse(422, "NeverFits", s.message(), batch::FieldOf(s));
+    if (Status s = batch::FitsWithin(spec, limit, "the tenant's quota allows"); !s.ok()) {
+      return Refusal{422, "NeverFits", s.message(), batch::FieldOf(s)};
     }
     if (s_.admission != nullptr) {
       const int64_t limit = settings->limits.max_queued_jobs;
@@ -166,9 +225,20 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
                              OrchestrationStatus::kSuspended};
       Status admitted = s_.admission->AdmitObject(tenant, "unfinished jobs", limit,
                                                   [&] { return s_.client->Count(unfinished, limit + 1); });
-      if (admitted.code() == StatusCode::kResourceExhausted) return TooManyRequests(admitted, 5s);
-      if (!admitted.ok()) return ErrorResponse(admitted);
+      if (!admitted.ok()) return Refusal::Of(admitted);
     }
+    return std::nullopt;
+  }
+
+  HttpResponse Submit(const HttpRequest& req, const RouteMatch&, const std::string& tenant) {
+    HttpResponse error;
+    auto body = ParseBody(req, &error);
+    if (!body) return error;
+    if (!body->is_object()) return ErrorResponse(400, "InvalidArgument", "the body must be a job spec (a JSON object)", "body");
+    auto spec = batch::ParseJobSpec(*body);
+    if (!spec.ok()) return ErrorResponse(400, "InvalidArgument", spec.status().message(), batch::FieldOf(spec.status()));
+    Json scheduler;
+    if (auto refused = CheckSubmit(tenant, *spec, &scheduler)) return refused->Response();
     const std::string id = batch::NewJobId();
     const std::string instance = batch::JobInstanceId(tenant, id);
     if (Status s = s_.vault->Put(instance, *spec); !s.ok()) return ErrorResponse(s);
@@ -182,12 +252,112 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
     return Accepted(batch::JobView(*state, scheduler));
   }
 
+  // The tenant activity kStartJobActivity (job_orchestration.h): a job
+  // started from a tenant's orchestration, with every check of Submit.
+  Json StartJobImpl(ActivityContext& ctx) {
+    const std::string& caller = ctx.InstanceId();
+    const std::string tenant(HubOf(caller));
+    // Only the bridge calls it: "baton.Job" in a tenant's hub, started as a
+    // sub-orchestration (whose parent the job links to).
+    auto bridge = tenant.empty() ? Result<InstanceState>(NotFoundError("")) : s_.client->GetState(caller, false);
+    if (!bridge.ok() && bridge.status().code() != StatusCode::kNotFound) {
+      throw DurableError("Unavailable", "reading the calling orchestration: " + bridge.status().message());
+    }
+    if (!bridge.ok() || bridge->name != batch::kJobOrchestrator) {
+      throw DurableError("PermissionDenied",
+                         std::string(batch::kStartJobActivity) + " is called by the sub-orchestration " +
+                             batch::kJobOrchestrator + " only",
+                         nullptr, true);
+    }
+    if (bridge->parent_instance_id.empty()) {
+      throw DurableError("InvalidArgument",
+                         std::string(batch::kJobOrchestrator) +
+                             " runs as a sub-orchestration only (ctx.callSubOrchestrator(\"baton.Job\", spec)); "
+                             "submit a job on its own with POST /api/v1/jobs",
+                         nullptr, true);
+    }
+    auto t = s_.directory->GetTenant(tenant);
+    if (!t.ok() && t.status().code() == StatusCode::kNotFound) {
+      throw DurableError("PermissionDenied", "tenant '" + tenant + "' does not exist", nullptr, true);
+    }
+    if (!t.ok()) throw DurableError("Unavailable", "reading the tenant: " + t.status().message());
+    if (t->disabled) throw DurableError("PermissionDenied", "tenant '" + tenant + "' is disabled", nullptr, true);
+    const Json in = ctx.GetInput();
+    const std::string id = in.is_object() && in["id"].is_string() ? in["id"].get<std::string>() : "";
+    if (!batch::IsJobId(id) || id.find(':') != std::string::npos) throw DurableError("InvalidArgument", "id: a job id is 16 lower-case hex digits", nullptr, true);
+    const Json body = in.is_object() ? in.value("spec", Json()) : Json();
+    if (!body.is_object()) {
+      throw DurableError("InvalidArgument", "body: the input of baton.Job is a job spec (a JSON object)", nullptr, true);
+    }
+    auto spec = batch::ParseJobSpec(body);
+    if (!spec.ok()) throw DurableError("InvalidArgument", spec.status().message(), nullptr, true);
+    // Its spec is kept in the orchestrations' histories (the parent's
+    // SubOrchestrationInstanceCreated, the bridge's input): no place for a secret.
+    for (size_t i = 0; i < spec->containers.size(); ++i) {
+      const batch::JobContainer& c = spec->containers[i];
+      if (!c.secret_env.empty() || !c.secret_files.empty()) {
+        const std::string where = i == 0 ? "" : "sidecars[" + std::to_string(i - 1) + "].";
+        throw DurableError("InvalidArgument",
+                           where + (c.secret_env.empty() ? "secretFiles" : "secretEnv") +
+                               ": a job started from an orchestration carries no secrets (its spec is kept in "
+                               "the orchestration's history); submit it with POST /api/v1/jobs",
+                           nullptr, true);
+      }
+    }
+    Json scheduler;
+    if (auto refused = CheckSubmit(tenant, *spec, &scheduler)) {
+      Json error = refused->Error();
+      if (refused->retry_after_seconds > 0) {
+        return Json{{"started", false}, {"retryAfterSeconds", refused->retry_after_seconds}, {"reason", error}};
+      }
+      throw DurableError(error.value("code", "Internal"), error.value("message", ""), error, true);
+    }
+    const std::string instance = batch::JobInstanceId(tenant, id);
+    Json input = batch::JobInput(instance, tenant, *spec, id);
+    input["parent"] = {{"instance", bridge->parent_instance_id}, {"bridge", caller}};
+    ScheduleOptions options;
+    options.instance_id = instance;
+    auto scheduled = s_.client->ScheduleNewOrchestration(batch::kJobOrchestrator, input, options);
+    if (!scheduled.ok() && scheduled.status().code() == StatusCode::kAlreadyExists) {
+      // Started already by this call (an answer lost in a crash), or the id
+      // is another job's: then the bridge tries again with another.
+      auto existing = s_.client->GetState(instance, true);
+      Json was = existing.ok() ? FromPayload(existing->input) : Json();
+      if (was.is_object() && was.contains("parent") && was["parent"].value("bridge", "") == caller) {
+        return Json{{"started", true}, {"id", id}};
+      }
+      return Json{{"started", false}, {"retryAfterSeconds", 1}, {"reason", {{"code", "AlreadyExists"}}}};
+    }
+    if (!scheduled.ok()) throw DurableError("Unavailable", "starting the job: " + scheduled.status().message());
+    return Json{{"started", true}, {"id", id}};
+  }
+
   HttpResponse Get(const HttpRequest&, const RouteMatch& m, const std::string& tenant) {
     auto found = Find(m, tenant);
     if (auto* e = std::get_if<HttpResponse>(&found)) return std::move(*e);
     const InstanceState& s = std::get<InstanceState>(found);
     Json scheduler = batch::JobStatusOf(s) == "Queued" ? SchedulerSnapshot() : Json::object();
-    return JsonResponse(200, batch::JobView(s, scheduler));
+    Json view = batch::JobView(s, scheduler);
+    if (view.contains("array") && view["array"].contains("size")) {
+      // An array job: how many of its children are in each status, now.
+      Json counts = Json::object();
+      InstanceQuery q;
+      q.instance_id_prefix = s.instance_id + ":";
+      q.include_payloads = true;
+      q.page_size = 500;
+      for (int pages = 0; pages < 3; ++pages) {
+        auto page = s_.client->Query(q);
+        if (!page.ok()) return ErrorResponse(page.status());
+        for (const InstanceState& child : page->instances) {
+          const std::string status = batch::JobStatusOf(child);
+          counts[status] = counts.value(status, 0) + 1;
+        }
+        if (page->continuation_token.empty()) break;
+        q.continuation_token = page->continuation_token;
+      }
+      view["array"]["counts"] = counts;
+    }
+    return JsonResponse(200, view);
   }
 
   // The orchestration statuses a job of each status can have (JobStatusOf):
@@ -431,6 +601,128 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
     }
   }
 
+  // ---- The tenant's images ----
+
+  // "<registry>/<tenant>/": the tenant's namespace of the platform registry.
+  std::string Namespace(const std::string& tenant) const { return s_.platform_registry + "/" + tenant + "/"; }
+
+  static bool ValidRepository(const std::string& repo) {
+    // Docker's path components: [a-z0-9]+ joined by '.', '_', '__' or '-'+, separated by '/'.
+    if (repo.empty() || repo.size() > 200) return false;
+    size_t start = 0;
+    while (start <= repo.size()) {
+      size_t end = repo.find('/', start);
+      if (end == std::string::npos) end = repo.size();
+      const std::string part = repo.substr(start, end - start);
+      if (part.empty() || !std::isalnum(static_cast<unsigned char>(part.front())) ||
+          !std::isalnum(static_cast<unsigned char>(part.back()))) {
+        return false;
+      }
+      for (char c : part) {
+        if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) || c == '.' ||
+              c == '_' || c == '-')) {
+          return false;
+        }
+      }
+      start = end + 1;
+    }
+    return true;
+  }
+  static bool ValidTag(const std::string& tag) {
+    if (tag.empty() || tag.size() > 128 || !(std::isalnum(static_cast<unsigned char>(tag[0])) || tag[0] == '_')) {
+      return false;
+    }
+    return tag.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == std::string::npos;
+  }
+
+  // POST /api/v1/images {"image": <an image of the node>, "name": "repo[:tag]"}:
+  // tags it "<registry>/<tenant>/repo:tag" and pushes it with the
+  // platform's credentials; answers {"image", "digest"}.
+  HttpResponse PushImage(const HttpRequest& req, const RouteMatch&, const std::string& tenant) {
+    HttpResponse error;
+    auto body = ParseObjectBody(req, /*empty_ok=*/false, &error);
+    if (!body) return error;
+    for (const auto& [k, v] : body->items()) {
+      if (k != "image" && k != "name") return ErrorResponse(400, "InvalidArgument", "unknown field (image, name)", k);
+    }
+    auto image = StringMember(*body, "image", "", &error);
+    if (!image) return error;
+    auto name = StringMember(*body, "name", "", &error);
+    if (!name) return error;
+    // An image of the node: a reference or an id, nothing that reaches
+    // another path of dockerd's API.
+    if (image->empty() || image->size() > 256 ||
+        image->find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-/:@") !=
+            std::string::npos ||
+        image->find("..") != std::string::npos || image->front() == '/' || image->front() == '.') {
+      return ErrorResponse(400, "InvalidArgument",
+                           "an image of this node: a reference (repo[:tag], repo@sha256:…) or an image id", "image");
+    }
+    if (name->empty()) {
+      // The image's own last path component and tag ("build/hello:1" -> "hello:1").
+      std::string last = image->substr(image->rfind('/') == std::string::npos ? 0 : image->rfind('/') + 1);
+      last = last.substr(0, last.find('@'));
+      *name = last;
+    }
+    const size_t colon = name->find(':');
+    const std::string repo = name->substr(0, colon);
+    const std::string tag = colon == std::string::npos ? "latest" : name->substr(colon + 1);
+    if (!ValidRepository(repo) || !ValidTag(tag)) {
+      return ErrorResponse(400, "InvalidArgument",
+                           "a repository (lower-case a-z, 0-9 and . _ - between path components) and an optional "
+                           ":tag (1-128 of A-Z a-z 0-9 _ . -)",
+                           "name");
+    }
+    if (s_.platform_registry.empty() || s_.runtime == nullptr) {
+      return ErrorResponse(422, "NotSupported", "this deployment has no platform registry (--registry)", "image");
+    }
+    runtime::RegistryCredentials credentials{s_.platform_registry, "", ""};
+    for (const auto& c : s_.registries) {
+      if (c.server == s_.platform_registry) credentials = c;
+    }
+    // A push holds a handler thread while it runs, as a follow does.
+    std::unique_ptr<tenancy::Admission::WaitSlot> slot;
+    if (s_.admission != nullptr) {
+      slot = s_.admission->TryWait(tenant);
+      if (!slot) return TooManyRequests(ResourceExhaustedError("too many long requests of this tenant at once"), 5s);
+    }
+    const std::string target = Namespace(tenant) + repo + ":" + tag;
+    const std::string registry_prefix = s_.platform_registry + "/";
+    const std::string mine = Namespace(tenant);
+    // Any name of the platform registry outside the tenant's namespace is
+    // someone else's image on this node (pulled for their jobs, or pushed).
+    auto may_take = [&](const std::string& n) { return n.rfind(registry_prefix, 0) != 0 || n.rfind(mine, 0) == 0; };
+    auto pushed = s_.runtime->PushNodeImage(*image, target, credentials, may_take, s_.push_timeout);
+    if (!pushed.ok()) return ErrorResponse(pushed.status(), pushed.status().code() == StatusCode::kUnimplemented ? "" : "image");
+    return JsonResponse(200, Json{{"image", target}, {"digest", *pushed}});
+  }
+
+  // GET /api/v1/images: the tenant's repositories of the platform registry
+  // that this node holds, with their tags and digests.
+  HttpResponse ListImages(const HttpRequest&, const RouteMatch&, const std::string& tenant) {
+    if (s_.platform_registry.empty() || s_.runtime == nullptr) return JsonResponse(200, Json{{"images", Json::array()}});
+    const std::string mine = Namespace(tenant);
+    auto names = s_.runtime->NodeImageNames(mine);
+    if (!names.ok()) return ErrorResponse(names.status());
+    std::map<std::string, Json> repos;
+    for (const std::string& n : *names) {
+      const std::string rest = n.substr(mine.size());
+      const size_t at = rest.find('@');
+      const size_t colon = rest.find(':');
+      const std::string repo = rest.substr(0, std::min(at, colon));
+      Json& r = repos[repo];
+      if (r.is_null()) r = {{"repository", mine + repo}, {"tags", Json::array()}, {"digests", Json::array()}};
+      if (at != std::string::npos) {
+        r["digests"].push_back(n);
+      } else if (colon != std::string::npos) {
+        r["tags"].push_back(rest.substr(colon + 1));
+      }
+    }
+    Json out = Json::array();
+    for (auto& [k, v] : repos) out.push_back(std::move(v));
+    return JsonResponse(200, Json{{"images", out}});
+  }
+
   // ---- The job's own container ----
 
   HttpResponse Callback(const HttpRequest& req, const RouteMatch& m) {
@@ -602,6 +894,10 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
 
 void AddJobApi(Router& router, const JobApiServices& services) {
   std::make_shared<JobApi>(services)->Register(router);
+}
+
+ActivityFn JobStartActivity(const JobApiServices& services) {
+  return [api = std::make_shared<JobApi>(services)](ActivityContext& ctx) -> Json { return api->StartJob(ctx); };
 }
 
 void AddJobCallbackRoute(Router& router, const JobApiServices& services) {

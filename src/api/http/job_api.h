@@ -1,4 +1,6 @@
-// The batch job API (/api/v1/jobs, docs/http-api.md#batch-jobs) and the
+// The batch job API (/api/v1/jobs, docs/http-api.md#batch-jobs), the
+// tenant's images (/api/v1/images: push an image of the node into the
+// tenant's namespace of the platform registry, list them), and the
 // admin endpoints for quotas and the scheduler, as routes on a Router.
 //
 // Jobs belong to the tenant whose key submitted them: their orchestrations
@@ -34,10 +36,19 @@ struct JobApiServices {
   // The platform registry ("127.0.0.1:5000"): a tenant runs images under
   // "<registry>/<tenant>/" and what its grants add; "" = grants only.
   std::string platform_registry;
+  // The platform's credentials by registry host (pushing a tenant's image,
+  // POST /api/v1/images); a tenant never sees them.
+  std::vector<runtime::RegistryCredentials> registries;
+  std::chrono::seconds push_timeout{300};
 };
 
 // Registers the routes. Everything in `services` must outlive the router.
 void AddJobApi(Router& router, const JobApiServices& services);
+// The tenant activity batch::kStartJobActivity (batch/job_orchestration.h,
+// RegisterTenantJobEntryPoint): starts a job for the tenant of the calling
+// instance's hub with every check of POST /api/v1/jobs. Everything in
+// `services` must outlive the workers that run it.
+ActivityFn JobStartActivity(const JobApiServices& services);
 // Registers only the callback route (POST /api/v1/jobs/{id}/callback): the
 // router of the unix socket that job containers reach.
 void AddJobCallbackRoute(Router& router, const JobApiServices& services);

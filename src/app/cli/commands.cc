@@ -1071,9 +1071,10 @@ ClientCommands AddClientCommands(CLI::App& app, int* exit_code, std::ostream& ou
   AddKeyVerbs(app, io);
   AddEntityVerbs(app, io);
   AddJobVerbs(app, io);
+  AddImageVerbs(app, io);
   return ClientCommands{{app.get_subcommand("instance"), app.get_subcommand("tenant"),
                          app.get_subcommand("key"), app.get_subcommand("entity"),
-                         app.get_subcommand("job")}};
+                         app.get_subcommand("job"), app.get_subcommand("image")}};
 }
 
 ClientCommands AddClientCommands(CLI::App& app, int* exit_code) {

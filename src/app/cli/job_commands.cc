@@ -169,10 +169,16 @@ std::vector<std::pair<std::string, std::string>> QuotaFields(const std::string& 
   return f;
 }
 
-// "exit code 1, OOM killed: <error>" from a job's result; "" when none.
+// Why the job ended: the result's "reason: summary" (as its AttemptEnded
+// event and `job get` say it); from an older server, "exit code 1, OOM
+// killed: <error>"; "" when none.
 std::string ResultSummary(const OJson& job) {
   auto it = job.find("result");
   if (it == job.end() || !it->is_object()) return "";
+  if (std::string reason = Text(*it, "reason"); !reason.empty()) {
+    std::string summary = Text(*it, "summary");
+    return summary.empty() ? reason : reason + ": " + summary;
+  }
   std::string out;
   if (std::string code = Text(*it, "exitCode"); !code.empty()) out = "exit code " + code;
   if (auto oom = it->find("oomKilled"); oom != it->end() && oom->is_boolean() && oom->get<bool>())
@@ -646,6 +652,82 @@ void AddJobVerbs(CLI::App& app, const Io& io) {
   }
 }
 
+// ---- Images ----
+
+struct ImagePushOptions {
+  GlobalOptions g;
+  std::string image;
+  std::string name;
+};
+
+void RunImagePush(Session& s, const ImagePushOptions& o) {
+  HttpRequestSpec request;
+  request.method = HttpMethod::kPost;
+  request.target = "/api/v1/images";
+  request.has_body = true;
+  OJson body = {{"image", o.image}};
+  if (!o.name.empty()) body["name"] = o.name;
+  request.body = CompactJson(body);
+  request.timeout = std::chrono::minutes(6);  // the server pushes for up to 5
+  auto answer = s.CallForJson(request, /*array=*/false);
+  if (!answer) return;
+  if (s.json()) {
+    s.PrintJson(*answer);
+  } else {
+    // The digest alone on stdout, to put in a job spec's "image".
+    s.out() << Text(*answer, "digest") << '\n';
+    s.err() << "pushed as " << Text(*answer, "image") << '\n';
+  }
+}
+
+struct ImageListOptions {
+  GlobalOptions g;
+};
+
+void RunImageList(Session& s, const ImageListOptions&) {
+  HttpRequestSpec request;
+  request.target = "/api/v1/images";
+  auto answer = s.CallForJson(request, /*array=*/false);
+  if (!answer) return;
+  if (s.json()) {
+    s.PrintJson(*answer);
+    return;
+  }
+  std::vector<std::vector<std::string>> rows;
+  auto images = answer->find("images");
+  if (images != answer->end() && images->is_array()) {
+    for (const OJson& i : *images) {
+      std::string tags, digests;
+      for (const OJson& t : i.value("tags", OJson::array())) tags += (tags.empty() ? "" : ",") + LineText(t);
+      for (const OJson& d : i.value("digests", OJson::array())) {
+        const std::string text = LineText(d);
+        digests += (digests.empty() ? "" : ",") + text.substr(text.find('@') == std::string::npos ? 0 : text.find('@') + 1);
+      }
+      rows.push_back({Text(i, "repository"), tags, digests});
+    }
+  }
+  s.out() << FormatTable({"REPOSITORY", "TAGS", "DIGESTS"}, rows);
+}
+
+void AddImageVerbs(CLI::App& app, const Io& io) {
+  CLI::App* g = AddGroup(app, "image", "Push images of this node into your namespace of the platform registry (tenant key)");
+  {
+    auto [v, o] = AddVerb<ImagePushOptions>(
+        g, "push",
+        "Push IMAGE (built on the server's Docker Engine) as <registry>/<tenant>/NAME with the platform's "
+        "credentials; prints the digest to run",
+        false, io, RunImagePush);
+    v->add_option("image", o->image, "A local image: repo[:tag], repo@sha256:… or an image id")->required();
+    v->add_option("name", o->name, "repo[:tag] in your namespace (default: IMAGE's last path component)");
+  }
+  {
+    auto [v, o] = AddVerb<ImageListOptions>(g, "list", "List your repositories, tags and digests on this node", false,
+                                            io, RunImageList);
+    (void)v;
+    (void)o;
+  }
+}
+
 void AddTenantQuotaVerb(CLI::App* tenant_group, const Io& io) {
   auto [v, o] = AddVerb<QuotaOptions>(
       tenant_group, "quota",
@@ -775,6 +857,7 @@ std::vector<std::pair<std::string, std::string>> JobFields(const OJson& job) {
   add("Last updated", Text(job, "lastUpdatedAt"));
   if (job.is_object() && job.contains("result") && job["result"].is_object()) {
     const OJson& r = job["result"];
+    add("Ended because", ResultSummary(job));
     add("Exit code", Text(r, "exitCode"));
     add("OOM killed", YesNo(r, "oomKilled"));
     add("Attempts", Text(r, "attempts"));

@@ -2,6 +2,7 @@
 // docs/http-api.md, "Batch jobs"; the spec: docs/job-spec.md):
 //
 //   baton job submit|list|get|logs|cancel|wait|events   (a tenant key)
+//   baton image push|list                                (a tenant key)
 //   baton tenant quota ID                                (the admin key)
 //
 // They are registered by AddClientCommands (commands.h) and behave like the
@@ -32,6 +33,9 @@ struct Io;  // verb.h
 // Registers the `job` group and its verbs on `app`.
 // REQUIRES: `io`'s streams and exit code outlive `app`; no `job` subcommand yet.
 void AddJobVerbs(CLI::App& app, const Io& io);
+
+// Registers the `image` group: `image push IMAGE [NAME]`, `image list`.
+void AddImageVerbs(CLI::App& app, const Io& io);
 
 // Registers `quota` under the `tenant` group.
 void AddTenantQuotaVerb(CLI::App* tenant_group, const Io& io);

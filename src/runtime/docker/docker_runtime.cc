@@ -827,6 +827,52 @@ Status DockerRuntime::PushImage(const std::string& image, const RegistryCredenti
   return Status::Ok();
 }
 
+Result<std::string> DockerRuntime::PushNodeImage(const std::string& source, const std::string& target,
+                                                 const RegistryCredentials& credentials,
+                                                 const std::function<bool(const std::string&)>& may_take,
+                                                 std::chrono::milliseconds timeout) {
+  BATON_ASSIGN_OR_RETURN(DockerResponse r, client_.Request("GET", "/images/" + source + "/json"));
+  if (r.status == 404) return NotFoundError("image: this node has no image '" + source + "'");
+  if (r.status != 200) return FromDocker(r, "inspect image '" + source + "'");
+  Json image = Json::parse(r.body, nullptr, false);
+  if (!image.is_object() || !image.value("Id", Json()).is_string()) return InternalError("dockerd answered no image id");
+  for (const char* list : {"RepoTags", "RepoDigests"}) {
+    for (const Json& name : image.value(list, Json::array())) {
+      if (name.is_string() && !may_take(name.get<std::string>())) {
+        return PermissionDeniedError("image: '" + source + "' is also '" + name.get<std::string>() +
+                                     "', which is not yours to push");
+      }
+    }
+  }
+  auto [repo, tag] = SplitReference(target);
+  BATON_ASSIGN_OR_RETURN(DockerResponse tagged,
+                         client_.Request("POST", "/images/" + image["Id"].get<std::string>() + "/tag?repo=" +
+                                                     QueryEscape(repo) + "&tag=" + QueryEscape(tag)));
+  if (tagged.status != 201) return FromDocker(tagged, "tag image '" + source + "' as '" + target + "'");
+  BATON_RETURN_IF_ERROR(PushImage(target, credentials, timeout));
+  return LocalImageDigest(target);
+}
+
+Result<std::vector<std::string>> DockerRuntime::NodeImageNames(const std::string& prefix) {
+  BATON_ASSIGN_OR_RETURN(DockerResponse r, client_.Request("GET", "/images/json"));
+  if (r.status != 200) return FromDocker(r, "list images");
+  Json list = Json::parse(r.body, nullptr, false);
+  std::vector<std::string> names;
+  if (!list.is_array()) return names;
+  for (const Json& image : list) {
+    for (const char* key : {"RepoTags", "RepoDigests"}) {
+      const Json values = image.is_object() ? image.value(key, Json::array()) : Json::array();
+      if (!values.is_array()) continue;
+      for (const Json& name : values) {
+        if (name.is_string() && name.get<std::string>().rfind(prefix, 0) == 0) names.push_back(name.get<std::string>());
+      }
+    }
+  }
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  return names;
+}
+
 Status DockerRuntime::RemoveImage(const std::string& image) {
   // Not forced: an image still used by a container, or tagged elsewhere, stays.
   BATON_ASSIGN_OR_RETURN(DockerResponse r, client_.Request("DELETE", "/images/" + image));

@@ -84,6 +84,11 @@ class DockerRuntime final : public ContainerRuntime {
                                 const std::function<void(const std::string&)>& progress = nullptr) override;
   Result<std::string> LocalImageDigest(const std::string& image) override;
   Status CheckRegistry(const RegistryCredentials& credentials, std::chrono::milliseconds timeout) override;
+  Result<std::string> PushNodeImage(const std::string& source, const std::string& target,
+                                    const RegistryCredentials& credentials,
+                                    const std::function<bool(const std::string&)>& may_take,
+                                    std::chrono::milliseconds timeout) override;
+  Result<std::vector<std::string>> NodeImageNames(const std::string& prefix) override;
 
   // ---- Images (platform operations; tests build their images with these) ----
 

@@ -6,6 +6,9 @@
 // Usage (argv[1] picks the mode):
 //   sleep SECONDS          sleep, then exit 0
 //   exit CODE              print "exiting with CODE", exit CODE (0..255)
+//   fail-first-attempt INDEX
+//                          exit 1 when $BATON_ARRAY_INDEX is INDEX and $BATON_JOB_ATTEMPT is 1,
+//                          else exit 0 (an array job's index that fails once)
 //   print N                N lines "progress i/N" on stdout and N "warning i/N" on stderr,
 //                          alternating, then exit 0
 //   env NAME...            print NAME=value (or "NAME unset") for each name
@@ -199,6 +202,19 @@ int RunExit(int argc, char** argv) {
   if (argc != 3 || !ParseInt(argv[2], 0, 255, &code)) return Usage();
   Line(stdout, "exiting with %d", static_cast<int>(code));
   return static_cast<int>(code);
+}
+
+// An index of an array job that fails its first attempt: exit 1 when
+// $BATON_ARRAY_INDEX is INDEX and $BATON_JOB_ATTEMPT is 1, else exit 0.
+int RunFailFirstAttempt(int argc, char** argv) {
+  int64_t index = 0;
+  if (argc != 3 || !ParseInt(argv[2], 0, 1000000, &index)) return Usage();
+  const char* mine = std::getenv("BATON_ARRAY_INDEX");
+  const char* attempt = std::getenv("BATON_JOB_ATTEMPT");
+  const bool fail = mine != nullptr && attempt != nullptr && std::string_view(mine) == argv[2] &&
+                    std::string_view(attempt) == "1";
+  Line(stdout, "index %s attempt %s: %s", mine ? mine : "unset", attempt ? attempt : "unset", fail ? "failing" : "ok");
+  return fail ? 1 : 0;
 }
 
 int RunPrint(int argc, char** argv) {
@@ -883,6 +899,7 @@ int main(int argc, char** argv) {
   InstallTermHandler(kTermExitCode);
   if (mode == "sleep") return RunSleep(argc, argv);
   if (mode == "exit") return RunExit(argc, argv);
+  if (mode == "fail-first-attempt") return RunFailFirstAttempt(argc, argv);
   if (mode == "print") return RunPrint(argc, argv);
   if (mode == "env") return RunEnv(argc, argv);
   if (mode == "alloc") return RunAlloc(argc, argv);
