@@ -54,6 +54,7 @@
 #include "batch/job_spec.h"
 #include "batch/secret_vault.h"
 #include "runtime/container_runtime.h"
+#include "util/receipt.h"
 
 namespace baton::batch {
 
@@ -108,6 +109,8 @@ struct JobServices {
   // Null: not checked (no tenancy).
   std::function<Result<JobGrants>(const std::string& tenant)> grants_of;
   std::string platform_registry;  // as CheckJobPolicy takes it
+  // Signs each attempt's run receipt (receipts.h); null = no receipts.
+  const util::ReceiptSigner* receipts = nullptr;
 };
 
 // Registers the job orchestration and its activities.

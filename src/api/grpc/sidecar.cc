@@ -1114,6 +1114,12 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
   std::set<std::string, std::less<>> external_names_;  // orchestrators SDK workers have run
 
  public:
+  int WorkerStreams(std::string_view prefix) {
+    std::lock_guard lock(mu_);
+    return static_cast<int>(
+        std::count_if(streams_.begin(), streams_.end(), [&](const auto& s) { return s.second->prefix == prefix; }));
+  }
+
   bool HasRunOrchestrator(std::string_view name) {
     std::lock_guard lock(history_mu_);
     return external_names_.find(name) != external_names_.end();
@@ -1162,6 +1168,7 @@ Sidecar::Sidecar(Client& client, Store& store, tenancy::TenantDirectory& directo
     : impl_(std::make_unique<Impl>(client, store, directory, std::move(options))) {}
 ExternalDispatcher* Sidecar::dispatcher() { return &impl_->service_; }
 bool Sidecar::HasRunOrchestrator(std::string_view name) const { return impl_->service_.HasRunOrchestrator(name); }
+int Sidecar::ConnectedWorkers(std::string_view hub_prefix) const { return impl_->service_.WorkerStreams(hub_prefix); }
 Sidecar::~Sidecar() { Stop(); }
 Status Sidecar::Start() { return impl_->Start(); }
 int Sidecar::port() const { return impl_->port_; }

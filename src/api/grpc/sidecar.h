@@ -76,6 +76,9 @@ class Sidecar {
   // Whether an SDK worker has run an orchestrator of this name since the
   // start (so the HTTP API can start it too). Thread-safe.
   bool HasRunOrchestrator(std::string_view name) const;
+  // SDK worker streams (GetWorkItems) open now for a task hub, by its id
+  // prefix ("acme::"; "" = the default hub). For `baton why`. Thread-safe.
+  int ConnectedWorkers(std::string_view hub_prefix) const;
 
  private:
   class Impl;

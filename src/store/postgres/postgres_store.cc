@@ -1,4 +1,5 @@
 #include "baton/postgres_store.h"
+#include "baton/store_reader.h"
 
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -195,6 +196,70 @@ std::string DefaultNodeId() {
   char host[256] = {};
   if (gethostname(host, sizeof host - 1) != 0) std::snprintf(host, sizeof host, "node");
   return std::string(host) + ":" + std::to_string(getpid());
+}
+
+// The SQL of QueryInstances (its parameters into `p`), and the decoding of
+// its rows and of GetHistory's: shared by the store and its read-only reader
+// (OpenPostgresStoreReader).
+std::string InstanceQuerySql(const InstanceQuery& query, const std::string& after, Params& p) {
+  std::string sql = std::string("SELECT ") + kStateColumns;
+  if (query.include_payloads) sql += kPayloadColumns;
+  sql += " FROM instances WHERE true";
+  int n = 0;
+  if (!query.statuses.empty()) {
+    std::vector<std::string> names;
+    for (OrchestrationStatus s : query.statuses) names.emplace_back(OrchestrationStatusName(s));
+    sql += " AND status = ANY ($" + std::to_string(++n) + "::text[])";
+    p.TextArray(names);
+  }
+  if (query.created_from) {
+    sql += " AND created_at >= $" + std::to_string(++n);
+    p.Int(ToUnixMicros(*query.created_from));
+  }
+  if (query.created_to) {
+    sql += " AND created_at < $" + std::to_string(++n);
+    p.Int(ToUnixMicros(*query.created_to));
+  }
+  if (!query.instance_id_prefix.empty()) {
+    sql += " AND starts_with(instance_id, $" + std::to_string(++n) + ")";
+    p.Text(query.instance_id_prefix);
+    // The same range as an index condition (byte order, "C" collation).
+    sql += " AND instance_id >= $" + std::to_string(n);
+  }
+  if (!query.continuation_token.empty()) {
+    sql += " AND instance_id > $" + std::to_string(++n);
+    p.Text(after);
+  }
+  sql += " ORDER BY instance_id LIMIT " + std::to_string(query.page_size + 1);
+  return sql;
+}
+
+Result<QueryPage> DecodeInstancePage(const PgResult& r, const InstanceQuery& query) {
+  QueryPage page;
+  for (int row = 0; row < r.rows(); ++row) {
+    if (static_cast<int>(page.instances.size()) == query.page_size) {
+      page.continuation_token = util::HexEncode(page.instances.back().instance_id);
+      break;
+    }
+    BATON_ASSIGN_OR_RETURN(InstanceState s, DecodeState(r, row, query.include_payloads, nullptr));
+    page.instances.push_back(std::move(s));
+  }
+  return page;
+}
+
+Result<std::vector<HistoryEvent>> DecodeHistory(const PgResult& r, const std::string& instance_id) {
+  if (r.rows() == 0) return NotFoundError("instance '" + instance_id + "' does not exist");
+  std::vector<HistoryEvent> history;
+  for (int row = 0; row < r.rows(); ++row) {
+    if (r.IsNull(row, 1)) continue;  // no history yet
+    Result<std::vector<HistoryEvent>> chunk = ParseEvents(r.View(row, 1));
+    if (!chunk.ok()) {
+      return DataLossError("history of instance '" + instance_id + "', position " +
+                           std::to_string(r.Int(row, 0)) + ": " + chunk.status().message());
+    }
+    for (HistoryEvent& e : chunk.value()) history.push_back(std::move(e));
+  }
+  return history;
 }
 
 }  // namespace
@@ -1284,65 +1349,17 @@ Result<InstanceState> PostgresStore::GetInstance(const std::string& instance_id,
 
 Result<QueryPage> PostgresStore::QueryInstances(const InstanceQuery& query) {
   BATON_ASSIGN_OR_RETURN(std::string after, store::InstanceQueryStart(query));
-  std::string sql = std::string("SELECT ") + kStateColumns;
-  if (query.include_payloads) sql += kPayloadColumns;
-  sql += " FROM instances WHERE true";
   Params p;
-  int n = 0;
-  if (!query.statuses.empty()) {
-    std::vector<std::string> names;
-    for (OrchestrationStatus s : query.statuses) names.emplace_back(OrchestrationStatusName(s));
-    sql += " AND status = ANY ($" + std::to_string(++n) + "::text[])";
-    p.TextArray(names);
-  }
-  if (query.created_from) {
-    sql += " AND created_at >= $" + std::to_string(++n);
-    p.Int(ToUnixMicros(*query.created_from));
-  }
-  if (query.created_to) {
-    sql += " AND created_at < $" + std::to_string(++n);
-    p.Int(ToUnixMicros(*query.created_to));
-  }
-  if (!query.instance_id_prefix.empty()) {
-    sql += " AND starts_with(instance_id, $" + std::to_string(++n) + ")";
-    p.Text(query.instance_id_prefix);
-    // The same range as an index condition (byte order, "C" collation).
-    sql += " AND instance_id >= $" + std::to_string(n);
-  }
-  if (!query.continuation_token.empty()) {
-    sql += " AND instance_id > $" + std::to_string(++n);
-    p.Text(after);
-  }
-  sql += " ORDER BY instance_id LIMIT " + std::to_string(query.page_size + 1);
+  std::string sql = InstanceQuerySql(query, after, p);
   BATON_ASSIGN_OR_RETURN(PgResult r, ReadSql(sql, p, "query instances"));
-  QueryPage page;
-  for (int row = 0; row < r.rows(); ++row) {
-    if (static_cast<int>(page.instances.size()) == query.page_size) {
-      page.continuation_token = util::HexEncode(page.instances.back().instance_id);
-      break;
-    }
-    BATON_ASSIGN_OR_RETURN(InstanceState s, DecodeState(r, row, query.include_payloads, nullptr));
-    page.instances.push_back(std::move(s));
-  }
-  return page;
+  return DecodeInstancePage(r, query);
 }
 
 Result<std::vector<HistoryEvent>> PostgresStore::GetHistory(const std::string& instance_id) {
   Params p;
   p.Text(instance_id);
   BATON_ASSIGN_OR_RETURN(PgResult r, Read(kGetHistory, p, "read history"));
-  if (r.rows() == 0) return NotFoundError("instance '" + instance_id + "' does not exist");
-  std::vector<HistoryEvent> history;
-  for (int row = 0; row < r.rows(); ++row) {
-    if (r.IsNull(row, 1)) continue;  // no history yet
-    Result<std::vector<HistoryEvent>> chunk = ParseEvents(r.View(row, 1));
-    if (!chunk.ok()) {
-      return DataLossError("history of instance '" + instance_id + "', position " +
-                           std::to_string(r.Int(row, 0)) + ": " + chunk.status().message());
-    }
-    for (HistoryEvent& e : chunk.value()) history.push_back(std::move(e));
-  }
-  return history;
+  return DecodeHistory(r, instance_id);
 }
 
 Result<int> PostgresStore::PurgeInstance(const std::string& instance_id) {
@@ -1922,6 +1939,45 @@ Result<std::unique_ptr<Store>> OpenPostgresStore(const PostgresStoreOptions& opt
   BATON_ASSIGN_OR_RETURN(std::unique_ptr<pg::PostgresStore> store,
                          pg::PostgresStore::Open(options));
   return std::unique_ptr<Store>(std::move(store));
+}
+
+namespace {
+
+// OpenPostgresStoreReader's reader: one session in which PostgreSQL itself
+// refuses writes (default_transaction_read_only), no pool, no threads, no
+// leases (baton/store_reader.h).
+class PostgresStoreReader final : public StoreReader {
+ public:
+  explicit PostgresStoreReader(std::unique_ptr<pg::PgConnection> conn) : conn_(std::move(conn)) {}
+  Result<QueryPage> QueryInstances(const InstanceQuery& query) override {
+    BATON_ASSIGN_OR_RETURN(std::string after, store::InstanceQueryStart(query));
+    pg::Params p;
+    std::string sql = pg::InstanceQuerySql(query, after, p);
+    if (!p.status().ok()) return p.status();
+    BATON_ASSIGN_OR_RETURN(pg::PgResult r, conn_->ExecParams(sql, p, "query instances"));
+    return pg::DecodeInstancePage(r, query);
+  }
+  Result<std::vector<HistoryEvent>> GetHistory(const std::string& instance_id) override {
+    pg::Params p;
+    p.Text(instance_id);
+    if (!p.status().ok()) return p.status();
+    BATON_ASSIGN_OR_RETURN(pg::PgResult r, conn_->ExecPrepared(pg::kGetHistory, p, "read history"));
+    return pg::DecodeHistory(r, instance_id);
+  }
+
+ private:
+  std::unique_ptr<pg::PgConnection> conn_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<StoreReader>> OpenPostgresStoreReader(const std::string& url) {
+  BATON_ASSIGN_OR_RETURN(
+      std::unique_ptr<pg::PgConnection> conn,
+      pg::PgConnection::Connect(url,
+                                "SET application_name = 'baton reader'; SET client_min_messages = "
+                                "warning; SET default_transaction_read_only = on"));
+  return std::unique_ptr<StoreReader>(new PostgresStoreReader(std::move(conn)));
 }
 
 Result<SchemaVersion> MigratePostgresStore(const std::string& url) {

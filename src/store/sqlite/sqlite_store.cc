@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include <variant>
 
 #include "baton/json.h"
+#include "baton/store_reader.h"
 #include "store/migrations.h"
 #include "store/sqlite/migrations.h"
 #include "util/overloaded.h"
@@ -141,6 +143,107 @@ Result<InstanceState> DecodeState(const Statement& row, bool include_payloads,
     }
   }
   return s;
+}
+
+// QueryInstances and GetHistory on a reader connection, shared by the store
+// and its read-only reader (OpenSqliteStoreReader).
+Result<QueryPage> QueryInstancesOn(Connection& reader, const InstanceQuery& query) {
+  BATON_ASSIGN_OR_RETURN(std::string after, store::InstanceQueryStart(query));
+
+  // Only the shape of the SQL varies with the filter, so each shape is
+  // prepared once per reader connection.
+  std::string sql = std::string("SELECT ") + kStateColumns;
+  if (query.include_payloads) sql += kPayloadColumns;
+  sql += " FROM instances WHERE 1";
+  int param = 0;
+  std::vector<std::function<void(Statement&)>> binds;
+  std::vector<std::string> status_names;
+  for (OrchestrationStatus s : query.statuses) {
+    status_names.emplace_back(OrchestrationStatusName(s));
+  }
+  if (!status_names.empty()) {
+    sql += " AND status IN (";
+    for (size_t i = 0; i < status_names.size(); ++i) {
+      sql += (i ? ", ?" : "?") + std::to_string(++param);
+      binds.push_back(
+          [p = param, &status_names, i](Statement& st) { st.Bind(p, status_names[i]); });
+    }
+    sql += ")";
+  }
+  if (query.created_from) {
+    sql += " AND created_at >= ?" + std::to_string(++param);
+    binds.push_back(
+        [p = param, t = ToUnixMicros(*query.created_from)](Statement& st) { st.Bind(p, t); });
+  }
+  if (query.created_to) {
+    sql += " AND created_at < ?" + std::to_string(++param);
+    binds.push_back(
+        [p = param, t = ToUnixMicros(*query.created_to)](Statement& st) { st.Bind(p, t); });
+  }
+  std::string upper;
+  if (!query.instance_id_prefix.empty()) {
+    sql += " AND instance_id >= ?" + std::to_string(++param);
+    binds.push_back([p = param, &query](Statement& st) { st.Bind(p, query.instance_id_prefix); });
+    upper = PrefixUpperBound(query.instance_id_prefix);
+    if (!upper.empty()) {
+      sql += " AND instance_id < ?" + std::to_string(++param);
+      binds.push_back([p = param, &upper](Statement& st) { st.Bind(p, upper); });
+    }
+  }
+  if (!query.continuation_token.empty()) {
+    sql += " AND instance_id > ?" + std::to_string(++param);
+    binds.push_back([p = param, &after](Statement& st) { st.Bind(p, after); });
+  }
+  sql += " ORDER BY instance_id LIMIT ?" + std::to_string(++param);
+  binds.push_back(
+      [p = param, n = query.page_size + 1](Statement& st) { st.Bind(p, static_cast<int64_t>(n)); });
+
+  BATON_ASSIGN_OR_RETURN(Statement st, reader.Prepare(sql));
+  for (auto& bind : binds) bind(st);
+  QueryPage page;
+  for (;;) {
+    BATON_ASSIGN_OR_RETURN(bool row, st.Step("query instances"));
+    if (!row) break;
+    if (static_cast<int>(page.instances.size()) == query.page_size) {
+      page.continuation_token = util::HexEncode(page.instances.back().instance_id);
+      break;
+    }
+    BATON_ASSIGN_OR_RETURN(InstanceState state, DecodeState(st, query.include_payloads, nullptr));
+    page.instances.push_back(std::move(state));
+  }
+  return page;
+}
+
+Result<std::vector<HistoryEvent>> GetHistoryOn(Connection& reader, const std::string& instance_id) {
+  // One read transaction: the existence check and the chunks come from the
+  // same snapshot.
+  BATON_RETURN_IF_ERROR(reader.Exec("BEGIN", "begin history read"));
+  {
+    BATON_ASSIGN_OR_RETURN(Statement st,
+                           reader.Prepare("SELECT 1 FROM instances WHERE instance_id = ?1"));
+    st.Bind(1, instance_id);
+    BATON_ASSIGN_OR_RETURN(bool row, st.Step("read instance"));
+    if (!row) return NotFoundError("instance '" + instance_id + "' does not exist");
+  }
+  std::vector<HistoryEvent> history;
+  {
+    BATON_ASSIGN_OR_RETURN(
+        Statement st,
+        reader.Prepare("SELECT chunk, events FROM history WHERE instance_id = ?1 ORDER BY chunk"));
+    st.Bind(1, instance_id);
+    for (;;) {
+      BATON_ASSIGN_OR_RETURN(bool row, st.Step("read history"));
+      if (!row) break;
+      Result<std::vector<HistoryEvent>> chunk = ParseEvents(st.TextView(1));
+      if (!chunk.ok()) {
+        return DataLossError("history of instance '" + instance_id + "', chunk " +
+                             std::to_string(st.Int(0)) + ": " + chunk.status().message());
+      }
+      for (HistoryEvent& e : chunk.value()) history.push_back(std::move(e));
+    }
+  }
+  BATON_RETURN_IF_ERROR(reader.Exec("COMMIT", "end history read"));
+  return history;
 }
 
 }  // namespace
@@ -1086,107 +1189,17 @@ Result<InstanceState> SqliteStore::GetInstance(const std::string& instance_id,
 }
 
 Result<QueryPage> SqliteStore::QueryInstances(const InstanceQuery& query) {
-  BATON_ASSIGN_OR_RETURN(std::string after, store::InstanceQueryStart(query));
-
-  // Only the shape of the SQL varies with the filter, so each shape is
-  // prepared once per reader connection.
-  std::string sql = std::string("SELECT ") + kStateColumns;
-  if (query.include_payloads) sql += kPayloadColumns;
-  sql += " FROM instances WHERE 1";
-  int param = 0;
-  std::vector<std::function<void(Statement&)>> binds;
-  std::vector<std::string> status_names;
-  for (OrchestrationStatus s : query.statuses) {
-    status_names.emplace_back(OrchestrationStatusName(s));
-  }
-  if (!status_names.empty()) {
-    sql += " AND status IN (";
-    for (size_t i = 0; i < status_names.size(); ++i) {
-      sql += (i ? ", ?" : "?") + std::to_string(++param);
-      binds.push_back(
-          [p = param, &status_names, i](Statement& st) { st.Bind(p, status_names[i]); });
-    }
-    sql += ")";
-  }
-  if (query.created_from) {
-    sql += " AND created_at >= ?" + std::to_string(++param);
-    binds.push_back(
-        [p = param, t = ToUnixMicros(*query.created_from)](Statement& st) { st.Bind(p, t); });
-  }
-  if (query.created_to) {
-    sql += " AND created_at < ?" + std::to_string(++param);
-    binds.push_back(
-        [p = param, t = ToUnixMicros(*query.created_to)](Statement& st) { st.Bind(p, t); });
-  }
-  std::string upper;
-  if (!query.instance_id_prefix.empty()) {
-    sql += " AND instance_id >= ?" + std::to_string(++param);
-    binds.push_back([p = param, &query](Statement& st) { st.Bind(p, query.instance_id_prefix); });
-    upper = PrefixUpperBound(query.instance_id_prefix);
-    if (!upper.empty()) {
-      sql += " AND instance_id < ?" + std::to_string(++param);
-      binds.push_back([p = param, &upper](Statement& st) { st.Bind(p, upper); });
-    }
-  }
-  if (!query.continuation_token.empty()) {
-    sql += " AND instance_id > ?" + std::to_string(++param);
-    binds.push_back([p = param, &after](Statement& st) { st.Bind(p, after); });
-  }
-  sql += " ORDER BY instance_id LIMIT ?" + std::to_string(++param);
-  binds.push_back(
-      [p = param, n = query.page_size + 1](Statement& st) { st.Bind(p, static_cast<int64_t>(n)); });
-
   BATON_ASSIGN_OR_RETURN(std::unique_ptr<Connection> conn, AcquireReader());
   ReaderLease reader(this, std::move(conn));
-  BATON_ASSIGN_OR_RETURN(Statement st, reader->Prepare(sql));
-  for (auto& bind : binds) bind(st);
-  QueryPage page;
-  for (;;) {
-    BATON_ASSIGN_OR_RETURN(bool row, st.Step("query instances"));
-    if (!row) break;
-    if (static_cast<int>(page.instances.size()) == query.page_size) {
-      page.continuation_token = util::HexEncode(page.instances.back().instance_id);
-      break;
-    }
-    BATON_ASSIGN_OR_RETURN(InstanceState state, DecodeState(st, query.include_payloads, nullptr));
-    page.instances.push_back(std::move(state));
-  }
-  return page;
+  return QueryInstancesOn(*reader, query);
 }
 
 Result<std::vector<HistoryEvent>> SqliteStore::GetHistory(const std::string& instance_id) {
   BATON_ASSIGN_OR_RETURN(std::unique_ptr<Connection> conn, AcquireReader());
   ReaderLease reader(this, std::move(conn));
-  // One read transaction: the existence check and the chunks come from the
-  // same snapshot.
-  BATON_RETURN_IF_ERROR(reader->Exec("BEGIN", "begin history read"));
-  {
-    BATON_ASSIGN_OR_RETURN(Statement st,
-                           reader->Prepare("SELECT 1 FROM instances WHERE instance_id = ?1"));
-    st.Bind(1, instance_id);
-    BATON_ASSIGN_OR_RETURN(bool row, st.Step("read instance"));
-    if (!row) return NotFoundError("instance '" + instance_id + "' does not exist");
-  }
-  std::vector<HistoryEvent> history;
-  {
-    BATON_ASSIGN_OR_RETURN(
-        Statement st,
-        reader->Prepare("SELECT chunk, events FROM history WHERE instance_id = ?1 ORDER BY chunk"));
-    st.Bind(1, instance_id);
-    for (;;) {
-      BATON_ASSIGN_OR_RETURN(bool row, st.Step("read history"));
-      if (!row) break;
-      Result<std::vector<HistoryEvent>> chunk = ParseEvents(st.TextView(1));
-      if (!chunk.ok()) {
-        return DataLossError("history of instance '" + instance_id + "', chunk " +
-                             std::to_string(st.Int(0)) + ": " + chunk.status().message());
-      }
-      for (HistoryEvent& e : chunk.value()) history.push_back(std::move(e));
-    }
-  }
-  BATON_RETURN_IF_ERROR(reader->Exec("COMMIT", "end history read"));
-  return history;
+  return GetHistoryOn(*reader, instance_id);
 }
+
 
 Result<int> SqliteStore::PurgeInstance(const std::string& instance_id) {
   auto effects = std::make_shared<Effects>();
@@ -1694,6 +1707,37 @@ Result<SchemaVersion> MigrateSqliteStore(const std::string& path) {
   BATON_ASSIGN_OR_RETURN(std::unique_ptr<sqlite::Connection> conn,
                          sqlite::Connection::Open(path, /*create=*/true));
   return sqlite::Migrate(*conn, path);
+}
+
+namespace {
+
+// OpenSqliteStoreReader's reader: one read-only connection, no lock file, no
+// writer, no queues (baton/store_reader.h).
+class SqliteStoreReader final : public StoreReader {
+ public:
+  explicit SqliteStoreReader(std::unique_ptr<sqlite::Connection> conn) : conn_(std::move(conn)) {}
+  Result<QueryPage> QueryInstances(const InstanceQuery& query) override {
+    return sqlite::QueryInstancesOn(*conn_, query);
+  }
+  Result<std::vector<HistoryEvent>> GetHistory(const std::string& instance_id) override {
+    return sqlite::GetHistoryOn(*conn_, instance_id);
+  }
+
+ private:
+  std::unique_ptr<sqlite::Connection> conn_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<StoreReader>> OpenSqliteStoreReader(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return NotFoundError("no task hub file at " + path);
+  BATON_ASSIGN_OR_RETURN(std::unique_ptr<sqlite::Connection> conn,
+                         sqlite::Connection::OpenReadOnly(path));
+  // A file that is not a Baton task hub fails here rather than at the first query.
+  BATON_RETURN_IF_ERROR(conn->Exec("SELECT instance_id, history_size FROM instances LIMIT 0",
+                                   "read the instances table of " + path));
+  return std::unique_ptr<StoreReader>(new SqliteStoreReader(std::move(conn)));
 }
 
 Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteStoreOptions& options) {
