@@ -160,7 +160,8 @@ Result<WaitLink> QuotaWaitSource::Explain(const std::string& subject) {
   double node_cpu = 0, node_mem = 0;
   Json holders = Json::array();
   std::map<std::string, std::pair<int, std::pair<double, double>>> others;
-  for (const auto& [job, r] : st.value("running", Json::object()).items()) {
+  const Json running = st.value("running", Json::object());  // a range-for over a temporary's items() would dangle
+  for (const auto& [job, r] : running.items()) {
     const std::string t = r.value("tenant", "");
     const double cpu = r.value("cpu", 0.0), mem = r.value("memoryMb", 0.0);
     node_cpu += cpu;
@@ -178,7 +179,8 @@ Result<WaitLink> QuotaWaitSource::Explain(const std::string& subject) {
     holders.push_back({{"tenant", who}, {"jobs", o.first}, {"cpu", o.second.first}, {"memoryMb", o.second.second}});
   }
   const Json capacity = st.value("capacity", Json::object());
-  const Json tq = st.value("tenants", Json::object()).value(tenant, Json::object());
+  const Json tenants = st.value("tenants", Json::object());
+  const Json tq = tenants.value(tenant, Json::object());
   const Json quota = tq.value("quota", Json::object()), used = tq.value("used", Json::object());
   auto over = [](double used_v, double need, double limit) { return limit > 0 && used_v + need > limit + 1e-9; };
   std::string blocker;
