@@ -95,6 +95,11 @@ TEST_F(ReceiptE2eTest, EveryAttemptEndsWithAReceiptThatVerifiesOffline) {
   std::ofstream(pem_file) << pem_run.out;
   CliRun ok = Baton("receipt verify " + file + " --public-key " + pem_file);
   EXPECT_EQ(ok.exit_code, 0) << ok.out;
+  if (const char* keep = std::getenv("BATON_EXAMPLE_DIR")) {  // the outputs docs/receipts.md shows
+    std::ofstream(std::string(keep) + "/receipt.json") << printed.out;
+    std::ofstream(std::string(keep) + "/receipt.pub") << pem_run.out;
+    std::ofstream(std::string(keep) + "/verify.txt") << ok.out;
+  }
   std::string changed = printed.out;
   size_t at = changed.find("\"exitCode\": 0");
   ASSERT_NE(at, std::string::npos) << changed;

@@ -71,6 +71,11 @@ TEST_F(WhyE2eTest, QueuedBehindAnotherTenantRunningDownToItsContainerAndBackoff)
   int status = ::pclose(p);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
   EXPECT_NE(out.find("root cause: [quota]"), std::string::npos) << out;
+  if (const char* keep = std::getenv("BATON_EXAMPLE_DIR")) {  // the outputs docs/why.md shows
+    std::ofstream(std::string(keep) + "/why-queued.txt") << out;
+    std::ofstream(std::string(keep) + "/why-queued.json") << q.dump(2);
+    std::ofstream(std::string(keep) + "/why-running.json") << r.dump(2);
+  }
 
   // Foreign and hostile ids: 4xx, nothing shown.
   HttpResult foreign = Call(acme, "GET", "/api/v1/jobs/" + big + "/why");
@@ -105,6 +110,7 @@ TEST_F(WhyE2eTest, QueuedBehindAnotherTenantRunningDownToItsContainerAndBackoff)
   EXPECT_EQ(b["rootCause"]["details"]["lastExitCode"], 3);
   EXPECT_EQ(b["rootCause"]["details"]["attempt"], 1);
   EXPECT_TRUE(b["rootCause"]["details"]["nextAttemptAt"].is_string());
+  if (const char* keep = std::getenv("BATON_EXAMPLE_DIR")) std::ofstream(std::string(keep) + "/why-backoff.json") << b.dump(2);
   ASSERT_EQ(Call(acme, "POST", "/api/v1/jobs/" + flaky + "/cancel").status / 100, 2);
 }
 

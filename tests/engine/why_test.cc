@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <fstream>
+
 #include "baton/client.h"
 #include "baton/registry.h"
 #include "baton/worker.h"
@@ -163,6 +166,9 @@ TEST_F(WhyTest, AnEntityLockLeadsToItsHolderAndWhatTheHolderWaitsFor) {
   EXPECT_TRUE(c.links[1].details.contains("since"));
   EXPECT_EQ(c.links[2].subject, "instance:holder-1");
   EXPECT_EQ(c.links[2].details["events"], Json::array({"release"}));
+  if (const char* keep = std::getenv("BATON_EXAMPLE_DIR")) {  // the output docs/why.md shows
+    std::ofstream(std::string(keep) + "/why-lock.json") << WhyJson(c).dump(2);
+  }
   // Released: the transfer runs to the end and its chain is "done".
   BATON_ASSERT_OK(client_->RaiseEvent("holder-1", "Release"));
   ASSERT_TRUE(client_->WaitForCompletion("transfer-1", 60s).ok());
