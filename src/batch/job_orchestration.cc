@@ -313,6 +313,9 @@ Task<Json> JobOrchestration(OrchestrationContext& ctx) {
       const Json collected = co_await CallThroughFaults(ctx, kCollectGroup, finish_in, finishing, shown, fault_budget);
       if (collected.contains("result")) {
         outcome = collected["result"];
+        // The signed receipt stays in the collect activity's recorded result
+        // (ReceiptsInHistory reads it there), not in the job's result.
+        outcome.erase("receipt");
         Json delete_in = {{"group", group}};
         const Json deleted = co_await CallThroughFaults(ctx, kDeleteGroup, delete_in, finishing, shown, fault_budget);
         // Not deleted (the runtime stayed away): the reconciler removes the group later.
