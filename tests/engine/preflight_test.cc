@@ -193,7 +193,7 @@ TEST_F(PreflightTest, NewCodeThatThrowsOrEndsEarlyFails) {
 }
 
 #ifndef BATON_TEST_ON_POSTGRES
-TEST(PreflightReaderTest, SqliteReaderRefusesAMissingFileAndWritesNothing) {
+TEST(PreflightReaderTest, SqliteReaderRefusesAMissingOrForeignFile) {
   testing::TempDir dir;
   EXPECT_EQ(OpenSqliteStoreReader(dir.path() + "/none.db").status().code(), StatusCode::kNotFound);
   std::ofstream(dir.path() + "/junk.db") << "not a database";
