@@ -45,6 +45,9 @@
 #include "tenancy/tenant_directory.h"
 #include "util/secret_box.h"
 #include "util/uuid.h"
+#include "app/preflight_command.h"
+#include "api/http/insight_api.h"
+#include "batch/receipts.h"
 
 namespace baton::app {
 namespace {
@@ -430,7 +433,13 @@ int Serve(const ServeOptions& o) {
       return 1;
     }
   }
+  auto receipt_signer = batch::ReceiptSignerFromKeyStore(*platform->keys);
+  if (!receipt_signer.ok()) {
+    std::fprintf(stderr, "baton: %s\n", receipt_signer.status().ToString().c_str());
+    return 1;
+  }
   batch::JobServices job_services;
+  job_services.receipts = &*receipt_signer;
   job_services.runtime = &docker;
   job_services.vault = vault->get();
   job_services.logs = job_logs.get();
@@ -498,6 +507,14 @@ int Serve(const ServeOptions& o) {
   job_api.platform_registry = o.registry;
   job_api.registries = registries;
   api::AddJobApi(router, job_api);
+  api::InsightApiServices insight{&client, directory.get(), &admission, &*receipt_signer};
+  insight.registry = &registry;
+  insight.runtime = &docker;
+  insight.sdk_workers = [&sdk_workers](std::string_view hub_prefix) -> std::optional<int> {
+    if (sdk_workers == nullptr) return std::nullopt;
+    return sdk_workers->ConnectedWorkers(hub_prefix);
+  };
+  api::AddInsightApi(router, insight);
   api::AddDashboard(router);
   api::AddReadinessRoute(router, readiness, *directory);
   api::HttpServerOptions http_options;
@@ -837,6 +854,8 @@ int main(int argc, char** argv) {
   migrate->add_option("--data-dir", migrate_data_dir, "Data dir of the default SQLite task hub (env BATON_DATA_DIR)")
       ->capture_default_str();
   app.add_subcommand("version", "Print the version");
+  baton::app::PreflightCommandOptions preflight_options;
+  auto* preflight = baton::app::AddPreflightCommand(app, &preflight_options);
 
   int exit_code = 0;
   baton::cli::ClientCommands client = baton::cli::AddClientCommands(app, &exit_code);
@@ -847,6 +866,12 @@ int main(int argc, char** argv) {
   }
   if (client.parsed()) return exit_code;
   if (demo->parsed()) return baton::app::Demo(db);
+  if (preflight->parsed()) {
+    if (const char* v = std::getenv("BATON_STORE"); v != nullptr && preflight->count("--store") == 0) {
+      preflight_options.store = v;
+    }
+    return baton::app::RunPreflight(preflight_options);
+  }
   if (rotate->parsed()) {
     auto env = [&](const char* name, const char* flag, std::string* target) {
       const char* v = std::getenv(name);

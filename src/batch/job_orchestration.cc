@@ -1,4 +1,5 @@
 #include "batch/job_orchestration.h"
+#include "batch/receipts.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -507,7 +508,13 @@ Task<Json> RunJob(OrchestrationContext& ctx) {
                         {"group", group},
                         {"stopFor", first == 4 ? "timeout" : first == 5 ? "cancel" : by_callback ? "verdict" : ""},
                         {"stop", stopped || by_callback},
-                        {"waitExitSeconds", let_exit ? kExitAfterCallbackSeconds : 0}};
+                        {"waitExitSeconds", let_exit ? kExitAfterCallbackSeconds : 0},
+                        // For the attempt's run receipt (receipts.h); inputs are not
+                        // compared on replay, so older histories replay unchanged.
+                        {"id", in.value("id", "")},
+                        {"tenant", tenant},
+                        {"images", ImagesOf(pinned_spec)},
+                        {"specHash", SpecHash(pinned_spec)}};
       // Collect (stop, exit code, logs), then delete: each is safe to run
       // again after a crash, which one activity doing both was not.
       const Json finishing = {{"phase", "finishing"}, {"attempt", attempt}};
@@ -515,6 +522,9 @@ Task<Json> RunJob(OrchestrationContext& ctx) {
       const Json collected = co_await CallThroughFaults(ctx, kCollectGroup, finish_in, finishing, shown, fault_budget);
       if (collected.contains("result")) {
         outcome = collected["result"];
+        // The signed receipt stays in the collect activity's recorded result
+        // (ReceiptsInHistory reads it there), not in the job's result.
+        outcome.erase("receipt");
         Json delete_in = {{"group", group}};
         const Json deleted = co_await CallThroughFaults(ctx, kDeleteGroup, delete_in, finishing, shown, fault_budget);
         // Not deleted (the runtime stayed away): the reconciler removes the group later.
@@ -749,6 +759,30 @@ ResolvedImage ResolveImage(runtime::ContainerRuntime& rt, const JobServices& s, 
   Throw(error, "pulling '" + ref + "'");
 }
 
+// The signed receipt of the attempt the collect activity `in` ended.
+Json SignedReceipt(const util::ReceiptSigner& signer, const JobServices& s, const Json& in,
+                   const runtime::ContainerState& main, const std::vector<runtime::LogLine>* logs) {
+  AttemptFacts f;
+  f.job_id = in.value("id", "").empty() ? in.value("job", "") : in.value("id", "");
+  f.tenant = in.value("tenant", "");
+  f.attempt = in.value("attempt", 0);
+  f.images = in.value("images", Json::array());
+  f.spec_hash = in.value("specHash", "");
+  f.node = main.node.empty() ? s.node_id : main.node;
+  f.deployment = s.deployment_id;
+  f.started_at = main.started_at;
+  f.finished_at = main.finished_at;
+  f.exit_code = main.exit_code;
+  f.oom_killed = main.oom_killed;
+  f.cpu_limit = main.cpus;
+  f.memory_limit_bytes = main.memory_bytes;
+  if (logs != nullptr) f.log_digest = LogDigest(*logs);
+  f.issued_at = std::chrono::system_clock::now();
+  auto signed_doc = signer.Sign(ReceiptStatement(f));
+  if (!signed_doc.ok()) Throw(signed_doc.status(), "signing the run receipt");
+  return *signed_doc;
+}
+
 }  // namespace
 
 std::string JobGroupName(const std::string& job, int attempt) {
@@ -946,6 +980,7 @@ Status RegisterJobFunctions(Registry& registry, const JobServices& services) {
       }
     }
     out["logsTail"] = tail;
+    if (s.receipts != nullptr) out["receipt"] = SignedReceipt(*s.receipts, s, in, main, logs.ok() ? &*logs : nullptr);
     return out;
   }));
   BATON_RETURN_IF_ERROR(registry.AddActivity(kDeleteSecrets, [s](ActivityContext& ctx) -> Json {

@@ -55,6 +55,7 @@
 #include "batch/job_spec.h"
 #include "batch/secret_vault.h"
 #include "runtime/container_runtime.h"
+#include "util/receipt.h"
 
 namespace baton::batch {
 
@@ -138,6 +139,8 @@ struct JobServices {
   // Reads the jobs a job depends on (dependsOn). Null: a job with
   // dependencies fails (Unimplemented).
   Client* client = nullptr;
+  // Signs each attempt's run receipt (receipts.h); null = no receipts.
+  const util::ReceiptSigner* receipts = nullptr;
 };
 
 // Registers the job orchestration and its activities.

@@ -234,6 +234,15 @@ class Executor::Context final : public OrchestrationContext {
   const std::optional<ParentInstance>& parent() const { return parent_; }
   bool completed() const { return completion_.has_value(); }
   int64_t applied() const { return applied_; }
+  const std::optional<Divergence>& divergence() const { return divergence_; }
+  std::vector<std::string> awaited_event_names() const {
+    std::vector<std::string> names;
+    for (const auto& [name, waiters] : event_waiters_) {
+      if (!waiters.empty()) names.push_back(name);
+    }
+    std::sort(names.begin(), names.end());
+    return names;
+  }
   size_t ApproximateBytes() const {
     size_t bytes = 2048 + input_.size() + custom_status_.size() + 48 * known_.size() +
                    64 * (open_.size() + unconfirmed_.size());
@@ -681,6 +690,10 @@ class Executor::Context final : public OrchestrationContext {
                           std::to_string(event.event_id) + ") history expected " + expected +
                           " but the orchestrator produced " + actual +
                           ". Was the orchestrator code changed while this instance was running?";
+    if (!divergence_) {
+      divergence_ = Divergence{applied_ - 1, std::string(EventKindName(event.body)), event.event_id,
+                               expected, actual};
+    }
     Fail(FailureDetails{"NonDeterminismError", std::move(message)});
     DestroyRoot();
   }
@@ -702,6 +715,7 @@ class Executor::Context final : public OrchestrationContext {
   bool replaying_ = false;
   int64_t guid_counter_ = 0;
   int64_t applied_ = 0;
+  std::optional<Divergence> divergence_;
   int32_t next_action_id_ = 1;
 
   std::map<int32_t, Action> unconfirmed_;         // produced, not yet recorded
@@ -745,5 +759,7 @@ const std::string& Executor::Version() const { return ctx_->version(); }
 const std::optional<ParentInstance>& Executor::Parent() const { return ctx_->parent(); }
 int64_t Executor::EventsApplied() const { return ctx_->applied(); }
 size_t Executor::ApproximateBytes() const { return ctx_->ApproximateBytes(); }
+const std::optional<Divergence>& Executor::FirstDivergence() const { return ctx_->divergence(); }
+std::vector<std::string> Executor::AwaitedEventNames() const { return ctx_->awaited_event_names(); }
 
 }  // namespace baton::core

@@ -101,6 +101,16 @@ struct Completion {
   std::vector<std::string> terminate_children;
 };
 
+// Where a replay diverged from history: the first NonDeterminismError of an
+// execution, in parts (the failure message says the same in one sentence).
+struct Divergence {
+  int64_t event_index = 0;  // position of the event in the applied history (0-based)
+  std::string event_kind;   // e.g. "TaskScheduled"
+  int32_t event_id = 0;     // the event's eventId (-1 when it has none)
+  std::string expected;     // what history recorded
+  std::string actual;       // what the orchestrator code produced
+};
+
 struct Episode {
   // New actions, in the order the code produced them.
   std::vector<Action> actions;
@@ -136,6 +146,12 @@ class Executor {
   int64_t EventsApplied() const;
   // A rough estimate of the memory this executor holds, for the cache budget.
   size_t ApproximateBytes() const;
+  // Set when a replay mismatch failed the execution (NonDeterminismError);
+  // deploy preflight (baton/preflight.h) reports it.
+  const std::optional<Divergence>& FirstDivergence() const;
+  // The external events the code awaits now (lower-cased names, sorted), for
+  // `baton why` (engine/why.h): history records no action for such a wait.
+  std::vector<std::string> AwaitedEventNames() const;
 
   class Context;  // the OrchestrationContext implementation
 

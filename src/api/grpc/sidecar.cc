@@ -1299,6 +1299,12 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     std::lock_guard lock(mu_);
     return handed_on_connect_;
   }
+  int WorkerStreams(std::string_view prefix) {
+    std::lock_guard lock(mu_);
+    return static_cast<int>(
+        std::count_if(streams_.begin(), streams_.end(), [&](const auto& s) { return s.second->prefix == prefix; }));
+  }
+
   bool HasRunOrchestrator(std::string_view name) {
     std::lock_guard lock(history_mu_);
     return external_names_.find(name) != external_names_.end();
@@ -1350,6 +1356,7 @@ ExternalDispatcher* Sidecar::dispatcher() { return &impl_->service_; }
 bool Sidecar::HasRunOrchestrator(std::string_view name) const { return impl_->service_.HasRunOrchestrator(name); }
 size_t Sidecar::ParkedWorkItems() const { return impl_->service_.ParkedWorkItems(); }
 uint64_t Sidecar::HandedOnConnect() const { return impl_->service_.HandedOnConnect(); }
+int Sidecar::ConnectedWorkers(std::string_view hub_prefix) const { return impl_->service_.WorkerStreams(hub_prefix); }
 Sidecar::~Sidecar() { Stop(); }
 Status Sidecar::Start() { return impl_->Start(); }
 int Sidecar::port() const { return impl_->port_; }

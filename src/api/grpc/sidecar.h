@@ -90,6 +90,9 @@ class Sidecar {
   // hand-over is also logged, naming the work). Thread-safe.
   size_t ParkedWorkItems() const;
   uint64_t HandedOnConnect() const;
+  // SDK worker streams (GetWorkItems) open now for a task hub, by its id
+  // prefix ("acme::"; "" = the default hub). For `baton why`. Thread-safe.
+  int ConnectedWorkers(std::string_view hub_prefix) const;
 
  private:
   class Impl;

@@ -1,4 +1,5 @@
 #include "app/cli/commands.h"
+#include "app/cli/insight_commands.h"
 
 #include <algorithm>
 #include <cctype>
@@ -1072,9 +1073,11 @@ ClientCommands AddClientCommands(CLI::App& app, int* exit_code, std::ostream& ou
   AddEntityVerbs(app, io);
   AddJobVerbs(app, io);
   AddImageVerbs(app, io);
-  return ClientCommands{{app.get_subcommand("instance"), app.get_subcommand("tenant"),
-                         app.get_subcommand("key"), app.get_subcommand("entity"),
-                         app.get_subcommand("job"), app.get_subcommand("image")}};
+  ClientCommands commands{{app.get_subcommand("instance"), app.get_subcommand("tenant"),
+                           app.get_subcommand("key"), app.get_subcommand("entity"),
+                           app.get_subcommand("job"), app.get_subcommand("image")}};
+  for (CLI::App* g : AddInsightVerbs(app, io)) commands.groups.push_back(g);
+  return commands;
 }
 
 ClientCommands AddClientCommands(CLI::App& app, int* exit_code) {

@@ -1,10 +1,12 @@
 #include "baton/postgres_store.h"
+#include "baton/store_reader.h"
 
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <functional>
 #include <cctype>
 #include <cstdlib>
 #include <random>
@@ -220,6 +222,119 @@ std::string DefaultNodeId() {
   char host[256] = {};
   if (gethostname(host, sizeof host - 1) != 0) std::snprintf(host, sizeof host, "node");
   return std::string(host) + ":" + std::to_string(getpid());
+}
+
+// The SQL of QueryInstances (its parameters into `p`), and the decoding of
+// its rows and of GetHistory's: shared by the store and its read-only reader
+// (OpenPostgresStoreReader).
+using QueryReader = std::function<Result<PgResult>(const std::string& sql, const Params& p, const char* what)>;
+
+Result<QueryPage> QueryInstancesWith(const InstanceQuery& query, const QueryReader& read) {
+  BATON_ASSIGN_OR_RETURN(store::QueryCursor cursor, store::InstanceQueryStart(query));
+  // Every condition but the statuses and the cursor, appended to `p`: the
+  // page and the per-status counts share it.
+  auto filter = [&query](Params& p, int& n) {
+    std::string sql;
+    if (query.created_from) {
+      sql += " AND created_at >= $" + std::to_string(++n);
+      p.Int(ToUnixMicros(*query.created_from));
+    }
+    if (query.created_to) {
+      sql += " AND created_at < $" + std::to_string(++n);
+      p.Int(ToUnixMicros(*query.created_to));
+    }
+    if (!query.instance_id_prefix.empty()) {
+      sql += " AND starts_with(instance_id, $" + std::to_string(++n) + ")";
+      p.Text(query.instance_id_prefix);
+      // The same range as an index condition (byte order, "C" collation).
+      sql += " AND instance_id >= $" + std::to_string(n);
+    }
+    if (!query.name_prefix.empty()) {
+      sql += " AND starts_with(name, $" + std::to_string(++n) + ")";
+      p.Text(query.name_prefix);
+    }
+    if (query.exclude_entities) {
+      // IsEntityInstanceId in SQL: the id, or its part after the hub's "::",
+      // is "@name@key".
+      sql +=
+          " AND NOT (instance_id LIKE '@%@%' OR (strpos(instance_id, '::') > 0 AND "
+          "substr(instance_id, strpos(instance_id, '::') + 2) LIKE '@%@%'))";
+    }
+    return sql;
+  };
+  Params p;
+  int n = 0;
+  std::string sql = std::string("SELECT ") + kStateColumns;
+  if (query.include_payloads) sql += kPayloadColumns;
+  sql += kTagsColumn;
+  sql += " FROM instances WHERE true" + filter(p, n);
+  if (!query.statuses.empty()) {
+    std::vector<std::string> names;
+    for (OrchestrationStatus s : query.statuses) names.emplace_back(OrchestrationStatusName(s));
+    sql += " AND status = ANY ($" + std::to_string(++n) + "::text[])";
+    p.TextArray(names);
+  }
+  switch (query.order) {
+    case InstanceOrder::kInstanceId:
+      if (cursor.has_cursor) {
+        sql += " AND instance_id > $" + std::to_string(++n);
+        p.Text(cursor.instance_id);
+      }
+      sql += " ORDER BY instance_id";
+      break;
+    case InstanceOrder::kNewestFirst:
+    case InstanceOrder::kOldestFirst: {
+      const bool newest = query.order == InstanceOrder::kNewestFirst;
+      if (cursor.has_cursor) {
+        // A row comparison: one index range on (created_at, instance_id).
+        sql += std::string(" AND (created_at, instance_id) ") + (newest ? "<" : ">") + " ($" +
+               std::to_string(n + 1) + "::bigint, $" + std::to_string(n + 2) + ")";
+        n += 2;
+        p.Int(cursor.created_micros).Text(cursor.instance_id);
+      }
+      sql += newest ? " ORDER BY created_at DESC, instance_id DESC" : " ORDER BY created_at, instance_id";
+      break;
+    }
+  }
+  sql += " LIMIT " + std::to_string(query.page_size + 1);
+  BATON_ASSIGN_OR_RETURN(PgResult r, read(sql, p, "query instances"));
+  QueryPage page;
+  for (int row = 0; row < r.rows(); ++row) {
+    if (static_cast<int>(page.instances.size()) == query.page_size) {
+      page.continuation_token = store::EncodeQueryCursor(query, page.instances.back());
+      break;
+    }
+    BATON_ASSIGN_OR_RETURN(InstanceState s, DecodeState(r, row, query.include_payloads, nullptr, 0, /*with_tags=*/true));
+    page.instances.push_back(std::move(s));
+  }
+  if (query.count_by_status) {
+    Params cp;
+    int cn = 0;
+    std::string count_sql = "SELECT status, count(*) FROM instances WHERE true" + filter(cp, cn) + " GROUP BY status";
+    BATON_ASSIGN_OR_RETURN(PgResult counts, read(count_sql, cp, "count instances"));
+    for (int row = 0; row < counts.rows(); ++row) {
+      OrchestrationStatus status;
+      if (!ParseOrchestrationStatus(counts.Text(row, 0), &status)) continue;
+      page.status_counts.emplace_back(status, counts.Int(row, 1));
+    }
+    std::sort(page.status_counts.begin(), page.status_counts.end());
+  }
+  return page;
+}
+
+Result<std::vector<HistoryEvent>> DecodeHistory(const PgResult& r, const std::string& instance_id) {
+  if (r.rows() == 0) return NotFoundError("instance '" + instance_id + "' does not exist");
+  std::vector<HistoryEvent> history;
+  for (int row = 0; row < r.rows(); ++row) {
+    if (r.IsNull(row, 1)) continue;  // no history yet
+    Result<std::vector<HistoryEvent>> chunk = ParseEvents(r.View(row, 1));
+    if (!chunk.ok()) {
+      return DataLossError("history of instance '" + instance_id + "', position " +
+                           std::to_string(r.Int(row, 0)) + ": " + chunk.status().message());
+    }
+    for (HistoryEvent& e : chunk.value()) history.push_back(std::move(e));
+  }
+  return history;
 }
 
 }  // namespace
@@ -1386,114 +1501,16 @@ Result<InstanceState> PostgresStore::GetInstance(const std::string& instance_id,
 }
 
 Result<QueryPage> PostgresStore::QueryInstances(const InstanceQuery& query) {
-  BATON_ASSIGN_OR_RETURN(store::QueryCursor cursor, store::InstanceQueryStart(query));
-  // Every condition but the statuses and the cursor, appended to `p`: the
-  // page and the per-status counts share it.
-  auto filter = [&query](Params& p, int& n) {
-    std::string sql;
-    if (query.created_from) {
-      sql += " AND created_at >= $" + std::to_string(++n);
-      p.Int(ToUnixMicros(*query.created_from));
-    }
-    if (query.created_to) {
-      sql += " AND created_at < $" + std::to_string(++n);
-      p.Int(ToUnixMicros(*query.created_to));
-    }
-    if (!query.instance_id_prefix.empty()) {
-      sql += " AND starts_with(instance_id, $" + std::to_string(++n) + ")";
-      p.Text(query.instance_id_prefix);
-      // The same range as an index condition (byte order, "C" collation).
-      sql += " AND instance_id >= $" + std::to_string(n);
-    }
-    if (!query.name_prefix.empty()) {
-      sql += " AND starts_with(name, $" + std::to_string(++n) + ")";
-      p.Text(query.name_prefix);
-    }
-    if (query.exclude_entities) {
-      // IsEntityInstanceId in SQL: the id, or its part after the hub's "::",
-      // is "@name@key".
-      sql +=
-          " AND NOT (instance_id LIKE '@%@%' OR (strpos(instance_id, '::') > 0 AND "
-          "substr(instance_id, strpos(instance_id, '::') + 2) LIKE '@%@%'))";
-    }
-    return sql;
-  };
-  Params p;
-  int n = 0;
-  std::string sql = std::string("SELECT ") + kStateColumns;
-  if (query.include_payloads) sql += kPayloadColumns;
-  sql += kTagsColumn;
-  sql += " FROM instances WHERE true" + filter(p, n);
-  if (!query.statuses.empty()) {
-    std::vector<std::string> names;
-    for (OrchestrationStatus s : query.statuses) names.emplace_back(OrchestrationStatusName(s));
-    sql += " AND status = ANY ($" + std::to_string(++n) + "::text[])";
-    p.TextArray(names);
-  }
-  switch (query.order) {
-    case InstanceOrder::kInstanceId:
-      if (cursor.has_cursor) {
-        sql += " AND instance_id > $" + std::to_string(++n);
-        p.Text(cursor.instance_id);
-      }
-      sql += " ORDER BY instance_id";
-      break;
-    case InstanceOrder::kNewestFirst:
-    case InstanceOrder::kOldestFirst: {
-      const bool newest = query.order == InstanceOrder::kNewestFirst;
-      if (cursor.has_cursor) {
-        // A row comparison: one index range on (created_at, instance_id).
-        sql += std::string(" AND (created_at, instance_id) ") + (newest ? "<" : ">") + " ($" +
-               std::to_string(n + 1) + "::bigint, $" + std::to_string(n + 2) + ")";
-        n += 2;
-        p.Int(cursor.created_micros).Text(cursor.instance_id);
-      }
-      sql += newest ? " ORDER BY created_at DESC, instance_id DESC" : " ORDER BY created_at, instance_id";
-      break;
-    }
-  }
-  sql += " LIMIT " + std::to_string(query.page_size + 1);
-  BATON_ASSIGN_OR_RETURN(PgResult r, ReadSql(sql, p, "query instances"));
-  QueryPage page;
-  for (int row = 0; row < r.rows(); ++row) {
-    if (static_cast<int>(page.instances.size()) == query.page_size) {
-      page.continuation_token = store::EncodeQueryCursor(query, page.instances.back());
-      break;
-    }
-    BATON_ASSIGN_OR_RETURN(InstanceState s, DecodeState(r, row, query.include_payloads, nullptr, 0, /*with_tags=*/true));
-    page.instances.push_back(std::move(s));
-  }
-  if (query.count_by_status) {
-    Params cp;
-    int cn = 0;
-    std::string count_sql = "SELECT status, count(*) FROM instances WHERE true" + filter(cp, cn) + " GROUP BY status";
-    BATON_ASSIGN_OR_RETURN(PgResult counts, ReadSql(count_sql, cp, "count instances"));
-    for (int row = 0; row < counts.rows(); ++row) {
-      OrchestrationStatus status;
-      if (!ParseOrchestrationStatus(counts.Text(row, 0), &status)) continue;
-      page.status_counts.emplace_back(status, counts.Int(row, 1));
-    }
-    std::sort(page.status_counts.begin(), page.status_counts.end());
-  }
-  return page;
+  return QueryInstancesWith(query, [this](const std::string& sql, const Params& p, const char* what) {
+    return ReadSql(sql, p, what);
+  });
 }
 
 Result<std::vector<HistoryEvent>> PostgresStore::GetHistory(const std::string& instance_id) {
   Params p;
   p.Text(instance_id);
   BATON_ASSIGN_OR_RETURN(PgResult r, Read(kGetHistory, p, "read history"));
-  if (r.rows() == 0) return NotFoundError("instance '" + instance_id + "' does not exist");
-  std::vector<HistoryEvent> history;
-  for (int row = 0; row < r.rows(); ++row) {
-    if (r.IsNull(row, 1)) continue;  // no history yet
-    Result<std::vector<HistoryEvent>> chunk = ParseEvents(r.View(row, 1));
-    if (!chunk.ok()) {
-      return DataLossError("history of instance '" + instance_id + "', position " +
-                           std::to_string(r.Int(row, 0)) + ": " + chunk.status().message());
-    }
-    for (HistoryEvent& e : chunk.value()) history.push_back(std::move(e));
-  }
-  return history;
+  return DecodeHistory(r, instance_id);
 }
 
 Result<int> PostgresStore::PurgeInstance(const std::string& instance_id) {
@@ -2162,6 +2179,44 @@ Result<std::unique_ptr<Store>> OpenPostgresStore(const PostgresStoreOptions& opt
   BATON_ASSIGN_OR_RETURN(std::unique_ptr<pg::PostgresStore> store,
                          pg::PostgresStore::Open(options));
   return std::unique_ptr<Store>(std::move(store));
+}
+
+namespace {
+
+// OpenPostgresStoreReader's reader: one session in which PostgreSQL itself
+// refuses writes (default_transaction_read_only), no pool, no threads, no
+// leases (baton/store_reader.h).
+class PostgresStoreReader final : public StoreReader {
+ public:
+  explicit PostgresStoreReader(std::unique_ptr<pg::PgConnection> conn) : conn_(std::move(conn)) {}
+  Result<QueryPage> QueryInstances(const InstanceQuery& query) override {
+    return pg::QueryInstancesWith(query, [this](const std::string& sql, const pg::Params& p,
+                                                const char* what) -> Result<pg::PgResult> {
+      if (!p.status().ok()) return p.status();
+      return conn_->ExecParams(sql, p, what);
+    });
+  }
+  Result<std::vector<HistoryEvent>> GetHistory(const std::string& instance_id) override {
+    pg::Params p;
+    p.Text(instance_id);
+    if (!p.status().ok()) return p.status();
+    BATON_ASSIGN_OR_RETURN(pg::PgResult r, conn_->ExecPrepared(pg::kGetHistory, p, "read history"));
+    return pg::DecodeHistory(r, instance_id);
+  }
+
+ private:
+  std::unique_ptr<pg::PgConnection> conn_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<StoreReader>> OpenPostgresStoreReader(const std::string& url) {
+  BATON_ASSIGN_OR_RETURN(
+      std::unique_ptr<pg::PgConnection> conn,
+      pg::PgConnection::Connect(url,
+                                "SET application_name = 'baton reader'; SET client_min_messages = "
+                                "warning; SET default_transaction_read_only = on"));
+  return std::unique_ptr<StoreReader>(new PostgresStoreReader(std::move(conn)));
 }
 
 Result<SchemaVersion> MigratePostgresStore(const std::string& url) {

@@ -168,6 +168,21 @@ class Connection {
     return std::unique_ptr<Connection>(new Connection(db));
   }
 
+  // Opens `path` with SQLITE_OPEN_READONLY: any write fails in SQLite
+  // itself (baton/store_reader.h).
+  static Result<std::unique_ptr<Connection>> OpenReadOnly(const std::string& path) {
+    sqlite3* db = nullptr;
+    int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
+    if (rc != SQLITE_OK) {
+      Status s = SqliteError(db, rc, "open " + path + " read-only");
+      sqlite3_close_v2(db);
+      return s;
+    }
+    sqlite3_extended_result_codes(db, 1);
+    sqlite3_busy_timeout(db, 10000);
+    return std::unique_ptr<Connection>(new Connection(db));
+  }
+
   ~Connection() {
     for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
     sqlite3_close_v2(db_);

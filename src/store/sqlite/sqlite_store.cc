@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include <variant>
 
 #include "baton/json.h"
+#include "baton/store_reader.h"
 #include "store/migrations.h"
 #include "store/sqlite/migrations.h"
 #include "util/overloaded.h"
@@ -160,6 +162,145 @@ Result<InstanceState> DecodeState(const Statement& row, bool include_payloads,
   }
   if (with_tags) BATON_RETURN_IF_ERROR(DecodeTags(row.TextView(include_payloads ? 16 : 12), s.instance_id, &s.tags));
   return s;
+}
+
+// QueryInstances and GetHistory on a reader connection, shared by the store
+// and its read-only reader (OpenSqliteStoreReader).
+Result<QueryPage> QueryInstancesOn(Connection& reader, const InstanceQuery& query) {
+  BATON_ASSIGN_OR_RETURN(store::QueryCursor cursor, store::InstanceQueryStart(query));
+
+  // Only the shape of the SQL varies with the filter, so each shape is
+  // prepared once per reader connection. `filter` is every condition but the
+  // statuses and the cursor: the per-status counts share it.
+  using Param = std::variant<int64_t, std::string>;
+  std::vector<Param> params;
+  auto next = [&](Param v) {
+    params.push_back(std::move(v));
+    return "?" + std::to_string(params.size());
+  };
+  std::string filter;
+  if (query.created_from) filter += " AND created_at >= " + next(ToUnixMicros(*query.created_from));
+  if (query.created_to) filter += " AND created_at < " + next(ToUnixMicros(*query.created_to));
+  auto prefix = [&](const char* column, const std::string& value) {
+    if (value.empty()) return;
+    filter += std::string(" AND ") + column + " >= " + next(value);
+    std::string upper = PrefixUpperBound(value);
+    if (!upper.empty()) filter += std::string(" AND ") + column + " < " + next(upper);
+  };
+  prefix("instance_id", query.instance_id_prefix);
+  prefix("name", query.name_prefix);
+  if (query.exclude_entities) {
+    // IsEntityInstanceId in SQL: the id, or its part after the hub's "::",
+    // is "@name@key".
+    filter +=
+        " AND NOT (instance_id GLOB '@*@*' OR (instr(instance_id, '::') > 0 AND "
+        "substr(instance_id, instr(instance_id, '::') + 2) GLOB '@*@*'))";
+  }
+  const size_t filter_params = params.size();
+
+  std::string where = filter;
+  if (!query.statuses.empty()) {
+    where += " AND status IN (";
+    for (size_t i = 0; i < query.statuses.size(); ++i) {
+      where += (i ? ", " : "") + next(std::string(OrchestrationStatusName(query.statuses[i])));
+    }
+    where += ")";
+  }
+  std::string order;
+  switch (query.order) {
+    case InstanceOrder::kInstanceId:
+      if (cursor.has_cursor) where += " AND instance_id > " + next(cursor.instance_id);
+      order = " ORDER BY instance_id";
+      break;
+    case InstanceOrder::kNewestFirst:
+    case InstanceOrder::kOldestFirst: {
+      const bool newest = query.order == InstanceOrder::kNewestFirst;
+      if (cursor.has_cursor) {
+        const std::string t = next(cursor.created_micros);
+        const std::string id = next(cursor.instance_id);
+        const char* op = newest ? " < " : " > ";
+        where += " AND (created_at" + std::string(op) + t + " OR (created_at = " + t +
+                 " AND instance_id" + op + id + "))";
+      }
+      order = newest ? " ORDER BY created_at DESC, instance_id DESC"
+                     : " ORDER BY created_at, instance_id";
+      break;
+    }
+  }
+  std::string sql = std::string("SELECT ") + kStateColumns;
+  if (query.include_payloads) sql += kPayloadColumns;
+  sql += kTagsColumn;
+  sql += " FROM instances WHERE 1" + where + order + " LIMIT " + next(int64_t{query.page_size} + 1);
+
+  auto bind = [](Statement& st, const std::vector<Param>& values, size_t count) {
+    for (size_t i = 0; i < count; ++i) {
+      std::visit([&](const auto& v) { st.Bind(static_cast<int>(i + 1), v); }, values[i]);
+    }
+  };
+
+  QueryPage page;
+  {
+    BATON_ASSIGN_OR_RETURN(Statement st, reader.Prepare(sql));
+    bind(st, params, params.size());
+    for (;;) {
+      BATON_ASSIGN_OR_RETURN(bool row, st.Step("query instances"));
+      if (!row) break;
+      if (static_cast<int>(page.instances.size()) == query.page_size) {
+        page.continuation_token = store::EncodeQueryCursor(query, page.instances.back());
+        break;
+      }
+      BATON_ASSIGN_OR_RETURN(InstanceState state,
+                             DecodeState(st, query.include_payloads, nullptr, nullptr, /*with_tags=*/true));
+      page.instances.push_back(std::move(state));
+    }
+  }
+  if (query.count_by_status) {
+    BATON_ASSIGN_OR_RETURN(
+        Statement st,
+        reader.Prepare("SELECT status, count(*) FROM instances WHERE 1" + filter + " GROUP BY status"));
+    bind(st, params, filter_params);
+    for (;;) {
+      BATON_ASSIGN_OR_RETURN(bool row, st.Step("count instances"));
+      if (!row) break;
+      OrchestrationStatus status;
+      if (!ParseOrchestrationStatus(st.Text(0), &status)) continue;
+      page.status_counts.emplace_back(status, st.Int(1));
+    }
+    std::sort(page.status_counts.begin(), page.status_counts.end());
+  }
+  return page;
+}
+
+Result<std::vector<HistoryEvent>> GetHistoryOn(Connection& reader, const std::string& instance_id) {
+  // One read transaction: the existence check and the chunks come from the
+  // same snapshot.
+  BATON_RETURN_IF_ERROR(reader.Exec("BEGIN", "begin history read"));
+  {
+    BATON_ASSIGN_OR_RETURN(Statement st,
+                           reader.Prepare("SELECT 1 FROM instances WHERE instance_id = ?1"));
+    st.Bind(1, instance_id);
+    BATON_ASSIGN_OR_RETURN(bool row, st.Step("read instance"));
+    if (!row) return NotFoundError("instance '" + instance_id + "' does not exist");
+  }
+  std::vector<HistoryEvent> history;
+  {
+    BATON_ASSIGN_OR_RETURN(
+        Statement st,
+        reader.Prepare("SELECT chunk, events FROM history WHERE instance_id = ?1 ORDER BY chunk"));
+    st.Bind(1, instance_id);
+    for (;;) {
+      BATON_ASSIGN_OR_RETURN(bool row, st.Step("read history"));
+      if (!row) break;
+      Result<std::vector<HistoryEvent>> chunk = ParseEvents(st.TextView(1));
+      if (!chunk.ok()) {
+        return DataLossError("history of instance '" + instance_id + "', chunk " +
+                             std::to_string(st.Int(0)) + ": " + chunk.status().message());
+      }
+      for (HistoryEvent& e : chunk.value()) history.push_back(std::move(e));
+    }
+  }
+  BATON_RETURN_IF_ERROR(reader.Exec("COMMIT", "end history read"));
+  return history;
 }
 
 }  // namespace
@@ -1105,145 +1246,17 @@ Result<InstanceState> SqliteStore::GetInstance(const std::string& instance_id,
 }
 
 Result<QueryPage> SqliteStore::QueryInstances(const InstanceQuery& query) {
-  BATON_ASSIGN_OR_RETURN(store::QueryCursor cursor, store::InstanceQueryStart(query));
-
-  // Only the shape of the SQL varies with the filter, so each shape is
-  // prepared once per reader connection. `filter` is every condition but the
-  // statuses and the cursor: the per-status counts share it.
-  using Param = std::variant<int64_t, std::string>;
-  std::vector<Param> params;
-  auto next = [&](Param v) {
-    params.push_back(std::move(v));
-    return "?" + std::to_string(params.size());
-  };
-  std::string filter;
-  if (query.created_from) filter += " AND created_at >= " + next(ToUnixMicros(*query.created_from));
-  if (query.created_to) filter += " AND created_at < " + next(ToUnixMicros(*query.created_to));
-  auto prefix = [&](const char* column, const std::string& value) {
-    if (value.empty()) return;
-    filter += std::string(" AND ") + column + " >= " + next(value);
-    std::string upper = PrefixUpperBound(value);
-    if (!upper.empty()) filter += std::string(" AND ") + column + " < " + next(upper);
-  };
-  prefix("instance_id", query.instance_id_prefix);
-  prefix("name", query.name_prefix);
-  if (query.exclude_entities) {
-    // IsEntityInstanceId in SQL: the id, or its part after the hub's "::",
-    // is "@name@key".
-    filter +=
-        " AND NOT (instance_id GLOB '@*@*' OR (instr(instance_id, '::') > 0 AND "
-        "substr(instance_id, instr(instance_id, '::') + 2) GLOB '@*@*'))";
-  }
-  const size_t filter_params = params.size();
-
-  std::string where = filter;
-  if (!query.statuses.empty()) {
-    where += " AND status IN (";
-    for (size_t i = 0; i < query.statuses.size(); ++i) {
-      where += (i ? ", " : "") + next(std::string(OrchestrationStatusName(query.statuses[i])));
-    }
-    where += ")";
-  }
-  std::string order;
-  switch (query.order) {
-    case InstanceOrder::kInstanceId:
-      if (cursor.has_cursor) where += " AND instance_id > " + next(cursor.instance_id);
-      order = " ORDER BY instance_id";
-      break;
-    case InstanceOrder::kNewestFirst:
-    case InstanceOrder::kOldestFirst: {
-      const bool newest = query.order == InstanceOrder::kNewestFirst;
-      if (cursor.has_cursor) {
-        const std::string t = next(cursor.created_micros);
-        const std::string id = next(cursor.instance_id);
-        const char* op = newest ? " < " : " > ";
-        where += " AND (created_at" + std::string(op) + t + " OR (created_at = " + t +
-                 " AND instance_id" + op + id + "))";
-      }
-      order = newest ? " ORDER BY created_at DESC, instance_id DESC"
-                     : " ORDER BY created_at, instance_id";
-      break;
-    }
-  }
-  std::string sql = std::string("SELECT ") + kStateColumns;
-  if (query.include_payloads) sql += kPayloadColumns;
-  sql += kTagsColumn;
-  sql += " FROM instances WHERE 1" + where + order + " LIMIT " + next(int64_t{query.page_size} + 1);
-
-  auto bind = [](Statement& st, const std::vector<Param>& values, size_t count) {
-    for (size_t i = 0; i < count; ++i) {
-      std::visit([&](const auto& v) { st.Bind(static_cast<int>(i + 1), v); }, values[i]);
-    }
-  };
-
   BATON_ASSIGN_OR_RETURN(std::unique_ptr<Connection> conn, AcquireReader());
   ReaderLease reader(this, std::move(conn));
-  QueryPage page;
-  {
-    BATON_ASSIGN_OR_RETURN(Statement st, reader->Prepare(sql));
-    bind(st, params, params.size());
-    for (;;) {
-      BATON_ASSIGN_OR_RETURN(bool row, st.Step("query instances"));
-      if (!row) break;
-      if (static_cast<int>(page.instances.size()) == query.page_size) {
-        page.continuation_token = store::EncodeQueryCursor(query, page.instances.back());
-        break;
-      }
-      BATON_ASSIGN_OR_RETURN(InstanceState state,
-                             DecodeState(st, query.include_payloads, nullptr, nullptr, /*with_tags=*/true));
-      page.instances.push_back(std::move(state));
-    }
-  }
-  if (query.count_by_status) {
-    BATON_ASSIGN_OR_RETURN(
-        Statement st,
-        reader->Prepare("SELECT status, count(*) FROM instances WHERE 1" + filter + " GROUP BY status"));
-    bind(st, params, filter_params);
-    for (;;) {
-      BATON_ASSIGN_OR_RETURN(bool row, st.Step("count instances"));
-      if (!row) break;
-      OrchestrationStatus status;
-      if (!ParseOrchestrationStatus(st.Text(0), &status)) continue;
-      page.status_counts.emplace_back(status, st.Int(1));
-    }
-    std::sort(page.status_counts.begin(), page.status_counts.end());
-  }
-  return page;
+  return QueryInstancesOn(*reader, query);
 }
 
 Result<std::vector<HistoryEvent>> SqliteStore::GetHistory(const std::string& instance_id) {
   BATON_ASSIGN_OR_RETURN(std::unique_ptr<Connection> conn, AcquireReader());
   ReaderLease reader(this, std::move(conn));
-  // One read transaction: the existence check and the chunks come from the
-  // same snapshot.
-  BATON_RETURN_IF_ERROR(reader->Exec("BEGIN", "begin history read"));
-  {
-    BATON_ASSIGN_OR_RETURN(Statement st,
-                           reader->Prepare("SELECT 1 FROM instances WHERE instance_id = ?1"));
-    st.Bind(1, instance_id);
-    BATON_ASSIGN_OR_RETURN(bool row, st.Step("read instance"));
-    if (!row) return NotFoundError("instance '" + instance_id + "' does not exist");
-  }
-  std::vector<HistoryEvent> history;
-  {
-    BATON_ASSIGN_OR_RETURN(
-        Statement st,
-        reader->Prepare("SELECT chunk, events FROM history WHERE instance_id = ?1 ORDER BY chunk"));
-    st.Bind(1, instance_id);
-    for (;;) {
-      BATON_ASSIGN_OR_RETURN(bool row, st.Step("read history"));
-      if (!row) break;
-      Result<std::vector<HistoryEvent>> chunk = ParseEvents(st.TextView(1));
-      if (!chunk.ok()) {
-        return DataLossError("history of instance '" + instance_id + "', chunk " +
-                             std::to_string(st.Int(0)) + ": " + chunk.status().message());
-      }
-      for (HistoryEvent& e : chunk.value()) history.push_back(std::move(e));
-    }
-  }
-  BATON_RETURN_IF_ERROR(reader->Exec("COMMIT", "end history read"));
-  return history;
+  return GetHistoryOn(*reader, instance_id);
 }
+
 
 Result<int> SqliteStore::PurgeInstance(const std::string& instance_id) {
   auto effects = std::make_shared<Effects>();
@@ -1751,6 +1764,37 @@ Result<SchemaVersion> MigrateSqliteStore(const std::string& path) {
   BATON_ASSIGN_OR_RETURN(std::unique_ptr<sqlite::Connection> conn,
                          sqlite::Connection::Open(path, /*create=*/true));
   return sqlite::Migrate(*conn, path);
+}
+
+namespace {
+
+// OpenSqliteStoreReader's reader: one read-only connection, no lock file, no
+// writer, no queues (baton/store_reader.h).
+class SqliteStoreReader final : public StoreReader {
+ public:
+  explicit SqliteStoreReader(std::unique_ptr<sqlite::Connection> conn) : conn_(std::move(conn)) {}
+  Result<QueryPage> QueryInstances(const InstanceQuery& query) override {
+    return sqlite::QueryInstancesOn(*conn_, query);
+  }
+  Result<std::vector<HistoryEvent>> GetHistory(const std::string& instance_id) override {
+    return sqlite::GetHistoryOn(*conn_, instance_id);
+  }
+
+ private:
+  std::unique_ptr<sqlite::Connection> conn_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<StoreReader>> OpenSqliteStoreReader(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return NotFoundError("no task hub file at " + path);
+  BATON_ASSIGN_OR_RETURN(std::unique_ptr<sqlite::Connection> conn,
+                         sqlite::Connection::OpenReadOnly(path));
+  // A file that is not a Baton task hub fails here rather than at the first query.
+  BATON_RETURN_IF_ERROR(conn->Exec("SELECT instance_id, history_size FROM instances LIMIT 0",
+                                   "read the instances table of " + path));
+  return std::unique_ptr<StoreReader>(new SqliteStoreReader(std::move(conn)));
 }
 
 Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteStoreOptions& options) {
