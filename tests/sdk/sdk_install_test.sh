@@ -4,6 +4,7 @@
 # shared and the static library, then pkg-config), and runs the programs.
 #   sdk_install_test.sh BUILD_DIR SOURCE_DIR
 set -euo pipefail
+trap 'echo "FAIL: line $LINENO: $BASH_COMMAND"' ERR
 build="$1"
 source="$2"
 work="$(mktemp -d "${TMPDIR:-/tmp}/baton-sdk-install-XXXXXX")"
