@@ -457,7 +457,9 @@ Result<BackupSummary> Restore(const std::string& file, const std::string& data_d
     } else {
       ++summary.key_files;
     }
-    if (::rename((staging.path() + "/" + name).c_str(), dest.c_str()) != 0) return Errno("move " + name + " into place");
+    if (::rename((staging.path() + "/" + name).c_str(), dest.c_str()) != 0) {
+      return Errno("move " + name + " into place");
+    }
   }
   BATON_RETURN_IF_ERROR(SyncDir(data_dir));
   if (fs::path(hub_path).parent_path() != fs::path(data_dir)) {

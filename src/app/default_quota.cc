@@ -27,8 +27,8 @@ Result<Json> ParseDefaultQuota(const std::string& text) {
     const bool integer = key != "cpu";
     if (value.empty() || *end != '\0' || !std::isfinite(n) || n <= 0 || n > 1e9 ||
         (integer && n != std::floor(n)) || (key == "weight" && n < 1)) {
-      return InvalidArgumentError(key + "=" + value + ": expected " +
-                                  (key == "cpu" ? "cores above 0" : key == "weight" ? "an integer from 1" : "an integer above 0"));
+      const char* expected = key == "cpu" ? "cores above 0" : key == "weight" ? "an integer from 1" : "an integer above 0";
+      return InvalidArgumentError(key + "=" + value + ": expected " + expected);
     }
     const std::string field = key == "memory" ? "memoryMb" : key;
     quota[field] = integer ? Json(static_cast<int64_t>(n)) : Json(n);

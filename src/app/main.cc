@@ -270,8 +270,8 @@ int RotateSecretsKey(const std::string& data_dir, const std::string& store_url, 
 // `baton backup` / `baton restore` (app/backup.h).
 int RunBackup(const std::string& file, const std::string& data_dir, const std::string& store) {
   if (IsPostgresUrl(store)) {
-    std::fprintf(stderr,
-                 "baton: backup: a PostgreSQL task hub is backed up with pg_dump (docs/postgres.md#backup-and-restore)\n");
+    std::fprintf(stderr, "baton: backup: a PostgreSQL task hub is backed up with pg_dump "
+                         "(docs/postgres.md#backup-and-restore)\n");
     return 2;
   }
   auto hub = SqlitePath(store, data_dir);
@@ -287,8 +287,8 @@ int RunBackup(const std::string& file, const std::string& data_dir, const std::s
 
 int RunRestore(const std::string& file, const std::string& data_dir, const std::string& store, bool force) {
   if (IsPostgresUrl(store)) {
-    std::fprintf(stderr,
-                 "baton: restore: a PostgreSQL task hub is restored with pg_restore (docs/postgres.md#backup-and-restore)\n");
+    std::fprintf(stderr, "baton: restore: a PostgreSQL task hub is restored with pg_restore "
+                         "(docs/postgres.md#backup-and-restore)\n");
     return 2;
   }
   ::umask(077);
@@ -434,7 +434,8 @@ int Serve(const ServeOptions& o) {
   }
   auto default_quota = ParseDefaultQuota(o.default_quota);
   if (!default_quota.ok()) {
-    std::fprintf(stderr, "baton: --default-quota / BATON_DEFAULT_QUOTA: %s\n", default_quota.status().message().c_str());
+    std::fprintf(stderr, "baton: --default-quota / BATON_DEFAULT_QUOTA: %s\n",
+                 default_quota.status().message().c_str());
     return 2;
   }
   // Claim the ports first: a busy one fails here, before a file is created or
@@ -955,7 +956,8 @@ int main(int argc, char** argv) {
       "backup", "Copy every database and key of a SQLite data dir into FILE, also while the server runs");
   backup->add_option("file", backup_file, "The archive to write (a tar file; keep it as private as the data dir)")
       ->required();
-  backup->add_option("--data-dir", backup_data_dir, "The server's data dir (env BATON_DATA_DIR)")->capture_default_str();
+  backup->add_option("--data-dir", backup_data_dir, "The server's data dir (env BATON_DATA_DIR)")
+      ->capture_default_str();
   backup->add_option("--store", backup_store, "The task hub, as for serve: sqlite:PATH (env BATON_STORE); "
                                               "PostgreSQL is backed up with pg_dump (docs/postgres.md)");
   std::string restore_file, restore_data_dir = "baton-data", restore_store;

@@ -170,7 +170,8 @@ TEST(ServeBusyPort, ASecondServerCannotShareTheFirstsPorts) {
 TEST(ServeBusyPort, BadRetentionFailsBeforeCreatingAnything) {
   testing::TempDir dir;
   for (const char* bad : {"7", "7x", "-1d", "30s", "1h1d", "1d1d"}) {
-    Outcome r = Baton({"serve", "--data-dir", dir.File("data"), "--port", "0", "--grpc-port", "-1", "--retention", bad});
+    Outcome r =
+        Baton({"serve", "--data-dir", dir.File("data"), "--port", "0", "--grpc-port", "-1", "--retention", bad});
     EXPECT_EQ(r.exit_code, 2) << bad << ": " << r.err;
     EXPECT_TRUE(Contains(r.err, "--retention")) << r.err;
     EXPECT_FALSE(fs::exists(dir.File("data"))) << bad;

@@ -112,8 +112,8 @@ class RetentionTest : public ::testing::TestWithParam<std::string> {
     std::this_thread::sleep_for(20ms);
     return t;
   }
-  RetentionPurger Purger(std::optional<std::chrono::seconds> global, std::map<std::string, std::chrono::seconds> tenants,
-                         TimePoint now) {
+  RetentionPurger Purger(std::optional<std::chrono::seconds> global,
+                         std::map<std::string, std::chrono::seconds> tenants, TimePoint now) {
     RetentionOptions o;
     o.global_age = global;
     o.tenant_ages = [tenants]() -> Result<std::map<std::string, std::chrono::seconds>> { return tenants; };
@@ -220,6 +220,58 @@ TEST_P(RetentionTest, TheBackgroundPassPurgesInBatchesAndStops) {
   purger.Stop();
   EXPECT_EQ(purger.Totals().instances_purged, 7);
   EXPECT_TRUE(Exists("bulk-new"));
+}
+
+// The purge beside live work: 200 orchestrations run while 600 old ones are
+// purged in batches of 100. Every new one completes and stays, every old
+// one goes; the printed figures compare the run with one without a purge
+// (same process, same store), and give the purge's rate.
+TEST_P(RetentionTest, PurgesBesideLiveWorkWithoutTouchingIt) {
+  constexpr int kOld = 600, kNew = 200;
+  std::vector<std::string> old_ids;
+  for (int i = 0; i < kOld; ++i) {
+    ScheduleOptions options;
+    options.instance_id = "old-" + std::to_string(i);
+    ASSERT_TRUE(client_->ScheduleNewOrchestration("Done", Json(i), options).ok());
+    old_ids.push_back(options.instance_id);
+  }
+  for (const std::string& id : old_ids) ASSERT_TRUE(client_->WaitForCompletion(id, 60s).ok()) << id;
+  const TimePoint boundary = Boundary();
+  // Starts kNew orchestrations named `prefix`-i and waits for all; seconds.
+  auto run_batch = [&](const std::string& prefix) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < kNew; ++i) {
+      ScheduleOptions options;
+      options.instance_id = prefix + std::to_string(i);
+      EXPECT_TRUE(client_->ScheduleNewOrchestration("Done", Json(i), options).ok());
+    }
+    for (int i = 0; i < kNew; ++i) {
+      auto done = client_->WaitForCompletion(prefix + std::to_string(i), 60s);
+      EXPECT_TRUE(done.ok() && done->status == OrchestrationStatus::kCompleted) << prefix << i;
+    }
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  const double alone = run_batch("alone-");
+  RetentionOptions o;
+  o.global_age = std::chrono::seconds(60);
+  o.clock = std::make_shared<ManualClock>(boundary + 60s);  // only the old ones are due
+  o.batch_size = 100;
+  o.interval = std::chrono::hours(1);  // one pass
+  RetentionPurger purger(*client_, vault_.get(), logs_.get(), o);
+  const auto purge_start = std::chrono::steady_clock::now();
+  purger.Start();
+  const double beside = run_batch("beside-");
+  ASSERT_TRUE(testing::Eventually([&] { return purger.Totals().instances_purged == kOld; }, 120s));
+  const double purge_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - purge_start).count();
+  purger.Stop();
+  EXPECT_EQ(purger.Totals().instances_purged, kOld);
+  for (int i = 0; i < kOld; i += 50) EXPECT_FALSE(Exists(old_ids[i])) << old_ids[i];
+  for (int i = 0; i < kNew; ++i) {
+    EXPECT_TRUE(Exists("alone-" + std::to_string(i)));
+    EXPECT_TRUE(Exists("beside-" + std::to_string(i)));
+  }
+  std::printf("%s: %d orchestrations %.2f s alone, %.2f s beside the purge (x%.2f); purged %d in %.2f s (%.0f/s)\n",
+              GetParam().c_str(), kNew, alone, beside, beside / alone, kOld, purge_s, kOld / purge_s);
 }
 
 TEST(RetentionTenantOf, NamesTheTenantOfHubAndJobIds) {

@@ -161,7 +161,8 @@ class PostgresTenantStore final : public TenantStore {
       BATON_ASSIGN_OR_RETURN(PgResult r,
                              c.ExecPrepared({"key_valid",
                                              "SELECT k.key_id, k.tenant_id, k.name, k.secret_hash, k.created_at, "
-                                             "k.revoked, k.expires_at FROM api_keys k LEFT JOIN tenants t ON t.id = k.tenant_id "
+                                             "k.revoked, k.expires_at "
+                                             "FROM api_keys k LEFT JOIN tenants t ON t.id = k.tenant_id "
                                              "WHERE k.key_id = $1 AND NOT k.revoked "
                                              "AND (k.tenant_id = '' OR t.disabled = false)"},
                                             p, "get key"));
