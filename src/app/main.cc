@@ -24,8 +24,11 @@
 #include "api/http/job_api.h"
 #include "api/http/management_api.h"
 #include "api/http/readiness.h"
+#include "app/backup.h"
 #include "app/cli/commands.h"
+#include "app/default_quota.h"
 #include "app/job_runtime.h"
+#include "app/port_reservation.h"
 #include "app/samples.h"
 #include "baton/client.h"
 #include "baton/registry.h"
@@ -40,9 +43,11 @@
 #include "batch/job_monitor.h"
 #include "batch/job_orchestration.h"
 #include "batch/job_token.h"
+#include "batch/retention.h"
 #include "batch/scheduler.h"
 #include "runtime/docker/docker_runtime.h"
 #include "tenancy/tenant_directory.h"
+#include "util/duration.h"
 #include "util/secret_box.h"
 #include "util/uuid.h"
 #include "app/preflight_command.h"
@@ -116,7 +121,23 @@ std::string Describe(const HistoryEvent& e) {
       e.body);
 }
 
+// Without --db the demo's task hub lives in a temporary directory removed at
+// exit, so that `baton demo` (and `scripts/run demo`) leaves no file behind.
+int DemoIn(const std::string& db);
 int Demo(const std::string& db) {
+  if (!db.empty()) return DemoIn(db);
+  std::string dir = (std::filesystem::temp_directory_path() / "baton-demo-XXXXXX").string();
+  if (::mkdtemp(dir.data()) == nullptr) {
+    std::fprintf(stderr, "baton: cannot create a temporary directory for the demo's task hub\n");
+    return 1;
+  }
+  const int code = DemoIn(dir + "/baton.db");
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  return code;
+}
+
+int DemoIn(const std::string& db) {
   auto store = Open(db);
   if (!store.ok()) {
     std::fprintf(stderr, "baton: cannot open %s: %s\n", db.c_str(), store.status().ToString().c_str());
@@ -249,6 +270,42 @@ int RotateSecretsKey(const std::string& data_dir, const std::string& store_url, 
   return 0;
 }
 
+// `baton backup` / `baton restore` (app/backup.h).
+int RunBackup(const std::string& file, const std::string& data_dir, const std::string& store) {
+  if (IsPostgresUrl(store)) {
+    std::fprintf(stderr, "baton: backup: a PostgreSQL task hub is backed up with pg_dump "
+                         "(docs/postgres.md#backup-and-restore)\n");
+    return 2;
+  }
+  auto hub = SqlitePath(store, data_dir);
+  auto done = hub.ok() ? Backup(data_dir, *hub, file) : Result<BackupSummary>(hub.status());
+  if (!done.ok()) {
+    std::fprintf(stderr, "baton: backup: %s\n", done.status().ToString().c_str());
+    return 1;
+  }
+  std::printf("backed up %d database(s) and %d key file(s) of %s to %s (%lld bytes)\n", done->databases,
+              done->key_files, data_dir.c_str(), file.c_str(), static_cast<long long>(done->bytes));
+  return 0;
+}
+
+int RunRestore(const std::string& file, const std::string& data_dir, const std::string& store, bool force) {
+  if (IsPostgresUrl(store)) {
+    std::fprintf(stderr, "baton: restore: a PostgreSQL task hub is restored with pg_restore "
+                         "(docs/postgres.md#backup-and-restore)\n");
+    return 2;
+  }
+  ::umask(077);
+  auto hub = SqlitePath(store, data_dir);
+  auto done = hub.ok() ? Restore(file, data_dir, *hub, force) : Result<BackupSummary>(hub.status());
+  if (!done.ok()) {
+    std::fprintf(stderr, "baton: restore: %s\n", done.status().ToString().c_str());
+    return done.status().code() == StatusCode::kFailedPrecondition ? 4 : 1;
+  }
+  std::printf("restored %d database(s) and %d key file(s) from %s into %s\n", done->databases, done->key_files,
+              file.c_str(), data_dir.c_str());
+  return 0;
+}
+
 struct ServeOptions {
   std::string data_dir = "baton-data";
   std::string store;  // "" = SQLite in data_dir (see OpenStore)
@@ -276,6 +333,8 @@ struct ServeOptions {
   int reconcile_interval_s = 30;
   int64_t min_free_disk_mb = 512;  // /readyz: the data dir's file system needs this much free
   std::string sample_tenant;  // created at start with a key in <data-dir>/<tenant>.key
+  std::string retention;      // "" = keep finished work forever; else a duration ("7d")
+  std::string default_quota = kDefaultTenantQuota;  // a new tenant's job quota (app/default_quota.h)
   // The Durable Task sidecar (gRPC).
   int grpc_port = 4001;  // 0 = any free port, -1 = off
   bool grpc_allow_anonymous = false;
@@ -366,6 +425,51 @@ int Serve(const ServeOptions& o) {
   if (rlimit files{}; ::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
     files.rlim_cur = files.rlim_max;
     ::setrlimit(RLIMIT_NOFILE, &files);
+  }
+  std::optional<std::chrono::seconds> retention;
+  if (!o.retention.empty()) {
+    auto age = util::ParseDuration(o.retention, std::chrono::minutes(1));
+    if (!age.ok()) {
+      std::fprintf(stderr, "baton: --retention / BATON_RETENTION: %s\n", age.status().message().c_str());
+      return 2;
+    }
+    retention = *age;
+  }
+  auto default_quota = ParseDefaultQuota(o.default_quota);
+  if (!default_quota.ok()) {
+    std::fprintf(stderr, "baton: --default-quota / BATON_DEFAULT_QUOTA: %s\n",
+                 default_quota.status().message().c_str());
+    return 2;
+  }
+  // Claim the ports first: a busy one fails here, before a file is created or
+  // a key printed. The HTTP listener is bound now and serves once its routes
+  // are added; the gRPC port is held until the sidecar binds it.
+  api::Router router;
+  api::HttpServerOptions http_options;
+  http_options.address = o.listen;
+  http_options.port = static_cast<unsigned short>(o.port);
+  http_options.max_body_bytes = o.max_body_bytes;
+  http_options.io_threads = o.http_threads;
+  http_options.handler_threads = o.handler_threads;
+  http_options.read_timeout = std::chrono::seconds(o.read_timeout_s);
+  http_options.public_url = o.public_url;
+  api::HttpServer server(http_options, router);
+  if (Status s = server.Listen(); !s.ok()) {
+    std::fprintf(stderr, "baton: %s%s\n", s.ToString().c_str(),
+                 s.code() == StatusCode::kAlreadyExists ? ": choose another with --port or BATON_PORT" : "");
+    return 1;
+  }
+  PortReservation grpc_port;
+  if (o.grpc_port > 0) {
+    auto taken = PortReservation::Take(o.listen, o.grpc_port);
+    if (!taken.ok()) {
+      std::fprintf(stderr, "baton: gRPC sidecar: %s%s\n", taken.status().ToString().c_str(),
+                   taken.status().code() == StatusCode::kAlreadyExists
+                       ? ": choose another with --grpc-port or BATON_GRPC_PORT (-1 turns the sidecar off)"
+                       : "");
+      return 1;
+    }
+    grpc_port = std::move(*taken);
   }
   std::error_code ec;
   std::filesystem::create_directories(o.data_dir, ec);
@@ -483,7 +587,6 @@ int Serve(const ServeOptions& o) {
     readiness_checks.push_back(api::RegistryCheck(docker, job_services.registries[0], std::chrono::seconds(3)));
   }
   api::ReadinessProbe readiness(std::move(readiness_checks));
-  api::Router router;
   api::ManagementApiOptions api_options;
   // Known: registered here, or run by an SDK worker over the sidecar since the
   // start. Platform functions ("baton.Job", …) are started by the platform only.
@@ -495,6 +598,7 @@ int Serve(const ServeOptions& o) {
   tenancy::Admission admission(*directory);
   admission.SetTotalWaits(std::max(1, o.handler_threads / 4));
   api_options.admission = &admission;
+  api_options.default_quota = *default_quota;
   api::AddManagementApi(router, client, *directory, api_options);
   api::JobApiServices job_api;
   job_api.client = &client;
@@ -517,15 +621,6 @@ int Serve(const ServeOptions& o) {
   api::AddInsightApi(router, insight);
   api::AddDashboard(router);
   api::AddReadinessRoute(router, readiness, *directory);
-  api::HttpServerOptions http_options;
-  http_options.address = o.listen;
-  http_options.port = static_cast<unsigned short>(o.port);
-  http_options.max_body_bytes = o.max_body_bytes;
-  http_options.io_threads = o.http_threads;
-  http_options.handler_threads = o.handler_threads;
-  http_options.read_timeout = std::chrono::seconds(o.read_timeout_s);
-  http_options.public_url = o.public_url;
-  api::HttpServer server(http_options, router);
   if (Status s = server.Start(); !s.ok()) {
     std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
     return 1;
@@ -624,8 +719,9 @@ int Serve(const ServeOptions& o) {
     }
   }
   if (o.grpc_port >= 0) {
+    grpc_port.Release();
     if (Status s = grpc_sidecar.Start(); !s.ok()) {
-      std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
+      std::fprintf(stderr, "baton: %s (--grpc-port / BATON_GRPC_PORT)\n", s.ToString().c_str());
       server.Stop();
       worker.Stop();
       return 1;
@@ -639,6 +735,21 @@ int Serve(const ServeOptions& o) {
   monitor_options.reconcile_interval = std::chrono::seconds(o.reconcile_interval_s);
   batch::JobMonitor monitor(docker, client, monitor_options);
   monitor.Start();
+  // Retention: finished instances and jobs older than their age go, in the
+  // background (batch/retention.h).
+  batch::RetentionOptions retention_options;
+  retention_options.global_age = retention;
+  retention_options.tenant_ages = [dir = directory.get()]() -> Result<std::map<std::string, std::chrono::seconds>> {
+    std::map<std::string, std::chrono::seconds> ages;
+    BATON_ASSIGN_OR_RETURN(std::vector<tenancy::Tenant> tenants, dir->ListTenants());
+    for (const tenancy::Tenant& t : tenants) {
+      BATON_ASSIGN_OR_RETURN(tenancy::TenantSettings settings, dir->GetSettings(t.id));
+      if (settings.retention) ages[t.id] = *settings.retention;
+    }
+    return ages;
+  };
+  batch::RetentionPurger retention_purger(client, vault->get(), job_logs.get(), retention_options);
+  retention_purger.Start();
   std::printf("baton: data dir %s\n", o.data_dir.c_str());
   if (o.grpc_port >= 0) std::printf("gRPC sidecar on %s:%d\n", o.listen.c_str(), grpc_sidecar.port());
   std::printf("listening on http://%s:%u\n", o.listen.c_str(), server.port());
@@ -651,6 +762,7 @@ int Serve(const ServeOptions& o) {
   server.Stop(std::chrono::seconds(10));
   callback_server.Stop(std::chrono::seconds(1));
   grpc_sidecar.Stop();
+  retention_purger.Stop();
   monitor.Stop();
   if (capacity) capacity->Stop();
   worker.Stop();
@@ -721,6 +833,8 @@ bool ApplyEnvironment(int argc, char** argv, ServeOptions& o) {
   number("BATON_RECONCILE_INTERVAL", "--reconcile-interval", 1, 86400, &o.reconcile_interval_s);
   number("BATON_MIN_FREE_DISK_MB", "--min-free-disk-mb", 0, 1L << 40, &o.min_free_disk_mb);
   text("BATON_SAMPLE_TENANT", "--sample-tenant", &o.sample_tenant);
+  text("BATON_RETENTION", "--retention", &o.retention);
+  text("BATON_DEFAULT_QUOTA", "--default-quota", &o.default_quota);
   number("BATON_GRPC_PORT", "--grpc-port", -1, 65535, &o.grpc_port);
   text("BATON_PUBLIC_URL", "--public-url", &o.public_url);
   number("BATON_GRPC_MAX_MESSAGE_BYTES", "--grpc-max-message-bytes", 0, 1L << 30, &o.grpc_max_message_bytes);
@@ -744,15 +858,20 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_config("--config", "", "Read settings from a TOML/INI file (flags and environment override it)");
 
-  std::string db = "baton.db";
+  std::string db;
   auto* demo = app.add_subcommand("demo", "Run the sample orchestration on an embedded task hub and print its history");
-  demo->add_option("--db", db, "SQLite task hub file")->capture_default_str();
+  demo->add_option("--db", db, "SQLite task hub file to keep (default: a temporary one, removed at exit)");
 
   baton::app::ServeOptions serve_options;
   auto* serve = app.add_subcommand("serve", "Run the HTTP API and a worker until SIGINT/SIGTERM");
   serve->footer(
       "Each --flag has an environment variable BATON_<FLAG> (BATON_DATA_DIR, BATON_PORT, ...).\n"
       "Precedence: flag > environment > config file (--config FILE, a [serve] section).");
+  // `baton serve --config FILE` as well as `baton --config FILE serve`.
+  serve->fallthrough();
+  // A flag given twice takes the last value: scripts/run puts the caller's
+  // flags after its defaults.
+  serve->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   serve->add_option("--data-dir", serve_options.data_dir, "Directory of the task hub and the tenant directory")
       ->capture_default_str();
   serve->add_option("--secrets-key-dir", serve_options.secrets_key_dir,
@@ -796,7 +915,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   serve->add_option("--swarm-node", serve_options.swarm_nodes,
                     "--runtime swarm: NODE=ENDPOINT, a node's own Engine API by node id or hostname (repeatable); "
-                    "lets Baton confirm OOM kills and stop jobs on it keeping their exit codes");
+                    "lets Baton confirm OOM kills and stop jobs on it keeping their exit codes")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   serve->add_option("--capacity-refresh", serve_options.capacity_refresh_s,
                     "--runtime swarm: seconds between reads of the ready nodes' capacity")
       ->check(CLI::Range(1, 3600))
@@ -824,6 +944,13 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   serve->add_option("--sample-tenant", serve_options.sample_tenant,
                     "Create this tenant at start, with a key in <data-dir>/<tenant>.key and a small quota");
+  serve->add_option("--retention", serve_options.retention,
+                    "Delete finished instances and jobs (with their logs and secrets) this long after they "
+                    "finished, e.g. 7d, 36h, 90m (default: keep; a tenant's settings may override it)");
+  serve->add_option("--default-quota", serve_options.default_quota,
+                    "The job quota a new tenant starts with: cpu=C,memory=MB,jobs=N[,weight=W], or none (no limit "
+                    "until an admin sets one with `baton tenant quota`)")
+      ->capture_default_str();
   serve->add_option("--grpc-port", serve_options.grpc_port,
                     "Port of the Durable Task sidecar (gRPC) on --listen (0 = any free port, -1 = off)")
       ->check(CLI::Range(-1, 65535))
@@ -853,6 +980,23 @@ int main(int argc, char** argv) {
   migrate->add_option("--store", migrate_store, "Task hub (as for serve; env BATON_STORE)");
   migrate->add_option("--data-dir", migrate_data_dir, "Data dir of the default SQLite task hub (env BATON_DATA_DIR)")
       ->capture_default_str();
+  std::string backup_file, backup_data_dir = "baton-data", backup_store;
+  auto* backup = app.add_subcommand(
+      "backup", "Copy every database and key of a SQLite data dir into FILE, also while the server runs");
+  backup->add_option("file", backup_file, "The archive to write (a tar file; keep it as private as the data dir)")
+      ->required();
+  backup->add_option("--data-dir", backup_data_dir, "The server's data dir (env BATON_DATA_DIR)")
+      ->capture_default_str();
+  backup->add_option("--store", backup_store, "The task hub, as for serve: sqlite:PATH (env BATON_STORE); "
+                                              "PostgreSQL is backed up with pg_dump (docs/postgres.md)");
+  std::string restore_file, restore_data_dir = "baton-data", restore_store;
+  bool restore_force = false;
+  auto* restore = app.add_subcommand("restore", "Restore a data dir from a `baton backup` archive (server stopped)");
+  restore->add_option("file", restore_file, "The archive `baton backup` wrote")->required();
+  restore->add_option("--data-dir", restore_data_dir, "The data dir to restore into (env BATON_DATA_DIR)")
+      ->capture_default_str();
+  restore->add_option("--store", restore_store, "The task hub, as for serve: sqlite:PATH (env BATON_STORE)");
+  restore->add_flag("--force", restore_force, "Replace the task hub and stores the data dir already holds");
   app.add_subcommand("version", "Print the version");
   baton::app::PreflightCommandOptions preflight_options;
   auto* preflight = baton::app::AddPreflightCommand(app, &preflight_options);
@@ -890,6 +1034,15 @@ int main(int argc, char** argv) {
     env("BATON_STORE", "--store", &migrate_store);
     env("BATON_DATA_DIR", "--data-dir", &migrate_data_dir);
     return baton::app::Migrate(migrate_store, migrate_data_dir);
+  }
+  if (backup->parsed() || restore->parsed()) {
+    CLI::App* sub = backup->parsed() ? backup : restore;
+    std::string& data_dir = backup->parsed() ? backup_data_dir : restore_data_dir;
+    std::string& store = backup->parsed() ? backup_store : restore_store;
+    if (const char* v = std::getenv("BATON_DATA_DIR"); v != nullptr && sub->count("--data-dir") == 0) data_dir = v;
+    if (const char* v = std::getenv("BATON_STORE"); v != nullptr && sub->count("--store") == 0) store = v;
+    return backup->parsed() ? baton::app::RunBackup(backup_file, data_dir, store)
+                            : baton::app::RunRestore(restore_file, data_dir, store, restore_force);
   }
   if (serve->parsed()) {
     if (!baton::app::ApplyEnvironment(argc, argv, serve_options)) return 2;

@@ -9,6 +9,7 @@
 // Thread-safety: every method may be called concurrently.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,7 @@ struct KeyRecord {
   std::string secret_hash;  // hex SHA-256 of the secret part
   TimePoint created_at;
   bool revoked = false;
+  std::optional<TimePoint> expires_at;  // none = never (kept with microsecond precision)
 };
 
 class TenantStore {
@@ -56,7 +58,8 @@ class TenantStore {
   // NotFound.
   virtual Status RevokeKey(const std::string& key_id) = 0;
   // The key if it may authenticate: not revoked, and an admin key or one of
-  // an enabled tenant. NotFound otherwise (whatever the reason).
+  // an enabled tenant. NotFound otherwise (whatever the reason). Expiry is
+  // the caller's to check (expires_at), against its clock.
   virtual Result<KeyRecord> GetValidKey(const std::string& key_id) = 0;
   // Whether an unrevoked admin key exists.
   virtual Result<bool> HasAdminKey() = 0;

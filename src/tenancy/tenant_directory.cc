@@ -27,7 +27,7 @@ std::string Sha256Hex(std::string_view text) {
 Tenant FromRecord(const store::TenantRecord& r) { return Tenant{r.id, r.display_name, r.disabled, r.created_at}; }
 
 ApiKey FromRecord(const store::KeyRecord& r) {
-  return ApiKey{r.key_id, r.tenant_id, r.name, r.created_at, r.revoked};
+  return ApiKey{r.key_id, r.tenant_id, r.name, r.created_at, r.revoked, r.expires_at};
 }
 
 // Settings as stored; a stored form that no longer parses reads as the
@@ -80,15 +80,25 @@ Status TenantDirectory::DisableTenant(const std::string& id) {
   return Status::Ok();
 }
 
+Status TenantDirectory::EnableTenant(const std::string& id) {
+  BATON_RETURN_IF_ERROR(store_.SetDisabled(id, false));
+  ForgetKeys();
+  return Status::Ok();
+}
+
 Result<std::pair<ApiKey, std::string>> TenantDirectory::CreateKey(const std::string& tenant_id,
-                                                                  const std::string& name) {
+                                                                  const std::string& name,
+                                                                  std::optional<TimePoint> expires_at) {
+  if (expires_at && *expires_at <= SystemClock()->Now()) {
+    return InvalidArgumentError("the key would expire before it is created");
+  }
   if (!tenant_id.empty()) {
     BATON_ASSIGN_OR_RETURN(Tenant t, GetTenant(tenant_id));
     if (t.disabled) return FailedPreconditionError("tenant '" + tenant_id + "' is disabled");
   }
   BATON_ASSIGN_OR_RETURN(std::string key_id, RandomHex(6));
   BATON_ASSIGN_OR_RETURN(std::string secret, RandomHex(24));
-  store::KeyRecord r{key_id, tenant_id, name, Sha256Hex(secret), SystemClock()->Now(), false};
+  store::KeyRecord r{key_id, tenant_id, name, Sha256Hex(secret), SystemClock()->Now(), false, expires_at};
   BATON_RETURN_IF_ERROR(store_.InsertKey(r));
   {
     std::lock_guard lock(mu_);
@@ -174,6 +184,11 @@ Result<Principal> TenantDirectory::Authenticate(std::string_view token) {
   if (key->secret_hash.size() != hash.size() ||
       CRYPTO_memcmp(key->secret_hash.data(), hash.data(), hash.size()) != 0) {
     return denied;
+  }
+  // Expiry is told apart only to the key's holder (the secret matched).
+  if (key->expires_at && *key->expires_at <= SystemClock()->Now()) {
+    return Status(StatusCode::kUnauthenticated,
+                  "API key " + key->key_id + " expired at " + FormatIso8601(*key->expires_at));
   }
   return Principal{key->tenant_id.empty(), key->tenant_id, key->key_id};
 }

@@ -42,6 +42,7 @@ struct ApiKey {
   std::string name;       // a label chosen at creation
   TimePoint created_at;
   bool revoked = false;
+  std::optional<TimePoint> expires_at;  // none = never
 };
 
 // The identity a request was authenticated as.
@@ -68,12 +69,16 @@ class TenantDirectory {
   // Disabled tenants' keys stop authenticating; their instances are kept.
   // NotFound.
   Status DisableTenant(const std::string& id);
+  // Undoes DisableTenant: its keys authenticate again. NotFound.
+  Status EnableTenant(const std::string& id);
 
-  // Creates a key for `tenant_id` ("" = admin key). Returns its metadata and
-  // the secret token, which is never stored and cannot be read back.
-  // NotFound: no such tenant. FailedPrecondition: the tenant is disabled.
-  Result<std::pair<ApiKey, std::string>> CreateKey(const std::string& tenant_id,
-                                                   const std::string& name);
+  // Creates a key for `tenant_id` ("" = admin key), valid until `expires_at`
+  // (none: until revoked). Returns its metadata and the secret token, which
+  // is never stored and cannot be read back. NotFound: no such tenant.
+  // FailedPrecondition: the tenant is disabled. InvalidArgument: expires_at
+  // is not in the future.
+  Result<std::pair<ApiKey, std::string>> CreateKey(const std::string& tenant_id, const std::string& name,
+                                                   std::optional<TimePoint> expires_at = std::nullopt);
   // Keys of one tenant ("" = admin keys), revoked ones included.
   Result<std::vector<ApiKey>> ListKeys(const std::string& tenant_id);
   // NotFound: no such key.
@@ -90,7 +95,9 @@ class TenantDirectory {
   Result<TenantSettings> UpdateSettings(const std::string& tenant_id, const Json& patch);
 
   // Who `token` ("bk_…") is. Unauthenticated: malformed, unknown, revoked, or
-  // of a disabled tenant (all answer the same, so a caller learns nothing).
+  // of a disabled tenant (all answer the same, so a caller learns nothing);
+  // also expired (said so, once the secret matched). An admin key counts for
+  // HasAdminKey until revoked, expired or not.
   Result<Principal> Authenticate(std::string_view token);
 
  private:

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <set>
 
+#include "util/duration.h"
+
 namespace baton::tenancy {
 namespace {
 
@@ -62,13 +64,31 @@ Json SettingsToJson(const TenantSettings& s) {
                {{"requestsPerSecond", s.limits.requests_per_second},
                 {"burst", s.limits.burst},
                 {"maxQueuedJobs", s.limits.max_queued_jobs},
-                {"maxInstances", s.limits.max_instances}}}};
+                {"maxInstances", s.limits.max_instances}}},
+              {"retention", !s.retention                                  ? Json(nullptr)
+                            : *s.retention == TenantSettings::kKeepForever ? Json("forever")
+                                                                           : Json(util::FormatDuration(*s.retention))}};
 }
 
 Status ApplySettingsPatch(const Json& patch, TenantSettings* settings) {
   if (!patch.is_object()) return FieldError("body", "tenant settings are a JSON object");
-  BATON_RETURN_IF_ERROR(OnlyKnown(patch, "", {"grants", "limits"}));
+  BATON_RETURN_IF_ERROR(OnlyKnown(patch, "", {"grants", "limits", "retention"}));
   TenantSettings s = *settings;
+  if (patch.contains("retention")) {
+    const Json& r = patch["retention"];
+    if (r.is_null()) {
+      s.retention.reset();
+    } else if (r.is_string() && r.get<std::string>() == "forever") {
+      s.retention = TenantSettings::kKeepForever;
+    } else if (r.is_string()) {
+      auto age = util::ParseDuration(r.get<std::string>(), std::chrono::minutes(1));
+      if (!age.ok()) return FieldError("retention", age.status().message());
+      s.retention = *age;
+    } else {
+      return FieldError("retention", "must be a duration (\"30d\", \"12h\"), \"forever\" or null (the server's "
+                                     "--retention)");
+    }
+  }
   if (patch.contains("grants")) {
     const Json& g = patch["grants"];
     if (!g.is_object()) return FieldError("grants", "must be an object");

@@ -14,15 +14,23 @@
 //   - maxInstances: orchestration instances stored in the tenant's task hub
 //     (finished ones count until purged).
 //
+// Retention (docs/cli.md#retention): how long the tenant's finished
+// instances and jobs (with their kept logs and secrets) stay before the
+// background purge deletes them: a duration ("30d", "12h", 1m to 100 years),
+// "forever", or null for the server's --retention.
+//
 // The JSON form is what the admin API reads and writes:
 //   {"grants": {"hostNetwork": false, "capabilities": [], "imagePrefixes": []},
 //    "limits": {"requestsPerSecond": 100, "burst": 200, "maxQueuedJobs": 500,
-//               "maxInstances": 100000}}
+//               "maxInstances": 100000},
+//    "retention": null}
 //
 // Thread-safety: values; the functions are pure.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -50,8 +58,13 @@ struct TenantLimits {
 };
 
 struct TenantSettings {
+  // The value meaning "never purged by age".
+  static constexpr std::chrono::seconds kKeepForever{0};
+
   TenantGrants grants;
   TenantLimits limits;
+  // nullopt: the server's --retention; kKeepForever; else the age (>= 1 min).
+  std::optional<std::chrono::seconds> retention;
 };
 
 // The capabilities a grant may name (Linux capabilities without "CAP_").

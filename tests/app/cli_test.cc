@@ -193,8 +193,8 @@ TEST_F(CliTest, InstanceVerbs) {
   EXPECT_EQ(As(key, {"instance", "purge", "w3"}).exit_code, 4);  // 412: running
   EXPECT_EQ(As(key, {"instance", "purge", "w1"}).exit_code, 0);
   EXPECT_EQ(As(key, {"instance", "purge", "w1"}).exit_code, 3);
-  EXPECT_EQ(As(key, {"instance", "purge", "--created-from", "2020-01-01T00:00:00Z"}).exit_code, 0);
-  EXPECT_EQ(As(key, {"instance", "purge", "--created-from", "2020-01-01T00:00:00Z"}).exit_code, 3);
+  EXPECT_EQ(As(key, {"instance", "purge", "--created-from", "2020-01-01T00:00:00Z", "--yes"}).exit_code, 0);
+  EXPECT_EQ(As(key, {"instance", "purge", "--created-from", "2020-01-01T00:00:00Z", "--yes"}).exit_code, 3);
 }
 
 TEST_F(CliTest, JobSubmitPrintsTheIdAloneOnStdoutSoThatScriptsCanKeepIt) {

@@ -572,5 +572,40 @@ TEST_F(JobE2eTest, ListFiltersAndPagesAndKeptLogsEnd) {
       pages + 1, paged.size(), l["lines"].size(), out, r.value("done", false) ? "true" : "false");
 }
 
+// ---- Deleting a job ----
+
+// baton job delete: the job, its history and its kept logs go; a job that has
+// not ended, and another tenant's job, stay (409, 404).
+TEST_F(JobE2eTest, RetentionJobDeleteRemovesTheEndedJobAndItsLogsOnly) {
+  StartServer(2, 1024);
+  const std::string key = CreateTenant("acme", Json{{"cpu", 1}});
+  const std::string other = CreateTenant("other", Json{{"cpu", 1}});
+  const std::string printer = Submit(key, Spec("printer", {"print", "3"}));
+  const std::string kept = Submit(key, Spec("kept", {"print", "2"}));
+  const std::string sleeper = Submit(key, Spec("sleeper", {"sleep", "60"}));
+  ASSERT_FALSE(printer.empty() || kept.empty() || sleeper.empty());
+  ASSERT_TRUE(IsEnded(AwaitEnd(key, printer).value("status", "")));
+  ASSERT_TRUE(IsEnded(AwaitEnd(key, kept).value("status", "")));
+  ASSERT_EQ(Call(key, "GET", "/api/v1/jobs/" + printer + "/logs").status, 200);
+
+  EXPECT_EQ(Call(other, "DELETE", "/api/v1/jobs/" + printer).status, 404);
+  EXPECT_EQ(Call(key, "GET", "/api/v1/jobs/" + printer).status, 200) << "another tenant deleted it";
+  HttpResult running = Call(key, "DELETE", "/api/v1/jobs/" + sleeper);
+  EXPECT_EQ(running.status, 409) << running.body;
+  EXPECT_EQ(Call(key, "GET", "/api/v1/jobs/" + sleeper).status, 200);
+
+  HttpResult deleted = Call(key, "DELETE", "/api/v1/jobs/" + printer);
+  EXPECT_EQ(deleted.status, 200) << deleted.body;
+  EXPECT_EQ(Call(key, "GET", "/api/v1/jobs/" + printer).status, 404);
+  EXPECT_EQ(Call(key, "GET", "/api/v1/jobs/" + printer + "/logs").status, 404);
+  EXPECT_EQ(Call(key, "DELETE", "/api/v1/jobs/" + printer).status, 404);
+  // The other ended job keeps its logs.
+  HttpResult logs = Call(key, "GET", "/api/v1/jobs/" + kept + "/logs");
+  ASSERT_EQ(logs.status, 200) << logs.body;
+  EXPECT_EQ(ParseOrNull(logs.body)["lines"].size(), 4u) << logs.body;
+  EXPECT_EQ(Call(key, "POST", "/api/v1/jobs/" + sleeper + "/cancel").status, 202);
+  EXPECT_TRUE(IsEnded(AwaitEnd(key, sleeper).value("status", "")));
+}
+
 }  // namespace
 }  // namespace baton

@@ -91,6 +91,25 @@ TEST_P(PlatformStoreTest, OnlyUnrevokedKeysOfEnabledTenantsAreValid) {
   EXPECT_FALSE(*tenants().HasAdminKey());
 }
 
+TEST_P(PlatformStoreTest, AKeysExpiryIsKeptToTheMicrosecond) {
+  ASSERT_TRUE(tenants().InsertTenant({"acme", "ACME", false, At(1), "{}"}).ok());
+  store::KeyRecord expiring{"dddddddddddd", "acme", "short", "hash-d", At(10), false};
+  expiring.expires_at = FromUnixMicros(1'900'000'000'123'456);
+  ASSERT_TRUE(tenants().InsertKey(expiring).ok());
+  ASSERT_TRUE(tenants().InsertKey({"eeeeeeeeeeee", "acme", "forever", "hash-e", At(11), false}).ok());
+  // The store keeps the expiry; the tenancy layer decides (so an expired key is still returned).
+  auto valid = tenants().GetValidKey("dddddddddddd");
+  ASSERT_TRUE(valid.ok());
+  ASSERT_TRUE(valid->expires_at.has_value());
+  EXPECT_EQ(*valid->expires_at, *expiring.expires_at);
+  EXPECT_FALSE(tenants().GetValidKey("eeeeeeeeeeee")->expires_at.has_value());
+  auto keys = tenants().ListKeys("acme");
+  ASSERT_TRUE(keys.ok());
+  ASSERT_EQ(keys->size(), 2u);
+  EXPECT_EQ((*keys)[0].expires_at, expiring.expires_at);
+  EXPECT_FALSE((*keys)[1].expires_at.has_value());
+}
+
 // ---- Job logs ----
 
 std::vector<store::LogRecord> Lines(int n, const std::string& prefix) {

@@ -122,7 +122,7 @@ TEST_F(SqliteStoreTest, CreatesTheSchemaInWalMode) {
   EXPECT_EQ(raw.Column("SELECT value FROM meta WHERE key = 'schema_version'"),
             std::vector<std::string>{"1"});
   EXPECT_EQ(raw.Column("SELECT version || ' ' || name FROM schema_migrations ORDER BY version"),
-            (std::vector<std::string>{"1 task_hub", "2 history_generation", "4 newest_first"}));
+            (std::vector<std::string>{"1 task_hub", "2 history_generation", "3 newest_first"}));
 }
 
 TEST_F(SqliteStoreTest, MigrationsRunOnceAndAFileFromBeforeVersioningIsAdopted) {

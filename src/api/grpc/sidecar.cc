@@ -1323,6 +1323,10 @@ class Sidecar::Impl {
     ::grpc::ServerBuilder builder;
     builder.AddListeningPort(options_.address + ":" + std::to_string(options_.port),
                              ::grpc::InsecureServerCredentials(), &port_);
+    // gRPC sets SO_REUSEPORT by default: a second server on the same port
+    // would then bind too and silently take part of the SDK calls. Off, the
+    // second one fails to bind.
+    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     // The same bound as the HTTP body limit by default: one message must not
     // cost the server more than one request may (larger: RESOURCE_EXHAUSTED).
     builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<size_t>(options_.max_message_bytes, INT32_MAX)));

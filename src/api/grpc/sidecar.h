@@ -73,7 +73,8 @@ class Sidecar {
   // Everything given must outlive the sidecar.
   Sidecar(Client& client, Store& store, tenancy::TenantDirectory& directory, SidecarOptions options);
   ~Sidecar();
-  // Unavailable when the address cannot be bound.
+  // Unavailable when the address cannot be bound (the port is never shared
+  // with another listener: SO_REUSEPORT is off).
   Status Start();
   int port() const;
   void Stop();

@@ -232,7 +232,9 @@ class HttpServer::Impl {
 
   ~Impl() { Stop(std::chrono::seconds(0)); }
 
-  Status Start() {
+  // Binds the TCP listener (no accept loop yet). Idempotent.
+  Status Listen() {
+    if (listening_) return Status::Ok();
     boost::system::error_code ec;
     auto address = asio::ip::make_address(options_.address, ec);
     if (ec) return InvalidArgumentError("invalid listen address '" + options_.address + "'");
@@ -241,18 +243,31 @@ class HttpServer::Impl {
                                   "': expected http(s)://host[:port][/path], no trailing '/'");
     }
     max_connections_ = EffectiveMaxConnections(options_.max_connections);
-    if (!options_.unix_socket.empty()) return StartLocal();
+    if (!options_.unix_socket.empty()) return Status::Ok();
     tcp::endpoint endpoint(address, options_.port);
     acceptor_.open(endpoint.protocol(), ec);
+    // SO_REUSEADDR only lets a restarted server bind over TIME_WAIT
+    // connections; it never lets two listeners share the port (that is
+    // SO_REUSEPORT, which is not set).
     if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
     if (!ec) acceptor_.bind(endpoint, ec);
     if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
     if (ec) {
-      return UnavailableError("cannot listen on " + options_.address + ":" + std::to_string(options_.port) +
-                              ": " + ec.message());
+      boost::system::error_code ignored;
+      acceptor_.close(ignored);
+      const std::string where = options_.address + ":" + std::to_string(options_.port);
+      if (ec == asio::error::address_in_use) return AlreadyExistsError("port " + where + " is in use");
+      return UnavailableError("cannot listen on " + where + ": " + ec.message());
     }
     port_ = acceptor_.local_endpoint().port();
     public_url_ = options_.public_url.empty() ? DefaultPublicUrl(options_.address, port_) : options_.public_url;
+    listening_ = true;
+    return Status::Ok();
+  }
+
+  Status Start() {
+    BATON_RETURN_IF_ERROR(Listen());
+    if (!options_.unix_socket.empty()) return StartLocal();
     asio::co_spawn(io_, Accept(acceptor_), asio::detached);
     for (int i = 0; i < options_.io_threads; ++i) threads_.emplace_back([this] { io_.run(); });
     return Status::Ok();
@@ -502,6 +517,7 @@ class HttpServer::Impl {
   unsigned short port_ = 0;
   std::string public_url_;
   std::atomic<bool> stopped_{false};
+  bool listening_ = false;
   std::mutex mu_;
   std::condition_variable cv_;
   int in_flight_ = 0;
@@ -516,6 +532,7 @@ class HttpServer::Impl {
 HttpServer::HttpServer(HttpServerOptions options, const Router& router)
     : impl_(std::make_unique<Impl>(std::move(options), router)) {}
 HttpServer::~HttpServer() = default;
+Status HttpServer::Listen() { return impl_->Listen(); }
 Status HttpServer::Start() { return impl_->Start(); }
 unsigned short HttpServer::port() const { return impl_->port(); }
 const std::string& HttpServer::public_url() const { return impl_->public_url(); }

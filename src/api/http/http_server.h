@@ -108,10 +108,16 @@ class HttpServer {
   HttpServer(HttpServerOptions options, const Router& router);
   ~HttpServer();
 
-  // Binds and starts serving. Unavailable when the address cannot be bound;
-  // InvalidArgument for a bad address or public_url.
+  // Binds the TCP listener without serving yet, so that a caller can claim
+  // its port before it creates anything else; connections wait in the
+  // backlog until Start(). AlreadyExists when another socket listens on the
+  // port (never shared: no SO_REUSEPORT); Unavailable when the address cannot
+  // be bound otherwise; InvalidArgument for a bad address or public_url.
+  // Idempotent; a no-op for a unix socket (bound by Start()).
+  Status Listen();
+  // Binds (unless Listen() did) and starts serving; errors as Listen().
   Status Start();
-  // The bound port (useful with port 0). REQUIRES: Start() succeeded.
+  // The bound port (useful with port 0). REQUIRES: Listen() or Start() succeeded.
   unsigned short port() const;
   // The public base URL in use. REQUIRES: Start() succeeded.
   const std::string& public_url() const;

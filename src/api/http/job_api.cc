@@ -48,6 +48,7 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
     r.Add(verb::post, "/api/v1/jobs", Bind(&JobApi::Submit));
     r.Add(verb::get, "/api/v1/jobs", Bind(&JobApi::List));
     r.Add(verb::get, "/api/v1/jobs/{id}", Bind(&JobApi::Get));
+    r.Add(verb::delete_, "/api/v1/jobs/{id}", Bind(&JobApi::Delete));
     r.Add(verb::post, "/api/v1/jobs/{id}/cancel", Bind(&JobApi::Cancel));
     r.Add(verb::get, "/api/v1/jobs/{id}/logs", Bind(&JobApi::Logs));
     r.Add(verb::get, "/api/v1/jobs/{id}/events", Bind(&JobApi::Events));
@@ -55,6 +56,7 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
     r.Add(verb::post, "/api/v1/images", Bind(&JobApi::PushImage));
     r.Add(verb::get, "/api/v1/images", Bind(&JobApi::ListImages));
     RegisterCallback(r);
+    r.Add(verb::get, "/api/v1/quota", Bind(&JobApi::OwnQuota));
     r.Add(verb::put, "/api/v1/admin/tenants/{tenant}/quota", BindAdmin(&JobApi::SetQuota));
     r.Add(verb::get, "/api/v1/admin/tenants/{tenant}/quota", BindAdmin(&JobApi::GetQuota));
     r.Add(verb::get, "/api/v1/admin/scheduler", BindAdmin(&JobApi::SchedulerState));
@@ -528,6 +530,26 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
     return Accepted(batch::JobView(*now, Json::object()));
   }
 
+  // Deletes a finished job: its kept logs, its secrets (normally gone
+  // already), then its instance and history — the order retention uses, so
+  // that a delete cut short is finished by repeating it.
+  HttpResponse Delete(const HttpRequest&, const RouteMatch& m, const std::string& tenant) {
+    auto found = Find(m, tenant);
+    if (auto* e = std::get_if<HttpResponse>(&found)) return std::move(*e);
+    const InstanceState& s = std::get<InstanceState>(found);
+    if (!IsTerminal(s.status)) {
+      return ErrorResponse(409, "FailedPrecondition",
+                           "the job has not ended (" + batch::JobStatusOf(s) + "): cancel it first", "id");
+    }
+    if (s_.logs != nullptr) {
+      if (Status st = s_.logs->Delete(s.instance_id); !st.ok()) return ErrorResponse(st);
+    }
+    if (Status st = s_.vault->Delete(s.instance_id); !st.ok()) return ErrorResponse(st);
+    auto purged = s_.client->Purge(s.instance_id);
+    if (!purged.ok() && purged.status().code() != StatusCode::kNotFound) return ErrorResponse(purged.status());
+    return JsonResponse(200, Json{{"id", m.params.at("id")}, {"deleted", true}});
+  }
+
   HttpResponse Events(const HttpRequest&, const RouteMatch& m, const std::string& tenant) {
     auto found = Find(m, tenant);
     if (auto* e = std::get_if<HttpResponse>(&found)) return std::move(*e);
@@ -881,6 +903,31 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
     auto t = s_.directory->GetTenant(tenant);
     if (!t.ok()) return ErrorResponse(t.status(), "tenant");
     return JsonResponse(200, QuotaOf(SchedulerSnapshot(), tenant));
+  }
+
+  // The caller's own quota, usage and queue: a tenant key reads its own
+  // tenant's and no other (the admin route above takes a tenant id).
+  HttpResponse OwnQuota(const HttpRequest&, const RouteMatch&, const std::string& tenant) {
+    Json scheduler = SchedulerSnapshot();
+    Json out = QuotaOf(scheduler, tenant);
+    Json queue = Json::array();
+    int position = 0;
+    for (const Json& e : scheduler.value("queue", Json::array())) {
+      ++position;
+      if (e.value("tenant", "") != tenant) continue;
+      Json entry = {{"position", position}};
+      // Queue entries carry the job's instance id "job.<tenant>.<id>": show the id.
+      const std::string job = e.value("job", "");
+      if (const size_t dot = job.rfind('.'); dot != std::string::npos) entry["id"] = job.substr(dot + 1);
+      for (const char* k : {"cpu", "memoryMb"}) {
+        if (e.contains(k)) entry[k] = e[k];
+      }
+      queue.push_back(std::move(entry));
+      if (queue.size() >= 100) break;
+    }
+    out["tenant"] = tenant;
+    out["queue"] = queue;
+    return JsonResponse(200, out);
   }
 
   HttpResponse SchedulerState(const HttpRequest&, const RouteMatch&, const std::string&) {

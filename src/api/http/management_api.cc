@@ -8,6 +8,8 @@
 #include <variant>
 
 #include "baton/json.h"
+#include "batch/scheduler.h"
+#include "util/duration.h"
 #include "util/url.h"
 #include "util/utf8.h"
 #include "util/uuid.h"
@@ -21,6 +23,8 @@ namespace http = boost::beast::http;
 using http::verb;
 
 constexpr std::string_view kBase = "/runtime/webhooks/durabletask";
+// A dry-run purge counts no further (Client::Count reads page by page).
+constexpr int64_t kMaxDryRunCount = 100000;
 
 // Who is calling and which task hub they act on.
 struct Caller {
@@ -63,6 +67,7 @@ class Api : public std::enable_shared_from_this<Api> {
     r.Add(verb::post, "/api/v1/admin/tenants", Bind(&Api::CreateTenant, /*admin_only=*/true));
     r.Add(verb::get, "/api/v1/admin/tenants", Bind(&Api::ListTenants, /*admin_only=*/true));
     r.Add(verb::post, "/api/v1/admin/tenants/{tenant}/disable", Bind(&Api::DisableTenant, /*admin_only=*/true));
+    r.Add(verb::post, "/api/v1/admin/tenants/{tenant}/enable", Bind(&Api::EnableTenant, /*admin_only=*/true));
     r.Add(verb::post, "/api/v1/admin/tenants/{tenant}/keys", Bind(&Api::CreateTenantKey, /*admin_only=*/true));
     r.Add(verb::get, "/api/v1/admin/tenants/{tenant}/keys", Bind(&Api::ListTenantKeys, /*admin_only=*/true));
     r.Add(verb::get, "/api/v1/admin/tenants/{tenant}/settings", Bind(&Api::GetTenantSettings, /*admin_only=*/true));
@@ -635,10 +640,34 @@ class Api : public std::enable_shared_from_this<Api> {
     if (!to) return error;
     auto statuses = ParseStatuses(m, &error);
     if (!statuses) return error;
+    auto dry_run = ParseBool(m, "dryRun", false, &error);
+    if (!dry_run) return error;
     filter.created_from = *from;
     filter.created_to = *to;
     filter.statuses = *statuses;
     filter.instance_id_prefix = HubPrefix(c);
+    if (*dry_run) {
+      // What the purge would delete: the terminal instances among the matches.
+      InstanceQuery q;
+      q.instance_id_prefix = filter.instance_id_prefix;
+      q.created_from = filter.created_from;
+      q.created_to = filter.created_to;
+      for (OrchestrationStatus st : {OrchestrationStatus::kCompleted, OrchestrationStatus::kFailed,
+                                     OrchestrationStatus::kCanceled, OrchestrationStatus::kTerminated}) {
+        if (filter.statuses.empty() ||
+            std::find(filter.statuses.begin(), filter.statuses.end(), st) != filter.statuses.end()) {
+          q.statuses.push_back(st);
+        }
+      }
+      int64_t matched = 0;
+      if (!q.statuses.empty()) {
+        auto counted = client_.Count(q, kMaxDryRunCount);
+        if (!counted.ok()) return ErrorResponse(counted.status());
+        matched = *counted;
+      }
+      return JsonResponse(200, Json{{"instancesDeleted", 0}, {"instancesMatched", matched},
+                                    {"dryRun", true}, {"matchedAtLeast", matched >= kMaxDryRunCount}});
+    }
     auto purged = client_.Purge(filter);
     if (!purged.ok()) return ErrorResponse(purged.status());
     if (*purged == 0) return ErrorResponse(404, "NotFound", "no terminal instance matches the filter");
@@ -787,7 +816,11 @@ class Api : public std::enable_shared_from_this<Api> {
     return {{"id", t.id}, {"displayName", t.display_name}, {"disabled", t.disabled}, {"createdTime", DfTime(t.created_at)}};
   }
   static Json KeyJson(const tenancy::ApiKey& k) {
-    return {{"keyId", k.key_id}, {"tenantId", k.tenant_id}, {"name", k.name}, {"createdTime", DfTime(k.created_at)},
+    return {{"keyId", k.key_id},
+            {"tenantId", k.tenant_id},
+            {"name", k.name},
+            {"createdTime", DfTime(k.created_at)},
+            {"expiresTime", k.expires_at ? Json(DfTime(*k.expires_at)) : Json(nullptr)},
             {"revoked", k.revoked}};
   }
 
@@ -803,6 +836,16 @@ class Api : public std::enable_shared_from_this<Api> {
     if (!display) return error;
     auto tenant = directory_.CreateTenant((*body)["id"].get<std::string>(), *display);
     if (!tenant.ok()) return ErrorResponse(tenant.status(), "id");
+    if (options_.default_quota.is_object()) {
+      // A new tenant starts with the server's default quota, never unlimited
+      // (a signal to the scheduler: durable once this answers).
+      Json quota = options_.default_quota;
+      quota["tenant"] = tenant->id;
+      if (Status s = client_.SignalEntity(EntityId(batch::kSchedulerEntity, batch::kSchedulerKey), "setTenant", quota);
+          !s.ok()) {
+        return ErrorResponse(s);
+      }
+    }
     return JsonResponse(201, TenantJson(*tenant));
   }
 
@@ -816,6 +859,14 @@ class Api : public std::enable_shared_from_this<Api> {
 
   HttpResponse DisableTenant(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
     Status s = directory_.DisableTenant(m.params.at("tenant"));
+    if (!s.ok()) return ErrorResponse(s, "tenant");
+    auto tenant = directory_.GetTenant(m.params.at("tenant"));
+    if (!tenant.ok()) return ErrorResponse(tenant.status(), "tenant");
+    return JsonResponse(200, TenantJson(*tenant));
+  }
+
+  HttpResponse EnableTenant(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
+    Status s = directory_.EnableTenant(m.params.at("tenant"));
     if (!s.ok()) return ErrorResponse(s, "tenant");
     auto tenant = directory_.GetTenant(m.params.at("tenant"));
     if (!tenant.ok()) return ErrorResponse(tenant.status(), "tenant");
@@ -857,7 +908,28 @@ class Api : public std::enable_shared_from_this<Api> {
     if (!body) return error;
     auto name = StringMember(*body, "name", "", &error);
     if (!name) return error;
-    auto key = directory_.CreateKey(tenant_id, *name);
+    // Expiry: "expiresIn" (a duration, 1m to 10 years) or "expiresTime" (UTC).
+    std::optional<TimePoint> expires_at;
+    if (body->contains("expiresIn") && body->contains("expiresTime")) {
+      return ErrorResponse(400, "InvalidArgument", "give expiresIn or expiresTime, not both", "expiresIn");
+    }
+    if (body->contains("expiresIn")) {
+      const Json& in = (*body)["expiresIn"];
+      auto age = in.is_string() ? util::ParseDuration(in.get<std::string>(), std::chrono::minutes(1),
+                                                      std::chrono::hours(24 * 3653))
+                                : Result<std::chrono::seconds>(InvalidArgumentError("must be a duration such as 90d"));
+      if (!age.ok()) return ErrorResponse(400, "InvalidArgument", age.status().message(), "expiresIn");
+      expires_at = SystemClock()->Now() + *age;
+    }
+    if (body->contains("expiresTime")) {
+      TimePoint t;
+      const Json& at = (*body)["expiresTime"];
+      if (!at.is_string() || !ParseIso8601(at.get<std::string>(), &t)) {
+        return ErrorResponse(400, "InvalidArgument", "must be a UTC time such as 2030-01-31T00:00:00Z", "expiresTime");
+      }
+      expires_at = t;
+    }
+    auto key = directory_.CreateKey(tenant_id, *name, expires_at);
     if (!key.ok()) return ErrorResponse(key.status(), "tenant");
     Json out = KeyJson(key->first);
     out["key"] = key->second;

@@ -25,6 +25,9 @@ struct ManagementApiOptions {
   std::chrono::seconds max_wait{std::chrono::minutes(5)};
   // Per-tenant request rate and stored-instance cap; null = no limits.
   tenancy::Admission* admission = nullptr;
+  // The job quota a new tenant starts with (the scheduler's "setTenant":
+  // {"cpu", "memoryMb", "jobs", "weight"}); null = none (no limit).
+  Json default_quota;
 };
 
 // Registers every route on `router`. `client` and `directory` must outlive it.

@@ -427,6 +427,8 @@ struct PurgeOptions {
   std::string created_from;
   std::string created_to;
   std::string statuses;
+  bool yes = false;
+  bool dry_run = false;
 };
 
 void RunPurge(Session& s, const PurgeOptions& o) {
@@ -443,6 +445,10 @@ void RunPurge(Session& s, const PurgeOptions& o) {
                  "purge by filter");
     return;
   }
+  if (!o.id.empty() && o.dry_run) {
+    s.Fail(kExitUsage, "--dry-run is for purging by filter; `instance status ID` shows one instance");
+    return;
+  }
   auto query = s.HubQuery();
   HttpRequestSpec spec;
   spec.method = HttpMethod::kDelete;
@@ -452,6 +458,38 @@ void RunPurge(Session& s, const PurgeOptions& o) {
     query.emplace_back("createdTimeFrom", o.created_from);
     if (!o.created_to.empty()) query.emplace_back("createdTimeTo", o.created_to);
     if (!o.statuses.empty()) query.emplace_back("runtimeStatus", o.statuses);
+    // A purge by filter first counts what it would delete (dryRun=true):
+    // that count is the answer of --dry-run, and the question asked before
+    // deleting unless --yes.
+    if (o.dry_run || !o.yes) {
+      auto dry = query;
+      dry.emplace_back("dryRun", "true");
+      HttpRequestSpec count = spec;
+      count.target = std::string(kDurableBase) + "/instances" + BuildQueryString(dry);
+      auto counted = s.CallForJson(count, /*array=*/false);
+      if (!counted) return;
+      const std::string n = Text(*counted, "instancesMatched");
+      const std::string what = n + (counted->value("matchedAtLeast", false) ? " or more" : "") +
+                               (n == "1" ? " finished instance" : " finished instances");
+      if (o.dry_run) {
+        if (s.json()) {
+          s.PrintJson(*counted);
+        } else {
+          s.out() << "Would purge " << what << " (dry run: nothing deleted).\n";
+        }
+        return;
+      }
+      if (n == "0") {
+        s.Fail(kExitNotFound, "no finished instance matches the filter");
+        return;
+      }
+      s.err() << "Purge " << what << "? [y/N] " << std::flush;
+      std::string answer;
+      if (!std::getline(std::cin, answer) || (answer != "y" && answer != "Y" && answer != "yes")) {
+        s.Fail(kExitUsage, "purge cancelled: nothing deleted (--yes purges without asking)");
+        return;
+      }
+    }
     spec.target = std::string(kDurableBase) + "/instances" + BuildQueryString(query);
   }
   auto body = s.CallForJson(spec, /*array=*/false);
@@ -641,6 +679,19 @@ struct IdOptions {
   std::string id;
 };
 
+void RunTenantEnable(Session& s, const IdOptions& o) {
+  HttpRequestSpec spec;
+  spec.method = HttpMethod::kPost;
+  spec.target = std::string(kAdminBase) + "/tenants/" + PercentEncode(o.id) + "/enable";
+  auto tenant = s.CallForJson(spec, /*array=*/false);
+  if (!tenant) return;
+  if (s.json()) {
+    s.PrintJson(*tenant);
+  } else {
+    s.out() << FormatKeyValues(TenantFields(*tenant));
+  }
+}
+
 void RunTenantDisable(Session& s, const IdOptions& o) {
   HttpRequestSpec spec;
   spec.method = HttpMethod::kPost;
@@ -659,6 +710,7 @@ struct KeyCreateOptions {
   std::string tenant;
   bool admin = false;
   std::string name;
+  std::string expires_in;  // "" = never
 };
 
 void RunKeyCreate(Session& s, const KeyCreateOptions& o) {
@@ -669,6 +721,7 @@ void RunKeyCreate(Session& s, const KeyCreateOptions& o) {
   }
   OJson body = OJson::object();
   if (!o.name.empty()) body["name"] = o.name;
+  if (!o.expires_in.empty()) body["expiresIn"] = o.expires_in;  // the server checks it
   HttpRequestSpec spec;
   spec.method = HttpMethod::kPost;
   spec.target = std::string(kAdminBase) +
@@ -685,6 +738,9 @@ void RunKeyCreate(Session& s, const KeyCreateOptions& o) {
                                 {"Tenant", tenant.empty() ? "(admin key)" : tenant},
                                 {"Name", Text(*key, "name")},
                                 {"Created", Text(*key, "createdTime")},
+                                {"Expires", key->contains("expiresTime") && (*key)["expiresTime"].is_string()
+                                                ? (*key)["expiresTime"].get<std::string>()
+                                                : std::string("never")},
                                 {"Key", Text(*key, "key")}});
   }
   s.Warn("the key is shown only this once and cannot be shown again: store it now");
@@ -701,10 +757,12 @@ void RunKeyList(Session& s, const IdOptions& o) {
   }
   std::vector<std::vector<std::string>> rows;
   for (const OJson& k : *keys) {
-    rows.push_back(
-        {Text(k, "keyId"), Text(k, "name"), Text(k, "createdTime"), YesNo(k, "revoked")});
+    rows.push_back({Text(k, "keyId"), Text(k, "name"), Text(k, "createdTime"),
+                    k.contains("expiresTime") && k["expiresTime"].is_string() ? k["expiresTime"].get<std::string>()
+                                                                              : std::string("never"),
+                    YesNo(k, "revoked")});
   }
-  s.out() << FormatTable({"KEY ID", "NAME", "CREATED", "REVOKED"}, rows);
+  s.out() << FormatTable({"KEY ID", "NAME", "CREATED", "EXPIRES", "REVOKED"}, rows);
 }
 
 void RunKeyRevoke(Session& s, const IdOptions& o) {
@@ -822,6 +880,8 @@ void AddInstanceVerbs(CLI::App& app, const Io& io) {
     v->add_option("--status", o->statuses, "Filter: only these runtime statuses")
         ->type_name("STATUS[,...]")
         ->transform(StatusListValidator());
+    v->add_flag("-y,--yes", o->yes, "Purge by filter without asking for confirmation");
+    v->add_flag("--dry-run", o->dry_run, "Only say how many finished instances the filter would purge");
   }
   {
     auto [v, o] = AddVerb<HistoryOptions>(
@@ -840,6 +900,7 @@ struct TenantSettingsOptions {
   std::optional<int64_t> burst;
   std::optional<int64_t> max_queued_jobs;
   std::optional<int64_t> max_instances;
+  std::optional<std::string> retention;
 };
 
 // "A,B" -> ["A","B"]; "" -> [].
@@ -873,10 +934,12 @@ void RunTenantSettings(Session& s, const TenantSettingsOptions& o) {
   if (o.max_instances) limits["maxInstances"] = *o.max_instances;
   HttpRequestSpec spec;
   spec.target = path;
-  if (!grants.empty() || !limits.empty()) {
+  if (!grants.empty() || !limits.empty() || o.retention) {
     OJson patch = OJson::object();
     if (!grants.empty()) patch["grants"] = grants;
     if (!limits.empty()) patch["limits"] = limits;
+    // The server checks the duration ("default" = follow --retention).
+    if (o.retention) patch["retention"] = *o.retention == "default" ? OJson(nullptr) : OJson(*o.retention);
     spec.method = HttpMethod::kPatch;
     spec.has_body = true;
     spec.body = patch.dump();
@@ -903,7 +966,10 @@ void RunTenantSettings(Session& s, const TenantSettingsOptions& o) {
                               {"Requests/s", number(l, "requestsPerSecond")},
                               {"Burst", number(l, "burst")},
                               {"Max queued jobs", number(l, "maxQueuedJobs")},
-                              {"Max instances", number(l, "maxInstances")}});
+                              {"Max instances", number(l, "maxInstances")},
+                              {"Retention", settings->contains("retention") && (*settings)["retention"].is_string()
+                                                ? (*settings)["retention"].get<std::string>()
+                                                : std::string("server default (--retention)")}});
 }
 
 void AddTenantVerbs(CLI::App& app, const Io& io) {
@@ -918,6 +984,11 @@ void AddTenantVerbs(CLI::App& app, const Io& io) {
   {
     auto [v, o] = AddVerb<IdOptions>(g, "disable", "Disable a tenant: its keys stop working", false,
                                      io, RunTenantDisable);
+    v->add_option("id", o->id, "Tenant id")->required();
+  }
+  {
+    auto [v, o] = AddVerb<IdOptions>(g, "enable", "Enable a disabled tenant: its keys work again", false, io,
+                                     RunTenantEnable);
     v->add_option("id", o->id, "Tenant id")->required();
   }
   AddTenantQuotaVerb(g, io);
@@ -941,6 +1012,10 @@ void AddTenantVerbs(CLI::App& app, const Io& io) {
         ->type_name("N");
     v->add_option("--max-instances", o->max_instances, "Orchestration instances it may keep stored")
         ->type_name("N");
+    v->add_option("--retention", o->retention,
+                  "Delete its finished instances and jobs this long after they finished (e.g. 30d, 12h), "
+                  "\"forever\" to keep them, or \"default\" for the server's --retention")
+        ->type_name("AGE");
   }
 }
 
@@ -952,6 +1027,8 @@ void AddKeyVerbs(CLI::App& app, const Io& io) {
     auto* tenant = v->add_option("--tenant", o->tenant, "Create a key of tenant ID");
     v->add_flag("--admin", o->admin, "Create an admin key")->excludes(tenant);
     v->add_option("--name", o->name, "A name to recognise the key by");
+    v->add_option("--expires-in", o->expires_in, "The key stops working this long after now (e.g. 90d, 12h)")
+        ->type_name("AGE");
   }
   {
     auto [v, o] = AddVerb<IdOptions>(g, "list", "List a tenant's keys (never their secrets)", false,

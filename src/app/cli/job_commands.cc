@@ -473,6 +473,19 @@ void RunCancel(Session& s, const IdOptions& o) {
   }
 }
 
+void RunDelete(Session& s, const IdOptions& o) {
+  HttpRequestSpec spec;
+  spec.method = HttpMethod::kDelete;
+  spec.target = JobPath(o.id);
+  auto answer = s.CallForJson(spec, /*array=*/false);
+  if (!answer) return;
+  if (s.json()) {
+    s.PrintJson(*answer);
+  } else {
+    s.out() << "Deleted job " << o.id << " with its logs.\n";
+  }
+}
+
 struct WaitOptions {
   GlobalOptions g;
   std::string id;
@@ -505,12 +518,35 @@ struct QuotaOptions {
 };
 
 void RunQuota(Session& s, const QuotaOptions& o) {
+  const QuotaFlags& f = o.flags;
+  if (o.id.empty()) {
+    // A tenant key reads its own tenant's quota, usage and queue.
+    if (f.cpu || f.memory_mb || f.jobs || f.weight) {
+      s.Fail(kExitUsage, "changing a quota takes a tenant id (and an admin key)");
+      return;
+    }
+    HttpRequestSpec own;
+    own.target = "/api/v1/quota";
+    auto quota = s.CallForJson(own, /*array=*/false);
+    if (!quota) return;
+    if (s.json()) {
+      s.PrintJson(*quota);
+      return;
+    }
+    s.out() << FormatKeyValues(QuotaFields(Text(*quota, "tenant"), *quota));
+    if (quota->contains("queue") && (*quota)["queue"].is_array() && !(*quota)["queue"].empty()) {
+      std::vector<std::vector<std::string>> rows;
+      for (const OJson& e : (*quota)["queue"]) rows.push_back({Text(e, "position"), Text(e, "id"), Text(e, "cpu"),
+                                                              Text(e, "memoryMb")});
+      s.out() << "\n" << FormatTable({"POSITION", "JOB ID", "CPU", "MEMORY MB"}, rows);
+    }
+    return;
+  }
   const std::string path = std::string(kAdminBase) + "/tenants/" + PercentEncode(o.id) + "/quota";
   HttpRequestSpec get;
   get.target = path;
   auto quota = s.CallForJson(get, /*array=*/false);
   if (!quota) return;
-  const QuotaFlags& f = o.flags;
   if (f.cpu || f.memory_mb || f.jobs || f.weight) {
     HttpRequestSpec put;
     put.method = HttpMethod::kPut;
@@ -637,6 +673,12 @@ void AddJobVerbs(CLI::App& app, const Io& io) {
     v->add_option("id", o->id, "Job id")->required();
   }
   {
+    auto [v, o] = AddVerb<IdOptions>(g, "delete",
+                                     "Delete a finished job with its logs and secrets (DELETE /api/v1/jobs/ID)",
+                                     false, io, RunDelete);
+    v->add_option("id", o->id, "Job id")->required();
+  }
+  {
     auto [v, o] = AddVerb<WaitOptions>(
         g, "wait", "Wait for a job to end; exit 0 only when it Completed", false, io, RunWait);
     v->add_option("id", o->id, "Job id")->required();
@@ -731,9 +773,10 @@ void AddImageVerbs(CLI::App& app, const Io& io) {
 void AddTenantQuotaVerb(CLI::App* tenant_group, const Io& io) {
   auto [v, o] = AddVerb<QuotaOptions>(
       tenant_group, "quota",
-      "Show a tenant's job quota and usage; with flags, change it (GET, then PUT, .../quota)",
+      "Show a tenant's job quota, usage and queue (without ID: the caller's own tenant, with a tenant key); "
+      "with flags, change it (admin key: GET, then PUT, .../quota)",
       false, io, RunQuota);
-  v->add_option("id", o->id, "Tenant id")->required();
+  v->add_option("id", o->id, "Tenant id (admin key); omit with a tenant key");
   v->add_option("--cpu", o->flags.cpu, "CPU cores the tenant's running jobs may use (0 = no limit)")
       ->type_name("C")
       ->check(Minimum(0));

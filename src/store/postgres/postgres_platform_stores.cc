@@ -125,9 +125,10 @@ class PostgresTenantStore final : public TenantStore {
     return s_.With([&](PgConnection& c) -> Status {
       Params p;
       p.Text(k.key_id).Text(k.tenant_id).Text(k.name).Text(k.secret_hash).Int(ToUnixMicros(k.created_at)).Bool(k.revoked);
+      p.Int(k.expires_at ? ToUnixMicros(*k.expires_at) : 0);
       auto r = c.ExecPrepared({"key_insert",
-                               "INSERT INTO api_keys(key_id, tenant_id, name, secret_hash, created_at, revoked) "
-                               "VALUES($1, $2, $3, $4, $5, $6)"},
+                               "INSERT INTO api_keys(key_id, tenant_id, name, secret_hash, created_at, revoked, "
+                               "expires_at) VALUES($1, $2, $3, $4, $5, $6, $7)"},
                               p, "insert key");
       if (!r.ok() && IsUniqueViolation(c)) return AlreadyExistsError("key '" + k.key_id + "' already exists");
       return r.status();
@@ -139,7 +140,7 @@ class PostgresTenantStore final : public TenantStore {
       p.Text(tenant_id);
       BATON_ASSIGN_OR_RETURN(PgResult r, c.ExecPrepared({"key_list",
                                                          "SELECT key_id, tenant_id, name, secret_hash, created_at, "
-                                                         "revoked FROM api_keys WHERE tenant_id = $1 "
+                                                         "revoked, expires_at FROM api_keys WHERE tenant_id = $1 "
                                                          "ORDER BY created_at, key_id"},
                                                         p, "list keys"));
       std::vector<KeyRecord> out;
@@ -160,7 +161,8 @@ class PostgresTenantStore final : public TenantStore {
       BATON_ASSIGN_OR_RETURN(PgResult r,
                              c.ExecPrepared({"key_valid",
                                              "SELECT k.key_id, k.tenant_id, k.name, k.secret_hash, k.created_at, "
-                                             "k.revoked FROM api_keys k LEFT JOIN tenants t ON t.id = k.tenant_id "
+                                             "k.revoked, k.expires_at "
+                                             "FROM api_keys k LEFT JOIN tenants t ON t.id = k.tenant_id "
                                              "WHERE k.key_id = $1 AND NOT k.revoked "
                                              "AND (k.tenant_id = '' OR t.disabled = false)"},
                                             p, "get key"));
@@ -183,7 +185,9 @@ class PostgresTenantStore final : public TenantStore {
     return TenantRecord{r.Text(i, 0), r.Text(i, 1), r.Bool(i, 2), FromUnixMicros(r.Int(i, 3)), r.Text(i, 4)};
   }
   static KeyRecord Key(const PgResult& r, int i) {
-    return KeyRecord{r.Text(i, 0), r.Text(i, 1), r.Text(i, 2), r.Text(i, 3), FromUnixMicros(r.Int(i, 4)), r.Bool(i, 5)};
+    KeyRecord k{r.Text(i, 0), r.Text(i, 1), r.Text(i, 2), r.Text(i, 3), FromUnixMicros(r.Int(i, 4)), r.Bool(i, 5)};
+    if (r.Int(i, 6) != 0) k.expires_at = FromUnixMicros(r.Int(i, 6));
+    return k;
   }
   // `st` ends with RETURNING 1: no row means nothing matched.
   Status Update(const pg::Statement& st, const Params& p, const std::string& missing) {

@@ -67,7 +67,8 @@ CREATE TABLE IF NOT EXISTS api_keys (
   name        TEXT NOT NULL,
   secret_hash TEXT NOT NULL,                -- hex SHA-256 of the secret part
   created_at  INTEGER NOT NULL,
-  revoked     INTEGER NOT NULL DEFAULT 0
+  revoked     INTEGER NOT NULL DEFAULT 0,
+  expires_at  INTEGER NOT NULL DEFAULT 0    -- unix micros; 0 = never
 );
 )SQL";
 
@@ -122,9 +123,11 @@ class SqliteTenantStore final : public TenantStore {
   Status InsertKey(const KeyRecord& k) override {
     std::lock_guard lock(f_->mu);
     BATON_ASSIGN_OR_RETURN(auto st, f_->db().Prepare("INSERT INTO api_keys(key_id, tenant_id, name, secret_hash, "
-                                                     "created_at, revoked) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"));
+                                                     "created_at, revoked, expires_at) "
+                                                     "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
     st.Bind(1, k.key_id).Bind(2, k.tenant_id).Bind(3, k.name).Bind(4, k.secret_hash);
     st.Bind(5, ToUnixMicros(k.created_at)).Bind(6, int64_t{k.revoked});
+    st.Bind(7, k.expires_at ? ToUnixMicros(*k.expires_at) : int64_t{0});
     Status s = st.Run("insert key");
     if (!s.ok() && IsConstraint(s)) return AlreadyExistsError("key '" + k.key_id + "' already exists");
     return s;
@@ -132,7 +135,7 @@ class SqliteTenantStore final : public TenantStore {
   Result<std::vector<KeyRecord>> ListKeys(const std::string& tenant_id) override {
     std::lock_guard lock(f_->mu);
     BATON_ASSIGN_OR_RETURN(auto st, f_->db().Prepare("SELECT key_id, tenant_id, name, secret_hash, created_at, "
-                                                     "revoked FROM api_keys WHERE tenant_id = ?1 "
+                                                     "revoked, expires_at FROM api_keys WHERE tenant_id = ?1 "
                                                      "ORDER BY created_at, key_id"));
     st.Bind(1, tenant_id);
     std::vector<KeyRecord> out;
@@ -154,8 +157,8 @@ class SqliteTenantStore final : public TenantStore {
   Result<KeyRecord> GetValidKey(const std::string& key_id) override {
     std::lock_guard lock(f_->mu);
     BATON_ASSIGN_OR_RETURN(auto st, f_->db().Prepare(
-                                        "SELECT k.key_id, k.tenant_id, k.name, k.secret_hash, k.created_at, k.revoked "
-                                        "FROM api_keys k LEFT JOIN tenants t ON t.id = k.tenant_id "
+                                        "SELECT k.key_id, k.tenant_id, k.name, k.secret_hash, k.created_at, k.revoked, "
+                                        "k.expires_at FROM api_keys k LEFT JOIN tenants t ON t.id = k.tenant_id "
                                         "WHERE k.key_id = ?1 AND k.revoked = 0 AND (k.tenant_id = '' OR t.disabled = 0)"));
     st.Bind(1, key_id);
     BATON_ASSIGN_OR_RETURN(bool row, st.Step("get key"));
@@ -174,7 +177,9 @@ class SqliteTenantStore final : public TenantStore {
     return TenantRecord{st.Text(0), st.Text(1), st.Int(2) != 0, FromUnixMicros(st.Int(3)), st.Text(4)};
   }
   static KeyRecord Key(const sqlite::Statement& st) {
-    return KeyRecord{st.Text(0), st.Text(1), st.Text(2), st.Text(3), FromUnixMicros(st.Int(4)), st.Int(5) != 0};
+    KeyRecord k{st.Text(0), st.Text(1), st.Text(2), st.Text(3), FromUnixMicros(st.Int(4)), st.Int(5) != 0};
+    if (st.Int(6) != 0) k.expires_at = FromUnixMicros(st.Int(6));
+    return k;
   }
   Status Update(const char* sql, const std::string& id, const std::string& value, const std::string& missing) {
     std::lock_guard lock(f_->mu);
@@ -422,6 +427,16 @@ Result<std::unique_ptr<TenantStore>> OpenSqliteTenantStore(const std::string& pa
     if (!has) {
       BATON_RETURN_IF_ERROR(
           f->db().Exec("ALTER TABLE tenants ADD COLUMN settings TEXT NOT NULL DEFAULT '{}'", "add tenant settings"));
+    }
+  }
+  {
+    // Nor do its keys expire.
+    BATON_ASSIGN_OR_RETURN(auto st,
+                           f->db().Prepare("SELECT 1 FROM pragma_table_info('api_keys') WHERE name = 'expires_at'"));
+    BATON_ASSIGN_OR_RETURN(bool has, st.Step("read the api_keys table"));
+    if (!has) {
+      BATON_RETURN_IF_ERROR(f->db().Exec("ALTER TABLE api_keys ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0",
+                                         "add key expiry"));
     }
   }
   return std::unique_ptr<TenantStore>(new SqliteTenantStore(std::move(f)));
