@@ -153,6 +153,16 @@ struct CreateInstanceRequest {
 
 enum class WaitCondition { kStarted, kCompleted };
 
+// What waits in one task hub's queues (Store::QueueDepths).
+struct QueueDepth {
+  std::string hub;                     // "" = the default hub (entities count there)
+  int64_t orchestration_messages = 0;  // messages in instances' inboxes, visible or not yet
+  int64_t activity_tasks = 0;          // activity tasks not yet completed, leased or not
+  // visible_at of the oldest message or task that is visible now: how long
+  // the queue's head has waited is now - this. nullopt when none is visible.
+  std::optional<TimePoint> oldest_visible;
+};
+
 // The schema version of a store's database before and after its pending
 // migrations ran (each backend's Migrate… function; opening a store runs
 // them too). Versions count the backend's migration files.
@@ -238,6 +248,18 @@ class Store {
   // Releases the lease; the task becomes visible again after `delay`.
   virtual void AbandonActivityWorkItem(const ActivityWorkItem& item,
                                        std::chrono::milliseconds delay) = 0;
+
+  // ---- Operations ----
+
+  // The queues of every task hub that has something queued, read from the
+  // store (so every node of a shared store sees the same). `now` decides
+  // what is visible. Cost grows with the queues' length: for scrapes of
+  // /metrics, not for every event. Unimplemented for a store that cannot
+  // tell (the default).
+  virtual Result<std::vector<QueueDepth>> QueueDepths(TimePoint now) {
+    (void)now;
+    return UnimplementedError("this store does not report queue depths");
+  }
 
   // Wakes every blocked Fetch*/WaitForInstance call; fetches return empty
   // until ResumeFetching(). Used for graceful shutdown.

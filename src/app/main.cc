@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <thread>
 #include <string>
 
@@ -23,6 +24,7 @@
 #include "api/grpc/sidecar.h"
 #include "api/http/job_api.h"
 #include "api/http/management_api.h"
+#include "api/http/metrics_api.h"
 #include "api/http/readiness.h"
 #include "app/backup.h"
 #include "app/cli/commands.h"
@@ -42,12 +44,15 @@
 #include "batch/job_logs.h"
 #include "batch/job_monitor.h"
 #include "batch/job_orchestration.h"
+#include "batch/platform_metrics.h"
 #include "batch/job_token.h"
 #include "batch/retention.h"
 #include "batch/scheduler.h"
 #include "runtime/docker/docker_runtime.h"
 #include "tenancy/tenant_directory.h"
 #include "util/duration.h"
+#include "util/log.h"
+#include "util/metrics.h"
 #include "util/secret_box.h"
 #include "util/uuid.h"
 #include "app/preflight_command.h"
@@ -341,6 +346,10 @@ struct ServeOptions {
   // Input limits (docs/SECURITY.md#input-limits).
   std::string public_url;           // base of status URIs; "" = http://<listen>:<port>
   size_t grpc_max_message_bytes = 0;  // 0 = max_body_bytes
+  // Operations (docs/metrics.md, docs/cli.md).
+  std::string metrics = "on";        // GET /metrics and the recording behind it: on | off
+  std::string log_format = "text";   // text | json
+  std::string log_level;             // "" = BATON_LOG_LEVEL, else info
 };
 
 // Makes the data dir 0700 and the files directly in it 0600.
@@ -409,6 +418,15 @@ Status EnsureSampleTenant(tenancy::TenantDirectory& directory, Client& client, c
 }
 
 int Serve(const ServeOptions& o) {
+  if (Status s = util::ConfigureLog(o.log_format, o.log_level); !s.ok()) {
+    std::fprintf(stderr, "baton: %s\n", s.message().c_str());
+    return 2;
+  }
+  if (o.metrics != "on" && o.metrics != "off") {
+    std::fprintf(stderr, "baton: --metrics '%s': expected on or off\n", o.metrics.c_str());
+    return 2;
+  }
+  util::metrics::SetEnabled(o.metrics == "on");
   // Block the shutdown signals before any thread starts, then wait for one.
   sigset_t signals;
   sigemptyset(&signals);
@@ -621,6 +639,10 @@ int Serve(const ServeOptions& o) {
   api::AddInsightApi(router, insight);
   api::AddDashboard(router);
   api::AddReadinessRoute(router, readiness, *directory);
+  api::AddMetricsRoute(router, util::metrics::Default(), *directory);
+  // Scrape-time figures: queues per hub, jobs, quotas (docs/metrics.md).
+  std::optional<batch::PlatformMetrics> platform_metrics;
+  if (util::metrics::Enabled()) platform_metrics.emplace(util::metrics::Default(), **store, client);
   if (Status s = server.Start(); !s.ok()) {
     std::fprintf(stderr, "baton: %s\n", s.ToString().c_str());
     return 1;
@@ -648,6 +670,7 @@ int Serve(const ServeOptions& o) {
   callback_options.idle_timeout = std::chrono::seconds(10);
   callback_options.read_timeout = std::chrono::seconds(10);
   callback_options.public_url.clear();
+  callback_options.name = "callback";
   api::HttpServer callback_server(callback_options, callback_router);
   if (callback_options.unix_socket.size() >= sizeof(sockaddr_un{}.sun_path)) {
     std::fprintf(stderr, "baton: the callback socket path %s is too long for a unix socket; use a shorter --data-dir\n",
@@ -838,6 +861,9 @@ bool ApplyEnvironment(int argc, char** argv, ServeOptions& o) {
   number("BATON_GRPC_PORT", "--grpc-port", -1, 65535, &o.grpc_port);
   text("BATON_PUBLIC_URL", "--public-url", &o.public_url);
   number("BATON_GRPC_MAX_MESSAGE_BYTES", "--grpc-max-message-bytes", 0, 1L << 30, &o.grpc_max_message_bytes);
+  text("BATON_METRICS", "--metrics", &o.metrics);
+  text("BATON_LOG_FORMAT", "--log-format", &o.log_format);
+  text("BATON_LOG_LEVEL", "--log-level", &o.log_level);
   if (const char* v = std::getenv("BATON_JOB_CPU"); v != nullptr && !on_command_line("--job-cpu")) {
     char* end = nullptr;
     double cpu = std::strtod(v, &end);
@@ -974,6 +1000,17 @@ int main(int argc, char** argv) {
                     "Largest gRPC message accepted (0 = --max-body-bytes)")
       ->check(CLI::Range(static_cast<size_t>(0), static_cast<size_t>(1) << 30))
       ->capture_default_str();
+  serve->add_option("--metrics", serve_options.metrics,
+                    "GET /metrics (admin key) and the recording behind it: on or off (docs/metrics.md)")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
+  serve->add_option("--log-format", serve_options.log_format,
+                    "Log lines on stderr: text, or json (one object per line: ts, level, msg or event and fields)")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  serve->add_option("--log-level", serve_options.log_level,
+                    "trace, debug, info, warn, error, critical or off (default: BATON_LOG_LEVEL, else info)")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   std::string migrate_store;
   std::string migrate_data_dir = "baton-data";
   auto* migrate = app.add_subcommand("migrate", "Apply the task hub's schema migrations and exit");

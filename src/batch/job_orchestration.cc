@@ -11,6 +11,8 @@
 #include "batch/job_view.h"
 #include "batch/loopback_http.h"
 #include "batch/scheduler.h"
+#include "util/log.h"
+#include "util/metrics.h"
 
 namespace baton::batch {
 namespace {
@@ -89,9 +91,35 @@ Json WithImages(Json spec, const Json& images) {
   return spec;
 }
 
+// One log line per step of a job's life ("job": job, tenant, phase,
+// attempt, status, position), written when the step first happens (not on
+// replay; again only if the episode that took it has to run again), and the
+// count of finished jobs by tenant and status.
+void LogJobStep(OrchestrationContext& ctx, const Json& phase) {
+  const bool done = phase.value("phase", "") == "done";
+  const bool log = util::Log().should_log(spdlog::level::info);
+  if (!log && !done) return;
+  const Json in = ctx.GetInput();
+  const std::string tenant = in.value("tenant", "");
+  if (done) {
+    util::metrics::Default()
+        .GetCounter("baton_jobs_finished_total", "Batch jobs that ended, by tenant and status",
+                    {{"tenant", tenant}, {"status", phase.value("status", "")}})
+        .Inc();
+  }
+  if (!log) return;
+  Json fields = {{"job", in.value("id", in.value("job", ""))}, {"tenant", tenant}};
+  for (const char* key : {"phase", "attempt", "status", "position"}) {
+    if (phase.contains(key)) fields[key] = phase[key];
+  }
+  util::LogEvent(spdlog::level::info, "job", fields);
+}
+
 // Sets the custom status: the phase, plus what stays shown throughout (the
 // pinned image, the last progress the job reported).
-void SetPhase(OrchestrationContext& ctx, Json status, const Json& shown) {
+// `step`: a step of the job's life (logged), not a progress report.
+void SetPhase(OrchestrationContext& ctx, Json status, const Json& shown, bool step = true) {
+  if (step && !ctx.IsReplaying()) LogJobStep(ctx, status);
   for (const auto& [k, v] : shown.items()) status[k] = v;
   ctx.SetCustomStatus(status);
 }
@@ -368,6 +396,7 @@ Task<Json> RunJob(OrchestrationContext& ctx) {
   const Json pulling = {{"phase", "pulling"}, {"image", in["spec"]["image"]}};
   Json pinned_spec = in["spec"];
   if (fatal.empty() && !canceled) {
+    if (!ctx.IsReplaying()) LogJobStep(ctx, pulling);
     ctx.SetCustomStatus(pulling);
     const Json images_in = {{"images", ImagesOf(in["spec"])}};
     const Json resolved = co_await CallThroughFaults(ctx, kResolveImages, images_in, pulling, shown, fault_budget);
@@ -490,7 +519,7 @@ Task<Json> RunJob(OrchestrationContext& ctx) {
         if (!event.is_object() || event.value("attempt", 0) != attempt) continue;  // about another attempt
         if (first == 3) {
           shown["progress"] = event.value("progress", Json());
-          SetPhase(ctx, Json{{"phase", "running"}, {"attempt", attempt}}, shown);
+          SetPhase(ctx, Json{{"phase", "running"}, {"attempt", attempt}}, shown, /*step=*/false);
           continue;
         }
         reported = event;
@@ -785,6 +814,13 @@ Json SignedReceipt(const util::ReceiptSigner& signer, const JobServices& s, cons
 
 }  // namespace
 
+// The latency of creating or starting a job's container group, by outcome.
+static util::metrics::Histogram& ContainerMetrics(const char* op, bool ok) {
+  return util::metrics::Default().GetHistogram(
+      "baton_container_operation_seconds", "Creating and starting jobs' container groups through the runtime, by outcome",
+      {{"op", op}, {"result", ok ? "ok" : "error"}});
+}
+
 std::string JobGroupName(const std::string& job, int attempt) {
   std::string name;
   for (char c : job) name.push_back(std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(c)) : '-');
@@ -884,7 +920,9 @@ Status RegisterJobFunctions(Registry& registry, const JobServices& services) {
       for (uint16_t p : c.ports) cs.ports.push_back(runtime::PortMapping{p, 0});
       group.containers.push_back(std::move(cs));
     }
+    const auto create_start = util::metrics::StartTimer();
     auto created = rt.CreateGroup(group);
+    ContainerMetrics("create", created.ok()).ObserveSince(create_start);
     if (!created.ok()) Throw(created.status(), "creating container group '" + group.name + "'");
     Json ids = Json::array();
     for (const auto& c : created->containers) ids.push_back(c.id);
@@ -901,7 +939,9 @@ Status RegisterJobFunctions(Registry& registry, const JobServices& services) {
     const runtime::ContainerState& main = g->containers[0];
     const bool main_started = main.status != "created";
     if (main_started && !main.running) return Json{{"alreadyStarted", true}, {"state", main.status}};
+    const auto start_start = util::metrics::StartTimer();
     Status started = rt.StartGroup(group);  // only containers still "created"
+    ContainerMetrics("start", started.ok()).ObserveSince(start_start);
     if (!started.ok()) Throw(started, "starting '" + group + "'");
     return Json{{"alreadyStarted", main_started}};
   }));

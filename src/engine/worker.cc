@@ -1,6 +1,7 @@
 #include "baton/worker.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -18,6 +19,7 @@
 #include "engine/orchestration_cache.h"
 #include "engine/rewind_plan.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/uuid.h"
 
 namespace baton {
@@ -33,6 +35,81 @@ constexpr int kMaxContinueAsNewGenerations = 1000;
 
 constexpr std::chrono::milliseconds kFetchWait{500};
 
+// The engine's metrics (docs/metrics.md), looked up once: on the hot path
+// each is a relaxed atomic add (util/metrics.h).
+struct EngineMetrics {
+  using M = util::metrics::Registry;
+  M& r = util::metrics::Default();
+  util::metrics::Counter& orchestration_fetched =
+      r.GetCounter("baton_work_items_fetched_total", "Work items fetched from the store, by kind",
+                   {{"kind", "orchestration"}});
+  util::metrics::Counter& activity_fetched =
+      r.GetCounter("baton_work_items_fetched_total", "Work items fetched from the store, by kind",
+                   {{"kind", "activity"}});
+  util::metrics::Histogram& orchestration_fetch_seconds = r.GetHistogram(
+      "baton_work_item_fetch_seconds",
+      "Duration of a fetch call that returned a work item (includes waiting for work when the queue was empty)",
+      {{"kind", "orchestration"}});
+  util::metrics::Histogram& activity_fetch_seconds = r.GetHistogram(
+      "baton_work_item_fetch_seconds",
+      "Duration of a fetch call that returned a work item (includes waiting for work when the queue was empty)",
+      {{"kind", "activity"}});
+  util::metrics::Histogram& orchestration_commit_seconds =
+      r.GetHistogram("baton_work_item_commit_seconds",
+                     "From handing a completed work item to the store to its commit's callback (group commit and fsync)",
+                     {{"kind", "orchestration"}});
+  util::metrics::Histogram& activity_commit_seconds =
+      r.GetHistogram("baton_work_item_commit_seconds",
+                     "From handing a completed work item to the store to its commit's callback (group commit and fsync)",
+                     {{"kind", "activity"}});
+  util::metrics::Counter& commit_failures =
+      r.GetCounter("baton_work_item_commit_failures_total",
+                   "Completed work items whose commit the store refused (lease lost, I/O error)");
+  util::metrics::Counter& episodes =
+      r.GetCounter("baton_episodes_total", "Orchestration episodes and entity batches run (in process or by SDK workers)");
+  util::metrics::Counter& replays = r.GetCounter(
+      "baton_replays_total", "Orchestrations rebuilt by replaying their history (cache misses with a history)");
+  util::metrics::Counter& replayed_events =
+      r.GetCounter("baton_replayed_events_total", "History events re-applied by replays");
+  util::metrics::Counter& cache_hits =
+      r.GetCounter("baton_orchestration_cache_hits_total", "Episodes that found their orchestration in the cache");
+  util::metrics::Counter& cache_misses =
+      r.GetCounter("baton_orchestration_cache_misses_total", "Episodes that did not find their orchestration cached");
+  util::metrics::Counter& cache_evictions =
+      r.GetCounter("baton_orchestration_cache_evictions_total", "Orchestrations evicted from the cache (LRU, memory budget)");
+  util::metrics::Counter& started =
+      r.GetCounter("baton_orchestrations_started_total", "Orchestration executions started (their first episode ran)");
+  util::metrics::Counter& activity_completed =
+      r.GetCounter("baton_activity_runs_total", "Activities run in process, by result", {{"result", "completed"}});
+  util::metrics::Counter& activity_failed =
+      r.GetCounter("baton_activity_runs_total", "Activities run in process, by result", {{"result", "failed"}});
+  util::metrics::Histogram& activity_seconds =
+      r.GetHistogram("baton_activity_duration_seconds", "Run time of activities run in process");
+  util::metrics::Counter& entity_batches =
+      r.GetCounter("baton_entity_batches_total", "Entity batches run (in process or by SDK workers)");
+  util::metrics::Counter& entity_messages = r.GetCounter(
+      "baton_entity_messages_total", "Entity messages processed in batches: operations, signals and lock messages");
+
+  std::array<util::metrics::Counter*, 8> completed = [this] {
+    std::array<util::metrics::Counter*, 8> by_status{};
+    for (int i = 0; i < 8; ++i) {
+      by_status[i] = &r.GetCounter(
+          "baton_orchestrations_completed_total", "Orchestration executions that ended, by status",
+          {{"status", std::string(OrchestrationStatusName(static_cast<OrchestrationStatus>(i)))}});
+    }
+    return by_status;
+  }();
+  util::metrics::Counter& Completed(OrchestrationStatus status) {
+    const int i = static_cast<int>(status);
+    return *completed[i >= 0 && i < 8 ? i : static_cast<int>(OrchestrationStatus::kFailed)];
+  }
+};
+
+EngineMetrics& Metrics() {
+  static EngineMetrics m;
+  return m;
+}
+
 }  // namespace
 
 class Worker::Impl {
@@ -42,9 +119,19 @@ class Worker::Impl {
         registry_(registry),
         options_(std::move(options)),
         clock_(options_.clock ? options_.clock : SystemClock()),
-        cache_(options_.cache_max_bytes, options_.cache_max_bytes == 0 ? 0 : options_.cache_max_instances) {}
+        cache_(options_.cache_max_bytes, options_.cache_max_bytes == 0 ? 0 : options_.cache_max_instances) {
+    collector_ = util::metrics::Default().AddCollector([this](util::metrics::Sink& sink) {
+      sink.Gauge("baton_orchestration_cache_instances", "Orchestrations held in the cache", {},
+                 static_cast<double>(cache_.size()));
+      sink.Gauge("baton_orchestration_cache_bytes", "Estimated memory of the cached orchestrations", {},
+                 static_cast<double>(cache_.bytes()));
+    });
+  }
 
-  ~Impl() { Stop(); }
+  ~Impl() {
+    util::metrics::Default().RemoveCollector(collector_);
+    Stop();
+  }
 
   Status Start() {
     std::lock_guard lock(lifecycle_mu_);
@@ -93,7 +180,9 @@ class Worker::Impl {
 
  private:
   void OrchestrationLoop() {
+    EngineMetrics& m = Metrics();
     while (running_) {
+      const auto fetch_start = util::metrics::StartTimer();
       auto item = store_.FetchOrchestrationWorkItem(kFetchWait);
       if (!item.ok()) {
         util::Log().error("fetching orchestration work failed: {}", item.status().ToString());
@@ -101,6 +190,8 @@ class Worker::Impl {
         continue;
       }
       if (!item->has_value()) continue;
+      m.orchestration_fetched.Inc();
+      m.orchestration_fetch_seconds.ObserveSince(fetch_start);
       OrchestrationWorkItem work = std::move(**item);
       try {
         ProcessOrchestration(work);
@@ -121,6 +212,7 @@ class Worker::Impl {
         std::unique_lock lock(activity_results_mu_);
         activity_results_cv_.wait(lock, [this] { return activity_results_pending_ < MaxPendingActivityResults(); });
       }
+      const auto fetch_start = util::metrics::StartTimer();
       auto item = store_.FetchActivityWorkItem(kFetchWait);
       if (!item.ok()) {
         util::Log().error("fetching activity work failed: {}", item.status().ToString());
@@ -128,6 +220,8 @@ class Worker::Impl {
         continue;
       }
       if (!item->has_value()) continue;
+      Metrics().activity_fetched.Inc();
+      Metrics().activity_fetch_seconds.ObserveSince(fetch_start);
       RunActivity(std::move(**item));
     }
   }
@@ -147,6 +241,11 @@ class Worker::Impl {
     } else {
       ActivityContext ctx(task.name, task.instance_id, task.execution_id, task.task_id, task.input,
                           item.dequeue_count);
+      const auto run_start = util::metrics::StartTimer();
+      struct Timed {
+        util::metrics::Clock::time_point start;
+        ~Timed() { Metrics().activity_seconds.ObserveSince(start); }
+      } timed{run_start};
       try {
         Json out = (*fn)(ctx);
         result.body = events::TaskCompleted{task.task_id, ToPayload(out)};
@@ -160,6 +259,9 @@ class Worker::Impl {
       }
     }
     ++activities_executed_;
+    (std::holds_alternative<events::TaskCompleted>(result.body) ? Metrics().activity_completed
+                                                                 : Metrics().activity_failed)
+        .Inc();
     TimePoint now = clock_->Now();
     result.timestamp = now;
     Message message{0, task.instance_id, task.execution_id, now, std::move(result)};
@@ -168,8 +270,13 @@ class Worker::Impl {
       std::lock_guard lock(activity_results_mu_);
       ++activity_results_pending_;
     }
-    store_.CompleteActivityWorkItem(item, std::move(message), [this](const Status& st) {
-      if (!st.ok()) util::Log().warn("activity result not recorded: {}", st.ToString());
+    store_.CompleteActivityWorkItem(item, std::move(message), [this, commit_start = util::metrics::StartTimer()](
+                                                                  const Status& st) {
+      Metrics().activity_commit_seconds.ObserveSince(commit_start);
+      if (!st.ok()) {
+        Metrics().commit_failures.Inc();
+        util::Log().warn("activity result not recorded: {}", st.ToString());
+      }
       {
         std::lock_guard lock(activity_results_mu_);
         --activity_results_pending_;
@@ -189,6 +296,9 @@ class Worker::Impl {
     const TimePoint now = clock_->Now();
     ++episodes_;
     applied_events_ += item.messages.size();
+    Metrics().episodes.Inc();
+    Metrics().entity_batches.Inc();
+    Metrics().entity_messages.Inc(item.messages.size());
     if (options_.external != nullptr) {
       auto name = EntityId::FromInstanceId(item.instance_id);
       if (name && registry_.FindEntity(name->name) == nullptr) {
@@ -240,8 +350,12 @@ class Worker::Impl {
   void CommitEntityBatch(OrchestrationWorkItem& item, engine::EntityBatch batch) {
     OrchestrationUpdate update = EntityUpdate(item, std::move(batch), options_.sync_every_episode);
     BeginCommit();
-    store_.CompleteOrchestrationWorkItem(item, std::move(update), [this, id = item.instance_id](const Status& st) {
+    store_.CompleteOrchestrationWorkItem(item, std::move(update), [this, id = item.instance_id,
+                                                                   commit_start = util::metrics::StartTimer()](
+                                                                      const Status& st) {
+      Metrics().orchestration_commit_seconds.ObserveSince(commit_start);
       if (!st.ok()) {
+        Metrics().commit_failures.Inc();
         ++commit_failures_;
         util::Log().warn("batch of entity '{}' was not committed: {}", id, st.ToString());
       }
@@ -275,8 +389,10 @@ class Worker::Impl {
         entry->history_generation == item.history_generation &&
         entry->history_size == item.history_size) {
       ++cache_hits_;
+      Metrics().cache_hits.Inc();
     } else {
       ++cache_misses_;
+      Metrics().cache_misses.Inc();
       // A first episode has no history to load (the lease keeps it so): no
       // round trip to the store for it.
       Result<std::vector<HistoryEvent>> history =
@@ -294,6 +410,10 @@ class Worker::Impl {
       entry->history_generation = item.history_generation;
       entry->history_size = static_cast<int64_t>(history->size());
       replayed_events_ += history->size();
+      if (!history->empty()) {
+        Metrics().replays.Inc();
+        Metrics().replayed_events.Inc(history->size());
+      }
     }
     core::Executor& executor = *entry->executor;
 
@@ -317,6 +437,7 @@ class Worker::Impl {
     for (const HistoryEvent& e : new_events) executor.Apply(e, /*replaying=*/false);
     applied_events_ += new_events.size();
     ++episodes_;
+    Metrics().episodes.Inc();
     core::Episode episode = executor.TakeEpisode();
 
     OrchestrationUpdate update;
@@ -350,11 +471,22 @@ class Worker::Impl {
       std::lock_guard lock(committing_mu_);
       committing_.insert(id);
     }
+    const OrchestrationStatus final_status = update.status;
     store_.CompleteOrchestrationWorkItem(
-        item, std::move(update), [this, id, entry, terminal](const Status& st) {
+        item, std::move(update),
+        [this, id, entry, terminal, final_status, commit_start = util::metrics::StartTimer()](const Status& st) {
+          EngineMetrics& m = Metrics();
+          m.orchestration_commit_seconds.ObserveSince(commit_start);
           if (st.ok()) {
-            if (!terminal) cache_evictions_ += cache_.Put(id, entry);
+            if (terminal) {
+              m.Completed(final_status).Inc();
+            } else {
+              const size_t evicted = cache_.Put(id, entry);
+              cache_evictions_ += evicted;
+              if (evicted > 0) m.cache_evictions.Inc(evicted);
+            }
           } else {
+            m.commit_failures.Inc();
             ++commit_failures_;
             util::Log().warn("episode of '{}' was not committed: {}", id, st.ToString());
           }
@@ -388,6 +520,7 @@ class Worker::Impl {
       if (std::holds_alternative<events::ExecutionTerminated>(m.event.body)) has_terminate = true;
       new_events.push_back(m.event);
     }
+    if (has_start) Metrics().started.Inc();
     if (!started && !has_start && !has_terminate) {
       *wait = std::chrono::milliseconds(1000);
       if (item.instance.scheduled_start && *item.instance.scheduled_start > now) {
@@ -432,6 +565,7 @@ class Worker::Impl {
       return;
     }
     ++episodes_;
+    Metrics().episodes.Inc();
     work.past_events = std::move(*history);
     work.item = std::move(item);
     options_.external->DispatchOrchestration(std::move(work));
@@ -620,6 +754,7 @@ class Worker::Impl {
   std::condition_variable inflight_cv_;
   int64_t inflight_ = 0;
 
+  uint64_t collector_ = 0;
   std::atomic<uint64_t> episodes_{0}, cache_hits_{0}, cache_misses_{0}, cache_evictions_{0},
       replayed_events_{0}, applied_events_{0}, activities_executed_{0}, commit_failures_{0};
 };

@@ -4,8 +4,10 @@
 // names and status codes; an admin key adds the details; other keys are
 // refused and change nothing. A data dir whose file system fills up — a real
 // tmpfs, filled to the last byte — makes the node not ready, and ready again
-// once space is freed. (The dockerd and registry checks failing during real
-// outages: tests/e2e/transient_fault_e2e_test.cc.)
+// once space is freed. A private dockerd stopped under the node, and a
+// private registry stopped under it, make it not ready (naming the check)
+// while /healthz stays 200, and ready again once they are back (the jobs
+// that wait out such outages: tests/e2e/transient_fault_e2e_test.cc).
 #include <gtest/gtest.h>
 #include <sys/mount.h>
 #include <unistd.h>
@@ -25,6 +27,7 @@
 
 #include "baton/json.h"
 #include "testing/http_client.h"
+#include "testing/private_daemons.h"
 #include "testing/server_process.h"
 #include "testing/test_image.h"
 #include "testing/test_util.h"
@@ -192,6 +195,72 @@ TEST_F(TransientFaultReadyzTest, AFullDiskMakesTheNodeNotReadyUntilSpaceIsFreed)
   r = AwaitReadyz("ready");
   EXPECT_EQ(r.status, 200) << r.body;
   server_.reset();  // before the tmpfs goes
+}
+
+// The node's own dockerd and registry go away and come back; the shared
+// ones are never touched.
+class ReadyzOutageTest : public TransientFaultReadyzTest {
+ protected:
+  void TearDown() override {
+    server_.reset();
+    if (dockerd_) dockerd_->Remove().IgnoreError();
+  }
+  // TearDown stops the server before these go.
+  std::unique_ptr<testing::PrivateNetns> netns_;
+  std::unique_ptr<testing::PrivateDockerd> dockerd_;
+  std::unique_ptr<testing::PrivateRegistry> registry_;
+};
+
+TEST_F(ReadyzOutageTest, ADockerdThatIsDownMakesTheNodeNotReadyButAlive) {
+  netns_ = std::make_unique<testing::PrivateNetns>();
+  ASSERT_TRUE(netns_->ok());
+  dockerd_ = std::make_unique<testing::PrivateDockerd>(*netns_);
+  BATON_ASSERT_OK(dockerd_->Start());
+  Start(dir_.File("data"), {"--docker-socket", dockerd_->socket()});
+  HttpResult r = AwaitReadyz("ready");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(CheckNamed(ParseOrNull(r.body), "dockerd").value("ok", false), true) << r.body;
+
+  BATON_ASSERT_OK(dockerd_->Stop());
+  r = AwaitReadyz("notReady");
+  EXPECT_EQ(r.status, 503) << r.body;
+  Json down = ParseOrNull(r.body);
+  EXPECT_EQ(CheckNamed(down, "dockerd").value("ok", true), false) << r.body;
+  EXPECT_EQ(CheckNamed(down, "dockerd").value("reason", ""), "UNAVAILABLE") << r.body;
+  EXPECT_EQ(CheckNamed(down, "store").value("ok", false), true) << r.body;
+  EXPECT_EQ(CheckNamed(down, "disk").value("ok", false), true) << r.body;
+  EXPECT_EQ(r.body.find(dockerd_->socket()), std::string::npos) << "the summary names no path";
+  HttpResult admin = Get("/readyz", admin_);
+  EXPECT_EQ(admin.status, 503);
+  EXPECT_FALSE(CheckNamed(ParseOrNull(admin.body), "dockerd").value("detail", "").empty()) << admin.body;
+  EXPECT_EQ(Get("/healthz").status, 200) << "alive while dockerd is down";
+
+  BATON_ASSERT_OK(dockerd_->Start());
+  r = AwaitReadyz("ready");
+  EXPECT_EQ(r.status, 200) << r.body;
+}
+
+TEST_F(ReadyzOutageTest, ARegistryThatIsDownMakesTheNodeNotReadyButAlive) {
+  registry_ = std::make_unique<testing::PrivateRegistry>();
+  BATON_ASSERT_OK(registry_->Start());
+  Start(dir_.File("data"), {"--registry", registry_->host(), "--registry-user", "baton", "--registry-password-file",
+                            registry_->password_file()});
+  HttpResult r = AwaitReadyz("ready");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(CheckNamed(ParseOrNull(r.body), "registry").value("ok", false), true) << r.body;
+
+  BATON_ASSERT_OK(registry_->Stop());
+  r = AwaitReadyz("notReady");
+  EXPECT_EQ(r.status, 503) << r.body;
+  Json down = ParseOrNull(r.body);
+  EXPECT_EQ(CheckNamed(down, "registry").value("ok", true), false) << r.body;
+  EXPECT_EQ(CheckNamed(down, "dockerd").value("ok", false), true) << r.body;
+  EXPECT_EQ(CheckNamed(down, "store").value("ok", false), true) << r.body;
+  EXPECT_EQ(Get("/healthz").status, 200);
+
+  BATON_ASSERT_OK(registry_->Start());
+  r = AwaitReadyz("ready");
+  EXPECT_EQ(r.status, 200) << r.body;
 }
 
 }  // namespace

@@ -19,13 +19,18 @@ class ServerProcess {
  public:
   // Starts the server on `data_dir` and waits (up to 60 s) for "listening on".
   // The first start of a data dir prints the admin key, kept in admin_key().
+  // `stderr_path`: when set, the server's stderr (its log) goes to that file.
   ServerProcess(const std::string& binary, const std::string& data_dir,
-                std::vector<std::string> extra_args = {}) {
+                std::vector<std::string> extra_args = {}, const std::string& stderr_path = "") {
     int out[2];
     if (pipe(out) != 0) throw std::runtime_error("pipe failed");
     pid_ = fork();
     if (pid_ == 0) {
       dup2(out[1], STDOUT_FILENO);
+      if (!stderr_path.empty()) {
+        int err = open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (err >= 0) dup2(err, STDERR_FILENO);
+      }
       close(out[0]);
       close(out[1]);
       std::vector<std::string> args = {binary, "serve", "--data-dir", data_dir, "--port", "0", "--grpc-port", "0"};

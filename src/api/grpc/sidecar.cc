@@ -1,6 +1,8 @@
 #include "api/grpc/sidecar.h"
 
+#include <google/protobuf/descriptor.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/support/server_interceptor.h>
 
 #include <algorithm>
 #include <condition_variable>
@@ -19,6 +21,7 @@
 #include "engine/episode_update.h"
 #include "orchestrator_service.grpc.pb.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/uuid.h"
 
 namespace baton::sidecar {
@@ -57,6 +60,116 @@ std::string PrefixOf(const std::string& instance_id) {
   std::string_view hub = HubOf(instance_id);
   return hub.empty() ? std::string() : std::string(hub) + std::string(kHubSeparator);
 }
+
+// Who each call in flight acts for, by its ServerContext: set by
+// Authenticate, read (and dropped) by the CallRecorder when the call ends.
+class CallTenants {
+ public:
+  void Set(const ::grpc::ServerContextBase* ctx, std::string tenant) {
+    std::lock_guard lock(mu_);
+    tenants_[ctx] = std::move(tenant);
+  }
+  std::string Take(const ::grpc::ServerContextBase* ctx) {
+    std::lock_guard lock(mu_);
+    auto it = tenants_.find(ctx);
+    if (it == tenants_.end()) return "";
+    std::string t = std::move(it->second);
+    tenants_.erase(it);
+    return t;
+  }
+
+ private:
+  std::mutex mu_;
+  std::unordered_map<const ::grpc::ServerContextBase*, std::string> tenants_;
+};
+
+CallTenants& Tenants() {
+  static CallTenants* t = new CallTenants();
+  return *t;
+}
+
+// The method names of TaskHubSidecarService: what a call may be labelled
+// with (a client may call any name; an unknown one is "unknown").
+const std::set<std::string>& KnownMethods() {
+  static const std::set<std::string> names = [] {
+    std::set<std::string> out;
+    const auto* service =
+        ::google::protobuf::DescriptorPool::generated_pool()->FindServiceByName("TaskHubSidecarService");
+    for (int i = 0; service != nullptr && i < service->method_count(); ++i) out.insert(service->method(i)->name());
+    return out;
+  }();
+  return names;
+}
+
+util::metrics::Gauge& SdkWorkers() {
+  static util::metrics::Gauge& g = util::metrics::Default().GetGauge(
+      "baton_sdk_workers_connected", "GetWorkItems streams open: SDK workers connected over gRPC");
+  return g;
+}
+
+// One per call: counts it by method and status code, times it, and writes
+// its access log line ("grpc_request": method, code, tenant, ms).
+class CallRecorder final : public ::grpc::experimental::Interceptor {
+ public:
+  explicit CallRecorder(::grpc::experimental::ServerRpcInfo* info)
+      : ctx_(info->server_context()), start_(std::chrono::steady_clock::now()) {
+    std::string_view full = info->method() != nullptr ? info->method() : "";
+    const size_t slash = full.rfind('/');
+    std::string name(slash == std::string_view::npos ? full : full.substr(slash + 1));
+    method_ = full.starts_with("/TaskHubSidecarService/") && KnownMethods().count(name) ? name : "unknown";
+  }
+  ~CallRecorder() override {
+    if (!recorded_) Tenants().Take(ctx_);
+  }
+  void Intercept(::grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(::grpc::experimental::InterceptionHookPoints::PRE_SEND_STATUS)) {
+      Record(methods->GetSendStatus().error_code());
+    }
+    methods->Proceed();
+  }
+
+ private:
+  void Record(::grpc::StatusCode code) {
+    recorded_ = true;
+    const std::string tenant = Tenants().Take(ctx_);
+    const auto took = std::chrono::steady_clock::now() - start_;
+    const std::string code_name = std::string(StatusCodeName(static_cast<StatusCode>(static_cast<int>(code))));
+    if (util::metrics::Enabled()) {
+      auto& r = util::metrics::Default();
+      r.GetCounter("baton_grpc_requests_total", "gRPC calls of the Durable Task sidecar, by method and status code",
+                   {{"method", method_}, {"code", code_name}})
+          .Inc();
+      // A GetWorkItems stream lasts as long as its worker: not a latency.
+      if (method_ != "GetWorkItems") {
+        r.GetHistogram("baton_grpc_request_duration_seconds", "Duration of sidecar calls, by method",
+                       {{"method", method_}})
+            .Observe(took);
+      }
+    }
+    // Work-item traffic is every episode and activity of SDK workers: debug.
+    const bool work = method_.starts_with("Complete") || method_.starts_with("Abandon");
+    const auto level = work ? spdlog::level::debug : spdlog::level::info;
+    if (util::Log().should_log(level)) {
+      util::LogEvent(level, "grpc_request",
+                     Json{{"method", method_},
+                          {"code", code_name},
+                          {"tenant", tenant},
+                          {"ms", std::chrono::duration<double, std::milli>(took).count()}});
+    }
+  }
+
+  const ::grpc::ServerContextBase* ctx_;
+  std::chrono::steady_clock::time_point start_;
+  std::string method_;
+  bool recorded_ = false;
+};
+
+class CallRecorderFactory final : public ::grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  ::grpc::experimental::Interceptor* CreateServerInterceptor(::grpc::experimental::ServerRpcInfo* info) override {
+    return new CallRecorder(info);
+  }
+};
 
 class Service final : public ::TaskHubSidecarService::Service, public ExternalDispatcher {
  public:
@@ -109,6 +222,7 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     }
     auto principal = directory_.Authenticate(auth.substr(kBearer.size()));
     if (!principal.ok()) return ToGrpc(principal.status());
+    Tenants().Set(ctx, principal->admin ? "(admin)" : principal->tenant_id);
     if (principal->admin) {
       *admin = true;
       return HubPrefix(taskhub, prefix);
@@ -814,6 +928,7 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
                        "for a worker: {}",
                        stream->id, prefix, handed.size(), list);
     }
+    SdkWorkers().Add(1);
     for (;;) {
       ::WorkItem next;
       {
@@ -828,6 +943,7 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
       if (!writer->Write(next)) break;
     }
     DropStream(stream);
+    SdkWorkers().Add(-1);
     util::Log().info("sidecar: worker stream {} ended", stream->id);
     return GrpcStatus::OK;
   }
@@ -1085,8 +1201,15 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
         next->events.push_back(std::move(*stored));
       }
     }
+    const OrchestrationStatus final_status = update.status;
     GrpcStatus committed =
         Commit([&](CommitCallback done) { store_.CompleteOrchestrationWorkItem(item, std::move(update), done); });
+    if (committed.ok() && IsTerminal(final_status)) {
+      util::metrics::Default()
+          .GetCounter("baton_orchestrations_completed_total", "Orchestration executions that ended, by status",
+                      {{"status", std::string(OrchestrationStatusName(final_status))}})
+          .Inc();
+    }
     std::lock_guard lock(history_mu_);
     if (committed.ok() && !work.name.empty()) external_names_.insert(work.name);
     if (committed.ok() && next) {
@@ -1336,6 +1459,10 @@ class Sidecar::Impl {
     quota.SetMaxThreads(std::max(16, options_.max_threads));
     builder.SetResourceQuota(quota);
     builder.RegisterService(&service_);
+    SdkWorkers();  // shown (as 0) before the first worker connects
+    std::vector<std::unique_ptr<::grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+    interceptors.push_back(std::make_unique<CallRecorderFactory>());
+    builder.experimental().SetInterceptorCreators(std::move(interceptors));
     server_ = builder.BuildAndStart();
     if (!server_ || port_ == 0) {
       return UnavailableError("cannot listen for gRPC on " + options_.address + ":" + std::to_string(options_.port));

@@ -19,6 +19,7 @@
 
 #include "api/http/request_reader.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/url.h"
 #include "util/utf8.h"
 
@@ -31,6 +32,8 @@ using tcp = asio::ip::tcp;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
+
+thread_local std::string t_request_tenant;
 
 std::vector<std::string> SplitPath(std::string_view path) {
   std::vector<std::string> out;
@@ -158,11 +161,17 @@ HttpResponse ErrorResponse(const Status& status, std::string_view field) {
   return ErrorResponse(static_cast<unsigned>(HttpStatusFor(status.code())), code, status.message(), field);
 }
 
+void NoteRequestTenant(std::string_view tenant) { t_request_tenant = tenant; }
+
 void Router::Add(http::verb method, std::string pattern, Handler handler) {
-  routes_.push_back(Route{method, SplitPath(pattern), std::move(handler)});
+  std::vector<std::string> segments = SplitPath(pattern);
+  routes_.push_back(Route{method, std::move(pattern), std::move(segments), std::move(handler)});
 }
 
-HttpResponse Router::Dispatch(const HttpRequest& request, std::string_view public_url) const {
+HttpResponse Router::Dispatch(const HttpRequest& request, std::string_view public_url, std::string* route_name) const {
+  std::string unused;
+  std::string& route_out = route_name != nullptr ? *route_name : unused;
+  route_out = "unmatched";
   std::string_view target = request.target();
   size_t qpos = target.find('?');
   std::string_view path = target.substr(0, qpos);
@@ -210,6 +219,7 @@ HttpResponse Router::Dispatch(const HttpRequest& request, std::string_view publi
                            bad_param);
     }
     path_matched = true;
+    route_out = route.pattern;
     if (route.method != request.method()) continue;
     match.params = std::move(params);
     return route.handler(request, match);
@@ -446,6 +456,8 @@ class HttpServer::Impl {
         }
       }
       if (refusal) {
+        Record("-", "unparsed",
+               refusal->result_int(), "", std::chrono::steady_clock::now());
         // The framing of what follows cannot be trusted: answer, then close.
         refusal->keep_alive(false);
         refusal->prepare_payload();
@@ -489,12 +501,52 @@ class HttpServer::Impl {
   }
 
   HttpResponse Handle(const HttpRequest& request) {
+    const auto start = std::chrono::steady_clock::now();
+    t_request_tenant.clear();
+    std::string route;
+    HttpResponse response;
     try {
-      return router_.Dispatch(request, public_url_);
+      response = router_.Dispatch(request, public_url_, &route);
     } catch (const std::exception& e) {
-      util::Log().error("handler for {} {} failed: {}", std::string(request.method_string()),
-                        std::string(request.target()), e.what());
-      return ErrorResponse(500, "Internal", "internal error");
+      util::Log().error("handler for {} {} failed: {}", std::string(request.method_string()), route, e.what());
+      response = ErrorResponse(500, "Internal", "internal error");
+    }
+    // A verb Beast does not know is the client's own text: not a label.
+    const auto verb = request.method_string();
+    Record(request.method() == http::verb::unknown ? std::string_view("OTHER") : std::string_view(verb.data(), verb.size()),
+           route, response.result_int(), t_request_tenant, start);
+    t_request_tenant.clear();
+    return response;
+  }
+
+  // The request's metrics and access log line. `route` is a route pattern
+  // (or "unmatched"/"unparsed"), never the raw target: no id, query or
+  // token a client sent reaches a label or the log.
+  void Record(std::string_view method, const std::string& route, unsigned status, const std::string& tenant,
+              std::chrono::steady_clock::time_point start) {
+    const auto took = std::chrono::steady_clock::now() - start;
+    if (util::metrics::Enabled()) {
+      auto& registry = util::metrics::Default();
+      registry
+          .GetCounter("baton_http_requests_total", "HTTP requests answered, by server, method, route pattern and status",
+                      {{"server", options_.name}, {"method", std::string(method)}, {"route", route},
+                       {"code", std::to_string(status)}})
+          .Inc();
+      registry
+          .GetHistogram("baton_http_request_duration_seconds",
+                        "Time from a request read to its answer ready, by server and route pattern",
+                        {{"server", options_.name}, {"route", route}})
+          .Observe(took);
+    }
+    const auto level = options_.access_log ? spdlog::level::info : spdlog::level::debug;
+    if (util::Log().should_log(level)) {
+      util::LogEvent(level, "http_request",
+                     Json{{"server", options_.name},
+                          {"method", std::string(method)},
+                          {"route", route},
+                          {"status", status},
+                          {"tenant", tenant},
+                          {"ms", std::chrono::duration<double, std::milli>(took).count()}});
     }
   }
 

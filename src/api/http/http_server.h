@@ -60,12 +60,17 @@ class Router {
   void Add(boost::beast::http::verb method, std::string pattern, Handler handler);
   // 404 for an unknown path, 405 for a known path with another method, 400
   // naming the parameter for malformed percent-encoding or invalid UTF-8.
-  // `public_url` is handed to the handler in RouteMatch.
-  HttpResponse Dispatch(const HttpRequest& request, std::string_view public_url = "") const;
+  // `public_url` is handed to the handler in RouteMatch. `*route`, when
+  // given, is set to the pattern that matched ("/api/v1/jobs/{id}"), or to
+  // "unmatched": what metrics and the access log name a request by (never
+  // the raw path, which a client chooses).
+  HttpResponse Dispatch(const HttpRequest& request, std::string_view public_url = "",
+                        std::string* route = nullptr) const;
 
  private:
   struct Route {
     boost::beast::http::verb method;
+    std::string pattern;
     std::vector<std::string> segments;
     Handler handler;
   };
@@ -101,6 +106,11 @@ struct HttpServerOptions {
   // SO_PEERCRED. 0 = no per-peer cap. Keeps one job from taking every slot
   // of the callback socket that all jobs share.
   size_t max_connections_per_peer = 0;
+  // Name of this server in metrics and the access log ("api", "callback").
+  std::string name = "api";
+  // One log line per request (util::LogEvent "http_request": method, route,
+  // status, tenant, ms) at info level; off: at debug level.
+  bool access_log = true;
 };
 
 class HttpServer {
@@ -129,6 +139,11 @@ class HttpServer {
   class Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// The tenant the request being handled on this thread acts for: set by
+// AuthenticateBearer (request_util.h) for the access log line and metrics
+// of the request ("(admin)" for an admin key). Handler threads only.
+void NoteRequestTenant(std::string_view tenant);
 
 // {"error":{"code","message","field"}} with the given HTTP status. Text that
 // is not UTF-8 (an echoed id, say) is shown with U+FFFD, never thrown on.

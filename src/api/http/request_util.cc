@@ -39,6 +39,7 @@ std::variant<tenancy::Principal, HttpResponse> AuthenticateBearer(const HttpRequ
   }
   auto principal = directory.Authenticate(token);
   if (!principal.ok()) return ErrorResponse(principal.status(), "Authorization");
+  NoteRequestTenant(principal->admin ? std::string_view("(admin)") : std::string_view(principal->tenant_id));
   if (admission != nullptr && !principal->admin) {
     std::chrono::milliseconds retry_after{1000};
     if (Status admitted = admission->AdmitRequest(principal->tenant_id, &retry_after); !admitted.ok()) {

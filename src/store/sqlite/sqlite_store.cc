@@ -22,6 +22,7 @@
 #include "store/instance_query.h"
 #include "util/hex.h"
 #include "util/log.h"
+#include "util/metrics.h"
 
 namespace baton {
 namespace sqlite {
@@ -301,6 +302,32 @@ Result<std::vector<HistoryEvent>> GetHistoryOn(Connection& reader, const std::st
   }
   BATON_RETURN_IF_ERROR(reader.Exec("COMMIT", "end history read"));
   return history;
+
+// The writer's metrics (docs/metrics.md): group commits and their sync.
+struct SqliteMetrics {
+  util::metrics::Registry& r = util::metrics::Default();
+  util::metrics::Histogram& commit = r.GetHistogram(
+      "baton_store_commit_seconds", "A group commit: the writer's transaction from BEGIN to COMMIT done",
+      {{"store", "sqlite"}});
+  util::metrics::Histogram& sync_full = r.GetHistogram(
+      "baton_store_sync_seconds",
+      "The COMMIT of a group commit: WAL append, and fsync when sync=full (acknowledged writes)",
+      {{"store", "sqlite"}, {"sync", "full"}});
+  util::metrics::Histogram& sync_normal = r.GetHistogram(
+      "baton_store_sync_seconds",
+      "The COMMIT of a group commit: WAL append, and fsync when sync=full (acknowledged writes)",
+      {{"store", "sqlite"}, {"sync", "normal"}});
+  util::metrics::Counter& ops =
+      r.GetCounter("baton_store_writes_total", "Writes the store's writer ran (many per group commit)",
+                   {{"store", "sqlite"}});
+  util::metrics::Counter& failed =
+      r.GetCounter("baton_store_commit_failures_total", "Group commits that failed as a whole (I/O error, disk full)",
+                   {{"store", "sqlite"}});
+};
+
+SqliteMetrics& StoreMetrics() {
+  static SqliteMetrics m;
+  return m;
 }
 
 }  // namespace
@@ -587,6 +614,7 @@ void SqliteStore::RunBatch(std::vector<WriteOp>& batch) {
     return st.Run(sql);
   };
 
+  const auto batch_start = util::metrics::StartTimer();
   bool full = options_.durability == Durability::kFull ||
               std::any_of(batch.begin(), batch.end(), [](const WriteOp& op) { return op.sync; });
   std::vector<Status> results(batch.size());
@@ -614,7 +642,11 @@ void SqliteStore::RunBatch(std::vector<WriteOp>& batch) {
       results[i] = std::move(s);
     }
     if (batch_status.ok()) {
+      // In WAL mode COMMIT appends the batch's frames to the WAL and, with
+      // synchronous=FULL, fsyncs it: its time is the store's sync latency.
+      const auto commit_start = util::metrics::StartTimer();
       batch_status = run(kCommit);
+      (full ? StoreMetrics().sync_full : StoreMetrics().sync_normal).ObserveSince(commit_start);
     }
     if (!batch_status.ok() && !sqlite3_get_autocommit(c.db())) {
       c.Exec("ROLLBACK", "rollback failed batch").IgnoreError();
@@ -630,6 +662,9 @@ void SqliteStore::RunBatch(std::vector<WriteOp>& batch) {
     transactions_.fetch_add(1, std::memory_order_relaxed);
   }
   ops_.fetch_add(batch.size(), std::memory_order_relaxed);
+  StoreMetrics().commit.ObserveSince(batch_start);
+  StoreMetrics().ops.Inc(batch.size());
+  if (!batch_status.ok()) StoreMetrics().failed.Inc();
 
   {
     std::lock_guard lock(mu_);
@@ -1757,6 +1792,39 @@ void SqliteStore::ResumeFetching() {
   std::lock_guard lock(mu_);
   interrupted_ = false;
 }
+
+// The hub of an instance id in SQL, as HubOf() (instance.h) has it.
+#define BATON_SQL_HUB                                                         \
+  "CASE WHEN substr(instance_id, 1, 1) = '@' OR instr(instance_id, '::') = 0 " \
+  "THEN '' ELSE substr(instance_id, 1, instr(instance_id, '::') - 1) END"
+
+Result<std::vector<QueueDepth>> SqliteStore::QueueDepths(TimePoint now) {
+  BATON_ASSIGN_OR_RETURN(std::unique_ptr<Connection> conn, AcquireReader());
+  ReaderLease reader(this, std::move(conn));
+  BATON_ASSIGN_OR_RETURN(
+      Statement st,
+      reader->Prepare("SELECT hub, sum(m), sum(t), min(v) FROM ("
+                      " SELECT " BATON_SQL_HUB " AS hub, 1 AS m, 0 AS t,"
+                      "  CASE WHEN visible_at <= ?1 THEN visible_at END AS v FROM inbox"
+                      " UNION ALL"
+                      " SELECT " BATON_SQL_HUB ", 0, 1, CASE WHEN visible_at <= ?1 THEN visible_at END"
+                      "  FROM activity_tasks"
+                      ") GROUP BY hub ORDER BY hub"));
+  st.Bind(1, ToUnixMicros(now));
+  std::vector<QueueDepth> out;
+  for (;;) {
+    BATON_ASSIGN_OR_RETURN(bool row, st.Step("read queue depths"));
+    if (!row) break;
+    QueueDepth d;
+    d.hub = st.Text(0);
+    d.orchestration_messages = st.Int(1);
+    d.activity_tasks = st.Int(2);
+    if (!st.IsNull(3)) d.oldest_visible = FromUnixMicros(st.Int(3));
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+#undef BATON_SQL_HUB
 
 }  // namespace sqlite
 

@@ -70,6 +70,7 @@ class SqliteStore final : public Store {
   Result<InstanceState> GetInstance(const std::string& instance_id, bool include_payloads) override;
   Result<QueryPage> QueryInstances(const InstanceQuery& query) override;
   Result<std::vector<HistoryEvent>> GetHistory(const std::string& instance_id) override;
+  Result<std::vector<QueueDepth>> QueueDepths(TimePoint now) override;
   Result<int> PurgeInstance(const std::string& instance_id) override;
   Result<int> PurgeInstances(const PurgeFilter& filter) override;
   Result<InstanceState> WaitForInstance(const std::string& instance_id, WaitCondition condition,
