@@ -201,6 +201,20 @@ function go(view, id, params) {
   location.hash = hash + (qs ? "?" + qs : "");
 }
 
+// An array job: its size, its children's counts and a link to them; a child:
+// its index and its array job.
+function arrayFact(job, id) {
+  const a = job.array;
+  if (!a) return "";
+  if (a.size !== undefined) {
+    const counts = a.counts ? Object.entries(a.counts).map(([k, v]) => k + " " + v).join(", ") : "";
+    return h("span", {}, a.size + " children" + (counts ? " (" + counts + ") " : " "),
+             link("list them", "jobs", "", { idPrefix: id + ":" }));
+  }
+  if (a.index !== undefined) return h("span", {}, "index " + a.index + " of ", link(a.parentId, "job", a.parentId));
+  return "";
+}
+
 function link(text, view, id, params) {
   let href = "#/" + view + (id ? "/" + encodeURIComponent(id) : "");
   const qs = new URLSearchParams(params || {}).toString();
@@ -882,7 +896,8 @@ async function viewJob(r, gen) {
              ["CPU", spec.cpu !== undefined ? spec.cpu + " cores" : ""], ["Memory", spec.memoryMb !== undefined ? spec.memoryMb + " MB" : ""],
              ["Env (names)", envNames.join(", ")], ["Labels", labels], ["Priority", spec.priority],
              ["Restart policy", spec.restartPolicy ? JSON.stringify(spec.restartPolicy) : ""],
-             ["Parent orchestration", job.parent ? link(job.parent, "instance", job.parent) : ""],
+             ["Array", arrayFact(job, id)],
+             ["Parent orchestration", job.parent && job.parent.instanceId ? link(job.parent.instanceId, "instance", job.parent.instanceId) : ""],
              ["Progress", progress(job.progress)], ["Submitted", fmtTime(job.createdAt)], ["Finished", fmtTime(job.finishedAt)],
              ["Exit code", result.exitCode], ["Error", result.error],
              ["CPU use", stats && stats.cpu ? sparkline(stats.cpu) : ""], ["Memory use", stats && stats.memoryMb ? sparkline(stats.memoryMb) : ""]]),

@@ -302,6 +302,7 @@ Result<std::vector<HistoryEvent>> GetHistoryOn(Connection& reader, const std::st
   }
   BATON_RETURN_IF_ERROR(reader.Exec("COMMIT", "end history read"));
   return history;
+}
 
 // The writer's metrics (docs/metrics.md): group commits and their sync.
 struct SqliteMetrics {
