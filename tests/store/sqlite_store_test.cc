@@ -138,11 +138,11 @@ TEST_F(SqliteStoreTest, MigrationsRunOnceAndAFileFromBeforeVersioningIsAdopted) 
   Result<SchemaVersion> v = MigrateSqliteStore(path);
   ASSERT_TRUE(v.ok()) << v.status().ToString();
   EXPECT_EQ(v->before, 0);
-  EXPECT_EQ(v->after, 4);
+  EXPECT_EQ(v->after, 3);
   v = MigrateSqliteStore(path);
   ASSERT_TRUE(v.ok());
-  EXPECT_EQ(v->before, 4);
-  EXPECT_EQ(v->after, 4);
+  EXPECT_EQ(v->before, 3);
+  EXPECT_EQ(v->after, 3);
   std::unique_ptr<Store> store = MustOpen(Options());
   ASSERT_NE(store, nullptr);
   EXPECT_TRUE(store->GetInstance("kept", false).ok()) << "the data survived the migration";
