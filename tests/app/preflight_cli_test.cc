@@ -11,6 +11,7 @@
 #include "baton/sqlite_store.h"
 #include "baton/worker.h"
 #include "engine/preflight_versions.h"
+#include "testing/run_command.h"
 #include "testing/test_util.h"
 
 namespace baton {
@@ -18,23 +19,9 @@ namespace {
 
 using namespace std::chrono_literals;
 
-struct CliRun {
-  int exit_code = -1;
-  std::string out;
-};
+using CliRun = testing::CommandRun;
 
-CliRun RunBaton(const std::string& args) {
-  CliRun r;
-  std::string cmd = std::string(BATON_BINARY) + " " + args + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (p == nullptr) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  int status = ::pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+CliRun RunBaton(const std::string& args) { return testing::RunCommand(std::string(BATON_BINARY) + " " + args); }
 
 TEST(PreflightCliTest, FlagsTheBrokenBuildAndPassesTheSafeOne) {
   testing::TempDir dir;

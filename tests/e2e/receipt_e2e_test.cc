@@ -9,6 +9,7 @@
 #include <array>
 
 #include "e2e/job_fixture.h"
+#include "testing/run_command.h"
 #include "util/receipt.h"
 
 namespace baton::e2e {
@@ -16,22 +17,8 @@ namespace {
 
 class ReceiptE2eTest : public JobServerTest {
  protected:
-  struct CliRun {
-    int exit_code = -1;
-    std::string out;
-  };
-  CliRun Baton(const std::string& args) {
-    CliRun r;
-    std::string cmd = std::string(BATON_BINARY) + " " + args + " 2>&1";
-    FILE* p = ::popen(cmd.c_str(), "r");
-    if (p == nullptr) return r;
-    std::array<char, 4096> buf;
-    size_t n;
-    while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-    int status = ::pclose(p);
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return r;
-  }
+  using CliRun = testing::CommandRun;
+  CliRun Baton(const std::string& args) { return testing::RunCommand(std::string(BATON_BINARY) + " " + args); }
   std::string Server() const { return "--server http://127.0.0.1:" + std::to_string(server_->port()); }
 };
 

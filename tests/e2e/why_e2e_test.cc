@@ -7,6 +7,7 @@
 #include <array>
 
 #include "e2e/job_fixture.h"
+#include "testing/run_command.h"
 
 namespace baton::e2e {
 namespace {
@@ -61,15 +62,11 @@ TEST_F(WhyE2eTest, QueuedBehindAnotherTenantRunningDownToItsContainerAndBackoff)
   EXPECT_EQ(r["rootCause"]["details"]["running"], true);
 
   // The CLI prints the same chain.
-  std::string cmd = std::string(BATON_BINARY) + " why " + waiting + " --key " + acme + " --server http://127.0.0.1:" +
-                    std::to_string(server_->port()) + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  ASSERT_NE(p, nullptr);
-  std::string out;
-  std::array<char, 4096> buf;
-  for (size_t n; (n = std::fread(buf.data(), 1, buf.size(), p)) > 0;) out.append(buf.data(), n);
-  int status = ::pclose(p);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
+  testing::CommandRun run = testing::RunCommand(std::string(BATON_BINARY) + " why " + waiting + " --key " + acme +
+                                                 " --server http://127.0.0.1:" + std::to_string(server_->port()));
+  ASSERT_NE(run.exit_code, -1);
+  const std::string& out = run.out;
+  EXPECT_TRUE(run.exit_code == 0) << out;
   EXPECT_NE(out.find("root cause: [quota]"), std::string::npos) << out;
   if (const char* keep = std::getenv("BATON_EXAMPLE_DIR")) {  // the outputs docs/why.md shows
     std::ofstream(std::string(keep) + "/why-queued.txt") << out;

@@ -679,10 +679,12 @@ struct IdOptions {
   std::string id;
 };
 
-void RunTenantEnable(Session& s, const IdOptions& o) {
+// `tenant enable` / `tenant disable`: POST …/tenants/{id}/{action}, then the
+// tenant as it is now.
+void RunTenantSwitch(Session& s, const IdOptions& o, const char* action) {
   HttpRequestSpec spec;
   spec.method = HttpMethod::kPost;
-  spec.target = std::string(kAdminBase) + "/tenants/" + PercentEncode(o.id) + "/enable";
+  spec.target = std::string(kAdminBase) + "/tenants/" + PercentEncode(o.id) + "/" + action;
   auto tenant = s.CallForJson(spec, /*array=*/false);
   if (!tenant) return;
   if (s.json()) {
@@ -692,18 +694,8 @@ void RunTenantEnable(Session& s, const IdOptions& o) {
   }
 }
 
-void RunTenantDisable(Session& s, const IdOptions& o) {
-  HttpRequestSpec spec;
-  spec.method = HttpMethod::kPost;
-  spec.target = std::string(kAdminBase) + "/tenants/" + PercentEncode(o.id) + "/disable";
-  auto tenant = s.CallForJson(spec, /*array=*/false);
-  if (!tenant) return;
-  if (s.json()) {
-    s.PrintJson(*tenant);
-  } else {
-    s.out() << FormatKeyValues(TenantFields(*tenant));
-  }
-}
+void RunTenantEnable(Session& s, const IdOptions& o) { RunTenantSwitch(s, o, "enable"); }
+void RunTenantDisable(Session& s, const IdOptions& o) { RunTenantSwitch(s, o, "disable"); }
 
 struct KeyCreateOptions {
   GlobalOptions g;
