@@ -6,6 +6,8 @@
 
 #include "batch/job_orchestration.h"
 #include "batch/loopback_http.h"
+#include "batch/job_view.h"
+#include "batch/scheduler.h"
 #include "util/log.h"
 
 namespace baton::batch {
@@ -403,7 +405,135 @@ Result<ReconcileReport> JobMonitor::ReconcileOnce() {
     if (page.continuation_token.empty()) break;
     children.continuation_token = page.continuation_token;
   }
+  // 6-7. What a job that ended abnormally left behind.
+  BATON_RETURN_IF_ERROR(TellWaitingBridges(report));
+  BATON_RETURN_IF_ERROR(ReleaseGrantsOfEndedJobs(report));
   return report;
+}
+
+// A "baton.Job" bridge (job_orchestration.h) in phase "job" waits for
+// kJobEndedEvent, which the job orchestration sends as it ends. It is not
+// sent when the job orchestration was terminated directly (an admin's
+// terminate of "job.<tenant>.<id>"), failed outside RunJob's error handling,
+// or was purged: then the bridge is told here, once two passes in a row
+// found it still waiting on the same ended job (the job's own event may be
+// in flight; a second one is harmless: the bridge takes the first).
+Status JobMonitor::TellWaitingBridges(ReconcileReport& report) {
+  std::set<std::string> waiting;
+  std::set<std::string> before;
+  {
+    std::lock_guard lock(reconcile_mu_);
+    before.swap(bridges_before_);
+  }
+  InstanceQuery q;
+  q.name_prefix = kJobOrchestrator;
+  q.statuses = {OrchestrationStatus::kRunning, OrchestrationStatus::kSuspended};
+  q.include_payloads = true;
+  q.page_size = 500;
+  for (int pages = 0; pages < 1000; ++pages) {
+    BATON_ASSIGN_OR_RETURN(QueryPage page, client_.Query(q));
+    for (const InstanceState& b : page.instances) {
+      if (b.name != kJobOrchestrator || b.instance_id.rfind(kJobInstancePrefix, 0) == 0) continue;
+      const std::string tenant(HubOf(b.instance_id));
+      const Json status = FromPayload(b.custom_status);
+      if (tenant.empty() || !status.is_object() || status.value("phase", "") != "job" ||
+          !status["job"].is_string()) {
+        continue;
+      }
+      const std::string id = status["job"].get<std::string>();
+      const std::string job = JobInstanceId(tenant, id);
+      auto state = client_.GetState(job, /*include_payloads=*/true);
+      if (!state.ok() && state.status().code() != StatusCode::kNotFound) continue;  // cannot tell now
+      if (state.ok() && !IsTerminal(state->status)) continue;
+      // A completed job orchestration sent its news with its completion.
+      if (state.ok() && state->status == OrchestrationStatus::kCompleted) continue;
+      const std::string key = b.instance_id + "/" + job;
+      waiting.insert(key);
+      if (!before.count(key)) continue;  // a second look first
+      Json result = {{"id", id}};
+      if (!state.ok()) {
+        result["status"] = "Failed";
+        result["reason"] = "Error";
+        result["summary"] = "the job's record is gone (purged) before it told its orchestration how it ended";
+      } else if (state->status == OrchestrationStatus::kTerminated) {
+        result["status"] = "Canceled";
+        result["reason"] = "Canceled";
+        result["summary"] = "the job's orchestration was terminated";
+        Json output = FromPayload(state->output);
+        if (output.is_string() && !output.get<std::string>().empty()) {
+          result["summary"] = "the job's orchestration was terminated: " + output.get<std::string>().substr(0, 500);
+        }
+      } else {
+        result["status"] = "Failed";
+        result["reason"] = "Error";
+        std::string why = state->failure ? state->failure->error_type + ": " + state->failure->error_message
+                                         : std::string("the job's orchestration failed");
+        result["error"] = why.substr(0, 1000);
+        result["summary"] = "the job's orchestration failed: " + why.substr(0, 500);
+      }
+      Raise(b.instance_id, kJobEndedEvent, result);
+      ++report.bridges_told;
+      util::Log().warn("job monitor: told {} that job {} ended ({}) without telling it", b.instance_id, job,
+                       result["status"].get<std::string>());
+    }
+    if (page.continuation_token.empty()) break;
+    q.continuation_token = page.continuation_token;
+  }
+  std::lock_guard lock(reconcile_mu_);
+  bridges_before_ = std::move(waiting);
+  return Status::Ok();
+}
+
+// The scheduler (scheduler.h) holds a grant, or a queue place, until the
+// job orchestration's "release". A job orchestration that was terminated,
+// or is gone, never sends it: released here once two passes in a row found
+// the entry's orchestration ended (an orchestration that ended normally
+// sent its release as it ended, which may still be on its way).
+Status JobMonitor::ReleaseGrantsOfEndedJobs(ReconcileReport& report) {
+  const EntityId scheduler(kSchedulerEntity, kSchedulerKey);
+  auto entity = client_.GetEntity(scheduler);
+  if (!entity.ok()) {
+    return entity.status().code() == StatusCode::kNotFound ? Status::Ok() : entity.status();
+  }
+  const Json st = entity->has_state ? FromPayload(entity->state) : Json::object();
+  if (!st.is_object()) return Status::Ok();
+  std::vector<std::pair<std::string, std::string>> held;  // (job, instance)
+  if (st.contains("running") && st["running"].is_object()) {
+    for (const auto& [job, r] : st["running"].items()) {
+      held.emplace_back(job, r.is_object() && r.value("instance", "") != "" ? r.value("instance", "") : job);
+    }
+  }
+  if (st.contains("queue") && st["queue"].is_array()) {
+    for (const Json& e : st["queue"]) {
+      if (!e.is_object() || !e["job"].is_string()) continue;
+      const std::string job = e["job"].get<std::string>();
+      held.emplace_back(job, e.value("instance", "") != "" ? e.value("instance", "") : job);
+    }
+  }
+  std::set<std::string> ended;
+  std::set<std::string> before;
+  {
+    std::lock_guard lock(reconcile_mu_);
+    before.swap(grants_before_);
+  }
+  for (const auto& [job, instance] : held) {
+    if (instance.rfind(kJobInstancePrefix, 0) != 0) continue;  // not a job orchestration's
+    auto state = client_.GetState(instance, /*include_payloads=*/false);
+    if (!state.ok() && state.status().code() != StatusCode::kNotFound) continue;  // cannot tell now
+    if (state.ok() && !IsTerminal(state->status)) continue;
+    ended.insert(job);
+    if (!before.count(job)) continue;  // a second look first
+    Status s = client_.SignalEntity(scheduler, "release", Json{{"job", job}});
+    if (!s.ok()) {
+      util::Log().warn("job monitor: releasing the quota of {}: {}", job, s.ToString());
+      continue;
+    }
+    ++report.grants_released;
+    util::Log().warn("job monitor: released the quota of {} (its orchestration ended without releasing it)", job);
+  }
+  std::lock_guard lock(reconcile_mu_);
+  grants_before_ = std::move(ended);
+  return Status::Ok();
 }
 
 void JobMonitor::FollowParent(const InstanceState& job, const Json& parent, ReconcileReport& report) {

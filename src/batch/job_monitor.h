@@ -20,7 +20,17 @@
 //         (or the "baton.Job" sub-orchestration waiting for the job ended
 //         or is gone), suspended while the parent or that sub-orchestration
 //         is suspended (held: the job acts on nothing until resumed), resumed
-//         when neither is.
+//         when neither is;
+//       * tells a "baton.Job" sub-orchestration still waiting for a job
+//         that ended without telling it (an admin terminated the job
+//         orchestration, or it failed outside its own error handling) that
+//         the job ended, with a Canceled or Failed result, so the tenant's
+//         orchestration goes on;
+//       * releases the scheduler's grant or queue place of a job whose
+//         orchestration ended without releasing it (terminated, or gone),
+//         so its quota is not held forever.
+//     The last two act only when two passes in a row saw the same thing:
+//     the job's own news may be in flight.
 // Events may be raised more than once: the orchestration ignores those of
 // an attempt it is no longer waiting on.
 //
@@ -84,6 +94,8 @@ struct ReconcileReport {
   int parents_ended = 0;  // jobs canceled because their parent orchestration was terminated
   int held = 0;           // jobs suspended with their parent
   int released = 0;       // jobs resumed with their parent
+  int bridges_told = 0;   // "baton.Job" sub-orchestrations told of a job that ended without telling them
+  int grants_released = 0;  // quota held by jobs that ended without releasing it
 };
 
 class JobMonitor {
@@ -110,6 +122,9 @@ class JobMonitor {
   void PollJobUrls();
   // ReconcileOnce's step for a job started from an orchestration.
   void FollowParent(const InstanceState& job, const Json& parent, ReconcileReport& report);
+  // ReconcileOnce's steps for what a job that ended abnormally left behind.
+  Status TellWaitingBridges(ReconcileReport& report);
+  Status ReleaseGrantsOfEndedJobs(ReconcileReport& report);
   // Raises an event about `attempt` on `instance`; errors are logged.
   void Raise(const std::string& instance, const std::string& name, const Json& data);
   std::map<std::string, std::string> Selector() const;
@@ -133,6 +148,10 @@ class JobMonitor {
   // ("<instance>/<attempt>") the previous pass found without a group.
   std::mutex reconcile_mu_;
   std::set<std::string> missing_before_;
+  // Bridges waiting for an ended job, and scheduler entries of ended jobs,
+  // as the previous pass found them.
+  std::set<std::string> bridges_before_;
+  std::set<std::string> grants_before_;
 };
 
 }  // namespace baton::batch

@@ -162,6 +162,53 @@ TEST_F(JobsFromOrchestrationsTest, TerminatingTheParentCancelsItsJobsAndLeavesNo
   EXPECT_EQ(quota.value("queued", -1), 0) << q.body;
 }
 
+// An admin terminates the job orchestrations themselves ("job.<tenant>.<id>",
+// not the tenant's orchestration): they never send the bridge its news nor
+// release their quota. The job monitor does both, so the tenant's
+// orchestration completes with Canceled results and the quota is whole again.
+TEST_F(JobsFromOrchestrationsTest, AnAdminTerminatingTheJobsThemselvesEndsTheParentsWaitAndFreesTheQuota) {
+  StartServer(4, 2048);
+  const std::string key = CreateTenant("fan", Json{{"jobs", 1}});
+  const Json input = {{"count", 2}, {"spec", Spec("long", {"sleep", "300"})}};
+  const std::string id = StartOrchestration(key, "FanOutJobs", input);
+  ASSERT_FALSE(id.empty());
+  // One runs, the other waits behind the quota of one.
+  ASSERT_TRUE(PollUntil([&] { return Jobs(key, "&status=Running").size() == 1 && Jobs(key).size() == 2; }, 120s,
+                        500ms))
+      << Jobs(key).dump();
+  for (const Json& j : Jobs(key)) {
+    const std::string job = "job.fan." + j.value("id", "");
+    HttpResult t = Call(admin_, "POST", std::string(kDf) + "/instances/" + util::PercentEncode(job) + "/terminate?reason=" +
+                                            util::PercentEncode("by hand"));
+    ASSERT_EQ(t.status, 202) << job << ": " << t.body;
+  }
+  Json state = AwaitInstance(key, id, 120s);
+  ASSERT_EQ(state.value("runtimeStatus", ""), "Completed") << state.dump();
+  const Json out = state["output"];
+  ASSERT_EQ(out["results"].size(), 2u) << out.dump();
+  for (const Json& r : out["results"]) {
+    EXPECT_EQ(r.value("status", ""), "Canceled") << r.dump();
+    EXPECT_EQ(r.value("reason", ""), "Canceled") << r.dump();
+    EXPECT_NE(r.value("summary", "").find("terminated"), std::string::npos) << r.dump();
+    EXPECT_FALSE(r.value("id", "").empty()) << r.dump();
+  }
+  EXPECT_EQ(out.value("completed", -1), 0);
+  EXPECT_TRUE(NoContainerLeft());
+  // The scheduler let go of both: nothing of the tenant runs or waits.
+  Json quota;
+  EXPECT_TRUE(PollUntil(
+      [&] {
+        quota = ParseOrNull(Call(admin_, "GET", "/api/v1/admin/tenants/fan/quota").body);
+        return quota.is_object() && quota["running"].value("jobs", -1.0) == 0 && quota.value("queued", -1) == 0;
+      },
+      60s, 500ms))
+      << quota.dump();
+  // And a new job of the tenant runs at once.
+  const std::string next = Submit(key, Spec("after", {"exit", "0"}));
+  ASSERT_FALSE(next.empty());
+  EXPECT_EQ(AwaitEnd(key, next).value("status", ""), "Completed");
+}
+
 TEST_F(JobsFromOrchestrationsTest, ASigkilledServerFinishesTheFanOutWithEachAttemptStartedOnce) {
   const TimePoint since = std::chrono::system_clock::now() - 1s;
   StartServer(4, 2048);
