@@ -395,12 +395,25 @@ Result<ReconcileReport> JobMonitor::ReconcileOnce() {
   children.statuses = {OrchestrationStatus::kPending, OrchestrationStatus::kRunning, OrchestrationStatus::kSuspended};
   children.include_payloads = true;
   children.page_size = 500;
+  // The indexes of an array job (its sub-orchestrations "<job>:<i>")
+  // follow their array job the same way: held while it is suspended,
+  // canceled when it ended without them (terminated by an admin).
+  std::map<std::string, std::optional<OrchestrationStatus>> arrays;  // array job -> status (nullopt: gone)
   for (int pages = 0; pages < 1000; ++pages) {
     BATON_ASSIGN_OR_RETURN(QueryPage page, client_.Query(children));
     for (const InstanceState& s : page.instances) {
       if (s.name != kJobOrchestrator) continue;
       Json in = FromPayload(s.input);
       if (in.is_object() && in.contains("parent") && in["parent"].is_object()) FollowParent(s, in["parent"], report);
+      if (s.parent_instance_id.rfind(kJobInstancePrefix, 0) == 0 && in.is_object() && in.contains("arrayIndex")) {
+        auto it = arrays.find(s.parent_instance_id);
+        if (it == arrays.end()) {
+          auto a = client_.GetState(s.parent_instance_id, /*include_payloads=*/false);
+          if (!a.ok() && a.status().code() != StatusCode::kNotFound) continue;  // cannot tell now
+          it = arrays.emplace(s.parent_instance_id, a.ok() ? std::optional(a->status) : std::nullopt).first;
+        }
+        FollowArray(s, it->second, report);
+      }
     }
     if (page.continuation_token.empty()) break;
     children.continuation_token = page.continuation_token;
@@ -534,6 +547,25 @@ Status JobMonitor::ReleaseGrantsOfEndedJobs(ReconcileReport& report) {
   std::lock_guard lock(reconcile_mu_);
   grants_before_ = std::move(ended);
   return Status::Ok();
+}
+
+void JobMonitor::FollowArray(const InstanceState& child, std::optional<OrchestrationStatus> array,
+                             ReconcileReport& report) {
+  if (!array || IsTerminal(*array)) {
+    if (child.status == OrchestrationStatus::kSuspended) {
+      client_.Resume(child.instance_id, "its array job ended").IgnoreError();
+    }
+    Raise(child.instance_id, kCancelEvent, Json{{"reason", "its array job ended"}});
+    ++report.parents_ended;
+    util::Log().info("job monitor: canceled {} (its array job {} ended)", child.instance_id, child.parent_instance_id);
+    return;
+  }
+  const bool hold = *array == OrchestrationStatus::kSuspended;
+  if (hold && child.status != OrchestrationStatus::kSuspended) {
+    if (client_.Suspend(child.instance_id, "its array job is suspended").ok()) ++report.held;
+  } else if (!hold && child.status == OrchestrationStatus::kSuspended) {
+    if (client_.Resume(child.instance_id, "its array job resumed").ok()) ++report.released;
+  }
 }
 
 void JobMonitor::FollowParent(const InstanceState& job, const Json& parent, ReconcileReport& report) {

@@ -20,7 +20,9 @@
 //         (or the "baton.Job" sub-orchestration waiting for the job ended
 //         or is gone), suspended while the parent or that sub-orchestration
 //         is suspended (held: the job acts on nothing until resumed), resumed
-//         when neither is;
+//         when neither is; the indexes of an array job follow their array
+//         job the same way (held while it is suspended, canceled when it
+//         ended without them);
 //       * tells a "baton.Job" sub-orchestration still waiting for a job
 //         that ended without telling it (an admin terminated the job
 //         orchestration, or it failed outside its own error handling) that
@@ -57,6 +59,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <map>
+#include <optional>
 #include <mutex>
 #include <set>
 #include <string>
@@ -122,6 +125,8 @@ class JobMonitor {
   void PollJobUrls();
   // ReconcileOnce's step for a job started from an orchestration.
   void FollowParent(const InstanceState& job, const Json& parent, ReconcileReport& report);
+  // ... and for an index of an array job, given its array job's status (nullopt: gone).
+  void FollowArray(const InstanceState& child, std::optional<OrchestrationStatus> array, ReconcileReport& report);
   // ReconcileOnce's steps for what a job that ended abnormally left behind.
   Status TellWaitingBridges(ReconcileReport& report);
   Status ReleaseGrantsOfEndedJobs(ReconcileReport& report);

@@ -536,6 +536,52 @@ TEST_F(ArrayJobsTest, CancelingTheArrayCancelsEveryIndex) {
   EXPECT_EQ(ParseOrNull(q.body)["running"].value("jobs", -1.0), 0) << q.body;
 }
 
+// The indexes follow their array job: held while an admin has it suspended,
+// running again when it is resumed, ended with it when it is terminated
+// (a terminate is recursive), their containers removed and quota released.
+TEST_F(ArrayJobsTest, SuspendingTheArrayHoldsItsIndexesAndTerminatingItEndsThem) {
+  StartServer(4, 2048);
+  const std::string key = CreateTenant("arr", Json{{"jobs", 2}});
+  const std::string id = Submit(key, Spec("arr", {"sleep", "300"}, Json{{"array", {{"size", 2}}}}));
+  ASSERT_FALSE(id.empty());
+  Json running = AwaitJob(key, id, [](const Json& v) {
+    return v.contains("array") && v["array"].contains("counts") && v["array"]["counts"].value("Running", 0) == 2;
+  }, 120s);
+  ASSERT_EQ(running["array"]["counts"].value("Running", 0), 2) << running.dump();
+  const std::string df = std::string(kDf) + "/instances/";
+  const std::string array = "job.arr." + id;
+  auto status_of = [&](const std::string& instance) {
+    Json j = ParseOrNull(Call(admin_, "GET", df + util::PercentEncode(instance)).body);
+    return j.is_object() ? j.value("runtimeStatus", "") : "";
+  };
+  auto both = [&](const std::string& status) {
+    return status_of(array + ":0") == status && status_of(array + ":1") == status;
+  };
+  ASSERT_EQ(Call(admin_, "POST", df + util::PercentEncode(array) + "/suspend").status, 202);
+  EXPECT_TRUE(PollUntil([&] { return both("Suspended"); }, 60s, 250ms))
+      << status_of(array + ":0") << " " << status_of(array + ":1");
+  ASSERT_EQ(Call(admin_, "POST", df + util::PercentEncode(array) + "/resume").status, 202);
+  EXPECT_TRUE(PollUntil([&] { return both("Running"); }, 60s, 250ms))
+      << status_of(array + ":0") << " " << status_of(array + ":1");
+  ASSERT_EQ(Call(admin_, "POST", df + util::PercentEncode(array) + "/terminate").status, 202);
+  EXPECT_TRUE(PollUntil(
+      [&] {
+        return GetJob(key, id + ":0").value("status", "") == "Canceled" &&
+               GetJob(key, id + ":1").value("status", "") == "Canceled";
+      },
+      120s, 500ms))
+      << GetJob(key, id + ":0").dump() << GetJob(key, id + ":1").dump();
+  EXPECT_TRUE(PollUntil([&] { return NodeContainers() == 0; }, 60s, 500ms));
+  Json quota;
+  EXPECT_TRUE(PollUntil(
+      [&] {
+        quota = ParseOrNull(Call(admin_, "GET", "/api/v1/admin/tenants/arr/quota").body);
+        return quota.is_object() && quota["running"].value("jobs", -1.0) == 0;
+      },
+      60s, 500ms))
+      << quota.dump();
+}
+
 TEST_F(ArrayJobsTest, NToNDependenciesPairIndexes) {
   StartServer(4, 2048);
   const std::string key = CreateTenant("arr", Json{{"jobs", 4}});
