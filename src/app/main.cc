@@ -12,6 +12,9 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <atomic>
+#include <functional>
+#include <memory>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -617,6 +620,12 @@ int Serve(const ServeOptions& o) {
   admission.SetTotalWaits(std::max(1, o.handler_threads / 4));
   api_options.admission = &admission;
   api_options.default_quota = *default_quota;
+  // The job monitor, once it runs: a terminate, suspend or resume through
+  // either API nudges it (batch::JobMonitor::Nudge).
+  auto job_monitor = std::make_shared<std::atomic<batch::JobMonitor*>>(nullptr);
+  api_options.on_instance_control = [job_monitor] {
+    if (batch::JobMonitor* m = job_monitor->load()) m->Nudge();
+  };
   api::AddManagementApi(router, client, *directory, api_options);
   api::JobApiServices job_api;
   job_api.client = &client;
@@ -709,6 +718,7 @@ int Serve(const ServeOptions& o) {
   // Another node sharing the store may hold the hub's SDK worker: give
   // parked work back soon, so that node fetches it (sidecar.h park_for).
   if (IsPostgresUrl(o.store)) sidecar_options.park_for = std::chrono::milliseconds(1000);
+  sidecar_options.on_instance_control = api_options.on_instance_control;
   sidecar::Sidecar grpc_sidecar(client, **store, *directory, sidecar_options);
   if (o.grpc_port >= 0) {
     worker_options.external = grpc_sidecar.dispatcher();
@@ -758,6 +768,9 @@ int Serve(const ServeOptions& o) {
   monitor_options.reconcile_interval = std::chrono::seconds(o.reconcile_interval_s);
   batch::JobMonitor monitor(docker, client, monitor_options);
   monitor.Start();
+  job_monitor->store(&monitor);
+  // Forgotten before the monitor goes, on every way out of here.
+  std::unique_ptr<void, std::function<void(void*)>> forget_monitor(&monitor, [&](void*) { job_monitor->store(nullptr); });
   // Retention: finished instances and jobs older than their age go, in the
   // background (batch/retention.h).
   batch::RetentionOptions retention_options;
@@ -786,6 +799,7 @@ int Serve(const ServeOptions& o) {
   callback_server.Stop(std::chrono::seconds(1));
   grpc_sidecar.Stop();
   retention_purger.Stop();
+  forget_monitor.reset();
   monitor.Stop();
   if (capacity) capacity->Stop();
   worker.Stop();

@@ -2,6 +2,7 @@
 
 #include "batch/secret_vault.h"
 
+#include <algorithm>
 #include <optional>
 
 #include "batch/job_orchestration.h"
@@ -15,7 +16,12 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr char kMainIndex[] = "1000";  // the "baton.index" of a group's first container
+constexpr char kMainIndex[] = "1000";
+// After a Nudge: a pass of FollowParents every kFollowEvery for kFollowWindow
+// (a recursive terminate reaches a parent's children, and so the "baton.Job"
+// bridges, a few episodes after the call that asked for it).
+constexpr std::chrono::milliseconds kFollowEvery{500};
+constexpr std::chrono::milliseconds kFollowWindow{5000};  // the "baton.index" of a group's first container
 
 struct Phase {
   std::string phase;
@@ -182,16 +188,36 @@ void JobMonitor::WatchLoop() {
 
 void JobMonitor::PollLoop() {
   auto next_reconcile = std::chrono::steady_clock::now() + options_.reconcile_interval;
+  std::chrono::steady_clock::time_point next_follow{};
   bool failing = false;
   for (;;) {
     bool requested = false;
+    bool follow = false;
     {
       std::unique_lock lock(mu_);
-      cv_.wait_for(lock, std::min(options_.job_url_poll_interval, options_.reconcile_interval),
-                   [this] { return stopping_ || reconcile_requested_; });
+      auto wait = std::min(options_.job_url_poll_interval, options_.reconcile_interval);
+      const auto now = std::chrono::steady_clock::now();
+      if (now < follow_until_) {
+        const auto until_follow = std::chrono::duration_cast<std::chrono::milliseconds>(next_follow - now);
+        wait = std::clamp(until_follow, std::chrono::milliseconds(0), wait);
+      }
+      cv_.wait_for(lock, wait, [&] {
+        return stopping_ || reconcile_requested_ ||
+               (std::chrono::steady_clock::now() < follow_until_ && std::chrono::steady_clock::now() >= next_follow);
+      });
       if (stopping_) return;
       requested = reconcile_requested_;
       reconcile_requested_ = false;
+      const auto after = std::chrono::steady_clock::now();
+      follow = after < follow_until_ && after >= next_follow;
+    }
+    // Jobs follow their parents at once after a terminate, suspend or
+    // resume (Nudge), on whichever node took the call: it only raises
+    // events and suspends or resumes job orchestrations, which any node may.
+    if (follow) {
+      next_follow = std::chrono::steady_clock::now() + kFollowEvery;
+      ReconcileReport ignored;
+      if (Status s = FollowParents(ignored); !s.ok()) util::Log().debug("job monitor: following parents: {}", s.ToString());
     }
     if (!Leading()) continue;  // another node of the deployment does it
     PollJobUrls();
@@ -390,6 +416,14 @@ Result<ReconcileReport> JobMonitor::ReconcileOnce() {
   // 5. Jobs started from a tenant's orchestration follow it
   //    (job_orchestration.h). Level-triggered, so a pass that was missed (a
   //    crash, another leader) is made up by the next one.
+  BATON_RETURN_IF_ERROR(FollowParents(report));
+  // 6-7. What a job that ended abnormally left behind.
+  BATON_RETURN_IF_ERROR(TellWaitingBridges(report));
+  BATON_RETURN_IF_ERROR(ReleaseGrantsOfEndedJobs(report));
+  return report;
+}
+
+Status JobMonitor::FollowParents(ReconcileReport& report) {
   InstanceQuery children;
   children.instance_id_prefix = kJobInstancePrefix;
   children.statuses = {OrchestrationStatus::kPending, OrchestrationStatus::kRunning, OrchestrationStatus::kSuspended};
@@ -418,10 +452,15 @@ Result<ReconcileReport> JobMonitor::ReconcileOnce() {
     if (page.continuation_token.empty()) break;
     children.continuation_token = page.continuation_token;
   }
-  // 6-7. What a job that ended abnormally left behind.
-  BATON_RETURN_IF_ERROR(TellWaitingBridges(report));
-  BATON_RETURN_IF_ERROR(ReleaseGrantsOfEndedJobs(report));
-  return report;
+  return Status::Ok();
+}
+
+void JobMonitor::Nudge() {
+  {
+    std::lock_guard lock(mu_);
+    follow_until_ = std::chrono::steady_clock::now() + kFollowWindow;
+  }
+  cv_.notify_all();
 }
 
 // A "baton.Job" bridge (job_orchestration.h) in phase "job" waits for

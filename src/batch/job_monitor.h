@@ -113,6 +113,11 @@ class JobMonitor {
   void Stop();
 
   Result<ReconcileReport> ReconcileOnce();
+  // An orchestration was terminated, suspended or resumed through an API:
+  // the jobs started from orchestrations follow their parents now (a pass
+  // every 500 ms for the next 5 s, on this node whether or not it leads),
+  // rather than at the next reconcile pass. Cheap and coalesced; any thread.
+  void Nudge();
   // Whether this node does the deployment's reconciling now (acquires or
   // renews the lease; true without a LeaseStore).
   bool Leading();
@@ -124,6 +129,7 @@ class JobMonitor {
   void RequestReconcile();
   void PollJobUrls();
   // ReconcileOnce's step for a job started from an orchestration.
+  Status FollowParents(ReconcileReport& report);  // ReconcileOnce's step 5
   void FollowParent(const InstanceState& job, const Json& parent, ReconcileReport& report);
   // ... and for an index of an array job, given its array job's status (nullopt: gone).
   void FollowArray(const InstanceState& child, std::optional<OrchestrationStatus> array, ReconcileReport& report);
@@ -144,6 +150,7 @@ class JobMonitor {
   std::condition_variable cv_;
   bool stopping_ = false;
   bool reconcile_requested_ = false;
+  std::chrono::steady_clock::time_point follow_until_;  // guarded by mu_ (Nudge)
   std::thread watcher_;
   std::thread poller_;
   // Job-URL state seen last, by "<instance>/<attempt>".

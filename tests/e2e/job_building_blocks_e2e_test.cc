@@ -209,6 +209,33 @@ TEST_F(JobsFromOrchestrationsTest, AnAdminTerminatingTheJobsThemselvesEndsThePar
   EXPECT_EQ(AwaitEnd(key, next).value("status", ""), "Completed");
 }
 
+// With a reconcile pass only every 10 minutes, a suspend, resume and
+// terminate of the tenant's orchestration still reach its job at once: the
+// API nudges the job monitor (JobMonitor::Nudge).
+TEST_F(JobsFromOrchestrationsTest, SuspendResumeAndTerminateReachTheJobWithoutWaitingForAReconcilePass) {
+  StartServer(4, 2048, {"--reconcile-interval", "600"});
+  const std::string key = CreateTenant("fan", Json{{"jobs", 4}});
+  const Json input = {{"count", 1}, {"spec", Spec("long", {"sleep", "300"})}};
+  const std::string id = StartOrchestration(key, "FanOutJobs", input);
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(PollUntil([&] { return Jobs(key, "&status=Running").size() == 1; }, 120s, 250ms)) << Jobs(key).dump();
+  const std::string job = "job.fan." + Jobs(key)[0].value("id", "");
+  const std::string df = std::string(kDf) + "/instances/";
+  auto job_status = [&] {
+    Json j = ParseOrNull(Call(admin_, "GET", df + util::PercentEncode(job)).body);
+    return j.is_object() ? j.value("runtimeStatus", "") : "";
+  };
+  // Every wait below is far shorter than the reconcile interval.
+  ASSERT_EQ(Call(key, "POST", df + util::PercentEncode(id) + "/suspend").status, 202);
+  EXPECT_TRUE(PollUntil([&] { return job_status() == "Suspended"; }, 60s, 250ms)) << job_status();
+  ASSERT_EQ(Call(key, "POST", df + util::PercentEncode(id) + "/resume").status, 202);
+  EXPECT_TRUE(PollUntil([&] { return job_status() == "Running"; }, 60s, 250ms)) << job_status();
+  ASSERT_EQ(Call(key, "POST", df + util::PercentEncode(id) + "/terminate").status, 202);
+  EXPECT_TRUE(PollUntil([&] { return Jobs(key)[0].value("status", "") == "Canceled"; }, 60s, 250ms))
+      << Jobs(key).dump();
+  EXPECT_TRUE(PollUntil([&] { return NodeContainers() == 0; }, 60s, 500ms));
+}
+
 TEST_F(JobsFromOrchestrationsTest, ASigkilledServerFinishesTheFanOutWithEachAttemptStartedOnce) {
   const TimePoint since = std::chrono::system_clock::now() - 1s;
   StartServer(4, 2048);

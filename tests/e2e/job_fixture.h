@@ -177,6 +177,9 @@ class JobServerTest : public ::testing::Test, protected JobApi {
              std::to_string(memory_mb),
              "--reconcile-interval",
              "2"};
+    if (std::find(extra_args.begin(), extra_args.end(), "--reconcile-interval") != extra_args.end()) {
+      args_.resize(args_.size() - 2);  // the test's own
+    }
     args_.insert(args_.end(), extra_args.begin(), extra_args.end());
     server_ = std::make_unique<testing::ServerProcess>(BATON_BINARY, DataDir(), args_);
     admin_ = server_->admin_key();

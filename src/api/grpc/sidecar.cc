@@ -386,19 +386,25 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     BATON_GRPC_ID(prefix, req->instanceid(), id);
     JsonText output;
     if (GrpcStatus s = Payload(req->has_output(), req->output().value(), "output", &output); !s.ok()) return s;
-    return ToGrpc(client_.Terminate(id, output, req->recursive()));
+    Status done = client_.Terminate(id, output, req->recursive());
+    if (done.ok() && options_.on_instance_control) options_.on_instance_control();
+    return ToGrpc(done);
   }
 
   GrpcStatus SuspendInstance(ServerContext* ctx, const ::SuspendRequest* req, ::SuspendResponse*) override {
     BATON_GRPC_HUB(ctx, prefix);
     BATON_GRPC_ID(prefix, req->instanceid(), id);
-    return ToGrpc(client_.Suspend(id, req->has_reason() ? req->reason().value() : ""));
+    Status done = client_.Suspend(id, req->has_reason() ? req->reason().value() : "");
+    if (done.ok() && options_.on_instance_control) options_.on_instance_control();
+    return ToGrpc(done);
   }
 
   GrpcStatus ResumeInstance(ServerContext* ctx, const ::ResumeRequest* req, ::ResumeResponse*) override {
     BATON_GRPC_HUB(ctx, prefix);
     BATON_GRPC_ID(prefix, req->instanceid(), id);
-    return ToGrpc(client_.Resume(id, req->has_reason() ? req->reason().value() : ""));
+    Status done = client_.Resume(id, req->has_reason() ? req->reason().value() : "");
+    if (done.ok() && options_.on_instance_control) options_.on_instance_control();
+    return ToGrpc(done);
   }
 
   GrpcStatus RewindInstance(ServerContext* ctx, const ::RewindInstanceRequest* req,

@@ -26,6 +26,7 @@
 // Thread-safety: Start/Stop from one thread.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -66,6 +67,9 @@ struct SidecarOptions {
   // store `baton serve` sets 1 s, because the hub's SDK worker may be
   // connected to another node, which fetches the work once it is given back.
   std::chrono::milliseconds park_for{60000};
+  // Called after a terminate, suspend or resume was accepted (the job
+  // monitor's Nudge: jobs started from orchestrations follow at once).
+  std::function<void()> on_instance_control;
 };
 
 class Sidecar {

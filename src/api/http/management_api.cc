@@ -549,17 +549,23 @@ class Api : public std::enable_shared_from_this<Api> {
 
   HttpResponse Terminate(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
     return Control(req, m, c, [this](const std::string& id, const std::string& reason) {
-      return client_.Terminate(id, reason.empty() ? Json() : Json(reason), /*recursive=*/true);
+      Status s = client_.Terminate(id, reason.empty() ? Json() : Json(reason), /*recursive=*/true);
+      if (s.ok() && options_.on_instance_control) options_.on_instance_control();
+      return s;
     });
   }
   HttpResponse Suspend(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
     return Control(req, m, c, [this](const std::string& id, const std::string& reason) {
-      return client_.Suspend(id, reason);
+      Status s = client_.Suspend(id, reason);
+      if (s.ok() && options_.on_instance_control) options_.on_instance_control();
+      return s;
     });
   }
   HttpResponse Resume(const HttpRequest& req, const RouteMatch& m, const Caller& c) {
     return Control(req, m, c, [this](const std::string& id, const std::string& reason) {
-      return client_.Resume(id, reason);
+      Status s = client_.Resume(id, reason);
+      if (s.ok() && options_.on_instance_control) options_.on_instance_control();
+      return s;
     });
   }
 

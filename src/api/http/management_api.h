@@ -28,6 +28,9 @@ struct ManagementApiOptions {
   // The job quota a new tenant starts with (the scheduler's "setTenant":
   // {"cpu", "memoryMb", "jobs", "weight"}); null = none (no limit).
   Json default_quota;
+  // Called after a terminate, suspend or resume was accepted (the job
+  // monitor's Nudge: jobs started from orchestrations follow at once).
+  std::function<void()> on_instance_control;
 };
 
 // Registers every route on `router`. `client` and `directory` must outlive it.
