@@ -206,10 +206,10 @@ Json EtaJson(const EtaSnapshot& snap, const EtaEstimate& e, const std::string& j
       out["inSeconds"] = std::round(in.count() * 10) / 10;
       if (e.basis == EtaEstimate::Basis::kHistory) {
         summary = "expected to start at " + Clock(*e.start_at) + " (in " + Duration(in);
-        if (e.start_by) {
-          out["startBy"] = FormatIso8601(*e.start_by);
+        if (e.start_by && Clock(*e.start_by) != Clock(*e.start_at)) {
           summary += ", by " + Clock(*e.start_by) + " at p90 run times";
         }
+        if (e.start_by) out["startBy"] = FormatIso8601(*e.start_by);
         summary += ")";
       } else {
         std::string without;

@@ -7,13 +7,14 @@
 //     it is queued, and after they all ran it is checked against when the
 //     job really started (its result's durations.granted).
 //
-//     The stated error: |actual start - estimated start| <= 0.5 x D x W,
+//     The stated error: |actual start - estimated start| <= 0.35 x D x W,
 //     where D is the median hold time (grant to release) of the seven jobs
 //     measured in this same run, and W the number of holds the job waited
 //     for (its queue position over the quota of two, rounded up). So the
 //     bound scales with the jobs, never with the machine's absolute speed;
-//     the test also checks that a naive "starts now" estimate would have
-//     been outside it (the test can fail).
+//     the test also checks that naive estimates ("it starts now", or "after
+//     one hold" whatever its place in the queue) would have been outside it
+//     for the last job in the queue, so the test can fail.
 //   - Tenant isolation: a job queued behind another tenant's job of a name
 //     never run before gets a lower bound that counts that job and shows
 //     nothing of it (no tenant, no id, no name), in the job view and in
@@ -52,7 +53,7 @@ class AdmissionEtaE2eTest : public JobServerTest {
 TEST_F(AdmissionEtaE2eTest, QueuedJobsStartWithinTheStatedErrorOfTheirEta) {
   StartServer(4, 2048);
   const std::string acme = CreateTenant("acme", Json{{"cpu", 4}, {"jobs", 2}});
-  const Json spec = Spec("eta-sleep", {"sleep", "4"}, Json{{"cpu", 0.5}});
+  const Json spec = Spec("eta-sleep", {"sleep", "6"}, Json{{"cpu", 0.5}});
 
   // The history: one run of the name.
   const std::string first = Submit(acme, spec);
@@ -120,6 +121,10 @@ TEST_F(AdmissionEtaE2eTest, QueuedJobsStartWithinTheStatedErrorOfTheirEta) {
   const double hold = Median(holds);
   ASSERT_GT(hold, 0) << "holds measured: " << Json(holds).dump();
 
+  std::string head;  // the first in the queue: it waits one hold
+  for (const auto& [id, seen] : queued) {
+    if (head.empty() || seen.position < queued[head].position) head = id;
+  }
   std::string report;
   for (const auto& [id, seen] : queued) {
     const Json& eta = seen.eta;
@@ -132,7 +137,7 @@ TEST_F(AdmissionEtaE2eTest, QueuedJobsStartWithinTheStatedErrorOfTheirEta) {
     const Json& d = ended[id]["result"]["durations"];
     const double error = Between(eta["startAt"], d["granted"]);  // > 0: started later than estimated
     const double waves = std::ceil(seen.position / 2.0);
-    const double bound = 0.5 * hold * waves;
+    const double bound = 0.35 * hold * waves;
     // What the job really waited from when its estimate was made: a naive
     // "it starts now" would be off by this much.
     const double waited = Between(eta["estimatedAt"], d["granted"]);
@@ -140,11 +145,13 @@ TEST_F(AdmissionEtaE2eTest, QueuedJobsStartWithinTheStatedErrorOfTheirEta) {
               eta["inSeconds"].dump() + " s, waited " + std::to_string(waited) + " s, error " +
               std::to_string(error) + " s, bound " + std::to_string(bound) + " s\n";
     EXPECT_LE(std::abs(error), bound) << eta.dump(2);
-    // The last in the queue waited about two holds: "it starts now" would
-    // have been outside its bound.
+    // The last in the queue waited about two holds: "it starts now", or the
+    // start of the first in the queue, would have been outside its bound.
     if (id == last) {
       EXPECT_GE(seen.position, 3);
-      EXPECT_GT(waited, bound) << "a naive estimate would pass: the test would prove nothing";
+      EXPECT_GT(waited, bound) << "'it starts now' would pass: the test would prove nothing";
+      EXPECT_GT(std::abs(Between(queued[head].eta["startAt"], d["granted"])), bound)
+          << "'after one hold' would pass: the test would prove nothing";
     }
   }
   std::printf("median hold D = %.2f s (%zu runs)\n%s", hold, holds.size(), report.c_str());
