@@ -12,6 +12,13 @@ using Clock = std::chrono::system_clock;
 
 TimePoint Plus(TimePoint t, Seconds d) { return t + std::chrono::duration_cast<Clock::duration>(d); }
 
+// Whether a job has an expected release: its name's holds, and for a
+// running job when it was granted.
+bool HoldKnown(const EtaSnapshot& snap, const std::string& key, bool running) {
+  auto it = snap.jobs.find(key);
+  return it != snap.jobs.end() && it->second.durations && (!running || it->second.granted_at);
+}
+
 struct Release {
   TimePoint at;
   std::string job;
@@ -35,17 +42,12 @@ Run Simulate(const EtaSnapshot& snap, const std::string& job, const EtaOptions& 
   Run run;
   Json state = NormalizedSchedulerState(snap.scheduler);
   std::vector<Release> releases;  // pending; the earliest is taken first (ties: in order)
-  auto info_of = [&](const std::string& key) -> const EtaJobInfo* {
-    auto it = snap.jobs.find(key);
-    return it == snap.jobs.end() ? nullptr : &it->second;
-  };
   auto schedule = [&](const std::string& key, TimePoint from, bool running) {
-    const EtaJobInfo* info = info_of(key);
-    const bool known = info != nullptr && info->durations && (!running || info->granted_at);
-    if (!known) {
+    if (!HoldKnown(snap, key, running)) {
       if (unknown == Unknown::kEndsAtOnce) releases.push_back({Plus(from, o.floor), key, false, running});
       return;
     }
+    const EtaJobInfo* info = &snap.jobs.at(key);
     const Seconds hold = std::max(hold_of(*info->durations), o.floor);
     // A running job past its expected hold is expected to end soon, not in the past.
     const TimePoint at = running ? std::max(Plus(*info->granted_at, hold), Plus(snap.now, o.floor)) : Plus(from, hold);
@@ -110,8 +112,13 @@ EtaEstimate EstimateStart(const EtaSnapshot& snap, const std::string& job, const
   // Jobs without an expected hold taken to end at once give the earliest
   // start; taken never to end, the start without them. When both agree the
   // start does not depend on them.
-  const Run early = Simulate(snap, job, o, p50, Unknown::kEndsAtOnce);
+  // (With every hold known the two are the same replay: run it once.)
+  bool all_known = true;
+  const Json state = NormalizedSchedulerState(snap.scheduler);
+  for (const auto& [key, entry] : state["running"].items()) all_known = all_known && HoldKnown(snap, key, true);
+  for (const Json& entry : state["queue"]) all_known = all_known && HoldKnown(snap, entry.value("job", ""), false);
   const Run without = Simulate(snap, job, o, p50, Unknown::kNeverEnds);
+  const Run early = all_known ? without : Simulate(snap, job, o, p50, Unknown::kEndsAtOnce);
   if (!early.start && !without.start) {
     e.basis = EtaEstimate::Basis::kNever;
     return e;

@@ -98,12 +98,6 @@ std::string Duration(Seconds s) {
 
 }  // namespace
 
-Result<std::optional<RunDurations>> ReadRunDurations(Client& client, const std::string& tenant,
-                                                     const std::string& name) {
-  BATON_ASSIGN_OR_RETURN(auto by_name, ReadTenantDurations(client, tenant, {name}));
-  return by_name[name];
-}
-
 Result<EtaSnapshot> ReadEtaSnapshot(Client& client, const Json& scheduler, TimePoint now) {
   EtaSnapshot snap;
   snap.now = now;
@@ -150,8 +144,8 @@ Result<EtaSnapshot> ReadEtaSnapshot(Client& client, const Json& scheduler, TimeP
   return snap;
 }
 
-Json EtaJson(const EtaSnapshot& snap, const EtaEstimate& e, const std::string& job,
-             const std::optional<RunDurations>& own, const std::string& viewer) {
+Json EtaJson(const EtaSnapshot& snap, const EtaEstimate& e, const std::optional<RunDurations>& own,
+             const std::string& viewer) {
   Json out = {{"basis", EtaBasisName(e.basis)},
               {"estimatedAt", FormatIso8601(snap.now)},
               {"startAt", nullptr},
@@ -243,7 +237,7 @@ Result<Json> JobEta(Client& client, const Json& scheduler, const std::string& jo
   if (e.basis == EtaEstimate::Basis::kNotQueued) return Json(nullptr);
   std::optional<RunDurations> own;
   if (auto it = snap.jobs.find(job); it != snap.jobs.end()) own = it->second.durations;
-  return EtaJson(snap, e, job, own, viewer);
+  return EtaJson(snap, e, own, viewer);
 }
 
 }  // namespace baton::batch

@@ -37,21 +37,16 @@ inline constexpr int kEtaMaxTenantsRead = 32;    // tenants whose history is rea
 // a job whose instance is gone counts as one without history.
 Result<EtaSnapshot> ReadEtaSnapshot(Client& client, const Json& scheduler, TimePoint now);
 
-// The hold times of `tenant`'s recent finished runs of job `name`.
-Result<std::optional<RunDurations>> ReadRunDurations(Client& client, const std::string& tenant,
-                                                     const std::string& name);
-
 // The "eta" member of a queued job (docs/http-api.md), for `viewer_tenant`
 // ("" = an admin, who sees other tenants' job names too):
 //   {"basis", "startAt", "startBy", "inSeconds", "estimatedAt",
 //    "waitsFor": {"runningJobs", "queuedJobs"},
-//    "withoutHistory": {"names": [own names], "otherTenantsJobs": n},
+//    "withoutHistory": {"names": [own names], "ownJobs", "otherTenantsJobs"}  (lowerBound),
 //    "runTime": {"p50Seconds", "p90Seconds", "runs"} | null,
 //    "summary"}
-// `job` is the job's instance id; `job_name` its spec's name, `own` the
-// durations of its own name (for runTime; nullopt: no history).
-Json EtaJson(const EtaSnapshot& snapshot, const EtaEstimate& estimate, const std::string& job,
-             const std::optional<RunDurations>& own, const std::string& viewer_tenant);
+// `own`: the holds of the job's own name (for runTime; nullopt: no history).
+Json EtaJson(const EtaSnapshot& snapshot, const EtaEstimate& estimate, const std::optional<RunDurations>& own,
+             const std::string& viewer_tenant);
 
 // All of the above for the queued job `job` (its instance id): the "eta"
 // member, or null when the job is not queued.
