@@ -44,8 +44,8 @@ std::optional<TimePoint> GrantedAt(Client& client, const InstanceState& s) {
 
 // The hold times by name of `tenant`'s recent finished runs, for `names`.
 Result<std::map<std::string, std::optional<RunDurations>>> ReadTenantDurations(Client& client,
-                                                                              const std::string& tenant,
-                                                                              const std::set<std::string>& names) {
+                                                                               const std::string& tenant,
+                                                                               const std::set<std::string>& names) {
   std::map<std::string, std::vector<Seconds>> holds;
   InstanceQuery q;
   q.instance_id_prefix = JobInstanceId(tenant, "");
@@ -188,8 +188,9 @@ Json EtaJson(const EtaSnapshot& snap, const EtaEstimate& e, const std::optional<
     waits = e.running_first == 1 ? "1 running job ends" : std::to_string(e.running_first) + " running jobs end";
   }
   if (e.queued_first > 0) {
-    waits += (waits.empty() ? "" : " and ") +
-             (e.queued_first == 1 ? "1 job queued ahead starts" : std::to_string(e.queued_first) + " jobs queued ahead start");
+    waits += (waits.empty() ? "" : " and ") + (e.queued_first == 1
+                                                   ? "1 job queued ahead starts"
+                                                   : std::to_string(e.queued_first) + " jobs queued ahead start");
   }
   std::string summary;
   switch (e.basis) {

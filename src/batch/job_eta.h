@@ -20,17 +20,17 @@
 
 #include <string>
 
+#include "batch/admission_eta.h"
 #include "baton/client.h"
 #include "baton/clock.h"
 #include "baton/json.h"
-#include "batch/admission_eta.h"
 
 namespace baton::batch {
 
-inline constexpr int kEtaSamples = 20;           // runs per name the durations come from
-inline constexpr int kEtaHistoryScan = 300;      // finished jobs read per tenant, newest first
-inline constexpr int kEtaMaxJobsRead = 1000;     // running and queued jobs read
-inline constexpr int kEtaMaxTenantsRead = 32;    // tenants whose history is read
+inline constexpr int kEtaSamples = 20;         // runs per name the durations come from
+inline constexpr int kEtaHistoryScan = 300;    // finished jobs read per tenant, newest first
+inline constexpr int kEtaMaxJobsRead = 1000;   // running and queued jobs read
+inline constexpr int kEtaMaxTenantsRead = 32;  // tenants whose history is read
 
 // The snapshot of the scheduler state `scheduler` (NormalizedSchedulerState
 // is applied) at `now`, read from `client`. Errors of the store are returned;
@@ -50,7 +50,7 @@ Json EtaJson(const EtaSnapshot& snapshot, const EtaEstimate& estimate, const std
 
 // All of the above for the queued job `job` (its instance id): the "eta"
 // member, or null when the job is not queued.
-Result<Json> JobEta(Client& client, const Json& scheduler, const std::string& job,
-                    const std::string& viewer_tenant, TimePoint now);
+Result<Json> JobEta(Client& client, const Json& scheduler, const std::string& job, const std::string& viewer_tenant,
+                    TimePoint now);
 
 }  // namespace baton::batch

@@ -223,7 +223,8 @@ Result<WaitLink> QuotaWaitSource::Explain(const std::string& subject) {
                {"tenantQuota", quota},
                {"tenantUsed", used}};
   // When it is expected to start (docs/eta.md), as the viewer may see it.
-  if (auto eta = JobEta(client_, st, instance, viewer_, std::chrono::system_clock::now()); eta.ok() && eta->is_object()) {
+  auto eta = JobEta(client_, st, instance, viewer_, std::chrono::system_clock::now());
+  if (eta.ok() && eta->is_object()) {
     l.summary += "; " + eta->value("summary", std::string());
     l.details["eta"] = std::move(*eta);
   }

@@ -17,8 +17,8 @@
 namespace baton::batch {
 namespace {
 
-using testing::Eventually;
 using std::chrono::seconds;
+using testing::Eventually;
 
 class AdmissionEtaStoreTest : public ::testing::Test {
  protected:
@@ -45,8 +45,8 @@ class AdmissionEtaStoreTest : public ::testing::Test {
   void TearDown() override { worker_->Stop(); }
 
   std::string At(double s) const {
-    return FormatIso8601(t0_ + std::chrono::duration_cast<std::chrono::system_clock::duration>(
-                                   std::chrono::duration<double>(s)));
+    return FormatIso8601(
+        t0_ + std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::duration<double>(s)));
   }
   std::string Key(const std::string& tenant, int n) {
     char id[17];
@@ -56,8 +56,9 @@ class AdmissionEtaStoreTest : public ::testing::Test {
   // A finished run of `name` that held its capacity for `hold` seconds.
   void Finished(const std::string& tenant, int n, const std::string& name, double hold,
                 const std::string& status = "Completed") {
-    Start(Key(tenant, n), Json{{"spec", {{"name", name}}},
-                               {"result", {{"status", status}, {"durations", {{"granted", At(0)}, {"finished", At(hold)}}}}}});
+    Start(Key(tenant, n),
+          Json{{"spec", {{"name", name}}},
+               {"result", {{"status", status}, {"durations", {{"granted", At(0)}, {"finished", At(hold)}}}}}});
     ASSERT_TRUE(Eventually([&] {
       auto s = client_->GetState(Key(tenant, n));
       return s.ok() && s->status == OrchestrationStatus::kCompleted;
@@ -76,7 +77,8 @@ class AdmissionEtaStoreTest : public ::testing::Test {
     ASSERT_TRUE(client_->ScheduleNewOrchestration(kJobOrchestrator, input, o).ok());
   }
   static Json Entry(const std::string& tenant, const std::string& key, double cpu) {
-    return {{"job", key}, {"tenant", tenant}, {"instance", key}, {"cpu", cpu}, {"memoryMb", 32}, {"priority", 0}, {"seq", 0}};
+    return {{"job", key},     {"tenant", tenant}, {"instance", key}, {"cpu", cpu},
+            {"memoryMb", 32}, {"priority", 0},    {"seq", 0}};
   }
 
   TimePoint t0_;
@@ -104,9 +106,10 @@ TEST_F(AdmissionEtaStoreTest, ReadsHoldsByTenantAndNameAndRunningJobsGrantTimes)
                     {"running", {{running, Entry("acme", running, 1)}, {old_running, Entry("acme", old_running, 1)}}},
                     {"queue", Json::array({Entry("globex", queued, 1)})},
                     {"tenants",
-                     {{"acme", {{"quota", {{"cpu", 0}, {"memoryMb", 0}, {"jobs", 0}}},
-                                {"weight", 1.0},
-                                {"used", {{"cpu", 2.0}, {"memoryMb", 64.0}, {"jobs", 2.0}}}}}}}};
+                     {{"acme",
+                       {{"quota", {{"cpu", 0}, {"memoryMb", 0}, {"jobs", 0}}},
+                        {"weight", 1.0},
+                        {"used", {{"cpu", 2.0}, {"memoryMb", 64.0}, {"jobs", 2.0}}}}}}}};
   const TimePoint now = t0_ + seconds(5);
   auto snap = ReadEtaSnapshot(*client_, scheduler, now);
   ASSERT_TRUE(snap.ok()) << snap.status().ToString();

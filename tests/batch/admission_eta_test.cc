@@ -34,9 +34,8 @@ class AdmissionEtaTest : public ::testing::Test {
     return d;
   }
   void Tenant(const std::string& tenant, const Json& quota, double weight = 1) {
-    snap_.scheduler["tenants"][tenant] = {{"quota", quota},
-                                          {"weight", weight},
-                                          {"used", {{"cpu", 0.0}, {"memoryMb", 0.0}, {"jobs", 0.0}}}};
+    snap_.scheduler["tenants"][tenant] = {
+        {"quota", quota}, {"weight", weight}, {"used", {{"cpu", 0.0}, {"memoryMb", 0.0}, {"jobs", 0.0}}}};
   }
   // A job holding `cpu` since `elapsed` seconds ago; its name's runs held p50/p90.
   void Running(const std::string& tenant, const std::string& key, double cpu, double elapsed,
@@ -62,8 +61,8 @@ class AdmissionEtaTest : public ::testing::Test {
   Json Entry(const std::string& tenant, const std::string& key, double cpu, int priority) {
     const int64_t seq = snap_.scheduler["seq"].get<int64_t>();
     snap_.scheduler["seq"] = seq + 1;
-    return {{"job", key}, {"tenant", tenant}, {"instance", key}, {"cpu", cpu},
-            {"memoryMb", 32},  {"priority", priority}, {"seq", seq}};
+    return {{"job", key},     {"tenant", tenant},     {"instance", key}, {"cpu", cpu},
+            {"memoryMb", 32}, {"priority", priority}, {"seq", seq}};
   }
   // Seconds from now to `t`.
   double In(const std::optional<TimePoint>& t) const {
@@ -256,7 +255,8 @@ TEST_F(AdmissionEtaTest, EtaJsonOfAnExactEstimate) {
   EXPECT_EQ(j["waitsFor"]["runningJobs"], 1);
   EXPECT_EQ(j["waitsFor"]["queuedJobs"], 0);
   EXPECT_FALSE(j.contains("withoutHistory"));
-  EXPECT_EQ(j["summary"], "expected to start at 12:00:06Z (in 6 s, by 12:00:10Z at p90 run times), after 1 running job ends");
+  EXPECT_EQ(j["summary"],
+            "expected to start at 12:00:06Z (in 6 s, by 12:00:10Z at p90 run times), after 1 running job ends");
 }
 
 }  // namespace

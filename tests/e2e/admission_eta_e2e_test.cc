@@ -44,7 +44,7 @@ class AdmissionEtaE2eTest : public JobServerTest {
   }
   std::string Cli(const std::string& args, const std::string& key) {
     testing::CommandRun run = testing::RunCommand(std::string(BATON_BINARY) + " " + args + " --key " + key +
-                                                   " --server http://127.0.0.1:" + std::to_string(server_->port()));
+                                                  " --server http://127.0.0.1:" + std::to_string(server_->port()));
     EXPECT_EQ(run.exit_code, 0) << run.out;
     return run.out;
   }
@@ -66,7 +66,7 @@ TEST_F(AdmissionEtaE2eTest, QueuedJobsStartWithinTheStatedErrorOfTheirEta) {
   for (int i = 0; i < 6; ++i) ids.push_back(Submit(acme, spec));
   for (const std::string& id : ids) ASSERT_FALSE(id.empty());
   struct Seen {
-    Json eta;      // the first ETA it was given, when queued
+    Json eta;  // the first ETA it was given, when queued
     int position = 0;
   };
   std::map<std::string, Seen> queued;
@@ -141,9 +141,9 @@ TEST_F(AdmissionEtaE2eTest, QueuedJobsStartWithinTheStatedErrorOfTheirEta) {
     // What the job really waited from when its estimate was made: a naive
     // "it starts now" would be off by this much.
     const double waited = Between(eta["estimatedAt"], d["granted"]);
-    report += "job " + id + " position " + std::to_string(seen.position) + ": estimated in " +
-              eta["inSeconds"].dump() + " s, waited " + std::to_string(waited) + " s, error " +
-              std::to_string(error) + " s, bound " + std::to_string(bound) + " s\n";
+    report += "job " + id + " position " + std::to_string(seen.position) + ": estimated in " + eta["inSeconds"].dump() +
+              " s, waited " + std::to_string(waited) + " s, error " + std::to_string(error) + " s, bound " +
+              std::to_string(bound) + " s\n";
     EXPECT_LE(std::abs(error), bound) << eta.dump(2);
     // The last in the queue waited about two holds: "it starts now", or the
     // start of the first in the queue, would have been outside its bound.
@@ -181,8 +181,8 @@ TEST_F(AdmissionEtaE2eTest, ATenantSeesOtherTenantsJobsOnlyAsCounts) {
   ASSERT_EQ(AwaitStatus(globex, hog, "Running").value("status", ""), "Running");
   const std::string waiting = Submit(acme, Spec("acme-report", {"sleep", "1"}, Json{{"cpu", 1}}));
   ASSERT_FALSE(waiting.empty());
-  Json v = AwaitJob(acme, waiting, [](const Json& j) { return j.value("status", "") == "Queued" && j["eta"].is_object(); },
-                    60s);
+  Json v = AwaitJob(
+      acme, waiting, [](const Json& j) { return j.value("status", "") == "Queued" && j["eta"].is_object(); }, 60s);
   ASSERT_TRUE(v["eta"].is_object()) << v.dump(2);
   const Json& eta = v["eta"];
   EXPECT_EQ(eta["basis"], "lowerBound") << eta.dump(2);
