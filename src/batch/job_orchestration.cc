@@ -444,6 +444,9 @@ Task<Json> RunJob(OrchestrationContext& ctx) {
       }
     }
     durations["granted"] = Now(ctx);
+    // Shown from now on: the admission ETA of the jobs queued behind this
+    // one reads how long it has held its capacity (job_eta.h).
+    if (!canceled) shown["grantedAt"] = durations["granted"];
   }
 
   // 2.–3. Attempts.

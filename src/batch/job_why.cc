@@ -2,6 +2,7 @@
 
 #include <map>
 
+#include "batch/job_eta.h"
 #include "batch/job_orchestration.h"
 #include "batch/job_view.h"
 #include "batch/scheduler.h"
@@ -221,6 +222,12 @@ Result<WaitLink> QuotaWaitSource::Explain(const std::string& subject) {
                {"nodeCapacity", capacity},
                {"tenantQuota", quota},
                {"tenantUsed", used}};
+  // When it is expected to start (docs/eta.md), as the viewer may see it.
+  auto eta = JobEta(client_, st, instance, viewer_, std::chrono::system_clock::now());
+  if (eta.ok() && eta->is_object()) {
+    l.summary += "; " + eta->value("summary", std::string());
+    l.details["eta"] = std::move(*eta);
+  }
   return l;
 }
 

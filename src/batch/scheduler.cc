@@ -2,34 +2,59 @@
 
 #include <algorithm>
 #include <limits>
+#include <map>
 
 namespace baton::batch {
 namespace {
 
-struct Claim {
-  double cpu = 0;
-  int64_t memory_mb = 0;
-};
-
 double Number(const Json& j, const char* key) { return j.contains(key) && j[key].is_number() ? j[key].get<double>() : 0; }
+
+Json& TenantOf(Json& s, const std::string& tenant) {
+  Json& tenants = s["tenants"];
+  if (!tenants.contains(tenant)) {
+    tenants[tenant] = {{"quota", {{"cpu", 0}, {"memoryMb", 0}, {"jobs", 0}}},
+                       {"weight", 1.0},
+                       {"used", {{"cpu", 0.0}, {"memoryMb", 0.0}, {"jobs", 0.0}}}};
+  }
+  return tenants[tenant];
+}
+
+bool Fits(Json& s, const Json& entry) {
+  Json& t = TenantOf(s, entry["tenant"]);
+  const Json& quota = t["quota"];
+  const Json& used = t["used"];
+  double cpu = entry["cpu"].get<double>(), mem = entry["memoryMb"].get<double>();
+  auto within = [](double used_v, double need, double limit) { return limit <= 0 || used_v + need <= limit + 1e-9; };
+  if (!within(used["cpu"], cpu, quota["cpu"]) || !within(used["memoryMb"], mem, quota["memoryMb"]) ||
+      !within(used["jobs"], 1, quota["jobs"])) {
+    return false;
+  }
+  double node_cpu = 0, node_mem = 0;
+  for (const auto& [job, r] : s["running"].items()) {
+    node_cpu += r["cpu"].get<double>();
+    node_mem += r["memoryMb"].get<double>();
+  }
+  return within(node_cpu, cpu, s["capacity"]["cpu"]) && within(node_mem, mem, s["capacity"]["memoryMb"]);
+}
+
+// The tenant's dominant share of the node, divided by its weight.
+double Share(Json& s, const std::string& tenant) {
+  Json& t = TenantOf(s, tenant);
+  double cap_cpu = s["capacity"]["cpu"].get<double>(), cap_mem = s["capacity"]["memoryMb"].get<double>();
+  double cpu_share = cap_cpu > 0 ? t["used"]["cpu"].get<double>() / cap_cpu : t["used"]["jobs"].get<double>();
+  double mem_share = cap_mem > 0 ? t["used"]["memoryMb"].get<double>() / cap_mem : 0;
+  return std::max(cpu_share, mem_share) / t["weight"].get<double>();
+}
 
 class Scheduler {
  public:
-  explicit Scheduler(Json state) : s_(std::move(state)) {
-    if (!s_.is_object()) s_ = Json::object();
-    for (const char* k : {"tenants", "running"}) {
-      if (!s_.contains(k) || !s_[k].is_object()) s_[k] = Json::object();
-    }
-    if (!s_.contains("queue") || !s_["queue"].is_array()) s_["queue"] = Json::array();
-    if (!s_.contains("capacity") || !s_["capacity"].is_object()) s_["capacity"] = {{"cpu", 0}, {"memoryMb", 0}};
-    if (!s_.contains("seq")) s_["seq"] = 0;
-  }
+  explicit Scheduler(Json state) : s_(NormalizedSchedulerState(std::move(state))) {}
   Json& state() { return s_; }
 
   void SetTenant(const Json& in) {
     std::string tenant = in.value("tenant", "");
     if (tenant.empty()) throw DurableError("InvalidArgument", "setTenant needs a tenant");
-    Json& t = TenantOf(tenant);
+    Json& t = TenantOf(s_, tenant);
     t["quota"] = {{"cpu", Number(in, "cpu")}, {"memoryMb", Number(in, "memoryMb")}, {"jobs", Number(in, "jobs")}};
     double weight = Number(in, "weight");
     t["weight"] = weight > 0 ? weight : 1.0;
@@ -51,7 +76,7 @@ class Scheduler {
                     {"priority", in.value("priority", 0)},
                     {"seq", s_["seq"].get<int64_t>()}};
       s_["seq"] = s_["seq"].get<int64_t>() + 1;
-      TenantOf(entry["tenant"]);
+      TenantOf(s_, entry["tenant"]);
       s_["queue"].push_back(std::move(entry));
     }
     Dispatch(ctx, job);
@@ -60,22 +85,7 @@ class Scheduler {
   }
 
   void Release(const Json& in, EntityContext& ctx) {
-    std::string job = in.value("job", "");
-    if (s_["running"].contains(job)) {
-      const Json& r = s_["running"][job];
-      Json& used = TenantOf(r["tenant"])["used"];
-      used["cpu"] = std::max(0.0, used["cpu"].get<double>() - r["cpu"].get<double>());
-      used["memoryMb"] = std::max(0.0, used["memoryMb"].get<double>() - r["memoryMb"].get<double>());
-      used["jobs"] = std::max(0.0, used["jobs"].get<double>() - 1);
-      s_["running"].erase(job);
-    }
-    Json& q = s_["queue"];
-    for (size_t i = 0; i < q.size(); ++i) {
-      if (q[i]["job"] == job) {
-        q.erase(i);
-        break;
-      }
-    }
+    ReleaseSchedulerJob(s_, in.value("job", ""));
     Dispatch(ctx, "");
   }
 
@@ -91,80 +101,13 @@ class Scheduler {
   }
 
  private:
-  Json& TenantOf(const std::string& tenant) {
-    Json& tenants = s_["tenants"];
-    if (!tenants.contains(tenant)) {
-      tenants[tenant] = {{"quota", {{"cpu", 0}, {"memoryMb", 0}, {"jobs", 0}}},
-                         {"weight", 1.0},
-                         {"used", {{"cpu", 0.0}, {"memoryMb", 0.0}, {"jobs", 0.0}}}};
-    }
-    return tenants[tenant];
-  }
-
-  bool Fits(const Json& entry) {
-    Json& t = TenantOf(entry["tenant"]);
-    const Json& quota = t["quota"];
-    const Json& used = t["used"];
-    double cpu = entry["cpu"].get<double>(), mem = entry["memoryMb"].get<double>();
-    auto within = [](double used_v, double need, double limit) { return limit <= 0 || used_v + need <= limit + 1e-9; };
-    if (!within(used["cpu"], cpu, quota["cpu"]) || !within(used["memoryMb"], mem, quota["memoryMb"]) ||
-        !within(used["jobs"], 1, quota["jobs"])) {
-      return false;
-    }
-    double node_cpu = 0, node_mem = 0;
-    for (const auto& [job, r] : s_["running"].items()) {
-      node_cpu += r["cpu"].get<double>();
-      node_mem += r["memoryMb"].get<double>();
-    }
-    return within(node_cpu, cpu, s_["capacity"]["cpu"]) && within(node_mem, mem, s_["capacity"]["memoryMb"]);
-  }
-
-  // The tenant's dominant share of the node, divided by its weight.
-  double Share(const std::string& tenant) {
-    Json& t = TenantOf(tenant);
-    double cap_cpu = s_["capacity"]["cpu"].get<double>(), cap_mem = s_["capacity"]["memoryMb"].get<double>();
-    double cpu_share = cap_cpu > 0 ? t["used"]["cpu"].get<double>() / cap_cpu : t["used"]["jobs"].get<double>();
-    double mem_share = cap_mem > 0 ? t["used"]["memoryMb"].get<double>() / cap_mem : 0;
-    return std::max(cpu_share, mem_share) / t["weight"].get<double>();
-  }
-
   // Grants queued jobs while some fit, fairest tenant first. The requester
   // (if any) learns of its grant from the operation's result; the others by
   // the QuotaGranted event.
   void Dispatch(EntityContext& ctx, const std::string& requester) {
-    for (;;) {
-      Json& q = s_["queue"];
-      // Each tenant's next job: highest priority, then earliest.
-      std::map<std::string, size_t> head;
-      for (size_t i = 0; i < q.size(); ++i) {
-        std::string tenant = q[i]["tenant"];
-        auto it = head.find(tenant);
-        if (it == head.end()) {
-          head[tenant] = i;
-        } else {
-          const Json& best = q[it->second];
-          if (q[i]["priority"].get<int>() > best["priority"].get<int>()) it->second = i;
-        }
-      }
-      std::optional<size_t> pick;
-      double best_share = std::numeric_limits<double>::max();
-      for (const auto& [tenant, index] : head) {
-        if (!Fits(q[index])) continue;
-        double share = Share(tenant);
-        if (share < best_share) {
-          best_share = share;
-          pick = index;
-        }
-      }
-      if (!pick) return;
-      Json entry = q[*pick];
-      q.erase(*pick);
-      Json& used = TenantOf(entry["tenant"])["used"];
-      used["cpu"] = used["cpu"].get<double>() + entry["cpu"].get<double>();
-      used["memoryMb"] = used["memoryMb"].get<double>() + entry["memoryMb"].get<double>();
-      used["jobs"] = used["jobs"].get<double>() + 1;
-      std::string job = entry["job"];
-      s_["running"][job] = entry;
+    while (std::optional<size_t> pick = NextSchedulerGrant(s_)) {
+      const Json entry = GrantSchedulerJob(s_, *pick);
+      const std::string job = entry["job"];
       if (job != requester && !entry["instance"].get<std::string>().empty()) {
         ctx.RaiseEvent(entry["instance"], kQuotaGrantedEvent, Json{{"job", job}});
       }
@@ -175,6 +118,74 @@ class Scheduler {
 };
 
 }  // namespace
+
+Json NormalizedSchedulerState(Json s) {
+  if (!s.is_object()) s = Json::object();
+  for (const char* k : {"tenants", "running"}) {
+    if (!s.contains(k) || !s[k].is_object()) s[k] = Json::object();
+  }
+  if (!s.contains("queue") || !s["queue"].is_array()) s["queue"] = Json::array();
+  if (!s.contains("capacity") || !s["capacity"].is_object()) s["capacity"] = {{"cpu", 0}, {"memoryMb", 0}};
+  if (!s.contains("seq")) s["seq"] = 0;
+  return s;
+}
+
+std::optional<size_t> NextSchedulerGrant(Json& s) {
+  const Json& q = s["queue"];
+  // Each tenant's next job: highest priority, then earliest.
+  std::map<std::string, size_t> head;
+  for (size_t i = 0; i < q.size(); ++i) {
+    std::string tenant = q[i]["tenant"];
+    auto it = head.find(tenant);
+    if (it == head.end()) {
+      head[tenant] = i;
+    } else {
+      const Json& best = q[it->second];
+      if (q[i]["priority"].get<int>() > best["priority"].get<int>()) it->second = i;
+    }
+  }
+  std::optional<size_t> pick;
+  double best_share = std::numeric_limits<double>::max();
+  for (const auto& [tenant, index] : head) {
+    if (!Fits(s, s["queue"][index])) continue;
+    double share = Share(s, tenant);
+    if (share < best_share) {
+      best_share = share;
+      pick = index;
+    }
+  }
+  return pick;
+}
+
+Json GrantSchedulerJob(Json& s, size_t index) {
+  Json& q = s["queue"];
+  Json entry = q[index];
+  q.erase(index);
+  Json& used = TenantOf(s, entry["tenant"])["used"];
+  used["cpu"] = used["cpu"].get<double>() + entry["cpu"].get<double>();
+  used["memoryMb"] = used["memoryMb"].get<double>() + entry["memoryMb"].get<double>();
+  used["jobs"] = used["jobs"].get<double>() + 1;
+  s["running"][entry["job"].get<std::string>()] = entry;
+  return entry;
+}
+
+void ReleaseSchedulerJob(Json& s, const std::string& job) {
+  if (s["running"].contains(job)) {
+    const Json r = s["running"][job];
+    Json& used = TenantOf(s, r["tenant"])["used"];
+    used["cpu"] = std::max(0.0, used["cpu"].get<double>() - r["cpu"].get<double>());
+    used["memoryMb"] = std::max(0.0, used["memoryMb"].get<double>() - r["memoryMb"].get<double>());
+    used["jobs"] = std::max(0.0, used["jobs"].get<double>() - 1);
+    s["running"].erase(job);
+  }
+  Json& q = s["queue"];
+  for (size_t i = 0; i < q.size(); ++i) {
+    if (q[i]["job"] == job) {
+      q.erase(i);
+      break;
+    }
+  }
+}
 
 Json SchedulerEntity(EntityContext& ctx) {
   Scheduler scheduler(ctx.HasState() ? ctx.RawState() : Json::object());

@@ -27,6 +27,9 @@
 //   snapshot    -> the whole state (for status pages and tests)
 #pragma once
 
+#include <optional>
+#include <string>
+
 #include "baton/entity.h"
 #include "baton/registry.h"
 
@@ -38,5 +41,24 @@ inline constexpr char kQuotaGrantedEvent[] = "QuotaGranted";
 
 // The scheduler's code, to register as entity kSchedulerEntity.
 Json SchedulerEntity(EntityContext& ctx);
+
+// The admission rules on a state of the entity (as "snapshot" returns it),
+// shared by the entity and the admission ETA (admission_eta.h), so that the
+// estimate walks the queue in the order the scheduler really grants it. Each
+// may add a default entry for a tenant the state does not know yet.
+//
+// The state with every member present (an empty or partial one filled in).
+Json NormalizedSchedulerState(Json state);
+// The index in state["queue"] of the job granted next: each tenant's next job
+// (highest priority, then earliest), the one of the tenant with the lowest
+// dominant share among those that fit its tenant's quota and the node;
+// nullopt when none fits. REQUIRES: a normalized state.
+std::optional<size_t> NextSchedulerGrant(Json& state);
+// Moves state["queue"][index] to state["running"], charging its tenant;
+// returns the entry.
+Json GrantSchedulerJob(Json& state, size_t index);
+// Frees a running job's resources and drops the job from the queue (no-op
+// for a job the state does not hold).
+void ReleaseSchedulerJob(Json& state, const std::string& job);
 
 }  // namespace baton::batch

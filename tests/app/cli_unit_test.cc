@@ -460,6 +460,23 @@ TEST(JobFieldsTest, QueuedJob) {
             "Last updated:  2026-11-24T10:00:01.000Z\n");
 }
 
+TEST(JobFieldsTest, QueuedJobShowsItsAdmissionEta) {
+  OJson job = OJson::parse(R"({
+    "id": "3f9c0a1be2d44c71", "name": "render", "status": "Queued",
+    "waitingOn": {"reason": "quota", "position": 2}, "attempt": 0,
+    "eta": {"basis": "history", "startAt": "2026-11-24T10:00:14Z",
+            "summary": "expected to start at 10:00:14Z (in 13 s), after 1 running job ends"}})");
+  EXPECT_EQ(FormatKeyValues(JobFields(job)),
+            "Job ID:          3f9c0a1be2d44c71\n"
+            "Name:            render\n"
+            "Status:          Queued\n"
+            "Waiting on:      quota (position 2)\n"
+            "Expected start:  expected to start at 10:00:14Z (in 13 s), after 1 running job ends\n"
+            "Attempt:         0\n");
+  job["eta"] = nullptr;  // the store could not say: no line
+  EXPECT_EQ(FormatKeyValues(JobFields(job)).find("Expected start"), std::string::npos);
+}
+
 TEST(JobFieldsTest, EndedJobShowsItsResult) {
   OJson job = OJson::parse(R"({
     "id": "3f9c0a1be2d44c71", "name": "render", "status": "Failed", "waitingOn": null,

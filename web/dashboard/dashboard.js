@@ -892,6 +892,7 @@ async function viewJob(r, gen) {
       h("h2", { id: "detail-title" }, id, " ", badge(job.status)),
       h("div", { class: "actions", role: "group", "aria-label": "Actions" }, buttons),
       facts([["Name", job.name], ["Status", job.status], ["Waiting on", waitingOn(job.waitingOn)],
+             ["Expected start", job.eta ? job.eta.summary : ""],
              ["Image", spec.image || ""], ["Image digest", (job.image && job.image.digest) || (typeof job.image === "string" ? job.image : "")],
              ["CPU", spec.cpu !== undefined ? spec.cpu + " cores" : ""], ["Memory", spec.memoryMb !== undefined ? spec.memoryMb + " MB" : ""],
              ["Env (names)", envNames.join(", ")], ["Labels", labels], ["Priority", spec.priority],

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "api/http/request_util.h"
+#include "batch/job_eta.h"
 #include "batch/job_policy.h"
 #include "batch/job_view.h"
 #include "batch/runtime_support.h"
@@ -340,6 +341,11 @@ class JobApi : public std::enable_shared_from_this<JobApi> {
     const InstanceState& s = std::get<InstanceState>(found);
     Json scheduler = batch::JobStatusOf(s) == "Queued" ? SchedulerSnapshot() : Json::object();
     Json view = batch::JobView(s, scheduler);
+    if (view["status"] == "Queued") {
+      // When it is expected to start (docs/eta.md); null when the store could not say.
+      auto eta = batch::JobEta(*s_.client, scheduler, s.instance_id, tenant, std::chrono::system_clock::now());
+      view["eta"] = eta.ok() ? *eta : Json(nullptr);
+    }
     if (view.contains("array") && view["array"].contains("size")) {
       // An array job: how many of its children are in each status, now.
       Json counts = Json::object();

@@ -893,6 +893,9 @@ std::vector<std::pair<std::string, std::string>> JobFields(const OJson& job) {
   add("Name", Text(job, "name"));
   add("Status", Text(job, "status"));
   add("Waiting on", WaitingOnOf(job));
+  if (job.is_object() && job.contains("eta") && job["eta"].is_object()) {
+    add("Expected start", Text(job["eta"], "summary"));
+  }
   add("Attempt", Text(job, "attempt"));
   add("Progress", JsonText(job, "progress"));
   add("Image", Text(job, "image"));
