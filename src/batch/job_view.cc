@@ -219,6 +219,9 @@ Json JobTimeline(const std::vector<HistoryEvent>& history) {
                        attempt = input["attempt"].get<int>();
                      }
                      attempt_of[e.event_id] = attempt;
+                     // A new attempt's first step: a timer after it is no backoff (a
+                     // retry with more memory has none; its job timeout is not one).
+                     if (t.name == "baton.CreateGroup") after_finish = false;
                      // A retry with more memory after an OOM kill (onOomKilled): once
                      // per attempt, however often its create call was retried.
                      if (t.name == "baton.CreateGroup" && input.is_object() && input.contains("resized") &&

@@ -79,6 +79,15 @@ TEST_F(RightsizeOomE2eTest, AnOomKilledJobCompletesOnItsSecondAttemptWithDoubleM
     EXPECT_EQ(e.value("reason", ""), "OOMKilled") << e.dump();
   }
   EXPECT_EQ(increased, 1) << events.dump(2);
+  for (const Json& e : events) {  // the retry waited for no backoff
+    EXPECT_NE(e.value("type", ""), "BackoffStarted") << events.dump(2);
+  }
+  // `baton job get` shows each attempt's size, peak and the retry.
+  testing::CommandRun get = Baton("job get " + id + " --key " + key + " " + Server());
+  ASSERT_EQ(get.exit_code, 0) << get.out;
+  EXPECT_NE(get.out.find("attempt 1: limit 32 MiB, peak 32.0 MiB"), std::string::npos) << get.out;
+  EXPECT_NE(get.out.find("OOM-killed: retried with 64 MiB"), std::string::npos) << get.out;
+  EXPECT_NE(get.out.find("attempt 2: limit 64 MiB, peak "), std::string::npos) << get.out;
 
   // Both receipts carry peaks (attempt 1: the limit it was killed at).
   HttpResult r = Call(key, "GET", "/api/v1/jobs/" + id + "/receipts");
@@ -96,6 +105,7 @@ TEST_F(RightsizeOomE2eTest, AnOomKilledJobCompletesOnItsSecondAttemptWithDoubleM
     std::ofstream(std::string(keep) + "/oom-receipt.json") << receipts[1].dump(2);
     std::ofstream(std::string(keep) + "/oom-job.json") << v.dump(2);
     std::ofstream(std::string(keep) + "/oom-events.json") << events.dump(2);
+    std::ofstream(std::string(keep) + "/oom-get.txt") << get.out;
   }
 }
 
