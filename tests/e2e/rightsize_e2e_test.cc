@@ -10,6 +10,7 @@
 //     nothing, and refuses hostile input; a hostile onOomKilled is a 400 that
 //     stores nothing.
 #include "e2e/job_fixture.h"
+#include "testing/postgres_test_db.h"
 #include "testing/run_command.h"
 
 namespace baton::e2e {
@@ -27,14 +28,43 @@ class RightsizeOomE2eTest : public JobServerTest {
   Json Events(const std::string& key, const std::string& id) {
     return ParseOrNull(Call(key, "GET", "/api/v1/jobs/" + id + "/events").body)["events"];
   }
+  // On the started server: an OOM-killed job under onOomKilled completes on
+  // its second attempt with double the memory, measured, visible, durable.
+  void ExpectOomRetryWithDoubleMemory();
 };
+
+// The store's URL for a fresh PostgreSQL database of this test ("" and a
+// failure without BATON_TEST_POSTGRES_URL).
+std::string PostgresStoreUrl() {
+  const std::string conninfo = testing::CreateTestDatabase();
+  const size_t at = conninfo.find("dbname='");
+  if (at == std::string::npos) return "";
+  const std::string dbname = conninfo.substr(at + 8, conninfo.find('\'', at + 8) - at - 8);
+  std::string url = testing::PostgresAdminUrl();
+  const size_t slash = url.find("/postgres?");
+  if (slash == std::string::npos) return "";
+  return url.replace(slash, 10, "/" + dbname + "?");
+}
 
 TEST_F(RightsizeOomE2eTest, AnOomKilledJobCompletesOnItsSecondAttemptWithDoubleMemory) {
   StartServer(2, 1024);
+  ExpectOomRetryWithDoubleMemory();
+}
+
+// The same on PostgreSQL: the figures live in the job's history and result
+// there too, and survive a restart of the node.
+TEST_F(RightsizeOomE2eTest, AnOomKilledJobCompletesOnItsSecondAttemptWithDoubleMemoryOnPostgres) {
+  const std::string url = PostgresStoreUrl();
+  ASSERT_FALSE(url.empty());
+  StartServer(2, 1024, {"--store", url});
+  ExpectOomRetryWithDoubleMemory();
+}
+
+void RightsizeOomE2eTest::ExpectOomRetryWithDoubleMemory() {
   const std::string key = CreateTenant("acme", Json{{"cpu", 2}, {"memoryMb", 512}});
   // 48 MiB under a 32 MiB limit: killed; under 64 MiB it fits, held 2.5 s so
   // that the sampler sees it.
-  const Json spec = Spec("grow", {"alloc", "48", "0", "2500"},
+  const Json spec = Spec("grow", {"alloc", "48", "300", "2500"},
                          Json{{"memoryMb", 32}, {"onOomKilled", {{"increaseMemory", 2.0}, {"maxMemoryMb", 128}}}});
   const std::string id = Submit(key, spec);
   ASSERT_FALSE(id.empty());
@@ -101,6 +131,11 @@ TEST_F(RightsizeOomE2eTest, AnOomKilledJobCompletesOnItsSecondAttemptWithDoubleM
   EXPECT_EQ(r2.value("memoryLimitBytes", int64_t{0}), 64 * kMiB);
   EXPECT_EQ(r2.value("peakMemoryBytes", int64_t{0}), peak) << r2.dump();
   EXPECT_TRUE(r2["cpuTimeMs"].is_number_integer()) << r2.dump();
+  // Durable: the same figures after the node is SIGKILLed and started again.
+  KillAndRestart();
+  const Json again = GetJob(key, id);
+  ASSERT_TRUE(again.is_object());
+  EXPECT_EQ(again["result"]["attemptResults"], attempts) << again.dump(2);
   if (const char* keep = std::getenv("BATON_EXAMPLE_DIR")) {  // what docs/receipts.md and docs/job-spec.md show
     std::ofstream(std::string(keep) + "/oom-receipt.json") << receipts[1].dump(2);
     std::ofstream(std::string(keep) + "/oom-job.json") << v.dump(2);
@@ -112,7 +147,7 @@ TEST_F(RightsizeOomE2eTest, AnOomKilledJobCompletesOnItsSecondAttemptWithDoubleM
 TEST_F(RightsizeOomE2eTest, ALargerSizeThatCanNeverFitTheQuotaFailsWithTheReason) {
   StartServer(2, 1024);
   const std::string key = CreateTenant("acme", Json{{"cpu", 2}, {"memoryMb", 48}});
-  const std::string id = Submit(key, Spec("capped", {"alloc", "48"},
+  const std::string id = Submit(key, Spec("capped", {"alloc", "48", "300"},
                                           Json{{"memoryMb", 32},
                                                {"onOomKilled", {{"increaseMemory", 2.0}, {"maxMemoryMb", 128}}}}));
   ASSERT_FALSE(id.empty());
