@@ -27,7 +27,8 @@
 //      delete the group (two activities, each safe to repeat after a crash), and apply the restart policy (OnFailure / Always, with backoff
 //      on a durable timer) or finish.
 //   4. Release the resources and complete with {status, exitCode, oomKilled,
-//      attempts, attemptResults, durations, progress, logsTail, error}.
+//      attempts, attemptResults, durations, progress, logsTail, error,
+//      memoryMb (under onOomKilled: the last size)}.
 //
 // Runtime and registry calls wait out transient faults (dockerd or the
 // registry unreachable, or no cluster node free to place the attempt on:

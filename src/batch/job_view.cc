@@ -301,7 +301,8 @@ Json JobTimeline(const std::vector<HistoryEvent>& history) {
                      waiting_key = key;
                    },
                    [&](const events::EntityOperationCalled& c) {
-                     if (c.operation == "request") entity_request = c.request_id;
+                     // The first grant, or the larger size of a retry after an OOM kill.
+                     if (c.operation == "request" || c.operation == "resize") entity_request = c.request_id;
                    },
                    [&](const events::EntityOperationCompleted& c) {
                      if (c.request_id != entity_request) return;
