@@ -61,6 +61,7 @@
 #include "app/preflight_command.h"
 #include "api/http/insight_api.h"
 #include "batch/receipts.h"
+#include "batch/resource_sampler.h"
 
 namespace baton::app {
 namespace {
@@ -579,6 +580,13 @@ int Serve(const ServeOptions& o) {
     return 1;
   }
   job_services.deployment_id = *deployment;
+  // Each attempt's CPU time and peak memory (batch/resource_sampler.h): every
+  // node samples every running main container of the deployment.
+  batch::ResourceSamplerOptions sampler_options;
+  sampler_options.selector = {{"baton.deployment", *deployment}};
+  batch::ResourceSampler sampler(docker, sampler_options);
+  sampler.Start();
+  job_services.sampler = &sampler;
   job_services.registries = registries;
   job_services.platform_registry = o.registry;
   job_services.grants_of = [dir = directory.get()](const std::string& tenant) -> Result<batch::JobGrants> {
@@ -803,6 +811,7 @@ int Serve(const ServeOptions& o) {
   monitor.Stop();
   if (capacity) capacity->Stop();
   worker.Stop();
+  sampler.Stop();
   std::printf("baton: stopped\n");
   return 0;
 }

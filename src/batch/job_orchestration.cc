@@ -2,6 +2,7 @@
 #include "batch/receipts.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <optional>
 #include <thread>
@@ -10,6 +11,7 @@
 #include "batch/job_token.h"
 #include "batch/job_view.h"
 #include "batch/loopback_http.h"
+#include "batch/resource_sampler.h"
 #include "batch/scheduler.h"
 #include "util/log.h"
 #include "util/metrics.h"
@@ -454,13 +456,25 @@ Task<Json> RunJob(OrchestrationContext& ctx) {
   std::string status = canceled ? "Canceled" : "Failed";
   int attempt = 0;
   Json attempts = Json::array();
-  while (fatal.empty() && !canceled && attempt < spec.max_attempts) {
+  // Attempts that count against the restart policy: a retry with more
+  // memory after an OOM kill (onOomKilled) does not.
+  int policy_attempts = 0;
+  // The main container's memory: grows with each OOM retry.
+  int64_t memory_mb = spec.containers[0].memory_bytes >> 20;
+  int resizes = 0;
+  Json resized;  // why the next attempt has more memory (in its create input, for the timeline)
+  while (fatal.empty() && !canceled && policy_attempts < spec.max_attempts) {
     ++attempt;
+    ++policy_attempts;
     const std::string group = JobGroupName(job, attempt);
     const Json starting = {{"phase", "starting"}, {"attempt", attempt}};
     SetPhase(ctx, starting, shown);
     Json create = {{"job", job},     {"id", in.value("id", "")},      {"tenant", tenant}, {"attempt", attempt},
                    {"group", group}, {"instance", ctx.InstanceId()}, {"spec", pinned_spec}};
+    if (resizes > 0) {
+      create["spec"]["memoryMb"] = memory_mb;
+      create["resized"] = resized;
+    }
     if (in.contains("arrayIndex")) create["arrayIndex"] = in["arrayIndex"];
     if (in.contains("secretsOf")) create["secretsOf"] = in["secretsOf"];
     Json call = co_await CallThroughFaults(ctx, kCreateGroup, create, starting, shown, fault_budget);
@@ -598,9 +612,67 @@ Task<Json> RunJob(OrchestrationContext& ctx) {
       outcome["reason"] = why.reason;
       outcome["summary"] = why.summary;
     }
+    if (spec.on_oom_killed) outcome["memoryMb"] = memory_mb;
+    // An OOM kill under onOomKilled: again at once with more memory, once the
+    // scheduler granted the larger size.
+    if (spec.on_oom_killed && created && !stopped && !canceled && outcome.value("oomKilled", false)) {
+      const int64_t max_mb = spec.on_oom_killed->max_memory_bytes >> 20;
+      const int64_t next_mb = std::min<int64_t>(
+          max_mb, static_cast<int64_t>(std::ceil(static_cast<double>(memory_mb) * spec.on_oom_killed->increase_memory)));
+      std::string refused;
+      if (next_mb <= memory_mb) {
+        refused = "already at onOomKilled.maxMemoryMb (" + std::to_string(max_mb) + " MiB)";
+      } else if (resizes >= OomPolicy::kMaxResizes) {
+        refused = "already retried " + std::to_string(resizes) + " times with more memory";
+      }
+      bool resize_granted = false;
+      if (refused.empty()) {
+        const int64_t total_mb = (spec.TotalMemoryBytes() >> 20) - memory_mb + next_mb;
+        Json request = {{"job", job},           {"tenant", tenant},         {"instance", ctx.InstanceId()},
+                        {"cpu", spec.TotalCpu()}, {"memoryMb", total_mb}, {"priority", spec.priority}};
+        Json answer = co_await ctx.CallEntity(scheduler, "resize", request);
+        if (answer.value("neverFits", false)) {
+          refused = "a retry with " + std::to_string(next_mb) + " MiB could never run: it " + answer.value("reason", "");
+        } else if (!answer.value("granted", false)) {
+          SetPhase(ctx, Json{{"phase", "queued"}, {"position", answer["position"]}, {"attempt", attempt}}, shown);
+          Task<Json> granted = ctx.WaitForExternalEvent(kQuotaGrantedEvent);
+          Task<Json> cancel = ctx.WaitForExternalEvent(kCancelEvent);
+          size_t first = co_await WhenAny(granted, cancel);
+          if (cancel.IsReady()) first = 1;
+          if (first == 1) {
+            canceled = true;
+            const Json event = co_await cancel;
+            cancel_reason = CancelReason(event);
+          } else {
+            resize_granted = true;
+          }
+        } else {
+          resize_granted = true;
+        }
+      }
+      if (!refused.empty()) {
+        outcome["oomRetry"] = {{"refused", refused}};
+        outcome["summary"] = outcome.value("summary", "") + "; no retry with more memory: " + refused;
+      }
+      if (resize_granted) {
+        outcome["oomRetry"] = {{"memoryMb", next_mb}};
+        resized = {{"fromMemoryMb", memory_mb},
+                   {"memoryMb", next_mb},
+                   {"reason", "OOMKilled"},
+                   {"afterAttempt", attempt},
+                   {"factor", spec.on_oom_killed->increase_memory}};
+        memory_mb = next_mb;
+        ++resizes;
+        --policy_attempts;
+        attempts.push_back(outcome);
+        last = outcome;
+        continue;
+      }
+      if (canceled) status = "Canceled";
+    }
     attempts.push_back(outcome);
     last = outcome;
-    const bool again = !canceled && attempt < spec.max_attempts &&
+    const bool again = !canceled && policy_attempts < spec.max_attempts &&
                        (spec.restart == RestartPolicy::kAlways || (spec.restart == RestartPolicy::kOnFailure && !success));
     if (!again) break;
     int64_t backoff = std::min<int64_t>(spec.backoff_seconds << std::min(attempt - 1, 20), 3600);
@@ -643,6 +715,7 @@ Task<Json> RunJob(OrchestrationContext& ctx) {
                  {"durations", durations},
                  {"progress", shown.value("progress", Json())},
                  {"logsTail", last.value("logsTail", Json::array())}};
+  if (spec.on_oom_killed) result["memoryMb"] = memory_mb;
   if (!fatal.empty()) result["error"] = fatal;
   else if (last.contains("error")) result["error"] = last["error"];
   // Why it ended, as the last attempt's end says, or the step before any
@@ -657,6 +730,9 @@ Task<Json> RunJob(OrchestrationContext& ctx) {
     const EndReason why = WhyEnded(o, status);
     result["reason"] = why.reason;
     result["summary"] = why.summary;
+    if (last.contains("oomRetry") && last["oomRetry"].contains("refused") && why.reason == "OOMKilled") {
+      result["summary"] = why.summary + "; no retry with more memory: " + last["oomRetry"].value("refused", "");
+    }
   }
   SetPhase(ctx, Json{{"phase", "done"}, {"status", status}, {"attempt", attempt}}, shown);
   co_return result;
@@ -791,9 +867,26 @@ ResolvedImage ResolveImage(runtime::ContainerRuntime& rt, const JobServices& s, 
   Throw(error, "pulling '" + ref + "'");
 }
 
+// The attempt's resource figures in the collect activity's result:
+// "peakMemoryBytes", "cpuSeconds" (ms precision), "avgCores" (CPU time over
+// the run's wall time), "memoryLimitBytes", "cpuLimit"; null figures when
+// nothing was measured.
+void AddUsage(Json& out, const std::optional<AttemptUsage>& usage, const runtime::ContainerState& main) {
+  out["memoryLimitBytes"] = main.memory_bytes;
+  out["cpuLimit"] = main.cpus;
+  out["peakMemoryBytes"] = usage ? Json(usage->peak_memory_bytes) : Json();
+  out["cpuSeconds"] = usage && usage->samples > 0 ? Json(std::round(usage->cpu_seconds * 1000) / 1000) : Json();
+  out["avgCores"] = Json();
+  if (usage && usage->samples > 0 && main.started_at && main.finished_at && *main.finished_at > *main.started_at) {
+    const double wall = std::chrono::duration<double>(*main.finished_at - *main.started_at).count();
+    out["avgCores"] = std::round(usage->cpu_seconds / wall * 1000) / 1000;
+  }
+}
+
 // The signed receipt of the attempt the collect activity `in` ended.
 Json SignedReceipt(const util::ReceiptSigner& signer, const JobServices& s, const Json& in,
-                   const runtime::ContainerState& main, const std::vector<runtime::LogLine>* logs) {
+                   const runtime::ContainerState& main, const std::vector<runtime::LogLine>* logs,
+                   const std::optional<AttemptUsage>& usage) {
   AttemptFacts f;
   f.job_id = in.value("id", "").empty() ? in.value("job", "") : in.value("id", "");
   f.tenant = in.value("tenant", "");
@@ -808,6 +901,10 @@ Json SignedReceipt(const util::ReceiptSigner& signer, const JobServices& s, cons
   f.oom_killed = main.oom_killed;
   f.cpu_limit = main.cpus;
   f.memory_limit_bytes = main.memory_bytes;
+  if (usage) {
+    f.peak_memory_bytes = usage->peak_memory_bytes;
+    if (usage->samples > 0) f.cpu_time_ms = static_cast<int64_t>(usage->cpu_seconds * 1000 + 0.5);
+  }
   if (logs != nullptr) f.log_digest = LogDigest(*logs);
   f.issued_at = std::chrono::system_clock::now();
   auto signed_doc = signer.Sign(ReceiptStatement(f));
@@ -935,7 +1032,7 @@ Status RegisterJobFunctions(Registry& registry, const JobServices& services) {
   // after a crash, a lost answer or an outage of the runtime): no container
   // runs twice. A main container already over is left as it is, and so are
   // its sidecars.
-  BATON_RETURN_IF_ERROR(registry.AddActivity(kStartGroup, [&rt](ActivityContext& ctx) -> Json {
+  BATON_RETURN_IF_ERROR(registry.AddActivity(kStartGroup, [s, &rt](ActivityContext& ctx) -> Json {
     std::string group = ctx.GetInput()["group"];
     auto g = rt.InspectGroup(group);
     if (!g.ok()) Throw(g.status(), "inspecting '" + group + "'");
@@ -946,6 +1043,7 @@ Status RegisterJobFunctions(Registry& registry, const JobServices& services) {
     Status started = rt.StartGroup(group);  // only containers still "created"
     ContainerMetrics("start", started.ok()).ObserveSince(start_start);
     if (!started.ok()) Throw(started, "starting '" + group + "'");
+    if (s.sampler != nullptr && !main.id.empty()) s.sampler->Watch(main.id);
     return Json{{"alreadyStarted", main_started}};
   }));
   // POST /start on the job's URL, retried while the job starts listening.
@@ -992,6 +1090,9 @@ Status RegisterJobFunctions(Registry& registry, const JobServices& services) {
     if (wait > 0 && g->containers[0].running) {
       (void)rt.WaitContainer(g->containers[0].id, std::chrono::seconds(wait));
     }
+    // Before the stop: a container still running gives its last sample.
+    std::optional<AttemptUsage> usage;
+    if (s.sampler != nullptr) usage = s.sampler->Take(g->containers[0].id);
     // Stopping a stopped group is a no-op; sidecars end with the main container.
     Status stopped = rt.StopGroup(group, in.value("stop", false) || wait > 0 ? s.stop_grace : std::chrono::seconds(2));
     if (!stopped.ok()) Throw(stopped, "stopping '" + group + "'");
@@ -1007,6 +1108,13 @@ Status RegisterJobFunctions(Registry& registry, const JobServices& services) {
     if (!main.node.empty()) out["node"] = main.node;
     if (main.started_at) out["startedAt"] = FormatIso8601(*main.started_at);
     if (main.finished_at) out["finishedAt"] = FormatIso8601(*main.finished_at);
+    // An OOM kill means the cgroup reached its limit: the peak is the limit,
+    // whatever the last sample before the kill saw.
+    if (main.oom_killed && main.memory_bytes > 0) {
+      if (!usage) usage = AttemptUsage{};
+      usage->peak_memory_bytes = std::max(usage->peak_memory_bytes, main.memory_bytes);
+    }
+    AddUsage(out, usage, main);
     Json tail = Json::array();
     // What is kept is the tail: only that is read (one line more, so that
     // JobLogs sees a cut and marks it).
@@ -1023,7 +1131,9 @@ Status RegisterJobFunctions(Registry& registry, const JobServices& services) {
       }
     }
     out["logsTail"] = tail;
-    if (s.receipts != nullptr) out["receipt"] = SignedReceipt(*s.receipts, s, in, main, logs.ok() ? &*logs : nullptr);
+    if (s.receipts != nullptr) {
+      out["receipt"] = SignedReceipt(*s.receipts, s, in, main, logs.ok() ? &*logs : nullptr, usage);
+    }
     return out;
   }));
   BATON_RETURN_IF_ERROR(registry.AddActivity(kDeleteSecrets, [s](ActivityContext& ctx) -> Json {

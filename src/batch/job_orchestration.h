@@ -18,11 +18,17 @@
 //      reconciler found no container), the job's timeout (a durable timer)
 //      or "Cancel". "Progress" events update the custom status on the way.
 //      Events carry {"attempt": n}; those of another attempt are ignored.
-//   3. Keep the attempt's logs (JobLogs) and exit code / OOM kill, then
+//      An attempt OOM-killed under "onOomKilled" is retried at once with its
+//      main container's memory multiplied (up to maxMemoryMb), after the
+//      scheduler granted the larger size ("resize"); such a retry does not
+//      use the restart policy's attempts (docs/job-spec.md#oom-retries).
+//   3. Keep the attempt's logs (JobLogs), exit code / OOM kill and resource
+//      figures (CPU time, peak memory: ResourceSampler), then
 //      delete the group (two activities, each safe to repeat after a crash), and apply the restart policy (OnFailure / Always, with backoff
 //      on a durable timer) or finish.
 //   4. Release the resources and complete with {status, exitCode, oomKilled,
-//      attempts, attemptResults, durations, progress, logsTail, error}.
+//      attempts, attemptResults, durations, progress, logsTail, error,
+//      memoryMb (under onOomKilled: the last size)}.
 //
 // Runtime and registry calls wait out transient faults (dockerd or the
 // registry unreachable, or no cluster node free to place the attempt on:
@@ -104,6 +110,7 @@ Json JobInput(const std::string& job, const std::string& tenant, const JobSpec& 
 
 class JobLogs;
 class JobTokens;
+class ResourceSampler;
 
 // What the job activities use. Everything pointed to must outlive the
 // workers that run them.
@@ -141,6 +148,9 @@ struct JobServices {
   Client* client = nullptr;
   // Signs each attempt's run receipt (receipts.h); null = no receipts.
   const util::ReceiptSigner* receipts = nullptr;
+  // Samples each attempt's CPU time and peak memory (resource_sampler.h);
+  // null = not measured (the attempts' figures are null).
+  ResourceSampler* sampler = nullptr;
 };
 
 // Registers the job orchestration and its activities.

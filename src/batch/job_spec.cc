@@ -151,7 +151,7 @@ Status ParseContainer(const Json& j, const std::string& path, bool is_main, JobC
                                                 "readOnlyRootFs", "capabilities", "pidsLimit"};
   static const std::set<std::string> kJobOnly = {"sidecars", "network", "timeoutSeconds", "restartPolicy",
                                                  "completion", "labels", "priority", "dependsOn",
-                                                 "runOnFailure", "array"};
+                                                 "runOnFailure", "array", "onOomKilled"};
   if (!j.is_object()) return FieldError(path.empty() ? "body" : path.substr(0, path.size() - 1), "must be an object");
   if (!is_main) BATON_RETURN_IF_ERROR(OnlyKnown(j, path, kFields));
   if (is_main) {
@@ -211,6 +211,27 @@ Status ParseContainer(const Json& j, const std::string& path, bool is_main, JobC
     }
   }
   return ParseSandbox(j, path, c);
+}
+
+// "onOomKilled": {"increaseMemory": factor, "maxMemoryMb": n}, both required.
+Status ParseOomPolicy(const Json& o, JobSpec* spec) {
+  if (!o.is_object()) return FieldError("onOomKilled", "must be {\"increaseMemory\": factor, \"maxMemoryMb\": n}");
+  BATON_RETURN_IF_ERROR(OnlyKnown(o, "onOomKilled.", {"increaseMemory", "maxMemoryMb"}));
+  OomPolicy p;
+  const Json factor = o.value("increaseMemory", Json());
+  if (!factor.is_number() || !(factor.get<double>() > 1.0) || !(factor.get<double>() <= 16.0)) {
+    return FieldError("onOomKilled.increaseMemory", "must be a number greater than 1 and at most 16 (e.g. 2.0)");
+  }
+  p.increase_memory = factor.get<double>();
+  auto max_mb = o.contains("maxMemoryMb") ? JsonInteger(o["maxMemoryMb"], 6, 1 << 22) : std::nullopt;
+  if (!max_mb) return FieldError("onOomKilled.maxMemoryMb", "is required: an integer number of MiB from 6 to 4194304");
+  const int64_t memory_mb = spec->containers[0].memory_bytes >> 20;
+  if (*max_mb < memory_mb) {
+    return FieldError("onOomKilled.maxMemoryMb", "must be at least the job's memoryMb (" + std::to_string(memory_mb) + ")");
+  }
+  p.max_memory_bytes = *max_mb << 20;
+  spec->on_oom_killed = p;
+  return Status::Ok();
 }
 
 }  // namespace
@@ -396,6 +417,7 @@ Result<JobSpec> ParseJobSpec(const Json& j) {
     if (!j["runOnFailure"].is_boolean()) return FieldError("runOnFailure", "must be true or false");
     spec.run_on_failure = j["runOnFailure"].get<bool>();
   }
+  if (j.contains("onOomKilled")) BATON_RETURN_IF_ERROR(ParseOomPolicy(j["onOomKilled"], &spec));
   return spec;
 }
 
@@ -448,6 +470,10 @@ Json RedactedJson(const JobSpec& spec) {
   }
   if (spec.run_on_failure) j["runOnFailure"] = true;
   if (spec.array_size > 0) j["array"] = {{"size", spec.array_size}};
+  if (spec.on_oom_killed) {
+    j["onOomKilled"] = {{"increaseMemory", spec.on_oom_killed->increase_memory},
+                        {"maxMemoryMb", spec.on_oom_killed->max_memory_bytes >> 20}};
+  }
   return j;
 }
 

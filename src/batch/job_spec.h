@@ -49,6 +49,17 @@ struct JobContainer {
   static constexpr int64_t kMaxPidsLimit = 32768;
 };
 
+// What to do when the main container is killed for lack of memory
+// (docs/job-spec.md#oom-retries): retry with its memory limit multiplied by
+// `increase_memory` (in (1, 16]), up to `max_memory_bytes` (at least the
+// main container's memory). Such a retry does not use the restart policy's
+// attempts; at most kMaxResizes of them per job.
+struct OomPolicy {
+  double increase_memory = 2.0;
+  int64_t max_memory_bytes = 0;
+  static constexpr int kMaxResizes = 10;
+};
+
 // A job this job waits for (docs/job-spec.md#dependencies).
 struct JobDependency {
   std::string job_id;   // a job of the same tenant
@@ -74,6 +85,7 @@ struct JobSpec {
   // An array job (docs/job-spec.md#array-jobs): array_size children, each
   // this spec with BATON_ARRAY_INDEX 0..array_size-1; 0 = not an array.
   int array_size = 0;
+  std::optional<OomPolicy> on_oom_killed;  // "onOomKilled"; none = an OOM kill is a failure like another
 
   static constexpr int kMaxArraySize = 1000;
 

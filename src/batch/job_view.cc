@@ -197,6 +197,7 @@ Json JobTimeline(const std::vector<HistoryEvent>& history) {
   std::string entity_request;  // the scheduler request's id
   std::set<int> reported;      // attempts whose end was reported (later reports are ignored)
   std::map<int, std::string> verdict;  // the job's own word on an attempt (callback, job URL)
+  std::set<int> resized;               // attempts whose MemoryIncreased was added
   // A run of failures of one call waiting out a fault shows as one "Waiting"
   // entry (index in `out`), counted, until a call succeeds.
   int waiting = -1;
@@ -218,6 +219,17 @@ Json JobTimeline(const std::vector<HistoryEvent>& history) {
                        attempt = input["attempt"].get<int>();
                      }
                      attempt_of[e.event_id] = attempt;
+                     // A new attempt's first step: a timer after it is no backoff (a
+                     // retry with more memory has none; its job timeout is not one).
+                     if (t.name == "baton.CreateGroup") after_finish = false;
+                     // A retry with more memory after an OOM kill (onOomKilled): once
+                     // per attempt, however often its create call was retried.
+                     if (t.name == "baton.CreateGroup" && input.is_object() && input.contains("resized") &&
+                         input["resized"].is_object() && resized.insert(attempt).second) {
+                       Json f = input["resized"];
+                       f["attempt"] = attempt;
+                       add(e, "MemoryIncreased", f);
+                     }
                    },
                    [&](const events::TaskCompleted& t) {
                      const std::string& name = scheduled[t.task_scheduled_id];
@@ -237,6 +249,9 @@ Json JobTimeline(const std::vector<HistoryEvent>& history) {
                                  {"exitCode", result.value("exitCode", Json())},
                                  {"oomKilled", result.value("oomKilled", false)}};
                        if (result.contains("error")) f["error"] = result["error"];
+                       for (const char* k : {"peakMemoryBytes", "cpuSeconds", "avgCores"}) {
+                         if (result.contains(k)) f[k] = result[k];
+                       }
                        // The attempt's own status is not in the collected
                        // outcome: a stop for a timeout or a cancel is.
                        const std::string stopped = result.value("stoppedFor", "");
@@ -286,7 +301,8 @@ Json JobTimeline(const std::vector<HistoryEvent>& history) {
                      waiting_key = key;
                    },
                    [&](const events::EntityOperationCalled& c) {
-                     if (c.operation == "request") entity_request = c.request_id;
+                     // The first grant, or the larger size of a retry after an OOM kill.
+                     if (c.operation == "request" || c.operation == "resize") entity_request = c.request_id;
                    },
                    [&](const events::EntityOperationCompleted& c) {
                      if (c.request_id != entity_request) return;

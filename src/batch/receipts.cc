@@ -48,7 +48,8 @@ Json ReceiptStatement(const AttemptFacts& f) {
               {"resources",
                {{"cpuLimitMillicores", static_cast<int64_t>(f.cpu_limit * 1000 + 0.5)},
                 {"memoryLimitBytes", f.memory_limit_bytes},
-                {"peakMemoryBytes", f.peak_memory_bytes ? Json(*f.peak_memory_bytes) : Json()}}},
+                {"peakMemoryBytes", f.peak_memory_bytes ? Json(*f.peak_memory_bytes) : Json()},
+                {"cpuTimeMs", f.cpu_time_ms ? Json(*f.cpu_time_ms) : Json()}}},
               {"logSha256", f.log_digest ? Json(*f.log_digest) : Json()},
               {"issuedAt", FormatIso8601(f.issued_at)}};
 }

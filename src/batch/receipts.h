@@ -54,6 +54,7 @@ struct AttemptFacts {
   double cpu_limit = 0;
   int64_t memory_limit_bytes = 0;
   std::optional<int64_t> peak_memory_bytes;  // when the runtime measured it
+  std::optional<int64_t> cpu_time_ms;        // CPU time used, when measured
   std::optional<std::string> log_digest;     // null: the logs could not be read
   TimePoint issued_at;
 };

@@ -84,6 +84,57 @@ class Scheduler {
     return {{"granted", false}, {"position", Position(job)}};
   }
 
+  // A granted (or queued) job asks for a new size (a retry with more memory
+  // after an OOM kill): a size that can never fit the tenant's quota or the
+  // node (a cluster's largest node) is refused with the reason, and the old
+  // claim is kept; otherwise the old claim is given back and the new one
+  // granted when it fits now, or queued first among its tenant's jobs.
+  Json Resize(const Json& in, EntityContext& ctx) {
+    std::string job = in.value("job", "");
+    if (job.empty()) throw DurableError("InvalidArgument", "resize needs a job");
+    const std::string tenant = in.value("tenant", "");
+    const double cpu = Number(in, "cpu"), mem = Number(in, "memoryMb");
+    const Json& quota = TenantOf(tenant)["quota"];
+    const Json& cap = s_["capacity"];
+    auto never = [&](const std::string& why) { return Json{{"granted", false}, {"neverFits", true}, {"reason", why}}; };
+    auto mib = [](double v) { return std::to_string(static_cast<int64_t>(v)) + " MiB"; };
+    if (Number(quota, "memoryMb") > 0 && mem > Number(quota, "memoryMb") + 1e-9) {
+      return never("needs " + mib(mem) + " but the tenant's memory quota is " + mib(Number(quota, "memoryMb")));
+    }
+    if (Number(quota, "cpu") > 0 && cpu > Number(quota, "cpu") + 1e-9) {
+      return never("needs more cores than the tenant's CPU quota");
+    }
+    const double node_mem = cap.contains("largestNode") ? Number(cap["largestNode"], "memoryMb") : Number(cap, "memoryMb");
+    if (node_mem > 0 && mem > node_mem + 1e-9) {
+      return never("needs " + mib(mem) + " but the largest node has " + mib(node_mem) + " for jobs");
+    }
+    int64_t seq = s_["seq"].get<int64_t>();
+    if (s_["running"].contains(job)) {
+      const Json r = s_["running"][job];
+      Json& used = TenantOf(r["tenant"])["used"];
+      used["cpu"] = std::max(0.0, used["cpu"].get<double>() - r["cpu"].get<double>());
+      used["memoryMb"] = std::max(0.0, used["memoryMb"].get<double>() - r["memoryMb"].get<double>());
+      used["jobs"] = std::max(0.0, used["jobs"].get<double>() - 1);
+      seq = r.value("seq", seq);
+      s_["running"].erase(job);
+    }
+    Json& q = s_["queue"];
+    for (size_t i = 0; i < q.size(); ++i) {
+      if (q[i]["job"] == job) {
+        seq = q[i].value("seq", seq);
+        q.erase(i);
+        break;
+      }
+    }
+    Json entry = {{"job", job},     {"tenant", tenant},           {"instance", in.value("instance", "")},
+                  {"cpu", cpu},     {"memoryMb", mem},            {"priority", in.value("priority", 0)},
+                  {"seq", seq}};
+    q.insert(q.begin(), std::move(entry));
+    Dispatch(ctx, job);
+    if (s_["running"].contains(job)) return {{"granted", true}, {"position", 0}};
+    return {{"granted", false}, {"position", Position(job)}};
+  }
+
   void Release(const Json& in, EntityContext& ctx) {
     ReleaseSchedulerJob(s_, in.value("job", ""));
     Dispatch(ctx, "");
@@ -207,6 +258,8 @@ Json SchedulerEntity(EntityContext& ctx) {
     scheduler.Grant(ctx);
   } else if (op == "request") {
     result = scheduler.Request(input, ctx);
+  } else if (op == "resize") {
+    result = scheduler.Resize(input, ctx);
   } else if (op == "release") {
     scheduler.Release(input, ctx);
   } else if (op == "position") {

@@ -21,6 +21,10 @@
 //   setTenant   {tenant, cpu, memoryMb, jobs, weight}   quota; 0 = unlimited
 //   request     {job, tenant, instance, cpu, memoryMb, priority}
 //               -> {granted: bool, position: n}   (idempotent per job)
+//   resize      {job, tenant, instance, cpu, memoryMb, priority}
+//               -> {granted, position} | {granted: false, neverFits: true,
+//               reason}: the job's new size (a retry with more memory after
+//               an OOM kill); a size that can never fit keeps the old claim
 //   release     {job}
 //   position    {job} -> {granted, position}      (1-based place in the node's
 //               queue, in arrival order; 0 when granted or unknown)

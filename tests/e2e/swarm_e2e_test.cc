@@ -409,6 +409,28 @@ TEST_F(SwarmE2eTest, AJobKilledForMemoryReportsIt) {
   EXPECT_EQ(v["result"].value("exitCode", Json()), 137) << v.dump();
 }
 
+// Memory-aware retries on a swarm: the OOM-killed task's job is retried as a
+// new service with double the memory, and the task's container is measured
+// on its node (docs/job-spec.md#resource-usage).
+TEST_F(SwarmE2eTest, RightsizeOomRetryOnASwarmNodeGrowsAndIsMeasured) {
+  StartServer();
+  const std::string key = CreateTenant("acme", Json{{"cpu", 2}});
+  const std::string id = Submit(key, Spec("grow", {"alloc", "24", "300", "3000"},
+                                          Json{{"memoryMb", 16},
+                                               {"onOomKilled", {{"increaseMemory", 2.0}, {"maxMemoryMb", 64}}}}));
+  Json v = AwaitEnd(key, id);
+  ASSERT_EQ(v.value("status", ""), "Completed") << v.dump(2);
+  const Json& attempts = v["result"]["attemptResults"];
+  ASSERT_EQ(attempts.size(), 2u) << v.dump(2);
+  EXPECT_TRUE(attempts[0].value("oomKilled", false)) << attempts[0].dump();
+  EXPECT_EQ(attempts[0]["oomRetry"].value("memoryMb", 0), 32) << attempts[0].dump();
+  EXPECT_EQ(attempts[1].value("memoryMb", 0), 32) << attempts[1].dump();
+  ASSERT_TRUE(attempts[1]["peakMemoryBytes"].is_number_integer()) << attempts[1].dump();
+  EXPECT_GE(attempts[1]["peakMemoryBytes"].get<int64_t>(), int64_t{24} << 20) << attempts[1].dump();
+  EXPECT_LE(attempts[1]["peakMemoryBytes"].get<int64_t>(), int64_t{32} << 20) << attempts[1].dump();
+  EXPECT_TRUE(attempts[1]["cpuSeconds"].is_number()) << attempts[1].dump();
+}
+
 // What Swarm cannot run is refused at submit (422 naming the field), and so
 // is a job larger than the largest node; nothing is stored or created.
 TEST_F(SwarmE2eTest, WhatSwarmCannotRunAndWhatFitsNoNodeIsRefusedAtSubmitAndNothingIsCreated) {

@@ -3,6 +3,7 @@
 #include "api/http/request_util.h"
 #include "batch/job_view.h"
 #include "batch/job_why.h"
+#include "batch/rightsize.h"
 #include "tenancy/tenant_settings.h"
 #include "batch/receipts.h"
 
@@ -21,6 +22,7 @@ class InsightApi : public std::enable_shared_from_this<InsightApi> {
     r.Add(verb::get, "/api/v1/receipts/public-key", BindAny(&InsightApi::PublicKey));
     r.Add(verb::get, "/api/v1/jobs/{id}/why", BindTenant(&InsightApi::JobWhy));
     r.Add(verb::get, "/api/v1/instances/{id}/why", BindAny(&InsightApi::InstanceWhy));
+    r.Add(verb::get, "/api/v1/rightsize", BindTenant(&InsightApi::Rightsize));
   }
 
  private:
@@ -129,6 +131,32 @@ class InsightApi : public std::enable_shared_from_this<InsightApi> {
       internal = hub + std::string(kHubSeparator) + id;
     }
     return Why(engine::InstanceSubject(internal), tenant);
+  }
+
+  // GET /api/v1/rightsize?name=N[&runs=K]: CPU and memory for the caller's
+  // job name N from its K (1-100, default 20) latest finished runs
+  // (batch/rightsize.h). Only the caller's own jobs are read: another
+  // tenant's job name is 404 like a name nobody used.
+  HttpResponse Rightsize(const HttpRequest&, const RouteMatch& m, const std::string& tenant) {
+    const std::string name = m.Query("name");
+    bool valid = !name.empty() && name.size() <= 63;
+    for (size_t i = 0; valid && i < name.size(); ++i) {
+      const char c = name[i];
+      valid = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (i > 0 && c == '-');
+    }
+    if (!valid) {
+      return ErrorResponse(400, "InvalidArgument", "name is required: a job name, 1-63 characters of a-z, 0-9 and '-'",
+                           "name");
+    }
+    HttpResponse error;
+    auto runs = ParseInt(m, "runs", 20, 1, 100, &error);
+    if (!runs) return error;
+    auto answer = batch::RightsizeJobName(*s_.client, tenant, name, static_cast<int>(*runs));
+    if (!answer.ok() && answer.status().code() == StatusCode::kNotFound) {
+      return ErrorResponse(404, "NotFound", "no finished job named '" + name + "'", "name");
+    }
+    if (!answer.ok()) return ErrorResponse(answer.status());
+    return JsonResponse(200, *answer);
   }
 
   HttpResponse PublicKey(const HttpRequest&, const RouteMatch&, const std::string&) {

@@ -7,6 +7,8 @@
 //   GET /api/v1/receipts/public-key  any valid key: the PEM public key that
 //                                    verifies them
 //   GET /api/v1/jobs/{id}/why        tenant key: why the job waits (engine/why.h)
+//   GET /api/v1/rightsize?name=N     tenant key: CPU and memory for job name N
+//                                    from its recent runs (batch/rightsize.h)
 //   GET /api/v1/instances/{id}/why   tenant key: an instance of its hub (ids local
 //                                    to the hub, as in the management API); admin
 //                                    key: any instance id (?taskHub= as there)

@@ -45,6 +45,59 @@ void RunJobReceipt(Session& s, const ReceiptOptions& o) {
   }
 }
 
+struct RightsizeOptions {
+  GlobalOptions g;
+  std::string name;
+  int runs = 20;
+};
+
+std::string Fixed(double v, int decimals) {
+  std::ostringstream o;
+  o.setf(std::ios::fixed);
+  o.precision(decimals);
+  o << v;
+  return o.str();
+}
+
+void RunRightsize(Session& s, const RightsizeOptions& o) {
+  HttpRequestSpec spec;
+  spec.target = "/api/v1/rightsize?name=" + util::PercentEncode(o.name) + "&runs=" + std::to_string(o.runs);
+  auto answer = s.CallForJson(spec, /*array=*/false);
+  if (!answer) return;
+  if (s.json()) {
+    s.PrintJson(*answer);
+    return;
+  }
+  const OJson& a = *answer;
+  s.out() << "job '" << o.name << "': " << a.value("runs", 0) << " recent run(s), " << a.value("measuredAttempts", 0)
+          << " measured attempt(s)\n";
+  if (!a.value("enough", false)) {
+    s.out() << Text(a, "message") << "\n";
+    return;
+  }
+  const OJson& req = a["requested"];
+  const OJson& rec = a["recommended"];
+  const OJson& save = a["saving"];
+  const OJson& seen = a["observed"];
+  auto row = [&](const std::string& what, const std::string& r, const std::string& n, const std::string& d,
+                 const std::string& pct) {
+    s.out() << what << std::string(what.size() < 10 ? 10 - what.size() : 1, ' ') << r
+            << std::string(r.size() < 12 ? 12 - r.size() : 1, ' ') << n
+            << std::string(n.size() < 14 ? 14 - n.size() : 1, ' ') << d << " (" << pct << "%)\n";
+  };
+  s.out() << "          requested   recommended   saving\n";
+  row("cpu", Fixed(req.value("cpu", 0.0), 2), Fixed(rec.value("cpu", 0.0), 2), Fixed(save.value("cpu", 0.0), 2),
+      Fixed(save.value("cpuPercent", 0.0), 1));
+  row("memoryMb", std::to_string(req.value("memoryMb", 0)), std::to_string(rec.value("memoryMb", 0)),
+      std::to_string(save.value("memoryMb", 0)), Fixed(save.value("memoryPercent", 0.0), 1));
+  s.out() << "observed: peak memory p95 " << Fixed(seen.value("peakMemoryMbP95", 0.0), 1) << " MiB (max "
+          << Fixed(seen.value("peakMemoryMbMax", 0.0), 1) << "), average cores p95 "
+          << Fixed(seen.value("avgCoresP95", 0.0), 3) << " (max " << Fixed(seen.value("avgCoresMax", 0.0), 3)
+          << "), OOM-killed attempts " << seen.value("oomKilled", 0) << "\n";
+  s.out() << "recommended = p95 + " << Fixed(a.value("headroom", 0.0) * 100, 0)
+          << "% headroom; a negative saving means the job asks for too little\n";
+}
+
 struct PublicKeyOptions {
   GlobalOptions g;
 };
@@ -138,6 +191,16 @@ std::vector<CLI::App*> AddInsightVerbs(CLI::App& app, const Io& io) {
     v->add_option("--attempt", o->attempt, "Only this attempt's receipt, exactly as signed")
         ->type_name("N")
         ->check(CLI::Range(1, 1000000));
+  }
+  {
+    auto [v, o] = AddVerb<RightsizeOptions>(
+        job, "rightsize",
+        "Recommend CPU and memory for a job name from its recent runs (GET /api/v1/rightsize?name=NAME)", false, io,
+        RunRightsize);
+    v->add_option("name", o->name, "Job name (the spec's \"name\")")->required();
+    v->add_option("--runs", o->runs, "How many of its latest finished runs to look at (default 20)")
+        ->type_name("N")
+        ->check(CLI::Range(1, 100));
   }
   CLI::App* g = AddGroup(app, "receipt", "Run receipts: the deployment's public key, offline verification");
   {

@@ -1,6 +1,8 @@
 // The verbs that explain and prove (docs/receipts.md):
 //
 //   baton job receipt ID [--attempt N]      a job's signed run receipts (tenant key)
+//   baton job rightsize NAME [--runs N]     CPU and memory for a job name from its
+//                                           recent runs (tenant key)
 //   baton receipt public-key                the deployment's receipt public key (PEM)
 //   baton receipt verify FILE --public-key PEM   offline: exit 0 when the receipt is
 //                                           signed by that key, 8 when it is not

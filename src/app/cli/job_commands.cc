@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <sstream>
 #include <thread>
 
@@ -884,6 +885,37 @@ std::string DescribeWaitingOn(const OJson& waiting_on) {
   return details.empty() ? reason : reason + " (" + details + ")";
 }
 
+// One line per attempt: its limits, what it used (docs/job-spec.md#resource-usage)
+// and a retry with more memory after an OOM kill; "" when no attempt has figures.
+std::string AttemptResources(const OJson& result) {
+  if (!result.contains("attemptResults") || !result["attemptResults"].is_array()) return "";
+  auto fixed = [](double v, int decimals) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+    return std::string(buf);
+  };
+  std::string out;
+  for (const OJson& a : result["attemptResults"]) {
+    if (!a.is_object() || !a.contains("memoryLimitBytes")) continue;
+    std::string line = "attempt " + Text(a, "attempt") + ": limit " +
+                       std::to_string(a.value("memoryLimitBytes", int64_t{0}) >> 20) + " MiB, peak ";
+    const OJson peak = a.value("peakMemoryBytes", OJson());
+    line += peak.is_number() ? fixed(peak.get<double>() / (1 << 20), 1) + " MiB" : "not measured";
+    const OJson cpu = a.value("cpuSeconds", OJson());
+    if (cpu.is_number()) {
+      line += ", CPU " + fixed(cpu.get<double>(), 2) + " s";
+      if (a.value("avgCores", OJson()).is_number()) line += " (" + fixed(a["avgCores"].get<double>(), 2) + " cores)";
+    }
+    if (a.contains("oomRetry") && a["oomRetry"].is_object()) {
+      const OJson& retry = a["oomRetry"];
+      line += retry.contains("memoryMb") ? "; OOM-killed: retried with " + Text(retry, "memoryMb") + " MiB"
+                                         : "; OOM-killed: " + Text(retry, "refused");
+    }
+    out += (out.empty() ? "" : "\n") + line;
+  }
+  return out;
+}
+
 std::vector<std::pair<std::string, std::string>> JobFields(const OJson& job) {
   std::vector<std::pair<std::string, std::string>> f;
   auto add = [&](const char* label, std::string value) {
@@ -907,6 +939,7 @@ std::vector<std::pair<std::string, std::string>> JobFields(const OJson& job) {
     add("Exit code", Text(r, "exitCode"));
     add("OOM killed", YesNo(r, "oomKilled"));
     add("Attempts", Text(r, "attempts"));
+    add("Resources", AttemptResources(r));
     add("Error", Text(r, "error"));
     if (r.contains("logsTail") && r["logsTail"].is_array()) {
       std::string tail;

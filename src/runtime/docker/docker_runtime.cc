@@ -705,9 +705,12 @@ Status DockerRuntime::WatchEvents(const std::map<std::string, std::string>& sele
   return Status::Ok();
 }
 
+// One sample, read at once ("one-shot": API 1.41; an older daemon ignores it
+// and waits for a second sample, about 1 s). cgroup v1 reports the memory
+// high-water mark (max_usage); cgroup v2 does not (memory_peak_bytes 0).
 Result<Usage> DockerRuntime::Stats(const std::string& container_id) {
   BATON_ASSIGN_OR_RETURN(DockerResponse r,
-                         client_.Request("GET", "/containers/" + container_id + "/stats?stream=false"));
+                         client_.Request("GET", "/containers/" + container_id + "/stats?stream=false&one-shot=true"));
   if (r.status != 200) return FromDocker(r, "stats of container " + container_id);
   Json j = ParseAnswer(r.body);
   Usage u;

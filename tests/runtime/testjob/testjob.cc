@@ -12,9 +12,10 @@
 //   print N                N lines "progress i/N" on stdout and N "warning i/N" on stderr,
 //                          alternating, then exit 0
 //   env NAME...            print NAME=value (or "NAME unset") for each name
-//   alloc MEGABYTES [DELAY_MS]
+//   alloc MEGABYTES [DELAY_MS [HOLD_MS]]
 //                          after DELAY_MS (default 0), allocate and touch memory 1 MiB at a
-//                          time, progress every 16 MiB; exit 0 if not OOM-killed first
+//                          time, progress every 16 MiB, then hold it HOLD_MS (default 0);
+//                          exit 0 if not OOM-killed first
 //   serve PORT [ADDR]      HTTP/1.1 on ADDR:PORT (default 0.0.0.0, as it runs in its own
 //                          network namespace): GET /status, POST /start, GET /ping
 //   fetch HOST PORT PATH   GET PATH from HOST:PORT (numeric IPv4), print the body; exit 0
@@ -243,8 +244,10 @@ int RunEnv(int argc, char** argv) {
 int RunAlloc(int argc, char** argv) {
   int64_t megabytes = 0;
   int64_t delay_ms = 0;
-  if (argc < 3 || argc > 4 || !ParseInt(argv[2], 0, 1024 * 1024, &megabytes)) return Usage();
-  if (argc == 4 && !ParseInt(argv[3], 0, 60000, &delay_ms)) return Usage();
+  int64_t hold_ms = 0;
+  if (argc < 3 || argc > 5 || !ParseInt(argv[2], 0, 1024 * 1024, &megabytes)) return Usage();
+  if (argc >= 4 && !ParseInt(argv[3], 0, 60000, &delay_ms)) return Usage();
+  if (argc == 5 && !ParseInt(argv[4], 0, 600000, &hold_ms)) return Usage();
   if (delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
   // Blocks are kept (never freed) so the resident set only grows, and every page is
   // written, so the kernel really backs it and a memory limit really triggers.
@@ -263,6 +266,7 @@ int RunAlloc(int argc, char** argv) {
     }
   }
   Line(stdout, "allocated %lld MiB, done", static_cast<long long>(megabytes));
+  if (hold_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(hold_ms));
   return 0;
 }
 

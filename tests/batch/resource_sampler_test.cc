@@ -1,0 +1,96 @@
+// The resource sampler (batch/resource_sampler.h) against the real dockerd:
+// a container followed from its start, one found by listing, and one never
+// seen running; figures taken once.
+#include "batch/resource_sampler.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include "testing/test_image.h"
+
+namespace baton::batch {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr int64_t kMiB = 1 << 20;
+
+class RightsizeSamplerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { suite_.Prepare(BATON_TESTJOB, BATON_RUN_DIR); }
+  static void TearDownTestSuite() { suite_.Release(); }
+  void SetUp() override { ASSERT_TRUE(suite_.setup->ok()) << suite_.setup->ToString(); }
+  void TearDown() override {
+    for (const std::string& g : groups_) (void)suite_.docker->DeleteGroup(g);
+  }
+
+  // A started group running the test image with `args` under 64 MiB; its
+  // main container's id.
+  std::string Run(const std::string& what, const std::vector<std::string>& args) {
+    runtime::GroupSpec spec;
+    spec.name = "t" + std::to_string(getpid()) + "-sampler-" + what;
+    spec.labels = {{"baton.deployment", Deployment()}};
+    runtime::ContainerSpec c;
+    c.name = "main";
+    c.image = suite_.image->digest;
+    c.args = args;
+    c.memory_bytes = 64 * kMiB;
+    c.cpus = 0.5;
+    spec.containers = {c};
+    auto created = suite_.docker->CreateGroup(spec);
+    EXPECT_TRUE(created.ok()) << created.status().ToString();
+    if (!created.ok()) return "";
+    groups_.push_back(spec.name);
+    EXPECT_TRUE(suite_.docker->StartGroup(spec.name).ok());
+    return created->containers[0].id;
+  }
+  static std::string Deployment() { return "sampler" + std::to_string(getpid()); }
+
+  static testing::SuiteImage suite_;
+  std::vector<std::string> groups_;
+};
+testing::SuiteImage RightsizeSamplerTest::suite_;
+
+TEST_F(RightsizeSamplerTest, FollowsContainersWhileTheyRunAndHandsTheirFiguresOverOnce) {
+  ResourceSamplerOptions options;
+  options.selector = {{"baton.deployment", Deployment()}};
+  options.interval = 200ms;
+  options.discover_interval = 200ms;
+  ResourceSampler sampler(*suite_.docker, options);
+  sampler.Start();
+
+  // Followed from its start (as the start activity does): 24 MiB held 2 s.
+  const std::string watched = Run("watched", {"alloc", "24", "0", "2000"});
+  ASSERT_FALSE(watched.empty());
+  sampler.Watch(watched);
+  // Never announced: found by listing the deployment's running containers.
+  const std::string listed = Run("listed", {"alloc", "16", "0", "2000"});
+  ASSERT_FALSE(listed.empty());
+  ASSERT_TRUE(suite_.docker->WaitContainer(watched, 60s).ok());
+  ASSERT_TRUE(suite_.docker->WaitContainer(listed, 60s).ok());
+
+  // Read after the exit: the figures seen while it ran (the cgroup is gone by now).
+  auto w = sampler.Take(watched);
+  ASSERT_TRUE(w.has_value());
+  EXPECT_GE(w->peak_memory_bytes, 24 * kMiB);
+  EXPECT_LE(w->peak_memory_bytes, 64 * kMiB);
+  EXPECT_GT(w->cpu_seconds, 0);
+  EXPECT_GE(w->samples, 2);
+  EXPECT_FALSE(sampler.Take(watched).has_value());  // handed over once
+
+  auto l = sampler.Take(listed);
+  ASSERT_TRUE(l.has_value());
+  EXPECT_GE(l->peak_memory_bytes, 16 * kMiB);
+  EXPECT_LE(l->peak_memory_bytes, 64 * kMiB);
+
+  // Never seen running: nothing to say (an exited container has no figures).
+  sampler.Stop();
+  const std::string quick = Run("quick", {"exit", "0"});
+  ASSERT_FALSE(quick.empty());
+  ASSERT_TRUE(suite_.docker->WaitContainer(quick, 60s).ok());
+  EXPECT_FALSE(sampler.Take(quick).has_value());
+  EXPECT_FALSE(sampler.Take("no-such-container").has_value());
+}
+
+}  // namespace
+}  // namespace baton::batch
