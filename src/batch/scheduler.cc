@@ -94,7 +94,7 @@ class Scheduler {
     if (job.empty()) throw DurableError("InvalidArgument", "resize needs a job");
     const std::string tenant = in.value("tenant", "");
     const double cpu = Number(in, "cpu"), mem = Number(in, "memoryMb");
-    const Json& quota = TenantOf(tenant)["quota"];
+    const Json& quota = TenantOf(s_, tenant)["quota"];
     const Json& cap = s_["capacity"];
     auto never = [&](const std::string& why) { return Json{{"granted", false}, {"neverFits", true}, {"reason", why}}; };
     auto mib = [](double v) { return std::to_string(static_cast<int64_t>(v)) + " MiB"; };
@@ -111,7 +111,7 @@ class Scheduler {
     int64_t seq = s_["seq"].get<int64_t>();
     if (s_["running"].contains(job)) {
       const Json r = s_["running"][job];
-      Json& used = TenantOf(r["tenant"])["used"];
+      Json& used = TenantOf(s_, r["tenant"])["used"];
       used["cpu"] = std::max(0.0, used["cpu"].get<double>() - r["cpu"].get<double>());
       used["memoryMb"] = std::max(0.0, used["memoryMb"].get<double>() - r["memoryMb"].get<double>());
       used["jobs"] = std::max(0.0, used["jobs"].get<double>() - 1);
