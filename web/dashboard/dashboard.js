@@ -925,10 +925,21 @@ async function viewEntities(r, gen) {
   if (name) {
     const rows = await get(DF + "/entities/" + encodeURIComponent(name) + "?fetchState=true&top=200" + hubQuery(r, "&"));
     if (gen !== S.gen) return;
-    body = table(["Key", "State", "Locked by", "Last operation"], rows.map((e) => h("tr", { "data-key": e.entityId.key },
+    // Signals an operation to one entity (one-way: its state shows the effect once processed).
+    const signal = (key) => async () => {
+      const v = await confirmAction("Signal operation", "Send an operation to @" + name + "@" + key + ".",
+        [{ name: "op", label: "Operation", required: true }, { name: "input", label: "Input (JSON, empty = none)", type: "textarea" }], "Signal");
+      if (!v) return;
+      let body;
+      if (v.input.trim()) { try { body = JSON.stringify(JSON.parse(v.input)); } catch (e) { banner("The input is not JSON: " + e.message); return; } }
+      const url = DF + "/entities/" + encodeURIComponent(name) + "/" + encodeURIComponent(key) + "?op=" + encodeURIComponent(v.op) + hubQuery(r, "&");
+      if (await act("Signal '" + v.op + "'", () => api(url, Object.assign({ method: "POST" }, body === undefined ? {} : { headers: { "Content-Type": "application/json" }, body })))) render();
+    };
+    body = table(["Key", "State", "Locked by", "Last operation", "Operations"], rows.map((e) => h("tr", { "data-key": e.entityId.key },
       h("td", { class: "id", text: e.entityId.key }), h("td", {}, h("pre", { text: json(e.state) })),
       h("td", {}, e.lockedBy ? link(e.lockedBy, "instance", e.lockedBy, hub ? { hub } : {}) : ""),
-      h("td", { text: fmtTime(e.lastOperationTime) }))), "entities");
+      h("td", { text: fmtTime(e.lastOperationTime) }),
+      h("td", {}, h("button", { type: "button", "data-action": "signal", onclick: signal(e.entityId.key), text: "Signal…" })))), "entities");
     if (!rows.length) body = h("p", { id: "empty", text: "No entity named " + name + " has state." });
   } else {
     // Every entity's row, through the instance list (entities are instances "@name@key").
@@ -989,9 +1000,71 @@ async function viewTenant(r, gen) {
   every(3000, gen, load);
 }
 
+// An internal instance id ("acme::order-1") as a link to its instance view,
+// in its tenant's hub.
+function instanceLink(internal) {
+  const at = internal.indexOf("::");
+  if (at > 0 && internal[0] !== "@") return link(internal, "instance", internal.slice(at + 2), { hub: internal.slice(0, at) });
+  return link(internal, "instance", internal);
+}
+
+function ago(iso) {
+  if (!iso) return "";
+  const ms = Date.now() - Date.parse(iso);
+  return isNaN(ms) ? "" : " (" + fmtDur(Math.max(0, ms)) + " ago)";
+}
+
+// The nodes of the store: state, roles, version, heartbeat, leases held.
+function nodesTable(answer) {
+  const nodes = (answer && answer.nodes) || [];
+  if (!nodes.length) return h("p", { class: "muted", text: "No node reports (this store lists none)." });
+  const rows = nodes.map((n) => {
+    const d = n.details || {};
+    const l = n.leases || {};
+    const held = [].concat((l.instanceIds || []).map((id) => h("li", {}, "instance ", instanceLink(id))),
+                           (l.taskList || []).map((t) => h("li", {}, "task " + t.seq + " " + t.name + " of ", instanceLink(t.instanceId))));
+    const more = (l.instances || 0) + (l.tasks || 0) - held.length;
+    const leases = h("td", { class: "leases" }, (l.instances || 0) + " instances, " + (l.tasks || 0) + " tasks",
+      held.length ? h("details", {}, h("summary", { text: "which" }), h("ul", {}, held, more > 0 ? h("li", { class: "muted", text: "… and " + more + " more" }) : null)) : null);
+    const roles = (d.roles || []).join(", ") + (d.runtime ? " (runtime " + d.runtime + ")" : "");
+    const where = [d.http ? "HTTP " + d.http : "", d.grpc ? "gRPC " + d.grpc : ""].filter(Boolean).join(", ");
+    return h("tr", { "data-node": n.id, "data-state": n.state },
+      h("td", { class: "id" }, n.id, n.thisNode ? h("span", { class: "muted", text: " (this node)" }) : null),
+      h("td", {}, h("span", { class: "badge node-" + n.state, text: n.state })),
+      h("td", {}, roles, where ? h("div", { class: "muted", text: where }) : null),
+      h("td", { text: n.version || "" }),
+      h("td", { class: "hide-narrow", text: fmtTime(n.startedAt) }),
+      h("td", { text: n.heartbeatAt ? fmtTime(n.heartbeatAt) + ago(n.heartbeatAt) : "never" }),
+      leases);
+  });
+  return table(["Node", "State", "Roles", "Version", { text: "Started", cls: "hide-narrow" }, "Last heartbeat", "Leases held"], rows, "nodes");
+}
+
+// SDK workers per hub across the nodes, and this node's streams.
+function workersSection(answer) {
+  if (!answer) return h("p", { class: "muted", text: "No answer about SDK workers." });
+  const hubs = answer.hubs || [];
+  const hubName = (x) => x ? x : "(default hub)";
+  const perHub = hubs.length
+    ? table(["Task hub", "Workers", "By node"], hubs.map((x) => h("tr", { "data-hub": x.hub },
+        h("td", {}, x.hub ? link(x.hub, "instances", "", { hub: x.hub }) : hubName(x.hub)), h("td", { text: x.workers }),
+        h("td", { text: Object.entries(x.byNode || {}).map(([n, c]) => n + ": " + c).join(", ") }))), "workers")
+    : h("p", { id: "no-workers", class: "muted", text: answer.grpc ? "No SDK worker is connected." : "The gRPC sidecar is off on this node." });
+  const streams = answer.streams || [];
+  return h("div", {}, perHub,
+    streams.length ? h("div", {}, h("h4", { text: "Streams on this node (" + answer.thisNode + ")" }),
+      table(["Stream", "Task hub", "Connected", "Peer", "In flight (orch/act/ent)"], streams.map((w) => h("tr", { "data-stream": w.stream },
+        h("td", { text: w.stream }), h("td", { text: hubName(w.hub) }), h("td", { text: fmtTime(w.connectedAt) + ago(w.connectedAt) }),
+        h("td", { class: "id", text: w.peer }),
+        h("td", { text: [w.inFlight.orchestrations, w.inFlight.activities, w.inFlight.entities].join(" / ") }))), "streams")) : null,
+    h("p", { class: "muted", text: "Each node counts its own streams and publishes the counts with its heartbeat (every " +
+      "few seconds); the streams listed are those of the node that answered." }));
+}
+
 async function viewAdmin(r, gen) {
   const load = async () => {
-    const [tenants, sched] = await Promise.all([get("/api/v1/admin/tenants"), get("/api/v1/admin/scheduler")]);
+    const [tenants, sched, nodes, workers] = await Promise.all([get("/api/v1/admin/tenants"), get("/api/v1/admin/scheduler"),
+      get("/api/v1/admin/nodes"), get("/api/v1/admin/workers")]);
     if (gen !== S.gen) return;
     const per = (sched && sched.tenants) || {};
     const queue = (sched && sched.queue) || [];
@@ -1010,12 +1083,13 @@ async function viewAdmin(r, gen) {
       h("section", { class: "card" }, h("h3", { text: "Capacity" }),
         facts([["CPU", cap.cpu], ["Memory (MB)", cap.memoryMb], ["Largest node", cap.largestNode ? JSON.stringify(cap.largestNode) : ""],
                ["Queued jobs", queue.length]])),
+      h("h3", { id: "nodes-h", text: "Nodes" }), nodesTable(nodes),
+      h("h3", { id: "workers-h", text: "Connected SDK workers" }), workersSection(workers),
       h("h3", { text: "Tenants" }),
       table(["Tenant", "Name", "State", "Jobs running / quota", "CPU", "Memory MB", "Queued", "Weight"], rows, "tenants"),
       h("h3", { text: "Queue" }),
       queue.length ? table(["Position", "Tenant", "Job", "CPU", "Memory MB"], queue.map((e, i) => h("tr", {}, h("td", { text: i + 1 }),
-        h("td", { text: e.tenant }), h("td", { class: "id", text: e.job }), h("td", { text: e.cpu }), h("td", { text: e.memoryMb })))) : h("p", { class: "muted", text: "No job waits." }),
-      h("p", { class: "muted", text: "Nodes and connected SDK workers are not reported by this server's API yet (see docs/dashboard.md)." }));
+        h("td", { text: e.tenant }), h("td", { class: "id", text: e.job }), h("td", { text: e.cpu }), h("td", { text: e.memoryMb })))) : h("p", { class: "muted", text: "No job waits." }));
   };
   await load();
   every(3000, gen, load);
