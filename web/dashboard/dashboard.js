@@ -18,6 +18,7 @@ const S = {
   gen: 0,           // bumped at each navigation: late answers of an old view are dropped
   list: null,       // the list on screen: {kind, rows, token, counts}
   timer: null,
+  openLeases: new Set(),  // nodes whose list of leases the admin opened
 };
 
 const $ = (id) => document.getElementById(id);
@@ -1008,6 +1009,8 @@ function instanceLink(internal) {
   return link(internal, "instance", internal);
 }
 
+function plural(n, word) { return n + " " + word + (n === 1 ? "" : "s"); }
+
 function ago(iso) {
   if (!iso) return "";
   const ms = Date.now() - Date.parse(iso);
@@ -1024,12 +1027,15 @@ function nodesTable(answer) {
     const held = [].concat((l.instanceIds || []).map((id) => h("li", {}, "instance ", instanceLink(id))),
                            (l.taskList || []).map((t) => h("li", {}, "task " + t.seq + " " + t.name + " of ", instanceLink(t.instanceId))));
     const more = (l.instances || 0) + (l.tasks || 0) - held.length;
-    const leases = h("td", { class: "leases" }, (l.instances || 0) + " instances, " + (l.tasks || 0) + " tasks",
-      held.length ? h("details", {}, h("summary", { text: "which" }), h("ul", {}, held, more > 0 ? h("li", { class: "muted", text: "… and " + more + " more" }) : null)) : null);
+    // The lists opened stay open across the view's refreshes.
+    const which = held.length ? h("details", { open: S.openLeases.has(n.id) }, h("summary", { text: "which" }),
+      h("ul", {}, held, more > 0 ? h("li", { class: "muted", text: "… and " + more + " more" }) : null)) : null;
+    if (which) which.addEventListener("toggle", () => { if (which.open) S.openLeases.add(n.id); else S.openLeases.delete(n.id); });
+    const leases = h("td", { class: "leases" }, plural(l.instances || 0, "instance") + ", " + plural(l.tasks || 0, "task"), which);
     const roles = (d.roles || []).join(", ") + (d.runtime ? " (runtime " + d.runtime + ")" : "");
     const where = [d.http ? "HTTP " + d.http : "", d.grpc ? "gRPC " + d.grpc : ""].filter(Boolean).join(", ");
     return h("tr", { "data-node": n.id, "data-state": n.state },
-      h("td", { class: "id" }, n.id, n.thisNode ? h("span", { class: "muted", text: " (this node)" }) : null),
+      h("td", { class: "id" }, n.id, n.thisNode ? h("div", { class: "muted", text: "(this node)" }) : null),
       h("td", {}, h("span", { class: "badge node-" + n.state, text: n.state })),
       h("td", {}, roles, where ? h("div", { class: "muted", text: where }) : null),
       h("td", { text: n.version || "" }),

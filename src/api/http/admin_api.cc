@@ -123,7 +123,8 @@ class AdminApi : public std::enable_shared_from_this<AdminApi> {
         if (c.is_number_integer() && c.get<int64_t>() > 0) counts[h][n.node_id] += c.get<int64_t>();
       }
     }
-    for (const auto& [h, c] : SdkWorkerCounts(local).items()) counts[h][s_.node_id] += c.get<int64_t>();
+    const Json local_counts = SdkWorkerCounts(local);
+    for (const auto& [h, c] : local_counts.items()) counts[h][s_.node_id] += c.get<int64_t>();
     Json hubs = Json::array();
     for (const auto& [h, per_node] : counts) {
       if (hub && *hub != h) continue;

@@ -95,16 +95,18 @@ test.before(async () => {
       made[prefix].push(id);
       await start(name, id, name === "FailWith" ? "boom " + i : "x");
     }
+    if (prefix === "c") {
+      // The created-time filters' cutoff, in milliseconds as the filter
+      // takes it (the API shows created times to the second only). The
+      // server's clock is this machine's, and a start is answered once its
+      // instance exists: every "c" instance was created before `t`'s next
+      // millisecond, which the cutoff waits for (a state of the clock, not
+      // a sleep); every later instance is created after the cutoff.
+      const t = Date.now();
+      await until("the clock's next millisecond", async () => Date.now() > t);
+      made.cutoff = new Date().toISOString();
+    }
   }
-  // The created-time filters' cutoff: the first "r" instance's creation time
-  // as the server recorded it (microseconds). Every "c" instance was created
-  // before it (each start is answered once its instance exists), which the
-  // API confirms; "to" is exclusive and "from" inclusive.
-  const created = async (id) => (await call(KEY, "GET", `${DF}/instances/${id}`)).body.createdTime;
-  made.cutoff = await created(made.r[0]);
-  const lastC = await created(made.c[99]);
-  // Same format (ISO 8601, UTC, microseconds): the strings order as the times.
-  assert.ok(lastC < made.cutoff, `c-099 (${lastC}) was created before r-000 (${made.cutoff})`);
   await until("60 + 25 + 25 AwaitApproval running", async () => (await counts()).Running >= 110);
   for (const id of made.t) assert.equal((await call(KEY, "POST", `${DF}/instances/${id}/terminate?reason=test`)).status, 202);
   for (const id of made.s) assert.equal((await call(KEY, "POST", `${DF}/instances/${id}/suspend?reason=test`)).status, 202);
@@ -400,7 +402,7 @@ test("Dashboard: keyboard and phone width", async () => {
   await p.keyboard.press("Tab");
   assert.equal(await p.evaluate(() => document.activeElement.textContent), "Skip to content");
   let reached = false;
-  for (let i = 0; i < 40 && !reached; i++) {
+  for (let i = 0; i < 100 && !reached; i++) {  // a bound on key presses: each datetime-local field takes several
     await p.keyboard.press("Tab");
     reached = await p.evaluate(() => !!document.activeElement.closest("#instances tbody"));
   }
@@ -467,7 +469,7 @@ test("Dashboard: the admin view shows this node with the leases it holds and the
     assert.match(text, /\bup\b/);
     assert.match(text, /api, worker, jobs, sidecar/);
     assert.match(text, /0\.1\.0/);
-    assert.match(text, /\d+ instances, \d+ tasks/);
+    assert.match(text, /\d+ instances?, \d+ tasks?/);
     // The held instance links to its view in its tenant's hub.
     const held = row.locator("td.leases a", { hasText: "dash::sdk-held-1" });
     assert.equal(await held.getAttribute("href"), "#/instance/sdk-held-1?hub=dash");
@@ -477,8 +479,16 @@ test("Dashboard: the admin view shows this node with the leases it holds and the
     await shot(p, "admin");
     await held.click();
     await p.waitForFunction(() => location.hash === "#/instance/sdk-held-1?hub=dash" && document.getElementById("view").dataset.shown === location.hash);
-    await p.locator("#detail-title .badge.Running").waitFor();
+    // Its first episode is with the worker, which never answers: Pending.
+    await p.locator("#detail-title .badge.Pending").waitFor();
     await p.close();
+    // At a phone's width the admin view's tables scroll inside their boxes.
+    const phone = await page(ADMIN, { width: 390, height: 844 });
+    await open(phone, "#/admin");
+    await phone.locator(`table.nodes tr[data-node="${self.id}"]`).waitFor();
+    const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 1, `page wider than the screen by ${overflow}px`);
+    await phone.close();
   } finally {
     worker.close();
   }
@@ -532,6 +542,7 @@ test("Dashboard: retries of one activity are grouped on one timeline row, and Re
   assert.equal(await rows.count(), 1, "one row for the three attempts");
   assert.match(await rows.first().locator(".label").innerText(), /activity FailActivity \(3 attempts\)/);
   assert.equal(await rows.first().locator(".bar.bad").count(), 3, "each failed attempt is a bar");
+  await shot(p, "instance-retries");
   // Restart with a new id: the page goes to the new instance, which runs the same orchestrator.
   await p.click("[data-action=restart]");
   await confirm(p);

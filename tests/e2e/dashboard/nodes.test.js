@@ -49,8 +49,9 @@ test("Dashboard: two nodes on one PostgreSQL show in the admin view with the lea
     });
     // SDK workers per hub, across the nodes (B's from its heartbeat).
     const workers = await until("both nodes' workers counted", async () => {
-      const w = (await call(ADMIN, "GET", "/api/v1/admin/workers", undefined, {}, A.http)).body;
-      return w.hubs.length === 2 && w;
+      const r = await call(ADMIN, "GET", "/api/v1/admin/workers", undefined, {}, A.http);
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      return r.body.hubs.length === 2 && r.body;
     });
     assert.deepEqual(workers.hubs, [{ hub: "dash", workers: 1, byNode: { [idB]: 1 } }, { hub: "ops", workers: 1, byNode: { [idA]: 1 } }]);
     assert.deepEqual(workers.streams.map((s) => [s.node, s.hub]), [[idA, "ops"]], "the streams listed are A's own");
