@@ -454,6 +454,7 @@ function historySpans(events) {
   const attempts = new Map();  // activity name -> its failed calls not retried yet
   const points = [];
   let started = null, ended = null, endOk = true;
+  let lastFailure = null;      // the last failed activity call, until something else is scheduled
   for (const e of events) {
     const t = e.Timestamp;
     switch (e.EventType) {
@@ -467,6 +468,7 @@ function historySpans(events) {
         const prev = failed.shift();
         const s = { kind: "activity", label: e.FunctionName, start: t, end: null,
                     group: prev ? prev.group : "activity " + e.EventId, attempt: prev ? prev.attempt + 1 : 1 };
+        lastFailure = null;
         byId.set(e.EventId, s); spans.push(s); break;
       }
       case "TaskCompleted": case "TaskFailed": {
@@ -477,6 +479,7 @@ function historySpans(events) {
             if (e.FailureDetails) s.error = e.FailureDetails.errorType + ": " + e.FailureDetails.errorMessage;
             if (!attempts.has(s.label)) attempts.set(s.label, []);
             attempts.get(s.label).push(s);
+            lastFailure = s;
           }
         }
         break;
@@ -493,6 +496,9 @@ function historySpans(events) {
       case "TimerCreated": {
         const s = { kind: "timer", label: "timer until " + fmtTime(e.ScheduledTime), until: e.ScheduledTime, start: t, end: null };
         s.group = "timer " + e.EventId;
+        // A timer right after a failed call may be its retry's backoff
+        // (confirmed below, when the next attempt starts as it fires).
+        if (lastFailure) s.retryOf = lastFailure;
         byId.set(e.EventId, s); spans.push(s); break;
       }
       case "TimerFired": { const s = byId.get(e.TimerId); if (s) { s.end = t; s.ok = true; } break; }
@@ -523,6 +529,11 @@ function historySpans(events) {
       default: break;
     }
   }
+  for (const s of spans) {
+    if (!s.retryOf) continue;
+    const next = s.end && spans.find((x) => x.kind === "activity" && x.group === s.retryOf.group && x.attempt === s.retryOf.attempt + 1);
+    if (next && Date.parse(next.start) >= Date.parse(s.end)) { s.backoffOf = next.group; s.nextAttempt = next.attempt; }
+  }
   const all = spans.concat(points).sort((a, b) => Date.parse(a.start) - Date.parse(b.start));
   return { started, ended, endOk, spans: all };
 }
@@ -536,11 +547,14 @@ function gantt(rows, t0, t1) {
                                                                   h("span", { text: "+" + fmtDur(t1 - t0) })));
   for (const row of rows) {
     const track = h("div", { class: "track" });
-    let total = 0;
+    // A row's duration: from its first bar's start to its last bar's end
+    // (a retried call: all its attempts and the backoffs between them).
+    let first = Infinity, last = -Infinity;
     for (const b of row.bars) {
       const s = Date.parse(b.start);
       const e = b.end ? Date.parse(b.end) : t1;
-      total += e - s;
+      first = Math.min(first, s);
+      last = Math.max(last, e);
       const bar = h("span", { class: "bar " + (b.point ? "point" : !b.end ? "open" : b.cls || (b.ok === false ? "bad" : "ok")),
                               title: (b.title || row.label) + ": " + fmtTime(b.start) + (b.point ? "" : " → " + (b.end ? fmtTime(b.end) : "now") + " (" + fmtDur(e - s) + ")") });
       bar.style.left = ((s - t0) / span * 100).toFixed(3) + "%";
@@ -552,7 +566,7 @@ function gantt(rows, t0, t1) {
     box.append(h("div", { class: "row", role: "listitem", "data-kind": row.kind || "" },
       h("span", { class: "label" }, row.labelNode || row.label),
       track,
-      h("span", { class: "dur", text: point ? fmtTime(row.bars[0].start).slice(11) : (open ? "running " : "") + fmtDur(total) })));
+      h("span", { class: "dur", text: point ? fmtTime(row.bars[0].start).slice(11) : (open ? "running " : "") + fmtDur(last - first) })));
   }
   return box;
 }
@@ -570,7 +584,13 @@ function instanceTimeline(events, hub) {
       // A retry: on its first attempt's row.
       const row = grouped.get(s.group);
       row.bars.push(Object.assign({ title: s.label + " attempt " + s.attempt }, s));
-      row.labelNode = row.label + " (" + row.bars.length + " attempts)";
+      row.attempts = (row.attempts || 1) + 1;
+      row.labelNode = row.label + " (" + row.attempts + " attempts)";
+      continue;
+    }
+    if (s.backoffOf && grouped.has(s.backoffOf)) {
+      // A retry's backoff: a grey bar between the attempts on their row.
+      grouped.get(s.backoffOf).bars.push(Object.assign({}, s, { cls: "wait", title: "backoff before attempt " + s.nextAttempt }));
       continue;
     }
     const label = s.kind === "activity" ? "activity " + s.label : s.kind === "sub-orchestration" ? "sub-orchestration " + s.label : s.label;

@@ -542,6 +542,9 @@ test("Dashboard: retries of one activity are grouped on one timeline row, and Re
   assert.equal(await rows.count(), 1, "one row for the three attempts");
   assert.match(await rows.first().locator(".label").innerText(), /activity FailActivity \(3 attempts\)/);
   assert.equal(await rows.first().locator(".bar.bad").count(), 3, "each failed attempt is a bar");
+  // The retries' backoff timers are on the same row, between the attempts.
+  assert.equal(await rows.first().locator(".bar.wait").count(), 2, "two backoffs");
+  assert.equal(await p.locator(".gantt .row[data-kind=timer]").count(), 0, "no backoff on a row of its own");
   await shot(p, "instance-retries");
   // Restart with a new id: the page goes to the new instance, which runs the same orchestrator.
   await p.click("[data-action=restart]");
