@@ -937,47 +937,59 @@ async function viewJob(r, gen) {
 
 // ---- Entities ----
 
+// One entity name's keys: state, lockedBy (linked to the orchestration
+// holding the lock), last operation time, and Signal….
+function entityRows(r, name, hub, rows) {
+  if (!rows.length) return h("p", { id: "empty", text: "No entity named " + name + " has state." });
+  // Signals an operation to one entity (one-way: its state shows the effect once processed).
+  const signal = (key) => async () => {
+    const v = await confirmAction("Signal operation", "Send an operation to @" + name + "@" + key + ".",
+      [{ name: "op", label: "Operation", required: true }, { name: "input", label: "Input (JSON, empty = none)", type: "textarea" }], "Signal");
+    if (!v) return;
+    let body;
+    if (v.input.trim()) { try { body = JSON.stringify(JSON.parse(v.input)); } catch (e) { banner("The input is not JSON: " + e.message); return; } }
+    const url = DF + "/entities/" + encodeURIComponent(name) + "/" + encodeURIComponent(key) + "?op=" + encodeURIComponent(v.op) + hubQuery(r, "&");
+    await act("Signal '" + v.op + "'", () => api(url, Object.assign({ method: "POST" }, body === undefined ? {} : { headers: { "Content-Type": "application/json" }, body })));
+  };
+  return table(["Key", "State", "Locked by", "Last operation", "Operations"], rows.map((e) => h("tr", { "data-key": e.entityId.key },
+    h("td", { class: "id", text: e.entityId.key }), h("td", {}, h("pre", { text: json(e.state) })),
+    h("td", {}, e.lockedBy ? link(e.lockedBy, "instance", e.lockedBy, hub ? { hub } : {}) : ""),
+    h("td", { text: fmtTime(e.lastOperationTime) }),
+    h("td", {}, h("button", { type: "button", "data-action": "signal", onclick: signal(e.entityId.key), text: "Signal…" })))), "entities");
+}
+
 async function viewEntities(r, gen) {
   const name = r.params.get("name") || "";
   const hub = hubParam(r);
   const form = filterForm("entities", { name, hub }, [{ name: "name", label: "Entity name" }].concat(
     S.who.admin ? [{ name: "hub", label: "Task hub (tenant)", size: 10 }] : []));
-  let body;
   if (name) {
-    const rows = await get(DF + "/entities/" + encodeURIComponent(name) + "?fetchState=true&top=200" + hubQuery(r, "&"));
-    if (gen !== S.gen) return;
-    // Signals an operation to one entity (one-way: its state shows the effect once processed).
-    const signal = (key) => async () => {
-      const v = await confirmAction("Signal operation", "Send an operation to @" + name + "@" + key + ".",
-        [{ name: "op", label: "Operation", required: true }, { name: "input", label: "Input (JSON, empty = none)", type: "textarea" }], "Signal");
-      if (!v) return;
-      let body;
-      if (v.input.trim()) { try { body = JSON.stringify(JSON.parse(v.input)); } catch (e) { banner("The input is not JSON: " + e.message); return; } }
-      const url = DF + "/entities/" + encodeURIComponent(name) + "/" + encodeURIComponent(key) + "?op=" + encodeURIComponent(v.op) + hubQuery(r, "&");
-      if (await act("Signal '" + v.op + "'", () => api(url, Object.assign({ method: "POST" }, body === undefined ? {} : { headers: { "Content-Type": "application/json" }, body })))) render();
+    // States and locks change (a signal is processed after its answer): the
+    // keys refresh every 3 s, below the form, which keeps its focus.
+    const keys = h("div", { id: "entity-keys" });
+    const load = async () => {
+      const rows = await get(DF + "/entities/" + encodeURIComponent(name) + "?fetchState=true&top=200" + hubQuery(r, "&"));
+      if (gen === S.gen) keys.replaceChildren(entityRows(r, name, hub, rows));
     };
-    body = table(["Key", "State", "Locked by", "Last operation", "Operations"], rows.map((e) => h("tr", { "data-key": e.entityId.key },
-      h("td", { class: "id", text: e.entityId.key }), h("td", {}, h("pre", { text: json(e.state) })),
-      h("td", {}, e.lockedBy ? link(e.lockedBy, "instance", e.lockedBy, hub ? { hub } : {}) : ""),
-      h("td", { text: fmtTime(e.lastOperationTime) }),
-      h("td", {}, h("button", { type: "button", "data-action": "signal", onclick: signal(e.entityId.key), text: "Signal…" })))), "entities");
-    if (!rows.length) body = h("p", { id: "empty", text: "No entity named " + name + " has state." });
-  } else {
-    // Every entity's row, through the instance list (entities are instances "@name@key").
-    const q = new URLSearchParams({ top: "200", showEntities: "true", instanceIdPrefix: "@", sort: "id" });
-    if (hub) q.set("taskHub", hub);
-    const rows = (await get(DF + "/instances?" + q.toString())) || [];
+    await load();
     if (gen !== S.gen) return;
-    const names = new Map();
-    for (const s of rows) {
-      const m = /^@([^@]*)@(.*)$/.exec(s.instanceId);
-      if (m) names.set(m[1], (names.get(m[1]) || 0) + 1);
-    }
-    body = names.size
-      ? table(["Entity", "Instances"], [...names].map(([n, c]) => h("tr", {}, h("td", {}, link(n, "entities", "", Object.assign({ name: n }, hub ? { hub } : {}))), h("td", { text: c }))), "entities")
-      : h("p", { id: "empty", text: "No entities." });
+    show(h("h2", { text: "Entities" }), form, keys);
+    every(3000, gen, load);
+    return;
   }
-  show(h("h2", { text: "Entities" }), form, body);
+  // Every entity's row, through the instance list (entities are instances "@name@key").
+  const q = new URLSearchParams({ top: "200", showEntities: "true", instanceIdPrefix: "@", sort: "id" });
+  if (hub) q.set("taskHub", hub);
+  const rows = (await get(DF + "/instances?" + q.toString())) || [];
+  if (gen !== S.gen) return;
+  const names = new Map();
+  for (const s of rows) {
+    const m = /^@([^@]*)@(.*)$/.exec(s.instanceId);
+    if (m) names.set(m[1], (names.get(m[1]) || 0) + 1);
+  }
+  show(h("h2", { text: "Entities" }), form, names.size
+    ? table(["Entity", "Instances"], [...names].map(([n, c]) => h("tr", {}, h("td", {}, link(n, "entities", "", Object.assign({ name: n }, hub ? { hub } : {}))), h("td", { text: c }))), "entities")
+    : h("p", { id: "empty", text: "No entities." }));
 }
 
 // ---- Tenant and admin ----
