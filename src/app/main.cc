@@ -6,7 +6,6 @@
 //   baton instance|tenant|key …                  client verbs (src/app/cli/, docs/cli.md)
 //   baton version
 #include <signal.h>
-#include <unistd.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -54,6 +53,7 @@
 #include "tenancy/tenant_directory.h"
 #include "util/duration.h"
 #include "util/log.h"
+#include "util/node_id.h"
 #include "util/metrics.h"
 #include "util/secret_box.h"
 #include "util/uuid.h"
@@ -83,13 +83,8 @@ Result<std::string> SqlitePath(const std::string& store, const std::string& data
                               "': expected postgresql://…, postgres://… or sqlite:PATH");
 }
 // This process's node id in the task hub: what its leases record (locked_by)
-// and what GET /api/v1/admin/nodes lists it as. "<hostname>:<pid>", as the
-// stores have it by default: a restarted node is a new node.
-std::string ThisNodeId() {
-  char host[256] = {};
-  if (gethostname(host, sizeof host - 1) != 0) std::snprintf(host, sizeof host, "node");
-  return std::string(host) + ":" + std::to_string(getpid());
-}
+// and what GET /api/v1/admin/nodes lists it as.
+std::string ThisNodeId() { return util::ProcessNodeId(); }
 
 Result<std::unique_ptr<Store>> OpenStore(const std::string& store, const std::string& data_dir) {
   if (IsPostgresUrl(store)) {

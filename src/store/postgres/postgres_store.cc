@@ -22,6 +22,7 @@
 #include "store/instance_query.h"
 #include "util/hex.h"
 #include "util/log.h"
+#include "util/node_id.h"
 #include "util/metrics.h"
 
 namespace baton {
@@ -219,11 +220,7 @@ Result<InstanceState> DecodeState(const PgResult& r, int row, bool include_paylo
   return s;
 }
 
-std::string DefaultNodeId() {
-  char host[256] = {};
-  if (gethostname(host, sizeof host - 1) != 0) std::snprintf(host, sizeof host, "node");
-  return std::string(host) + ":" + std::to_string(getpid());
-}
+std::string DefaultNodeId() { return util::ProcessNodeId(); }
 
 // The SQL of QueryInstances (its parameters into `p`), and the decoding of
 // its rows and of GetHistory's: shared by the store and its read-only reader

@@ -23,6 +23,7 @@
 #include "store/instance_query.h"
 #include "util/hex.h"
 #include "util/log.h"
+#include "util/node_id.h"
 #include "util/metrics.h"
 
 namespace baton {
@@ -1836,9 +1837,7 @@ void SqliteStore::SetNodeReporter(std::function<NodeReport()> reporter) {
 
 Result<std::vector<NodeInfo>> SqliteStore::ListNodes() {
   NodeInfo n;
-  char host[256] = {};
-  if (gethostname(host, sizeof host - 1) != 0) std::snprintf(host, sizeof host, "node");
-  n.node_id = std::string(host) + ":" + std::to_string(getpid());
+  n.node_id = util::ProcessNodeId();
   n.state = NodeState::kUp;
   {
     std::lock_guard lock(reporter_mu_);
