@@ -163,6 +163,65 @@ struct QueueDepth {
   std::optional<TimePoint> oldest_visible;
 };
 
+// What a node says about itself at each heartbeat (Store::SetNodeReporter).
+struct NodeReport {
+  std::string version;  // the build, e.g. "0.1.0"
+  // A JSON object of what the node does and serves now, as the application
+  // decides (`baton serve`: docs/postgres.md#nodes). "" = {}.
+  std::string details;
+};
+
+// Where a node stands (Store::ListNodes).
+enum class NodeState {
+  kUp,       // its last heartbeat is recent (kNodeGoneAfter)
+  kStopped,  // it stopped cleanly; its row stays a while (kNodeForgottenAfter)
+  kGone,     // no heartbeat for kNodeGoneAfter and no clean stop: it died or
+             // lost the database; its leases expire (or are released) soon
+  kUnknown,  // it holds leases but never reported (a build without heartbeats)
+};
+// "up", "stopped", "gone", "unknown" (the HTTP API's spelling).
+inline const char* NodeStateName(NodeState state) {
+  switch (state) {
+    case NodeState::kUp: return "up";
+    case NodeState::kStopped: return "stopped";
+    case NodeState::kGone: return "gone";
+    case NodeState::kUnknown: return "unknown";
+  }
+  return "unknown";
+}
+
+// Heartbeats of a node sharing the store, as ListNodes() reports them.
+inline constexpr std::chrono::seconds kNodeHeartbeatEvery{2};
+inline constexpr std::chrono::seconds kNodeGoneAfter{10};
+inline constexpr std::chrono::hours kNodeForgottenAfter{1};
+// ListNodes lists at most this many of a node's leased instances and tasks
+// (the counts are exact).
+inline constexpr int kMaxListedLeases = 20;
+
+// A live activity task lease (NodeInfo::leased_tasks).
+struct LeasedTask {
+  uint64_t seq = 0;
+  std::string instance_id;
+  std::string name;  // the activity
+};
+
+// One node of the store, with the leases it holds now.
+struct NodeInfo {
+  std::string node_id;  // the id leases record (PostgresStoreOptions::node_id)
+  NodeState state = NodeState::kUp;
+  std::string version;  // the last NodeReport's; "" when it never reported
+  std::string details;  // the last NodeReport's JSON object; "" when none
+  std::optional<TimePoint> started_at;    // when its store opened
+  std::optional<TimePoint> heartbeat_at;  // its last heartbeat
+  std::optional<TimePoint> stopped_at;    // its clean stop
+  // Leases held now: counts, and the first kMaxListedLeases of each kind
+  // (instances by id, tasks by seq).
+  int64_t instance_leases = 0;
+  int64_t task_leases = 0;
+  std::vector<std::string> leased_instances;
+  std::vector<LeasedTask> leased_tasks;
+};
+
 // The schema version of a store's database before and after its pending
 // migrations ran (each backend's Migrate… function; opening a store runs
 // them too). Versions count the backend's migration files.
@@ -259,6 +318,21 @@ class Store {
   virtual Result<std::vector<QueueDepth>> QueueDepths(TimePoint now) {
     (void)now;
     return UnimplementedError("this store does not report queue depths");
+  }
+
+  // Sets what this node reports about itself. A store shared by many nodes
+  // publishes it every kNodeHeartbeatEvery from a background thread (the
+  // first time soon after this call), so `reporter` must be thread-safe,
+  // quick, and outlive the store (or be replaced first). Default: ignored.
+  virtual void SetNodeReporter(std::function<NodeReport()> reporter) { (void)reporter; }
+
+  // The nodes of this store and the leases each holds now, by node id: the
+  // nodes that heartbeat (stopped or gone ones for kNodeForgottenAfter), and
+  // any other holder of a live lease (kUnknown). A one-process store reports
+  // itself alone (its reporter called on this thread). Unimplemented for a
+  // store that cannot tell (the default).
+  virtual Result<std::vector<NodeInfo>> ListNodes() {
+    return UnimplementedError("this store does not report its nodes");
   }
 
   // Wakes every blocked Fetch*/WaitForInstance call; fetches return empty

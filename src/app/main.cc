@@ -22,6 +22,7 @@
 #include <thread>
 #include <string>
 
+#include "api/http/admin_api.h"
 #include "api/http/dashboard.h"
 #include "api/http/http_server.h"
 #include "api/grpc/sidecar.h"
@@ -55,6 +56,7 @@
 #include "tenancy/tenant_directory.h"
 #include "util/duration.h"
 #include "util/log.h"
+#include "util/node_id.h"
 #include "util/metrics.h"
 #include "util/secret_box.h"
 #include "util/uuid.h"
@@ -84,10 +86,15 @@ Result<std::string> SqlitePath(const std::string& store, const std::string& data
   return InvalidArgumentError("--store '" + store +
                               "': expected postgresql://…, postgres://… or sqlite:PATH");
 }
+// This process's node id in the task hub: what its leases record (locked_by)
+// and what GET /api/v1/admin/nodes lists it as.
+std::string ThisNodeId() { return util::ProcessNodeId(); }
+
 Result<std::unique_ptr<Store>> OpenStore(const std::string& store, const std::string& data_dir) {
   if (IsPostgresUrl(store)) {
     PostgresStoreOptions options;
     options.url = store;
+    options.node_id = ThisNodeId();
     return OpenPostgresStore(options);
   }
   BATON_ASSIGN_OR_RETURN(std::string path, SqlitePath(store, data_dir));
@@ -421,6 +428,47 @@ Status EnsureSampleTenant(tenancy::TenantDirectory& directory, Client& client, c
   return Status::Ok();
 }
 
+// This node's SDK worker streams as GET /api/v1/admin/workers lists them.
+Json SdkWorkerStreamsJson(const sidecar::Sidecar* sdk_workers) {
+  Json list = Json::array();
+  if (sdk_workers == nullptr) return list;
+  for (const sidecar::WorkerStreamInfo& w : sdk_workers->WorkerStreams()) {
+    const std::string hub = w.hub_prefix.empty() ? "" : w.hub_prefix.substr(0, w.hub_prefix.size() - kHubSeparator.size());
+    list.push_back(Json{{"node", ThisNodeId()},
+                        {"stream", w.id},
+                        {"hub", hub},
+                        {"connectedAt", FormatIso8601(w.connected_at)},
+                        {"peer", w.peer},
+                        {"maxConcurrent", {{"orchestrations", w.max_orchestrations},
+                                           {"activities", w.max_activities},
+                                           {"entities", w.max_entities}}},
+                        {"inFlight", {{"orchestrations", w.orchestrations},
+                                      {"activities", w.activities},
+                                      {"entities", w.entities}}}});
+  }
+  return list;
+}
+
+// A node's heartbeat details: what it does (every `baton serve` runs the
+// same parts; only the reconciler moves between nodes) and its SDK workers
+// per hub. docs/postgres.md#nodes describes each member.
+Json ThisNodeDetails(const ServeOptions& o, unsigned http_port, int grpc_port, bool reconciling,
+                     const std::string& container_node, const sidecar::Sidecar* sdk_workers) {
+  Json roles = Json::array({"api", "worker", "jobs"});
+  if (grpc_port >= 0) roles.push_back("sidecar");
+  if (reconciling) roles.push_back("reconciler");
+  Json d{{"roles", std::move(roles)},
+         {"http", o.listen + ":" + std::to_string(http_port)},
+         {"runtime", o.runtime},
+         {"containerNode", container_node},
+         {"orchestrationThreads", o.orchestration_threads},
+         {"activityThreads", o.activity_threads},
+         {"reconciler", reconciling},
+         {"sdkWorkers", api::SdkWorkerCounts(SdkWorkerStreamsJson(sdk_workers))}};
+  if (grpc_port >= 0) d["grpc"] = o.listen + ":" + std::to_string(grpc_port);
+  return d;
+}
+
 int Serve(const ServeOptions& o) {
   if (Status s = util::ConfigureLog(o.log_format, o.log_level); !s.ok()) {
     std::fprintf(stderr, "baton: %s\n", s.message().c_str());
@@ -654,6 +702,10 @@ int Serve(const ServeOptions& o) {
     return sdk_workers->ConnectedWorkers(hub_prefix);
   };
   api::AddInsightApi(router, insight);
+  // Nodes and connected SDK workers (admin key): docs/http-api.md.
+  api::AdminApiServices admin_api{store->get(), directory.get(), &admission, ThisNodeId()};
+  admin_api.worker_streams = [&sdk_workers]() -> Json { return SdkWorkerStreamsJson(sdk_workers); };
+  api::AddAdminApi(router, admin_api);
   api::AddDashboard(router);
   api::AddReadinessRoute(router, readiness, *directory);
   api::AddMetricsRoute(router, util::metrics::Default(), *directory);
@@ -779,6 +831,13 @@ int Serve(const ServeOptions& o) {
   job_monitor->store(&monitor);
   // Forgotten before the monitor goes, on every way out of here.
   std::unique_ptr<void, std::function<void(void*)>> forget_monitor(&monitor, [&](void*) { job_monitor->store(nullptr); });
+  // What this node tells the others at each heartbeat (docs/postgres.md#nodes).
+  // Cleared before `monitor` and the sidecar go (the store outlives them).
+  (*store)->SetNodeReporter([&o, &sdk_workers, &monitor, &server, &grpc_sidecar, container_node = job_services.node_id] {
+    return NodeReport{BATON_VERSION, ThisNodeDetails(o, server.port(), sdk_workers ? grpc_sidecar.port() : -1,
+                                                     monitor.Reconciling(), container_node, sdk_workers)
+                                         .dump()};
+  });
   // Retention: finished instances and jobs older than their age go, in the
   // background (batch/retention.h).
   batch::RetentionOptions retention_options;
@@ -803,6 +862,7 @@ int Serve(const ServeOptions& o) {
   sigwait(&signals, &sig);
   std::printf("baton: signal %d: draining requests and in-flight work...\n", sig);
   std::fflush(stdout);
+  (*store)->SetNodeReporter(nullptr);
   server.Stop(std::chrono::seconds(10));
   callback_server.Stop(std::chrono::seconds(1));
   grpc_sidecar.Stop();

@@ -103,6 +103,26 @@ void RegisterSamples(Registry& registry) {
                          co_return co_await ctx.CallEntity(counter, "get");
                        })
       .IgnoreError();
+  // An activity that always fails, called with a retry policy of 3 attempts:
+  // for trying out retries (the dashboard's timeline groups them on one row).
+  registry
+      .AddActivity("FailActivity",
+                   [](ActivityContext& ctx) -> Json {
+                     throw DurableError("SampleFailure", ctx.GetInput<std::string>());
+                   })
+      .IgnoreError();
+  registry
+      .AddOrchestrator("RetryThenGiveUp",
+                       [](OrchestrationContext& ctx) -> Task<Json> {
+                         try {
+                           co_await ctx.CallActivity("FailActivity", ctx.GetInput(),
+                                                     RetryPolicy(3, std::chrono::milliseconds(100), 1.0));
+                         } catch (const TaskFailedError& e) {
+                           co_return Json{{"gaveUp", e.what()}};
+                         }
+                         co_return nullptr;
+                       })
+      .IgnoreError();
   // Fails with its input as the message, for trying out failure handling.
   registry
       .AddOrchestrator("FailWith",

@@ -76,12 +76,17 @@ std::map<std::string, std::string> JobMonitor::Selector() const {
 }
 
 bool JobMonitor::Leading() {
-  if (options_.leases == nullptr) return true;
+  if (options_.leases == nullptr) {
+    reconciling_.store(true, std::memory_order_relaxed);
+    return true;
+  }
   auto held = options_.leases->TryAcquire("job-monitor/" + options_.deployment_id, options_.node_id, options_.lease_ttl);
   if (!held.ok()) {
     util::Log().warn("job monitor: the reconciler's lease: {}", held.status().ToString());
+    reconciling_.store(false, std::memory_order_relaxed);
     return false;
   }
+  reconciling_.store(*held, std::memory_order_relaxed);
   if (*held != leading_) {
     if (*held) {
       util::Log().info("job monitor: this node now reconciles deployment {}", options_.deployment_id);

@@ -121,6 +121,9 @@ class JobMonitor {
   // Whether this node does the deployment's reconciling now (acquires or
   // renews the lease; true without a LeaseStore).
   bool Leading();
+  // What the last Leading() found (false before the first): whether this
+  // node reconciles now, for reports (the nodes' heartbeat). Thread-safe.
+  bool Reconciling() const { return reconciling_.load(std::memory_order_relaxed); }
 
  private:
   void WatchLoop();
@@ -146,6 +149,7 @@ class JobMonitor {
   JobMonitorOptions options_;
   std::set<std::string> vault_unknown_before_;  // guarded by reconcile_mu_
   bool leading_ = false;  // PollLoop's thread only
+  std::atomic<bool> reconciling_{false};
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;

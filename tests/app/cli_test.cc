@@ -118,6 +118,36 @@ TEST_F(CliTest, TenantAndKeyVerbs) {
   EXPECT_EQ(Admin({"key", "create", "--tenant", "acme"}).exit_code, 4);  // 412: disabled
 }
 
+TEST_F(CliTest, NodesAndWorkersVerbs) {
+  CliResult nodes = Admin({"nodes"});
+  ASSERT_EQ(nodes.exit_code, 0) << nodes.err;
+  // The one node of a SQLite server: this process, up, doing everything.
+  EXPECT_NE(nodes.out.find(":" + std::to_string(server_->pid()) + " *"), std::string::npos) << nodes.out;
+  EXPECT_NE(nodes.out.find(" up "), std::string::npos) << nodes.out;
+  EXPECT_NE(nodes.out.find("api,worker,jobs,sidecar"), std::string::npos) << nodes.out;
+  CliResult json = Admin({"nodes", "--output", "json"});
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  Json answer = Json::parse(json.out);
+  ASSERT_EQ(answer["nodes"].size(), 1u);
+  EXPECT_EQ(answer["nodes"][0]["id"], answer["thisNode"]);
+  EXPECT_EQ(answer["nodes"][0]["version"], "0.1.0");
+  EXPECT_EQ(answer["nodes"][0]["leases"]["instances"], 0);
+  CliResult gone = Admin({"nodes", "--state", "gone", "--output", "json"});
+  ASSERT_EQ(gone.exit_code, 0) << gone.err;
+  EXPECT_TRUE(Json::parse(gone.out)["nodes"].empty());
+  EXPECT_EQ(Admin({"nodes", "--state", "sideways"}).exit_code, 2);
+
+  CliResult workers = Admin({"workers"});
+  ASSERT_EQ(workers.exit_code, 0) << workers.err;
+  EXPECT_NE(workers.out.find("TASK HUB"), std::string::npos) << workers.out;
+  EXPECT_EQ(Admin({"workers", "--hub", "Not A Tenant"}).exit_code, 6);  // 400
+
+  // A tenant key may not see the deployment.
+  const std::string key = TenantKey("acme");
+  EXPECT_EQ(As(key, {"nodes"}).exit_code, 5);
+  EXPECT_EQ(As(key, {"workers"}).exit_code, 5);
+}
+
 TEST_F(CliTest, InstanceVerbs) {
   std::string key = TenantKey("acme");
   CliResult started = As(key, {"instance", "start", "HelloCities", "c1", "--input", R"(["Lyon"])", "--wait", "60"});

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "api/http/admin_api.h"
 #include "api/http/job_api.h"
 #include "api/http/management_api.h"
 #include "api/http/request_reader.h"
@@ -98,6 +99,7 @@ struct Environment {
     jobs.max_follow = std::chrono::seconds(1);
     jobs.platform_registry = "127.0.0.1:5000";
     api::AddJobApi(router, jobs);
+    api::AddAdminApi(router, api::AdminApiServices{store.get(), directory.get(), nullptr, "fuzz-node"});
   }
   // Process exit tears the rest down; the worker must stop before its store.
   ~Environment() {

@@ -136,7 +136,7 @@ TEST_F(PostgresStoreTest, MigrationsAreRecordedOnceAndRerunningIsANoop) {
   EXPECT_EQ(Column("SELECT version || ' ' || name FROM schema_migrations ORDER BY version"),
             (std::vector<std::string>{"1 task_hub", "2 platform", "3 history_generation",
                                       "4 dead_node_leases", "5 hot_path", "6 fewer_round_trips", "7 key_expiry",
-                                      "8 newest_first"}));
+                                      "8 newest_first", "9 nodes"}));
   // Several nodes starting at once: the advisory lock makes them take turns.
   std::vector<std::thread> nodes;
   std::atomic<int> ok{0};
@@ -388,6 +388,87 @@ TEST_F(PostgresStoreTest, ClosingAStoreReleasesTheLeasesItHolds) {
   std::optional<OrchestrationWorkItem> item = FetchNow(*b);
   ASSERT_TRUE(item.has_value());
   EXPECT_EQ(item->dequeue_count, 2);
+}
+
+TEST_F(PostgresStoreTest, EachNodeIsListedWithItsOwnLeasesAndAClosedOneAsStopped) {
+  PostgresStoreOptions oa = Options(), ob = Options();
+  oa.node_id = "node-a";
+  ob.node_id = "node-b";
+  auto a = MustOpen(oa);
+  auto b = MustOpen(ob);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  ASSERT_TRUE(Create(*a, "x").ok());
+  ASSERT_TRUE(Create(*a, "y").ok());
+  // Each node leases one (a's claim may take both; then it gives y back).
+  std::optional<OrchestrationWorkItem> on_a = FetchNow(*a);
+  ASSERT_TRUE(on_a.has_value());
+  std::optional<OrchestrationWorkItem> on_b;
+  for (int i = 0; i < 100 && !on_b; ++i) {
+    on_b = FetchNow(*b);
+    if (!on_b) {
+      if (auto more = FetchNow(*a)) a->AbandonOrchestrationWorkItem(*more, milliseconds(0));
+    }
+  }
+  ASSERT_TRUE(on_b.has_value());
+  auto nodes = b->ListNodes();
+  ASSERT_TRUE(nodes.ok()) << nodes.status().ToString();
+  ASSERT_EQ(nodes->size(), 2u);
+  const NodeInfo& na = (*nodes)[0];
+  const NodeInfo& nb = (*nodes)[1];
+  EXPECT_EQ(na.node_id, "node-a");
+  EXPECT_EQ(nb.node_id, "node-b");
+  EXPECT_EQ(na.state, NodeState::kUp);
+  EXPECT_EQ(nb.state, NodeState::kUp);
+  EXPECT_EQ(na.leased_instances, std::vector<std::string>{on_a->instance_id});
+  EXPECT_EQ(nb.leased_instances, std::vector<std::string>{on_b->instance_id});
+  // A closed node gives its leases back and reads as stopped; a holder of a
+  // lease that never heartbeats (an older build) as unknown.
+  a.reset();
+  auto conn = pg::PgConnection::Connect(url_, "");
+  ASSERT_TRUE(conn.ok());
+  ASSERT_TRUE((*conn)->Exec("UPDATE instance_queue SET locked_by = 'old-build' WHERE locked_by = 'node-b'", "t").ok());
+  nodes = b->ListNodes();
+  ASSERT_TRUE(nodes.ok());
+  ASSERT_EQ(nodes->size(), 3u);
+  EXPECT_EQ((*nodes)[0].node_id, "node-a");
+  EXPECT_EQ((*nodes)[0].state, NodeState::kStopped);
+  EXPECT_TRUE((*nodes)[0].stopped_at.has_value());
+  EXPECT_EQ((*nodes)[0].instance_leases, 0);
+  EXPECT_EQ((*nodes)[1].node_id, "node-b");
+  EXPECT_EQ((*nodes)[1].instance_leases, 0);
+  EXPECT_EQ((*nodes)[2].node_id, "old-build");
+  EXPECT_EQ((*nodes)[2].state, NodeState::kUnknown);
+  EXPECT_EQ((*nodes)[2].leased_instances, std::vector<std::string>{on_b->instance_id});
+}
+
+TEST_F(PostgresStoreTest, ANodeWithoutHeartbeatsForTenSecondsIsGone) {
+  auto clock = std::make_shared<ManualClock>(FromUnixMicros(kStartMicros));
+  PostgresStoreOptions o = Options(clock);
+  o.node_id = "ticking";
+  auto store = MustOpen(o);
+  ASSERT_NE(store, nullptr);
+  // The database row as another node would see it later, with no heartbeat
+  // in between: the heartbeat time stays, the clock moves on.
+  auto conn = pg::PgConnection::Connect(url_, "");
+  ASSERT_TRUE(conn.ok());
+  ASSERT_TRUE((*conn)->Exec("INSERT INTO nodes (node_id, started_at, heartbeat_at) VALUES ('silent', " +
+                                std::to_string(kStartMicros) + ", " + std::to_string(kStartMicros) + ")",
+                            "t")
+                  .ok());
+  auto nodes = store->ListNodes();
+  ASSERT_TRUE(nodes.ok());
+  auto state_of = [&](const std::string& id) {
+    for (const NodeInfo& n : *nodes) {
+      if (n.node_id == id) return NodeStateName(n.state);
+    }
+    return "absent";
+  };
+  EXPECT_STREQ(state_of("silent"), "up");
+  clock->Advance(kNodeGoneAfter + std::chrono::seconds(1));
+  nodes = store->ListNodes();
+  ASSERT_TRUE(nodes.ok());
+  EXPECT_STREQ(state_of("silent"), "gone");
 }
 
 TEST_F(PostgresStoreTest, HeldLeasesAreRenewedUntilCompleted) {

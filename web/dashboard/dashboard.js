@@ -18,6 +18,7 @@ const S = {
   gen: 0,           // bumped at each navigation: late answers of an old view are dropped
   list: null,       // the list on screen: {kind, rows, token, counts}
   timer: null,
+  openLeases: new Set(),  // nodes whose list of leases the admin opened
 };
 
 const $ = (id) => document.getElementById(id);
@@ -453,6 +454,7 @@ function historySpans(events) {
   const attempts = new Map();  // activity name -> its failed calls not retried yet
   const points = [];
   let started = null, ended = null, endOk = true;
+  let lastFailure = null;      // the last failed activity call, until something else is scheduled
   for (const e of events) {
     const t = e.Timestamp;
     switch (e.EventType) {
@@ -466,6 +468,7 @@ function historySpans(events) {
         const prev = failed.shift();
         const s = { kind: "activity", label: e.FunctionName, start: t, end: null,
                     group: prev ? prev.group : "activity " + e.EventId, attempt: prev ? prev.attempt + 1 : 1 };
+        lastFailure = null;
         byId.set(e.EventId, s); spans.push(s); break;
       }
       case "TaskCompleted": case "TaskFailed": {
@@ -476,6 +479,7 @@ function historySpans(events) {
             if (e.FailureDetails) s.error = e.FailureDetails.errorType + ": " + e.FailureDetails.errorMessage;
             if (!attempts.has(s.label)) attempts.set(s.label, []);
             attempts.get(s.label).push(s);
+            lastFailure = s;
           }
         }
         break;
@@ -492,6 +496,9 @@ function historySpans(events) {
       case "TimerCreated": {
         const s = { kind: "timer", label: "timer until " + fmtTime(e.ScheduledTime), until: e.ScheduledTime, start: t, end: null };
         s.group = "timer " + e.EventId;
+        // A timer right after a failed call may be its retry's backoff
+        // (confirmed below, when the next attempt starts as it fires).
+        if (lastFailure) s.retryOf = lastFailure;
         byId.set(e.EventId, s); spans.push(s); break;
       }
       case "TimerFired": { const s = byId.get(e.TimerId); if (s) { s.end = t; s.ok = true; } break; }
@@ -522,6 +529,11 @@ function historySpans(events) {
       default: break;
     }
   }
+  for (const s of spans) {
+    if (!s.retryOf) continue;
+    const next = s.end && spans.find((x) => x.kind === "activity" && x.group === s.retryOf.group && x.attempt === s.retryOf.attempt + 1);
+    if (next && Date.parse(next.start) >= Date.parse(s.end)) { s.backoffOf = next.group; s.nextAttempt = next.attempt; }
+  }
   const all = spans.concat(points).sort((a, b) => Date.parse(a.start) - Date.parse(b.start));
   return { started, ended, endOk, spans: all };
 }
@@ -535,11 +547,14 @@ function gantt(rows, t0, t1) {
                                                                   h("span", { text: "+" + fmtDur(t1 - t0) })));
   for (const row of rows) {
     const track = h("div", { class: "track" });
-    let total = 0;
+    // A row's duration: from its first bar's start to its last bar's end
+    // (a retried call: all its attempts and the backoffs between them).
+    let first = Infinity, last = -Infinity;
     for (const b of row.bars) {
       const s = Date.parse(b.start);
       const e = b.end ? Date.parse(b.end) : t1;
-      total += e - s;
+      first = Math.min(first, s);
+      last = Math.max(last, e);
       const bar = h("span", { class: "bar " + (b.point ? "point" : !b.end ? "open" : b.cls || (b.ok === false ? "bad" : "ok")),
                               title: (b.title || row.label) + ": " + fmtTime(b.start) + (b.point ? "" : " → " + (b.end ? fmtTime(b.end) : "now") + " (" + fmtDur(e - s) + ")") });
       bar.style.left = ((s - t0) / span * 100).toFixed(3) + "%";
@@ -551,7 +566,7 @@ function gantt(rows, t0, t1) {
     box.append(h("div", { class: "row", role: "listitem", "data-kind": row.kind || "" },
       h("span", { class: "label" }, row.labelNode || row.label),
       track,
-      h("span", { class: "dur", text: point ? fmtTime(row.bars[0].start).slice(11) : (open ? "running " : "") + fmtDur(total) })));
+      h("span", { class: "dur", text: point ? fmtTime(row.bars[0].start).slice(11) : (open ? "running " : "") + fmtDur(last - first) })));
   }
   return box;
 }
@@ -569,7 +584,13 @@ function instanceTimeline(events, hub) {
       // A retry: on its first attempt's row.
       const row = grouped.get(s.group);
       row.bars.push(Object.assign({ title: s.label + " attempt " + s.attempt }, s));
-      row.labelNode = row.label + " (" + row.bars.length + " attempts)";
+      row.attempts = (row.attempts || 1) + 1;
+      row.labelNode = row.label + " (" + row.attempts + " attempts)";
+      continue;
+    }
+    if (s.backoffOf && grouped.has(s.backoffOf)) {
+      // A retry's backoff: a grey bar between the attempts on their row.
+      grouped.get(s.backoffOf).bars.push(Object.assign({}, s, { cls: "wait", title: "backoff before attempt " + s.nextAttempt }));
       continue;
     }
     const label = s.kind === "activity" ? "activity " + s.label : s.kind === "sub-orchestration" ? "sub-orchestration " + s.label : s.label;
@@ -917,36 +938,59 @@ async function viewJob(r, gen) {
 
 // ---- Entities ----
 
+// One entity name's keys: state, lockedBy (linked to the orchestration
+// holding the lock), last operation time, and Signal….
+function entityRows(r, name, hub, rows) {
+  if (!rows.length) return h("p", { id: "empty", text: "No entity named " + name + " has state." });
+  // Signals an operation to one entity (one-way: its state shows the effect once processed).
+  const signal = (key) => async () => {
+    const v = await confirmAction("Signal operation", "Send an operation to @" + name + "@" + key + ".",
+      [{ name: "op", label: "Operation", required: true }, { name: "input", label: "Input (JSON, empty = none)", type: "textarea" }], "Signal");
+    if (!v) return;
+    let body;
+    if (v.input.trim()) { try { body = JSON.stringify(JSON.parse(v.input)); } catch (e) { banner("The input is not JSON: " + e.message); return; } }
+    const url = DF + "/entities/" + encodeURIComponent(name) + "/" + encodeURIComponent(key) + "?op=" + encodeURIComponent(v.op) + hubQuery(r, "&");
+    await act("Signal '" + v.op + "'", () => api(url, Object.assign({ method: "POST" }, body === undefined ? {} : { headers: { "Content-Type": "application/json" }, body })));
+  };
+  return table(["Key", "State", "Locked by", "Last operation", "Operations"], rows.map((e) => h("tr", { "data-key": e.entityId.key },
+    h("td", { class: "id", text: e.entityId.key }), h("td", {}, h("pre", { text: json(e.state) })),
+    h("td", {}, e.lockedBy ? link(e.lockedBy, "instance", e.lockedBy, hub ? { hub } : {}) : ""),
+    h("td", { text: fmtTime(e.lastOperationTime) }),
+    h("td", {}, h("button", { type: "button", "data-action": "signal", onclick: signal(e.entityId.key), text: "Signal…" })))), "entities");
+}
+
 async function viewEntities(r, gen) {
   const name = r.params.get("name") || "";
   const hub = hubParam(r);
   const form = filterForm("entities", { name, hub }, [{ name: "name", label: "Entity name" }].concat(
     S.who.admin ? [{ name: "hub", label: "Task hub (tenant)", size: 10 }] : []));
-  let body;
   if (name) {
-    const rows = await get(DF + "/entities/" + encodeURIComponent(name) + "?fetchState=true&top=200" + hubQuery(r, "&"));
+    // States and locks change (a signal is processed after its answer): the
+    // keys refresh every 3 s, below the form, which keeps its focus.
+    const keys = h("div", { id: "entity-keys" });
+    const load = async () => {
+      const rows = await get(DF + "/entities/" + encodeURIComponent(name) + "?fetchState=true&top=200" + hubQuery(r, "&"));
+      if (gen === S.gen) keys.replaceChildren(entityRows(r, name, hub, rows));
+    };
+    await load();
     if (gen !== S.gen) return;
-    body = table(["Key", "State", "Locked by", "Last operation"], rows.map((e) => h("tr", { "data-key": e.entityId.key },
-      h("td", { class: "id", text: e.entityId.key }), h("td", {}, h("pre", { text: json(e.state) })),
-      h("td", {}, e.lockedBy ? link(e.lockedBy, "instance", e.lockedBy, hub ? { hub } : {}) : ""),
-      h("td", { text: fmtTime(e.lastOperationTime) }))), "entities");
-    if (!rows.length) body = h("p", { id: "empty", text: "No entity named " + name + " has state." });
-  } else {
-    // Every entity's row, through the instance list (entities are instances "@name@key").
-    const q = new URLSearchParams({ top: "200", showEntities: "true", instanceIdPrefix: "@", sort: "id" });
-    if (hub) q.set("taskHub", hub);
-    const rows = (await get(DF + "/instances?" + q.toString())) || [];
-    if (gen !== S.gen) return;
-    const names = new Map();
-    for (const s of rows) {
-      const m = /^@([^@]*)@(.*)$/.exec(s.instanceId);
-      if (m) names.set(m[1], (names.get(m[1]) || 0) + 1);
-    }
-    body = names.size
-      ? table(["Entity", "Instances"], [...names].map(([n, c]) => h("tr", {}, h("td", {}, link(n, "entities", "", Object.assign({ name: n }, hub ? { hub } : {}))), h("td", { text: c }))), "entities")
-      : h("p", { id: "empty", text: "No entities." });
+    show(h("h2", { text: "Entities" }), form, keys);
+    every(3000, gen, load);
+    return;
   }
-  show(h("h2", { text: "Entities" }), form, body);
+  // Every entity's row, through the instance list (entities are instances "@name@key").
+  const q = new URLSearchParams({ top: "200", showEntities: "true", instanceIdPrefix: "@", sort: "id" });
+  if (hub) q.set("taskHub", hub);
+  const rows = (await get(DF + "/instances?" + q.toString())) || [];
+  if (gen !== S.gen) return;
+  const names = new Map();
+  for (const s of rows) {
+    const m = /^@([^@]*)@(.*)$/.exec(s.instanceId);
+    if (m) names.set(m[1], (names.get(m[1]) || 0) + 1);
+  }
+  show(h("h2", { text: "Entities" }), form, names.size
+    ? table(["Entity", "Instances"], [...names].map(([n, c]) => h("tr", {}, h("td", {}, link(n, "entities", "", Object.assign({ name: n }, hub ? { hub } : {}))), h("td", { text: c }))), "entities")
+    : h("p", { id: "empty", text: "No entities." }));
 }
 
 // ---- Tenant and admin ----
@@ -990,9 +1034,76 @@ async function viewTenant(r, gen) {
   every(3000, gen, load);
 }
 
+// An internal instance id ("acme::order-1") as a link to its instance view,
+// in its tenant's hub.
+function instanceLink(internal) {
+  const at = internal.indexOf("::");
+  if (at > 0 && internal[0] !== "@") return link(internal, "instance", internal.slice(at + 2), { hub: internal.slice(0, at) });
+  return link(internal, "instance", internal);
+}
+
+function plural(n, word) { return n + " " + word + (n === 1 ? "" : "s"); }
+
+function ago(iso) {
+  if (!iso) return "";
+  const ms = Date.now() - Date.parse(iso);
+  return isNaN(ms) ? "" : " (" + fmtDur(Math.max(0, ms)) + " ago)";
+}
+
+// The nodes of the store: state, roles, version, heartbeat, leases held.
+function nodesTable(answer) {
+  const nodes = (answer && answer.nodes) || [];
+  if (!nodes.length) return h("p", { class: "muted", text: "No node reports (this store lists none)." });
+  const rows = nodes.map((n) => {
+    const d = n.details || {};
+    const l = n.leases || {};
+    const held = [].concat((l.instanceIds || []).map((id) => h("li", {}, "instance ", instanceLink(id))),
+                           (l.taskList || []).map((t) => h("li", {}, "task " + t.seq + " " + t.name + " of ", instanceLink(t.instanceId))));
+    const more = (l.instances || 0) + (l.tasks || 0) - held.length;
+    // The lists opened stay open across the view's refreshes.
+    const which = held.length ? h("details", { open: S.openLeases.has(n.id) }, h("summary", { text: "which" }),
+      h("ul", {}, held, more > 0 ? h("li", { class: "muted", text: "… and " + more + " more" }) : null)) : null;
+    if (which) which.addEventListener("toggle", () => { if (which.open) S.openLeases.add(n.id); else S.openLeases.delete(n.id); });
+    const leases = h("td", { class: "leases" }, plural(l.instances || 0, "instance") + ", " + plural(l.tasks || 0, "task"), which);
+    const roles = (d.roles || []).join(", ") + (d.runtime ? " (runtime " + d.runtime + ")" : "");
+    const where = [d.http ? "HTTP " + d.http : "", d.grpc ? "gRPC " + d.grpc : ""].filter(Boolean).join(", ");
+    return h("tr", { "data-node": n.id, "data-state": n.state },
+      h("td", { class: "id" }, n.id, n.thisNode ? h("div", { class: "muted", text: "(this node)" }) : null),
+      h("td", {}, h("span", { class: "badge node-" + n.state, text: n.state })),
+      h("td", {}, roles, where ? h("div", { class: "muted", text: where }) : null),
+      h("td", { text: n.version || "" }),
+      h("td", { class: "hide-narrow", text: fmtTime(n.startedAt) }),
+      h("td", { text: n.heartbeatAt ? fmtTime(n.heartbeatAt) + ago(n.heartbeatAt) : "never" }),
+      leases);
+  });
+  return table(["Node", "State", "Roles", "Version", { text: "Started", cls: "hide-narrow" }, "Last heartbeat", "Leases held"], rows, "nodes");
+}
+
+// SDK workers per hub across the nodes, and this node's streams.
+function workersSection(answer) {
+  if (!answer) return h("p", { class: "muted", text: "No answer about SDK workers." });
+  const hubs = answer.hubs || [];
+  const hubName = (x) => x ? x : "(default hub)";
+  const perHub = hubs.length
+    ? table(["Task hub", "Workers", "By node"], hubs.map((x) => h("tr", { "data-hub": x.hub },
+        h("td", {}, x.hub ? link(x.hub, "instances", "", { hub: x.hub }) : hubName(x.hub)), h("td", { text: x.workers }),
+        h("td", { text: Object.entries(x.byNode || {}).map(([n, c]) => n + ": " + c).join(", ") }))), "workers")
+    : h("p", { id: "no-workers", class: "muted", text: answer.grpc ? "No SDK worker is connected." : "The gRPC sidecar is off on this node." });
+  const streams = answer.streams || [];
+  return h("div", {}, perHub,
+    streams.length ? h("div", {}, h("h4", { text: "Streams on this node (" + answer.thisNode + ")" }),
+      table(["Stream", "Task hub", "Connected", "Peer", "In flight (orch/act/ent)"], streams.map((w) => h("tr", { "data-stream": w.stream },
+        h("td", { text: w.stream }), h("td", { text: hubName(w.hub) }), h("td", { text: fmtTime(w.connectedAt) + ago(w.connectedAt) }),
+        h("td", { class: "id", text: w.peer }),
+        h("td", { text: [w.inFlight.orchestrations, w.inFlight.activities, w.inFlight.entities].join(" / ") }))), "streams")) : null,
+    h("p", { class: "muted", text: "Each node counts its own streams and publishes the counts with its heartbeat (every " +
+      "few seconds); the streams listed are those of the node that answered." }));
+}
+
 async function viewAdmin(r, gen) {
   const load = async () => {
-    const [tenants, sched] = await Promise.all([get("/api/v1/admin/tenants"), get("/api/v1/admin/scheduler")]);
+    const [tenants, sched, nodes, workers] = await Promise.all([get("/api/v1/admin/tenants"), get("/api/v1/admin/scheduler"),
+      get("/api/v1/admin/nodes"), get("/api/v1/admin/workers")]);
     if (gen !== S.gen) return;
     const per = (sched && sched.tenants) || {};
     const queue = (sched && sched.queue) || [];
@@ -1011,12 +1122,13 @@ async function viewAdmin(r, gen) {
       h("section", { class: "card" }, h("h3", { text: "Capacity" }),
         facts([["CPU", cap.cpu], ["Memory (MB)", cap.memoryMb], ["Largest node", cap.largestNode ? JSON.stringify(cap.largestNode) : ""],
                ["Queued jobs", queue.length]])),
+      h("h3", { id: "nodes-h", text: "Nodes" }), nodesTable(nodes),
+      h("h3", { id: "workers-h", text: "Connected SDK workers" }), workersSection(workers),
       h("h3", { text: "Tenants" }),
       table(["Tenant", "Name", "State", "Jobs running / quota", "CPU", "Memory MB", "Queued", "Weight"], rows, "tenants"),
       h("h3", { text: "Queue" }),
       queue.length ? table(["Position", "Tenant", "Job", "CPU", "Memory MB"], queue.map((e, i) => h("tr", {}, h("td", { text: i + 1 }),
-        h("td", { text: e.tenant }), h("td", { class: "id", text: e.job }), h("td", { text: e.cpu }), h("td", { text: e.memoryMb })))) : h("p", { class: "muted", text: "No job waits." }),
-      h("p", { class: "muted", text: "Nodes and connected SDK workers are not reported by this server's API yet (see docs/dashboard.md)." }));
+        h("td", { text: e.tenant }), h("td", { class: "id", text: e.job }), h("td", { text: e.cpu }), h("td", { text: e.memoryMb })))) : h("p", { class: "muted", text: "No job waits." }));
   };
   await load();
   every(3000, gen, load);

@@ -12,6 +12,7 @@
 #include <future>
 #include <set>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <unordered_map>
 
@@ -648,6 +649,8 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
   struct WorkerStream {
     uint64_t id = 0;
     std::string prefix;
+    std::chrono::system_clock::time_point connected_at;
+    std::string peer;
     int max_orchestrations = 0;  // 0 = no limit
     int max_activities = 0;
     int max_entities = 0;
@@ -903,6 +906,8 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     auto stream = std::make_shared<WorkerStream>();
     std::vector<std::string> handed;
     stream->prefix = prefix;
+    stream->connected_at = std::chrono::system_clock::now();
+    stream->peer = ctx->peer();
     stream->max_orchestrations = std::max(0, req->maxconcurrentorchestrationworkitems());
     stream->max_activities = std::max(0, req->maxconcurrentactivityworkitems());
     stream->max_entities = std::max(0, req->maxconcurrententityworkitems());
@@ -1434,6 +1439,20 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
         std::count_if(streams_.begin(), streams_.end(), [&](const auto& s) { return s.second->prefix == prefix; }));
   }
 
+  std::vector<WorkerStreamInfo> StreamInfos() {
+    std::vector<WorkerStreamInfo> out;
+    std::lock_guard lock(mu_);
+    for (const auto& [id, s] : streams_) {
+      out.push_back(WorkerStreamInfo{id, s->prefix, s->connected_at, s->peer, s->max_orchestrations,
+                                     s->max_activities, s->max_entities, s->orchestrations, s->activities,
+                                     s->entities});
+    }
+    std::sort(out.begin(), out.end(), [](const WorkerStreamInfo& a, const WorkerStreamInfo& b) {
+      return std::tie(a.hub_prefix, a.id) < std::tie(b.hub_prefix, b.id);
+    });
+    return out;
+  }
+
   bool HasRunOrchestrator(std::string_view name) {
     std::lock_guard lock(history_mu_);
     return external_names_.find(name) != external_names_.end();
@@ -1494,6 +1513,7 @@ bool Sidecar::HasRunOrchestrator(std::string_view name) const { return impl_->se
 size_t Sidecar::ParkedWorkItems() const { return impl_->service_.ParkedWorkItems(); }
 uint64_t Sidecar::HandedOnConnect() const { return impl_->service_.HandedOnConnect(); }
 int Sidecar::ConnectedWorkers(std::string_view hub_prefix) const { return impl_->service_.WorkerStreams(hub_prefix); }
+std::vector<WorkerStreamInfo> Sidecar::WorkerStreams() const { return impl_->service_.StreamInfos(); }
 Sidecar::~Sidecar() { Stop(); }
 Status Sidecar::Start() { return impl_->Start(); }
 int Sidecar::port() const { return impl_->port_; }

@@ -72,6 +72,21 @@ struct SidecarOptions {
   std::function<void()> on_instance_control;
 };
 
+// One open GetWorkItems stream: an SDK worker connected to this node
+// (Sidecar::WorkerStreams).
+struct WorkerStreamInfo {
+  uint64_t id = 0;             // this node's stream number, from 1
+  std::string hub_prefix;      // "acme::"; "" = the default hub
+  std::chrono::system_clock::time_point connected_at;
+  std::string peer;            // gRPC's peer address, e.g. "ipv4:127.0.0.1:50412"
+  int max_orchestrations = 0;  // the worker's concurrency limits (0 = none)
+  int max_activities = 0;
+  int max_entities = 0;
+  int orchestrations = 0;      // work items handed to it and not yet completed
+  int activities = 0;
+  int entities = 0;
+};
+
 class Sidecar {
  public:
   // Everything given must outlive the sidecar.
@@ -98,6 +113,9 @@ class Sidecar {
   // SDK worker streams (GetWorkItems) open now for a task hub, by its id
   // prefix ("acme::"; "" = the default hub). For `baton why`. Thread-safe.
   int ConnectedWorkers(std::string_view hub_prefix) const;
+  // Every SDK worker stream open on this node now, by hub then id (each
+  // node of a shared store knows only its own). Thread-safe.
+  std::vector<WorkerStreamInfo> WorkerStreams() const;
 
  private:
   class Impl;

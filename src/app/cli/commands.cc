@@ -1,4 +1,5 @@
 #include "app/cli/commands.h"
+#include "app/cli/admin_commands.h"
 #include "app/cli/insight_commands.h"
 
 #include <algorithm>
@@ -1146,6 +1147,7 @@ ClientCommands AddClientCommands(CLI::App& app, int* exit_code, std::ostream& ou
                            app.get_subcommand("key"), app.get_subcommand("entity"),
                            app.get_subcommand("job"), app.get_subcommand("image")}};
   for (CLI::App* g : AddInsightVerbs(app, io)) commands.groups.push_back(g);
+  for (CLI::App* g : AddAdminVerbs(app, io)) commands.groups.push_back(g);
   return commands;
 }
 

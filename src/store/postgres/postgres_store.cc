@@ -22,6 +22,7 @@
 #include "store/instance_query.h"
 #include "util/hex.h"
 #include "util/log.h"
+#include "util/node_id.h"
 #include "util/metrics.h"
 
 namespace baton {
@@ -219,11 +220,7 @@ Result<InstanceState> DecodeState(const PgResult& r, int row, bool include_paylo
   return s;
 }
 
-std::string DefaultNodeId() {
-  char host[256] = {};
-  if (gethostname(host, sizeof host - 1) != 0) std::snprintf(host, sizeof host, "node");
-  return std::string(host) + ":" + std::to_string(getpid());
-}
+std::string DefaultNodeId() { return util::ProcessNodeId(); }
 
 // The SQL of QueryInstances (its parameters into `p`), and the decoding of
 // its rows and of GetHistory's: shared by the store and its read-only reader
@@ -504,6 +501,9 @@ Status PostgresStore::Start() {
     }
   }
 
+  // The node's row exists once the store is open (a failure is only logged:
+  // the keeper heartbeats again).
+  Heartbeat(/*starting=*/true);
   for (int i = 0; i < options_.commit_threads; ++i) {
     committers_.emplace_back([this] { CommitterLoop(); });
   }
@@ -564,6 +564,18 @@ PostgresStore::~PostgresStore() {
     } else {
       util::Log().warn("postgres store: could not release {} lease(s) at close: {}", held_.size(),
                        released.status().ToString());
+    }
+  }
+  // A clean stop: the node reads as "stopped", not "gone".
+  {
+    Params p;
+    p.Text(options_.node_id).OptionalInt(NowParam());
+    Result<PgResult> stopped =
+        ReadSql("UPDATE nodes SET stopped_at = coalesce($2, baton_now()), heartbeat_at = "
+                "coalesce($2, baton_now()) WHERE node_id = $1",
+                p, "record the node's stop", /*counted=*/false);
+    if (!stopped.ok()) {
+      util::Log().debug("postgres store: recording the node's stop: {}", stopped.status().ToString());
     }
   }
   { std::lock_guard lock(notify_mu_); }
@@ -1033,11 +1045,16 @@ void PostgresStore::KeeperLoop() {
   auto next_prune = std::chrono::steady_clock::now();
   // The first look waits a little: at start the first calls are the node's own.
   auto next_watch = std::chrono::steady_clock::now() + kWatchPeersEvery;
+  auto next_heartbeat = std::chrono::steady_clock::now() + kNodeHeartbeatEvery;
   for (;;) {
+    bool heartbeat = false;
     {
       std::unique_lock lock(leases_mu_);
       if (stopping_) return;
       auto sleep = std::chrono::steady_clock::duration(std::chrono::seconds(1));
+      sleep = std::min<std::chrono::steady_clock::duration>(
+          sleep, heartbeat_now_ ? std::chrono::steady_clock::duration::zero()
+                                : next_heartbeat - std::chrono::steady_clock::now());
       if (options_.release_gone_nodes) {
         sleep = std::min<std::chrono::steady_clock::duration>(
             sleep, next_watch - std::chrono::steady_clock::now());
@@ -1055,8 +1072,14 @@ void PostgresStore::KeeperLoop() {
       }
       if (sleep > std::chrono::steady_clock::duration::zero()) keeper_cv_.wait_for(lock, sleep);
       if (stopping_) return;
+      heartbeat = heartbeat_now_ || std::chrono::steady_clock::now() >= next_heartbeat;
+      heartbeat_now_ = false;
     }
     RenewLeases();
+    if (heartbeat) {
+      next_heartbeat = std::chrono::steady_clock::now() + kNodeHeartbeatEvery;
+      Heartbeat(/*starting=*/false);
+    }
     if (options_.release_gone_nodes && std::chrono::steady_clock::now() >= next_watch) {
       next_watch = std::chrono::steady_clock::now() + kWatchPeersEvery;
       WatchPeers();
@@ -1068,6 +1091,14 @@ void PostgresStore::KeeperLoop() {
       Result<PgResult> pruned = Read(kPruneCommitLog, p, "prune commit log", /*counted=*/false);
       if (!pruned.ok()) {
         util::Log().debug("postgres store: pruning commit_log: {}", pruned.status().ToString());
+      }
+      Params q;
+      q.OptionalInt(NowParam()).Int(std::chrono::duration_cast<std::chrono::microseconds>(kNodeForgottenAfter).count());
+      Result<PgResult> forgotten =
+          ReadSql("DELETE FROM nodes WHERE heartbeat_at < coalesce($1, baton_now()) - $2", q,
+                  "forget old nodes", /*counted=*/false);
+      if (!forgotten.ok()) {
+        util::Log().debug("postgres store: forgetting old nodes: {}", forgotten.status().ToString());
       }
     }
   }
@@ -1140,6 +1171,104 @@ void PostgresStore::WatchPeers() {
     }
     it = peers_.erase(it);
   }
+}
+
+void PostgresStore::Heartbeat(bool starting) {
+  NodeReport report;
+  {
+    std::lock_guard lock(reporter_mu_);
+    if (reporter_) report = reporter_();
+  }
+  if (report.details.empty()) report.details = "{}";
+  // started_at is set when the store opens, and kept by later heartbeats (a
+  // row forgotten meanwhile comes back with the heartbeat's time).
+  static const std::string kSql =
+      "INSERT INTO nodes (node_id, version, details, started_at, heartbeat_at) VALUES ($1, $3, $4, "
+      "coalesce($2, baton_now()), coalesce($2, baton_now())) ON CONFLICT (node_id) DO UPDATE SET "
+      "version = EXCLUDED.version, details = EXCLUDED.details, heartbeat_at = EXCLUDED.heartbeat_at, "
+      "stopped_at = NULL";
+  static const std::string kStartSql = kSql + ", started_at = EXCLUDED.started_at";
+  Params p;
+  p.Text(options_.node_id).OptionalInt(NowParam()).Text(report.version).Text(report.details);
+  Result<PgResult> r = ReadSql(starting ? kStartSql : kSql, p, "node heartbeat", /*counted=*/false);
+  if (!r.ok()) util::Log().debug("postgres store: node heartbeat: {}", r.status().ToString());
+}
+
+void PostgresStore::SetNodeReporter(std::function<NodeReport()> reporter) {
+  {
+    std::lock_guard lock(reporter_mu_);
+    reporter_ = std::move(reporter);
+  }
+  {
+    std::lock_guard lock(leases_mu_);
+    heartbeat_now_ = true;
+  }
+  keeper_cv_.notify_all();
+}
+
+Result<std::vector<NodeInfo>> PostgresStore::ListNodes() {
+  // The live leases by holder (the due_at indexes: a live lease has
+  // due_at >= locked_until > now), joined with the nodes that heartbeat.
+  static const std::string kSql =
+      "WITH now AS (SELECT coalesce($1, baton_now()) AS t), "
+      "l AS (SELECT q.locked_by AS node, q.instance_id, NULL::bigint AS seq, NULL::text AS name "
+      "  FROM instance_queue q, now WHERE q.due_at > now.t AND q.locked_until > now.t "
+      "  AND q.lock_token IS NOT NULL AND q.locked_by IS NOT NULL "
+      " UNION ALL SELECT a.locked_by, a.instance_id, a.seq, a.name "
+      "  FROM activity_tasks a, now WHERE a.due_at > now.t AND a.locked_until > now.t "
+      "  AND a.lock_token IS NOT NULL AND a.locked_by IS NOT NULL), "
+      "c AS (SELECT node, count(*) FILTER (WHERE seq IS NULL) AS instances, count(seq) AS tasks, "
+      "  array_to_json((array_agg(instance_id ORDER BY instance_id) FILTER (WHERE seq IS NULL))[1:$2::int]) AS ilist, "
+      "  array_to_json((array_agg(json_build_object('seq', seq, 'instanceId', instance_id, 'name', name) "
+      "   ORDER BY seq) FILTER (WHERE seq IS NOT NULL))[1:$2::int]) AS tlist "
+      "  FROM l GROUP BY node) "
+      "SELECT coalesce(n.node_id, c.node), n.version, n.details, n.started_at, n.heartbeat_at, "
+      " n.stopped_at, (SELECT t FROM now), coalesce(c.instances, 0), coalesce(c.tasks, 0), "
+      " c.ilist::text, c.tlist::text, n.node_id IS NOT NULL "
+      "FROM nodes n FULL JOIN c ON c.node = n.node_id ORDER BY 1";
+  Params p;
+  p.OptionalInt(NowParam()).Int(kMaxListedLeases);
+  BATON_ASSIGN_OR_RETURN(PgResult r, ReadSql(kSql, p, "list nodes"));
+  const int64_t gone_after =
+      std::chrono::duration_cast<std::chrono::microseconds>(kNodeGoneAfter).count();
+  std::vector<NodeInfo> out;
+  for (int row = 0; row < r.rows(); ++row) {
+    NodeInfo n;
+    n.node_id = r.Text(row, 0);
+    const int64_t now = r.Int(row, 6);
+    if (r.Bool(row, 11)) {
+      n.version = r.Text(row, 1);
+      n.details = r.Text(row, 2);
+      n.started_at = FromUnixMicros(r.Int(row, 3));
+      n.heartbeat_at = FromUnixMicros(r.Int(row, 4));
+      if (!r.IsNull(row, 5)) n.stopped_at = FromUnixMicros(r.Int(row, 5));
+      n.state = n.stopped_at                            ? NodeState::kStopped
+                : r.Int(row, 4) >= now - gone_after ? NodeState::kUp
+                                                        : NodeState::kGone;
+    } else {
+      n.state = NodeState::kUnknown;
+    }
+    n.instance_leases = r.Int(row, 7);
+    n.task_leases = r.Int(row, 8);
+    Json list;
+    if (!r.IsNull(row, 9) && ParseJson(r.View(row, 9), &list).ok() && list.is_array()) {
+      for (const Json& id : list) {
+        if (id.is_string()) n.leased_instances.push_back(id.get<std::string>());
+      }
+    }
+    if (!r.IsNull(row, 10) && ParseJson(r.View(row, 10), &list).ok() && list.is_array()) {
+      for (const Json& t : list) {
+        if (!t.is_object()) continue;
+        LeasedTask task;
+        task.seq = t.value("seq", uint64_t{0});
+        task.instance_id = t.value("instanceId", std::string());
+        task.name = t.value("name", std::string());
+        n.leased_tasks.push_back(std::move(task));
+      }
+    }
+    out.push_back(std::move(n));
+  }
+  return out;
 }
 
 void PostgresStore::RenewLeases() {

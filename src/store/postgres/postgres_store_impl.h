@@ -131,6 +131,8 @@ class PostgresStore final : public Store {
   Result<QueryPage> QueryInstances(const InstanceQuery& query) override;
   Result<std::vector<HistoryEvent>> GetHistory(const std::string& instance_id) override;
   Result<std::vector<QueueDepth>> QueueDepths(TimePoint now) override;
+  void SetNodeReporter(std::function<NodeReport()> reporter) override;
+  Result<std::vector<NodeInfo>> ListNodes() override;
   Result<int> PurgeInstance(const std::string& instance_id) override;
   Result<int> PurgeInstances(const PurgeFilter& filter) override;
   Result<InstanceState> WaitForInstance(const std::string& instance_id, WaitCondition condition,
@@ -346,6 +348,9 @@ class PostgresStore final : public Store {
   // whose sessions have all been gone for kPeerGoneFor gets its leases
   // released (baton_release_node_leases). Keeper thread only.
   void WatchPeers();
+  // Upserts this node's row of the nodes table (migrations/0009_nodes.sql)
+  // with what the reporter says. Keeper thread only (and Start, before it).
+  void Heartbeat(bool starting);
   void OnClockJump();
 
   PostgresStoreOptions options_;
@@ -381,6 +386,11 @@ class PostgresStore final : public Store {
   // since when all their sessions are gone (nullopt: present at the last
   // look). Keeper thread only.
   std::map<std::string, std::optional<std::chrono::steady_clock::time_point>> peers_;
+  // What this node reports at each heartbeat (SetNodeReporter); the keeper
+  // heartbeats at once when heartbeat_now_ (guarded by leases_mu_).
+  std::mutex reporter_mu_;
+  std::function<NodeReport()> reporter_;
+  bool heartbeat_now_ = false;
 
   // Notifications.
   std::mutex notify_mu_;

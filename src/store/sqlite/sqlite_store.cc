@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <future>
+#include <set>
 #include <utility>
 #include <variant>
 
@@ -22,6 +23,7 @@
 #include "store/instance_query.h"
 #include "util/hex.h"
 #include "util/log.h"
+#include "util/node_id.h"
 #include "util/metrics.h"
 
 namespace baton {
@@ -469,6 +471,7 @@ Status SqliteStore::Initialize() {
   BATON_RETURN_IF_ERROR(LoadQueues());
 
   writer_thread_ = std::thread([this] { WriterLoop(); });
+  opened_at_ = TruncateToMicros(clock_->Now());
 
   wake_hub_ = std::make_shared<WakeHub>();
   wake_hub_->store = this;
@@ -1826,6 +1829,54 @@ Result<std::vector<QueueDepth>> SqliteStore::QueueDepths(TimePoint now) {
   return out;
 }
 #undef BATON_SQL_HUB
+
+void SqliteStore::SetNodeReporter(std::function<NodeReport()> reporter) {
+  std::lock_guard lock(reporter_mu_);
+  reporter_ = std::move(reporter);
+}
+
+Result<std::vector<NodeInfo>> SqliteStore::ListNodes() {
+  NodeInfo n;
+  n.node_id = util::ProcessNodeId();
+  n.state = NodeState::kUp;
+  {
+    std::lock_guard lock(reporter_mu_);
+    if (reporter_) {
+      NodeReport report = reporter_();
+      n.version = std::move(report.version);
+      n.details = std::move(report.details);
+    }
+  }
+  if (n.details.empty()) n.details = "{}";
+  const TimePoint now = clock_->Now();
+  n.started_at = opened_at_;
+  n.heartbeat_at = TruncateToMicros(now);
+  {
+    // The lease lists hold exactly the live leases (expiry unlists them).
+    std::lock_guard lock(mu_);
+    std::set<std::string> instances;
+    for (const auto& [until, id] : orch_leases_) {
+      if (until > now) instances.insert(id);
+    }
+    n.instance_leases = static_cast<int64_t>(instances.size());
+    for (const std::string& id : instances) {
+      if (n.leased_instances.size() >= static_cast<size_t>(kMaxListedLeases)) break;
+      n.leased_instances.push_back(id);
+    }
+    std::set<uint64_t> seqs;
+    for (const auto& [until, seq] : task_leases_) {
+      if (until > now) seqs.insert(seq);
+    }
+    n.task_leases = static_cast<int64_t>(seqs.size());
+    for (uint64_t seq : seqs) {
+      if (n.leased_tasks.size() >= static_cast<size_t>(kMaxListedLeases)) break;
+      auto it = tasks_.find(seq);
+      if (it == tasks_.end()) continue;
+      n.leased_tasks.push_back(LeasedTask{seq, it->second.task.instance_id, it->second.task.name});
+    }
+  }
+  return std::vector<NodeInfo>{std::move(n)};
+}
 
 }  // namespace sqlite
 

@@ -71,6 +71,10 @@ class SqliteStore final : public Store {
   Result<QueryPage> QueryInstances(const InstanceQuery& query) override;
   Result<std::vector<HistoryEvent>> GetHistory(const std::string& instance_id) override;
   Result<std::vector<QueueDepth>> QueueDepths(TimePoint now) override;
+  void SetNodeReporter(std::function<NodeReport()> reporter) override;
+  // This process alone ("<hostname>:<pid>"), always up, with the leases of
+  // its work items; the reporter runs on the caller's thread.
+  Result<std::vector<NodeInfo>> ListNodes() override;
   Result<int> PurgeInstance(const std::string& instance_id) override;
   Result<int> PurgeInstances(const PurgeFilter& filter) override;
   Result<InstanceState> WaitForInstance(const std::string& instance_id, WaitCondition condition,
@@ -261,6 +265,9 @@ class SqliteStore final : public Store {
   int lock_fd_ = -1;
   int clock_subscription_ = 0;
   std::shared_ptr<WakeHub> wake_hub_;
+  TimePoint opened_at_;  // by clock_ (ListNodes' started_at)
+  std::mutex reporter_mu_;
+  std::function<NodeReport()> reporter_;
 
   // Writer state. writer_conn_ and next_seq_ belong to the writer thread
   // (and to Initialize before it starts).

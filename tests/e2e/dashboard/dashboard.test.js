@@ -6,44 +6,23 @@
 "use strict";
 const test = require("node:test");
 const assert = require("node:assert/strict");
-const path = require("node:path");
 const fs = require("node:fs");
-const { chromium } = require("playwright-core");
+const { call: callAt, until, launch, page: pageOf, shot, open } = require("./helpers");
+const { connectWorker, startInstance } = require("./sdk_stream");
 
-const BASE = `http://${process.env.BATON_HTTP}`;
 const DF = "/runtime/webhooks/durabletask";
 const KEY = process.env.BATON_KEY;
 const OTHER = process.env.BATON_OTHER_KEY;
 const ADMIN = process.env.BATON_ADMIN;
-const SHOTS = process.env.BATON_SCREENSHOTS || "";
+const GRPC = process.env.BATON_GRPC;
 const IMAGE = "127.0.0.1:5000/samples/hello:1";
-const WAIT_MS = 120000;  // a bound for a state to be reached, not a timing
 
 let browser;
 const made = {};  // prefix -> ids
 
-async function call(key, method, url, body, headers = {}) {
-  const res = await fetch(BASE + url, {
-    method,
-    headers: Object.assign({ Authorization: "Bearer " + key }, body === undefined ? {} : { "Content-Type": "application/json" }, headers),
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  let json = null;
-  try { json = text ? JSON.parse(text) : null; } catch (e) { json = text; }
-  return { status: res.status, body: json, headers: res.headers };
-}
-
-async function until(what, predicate) {
-  const end = Date.now() + WAIT_MS;
-  let last;
-  while (Date.now() < end) {
-    last = await predicate();
-    if (last) return last;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  assert.fail(`never reached: ${what}`);
-}
+const BASE_URL = () => `http://${process.env.BATON_HTTP}`;
+const call = (key, method, url, body, headers = {}) => callAt(key, method, url, body, headers);
+const page = (key = KEY, viewport) => pageOf(browser, key, viewport);
 
 async function statusOf(id, key = KEY) {
   const r = await call(key, "GET", `${DF}/instances/${encodeURIComponent(id)}?showHistory=true`);
@@ -78,24 +57,6 @@ async function start(name, id, input) {
   assert.equal(r.status, 202, JSON.stringify(r.body));
 }
 
-async function page(key = KEY, viewport = { width: 1280, height: 900 }) {
-  const context = await browser.newContext({ viewport });
-  await context.addInitScript((k) => { localStorage.setItem("baton.key", k); localStorage.setItem("baton.tz", "utc"); }, key);
-  const p = await context.newPage();
-  // A script error or a refused resource (CSP) fails the test at close().
-  const errors = [];
-  p.on("pageerror", (e) => errors.push(String(e)));
-  p.on("console", (m) => { if (m.type() === "error" && !/Failed to load resource/.test(m.text())) errors.push(m.text()); });
-  p.close = async () => { await context.close(); assert.deepEqual(errors, [], "errors in the page"); };
-  return p;
-}
-
-async function shot(p, name, fullPage = true) {
-  if (!SHOTS) return;
-  fs.mkdirSync(SHOTS, { recursive: true });
-  await p.screenshot({ path: path.join(SHOTS, name + ".png"), fullPage });
-}
-
 // Loads every page of the list on screen ("Load more" until it hides).
 async function loadAll(p) {
   for (;;) {
@@ -107,29 +68,24 @@ async function loadAll(p) {
   }
 }
 
-// Opens `hash` and waits until its view is on screen.
-async function open(p, hash) {
-  await p.goto(BASE + "/dashboard" + hash);
-  await p.waitForFunction(() => document.getElementById("view").dataset.shown === location.hash);
-}
-
 async function rowIds(p) { return p.locator("tbody tr").evaluateAll((rows) => rows.map((r) => r.dataset.id)); }
 
-// Confirms the open dialog after filling `fields` ({name: value}).
+// Confirms the open dialog after filling `fields` ({name: value}) and waits
+// until the action's request has been answered: the dialog closes before the
+// page sends it, so a check made right after the dialog closed could read
+// the state from before the action.
 async function confirm(p, fields = {}) {
   await p.locator("#confirm[open]").waitFor();
   for (const [k, v] of Object.entries(fields)) await p.fill(`#f-${k}`, v);
+  const answered = p.waitForResponse((r) => r.request().method() !== "GET" && r.url().startsWith(BASE_URL()));
   await p.click("#confirm-ok");
-  await p.locator("#confirm[open]").waitFor({ state: "detached" }).catch(() => {});
+  const res = await answered;
+  assert.ok(res.status() < 300, `the action was refused: ${res.status()} ${await res.text()}`);
   await p.waitForFunction(() => !document.getElementById("confirm").open);
 }
 
 test.before(async () => {
-  browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launch();
   // 250 orchestrations of mixed status in tenant "dash".
   const batches = [["c", "Hello5", 100], ["r", "AwaitApproval", 60], ["f", "FailWith", 40], ["t", "AwaitApproval", 25], ["s", "AwaitApproval", 25]];
   for (const [prefix, name, n] of batches) {
@@ -140,11 +96,15 @@ test.before(async () => {
       await start(name, id, name === "FailWith" ? "boom " + i : "x");
     }
     if (prefix === "c") {
-      // Every later instance is created after this time (the server's clock
-      // is this machine's; a start is answered once the instance exists).
-      await new Promise((r) => setTimeout(r, 20));
+      // The created-time filters' cutoff, in milliseconds as the filter
+      // takes it (the API shows created times to the second only). The
+      // server's clock is this machine's, and a start is answered once its
+      // instance exists: every "c" instance was created before `t`'s next
+      // millisecond, which the cutoff waits for (a state of the clock, not
+      // a sleep); every later instance is created after the cutoff.
+      const t = Date.now();
+      await until("the clock's next millisecond", async () => Date.now() > t);
       made.cutoff = new Date().toISOString();
-      await new Promise((r) => setTimeout(r, 20));
     }
   }
   await until("60 + 25 + 25 AwaitApproval running", async () => (await counts()).Running >= 110);
@@ -442,7 +402,7 @@ test("Dashboard: keyboard and phone width", async () => {
   await p.keyboard.press("Tab");
   assert.equal(await p.evaluate(() => document.activeElement.textContent), "Skip to content");
   let reached = false;
-  for (let i = 0; i < 40 && !reached; i++) {
+  for (let i = 0; i < 100 && !reached; i++) {  // a bound on key presses: each datetime-local field takes several
     await p.keyboard.press("Tab");
     reached = await p.evaluate(() => !!document.activeElement.closest("#instances tbody"));
   }
@@ -475,4 +435,187 @@ test("Dashboard: the list APIs refuse hostile filters and change nothing", async
   assert.equal(missing.status, 404);
   assert.ok(!JSON.stringify(missing.body).includes("dash::"), JSON.stringify(missing.body));
   assert.deepEqual(await counts(), before);
+});
+
+test("Dashboard: the admin view shows this node with the leases it holds and the SDK workers per hub", async () => {
+  // A bare SDK worker of tenant "dash" takes an orchestration and never
+  // completes it: the instance stays leased to this node.
+  const worker = connectWorker(GRPC, KEY);
+  try {
+    await startInstance(GRPC, KEY, "SdkHeld", "sdk-held-1");
+    await until("the worker holds sdk-held-1", async () => worker.items.includes("sdk-held-1"));
+    const nodes = await until("the node lists the lease", async () => {
+      const r = await call(ADMIN, "GET", "/api/v1/admin/nodes");
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      return r.body.nodes.length === 1 && r.body.nodes[0].leases.instanceIds.includes("dash::sdk-held-1") && r.body;
+    });
+    const self = nodes.nodes[0];
+    assert.equal(self.id, nodes.thisNode);
+    assert.equal(self.state, "up");
+    assert.equal(self.version, "0.1.0");
+    assert.deepEqual(self.details.roles.slice(0, 3), ["api", "worker", "jobs"]);
+    assert.ok(self.details.roles.includes("sidecar"), self.details.roles.join(","));
+    const workers = (await call(ADMIN, "GET", "/api/v1/admin/workers")).body;
+    assert.deepEqual(workers.hubs, [{ hub: "dash", workers: 1, byNode: { [self.id]: 1 } }]);
+    assert.equal(workers.streams.length, 1);
+    assert.equal(workers.streams[0].hub, "dash");
+
+    const p = await page(ADMIN);
+    await open(p, "#/admin");
+    const row = p.locator(`table.nodes tr[data-node="${self.id}"]`);
+    await row.waitFor();
+    const text = await row.innerText();
+    assert.match(text, /\(this node\)/);
+    assert.match(text, /\bup\b/);
+    assert.match(text, /api, worker, jobs, sidecar/);
+    assert.match(text, /0\.1\.0/);
+    assert.match(text, /\d+ instances?, \d+ tasks?/);
+    // The held instance links to its view in its tenant's hub.
+    const held = row.locator("td.leases a", { hasText: "dash::sdk-held-1" });
+    assert.equal(await held.getAttribute("href"), "#/instance/sdk-held-1?hub=dash");
+    assert.match(await p.locator('table.workers tr[data-hub="dash"]').innerText(), /dash\s+1\s+/);
+    assert.equal(await p.locator("table.streams tbody tr").count(), 1);
+    await row.locator("summary").click();
+    await shot(p, "admin");
+    await held.click();
+    await p.waitForFunction(() => location.hash === "#/instance/sdk-held-1?hub=dash" && document.getElementById("view").dataset.shown === location.hash);
+    // Its first episode is with the worker, which never answers: Pending.
+    await p.locator("#detail-title .badge.Pending").waitFor();
+    await p.close();
+    // At a phone's width the admin view's tables scroll inside their boxes.
+    const phone = await page(ADMIN, { width: 390, height: 844 });
+    await open(phone, "#/admin");
+    await phone.locator(`table.nodes tr[data-node="${self.id}"]`).waitFor();
+    const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 1, `page wider than the screen by ${overflow}px`);
+    await phone.close();
+  } finally {
+    worker.close();
+  }
+  await until("the stream's end is seen", async () => (await call(ADMIN, "GET", "/api/v1/admin/workers")).body.hubs.length === 0);
+});
+
+test("Dashboard: a tenant key gets no admin view, 403 from the nodes and workers endpoints, and hostile queries get 400", async () => {
+  const self = (await call(ADMIN, "GET", "/api/v1/admin/nodes")).body.thisNode;
+  for (const key of [KEY, OTHER]) {
+    for (const url of ["/api/v1/admin/nodes", "/api/v1/admin/workers", "/api/v1/admin/nodes?state=up", "/api/v1/admin/workers?hub=dash"]) {
+      const r = await call(key, "GET", url);
+      assert.equal(r.status, 403, url);
+      assert.ok(!JSON.stringify(r.body).includes(self), `the 403 names no node: ${JSON.stringify(r.body)}`);
+    }
+  }
+  assert.equal((await call("nope", "GET", "/api/v1/admin/nodes")).status, 401);
+  const p = await page(KEY);
+  await open(p, "#/admin");
+  assert.equal(await p.locator("nav [data-view=admin]").isVisible(), false);
+  await p.locator("h2 >> text=Error 403").waitFor();
+  assert.equal(await p.locator("table.nodes").count(), 0);
+  assert.equal(await p.locator("table.workers").count(), 0);
+  await p.close();
+
+  const before = (await call(ADMIN, "GET", "/api/v1/admin/nodes")).body.nodes.map((n) => n.id);
+  const hostile = [
+    "/api/v1/admin/nodes?state=bogus", "/api/v1/admin/nodes?state=", "/api/v1/admin/nodes?state=UP",
+    "/api/v1/admin/nodes?limit=1", `/api/v1/admin/nodes?${"x".repeat(3000)}=1`, "/api/v1/admin/nodes?state=%00up",
+    "/api/v1/admin/workers?hub=..%2F..", `/api/v1/admin/workers?hub=${"a".repeat(300)}`, "/api/v1/admin/workers?hub=a%0Ab",
+    "/api/v1/admin/workers?node=x", "/api/v1/admin/nodes?state=%ff",
+  ];
+  for (const url of hostile) {
+    const r = await call(ADMIN, "GET", url);
+    assert.ok(r.status >= 400 && r.status < 500, `${url}: ${r.status}`);
+    assert.equal(r.status, 400, `${url}: ${JSON.stringify(r.body)}`);
+  }
+  assert.deepEqual((await call(ADMIN, "GET", "/api/v1/admin/nodes")).body.nodes.map((n) => n.id), before);
+  // The filters that are allowed work.
+  assert.deepEqual((await call(ADMIN, "GET", "/api/v1/admin/nodes?state=gone")).body.nodes, []);
+  assert.equal((await call(ADMIN, "GET", "/api/v1/admin/workers?hub=")).status, 200);
+});
+
+test("Dashboard: retries of one activity are grouped on one timeline row, and Restart starts the instance again", async () => {
+  await start("RetryThenGiveUp", "rt-1", "nope");
+  const done = await until("rt-1 completed", async () => { const s = await statusOf("rt-1"); return s.runtimeStatus === "Completed" && s; });
+  assert.equal(done.historyEvents.filter((e) => e.EventType === "TaskScheduled").length, 3, "three attempts in the history");
+  const p = await page();
+  await open(p, "#/instance/rt-1");
+  const rows = p.locator(".gantt .row[data-kind=activity]");
+  await rows.first().waitFor();
+  assert.equal(await rows.count(), 1, "one row for the three attempts");
+  assert.match(await rows.first().locator(".label").innerText(), /activity FailActivity \(3 attempts\)/);
+  assert.equal(await rows.first().locator(".bar.bad").count(), 3, "each failed attempt is a bar");
+  // The retries' backoff timers are on the same row, between the attempts.
+  assert.equal(await rows.first().locator(".bar.wait").count(), 2, "two backoffs");
+  assert.equal(await p.locator(".gantt .row[data-kind=timer]").count(), 0, "no backoff on a row of its own");
+  await shot(p, "instance-retries");
+  // Restart with a new id: the page goes to the new instance, which runs the same orchestrator.
+  await p.click("[data-action=restart]");
+  await confirm(p);
+  await p.waitForFunction(() => /^#\/instance\/(?!rt-1$)/.test(location.hash) && document.getElementById("view").dataset.shown === location.hash);
+  const restarted = decodeURIComponent(await p.evaluate(() => location.hash.slice("#/instance/".length)));
+  const again = await until("the restarted instance completed", async () => { const s = await statusOf(restarted); return s.runtimeStatus === "Completed" && s; });
+  assert.equal(again.name, "RetryThenGiveUp");
+  assert.deepEqual(again.input, "nope");
+  // Restart with the same id: rt-1 runs again (a new execution).
+  await open(p, "#/instance/rt-1");
+  const before = (await statusOf("rt-1")).createdTime;
+  await p.click("[data-action=restart]");
+  await p.locator("#confirm[open]").waitFor();
+  await p.uncheck("#f-newId");
+  await confirm(p);
+  await until("rt-1 restarted", async () => { const s = await statusOf("rt-1"); return s.createdTime !== before && s.runtimeStatus === "Completed"; });
+  await p.close();
+});
+
+test("Dashboard: a finished job can be re-submitted and its logs downloaded", async () => {
+  const r = await call(KEY, "GET", "/api/v1/jobs?labels=team%3Dui");
+  const id = r.body.jobs[0].id;
+  const p = await page();
+  await open(p, "#/job/" + id);
+  const [download] = await Promise.all([p.waitForEvent("download"), p.click("[data-action=download-logs]")]);
+  assert.equal(download.suggestedFilename(), `job-${id}.log`);
+  const text = fs.readFileSync(await download.path(), "utf8");
+  assert.match(text, /^# attempt 1\n/);
+  assert.match(text, /\n# attempt 2\n/);
+  await p.click("[data-action=resubmit]");
+  await confirm(p);
+  await p.waitForFunction((old) => location.hash.startsWith("#/job/") && location.hash !== "#/job/" + old &&
+                                   document.getElementById("view").dataset.shown === location.hash, id);
+  const copy = await p.evaluate(() => location.hash.slice("#/job/".length));
+  const job = (await call(KEY, "GET", `/api/v1/jobs/${copy}`)).body;
+  assert.equal(job.name, "flaky");
+  assert.deepEqual(job.spec.args, ["exit", "3"]);
+  assert.deepEqual(job.spec.labels, { team: "ui" });
+  // Let it end: no job of this test outlives it.
+  await until("the copy finished", async () => !!(await call(KEY, "GET", `/api/v1/jobs/${copy}`)).body.finishedAt);
+  await p.close();
+});
+
+test("Dashboard: an entity's lockedBy links to the orchestration holding its lock", async () => {
+  await start("LockAndWait", "lk-1", "k1");
+  await until("k1 locked by lk-1", async () => {
+    const r = await call(KEY, "GET", `${DF}/entities/counter?fetchState=true`);
+    return (r.body || []).some((e) => e.entityId.key === "k1" && e.lockedBy === "lk-1");
+  });
+  const p = await page();
+  await open(p, "#/entities?name=counter");
+  const link = p.locator("table.entities tr[data-key=k1] a", { hasText: "lk-1" });
+  await link.waitFor();
+  assert.equal(await link.getAttribute("href"), "#/instance/lk-1");
+  await link.click();
+  await p.waitForFunction(() => location.hash === "#/instance/lk-1" && document.getElementById("view").dataset.shown === location.hash);
+  await p.click("[data-action=raise-event]");
+  await confirm(p, { event: "release" });
+  await until("lk-1 completed", async () => (await statusOf("lk-1")).runtimeStatus === "Completed");
+  await p.close();
+});
+
+test("Dashboard: an operation signalled to an entity through the UI changes its state as the API reports", async () => {
+  const state = async () => (await call(KEY, "GET", `${DF}/entities/counter/k1`)).body;
+  const before = await state();
+  const p = await page();
+  await open(p, "#/entities?name=counter");
+  await p.locator("table.entities tr[data-key=k1] [data-action=signal]").click();
+  await confirm(p, { op: "add", input: "10" });
+  await until("k1 grew by 10", async () => (await state()) === before + 10);
+  await p.waitForFunction((v) => (document.querySelector("table.entities tr[data-key=k1] pre") || {}).textContent === String(v), before + 10);
+  await p.close();
 });

@@ -14,7 +14,7 @@ if [ ! -x /usr/bin/chromium ]; then
   echo "dashboard tests: /usr/bin/chromium is missing (scripts/install-deps installs it)" >&2
   exit 1
 fi
-if [ ! -d node_modules/playwright-core ]; then
+if [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/@grpc/proto-loader ]; then
   npm ci --no-audit --no-fund --loglevel=error >/dev/null
 fi
 export BATON_RUN_DIR="${BATON_RUN_DIR:-$repo/.baton-run}"
@@ -25,7 +25,7 @@ trap serve_tmp_stop EXIT
 SERVE_ARGS=(--registry 127.0.0.1:5000 --registry-user baton
             --registry-password-file "$BATON_RUN_DIR/registry/password")
 serve_tmp_start "$1"
-export BATON_HTTP="$SERVE_HTTP" BATON_ADMIN="$SERVE_ADMIN"
+export BATON_HTTP="$SERVE_HTTP" BATON_GRPC="$SERVE_GRPC" BATON_ADMIN="$SERVE_ADMIN"
 # The sample image's prefix, as `baton serve` grants its demo tenant.
 limits='{"limits":{"requestsPerSecond":5000,"burst":10000},"grants":{"imagePrefixes":["127.0.0.1:5000/samples/"]}}'
 BATON_KEY="$(serve_tmp_tenant_key dash "$limits")"
