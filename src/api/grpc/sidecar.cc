@@ -4,7 +4,11 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/support/server_interceptor.h>
 
+#include <absl/synchronization/mutex.h>
+
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -107,17 +111,65 @@ util::metrics::Gauge& SdkWorkers() {
   return g;
 }
 
+// A method's label and its metrics, looked up once (a work item's calls are
+// the hot path: no registry lookup per call).
+class MethodRecord {
+ public:
+  explicit MethodRecord(std::string name) : name_(std::move(name)) {}
+  const std::string& name() const { return name_; }
+  util::metrics::Counter& Requests(::grpc::StatusCode code) {
+    const size_t i = static_cast<size_t>(code) < kCodes ? static_cast<size_t>(code) : kCodes - 1;
+    util::metrics::Counter* c = requests_[i].load(std::memory_order_acquire);
+    if (c == nullptr) {
+      const std::string code_name = std::string(StatusCodeName(static_cast<StatusCode>(static_cast<int>(code))));
+      c = &util::metrics::Default().GetCounter("baton_grpc_requests_total",
+                                               "gRPC calls of the Durable Task sidecar, by method and status code",
+                                               {{"method", name_}, {"code", code_name}});
+      requests_[i].store(c, std::memory_order_release);  // the registry gives the same counter to a racer
+    }
+    return *c;
+  }
+  util::metrics::Histogram& Duration() {
+    util::metrics::Histogram* h = duration_.load(std::memory_order_acquire);
+    if (h == nullptr) {
+      h = &util::metrics::Default().GetHistogram("baton_grpc_request_duration_seconds",
+                                                 "Duration of sidecar calls, by method", {{"method", name_}});
+      duration_.store(h, std::memory_order_release);
+    }
+    return *h;
+  }
+
+ private:
+  static constexpr size_t kCodes = 17;  // OK … UNAUTHENTICATED
+  std::string name_;
+  std::array<std::atomic<util::metrics::Counter*>, kCodes> requests_{};
+  std::atomic<util::metrics::Histogram*> duration_{nullptr};
+};
+
+// By the full method path ("/TaskHubSidecarService/GetWorkItems"); any other
+// path is "unknown".
+MethodRecord& MethodRecordOf(std::string_view full) {
+  static auto* by_path = [] {
+    auto* out = new std::unordered_map<std::string, std::unique_ptr<MethodRecord>>();
+    for (const std::string& name : KnownMethods()) {
+      (*out)["/TaskHubSidecarService/" + name] = std::make_unique<MethodRecord>(name);
+    }
+    return out;
+  }();
+  static MethodRecord* unknown = new MethodRecord("unknown");
+  auto it = by_path->find(std::string(full));
+  return it == by_path->end() ? *unknown : *it->second;
+}
+
 // One per call: counts it by method and status code, times it, and writes
 // its access log line ("grpc_request": method, code, tenant, ms).
 class CallRecorder final : public ::grpc::experimental::Interceptor {
  public:
   explicit CallRecorder(::grpc::experimental::ServerRpcInfo* info)
-      : ctx_(info->server_context()), start_(std::chrono::steady_clock::now()) {
-    std::string_view full = info->method() != nullptr ? info->method() : "";
-    const size_t slash = full.rfind('/');
-    std::string name(slash == std::string_view::npos ? full : full.substr(slash + 1));
-    method_ = full.starts_with("/TaskHubSidecarService/") && KnownMethods().count(name) ? name : "unknown";
-  }
+      : ctx_(info->server_context()),
+        start_(std::chrono::steady_clock::now()),
+        record_(MethodRecordOf(info->method() != nullptr ? info->method() : "")),
+        method_(record_.name()) {}
   ~CallRecorder() override {
     if (!recorded_) Tenants().Take(ctx_);
   }
@@ -133,18 +185,10 @@ class CallRecorder final : public ::grpc::experimental::Interceptor {
     recorded_ = true;
     const std::string tenant = Tenants().Take(ctx_);
     const auto took = std::chrono::steady_clock::now() - start_;
-    const std::string code_name = std::string(StatusCodeName(static_cast<StatusCode>(static_cast<int>(code))));
     if (util::metrics::Enabled()) {
-      auto& r = util::metrics::Default();
-      r.GetCounter("baton_grpc_requests_total", "gRPC calls of the Durable Task sidecar, by method and status code",
-                   {{"method", method_}, {"code", code_name}})
-          .Inc();
+      record_.Requests(code).Inc();
       // A GetWorkItems stream lasts as long as its worker: not a latency.
-      if (method_ != "GetWorkItems") {
-        r.GetHistogram("baton_grpc_request_duration_seconds", "Duration of sidecar calls, by method",
-                       {{"method", method_}})
-            .Observe(took);
-      }
+      if (method_ != "GetWorkItems") record_.Duration().Observe(took);
     }
     // Work-item traffic is every episode and activity of SDK workers: debug.
     const bool work = method_.starts_with("Complete") || method_.starts_with("Abandon");
@@ -152,7 +196,7 @@ class CallRecorder final : public ::grpc::experimental::Interceptor {
     if (util::Log().should_log(level)) {
       util::LogEvent(level, "grpc_request",
                      Json{{"method", method_},
-                          {"code", code_name},
+                          {"code", std::string(StatusCodeName(static_cast<StatusCode>(static_cast<int>(code))))},
                           {"tenant", tenant},
                           {"ms", std::chrono::duration<double, std::milli>(took).count()}});
     }
@@ -160,7 +204,8 @@ class CallRecorder final : public ::grpc::experimental::Interceptor {
 
   const ::grpc::ServerContextBase* ctx_;
   std::chrono::steady_clock::time_point start_;
-  std::string method_;
+  MethodRecord& record_;
+  const std::string& method_;
   bool recorded_ = false;
 };
 
@@ -1311,7 +1356,7 @@ class Service final : public ServiceBase, public ExternalDispatcher {
                                       HistoryEvent{-1, now, events::ExecutionTerminated{"", terminate_recurse[i]}}});
     }
     // What the history will be after the commit, for the next dispatch
-    // (events round-tripped through their stored form, as a read would give).
+    // (events as a read of the store would give them: AsStored).
     std::optional<HistoryCacheEntry> next;
     if (!update.reset_history && !IsTerminal(update.status)) {
       next.emplace();
@@ -1319,8 +1364,8 @@ class Service final : public ServiceBase, public ExternalDispatcher {
       next->history_generation = item.history_generation;  // appended: the generation stays
       next->events = std::move(work.past_events);
       for (const HistoryEvent& e : update.new_events) {
-        auto stored = ParseEvent(SerializeEvent(e));
-        if (!stored.ok()) {
+        std::optional<HistoryEvent> stored = AsStored(e);
+        if (!stored) {
           next.reset();
           break;
         }
@@ -1408,7 +1453,10 @@ class Service final : public ServiceBase, public ExternalDispatcher {
       histories_.erase(it);
       return std::nullopt;
     }
-    return it->second.events;
+    // Taken, not copied: this episode's commit puts the next one back.
+    std::vector<HistoryEvent> events = std::move(it->second.events);
+    histories_.erase(it);
+    return events;
   }
 
   GrpcStatus AbandonTaskOrchestratorWorkItem(ServerContext*, const ::AbandonOrchestrationTaskRequest* req,
@@ -1589,6 +1637,10 @@ class Sidecar::Impl {
       : options_(options), service_(client, store, directory, options) {}
 
   Status Start() {
+    // Debian's Abseil checks every absl::Mutex (gRPC's, one per call) for
+    // lock-order cycles, a debugging aid that costs a graph update per lock
+    // and per mutex destroyed; gRPC's own release builds have it off.
+    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
     service_.StartJanitor();
     ::grpc::ServerBuilder builder;
     builder.AddListeningPort(options_.address + ":" + std::to_string(options_.port),
@@ -1605,6 +1657,10 @@ class Sidecar::Impl {
     ::grpc::ResourceQuota quota("baton-sidecar");
     quota.SetMaxThreads(std::max(16, options_.max_threads));
     builder.SetResourceQuota(quota);
+    // The synchronous RPCs (client calls): keep up to 64 idle server threads
+    // rather than gRPC's 2, so the threads that served a burst of waits are
+    // reused, not ended and started again per call.
+    builder.SetSyncServerOption(::grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 64);
     builder.RegisterService(&service_);
     SdkWorkers();  // shown (as 0) before the first worker connects
     std::vector<std::unique_ptr<::grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
