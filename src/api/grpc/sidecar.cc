@@ -161,15 +161,44 @@ MethodRecord& MethodRecordOf(std::string_view full) {
   return it == by_path->end() ? *unknown : *it->second;
 }
 
-// One per call: counts it by method and status code, times it, and writes
-// its access log line ("grpc_request": method, code, tenant, ms).
+// Counts a call by method and status code, times it, and writes its access
+// log line ("grpc_request": method, code, tenant, ms).
+void RecordCall(MethodRecord& record, ::grpc::StatusCode code, const std::string& tenant,
+                std::chrono::steady_clock::duration took) {
+  const std::string& method = record.name();
+  if (util::metrics::Enabled()) {
+    record.Requests(code).Inc();
+    // A GetWorkItems stream lasts as long as its worker: not a latency.
+    if (method != "GetWorkItems") record.Duration().Observe(took);
+  }
+  // Work-item traffic is every episode and activity of SDK workers: debug.
+  const bool work = method.starts_with("Complete") || method.starts_with("Abandon");
+  const auto level = work ? spdlog::level::debug : spdlog::level::info;
+  if (util::Log().should_log(level)) {
+    util::LogEvent(level, "grpc_request",
+                   Json{{"method", method},
+                        {"code", std::string(StatusCodeName(static_cast<StatusCode>(static_cast<int>(code))))},
+                        {"tenant", tenant},
+                        {"ms", std::chrono::duration<double, std::milli>(took).count()}});
+  }
+}
+
+// The callback methods (GetWorkItems, CompleteOrchestratorTask,
+// CompleteActivityTask) record themselves (RecordCall): an interceptor would
+// put every message of theirs through the interception machinery.
+bool RecordsItself(std::string_view full_method) {
+  return full_method == "/TaskHubSidecarService/GetWorkItems" ||
+         full_method == "/TaskHubSidecarService/CompleteOrchestratorTask" ||
+         full_method == "/TaskHubSidecarService/CompleteActivityTask";
+}
+
+// One per call of the other methods: RecordCall when its status is sent.
 class CallRecorder final : public ::grpc::experimental::Interceptor {
  public:
   explicit CallRecorder(::grpc::experimental::ServerRpcInfo* info)
       : ctx_(info->server_context()),
         start_(std::chrono::steady_clock::now()),
-        record_(MethodRecordOf(info->method() != nullptr ? info->method() : "")),
-        method_(record_.name()) {}
+        record_(MethodRecordOf(info->method() != nullptr ? info->method() : "")) {}
   ~CallRecorder() override {
     if (!recorded_) Tenants().Take(ctx_);
   }
@@ -183,35 +212,19 @@ class CallRecorder final : public ::grpc::experimental::Interceptor {
  private:
   void Record(::grpc::StatusCode code) {
     recorded_ = true;
-    const std::string tenant = Tenants().Take(ctx_);
-    const auto took = std::chrono::steady_clock::now() - start_;
-    if (util::metrics::Enabled()) {
-      record_.Requests(code).Inc();
-      // A GetWorkItems stream lasts as long as its worker: not a latency.
-      if (method_ != "GetWorkItems") record_.Duration().Observe(took);
-    }
-    // Work-item traffic is every episode and activity of SDK workers: debug.
-    const bool work = method_.starts_with("Complete") || method_.starts_with("Abandon");
-    const auto level = work ? spdlog::level::debug : spdlog::level::info;
-    if (util::Log().should_log(level)) {
-      util::LogEvent(level, "grpc_request",
-                     Json{{"method", method_},
-                          {"code", std::string(StatusCodeName(static_cast<StatusCode>(static_cast<int>(code))))},
-                          {"tenant", tenant},
-                          {"ms", std::chrono::duration<double, std::milli>(took).count()}});
-    }
+    RecordCall(record_, code, Tenants().Take(ctx_), std::chrono::steady_clock::now() - start_);
   }
 
   const ::grpc::ServerContextBase* ctx_;
   std::chrono::steady_clock::time_point start_;
   MethodRecord& record_;
-  const std::string& method_;
   bool recorded_ = false;
 };
 
 class CallRecorderFactory final : public ::grpc::experimental::ServerInterceptorFactoryInterface {
  public:
   ::grpc::experimental::Interceptor* CreateServerInterceptor(::grpc::experimental::ServerRpcInfo* info) override {
+    if (info->method() != nullptr && RecordsItself(info->method())) return nullptr;
     return new CallRecorder(info);
   }
 };
@@ -719,24 +732,32 @@ class Service final : public ServiceBase, public ExternalDispatcher {
 
   class StreamReactor final : public ::grpc::ServerWriteReactor<::WorkItem> {
    public:
-    StreamReactor(Service* service, std::shared_ptr<WorkerStream> stream)
-        : service_(service), stream_(std::move(stream)) {}
+    StreamReactor(Service* service, std::shared_ptr<WorkerStream> stream, const ::grpc::ServerContextBase* ctx)
+        : service_(service), stream_(std::move(stream)), ctx_(ctx), start_(std::chrono::steady_clock::now()) {}
     void OnWriteDone(bool ok) override { service_->WriteDone(stream_, ok); }
     void OnCancel() override { service_->CloseStream(stream_); }
     void OnDone() override {
       service_->StreamDone(stream_);
+      RecordCall(MethodRecordOf("/TaskHubSidecarService/GetWorkItems"), ::grpc::StatusCode::OK,
+                 Tenants().Take(ctx_), std::chrono::steady_clock::now() - start_);
       delete this;
     }
 
    private:
     Service* service_;
     std::shared_ptr<WorkerStream> stream_;
+    const ::grpc::ServerContextBase* ctx_;
+    std::chrono::steady_clock::time_point start_;
   };
 
   // A GetWorkItems call refused before it became a stream.
   class RefusedStream final : public ::grpc::ServerWriteReactor<::WorkItem> {
    public:
-    explicit RefusedStream(const GrpcStatus& status) { Finish(status); }
+    RefusedStream(const ::grpc::ServerContextBase* ctx, const GrpcStatus& status) {
+      RecordCall(MethodRecordOf("/TaskHubSidecarService/GetWorkItems"), status.error_code(), Tenants().Take(ctx),
+                 std::chrono::steady_clock::duration::zero());
+      Finish(status);
+    }
     void OnDone() override { delete this; }
   };
 
@@ -1043,7 +1064,7 @@ class Service final : public ServiceBase, public ExternalDispatcher {
   ::grpc::ServerWriteReactor<::WorkItem>* GetWorkItems(::grpc::CallbackServerContext* ctx,
                                                         const ::GetWorkItemsRequest* req) override {
     std::string prefix;
-    if (GrpcStatus s_ = Hub(ctx, &prefix, /*admit=*/false); !s_.ok()) return new RefusedStream(s_);
+    if (GrpcStatus s_ = Hub(ctx, &prefix, /*admit=*/false); !s_.ok()) return new RefusedStream(ctx, s_);
     auto stream = std::make_shared<WorkerStream>();
     std::vector<std::string> handed;
     Streams pump;
@@ -1057,16 +1078,16 @@ class Service final : public ServiceBase, public ExternalDispatcher {
       // server a bounded number.
       const int of_hub = static_cast<int>(std::count_if(
           streams_.begin(), streams_.end(), [&](const auto& s) { return s.second->prefix == prefix; }));
-      if (stopping_) return new RefusedStream(GrpcStatus(::grpc::StatusCode::UNAVAILABLE, "the server is stopping"));
+      if (stopping_) return new RefusedStream(ctx, GrpcStatus(::grpc::StatusCode::UNAVAILABLE, "the server is stopping"));
       if (of_hub >= options_.max_worker_streams_per_hub ||
           static_cast<int>(streams_.size()) >= options_.max_worker_streams) {
-        return new RefusedStream(GrpcStatus(::grpc::StatusCode::RESOURCE_EXHAUSTED,
+        return new RefusedStream(ctx, GrpcStatus(::grpc::StatusCode::RESOURCE_EXHAUSTED,
                                             "too many worker streams: a task hub may have " +
                                                 std::to_string(options_.max_worker_streams_per_hub) +
                                                 " open at once"));
       }
       stream->id = ++next_stream_;
-      stream->reactor = new StreamReactor(this, stream);
+      stream->reactor = new StreamReactor(this, stream, ctx);
       streams_[stream->id] = stream;
       // Work that waited for a worker of this hub goes to it now, before its
       // first read of the queue: the dispatch is recorded in the log.
@@ -1150,6 +1171,26 @@ class Service final : public ServiceBase, public ExternalDispatcher {
     return GrpcStatus::OK;
   }
 
+  // A completion call: answered (and recorded, RecordCall) once, by Finish,
+  // which also frees it.
+  class CompletionCall {
+   public:
+    CompletionCall(::grpc::CallbackServerContext* ctx, std::string_view method)
+        : reactor_(ctx->DefaultReactor()), record_(MethodRecordOf(method)), start_(std::chrono::steady_clock::now()) {}
+    ::grpc::ServerUnaryReactor* reactor() const { return reactor_; }
+    void Finish(const GrpcStatus& status) {
+      RecordCall(record_, status.error_code(), "", std::chrono::steady_clock::now() - start_);
+      ::grpc::ServerUnaryReactor* reactor = reactor_;
+      delete this;
+      reactor->Finish(status);
+    }
+
+   private:
+    ::grpc::ServerUnaryReactor* reactor_;
+    MethodRecord& record_;
+    std::chrono::steady_clock::time_point start_;
+  };
+
   // What a completion answers for its commit's outcome.
   static GrpcStatus CommitStatus(const Status& s) {
     if (s.code() == StatusCode::kAborted) {
@@ -1168,14 +1209,15 @@ class Service final : public ServiceBase, public ExternalDispatcher {
 
   ::grpc::ServerUnaryReactor* CompleteActivityTask(::grpc::CallbackServerContext* ctx, const ::ActivityResponse* resp,
                                                    ::CompleteTaskResponse*) override {
-    ::grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    if (GrpcStatus s = CompleteActivity(resp, reactor); !s.ok()) reactor->Finish(s);
+    auto* call = new CompletionCall(ctx, "/TaskHubSidecarService/CompleteActivityTask");
+    ::grpc::ServerUnaryReactor* reactor = call->reactor();  // `call` is gone once finished
+    if (GrpcStatus s = CompleteActivity(resp, call); !s.ok()) call->Finish(s);
     return reactor;
   }
 
   // Starts the commit of an activity's result, which finishes `reactor`; an
   // error instead when there is nothing to commit.
-  GrpcStatus CompleteActivity(const ::ActivityResponse* resp, ::grpc::ServerUnaryReactor* reactor) {
+  GrpcStatus CompleteActivity(const ::ActivityResponse* resp, CompletionCall* reactor) {
     PendingWork work;
     if (GrpcStatus s = Take(resp->completiontoken(), &work); !s.ok()) return s;
     if (!work.activity) return Invalid("the completion token is not an activity's");
@@ -1196,14 +1238,15 @@ class Service final : public ServiceBase, public ExternalDispatcher {
   ::grpc::ServerUnaryReactor* CompleteOrchestratorTask(::grpc::CallbackServerContext* ctx,
                                                        const ::OrchestratorResponse* resp,
                                                        ::CompleteTaskResponse*) override {
-    ::grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    if (GrpcStatus s = CompleteOrchestrator(resp, reactor); !s.ok()) reactor->Finish(s);
+    auto* call = new CompletionCall(ctx, "/TaskHubSidecarService/CompleteOrchestratorTask");
+    ::grpc::ServerUnaryReactor* reactor = call->reactor();  // `call` is gone once finished
+    if (GrpcStatus s = CompleteOrchestrator(resp, call); !s.ok()) call->Finish(s);
     return reactor;
   }
 
   // Starts the commit of an episode, which finishes `reactor`; an error
   // instead when there is nothing to commit.
-  GrpcStatus CompleteOrchestrator(const ::OrchestratorResponse* resp, ::grpc::ServerUnaryReactor* reactor) {
+  GrpcStatus CompleteOrchestrator(const ::OrchestratorResponse* resp, CompletionCall* reactor) {
     PendingWork work;
     if (GrpcStatus s = Take(resp->completiontoken(), &work); !s.ok()) return s;
     if (!work.orchestration) return Invalid("the completion token is not an orchestration's");
