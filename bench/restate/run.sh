@@ -38,10 +38,9 @@ ingress=18080 admin=19070 fabric=15122 service_port=19080
 tmp="$(mktemp -d)"
 server="" service=""
 stop() {
-  [ -n "$service" ] && kill "$service" 2>/dev/null && wait "$service" 2>/dev/null
-  [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
+  if [ -n "$service" ]; then kill "$service" 2>/dev/null || true; wait "$service" 2>/dev/null || true; fi
+  if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
   server="" service=""
-  return 0
 }
 trap 'stop; rm -rf "$tmp"' EXIT
 printf 'disable-telemetry = true\nlog-disable-ansi-codes = true\n' >"$tmp/restate.toml"
