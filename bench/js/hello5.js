@@ -47,6 +47,11 @@ async function one(client) {
     `baton hello5-js: N=${latencies.length} C=${C} thr=${Math.round(latencies.length / seconds)}/s ` +
       `p50=${f(percentile(latencies, 50))}ms p95=${f(percentile(latencies, 95))}ms ` +
       `p99=${f(percentile(latencies, 99))}ms c1_p50=${f(percentile(alone, 50))}ms`);
+  // For run.sh's CPU per workflow: every workflow this run started (warm-up,
+  // measured, lone ones) and this process's own CPU time.
+  const cpu = process.cpuUsage();
+  console.log(`hello5-js client: workflows=${1 + latencies.length + alone.length} ` +
+              `cpu_ms=${Math.round((cpu.user + cpu.system) / 1000)}`);
   await client.stop();
   process.exit(0);
 })().catch((e) => {

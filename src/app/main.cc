@@ -357,6 +357,7 @@ struct ServeOptions {
   // Input limits (docs/SECURITY.md#input-limits).
   std::string public_url;           // base of status URIs; "" = http://<listen>:<port>
   size_t grpc_max_message_bytes = 0;  // 0 = max_body_bytes
+  int grpc_max_waits_per_hub = 16;     // open WaitForInstance… calls of one task hub
   // Operations (docs/metrics.md, docs/cli.md).
   std::string metrics = "on";        // GET /metrics and the recording behind it: on | off
   std::string log_format = "text";   // text | json
@@ -775,6 +776,7 @@ int Serve(const ServeOptions& o) {
   sidecar_options.allow_anonymous = o.grpc_allow_anonymous;
   sidecar_options.admission = &admission;
   sidecar_options.max_message_bytes = o.grpc_max_message_bytes > 0 ? o.grpc_max_message_bytes : o.max_body_bytes;
+  sidecar_options.max_waits_per_hub = o.grpc_max_waits_per_hub;
   // Another node sharing the store may hold the hub's SDK worker: give
   // parked work back soon, so that node fetches it (sidecar.h park_for).
   if (IsPostgresUrl(o.store)) sidecar_options.park_for = std::chrono::milliseconds(1000);
@@ -944,6 +946,7 @@ bool ApplyEnvironment(int argc, char** argv, ServeOptions& o) {
   number("BATON_GRPC_PORT", "--grpc-port", -1, 65535, &o.grpc_port);
   text("BATON_PUBLIC_URL", "--public-url", &o.public_url);
   number("BATON_GRPC_MAX_MESSAGE_BYTES", "--grpc-max-message-bytes", 0, 1L << 30, &o.grpc_max_message_bytes);
+  number("BATON_GRPC_MAX_WAITS_PER_HUB", "--grpc-max-waits-per-hub", 1, 1024, &o.grpc_max_waits_per_hub);
   text("BATON_METRICS", "--metrics", &o.metrics);
   text("BATON_LOG_FORMAT", "--log-format", &o.log_format);
   text("BATON_LOG_LEVEL", "--log-level", &o.log_level);
@@ -1082,6 +1085,10 @@ int main(int argc, char** argv) {
   serve->add_option("--grpc-max-message-bytes", serve_options.grpc_max_message_bytes,
                     "Largest gRPC message accepted (0 = --max-body-bytes)")
       ->check(CLI::Range(static_cast<size_t>(0), static_cast<size_t>(1) << 30))
+      ->capture_default_str();
+  serve->add_option("--grpc-max-waits-per-hub", serve_options.grpc_max_waits_per_hub,
+                    "WaitForInstance… calls one task hub may have open at once (each holds a server thread)")
+      ->check(CLI::Range(1, 1024))
       ->capture_default_str();
   serve->add_option("--metrics", serve_options.metrics,
                     "GET /metrics (admin key) and the recording behind it: on or off (docs/metrics.md)")

@@ -3,6 +3,8 @@
 // plays the SDK's client.
 #include "api/grpc/sidecar.h"
 
+#include "api/grpc/convert.h"
+
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
@@ -512,6 +514,39 @@ TEST_F(DurableTaskConformanceTest, WorkQueuedBeforeAWorkerConnectsIsHandedToItsS
   EXPECT_EQ(entity->state, "3");
   ctx->TryCancel();
   stream->Finish().IgnoreError();
+}
+
+// The sidecar caches the history an episode commits for the next dispatch in
+// the form a read of the store gives (AsStored): the same events, times to
+// the microsecond, whether an event kind takes the fast path or the JSON
+// round trip.
+TEST(SidecarHistoryCacheTest, CachedEventsAreWhatTheStoreGivesBack) {
+  const TimePoint t = TimePoint(std::chrono::nanoseconds(1'764'800'000'123'456'789));
+  FailureDetails failure{"Boom", "it failed"};
+  failure.inner.push_back(FailureDetails{"Inner", "below"});
+  std::vector<HistoryEvent> events = {
+      {-1, t, events::OrchestratorStarted{}},
+      {7, t, events::OrchestratorCompleted{}},
+      {0, t, events::TaskScheduled{"SayHello", "v1", "{\"b\":1,\"a\":null}"}},
+      {-1, t, events::TaskCompleted{0, "\"Hello, Tokyo!\""}},
+      {-1, t, events::TaskFailed{1, failure}},
+      {-1, t, events::EventRaised{"approve", "null"}},
+      {2, t, events::EventSent{"other", "ping", "[1,2]"}},
+      {3, t, events::ExecutionCompleted{OrchestrationStatus::kCompleted, "\"done\"", std::nullopt}},
+      {4, t, events::SubOrchestrationInstanceCreated{"acme::child", "Child", "", "1"}},
+      {-1, t, events::SubOrchestrationInstanceCompleted{4, "2"}},
+      {-1, t, events::SubOrchestrationInstanceFailed{4, failure}},
+      {5, t, events::TimerCreated{t + std::chrono::nanoseconds(999)}},
+      {-1, t, events::TimerFired{t + std::chrono::nanoseconds(999), 5}},
+  };
+  for (const HistoryEvent& e : events) {
+    auto read = ParseEvent(SerializeEvent(e));
+    ASSERT_TRUE(read.ok()) << EventKindName(e.body);
+    std::optional<HistoryEvent> cached = AsStored(e);
+    ASSERT_TRUE(cached.has_value()) << EventKindName(e.body);
+    EXPECT_EQ(*cached, *read) << EventKindName(e.body);
+    EXPECT_NE(cached->timestamp, e.timestamp) << "the nanoseconds are dropped: " << EventKindName(e.body);
+  }
 }
 
 }  // namespace

@@ -10,7 +10,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "baton/json.h"
@@ -513,6 +515,77 @@ TEST(InputLimitsGrpcFlag, TheGrpcLimitFollowsItsFlag) {
   ::CreateInstanceResponse resp;
   ::grpc::Status s = stub->StartInstance(&ctx, req, &resp);
   EXPECT_TRUE(s.ok()) << s.error_message();
+}
+
+// Each open WaitForInstance… call holds a server thread: a task hub may have
+// --grpc-max-waits-per-hub of them (16 by default), one more is refused with
+// RESOURCE_EXHAUSTED and changes nothing, and another hub keeps its own.
+TEST(InputLimitsGrpcFlag, WaitsPerHubFollowTheirFlag) {
+  testing::TempDir dir;
+  testing::ServerProcess server(BATON_BINARY, dir.File("data"), {"--grpc-max-waits-per-hub", "2"});
+  auto stub = ::TaskHubSidecarService::NewStub(
+      ::grpc::CreateChannel("127.0.0.1:" + std::to_string(server.grpc_port()), ::grpc::InsecureChannelCredentials()));
+  auto as = [&](const std::string& hub, std::chrono::seconds deadline) {
+    auto ctx = std::make_unique<::grpc::ClientContext>();
+    ctx->AddMetadata("authorization", "Bearer " + server.admin_key());
+    ctx->AddMetadata("taskhub", hub);
+    ctx->set_deadline(std::chrono::system_clock::now() + deadline);
+    return ctx;
+  };
+  // Instances no worker runs: a wait for their completion lasts until its
+  // deadline.
+  for (const char* hub : {"acme", "beta"}) {
+    ::CreateInstanceRequest req;
+    req.set_name("NobodyRunsThis");
+    req.set_instanceid("w");
+    ::CreateInstanceResponse resp;
+    ASSERT_TRUE(stub->StartInstance(as(hub, std::chrono::seconds(30)).get(), req, &resp).ok());
+  }
+  ::GetInstanceRequest wait;
+  wait.set_instanceid("w");
+  // Two waits of hub acme, each asked again while refused, held 10 s.
+  std::atomic<int> served{0};
+  std::vector<std::thread> waiters;
+  for (int i = 0; i < 2; ++i) {
+    waiters.emplace_back([&] {
+      for (int attempt = 0; attempt < 1000; ++attempt) {
+        ::GetInstanceResponse resp;
+        auto code = stub->WaitForInstanceCompletion(as("acme", std::chrono::seconds(10)).get(), wait, &resp).error_code();
+        if (code == ::grpc::StatusCode::RESOURCE_EXHAUSTED) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));  // a probe holds the slot for 1 s
+          continue;
+        }
+        if (code == ::grpc::StatusCode::DEADLINE_EXCEEDED) {
+          ++served;
+        } else {
+          ADD_FAILURE() << "a wait ended with code " << static_cast<int>(code);
+        }
+        return;
+      }
+    });
+  }
+  // Once both are open, one more of the hub is refused at once (a probe let
+  // in before that holds a slot for its 1 s).
+  ::grpc::StatusCode probe = ::grpc::StatusCode::OK;
+  for (int i = 0; i < 600 && probe != ::grpc::StatusCode::RESOURCE_EXHAUSTED; ++i) {
+    ::GetInstanceResponse resp;
+    probe = stub->WaitForInstanceCompletion(as("acme", std::chrono::seconds(1)).get(), wait, &resp).error_code();
+    ASSERT_TRUE(probe == ::grpc::StatusCode::RESOURCE_EXHAUSTED || probe == ::grpc::StatusCode::DEADLINE_EXCEEDED)
+        << static_cast<int>(probe);
+  }
+  EXPECT_EQ(probe, ::grpc::StatusCode::RESOURCE_EXHAUSTED);
+  // Another hub is served meanwhile: its wait runs to its deadline.
+  ::GetInstanceResponse other;
+  EXPECT_EQ(stub->WaitForInstanceCompletion(as("beta", std::chrono::seconds(1)).get(), wait, &other).error_code(),
+            ::grpc::StatusCode::DEADLINE_EXCEEDED);
+  for (auto& t : waiters) t.join();
+  EXPECT_EQ(served.load(), 2);
+  // The refused calls changed nothing: the instance still waits for a worker.
+  ::GetInstanceRequest get;
+  get.set_instanceid("w");
+  ::GetInstanceResponse state;
+  ASSERT_TRUE(stub->GetInstance(as("acme", std::chrono::seconds(30)).get(), get, &state).ok());
+  EXPECT_EQ(state.orchestrationstate().orchestrationstatus(), ::ORCHESTRATION_STATUS_PENDING);
 }
 
 }  // namespace

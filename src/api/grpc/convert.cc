@@ -78,6 +78,26 @@ void ToProto(const InstanceState& s, const std::string& strip, ::OrchestrationSt
   for (const auto& [k, v] : s.tags) (*out->mutable_tags())[k] = v;
 }
 
+std::optional<HistoryEvent> AsStored(const HistoryEvent& e) {
+  const bool timestamp_only =
+      std::holds_alternative<events::OrchestratorStarted>(e.body) ||
+      std::holds_alternative<events::OrchestratorCompleted>(e.body) ||
+      std::holds_alternative<events::TaskScheduled>(e.body) || std::holds_alternative<events::TaskCompleted>(e.body) ||
+      std::holds_alternative<events::TaskFailed>(e.body) || std::holds_alternative<events::EventRaised>(e.body) ||
+      std::holds_alternative<events::EventSent>(e.body) || std::holds_alternative<events::ExecutionCompleted>(e.body) ||
+      std::holds_alternative<events::SubOrchestrationInstanceCreated>(e.body) ||
+      std::holds_alternative<events::SubOrchestrationInstanceCompleted>(e.body) ||
+      std::holds_alternative<events::SubOrchestrationInstanceFailed>(e.body);
+  if (timestamp_only) {
+    HistoryEvent out = e;
+    out.timestamp = std::chrono::floor<std::chrono::microseconds>(e.timestamp);
+    return out;
+  }
+  auto stored = ParseEvent(SerializeEvent(e));
+  if (!stored.ok()) return std::nullopt;
+  return std::move(*stored);
+}
+
 bool SentToSdk(const HistoryEvent& e) { return !std::holds_alternative<events::OrchestratorCompleted>(e.body); }
 
 void ToProto(const HistoryEvent& e, const std::string& strip, ::HistoryEvent* out) {

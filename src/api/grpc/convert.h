@@ -3,6 +3,7 @@
 // in the global namespace and would clash with baton's).
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "baton/history.h"
@@ -28,6 +29,13 @@ void ToProto(const InstanceState& s, const std::string& strip, ::OrchestrationSt
 // Task Scheduler's event sequence has no OrchestratorCompleted, which Baton
 // records at the end of each episode for itself.
 bool SentToSdk(const HistoryEvent& e);
+
+// `e` as a read of the store gives it back (ParseEvent(SerializeEvent(e))):
+// times kept to the microsecond. The kinds whose only time is the timestamp
+// (the events of activities, sub-orchestrations, raised and sent events,
+// episodes and completions) are copied and truncated without the JSON round
+// trip; the others take it. nullopt when the round trip fails.
+std::optional<HistoryEvent> AsStored(const HistoryEvent& e);
 
 // A history event, ids relative to the hub (`strip` removed).
 void ToProto(const HistoryEvent& e, const std::string& strip, ::HistoryEvent* out);

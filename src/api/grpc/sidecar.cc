@@ -4,7 +4,11 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/support/server_interceptor.h>
 
+#include <absl/synchronization/mutex.h>
+
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -51,7 +55,7 @@ GrpcStatus Payload(bool has, const std::string& text, const char* field, JsonTex
   return GrpcStatus::OK;
 }
 
-std::string Metadata(const ServerContext* ctx, const std::string& key) {
+std::string Metadata(const ::grpc::ServerContextBase* ctx, const std::string& key) {
   auto range = ctx->client_metadata().equal_range(key);
   if (range.first == range.second) return "";
   return std::string(range.first->second.data(), range.first->second.size());
@@ -108,17 +112,94 @@ util::metrics::Gauge& SdkWorkers() {
   return g;
 }
 
-// One per call: counts it by method and status code, times it, and writes
-// its access log line ("grpc_request": method, code, tenant, ms).
+// A method's label and its metrics, looked up once (a work item's calls are
+// the hot path: no registry lookup per call).
+class MethodRecord {
+ public:
+  explicit MethodRecord(std::string name) : name_(std::move(name)) {}
+  const std::string& name() const { return name_; }
+  util::metrics::Counter& Requests(::grpc::StatusCode code) {
+    const size_t i = static_cast<size_t>(code) < kCodes ? static_cast<size_t>(code) : kCodes - 1;
+    util::metrics::Counter* c = requests_[i].load(std::memory_order_acquire);
+    if (c == nullptr) {
+      const std::string code_name = std::string(StatusCodeName(static_cast<StatusCode>(static_cast<int>(code))));
+      c = &util::metrics::Default().GetCounter("baton_grpc_requests_total",
+                                               "gRPC calls of the Durable Task sidecar, by method and status code",
+                                               {{"method", name_}, {"code", code_name}});
+      requests_[i].store(c, std::memory_order_release);  // the registry gives the same counter to a racer
+    }
+    return *c;
+  }
+  util::metrics::Histogram& Duration() {
+    util::metrics::Histogram* h = duration_.load(std::memory_order_acquire);
+    if (h == nullptr) {
+      h = &util::metrics::Default().GetHistogram("baton_grpc_request_duration_seconds",
+                                                 "Duration of sidecar calls, by method", {{"method", name_}});
+      duration_.store(h, std::memory_order_release);
+    }
+    return *h;
+  }
+
+ private:
+  static constexpr size_t kCodes = 17;  // OK … UNAUTHENTICATED
+  std::string name_;
+  std::array<std::atomic<util::metrics::Counter*>, kCodes> requests_{};
+  std::atomic<util::metrics::Histogram*> duration_{nullptr};
+};
+
+// By the full method path ("/TaskHubSidecarService/GetWorkItems"); any other
+// path is "unknown".
+MethodRecord& MethodRecordOf(std::string_view full) {
+  static auto* by_path = [] {
+    auto* out = new std::unordered_map<std::string, std::unique_ptr<MethodRecord>>();
+    for (const std::string& name : KnownMethods()) {
+      (*out)["/TaskHubSidecarService/" + name] = std::make_unique<MethodRecord>(name);
+    }
+    return out;
+  }();
+  static MethodRecord* unknown = new MethodRecord("unknown");
+  auto it = by_path->find(std::string(full));
+  return it == by_path->end() ? *unknown : *it->second;
+}
+
+// Counts a call by method and status code, times it, and writes its access
+// log line ("grpc_request": method, code, tenant, ms).
+void RecordCall(MethodRecord& record, ::grpc::StatusCode code, const std::string& tenant,
+                std::chrono::steady_clock::duration took) {
+  const std::string& method = record.name();
+  if (util::metrics::Enabled()) {
+    record.Requests(code).Inc();
+    // A GetWorkItems stream lasts as long as its worker: not a latency.
+    if (method != "GetWorkItems") record.Duration().Observe(took);
+  }
+  // Work-item traffic is every episode and activity of SDK workers: debug.
+  const bool work = method.starts_with("Complete") || method.starts_with("Abandon");
+  const auto level = work ? spdlog::level::debug : spdlog::level::info;
+  if (util::Log().should_log(level)) {
+    util::LogEvent(level, "grpc_request",
+                   Json{{"method", method},
+                        {"code", std::string(StatusCodeName(static_cast<StatusCode>(static_cast<int>(code))))},
+                        {"tenant", tenant},
+                        {"ms", std::chrono::duration<double, std::milli>(took).count()}});
+  }
+}
+
+// The callback methods (GetWorkItems, CompleteOrchestratorTask,
+// CompleteActivityTask) record themselves (RecordCall): an interceptor would
+// put every message of theirs through the interception machinery.
+bool RecordsItself(std::string_view full_method) {
+  return full_method == "/TaskHubSidecarService/GetWorkItems" ||
+         full_method == "/TaskHubSidecarService/CompleteOrchestratorTask" ||
+         full_method == "/TaskHubSidecarService/CompleteActivityTask";
+}
+
+// One per call of the other methods: RecordCall when its status is sent.
 class CallRecorder final : public ::grpc::experimental::Interceptor {
  public:
   explicit CallRecorder(::grpc::experimental::ServerRpcInfo* info)
-      : ctx_(info->server_context()), start_(std::chrono::steady_clock::now()) {
-    std::string_view full = info->method() != nullptr ? info->method() : "";
-    const size_t slash = full.rfind('/');
-    std::string name(slash == std::string_view::npos ? full : full.substr(slash + 1));
-    method_ = full.starts_with("/TaskHubSidecarService/") && KnownMethods().count(name) ? name : "unknown";
-  }
+      : ctx_(info->server_context()),
+        start_(std::chrono::steady_clock::now()),
+        record_(MethodRecordOf(info->method() != nullptr ? info->method() : "")) {}
   ~CallRecorder() override {
     if (!recorded_) Tenants().Take(ctx_);
   }
@@ -132,47 +213,34 @@ class CallRecorder final : public ::grpc::experimental::Interceptor {
  private:
   void Record(::grpc::StatusCode code) {
     recorded_ = true;
-    const std::string tenant = Tenants().Take(ctx_);
-    const auto took = std::chrono::steady_clock::now() - start_;
-    const std::string code_name = std::string(StatusCodeName(static_cast<StatusCode>(static_cast<int>(code))));
-    if (util::metrics::Enabled()) {
-      auto& r = util::metrics::Default();
-      r.GetCounter("baton_grpc_requests_total", "gRPC calls of the Durable Task sidecar, by method and status code",
-                   {{"method", method_}, {"code", code_name}})
-          .Inc();
-      // A GetWorkItems stream lasts as long as its worker: not a latency.
-      if (method_ != "GetWorkItems") {
-        r.GetHistogram("baton_grpc_request_duration_seconds", "Duration of sidecar calls, by method",
-                       {{"method", method_}})
-            .Observe(took);
-      }
-    }
-    // Work-item traffic is every episode and activity of SDK workers: debug.
-    const bool work = method_.starts_with("Complete") || method_.starts_with("Abandon");
-    const auto level = work ? spdlog::level::debug : spdlog::level::info;
-    if (util::Log().should_log(level)) {
-      util::LogEvent(level, "grpc_request",
-                     Json{{"method", method_},
-                          {"code", code_name},
-                          {"tenant", tenant},
-                          {"ms", std::chrono::duration<double, std::milli>(took).count()}});
-    }
+    RecordCall(record_, code, Tenants().Take(ctx_), std::chrono::steady_clock::now() - start_);
   }
 
   const ::grpc::ServerContextBase* ctx_;
   std::chrono::steady_clock::time_point start_;
-  std::string method_;
+  MethodRecord& record_;
   bool recorded_ = false;
 };
 
 class CallRecorderFactory final : public ::grpc::experimental::ServerInterceptorFactoryInterface {
  public:
   ::grpc::experimental::Interceptor* CreateServerInterceptor(::grpc::experimental::ServerRpcInfo* info) override {
+    if (info->method() != nullptr && RecordsItself(info->method())) return nullptr;
     return new CallRecorder(info);
   }
 };
 
-class Service final : public ::TaskHubSidecarService::Service, public ExternalDispatcher {
+// The worker RPCs, GetWorkItems and the completions of orchestrator and
+// activity work items, use gRPC's callback API: a work item is written to its
+// stream by the thread that dispatched it, and a completion is answered by
+// the store's commit callback, so no server thread waits for either (the
+// synchronous API put two thread hand-offs on every work item). The other
+// RPCs are synchronous.
+using ServiceBase = ::TaskHubSidecarService::WithCallbackMethod_GetWorkItems<
+    ::TaskHubSidecarService::WithCallbackMethod_CompleteActivityTask<
+        ::TaskHubSidecarService::WithCallbackMethod_CompleteOrchestratorTask<::TaskHubSidecarService::Service>>>;
+
+class Service final : public ServiceBase, public ExternalDispatcher {
  public:
   Service(Client& client, Store& store, tenancy::TenantDirectory& directory, SidecarOptions options)
       : client_(client), store_(store), directory_(directory), options_(std::move(options)) {}
@@ -181,7 +249,7 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
 
   // The hub prefix ("<tenant>::", or "" for the default hub) the call acts on.
   // Client calls (`admit`) also pass the tenant's request rate.
-  GrpcStatus Hub(ServerContext* ctx, std::string* prefix, bool admit = true) {
+  GrpcStatus Hub(::grpc::ServerContextBase* ctx, std::string* prefix, bool admit = true) {
     bool admin = false;
     GrpcStatus s = Authenticate(ctx, prefix, &admin);
     if (!s.ok() || !admit || options_.admission == nullptr || prefix->empty() || admin) return s;
@@ -207,7 +275,7 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
                                                   [&] { return client_.Count(q, limit + 1); }));
   }
 
-  GrpcStatus Authenticate(ServerContext* ctx, std::string* prefix, bool* admin) {
+  GrpcStatus Authenticate(::grpc::ServerContextBase* ctx, std::string* prefix, bool* admin) {
     const std::string auth = Metadata(ctx, "authorization");
     const std::string taskhub = Metadata(ctx, "taskhub");
     constexpr std::string_view kBearer = "Bearer ";
@@ -646,8 +714,15 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
   // remembered by completion token until the worker completes or abandons
   // them. A stream that ends gives its unfinished items back to the store.
 
+  class StreamReactor;
+
+  // One GetWorkItems stream. Its queue, `writing`, `closed` and `finished`
+  // are guarded by mu_; `current` belongs to the write in flight. Pump starts
+  // the writes, never with mu_ held (a write may complete, and call back,
+  // before StartWrite returns).
   struct WorkerStream {
     uint64_t id = 0;
+    StreamReactor* reactor = nullptr;  // valid until `finished` (OnDone deletes it)
     std::string prefix;
     std::chrono::system_clock::time_point connected_at;
     std::string peer;
@@ -658,8 +733,101 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     int activities = 0;
     int entities = 0;
     std::deque<::WorkItem> queue;
-    bool closed = false;
+    ::WorkItem current;   // being written
+    bool writing = false;
+    bool closed = false;    // the worker went away or the server stops: no new work
+    bool finished = false;  // Finish called
   };
+
+  class StreamReactor final : public ::grpc::ServerWriteReactor<::WorkItem> {
+   public:
+    StreamReactor(Service* service, std::shared_ptr<WorkerStream> stream, const ::grpc::ServerContextBase* ctx)
+        : service_(service), stream_(std::move(stream)), ctx_(ctx), start_(std::chrono::steady_clock::now()) {}
+    void OnWriteDone(bool ok) override { service_->WriteDone(stream_, ok); }
+    void OnCancel() override { service_->CloseStream(stream_); }
+    void OnDone() override {
+      service_->StreamDone(stream_);
+      RecordCall(MethodRecordOf("/TaskHubSidecarService/GetWorkItems"), ::grpc::StatusCode::OK,
+                 Tenants().Take(ctx_), std::chrono::steady_clock::now() - start_);
+      delete this;
+    }
+
+   private:
+    Service* service_;
+    std::shared_ptr<WorkerStream> stream_;
+    const ::grpc::ServerContextBase* ctx_;
+    std::chrono::steady_clock::time_point start_;
+  };
+
+  // A GetWorkItems call refused before it became a stream.
+  class RefusedStream final : public ::grpc::ServerWriteReactor<::WorkItem> {
+   public:
+    RefusedStream(const ::grpc::ServerContextBase* ctx, const GrpcStatus& status) {
+      RecordCall(MethodRecordOf("/TaskHubSidecarService/GetWorkItems"), status.error_code(), Tenants().Take(ctx),
+                 std::chrono::steady_clock::duration::zero());
+      Finish(status);
+    }
+    void OnDone() override { delete this; }
+  };
+
+  using Streams = std::vector<std::shared_ptr<WorkerStream>>;
+
+  // Starts the next write of `stream` when none is in flight, or finishes
+  // the call once it is closed and idle. Called without mu_.
+  void Pump(const std::shared_ptr<WorkerStream>& stream) {
+    bool finish = false;
+    {
+      std::lock_guard lock(mu_);
+      if (stream->writing || stream->finished) return;
+      if (stream->closed || stopping_) {
+        stream->closed = true;
+        stream->finished = true;
+        finish = true;
+      } else if (stream->queue.empty()) {
+        return;
+      } else {
+        stream->current = std::move(stream->queue.front());
+        stream->queue.pop_front();
+        stream->writing = true;
+      }
+    }
+    // `writing` (or `finished`, set here only) keeps the reactor alive: its
+    // call cannot end before this write completes or this Finish is made.
+    if (finish) {
+      stream->reactor->Finish(GrpcStatus::OK);
+    } else {
+      stream->reactor->StartWrite(&stream->current);
+    }
+  }
+
+  void PumpAll(const Streams& streams) {
+    for (const auto& stream : streams) Pump(stream);
+  }
+
+  void WriteDone(const std::shared_ptr<WorkerStream>& stream, bool ok) {
+    {
+      std::lock_guard lock(mu_);
+      stream->writing = false;
+      stream->current.Clear();
+      if (!ok) stream->closed = true;  // the worker went away
+    }
+    Pump(stream);
+  }
+
+  void CloseStream(const std::shared_ptr<WorkerStream>& stream) {
+    {
+      std::lock_guard lock(mu_);
+      stream->closed = true;
+    }
+    Pump(stream);
+  }
+
+  // The call is over: its unfinished work goes back to the store.
+  void StreamDone(const std::shared_ptr<WorkerStream>& stream) {
+    DropStream(stream);
+    SdkWorkers().Add(-1);
+    util::Log().info("sidecar: worker stream {} ended", stream->id);
+  }
 
   struct PendingWork {
     uint64_t stream = 0;
@@ -796,6 +964,8 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     std::unique_lock lock(mu_);
     if (std::shared_ptr<WorkerStream> stream = PickLocked(prefix, kind)) {
       AssignLocked(*stream, kind, std::move(item), std::move(pending));
+      lock.unlock();
+      Pump(stream);  // written from this thread when the stream is idle
       return;
     }
     const bool connected = ConnectedLocked(prefix);
@@ -820,12 +990,12 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     ++Used(stream, kind);
     pending_[item.completiontoken()] = std::move(pending);
     stream.queue.push_back(std::move(item));
-    cv_.notify_all();
   }
 
   // Hands the parked work of `prefix` to its streams with room, oldest first;
-  // returns what was handed (for the connect record).
-  std::vector<std::string> DrainLocked(const std::string& prefix) {
+  // returns what was handed (for the connect record), and adds the streams
+  // that got work to `pump` (to Pump once mu_ is released).
+  std::vector<std::string> DrainLocked(const std::string& prefix, Streams* pump) {
     std::vector<std::string> handed;
     auto it = parked_.find(prefix);
     if (it == parked_.end()) return handed;
@@ -838,6 +1008,7 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
       }
       handed.push_back(p->what);
       AssignLocked(*stream, p->kind, std::move(p->item), std::move(p->pending));
+      if (std::find(pump->begin(), pump->end(), stream) == pump->end()) pump->push_back(stream);
       p = queue.erase(p);
       --parked_count_;
     }
@@ -899,12 +1070,13 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     if (w.entity) store_.AbandonOrchestrationWorkItem(w.entity->item, delay);
   }
 
-  GrpcStatus GetWorkItems(ServerContext* ctx, const ::GetWorkItemsRequest* req,
-                          ::grpc::ServerWriter<::WorkItem>* writer) override {
+  ::grpc::ServerWriteReactor<::WorkItem>* GetWorkItems(::grpc::CallbackServerContext* ctx,
+                                                        const ::GetWorkItemsRequest* req) override {
     std::string prefix;
-    if (GrpcStatus s_ = Hub(ctx, &prefix, /*admit=*/false); !s_.ok()) return s_;
+    if (GrpcStatus s_ = Hub(ctx, &prefix, /*admit=*/false); !s_.ok()) return new RefusedStream(ctx, s_);
     auto stream = std::make_shared<WorkerStream>();
     std::vector<std::string> handed;
+    Streams pump;
     stream->prefix = prefix;
     stream->connected_at = std::chrono::system_clock::now();
     stream->peer = ctx->peer();
@@ -913,21 +1085,24 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
     stream->max_entities = std::max(0, req->maxconcurrententityworkitems());
     {
       std::lock_guard lock(mu_);
-      // A stream holds a server thread for its whole life: a hub gets a few
-      // (an SDK worker process opens one), the server a bounded number.
+      // A hub gets a few streams (an SDK worker process opens one), the
+      // server a bounded number.
       const int of_hub = static_cast<int>(std::count_if(
           streams_.begin(), streams_.end(), [&](const auto& s) { return s.second->prefix == prefix; }));
+      if (stopping_) return new RefusedStream(ctx, GrpcStatus(::grpc::StatusCode::UNAVAILABLE, "the server is stopping"));
       if (of_hub >= options_.max_worker_streams_per_hub ||
           static_cast<int>(streams_.size()) >= options_.max_worker_streams) {
-        return GrpcStatus(::grpc::StatusCode::RESOURCE_EXHAUSTED,
-                          "too many worker streams: a task hub may have " +
-                              std::to_string(options_.max_worker_streams_per_hub) + " open at once");
+        return new RefusedStream(ctx, GrpcStatus(::grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                            "too many worker streams: a task hub may have " +
+                                                std::to_string(options_.max_worker_streams_per_hub) +
+                                                " open at once"));
       }
       stream->id = ++next_stream_;
+      stream->reactor = new StreamReactor(this, stream, ctx);
       streams_[stream->id] = stream;
       // Work that waited for a worker of this hub goes to it now, before its
       // first read of the queue: the dispatch is recorded in the log.
-      handed = DrainLocked(prefix);
+      handed = DrainLocked(prefix, &pump);
       handed_on_connect_ += handed.size();
     }
     if (handed.empty()) {
@@ -940,23 +1115,10 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
                        stream->id, prefix, handed.size(), list);
     }
     SdkWorkers().Add(1);
-    for (;;) {
-      ::WorkItem next;
-      {
-        std::unique_lock lock(mu_);
-        cv_.wait_for(lock, std::chrono::milliseconds(500),
-                     [&] { return !stream->queue.empty() || stopping_ || ctx->IsCancelled(); });
-        if (stopping_ || ctx->IsCancelled()) break;
-        if (stream->queue.empty()) continue;
-        next = std::move(stream->queue.front());
-        stream->queue.pop_front();
-      }
-      if (!writer->Write(next)) break;
-    }
-    DropStream(stream);
-    SdkWorkers().Add(-1);
-    util::Log().info("sidecar: worker stream {} ended", stream->id);
-    return GrpcStatus::OK;
+    StreamReactor* reactor = stream->reactor;
+    // Writes started before the reactor is returned wait in gRPC for it.
+    PumpAll(pump);
+    return reactor;
   }
 
   // Gives the unfinished work of a stream back to the store, at once.
@@ -997,6 +1159,12 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
 
   // Takes the pending work of `token`; NOT_FOUND when unknown or stale.
   GrpcStatus Take(const std::string& token, PendingWork* out) {
+    Streams pump;
+    GrpcStatus s = Take(token, out, &pump);
+    PumpAll(pump);
+    return s;
+  }
+  GrpcStatus Take(const std::string& token, PendingWork* out, Streams* pump) {
     std::lock_guard lock(mu_);
     auto it = pending_.find(token);
     if (it == pending_.end()) {
@@ -1009,23 +1177,58 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
       if (out->orchestration) --s->second->orchestrations;
       if (out->activity) --s->second->activities;
       if (out->entity) --s->second->entities;
-      if (!parked_.empty()) DrainLocked(s->second->prefix);  // room for work that waited
+      if (!parked_.empty()) DrainLocked(s->second->prefix, pump);  // room for work that waited
     }
     return GrpcStatus::OK;
   }
 
-  static GrpcStatus Commit(std::function<void(CommitCallback)> commit) {
-    auto done = std::make_shared<std::promise<Status>>();
-    auto result = done->get_future();
-    commit([done](const Status& s) { done->set_value(s); });
-    Status s = result.get();
+  // A completion call: answered (and recorded, RecordCall) once, by Finish,
+  // which also frees it.
+  class CompletionCall {
+   public:
+    CompletionCall(::grpc::CallbackServerContext* ctx, std::string_view method)
+        : reactor_(ctx->DefaultReactor()), record_(MethodRecordOf(method)), start_(std::chrono::steady_clock::now()) {}
+    ::grpc::ServerUnaryReactor* reactor() const { return reactor_; }
+    void Finish(const GrpcStatus& status) {
+      RecordCall(record_, status.error_code(), "", std::chrono::steady_clock::now() - start_);
+      ::grpc::ServerUnaryReactor* reactor = reactor_;
+      delete this;
+      reactor->Finish(status);
+    }
+
+   private:
+    ::grpc::ServerUnaryReactor* reactor_;
+    MethodRecord& record_;
+    std::chrono::steady_clock::time_point start_;
+  };
+
+  // What a completion answers for its commit's outcome.
+  static GrpcStatus CommitStatus(const Status& s) {
     if (s.code() == StatusCode::kAborted) {
       return GrpcStatus(::grpc::StatusCode::NOT_FOUND, "the work item's lease was lost: " + s.message());
     }
     return ToGrpc(s);
   }
 
-  GrpcStatus CompleteActivityTask(ServerContext*, const ::ActivityResponse* resp, ::CompleteTaskResponse*) override {
+  // Waits for a commit (the synchronous RPCs).
+  static GrpcStatus Commit(std::function<void(CommitCallback)> commit) {
+    auto done = std::make_shared<std::promise<Status>>();
+    auto result = done->get_future();
+    commit([done](const Status& s) { done->set_value(s); });
+    return CommitStatus(result.get());
+  }
+
+  ::grpc::ServerUnaryReactor* CompleteActivityTask(::grpc::CallbackServerContext* ctx, const ::ActivityResponse* resp,
+                                                   ::CompleteTaskResponse*) override {
+    auto* call = new CompletionCall(ctx, "/TaskHubSidecarService/CompleteActivityTask");
+    ::grpc::ServerUnaryReactor* reactor = call->reactor();  // `call` is gone once finished
+    if (GrpcStatus s = CompleteActivity(resp, call); !s.ok()) call->Finish(s);
+    return reactor;
+  }
+
+  // Starts the commit of an activity's result, which finishes `reactor`; an
+  // error instead when there is nothing to commit.
+  GrpcStatus CompleteActivity(const ::ActivityResponse* resp, CompletionCall* reactor) {
     PendingWork work;
     if (GrpcStatus s = Take(resp->completiontoken(), &work); !s.ok()) return s;
     if (!work.activity) return Invalid("the completion token is not an activity's");
@@ -1038,12 +1241,23 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
       result.body = events::TaskCompleted{task.task_id, resp->has_result() ? resp->result().value() : ""};
     }
     Message message{0, task.instance_id, task.execution_id, now, std::move(result)};
-    ActivityWorkItem item = *work.activity;
-    return Commit([&](CommitCallback done) { store_.CompleteActivityWorkItem(item, std::move(message), done); });
+    store_.CompleteActivityWorkItem(*work.activity, std::move(message),
+                                    [reactor](const Status& s) { reactor->Finish(CommitStatus(s)); });
+    return GrpcStatus::OK;
   }
 
-  GrpcStatus CompleteOrchestratorTask(ServerContext*, const ::OrchestratorResponse* resp,
-                                      ::CompleteTaskResponse*) override {
+  ::grpc::ServerUnaryReactor* CompleteOrchestratorTask(::grpc::CallbackServerContext* ctx,
+                                                       const ::OrchestratorResponse* resp,
+                                                       ::CompleteTaskResponse*) override {
+    auto* call = new CompletionCall(ctx, "/TaskHubSidecarService/CompleteOrchestratorTask");
+    ::grpc::ServerUnaryReactor* reactor = call->reactor();  // `call` is gone once finished
+    if (GrpcStatus s = CompleteOrchestrator(resp, call); !s.ok()) call->Finish(s);
+    return reactor;
+  }
+
+  // Starts the commit of an episode, which finishes `reactor`; an error
+  // instead when there is nothing to commit.
+  GrpcStatus CompleteOrchestrator(const ::OrchestratorResponse* resp, CompletionCall* reactor) {
     PendingWork work;
     if (GrpcStatus s = Take(resp->completiontoken(), &work); !s.ok()) return s;
     if (!work.orchestration) return Invalid("the completion token is not an orchestration's");
@@ -1196,7 +1410,7 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
                                       HistoryEvent{-1, now, events::ExecutionTerminated{"", terminate_recurse[i]}}});
     }
     // What the history will be after the commit, for the next dispatch
-    // (events round-tripped through their stored form, as a read would give).
+    // (events as a read of the store would give them: AsStored).
     std::optional<HistoryCacheEntry> next;
     if (!update.reset_history && !IsTerminal(update.status)) {
       next.emplace();
@@ -1204,8 +1418,8 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
       next->history_generation = item.history_generation;  // appended: the generation stays
       next->events = std::move(work.past_events);
       for (const HistoryEvent& e : update.new_events) {
-        auto stored = ParseEvent(SerializeEvent(e));
-        if (!stored.ok()) {
+        std::optional<HistoryEvent> stored = AsStored(e);
+        if (!stored) {
           next.reset();
           break;
         }
@@ -1213,23 +1427,41 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
       }
     }
     const OrchestrationStatus final_status = update.status;
-    GrpcStatus committed =
-        Commit([&](CommitCallback done) { store_.CompleteOrchestrationWorkItem(item, std::move(update), done); });
-    if (committed.ok() && IsTerminal(final_status)) {
-      util::metrics::Default()
-          .GetCounter("baton_orchestrations_completed_total", "Orchestration executions that ended, by status",
-                      {{"status", std::string(OrchestrationStatusName(final_status))}})
-          .Inc();
+    // The next history goes in the cache before the commit: the store may
+    // hand out the instance's next work item before the commit callback
+    // runs. It is only used for a work item whose history size matches it
+    // (CachedHistory), which a failed commit never gives; the callback drops it.
+    uint64_t stamp = 0;
+    {
+      std::lock_guard lock(history_mu_);
+      if (next) {
+        if (histories_.size() >= kHistoryCacheInstances) histories_.clear();
+        next->stamp = stamp = ++history_stamp_;
+        histories_[id] = std::move(*next);
+      } else {
+        histories_.erase(id);
+      }
     }
-    std::lock_guard lock(history_mu_);
-    if (committed.ok() && !work.name.empty()) external_names_.insert(work.name);
-    if (committed.ok() && next) {
-      if (histories_.size() >= kHistoryCacheInstances) histories_.clear();
-      histories_[id] = std::move(*next);
-    } else {
-      histories_.erase(id);
-    }
-    return committed;
+    store_.CompleteOrchestrationWorkItem(
+        item, std::move(update),
+        [this, reactor, id, stamp, final_status, name = std::move(work.name)](const Status& s) {
+          if (s.ok() && IsTerminal(final_status)) {
+            util::metrics::Default()
+                .GetCounter("baton_orchestrations_completed_total", "Orchestration executions that ended, by status",
+                            {{"status", std::string(OrchestrationStatusName(final_status))}})
+                .Inc();
+          }
+          {
+            std::lock_guard lock(history_mu_);
+            if (s.ok() && !name.empty()) external_names_.insert(name);
+            if (!s.ok()) {
+              auto it = histories_.find(id);
+              if (it != histories_.end() && it->second.stamp == stamp) histories_.erase(it);
+            }
+          }
+          reactor->Finish(CommitStatus(s));  // the last use of `this`: Stop waits for it
+        });
+    return GrpcStatus::OK;
   }
 
   // At the end of an execution, whatever its outcome, the locks it holds or
@@ -1275,7 +1507,10 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
       histories_.erase(it);
       return std::nullopt;
     }
-    return it->second.events;
+    // Taken, not copied: this episode's commit puts the next one back.
+    std::vector<HistoryEvent> events = std::move(it->second.events);
+    histories_.erase(it);
+    return events;
   }
 
   GrpcStatus AbandonTaskOrchestratorWorkItem(ServerContext*, const ::AbandonOrchestrationTaskRequest* req,
@@ -1371,13 +1606,15 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
   // Ends the streams and the janitor, and gives parked work back to the store.
   void StopStreams() {
     std::vector<Parked> parked;
+    Streams open;
     {
       std::lock_guard lock(mu_);
       stopping_ = true;
-      cv_.notify_all();
       janitor_cv_.notify_all();
       parked = TakeParkedLocked(std::chrono::steady_clock::time_point::max());
+      for (const auto& [id, stream] : streams_) open.push_back(stream);
     }
+    for (const auto& stream : open) CloseStream(stream);  // each finishes once its write in flight is done
     if (janitor_.joinable()) janitor_.join();
     for (const Parked& p : parked) GiveBack(p.pending, std::chrono::milliseconds(0));
   }
@@ -1396,6 +1633,7 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
   static constexpr size_t kHistoryCacheInstances = 10000;
 
   struct HistoryCacheEntry {
+    uint64_t stamp = 0;  // which commit put it there
     std::string execution_id;
     int64_t history_generation = 0;
     std::vector<HistoryEvent> events;
@@ -1407,7 +1645,6 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
   tenancy::TenantDirectory& directory_;
   SidecarOptions options_;
   std::mutex mu_;
-  std::condition_variable cv_;
   std::map<uint64_t, std::shared_ptr<WorkerStream>> streams_;
   std::map<std::string, int> waits_;  // open WaitForInstance… calls by hub prefix
   std::map<std::string, PendingWork> pending_;
@@ -1421,6 +1658,7 @@ class Service final : public ::TaskHubSidecarService::Service, public ExternalDi
   uint64_t last_pick_ = 0;
   bool stopping_ = false;
   std::mutex history_mu_;
+  uint64_t history_stamp_ = 0;
   std::unordered_map<std::string, HistoryCacheEntry> histories_;  // external instances' histories
   std::set<std::string, std::less<>> external_names_;  // orchestrators SDK workers have run
 
@@ -1467,6 +1705,10 @@ class Sidecar::Impl {
       : options_(options), service_(client, store, directory, options) {}
 
   Status Start() {
+    // Debian's Abseil checks every absl::Mutex (gRPC's, one per call) for
+    // lock-order cycles, a debugging aid that costs a graph update per lock
+    // and per mutex destroyed; gRPC's own release builds have it off.
+    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
     service_.StartJanitor();
     ::grpc::ServerBuilder builder;
     builder.AddListeningPort(options_.address + ":" + std::to_string(options_.port),
@@ -1483,6 +1725,10 @@ class Sidecar::Impl {
     ::grpc::ResourceQuota quota("baton-sidecar");
     quota.SetMaxThreads(std::max(16, options_.max_threads));
     builder.SetResourceQuota(quota);
+    // The synchronous RPCs (client calls): keep up to 64 idle server threads
+    // rather than gRPC's 2, so the threads that served a burst of waits are
+    // reused, not ended and started again per call.
+    builder.SetSyncServerOption(::grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 64);
     builder.RegisterService(&service_);
     SdkWorkers();  // shown (as 0) before the first worker connects
     std::vector<std::unique_ptr<::grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
