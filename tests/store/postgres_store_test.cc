@@ -299,6 +299,7 @@ TEST_F(PostgresStoreTest, ABatchWithAFencedOutCommitCommitsTheOthersAndWritesNot
   auto clock = std::make_shared<ManualClock>(FromUnixMicros(kStartMicros));
   PostgresStoreOptions options = Options(clock);
   options.commit_threads = 1;  // one committer: what queues behind it goes as one batch
+  options.inline_commits = false;  // b0 too: its callback holds the committer
   auto s = MustOpen(options);
   ASSERT_NE(s, nullptr);
   ASSERT_TRUE(Create(*s, "z").ok());
@@ -371,6 +372,91 @@ TEST_F(PostgresStoreTest, ABatchWithAFencedOutCommitCommitsTheOthersAndWritesNot
   // The live lease on "z" was untouched: its holder commits.
   ASSERT_TRUE(Commit(*s, items["z"], episode(items["z"])).ok());
   EXPECT_EQ(s->GetInstance("z", true)->output, "\"z\"");
+}
+
+TEST_F(PostgresStoreTest, ACommitSubmittedWhileTheCommittersAreIdleRunsOnTheCallersThread) {
+  auto clock = std::make_shared<ManualClock>(FromUnixMicros(kStartMicros));
+  auto s = MustOpen(Options(clock));
+  ASSERT_NE(s, nullptr);
+  ASSERT_TRUE(Create(*s, "inline").ok());
+  std::optional<OrchestrationWorkItem> item = FetchNow(*s);
+  ASSERT_TRUE(item.has_value());
+  const PostgresStats before = s->stats();
+  std::promise<std::thread::id> called_on;
+  std::promise<Status> status;
+  s->CompleteOrchestrationWorkItem(
+      *item,
+      Episode(*item, OrchestrationStatus::kCompleted,
+              {HistoryEvent{-1, clock->Now(), events::OrchestratorStarted{}},
+               item->messages[0].event},
+              "\"done\""),
+      [&](const Status& st) {
+        status.set_value(st);
+        called_on.set_value(std::this_thread::get_id());
+      });
+  // The call returned after its round trip: the commit is there already.
+  EXPECT_EQ(s->stats().inline_commits - before.inline_commits, 1u);
+  EXPECT_EQ(s->stats().commits - before.commits, 1u);
+  EXPECT_EQ(Column("SELECT status || ' ' || output FROM instances WHERE instance_id = 'inline'"),
+            std::vector<std::string>{"Completed \"done\""});
+  EXPECT_TRUE(status.get_future().get().ok());
+  EXPECT_NE(called_on.get_future().get(), std::this_thread::get_id())
+      << "the callback runs on a committer thread, as CommitCallback promises";
+
+  // Fenced as ever: a second commit with the same (released) lease is
+  // refused, inline too, and writes nothing.
+  EXPECT_EQ(Commit(*s, *item, Episode(*item, OrchestrationStatus::kFailed, {}, "\"zombie\"")).code(),
+            StatusCode::kAborted);
+  EXPECT_EQ(s->stats().inline_commits - before.inline_commits, 2u);
+  EXPECT_EQ(Column("SELECT status || ' ' || output FROM instances WHERE instance_id = 'inline'"),
+            std::vector<std::string>{"Completed \"done\""});
+
+  // Switched off, the commit goes to a committer thread.
+  PostgresStoreOptions handed_over = Options(clock);
+  handed_over.inline_commits = false;
+  auto h = MustOpen(handed_over);
+  ASSERT_NE(h, nullptr);
+  ASSERT_TRUE(Create(*h, "handed").ok());
+  std::optional<OrchestrationWorkItem> other = FetchNow(*h);
+  ASSERT_TRUE(other.has_value());
+  ASSERT_TRUE(Commit(*h, *other, Episode(*other, OrchestrationStatus::kCompleted, {})).ok());
+  EXPECT_EQ(h->stats().inline_commits, 0u);
+}
+
+TEST_F(PostgresStoreTest, ANodeAloneSendsNoNotificationsUntilAnotherNodeStarts) {
+  PostgresStoreOptions slow_poll = Options();
+  slow_poll.poll_interval = std::chrono::minutes(5);  // only a NOTIFY can wake b in time
+  auto a = MustOpen(slow_poll);
+  ASSERT_NE(a, nullptr);
+  // The keeper's look at the sessions finds none but a's own.
+  ASSERT_TRUE(Eventually([&] { return a->stats().alone; }));
+  ASSERT_TRUE(Create(*a, "unheard").ok());
+  ASSERT_TRUE(Eventually([&] { return a->stats().notifications_skipped >= 1; }));
+  EXPECT_EQ(a->stats().notifications, 0u) << "nobody listens: nothing sent";
+
+  // Another node starts: it says so when it listens, and a notifies again
+  // at once (not only after its next look at the sessions).
+  auto b = MustOpen(slow_poll);
+  ASSERT_NE(b, nullptr);
+  ASSERT_TRUE(Eventually([&] { return b->stats().listening && !a->stats().alone; }));
+  std::promise<std::optional<OrchestrationWorkItem>> fetched;
+  std::thread fetcher([&] {
+    for (;;) {  // b's first claims may find "unheard": take it, then wait for "heard"
+      auto r = b->FetchOrchestrationWorkItem(seconds(60));
+      if (!r.ok() || !r->has_value() || (*r)->instance_id == "heard") {
+        fetched.set_value(r.ok() ? std::move(r).value() : std::nullopt);
+        return;
+      }
+    }
+  });
+  ASSERT_TRUE(Eventually([&] { return b->stats().empty_claims >= 1; }));  // it sleeps
+  ASSERT_TRUE(Create(*a, "heard").ok());
+  std::optional<OrchestrationWorkItem> item = fetched.get_future().get();
+  fetcher.join();
+  ASSERT_TRUE(item.has_value());
+  EXPECT_EQ(item->instance_id, "heard");
+  EXPECT_GE(a->stats().notifications, 1u);
+  EXPECT_FALSE(a->stats().alone);
 }
 
 TEST_F(PostgresStoreTest, ClosingAStoreReleasesTheLeasesItHolds) {
@@ -1011,6 +1097,7 @@ TEST_F(PostgresOutcomeTest, ABatchCutWithItsConnectionIsReadBackCallByCall) {
     PostgresStoreOptions o = Options(clock);
     o.url = proxied_url_;
     o.commit_threads = 1;
+    o.inline_commits = false;  // the first commit's callback holds the committer
     auto s = MustOpen(o);
     ASSERT_NE(s, nullptr);
     ASSERT_TRUE(Create(*s, tag + "z").ok());

@@ -417,13 +417,22 @@ Result<ConnectionPool::Lease> ConnectionPool::Acquire(std::chrono::milliseconds 
     return conn.status();
   }
   (*conn)->CountRoundTrips(round_trips_);
+  lock.lock();
+  pids_.insert((*conn)->backend_pid());
+  lock.unlock();
   return Lease(this, std::move(conn).value());
+}
+
+std::unordered_set<int64_t> ConnectionPool::Pids() {
+  std::lock_guard lock(mu_);
+  return pids_;
 }
 
 void ConnectionPool::Release(std::unique_ptr<PgConnection> conn) {
   std::lock_guard lock(mu_);
   if (conn->broken()) {
     --open_;
+    pids_.erase(conn->backend_pid());
   } else {
     idle_.push_back(std::move(conn));
   }
@@ -436,6 +445,7 @@ void ConnectionPool::Clear() {
     std::lock_guard lock(mu_);
     closing.swap(idle_);
     open_ -= static_cast<int>(closing.size());
+    for (const auto& conn : closing) pids_.erase(conn->backend_pid());
   }
 }
 
@@ -591,6 +601,9 @@ PostgresStats PostgresStore::stats() const {
   s.notified = notified_.load();
   s.renewals = renewals_.load();
   s.unknown_outcomes = unknown_outcomes_.load();
+  s.inline_commits = inline_commits_.load();
+  s.notifications_skipped = notifications_skipped_.load();
+  s.alone = alone_.load();
   s.listening = listening_.load();
   s.peers = peers_seen_.load();
   s.peers_gone = peers_gone_.load();
@@ -757,10 +770,64 @@ Result<PgResult> PostgresStore::ReadSql(const std::string& sql, const Params& pa
   }
 }
 
+namespace {
+
+// One commit (a batch counts once) of `writes` calls, timed from `start`.
+void ObserveCommit(util::metrics::Clock::time_point start, size_t writes) {
+  // The whole round trip, the database's fsync (when a call needs sync)
+  // included; PostgreSQL's own WAL sync time is pg_stat_wal's (docs/metrics.md).
+  static util::metrics::Histogram& commit = util::metrics::Default().GetHistogram(
+      "baton_store_commit_seconds", "A group commit: the writer's transaction from BEGIN to COMMIT done",
+      {{"store", "postgres"}});
+  static util::metrics::Counter& counted = util::metrics::Default().GetCounter(
+      "baton_store_writes_total", "Writes the store's writer ran (many per group commit)", {{"store", "postgres"}});
+  commit.ObserveSince(start);
+  counted.Inc(writes);
+}
+
+}  // namespace
+
 void PostgresStore::Submit(CommitJob job) {
   {
+    std::unique_lock lock(commit_mu_);
+    const bool run_here =
+        options_.inline_commits && commits_in_flight_ == 0 && !committers_stopping_;
+    // Counted before it runs, so that commits submitted meanwhile go to the
+    // committers (and batch there) instead of running inline beside this one.
+    ++commits_in_flight_;
+    if (!run_here) {
+      commit_queue_.push_back(std::move(job));
+      lock.unlock();
+      commit_cv_.notify_one();
+      return;
+    }
+  }
+  inline_commits_.fetch_add(1, std::memory_order_relaxed);
+  const auto start = util::metrics::StartTimer();
+  Result<Outcome> outcome = Mutate(*job.statement, job.params(), job.commit_key, job.what);
+  ObserveCommit(start, 1);
+  {
+    // Before the wake-ups: the next step's commit, submitted by a thread
+    // they wake, may run inline too.
     std::lock_guard lock(commit_mu_);
-    commit_queue_.push_back(std::move(job));
+    --commits_in_flight_;
+  }
+  Finish(job, std::move(outcome), /*on_this_thread=*/false);
+}
+
+void PostgresStore::Finish(CommitJob& job, Result<Outcome> outcome, bool on_this_thread) {
+  Status status = job.finish(std::move(outcome));
+  if (!job.done) return;
+  if (on_this_thread) {
+    job.done(status);
+    return;
+  }
+  CommitJob callback;
+  callback.done = std::move(job.done);
+  callback.result = std::move(status);
+  {
+    std::lock_guard lock(commit_mu_);
+    commit_queue_.push_back(std::move(callback));
   }
   commit_cv_.notify_one();
 }
@@ -772,32 +839,36 @@ void PostgresStore::CommitterLoop() {
       std::unique_lock lock(commit_mu_);
       commit_cv_.wait(lock, [this] { return committers_stopping_ || !commit_queue_.empty(); });
       if (commit_queue_.empty()) return;
-      // What is queued now goes together: a burst costs one transaction.
-      size_t bytes = 0;
-      while (!commit_queue_.empty() && jobs.size() < kMaxCommitBatch &&
-             (jobs.empty() || bytes + commit_queue_.front().bytes <= kMaxCommitBatchBytes)) {
-        bytes += commit_queue_.front().bytes;
+      if (commit_queue_.front().statement == nullptr) {
         jobs.push_back(std::move(commit_queue_.front()));
         commit_queue_.pop_front();
+      } else {
+        // What is queued now goes together: a burst costs one transaction.
+        size_t bytes = 0;
+        while (!commit_queue_.empty() && commit_queue_.front().statement != nullptr &&
+               jobs.size() < kMaxCommitBatch &&
+               (jobs.empty() || bytes + commit_queue_.front().bytes <= kMaxCommitBatchBytes)) {
+          bytes += commit_queue_.front().bytes;
+          jobs.push_back(std::move(commit_queue_.front()));
+          commit_queue_.pop_front();
+        }
       }
     }
-    const auto start = util::metrics::StartTimer();
-    const size_t n = jobs.size();
-    if (jobs.size() == 1) {
-      CommitJob& job = jobs.front();
-      job.finish(Mutate(*job.statement, job.params(), job.commit_key, job.what));
+    if (jobs.front().statement == nullptr) {
+      jobs.front().done(jobs.front().result);  // a callback of an inline commit
     } else {
-      CommitBatch(jobs);
+      const auto start = util::metrics::StartTimer();
+      const size_t n = jobs.size();
+      if (jobs.size() == 1) {
+        CommitJob& job = jobs.front();
+        Finish(job, Mutate(*job.statement, job.params(), job.commit_key, job.what));
+      } else {
+        CommitBatch(jobs);
+      }
+      ObserveCommit(start, n);
+      std::lock_guard lock(commit_mu_);
+      commits_in_flight_ -= static_cast<int>(n);
     }
-    // The whole round trip, the database's fsync (when a call needs sync)
-    // included; PostgreSQL's own WAL sync time is pg_stat_wal's (docs/metrics.md).
-    static util::metrics::Histogram& commit = util::metrics::Default().GetHistogram(
-        "baton_store_commit_seconds", "A group commit: the writer's transaction from BEGIN to COMMIT done",
-        {{"store", "postgres"}});
-    static util::metrics::Counter& writes = util::metrics::Default().GetCounter(
-        "baton_store_writes_total", "Writes the store's writer ran (many per group commit)", {{"store", "postgres"}});
-    commit.ObserveSince(start);
-    writes.Inc(n);
   }
 }
 
@@ -817,7 +888,7 @@ void PostgresStore::CommitBatch(std::vector<CommitJob>& jobs) {
   }
   auto one_by_one = [&](size_t from) {
     for (size_t i = from; i < jobs.size(); ++i) {
-      jobs[i].finish(Mutate(*jobs[i].statement, params[i], jobs[i].commit_key, jobs[i].what));
+      Finish(jobs[i], Mutate(*jobs[i].statement, params[i], jobs[i].commit_key, jobs[i].what));
     }
   };
   for (const Params& p : params) {
@@ -833,7 +904,7 @@ void PostgresStore::CommitBatch(std::vector<CommitJob>& jobs) {
       "commit batch");
   if (r.ok()) {
     for (size_t i = 0; i < jobs.size(); ++i) {
-      jobs[i].finish(Outcome{std::move((*r)[i]), false});
+      Finish(jobs[i], Outcome{std::move((*r)[i]), false});
     }
     return;
   }
@@ -860,13 +931,13 @@ void PostgresStore::CommitBatch(std::vector<CommitJob>& jobs) {
   for (size_t i = 0; i < jobs.size(); ++i) {
     Result<bool> landed = ResolveOutcome(session, jobs[i].commit_key, deadline);
     if (!landed.ok()) {
-      jobs[i].finish(UnavailableError("postgres: the outcome of " + jobs[i].what +
-                                      " is unknown (connection lost during the commit; " +
-                                      landed.status().message() + ")"));
+      Finish(jobs[i], UnavailableError("postgres: the outcome of " + jobs[i].what +
+                                       " is unknown (connection lost during the commit; " +
+                                       landed.status().message() + ")"));
     } else if (*landed) {
-      jobs[i].finish(Outcome{PgResult(), true});
+      Finish(jobs[i], Outcome{PgResult(), true});
     } else {
-      jobs[i].finish(Mutate(*jobs[i].statement, params[i], jobs[i].commit_key, jobs[i].what));
+      Finish(jobs[i], Mutate(*jobs[i].statement, params[i], jobs[i].commit_key, jobs[i].what));
     }
   }
 }
@@ -1077,24 +1148,44 @@ void PostgresStore::WatchPeers() {
   // The nodes with a session now ('s'), and the holders of live leases ('l').
   static const std::string kSql =
       "SELECT 's', substr(application_name, " + std::to_string(kNodeSessionPrefix.size() + 1) +
-      ") FROM pg_stat_activity WHERE datname = current_database() AND "
-      "starts_with(application_name, '" + std::string(kNodeSessionPrefix) +
-      "') UNION SELECT 'l', locked_by FROM instance_queue WHERE due_at > coalesce($1, "
-      "baton_now()) AND lock_token IS NOT NULL UNION SELECT 'l', locked_by FROM activity_tasks "
+      "), pid FROM pg_stat_activity WHERE datname = current_database() AND "
+      "(starts_with(application_name, '" + std::string(kNodeSessionPrefix) +
+      "') OR application_name = 'baton') UNION SELECT 'l', locked_by, NULL FROM instance_queue WHERE due_at > coalesce($1, "
+      "baton_now()) AND lock_token IS NOT NULL UNION SELECT 'l', locked_by, NULL FROM activity_tasks "
       "WHERE due_at > coalesce($1, baton_now()) AND lock_token IS NOT NULL";
   Params params;
   params.OptionalInt(NowParam());
+  const uint64_t heard = heard_from_others_.load();
   // A failed look (the database is down or restarting) proves nothing.
   Result<PgResult> r = ReadSql(kSql, params, "watch nodes", /*counted=*/false);
-  if (!r.ok()) return;
+  if (!r.ok()) {
+    alone_ = false;
+    return;
+  }
   const auto now = std::chrono::steady_clock::now();
+  // This store's own sessions, known after the look: one opened meanwhile
+  // is ours; one of ours that broke and lingers counts as another node's.
+  std::unordered_set<int64_t> mine = pool_->Pids();
+  mine.insert(notifier_pid_.load());
+  mine.insert(listener_pid_.load());
+  bool others = false;
   std::set<std::string> present;
   std::set<std::string> holders;
   for (int i = 0; i < r->rows(); ++i) {
-    (r->Text(i, 0) == "s" ? present : holders).insert(r->Text(i, 1));
+    if (r->Text(i, 0) == "s") {
+      others |= !mine.contains(r->Int(i, 2));
+      present.insert(r->Text(i, 1));
+    } else {
+      holders.insert(r->Text(i, 1));
+    }
   }
   present.erase(options_.node_id);
+  present.erase("");  // application_name 'baton': a node that cannot name itself
   peers_seen_ = static_cast<int>(present.size());
+  // No session but this store's (whatever their node ids): its NOTIFYs
+  // would reach no one. A node that started during the look announces
+  // itself (ListenerLoop), which moves heard_from_others_.
+  alone_ = options_.notifications && !others && heard_from_others_.load() == heard;
   for (const std::string& id : present) peers_[id].reset();
   // A holder that was never seen counts too (it may have died before this
   // node's first look), if it would name its sessions: one that does not
@@ -1220,6 +1311,14 @@ void PostgresStore::NotifierLoop() {
     // Channel baton_work: "o" orchestration work, "t" activity work.
     // Channel baton_status: a JSON array of instance ids whose status
     // changed, or "*" for "any instance".
+    if (alone_) {
+      // No other node has a session: nobody would receive it (a node that
+      // starts polls at once and announces itself, see WatchPeers).
+      notifications_skipped_.fetch_add(1, std::memory_order_relaxed);
+      if (stopping_) continue;
+      std::this_thread::sleep_for(options_.notify_interval);
+      continue;
+    }
     std::vector<std::pair<std::string, std::string>> notes;
     if (orch || task)
       notes.emplace_back(kWorkChannel, std::string(orch ? "o" : "") + (task ? "t" : ""));
@@ -1282,7 +1381,11 @@ void PostgresStore::ListenerLoop() {
       Result<std::unique_ptr<PgConnection>> c = PgConnection::Connect(options_.url, setup_sql_);
       Status s = c.ok() ? Status::Ok() : c.status();
       if (c.ok()) {
-        s = (*c)->Exec(std::string("LISTEN ") + kWorkChannel + "; LISTEN " + kStatusChannel,
+        // And say so ("n", which nodes that only look for 'o' and 't'
+        // ignore): a node that stopped notifying because it was alone
+        // (WatchPeers) starts again at once.
+        s = (*c)->Exec(std::string("LISTEN ") + kWorkChannel + "; LISTEN " + kStatusChannel +
+                           "; NOTIFY " + kWorkChannel + ", 'n'",
                        "listen")
                 .status();
       }
@@ -1296,6 +1399,7 @@ void PostgresStore::ListenerLoop() {
         continue;
       }
       conn = std::move(c).value();
+      listener_pid_ = conn->backend_pid();
       backoff = std::chrono::milliseconds(100);
       // Whatever was notified while we were not listening is lost: poll now.
       WakeOrchestrations(true);
@@ -1316,8 +1420,11 @@ void PostgresStore::ListenerLoop() {
     bool orch = false, task = false, all = false;
     std::vector<std::string> changed;
     while (PGnotify* note = PQnotifies(conn->raw())) {
-      if (note->be_pid != notifier_pid_.load()) {
+      if (note->be_pid != notifier_pid_.load() && note->be_pid != conn->backend_pid()) {
         notified_.fetch_add(1, std::memory_order_relaxed);
+        // Another node is there (and listens): notify it from now on.
+        heard_from_others_.fetch_add(1);
+        alone_ = false;
         std::string_view channel = note->relname;
         std::string_view payload = note->extra;
         if (channel == kWorkChannel) {
@@ -1957,9 +2064,9 @@ void PostgresStore::CompleteOrchestrationWorkItem(const OrchestrationWorkItem& i
     *started = LocalMicros();
     return p;
   };
+  job.done = std::move(done);
   job.finish = [this, started, token = item.lock_token, id = item.instance_id, status_after,
-                state_after = std::move(state_after),
-                done = std::move(done)](Result<Outcome> o) mutable {
+                state_after = std::move(state_after)](Result<Outcome> o) mutable {
     ForgetLease(token);
     Status status;
     if (!o.ok()) {
@@ -1980,7 +2087,7 @@ void PostgresStore::CompleteOrchestrationWorkItem(const OrchestrationWorkItem& i
       Announce(o->result.Bool(0, 1), static_cast<int>(o->result.Int(0, 2)),
                o->result.TextArray(0, 3), KnownStatus{id, status_after, std::move(state_after)});
     }
-    if (done) done(status);
+    return status;
   };
   Submit(std::move(job));
 }
@@ -2075,8 +2182,8 @@ void PostgresStore::CompleteActivityWorkItem(const ActivityWorkItem& item, Messa
     *started = LocalMicros();
     return p;
   };
-  job.finish = [this, started, token = item.lock_token, seq = item.task.seq,
-                done = std::move(done)](Result<Outcome> o) {
+  job.done = std::move(done);
+  job.finish = [this, started, token = item.lock_token, seq = item.task.seq](Result<Outcome> o) {
     ForgetLease(token);
     Status status;
     if (!o.ok()) {
@@ -2106,7 +2213,7 @@ void PostgresStore::CompleteActivityWorkItem(const ActivityWorkItem& item, Messa
       }
       Announce(o->result.Bool(0, 1), 0, {});
     }
-    if (done) done(status);
+    return status;
   };
   Submit(std::move(job));
 }
