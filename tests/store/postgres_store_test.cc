@@ -600,6 +600,9 @@ TEST_F(PostgresStoreTest, AWaiterForCompletionReadsOnlyWhenItsInstanceEnds) {
   auto clock = std::make_shared<ManualClock>(FromUnixMicros(kStartMicros));
   PostgresStoreOptions o = Options(clock);
   o.poll_interval = std::chrono::minutes(5);  // no backstop re-read during the test
+  // No look at the sessions, so never "alone": the wait reads at its start
+  // (a node alone skips that read too: AWaiterOnAnInstanceItsNodeStartedAloneReadsNothing).
+  o.release_gone_nodes = false;
   auto store = MustOpen(o);
   ASSERT_NE(store, nullptr);
   ASSERT_TRUE(Create(*store, "w").ok());
@@ -654,6 +657,109 @@ TEST_F(PostgresStoreTest, AWaiterForCompletionReadsOnlyWhenItsInstanceEnds) {
   EXPECT_EQ(state->last_updated_at, read->last_updated_at);
   EXPECT_EQ(state->completed_at, read->completed_at);
   EXPECT_EQ(state->output, "") << "asked without payloads";
+}
+
+TEST_F(PostgresStoreTest, AWaiterOnAnInstanceItsNodeStartedAloneReadsNothing) {
+  auto clock = std::make_shared<ManualClock>(FromUnixMicros(kStartMicros));
+  PostgresStoreOptions o = Options(clock);
+  o.poll_interval = std::chrono::minutes(5);  // no backstop re-read during the test
+  auto store = MustOpen(o);
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(Eventually([&] { return store->stats().listening && store->stats().alone; }));
+  ASSERT_TRUE(Create(*store, "w").ok());
+  auto wait = [&](const std::string& id, WaitCondition condition) {
+    return std::async(std::launch::async, [&store, id, condition] {
+      return store->WaitForInstance(id, condition, seconds(60), false);
+    });
+  };
+  std::future<Result<InstanceState>> started = wait("w", WaitCondition::kStarted);
+  std::future<Result<InstanceState>> completed = wait("w", WaitCondition::kCompleted);
+  ASSERT_TRUE(Eventually([&] { return store->waiting() == 2; }));
+  EXPECT_EQ(store->stats().reads, 0u) << "Pending, as this node knows: nothing to read";
+  EXPECT_EQ(store->stats().known_waits, 2u);
+
+  std::optional<OrchestrationWorkItem> item = FetchNow(*store);
+  ASSERT_TRUE(item.has_value());
+  ASSERT_TRUE(Commit(*store, *item,
+                     Episode(*item, OrchestrationStatus::kRunning,
+                             {HistoryEvent{-1, clock->Now(), events::OrchestratorStarted{}},
+                              item->messages[0].event}))
+                  .ok());
+  Result<InstanceState> running = started.get();
+  ASSERT_TRUE(running.ok()) << running.status().ToString();
+  EXPECT_EQ(running->status, OrchestrationStatus::kRunning);
+  EXPECT_EQ(store->stats().reads, 0u) << "the commit handed the state to the waiter";
+  // A wait that starts now knows it is Running: for kStarted it reads (what
+  // it returns needs the whole state), for kCompleted it does not.
+  Result<InstanceState> again =
+      store->WaitForInstance("w", WaitCondition::kStarted, seconds(60), false);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->status, OrchestrationStatus::kRunning);
+  EXPECT_EQ(store->stats().reads, 1u);
+
+  Message raised;
+  raised.instance_id = "w";
+  raised.event = HistoryEvent{-1, clock->Now(), events::EventRaised{"Go", ""}};
+  ASSERT_TRUE(store->SendMessage(raised).ok());
+  item = FetchNow(*store);
+  ASSERT_TRUE(item.has_value());
+  ASSERT_TRUE(Commit(*store, *item,
+                     Episode(*item, OrchestrationStatus::kCompleted,
+                             {HistoryEvent{-1, clock->Now(), events::OrchestratorStarted{}},
+                              item->messages[0].event},
+                             "\"done\""))
+                  .ok());
+  Result<InstanceState> done = completed.get();
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  EXPECT_EQ(done->status, OrchestrationStatus::kCompleted);
+  EXPECT_EQ(store->stats().reads, 1u);
+  // Once terminal it is forgotten: a later wait reads, and returns at once.
+  Result<InstanceState> late =
+      store->WaitForInstance("w", WaitCondition::kCompleted, seconds(60), false);
+  ASSERT_TRUE(late.ok());
+  EXPECT_EQ(late->status, OrchestrationStatus::kCompleted);
+  EXPECT_EQ(store->stats().reads, 2u);
+  EXPECT_EQ(store->stats().known_waits, 2u);
+}
+
+// A change this node did not make itself (here: another node's commit,
+// announced by NOTIFY) makes it forget what it knew: its waiters read.
+TEST_F(PostgresStoreTest, AnotherNodesCommitMakesAWaiterReadAgain) {
+  auto clock = std::make_shared<ManualClock>(FromUnixMicros(kStartMicros));
+  PostgresStoreOptions o = Options(clock);
+  o.poll_interval = std::chrono::minutes(5);  // only a NOTIFY wakes a waiter in time
+  o.lease_duration = seconds(30);
+  auto a = MustOpen(o);
+  ASSERT_NE(a, nullptr);
+  ASSERT_TRUE(Eventually([&] { return a->stats().listening && a->stats().alone; }));
+  ASSERT_TRUE(Create(*a, "moved").ok());
+  // a takes the work, then loses its lease (a's node stalls); b takes it.
+  std::optional<OrchestrationWorkItem> stale = FetchNow(*a);
+  ASSERT_TRUE(stale.has_value());
+  auto b = MustOpen(o);
+  ASSERT_NE(b, nullptr);
+  ASSERT_TRUE(Eventually([&] { return b->stats().listening && !a->stats().alone; }));
+  std::future<Result<InstanceState>> completed = std::async(std::launch::async, [&] {
+    return a->WaitForInstance("moved", WaitCondition::kCompleted, seconds(60), false);
+  });
+  ASSERT_TRUE(Eventually([&] { return a->waiting() == 1; }));
+  EXPECT_EQ(a->stats().known_waits, 1u) << "a still knows it Pending: no read";
+  clock->Advance(seconds(31));
+  std::optional<OrchestrationWorkItem> item = FetchNow(*b);
+  ASSERT_TRUE(item.has_value());
+  ASSERT_TRUE(Commit(*b, *item,
+                     Episode(*item, OrchestrationStatus::kCompleted,
+                             {HistoryEvent{-1, clock->Now(), events::OrchestratorStarted{}},
+                              item->messages[0].event},
+                             "\"b\""))
+                  .ok());
+  Result<InstanceState> done = completed.get();
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  EXPECT_EQ(done->status, OrchestrationStatus::kCompleted);
+  EXPECT_GE(a->stats().reads, 1u) << "woken by b's NOTIFY, it read";
+  // The stale holder's commit is refused as ever.
+  EXPECT_EQ(Commit(*a, *stale, Episode(*stale, OrchestrationStatus::kFailed, {})).code(),
+            StatusCode::kAborted);
 }
 
 // A start made while this node has an idle orchestration fetcher is leased

@@ -602,6 +602,7 @@ PostgresStats PostgresStore::stats() const {
   s.renewals = renewals_.load();
   s.unknown_outcomes = unknown_outcomes_.load();
   s.inline_commits = inline_commits_.load();
+  s.known_waits = known_waits_.load();
   s.notifications_skipped = notifications_skipped_.load();
   s.alone = alone_.load();
   s.listening = listening_.load();
@@ -983,6 +984,17 @@ void PostgresStore::SignalWaiters(const std::vector<std::string>& ids,
                                   const std::optional<KnownStatus>& known) {
   std::lock_guard lock(mu_);
   for (const std::string& id : ids) {
+    if (auto k = known_status_.find(id); k != known_status_.end()) {
+      if (!known || known->instance_id != id) {
+        known_status_.erase(k);  // changed by a call whose result this node did not see
+      } else if (IsTerminal(known->status)) {
+        known_status_.erase(k);  // a later waiter reads the final state
+      } else if (known->status != OrchestrationStatus::kPending) {
+        // Only forward: a start's own announcement (Pending) may come after
+        // its first episode's commit.
+        k->second = known->status;
+      }
+    }
     auto it = waiters_.find(id);
     if (it == waiters_.end()) continue;
     for (Waiter* w : it->second) {
@@ -1003,6 +1015,7 @@ void PostgresStore::SignalWaiters(const std::vector<std::string>& ids,
 
 void PostgresStore::SignalAllWaiters() {
   std::lock_guard lock(mu_);
+  known_status_.clear();
   for (auto& [id, list] : waiters_) {
     for (Waiter* w : list) {
       w->signaled = true;
@@ -1499,7 +1512,31 @@ Status PostgresStore::CreateInstance(const CreateInstanceRequest& request) {
   }
   p.Text(options_.node_id);
   const int64_t started_at = LocalMicros();
-  BATON_ASSIGN_OR_RETURN(Outcome o, Mutate(kStartInstance, p, key, "create instance"));
+  // A node alone sees every change of the instances it starts (its own
+  // commits; another node that appears notifies it of its changes): it
+  // remembers their status, so a waiter need not read one that has not
+  // reached what it waits for (WaitForInstance). Entered before the start
+  // commits, so that no commit of its first episode can come before it.
+  const uint64_t heard = heard_from_others_.load();
+  bool remembered = false;
+  if (alone_) {
+    std::lock_guard lock(mu_);
+    if (known_status_.size() < kMaxKnownStatuses) {
+      remembered =
+          known_status_.try_emplace(request.instance_id, OrchestrationStatus::kPending).second;
+    }
+  }
+  auto forget = [&] {
+    if (!remembered) return;
+    std::lock_guard lock(mu_);
+    known_status_.erase(request.instance_id);
+  };
+  Result<Outcome> outcome = Mutate(kStartInstance, p, key, "create instance");
+  if (!outcome.ok() || outcome->read_back || !alone_ || heard_from_others_.load() != heard ||
+      outcome->result.Text(0, 0) != "ok") {
+    forget();
+  }
+  BATON_ASSIGN_OR_RETURN(Outcome o, std::move(outcome));
   if (o.read_back) {
     // It landed, but we did not see whether it leased the instance to us: if
     // so, give the lease back now rather than let it expire.
@@ -1512,8 +1549,10 @@ Status PostgresStore::CreateInstance(const CreateInstanceRequest& request) {
     return AlreadyExistsError("instance '" + request.instance_id +
                               "' already exists with status " + code.substr(7));
   }
+  // A new instance is Pending: no waiter needs waking for it.
+  const KnownStatus pending{request.instance_id, OrchestrationStatus::kPending, std::nullopt};
   if (o.result.IsNull(0, 2)) {
-    Announce(true, 0, {request.instance_id});
+    Announce(true, 0, {request.instance_id}, pending);
     return Status::Ok();
   }
   // Leased to this node: the work item a claim would have returned.
@@ -1552,7 +1591,7 @@ Status PostgresStore::CreateInstance(const CreateInstanceRequest& request) {
     Wake(orchestrations_, 1, /*in_database=*/false);
   }
   // Waiters (here and on other nodes) learn of it; no other fetcher need claim.
-  Announce(false, 0, {request.instance_id});
+  Announce(false, 0, {request.instance_id}, pending);
   return Status::Ok();
 }
 
@@ -1720,9 +1759,20 @@ Result<InstanceState> PostgresStore::WaitForInstance(const std::string& instance
   Waiter waiter;
   waiter.condition = condition;
   waiter.include_payloads = include_payloads;
+  auto reached_by = [&](OrchestrationStatus status) {
+    return condition == WaitCondition::kStarted ? status != OrchestrationStatus::kPending
+                                                : IsTerminal(status);
+  };
+  // Whether this node knows, from its own commits, that the instance has
+  // not reached the condition: then the first read is skipped (the change
+  // that reaches it signals this waiter; the poll re-reads anyway).
+  bool skip_read = false;
   {
     std::lock_guard lock(mu_);
     waiters_[instance_id].push_back(&waiter);
+    if (auto k = known_status_.find(instance_id); k != known_status_.end()) {
+      skip_read = !reached_by(k->second);
+    }
   }
   auto unregister = [&] {
     std::lock_guard lock(mu_);
@@ -1732,24 +1782,22 @@ Result<InstanceState> PostgresStore::WaitForInstance(const std::string& instance
     if (it->second.empty()) waiters_.erase(it);
   };
   for (;;) {
-    Result<InstanceState> state = GetInstance(instance_id, include_payloads);
-    if (!state.ok() && state.status().code() == StatusCode::kUnavailable &&
-        std::chrono::steady_clock::now() + std::chrono::milliseconds(100) < deadline) {
-      // The database is restarting or unreachable: keep waiting for it.
-      std::unique_lock lock(mu_);
-      waiter.cv.wait_for(lock, std::chrono::milliseconds(100), [&] { return interrupted_; });
-      if (!interrupted_) continue;
-    }
-    if (!state.ok()) {
-      unregister();
-      return state;
-    }
-    const bool reached = condition == WaitCondition::kStarted
-                             ? state->status != OrchestrationStatus::kPending
-                             : IsTerminal(state->status);
-    if (reached) {
-      unregister();
-      return state;
+    if (skip_read) {
+      skip_read = false;
+      known_waits_.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      Result<InstanceState> state = GetInstance(instance_id, include_payloads);
+      if (!state.ok() && state.status().code() == StatusCode::kUnavailable &&
+          std::chrono::steady_clock::now() + std::chrono::milliseconds(100) < deadline) {
+        // The database is restarting or unreachable: keep waiting for it.
+        std::unique_lock lock(mu_);
+        waiter.cv.wait_for(lock, std::chrono::milliseconds(100), [&] { return interrupted_; });
+        if (!interrupted_) continue;
+      }
+      if (!state.ok() || reached_by(state->status)) {
+        unregister();
+        return state;
+      }
     }
     std::unique_lock lock(mu_);
     // Woken by a commit naming the instance (here or, via NOTIFY, on another

@@ -118,6 +118,7 @@ struct PostgresStats {
   uint64_t renewals = 0;          // leases extended by the keeper
   uint64_t unknown_outcomes = 0;  // commits whose connection broke, resolved by read-back
   uint64_t inline_commits = 0;    // of `commits`, run on the caller's thread (Submit)
+  uint64_t known_waits = 0;       // WaitForInstance calls that skipped their first read
   bool listening = false;         // the LISTEN connection is up
   int peers = 0;                  // other nodes with sessions at the last look
   uint64_t peers_gone = 0;        // nodes seen whose sessions all went away
@@ -385,6 +386,14 @@ class PostgresStore final : public Store {
   std::deque<ActivityWorkItem> task_prefetched_;
   bool interrupted_ = false;
   std::unordered_map<std::string, std::vector<Waiter*>> waiters_;
+  // The status of instances this node started while alone_, as its own
+  // commits left it (SignalWaiters keeps it; any change it did not make
+  // itself, a NOTIFY naming the instance or one for "any instance", removes
+  // it; terminal ones are removed). Lets WaitForInstance skip the read of
+  // an instance that has not reached its condition. At most
+  // kMaxKnownStatuses entries (instances that run for long stay in it).
+  static constexpr size_t kMaxKnownStatuses = 65536;
+  std::unordered_map<std::string, OrchestrationStatus> known_status_;
 
   // Committers.
   std::mutex commit_mu_;
@@ -428,7 +437,8 @@ class PostgresStore final : public Store {
   std::atomic<uint64_t> notifications_skipped_{0};
   std::atomic<uint64_t> empty_claims_{0};
   std::atomic<uint64_t> claims_{0}, commits_{0}, reads_{0}, notifications_{0}, notified_{0}, renewals_{0},
-      unknown_outcomes_{0}, peers_gone_{0}, leases_released_{0}, inline_commits_{0};
+      unknown_outcomes_{0}, peers_gone_{0}, leases_released_{0}, inline_commits_{0},
+      known_waits_{0};
   std::atomic<int> peers_seen_{0};
   // Shared with every connection of the store (PgConnection::CountRoundTrips).
   std::shared_ptr<std::atomic<uint64_t>> round_trips_ = std::make_shared<std::atomic<uint64_t>>(0);
