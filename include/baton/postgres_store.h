@@ -77,11 +77,11 @@ struct PostgresStoreOptions {
   // Threads committing work items (each with its own connection).
   int commit_threads = 4;
   // A work-item commit submitted while no other commit is queued or running
-  // runs on the calling thread (CompleteOrchestrationWorkItem and
-  // CompleteActivityWorkItem then return after the round trip): one
-  // workflow at a time saves a thread hand-off per step. Under load commits
-  // still go to the committer threads and batch there. The callback runs on
-  // a committer thread either way. false = always hand commits over.
+  // runs on the calling thread, its callback too (CompleteOrchestrationWorkItem
+  // and CompleteActivityWorkItem then return after the round trip): one
+  // workflow at a time saves two thread hand-offs per step. Under load
+  // commits still go to the committer threads and batch there. false =
+  // always hand commits (and callbacks) to the committer threads.
   bool inline_commits = true;
   // Commit every work item with synchronous_commit=on, whatever its `sync`.
   bool sync_all = false;

@@ -400,8 +400,8 @@ TEST_F(PostgresStoreTest, ACommitSubmittedWhileTheCommittersAreIdleRunsOnTheCall
   EXPECT_EQ(Column("SELECT status || ' ' || output FROM instances WHERE instance_id = 'inline'"),
             std::vector<std::string>{"Completed \"done\""});
   EXPECT_TRUE(status.get_future().get().ok());
-  EXPECT_NE(called_on.get_future().get(), std::this_thread::get_id())
-      << "the callback runs on a committer thread, as CommitCallback promises";
+  EXPECT_EQ(called_on.get_future().get(), std::this_thread::get_id())
+      << "the callback ran on the calling thread too (CommitCallback allows it)";
 
   // Fenced as ever: a second commit with the same (released) lease is
   // refused, inline too, and writes nothing.
@@ -419,7 +419,13 @@ TEST_F(PostgresStoreTest, ACommitSubmittedWhileTheCommittersAreIdleRunsOnTheCall
   ASSERT_TRUE(Create(*h, "handed").ok());
   std::optional<OrchestrationWorkItem> other = FetchNow(*h);
   ASSERT_TRUE(other.has_value());
-  ASSERT_TRUE(Commit(*h, *other, Episode(*other, OrchestrationStatus::kCompleted, {})).ok());
+  std::promise<std::thread::id> handed_on;
+  h->CompleteOrchestrationWorkItem(*other, Episode(*other, OrchestrationStatus::kCompleted, {}),
+                                   [&](const Status& st) {
+                                     EXPECT_TRUE(st.ok());
+                                     handed_on.set_value(std::this_thread::get_id());
+                                   });
+  EXPECT_NE(handed_on.get_future().get(), std::this_thread::get_id());
   EXPECT_EQ(h->stats().inline_commits, 0u);
 }
 

@@ -813,24 +813,12 @@ void PostgresStore::Submit(CommitJob job) {
     std::lock_guard lock(commit_mu_);
     --commits_in_flight_;
   }
-  Finish(job, std::move(outcome), /*on_this_thread=*/false);
+  Finish(job, std::move(outcome));
 }
 
-void PostgresStore::Finish(CommitJob& job, Result<Outcome> outcome, bool on_this_thread) {
+void PostgresStore::Finish(CommitJob& job, Result<Outcome> outcome) {
   Status status = job.finish(std::move(outcome));
-  if (!job.done) return;
-  if (on_this_thread) {
-    job.done(status);
-    return;
-  }
-  CommitJob callback;
-  callback.done = std::move(job.done);
-  callback.result = std::move(status);
-  {
-    std::lock_guard lock(commit_mu_);
-    commit_queue_.push_back(std::move(callback));
-  }
-  commit_cv_.notify_one();
+  if (job.done) job.done(status);
 }
 
 void PostgresStore::CommitterLoop() {
@@ -840,36 +828,26 @@ void PostgresStore::CommitterLoop() {
       std::unique_lock lock(commit_mu_);
       commit_cv_.wait(lock, [this] { return committers_stopping_ || !commit_queue_.empty(); });
       if (commit_queue_.empty()) return;
-      if (commit_queue_.front().statement == nullptr) {
+      // What is queued now goes together: a burst costs one transaction.
+      size_t bytes = 0;
+      while (!commit_queue_.empty() && jobs.size() < kMaxCommitBatch &&
+             (jobs.empty() || bytes + commit_queue_.front().bytes <= kMaxCommitBatchBytes)) {
+        bytes += commit_queue_.front().bytes;
         jobs.push_back(std::move(commit_queue_.front()));
         commit_queue_.pop_front();
-      } else {
-        // What is queued now goes together: a burst costs one transaction.
-        size_t bytes = 0;
-        while (!commit_queue_.empty() && commit_queue_.front().statement != nullptr &&
-               jobs.size() < kMaxCommitBatch &&
-               (jobs.empty() || bytes + commit_queue_.front().bytes <= kMaxCommitBatchBytes)) {
-          bytes += commit_queue_.front().bytes;
-          jobs.push_back(std::move(commit_queue_.front()));
-          commit_queue_.pop_front();
-        }
       }
     }
-    if (jobs.front().statement == nullptr) {
-      jobs.front().done(jobs.front().result);  // a callback of an inline commit
+    const auto start = util::metrics::StartTimer();
+    const size_t n = jobs.size();
+    if (jobs.size() == 1) {
+      CommitJob& job = jobs.front();
+      Finish(job, Mutate(*job.statement, job.params(), job.commit_key, job.what));
     } else {
-      const auto start = util::metrics::StartTimer();
-      const size_t n = jobs.size();
-      if (jobs.size() == 1) {
-        CommitJob& job = jobs.front();
-        Finish(job, Mutate(*job.statement, job.params(), job.commit_key, job.what));
-      } else {
-        CommitBatch(jobs);
-      }
-      ObserveCommit(start, n);
-      std::lock_guard lock(commit_mu_);
-      commits_in_flight_ -= static_cast<int>(n);
+      CommitBatch(jobs);
     }
+    ObserveCommit(start, n);
+    std::lock_guard lock(commit_mu_);
+    commits_in_flight_ -= static_cast<int>(n);
   }
 }
 

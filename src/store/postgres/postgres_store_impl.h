@@ -229,9 +229,6 @@ class PostgresStore final : public Store {
   // One commit for the committer threads. `params` runs on the committer
   // thread (what the idle fetchers want is read at commit time); `finish`
   // gets the outcome (and does the lease bookkeeping and the callback).
-  //
-  // A job without a statement only runs `done` with `result`: the callback
-  // of a commit that ran on its caller's thread (Submit).
   struct CommitJob {
     const Statement* statement = nullptr;
     std::function<Params()> params;
@@ -243,18 +240,16 @@ class PostgresStore final : public Store {
     // The lease bookkeeping and wake-ups; returns what `done` gets.
     std::function<Status(Result<Outcome>)> finish;
     CommitCallback done;
-    Status result;  // of a callback-only job
   };
-  // Runs `job` at once on the calling thread when no other commit is queued
-  // or running (one workflow at a time: the hand-off to a committer
-  // thread would be a thread wake-up on the path of every step), else
-  // queues it for a committer thread, where it may join a batch. Either
-  // way `done` runs on a committer thread (CommitCallback's contract).
+  // Runs `job` at once on the calling thread, its callback included, when
+  // no other commit is queued or running (one workflow at a time: the
+  // hand-off to a committer thread would be a thread wake-up on the path of
+  // every step), else queues it for a committer thread, where it may join a
+  // batch.
   void Submit(CommitJob job);
   void CommitterLoop();
-  // finish(), then `done` (queued for a committer when `on_this_thread` is
-  // false).
-  void Finish(CommitJob& job, Result<Outcome> outcome, bool on_this_thread = true);
+  // finish(), then `done`.
+  void Finish(CommitJob& job, Result<Outcome> outcome);
   // Several queued commits in one transaction and one round trip; each is
   // still fenced on its own (a lost lease makes that call write nothing and
   // answer 'aborted'). A failed batch falls back to one call each.
