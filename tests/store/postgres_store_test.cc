@@ -136,7 +136,7 @@ TEST_F(PostgresStoreTest, MigrationsAreRecordedOnceAndRerunningIsANoop) {
   EXPECT_EQ(Column("SELECT version || ' ' || name FROM schema_migrations ORDER BY version"),
             (std::vector<std::string>{"1 task_hub", "2 platform", "3 history_generation",
                                       "4 dead_node_leases", "5 hot_path", "6 fewer_round_trips", "7 key_expiry",
-                                      "8 newest_first"}));
+                                      "8 newest_first", "11 generic_episode_plans"}));
   // Several nodes starting at once: the advisory lock makes them take turns.
   std::vector<std::thread> nodes;
   std::atomic<int> ok{0};
