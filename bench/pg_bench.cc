@@ -61,6 +61,7 @@ PostgresStoreOptions BenchStoreOptions(const std::string& url) {
     options.commit_threads = std::atoi(n);
   if (const char* n = std::getenv("BATON_BENCH_PG_PREFETCH")) options.prefetch = std::atoi(n) != 0;
   if (const char* n = std::getenv("BATON_BENCH_PG_BACKLOG")) options.prefetch_backlog = std::atoi(n);
+  if (const char* n = std::getenv("BATON_BENCH_PG_INLINE")) options.inline_commits = std::atoi(n) != 0;
   return options;
 }
 
@@ -197,14 +198,18 @@ int Hello5Pg(int n, int c, int nodes) {
     const WorkerStats ws = worker.Stats();
     worker.Stop();
     std::fprintf(stderr,
-                 "node 1: %.1f claims/wf (%.1f empty), %.1f commits/wf, %.1f other reads/wf, "
-                 "%.1f round trips/wf (of all nodes' wf), %llu notifications sent, %llu received; "
-                 "%llu episodes, %llu activities on node 1\n",
+                 "node 1: %.1f claims/wf (%.1f empty), %.1f commits/wf (%.1f inline), %.1f other "
+                 "reads/wf, %.1f round trips/wf (of all nodes' wf), %llu notifications sent (%llu "
+                 "not sent: alone), %llu received; %llu episodes, %llu activities on node 1\n",
                  double(after.claims - before.claims) / n,
                  double(after.empty_claims - before.empty_claims) / n,
-                 double(after.commits - before.commits) / n, double(after.reads - before.reads) / n,
+                 double(after.commits - before.commits) / n,
+                 double(after.inline_commits - before.inline_commits) / n,
+                 double(after.reads - before.reads) / n,
                  double(after.round_trips - before.round_trips) / n,
                  static_cast<unsigned long long>(after.notifications - before.notifications),
+                 static_cast<unsigned long long>(after.notifications_skipped -
+                                                 before.notifications_skipped),
                  static_cast<unsigned long long>(after.notified - before.notified),
                  static_cast<unsigned long long>(ws.episodes),
                  static_cast<unsigned long long>(ws.activities_executed));

@@ -21,7 +21,10 @@
 //
 // Wake-ups: a commit wakes this node's fetchers and waiters at once. Other
 // nodes learn of it through LISTEN/NOTIFY, sent after the commit (never
-// inside it), coalesced to at most one notification per `notify_interval`.
+// inside it), coalesced to at most one notification per `notify_interval`;
+// a node that found no other node's session at its last look (every 0.5 s,
+// with `release_gone_nodes`) sends none, since nobody would receive them,
+// until another node starts and announces itself as it begins to listen.
 // A notification is a hint: fetchers also poll every `poll_interval` and
 // sleep no longer than until the next due timer or lease expiry, and a node
 // whose listening connection broke polls at once after reconnecting.
@@ -39,7 +42,8 @@
 // (commit_log); it never reports "nothing written" when it may have been.
 // Work-item commits queued at once go to PostgreSQL as one transaction (one
 // round trip), each still fenced on its own; one that needs sync makes the
-// whole batch synchronous (docs/postgres.md, Schema).
+// whole batch synchronous (docs/postgres.md, Schema). One submitted while
+// the committers are idle runs on the caller's thread (`inline_commits`).
 //
 // Thread-safety: as Store.
 #pragma once
@@ -72,6 +76,13 @@ struct PostgresStoreOptions {
   int max_connections = 24;
   // Threads committing work items (each with its own connection).
   int commit_threads = 4;
+  // A work-item commit submitted while no other commit is queued or running
+  // runs on the calling thread, its callback too (CompleteOrchestrationWorkItem
+  // and CompleteActivityWorkItem then return after the round trip): one
+  // workflow at a time saves two thread hand-offs per step. Under load
+  // commits still go to the committer threads and batch there. false =
+  // always hand commits (and callbacks) to the committer threads.
+  bool inline_commits = true;
   // Commit every work item with synchronous_commit=on, whatever its `sync`.
   bool sync_all = false;
   // A commit that makes work due while this node has idle fetchers leases

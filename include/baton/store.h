@@ -134,8 +134,10 @@ struct OrchestrationUpdate {
 
 // Called once the commit is durable (or failed), after its effects are
 // visible (the lease released, sent messages fetchable). Runs on a store
-// thread: keep it short and never call back into the store synchronously
-// from it.
+// thread, or on the calling thread before the Complete* call returns (a
+// store may commit there when it has nothing else to commit): keep it
+// short, never call back into the store synchronously from it, and do not
+// hold a lock it takes while calling Complete*.
 using CommitCallback = std::function<void(const Status&)>;
 
 struct CreateInstanceRequest {

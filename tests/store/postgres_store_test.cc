@@ -136,7 +136,7 @@ TEST_F(PostgresStoreTest, MigrationsAreRecordedOnceAndRerunningIsANoop) {
   EXPECT_EQ(Column("SELECT version || ' ' || name FROM schema_migrations ORDER BY version"),
             (std::vector<std::string>{"1 task_hub", "2 platform", "3 history_generation",
                                       "4 dead_node_leases", "5 hot_path", "6 fewer_round_trips", "7 key_expiry",
-                                      "8 newest_first", "9 nodes"}));
+                                      "8 newest_first", "9 nodes", "10 generic_episode_plans"}));
   // Several nodes starting at once: the advisory lock makes them take turns.
   std::vector<std::thread> nodes;
   std::atomic<int> ok{0};
@@ -299,6 +299,7 @@ TEST_F(PostgresStoreTest, ABatchWithAFencedOutCommitCommitsTheOthersAndWritesNot
   auto clock = std::make_shared<ManualClock>(FromUnixMicros(kStartMicros));
   PostgresStoreOptions options = Options(clock);
   options.commit_threads = 1;  // one committer: what queues behind it goes as one batch
+  options.inline_commits = false;  // b0 too: its callback holds the committer
   auto s = MustOpen(options);
   ASSERT_NE(s, nullptr);
   ASSERT_TRUE(Create(*s, "z").ok());
@@ -371,6 +372,97 @@ TEST_F(PostgresStoreTest, ABatchWithAFencedOutCommitCommitsTheOthersAndWritesNot
   // The live lease on "z" was untouched: its holder commits.
   ASSERT_TRUE(Commit(*s, items["z"], episode(items["z"])).ok());
   EXPECT_EQ(s->GetInstance("z", true)->output, "\"z\"");
+}
+
+TEST_F(PostgresStoreTest, ACommitSubmittedWhileTheCommittersAreIdleRunsOnTheCallersThread) {
+  auto clock = std::make_shared<ManualClock>(FromUnixMicros(kStartMicros));
+  auto s = MustOpen(Options(clock));
+  ASSERT_NE(s, nullptr);
+  ASSERT_TRUE(Create(*s, "inline").ok());
+  std::optional<OrchestrationWorkItem> item = FetchNow(*s);
+  ASSERT_TRUE(item.has_value());
+  const PostgresStats before = s->stats();
+  std::promise<std::thread::id> called_on;
+  std::promise<Status> status;
+  s->CompleteOrchestrationWorkItem(
+      *item,
+      Episode(*item, OrchestrationStatus::kCompleted,
+              {HistoryEvent{-1, clock->Now(), events::OrchestratorStarted{}},
+               item->messages[0].event},
+              "\"done\""),
+      [&](const Status& st) {
+        status.set_value(st);
+        called_on.set_value(std::this_thread::get_id());
+      });
+  // The call returned after its round trip: the commit is there already.
+  EXPECT_EQ(s->stats().inline_commits - before.inline_commits, 1u);
+  EXPECT_EQ(s->stats().commits - before.commits, 1u);
+  EXPECT_EQ(Column("SELECT status || ' ' || output FROM instances WHERE instance_id = 'inline'"),
+            std::vector<std::string>{"Completed \"done\""});
+  EXPECT_TRUE(status.get_future().get().ok());
+  EXPECT_EQ(called_on.get_future().get(), std::this_thread::get_id())
+      << "the callback ran on the calling thread too (CommitCallback allows it)";
+
+  // Fenced as ever: a second commit with the same (released) lease is
+  // refused, inline too, and writes nothing.
+  EXPECT_EQ(Commit(*s, *item, Episode(*item, OrchestrationStatus::kFailed, {}, "\"zombie\"")).code(),
+            StatusCode::kAborted);
+  EXPECT_EQ(s->stats().inline_commits - before.inline_commits, 2u);
+  EXPECT_EQ(Column("SELECT status || ' ' || output FROM instances WHERE instance_id = 'inline'"),
+            std::vector<std::string>{"Completed \"done\""});
+
+  // Switched off, the commit goes to a committer thread.
+  PostgresStoreOptions handed_over = Options(clock);
+  handed_over.inline_commits = false;
+  auto h = MustOpen(handed_over);
+  ASSERT_NE(h, nullptr);
+  ASSERT_TRUE(Create(*h, "handed").ok());
+  std::optional<OrchestrationWorkItem> other = FetchNow(*h);
+  ASSERT_TRUE(other.has_value());
+  std::promise<std::thread::id> handed_on;
+  h->CompleteOrchestrationWorkItem(*other, Episode(*other, OrchestrationStatus::kCompleted, {}),
+                                   [&](const Status& st) {
+                                     EXPECT_TRUE(st.ok());
+                                     handed_on.set_value(std::this_thread::get_id());
+                                   });
+  EXPECT_NE(handed_on.get_future().get(), std::this_thread::get_id());
+  EXPECT_EQ(h->stats().inline_commits, 0u);
+}
+
+TEST_F(PostgresStoreTest, ANodeAloneSendsNoNotificationsUntilAnotherNodeStarts) {
+  PostgresStoreOptions slow_poll = Options();
+  slow_poll.poll_interval = std::chrono::minutes(5);  // only a NOTIFY can wake b in time
+  auto a = MustOpen(slow_poll);
+  ASSERT_NE(a, nullptr);
+  // The keeper's look at the sessions finds none but a's own.
+  ASSERT_TRUE(Eventually([&] { return a->stats().alone; }));
+  ASSERT_TRUE(Create(*a, "unheard").ok());
+  ASSERT_TRUE(Eventually([&] { return a->stats().notifications_skipped >= 1; }));
+  EXPECT_EQ(a->stats().notifications, 0u) << "nobody listens: nothing sent";
+
+  // Another node starts: it says so when it listens, and a notifies again
+  // at once (not only after its next look at the sessions).
+  auto b = MustOpen(slow_poll);
+  ASSERT_NE(b, nullptr);
+  ASSERT_TRUE(Eventually([&] { return b->stats().listening && !a->stats().alone; }));
+  std::promise<std::optional<OrchestrationWorkItem>> fetched;
+  std::thread fetcher([&] {
+    for (;;) {  // b's first claims may find "unheard": take it, then wait for "heard"
+      auto r = b->FetchOrchestrationWorkItem(seconds(60));
+      if (!r.ok() || !r->has_value() || (*r)->instance_id == "heard") {
+        fetched.set_value(r.ok() ? std::move(r).value() : std::nullopt);
+        return;
+      }
+    }
+  });
+  ASSERT_TRUE(Eventually([&] { return b->stats().empty_claims >= 1; }));  // it sleeps
+  ASSERT_TRUE(Create(*a, "heard").ok());
+  std::optional<OrchestrationWorkItem> item = fetched.get_future().get();
+  fetcher.join();
+  ASSERT_TRUE(item.has_value());
+  EXPECT_EQ(item->instance_id, "heard");
+  EXPECT_GE(a->stats().notifications, 1u);
+  EXPECT_FALSE(a->stats().alone);
 }
 
 TEST_F(PostgresStoreTest, ClosingAStoreReleasesTheLeasesItHolds) {
@@ -595,6 +687,9 @@ TEST_F(PostgresStoreTest, AWaiterForCompletionReadsOnlyWhenItsInstanceEnds) {
   auto clock = std::make_shared<ManualClock>(FromUnixMicros(kStartMicros));
   PostgresStoreOptions o = Options(clock);
   o.poll_interval = std::chrono::minutes(5);  // no backstop re-read during the test
+  // No look at the sessions, so never "alone": the wait reads at its start
+  // (a node alone skips that read too: AWaiterOnAnInstanceItsNodeStartedAloneReadsNothing).
+  o.release_gone_nodes = false;
   auto store = MustOpen(o);
   ASSERT_NE(store, nullptr);
   ASSERT_TRUE(Create(*store, "w").ok());
@@ -649,6 +744,109 @@ TEST_F(PostgresStoreTest, AWaiterForCompletionReadsOnlyWhenItsInstanceEnds) {
   EXPECT_EQ(state->last_updated_at, read->last_updated_at);
   EXPECT_EQ(state->completed_at, read->completed_at);
   EXPECT_EQ(state->output, "") << "asked without payloads";
+}
+
+TEST_F(PostgresStoreTest, AWaiterOnAnInstanceItsNodeStartedAloneReadsNothing) {
+  auto clock = std::make_shared<ManualClock>(FromUnixMicros(kStartMicros));
+  PostgresStoreOptions o = Options(clock);
+  o.poll_interval = std::chrono::minutes(5);  // no backstop re-read during the test
+  auto store = MustOpen(o);
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(Eventually([&] { return store->stats().listening && store->stats().alone; }));
+  ASSERT_TRUE(Create(*store, "w").ok());
+  auto wait = [&](const std::string& id, WaitCondition condition) {
+    return std::async(std::launch::async, [&store, id, condition] {
+      return store->WaitForInstance(id, condition, seconds(60), false);
+    });
+  };
+  std::future<Result<InstanceState>> started = wait("w", WaitCondition::kStarted);
+  std::future<Result<InstanceState>> completed = wait("w", WaitCondition::kCompleted);
+  ASSERT_TRUE(Eventually([&] { return store->waiting() == 2; }));
+  EXPECT_EQ(store->stats().reads, 0u) << "Pending, as this node knows: nothing to read";
+  EXPECT_EQ(store->stats().known_waits, 2u);
+
+  std::optional<OrchestrationWorkItem> item = FetchNow(*store);
+  ASSERT_TRUE(item.has_value());
+  ASSERT_TRUE(Commit(*store, *item,
+                     Episode(*item, OrchestrationStatus::kRunning,
+                             {HistoryEvent{-1, clock->Now(), events::OrchestratorStarted{}},
+                              item->messages[0].event}))
+                  .ok());
+  Result<InstanceState> running = started.get();
+  ASSERT_TRUE(running.ok()) << running.status().ToString();
+  EXPECT_EQ(running->status, OrchestrationStatus::kRunning);
+  EXPECT_EQ(store->stats().reads, 0u) << "the commit handed the state to the waiter";
+  // A wait that starts now knows it is Running: for kStarted it reads (what
+  // it returns needs the whole state), for kCompleted it does not.
+  Result<InstanceState> again =
+      store->WaitForInstance("w", WaitCondition::kStarted, seconds(60), false);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->status, OrchestrationStatus::kRunning);
+  EXPECT_EQ(store->stats().reads, 1u);
+
+  Message raised;
+  raised.instance_id = "w";
+  raised.event = HistoryEvent{-1, clock->Now(), events::EventRaised{"Go", ""}};
+  ASSERT_TRUE(store->SendMessage(raised).ok());
+  item = FetchNow(*store);
+  ASSERT_TRUE(item.has_value());
+  ASSERT_TRUE(Commit(*store, *item,
+                     Episode(*item, OrchestrationStatus::kCompleted,
+                             {HistoryEvent{-1, clock->Now(), events::OrchestratorStarted{}},
+                              item->messages[0].event},
+                             "\"done\""))
+                  .ok());
+  Result<InstanceState> done = completed.get();
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  EXPECT_EQ(done->status, OrchestrationStatus::kCompleted);
+  EXPECT_EQ(store->stats().reads, 1u);
+  // Once terminal it is forgotten: a later wait reads, and returns at once.
+  Result<InstanceState> late =
+      store->WaitForInstance("w", WaitCondition::kCompleted, seconds(60), false);
+  ASSERT_TRUE(late.ok());
+  EXPECT_EQ(late->status, OrchestrationStatus::kCompleted);
+  EXPECT_EQ(store->stats().reads, 2u);
+  EXPECT_EQ(store->stats().known_waits, 2u);
+}
+
+// A change this node did not make itself (here: another node's commit,
+// announced by NOTIFY) makes it forget what it knew: its waiters read.
+TEST_F(PostgresStoreTest, AnotherNodesCommitMakesAWaiterReadAgain) {
+  auto clock = std::make_shared<ManualClock>(FromUnixMicros(kStartMicros));
+  PostgresStoreOptions o = Options(clock);
+  o.poll_interval = std::chrono::minutes(5);  // only a NOTIFY wakes a waiter in time
+  o.lease_duration = seconds(30);
+  auto a = MustOpen(o);
+  ASSERT_NE(a, nullptr);
+  ASSERT_TRUE(Eventually([&] { return a->stats().listening && a->stats().alone; }));
+  ASSERT_TRUE(Create(*a, "moved").ok());
+  // a takes the work, then loses its lease (a's node stalls); b takes it.
+  std::optional<OrchestrationWorkItem> stale = FetchNow(*a);
+  ASSERT_TRUE(stale.has_value());
+  auto b = MustOpen(o);
+  ASSERT_NE(b, nullptr);
+  ASSERT_TRUE(Eventually([&] { return b->stats().listening && !a->stats().alone; }));
+  std::future<Result<InstanceState>> completed = std::async(std::launch::async, [&] {
+    return a->WaitForInstance("moved", WaitCondition::kCompleted, seconds(60), false);
+  });
+  ASSERT_TRUE(Eventually([&] { return a->waiting() == 1; }));
+  EXPECT_EQ(a->stats().known_waits, 1u) << "a still knows it Pending: no read";
+  clock->Advance(seconds(31));
+  std::optional<OrchestrationWorkItem> item = FetchNow(*b);
+  ASSERT_TRUE(item.has_value());
+  ASSERT_TRUE(Commit(*b, *item,
+                     Episode(*item, OrchestrationStatus::kCompleted,
+                             {HistoryEvent{-1, clock->Now(), events::OrchestratorStarted{}},
+                              item->messages[0].event},
+                             "\"b\""))
+                  .ok());
+  Result<InstanceState> done = completed.get();
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  EXPECT_EQ(done->status, OrchestrationStatus::kCompleted);
+  EXPECT_GE(a->stats().reads, 1u) << "woken by b's NOTIFY, it read";
+  // The stale holder's commit is refused as ever.
+  EXPECT_EQ(Commit(*a, *stale, Episode(*stale, OrchestrationStatus::kFailed, {})).code(),
+            StatusCode::kAborted);
 }
 
 // A start made while this node has an idle orchestration fetcher is leased
@@ -1092,6 +1290,7 @@ TEST_F(PostgresOutcomeTest, ABatchCutWithItsConnectionIsReadBackCallByCall) {
     PostgresStoreOptions o = Options(clock);
     o.url = proxied_url_;
     o.commit_threads = 1;
+    o.inline_commits = false;  // the first commit's callback holds the committer
     auto s = MustOpen(o);
     ASSERT_NE(s, nullptr);
     ASSERT_TRUE(Create(*s, tag + "z").ok());

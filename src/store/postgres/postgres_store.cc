@@ -414,13 +414,22 @@ Result<ConnectionPool::Lease> ConnectionPool::Acquire(std::chrono::milliseconds 
     return conn.status();
   }
   (*conn)->CountRoundTrips(round_trips_);
+  lock.lock();
+  pids_.insert((*conn)->backend_pid());
+  lock.unlock();
   return Lease(this, std::move(conn).value());
+}
+
+std::unordered_set<int64_t> ConnectionPool::Pids() {
+  std::lock_guard lock(mu_);
+  return pids_;
 }
 
 void ConnectionPool::Release(std::unique_ptr<PgConnection> conn) {
   std::lock_guard lock(mu_);
   if (conn->broken()) {
     --open_;
+    pids_.erase(conn->backend_pid());
   } else {
     idle_.push_back(std::move(conn));
   }
@@ -433,6 +442,7 @@ void ConnectionPool::Clear() {
     std::lock_guard lock(mu_);
     closing.swap(idle_);
     open_ -= static_cast<int>(closing.size());
+    for (const auto& conn : closing) pids_.erase(conn->backend_pid());
   }
 }
 
@@ -603,6 +613,10 @@ PostgresStats PostgresStore::stats() const {
   s.notified = notified_.load();
   s.renewals = renewals_.load();
   s.unknown_outcomes = unknown_outcomes_.load();
+  s.inline_commits = inline_commits_.load();
+  s.known_waits = known_waits_.load();
+  s.notifications_skipped = notifications_skipped_.load();
+  s.alone = alone_.load();
   s.listening = listening_.load();
   s.peers = peers_seen_.load();
   s.peers_gone = peers_gone_.load();
@@ -769,12 +783,54 @@ Result<PgResult> PostgresStore::ReadSql(const std::string& sql, const Params& pa
   }
 }
 
+namespace {
+
+// One commit (a batch counts once) of `writes` calls, timed from `start`.
+void ObserveCommit(util::metrics::Clock::time_point start, size_t writes) {
+  // The whole round trip, the database's fsync (when a call needs sync)
+  // included; PostgreSQL's own WAL sync time is pg_stat_wal's (docs/metrics.md).
+  static util::metrics::Histogram& commit = util::metrics::Default().GetHistogram(
+      "baton_store_commit_seconds", "A group commit: the writer's transaction from BEGIN to COMMIT done",
+      {{"store", "postgres"}});
+  static util::metrics::Counter& counted = util::metrics::Default().GetCounter(
+      "baton_store_writes_total", "Writes the store's writer ran (many per group commit)", {{"store", "postgres"}});
+  commit.ObserveSince(start);
+  counted.Inc(writes);
+}
+
+}  // namespace
+
 void PostgresStore::Submit(CommitJob job) {
   {
-    std::lock_guard lock(commit_mu_);
-    commit_queue_.push_back(std::move(job));
+    std::unique_lock lock(commit_mu_);
+    const bool run_here =
+        options_.inline_commits && commits_in_flight_ == 0 && !committers_stopping_;
+    // Counted before it runs, so that commits submitted meanwhile go to the
+    // committers (and batch there) instead of running inline beside this one.
+    ++commits_in_flight_;
+    if (!run_here) {
+      commit_queue_.push_back(std::move(job));
+      lock.unlock();
+      commit_cv_.notify_one();
+      return;
+    }
   }
-  commit_cv_.notify_one();
+  inline_commits_.fetch_add(1, std::memory_order_relaxed);
+  const auto start = util::metrics::StartTimer();
+  Result<Outcome> outcome = Mutate(*job.statement, job.params(), job.commit_key, job.what);
+  ObserveCommit(start, 1);
+  {
+    // Before the wake-ups: the next step's commit, submitted by a thread
+    // they wake, may run inline too.
+    std::lock_guard lock(commit_mu_);
+    --commits_in_flight_;
+  }
+  Finish(job, std::move(outcome));
+}
+
+void PostgresStore::Finish(CommitJob& job, Result<Outcome> outcome) {
+  Status status = job.finish(std::move(outcome));
+  if (job.done) job.done(status);
 }
 
 void PostgresStore::CommitterLoop() {
@@ -797,19 +853,13 @@ void PostgresStore::CommitterLoop() {
     const size_t n = jobs.size();
     if (jobs.size() == 1) {
       CommitJob& job = jobs.front();
-      job.finish(Mutate(*job.statement, job.params(), job.commit_key, job.what));
+      Finish(job, Mutate(*job.statement, job.params(), job.commit_key, job.what));
     } else {
       CommitBatch(jobs);
     }
-    // The whole round trip, the database's fsync (when a call needs sync)
-    // included; PostgreSQL's own WAL sync time is pg_stat_wal's (docs/metrics.md).
-    static util::metrics::Histogram& commit = util::metrics::Default().GetHistogram(
-        "baton_store_commit_seconds", "A group commit: the writer's transaction from BEGIN to COMMIT done",
-        {{"store", "postgres"}});
-    static util::metrics::Counter& writes = util::metrics::Default().GetCounter(
-        "baton_store_writes_total", "Writes the store's writer ran (many per group commit)", {{"store", "postgres"}});
-    commit.ObserveSince(start);
-    writes.Inc(n);
+    ObserveCommit(start, n);
+    std::lock_guard lock(commit_mu_);
+    commits_in_flight_ -= static_cast<int>(n);
   }
 }
 
@@ -829,7 +879,7 @@ void PostgresStore::CommitBatch(std::vector<CommitJob>& jobs) {
   }
   auto one_by_one = [&](size_t from) {
     for (size_t i = from; i < jobs.size(); ++i) {
-      jobs[i].finish(Mutate(*jobs[i].statement, params[i], jobs[i].commit_key, jobs[i].what));
+      Finish(jobs[i], Mutate(*jobs[i].statement, params[i], jobs[i].commit_key, jobs[i].what));
     }
   };
   for (const Params& p : params) {
@@ -845,7 +895,7 @@ void PostgresStore::CommitBatch(std::vector<CommitJob>& jobs) {
       "commit batch");
   if (r.ok()) {
     for (size_t i = 0; i < jobs.size(); ++i) {
-      jobs[i].finish(Outcome{std::move((*r)[i]), false});
+      Finish(jobs[i], Outcome{std::move((*r)[i]), false});
     }
     return;
   }
@@ -872,13 +922,13 @@ void PostgresStore::CommitBatch(std::vector<CommitJob>& jobs) {
   for (size_t i = 0; i < jobs.size(); ++i) {
     Result<bool> landed = ResolveOutcome(session, jobs[i].commit_key, deadline);
     if (!landed.ok()) {
-      jobs[i].finish(UnavailableError("postgres: the outcome of " + jobs[i].what +
-                                      " is unknown (connection lost during the commit; " +
-                                      landed.status().message() + ")"));
+      Finish(jobs[i], UnavailableError("postgres: the outcome of " + jobs[i].what +
+                                       " is unknown (connection lost during the commit; " +
+                                       landed.status().message() + ")"));
     } else if (*landed) {
-      jobs[i].finish(Outcome{PgResult(), true});
+      Finish(jobs[i], Outcome{PgResult(), true});
     } else {
-      jobs[i].finish(Mutate(*jobs[i].statement, params[i], jobs[i].commit_key, jobs[i].what));
+      Finish(jobs[i], Mutate(*jobs[i].statement, params[i], jobs[i].commit_key, jobs[i].what));
     }
   }
 }
@@ -924,6 +974,17 @@ void PostgresStore::SignalWaiters(const std::vector<std::string>& ids,
                                   const std::optional<KnownStatus>& known) {
   std::lock_guard lock(mu_);
   for (const std::string& id : ids) {
+    if (auto k = known_status_.find(id); k != known_status_.end()) {
+      if (!known || known->instance_id != id) {
+        known_status_.erase(k);  // changed by a call whose result this node did not see
+      } else if (IsTerminal(known->status)) {
+        known_status_.erase(k);  // a later waiter reads the final state
+      } else if (known->status != OrchestrationStatus::kPending) {
+        // Only forward: a start's own announcement (Pending) may come after
+        // its first episode's commit.
+        k->second = known->status;
+      }
+    }
     auto it = waiters_.find(id);
     if (it == waiters_.end()) continue;
     for (Waiter* w : it->second) {
@@ -944,6 +1005,7 @@ void PostgresStore::SignalWaiters(const std::vector<std::string>& ids,
 
 void PostgresStore::SignalAllWaiters() {
   std::lock_guard lock(mu_);
+  known_status_.clear();
   for (auto& [id, list] : waiters_) {
     for (Waiter* w : list) {
       w->signaled = true;
@@ -1108,24 +1170,44 @@ void PostgresStore::WatchPeers() {
   // The nodes with a session now ('s'), and the holders of live leases ('l').
   static const std::string kSql =
       "SELECT 's', substr(application_name, " + std::to_string(kNodeSessionPrefix.size() + 1) +
-      ") FROM pg_stat_activity WHERE datname = current_database() AND "
-      "starts_with(application_name, '" + std::string(kNodeSessionPrefix) +
-      "') UNION SELECT 'l', locked_by FROM instance_queue WHERE due_at > coalesce($1, "
-      "baton_now()) AND lock_token IS NOT NULL UNION SELECT 'l', locked_by FROM activity_tasks "
+      "), pid FROM pg_stat_activity WHERE datname = current_database() AND "
+      "(starts_with(application_name, '" + std::string(kNodeSessionPrefix) +
+      "') OR application_name = 'baton') UNION SELECT 'l', locked_by, NULL FROM instance_queue WHERE due_at > coalesce($1, "
+      "baton_now()) AND lock_token IS NOT NULL UNION SELECT 'l', locked_by, NULL FROM activity_tasks "
       "WHERE due_at > coalesce($1, baton_now()) AND lock_token IS NOT NULL";
   Params params;
   params.OptionalInt(NowParam());
+  const uint64_t heard = heard_from_others_.load();
   // A failed look (the database is down or restarting) proves nothing.
   Result<PgResult> r = ReadSql(kSql, params, "watch nodes", /*counted=*/false);
-  if (!r.ok()) return;
+  if (!r.ok()) {
+    alone_ = false;
+    return;
+  }
   const auto now = std::chrono::steady_clock::now();
+  // This store's own sessions, known after the look: one opened meanwhile
+  // is ours; one of ours that broke and lingers counts as another node's.
+  std::unordered_set<int64_t> mine = pool_->Pids();
+  mine.insert(notifier_pid_.load());
+  mine.insert(listener_pid_.load());
+  bool others = false;
   std::set<std::string> present;
   std::set<std::string> holders;
   for (int i = 0; i < r->rows(); ++i) {
-    (r->Text(i, 0) == "s" ? present : holders).insert(r->Text(i, 1));
+    if (r->Text(i, 0) == "s") {
+      others |= !mine.contains(r->Int(i, 2));
+      present.insert(r->Text(i, 1));
+    } else {
+      holders.insert(r->Text(i, 1));
+    }
   }
   present.erase(options_.node_id);
+  present.erase("");  // application_name 'baton': a node that cannot name itself
   peers_seen_ = static_cast<int>(present.size());
+  // No session but this store's (whatever their node ids): its NOTIFYs
+  // would reach no one. A node that started during the look announces
+  // itself (ListenerLoop), which moves heard_from_others_.
+  alone_ = options_.notifications && !others && heard_from_others_.load() == heard;
   for (const std::string& id : present) peers_[id].reset();
   // A holder that was never seen counts too (it may have died before this
   // node's first look), if it would name its sessions: one that does not
@@ -1349,6 +1431,14 @@ void PostgresStore::NotifierLoop() {
     // Channel baton_work: "o" orchestration work, "t" activity work.
     // Channel baton_status: a JSON array of instance ids whose status
     // changed, or "*" for "any instance".
+    if (alone_) {
+      // No other node has a session: nobody would receive it (a node that
+      // starts polls at once and announces itself, see WatchPeers).
+      notifications_skipped_.fetch_add(1, std::memory_order_relaxed);
+      if (stopping_) continue;
+      std::this_thread::sleep_for(options_.notify_interval);
+      continue;
+    }
     std::vector<std::pair<std::string, std::string>> notes;
     if (orch || task)
       notes.emplace_back(kWorkChannel, std::string(orch ? "o" : "") + (task ? "t" : ""));
@@ -1411,7 +1501,11 @@ void PostgresStore::ListenerLoop() {
       Result<std::unique_ptr<PgConnection>> c = PgConnection::Connect(options_.url, setup_sql_);
       Status s = c.ok() ? Status::Ok() : c.status();
       if (c.ok()) {
-        s = (*c)->Exec(std::string("LISTEN ") + kWorkChannel + "; LISTEN " + kStatusChannel,
+        // And say so ("n", which nodes that only look for 'o' and 't'
+        // ignore): a node that stopped notifying because it was alone
+        // (WatchPeers) starts again at once.
+        s = (*c)->Exec(std::string("LISTEN ") + kWorkChannel + "; LISTEN " + kStatusChannel +
+                           "; NOTIFY " + kWorkChannel + ", 'n'",
                        "listen")
                 .status();
       }
@@ -1425,6 +1519,7 @@ void PostgresStore::ListenerLoop() {
         continue;
       }
       conn = std::move(c).value();
+      listener_pid_ = conn->backend_pid();
       backoff = std::chrono::milliseconds(100);
       // Whatever was notified while we were not listening is lost: poll now.
       WakeOrchestrations(true);
@@ -1445,8 +1540,11 @@ void PostgresStore::ListenerLoop() {
     bool orch = false, task = false, all = false;
     std::vector<std::string> changed;
     while (PGnotify* note = PQnotifies(conn->raw())) {
-      if (note->be_pid != notifier_pid_.load()) {
+      if (note->be_pid != notifier_pid_.load() && note->be_pid != conn->backend_pid()) {
         notified_.fetch_add(1, std::memory_order_relaxed);
+        // Another node is there (and listens): notify it from now on.
+        heard_from_others_.fetch_add(1);
+        alone_ = false;
         std::string_view channel = note->relname;
         std::string_view payload = note->extra;
         if (channel == kWorkChannel) {
@@ -1521,7 +1619,31 @@ Status PostgresStore::CreateInstance(const CreateInstanceRequest& request) {
   }
   p.Text(options_.node_id);
   const int64_t started_at = LocalMicros();
-  BATON_ASSIGN_OR_RETURN(Outcome o, Mutate(kStartInstance, p, key, "create instance"));
+  // A node alone sees every change of the instances it starts (its own
+  // commits; another node that appears notifies it of its changes): it
+  // remembers their status, so a waiter need not read one that has not
+  // reached what it waits for (WaitForInstance). Entered before the start
+  // commits, so that no commit of its first episode can come before it.
+  const uint64_t heard = heard_from_others_.load();
+  bool remembered = false;
+  if (alone_) {
+    std::lock_guard lock(mu_);
+    if (known_status_.size() < kMaxKnownStatuses) {
+      remembered =
+          known_status_.try_emplace(request.instance_id, OrchestrationStatus::kPending).second;
+    }
+  }
+  auto forget = [&] {
+    if (!remembered) return;
+    std::lock_guard lock(mu_);
+    known_status_.erase(request.instance_id);
+  };
+  Result<Outcome> outcome = Mutate(kStartInstance, p, key, "create instance");
+  if (!outcome.ok() || outcome->read_back || !alone_ || heard_from_others_.load() != heard ||
+      outcome->result.Text(0, 0) != "ok") {
+    forget();
+  }
+  BATON_ASSIGN_OR_RETURN(Outcome o, std::move(outcome));
   if (o.read_back) {
     // It landed, but we did not see whether it leased the instance to us: if
     // so, give the lease back now rather than let it expire.
@@ -1534,8 +1656,10 @@ Status PostgresStore::CreateInstance(const CreateInstanceRequest& request) {
     return AlreadyExistsError("instance '" + request.instance_id +
                               "' already exists with status " + code.substr(7));
   }
+  // A new instance is Pending: no waiter needs waking for it.
+  const KnownStatus pending{request.instance_id, OrchestrationStatus::kPending, std::nullopt};
   if (o.result.IsNull(0, 2)) {
-    Announce(true, 0, {request.instance_id});
+    Announce(true, 0, {request.instance_id}, pending);
     return Status::Ok();
   }
   // Leased to this node: the work item a claim would have returned.
@@ -1574,7 +1698,7 @@ Status PostgresStore::CreateInstance(const CreateInstanceRequest& request) {
     Wake(orchestrations_, 1, /*in_database=*/false);
   }
   // Waiters (here and on other nodes) learn of it; no other fetcher need claim.
-  Announce(false, 0, {request.instance_id});
+  Announce(false, 0, {request.instance_id}, pending);
   return Status::Ok();
 }
 
@@ -1742,9 +1866,20 @@ Result<InstanceState> PostgresStore::WaitForInstance(const std::string& instance
   Waiter waiter;
   waiter.condition = condition;
   waiter.include_payloads = include_payloads;
+  auto reached_by = [&](OrchestrationStatus status) {
+    return condition == WaitCondition::kStarted ? status != OrchestrationStatus::kPending
+                                                : IsTerminal(status);
+  };
+  // Whether this node knows, from its own commits, that the instance has
+  // not reached the condition: then the first read is skipped (the change
+  // that reaches it signals this waiter; the poll re-reads anyway).
+  bool skip_read = false;
   {
     std::lock_guard lock(mu_);
     waiters_[instance_id].push_back(&waiter);
+    if (auto k = known_status_.find(instance_id); k != known_status_.end()) {
+      skip_read = !reached_by(k->second);
+    }
   }
   auto unregister = [&] {
     std::lock_guard lock(mu_);
@@ -1754,24 +1889,22 @@ Result<InstanceState> PostgresStore::WaitForInstance(const std::string& instance
     if (it->second.empty()) waiters_.erase(it);
   };
   for (;;) {
-    Result<InstanceState> state = GetInstance(instance_id, include_payloads);
-    if (!state.ok() && state.status().code() == StatusCode::kUnavailable &&
-        std::chrono::steady_clock::now() + std::chrono::milliseconds(100) < deadline) {
-      // The database is restarting or unreachable: keep waiting for it.
-      std::unique_lock lock(mu_);
-      waiter.cv.wait_for(lock, std::chrono::milliseconds(100), [&] { return interrupted_; });
-      if (!interrupted_) continue;
-    }
-    if (!state.ok()) {
-      unregister();
-      return state;
-    }
-    const bool reached = condition == WaitCondition::kStarted
-                             ? state->status != OrchestrationStatus::kPending
-                             : IsTerminal(state->status);
-    if (reached) {
-      unregister();
-      return state;
+    if (skip_read) {
+      skip_read = false;
+      known_waits_.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      Result<InstanceState> state = GetInstance(instance_id, include_payloads);
+      if (!state.ok() && state.status().code() == StatusCode::kUnavailable &&
+          std::chrono::steady_clock::now() + std::chrono::milliseconds(100) < deadline) {
+        // The database is restarting or unreachable: keep waiting for it.
+        std::unique_lock lock(mu_);
+        waiter.cv.wait_for(lock, std::chrono::milliseconds(100), [&] { return interrupted_; });
+        if (!interrupted_) continue;
+      }
+      if (!state.ok() || reached_by(state->status)) {
+        unregister();
+        return state;
+      }
     }
     std::unique_lock lock(mu_);
     // Woken by a commit naming the instance (here or, via NOTIFY, on another
@@ -2086,9 +2219,9 @@ void PostgresStore::CompleteOrchestrationWorkItem(const OrchestrationWorkItem& i
     *started = LocalMicros();
     return p;
   };
+  job.done = std::move(done);
   job.finish = [this, started, token = item.lock_token, id = item.instance_id, status_after,
-                state_after = std::move(state_after),
-                done = std::move(done)](Result<Outcome> o) mutable {
+                state_after = std::move(state_after)](Result<Outcome> o) mutable {
     ForgetLease(token);
     Status status;
     if (!o.ok()) {
@@ -2109,7 +2242,7 @@ void PostgresStore::CompleteOrchestrationWorkItem(const OrchestrationWorkItem& i
       Announce(o->result.Bool(0, 1), static_cast<int>(o->result.Int(0, 2)),
                o->result.TextArray(0, 3), KnownStatus{id, status_after, std::move(state_after)});
     }
-    if (done) done(status);
+    return status;
   };
   Submit(std::move(job));
 }
@@ -2204,8 +2337,8 @@ void PostgresStore::CompleteActivityWorkItem(const ActivityWorkItem& item, Messa
     *started = LocalMicros();
     return p;
   };
-  job.finish = [this, started, token = item.lock_token, seq = item.task.seq,
-                done = std::move(done)](Result<Outcome> o) {
+  job.done = std::move(done);
+  job.finish = [this, started, token = item.lock_token, seq = item.task.seq](Result<Outcome> o) {
     ForgetLease(token);
     Status status;
     if (!o.ok()) {
@@ -2235,7 +2368,7 @@ void PostgresStore::CompleteActivityWorkItem(const ActivityWorkItem& item, Messa
       }
       Announce(o->result.Bool(0, 1), 0, {});
     }
-    if (done) done(status);
+    return status;
   };
   Submit(std::move(job));
 }

@@ -44,6 +44,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "baton/postgres_store.h"
@@ -88,6 +89,8 @@ class ConnectionPool {
   void Release(std::unique_ptr<PgConnection> conn);
   // Closes the idle connections (the busy ones close when released).
   void Clear();
+  // The server process ids of the open connections.
+  std::unordered_set<int64_t> Pids();
 
  private:
   const std::string conninfo_;
@@ -97,6 +100,7 @@ class ConnectionPool {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::unique_ptr<PgConnection>> idle_;
+  std::unordered_set<int64_t> pids_;
   int open_ = 0;
 };
 
@@ -109,8 +113,12 @@ struct PostgresStats {
   uint64_t round_trips = 0;       // every statement sent on any connection of the store
   uint64_t notifications = 0;     // NOTIFY statements sent
   uint64_t notified = 0;          // NOTIFYs received from other nodes
+  uint64_t notifications_skipped = 0;  // not sent: no other node had a session (alone)
+  bool alone = false;             // the last look saw no other node: NOTIFYs are not sent
   uint64_t renewals = 0;          // leases extended by the keeper
   uint64_t unknown_outcomes = 0;  // commits whose connection broke, resolved by read-back
+  uint64_t inline_commits = 0;    // of `commits`, run on the caller's thread (Submit)
+  uint64_t known_waits = 0;       // WaitForInstance calls that skipped their first read
   bool listening = false;         // the LISTEN connection is up
   int peers = 0;                  // other nodes with sessions at the last look
   uint64_t peers_gone = 0;        // nodes seen whose sessions all went away
@@ -231,10 +239,19 @@ class PostgresStore final : public Store {
     bool sync = false;
     std::string lock_key;  // the instance it locks first: the batch's lock order
     size_t bytes = 0;      // of its parameters, about
-    std::function<void(Result<Outcome>)> finish;
+    // The lease bookkeeping and wake-ups; returns what `done` gets.
+    std::function<Status(Result<Outcome>)> finish;
+    CommitCallback done;
   };
+  // Runs `job` at once on the calling thread, its callback included, when
+  // no other commit is queued or running (one workflow at a time: the
+  // hand-off to a committer thread would be a thread wake-up on the path of
+  // every step), else queues it for a committer thread, where it may join a
+  // batch.
   void Submit(CommitJob job);
   void CommitterLoop();
+  // finish(), then `done`.
+  void Finish(CommitJob& job, Result<Outcome> outcome);
   // Several queued commits in one transaction and one round trip; each is
   // still fenced on its own (a lost lease makes that call write nothing and
   // answer 'aborted'). A failed batch falls back to one call each.
@@ -369,11 +386,22 @@ class PostgresStore final : public Store {
   std::deque<ActivityWorkItem> task_prefetched_;
   bool interrupted_ = false;
   std::unordered_map<std::string, std::vector<Waiter*>> waiters_;
+  // The status of instances this node started while alone_, as its own
+  // commits left it (SignalWaiters keeps it; any change it did not make
+  // itself, a NOTIFY naming the instance or one for "any instance", removes
+  // it; terminal ones are removed). Lets WaitForInstance skip the read of
+  // an instance that has not reached its condition. At most
+  // kMaxKnownStatuses entries (instances that run for long stay in it).
+  static constexpr size_t kMaxKnownStatuses = 65536;
+  std::unordered_map<std::string, OrchestrationStatus> known_status_;
 
   // Committers.
   std::mutex commit_mu_;
   std::condition_variable commit_cv_;
   std::deque<CommitJob> commit_queue_;
+  // Work-item commits queued, running on a committer or running inline
+  // (not their callbacks).
+  int commits_in_flight_ = 0;
   bool committers_stopping_ = false;
   std::vector<std::thread> committers_;
 
@@ -400,14 +428,22 @@ class PostgresStore final : public Store {
   std::set<std::string> notify_changed_;
   bool notify_all_changed_ = false;
   std::atomic<int> notifier_pid_{0};
+  std::atomic<int> listener_pid_{0};
   std::thread notifier_;
   std::thread listener_;
   int listener_wake_fd_ = -1;  // eventfd: stops the listener's poll()
 
   std::atomic<bool> listening_{false};
+  // No other node had a session at the keeper's last look (WatchPeers), and
+  // none has notified since: the notifier sends nothing. The listener clears
+  // it on any notification from another node (a starting node sends one).
+  std::atomic<bool> alone_{false};
+  std::atomic<uint64_t> heard_from_others_{0};
+  std::atomic<uint64_t> notifications_skipped_{0};
   std::atomic<uint64_t> empty_claims_{0};
   std::atomic<uint64_t> claims_{0}, commits_{0}, reads_{0}, notifications_{0}, notified_{0}, renewals_{0},
-      unknown_outcomes_{0}, peers_gone_{0}, leases_released_{0};
+      unknown_outcomes_{0}, peers_gone_{0}, leases_released_{0}, inline_commits_{0},
+      known_waits_{0};
   std::atomic<int> peers_seen_{0};
   // Shared with every connection of the store (PgConnection::CountRoundTrips).
   std::shared_ptr<std::atomic<uint64_t>> round_trips_ = std::make_shared<std::atomic<uint64_t>>(0);
