@@ -677,6 +677,21 @@ function instanceActions(s, id, r) {
   return h("div", { class: "actions", role: "group", "aria-label": "Actions" }, buttons);
 }
 
+// The chain of `baton why` (GET …/why, docs/why.md): from the thing shown to
+// the root cause of its wait, one line per layer; null when there is none
+// (a finished instance or job) or it cannot be read.
+async function whyChain(path) {
+  const w = await get(path).catch(() => null);
+  if (!w || !Array.isArray(w.chain) || !w.chain.length) return null;
+  const last = w.chain.length - 1;
+  return h("div", { class: "why", id: "why" }, h("h3", { text: "Why" }),
+    h("ol", {}, w.chain.map((l, i) => h("li", { "data-layer": l.layer || "" },
+      h("span", { class: "muted", text: "[" + (l.layer || "?") + "] " }),
+      i === last && last > 0 ? h("strong", { text: l.summary || "" }) : h("span", { text: l.summary || "" })))),
+    w.cycle ? h("p", { class: "muted", text: "(the chain loops back here)" }) : null,
+    w.truncated ? h("p", { class: "muted", text: "(the chain goes on)" }) : null);
+}
+
 async function viewInstance(r, gen) {
   const id = r.id;
   const hub = hubParam(r);
@@ -685,6 +700,9 @@ async function viewInstance(r, gen) {
     if (gen !== S.gen) return;
     const events = s.historyEvents || [];
     const tl = instanceTimeline(events, hub);
+    const why = TERMINAL.has(s.runtimeStatus) ? null
+      : await whyChain("/api/v1/instances/" + encodeURIComponent(id) + "/why" + hubQuery(r, "?"));
+    if (gen !== S.gen) return;
     const failure = s.failureDetails
       ? h("div", { class: "failure", id: "failure" }, h("strong", { text: s.failureDetails.errorType }), " ",
           h("span", { text: s.failureDetails.errorMessage }),
@@ -710,7 +728,7 @@ async function viewInstance(r, gen) {
              ["Scheduled start", fmtTime(s.scheduledStartTime)],
              ["Parent", s.parentInstanceId ? link(s.parentInstanceId, "instance", s.parentInstanceId, hub ? { hub } : {}) : ""],
              ["Children", tl.children.length ? h("span", {}, tl.children.map((c, i) => [i ? ", " : "", link(c, "instance", c, hub ? { hub } : {})])) : ""]]),
-      failure, pending,
+      failure, pending, why,
       h("h3", { text: "Timeline" }), tl.chart,
       h("h3", { text: "Input" }), h("pre", { id: "input", text: json(s.input) || "(none)" }),
       h("h3", { text: "Output" }), h("pre", { id: "output", text: json(s.output) || "(none)" }),
@@ -906,6 +924,7 @@ async function viewJob(r, gen) {
       const lines = page && page.lines ? page.lines : [];
       logText = lines.length ? lines.slice(-200).map((l) => (l.stream === "stderr" ? "! " : "  ") + l.text).join("\n") : "(no output yet)";
     }
+    const why = finished ? null : await whyChain("/api/v1/jobs/" + encodeURIComponent(id) + "/why");
     if (gen !== S.gen) return null;
     const stats = result.stats || job.stats;
     show(
@@ -923,6 +942,7 @@ async function viewJob(r, gen) {
              ["Progress", progress(job.progress)], ["Submitted", fmtTime(job.createdAt)], ["Finished", fmtTime(job.finishedAt)],
              ["Exit code", result.exitCode], ["Error", result.error],
              ["CPU use", stats && stats.cpu ? sparkline(stats.cpu) : ""], ["Memory use", stats && stats.memoryMb ? sparkline(stats.memoryMb) : ""]]),
+      why,
       h("h3", { text: "Timeline" }), jobTimeline(evs, job),
       h("h3", { text: "Attempts" }), table(["Attempt", "Started", "Duration", "Exit code", "Reason"], attemptRows, "attempts"),
       h("h3", { text: "Logs (latest attempt)" }), h("pre", { id: "logs", text: logText }),

@@ -195,6 +195,9 @@ test("Dashboard: raise, terminate, suspend/resume, rewind and purge through the 
   // Raise "approve": AwaitApproval completes with the event's data.
   await openInstance("r-000");
   assert.match(await p.locator("#pending").innerText(), /external event/);
+  // `baton why` in the page: the chain ends at the event it waits for, named.
+  await p.locator("#why li[data-layer=external-event]").waitFor();
+  assert.match(await p.locator("#why").innerText(), /external event 'approve'/);
   await shot(p, "instance-running");
   await p.click("[data-action=raise-event]");
   await confirm(p, { event: "approve", data: '{"by":"ui"}' });
@@ -322,6 +325,10 @@ test("Dashboard: the tenant view shows the queue while jobs wait", async () => {
   // Cancel the last one through its page; the queue shrinks.
   const last = waiting[1].job;
   await open(p, "#/job/" + last);
+  // `baton why` in the page: the queued job waits on the quota, at its place.
+  await p.locator("#why li[data-layer=quota]").waitFor();
+  assert.match(await p.locator("#why li[data-layer=quota]").innerText(), /number \d+ in the queue/);
+  await shot(p, "job-why");
   await p.click("[data-action=cancel]");
   await confirm(p);
   await until("the job canceled", async () => (await call(KEY, "GET", `/api/v1/jobs/${last}`)).body.status === "Canceled");
@@ -341,6 +348,7 @@ test("Dashboard: the tenant view shows the queue while jobs wait", async () => {
   assert.ok(adminIds.length > 0 && adminIds.every((x) => x.startsWith("r-00")), adminIds.join(","));
   await open(admin, "#/instance/r-003?hub=dash");
   await admin.locator("#detail-title .badge.Running").waitFor();
+  await admin.locator("#why li[data-layer=external-event]").waitFor();  // the why of the tenant's hub
   assert.equal(await admin.locator("[data-action=terminate]").count(), 1);
   await admin.close();
   for (const id of ids.filter((x) => x !== last)) await call(KEY, "POST", `/api/v1/jobs/${id}/cancel`);
