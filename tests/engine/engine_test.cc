@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <stdexcept>
 
 #include "baton/client.h"
 #include "baton/registry.h"
@@ -28,7 +29,12 @@ class EngineTest : public ::testing::Test {
   // Opens the store and starts a worker. `clock` null = system clock.
   void Open(WorkerOptions options = {}) {
     auto store = testing::OpenTestStore(dir_.path(), clock_);
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    if (!store.ok()) {
+      // Ends the test here (gtest reports the exception), not only Open():
+      // the test's next line would use the client this did not make.
+      ADD_FAILURE() << store.status().ToString();
+      throw std::runtime_error("no store: " + store.status().ToString());
+    }
     store_ = std::move(*store);
     options.clock = clock_;
     worker_ = std::make_unique<Worker>(*store_, registry_, options);

@@ -2,6 +2,8 @@
 // rollback, scheduled signals, critical sections and lock release.
 #include <gtest/gtest.h>
 
+#include <stdexcept>
+
 #include <random>
 
 #include "baton/client.h"
@@ -57,7 +59,10 @@ class EntityTest : public ::testing::Test {
   }
   void Open(std::shared_ptr<Clock> clock = nullptr) {
     auto store = testing::OpenTestStore(dir_.path(), clock);
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    if (!store.ok()) {  // ends the test, not only this helper (its next line would use a null store)
+      ADD_FAILURE() << store.status().ToString();
+      throw std::runtime_error("no store: " + store.status().ToString());
+    }
     store_ = std::move(*store);
     WorkerOptions worker_options;
     worker_options.clock = clock;

@@ -6,6 +6,8 @@
 // SQLite and (the Postgres/ copy, testing/test_store.h) on PostgreSQL.
 #include <gtest/gtest.h>
 
+#include <stdexcept>
+
 #include <fstream>
 
 #include "baton/client.h"
@@ -27,7 +29,10 @@ class PreflightTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto store = testing::OpenTestStore(dir_.path(), nullptr);
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    if (!store.ok()) {  // ends the test, not only this helper (its next line would use a null store)
+      ADD_FAILURE() << store.status().ToString();
+      throw std::runtime_error("no store: " + store.status().ToString());
+    }
     store_ = std::move(*store);
     versions::RegisterV1(v1_);
     worker_ = std::make_unique<Worker>(*store_, v1_, WorkerOptions{});

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <stdexcept>
+
 #include <cstdlib>
 #include <fstream>
 
@@ -25,7 +27,10 @@ class WhyTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto store = testing::OpenTestStore(dir_.path(), nullptr);
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    if (!store.ok()) {  // ends the test, not only this helper (its next line would use a null store)
+      ADD_FAILURE() << store.status().ToString();
+      throw std::runtime_error("no store: " + store.status().ToString());
+    }
     store_ = std::move(*store);
     client_ = std::make_unique<Client>(*store_);
   }
