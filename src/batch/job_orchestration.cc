@@ -539,6 +539,18 @@ Task<Json> RunJob(OrchestrationContext& ctx) {
           SetPhase(ctx, Json{{"phase", "running"}, {"attempt", attempt}}, shown, /*step=*/false);
           continue;
         }
+        // A fast job's progress reports and its end can all be waiting when
+        // this loop first runs (they came while the attempt was starting):
+        // the end wins the WhenAny, so the reports still buffered are taken
+        // here, the latest kept. Waits leave no trace in the history, so
+        // older histories replay unchanged.
+        for (int drained = 0; drained < 10000 && reports.IsReady(); ++drained) {
+          const Json report = co_await reports;
+          if (report.is_object() && report.value("attempt", 0) == attempt) {
+            shown["progress"] = report.value("progress", Json());
+          }
+          reports = ctx.WaitForExternalEvent(kProgressEvent);
+        }
         reported = event;
         break;
       }
