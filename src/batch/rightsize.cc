@@ -124,6 +124,9 @@ Result<Json> RightsizeJobName(Client& client, const std::string& tenant, const s
       }
       if (in["spec"].contains("array")) continue;  // an array job's parent runs nothing itself
       const Json result = FromPayload(s.output);
+      // A job that ended before any attempt (canceled while queued, refused
+      // at its first step) says nothing about what the job needs.
+      if (!result.is_object() || result.value("attempts", 0) == 0) continue;
       if (runs == 0) {  // the newest: what the job asks for now
         requested_cpu = in["spec"].value("cpu", 0.5);
         requested_memory_mb = in["spec"].value("memoryMb", int64_t{256});

@@ -145,7 +145,7 @@ class InsightApi : public std::enable_shared_from_this<InsightApi> {
       valid = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (i > 0 && c == '-');
     }
     if (!valid) {
-      return ErrorResponse(400, "InvalidArgument", "name is required: a job name, 1-63 characters of a-z, 0-9 and '-'",
+      return ErrorResponse(400, "InvalidArgument", name.empty() ? "name is required: a job name, 1-63 characters of a-z, 0-9 and '-'" : "name is not a job name: 1-63 characters of a-z, 0-9 and '-'",
                            "name");
     }
     HttpResponse error;
