@@ -111,5 +111,31 @@ TEST_F(WhyE2eTest, QueuedBehindAnotherTenantRunningDownToItsContainerAndBackoff)
   ASSERT_EQ(Call(acme, "POST", "/api/v1/jobs/" + flaky + "/cancel").status / 100, 2);
 }
 
+
+// A tenant's own ids may contain "<tenant>::": the why answer takes the hub's
+// prefix off ids only, so an entity key "zzacme::q" is shown whole.
+TEST_F(WhyE2eTest, ATenantsOwnIdContainingItsHubPrefixIsShownWhole) {
+  StartServer(1, 512);
+  const std::string key = CreateTenant("acme", Json{{"jobs", 1}});
+  const std::string df = "/runtime/webhooks/durabletask/orchestrators/LockAndWait/";
+  ASSERT_EQ(Call(key, "POST", df + "lk1", Json("zzacme::q").dump()).status, 202);
+  // lk1 holds the lock (it waits for "release"); lk2 waits for the lock.
+  ASSERT_TRUE(PollUntil([&] {
+    Json s = ParseOrNull(Call(key, "GET", "/runtime/webhooks/durabletask/instances/lk1").body);
+    return s.is_object() && s.value("customStatus", Json()) == Json("locked");
+  }, 60s, 250ms));
+  ASSERT_EQ(Call(key, "POST", df + "lk2", Json("zzacme::q").dump()).status, 202);
+  std::string body;
+  EXPECT_TRUE(PollUntil([&] {
+    HttpResult r = Call(key, "GET", "/api/v1/instances/lk2/why");
+    body = r.body;
+    return r.status == 200 && body.find("entity-lock") != std::string::npos;
+  }, 60s, 250ms)) << body;
+  EXPECT_NE(body.find("@counter@zzacme::q"), std::string::npos) << body;
+  EXPECT_EQ(body.find("@counter@zzq"), std::string::npos) << body;
+  EXPECT_EQ(body.find("\"acme::"), std::string::npos) << body;  // the hub's own prefix never shows
+  EXPECT_EQ(body.find(" acme::"), std::string::npos) << body;
+}
+
 }  // namespace
 }  // namespace baton::e2e

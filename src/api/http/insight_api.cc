@@ -91,11 +91,34 @@ class InsightApi : public std::enable_shared_from_this<InsightApi> {
     return JsonResponse(200, out);
   }
 
-  // A tenant sees the ids of its hub without the "<tenant>::" prefix, as everywhere in the API.
+  // A tenant sees the ids of its hub without the "<tenant>::" prefix, as
+  // everywhere in the API. Only a prefix is taken away: at the start of a
+  // string, after a space, quote or bracket, or after a subject's kind
+  // ("instance:", "entity:"); "<tenant>::" inside an id (an entity key
+  // "zzacme::q") is the tenant's own text and stays.
+  static bool StartsAnId(const std::string& s, size_t at) {
+    if (at == 0) return true;
+    const char before = s[at - 1];
+    if (before == ' ' || before == '\'' || before == '"' || before == '(' || before == '[' || before == ',' ||
+        before == '=') {
+      return true;
+    }
+    if (before != ':') return false;
+    size_t word = at - 1;  // the kind before ':', lower-case letters and '-' from a boundary
+    while (word > 0 && ((s[word - 1] >= 'a' && s[word - 1] <= 'z') || s[word - 1] == '-')) --word;
+    return word < at - 1 && (word == 0 || s[word - 1] == ' ' || s[word - 1] == '\'' || s[word - 1] == '"' ||
+                             s[word - 1] == '(' || s[word - 1] == '[');
+  }
   static void StripPrefix(Json& j, const std::string& hub) {
     if (j.is_string()) {
       std::string s = j.get<std::string>();
-      for (size_t at; (at = s.find(hub)) != std::string::npos;) s.erase(at, hub.size());
+      for (size_t at = s.find(hub); at != std::string::npos; at = s.find(hub, at)) {
+        if (StartsAnId(s, at)) {
+          s.erase(at, hub.size());
+        } else {
+          at += hub.size();
+        }
+      }
       j = s;
     } else if (j.is_structured()) {
       for (auto& v : j) StripPrefix(v, hub);
