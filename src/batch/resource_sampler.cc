@@ -38,7 +38,9 @@ void ResourceSampler::Watch(const std::string& container_id) {
       entries_[container_id].last_seen = std::chrono::steady_clock::now();
     }
   }
-  SampleOne(container_id);
+  // No sample here: a stats call can take most of a second, and the start
+  // activity (the attempt's "starting" phase) would wait for it. The
+  // sampler's loop takes the first one within its interval.
 }
 
 std::optional<AttemptUsage> ResourceSampler::Take(const std::string& container_id) {

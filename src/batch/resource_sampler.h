@@ -72,8 +72,9 @@ class ResourceSampler {
   void Start();
   void Stop();
 
-  // Follows `container_id` from now on and takes a first sample at once
-  // (the start activity calls it right after the start).
+  // Follows `container_id` from now on (the start activity calls it right
+  // after the start); the first sample comes with the loop's next pass, so
+  // the start does not wait for a stats call.
   void Watch(const std::string& container_id);
   // Takes one more sample of the container (if it still runs), stops
   // following it and returns its figures; nothing when it never had a sample.

@@ -75,7 +75,7 @@ TEST_F(RightsizeSamplerTest, FollowsContainersWhileTheyRunAndHandsTheirFiguresOv
   EXPECT_GE(w->peak_memory_bytes, 24 * kMiB);
   EXPECT_LE(w->peak_memory_bytes, 64 * kMiB);
   EXPECT_GT(w->cpu_seconds, 0);
-  EXPECT_GE(w->samples, 2);
+  EXPECT_GE(w->samples, 1);  // the loop's (Watch takes none: the start must not wait for a stats call)
   EXPECT_FALSE(sampler.Take(watched).has_value());  // handed over once
 
   auto l = sampler.Take(listed);
