@@ -33,14 +33,15 @@ void ResourceSampler::Stop() {
 void ResourceSampler::Watch(const std::string& container_id) {
   {
     std::lock_guard lock(mu_);
-    if (!entries_.contains(container_id)) {
-      if (!Room()) return;
-      entries_[container_id].last_seen = std::chrono::steady_clock::now();
-    }
+    if (entries_.contains(container_id) || !Room()) return;
+    entries_[container_id].last_seen = std::chrono::steady_clock::now();
+    wake_ = true;
   }
   // No sample here: a stats call can take most of a second, and the start
   // activity (the attempt's "starting" phase) would wait for it. The
-  // sampler's loop takes the first one within its interval.
+  // sampler's loop, woken now, takes the first one at once (a job shorter
+  // than its interval is measured too).
+  cv_.notify_all();
 }
 
 std::optional<AttemptUsage> ResourceSampler::Take(const std::string& container_id) {
@@ -133,7 +134,9 @@ void ResourceSampler::Loop() {
     }
     SampleAll();
     std::unique_lock lock(mu_);
-    if (cv_.wait_for(lock, options_.interval, [this] { return stopping_; })) return;
+    cv_.wait_for(lock, options_.interval, [this] { return stopping_ || wake_; });
+    if (stopping_) return;
+    wake_ = false;
   }
 }
 

@@ -99,6 +99,7 @@ class ResourceSampler {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
+  bool wake_ = false;  // a container to follow was added: sample now
   std::map<std::string, Entry> entries_;  // by container id; guarded by mu_
   std::thread thread_;
 };
