@@ -277,6 +277,39 @@ class Store {
                                                 std::chrono::milliseconds timeout,
                                                 bool include_payloads) = 0;
 
+  // ---- Client side, asynchronous: for a server that holds no thread per
+  // call (the gRPC sidecar). A store that has these says so
+  // (SupportsAsyncClientCalls); the defaults below do the synchronous call
+  // on the caller's thread, and a caller that cannot block should not use
+  // them then. A callback runs exactly once: on a store thread after the
+  // call returned, or on the caller's thread before it returns. It must be
+  // quick and must not call into the store. ----
+
+  virtual bool SupportsAsyncClientCalls() const { return false; }
+
+  // CreateInstance; `done` receives its status once acknowledged.
+  virtual void CreateInstanceAsync(const CreateInstanceRequest& request, CommitCallback done) {
+    done(CreateInstance(request));
+  }
+
+  using WaitCallback = std::function<void(Result<InstanceState>)>;
+
+  // WaitForInstance with no timeout: `done` receives the state once the
+  // instance reached `condition`, NotFound, another read error, or
+  // Cancelled when the store is interrupted. Returns the wait's id (> 0)
+  // for CancelWait; the caller keeps its own deadline. Default:
+  // Unimplemented, given to `done` at once, and 0.
+  virtual uint64_t WaitForInstanceAsync(const std::string& instance_id, WaitCondition condition,
+                                        bool include_payloads, WaitCallback done) {
+    (void)instance_id, (void)condition, (void)include_payloads;
+    done(UnimplementedError("this store has no asynchronous waits"));
+    return 0;
+  }
+
+  // Withdraws a wait: its callback is not called unless it already runs
+  // (or ran). Unknown or ended ids are ignored.
+  virtual void CancelWait(uint64_t wait) { (void)wait; }
+
   // ---- Engine side. ----
 
   // Leases one instance with visible messages, waiting up to `max_wait` for

@@ -42,8 +42,11 @@ Result<std::string> Client::ScheduleNewOrchestration(std::string_view name, cons
   return ScheduleNewOrchestration(name, JsonText{ToPayload(input)}, options);
 }
 
-Result<std::string> Client::ScheduleNewOrchestration(std::string_view name, const JsonText& input,
-                                                     const ScheduleOptions& options) {
+namespace {
+
+// The store's request for a new instance, or why there is none.
+Result<CreateInstanceRequest> CreateRequest(std::string_view name, const JsonText& input,
+                                            const ScheduleOptions& options) {
   BATON_ASSIGN_OR_RETURN(std::string text, Checked(input, "input"));
   if (name.empty()) return InvalidArgumentError("orchestrator name must not be empty");
   std::string id = options.instance_id.empty() ? util::NewRandomUuid() : options.instance_id;
@@ -57,8 +60,26 @@ Result<std::string> Client::ScheduleNewOrchestration(std::string_view name, cons
   request.scheduled_start = options.start_at;
   request.tags = options.tags;
   request.replaceable_statuses = options.replaceable_statuses;
+  return request;
+}
+
+}  // namespace
+
+Result<std::string> Client::ScheduleNewOrchestration(std::string_view name, const JsonText& input,
+                                                     const ScheduleOptions& options) {
+  BATON_ASSIGN_OR_RETURN(CreateInstanceRequest request, CreateRequest(name, input, options));
   BATON_RETURN_IF_ERROR(store_.CreateInstance(request));
-  return id;
+  return request.instance_id;
+}
+
+void Client::ScheduleNewOrchestrationAsync(std::string_view name, const JsonText& input, const ScheduleOptions& options,
+                                           std::function<void(Result<std::string>)> done) {
+  Result<CreateInstanceRequest> request = CreateRequest(name, input, options);
+  if (!request.ok()) return done(request.status());
+  store_.CreateInstanceAsync(*request, [id = request->instance_id, done = std::move(done)](const Status& s) {
+    if (!s.ok()) return done(s);
+    done(id);
+  });
 }
 
 Status Client::Send(const std::string& instance_id, HistoryEvent event) {

@@ -217,6 +217,101 @@ TEST_F(SidecarTest, ErrorCodesAreTheOnesTheSdksExpect) {
             ::grpc::StatusCode::DEADLINE_EXCEEDED);
 }
 
+// With the SQLite store the client calls are answered by the store's
+// commits (callback API). A wait ends at the server's own limit with its
+// reason, well before the client's deadline.
+TEST_F(SidecarTest, AWaitEndsAtTheServersLimitWithItsReason) {
+  ASSERT_TRUE(store_->SupportsAsyncClientCalls());
+  SidecarOptions o;
+  o.port = 0;
+  o.max_wait = 1s;
+  Sidecar limited(*client_, *store_, *directory_, o);
+  BATON_ASSERT_OK(limited.Start());
+  auto stub = ::TaskHubSidecarService::NewStub(::grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(limited.port()), ::grpc::InsecureChannelCredentials()));
+  ASSERT_TRUE(Start("acme", "Approval", "held", "1").ok());  // waits for an event nobody sends
+  ::GetInstanceRequest get;
+  get.set_instanceid("held");
+  ::GetInstanceResponse resp;
+  ::grpc::Status s = stub->WaitForInstanceCompletion(As("acme", 30s).get(), get, &resp);
+  EXPECT_EQ(s.error_code(), ::grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_NE(s.error_message().find("did not complete within 1000 ms"), std::string::npos) << s.error_message();
+  // A wait for its start is answered (it runs), through the same server.
+  ASSERT_TRUE(stub->WaitForInstanceStart(As("acme").get(), get, &resp).ok());
+  EXPECT_EQ(resp.orchestrationstate().orchestrationstatus(), ::ORCHESTRATION_STATUS_RUNNING);
+  limited.Stop();
+}
+
+// A wait its client cancels gives its place among the hub's waits back at
+// once, and a stopping server ends the waits it holds (UNAVAILABLE) rather
+// than keeping them until their deadline.
+TEST_F(SidecarTest, ACancelledWaitFreesItsPlaceAndStopEndsOpenWaits) {
+  SidecarOptions o;
+  o.port = 0;
+  o.max_wait = 60s;
+  o.max_waits_per_hub = 1;
+  Sidecar capped(*client_, *store_, *directory_, o);
+  BATON_ASSERT_OK(capped.Start());
+  auto stub = ::TaskHubSidecarService::NewStub(::grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(capped.port()), ::grpc::InsecureChannelCredentials()));
+  ASSERT_TRUE(Start("acme", "Approval", "held", "1").ok());
+  ::GetInstanceRequest get;
+  get.set_instanceid("held");
+  // A wait that retries while the hub's only place is taken (by a probe),
+  // on a fresh context each time (kept in `current`, to cancel it).
+  struct Holder {
+    std::mutex mu;
+    std::unique_ptr<::grpc::ClientContext> current;
+    ::grpc::Status status;
+    std::thread thread;
+  };
+  auto hold = [&](Holder& h) {
+    h.thread = std::thread([&] {
+      for (int i = 0; i < 500; ++i) {
+        ::grpc::ClientContext* ctx;
+        {
+          std::lock_guard lock(h.mu);
+          h.current = As("acme");
+          ctx = h.current.get();
+        }
+        ::GetInstanceResponse resp;
+        h.status = stub->WaitForInstanceCompletion(ctx, get, &resp);
+        if (h.status.error_code() != ::grpc::StatusCode::RESOURCE_EXHAUSTED) return;
+        std::this_thread::sleep_for(10ms);
+      }
+    });
+  };
+  // A refused probe (one let in holds the place for its 1 s) means the
+  // holder has the place.
+  auto held = [&] {
+    ::grpc::StatusCode probe = ::grpc::StatusCode::OK;
+    for (int i = 0; i < 200 && probe != ::grpc::StatusCode::RESOURCE_EXHAUSTED; ++i) {
+      ::GetInstanceResponse resp;
+      probe = stub->WaitForInstanceCompletion(As("acme", 1s).get(), get, &resp).error_code();
+      // A probe let in kept the holder out: give it time to retry.
+      if (probe != ::grpc::StatusCode::RESOURCE_EXHAUSTED) std::this_thread::sleep_for(200ms);
+    }
+    return probe == ::grpc::StatusCode::RESOURCE_EXHAUSTED;
+  };
+  Holder first;
+  hold(first);
+  ASSERT_TRUE(held());
+  {
+    std::lock_guard lock(first.mu);
+    first.current->TryCancel();
+  }
+  first.thread.join();
+  EXPECT_EQ(first.status.error_code(), ::grpc::StatusCode::CANCELLED) << first.status.error_message();
+  // Its place is free long before the 60 s limit: a new wait is let in and
+  // holds it; then the server stops and ends it.
+  Holder second;
+  hold(second);
+  EXPECT_TRUE(held());
+  capped.Stop();
+  second.thread.join();
+  EXPECT_EQ(second.status.error_code(), ::grpc::StatusCode::UNAVAILABLE) << second.status.error_message();
+}
+
 TEST_F(SidecarTest, EventsSuspendResumeAndTerminate) {
   ASSERT_TRUE(Start("acme", "Approval", "a1", "1").ok());
   ::GetInstanceRequest get;

@@ -59,6 +59,109 @@ TEST_P(StoreConformanceTest, CreateThenGet) {
   EXPECT_EQ(store().GetHistory("nope").status().code(), StatusCode::kNotFound);
 }
 
+// The asynchronous client calls (Store::SupportsAsyncClientCalls). A
+// creation's callback gets what CreateInstance gives. A wait's callback runs
+// once: at once for an instance already there, else at the commit that
+// brings it there, never for a commit that does not; a cancelled wait is
+// not answered; an interrupted store answers Cancelled. A store without
+// them says so: its wait answers Unimplemented at once.
+TEST_P(StoreConformanceTest, AsyncClientCallsAnswerOnceWhenTheCommitReachesTheCondition) {
+  CreateInstanceRequest r;
+  r.instance_id = "async";
+  r.name = "Orch";
+  r.execution_id = "async-e1";
+  std::promise<Status> created;
+  store().CreateInstanceAsync(r, [&created](const Status& s) { created.set_value(s); });
+  ASSERT_TRUE(created.get_future().get().ok());
+  std::promise<Status> again;
+  store().CreateInstanceAsync(r, [&again](const Status& s) { again.set_value(s); });
+  EXPECT_EQ(again.get_future().get().code(), StatusCode::kAlreadyExists);
+
+  struct Answers {
+    std::mutex mu;
+    std::vector<Result<InstanceState>> got;
+    size_t Count() {
+      std::lock_guard lock(mu);
+      return got.size();
+    }
+  };
+  auto answers = std::make_shared<Answers>();
+  auto record = [answers](Result<InstanceState> state) {
+    std::lock_guard lock(answers->mu);
+    answers->got.push_back(std::move(state));
+  };
+  if (!store().SupportsAsyncClientCalls()) {
+    EXPECT_EQ(store().WaitForInstanceAsync("async", WaitCondition::kCompleted, true, record), 0u);
+    ASSERT_EQ(answers->Count(), 1u);
+    EXPECT_EQ(answers->got[0].status().code(), StatusCode::kUnimplemented);
+    return;
+  }
+  // Pending: a wait for its start is not answered yet; an unknown id is
+  // NotFound at once.
+  const uint64_t started = store().WaitForInstanceAsync("async", WaitCondition::kStarted, false, record);
+  EXPECT_GT(started, 0u);
+  EXPECT_EQ(answers->Count(), 0u);
+  store().WaitForInstanceAsync("nope", WaitCondition::kCompleted, false, record);
+  ASSERT_EQ(answers->Count(), 1u);
+  EXPECT_EQ(answers->got[0].status().code(), StatusCode::kNotFound);
+  auto completed = std::make_shared<Answers>();
+  store().WaitForInstanceAsync("async", WaitCondition::kCompleted, true,
+                               [completed](Result<InstanceState> s) {
+                                 std::lock_guard lock(completed->mu);
+                                 completed->got.push_back(std::move(s));
+                               });
+  auto cancelled = std::make_shared<Answers>();
+  const uint64_t withdrawn = store().WaitForInstanceAsync("async", WaitCondition::kCompleted, false,
+                                                          [cancelled](Result<InstanceState> s) {
+                                                            std::lock_guard lock(cancelled->mu);
+                                                            cancelled->got.push_back(std::move(s));
+                                                          });
+  store().CancelWait(withdrawn);
+  store().CancelWait(withdrawn);  // again: ignored
+
+  // An episode that leaves it Running answers the start, not the completion.
+  std::optional<OrchestrationWorkItem> item = FetchNow();
+  ASSERT_TRUE(item.has_value());
+  ASSERT_TRUE(Commit(*item, Running(*item, {Event(events::OrchestratorStarted{})})).ok());
+  ASSERT_EQ(answers->Count(), 2u);
+  ASSERT_TRUE(answers->got[1].ok()) << answers->got[1].status().ToString();
+  EXPECT_EQ(answers->got[1]->status, OrchestrationStatus::kRunning);
+  EXPECT_EQ(completed->Count(), 0u);
+
+  // The commit that completes it answers the completion, with the output.
+  ASSERT_TRUE(Raise("async", "go").ok());
+  item = FetchNow();
+  ASSERT_TRUE(item.has_value());
+  ASSERT_TRUE(Commit(*item, Finished(*item, OrchestrationStatus::kCompleted, "\"done\"")).ok());
+  ASSERT_EQ(completed->Count(), 1u);
+  ASSERT_TRUE(completed->got[0].ok());
+  EXPECT_EQ(completed->got[0]->status, OrchestrationStatus::kCompleted);
+  EXPECT_EQ(completed->got[0]->output, "\"done\"");
+  EXPECT_EQ(cancelled->Count(), 0u);
+  EXPECT_EQ(answers->Count(), 2u);  // each wait answered once
+
+  // Already there: answered before the call returns.
+  auto at_once = std::make_shared<Answers>();
+  store().WaitForInstanceAsync("async", WaitCondition::kCompleted, false, [at_once](Result<InstanceState> s) {
+    std::lock_guard lock(at_once->mu);
+    at_once->got.push_back(std::move(s));
+  });
+  EXPECT_EQ(at_once->Count(), 1u);
+
+  // Interrupted: an open wait is answered Cancelled.
+  ASSERT_TRUE(Create("never").ok());
+  auto interrupted = std::make_shared<Answers>();
+  store().WaitForInstanceAsync("never", WaitCondition::kCompleted, false, [interrupted](Result<InstanceState> s) {
+    std::lock_guard lock(interrupted->mu);
+    interrupted->got.push_back(std::move(s));
+  });
+  EXPECT_EQ(interrupted->Count(), 0u);
+  store().Interrupt();
+  ASSERT_EQ(interrupted->Count(), 1u);
+  EXPECT_EQ(interrupted->got[0].status().code(), StatusCode::kCancelled);
+  store().ResumeFetching();
+}
+
 TEST_P(StoreConformanceTest, CreateValidatesRequest) {
   EXPECT_EQ(Create("").code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(Create("a", "").code(), StatusCode::kInvalidArgument);

@@ -243,7 +243,34 @@ using ServiceBase = ::TaskHubSidecarService::WithCallbackMethod_GetWorkItems<
 class Service final : public ServiceBase, public ExternalDispatcher {
  public:
   Service(Client& client, Store& store, tenancy::TenantDirectory& directory, SidecarOptions options)
-      : client_(client), store_(store), directory_(directory), options_(std::move(options)) {}
+      : client_(client), store_(store), directory_(directory), options_(std::move(options)) {
+    if (store_.SupportsAsyncClientCalls()) MarkClientCallsAsync();
+  }
+
+  // With a store that answers without blocking, the client calls a
+  // DurableTaskClient makes for every instance (start it, wait for it) use
+  // the callback API as well: the store's writer answers them when it
+  // commits, and no server thread waits per call. With another store they
+  // stay synchronous.
+  void MarkClientCallsAsync() {
+    const auto* service =
+        ::google::protobuf::DescriptorPool::generated_pool()->FindServiceByName("TaskHubSidecarService");
+    auto index = [&](const char* name) { return service->FindMethodByName(name)->index(); };
+    using StartHandler = ::grpc::internal::CallbackUnaryHandler<::CreateInstanceRequest, ::CreateInstanceResponse>;
+    using WaitHandler = ::grpc::internal::CallbackUnaryHandler<::GetInstanceRequest, ::GetInstanceResponse>;
+    ::grpc::Service::MarkMethodCallback(
+        index("StartInstance"),
+        new StartHandler([this](::grpc::CallbackServerContext* ctx, const ::CreateInstanceRequest* req,
+                                ::CreateInstanceResponse* resp) { return StartInstanceAsync(ctx, req, resp); }));
+    ::grpc::Service::MarkMethodCallback(
+        index("WaitForInstanceStart"),
+        new WaitHandler([this](::grpc::CallbackServerContext* ctx, const ::GetInstanceRequest* req,
+                               ::GetInstanceResponse* resp) { return WaitAsync(ctx, req, resp, false); }));
+    ::grpc::Service::MarkMethodCallback(
+        index("WaitForInstanceCompletion"),
+        new WaitHandler([this](::grpc::CallbackServerContext* ctx, const ::GetInstanceRequest* req,
+                               ::GetInstanceResponse* resp) { return WaitAsync(ctx, req, resp, true); }));
+  }
 
   // ---- Caller and hub ----
 
@@ -350,13 +377,15 @@ class Service final : public ServiceBase, public ExternalDispatcher {
 
   GrpcStatus Hello(ServerContext*, const Empty*, Empty*) override { return GrpcStatus::OK; }
 
-  GrpcStatus StartInstance(ServerContext* ctx, const ::CreateInstanceRequest* req,
-                           ::CreateInstanceResponse* resp) override {
+  // A StartInstance request checked and admitted: the new instance's id in
+  // its hub (`local`), its options and input.
+  GrpcStatus PrepareStart(::grpc::ServerContextBase* ctx, const ::CreateInstanceRequest* req, std::string* local,
+                          ScheduleOptions* out, JsonText* input) {
     BATON_GRPC_HUB(ctx, prefix);
     if (GrpcStatus s = Name(req->name(), "name"); !s.ok()) return s;
-    const std::string local = req->instanceid().empty() ? util::NewRandomUuid() : req->instanceid();
-    BATON_GRPC_ID(prefix, local, id);
-    ScheduleOptions o;
+    *local = req->instanceid().empty() ? util::NewRandomUuid() : req->instanceid();
+    BATON_GRPC_ID(prefix, *local, id);
+    ScheduleOptions& o = *out;
     o.instance_id = id;
     if (req->has_version()) o.version = req->version().value();
     if (req->has_scheduledstarttimestamp() && IsSet(req->scheduledstarttimestamp())) {
@@ -368,13 +397,40 @@ class Service final : public ServiceBase, public ExternalDispatcher {
         o.replaceable_statuses.push_back(FromProto(static_cast<::OrchestrationStatus>(s)));
       }
     }
+    if (GrpcStatus s = Payload(req->has_input(), req->input().value(), "input", input); !s.ok()) return s;
+    return AdmitInstance(prefix);
+  }
+
+  GrpcStatus StartInstance(ServerContext* ctx, const ::CreateInstanceRequest* req,
+                           ::CreateInstanceResponse* resp) override {
+    std::string local;
+    ScheduleOptions o;
     JsonText input;
-    if (GrpcStatus s = Payload(req->has_input(), req->input().value(), "input", &input); !s.ok()) return s;
-    if (GrpcStatus admitted = AdmitInstance(prefix); !admitted.ok()) return admitted;
+    if (GrpcStatus s = PrepareStart(ctx, req, &local, &o, &input); !s.ok()) return s;
     auto started = client_.ScheduleNewOrchestration(req->name(), input, o);
     if (!started.ok()) return ToGrpc(started.status());
     resp->set_instanceid(local);
     return GrpcStatus::OK;
+  }
+
+  // StartInstance answered by the store's commit (MarkClientCallsAsync).
+  ::grpc::ServerUnaryReactor* StartInstanceAsync(::grpc::CallbackServerContext* ctx,
+                                                 const ::CreateInstanceRequest* req, ::CreateInstanceResponse* resp) {
+    ::grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    std::string local;
+    ScheduleOptions o;
+    JsonText input;
+    if (GrpcStatus s = PrepareStart(ctx, req, &local, &o, &input); !s.ok()) {
+      reactor->Finish(s);
+      return reactor;
+    }
+    client_.ScheduleNewOrchestrationAsync(req->name(), input, o,
+                                          [reactor, resp, local](Result<std::string> started) {
+                                            if (!started.ok()) return reactor->Finish(ToGrpc(started.status()));
+                                            resp->set_instanceid(local);
+                                            reactor->Finish(GrpcStatus::OK);
+                                          });
+    return reactor;
   }
 
   GrpcStatus GetInstance(ServerContext* ctx, const ::GetInstanceRequest* req, ::GetInstanceResponse* resp) override {
@@ -439,6 +495,136 @@ class Service final : public ServiceBase, public ExternalDispatcher {
   GrpcStatus WaitForInstanceCompletion(ServerContext* ctx, const ::GetInstanceRequest* req,
                                        ::GetInstanceResponse* resp) override {
     return Wait(ctx, req, resp, true);
+  }
+
+  // A WaitForInstance… call of the callback API (MarkClientCallsAsync). It
+  // ends once, by the first of: the store's answer, its deadline (the
+  // janitor), the client's cancel, the server's stop (EndWait). `reactor`
+  // and `resp` are valid until then; `deadline` is guarded by mu_.
+  struct WaitCall;
+  using WaitDeadlines = std::multimap<std::chrono::steady_clock::time_point, std::shared_ptr<WaitCall>>;
+  struct WaitCall {
+    ::grpc::ServerUnaryReactor* reactor = nullptr;
+    ::GetInstanceResponse* resp = nullptr;
+    std::string prefix;  // the hub's
+    std::string id;      // in the store
+    bool completion = true;
+    std::chrono::milliseconds timeout{0};
+    std::atomic<bool> ended{false};
+    std::atomic<uint64_t> store_wait{0};
+    std::optional<WaitDeadlines::iterator> deadline;
+  };
+
+  class WaitReactor final : public ::grpc::ServerUnaryReactor {
+   public:
+    WaitReactor(Service* service, std::shared_ptr<WaitCall> call) : service_(service), call_(std::move(call)) {}
+    void OnCancel() override {
+      service_->EndWait(call_, GrpcStatus(::grpc::StatusCode::CANCELLED, "the call was cancelled"), nullptr,
+                        /*from_store=*/false);
+    }
+    void OnDone() override { delete this; }
+
+   private:
+    Service* service_;
+    std::shared_ptr<WaitCall> call_;
+  };
+
+  ::grpc::ServerUnaryReactor* WaitAsync(::grpc::CallbackServerContext* ctx, const ::GetInstanceRequest* req,
+                                        ::GetInstanceResponse* resp, bool completion) {
+    auto call = std::make_shared<WaitCall>();
+    auto* reactor = new WaitReactor(this, call);
+    call->reactor = reactor;
+    call->resp = resp;
+    call->completion = completion;
+    if (GrpcStatus s = BeginWait(ctx, req, call); !s.ok()) {
+      call->ended = true;
+      reactor->Finish(s);
+      return reactor;
+    }
+    const uint64_t wait = store_.WaitForInstanceAsync(
+        call->id, completion ? WaitCondition::kCompleted : WaitCondition::kStarted, req->getinputsandoutputs(),
+        [this, call](Result<InstanceState> state) {
+          if (!state.ok()) return EndWait(call, ToGrpc(state.status()), nullptr, /*from_store=*/true);
+          EndWait(call, GrpcStatus::OK, &*state, /*from_store=*/true);
+        });
+    call->store_wait = wait;
+    if (call->ended) store_.CancelWait(wait);  // ended (cancelled) before the id was known
+    return reactor;
+  }
+
+  // Checks the call and counts it against its hub's open waits, with its
+  // deadline for the janitor.
+  GrpcStatus BeginWait(::grpc::CallbackServerContext* ctx, const ::GetInstanceRequest* req,
+                       const std::shared_ptr<WaitCall>& call) {
+    BATON_GRPC_HUB(ctx, prefix);
+    BATON_GRPC_ID(prefix, req->instanceid(), id);
+    auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(options_.max_wait);
+    if (ctx->deadline() != std::chrono::system_clock::time_point::max()) {
+      timeout = std::min(timeout, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      ctx->deadline() - std::chrono::system_clock::now()));
+    }
+    if (timeout.count() <= 0) return GrpcStatus(::grpc::StatusCode::DEADLINE_EXCEEDED, "the deadline passed");
+    call->prefix = prefix;
+    call->id = id;
+    call->timeout = timeout;
+    std::lock_guard lock(mu_);
+    if (stopping_) return GrpcStatus(::grpc::StatusCode::UNAVAILABLE, "the server is stopping");
+    if (!prefix.empty() && waits_[prefix] >= options_.max_waits_per_hub) {
+      return GrpcStatus(::grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        "this task hub already has " + std::to_string(options_.max_waits_per_hub) +
+                            " waits open; try again when one ends");
+    }
+    ++waits_[prefix];
+    auto it = wait_deadlines_.emplace(std::chrono::steady_clock::now() + timeout, call);
+    call->deadline = it;
+    if (it == wait_deadlines_.begin()) janitor_cv_.notify_all();
+    return GrpcStatus::OK;
+  }
+
+  // Ends `call` unless it ended already: answers it with `state` (OK) or
+  // `status`, withdraws the store's wait (unless the store answered) and
+  // frees its place among its hub's waits.
+  void EndWait(const std::shared_ptr<WaitCall>& call, const GrpcStatus& status, const InstanceState* state,
+               bool from_store) {
+    if (call->ended.exchange(true)) return;
+    if (!from_store) {
+      if (uint64_t wait = call->store_wait.load(); wait != 0) store_.CancelWait(wait);
+    }
+    {
+      std::lock_guard lock(mu_);
+      if (call->deadline) {
+        wait_deadlines_.erase(*call->deadline);
+        call->deadline.reset();
+      }
+      if (--waits_[call->prefix] <= 0) waits_.erase(call->prefix);
+    }
+    if (status.ok() && state != nullptr) {
+      call->resp->set_exists(true);
+      ToProto(*state, call->prefix, call->resp->mutable_orchestrationstate());
+    }
+    call->reactor->Finish(status);
+  }
+
+  // The waits whose deadline is `now` or earlier, or every wait (`now` is
+  // max()), taken out of wait_deadlines_.
+  std::vector<std::shared_ptr<WaitCall>> TakeWaitsDueLocked(std::chrono::steady_clock::time_point now) {
+    std::vector<std::shared_ptr<WaitCall>> out;
+    while (!wait_deadlines_.empty() && wait_deadlines_.begin()->first <= now) {
+      out.push_back(wait_deadlines_.begin()->second);
+      out.back()->deadline.reset();
+      wait_deadlines_.erase(wait_deadlines_.begin());
+    }
+    return out;
+  }
+
+  void EndWaitsPastDeadline(const std::vector<std::shared_ptr<WaitCall>>& due) {
+    for (const auto& call : due) {
+      EndWait(call,
+              GrpcStatus(::grpc::StatusCode::DEADLINE_EXCEEDED,
+                         "instance '" + call->id + "' did not " + (call->completion ? "complete" : "start") +
+                             " within " + std::to_string(call->timeout.count()) + " ms"),
+              nullptr, /*from_store=*/false);
+    }
   }
 
   GrpcStatus RaiseEvent(ServerContext* ctx, const ::RaiseEventRequest* req, ::RaiseEventResponse*) override {
@@ -1020,6 +1206,8 @@ class Service final : public ServiceBase, public ExternalDispatcher {
   // the store (at once): on several nodes sharing a store, the SDK worker may
   // be connected to another node, which then fetches it. Sleeps until the
   // oldest parked item is due — never a poll.
+  //
+  // It also ends the asynchronous waits whose deadline passed.
   void Janitor() {
     std::unique_lock lock(mu_);
     while (!stopping_) {
@@ -1027,13 +1215,21 @@ class Service final : public ServiceBase, public ExternalDispatcher {
       for (const auto& [prefix, queue] : parked_) {
         for (const Parked& p : queue) due = std::min(due, p.give_back_at);
       }
+      if (!wait_deadlines_.empty()) due = std::min(due, wait_deadlines_.begin()->first);
       if (due == std::chrono::steady_clock::time_point::max()) {
         janitor_cv_.wait(lock);
       } else {
         janitor_cv_.wait_until(lock, due);
       }
       if (stopping_) break;
-      std::vector<Parked> expired = TakeParkedLocked(std::chrono::steady_clock::now());
+      const auto now = std::chrono::steady_clock::now();
+      std::vector<std::shared_ptr<WaitCall>> late = TakeWaitsDueLocked(now);
+      if (!late.empty()) {
+        lock.unlock();
+        EndWaitsPastDeadline(late);
+        lock.lock();
+      }
+      std::vector<Parked> expired = TakeParkedLocked(now);
       if (expired.empty()) continue;
       lock.unlock();
       util::Log().info("sidecar: {} work item(s) waited {} ms for an SDK worker of their task hub; given back to the store",
@@ -1607,12 +1803,18 @@ class Service final : public ServiceBase, public ExternalDispatcher {
   void StopStreams() {
     std::vector<Parked> parked;
     Streams open;
+    std::vector<std::shared_ptr<WaitCall>> waits;
     {
       std::lock_guard lock(mu_);
       stopping_ = true;
       janitor_cv_.notify_all();
       parked = TakeParkedLocked(std::chrono::steady_clock::time_point::max());
       for (const auto& [id, stream] : streams_) open.push_back(stream);
+      waits = TakeWaitsDueLocked(std::chrono::steady_clock::time_point::max());
+    }
+    for (const auto& call : waits) {
+      EndWait(call, GrpcStatus(::grpc::StatusCode::UNAVAILABLE, "the server is stopping"), nullptr,
+              /*from_store=*/false);
     }
     for (const auto& stream : open) CloseStream(stream);  // each finishes once its write in flight is done
     if (janitor_.joinable()) janitor_.join();
@@ -1647,6 +1849,7 @@ class Service final : public ServiceBase, public ExternalDispatcher {
   std::mutex mu_;
   std::map<uint64_t, std::shared_ptr<WorkerStream>> streams_;
   std::map<std::string, int> waits_;  // open WaitForInstance… calls by hub prefix
+  WaitDeadlines wait_deadlines_;       // the asynchronous ones, by deadline
   std::map<std::string, PendingWork> pending_;
   std::map<std::string, std::deque<Parked>> parked_;  // by hub prefix, oldest first
   size_t parked_count_ = 0;

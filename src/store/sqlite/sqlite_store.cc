@@ -551,6 +551,9 @@ SqliteStore::~SqliteStore() {
     writer_cv_.notify_one();
     writer_thread_.join();
   }
+  std::vector<std::shared_ptr<AsyncWaiter>> async;
+  for (auto& [id, w] : async_by_id_) async.push_back(w);
+  for (const auto& w : async) EndAsyncWait(w, CancelledError("the store closed"));
   idle_readers_.clear();
   writer_conn_.reset();
   if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
@@ -680,10 +683,95 @@ void SqliteStore::RunBatch(std::vector<WriteOp>& batch) {
       }
     }
   }
+  std::vector<std::shared_ptr<AsyncWaiter>> checks;
+  {
+    std::lock_guard lock(mu_);
+    // Filled by the publish steps above (NotifyStatusChanged).
+    checks.swap(async_to_check_);
+  }
+  // Waits first: whoever learns that a commit is done can rely on the
+  // waits it answered having been answered.
+  if (!checks.empty()) CheckAsyncWaits(c, checks);
   for (size_t i = 0; i < batch.size(); ++i) {
     if (batch[i].done) batch[i].done(results[i]);
   }
   batch.clear();
+}
+
+bool SqliteStore::Reached(const InstanceState& state, WaitCondition condition) {
+  return condition == WaitCondition::kStarted ? state.status != OrchestrationStatus::kPending
+                                              : IsTerminal(state.status);
+}
+
+void SqliteStore::CheckAsyncWaits(Connection& c, const std::vector<std::shared_ptr<AsyncWaiter>>& waits) {
+  for (const auto& w : waits) {
+    {
+      std::lock_guard lock(mu_);
+      if (!async_by_id_.contains(w->id)) continue;  // ended or cancelled
+    }
+    Result<std::optional<InstanceState>> row = ReadInstance(c, w->instance_id, w->include_payloads, nullptr);
+    if (!row.ok()) {
+      EndAsyncWait(w, row.status());
+    } else if (!row.value()) {
+      EndAsyncWait(w, NotFoundError("instance '" + w->instance_id + "' does not exist"));
+    } else if (Reached(**row, w->condition)) {
+      EndAsyncWait(w, std::move(**row));
+    }
+  }
+}
+
+void SqliteStore::EndAsyncWait(const std::shared_ptr<AsyncWaiter>& w, Result<InstanceState> result) {
+  {
+    std::lock_guard lock(mu_);
+    if (async_by_id_.erase(w->id) == 0) return;
+    auto it = async_waiters_.find(w->instance_id);
+    if (it != async_waiters_.end()) {
+      std::erase(it->second, w);
+      if (it->second.empty()) async_waiters_.erase(it);
+    }
+  }
+  w->done(std::move(result));
+}
+
+uint64_t SqliteStore::WaitForInstanceAsync(const std::string& instance_id, WaitCondition condition,
+                                           bool include_payloads, WaitCallback done) {
+  auto w = std::make_shared<AsyncWaiter>();
+  w->instance_id = instance_id;
+  w->condition = condition;
+  w->include_payloads = include_payloads;
+  w->done = std::move(done);
+  bool interrupted = false;
+  {
+    std::lock_guard lock(mu_);
+    interrupted = interrupted_;
+    w->id = ++next_async_wait_;
+    // Registered before the first read, so a commit between that read and
+    // the return is checked by the writer.
+    if (!interrupted) {
+      async_by_id_[w->id] = w;
+      async_waiters_[instance_id].push_back(w);
+    }
+  }
+  if (interrupted) {
+    w->done(CancelledError("store interrupted while waiting for '" + instance_id + "'"));
+    return w->id;
+  }
+  Result<InstanceState> state = GetInstance(instance_id, include_payloads);
+  if (!state.ok() || Reached(*state, condition)) EndAsyncWait(w, std::move(state));
+  return w->id;
+}
+
+void SqliteStore::CancelWait(uint64_t wait) {
+  std::lock_guard lock(mu_);
+  auto by_id = async_by_id_.find(wait);
+  if (by_id == async_by_id_.end()) return;
+  std::shared_ptr<AsyncWaiter> w = std::move(by_id->second);
+  async_by_id_.erase(by_id);
+  auto it = async_waiters_.find(w->instance_id);
+  if (it != async_waiters_.end()) {
+    std::erase(it->second, w);
+    if (it->second.empty()) async_waiters_.erase(it);
+  }
 }
 
 // ---- Writer helpers (inside a write transaction) ----
@@ -1104,6 +1192,9 @@ void SqliteStore::WaitForWork(std::unique_lock<std::mutex>& lock, std::condition
 }
 
 void SqliteStore::NotifyStatusChanged(const std::string& id) {
+  if (auto a = async_waiters_.find(id); a != async_waiters_.end()) {
+    async_to_check_.insert(async_to_check_.end(), a->second.begin(), a->second.end());
+  }
   auto it = waiters_.find(id);
   if (it == waiters_.end()) return;
   for (Waiter* w : it->second) {
@@ -1179,13 +1270,20 @@ bool SqliteStore::TakeReadyTask(TimePoint now, ActivityWorkItem* item) {
 // Client side.
 
 Status SqliteStore::CreateInstance(const CreateInstanceRequest& request) {
-  if (request.instance_id.empty()) return InvalidArgumentError("instance id is empty");
+  auto promise = std::make_shared<std::promise<Status>>();
+  std::future<Status> future = promise->get_future();
+  CreateInstanceAsync(request, [promise](const Status& s) { promise->set_value(s); });
+  return future.get();
+}
+
+void SqliteStore::CreateInstanceAsync(const CreateInstanceRequest& request, CommitCallback done) {
+  if (request.instance_id.empty()) return done(InvalidArgumentError("instance id is empty"));
   if (request.instance_id.size() > kMaxInstanceIdLength) {
-    return InvalidArgumentError("instance id is longer than " +
-                                std::to_string(kMaxInstanceIdLength) + " characters");
+    return done(InvalidArgumentError("instance id is longer than " +
+                                     std::to_string(kMaxInstanceIdLength) + " characters"));
   }
-  if (request.name.empty()) return InvalidArgumentError("orchestration name is empty");
-  if (request.execution_id.empty()) return InvalidArgumentError("execution id is empty");
+  if (request.name.empty()) return done(InvalidArgumentError("orchestration name is empty"));
+  if (request.execution_id.empty()) return done(InvalidArgumentError("execution id is empty"));
 
   TimePoint now = TruncateToMicros(clock_->Now());
   events::ExecutionStarted started{request.name,
@@ -1198,36 +1296,39 @@ Status SqliteStore::CreateInstance(const CreateInstanceRequest& request) {
                                        ? std::optional(TruncateToMicros(*request.scheduled_start))
                                        : std::nullopt,
                                    request.tags};
-  Message message;
-  message.instance_id = request.instance_id;
-  message.execution_id = request.execution_id;
-  message.visible_at = started.scheduled_start.value_or(now);
-  message.event = HistoryEvent{-1, now, started};
-  std::string event_json = SerializeEvent(message.event);
+  auto message = std::make_shared<Message>();
+  message->instance_id = request.instance_id;
+  message->execution_id = request.execution_id;
+  message->visible_at = started.scheduled_start.value_or(now);
+  message->event = HistoryEvent{-1, now, started};
+  auto event_json = std::make_shared<const std::string>(SerializeEvent(message->event));
   auto effects = std::make_shared<Effects>();
+  auto replaceable = std::make_shared<const std::vector<OrchestrationStatus>>(request.replaceable_statuses);
 
-  return RunSync(
-      [&, effects](Connection& c) -> Status {
-        BATON_ASSIGN_OR_RETURN(std::optional<RowHead> head, ReadHead(c, request.instance_id));
-        if (head) {
-          const auto& replaceable = request.replaceable_statuses;
-          if (std::find(replaceable.begin(), replaceable.end(), head->status) ==
-              replaceable.end()) {
-            return AlreadyExistsError("instance '" + request.instance_id +
-                                      "' already exists with status " +
-                                      std::string(OrchestrationStatusName(head->status)));
-          }
-          BATON_RETURN_IF_ERROR(DeleteInstanceRows(c, request.instance_id));
-          effects->steps.emplace_back(Wipe{request.instance_id});
-        }
-        BATON_RETURN_IF_ERROR(InsertInstanceRow(c, started, now));
-        Message m = message;
-        BATON_RETURN_IF_ERROR(InsertInbox(c, m, event_json));
-        effects->steps.emplace_back(std::move(m));
-        effects->status_changed.push_back(request.instance_id);
-        return Status::Ok();
-      },
-      [this, effects, now] { PublishEffects(*effects, now); });
+  WriteOp op;
+  op.execute = [this, effects, message, event_json, replaceable, now](Connection& c) -> Status {
+    const std::string& id = message->instance_id;
+    const auto& started = std::get<events::ExecutionStarted>(message->event.body);
+    BATON_ASSIGN_OR_RETURN(std::optional<RowHead> head, ReadHead(c, id));
+    if (head) {
+      if (std::find(replaceable->begin(), replaceable->end(), head->status) == replaceable->end()) {
+        return AlreadyExistsError("instance '" + id + "' already exists with status " +
+                                  std::string(OrchestrationStatusName(head->status)));
+      }
+      BATON_RETURN_IF_ERROR(DeleteInstanceRows(c, id));
+      effects->steps.emplace_back(Wipe{id});
+    }
+    BATON_RETURN_IF_ERROR(InsertInstanceRow(c, started, now));
+    Message m = *message;
+    BATON_RETURN_IF_ERROR(InsertInbox(c, m, *event_json));
+    effects->steps.emplace_back(std::move(m));
+    effects->status_changed.push_back(id);
+    return Status::Ok();
+  };
+  op.publish = [this, effects, now] { PublishEffects(*effects, now); };
+  op.done = std::move(done);
+  op.sync = true;  // a client call: acknowledged (Durability)
+  Enqueue(std::move(op));
 }
 
 void SqliteStore::PublishEffects(Effects& effects, TimePoint now) {
@@ -1783,12 +1884,19 @@ void SqliteStore::AbandonActivityWorkItem(const ActivityWorkItem& item,
 }
 
 void SqliteStore::Interrupt() {
-  std::lock_guard lock(mu_);
-  interrupted_ = true;
-  orch_cv_.notify_all();
-  task_cv_.notify_all();
-  for (auto& [id, list] : waiters_) {
-    for (Waiter* w : list) w->cv.notify_one();
+  std::vector<std::shared_ptr<AsyncWaiter>> async;
+  {
+    std::lock_guard lock(mu_);
+    interrupted_ = true;
+    orch_cv_.notify_all();
+    task_cv_.notify_all();
+    for (auto& [id, list] : waiters_) {
+      for (Waiter* w : list) w->cv.notify_one();
+    }
+    for (auto& [id, w] : async_by_id_) async.push_back(w);
+  }
+  for (const auto& w : async) {
+    EndAsyncWait(w, CancelledError("store interrupted while waiting for '" + w->instance_id + "'"));
   }
 }
 

@@ -80,6 +80,14 @@ class SqliteStore final : public Store {
   Result<InstanceState> WaitForInstance(const std::string& instance_id, WaitCondition condition,
                                         std::chrono::milliseconds timeout,
                                         bool include_payloads) override;
+  // Native: a creation is one write op whose callback the writer calls; a
+  // wait is checked on the writer thread, with its connection, right after
+  // each commit that changed the instance's status (no thread waits).
+  bool SupportsAsyncClientCalls() const override { return true; }
+  void CreateInstanceAsync(const CreateInstanceRequest& request, CommitCallback done) override;
+  uint64_t WaitForInstanceAsync(const std::string& instance_id, WaitCondition condition,
+                                bool include_payloads, WaitCallback done) override;
+  void CancelWait(uint64_t wait) override;
   Result<std::optional<OrchestrationWorkItem>> FetchOrchestrationWorkItem(
       std::chrono::milliseconds max_wait) override;
   void CompleteOrchestrationWorkItem(const OrchestrationWorkItem& item, OrchestrationUpdate update,
@@ -161,6 +169,15 @@ class SqliteStore final : public Store {
   struct Waiter {
     std::condition_variable cv;
     bool signaled = false;
+  };
+
+  // A WaitForInstanceAsync call, registered until it ends.
+  struct AsyncWaiter {
+    uint64_t id = 0;
+    std::string instance_id;
+    WaitCondition condition = WaitCondition::kCompleted;
+    bool include_payloads = false;
+    WaitCallback done;
   };
 
   // Shared with the clock's subscription so that a jump notified after the
@@ -253,6 +270,13 @@ class SqliteStore final : public Store {
   bool TakeReadyInstance(TimePoint now, OrchestrationWorkItem* item);
   bool TakeReadyTask(TimePoint now, ActivityWorkItem* item);
   void NotifyStatusChanged(const std::string& id);
+  // Reads the instance of each wait in `waits` on `c` (no transaction
+  // open) and ends those that reached their condition. Without mu_.
+  void CheckAsyncWaits(Connection& c, const std::vector<std::shared_ptr<AsyncWaiter>>& waits);
+  // Whether `state` is what a wait for `condition` waits for.
+  static bool Reached(const InstanceState& state, WaitCondition condition);
+  // Ends wait `w` with `result` unless it ended already (takes mu_).
+  void EndAsyncWait(const std::shared_ptr<AsyncWaiter>& w, Result<InstanceState> result);
   void OnClockJump();  // takes mu_ itself
   // Sleeps on `cv` until notified, the due time `due`, MaxSleep, or the real
   // time `deadline`, whichever comes first.
@@ -306,6 +330,13 @@ class SqliteStore final : public Store {
   std::multiset<TimePoint> orch_sleepers_;
   std::multiset<TimePoint> task_sleepers_;
   std::unordered_map<std::string, std::vector<Waiter*>> waiters_;
+  // Asynchronous waits by instance and by id; those whose instance changed
+  // status in a commit wait in async_to_check_ for the writer to read them
+  // (CheckAsyncWaits) once mu_ is released.
+  std::unordered_map<std::string, std::vector<std::shared_ptr<AsyncWaiter>>> async_waiters_;
+  std::unordered_map<uint64_t, std::shared_ptr<AsyncWaiter>> async_by_id_;
+  std::vector<std::shared_ptr<AsyncWaiter>> async_to_check_;
+  uint64_t next_async_wait_ = 0;
 };
 
 // The group-commit counters of a store made by OpenSqliteStore.
