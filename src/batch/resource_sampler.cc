@@ -77,7 +77,10 @@ void ResourceSampler::SampleOne(const std::string& container_id) {
   auto it = entries_.find(container_id);
   if (it == entries_.end()) return;  // taken meanwhile
   if (memory <= 0 && cpu <= 0) {
-    it->second.ended = true;
+    // Zeros also come from a container that has only just started (the
+    // loop samples a new one at once): it has ended only if gone, or once
+    // it had figures.
+    if (gone || it->second.usage.samples > 0) it->second.ended = true;
     return;
   }
   AttemptUsage& u = it->second.usage;
