@@ -286,11 +286,7 @@ Result<ReconcileReport> JobMonitor::ReconcileOnce() {
   ReconcileReport report;
   // What the previous pass found missing; a pass that fails leaves nothing
   // behind, so "two in a row" means two passes that got answers.
-  std::set<std::string> missing_before;
-  {
-    std::lock_guard lock(reconcile_mu_);
-    missing_before.swap(missing_before_);
-  }
+  SeenTwice::Pass missing(missing_);
   // 1. The attempts that should be running, read before the containers: a
   //    group that vanishes afterwards belongs to an attempt already over.
   std::map<std::string, Phase> running;
@@ -369,7 +365,6 @@ Result<ReconcileReport> JobMonitor::ReconcileOnce() {
   // 3. Running attempts without a container: only the runtime's NotFound
   //    counts (an error says nothing about the container), and only when the
   //    previous pass found the same attempt without its group too.
-  std::set<std::string> missing;
   for (const auto& [instance, phase] : running) {
     const std::string key = instance + "/" + std::to_string(phase.attempt);
     if (phase.phase != "running" || present.count(key)) continue;
@@ -379,27 +374,18 @@ Result<ReconcileReport> JobMonitor::ReconcileOnce() {
     if (!now.ok() || !Live(*now)) continue;
     Phase p = PhaseOf(*now);
     if (p.phase != "running" || p.attempt != phase.attempt) continue;
-    missing.insert(key);
-    if (!missing_before.count(key)) continue;  // a second look first
+    if (!missing.Saw(key)) continue;  // a second look first
     Raise(instance, kContainerLostEvent, Json{{"attempt", phase.attempt}});
     ++report.containers_lost;
     util::Log().warn("job monitor: the container of {} attempt {} vanished", instance, phase.attempt);
   }
-  {
-    std::lock_guard lock(reconcile_mu_);
-    missing_before_ = std::move(missing);
-  }
+  missing.Keep();
   // 4. Secrets of jobs that are over (or gone) and still in the vault.
   //    A job with no instance yet may be between the vault's Put and its
   //    start (the job API stores its secrets first): it counts as gone only
   //    when a second pass still finds no instance.
   if (options_.vault != nullptr) {
-    std::set<std::string> unknown;
-    std::set<std::string> unknown_before;
-    {
-      std::lock_guard lock(reconcile_mu_);
-      unknown_before.swap(vault_unknown_before_);
-    }
+    SeenTwice::Pass unknown(vault_unknown_);
     std::string after;
     for (int pages = 0; pages < 1000; ++pages) {
       BATON_ASSIGN_OR_RETURN(std::vector<std::string> jobs, options_.vault->Jobs(after, 500));
@@ -407,16 +393,14 @@ Result<ReconcileReport> JobMonitor::ReconcileOnce() {
         auto state = client_.GetState(job, /*include_payloads=*/false);
         bool over = state.ok() && IsTerminal(state->status);
         if (!state.ok() && state.status().code() == StatusCode::kNotFound) {
-          unknown.insert(job);
-          over = unknown_before.count(job) != 0;
+          over = unknown.Saw(job);
         }
         if (over && options_.vault->Delete(job).ok()) ++report.secrets_swept;
       }
       if (jobs.size() < 500) break;
       after = jobs.back();
     }
-    std::lock_guard lock(reconcile_mu_);
-    vault_unknown_before_ = std::move(unknown);
+    unknown.Keep();
   }
   // 5. Jobs started from a tenant's orchestration follow it
   //    (job_orchestration.h). Level-triggered, so a pass that was missed (a
@@ -476,12 +460,7 @@ void JobMonitor::Nudge() {
 // found it still waiting on the same ended job (the job's own event may be
 // in flight; a second one is harmless: the bridge takes the first).
 Status JobMonitor::TellWaitingBridges(ReconcileReport& report) {
-  std::set<std::string> waiting;
-  std::set<std::string> before;
-  {
-    std::lock_guard lock(reconcile_mu_);
-    before.swap(bridges_before_);
-  }
+  SeenTwice::Pass waiting(waiting_bridges_);
   InstanceQuery q;
   q.name_prefix = kJobOrchestrator;
   q.statuses = {OrchestrationStatus::kRunning, OrchestrationStatus::kSuspended};
@@ -505,8 +484,7 @@ Status JobMonitor::TellWaitingBridges(ReconcileReport& report) {
       // A completed job orchestration sent its news with its completion.
       if (state.ok() && state->status == OrchestrationStatus::kCompleted) continue;
       const std::string key = b.instance_id + "/" + job;
-      waiting.insert(key);
-      if (!before.count(key)) continue;  // a second look first
+      if (!waiting.Saw(key)) continue;  // a second look first
       Json result = {{"id", id}};
       if (!state.ok()) {
         result["status"] = "Failed";
@@ -536,8 +514,7 @@ Status JobMonitor::TellWaitingBridges(ReconcileReport& report) {
     if (page.continuation_token.empty()) break;
     q.continuation_token = page.continuation_token;
   }
-  std::lock_guard lock(reconcile_mu_);
-  bridges_before_ = std::move(waiting);
+  waiting.Keep();
   return Status::Ok();
 }
 
@@ -567,19 +544,13 @@ Status JobMonitor::ReleaseGrantsOfEndedJobs(ReconcileReport& report) {
       held.emplace_back(job, e.value("instance", "") != "" ? e.value("instance", "") : job);
     }
   }
-  std::set<std::string> ended;
-  std::set<std::string> before;
-  {
-    std::lock_guard lock(reconcile_mu_);
-    before.swap(grants_before_);
-  }
+  SeenTwice::Pass ended(ended_grants_);
   for (const auto& [job, instance] : held) {
     if (instance.rfind(kJobInstancePrefix, 0) != 0) continue;  // not a job orchestration's
     auto state = client_.GetState(instance, /*include_payloads=*/false);
     if (!state.ok() && state.status().code() != StatusCode::kNotFound) continue;  // cannot tell now
     if (state.ok() && !IsTerminal(state->status)) continue;
-    ended.insert(job);
-    if (!before.count(job)) continue;  // a second look first
+    if (!ended.Saw(job)) continue;  // a second look first
     Status s = client_.SignalEntity(scheduler, "release", Json{{"job", job}});
     if (!s.ok()) {
       util::Log().warn("job monitor: releasing the quota of {}: {}", job, s.ToString());
@@ -588,8 +559,7 @@ Status JobMonitor::ReleaseGrantsOfEndedJobs(ReconcileReport& report) {
     ++report.grants_released;
     util::Log().warn("job monitor: released the quota of {} (its orchestration ended without releasing it)", job);
   }
-  std::lock_guard lock(reconcile_mu_);
-  grants_before_ = std::move(ended);
+  ended.Keep();
   return Status::Ok();
 }
 

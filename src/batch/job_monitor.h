@@ -101,6 +101,40 @@ struct ReconcileReport {
   int grants_released = 0;  // quota held by jobs that ended without releasing it
 };
 
+// The reconciler's memory between passes: a finding acts only once two
+// passes in a row made it (the first may have raced what it looks at). A
+// Pass takes what the previous pass kept, so a pass that fails before Keep()
+// leaves nothing behind; Saw(key) records a finding of this pass and says
+// whether the previous one made it too; Keep() keeps this pass's findings
+// for the next.
+class SeenTwice {
+ public:
+  class Pass {
+   public:
+    explicit Pass(SeenTwice& memory) : memory_(memory) {
+      std::lock_guard lock(memory_.mu_);
+      before_.swap(memory_.seen_);
+    }
+    bool Saw(const std::string& key) {
+      now_.insert(key);
+      return before_.count(key) != 0;
+    }
+    void Keep() {
+      std::lock_guard lock(memory_.mu_);
+      memory_.seen_ = std::move(now_);
+    }
+
+   private:
+    SeenTwice& memory_;
+    std::set<std::string> before_;
+    std::set<std::string> now_;
+  };
+
+ private:
+  std::mutex mu_;
+  std::set<std::string> seen_;
+};
+
 class JobMonitor {
  public:
   JobMonitor(runtime::ContainerRuntime& runtime, Client& client, JobMonitorOptions options);
@@ -147,7 +181,7 @@ class JobMonitor {
   runtime::ContainerRuntime& runtime_;
   Client& client_;
   JobMonitorOptions options_;
-  std::set<std::string> vault_unknown_before_;  // guarded by reconcile_mu_
+  SeenTwice vault_unknown_;  // vault entries whose job has no instance
   bool leading_ = false;  // PollLoop's thread only
   std::atomic<bool> reconciling_{false};
   std::mutex mu_;
@@ -160,14 +194,12 @@ class JobMonitor {
   // Job-URL state seen last, by "<instance>/<attempt>".
   std::map<std::string, std::string> last_progress_;
   std::set<std::string> reported_;
-  // ReconcileOnce's memory between passes: the running attempts
-  // ("<instance>/<attempt>") the previous pass found without a group.
-  std::mutex reconcile_mu_;
-  std::set<std::string> missing_before_;
-  // Bridges waiting for an ended job, and scheduler entries of ended jobs,
-  // as the previous pass found them.
-  std::set<std::string> bridges_before_;
-  std::set<std::string> grants_before_;
+  // ReconcileOnce's memory between passes: running attempts
+  // ("<instance>/<attempt>") without a group, bridges waiting for an ended
+  // job, scheduler entries of ended jobs.
+  SeenTwice missing_;
+  SeenTwice waiting_bridges_;
+  SeenTwice ended_grants_;
 };
 
 }  // namespace baton::batch

@@ -108,24 +108,9 @@ class Scheduler {
     if (node_mem > 0 && mem > node_mem + 1e-9) {
       return never("needs " + mib(mem) + " but the largest node has " + mib(node_mem) + " for jobs");
     }
-    int64_t seq = s_["seq"].get<int64_t>();
-    if (s_["running"].contains(job)) {
-      const Json r = s_["running"][job];
-      Json& used = TenantOf(s_, r["tenant"])["used"];
-      used["cpu"] = std::max(0.0, used["cpu"].get<double>() - r["cpu"].get<double>());
-      used["memoryMb"] = std::max(0.0, used["memoryMb"].get<double>() - r["memoryMb"].get<double>());
-      used["jobs"] = std::max(0.0, used["jobs"].get<double>() - 1);
-      seq = r.value("seq", seq);
-      s_["running"].erase(job);
-    }
+    // The job keeps its place in arrival order.
+    const int64_t seq = ReleaseSchedulerJob(s_, job).value_or(s_["seq"].get<int64_t>());
     Json& q = s_["queue"];
-    for (size_t i = 0; i < q.size(); ++i) {
-      if (q[i]["job"] == job) {
-        seq = q[i].value("seq", seq);
-        q.erase(i);
-        break;
-      }
-    }
     Json entry = {{"job", job},     {"tenant", tenant},           {"instance", in.value("instance", "")},
                   {"cpu", cpu},     {"memoryMb", mem},            {"priority", in.value("priority", 0)},
                   {"seq", seq}};
@@ -220,22 +205,26 @@ Json GrantSchedulerJob(Json& s, size_t index) {
   return entry;
 }
 
-void ReleaseSchedulerJob(Json& s, const std::string& job) {
+std::optional<int64_t> ReleaseSchedulerJob(Json& s, const std::string& job) {
+  std::optional<int64_t> seq;
   if (s["running"].contains(job)) {
     const Json r = s["running"][job];
     Json& used = TenantOf(s, r["tenant"])["used"];
     used["cpu"] = std::max(0.0, used["cpu"].get<double>() - r["cpu"].get<double>());
     used["memoryMb"] = std::max(0.0, used["memoryMb"].get<double>() - r["memoryMb"].get<double>());
     used["jobs"] = std::max(0.0, used["jobs"].get<double>() - 1);
+    if (r.contains("seq")) seq = r["seq"].get<int64_t>();
     s["running"].erase(job);
   }
   Json& q = s["queue"];
   for (size_t i = 0; i < q.size(); ++i) {
     if (q[i]["job"] == job) {
+      if (q[i].contains("seq")) seq = q[i]["seq"].get<int64_t>();
       q.erase(i);
       break;
     }
   }
+  return seq;
 }
 
 Json SchedulerEntity(EntityContext& ctx) {

@@ -62,7 +62,8 @@ std::optional<size_t> NextSchedulerGrant(Json& state);
 // returns the entry.
 Json GrantSchedulerJob(Json& state, size_t index);
 // Frees a running job's resources and drops the job from the queue (no-op
-// for a job the state does not hold).
-void ReleaseSchedulerJob(Json& state, const std::string& job);
+// for a job the state does not hold). Returns the arrival number ("seq") of
+// the claim taken back (its queue entry's when it had one), or nullopt.
+std::optional<int64_t> ReleaseSchedulerJob(Json& state, const std::string& job);
 
 }  // namespace baton::batch
