@@ -234,8 +234,9 @@ class CallRecorderFactory final : public ::grpc::experimental::ServerInterceptor
 // activity work items, use gRPC's callback API: a work item is written to its
 // stream by the thread that dispatched it, and a completion is answered by
 // the store's commit callback, so no server thread waits for either (the
-// synchronous API put two thread hand-offs on every work item). The other
-// RPCs are synchronous.
+// synchronous API put two thread hand-offs on every work item). With a
+// store that answers asynchronously, so are the client calls made for
+// every instance (MarkClientCallsAsync). The other RPCs are synchronous.
 using ServiceBase = ::TaskHubSidecarService::WithCallbackMethod_GetWorkItems<
     ::TaskHubSidecarService::WithCallbackMethod_CompleteActivityTask<
         ::TaskHubSidecarService::WithCallbackMethod_CompleteOrchestratorTask<::TaskHubSidecarService::Service>>>;
