@@ -238,6 +238,44 @@ TEST_F(SqliteStoreTest, ConcurrentSyncCommitsShareTransactions) {
       << commits << " commits in " << transactions << " transactions";
 }
 
+// Group commit's wait (SqliteStoreOptions::group_commit_wait): a lone
+// writer, one write at a time, never waits; writers that queue together do,
+// and share transactions; a wait outside 0..100 ms is refused.
+TEST_F(SqliteStoreTest, GroupCommitWaitsOnlyWhenWritersQueueTogether) {
+  SqliteStoreOptions bad = Options();
+  bad.group_commit_wait = std::chrono::milliseconds(101);
+  EXPECT_EQ(OpenSqliteStore(bad).status().code(), StatusCode::kInvalidArgument);
+  bad.group_commit_wait = std::chrono::microseconds(-1);
+  EXPECT_EQ(OpenSqliteStore(bad).status().code(), StatusCode::kInvalidArgument);
+
+  SqliteStoreOptions o = Options();
+  o.group_commit_wait = std::chrono::milliseconds(2);
+  std::unique_ptr<Store> store = MustOpen(o);
+  ASSERT_NE(store, nullptr);
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(Create(*store, "lone-" + std::to_string(i)).ok());
+  EXPECT_EQ(GetWriterStats(*store).lingered, 0u);
+
+  constexpr int kThreads = 8, kPerThread = 40;
+  const WriterStats before = GetWriterStats(*store);
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < kThreads; ++t) {
+    // Each thread one write at a time, as clients do: a few queue together.
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        if (Create(*store, "together-" + std::to_string(t) + "-" + std::to_string(i)).ok()) ++ok;
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  ASSERT_EQ(ok.load(), kThreads * kPerThread);
+  const WriterStats after = GetWriterStats(*store);
+  EXPECT_GT(after.lingered, before.lingered);
+  const uint64_t writes = after.ops - before.ops, transactions = after.transactions - before.transactions;
+  ASSERT_GT(transactions, 0u);
+  EXPECT_GT(writes / transactions, 2u) << writes << " writes in " << transactions << " transactions";
+}
+
 TEST_F(SqliteStoreTest, AcknowledgedDurabilityCommitsAndSurvivesReopen) {
   {
     std::unique_ptr<Store> store = MustOpen(Options(Durability::kAcknowledged));

@@ -416,6 +416,10 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(SqliteStoreOptions option
   }
   if (options.max_batch < 1)
     return InvalidArgumentError("SqliteStoreOptions.max_batch must be >= 1");
+  if (options.group_commit_wait < std::chrono::microseconds::zero() ||
+      options.group_commit_wait > std::chrono::milliseconds(100)) {
+    return InvalidArgumentError("SqliteStoreOptions.group_commit_wait must be 0 to 100 ms");
+  }
   if (options.clock == nullptr) options.clock = SystemClock();
   std::unique_ptr<SqliteStore> store(new SqliteStore(std::move(options)));
   BATON_RETURN_IF_ERROR(store->Initialize());
@@ -591,7 +595,17 @@ void SqliteStore::WriterLoop() {
       std::unique_lock lock(writer_mu_);
       writer_cv_.wait(lock, [this] { return writer_stopping_ || !writer_queue_.empty(); });
       if (writer_queue_.empty()) return;  // stopping, and every queued op has run
+      // Group commit (SqliteStoreOptions::group_commit_wait): a plain sleep,
+      // not a wait on writer_cv_, which every enqueue would end at once.
+      const auto linger = options_.group_commit_wait;
+      if (linger.count() > 0 && last_batch_ >= 2 && writer_queue_.size() < last_batch_ && !writer_stopping_) {
+        lock.unlock();
+        std::this_thread::sleep_for(linger);
+        lock.lock();
+        lingered_.fetch_add(1, std::memory_order_relaxed);
+      }
       size_t n = std::min(writer_queue_.size(), static_cast<size_t>(options_.max_batch));
+      last_batch_ = n;
       batch.clear();
       for (size_t i = 0; i < n; ++i) {
         batch.push_back(std::move(writer_queue_.front()));

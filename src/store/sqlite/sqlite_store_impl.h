@@ -54,6 +54,7 @@ namespace baton::sqlite {
 struct WriterStats {
   uint64_t transactions = 0;  // committed batches
   uint64_t ops = 0;           // ops the writer ran, committed or failed
+  uint64_t lingered = 0;      // batches that waited for more (group_commit_wait)
 };
 
 class SqliteStore final : public Store {
@@ -104,7 +105,8 @@ class SqliteStore final : public Store {
   void ResumeFetching() override;
 
   WriterStats writer_stats() const {
-    return {transactions_.load(std::memory_order_relaxed), ops_.load(std::memory_order_relaxed)};
+    return {transactions_.load(std::memory_order_relaxed), ops_.load(std::memory_order_relaxed),
+            lingered_.load(std::memory_order_relaxed)};
   }
 
  private:
@@ -304,6 +306,7 @@ class SqliteStore final : public Store {
   bool writer_stopping_ = false;
   std::thread writer_thread_;
   std::atomic<uint64_t> transactions_{0};
+  std::atomic<uint64_t> lingered_{0};
   std::atomic<uint64_t> ops_{0};
 
   // Idle reader connections.
@@ -337,6 +340,7 @@ class SqliteStore final : public Store {
   std::unordered_map<uint64_t, std::shared_ptr<AsyncWaiter>> async_by_id_;
   std::vector<std::shared_ptr<AsyncWaiter>> async_to_check_;
   uint64_t next_async_wait_ = 0;
+  size_t last_batch_ = 0;  // writes in the previous transaction (writer thread only)
 };
 
 // The group-commit counters of a store made by OpenSqliteStore.
