@@ -281,8 +281,8 @@ class Store {
   // call (the gRPC sidecar). A store that has these says so
   // (SupportsAsyncClientCalls); the defaults below do the synchronous call
   // on the caller's thread, and a caller that cannot block should not use
-  // them then. A callback runs exactly once: on a store thread after the
-  // call returned, or on the caller's thread before it returns. It must be
+  // them then. A callback runs exactly once (a withdrawn wait's: at most
+  // once), on any thread, possibly before the call returns. It must be
   // quick and must not call into the store. ----
 
   virtual bool SupportsAsyncClientCalls() const { return false; }

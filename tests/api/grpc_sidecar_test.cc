@@ -236,7 +236,9 @@ TEST_F(SidecarTest, AWaitEndsAtTheServersLimitWithItsReason) {
   ::grpc::Status s = stub->WaitForInstanceCompletion(As("acme", 30s).get(), get, &resp);
   EXPECT_EQ(s.error_code(), ::grpc::StatusCode::DEADLINE_EXCEEDED);
   EXPECT_NE(s.error_message().find("did not complete within 1000 ms"), std::string::npos) << s.error_message();
-  // A wait for its start is answered (it runs), through the same server.
+  // A wait for its start is answered (it runs), through the same server
+  // (once the fixture's server, whose limit is 10 minutes, saw it start).
+  ASSERT_TRUE(stub_->WaitForInstanceStart(As("acme").get(), get, &resp).ok());
   ASSERT_TRUE(stub->WaitForInstanceStart(As("acme").get(), get, &resp).ok());
   EXPECT_EQ(resp.orchestrationstate().orchestrationstatus(), ::ORCHESTRATION_STATUS_RUNNING);
   limited.Stop();
@@ -263,10 +265,15 @@ TEST_F(SidecarTest, ACancelledWaitFreesItsPlaceAndStopEndsOpenWaits) {
     std::mutex mu;
     std::unique_ptr<::grpc::ClientContext> current;
     ::grpc::Status status;
+    std::atomic<bool> done{false};
     std::thread thread;
   };
   auto hold = [&](Holder& h) {
     h.thread = std::thread([&] {
+      struct Done {
+        std::atomic<bool>& flag;
+        ~Done() { flag = true; }
+      } done{h.done};
       for (int i = 0; i < 500; ++i) {
         ::grpc::ClientContext* ctx;
         {
@@ -296,20 +303,33 @@ TEST_F(SidecarTest, ACancelledWaitFreesItsPlaceAndStopEndsOpenWaits) {
   Holder first;
   hold(first);
   ASSERT_TRUE(held());
-  {
-    std::lock_guard lock(first.mu);
-    first.current->TryCancel();
+  // Cancelled (again, should the cancel reach an attempt that had ended).
+  for (int i = 0; i < 250 && !first.done; ++i) {
+    {
+      std::lock_guard lock(first.mu);
+      first.current->TryCancel();
+    }
+    std::this_thread::sleep_for(20ms);
   }
   first.thread.join();
   EXPECT_EQ(first.status.error_code(), ::grpc::StatusCode::CANCELLED) << first.status.error_message();
-  // Its place is free long before the 60 s limit: a new wait is let in and
-  // holds it; then the server stops and ends it.
+  // Its place is free long before the 60 s limit: a wait is let in (it runs
+  // to its own 1 s deadline) instead of being refused.
+  ::grpc::StatusCode next = ::grpc::StatusCode::RESOURCE_EXHAUSTED;
+  for (int i = 0; i < 50 && next == ::grpc::StatusCode::RESOURCE_EXHAUSTED; ++i) {
+    ::GetInstanceResponse resp;
+    next = stub->WaitForInstanceCompletion(As("acme", 1s).get(), get, &resp).error_code();
+    if (next == ::grpc::StatusCode::RESOURCE_EXHAUSTED) std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(next, ::grpc::StatusCode::DEADLINE_EXCEEDED);
+  // A wait that holds the place is ended by the server's stop, with why.
   Holder second;
   hold(second);
   EXPECT_TRUE(held());
   capped.Stop();
   second.thread.join();
   EXPECT_EQ(second.status.error_code(), ::grpc::StatusCode::UNAVAILABLE) << second.status.error_message();
+  EXPECT_EQ(second.status.error_message(), "the server is stopping");
 }
 
 TEST_F(SidecarTest, EventsSuspendResumeAndTerminate) {

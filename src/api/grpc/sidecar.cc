@@ -545,6 +545,7 @@ class Service final : public ServiceBase, public ExternalDispatcher {
     const uint64_t wait = store_.WaitForInstanceAsync(
         call->id, completion ? WaitCondition::kCompleted : WaitCondition::kStarted, req->getinputsandoutputs(),
         [this, call](Result<InstanceState> state) {
+          if (call->ended) return;  // ended otherwise (perhaps by a stop: the service may be gone)
           if (!state.ok()) return EndWait(call, ToGrpc(state.status()), nullptr, /*from_store=*/true);
           EndWait(call, GrpcStatus::OK, &*state, /*from_store=*/true);
         });
@@ -573,6 +574,12 @@ class Service final : public ServiceBase, public ExternalDispatcher {
     if (!prefix.empty() && waits_[prefix] >= options_.max_waits_per_hub) {
       return GrpcStatus(::grpc::StatusCode::RESOURCE_EXHAUSTED,
                         "this task hub already has " + std::to_string(options_.max_waits_per_hub) +
+                            " waits open; try again when one ends");
+    }
+    // Every hub's together, the default hub's included (it has no cap of its own).
+    if (wait_deadlines_.size() >= static_cast<size_t>(std::max(16, options_.max_threads))) {
+      return GrpcStatus(::grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        "the server already has " + std::to_string(wait_deadlines_.size()) +
                             " waits open; try again when one ends");
     }
     ++waits_[prefix];

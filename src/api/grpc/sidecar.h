@@ -52,14 +52,17 @@ struct SidecarOptions {
   // fails with RESOURCE_EXHAUSTED before it is read. `baton serve` sets the
   // HTTP body limit unless --grpc-max-message-bytes says otherwise.
   size_t max_message_bytes = 1 << 20;
-  // Each GetWorkItems stream and each WaitForInstance… call holds a server
-  // thread for as long as it lasts. Open at once, at most: worker streams
-  // per task hub and in all, waits per task hub. One more is refused with
-  // RESOURCE_EXHAUSTED (retryable), so no tenant can take every thread.
+  // Open at once, at most: worker streams per task hub and in all, waits
+  // (WaitForInstance…) per task hub. One more is refused with
+  // RESOURCE_EXHAUSTED (retryable), so no tenant can take every stream or
+  // wait. A synchronous wait (a store without asynchronous calls) holds a
+  // server thread while it lasts; an asynchronous one holds memory only.
   int max_worker_streams_per_hub = 16;
   int max_worker_streams = 512;
   int max_waits_per_hub = 16;
-  // The gRPC server's threads, at most (a backstop: the caps above come first).
+  // The gRPC server's threads, at most, and the asynchronous waits open at
+  // once in all hubs, the default hub's included (backstops: the caps above
+  // come first).
   int max_threads = 2048;
   // How long work no stream of its hub can take waits in memory for one
   // (ParkedWorkItems) before it goes back to the store. On one node the

@@ -556,7 +556,10 @@ SqliteStore::~SqliteStore() {
     writer_thread_.join();
   }
   std::vector<std::shared_ptr<AsyncWaiter>> async;
-  for (auto& [id, w] : async_by_id_) async.push_back(w);
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [id, w] : async_by_id_) async.push_back(w);
+  }
   for (const auto& w : async) EndAsyncWait(w, CancelledError("the store closed"));
   idle_readers_.clear();
   writer_conn_.reset();
@@ -766,11 +769,16 @@ uint64_t SqliteStore::WaitForInstanceAsync(const std::string& instance_id, WaitC
       async_waiters_[instance_id].push_back(w);
     }
   }
+  Result<InstanceState> state = GetInstance(instance_id, include_payloads);
   if (interrupted) {
-    w->done(CancelledError("store interrupted while waiting for '" + instance_id + "'"));
+    // As WaitForInstance: what is there already is answered, nothing waits.
+    if (!state.ok() || Reached(*state, condition)) {
+      w->done(std::move(state));
+    } else {
+      w->done(CancelledError("store interrupted while waiting for '" + instance_id + "'"));
+    }
     return w->id;
   }
-  Result<InstanceState> state = GetInstance(instance_id, include_payloads);
   if (!state.ok() || Reached(*state, condition)) EndAsyncWait(w, std::move(state));
   return w->id;
 }
