@@ -44,12 +44,13 @@ struct SqliteStoreOptions {
   std::chrono::milliseconds lease_duration{std::chrono::minutes(2)};
   Durability durability = Durability::kFull;
   int max_batch = 1024;  // most writes per group-committed transaction
-  // Group commit: when the previous transaction held two or more writes
-  // (several callers writing at once) and fewer are queued now, the writer
-  // waits this long for more before it commits, so that one fsync covers
-  // more of them (under load: fewer fsyncs and wake-ups per write, the same
-  // acknowledgement rules). A lone writer never waits. 0 = never; at most 100 ms.
-  std::chrono::microseconds group_commit_wait{1000};
+  // Group commit: when the writer was idle, the previous transaction held
+  // two or more writes (several callers writing at once) and fewer are
+  // queued now, it waits this long for more before it commits, so that one
+  // fsync covers more of them (fewer fsyncs and wake-ups per write, the same
+  // acknowledgement rules). A lone writer never waits, nor does one that is
+  // behind. 0 = never; at most 100 ms.
+  std::chrono::microseconds group_commit_wait{500};
 };
 
 // Opens (creating if needed) the store at options.path and applies its

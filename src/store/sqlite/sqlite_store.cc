@@ -596,12 +596,16 @@ void SqliteStore::WriterLoop() {
   for (;;) {
     {
       std::unique_lock lock(writer_mu_);
+      // Idle: nothing was queued when the last transaction ended.
+      const bool idle = writer_queue_.empty();
       writer_cv_.wait(lock, [this] { return writer_stopping_ || !writer_queue_.empty(); });
       if (writer_queue_.empty()) return;  // stopping, and every queued op has run
       // Group commit (SqliteStoreOptions::group_commit_wait): a plain sleep,
-      // not a wait on writer_cv_, which every enqueue would end at once.
+      // not a wait on writer_cv_, which every enqueue would end at once. Only
+      // a writer that was idle waits: one that is behind commits at once.
       const auto linger = options_.group_commit_wait;
-      if (linger.count() > 0 && last_batch_ >= 2 && writer_queue_.size() < last_batch_ && !writer_stopping_) {
+      if (linger.count() > 0 && idle && last_batch_ >= 2 && writer_queue_.size() < last_batch_ &&
+          !writer_stopping_) {
         lock.unlock();
         std::this_thread::sleep_for(linger);
         lock.lock();
