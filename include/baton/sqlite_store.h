@@ -45,11 +45,13 @@ struct SqliteStoreOptions {
   Durability durability = Durability::kFull;
   int max_batch = 1024;  // most writes per group-committed transaction
   // Group commit: when the writer was idle, the previous transaction held
-  // two or more writes (several callers writing at once) and fewer are
-  // queued now, it waits this long for more before it commits, so that one
-  // fsync covers more of them (fewer fsyncs and wake-ups per write, the same
-  // acknowledgement rules). A lone writer never waits, nor does one that is
-  // behind. 0 = never; at most 100 ms.
+  // two or more writes (several callers writing at once), fewer are queued
+  // now and the batch will be fsync'ed, it sleeps this long before it
+  // commits, so that one fsync covers more writes (fewer fsyncs and wake-ups
+  // per write, the same acknowledgement rules). A writer that sees one write
+  // at a time never waits (only the first write after a shared transaction
+  // may), nor does one that is behind. The sleep is not cut short when
+  // writes arrive. 0 = never; at most 100 ms.
   std::chrono::microseconds group_commit_wait{500};
 };
 

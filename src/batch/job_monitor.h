@@ -111,6 +111,8 @@ class SeenTwice {
  public:
   class Pass {
    public:
+    Pass(const Pass&) = delete;
+    Pass& operator=(const Pass&) = delete;
     explicit Pass(SeenTwice& memory) : memory_(memory) {
       std::lock_guard lock(memory_.mu_);
       before_.swap(memory_.seen_);

@@ -78,11 +78,12 @@ void ResourceSampler::SampleOne(const std::string& container_id) {
   if (it == entries_.end()) return;  // taken meanwhile
   if (memory <= 0 && cpu <= 0) {
     // Zeros also come from a container that has only just started (the
-    // loop samples a new one at once): it has ended only if gone, or once
-    // it had figures.
-    if (gone || it->second.usage.samples > 0) it->second.ended = true;
+    // loop samples a new one at once): it has ended if gone, once it had
+    // figures, or at its second zero answer in a row.
+    if (gone || it->second.usage.samples > 0 || ++it->second.zeros >= 2) it->second.ended = true;
     return;
   }
+  it->second.zeros = 0;
   AttemptUsage& u = it->second.usage;
   u.peak_memory_bytes = std::max(u.peak_memory_bytes, memory);
   u.cpu_seconds = std::max(u.cpu_seconds, cpu);

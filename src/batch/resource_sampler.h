@@ -13,8 +13,9 @@
 // result: from there they are durable, in the job's history and result, on
 // either store.
 //
-// What it cannot see: a container that lived less than one interval may
-// have no sample (Take returns nothing: the attempt shows null peaks); usage
+// What it cannot see: a container that ended before its first sample (the
+// loop samples a followed one as soon as Watch is called) has no figures
+// (Take returns nothing: the attempt shows null peaks); usage
 // after the last sample is missed (CPU time is then a lower bound, and so is
 // the memory peak on cgroup v2). Figures are held in memory: a collect that
 // runs on a node that never sampled the container (another node, or this one
@@ -24,7 +25,8 @@
 //
 // Bounds: at most kMaxContainers containers are held (an ended one nobody
 // took makes room for a new one; beyond that, new ones are not sampled), a
-// container that answers without figures (it ended) is not sampled again,
+// container that answers without figures (gone, after it had figures, or
+// twice in a row) is not sampled again,
 // and figures nobody took are forgotten kForgetAfter after the container's
 // last sample.
 //
@@ -73,8 +75,8 @@ class ResourceSampler {
   void Stop();
 
   // Follows `container_id` from now on (the start activity calls it right
-  // after the start); the first sample comes with the loop's next pass, so
-  // the start does not wait for a stats call.
+  // after the start) and wakes the loop, which samples it at once: the
+  // start does not wait for a stats call.
   void Watch(const std::string& container_id);
   // Takes one more sample of the container (if it still runs), stops
   // following it and returns its figures; nothing when it never had a sample.
@@ -87,6 +89,7 @@ class ResourceSampler {
     AttemptUsage usage;
     std::chrono::steady_clock::time_point last_seen;
     bool ended = false;  // answered without figures: not sampled again
+    int zeros = 0;       // zero answers in a row before any figures
   };
   void Loop();
   void SampleOne(const std::string& container_id);

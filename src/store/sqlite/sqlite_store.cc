@@ -603,9 +603,13 @@ void SqliteStore::WriterLoop() {
       // Group commit (SqliteStoreOptions::group_commit_wait): a plain sleep,
       // not a wait on writer_cv_, which every enqueue would end at once. Only
       // a writer that was idle waits: one that is behind commits at once.
+      // Only a batch that will be fsync'ed gains by it (RunBatch's `full`).
       const auto linger = options_.group_commit_wait;
+      const bool will_sync = options_.durability == Durability::kFull ||
+                             std::any_of(writer_queue_.begin(), writer_queue_.end(),
+                                         [](const WriteOp& op) { return op.sync; });
       if (linger.count() > 0 && idle && last_batch_ >= 2 && writer_queue_.size() < last_batch_ &&
-          !writer_stopping_) {
+          !writer_stopping_ && will_sync) {
         lock.unlock();
         std::this_thread::sleep_for(linger);
         lock.lock();
