@@ -83,10 +83,10 @@ class Client {
                                                const ScheduleOptions& options = {});
   // The same without blocking the caller, for a server that holds no thread
   // per call: `done` receives the instance id or the error (the same as
-  // above) once the store acknowledged the creation, on a store thread, or
-  // on this thread before the call returns (an invalid request; a store
-  // without asynchronous calls, Store::SupportsAsyncClientCalls, which
-  // then blocks this thread for the write). `done` must be quick.
+  // above) once the store acknowledged the creation, on any thread, possibly
+  // before the call returns (always for an invalid request; a store without
+  // asynchronous calls, Store::SupportsAsyncClientCalls, blocks this thread
+  // for the write). `done` must be quick.
   void ScheduleNewOrchestrationAsync(std::string_view name, const JsonText& input, const ScheduleOptions& options,
                                      std::function<void(Result<std::string>)> done);
 

@@ -462,24 +462,38 @@ class Service final : public ServiceBase, public ExternalDispatcher {
     std::string prefix_;
   };
 
-  GrpcStatus Wait(ServerContext* ctx, const ::GetInstanceRequest* req, ::GetInstanceResponse* resp, bool completion) {
-    BATON_GRPC_HUB(ctx, prefix);
-    BATON_GRPC_ID(prefix, req->instanceid(), id);
-    {
-      std::lock_guard lock(mu_);
-      if (!prefix.empty() && waits_[prefix] >= options_.max_waits_per_hub) {
-        return GrpcStatus(::grpc::StatusCode::RESOURCE_EXHAUSTED,
-                          "this task hub already has " + std::to_string(options_.max_waits_per_hub) +
-                              " waits open; try again when one ends");
-      }
-      ++waits_[prefix];
-    }
-    WaitGuard guard(this, prefix);
+  // How long a wait may last: the server's limit, or the call's deadline
+  // when sooner (zero or less: passed).
+  std::chrono::milliseconds WaitTimeout(const ::grpc::ServerContextBase* ctx) const {
     auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(options_.max_wait);
     if (ctx->deadline() != std::chrono::system_clock::time_point::max()) {
       timeout = std::min(timeout, std::chrono::duration_cast<std::chrono::milliseconds>(
                                       ctx->deadline() - std::chrono::system_clock::now()));
     }
+    return timeout;
+  }
+
+  // Counts a wait against its hub's cap; RESOURCE_EXHAUSTED when the hub has
+  // max_waits_per_hub open. REQUIRES: mu_.
+  GrpcStatus AdmitWaitLocked(const std::string& prefix) {
+    if (!prefix.empty() && waits_[prefix] >= options_.max_waits_per_hub) {
+      return GrpcStatus(::grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        "this task hub already has " + std::to_string(options_.max_waits_per_hub) +
+                            " waits open; try again when one ends");
+    }
+    ++waits_[prefix];
+    return GrpcStatus::OK;
+  }
+
+  GrpcStatus Wait(ServerContext* ctx, const ::GetInstanceRequest* req, ::GetInstanceResponse* resp, bool completion) {
+    BATON_GRPC_HUB(ctx, prefix);
+    BATON_GRPC_ID(prefix, req->instanceid(), id);
+    {
+      std::lock_guard lock(mu_);
+      if (GrpcStatus s = AdmitWaitLocked(prefix); !s.ok()) return s;
+    }
+    WaitGuard guard(this, prefix);
+    const auto timeout = WaitTimeout(ctx);
     if (timeout.count() <= 0) return GrpcStatus(::grpc::StatusCode::DEADLINE_EXCEEDED, "the deadline passed");
     auto s = completion ? client_.WaitForCompletion(id, timeout, req->getinputsandoutputs())
                         : client_.WaitForStart(id, timeout, req->getinputsandoutputs());
@@ -560,29 +574,20 @@ class Service final : public ServiceBase, public ExternalDispatcher {
                        const std::shared_ptr<WaitCall>& call) {
     BATON_GRPC_HUB(ctx, prefix);
     BATON_GRPC_ID(prefix, req->instanceid(), id);
-    auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(options_.max_wait);
-    if (ctx->deadline() != std::chrono::system_clock::time_point::max()) {
-      timeout = std::min(timeout, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                      ctx->deadline() - std::chrono::system_clock::now()));
-    }
+    const auto timeout = WaitTimeout(ctx);
     if (timeout.count() <= 0) return GrpcStatus(::grpc::StatusCode::DEADLINE_EXCEEDED, "the deadline passed");
     call->prefix = prefix;
     call->id = id;
     call->timeout = timeout;
     std::lock_guard lock(mu_);
     if (stopping_) return GrpcStatus(::grpc::StatusCode::UNAVAILABLE, "the server is stopping");
-    if (!prefix.empty() && waits_[prefix] >= options_.max_waits_per_hub) {
-      return GrpcStatus(::grpc::StatusCode::RESOURCE_EXHAUSTED,
-                        "this task hub already has " + std::to_string(options_.max_waits_per_hub) +
-                            " waits open; try again when one ends");
-    }
     // Every hub's together, the default hub's included (it has no cap of its own).
     if (wait_deadlines_.size() >= static_cast<size_t>(std::max(16, options_.max_threads))) {
       return GrpcStatus(::grpc::StatusCode::RESOURCE_EXHAUSTED,
                         "the server already has " + std::to_string(wait_deadlines_.size()) +
                             " waits open; try again when one ends");
     }
-    ++waits_[prefix];
+    if (GrpcStatus s = AdmitWaitLocked(prefix); !s.ok()) return s;
     auto it = wait_deadlines_.emplace(std::chrono::steady_clock::now() + timeout, call);
     call->deadline = it;
     if (it == wait_deadlines_.begin()) janitor_cv_.notify_all();

@@ -745,15 +745,23 @@ void SqliteStore::CheckAsyncWaits(Connection& c, const std::vector<std::shared_p
   }
 }
 
+std::shared_ptr<SqliteStore::AsyncWaiter> SqliteStore::TakeAsyncWaitLocked(uint64_t id) {
+  auto by_id = async_by_id_.find(id);
+  if (by_id == async_by_id_.end()) return nullptr;
+  std::shared_ptr<AsyncWaiter> w = std::move(by_id->second);
+  async_by_id_.erase(by_id);
+  auto it = async_waiters_.find(w->instance_id);
+  if (it != async_waiters_.end()) {
+    std::erase(it->second, w);
+    if (it->second.empty()) async_waiters_.erase(it);
+  }
+  return w;
+}
+
 void SqliteStore::EndAsyncWait(const std::shared_ptr<AsyncWaiter>& w, Result<InstanceState> result) {
   {
     std::lock_guard lock(mu_);
-    if (async_by_id_.erase(w->id) == 0) return;
-    auto it = async_waiters_.find(w->instance_id);
-    if (it != async_waiters_.end()) {
-      std::erase(it->second, w);
-      if (it->second.empty()) async_waiters_.erase(it);
-    }
+    if (TakeAsyncWaitLocked(w->id) == nullptr) return;  // ended or cancelled already
   }
   w->done(std::move(result));
 }
@@ -793,15 +801,7 @@ uint64_t SqliteStore::WaitForInstanceAsync(const std::string& instance_id, WaitC
 
 void SqliteStore::CancelWait(uint64_t wait) {
   std::lock_guard lock(mu_);
-  auto by_id = async_by_id_.find(wait);
-  if (by_id == async_by_id_.end()) return;
-  std::shared_ptr<AsyncWaiter> w = std::move(by_id->second);
-  async_by_id_.erase(by_id);
-  auto it = async_waiters_.find(w->instance_id);
-  if (it != async_waiters_.end()) {
-    std::erase(it->second, w);
-    if (it->second.empty()) async_waiters_.erase(it);
-  }
+  TakeAsyncWaitLocked(wait);
 }
 
 // ---- Writer helpers (inside a write transaction) ----
@@ -1533,10 +1533,7 @@ Result<InstanceState> SqliteStore::WaitForInstance(const std::string& instance_i
       unregister();
       return state;
     }
-    bool reached = condition == WaitCondition::kStarted
-                       ? state->status != OrchestrationStatus::kPending
-                       : IsTerminal(state->status);
-    if (reached) {
+    if (Reached(*state, condition)) {
       unregister();
       return state;
     }

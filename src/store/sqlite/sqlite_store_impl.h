@@ -277,6 +277,9 @@ class SqliteStore final : public Store {
   void CheckAsyncWaits(Connection& c, const std::vector<std::shared_ptr<AsyncWaiter>>& waits);
   // Whether `state` is what a wait for `condition` waits for.
   static bool Reached(const InstanceState& state, WaitCondition condition);
+  // Removes wait `id` from async_waiters_ and async_by_id_ and returns it;
+  // null when it is not registered (ended or cancelled). REQUIRES: mu_.
+  std::shared_ptr<AsyncWaiter> TakeAsyncWaitLocked(uint64_t id);
   // Ends wait `w` with `result` unless it ended already (takes mu_).
   void EndAsyncWait(const std::shared_ptr<AsyncWaiter>& w, Result<InstanceState> result);
   void OnClockJump();  // takes mu_ itself
