@@ -22,7 +22,10 @@ for f in include/baton/worker.h lib/libbaton.a lib/cmake/Baton/BatonConfig.cmake
 done
 [ -e "$prefix/lib/libbaton.so" ] || { echo "FAIL: the install lacks lib/libbaton.so"; exit 1; }
 # Only the SDK: no server binary, no private header.
-if find "$prefix" -name '*.h' | grep -v '/include/baton/' | grep -q .; then
+# (Outputs are read whole before grep -q: under pipefail, a writer that grep -q
+# left early dies of SIGPIPE and fails the pipeline.)
+stray="$(find "$prefix" -name '*.h' | grep -v '/include/baton/' || true)"
+if [ -n "$stray" ]; then
   echo "FAIL: headers outside include/baton:"; find "$prefix" -name '*.h' | grep -v '/include/baton/'; exit 1
 fi
 
@@ -38,7 +41,8 @@ for program in hello hello_static; do
   grep -q 'completed: \["Hello, Tokyo!",true\]' <<<"$out" || { echo "FAIL: $program printed '$out'"; exit 1; }
 done
 # The shared one really uses the installed libbaton.so.
-ldd "$work/build/hello" | grep -q "$prefix/lib/libbaton.so" || { echo "FAIL: hello does not load $prefix/lib/libbaton.so"; ldd "$work/build/hello"; exit 1; }
+libs="$(ldd "$work/build/hello")"
+grep -qF "$prefix/lib/libbaton.so" <<<"$libs" || { echo "FAIL: hello does not load $prefix/lib/libbaton.so"; echo "$libs"; exit 1; }
 
 # pkg-config: its flags compile a program and link it (the object compiled above).
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
@@ -49,5 +53,6 @@ c++ "$work/pc.o" -o "$work/pc" $(pkg-config --libs baton) -Wl,-rpath,"$prefix/li
 "$work/pc"
 object="$(find "$work/build" -name 'hello.cc.o' | head -1)"
 c++ "$object" -o "$work/hello_pc" $(pkg-config --libs baton) -Wl,-rpath,"$prefix/lib"
-"$work/hello_pc" "$work/pc.db" | grep -q 'completed:' || { echo "FAIL: the pkg-config build did not run"; exit 1; }
+out="$("$work/hello_pc" "$work/pc.db")"
+grep -q 'completed:' <<<"$out" || { echo "FAIL: the pkg-config build did not run: '$out'"; exit 1; }
 echo "PASS: installed SDK: CMake package (shared and static) and pkg-config"
