@@ -5,6 +5,7 @@
 
 #include "api/grpc/convert.h"
 
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
@@ -215,6 +216,61 @@ TEST_F(SidecarTest, ErrorCodesAreTheOnesTheSdksExpect) {
   ::GetInstanceResponse waited;
   EXPECT_EQ(stub_->WaitForInstanceCompletion(As("acme", 1s).get(), get, &waited).error_code(),
             ::grpc::StatusCode::DEADLINE_EXCEEDED);
+}
+
+// Sends `bytes` as the one request message of `method` (any kind of method:
+// on the wire a unary call is a stream of one message) and returns the
+// call's status.
+::grpc::Status RawCall(const std::shared_ptr<::grpc::Channel>& channel, const std::string& method,
+                       const std::string& bytes, const std::string& key) {
+  ::grpc::GenericStub generic(channel);
+  ::grpc::ClientContext ctx;
+  if (!key.empty()) ctx.AddMetadata("authorization", "Bearer " + key);
+  ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+  ::grpc::CompletionQueue cq;
+  auto call = generic.PrepareCall(&ctx, method, &cq);
+  void* tag = nullptr;
+  bool ok = false;
+  auto step = [&](intptr_t want) { return cq.Next(&tag, &ok) && reinterpret_cast<intptr_t>(tag) == want; };
+  call->StartCall(reinterpret_cast<void*>(1));
+  EXPECT_TRUE(step(1));
+  ::grpc::Slice slice(bytes);
+  ::grpc::ByteBuffer request(&slice, 1);
+  call->Write(request, reinterpret_cast<void*>(2));
+  EXPECT_TRUE(step(2));
+  call->WritesDone(reinterpret_cast<void*>(3));
+  EXPECT_TRUE(step(3));
+  ::grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(4));
+  EXPECT_TRUE(step(4));
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  return status;
+}
+
+// A request message that does not parse (a length-delimited field that
+// claims 5 bytes and has 2) is answered INTERNAL by every method, callback
+// ones included (gRPC's callback handlers alone would answer UNIMPLEMENTED),
+// and reaches no method's logic.
+TEST_F(SidecarTest, AMessageThatDoesNotParseIsInternalOnEveryMethodAndChangesNothing) {
+  auto channel = ::grpc::CreateChannel("127.0.0.1:" + std::to_string(sidecar_->port()),
+                                       ::grpc::InsecureChannelCredentials());
+  const std::string truncated("\x0a\x05ab", 4);
+  for (const char* method : {"StartInstance", "WaitForInstanceStart", "WaitForInstanceCompletion", "GetWorkItems",
+                             "CompleteActivityTask", "CompleteOrchestratorTask", "GetInstance", "RaiseEvent"}) {
+    SCOPED_TRACE(method);
+    ::grpc::Status s = RawCall(channel, std::string("/TaskHubSidecarService/") + method, truncated, keys_["acme"]);
+    EXPECT_EQ(s.error_code(), ::grpc::StatusCode::INTERNAL) << s.error_message();
+  }
+  // Nothing was created, and the same methods still answer well-formed calls.
+  InstanceQuery all;
+  auto page = client_->Query(all);
+  ASSERT_TRUE(page.ok());
+  EXPECT_TRUE(page->instances.empty());
+  std::string id;
+  ASSERT_TRUE(Start("acme", "Hello", "after-garbage", "\"Tokyo\"", &id).ok());
+  EXPECT_EQ(WaitDone("acme", id).orchestrationstate().output().value(), "\"Hello, Tokyo!\"");
 }
 
 // With the SQLite store the client calls are answered by the store's

@@ -230,6 +230,46 @@ class CallRecorderFactory final : public ::grpc::experimental::ServerInterceptor
   }
 };
 
+// A request message that does not parse. gRPC 1.51's callback handlers
+// answer it UNIMPLEMENTED ("this method does not exist", which it does) and
+// run no code of ours; the synchronous handlers answer INTERNAL. ParseChecked
+// wraps a callback handler: it runs it as if the message had parsed, and the
+// method's reactor factory, seeing ParseFailure(), answers INTERNAL and
+// records the call like any other. The failed message never reaches the
+// method's logic.
+thread_local const ::grpc::Status* t_parse_failure = nullptr;
+
+const ::grpc::Status* ParseFailure() { return t_parse_failure; }
+
+GrpcStatus Unparsable(const ::grpc::Status& parse) {
+  std::string message = "the request is not a valid message of this method";
+  if (!parse.error_message().empty()) message += ": " + parse.error_message();
+  return GrpcStatus(::grpc::StatusCode::INTERNAL, message);
+}
+
+template <class Handler>
+class ParseChecked final : public ::grpc::internal::MethodHandler {
+ public:
+  explicit ParseChecked(Handler* inner) : inner_(inner) {}
+
+  void RunHandler(const HandlerParameter& param) override {
+    if (param.status.ok()) return inner_->RunHandler(param);
+    // The handler's message holder (internal_data) was made before the
+    // parse, so the handler can run; the factory answers before reading it.
+    t_parse_failure = &param.status;
+    inner_->RunHandler(HandlerParameter(param.call, param.server_context, param.request, ::grpc::Status::OK,
+                                        param.internal_data, param.call_requester));
+    t_parse_failure = nullptr;
+  }
+
+  void* Deserialize(grpc_call* call, grpc_byte_buffer* req, ::grpc::Status* status, void** handler_data) override {
+    return inner_->Deserialize(call, req, status, handler_data);
+  }
+
+ private:
+  std::unique_ptr<Handler> inner_;
+};
+
 // The worker RPCs, GetWorkItems and the completions of orchestrator and
 // activity work items, use gRPC's callback API: a work item is written to its
 // stream by the thread that dispatched it, and a completion is answered by
@@ -245,7 +285,39 @@ class Service final : public ServiceBase, public ExternalDispatcher {
  public:
   Service(Client& client, Store& store, tenancy::TenantDirectory& directory, SidecarOptions options)
       : client_(client), store_(store), directory_(directory), options_(std::move(options)) {
+    MarkWorkerCallsParseChecked();
     if (store_.SupportsAsyncClientCalls()) MarkClientCallsAsync();
+  }
+
+  static int MethodIndex(const char* name) {
+    static const auto* service =
+        ::google::protobuf::DescriptorPool::generated_pool()->FindServiceByName("TaskHubSidecarService");
+    return service->FindMethodByName(name)->index();
+  }
+
+  // The worker RPCs' callback handlers (marked by ServiceBase), each in a
+  // ParseChecked.
+  void MarkWorkerCallsParseChecked() {
+    using StreamHandler = ::grpc::internal::CallbackServerStreamingHandler<::GetWorkItemsRequest, ::WorkItem>;
+    using ActivityHandler = ::grpc::internal::CallbackUnaryHandler<::ActivityResponse, ::CompleteTaskResponse>;
+    using EpisodeHandler = ::grpc::internal::CallbackUnaryHandler<::OrchestratorResponse, ::CompleteTaskResponse>;
+    ::grpc::Service::MarkMethodCallback(
+        MethodIndex("GetWorkItems"),
+        new ParseChecked(new StreamHandler([this](::grpc::CallbackServerContext* ctx, const ::GetWorkItemsRequest* req) {
+          return GetWorkItems(ctx, req);
+        })));
+    ::grpc::Service::MarkMethodCallback(
+        MethodIndex("CompleteActivityTask"),
+        new ParseChecked(new ActivityHandler([this](::grpc::CallbackServerContext* ctx, const ::ActivityResponse* req,
+                                                    ::CompleteTaskResponse* resp) {
+          return CompleteActivityTask(ctx, req, resp);
+        })));
+    ::grpc::Service::MarkMethodCallback(
+        MethodIndex("CompleteOrchestratorTask"),
+        new ParseChecked(new EpisodeHandler([this](::grpc::CallbackServerContext* ctx,
+                                                   const ::OrchestratorResponse* req, ::CompleteTaskResponse* resp) {
+          return CompleteOrchestratorTask(ctx, req, resp);
+        })));
   }
 
   // With a store that answers without blocking, the client calls a
@@ -254,23 +326,21 @@ class Service final : public ServiceBase, public ExternalDispatcher {
   // commits, and no server thread waits per call. With another store they
   // stay synchronous.
   void MarkClientCallsAsync() {
-    const auto* service =
-        ::google::protobuf::DescriptorPool::generated_pool()->FindServiceByName("TaskHubSidecarService");
-    auto index = [&](const char* name) { return service->FindMethodByName(name)->index(); };
+    auto index = [](const char* name) { return MethodIndex(name); };
     using StartHandler = ::grpc::internal::CallbackUnaryHandler<::CreateInstanceRequest, ::CreateInstanceResponse>;
     using WaitHandler = ::grpc::internal::CallbackUnaryHandler<::GetInstanceRequest, ::GetInstanceResponse>;
     ::grpc::Service::MarkMethodCallback(
         index("StartInstance"),
-        new StartHandler([this](::grpc::CallbackServerContext* ctx, const ::CreateInstanceRequest* req,
-                                ::CreateInstanceResponse* resp) { return StartInstanceAsync(ctx, req, resp); }));
+        new ParseChecked(new StartHandler([this](::grpc::CallbackServerContext* ctx, const ::CreateInstanceRequest* req,
+                                ::CreateInstanceResponse* resp) { return StartInstanceAsync(ctx, req, resp); })));
     ::grpc::Service::MarkMethodCallback(
         index("WaitForInstanceStart"),
-        new WaitHandler([this](::grpc::CallbackServerContext* ctx, const ::GetInstanceRequest* req,
-                               ::GetInstanceResponse* resp) { return WaitAsync(ctx, req, resp, false); }));
+        new ParseChecked(new WaitHandler([this](::grpc::CallbackServerContext* ctx, const ::GetInstanceRequest* req,
+                               ::GetInstanceResponse* resp) { return WaitAsync(ctx, req, resp, false); })));
     ::grpc::Service::MarkMethodCallback(
         index("WaitForInstanceCompletion"),
-        new WaitHandler([this](::grpc::CallbackServerContext* ctx, const ::GetInstanceRequest* req,
-                               ::GetInstanceResponse* resp) { return WaitAsync(ctx, req, resp, true); }));
+        new ParseChecked(new WaitHandler([this](::grpc::CallbackServerContext* ctx, const ::GetInstanceRequest* req,
+                               ::GetInstanceResponse* resp) { return WaitAsync(ctx, req, resp, true); })));
   }
 
   // ---- Caller and hub ----
@@ -418,6 +488,10 @@ class Service final : public ServiceBase, public ExternalDispatcher {
   ::grpc::ServerUnaryReactor* StartInstanceAsync(::grpc::CallbackServerContext* ctx,
                                                  const ::CreateInstanceRequest* req, ::CreateInstanceResponse* resp) {
     ::grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    if (const ::grpc::Status* bad = ParseFailure()) {
+      reactor->Finish(Unparsable(*bad));
+      return reactor;
+    }
     std::string local;
     ScheduleOptions o;
     JsonText input;
@@ -546,6 +620,11 @@ class Service final : public ServiceBase, public ExternalDispatcher {
 
   ::grpc::ServerUnaryReactor* WaitAsync(::grpc::CallbackServerContext* ctx, const ::GetInstanceRequest* req,
                                         ::GetInstanceResponse* resp, bool completion) {
+    if (const ::grpc::Status* bad = ParseFailure()) {
+      ::grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+      reactor->Finish(Unparsable(*bad));
+      return reactor;
+    }
     auto call = std::make_shared<WaitCall>();
     auto* reactor = new WaitReactor(this, call);
     call->reactor = reactor;
@@ -1281,6 +1360,7 @@ class Service final : public ServiceBase, public ExternalDispatcher {
 
   ::grpc::ServerWriteReactor<::WorkItem>* GetWorkItems(::grpc::CallbackServerContext* ctx,
                                                         const ::GetWorkItemsRequest* req) override {
+    if (const ::grpc::Status* bad = ParseFailure()) return new RefusedStream(ctx, Unparsable(*bad));
     std::string prefix;
     if (GrpcStatus s_ = Hub(ctx, &prefix, /*admit=*/false); !s_.ok()) return new RefusedStream(ctx, s_);
     auto stream = std::make_shared<WorkerStream>();
@@ -1431,7 +1511,11 @@ class Service final : public ServiceBase, public ExternalDispatcher {
                                                    ::CompleteTaskResponse*) override {
     auto* call = new CompletionCall(ctx, "/TaskHubSidecarService/CompleteActivityTask");
     ::grpc::ServerUnaryReactor* reactor = call->reactor();  // `call` is gone once finished
-    if (GrpcStatus s = CompleteActivity(resp, call); !s.ok()) call->Finish(s);
+    if (const ::grpc::Status* bad = ParseFailure()) {
+      call->Finish(Unparsable(*bad));
+    } else if (GrpcStatus s = CompleteActivity(resp, call); !s.ok()) {
+      call->Finish(s);
+    }
     return reactor;
   }
 
@@ -1460,7 +1544,11 @@ class Service final : public ServiceBase, public ExternalDispatcher {
                                                        ::CompleteTaskResponse*) override {
     auto* call = new CompletionCall(ctx, "/TaskHubSidecarService/CompleteOrchestratorTask");
     ::grpc::ServerUnaryReactor* reactor = call->reactor();  // `call` is gone once finished
-    if (GrpcStatus s = CompleteOrchestrator(resp, call); !s.ok()) call->Finish(s);
+    if (const ::grpc::Status* bad = ParseFailure()) {
+      call->Finish(Unparsable(*bad));
+    } else if (GrpcStatus s = CompleteOrchestrator(resp, call); !s.ok()) {
+      call->Finish(s);
+    }
     return reactor;
   }
 
