@@ -16,6 +16,7 @@
 
 #include "store/sqlite/sqlite_store_impl.h"
 #include "store/store_conformance.h"
+#include "util/metrics.h"
 
 namespace baton::sqlite {
 namespace {
@@ -261,6 +262,9 @@ TEST_F(SqliteStoreTest, GroupCommitWaitsOnlyWhenWritersQueueTogether) {
   // write waits for company. Rounds until that happened (a loaded machine
   // may batch differently), at most 20.
   const WriterStats before = GetWriterStats(*store);
+  util::metrics::Counter& waits = util::metrics::Default().GetCounter(
+      "baton_store_group_commit_waits_total", "", {{"store", "sqlite"}});
+  const uint64_t waits_before = waits.Value();
   for (int round = 0; round < 20 && GetWriterStats(*store).lingered == before.lingered; ++round) {
     std::vector<std::future<Status>> pending;
     for (int i = 0; i < 8; ++i) {
@@ -280,6 +284,7 @@ TEST_F(SqliteStoreTest, GroupCommitWaitsOnlyWhenWritersQueueTogether) {
   const WriterStats after = GetWriterStats(*store);
   EXPECT_GT(after.lingered, before.lingered);
   EXPECT_LT(after.transactions - before.transactions, after.ops - before.ops);  // shared
+  EXPECT_EQ(waits.Value() - waits_before, after.lingered - before.lingered);  // seen in production as well
 }
 
 TEST_F(SqliteStoreTest, AcknowledgedDurabilityCommitsAndSurvivesReopen) {

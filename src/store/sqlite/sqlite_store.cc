@@ -326,6 +326,10 @@ struct SqliteMetrics {
   util::metrics::Counter& failed =
       r.GetCounter("baton_store_commit_failures_total", "Group commits that failed as a whole (I/O error, disk full)",
                    {{"store", "sqlite"}});
+  util::metrics::Counter& waits = r.GetCounter(
+      "baton_store_group_commit_waits_total",
+      "Group commits whose idle writer first waited group_commit_wait for more writes to share its fsync",
+      {{"store", "sqlite"}});
 };
 
 SqliteMetrics& StoreMetrics() {
@@ -614,6 +618,7 @@ void SqliteStore::WriterLoop() {
         std::this_thread::sleep_for(linger);
         lock.lock();
         lingered_.fetch_add(1, std::memory_order_relaxed);
+        StoreMetrics().waits.Inc();
       }
       size_t n = std::min(writer_queue_.size(), static_cast<size_t>(options_.max_batch));
       last_batch_ = n;
