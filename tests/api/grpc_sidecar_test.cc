@@ -620,10 +620,12 @@ TEST_F(DurableTaskConformanceTest, InstanceIdsOverOneHundredCharactersAreInvalid
   EXPECT_TRUE(stub_->SignalEntity(As("acme").get(), signal, &signaled).ok());
 }
 
-TEST_F(DurableTaskConformanceTest, TagsAreReturnedByGetWaitAndQuery) {
+// Tags and the version given at start come back in OrchestrationState.
+TEST_F(DurableTaskConformanceTest, TagsAndVersionAreReturnedByGetWaitAndQuery) {
   ::CreateInstanceRequest req;
   req.set_name("Approval");
   req.set_instanceid("tagged");
+  req.mutable_version()->set_value("2.1");
   (*req.mutable_tags())["team"] = "payments";
   (*req.mutable_tags())["env"] = "test";
   ::CreateInstanceResponse resp;
@@ -635,15 +637,18 @@ TEST_F(DurableTaskConformanceTest, TagsAreReturnedByGetWaitAndQuery) {
   ::GetInstanceResponse got;
   ASSERT_TRUE(stub_->WaitForInstanceStart(As("acme").get(), get, &got).ok());
   EXPECT_EQ(tags_of(got.orchestrationstate()), want);
+  EXPECT_EQ(got.orchestrationstate().version().value(), "2.1");
   get.set_getinputsandoutputs(true);
   ASSERT_TRUE(stub_->GetInstance(As("acme").get(), get, &got).ok());
   EXPECT_EQ(tags_of(got.orchestrationstate()), want);
+  EXPECT_EQ(got.orchestrationstate().version().value(), "2.1");
   ::QueryInstancesRequest query;
   query.mutable_query()->mutable_instanceidprefix()->set_value("tagged");
   ::QueryInstancesResponse found;
   ASSERT_TRUE(stub_->QueryInstances(As("acme").get(), query, &found).ok());
   ASSERT_EQ(found.orchestrationstate_size(), 1);
   EXPECT_EQ(tags_of(found.orchestrationstate(0)), want);
+  EXPECT_EQ(found.orchestrationstate(0).version().value(), "2.1");
 }
 
 // A raw GetWorkItems stream plays the SDK worker: work for an entity no

@@ -112,6 +112,17 @@ util::metrics::Gauge& SdkWorkers() {
   return g;
 }
 
+// The dispatch record of SDK work items, by route: "stream" (written to a
+// connected worker's stream at once), "parked" (no stream of its hub had
+// room), "handed" (a parked item taken by a stream that connected or made
+// room), "given_back" (returned to the store: parked too long, more parked
+// than memory keeps, its stream ended, the server stopped).
+util::metrics::Counter& WorkRoute(const char* route) {
+  return util::metrics::Default().GetCounter(
+      "baton_sdk_work_items_total", "SDK work items by dispatch route: stream, parked, handed, given_back",
+      {{"route", route}});
+}
+
 // A method's label and its metrics, looked up once (a work item's calls are
 // the hot path: no registry lookup per call).
 class MethodRecord {
@@ -1243,6 +1254,7 @@ class Service final : public ServiceBase, public ExternalDispatcher {
     if (std::shared_ptr<WorkerStream> stream = PickLocked(prefix, kind)) {
       AssignLocked(*stream, kind, std::move(item), std::move(pending));
       lock.unlock();
+      routed_stream_.Inc();
       Pump(stream);  // written from this thread when the stream is idle
       return;
     }
@@ -1253,6 +1265,7 @@ class Service final : public ServiceBase, public ExternalDispatcher {
       ++parked_count_;
       janitor_cv_.notify_all();
       lock.unlock();
+      routed_parked_.Inc();
       if (!connected) WarnNoWorker(prefix, what);
       return;
     }
@@ -1289,6 +1302,7 @@ class Service final : public ServiceBase, public ExternalDispatcher {
       if (std::find(pump->begin(), pump->end(), stream) == pump->end()) pump->push_back(stream);
       p = queue.erase(p);
       --parked_count_;
+      routed_handed_.Inc();
     }
     if (queue.empty()) parked_.erase(it);
     return handed;
@@ -1353,6 +1367,7 @@ class Service final : public ServiceBase, public ExternalDispatcher {
 
   // Abandons the work item `w` holds, to be fetched again after `delay`.
   void GiveBack(const PendingWork& w, std::chrono::milliseconds delay) {
+    routed_given_back_.Inc();
     if (w.orchestration) store_.AbandonOrchestrationWorkItem(*w.orchestration, delay);
     if (w.activity) store_.AbandonActivityWorkItem(*w.activity, delay);
     if (w.entity) store_.AbandonOrchestrationWorkItem(w.entity->item, delay);
@@ -1955,6 +1970,10 @@ class Service final : public ServiceBase, public ExternalDispatcher {
   std::map<std::string, std::deque<Parked>> parked_;  // by hub prefix, oldest first
   size_t parked_count_ = 0;
   uint64_t handed_on_connect_ = 0;
+  util::metrics::Counter& routed_stream_ = WorkRoute("stream");
+  util::metrics::Counter& routed_parked_ = WorkRoute("parked");
+  util::metrics::Counter& routed_handed_ = WorkRoute("handed");
+  util::metrics::Counter& routed_given_back_ = WorkRoute("given_back");
   std::condition_variable janitor_cv_;
   std::thread janitor_;
   uint64_t next_stream_ = 0;

@@ -132,6 +132,14 @@ test("DurableTaskConformance: the HTTP API stores and returns payloads as sent",
   assert.equal(res.status, 202);
   const done = await client.waitForOrchestrationCompletion(id, true, WAIT_S);
   assert.equal(done.serializedInput, body);
+  // The bytes, not a re-serialization that keeps member order: spaces and 1.50 stay.
+  const spaced = '{ "zeta" : 1,\n "price": 1.50, "alpha": [ true , null ] }';
+  const spacedId = `http-spaced-${Date.now()}`;
+  res = await http("POST", `/orchestrators/inputKinds/${spacedId}`, spaced, { "content-type": "application/json" });
+  assert.equal(res.status, 202);
+  assert.equal((await client.waitForOrchestrationCompletion(spacedId, true, WAIT_S)).serializedInput, spaced);
+  assert.ok((await (await http("GET", `/instances/${spacedId}`)).text()).includes(`"input":${spaced}`),
+            "the HTTP status carries the bytes sent");
   assert.deepEqual(JSON.parse(done.serializedOutput), [`object:${body}`, `object:${body}`]);
   const text = await (await http("GET", `/instances/${id}`)).text();
   assert.ok(text.includes(`"input":${body}`), `the status carries the input as sent: ${text}`);
@@ -225,6 +233,9 @@ test("DurableTaskConformance: the README's JS example runs with no SDK warnings"
     const all = `${r.stdout}\n${r.stderr}`;
     assert.doesNotMatch(all, /unknown history event/i);
     assert.doesNotMatch(all, /\bwarn/i, `the SDK warned:\n${all}`);
+    // The SDK's ConsoleLogger writes warnings and errors with console.warn
+    // and console.error, marked or not: stderr stays empty.
+    assert.equal(r.stderr, "", `the example wrote to stderr:\n${r.stderr}`);
   } finally {
     fs.rmSync(file, { force: true });
   }
@@ -237,7 +248,7 @@ test("DurableTaskConformance: DTS limits: instance ids over 100 characters are I
   const long = "b".repeat(101);
   await client.scheduleNewOrchestration(f.inputKinds, 1, ok);
   output(await client.waitForOrchestrationCompletion(ok, true, WAIT_S));
-  await assert.rejects(client.scheduleNewOrchestration(f.inputKinds, 1, long), (e) => e instanceof TypeError || e.code === grpc.status.INVALID_ARGUMENT);
+  await assert.rejects(client.scheduleNewOrchestration(f.inputKinds, 1, long), (e) => e.code === grpc.status.INVALID_ARGUMENT);
   assert.equal(await client.getOrchestrationState(long.slice(0, 100)), undefined, "nothing was stored");
   const entity = new EntityInstanceId("tally", "k".repeat(130));  // "@tally@" + 130
   await assert.rejects(client.signalEntity(entity, "add", 1), (e) => e.code === grpc.status.INVALID_ARGUMENT);
@@ -248,6 +259,14 @@ test("DurableTaskConformance: DTS limits: instance ids over 100 characters are I
   assert.equal((await http("GET", `/instances/${long}`)).status, 400);
   res = await http("POST", `/entities/tally/${"k".repeat(130)}?op=add`, "1", { "content-type": "application/json" });
   assert.equal(res.status, 400);
+  // At the boundary: "@tally@" + 93 is 100 characters, + 94 is 101.
+  const edge = `e${Date.now()}`;
+  res = await http("POST", `/entities/tally/${edge}${"k".repeat(93 - edge.length)}?op=add`, "1", { "content-type": "application/json" });
+  assert.equal(res.status, 202, "an entity id of 100 characters is accepted");
+  res = await http("POST", `/entities/tally/${edge}${"k".repeat(94 - edge.length)}?op=add`, "1", { "content-type": "application/json" });
+  assert.equal(res.status, 400, "an entity id of 101 characters is refused");
+  res = await http("POST", `/instances/${ok}/raiseEvent/${"e".repeat(257)}`, "1", { "content-type": "application/json" });
+  assert.equal(res.status, 400, "an event name of 257 characters is refused");
   const stored = [];
   for await (const m of client.getEntities({ instanceIdStartsWith: "@tally@kkkkkkkk" })) stored.push(m);
   assert.equal(stored.length, 0, "no refused entity was stored");
@@ -279,13 +298,26 @@ function serverLog() {
   return fs.readFileSync(process.env.BATON_SERVE_LOG, "utf8");
 }
 
+// The server's dispatch record of SDK work items, by route (stream, parked,
+// handed, given_back): baton_sdk_work_items_total on /metrics.
+async function routes() {
+  const res = await fetch(`http://${process.env.BATON_HTTP}/metrics`, {
+    headers: { authorization: `Bearer ${process.env.BATON_ADMIN_KEY}` },
+  });
+  assert.equal(res.status, 200);
+  const out = { stream: 0, parked: 0, handed: 0, given_back: 0 };
+  for (const m of (await res.text()).matchAll(/^baton_sdk_work_items_total\{route="(\w+)"\} (\d+)$/gm)) out[m[1]] = Number(m[2]);
+  return out;
+}
+
 test("DurableTaskConformance: work queued before a worker connects is handed to its stream on connect", async () => {
   const other = new TaskHubGrpcClient(optionsFor(process.env.BATON_OTHER_KEY));
   try {
     // No worker of hub jsother: the signal's batch waits in the server.
     const early = new EntityInstanceId("tally", `early-${Date.now()}`);
+    const before = await routes();
     await other.signalEntity(early, "add", 3);
-    await new Promise((r) => setTimeout(r, 300));
+    await until(async () => (await routes()).parked > before.parked, "the early signal's batch to be parked");
     const first = new TaskHubGrpcWorker(optionsFor(process.env.BATON_OTHER_KEY));
     f.register(first);
     await first.start();
@@ -294,7 +326,10 @@ test("DurableTaskConformance: work queued before a worker connects is handed to 
     assert.ok(record, `the server recorded the hand-over on connect:\n${serverLog()}`);
     await first.stop();
 
-    // A signal right after start() resolves: never waits for a retry.
+    // A signal right after start() resolves: never waits for a retry. Each
+    // reaches a stream at once or is handed to the one that connects; none
+    // goes back to the store to be fetched again (the 1 s retry of old).
+    const beforeRight = await routes();
     const timings = [];
     for (let i = 0; i < 3; i++) {
       const w = new TaskHubGrpcWorker(optionsFor(process.env.BATON_OTHER_KEY));
@@ -308,6 +343,12 @@ test("DurableTaskConformance: work queued before a worker connects is handed to 
       await w.stop();
     }
     assert.doesNotMatch(serverLog(), /given back to the store/, "no work waited for a retry");
+    const afterRight = await routes();
+    assert.equal(afterRight.given_back, beforeRight.given_back, "no work item went back to the store");
+    assert.equal((afterRight.stream - beforeRight.stream) + (afterRight.handed - beforeRight.handed), 3,
+                 `each signal reached a stream once, at once or on connect: ${JSON.stringify([beforeRight, afterRight])}`);
+    assert.equal(afterRight.parked - beforeRight.parked, afterRight.handed - beforeRight.handed,
+                 "every parked item was handed on connect");
     // The same with a warm worker, for comparison (printed, not asserted).
     const warm = new TaskHubGrpcWorker(optionsFor(process.env.BATON_OTHER_KEY));
     f.register(warm);

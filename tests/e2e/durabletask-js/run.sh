@@ -17,6 +17,6 @@ export BATON_GRPC="$SERVE_GRPC" BATON_HTTP="$SERVE_HTTP"
 BATON_KEY="$(serve_tmp_tenant_key jsacme)"
 BATON_OTHER_KEY="$(serve_tmp_tenant_key jsother)"
 export BATON_KEY BATON_OTHER_KEY
-export BATON_SERVE_LOG="$SERVE_TMP/serve.log"
+export BATON_SERVE_LOG="$SERVE_TMP/serve.log" BATON_ADMIN_KEY="$SERVE_ADMIN"
 shift
 node --test --test-concurrency=1 "${@:-e2e.test.js}"
