@@ -65,6 +65,10 @@ class Hub {
       store_options.durability =
           std::string(d) == "acknowledged" ? Durability::kAcknowledged : Durability::kFull;
     }
+    // BATON_BENCH_GROUP_COMMIT_WAIT_US=0 compares against the shipped group-commit wait.
+    if (const char* w = std::getenv("BATON_BENCH_GROUP_COMMIT_WAIT_US")) {
+      store_options.group_commit_wait = std::chrono::microseconds(std::atoi(w));
+    }
     auto store = OpenSqliteStore(store_options);
     if (!store.ok()) {
       std::fprintf(stderr, "open store: %s\n", store.status().ToString().c_str());

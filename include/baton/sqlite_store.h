@@ -46,12 +46,16 @@ struct SqliteStoreOptions {
   int max_batch = 1024;  // most writes per group-committed transaction
   // Group commit: when the writer was idle, the previous transaction held
   // two or more writes (several callers writing at once), fewer are queued
-  // now and the batch will be fsync'ed, it sleeps this long before it
+  // now and the batch will be fsync'ed, it waits up to this long before it
   // commits, so that one fsync covers more writes (fewer fsyncs and wake-ups
-  // per write, the same acknowledgement rules). A writer that sees one write
-  // at a time never waits (only the first write after a shared transaction
-  // may), nor does one that is behind. The sleep is not cut short when
-  // writes arrive. 0 = never; at most 100 ms.
+  // per write, the same acknowledgement rules). The wait ends as soon as as
+  // many writes are queued as the previous transaction had. A writer that
+  // sees one write at a time never waits (only the first write after a
+  // shared transaction may), nor does one that is behind; after a wait that
+  // ran its full length it skips the next 1, 3, 7, … up to 63 chances to
+  // wait (reset by the first wait cut short), so callers that take turns,
+  // each waiting for the other's commit, are not slowed.
+  // 0 = never; at most 100 ms.
   std::chrono::microseconds group_commit_wait{500};
 };
 

@@ -287,6 +287,79 @@ TEST_F(SqliteStoreTest, GroupCommitWaitsOnlyWhenWritersQueueTogether) {
   EXPECT_EQ(waits.Value() - waits_before, after.lingered - before.lingered);  // seen in production as well
 }
 
+// The wait ends as soon as as many writes are queued as the last
+// transaction had; one that runs its full length (no company came) makes the
+// writer skip its next chance. Counted, never timed: each round has a store
+// of its own (no backoff carried over), at most 20 rounds.
+TEST_F(SqliteStoreTest, GroupCommitWaitEndsWhenItsBatchIsFullAndBacksOffWhenNoneCome) {
+  int next = 0;
+  using Pending = std::vector<std::future<Status>>;
+  auto enqueue = [&](Store& store, int n, Pending* pending) {
+    for (int i = 0; i < n; ++i) {
+      CreateInstanceRequest r;
+      r.instance_id = "w-" + std::to_string(next++);
+      r.name = "Orch";
+      r.execution_id = r.instance_id + "-e1";
+      auto done = std::make_shared<std::promise<Status>>();
+      pending->push_back(done->get_future());
+      store.CreateInstanceAsync(r, [done](const Status& s) { done->set_value(s); });
+    }
+  };
+  auto settle = [](Pending* pending) {
+    for (auto& f : *pending) ASSERT_TRUE(f.get().ok());
+    pending->clear();
+  };
+  // A store whose writer is idle after a shared transaction (8 writes at
+  // once: the first alone, the rest together, or all 8).
+  auto primed = [&](int round) {
+    SqliteStoreOptions o = Options();
+    o.path = dir_.path() + "/round-" + std::to_string(round) + ".db";
+    o.group_commit_wait = std::chrono::milliseconds(100);
+    std::unique_ptr<Store> store = MustOpen(o);
+    Pending pending;
+    if (store != nullptr) {
+      enqueue(*store, 8, &pending);
+      settle(&pending);
+    }
+    std::this_thread::sleep_for(milliseconds(10));
+    return store;
+  };
+
+  // A lone write starts the wait; the many that follow it end it early.
+  bool filled = false;
+  for (int round = 0; round < 20 && !filled; ++round) {
+    std::unique_ptr<Store> store = primed(round);
+    ASSERT_NE(store, nullptr);
+    Pending pending;
+    enqueue(*store, 1, &pending);
+    std::this_thread::sleep_for(milliseconds(5));  // the writer is waiting for company
+    enqueue(*store, 31, &pending);
+    settle(&pending);
+    filled = GetWriterStats(*store).linger_filled > 0;
+  }
+  EXPECT_TRUE(filled);
+
+  // A lone write that nobody joins: the wait runs its full length, and the
+  // next chance (after another shared transaction) is skipped.
+  bool backed_off = false;
+  for (int round = 20; round < 40 && !backed_off; ++round) {
+    std::unique_ptr<Store> store = primed(round);
+    ASSERT_NE(store, nullptr);
+    Pending pending;
+    enqueue(*store, 1, &pending);
+    settle(&pending);
+    const WriterStats waited = GetWriterStats(*store);
+    if (waited.lingered != 1 || waited.linger_filled != 0) continue;  // batched otherwise: again
+    enqueue(*store, 8, &pending);
+    settle(&pending);
+    std::this_thread::sleep_for(milliseconds(10));
+    enqueue(*store, 1, &pending);
+    settle(&pending);
+    backed_off = GetWriterStats(*store).linger_skipped > 0;
+  }
+  EXPECT_TRUE(backed_off);
+}
+
 TEST_F(SqliteStoreTest, AcknowledgedDurabilityCommitsAndSurvivesReopen) {
   {
     std::unique_ptr<Store> store = MustOpen(Options(Durability::kAcknowledged));

@@ -574,11 +574,15 @@ SqliteStore::~SqliteStore() {
 // The writer.
 
 void SqliteStore::Enqueue(WriteOp op) {
+  bool wake;
   {
     std::lock_guard lock(writer_mu_);
     writer_queue_.push_back(std::move(op));
+    // A writer in group commit's wait is woken once its batch is full, not
+    // by every write (each wake-up is a context switch).
+    wake = !lingering_ || writer_queue_.size() >= linger_target_;
   }
-  writer_cv_.notify_one();
+  if (wake) writer_cv_.notify_one();
 }
 
 Status SqliteStore::RunSync(std::function<Status(Connection&)> execute,
@@ -604,21 +608,39 @@ void SqliteStore::WriterLoop() {
       const bool idle = writer_queue_.empty();
       writer_cv_.wait(lock, [this] { return writer_stopping_ || !writer_queue_.empty(); });
       if (writer_queue_.empty()) return;  // stopping, and every queued op has run
-      // Group commit (SqliteStoreOptions::group_commit_wait): a plain sleep,
-      // not a wait on writer_cv_, which every enqueue would end at once. Only
-      // a writer that was idle waits: one that is behind commits at once.
-      // Only a batch that will be fsync'ed gains by it (RunBatch's `full`).
+      // Group commit (SqliteStoreOptions::group_commit_wait). Only a writer
+      // that was idle waits: one that is behind commits at once. Only a
+      // batch that will be fsync'ed gains by it (RunBatch's `full`). The wait
+      // ends early once as many writes are queued as the last transaction
+      // had (Enqueue wakes the writer only then); a wait that ran its full
+      // length makes the writer skip the next 1, 3, 7, … 63 chances (callers
+      // that each wait for the other's commit never queue together, and
+      // waiting for them costs more than the fsync it would save).
       const auto linger = options_.group_commit_wait;
       const bool will_sync = options_.durability == Durability::kFull ||
                              std::any_of(writer_queue_.begin(), writer_queue_.end(),
                                          [](const WriteOp& op) { return op.sync; });
       if (linger.count() > 0 && idle && last_batch_ >= 2 && writer_queue_.size() < last_batch_ &&
           !writer_stopping_ && will_sync) {
-        lock.unlock();
-        std::this_thread::sleep_for(linger);
-        lock.lock();
-        lingered_.fetch_add(1, std::memory_order_relaxed);
-        StoreMetrics().waits.Inc();
+        if (linger_skip_ > 0) {
+          --linger_skip_;
+          linger_skipped_.fetch_add(1, std::memory_order_relaxed);
+        } else {
+          lingering_ = true;
+          linger_target_ = last_batch_;
+          const bool filled = writer_cv_.wait_for(
+              lock, linger, [this] { return writer_stopping_ || writer_queue_.size() >= linger_target_; });
+          lingering_ = false;
+          lingered_.fetch_add(1, std::memory_order_relaxed);
+          StoreMetrics().waits.Inc();
+          if (filled) {
+            linger_filled_.fetch_add(1, std::memory_order_relaxed);
+            linger_backoff_ = 0;
+          } else {
+            linger_backoff_ = std::min<uint32_t>(linger_backoff_ * 2 + 1, 63);
+            linger_skip_ = linger_backoff_;
+          }
+        }
       }
       size_t n = std::min(writer_queue_.size(), static_cast<size_t>(options_.max_batch));
       last_batch_ = n;

@@ -52,9 +52,11 @@ namespace baton::sqlite {
 
 // Group-commit counters, for tests and diagnostics.
 struct WriterStats {
-  uint64_t transactions = 0;  // committed batches
-  uint64_t ops = 0;           // ops the writer ran, committed or failed
-  uint64_t lingered = 0;      // batches that waited for more (group_commit_wait)
+  uint64_t transactions = 0;    // committed batches
+  uint64_t ops = 0;             // ops the writer ran, committed or failed
+  uint64_t lingered = 0;        // batches that waited for more (group_commit_wait)
+  uint64_t linger_filled = 0;   // of those, waits cut short: as many writes came as the last batch had
+  uint64_t linger_skipped = 0;  // waits not begun, after waits that ran their full length (backoff)
 };
 
 class SqliteStore final : public Store {
@@ -106,7 +108,8 @@ class SqliteStore final : public Store {
 
   WriterStats writer_stats() const {
     return {transactions_.load(std::memory_order_relaxed), ops_.load(std::memory_order_relaxed),
-            lingered_.load(std::memory_order_relaxed)};
+            lingered_.load(std::memory_order_relaxed), linger_filled_.load(std::memory_order_relaxed),
+            linger_skipped_.load(std::memory_order_relaxed)};
   }
 
  private:
@@ -310,7 +313,18 @@ class SqliteStore final : public Store {
   std::thread writer_thread_;
   std::atomic<uint64_t> transactions_{0};
   std::atomic<uint64_t> lingered_{0};
+  std::atomic<uint64_t> linger_filled_{0};
+  std::atomic<uint64_t> linger_skipped_{0};
   std::atomic<uint64_t> ops_{0};
+  // Group commit's wait (WriterLoop): while the writer waits, an enqueue
+  // wakes it only once linger_target_ writes are queued. Under writer_mu_.
+  bool lingering_ = false;
+  size_t linger_target_ = 0;
+  // Backoff after waits that ran their full length: the next linger_skip_
+  // chances are not taken; linger_backoff_ grows 1, 3, 7, … 63 and is reset
+  // by a wait cut short. Writer thread only.
+  uint32_t linger_backoff_ = 0;
+  uint32_t linger_skip_ = 0;
 
   // Idle reader connections.
   std::mutex readers_mu_;
