@@ -18,6 +18,7 @@
 #include "orchestrator_service.grpc.pb.h"
 #include "store/sqlite/sqlite_platform_stores.h"
 #include "testing/test_util.h"
+#include "util/metrics.h"
 
 namespace baton::sidecar {
 namespace {
@@ -256,12 +257,22 @@ TEST_F(SidecarTest, ErrorCodesAreTheOnesTheSdksExpect) {
 TEST_F(SidecarTest, AMessageThatDoesNotParseIsInternalOnEveryMethodAndChangesNothing) {
   auto channel = ::grpc::CreateChannel("127.0.0.1:" + std::to_string(sidecar_->port()),
                                        ::grpc::InsecureChannelCredentials());
-  const std::string truncated("\x0a\x05ab", 4);
+  const std::string truncated("\x0a\x05" "ab", 4);  // field 1, length 5, 2 bytes
+  // Recorded like any call (the callback methods record themselves).
+  auto internal = [](const char* method) -> util::metrics::Counter& {
+    return util::metrics::Default().GetCounter("baton_grpc_requests_total",
+                                               "gRPC calls of the Durable Task sidecar, by method and status code",
+                                               {{"method", method}, {"code", "INTERNAL"}});
+  };
   for (const char* method : {"StartInstance", "WaitForInstanceStart", "WaitForInstanceCompletion", "GetWorkItems",
                              "CompleteActivityTask", "CompleteOrchestratorTask", "GetInstance", "RaiseEvent"}) {
     SCOPED_TRACE(method);
+    const uint64_t recorded = internal(method).Value();
     ::grpc::Status s = RawCall(channel, std::string("/TaskHubSidecarService/") + method, truncated, keys_["acme"]);
     EXPECT_EQ(s.error_code(), ::grpc::StatusCode::INTERNAL) << s.error_message();
+    // The interceptor of the synchronous methods records once the reply is sent.
+    for (int i = 0; i < 10000 && internal(method).Value() == recorded; ++i) std::this_thread::sleep_for(1ms);
+    EXPECT_EQ(internal(method).Value(), recorded + 1);
   }
   // Nothing was created, and the same methods still answer well-formed calls.
   InstanceQuery all;

@@ -51,7 +51,7 @@ int main() { return baton::Status::Ok().ok() ? 0 : 1; }' > "$work/pc.cc"
 c++ $(pkg-config --cflags baton) -Wall -Wextra -Werror -c "$work/pc.cc" -o "$work/pc.o"
 c++ "$work/pc.o" -o "$work/pc" $(pkg-config --libs baton) -Wl,-rpath,"$prefix/lib"
 "$work/pc"
-object="$(find "$work/build" -name 'hello.cc.o' | head -1)"
+object="$(find "$work/build" -name 'hello.cc.o' -print -quit)"
 c++ "$object" -o "$work/hello_pc" $(pkg-config --libs baton) -Wl,-rpath,"$prefix/lib"
 out="$("$work/hello_pc" "$work/pc.db")"
 grep -q 'completed:' <<<"$out" || { echo "FAIL: the pkg-config build did not run: '$out'"; exit 1; }

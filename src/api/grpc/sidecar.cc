@@ -248,9 +248,16 @@ class CallRecorderFactory final : public ::grpc::experimental::ServerInterceptor
 // method's reactor factory, seeing ParseFailure(), answers INTERNAL and
 // records the call like any other. The failed message never reaches the
 // method's logic.
-thread_local const ::grpc::Status* t_parse_failure = nullptr;
+struct ParseFailureOf {
+  const ::grpc::ServerContextBase* call = nullptr;
+  const ::grpc::Status* status = nullptr;
+};
+thread_local ParseFailureOf t_parse_failure;
 
-const ::grpc::Status* ParseFailure() { return t_parse_failure; }
+// The parse failure of the call `ctx` whose handler runs on this thread, or null.
+const ::grpc::Status* ParseFailure(const ::grpc::ServerContextBase* ctx) {
+  return t_parse_failure.call == ctx ? t_parse_failure.status : nullptr;
+}
 
 GrpcStatus Unparsable(const ::grpc::Status& parse) {
   std::string message = "the request is not a valid message of this method";
@@ -267,10 +274,14 @@ class ParseChecked final : public ::grpc::internal::MethodHandler {
     if (param.status.ok()) return inner_->RunHandler(param);
     // The handler's message holder (internal_data) was made before the
     // parse, so the handler can run; the factory answers before reading it.
-    t_parse_failure = &param.status;
+    // The failure is this call's only, and only while its handler runs.
+    struct Restore {
+      ParseFailureOf saved;
+      ~Restore() { t_parse_failure = saved; }
+    } restore{t_parse_failure};
+    t_parse_failure = {param.server_context, &param.status};
     inner_->RunHandler(HandlerParameter(param.call, param.server_context, param.request, ::grpc::Status::OK,
                                         param.internal_data, param.call_requester));
-    t_parse_failure = nullptr;
   }
 
   void* Deserialize(grpc_call* call, grpc_byte_buffer* req, ::grpc::Status* status, void** handler_data) override {
@@ -499,7 +510,7 @@ class Service final : public ServiceBase, public ExternalDispatcher {
   ::grpc::ServerUnaryReactor* StartInstanceAsync(::grpc::CallbackServerContext* ctx,
                                                  const ::CreateInstanceRequest* req, ::CreateInstanceResponse* resp) {
     ::grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    if (const ::grpc::Status* bad = ParseFailure()) {
+    if (const ::grpc::Status* bad = ParseFailure(ctx)) {
       reactor->Finish(Unparsable(*bad));
       return reactor;
     }
@@ -631,7 +642,7 @@ class Service final : public ServiceBase, public ExternalDispatcher {
 
   ::grpc::ServerUnaryReactor* WaitAsync(::grpc::CallbackServerContext* ctx, const ::GetInstanceRequest* req,
                                         ::GetInstanceResponse* resp, bool completion) {
-    if (const ::grpc::Status* bad = ParseFailure()) {
+    if (const ::grpc::Status* bad = ParseFailure(ctx)) {
       ::grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
       reactor->Finish(Unparsable(*bad));
       return reactor;
@@ -1263,9 +1274,9 @@ class Service final : public ServiceBase, public ExternalDispatcher {
       parked_[prefix].push_back(Parked{kind, what, std::move(item), std::move(pending),
                                        std::chrono::steady_clock::now() + options_.park_for});
       ++parked_count_;
+      routed_parked_.Inc();  // under mu_, as "handed" is: never seen after its hand-over
       janitor_cv_.notify_all();
       lock.unlock();
-      routed_parked_.Inc();
       if (!connected) WarnNoWorker(prefix, what);
       return;
     }
@@ -1375,7 +1386,7 @@ class Service final : public ServiceBase, public ExternalDispatcher {
 
   ::grpc::ServerWriteReactor<::WorkItem>* GetWorkItems(::grpc::CallbackServerContext* ctx,
                                                         const ::GetWorkItemsRequest* req) override {
-    if (const ::grpc::Status* bad = ParseFailure()) return new RefusedStream(ctx, Unparsable(*bad));
+    if (const ::grpc::Status* bad = ParseFailure(ctx)) return new RefusedStream(ctx, Unparsable(*bad));
     std::string prefix;
     if (GrpcStatus s_ = Hub(ctx, &prefix, /*admit=*/false); !s_.ok()) return new RefusedStream(ctx, s_);
     auto stream = std::make_shared<WorkerStream>();
@@ -1526,7 +1537,7 @@ class Service final : public ServiceBase, public ExternalDispatcher {
                                                    ::CompleteTaskResponse*) override {
     auto* call = new CompletionCall(ctx, "/TaskHubSidecarService/CompleteActivityTask");
     ::grpc::ServerUnaryReactor* reactor = call->reactor();  // `call` is gone once finished
-    if (const ::grpc::Status* bad = ParseFailure()) {
+    if (const ::grpc::Status* bad = ParseFailure(ctx)) {
       call->Finish(Unparsable(*bad));
     } else if (GrpcStatus s = CompleteActivity(resp, call); !s.ok()) {
       call->Finish(s);
@@ -1559,7 +1570,7 @@ class Service final : public ServiceBase, public ExternalDispatcher {
                                                        ::CompleteTaskResponse*) override {
     auto* call = new CompletionCall(ctx, "/TaskHubSidecarService/CompleteOrchestratorTask");
     ::grpc::ServerUnaryReactor* reactor = call->reactor();  // `call` is gone once finished
-    if (const ::grpc::Status* bad = ParseFailure()) {
+    if (const ::grpc::Status* bad = ParseFailure(ctx)) {
       call->Finish(Unparsable(*bad));
     } else if (GrpcStatus s = CompleteOrchestrator(resp, call); !s.ok()) {
       call->Finish(s);

@@ -328,7 +328,7 @@ struct SqliteMetrics {
                    {{"store", "sqlite"}});
   util::metrics::Counter& waits = r.GetCounter(
       "baton_store_group_commit_waits_total",
-      "Group commits whose idle writer first waited group_commit_wait for more writes to share its fsync",
+      "Group commits whose idle writer first waited (up to group_commit_wait) for more writes to share its fsync",
       {{"store", "sqlite"}});
 };
 
@@ -628,8 +628,13 @@ void SqliteStore::WriterLoop() {
         } else {
           lingering_ = true;
           linger_target_ = last_batch_;
-          const bool filled = writer_cv_.wait_for(
-              lock, linger, [this] { return writer_stopping_ || writer_queue_.size() >= linger_target_; });
+          const auto deadline = std::chrono::steady_clock::now() + linger;
+          // Cut short: woken by the write that filled the batch, before the
+          // deadline (a wait that timed out re-checks and may find it full).
+          const bool filled =
+              writer_cv_.wait_until(lock, deadline,
+                                    [this] { return writer_stopping_ || writer_queue_.size() >= linger_target_; }) &&
+              !writer_stopping_ && std::chrono::steady_clock::now() < deadline;
           lingering_ = false;
           lingered_.fetch_add(1, std::memory_order_relaxed);
           StoreMetrics().waits.Inc();

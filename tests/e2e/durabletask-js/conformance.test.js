@@ -306,7 +306,9 @@ async function routes() {
   });
   assert.equal(res.status, 200);
   const out = { stream: 0, parked: 0, handed: 0, given_back: 0 };
-  for (const m of (await res.text()).matchAll(/^baton_sdk_work_items_total\{route="(\w+)"\} (\d+)$/gm)) out[m[1]] = Number(m[2]);
+  const text = await res.text();
+  for (const m of text.matchAll(/^baton_sdk_work_items_total\{route="(\w+)"\} (\d+)$/gm)) out[m[1]] = Number(m[2]);
+  out.workers = Number((text.match(/^baton_sdk_workers_connected (\d+)$/m) || [0, 0])[1]);
   return out;
 }
 
@@ -316,6 +318,10 @@ test("DurableTaskConformance: work queued before a worker connects is handed to 
     // No worker of hub jsother: the signal's batch waits in the server.
     const early = new EntityInstanceId("tally", `early-${Date.now()}`);
     const before = await routes();
+    // Once a worker stopped, its stream is gone from the server before the
+    // next signal (else that signal could go to the closing stream and back
+    // to the store).
+    const streamGone = () => until(async () => (await routes()).workers === before.workers, "the stopped worker's stream to end");
     await other.signalEntity(early, "add", 3);
     await until(async () => (await routes()).parked > before.parked, "the early signal's batch to be parked");
     const first = new TaskHubGrpcWorker(optionsFor(process.env.BATON_OTHER_KEY));
@@ -325,6 +331,7 @@ test("DurableTaskConformance: work queued before a worker connects is handed to 
     const record = serverLog().split("\n").find((l) => l.includes(`entity '${early.toString()}'`) && l.includes("handed it"));
     assert.ok(record, `the server recorded the hand-over on connect:\n${serverLog()}`);
     await first.stop();
+    await streamGone();
 
     // A signal right after start() resolves: never waits for a retry. Each
     // reaches a stream at once or is handed to the one that connects; none
@@ -341,6 +348,7 @@ test("DurableTaskConformance: work queued before a worker connects is handed to 
       await until(async () => ((await other.getEntity(right, true)) || {}).state?.total === 1, "the signal to run");
       timings.push(Number(process.hrtime.bigint() - t0) / 1e6);
       await w.stop();
+      await streamGone();
     }
     assert.doesNotMatch(serverLog(), /given back to the store/, "no work waited for a retry");
     const afterRight = await routes();
