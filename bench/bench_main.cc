@@ -18,6 +18,9 @@
 // Every run (but hello5-pg) uses a fresh SQLite task hub in a temp dir with the durable
 // settings Baton ships with. Figures are printed, never asserted. The job
 // benchmarks are in job_bench.h.
+#include <dlfcn.h>
+#include <sqlite3.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -330,6 +333,23 @@ long RssKb() {
   return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
+// Bytes the allocator has handed out and not had back: tcmalloc's
+// generic.current_allocated_bytes when the binary runs on it (found at run
+// time, as BATON_TCMALLOC may be off), glibc's mallinfo2 otherwise. Unlike
+// RSS, it does not hide memory reused from an allocator's free lists.
+size_t HeapInUse() {
+  using Property = int (*)(const char*, size_t*);
+  static auto property = reinterpret_cast<Property>(dlsym(RTLD_DEFAULT, "MallocExtension_GetNumericProperty"));
+  size_t value = 0;
+  if (property != nullptr && property("generic.current_allocated_bytes", &value)) return value;
+  struct mallinfo2 info = mallinfo2();
+  return info.uordblks + info.hblkhd;
+}
+
+const char* AllocatorName() {
+  return dlsym(RTLD_DEFAULT, "MallocExtension_GetNumericProperty") != nullptr ? "tcmalloc" : "glibc";
+}
+
 int Replay(int n) {
   // 1. A real history of about n events: fan out n/2 activities and in.
   Registry registry;
@@ -372,6 +392,8 @@ int Replay(int n) {
   const int idle = 2000;
   Hub hub(registry);
   long before = RssKb();
+  const size_t heap_before = HeapInUse();
+  const sqlite3_int64 sqlite_before = sqlite3_memory_used();
   std::vector<std::string> ids;
   for (int i = 0; i < idle; ++i) ids.push_back(*hub.client().ScheduleNewOrchestration("Idle", nullptr));
   // Wait until every instance has had its second episode (it is then idle in the cache).
@@ -386,10 +408,15 @@ int Replay(int n) {
     }
   }
   long after = RssKb();
+  const size_t heap_after = HeapInUse();
+  const sqlite3_int64 sqlite_after = sqlite3_memory_used();
   WorkerStats stats = hub.worker().Stats();
   std::printf("baton replay: events=%zu replay=%.0f events/s (%.2fms per full replay) "
-              "idle_cached=%zu rss_per_idle=%.1fKiB cache_estimate_per_idle=%.1fKiB\n",
+              "idle_cached=%zu heap_per_idle=%.1fKiB (%s; of which SQLite's own %.1fKiB) rss_per_idle=%.1fKiB "
+              "cache_estimate_per_idle=%.1fKiB\n",
               history.size(), events_per_s, seconds * 1000 / rounds, stats.cached_instances,
+              (static_cast<double>(heap_after) - static_cast<double>(heap_before)) / 1024.0 / idle, AllocatorName(),
+              static_cast<double>(sqlite_after - sqlite_before) / 1024.0 / idle,
               static_cast<double>(after - before) / idle,
               stats.cached_instances ? stats.cached_bytes / 1024.0 / stats.cached_instances : 0.0);
   return 0;
