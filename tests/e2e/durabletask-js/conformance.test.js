@@ -180,6 +180,10 @@ test("DurableTaskConformance: execution ids are 32 lowercase hex, child ids deri
   assert.ok(child.instanceId.length <= 100);
   assert.equal(child.parent.instanceId, parentId, "ctx.parent.instanceId");
   assert.equal(child.parent.name, "defaultIdParent");
+  const created = history.find((e) => e.type === "SubOrchestrationInstanceCreated");
+  assert.ok(created, "the parent's history has the child's creation");
+  assert.equal(typeof child.parent.taskScheduledId, "number");
+  assert.equal(child.parent.taskScheduledId, created.eventId, "ctx.parent.taskScheduledId is the creation's event id");
   assert.equal(child.version, "1.5", "the sub-orchestration's version reaches its worker");
   const childHistory = await client.getOrchestrationHistory(child.instanceId);
   const childStart = childHistory.find((e) => e.type === "ExecutionStarted");
