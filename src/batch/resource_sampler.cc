@@ -35,6 +35,7 @@ void ResourceSampler::Watch(const std::string& container_id) {
     std::lock_guard lock(mu_);
     if (entries_.contains(container_id) || !Room()) return;
     entries_[container_id].last_seen = std::chrono::steady_clock::now();
+    fresh_.push_back(container_id);
     wake_ = true;
   }
   // No sample here: a stats call can take most of a second, and the start
@@ -108,6 +109,15 @@ void ResourceSampler::SampleAll() {
   for (const std::string& id : ids) SampleOne(id);
 }
 
+void ResourceSampler::SampleFresh() {
+  std::vector<std::string> ids;
+  {
+    std::lock_guard lock(mu_);
+    ids.swap(fresh_);
+  }
+  for (const std::string& id : ids) SampleOne(id);
+}
+
 void ResourceSampler::Discover() {
   auto running = runtime_.ListByLabels(options_.selector);
   if (!running.ok()) return;  // the runtime is away: the next pass looks again
@@ -131,14 +141,24 @@ bool ResourceSampler::Room() {
 
 void ResourceSampler::Loop() {
   auto next_discover = std::chrono::steady_clock::now();
+  auto next_pass = next_discover;
   for (;;) {
     if (std::chrono::steady_clock::now() >= next_discover) {
       Discover();
       next_discover = std::chrono::steady_clock::now() + options_.discover_interval;
     }
-    SampleAll();
+    if (std::chrono::steady_clock::now() >= next_pass) {
+      {
+        std::lock_guard lock(mu_);
+        fresh_.clear();  // the pass samples them
+      }
+      SampleAll();
+      next_pass = std::chrono::steady_clock::now() + options_.interval;
+    } else {
+      SampleFresh();  // woken by Watch between passes
+    }
     std::unique_lock lock(mu_);
-    cv_.wait_for(lock, options_.interval, [this] { return stopping_ || wake_; });
+    cv_.wait_until(lock, std::min(next_pass, next_discover), [this] { return stopping_ || wake_; });
     if (stopping_) return;
     wake_ = false;
   }

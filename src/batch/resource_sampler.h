@@ -40,6 +40,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "runtime/container_runtime.h"
 
@@ -76,7 +77,9 @@ class ResourceSampler {
 
   // Follows `container_id` from now on (the start activity calls it right
   // after the start) and wakes the loop, which samples it at once: the
-  // start does not wait for a stats call.
+  // start does not wait for a stats call. The wake samples only the
+  // containers added since the last pass; all of them are sampled once per
+  // interval (a burst of starts is not a burst of full passes).
   void Watch(const std::string& container_id);
   // Takes one more sample of the container (if it still runs), stops
   // following it and returns its figures; nothing when it never had a sample.
@@ -93,6 +96,8 @@ class ResourceSampler {
   };
   void Loop();
   void SampleOne(const std::string& container_id);
+  // Samples the containers Watch added since the last pass.
+  void SampleFresh();
   void Discover();
   // Makes room for one more entry; false when all are running. REQUIRES: mu_.
   bool Room();
@@ -103,6 +108,7 @@ class ResourceSampler {
   std::condition_variable cv_;
   bool stopping_ = false;
   bool wake_ = false;  // a container to follow was added: sample now
+  std::vector<std::string> fresh_;  // added by Watch since the last pass; guarded by mu_
   std::map<std::string, Entry> entries_;  // by container id; guarded by mu_
   std::thread thread_;
 };

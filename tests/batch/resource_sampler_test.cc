@@ -6,6 +6,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <map>
+#include <mutex>
+#include <thread>
+
 #include "testing/test_image.h"
 
 namespace baton::batch {
@@ -50,6 +54,83 @@ class RightsizeSamplerTest : public ::testing::Test {
   std::vector<std::string> groups_;
 };
 testing::SuiteImage RightsizeSamplerTest::suite_;
+
+// A runtime whose only answer is Stats, which counts its calls by container
+// (every container "runs", using 1 MiB): what the sampler asks, not what
+// Docker answers, is under test here.
+class StatsCountingRuntime final : public runtime::ContainerRuntime {
+ public:
+  int calls(const std::string& id) {
+    std::lock_guard lock(mu_);
+    return calls_[id];
+  }
+  Result<runtime::Usage> Stats(const std::string& id) override {
+    std::lock_guard lock(mu_);
+    ++calls_[id];
+    return runtime::Usage{0.1, kMiB, kMiB};
+  }
+  Result<std::vector<runtime::ContainerState>> ListByLabels(const std::map<std::string, std::string>&) override {
+    return std::vector<runtime::ContainerState>{};
+  }
+  Status Ping(std::chrono::milliseconds) override { return None(); }
+  Result<runtime::GroupState> CreateGroup(const runtime::GroupSpec&) override { return None(); }
+  Status StartGroup(const std::string&) override { return None(); }
+  Status StopGroup(const std::string&, std::chrono::seconds) override { return None(); }
+  Status RestartGroup(const std::string&, std::chrono::seconds) override { return None(); }
+  Status DeleteGroup(const std::string&) override { return None(); }
+  Result<runtime::GroupState> InspectGroup(const std::string&) override { return None(); }
+  Result<int> WaitContainer(const std::string&, std::chrono::milliseconds) override { return None(); }
+  Result<std::vector<runtime::LogLine>> Logs(const std::string&) override { return None(); }
+  Status FollowLogs(const std::string&, const std::function<bool(const runtime::LogLine&)>&,
+                    std::chrono::milliseconds) override {
+    return None();
+  }
+  Status WatchEvents(const std::map<std::string, std::string>&, const std::function<bool(const runtime::ContainerEvent&)>&,
+                     std::chrono::milliseconds, std::optional<TimePoint>) override {
+    return None();
+  }
+  Result<std::string> PullImage(const std::string&, const runtime::RegistryCredentials&, std::chrono::milliseconds,
+                                const std::function<void(const std::string&)>&) override {
+    return None();
+  }
+  Result<std::string> LocalImageDigest(const std::string&) override { return None(); }
+  Status CheckRegistry(const runtime::RegistryCredentials&, std::chrono::milliseconds) override { return None(); }
+
+ private:
+  static Status None() { return UnimplementedError("not used by the sampler"); }
+  std::mutex mu_;
+  std::map<std::string, int> calls_;
+};
+
+// Watch wakes the loop for the new container only: between interval passes
+// (an hour apart here) a start samples what was added since, never every
+// followed container again.
+TEST(ResourceSamplerWakeTest, AWatchSamplesOnlyTheNewContainerBetweenPasses) {
+  StatsCountingRuntime runtime;
+  ResourceSamplerOptions options;
+  options.interval = std::chrono::hours(1);
+  options.discover_interval = std::chrono::hours(1);
+  ResourceSampler sampler(runtime, options);
+  sampler.Start();  // its first pass finds nothing to sample
+  auto sampled = [&](const std::string& id) {
+    for (int i = 0; i < 30000 && runtime.calls(id) == 0; ++i) std::this_thread::sleep_for(1ms);
+    return runtime.calls(id);
+  };
+  sampler.Watch("a");
+  EXPECT_EQ(sampled("a"), 1);
+  sampler.Watch("b");
+  EXPECT_EQ(sampled("b"), 1);
+  sampler.Watch("c");
+  EXPECT_EQ(sampled("c"), 1);
+  sampler.Stop();
+  EXPECT_EQ(runtime.calls("a"), 1) << "a start sampled every followed container";
+  EXPECT_EQ(runtime.calls("b"), 1);
+  // Take samples once more and hands the figures over.
+  auto a = sampler.Take("a");
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ(a->samples, 2);
+  EXPECT_EQ(a->peak_memory_bytes, kMiB);
+}
 
 TEST_F(RightsizeSamplerTest, FollowsContainersWhileTheyRunAndHandsTheirFiguresOverOnce) {
   ResourceSamplerOptions options;
