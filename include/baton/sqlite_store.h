@@ -41,6 +41,11 @@ enum class Durability {
 struct SqliteStoreOptions {
   std::string path;  // database file; created with its schema when missing
   std::shared_ptr<Clock> clock;  // null = SystemClock()
+  // How long a fetched work item stays leased to its holder. The store
+  // renews the leases it holds (checked every 1/6 of this, at most every
+  // 2 s, once a third has passed), so a holder that runs longer — a long
+  // activity, in process or in an SDK worker — keeps its item until it
+  // completes or abandons it; an expired lease is never renewed.
   std::chrono::milliseconds lease_duration{std::chrono::minutes(2)};
   Durability durability = Durability::kFull;
   int max_batch = 1024;  // most writes per group-committed transaction

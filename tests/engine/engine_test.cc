@@ -8,6 +8,7 @@
 #include <mutex>
 #include <set>
 #include <stdexcept>
+#include <thread>
 
 #include "baton/client.h"
 #include "baton/registry.h"
@@ -27,8 +28,8 @@ constexpr auto kWait = 60s;
 class EngineTest : public ::testing::Test {
  protected:
   // Opens the store and starts a worker. `clock` null = system clock.
-  void Open(WorkerOptions options = {}) {
-    auto store = testing::OpenTestStore(dir_.path(), clock_);
+  void Open(WorkerOptions options = {}, std::chrono::milliseconds lease = {}) {
+    auto store = testing::OpenTestStore(dir_.path(), clock_, lease);
     if (!store.ok()) {
       // Ends the test here (gtest reports the exception), not only Open():
       // the test's next line would use the client this did not make.
@@ -121,6 +122,28 @@ TEST_F(EngineTest, SequenceOfActivities) {
       EXPECT_LE(c->task_scheduled_id, 3);
     }
   }
+}
+
+// An activity that runs three times as long as the store's lease keeps its
+// task: the store renews the lease while the worker runs it, so it runs once
+// and its result lands (without renewal it was offered again at each expiry
+// and never completed).
+TEST_F(EngineTest, AnActivityLongerThanTheLeaseRunsOnceAndCompletes) {
+  std::atomic<int> runs{0};
+  BATON_ASSERT_OK(registry_.AddActivity("Long", [&](ActivityContext&) -> Json {
+    ++runs;
+    std::this_thread::sleep_for(4500ms);
+    return "done";
+  }));
+  BATON_ASSERT_OK(registry_.AddOrchestrator("CallsLong", [](OrchestrationContext& ctx) -> Task<Json> {
+    co_return co_await ctx.CallActivity("Long", Json());
+  }));
+  Open({}, 1500ms);
+  InstanceState s = Await(Start("CallsLong"));
+  EXPECT_EQ(s.status, OrchestrationStatus::kCompleted);
+  EXPECT_EQ(FromPayload(s.output), Json("done"));
+  EXPECT_EQ(runs.load(), 1);
+  EXPECT_EQ(Count<events::TaskCompleted>(History(s.instance_id)), 1);
 }
 
 // DurableTaskConformance: the Client's JsonText payloads are stored as the

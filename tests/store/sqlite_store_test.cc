@@ -360,6 +360,58 @@ TEST_F(SqliteStoreTest, GroupCommitWaitEndsWhenItsBatchIsFullAndBacksOffWhenNone
   EXPECT_TRUE(backed_off);
 }
 
+// The keeper renews the leases the store holds once a third has passed:
+// past the first expiry the holder still has its instance and its
+// activity task (nobody else gets them) and its commits land.
+TEST_F(SqliteStoreTest, HeldLeasesAreRenewedUntilCompleted) {
+  SqliteStoreOptions o = Options();
+  o.lease_duration = std::chrono::seconds(30);
+  std::unique_ptr<Store> store = MustOpen(o);
+  ASSERT_NE(store, nullptr);
+  auto& sqlite = static_cast<SqliteStore&>(*store);
+  ASSERT_TRUE(Create(*store, "long").ok());
+  auto item = store->FetchOrchestrationWorkItem(milliseconds(0));
+  ASSERT_TRUE(item.ok() && item->has_value());
+  OrchestrationUpdate u;
+  u.execution_id = (*item)->instance.execution_id;
+  u.new_events.push_back(HistoryEvent{0, clock_->Now(), events::OrchestratorStarted{}});
+  u.tasks.push_back(ActivityTask{0, "long", u.execution_id, 1, "Work", "", "", clock_->Now()});
+  auto committed = std::make_shared<std::promise<Status>>();
+  store->CompleteOrchestrationWorkItem(**item, u, [committed](const Status& s) { committed->set_value(s); });
+  ASSERT_TRUE(committed->get_future().get().ok());
+  auto task = store->FetchActivityWorkItem(milliseconds(0));
+  ASSERT_TRUE(task.ok() && task->has_value());
+  const TimePoint first_expiry = (*task)->locked_until;
+
+  // Two thirds of the lease gone: the keeper (every 2 s of real time at
+  // most) has extended it.
+  clock_->Advance(std::chrono::seconds(21));
+  for (int i = 0; i < 10000 && sqlite.lease_renewals() == 0; ++i) std::this_thread::sleep_for(milliseconds(1));
+  ASSERT_GE(sqlite.lease_renewals(), 1u);
+  // Past the first expiry: still held.
+  clock_->Advance(std::chrono::seconds(15));
+  ASSERT_GT(clock_->Now(), first_expiry);
+  auto other = store->FetchActivityWorkItem(milliseconds(0));
+  ASSERT_TRUE(other.ok());
+  EXPECT_FALSE(other->has_value()) << "a held task was offered again";
+  Message result{0, "long", u.execution_id, clock_->Now(),
+                 HistoryEvent{-1, clock_->Now(), events::TaskCompleted{1, "\"done\""}}};
+  auto completed = std::make_shared<std::promise<Status>>();
+  store->CompleteActivityWorkItem(**task, result, [completed](const Status& s) { completed->set_value(s); });
+  EXPECT_TRUE(completed->get_future().get().ok()) << "the holder's commit lands";
+
+  // An expired lease is not renewed: held by nobody, it is offered again.
+  auto next = store->FetchOrchestrationWorkItem(milliseconds(0));
+  ASSERT_TRUE(next.ok() && next->has_value());
+  clock_->Advance(std::chrono::seconds(31));
+  const uint64_t renewed = sqlite.lease_renewals();
+  auto again = store->FetchOrchestrationWorkItem(milliseconds(0));
+  ASSERT_TRUE(again.ok() && again->has_value());
+  EXPECT_EQ((*again)->instance_id, "long");
+  EXPECT_EQ((*again)->dequeue_count, 2);
+  EXPECT_EQ(sqlite.lease_renewals(), renewed);
+}
+
 TEST_F(SqliteStoreTest, AcknowledgedDurabilityCommitsAndSurvivesReopen) {
   {
     std::unique_ptr<Store> store = MustOpen(Options(Durability::kAcknowledged));

@@ -19,8 +19,10 @@
 
 namespace baton::testing {
 
+// `lease` 0 = the store's default lease duration.
 inline Result<std::unique_ptr<Store>> OpenTestStore(const std::string& dir,
-                                                    std::shared_ptr<Clock> clock) {
+                                                    std::shared_ptr<Clock> clock,
+                                                    std::chrono::milliseconds lease = {}) {
 #ifdef BATON_TEST_ON_POSTGRES
   const std::string marker = dir + "/postgres-url";
   std::string url;
@@ -36,11 +38,13 @@ inline Result<std::unique_ptr<Store>> OpenTestStore(const std::string& dir,
   PostgresStoreOptions options;
   options.url = url;
   options.clock = std::move(clock);
+  if (lease.count() > 0) options.lease_duration = lease;
   return OpenPostgresStore(options);
 #else
   SqliteStoreOptions options;
   options.path = dir + "/baton.db";
   options.clock = std::move(clock);
+  if (lease.count() > 0) options.lease_duration = lease;
   return OpenSqliteStore(options);
 #endif
 }

@@ -479,6 +479,7 @@ Status SqliteStore::Initialize() {
   BATON_RETURN_IF_ERROR(LoadQueues());
 
   writer_thread_ = std::thread([this] { WriterLoop(); });
+  keeper_thread_ = std::thread([this] { KeeperLoop(); });
   opened_at_ = TruncateToMicros(clock_->Now());
 
   wake_hub_ = std::make_shared<WakeHub>();
@@ -550,6 +551,14 @@ SqliteStore::~SqliteStore() {
     clock_->Unsubscribe(clock_subscription_);
     std::lock_guard lock(wake_hub_->mu);
     wake_hub_->store = nullptr;
+  }
+  if (keeper_thread_.joinable()) {
+    {
+      std::lock_guard lock(mu_);
+      keeper_stopping_ = true;
+    }
+    keeper_cv_.notify_all();
+    keeper_thread_.join();
   }
   if (writer_thread_.joinable()) {
     {
@@ -1262,6 +1271,56 @@ void SqliteStore::NotifyStatusChanged(const std::string& id) {
   for (Waiter* w : it->second) {
     w->signaled = true;
     w->cv.notify_one();
+  }
+}
+
+void SqliteStore::KeeperLoop() {
+  // A lease is renewed once a third of it has passed, checked every sixth
+  // of it (between 10 ms and 2 s): half of it is left at the latest, a wide
+  // margin for a keeper delayed on a loaded machine.
+  const auto interval = std::clamp<std::chrono::milliseconds>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(options_.lease_duration / 6),
+      std::chrono::milliseconds(10), std::chrono::milliseconds(2000));
+  std::unique_lock lock(mu_);
+  while (!keeper_stopping_) {
+    keeper_cv_.wait_for(lock, interval, [this] { return keeper_stopping_; });
+    if (keeper_stopping_) return;
+    lock.unlock();
+    RenewHeldLeases();
+    lock.lock();
+  }
+}
+
+void SqliteStore::RenewHeldLeases() {
+  std::lock_guard lock(mu_);
+  const TimePoint now = TruncateToMicros(clock_->Now());
+  const TimePoint until = now + options_.lease_duration;
+  const TimePoint horizon = now + 2 * options_.lease_duration / 3;
+  std::vector<std::string> instances;
+  for (auto it = orch_leases_.begin(); it != orch_leases_.end() && it->first < horizon; ++it) {
+    if (it->first > now) instances.push_back(it->second);  // expired ones are not renewed
+  }
+  for (const std::string& id : instances) {
+    auto it = instances_.find(id);
+    if (it == instances_.end() || !it->second.locked || !it->second.lease_listed) continue;
+    InstanceQueue& q = it->second;
+    orch_leases_.erase(q.lease_it);
+    q.locked_until = until;
+    q.lease_it = orch_leases_.emplace(until, id);
+    renewals_.fetch_add(1, std::memory_order_relaxed);
+  }
+  std::vector<uint64_t> tasks;
+  for (auto it = task_leases_.begin(); it != task_leases_.end() && it->first < horizon; ++it) {
+    if (it->first > now) tasks.push_back(it->second);
+  }
+  for (uint64_t seq : tasks) {
+    auto it = tasks_.find(seq);
+    if (it == tasks_.end() || !it->second.locked || !it->second.lease_listed) continue;
+    TaskEntry& t = it->second;
+    task_leases_.erase(t.lease_it);
+    t.locked_until = until;
+    t.lease_it = task_leases_.emplace(until, seq);
+    renewals_.fetch_add(1, std::memory_order_relaxed);
   }
 }
 

@@ -106,6 +106,9 @@ class SqliteStore final : public Store {
   void Interrupt() override;
   void ResumeFetching() override;
 
+  // Leases the keeper extended since the store opened.
+  uint64_t lease_renewals() const { return renewals_.load(std::memory_order_relaxed); }
+
   WriterStats writer_stats() const {
     return {transactions_.load(std::memory_order_relaxed), ops_.load(std::memory_order_relaxed),
             lingered_.load(std::memory_order_relaxed), linger_filled_.load(std::memory_order_relaxed),
@@ -358,6 +361,20 @@ class SqliteStore final : public Store {
   std::vector<std::shared_ptr<AsyncWaiter>> async_to_check_;
   uint64_t next_async_wait_ = 0;
   size_t last_batch_ = 0;  // writes in the previous transaction (writer thread only)
+
+  // The lease keeper (KeeperLoop): every lease this process holds (a locked
+  // instance or task: held by a worker thread, or by an SDK worker through
+  // the sidecar until it answers or its stream ends) that has less than two
+  // thirds of lease_duration left is extended to lease_duration from now, as
+  // PostgreSQL's keeper does for a node's leases. So a work item held longer
+  // than the lease (a long activity) is not offered to a second worker while
+  // its holder runs; a lease that already expired is not renewed.
+  void KeeperLoop();
+  void RenewHeldLeases();
+  std::thread keeper_thread_;
+  std::condition_variable keeper_cv_;  // with mu_
+  bool keeper_stopping_ = false;       // guarded by mu_
+  std::atomic<uint64_t> renewals_{0};
 };
 
 // The group-commit counters of a store made by OpenSqliteStore.

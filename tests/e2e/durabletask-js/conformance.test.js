@@ -274,6 +274,21 @@ test("DurableTaskConformance: DTS limits: instance ids over 100 characters are I
   const stored = [];
   for await (const m of client.getEntities({ instanceIdStartsWith: "@tally@kkkkkkkk" })) stored.push(m);
   assert.equal(stored.length, 0, "no refused entity was stored");
+
+  // Payloads: at most the message limit (1 MiB by default), RESOURCE_EXHAUSTED
+  // over gRPC and 413 over HTTP, nothing stored; just under it is accepted.
+  const big = "x".repeat(1024 * 1024 + 16);
+  const bigId = `big-${Date.now()}`;
+  await assert.rejects(client.scheduleNewOrchestration(f.inputKinds, big, bigId),
+                       (e) => e.code === grpc.status.RESOURCE_EXHAUSTED);
+  assert.equal(await client.getOrchestrationState(bigId), undefined, "nothing was stored");
+  res = await http("POST", `/orchestrators/inputKinds/${bigId}`, JSON.stringify(big), { "content-type": "application/json" });
+  assert.equal(res.status, 413);
+  assert.equal(await client.getOrchestrationState(bigId), undefined, "nothing was stored");
+  const fits = "y".repeat(512 * 1024);
+  const fitsId = `fits-${Date.now()}`;
+  await client.scheduleNewOrchestration(f.inputKinds, fits, fitsId);
+  assert.equal((await client.waitForOrchestrationCompletion(fitsId, true, WAIT_S)).serializedInput, JSON.stringify(fits));
 });
 
 // ---- Entity locks and completion ----
