@@ -125,6 +125,7 @@ void ResourceSampler::Discover() {
   for (const runtime::ContainerState& c : *running) {
     if (!c.running || entries_.contains(c.id) || !Room()) continue;
     entries_[c.id].last_seen = std::chrono::steady_clock::now();
+    fresh_.push_back(c.id);  // sampled in this iteration, as a watched one
   }
 }
 

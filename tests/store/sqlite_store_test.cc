@@ -412,6 +412,56 @@ TEST_F(SqliteStoreTest, HeldLeasesAreRenewedUntilCompleted) {
   EXPECT_EQ(sqlite.lease_renewals(), renewed);
 }
 
+// A lease whose commit failed is not renewed: it runs out and the task is
+// offered again (the keeper never holds on to work nobody can finish).
+TEST_F(SqliteStoreTest, ALeaseWhoseCommitFailedIsNotRenewedAndRunsOut) {
+  SqliteStoreOptions o = Options();
+  o.lease_duration = std::chrono::seconds(30);
+  std::unique_ptr<Store> store = MustOpen(o);
+  ASSERT_NE(store, nullptr);
+  auto& sqlite = static_cast<SqliteStore&>(*store);
+  ASSERT_TRUE(Create(*store, "fails").ok());
+  auto item = store->FetchOrchestrationWorkItem(milliseconds(0));
+  ASSERT_TRUE(item.ok() && item->has_value());
+  OrchestrationUpdate u;
+  u.execution_id = (*item)->instance.execution_id;
+  u.new_events.push_back(HistoryEvent{0, clock_->Now(), events::OrchestratorStarted{}});
+  u.tasks.push_back(ActivityTask{0, "fails", u.execution_id, 1, "Work", "", "", clock_->Now()});
+  auto committed = std::make_shared<std::promise<Status>>();
+  store->CompleteOrchestrationWorkItem(**item, u, [committed](const Status& s) { committed->set_value(s); });
+  ASSERT_TRUE(committed->get_future().get().ok());
+  auto task = store->FetchActivityWorkItem(milliseconds(0));
+  ASSERT_TRUE(task.ok() && task->has_value());
+
+  // The task's completion fails in SQLite (a trigger refuses the delete).
+  {
+    RawDb raw(o.path);
+    raw.Exec("CREATE TRIGGER refuse BEFORE DELETE ON activity_tasks BEGIN SELECT RAISE(ABORT, 'injected'); END");
+  }
+  Message result{0, "fails", u.execution_id, clock_->Now(),
+                 HistoryEvent{-1, clock_->Now(), events::TaskCompleted{1, "1"}}};
+  auto completed = std::make_shared<std::promise<Status>>();
+  store->CompleteActivityWorkItem(**task, result, [completed](const Status& s) { completed->set_value(s); });
+  EXPECT_FALSE(completed->get_future().get().ok());
+  {
+    RawDb raw(o.path);
+    raw.Exec("DROP TRIGGER refuse");
+  }
+
+  // Two thirds of the lease: the keeper leaves it (give it two of its ticks).
+  clock_->Advance(std::chrono::seconds(21));
+  std::this_thread::sleep_for(milliseconds(4500));
+  EXPECT_EQ(sqlite.lease_renewals(), 0u);
+  // Past its end: offered again, and this time it completes.
+  clock_->Advance(std::chrono::seconds(10));
+  auto again = store->FetchActivityWorkItem(milliseconds(0));
+  ASSERT_TRUE(again.ok() && again->has_value());
+  EXPECT_EQ((*again)->task.seq, (*task)->task.seq);
+  auto done = std::make_shared<std::promise<Status>>();
+  store->CompleteActivityWorkItem(**again, result, [done](const Status& s) { done->set_value(s); });
+  EXPECT_TRUE(done->get_future().get().ok());
+}
+
 TEST_F(SqliteStoreTest, AcknowledgedDurabilityCommitsAndSurvivesReopen) {
   {
     std::unique_ptr<Store> store = MustOpen(Options(Durability::kAcknowledged));

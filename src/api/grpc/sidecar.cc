@@ -1550,7 +1550,10 @@ class Service final : public ServiceBase, public ExternalDispatcher {
   GrpcStatus CompleteActivity(const ::ActivityResponse* resp, CompletionCall* reactor) {
     PendingWork work;
     if (GrpcStatus s = Take(resp->completiontoken(), &work); !s.ok()) return s;
-    if (!work.activity) return Invalid("the completion token is not an activity's");
+    if (!work.activity) {
+      GiveBack(work, std::chrono::milliseconds(0));  // to be dispatched again: its lease is renewed while held
+      return Invalid("the completion token is not an activity's");
+    }
     const ActivityTask& task = work.activity->task;
     const TimePoint now = std::chrono::system_clock::now();
     HistoryEvent result{-1, now, events::OrchestratorStarted{}};
@@ -1583,7 +1586,10 @@ class Service final : public ServiceBase, public ExternalDispatcher {
   GrpcStatus CompleteOrchestrator(const ::OrchestratorResponse* resp, CompletionCall* reactor) {
     PendingWork work;
     if (GrpcStatus s = Take(resp->completiontoken(), &work); !s.ok()) return s;
-    if (!work.orchestration) return Invalid("the completion token is not an orchestration's");
+    if (!work.orchestration) {
+      GiveBack(work, std::chrono::milliseconds(0));
+      return Invalid("the completion token is not an orchestration's");
+    }
     const OrchestrationWorkItem& item = *work.orchestration;
     const std::string& id = item.instance_id;
     const TimePoint now = work.new_events.front().timestamp;
@@ -1847,7 +1853,10 @@ class Service final : public ServiceBase, public ExternalDispatcher {
   GrpcStatus CompleteEntityTask(ServerContext*, const ::EntityBatchResult* resp, ::CompleteTaskResponse*) override {
     PendingWork work;
     if (GrpcStatus s = Take(resp->completiontoken(), &work); !s.ok()) return s;
-    if (!work.entity) return Invalid("the completion token is not an entity's");
+    if (!work.entity) {
+      GiveBack(work, std::chrono::milliseconds(0));
+      return Invalid("the completion token is not an entity's");
+    }
     const OrchestrationWorkItem& item = work.entity->item;
     if (resp->has_failuredetails()) {
       // The whole batch failed in the worker's framework: run it again later.

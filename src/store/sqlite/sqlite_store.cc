@@ -1177,6 +1177,7 @@ void SqliteStore::UnlockInstance(InstanceQueue& q) {
   }
   q.locked = false;
   q.committing = false;
+  q.renewable = false;
   q.lock_token = 0;
 }
 
@@ -1187,6 +1188,7 @@ void SqliteStore::UnlockTask(TaskEntry& t) {
   }
   t.locked = false;
   t.committing = false;
+  t.renewable = false;
   t.lock_token = 0;
 }
 
@@ -1302,7 +1304,7 @@ void SqliteStore::RenewHeldLeases() {
   }
   for (const std::string& id : instances) {
     auto it = instances_.find(id);
-    if (it == instances_.end() || !it->second.locked || !it->second.lease_listed) continue;
+    if (it == instances_.end() || !it->second.renewable || !it->second.lease_listed) continue;
     InstanceQueue& q = it->second;
     orch_leases_.erase(q.lease_it);
     q.locked_until = until;
@@ -1315,7 +1317,7 @@ void SqliteStore::RenewHeldLeases() {
   }
   for (uint64_t seq : tasks) {
     auto it = tasks_.find(seq);
-    if (it == tasks_.end() || !it->second.locked || !it->second.lease_listed) continue;
+    if (it == tasks_.end() || !it->second.renewable || !it->second.lease_listed) continue;
     TaskEntry& t = it->second;
     task_leases_.erase(t.lease_it);
     t.locked_until = until;
@@ -1349,6 +1351,7 @@ bool SqliteStore::TakeReadyInstance(TimePoint now, OrchestrationWorkItem* item) 
     }
     if (item->messages.empty()) continue;
     q.locked = true;
+    q.renewable = true;
     q.lock_token = next_token_++;
     q.locked_until = now + options_.lease_duration;
     q.lease_it = orch_leases_.emplace(q.locked_until, id);
@@ -1373,6 +1376,7 @@ bool SqliteStore::TakeReadyTask(TimePoint now, ActivityWorkItem* item) {
     t.in_ready = false;
     if (t.locked || t.committing || t.task.visible_at > now || t.not_before > now) continue;
     t.locked = true;
+    t.renewable = true;
     t.lock_token = next_token_++;
     t.locked_until = now + options_.lease_duration;
     t.lease_it = task_leases_.emplace(t.locked_until, seq);
@@ -1793,6 +1797,7 @@ void SqliteStore::CompleteOrchestrationWorkItem(const OrchestrationWorkItem& ite
                             "' expired");
       }
       it->second.committing = true;
+      it->second.renewable = false;  // a failed commit's lease runs out
       commit->reserved = true;
     }
     for (uint64_t seq : commit->consumed) {
@@ -1956,6 +1961,7 @@ void SqliteStore::CompleteActivityWorkItem(const ActivityWorkItem& item, Message
                             std::to_string(commit->seq) + " expired");
       }
       it->second.committing = true;
+      it->second.renewable = false;  // a failed commit's lease runs out
       commit->reserved = true;
     }
     {

@@ -142,6 +142,9 @@ class SqliteStore final : public Store {
     bool in_ready = false;                        // listed in ready_
     bool locked = false;
     bool committing = false;  // a Complete for this lease is in the writer
+    // The keeper may renew the lease: from the fetch until a commit of it
+    // is attempted (a failed one leaves the lease to run out, as before).
+    bool renewable = false;
     uint64_t lock_token = 0;
     TimePoint locked_until;
     // This lease's entry in orch_leases_, while lease_listed. Expiry unlists
@@ -157,6 +160,7 @@ class SqliteStore final : public Store {
     bool in_ready = false;
     bool locked = false;
     bool committing = false;
+    bool renewable = false;  // as InstanceQueue's
     uint64_t lock_token = 0;
     TimePoint locked_until;
     std::multimap<TimePoint, uint64_t>::iterator lease_it;  // as InstanceQueue's
