@@ -73,6 +73,34 @@ class SqliteStoreTest : public ::testing::Test {
     return store.CreateInstance(r);
   }
 
+  // Creates instance `id`, commits its first episode with one activity task
+  // (task id 1) and leases that task: the task, and the episode's execution
+  // id in `execution_id`.
+  std::optional<ActivityWorkItem> LeaseATask(Store& store, const std::string& id, std::string* execution_id) {
+    if (!Create(store, id).ok()) return std::nullopt;
+    auto item = store.FetchOrchestrationWorkItem(milliseconds(0));
+    if (!item.ok() || !item->has_value()) return std::nullopt;
+    OrchestrationUpdate u;
+    u.execution_id = *execution_id = (*item)->instance.execution_id;
+    u.new_events.push_back(HistoryEvent{0, clock_->Now(), events::OrchestratorStarted{}});
+    u.tasks.push_back(ActivityTask{0, id, u.execution_id, 1, "Work", "", "", clock_->Now()});
+    auto committed = std::make_shared<std::promise<Status>>();
+    store.CompleteOrchestrationWorkItem(**item, u, [committed](const Status& s) { committed->set_value(s); });
+    if (!committed->get_future().get().ok()) return std::nullopt;
+    auto task = store.FetchActivityWorkItem(milliseconds(0));
+    if (!task.ok() || !task->has_value()) return std::nullopt;
+    return **task;
+  }
+  // Completes `task` with TaskCompleted{1, result}; the commit's status.
+  Status CompleteTask(Store& store, const ActivityWorkItem& task, const std::string& execution_id,
+                      const std::string& result) {
+    Message m{0, task.task.instance_id, execution_id, clock_->Now(),
+              HistoryEvent{-1, clock_->Now(), events::TaskCompleted{1, result}}};
+    auto done = std::make_shared<std::promise<Status>>();
+    store.CompleteActivityWorkItem(task, m, [done](const Status& s) { done->set_value(s); });
+    return done->get_future().get();
+  }
+
   TempDir dir_;
   std::shared_ptr<ManualClock> clock_ =
       std::make_shared<ManualClock>(FromUnixMicros(1'767'225'600'000'000));
@@ -369,19 +397,10 @@ TEST_F(SqliteStoreTest, HeldLeasesAreRenewedUntilCompleted) {
   std::unique_ptr<Store> store = MustOpen(o);
   ASSERT_NE(store, nullptr);
   auto& sqlite = static_cast<SqliteStore&>(*store);
-  ASSERT_TRUE(Create(*store, "long").ok());
-  auto item = store->FetchOrchestrationWorkItem(milliseconds(0));
-  ASSERT_TRUE(item.ok() && item->has_value());
-  OrchestrationUpdate u;
-  u.execution_id = (*item)->instance.execution_id;
-  u.new_events.push_back(HistoryEvent{0, clock_->Now(), events::OrchestratorStarted{}});
-  u.tasks.push_back(ActivityTask{0, "long", u.execution_id, 1, "Work", "", "", clock_->Now()});
-  auto committed = std::make_shared<std::promise<Status>>();
-  store->CompleteOrchestrationWorkItem(**item, u, [committed](const Status& s) { committed->set_value(s); });
-  ASSERT_TRUE(committed->get_future().get().ok());
-  auto task = store->FetchActivityWorkItem(milliseconds(0));
-  ASSERT_TRUE(task.ok() && task->has_value());
-  const TimePoint first_expiry = (*task)->locked_until;
+  std::string execution_id;
+  std::optional<ActivityWorkItem> task = LeaseATask(*store, "long", &execution_id);
+  ASSERT_TRUE(task.has_value());
+  const TimePoint first_expiry = task->locked_until;
 
   // Two thirds of the lease gone: the keeper (every 2 s of real time at
   // most) has extended it.
@@ -394,11 +413,7 @@ TEST_F(SqliteStoreTest, HeldLeasesAreRenewedUntilCompleted) {
   auto other = store->FetchActivityWorkItem(milliseconds(0));
   ASSERT_TRUE(other.ok());
   EXPECT_FALSE(other->has_value()) << "a held task was offered again";
-  Message result{0, "long", u.execution_id, clock_->Now(),
-                 HistoryEvent{-1, clock_->Now(), events::TaskCompleted{1, "\"done\""}}};
-  auto completed = std::make_shared<std::promise<Status>>();
-  store->CompleteActivityWorkItem(**task, result, [completed](const Status& s) { completed->set_value(s); });
-  EXPECT_TRUE(completed->get_future().get().ok()) << "the holder's commit lands";
+  EXPECT_TRUE(CompleteTask(*store, *task, execution_id, "\"done\"").ok()) << "the holder's commit lands";
 
   // An expired lease is not renewed: held by nobody, it is offered again.
   auto next = store->FetchOrchestrationWorkItem(milliseconds(0));
@@ -420,29 +435,16 @@ TEST_F(SqliteStoreTest, ALeaseWhoseCommitFailedIsNotRenewedAndRunsOut) {
   std::unique_ptr<Store> store = MustOpen(o);
   ASSERT_NE(store, nullptr);
   auto& sqlite = static_cast<SqliteStore&>(*store);
-  ASSERT_TRUE(Create(*store, "fails").ok());
-  auto item = store->FetchOrchestrationWorkItem(milliseconds(0));
-  ASSERT_TRUE(item.ok() && item->has_value());
-  OrchestrationUpdate u;
-  u.execution_id = (*item)->instance.execution_id;
-  u.new_events.push_back(HistoryEvent{0, clock_->Now(), events::OrchestratorStarted{}});
-  u.tasks.push_back(ActivityTask{0, "fails", u.execution_id, 1, "Work", "", "", clock_->Now()});
-  auto committed = std::make_shared<std::promise<Status>>();
-  store->CompleteOrchestrationWorkItem(**item, u, [committed](const Status& s) { committed->set_value(s); });
-  ASSERT_TRUE(committed->get_future().get().ok());
-  auto task = store->FetchActivityWorkItem(milliseconds(0));
-  ASSERT_TRUE(task.ok() && task->has_value());
+  std::string execution_id;
+  std::optional<ActivityWorkItem> task = LeaseATask(*store, "fails", &execution_id);
+  ASSERT_TRUE(task.has_value());
 
   // The task's completion fails in SQLite (a trigger refuses the delete).
   {
     RawDb raw(o.path);
     raw.Exec("CREATE TRIGGER refuse BEFORE DELETE ON activity_tasks BEGIN SELECT RAISE(ABORT, 'injected'); END");
   }
-  Message result{0, "fails", u.execution_id, clock_->Now(),
-                 HistoryEvent{-1, clock_->Now(), events::TaskCompleted{1, "1"}}};
-  auto completed = std::make_shared<std::promise<Status>>();
-  store->CompleteActivityWorkItem(**task, result, [completed](const Status& s) { completed->set_value(s); });
-  EXPECT_FALSE(completed->get_future().get().ok());
+  EXPECT_FALSE(CompleteTask(*store, *task, execution_id, "1").ok());
   {
     RawDb raw(o.path);
     raw.Exec("DROP TRIGGER refuse");
@@ -456,10 +458,8 @@ TEST_F(SqliteStoreTest, ALeaseWhoseCommitFailedIsNotRenewedAndRunsOut) {
   clock_->Advance(std::chrono::seconds(10));
   auto again = store->FetchActivityWorkItem(milliseconds(0));
   ASSERT_TRUE(again.ok() && again->has_value());
-  EXPECT_EQ((*again)->task.seq, (*task)->task.seq);
-  auto done = std::make_shared<std::promise<Status>>();
-  store->CompleteActivityWorkItem(**again, result, [done](const Status& s) { done->set_value(s); });
-  EXPECT_TRUE(done->get_future().get().ok());
+  EXPECT_EQ((*again)->task.seq, task->task.seq);
+  EXPECT_TRUE(CompleteTask(*store, **again, execution_id, "1").ok());
 }
 
 TEST_F(SqliteStoreTest, AcknowledgedDurabilityCommitsAndSurvivesReopen) {

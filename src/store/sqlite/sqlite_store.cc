@@ -1293,37 +1293,40 @@ void SqliteStore::KeeperLoop() {
   }
 }
 
+namespace {
+
+// Extends to `until` the leases in `leases` (by expiry) that end after `now`
+// and before `horizon` and whose entry in `entries` may be renewed; returns
+// how many. Instances and tasks alike.
+template <typename Key, typename Entries>
+uint64_t RenewLeases(std::multimap<TimePoint, Key>& leases, Entries& entries, TimePoint now, TimePoint horizon,
+                     TimePoint until) {
+  std::vector<Key> due;
+  for (auto it = leases.begin(); it != leases.end() && it->first < horizon; ++it) {
+    if (it->first > now) due.push_back(it->second);  // expired ones are not renewed
+  }
+  uint64_t renewed = 0;
+  for (const Key& key : due) {
+    auto it = entries.find(key);
+    if (it == entries.end() || !it->second.renewable || !it->second.lease_listed) continue;
+    leases.erase(it->second.lease_it);
+    it->second.locked_until = until;
+    it->second.lease_it = leases.emplace(until, key);
+    ++renewed;
+  }
+  return renewed;
+}
+
+}  // namespace
+
 void SqliteStore::RenewHeldLeases() {
   std::lock_guard lock(mu_);
   const TimePoint now = TruncateToMicros(clock_->Now());
   const TimePoint until = now + options_.lease_duration;
   const TimePoint horizon = now + 2 * options_.lease_duration / 3;
-  std::vector<std::string> instances;
-  for (auto it = orch_leases_.begin(); it != orch_leases_.end() && it->first < horizon; ++it) {
-    if (it->first > now) instances.push_back(it->second);  // expired ones are not renewed
-  }
-  for (const std::string& id : instances) {
-    auto it = instances_.find(id);
-    if (it == instances_.end() || !it->second.renewable || !it->second.lease_listed) continue;
-    InstanceQueue& q = it->second;
-    orch_leases_.erase(q.lease_it);
-    q.locked_until = until;
-    q.lease_it = orch_leases_.emplace(until, id);
-    renewals_.fetch_add(1, std::memory_order_relaxed);
-  }
-  std::vector<uint64_t> tasks;
-  for (auto it = task_leases_.begin(); it != task_leases_.end() && it->first < horizon; ++it) {
-    if (it->first > now) tasks.push_back(it->second);
-  }
-  for (uint64_t seq : tasks) {
-    auto it = tasks_.find(seq);
-    if (it == tasks_.end() || !it->second.renewable || !it->second.lease_listed) continue;
-    TaskEntry& t = it->second;
-    task_leases_.erase(t.lease_it);
-    t.locked_until = until;
-    t.lease_it = task_leases_.emplace(until, seq);
-    renewals_.fetch_add(1, std::memory_order_relaxed);
-  }
+  const uint64_t renewed = RenewLeases(orch_leases_, instances_, now, horizon, until) +
+                           RenewLeases(task_leases_, tasks_, now, horizon, until);
+  renewals_.fetch_add(renewed, std::memory_order_relaxed);
 }
 
 void SqliteStore::OnClockJump() {
