@@ -333,22 +333,26 @@ long RssKb() {
   return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
+using MallocProperty = int (*)(const char*, size_t*);
+
+// tcmalloc's MallocExtension_GetNumericProperty, or null on another allocator.
+MallocProperty TcmallocProperty() {
+  static auto property = reinterpret_cast<MallocProperty>(dlsym(RTLD_DEFAULT, "MallocExtension_GetNumericProperty"));
+  return property;
+}
+
 // Bytes the allocator has handed out and not had back: tcmalloc's
 // generic.current_allocated_bytes when the binary runs on it (found at run
 // time, as BATON_TCMALLOC may be off), glibc's mallinfo2 otherwise. Unlike
 // RSS, it does not hide memory reused from an allocator's free lists.
 size_t HeapInUse() {
-  using Property = int (*)(const char*, size_t*);
-  static auto property = reinterpret_cast<Property>(dlsym(RTLD_DEFAULT, "MallocExtension_GetNumericProperty"));
   size_t value = 0;
-  if (property != nullptr && property("generic.current_allocated_bytes", &value)) return value;
+  if (TcmallocProperty() != nullptr && TcmallocProperty()("generic.current_allocated_bytes", &value)) return value;
   struct mallinfo2 info = mallinfo2();
   return info.uordblks + info.hblkhd;
 }
 
-const char* AllocatorName() {
-  return dlsym(RTLD_DEFAULT, "MallocExtension_GetNumericProperty") != nullptr ? "tcmalloc" : "glibc";
-}
+const char* AllocatorName() { return TcmallocProperty() != nullptr ? "tcmalloc" : "glibc"; }
 
 int Replay(int n) {
   // 1. A real history of about n events: fan out n/2 activities and in.

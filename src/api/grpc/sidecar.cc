@@ -245,9 +245,10 @@ class CallRecorderFactory final : public ::grpc::experimental::ServerInterceptor
 // answer it UNIMPLEMENTED ("this method does not exist", which it does) and
 // run no code of ours; the synchronous handlers answer INTERNAL. ParseChecked
 // wraps a callback handler: it runs it as if the message had parsed, and the
-// method's reactor factory, seeing ParseFailure(), answers INTERNAL and
+// reactor getter it was made with (CheckedUnary; GetWorkItems' in
+// MarkWorkerCallsParseChecked), seeing ParseFailure(), answers INTERNAL and
 // records the call like any other. The failed message never reaches the
-// method's logic.
+// method.
 struct ParseFailureOf {
   const ::grpc::ServerContextBase* call = nullptr;
   const ::grpc::Status* status = nullptr;
@@ -263,6 +264,31 @@ GrpcStatus Unparsable(const ::grpc::Status& parse) {
   std::string message = "the request is not a valid message of this method";
   if (!parse.error_message().empty()) message += ": " + parse.error_message();
   return GrpcStatus(::grpc::StatusCode::INTERNAL, message);
+}
+
+template <class Handler>
+class ParseChecked;
+
+// A unary method's callback handler, in a ParseChecked: `factory` makes the
+// call's reactor from a request that parsed; an unparsable one is answered
+// here (and recorded here for the methods that record themselves).
+template <class Req, class Resp, class Factory>
+::grpc::internal::MethodHandler* CheckedUnary(std::string_view path, Factory factory) {
+  using Handler = ::grpc::internal::CallbackUnaryHandler<Req, Resp>;
+  return new ParseChecked<Handler>(new Handler(
+      [path = std::string(path), factory](::grpc::CallbackServerContext* ctx, const Req* req,
+                                          Resp* resp) -> ::grpc::ServerUnaryReactor* {
+        if (const ::grpc::Status* bad = ParseFailure(ctx)) {
+          const GrpcStatus status = Unparsable(*bad);
+          if (RecordsItself(path)) {
+            RecordCall(MethodRecordOf(path), status.error_code(), "", std::chrono::steady_clock::duration::zero());
+          }
+          ::grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+          reactor->Finish(status);
+          return reactor;
+        }
+        return factory(ctx, req, resp);
+      }));
 }
 
 template <class Handler>
@@ -321,25 +347,27 @@ class Service final : public ServiceBase, public ExternalDispatcher {
   // ParseChecked.
   void MarkWorkerCallsParseChecked() {
     using StreamHandler = ::grpc::internal::CallbackServerStreamingHandler<::GetWorkItemsRequest, ::WorkItem>;
-    using ActivityHandler = ::grpc::internal::CallbackUnaryHandler<::ActivityResponse, ::CompleteTaskResponse>;
-    using EpisodeHandler = ::grpc::internal::CallbackUnaryHandler<::OrchestratorResponse, ::CompleteTaskResponse>;
     ::grpc::Service::MarkMethodCallback(
         MethodIndex("GetWorkItems"),
-        new ParseChecked(new StreamHandler([this](::grpc::CallbackServerContext* ctx, const ::GetWorkItemsRequest* req) {
-          return GetWorkItems(ctx, req);
-        })));
+        new ParseChecked(new StreamHandler(
+            [this](::grpc::CallbackServerContext* ctx,
+                   const ::GetWorkItemsRequest* req) -> ::grpc::ServerWriteReactor<::WorkItem>* {
+              if (const ::grpc::Status* bad = ParseFailure(ctx)) return new RefusedStream(ctx, Unparsable(*bad));
+              return GetWorkItems(ctx, req);
+            })));
     ::grpc::Service::MarkMethodCallback(
         MethodIndex("CompleteActivityTask"),
-        new ParseChecked(new ActivityHandler([this](::grpc::CallbackServerContext* ctx, const ::ActivityResponse* req,
-                                                    ::CompleteTaskResponse* resp) {
-          return CompleteActivityTask(ctx, req, resp);
-        })));
+        CheckedUnary<::ActivityResponse, ::CompleteTaskResponse>(
+            "/TaskHubSidecarService/CompleteActivityTask",
+            [this](::grpc::CallbackServerContext* ctx, const ::ActivityResponse* req, ::CompleteTaskResponse* resp) {
+              return CompleteActivityTask(ctx, req, resp);
+            }));
     ::grpc::Service::MarkMethodCallback(
         MethodIndex("CompleteOrchestratorTask"),
-        new ParseChecked(new EpisodeHandler([this](::grpc::CallbackServerContext* ctx,
-                                                   const ::OrchestratorResponse* req, ::CompleteTaskResponse* resp) {
-          return CompleteOrchestratorTask(ctx, req, resp);
-        })));
+        CheckedUnary<::OrchestratorResponse, ::CompleteTaskResponse>(
+            "/TaskHubSidecarService/CompleteOrchestratorTask",
+            [this](::grpc::CallbackServerContext* ctx, const ::OrchestratorResponse* req,
+                   ::CompleteTaskResponse* resp) { return CompleteOrchestratorTask(ctx, req, resp); }));
   }
 
   // With a store that answers without blocking, the client calls a
@@ -348,21 +376,26 @@ class Service final : public ServiceBase, public ExternalDispatcher {
   // commits, and no server thread waits per call. With another store they
   // stay synchronous.
   void MarkClientCallsAsync() {
-    auto index = [](const char* name) { return MethodIndex(name); };
-    using StartHandler = ::grpc::internal::CallbackUnaryHandler<::CreateInstanceRequest, ::CreateInstanceResponse>;
-    using WaitHandler = ::grpc::internal::CallbackUnaryHandler<::GetInstanceRequest, ::GetInstanceResponse>;
     ::grpc::Service::MarkMethodCallback(
-        index("StartInstance"),
-        new ParseChecked(new StartHandler([this](::grpc::CallbackServerContext* ctx, const ::CreateInstanceRequest* req,
-                                ::CreateInstanceResponse* resp) { return StartInstanceAsync(ctx, req, resp); })));
+        MethodIndex("StartInstance"),
+        CheckedUnary<::CreateInstanceRequest, ::CreateInstanceResponse>(
+            "/TaskHubSidecarService/StartInstance",
+            [this](::grpc::CallbackServerContext* ctx, const ::CreateInstanceRequest* req,
+                   ::CreateInstanceResponse* resp) { return StartInstanceAsync(ctx, req, resp); }));
     ::grpc::Service::MarkMethodCallback(
-        index("WaitForInstanceStart"),
-        new ParseChecked(new WaitHandler([this](::grpc::CallbackServerContext* ctx, const ::GetInstanceRequest* req,
-                               ::GetInstanceResponse* resp) { return WaitAsync(ctx, req, resp, false); })));
+        MethodIndex("WaitForInstanceStart"),
+        CheckedUnary<::GetInstanceRequest, ::GetInstanceResponse>(
+            "/TaskHubSidecarService/WaitForInstanceStart",
+            [this](::grpc::CallbackServerContext* ctx, const ::GetInstanceRequest* req, ::GetInstanceResponse* resp) {
+              return WaitAsync(ctx, req, resp, false);
+            }));
     ::grpc::Service::MarkMethodCallback(
-        index("WaitForInstanceCompletion"),
-        new ParseChecked(new WaitHandler([this](::grpc::CallbackServerContext* ctx, const ::GetInstanceRequest* req,
-                               ::GetInstanceResponse* resp) { return WaitAsync(ctx, req, resp, true); })));
+        MethodIndex("WaitForInstanceCompletion"),
+        CheckedUnary<::GetInstanceRequest, ::GetInstanceResponse>(
+            "/TaskHubSidecarService/WaitForInstanceCompletion",
+            [this](::grpc::CallbackServerContext* ctx, const ::GetInstanceRequest* req, ::GetInstanceResponse* resp) {
+              return WaitAsync(ctx, req, resp, true);
+            }));
   }
 
   // ---- Caller and hub ----
@@ -510,10 +543,6 @@ class Service final : public ServiceBase, public ExternalDispatcher {
   ::grpc::ServerUnaryReactor* StartInstanceAsync(::grpc::CallbackServerContext* ctx,
                                                  const ::CreateInstanceRequest* req, ::CreateInstanceResponse* resp) {
     ::grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    if (const ::grpc::Status* bad = ParseFailure(ctx)) {
-      reactor->Finish(Unparsable(*bad));
-      return reactor;
-    }
     std::string local;
     ScheduleOptions o;
     JsonText input;
@@ -642,11 +671,6 @@ class Service final : public ServiceBase, public ExternalDispatcher {
 
   ::grpc::ServerUnaryReactor* WaitAsync(::grpc::CallbackServerContext* ctx, const ::GetInstanceRequest* req,
                                         ::GetInstanceResponse* resp, bool completion) {
-    if (const ::grpc::Status* bad = ParseFailure(ctx)) {
-      ::grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-      reactor->Finish(Unparsable(*bad));
-      return reactor;
-    }
     auto call = std::make_shared<WaitCall>();
     auto* reactor = new WaitReactor(this, call);
     call->reactor = reactor;
@@ -1386,7 +1410,6 @@ class Service final : public ServiceBase, public ExternalDispatcher {
 
   ::grpc::ServerWriteReactor<::WorkItem>* GetWorkItems(::grpc::CallbackServerContext* ctx,
                                                         const ::GetWorkItemsRequest* req) override {
-    if (const ::grpc::Status* bad = ParseFailure(ctx)) return new RefusedStream(ctx, Unparsable(*bad));
     std::string prefix;
     if (GrpcStatus s_ = Hub(ctx, &prefix, /*admit=*/false); !s_.ok()) return new RefusedStream(ctx, s_);
     auto stream = std::make_shared<WorkerStream>();
@@ -1537,11 +1560,7 @@ class Service final : public ServiceBase, public ExternalDispatcher {
                                                    ::CompleteTaskResponse*) override {
     auto* call = new CompletionCall(ctx, "/TaskHubSidecarService/CompleteActivityTask");
     ::grpc::ServerUnaryReactor* reactor = call->reactor();  // `call` is gone once finished
-    if (const ::grpc::Status* bad = ParseFailure(ctx)) {
-      call->Finish(Unparsable(*bad));
-    } else if (GrpcStatus s = CompleteActivity(resp, call); !s.ok()) {
-      call->Finish(s);
-    }
+    if (GrpcStatus s = CompleteActivity(resp, call); !s.ok()) call->Finish(s);
     return reactor;
   }
 
@@ -1573,11 +1592,7 @@ class Service final : public ServiceBase, public ExternalDispatcher {
                                                        ::CompleteTaskResponse*) override {
     auto* call = new CompletionCall(ctx, "/TaskHubSidecarService/CompleteOrchestratorTask");
     ::grpc::ServerUnaryReactor* reactor = call->reactor();  // `call` is gone once finished
-    if (const ::grpc::Status* bad = ParseFailure(ctx)) {
-      call->Finish(Unparsable(*bad));
-    } else if (GrpcStatus s = CompleteOrchestrator(resp, call); !s.ok()) {
-      call->Finish(s);
-    }
+    if (GrpcStatus s = CompleteOrchestrator(resp, call); !s.ok()) call->Finish(s);
     return reactor;
   }
 
