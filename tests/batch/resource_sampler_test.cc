@@ -140,12 +140,14 @@ TEST_F(RightsizeSamplerTest, FollowsContainersWhileTheyRunAndHandsTheirFiguresOv
   ResourceSampler sampler(*suite_.docker, options);
   sampler.Start();
 
-  // Followed from its start (as the start activity does): 24 MiB held 2 s.
-  const std::string watched = Run("watched", {"alloc", "24", "0", "2000"});
+  // Followed from its start (as the start activity does): 24 MiB held 5 s
+  // (long enough for a sample while held when a loaded machine makes each
+  // stats call take a second or more).
+  const std::string watched = Run("watched", {"alloc", "24", "0", "5000"});
   ASSERT_FALSE(watched.empty());
   sampler.Watch(watched);
   // Never announced: found by listing the deployment's running containers.
-  const std::string listed = Run("listed", {"alloc", "16", "0", "2000"});
+  const std::string listed = Run("listed", {"alloc", "16", "0", "5000"});
   ASSERT_FALSE(listed.empty());
   ASSERT_TRUE(suite_.docker->WaitContainer(watched, 60s).ok());
   ASSERT_TRUE(suite_.docker->WaitContainer(listed, 60s).ok());
